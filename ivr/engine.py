@@ -1,0 +1,599 @@
+"""The call-flow engine: ``step(flow, state, event) -> (state, actions, node_events)``.
+
+Pure: no I/O, no clock reads (every event carries ``now``), no randomness.
+Look-ups are requested as :class:`ivr.actions.Lookup` effects and answered
+by a later ``lookup_result`` event, so the web server and ``ivr-sim`` run
+exactly the same code.  The state is plain JSON-serialisable data.
+
+Events (dicts, ``type`` plus ``now``, a timezone-aware datetime):
+
+=============  ==========================================================
+``start``      ``call_id``, ``caller``, ``called``, optional ``lang``
+``digits``     ``digits``: keys pressed
+``speech``     ``text``: what the recogniser heard
+``silence``    the caller said nothing before the timeout
+``lookup_result``  ``request_id``, ``status`` (found, many, not_found, error), ``data``, ``error``
+``dial_result``    ``status``: completed, answered, busy, no-answer, failed, canceled
+``recorded``   ``url``, ``duration``
+``hangup``     the caller hung up (or the provider says the call ended)
+``error``      the runner failed to serve the turn (``message``)
+=============  ==========================================================
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+
+from . import actions as act
+from . import expressions
+from .matching import normalise, said
+from .model import REASON_NOT_STATED, Flow, Node, Retry
+
+#: Built-in yes/no words for read-back confirmations, by language prefix.
+CONFIRM_WORDS = {
+    "fr": {"yes": ("oui", "c est ca", "correct", "exact", "exactement"),
+           "no": ("non", "pas ca", "incorrect", "faux")},
+    "en": {"yes": ("yes", "yeah", "correct", "right", "that s right"),
+           "no": ("no", "wrong", "incorrect", "nope")},
+}
+
+#: Said when the engine itself fails: it must not depend on the templates,
+#: which may be what failed.
+FAILSAFE_APOLOGY = {
+    "fr": "Nous rencontrons un problème technique. Je vous passe un conseiller.",
+    "en": "We are having a technical problem. Let me put you through to an agent.",
+}
+
+_GATHERING = ("gather", "confirm", "callback_confirm", "callback_number")
+
+
+def step(flow: Flow, state: dict | None, event: dict):
+    """Advance one call by one event.
+
+    Returns ``(state, actions, node_events)``: the new state (the input is
+    not modified), what the caller's side must do, and the nodes reached.
+    Never raises for a problem inside the flow: an exception while running
+    the flow routes the caller to a human and marks the call ``failed``.
+    """
+    run = _Run(flow, copy.deepcopy(state) if state else None, event)
+    try:
+        run.handle()
+    except Exception as error:  # noqa: BLE001 - a caller is never dropped
+        run = _Run(flow, copy.deepcopy(state) if state else None, event)
+        run.fail_safe(error)
+    return run.state, run.actions, run.events
+
+
+def call_summary(state: dict) -> dict:
+    """The call's one-row record: reason, outcome and cause, as the log keeps them."""
+    return {
+        "call_id": state["call_id"], "flow": state["flow"], "version": state["version"],
+        "started_at": state["started_at"], "ended_at": state.get("ended_at"),
+        "caller": state["caller"], "country": state["country"], "lang": state["lang"],
+        "reason": state["reason"] or REASON_NOT_STATED,
+        "outcome": state["outcome"], "cause": state["cause"] if state["outcome"] == "transferred" or state["outcome"] == "failed" else None,
+        "confirmed": state["confirmed"], "handoff": state["handoff"],
+        "steps": state["steps"],
+    }
+
+
+class _Run:
+    def __init__(self, flow: Flow, state: dict | None, event: dict):
+        self.flow, self.state, self.event = flow, state, event
+        self.actions: list = []
+        self.events: list = []
+        self.now: datetime = event["now"]
+
+    # -- dispatch ----------------------------------------------------------------
+    def handle(self):
+        kind = self.event["type"]
+        if kind == "start":
+            return self._start()
+        if self.state is None:
+            raise ValueError(f"event {kind!r} for a call that has not started")
+        self.state["now"] = self.now.isoformat()
+        if self.state["ended"]:
+            if kind not in ("hangup", "dial_result"):
+                self.actions.append(act.Hangup())
+            return
+        handler = {
+            "hangup": self._on_hangup, "error": self._on_error,
+            "lookup_result": self._on_lookup_result, "dial_result": self._on_dial_result,
+            "recorded": self._on_recorded,
+        }.get(kind)
+        if handler:
+            return handler()
+        if kind in ("digits", "speech", "silence"):
+            return self._on_input()
+        raise ValueError(f"unknown event type {kind!r}")
+
+    def _start(self):
+        caller = self.event.get("caller") or ""
+        country = _country(caller)
+        flow = self.flow
+        lang = self.event.get("lang")
+        if lang not in flow.languages:
+            lang = flow.country_languages.get(country) if country else None
+            if lang is None:
+                lang = flow.other_countries_language if country and flow.other_countries_language else flow.default_language
+        self.state = {
+            "call_id": self.event["call_id"], "flow": flow.name, "version": flow.version,
+            "caller": caller, "called": self.event.get("called", ""), "country": country,
+            "lang": lang, "started_at": self.now.isoformat(), "now": self.now.isoformat(),
+            "ended_at": None, "node": None, "waiting": None, "request": None,
+            "vars": copy.deepcopy(dict(flow.variables)), "digits": "", "speech": "",
+            "no_input": 0, "no_match": 0, "visits": {}, "steps": 0, "seq": 0,
+            "reason": None, "resolved": False, "confirmed": False,
+            "cause": None, "handoff": None, "outcome": None, "ended": False,
+        }
+        self._run(flow.start)
+
+    # -- moving through the graph -------------------------------------------------
+    def _run(self, name: str | None):
+        """Enter ``name`` and follow the flow until a node waits or the call ends."""
+        while name is not None and not self.state["ended"]:
+            name = self._guard(name)
+            self.state.update(node=name, waiting=None, no_input=0, no_match=0)
+            node = self.flow.nodes[name]
+            self._mark(node.reason, node.resolves)
+            name = getattr(self, "_enter_" + node.kind)(node)
+
+    def _guard(self, name: str) -> str:
+        """The loop guard: past the step or visit limit, go to the human."""
+        state = self.state
+        state["steps"] += 1
+        state["visits"][name] = state["visits"].get(name, 0) + 1
+        over = (state["steps"] > self.flow.max_steps
+                or state["visits"][name] > self.flow.max_visits)
+        if over and state.get("guarded") is None:
+            state["guarded"] = name
+            self._log(name, self.flow.nodes[name].kind, None, "loop_guard",
+                      detail=f"steps={state['steps']} visits={state['visits'][name]}")
+            state["cause"] = "loop_guard"
+            state["visits"][self.flow.human] = 0
+            return self.flow.human
+        return name
+
+    def _leave(self, node: Node, branch: str | None, input_: str | None = None, detail=None):
+        self._log(node.name, node.kind, input_, branch, detail)
+        return branch
+
+    def _log(self, name, kind, input_, branch, detail=None):
+        self.state["seq"] += 1
+        self.events.append({
+            "call_id": self.state["call_id"], "seq": self.state["seq"],
+            "flow": self.flow.name, "version": self.flow.version,
+            "node": name, "kind": kind, "input": input_, "branch": branch,
+            "detail": detail, "at": self.now.isoformat(),
+        })
+
+    def _mark(self, reason: str | None, resolves: bool = False):
+        if reason:
+            self.state["reason"] = reason  # the last mark wins
+        if resolves:
+            self.state["resolved"] = True
+
+    def _end(self, outcome: str | None = None):
+        state = self.state
+        state["ended"] = True
+        state["waiting"] = None
+        state["ended_at"] = self.now.isoformat()
+        if outcome:
+            state["outcome"] = outcome
+        elif state["outcome"] is None:
+            state["outcome"] = "transferred" if state["handoff"] else (
+                "self_served" if state["resolved"] else "abandoned")
+
+    # -- node kinds that do not wait -------------------------------------------------
+    def _enter_say(self, node):
+        self._say(node.say)
+        return self._leave(node, node.next)
+
+    def _enter_set(self, node):
+        self._assign(node.opts["set"])
+        return self._leave(node, node.next)
+
+    def _enter_branch(self, node):
+        context = self._context()
+        for condition, to in node.opts["when"]:
+            if expressions.evaluate(condition, context):
+                return self._leave(node, to, detail=condition)
+        return self._leave(node, node.opts["else"])
+
+    def _enter_hours(self, node):
+        calendar = self.flow.calendars[node.opts["calendar"]]
+        if calendar.is_open(self.now):
+            return self._leave(node, node.opts["open"])
+        self.state["cause"] = "closed"
+        return self._leave(node, node.opts["closed"])
+
+    def _enter_hangup(self, node):
+        self._say(node.say)
+        self._leave(node, "hangup")
+        self.actions.append(act.Hangup())
+        self._end()
+
+    # -- node kinds that wait for the runner or the caller ---------------------------
+    def _enter_lookup(self, node):
+        self._say(node.say)
+        spec_args = dict(node.opts.get("with", {}))
+        if node.opts["find"] == "orders_by_phone":
+            spec_args.setdefault("phone", "{{ caller }}")
+        context = self._context()
+        args = {k: expressions.value(v, context) for k, v in spec_args.items()}
+        request_id = f"{self.state['call_id']}:{self.state['seq'] + 1}"
+        self.state.update(waiting="lookup", request=request_id)
+        self.actions.append(act.Lookup(request_id, node.opts["find"], args))
+
+    def _on_lookup_result(self):
+        node = self._waiting_node("lookup")
+        if self.event.get("request_id") != self.state["request"]:
+            return  # an answer to a request this call no longer waits for
+        status = self.event.get("status")
+        data = self.event.get("data") or {}
+        if status in ("found", "many"):
+            self.state["vars"].update(data)
+        branch = {
+            "found": node.opts["found"],
+            "many": node.opts.get("many") or node.opts["not_found"],
+            "not_found": node.opts["not_found"],
+        }.get(status, node.opts["error"])
+        self.state["cause"] = {"not_found": "not_found", "found": None, "many": None}.get(status, "error")
+        detail = self.event.get("error") if branch == node.opts["error"] else None
+        self._leave(node, branch, input_=status, detail=detail)
+        self._run(branch)
+
+    def _enter_menu(self, node):
+        self._gather(node)
+
+    def _enter_input(self, node):
+        self._gather(node)
+
+    def _enter_callback(self, node):
+        if not self.state["caller"].startswith("+"):
+            return self._ask_callback_number(node)  # no number to read back
+        self._gather(node, waiting="callback_confirm", prompts=node.say, yes_no=True)
+
+    def _enter_transfer(self, node):
+        self._say(node.say)
+        kind, address = node.opts["to"]
+        state = self.state
+        state["cause"] = node.opts.get("cause") or state["cause"] or "policy"
+        state["handoff"] = {"kind": kind, "target": address, "node": node.name}
+        params = [("X-IVR-Reason", state["reason"] or REASON_NOT_STATED),
+                  ("X-IVR-Call", state["call_id"])]
+        order = state["vars"].get("order")
+        if isinstance(order, dict) and order.get("number"):
+            params.append(("X-IVR-Order", str(order["number"])))
+        if kind == "queue":
+            self.actions.append(act.Enqueue(address, params=tuple(params)))
+        else:
+            self.actions.append(act.Dial(
+                act.DialTarget(kind, address), timeout=node.opts.get("timeout"),
+                caller_id=node.opts.get("caller_id"), params=tuple(params)))
+        state["outcome"] = "transferred"
+        state["waiting"] = "dial"
+        self._leave(node, "transfer", detail=f"{kind}:{address} cause={state['cause']}")
+
+    def _enter_record(self, node):
+        self._say(node.say)
+        self.state["handoff"] = {"kind": "voicemail", "target": None, "node": node.name}
+        self.state["waiting"] = "record"
+        self.actions.append(act.Record(
+            max_length=node.opts.get("max_length", 120),
+            finish_on_key=node.opts.get("finish_on", "#")))
+
+    def _on_recorded(self):
+        node = self._waiting_node("record")
+        self.state["vars"]["recording_url"] = self.event.get("url")
+        self._leave(node, node.next or "hangup", input_=str(self.event.get("duration", "")))
+        if node.next:
+            self._run(node.next)
+        else:
+            self.actions.append(act.Hangup())
+            self._end()
+
+    def _on_dial_result(self):
+        node = self._waiting_node("dial")
+        status = self.event.get("status", "failed")
+        if status in ("completed", "answered"):
+            self.actions.append(act.Hangup())
+            return self._end("transferred")
+        self.state["cause"] = "dial_failed"
+        self._log(node.name, node.kind, status, node.opts.get("no_answer") or "hangup")
+        if node.opts.get("no_answer"):
+            self.state.update(handoff=None, outcome=None)
+            return self._run(node.opts["no_answer"])
+        self.actions.append(act.Hangup())
+        self._end("transferred")
+
+    def _on_hangup(self):
+        name = self.state["node"]
+        if name and self.state["waiting"] in _GATHERING:
+            self._log(name, self.flow.nodes[name].kind, None, "hangup")
+        self._end()
+
+    def _on_error(self):
+        raise RuntimeError(self.event.get("message") or "the runner reported an error")
+
+    # -- gathering input ---------------------------------------------------------
+    def _gather(self, node, waiting="gather", prompts=None, yes_no=False, apology=()):
+        state = self.state
+        state["waiting"] = waiting
+        attempt = 1 + state["no_input"] + state["no_match"]
+        self._say(apology)
+        self._say(prompts if prompts is not None else node.prompt_for_attempt(attempt))
+        lang = state["lang"]
+        hints = list(self.flow.escape.words.get(lang, ()))
+        if waiting == "gather" and node.kind == "menu":
+            for choice in node.opts["choices"]:
+                hints.extend(choice.words.get(lang, ()))
+            keys = [c.key for c in node.opts["choices"] if c.key]
+            gather = dict(input=node.opts.get("input", "dtmf speech"),
+                          num_digits=1 if keys else None, finish_on_key="")
+        elif yes_no:
+            hints.extend(_confirm_words(lang)["yes"] + _confirm_words(lang)["no"])
+            gather = dict(input="dtmf speech", num_digits=1, finish_on_key="")
+        else:
+            low, high = node.opts.get("min", 1), node.opts.get("max", 20)
+            if waiting == "callback_number":
+                low, high = 9, 15
+            gather = dict(input="dtmf", num_digits=high if low == high else None,
+                          finish_on_key=node.opts.get("finish_on", "#"))
+        prompts_ = tuple(a for a in self._pop_prompts())
+        self.actions.append(act.Gather(
+            prompts=prompts_, timeout=node.opts.get("timeout", self.flow.timeout),
+            speech_timeout="auto" if "speech" in gather["input"] else None,
+            hints=tuple(dict.fromkeys(hints)) if "speech" in gather["input"] else (),
+            language=lang, **gather))
+
+    def _on_input(self):
+        state = self.state
+        node = self.flow.nodes[state["node"]]
+        if state["waiting"] not in _GATHERING:
+            raise ValueError(f"input arrived while node {node.name!r} waits for {state['waiting']!r}")
+        kind = self.event["type"]
+        digits = (self.event.get("digits") or "") if kind == "digits" else ""
+        speech = normalise(self.event.get("text") or "") if kind == "speech" else ""
+        state["digits"], state["speech"] = digits, speech
+        shown = digits or speech or None
+        if not digits and not speech:
+            return self._retry(node, "no_input", None)
+        if digits in self.flow.escape.keys or any(
+                said(w, speech) for w in self.flow.escape.words.get(state["lang"], ()) if speech):
+            self._leave(node, "escape", input_=self._masked(node, shown))
+            state["cause"] = "caller_asked"
+            return self._run(self.flow.escape.to)
+        handler = {
+            "gather": self._menu_input if node.kind == "menu" else self._digits_input,
+            "confirm": self._confirm_input,
+            "callback_confirm": self._callback_confirm_input,
+            "callback_number": self._callback_number_input,
+        }[state["waiting"]]
+        handler(node, digits, speech)
+
+    def _menu_input(self, node, digits, speech):
+        lang = self.state["lang"]
+        for choice in node.opts["choices"]:
+            if (digits and digits == choice.key) or (speech and (
+                    speech == choice.key or any(said(w, speech) for w in choice.words.get(lang, ())))):
+                self._assign(choice.assign)
+                self._mark(choice.reason)
+                if choice.confirms:
+                    self.state["confirmed"] = True
+                self.state["cause"] = "caller_asked"
+                self._leave(node, choice.to, input_=digits or speech)
+                return self._run(choice.to)
+        self._retry(node, "no_match", digits or speech)
+
+    def _digits_input(self, node, digits, speech):
+        entered = digits or re.sub(r"\D", "", speech)
+        low, high = node.opts.get("min", 1), node.opts.get("max", 20)
+        valid = low <= len(entered) <= high and (
+            "pattern" not in node.opts or re.fullmatch(node.opts["pattern"], entered))
+        if not valid:
+            return self._retry(node, "no_match", digits or speech)
+        self.state["vars"][node.opts["save_as"]] = entered
+        self.state["cause"] = None
+        if "confirm" in node.opts:
+            self._leave(node, "confirm", input_=self._masked(node, entered))
+            return self._gather(node, waiting="confirm", prompts=node.opts["confirm"], yes_no=True)
+        self._leave(node, node.next, input_=self._masked(node, entered))
+        self._run(node.next)
+
+    def _confirm_input(self, node, digits, speech):
+        answer = _yes_no(digits, speech, self.state["lang"])
+        if answer is None:
+            return self._retry(node, "no_match", digits or speech, waiting="confirm")
+        if answer:
+            self._leave(node, node.next, input_="yes")
+            return self._run(node.next)
+        self.state["vars"].pop(node.opts["save_as"], None)
+        self._retry(node, "no_match", "no")  # re-ask the number, bounded like any retry
+
+    def _callback_confirm_input(self, node, digits, speech):
+        answer = _yes_no(digits, speech, self.state["lang"])
+        if answer is None:
+            return self._retry(node, "no_match", digits or speech, waiting="callback_confirm")
+        if answer:
+            return self._callback_done(node, self.state["caller"], "yes")
+        self._leave(node, "other_number", input_="no")
+        self._ask_callback_number(node)
+
+    def _ask_callback_number(self, node):
+        self._gather(node, waiting="callback_number", prompts=node.opts["ask_number"])
+
+    def _callback_number_input(self, node, digits, speech):
+        entered = digits or re.sub(r"\D", "", speech)
+        if not 9 <= len(entered) <= 15:
+            return self._retry(node, "no_match", entered, waiting="callback_number")
+        self._callback_done(node, entered, entered)
+
+    def _callback_done(self, node, number, shown):
+        self.state["vars"][node.opts["save_as"]] = number
+        self.state["handoff"] = {"kind": "callback", "target": number, "node": node.name}
+        self.state["cause"] = self.state["cause"] or "caller_asked"
+        self._leave(node, node.next, input_="*" * len(shown) if shown not in ("yes",) else shown)
+        self._run(node.next)
+
+    def _retry(self, node, counter: str, shown, waiting=None):
+        """Count a no-input or no-match; re-prompt, or leave when exhausted."""
+        state = self.state
+        spec: Retry = node.opts.get(counter) or getattr(self.flow, counter)
+        state[counter] += 1
+        waiting = waiting or state["waiting"]
+        if state[counter] > spec.max:
+            destination = spec.to or self.flow.human
+            state["cause"] = counter
+            self._leave(node, destination, input_=self._masked(node, shown),
+                        detail=f"{counter} exhausted")
+            return self._run(destination)
+        self._leave(node, counter, input_=self._masked(node, shown))
+        state["steps"] += 1
+        if state["steps"] > self.flow.max_steps:
+            state["cause"] = "loop_guard"
+            self._log(node.name, node.kind, None, "loop_guard", detail=f"steps={state['steps']}")
+            return self._run(self.flow.human)
+        apology = spec.say[min(state[counter], len(spec.say)) - 1] if spec.say else ()
+        prompts = {
+            "gather": None, "confirm": node.opts.get("confirm"),
+            "callback_confirm": node.say, "callback_number": node.opts.get("ask_number"),
+        }[waiting]
+        if waiting == "confirm" and shown == "no":
+            waiting, prompts = "gather", None  # the caller said the number was wrong
+        self._gather(node, waiting=waiting, prompts=prompts, apology=apology,
+                     yes_no=waiting in ("confirm", "callback_confirm"))
+
+    # -- helpers -----------------------------------------------------------------
+    def _waiting_node(self, waiting: str) -> Node:
+        if self.state["waiting"] != waiting:
+            raise ValueError(f"{self.event['type']} arrived while the call waits for "
+                             f"{self.state['waiting']!r}")
+        return self.flow.nodes[self.state["node"]]
+
+    def _masked(self, node: Node, shown):
+        if shown and node.opts.get("sensitive"):
+            return "*" * len(shown)
+        return shown
+
+    def _assign(self, assignments):
+        context = self._context()
+        for variable, spec in assignments:
+            result = expressions.value(spec, context)
+            if variable == "lang":
+                if result not in self.flow.languages:
+                    raise ValueError(f"language {result!r} is not one of the flow's languages")
+                self.state["lang"] = result
+            else:
+                self.state["vars"][variable] = result
+            context[variable] = result
+
+    def _context(self) -> dict:
+        state = self.state
+        local = self.now.astimezone(ZoneInfo(self.flow.timezone))
+        return {
+            **state["vars"],
+            "caller": state["caller"], "called": state["called"], "call_id": state["call_id"],
+            "country": state["country"], "lang": state["lang"], "now": local,
+            "today": local.date(), "hour": local.hour, "weekday": local.isoweekday(),
+            "attempt": 1 + state["no_input"] + state["no_match"],
+            "digits": state["digits"], "speech": state["speech"], "reason": state["reason"],
+        }
+
+    def _say(self, prompts):
+        lang = self.state["lang"]
+        context = None
+        for item in prompts:
+            if item.kind == "prompt":
+                context = context or self._context()
+                ssml = self.flow.prompts.render(lang, item.value, context)
+                self.actions.append(act.Say(ssml, voice=self.flow.voices.get(lang), language=lang))
+            elif item.kind == "play":
+                self.actions.append(act.Play(item.value))
+            else:
+                self.actions.append(act.Pause(item.value))
+
+    def _pop_prompts(self):
+        """Take the prompts said since the last thing that waits, so they can
+        play inside the next Gather and callers may barge in."""
+        taken = []
+        while self.actions and isinstance(self.actions[-1], (act.Say, act.Play, act.Pause)):
+            taken.insert(0, self.actions.pop())
+        return taken
+
+    # -- the fail-safe -------------------------------------------------------------
+    def fail_safe(self, error: Exception):
+        """Apologise and put the caller through to a human; the call is ``failed``."""
+        if self.state is None:
+            self.state = _minimal_state(self.flow, self.event, self.now)
+        state = self.state
+        lang = state["lang"]
+        self._log(state["node"] or self.flow.start, "error", None, "failsafe",
+                  detail=f"{type(error).__name__}: {error}")
+        state.update(cause="error", outcome="failed", waiting="dial")
+        self.actions.append(act.Say(FAILSAFE_APOLOGY.get(lang[:2], FAILSAFE_APOLOGY["en"]),
+                                    voice=self.flow.voices.get(lang), language=lang))
+        human = _failsafe_transfer(self.flow)
+        if human is None:
+            self.actions.append(act.Hangup())
+            self._end("failed")
+            return
+        kind, address = human.opts["to"]
+        state["handoff"] = {"kind": kind, "target": address, "node": human.name}
+        state["node"] = human.name
+        if kind == "queue":
+            self.actions.append(act.Enqueue(address))
+        else:
+            self.actions.append(act.Dial(act.DialTarget(kind, address)))
+
+
+def _failsafe_transfer(flow: Flow) -> Node | None:
+    for name in (flow.human, flow.escape.to):
+        if name in flow.nodes and flow.nodes[name].kind == "transfer":
+            return flow.nodes[name]
+    return next((n for n in flow.nodes.values() if n.kind == "transfer"), None)
+
+
+def _minimal_state(flow: Flow, event: dict, now: datetime) -> dict:
+    run = _Run(flow, None, {**event, "type": "start"})
+    run.state = None
+    caller = event.get("caller") or ""
+    return {
+        "call_id": event.get("call_id", "unknown"), "flow": flow.name, "version": flow.version,
+        "caller": caller, "called": event.get("called", ""), "country": _country(caller),
+        "lang": flow.default_language, "started_at": now.isoformat(), "now": now.isoformat(),
+        "ended_at": None, "node": None, "waiting": None, "request": None, "vars": {},
+        "digits": "", "speech": "", "no_input": 0, "no_match": 0, "visits": {}, "steps": 0,
+        "seq": 0, "reason": None, "resolved": False, "confirmed": False, "cause": None,
+        "handoff": None, "outcome": None, "ended": False,
+    }
+
+
+def _country(number: str) -> str | None:
+    """The ISO country of an E.164 number ("FR"), or None when unknown or withheld."""
+    if not number.startswith("+"):
+        return None
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(number)) or None
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def _confirm_words(lang: str) -> dict:
+    return CONFIRM_WORDS.get(lang[:2], CONFIRM_WORDS["en"])
+
+
+def _yes_no(digits: str, speech: str, lang: str) -> bool | None:
+    if digits:
+        return {"1": True, "2": False}.get(digits)
+    words = _confirm_words(lang)
+    if any(said(w, speech) for w in words["no"]):
+        return False
+    if any(said(w, speech) for w in words["yes"]):
+        return True
+    return None

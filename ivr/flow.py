@@ -1,0 +1,784 @@
+"""Load a flow file, validate all of it, and build the immutable :class:`Flow`.
+
+Validation never stops at the first problem: every problem in the YAML, in
+the graph and in the prompts it uses is collected, then reported sorted by
+position, one per line::
+
+    flows/post_sale.yaml:12:7: error: node 'menu' sends key 2 to unknown node 'billing' [unknown-target]
+
+A flow with any problem is never built, so the engine only ever runs flows
+that passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path as FilePath
+
+from . import expressions, yamlpos
+from .hours import CalendarError, parse_calendar
+from .matching import normalise
+from .model import (
+    NODE_KINDS, TRANSFER_CAUSES, Choice, Escape, Flow, Node, PromptItem, Retry,
+)
+from .prompts import PromptError, PromptLibrary
+
+#: Variables every prompt and expression can read (see docs/flow-language.md).
+BUILTIN_VARIABLES = frozenset({
+    "caller", "called", "call_id", "country", "lang", "now", "today", "hour",
+    "weekday", "attempt", "digits", "speech", "reason",
+})
+
+#: What each look-up needs and which variables its answer sets.
+LOOKUPS = {
+    "order_by_number": {"args": {"number"}, "defaults": {}, "sets": {"order"}},
+    "orders_by_phone": {
+        "args": {"phone"}, "defaults": {"phone": "{{ caller }}"},
+        "sets": {"order", "orders", "count"},
+    },
+}
+
+#: Names that would make a catch-all bucket of the contact reasons.
+CATCH_ALL_REASONS = frozenset({
+    "other", "others", "misc", "miscellaneous", "general", "unknown",
+    "autre", "autres", "divers", "not_stated",
+})
+
+DEFAULT_ESCAPE_WORDS = {
+    "fr": ("conseiller", "conseillère", "agent", "opérateur", "humain"),
+    "en": ("agent", "operator", "representative", "human"),
+}
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_KEY = re.compile(r"^[0-9*#]$")
+_LANGUAGE = re.compile(r"^[a-z]{2}-[A-Z]{2}$")
+_BAD = object()
+#: Kinds that lead a caller to a person (an hours node picks between them).
+_HUMAN_KINDS = ("transfer", "callback", "record", "hours")  # a value that failed its check; the problem is recorded
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a flow, at a 1-based line and column."""
+
+    path: str
+    line: int
+    column: int
+    message: str
+    code: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: error: {self.message} [{self.code}]"
+
+
+class FlowError(Exception):
+    """A flow failed validation; ``problems`` holds every problem, sorted."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def load_flow(path, prompts_root) -> Flow:
+    """Read, validate and build the flow at ``path`` with the prompts under
+    ``prompts_root``.  Raises :class:`FlowError` listing every problem."""
+    path = FilePath(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise FlowError([Problem(str(path), 1, 1, f"cannot read the file: {error}", "unreadable")])
+    return _Builder(str(path), text, PromptLibrary(FilePath(prompts_root))).build()
+
+
+def check_flow(path, prompts_root) -> list[Problem]:
+    """Every problem of the flow at ``path``, sorted; empty when it is valid."""
+    try:
+        load_flow(path, prompts_root)
+    except FlowError as error:
+        return error.problems
+    return []
+
+
+# --- field checkers ---------------------------------------------------------------
+#
+# Each checker takes the builder, the YAML path of a value and the value, and
+# returns the parsed value or _BAD after recording a problem.
+
+
+def _type_name(value) -> str:
+    return {
+        bool: "a boolean", int: "a number", float: "a number", str: "text",
+        list: "a list", dict: "a mapping", type(None): "nothing",
+    }.get(type(value), type(value).__name__)
+
+
+def _expect(b, path, value, kind, wanted):
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    b.problem(path, f"expected {wanted}, found {_type_name(value)} {value!r}", "wrong-type")
+    return _BAD
+
+
+def text(b, path, value):
+    return _expect(b, path, value, str, "text")
+
+
+def flag(b, path, value):
+    return _expect(b, path, value, bool, "true or false")
+
+
+def count(b, path, value, minimum=0):
+    result = _expect(b, path, value, int, "a whole number")
+    if result is not _BAD and result < minimum:
+        b.problem(path, f"expected a whole number of at least {minimum}, found {result}", "wrong-value")
+        return _BAD
+    return result
+
+
+def positive(b, path, value):
+    return count(b, path, value, minimum=1)
+
+
+def name(b, path, value):
+    result = text(b, path, value)
+    if result is not _BAD and not _NAME.match(result):
+        b.problem(path, f"expected a name of letters, digits and '_', found {result!r}", "wrong-value")
+        return _BAD
+    return result
+
+
+def target(b, path, value):
+    result = text(b, path, value)
+    if result is not _BAD:
+        b.targets.append((path, result))
+    return result
+
+
+def reason(b, path, value):
+    result = text(b, path, value)
+    if result is not _BAD:
+        b.reasons_used.append((path, result))
+    return result
+
+
+def key(b, path, value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # YAML reads an unquoted 1 as a number
+    result = text(b, path, value)
+    if result is not _BAD and not _KEY.match(result):
+        b.problem(path, f"expected one key, 0-9, * or #, found {result!r}", "wrong-value")
+        return _BAD
+    return result
+
+
+def one_of(*allowed):
+    def check(b, path, value):
+        result = text(b, path, value)
+        if result is not _BAD and result not in allowed:
+            b.problem(path, f"expected one of {', '.join(allowed)}, found {result!r}", "wrong-value")
+            return _BAD
+        return result
+    return check
+
+
+def pattern(b, path, value):
+    result = text(b, path, value)
+    if result is _BAD:
+        return result
+    try:
+        re.compile(result)
+    except re.error as error:
+        b.problem(path, f"invalid pattern: {error}", "wrong-value")
+        return _BAD
+    return result
+
+
+def prompts(b, path, value):
+    """A prompt sequence: a template name, or a list of names, ``{play: url}``
+    and ``{pause: seconds}``."""
+    items = value if isinstance(value, list) else [value]
+    result = []
+    for i, item in enumerate(items):
+        at = path + (i,) if isinstance(value, list) else path
+        if isinstance(item, str):
+            b.prompt_refs.append((at, item))
+            result.append(PromptItem("prompt", item))
+        elif isinstance(item, dict) and len(item) == 1 and "play" in item:
+            url = text(b, at + ("play",), item["play"])
+            result.append(PromptItem("play", url))
+        elif isinstance(item, dict) and len(item) == 1 and "pause" in item:
+            result.append(PromptItem("pause", positive(b, at + ("pause",), item["pause"])))
+        else:
+            b.problem(at, "expected a prompt name, {play: URL} or {pause: seconds}, "
+                          f"found {_type_name(item)} {item!r}", "wrong-type")
+    return tuple(result)
+
+
+def prompt_list(b, path, value):
+    """One prompt sequence per attempt."""
+    if _expect(b, path, value, list, "a list with one prompt per attempt") is _BAD:
+        return _BAD
+    return tuple(prompts(b, path + (i,), item) for i, item in enumerate(value))
+
+
+def retry(b, path, value):
+    spec = b.fields(path, value, {"max": count, "say": prompt_list, "to": target})
+    if spec is _BAD:
+        return _BAD
+    return spec
+
+
+def words(b, path, value):
+    """Phrases per language: ``{fr-FR: [suivi, colis], en-US: [tracking]}``."""
+    if _expect(b, path, value, dict, "a mapping of language to a list of words") is _BAD:
+        return _BAD
+    result = {}
+    for lang, phrases in value.items():
+        b.languages_used.append((path + (lang,), lang))
+        if _expect(b, path + (lang,), phrases, list, "a list of words") is _BAD:
+            continue
+        result[lang] = tuple(
+            normalise(p) for i, p in enumerate(phrases)
+            if text(b, path + (lang, i), p) is not _BAD
+        )
+    return result
+
+
+def assignments(b, path, value):
+    if _expect(b, path, value, dict, "a mapping of variable to value") is _BAD:
+        return _BAD
+    result = []
+    for variable, spec in value.items():
+        if name(b, path + (variable,), variable) is _BAD:
+            continue
+        b.defined.add(variable)
+        b.add_value_expression(path + (variable,), spec)
+        result.append((variable, spec))
+    return tuple(result)
+
+
+def choices(b, path, value):
+    if _expect(b, path, value, list, "a list of choices") is _BAD:
+        return _BAD
+    result, seen_keys, seen_words = [], {}, {}
+    for i, item in enumerate(value):
+        at = path + (i,)
+        spec = b.fields(at, item, {
+            "key": key, "words": words, "to": target, "set": assignments,
+            "reason": reason, "confirms": flag,
+        }, required=("to",))
+        if spec is _BAD:
+            continue
+        if "key" not in spec and "words" not in spec:
+            b.problem(at, "a choice needs a key, words or both", "missing-field")
+        choice_key = spec.get("key")
+        if choice_key in seen_keys:
+            b.problem(at + ("key",), f"key {choice_key} is already used by choice "
+                      f"{seen_keys[choice_key] + 1} of this menu", "duplicate-key")
+        elif choice_key is not None:
+            seen_keys[choice_key] = i
+        for lang, phrases in spec.get("words", {}).items():
+            for phrase in phrases:
+                if (lang, phrase) in seen_words:
+                    b.problem(at + ("words", lang), f"word {phrase!r} ({lang}) is already used by "
+                              f"choice {seen_words[lang, phrase] + 1} of this menu", "duplicate-key")
+                seen_words.setdefault((lang, phrase), i)
+        result.append(Choice(
+            key=choice_key, words=spec.get("words", {}), to=spec["to"],
+            assign=spec.get("set", ()), reason=spec.get("reason"),
+            confirms=spec.get("confirms", False),
+        ))
+    return tuple(result)
+
+
+def conditions(b, path, value):
+    if _expect(b, path, value, list, "a list of {if: condition, to: node}") is _BAD:
+        return _BAD
+    result = []
+    for i, item in enumerate(value):
+        spec = b.fields(path + (i,), item, {"if": text, "to": target}, required=("if", "to"))
+        if spec is not _BAD:
+            b.expressions.append((path + (i, "if"), spec["if"]))
+            result.append((spec["if"], spec["to"]))
+    return tuple(result)
+
+
+def lookup_args(b, path, value):
+    if _expect(b, path, value, dict, "a mapping of argument to value") is _BAD:
+        return _BAD
+    for argument, spec in value.items():
+        b.add_value_expression(path + (argument,), spec)
+    return dict(value)
+
+
+def destination(b, path, value):
+    """Where a transfer rings: exactly one of number, sip or queue."""
+    if _expect(b, path, value, dict, "{number: +33…}, {sip: sip:…} or {queue: name}") is _BAD:
+        return _BAD
+    kinds = [k for k in value if k in ("number", "sip", "queue")]
+    for k in value:
+        if k not in ("number", "sip", "queue"):
+            b.problem(path + (k,), f"unknown destination {k!r}; expected number, sip or queue",
+                      "unknown-field", at_key=True)
+    if len(kinds) != 1:
+        b.problem(path, "expected exactly one of number, sip or queue", "wrong-value")
+        return _BAD
+    kind = kinds[0]
+    address = text(b, path + (kind,), value[kind])
+    if address is _BAD:
+        return _BAD
+    problems = {
+        "number": None if _E164.match(address) else "expected an E.164 number such as +33123456789",
+        "sip": None if address.startswith("sip:") and len(address) < 200 else "expected a SIP URI such as sip:support@pbx.example.com",
+        "queue": None if 0 < len(address) <= 64 else "expected a queue name of 1 to 64 characters",
+    }
+    if problems[kind]:
+        b.problem(path + (kind,), f"{problems[kind]}, found {address!r}", "wrong-value")
+        return _BAD
+    return (kind, address)
+
+
+# --- node kinds ----------------------------------------------------------------
+
+_COMMON = {
+    "kind": text, "description": text, "say": prompts, "reprompt": prompt_list,
+    "reason": reason, "resolves": flag,
+}
+_GATHER = {"timeout": positive, "no_input": retry, "no_match": retry}
+
+#: Per kind: its own fields, and the fields it cannot do without.
+NODE_FIELDS = {
+    "say": ({"next": target}, ("say", "next")),
+    "menu": ({"choices": choices, "input": one_of("dtmf", "speech", "dtmf speech"), **_GATHER},
+             ("say", "choices")),
+    "input": ({"min": positive, "max": positive, "finish_on": one_of("#", "*", ""),
+               "pattern": pattern, "save_as": name, "confirm": prompts,
+               "sensitive": flag, "next": target, **_GATHER},
+              ("say", "save_as", "next")),
+    "set": ({"set": assignments, "next": target}, ("set", "next")),
+    "branch": ({"when": conditions, "else": target}, ("when", "else")),
+    "lookup": ({"find": one_of(*LOOKUPS), "with": lookup_args, "found": target,
+                "many": target, "not_found": target, "error": target},
+               ("find", "found", "not_found")),
+    "hours": ({"calendar": text, "open": target, "closed": target},
+              ("calendar", "open", "closed")),
+    "transfer": ({"to": destination, "timeout": positive, "caller_id": text,
+                  "cause": one_of(*TRANSFER_CAUSES), "no_answer": target},
+                 ("to",)),
+    "record": ({"max_length": positive, "finish_on": text, "next": target}, ("say",)),
+    "callback": ({"ask_number": prompts, "save_as": name, "next": target, **_GATHER},
+                 ("say", "ask_number", "next")),
+    "hangup": ({}, ()),
+}
+
+_FLOW_FIELDS = {
+    "flow": name, "description": text, "languages": None, "language": None,
+    "voices": None, "timezone": text, "start": target, "human": target,
+    "escape": None, "defaults": None, "limits": None, "reasons": None,
+    "hours": None, "vars": None, "nodes": None,
+}
+
+
+class _Builder:
+    def __init__(self, path: str, source: str, library: PromptLibrary):
+        self.path, self.source, self.library = path, source, library
+        self.problems: list[Problem] = []
+        self.targets: list = []        # (yaml path, node name)
+        self.reasons_used: list = []   # (yaml path, reason)
+        self.prompt_refs: list = []    # (yaml path, template name)
+        self.expressions: list = []    # (yaml path, expression)
+        self.languages_used: list = [] # (yaml path, language)
+        self.defined: set = set()      # variables the flow sets
+        self.doc = None
+
+    # -- reporting ---------------------------------------------------------------
+    def problem(self, path, message, code, at_key=False):
+        pos = self.doc.key_pos(path) if at_key else self.doc.pos(path)
+        self.problems.append(Problem(self.path, pos.line, pos.column, message, code))
+
+    def fields(self, path, value, checkers, required=()):
+        """Check a mapping against ``checkers``; unknown fields and missing
+        required ones are problems.  Returns the parsed fields."""
+        if _expect(self, path, value, dict, "a mapping") is _BAD:
+            return _BAD
+        result = {}
+        for field_name, field_value in value.items():
+            if field_name not in checkers:
+                self.problem(path + (field_name,), f"unknown field {field_name!r}; expected one of "
+                             f"{', '.join(sorted(checkers))}", "unknown-field", at_key=True)
+                continue
+            checker = checkers[field_name]
+            # A None checker: the caller checks this field itself.
+            parsed = field_value if checker is None else checker(self, path + (field_name,), field_value)
+            if parsed is not _BAD:
+                result[field_name] = parsed
+        for field_name in required:
+            if field_name not in value:
+                self.problem(path, f"missing field {field_name!r}", "missing-field", at_key=True)
+        return result
+
+    def add_value_expression(self, path, spec):
+        expression = expressions.value_expression(spec)
+        if expression is not None:
+            self.expressions.append((path, expression))
+
+    # -- building ------------------------------------------------------------------
+    def build(self) -> Flow:
+        try:
+            self.doc = yamlpos.load(self.source)
+        except yamlpos.YamlSyntaxError as error:
+            raise FlowError([Problem(self.path, error.pos.line, error.pos.column,
+                                     f"YAML syntax: {error.message}", "yaml-syntax")])
+        for dup_path, pos in self.doc.duplicates:
+            self.problems.append(Problem(self.path, pos.line, pos.column,
+                                         f"{dup_path[-1]!r} is defined twice here", "duplicate-key"))
+        data = self.doc.data
+        if not isinstance(data, dict):
+            self.problem((), "a flow file must be a mapping with 'start' and 'nodes'", "wrong-type")
+            raise FlowError(self.problems)
+        flow = self.fields((), data, _FLOW_FIELDS)
+        languages = self._languages(data)
+        nodes = self._nodes(data)
+        settings = self._settings(data, languages)
+        reasons = self._reasons(data)
+        calendars = self._calendars(data)
+        variables = self._variables(data)
+        if "start" not in data:
+            self.problem((), "the flow has no 'start': name the node where every call begins",
+                         "missing-start")
+        if "human" not in data:
+            self.problem((), "the flow has no 'human': name the transfer node that every "
+                         "exhausted retry, error and escape falls back to", "missing-field")
+        self._check_graph(data, nodes, flow, settings)
+        self._check_reasons(reasons)
+        self._check_lookups_and_hours(nodes, calendars)
+        known = BUILTIN_VARIABLES | self.defined | set(variables)
+        self._check_expressions(known)
+        prompt_set = self._check_prompts(languages, known)
+        if self.problems:
+            raise FlowError(self.problems)
+        return Flow(
+            name=flow.get("flow") or FilePath(self.path).stem,
+            path=self.path,
+            version=self._version(prompt_set),
+            languages=tuple(languages),
+            reasons=reasons, calendars=calendars, variables=variables,
+            nodes=nodes, prompts=prompt_set, source=self.source,
+            start=data["start"], human=data["human"],
+            timezone=flow.get("timezone", "Europe/Paris"),
+            **settings,
+        )
+
+    def _languages(self, data):
+        raw = data.get("languages")
+        if raw is None:
+            self.problem((), "the flow has no 'languages': list them, e.g. [fr-FR, en-US]",
+                         "missing-field")
+            return []
+        if _expect(self, ("languages",), raw, list, "a list of languages such as [fr-FR, en-US]") is _BAD:
+            return []
+        result = []
+        for i, lang in enumerate(raw):
+            if text(self, ("languages", i), lang) is _BAD:
+                continue
+            if not _LANGUAGE.match(lang):
+                self.problem(("languages", i), f"expected a language such as fr-FR, found {lang!r}",
+                             "wrong-value")
+                continue
+            result.append(lang)
+        return result
+
+    def _settings(self, data, languages):
+        """Language choice, voices, escape, retry defaults and loop limits."""
+        default_lang = languages[0] if languages else "fr-FR"
+        lang_spec = self.fields(("language",), data.get("language", {}), {
+            "default": text, "by_country": None, "other_countries": text})
+        country_languages = {}
+        if lang_spec is not _BAD:
+            default_lang = lang_spec.get("default", default_lang)
+            for lang in ("default", "other_countries"):
+                if lang in lang_spec:
+                    self.languages_used.append((("language", lang), lang_spec[lang]))
+            by_country = data.get("language", {}).get("by_country", {})
+            if _expect(self, ("language", "by_country"), by_country, dict,
+                       "a mapping of language to a list of country codes") is not _BAD:
+                for lang, countries in by_country.items():
+                    self.languages_used.append((("language", "by_country", lang), lang))
+                    if _expect(self, ("language", "by_country", lang), countries, list,
+                               "a list of country codes such as [FR, BE]") is _BAD:
+                        continue
+                    for country in countries:
+                        country_languages[str(country).upper()] = lang
+        voices = data.get("voices", {})
+        if _expect(self, ("voices",), voices, dict, "a mapping of language to voice") is _BAD:
+            voices = {}
+        for lang in voices:
+            self.languages_used.append((("voices", lang), lang))
+        escape = self.fields(("escape",), data.get("escape", {}), {
+            "keys": None, "words": words, "to": target})
+        escape = {} if escape is _BAD else escape
+        escape_keys = tuple(
+            k for i, k in enumerate(data.get("escape", {}).get("keys", ["0"]))
+            if key(self, ("escape", "keys", i), k) is not _BAD)
+        escape_keys = tuple(str(k) for k in escape_keys)
+        escape_words = escape.get("words") or {
+            lang: tuple(normalise(w) for w in DEFAULT_ESCAPE_WORDS.get(lang[:2], ()))
+            for lang in languages}
+        defaults = self.fields(("defaults",), data.get("defaults", {}), {
+            "timeout": positive, "no_input": retry, "no_match": retry})
+        defaults = {} if defaults is _BAD else defaults
+        limits = self.fields(("limits",), data.get("limits", {}), {
+            "max_steps": positive, "max_visits": positive})
+        limits = {} if limits is _BAD else limits
+        return {
+            "default_language": default_lang,
+            "country_languages": country_languages,
+            "other_countries_language": (lang_spec or {}).get("other_countries") if lang_spec is not _BAD else None,
+            "voices": dict(voices),
+            "escape": Escape(escape_keys, escape_words, escape.get("to") or data.get("human", "")),
+            "no_input": _retry(defaults.get("no_input", {})),
+            "no_match": _retry(defaults.get("no_match", {})),
+            "timeout": defaults.get("timeout", 5),
+            "max_steps": limits.get("max_steps", 100),
+            "max_visits": limits.get("max_visits", 10),
+        }
+
+    def _nodes(self, data):
+        raw = data.get("nodes")
+        if raw is None:
+            self.problem((), "the flow has no 'nodes'", "missing-field")
+            return {}
+        if _expect(self, ("nodes",), raw, dict, "a mapping of node name to node") is _BAD:
+            return {}
+        nodes = {}
+        for node_name, spec in raw.items():
+            path = ("nodes", node_name)
+            if name(self, path, node_name) is _BAD:
+                continue
+            if not isinstance(spec, dict):
+                _expect(self, path, spec, dict, "a node: a mapping with a 'kind'")
+                continue
+            kind = spec.get("kind")
+            if kind is None:
+                self.problem(path, f"node {node_name!r} has no 'kind'; expected one of "
+                             f"{', '.join(NODE_KINDS)}", "missing-field", at_key=True)
+                continue
+            if kind not in NODE_FIELDS:
+                self.problem(path + ("kind",), f"node {node_name!r} has unknown kind {kind!r}; "
+                             f"expected one of {', '.join(NODE_KINDS)}", "unknown-kind")
+                continue
+            own, required = NODE_FIELDS[kind]
+            parsed = self.fields(path, spec, {**_COMMON, **own}, required=required)
+            if parsed is _BAD:
+                continue
+            if kind == "input" and parsed.get("save_as"):
+                self.defined.add(parsed["save_as"])
+            if kind == "callback":
+                self.defined.add(parsed.setdefault("save_as", "callback_number"))
+            if kind == "lookup" and parsed.get("find") in LOOKUPS:
+                self.defined |= LOOKUPS[parsed["find"]]["sets"]
+            nodes[node_name] = _make_node(node_name, kind, self.doc.key_pos(path).line, parsed)
+        return nodes
+
+    def _reasons(self, data):
+        raw = data.get("reasons")
+        if raw is None:
+            self.problem((), "the flow has no 'reasons': declare its contact reasons", "missing-field")
+            return {}
+        if _expect(self, ("reasons",), raw, dict, "a mapping of reason to description") is _BAD:
+            return {}
+        for reason_name, description in raw.items():
+            if name(self, ("reasons", reason_name), reason_name) is _BAD:
+                continue
+            text(self, ("reasons", reason_name), description)
+            if reason_name.lower() in CATCH_ALL_REASONS:
+                self.problem(("reasons", reason_name), f"reason {reason_name!r} is a catch-all bucket; "
+                             "name what the caller wants (e.g. carrier_delay)", "catch-all-reason",
+                             at_key=True)
+        return dict(raw)
+
+    def _calendars(self, data):
+        raw = data.get("hours", {})
+        if _expect(self, ("hours",), raw, dict, "a mapping of calendar name to opening hours") is _BAD:
+            return {}
+        calendars = {}
+        for cal_name, spec in raw.items():
+            try:
+                calendars[cal_name] = parse_calendar(spec)
+            except CalendarError as error:
+                self.problem(("hours", cal_name) + tuple(error.path), error.message, "bad-hours")
+        return calendars
+
+    def _variables(self, data):
+        raw = data.get("vars", {})
+        if _expect(self, ("vars",), raw, dict, "a mapping of variable to initial value") is _BAD:
+            return {}
+        for var in raw:
+            name(self, ("vars", var), var)
+        return dict(raw)
+
+    # -- whole-flow checks ---------------------------------------------------------
+    def _check_graph(self, data, nodes, flow, settings):
+        raw_nodes = data.get("nodes") if isinstance(data.get("nodes"), dict) else {}
+        for path, node_name in self.targets:
+            if node_name not in raw_nodes:
+                where = _describe(path)
+                self.problem(path, f"{where} goes to unknown node {node_name!r}", "unknown-target")
+        human = data.get("human")
+        if isinstance(human, str) and human in nodes and nodes[human].kind not in _HUMAN_KINDS:
+            self.problem(("human",), f"'human' must name a transfer, callback, record or hours node; "
+                         f"{human!r} is a {nodes[human].kind} node", "wrong-value")
+        for k in settings["escape"].keys:
+            for node in nodes.values():
+                for i, choice in enumerate(node.opts.get("choices", ())):
+                    if choice.key == k:
+                        self.problem(("nodes", node.name, "choices", i, "key"), f"key {k} of menu {node.name!r} "
+                                     "is the flow's escape key to a human", "duplicate-key")
+        if "start" not in data or not isinstance(data.get("start"), str) or not nodes:
+            return
+        roots = [data["start"], data.get("human"), settings["escape"].to,
+                 settings["no_input"].to, settings["no_match"].to]
+        reachable = set()
+        pending = [r for r in roots if isinstance(r, str) and r in nodes]
+        while pending:
+            current = pending.pop()
+            if current in reachable:
+                continue
+            reachable.add(current)
+            pending.extend(t for t in _edges(nodes[current]) if t in nodes)
+        for node_name in nodes:
+            if node_name not in reachable:
+                self.problem(("nodes", node_name), f"node {node_name!r} is unreachable: no node "
+                             "leads to it", "unreachable-node", at_key=True)
+
+    def _check_reasons(self, reasons):
+        used = set()
+        for path, reason_name in self.reasons_used:
+            used.add(reason_name)
+            if reason_name not in reasons:
+                self.problem(path, f"reason {reason_name!r} is not declared under 'reasons'",
+                             "unknown-reason")
+        for reason_name in reasons:
+            if reason_name not in used:
+                self.problem(("reasons", reason_name), f"reason {reason_name!r} is declared but no "
+                             "node marks it", "unused-reason", at_key=True)
+
+    def _check_lookups_and_hours(self, nodes, calendars):
+        for node in nodes.values():
+            path = ("nodes", node.name)
+            if node.kind == "lookup":
+                if node.opts.get("error") is None:
+                    self.problem(path, f"look-up {node.name!r} has no 'error' branch: say where callers "
+                                 "go when the back-end fails (usually the human)",
+                                 "missing-error-branch", at_key=True)
+                spec = LOOKUPS.get(node.opts.get("find"))
+                if spec:
+                    given = set(node.opts.get("with", {})) | set(spec["defaults"])
+                    for missing in sorted(spec["args"] - given):
+                        self.problem(path, f"look-up {node.name!r} needs 'with: {{{missing}: …}}'",
+                                     "missing-field", at_key=True)
+                    for extra in sorted(set(node.opts.get("with", {})) - spec["args"]):
+                        self.problem(path + ("with", extra), f"look-up {node.opts['find']} takes no "
+                                     f"argument {extra!r}", "unknown-field", at_key=True)
+            if node.kind == "hours" and node.opts.get("calendar") not in calendars:
+                self.problem(path + ("calendar",), f"calendar {node.opts.get('calendar')!r} is not "
+                             "defined under 'hours'", "unknown-calendar")
+
+    def _check_expressions(self, known):
+        for path, source in self.expressions:
+            try:
+                used = expressions.variables(source)
+            except expressions.ExpressionError as error:
+                self.problem(path, f"invalid expression {source!r}: {error}", "expression-syntax")
+                continue
+            for variable in sorted(used - known):
+                self.problem(path, f"expression uses unknown variable {variable!r}", "unknown-variable")
+
+    def _check_prompts(self, languages, known):
+        for path, lang in self.languages_used:
+            if languages and lang not in languages:
+                self.problem(path, f"language {lang!r} is not one of the flow's languages "
+                             f"({', '.join(languages)})", "unknown-language")
+        names = {}
+        for path, prompt_name in self.prompt_refs:
+            names.setdefault(prompt_name, path)
+        checked = set()
+        for prompt_name, path in names.items():
+            for lang in languages:
+                try:
+                    expected = self.library.path(lang, prompt_name)
+                except PromptError as error:
+                    self.problem(path, f"invalid prompt name {prompt_name!r}: {error.message}",
+                                 "wrong-value")
+                    break
+                if not self.library.exists(lang, prompt_name):
+                    self.problem(path, f"prompt {prompt_name!r} has no {lang} version: expected "
+                                 f"{expected}", "missing-prompt")
+                    continue
+                if (lang, prompt_name) in checked:
+                    continue
+                checked.add((lang, prompt_name))
+                try:
+                    found = self.library.check(lang, prompt_name, known)
+                except PromptError as error:
+                    self.problem(path, str(error), "prompt-syntax")
+                    continue
+                for p in found:
+                    self.problems.append(Problem(str(p.path), p.line, p.column, p.message, p.code))
+        available = [(lang, n) for n in names for lang in languages if self.library.exists(lang, n)]
+        return self.library.snapshot(available)
+
+    def _version(self, prompt_set) -> str:
+        digest = hashlib.sha256(self.source.encode("utf-8"))
+        for (lang, prompt_name), source in sorted(prompt_set.sources.items()):
+            digest.update(f"\0{lang}/{prompt_name}\0".encode())
+            digest.update(source.encode("utf-8"))
+        return digest.hexdigest()[:12]
+
+
+def _retry(spec) -> Retry:
+    return Retry(max=spec.get("max", 2), say=spec.get("say", ()), to=spec.get("to"))
+
+
+def _make_node(node_name, kind, line, parsed) -> Node:
+    common = {"say", "reprompt", "next", "reason", "resolves", "kind", "description"}
+    opts = {k: v for k, v in parsed.items() if k not in common}
+    for retry_field in ("no_input", "no_match"):
+        if retry_field in opts:
+            opts[retry_field] = _retry(opts[retry_field])
+    return Node(
+        name=node_name, kind=kind, line=line,
+        say=parsed.get("say", ()), reprompt=parsed.get("reprompt", ()),
+        next=parsed.get("next"), reason=parsed.get("reason"),
+        resolves=parsed.get("resolves", False), opts=opts,
+    )
+
+
+def _edges(node: Node):
+    """Every node name ``node`` can lead to."""
+    if node.next:
+        yield node.next
+    for field_name in ("found", "many", "not_found", "error", "open", "closed", "else", "no_answer"):
+        if node.opts.get(field_name):
+            yield node.opts[field_name]
+    for choice in node.opts.get("choices", ()):
+        yield choice.to
+    for _condition, to in node.opts.get("when", ()):
+        yield to
+    for retry_field in ("no_input", "no_match"):
+        retry_spec = node.opts.get(retry_field)
+        if retry_spec and retry_spec.to:
+            yield retry_spec.to
+
+
+def _describe(path) -> str:
+    """``nodes.menu.choices.1.to`` → "node 'menu' (choices 2)"."""
+    if len(path) >= 2 and path[0] == "nodes":
+        rest = [str(p + 1) if isinstance(p, int) else p for p in path[2:-1]]
+        detail = f" ({' '.join(rest)})" if rest else ""
+        field_name = path[-1]
+        return f"node {path[1]!r}{detail} '{field_name}'"
+    return f"'{'.'.join(str(p) for p in path)}'"

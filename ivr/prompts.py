@@ -1,0 +1,391 @@
+"""What the caller hears: Jinja2 prompt templates, one file per prompt per
+language, laid out as ``<root>/<lang>/<name>.j2``.
+
+A rendered prompt is the body of a TwiML ``<Say>``: an XML fragment whose
+text is escaped and which may carry SSML elements written literally in the
+template (``<break time="500ms"/>``).  Hence autoescaping: order data is
+data, and an ``&`` or ``<`` in a carrier name must never break the TwiML.
+
+Templates are written by people who are not necessarily developers, so
+they run in a sandbox, and an unknown variable is an error
+(``StrictUndefined``) rather than a silent gap in what the caller hears.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import jinja2
+from babel import Locale
+from babel.core import UnknownLocaleError
+from babel.dates import format_date, format_time
+from babel.numbers import format_currency
+from jinja2 import meta, nodes
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
+
+__all__ = ["PromptError", "PromptLibrary", "PromptProblem"]
+
+SUFFIX = ".j2"
+
+
+class PromptError(Exception):
+    """A prompt could not be found, parsed or rendered.
+
+    ``line`` is the 1-based line in the template, or ``None`` when the
+    problem is not tied to a line (missing template, bad name…).
+    """
+
+    def __init__(self, lang: str, name: str, message: str, line: int | None = None):
+        self.lang = lang
+        self.name = name
+        self.message = message
+        self.line = line
+        where = f"{lang}/{name}{SUFFIX}" + (f":{line}" if line else "")
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class PromptProblem:
+    """One finding of :meth:`PromptLibrary.check`, in a linter's shape."""
+
+    path: Path
+    line: int  # 1-based
+    column: int  # 1-based, 1 when unknown
+    message: str
+    code: str  # "prompt-syntax" | "unknown-variable"
+
+
+class PromptLibrary:
+    """The prompt templates under ``root``, one sub-folder per language."""
+
+    def __init__(self, root: Path, sources: dict[tuple[str, str], str] | None = None):
+        self.root = Path(root)
+        #: When set, the templates are these texts, keyed by (lang, name),
+        #: and the files under ``root`` are never read again.
+        self.sources = sources
+        self._envs: dict[str, SandboxedEnvironment] = {}
+
+    def snapshot(self, prompts) -> "PromptLibrary":
+        """A library holding just ``prompts`` ((lang, name) pairs) in memory.
+
+        A flow version keeps one, so a call in progress goes on with the
+        prompts it started with even when the files change.
+        """
+        return PromptLibrary(
+            self.root,
+            {(lang, name): self.source(lang, name).decode("utf-8") for lang, name in prompts},
+        )
+
+    # --- Where the templates are ------------------------------------------
+
+    def languages(self) -> list[str]:
+        """The languages that have a folder under the root, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+        )
+
+    def path(self, lang: str, name: str) -> Path:
+        """Where the template for prompt ``name`` in ``lang`` lives (it may not exist)."""
+        _check_name(lang, name)
+        return self.root / lang / f"{name}{SUFFIX}"
+
+    def exists(self, lang: str, name: str) -> bool:
+        """Whether prompt ``name`` has a template in ``lang``."""
+        try:
+            path = self.path(lang, name)
+        except PromptError:
+            return False
+        if self.sources is not None:
+            return (lang, name) in self.sources
+        return path.is_file()
+
+    def source(self, lang: str, name: str) -> bytes:
+        """The template's raw bytes, e.g. to hash into a flow's version."""
+        path = self.path(lang, name)
+        if self.sources is not None and (lang, name) in self.sources:
+            return self.sources[lang, name].encode("utf-8")
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise PromptError(lang, name, f"no such prompt ({path})") from exc
+
+    # --- Rendering ----------------------------------------------------------
+
+    def render(self, lang: str, name: str, context: dict) -> str:
+        """Render prompt ``name`` in ``lang``: an escaped XML fragment for ``<Say>``.
+
+        Runs of whitespace (the template's layout) become single spaces.
+        Raises :class:`PromptError` for a missing template, a syntax error,
+        an unknown variable or a failing filter.
+        """
+        env = self._env(lang, name)
+        try:
+            template = env.get_template(f"{name}{SUFFIX}")
+        except jinja2.TemplateNotFound as exc:
+            raise PromptError(lang, name, f"no such prompt ({self.path(lang, name)})") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise PromptError(lang, name, exc.message or str(exc), exc.lineno) from exc
+        try:
+            text = template.render(context)
+        except Exception as exc:  # a prompt that fails must never reach the caller half-said
+            raise PromptError(
+                lang, name, f"{type(exc).__name__}: {exc}", _template_line(exc, template.filename)
+            ) from exc
+        return _WHITESPACE.sub(" ", text).strip()
+
+    # --- Static checks (for the flow linter) --------------------------------
+
+    def variables(self, lang: str, name: str) -> set[str]:
+        """The variables the template reads from its context."""
+        env = self._env(lang, name)
+        source, filename = self._read(env, lang, name)
+        try:
+            # find_undeclared_variables runs the compiler: it also fails on
+            # an unknown filter, which is a syntax error for our purpose.
+            return set(meta.find_undeclared_variables(env.parse(source, name, filename)))
+        except jinja2.TemplateSyntaxError as exc:
+            raise PromptError(lang, name, exc.message or str(exc), exc.lineno) from exc
+
+    def check(self, lang: str, name: str, known_variables: set[str]) -> list[PromptProblem]:
+        """Find problems without rendering: syntax errors (including unknown
+        filters) and variables that are not in ``known_variables``.
+
+        A missing template raises :class:`PromptError`.
+        """
+        env = self._env(lang, name)
+        path = self.path(lang, name)
+        source, filename = self._read(env, lang, name)
+        try:
+            ast = env.parse(source, name, filename)
+            # This compiles (never renders) the template, so an unknown
+            # filter or test surfaces here too, as a syntax error.
+            undeclared = meta.find_undeclared_variables(ast)
+        except jinja2.TemplateSyntaxError as exc:
+            return [PromptProblem(path, exc.lineno or 1, 1, exc.message or str(exc), "prompt-syntax")]
+
+        problems = []
+        for var in sorted(undeclared - set(known_variables)):
+            line = min(
+                (n.lineno for n in ast.find_all(nodes.Name) if n.name == var and n.ctx == "load"),
+                default=1,
+            )
+            column = _column_of(source, var, line)
+            problems.append(
+                PromptProblem(path, line, column, f"unknown variable '{var}'", "unknown-variable")
+            )
+        problems.sort(key=lambda p: (p.line, p.column, p.message))
+        return problems
+
+    # --- Internals ---------------------------------------------------------
+
+    def _read(self, env: SandboxedEnvironment, lang: str, name: str) -> tuple[str, str]:
+        try:
+            source, filename, _ = env.loader.get_source(env, f"{name}{SUFFIX}")
+        except jinja2.TemplateNotFound as exc:
+            raise PromptError(lang, name, f"no such prompt ({self.path(lang, name)})") from exc
+        return source, filename
+
+    def _env(self, lang: str, name: str) -> SandboxedEnvironment:
+        _check_name(lang, name)
+        env = self._envs.get(lang)
+        if env is None:
+            try:
+                locale = Locale.parse(lang.replace("-", "_"))
+            except (UnknownLocaleError, ValueError) as exc:
+                raise PromptError(lang, name, f"unknown language {lang!r}") from exc
+            if self.sources is None:
+                loader = jinja2.FileSystemLoader(self.root / lang)
+            else:
+                loader = jinja2.DictLoader({
+                    f"{n}{SUFFIX}": text for (l, n), text in self.sources.items() if l == lang})
+            env = SandboxedEnvironment(
+                loader=loader,
+                autoescape=True,
+                undefined=jinja2.StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+            )
+            env.filters.update(_filters(locale))
+            self._envs[lang] = env
+        return env
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _check_name(lang: str, name: str) -> None:
+    # Names come from flow files: keep them inside the library's root.
+    if not lang or "/" in lang or "\\" in lang or lang in (".", ".."):
+        raise PromptError(lang, name, f"invalid language {lang!r}")
+    parts = name.split("/")
+    if "\\" in name or any(p in ("", ".", "..") for p in parts):
+        raise PromptError(lang, name, f"invalid prompt name {name!r}")
+
+
+def _template_line(exc: BaseException, filename: str | None) -> int | None:
+    """The template line where a render error happened.
+
+    Jinja rewrites tracebacks so that template code shows up as frames whose
+    file is the template; the innermost such frame is the failing line.
+    """
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if filename and tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _column_of(source: str, var: str, line: int) -> int:
+    """1-based column of ``var`` on ``line``, looking only inside ``{{ }}`` /
+    ``{% %}`` so that the same word in the spoken text is not taken for it."""
+    lines = source.splitlines()
+    if not 1 <= line <= len(lines):
+        return 1
+    text = lines[line - 1]
+    word = re.compile(rf"(?<![\w.]){re.escape(var)}(?!\w)")
+    for span in re.finditer(r"\{\{.*?(?:\}\}|$)|\{%.*?(?:%\}|$)", text):
+        m = word.search(text, span.start(), span.end())
+        if m:
+            return m.start() + 1
+    return 1
+
+
+# --- Filters -----------------------------------------------------------------
+#
+# Every filter takes its value as plain text (unescaping Markup it may be
+# given), and returns Markup that it escaped itself: the output is safe to
+# put in TwiML whatever the data held, and is never escaped twice.
+
+_TODAY_TOMORROW = {"fr": ("aujourd'hui", "demain"), "en": ("today", "tomorrow")}
+
+
+def _filters(locale: Locale) -> dict:
+    french = locale.language == "fr"
+    full = locale.date_formats["full"].pattern
+    day_only = _without_year(full)
+
+    def digits(value) -> Markup:
+        """Read a number digit by digit: "100234" → "1 0 0 2 3 4"."""
+        return escape(" ".join(c for c in _plain(value) if c.isdigit()))
+
+    def spell(value) -> Markup:
+        """Spell a code letter by letter: "6A123" → "6 A 1 2 3"."""
+        # Upper case: TTS engines read a lone "A" as the letter, not the article.
+        return escape(" ".join(c.upper() for c in _plain(value) if c.isalnum()))
+
+    def date(value, form: str | None = None) -> Markup:
+        """A spoken date: weekday, day, month; ``"long"`` adds the year."""
+        if form not in (None, "long"):
+            raise ValueError(f"date format must be 'long' or nothing, not {form!r}")
+        day = _as_date(value)
+        pattern = full if form == "long" else day_only
+        if french and day.day == 1:
+            # "vendredi 1er mai": the ordinal is how French says the first.
+            pattern = _sub_unquoted(pattern, r"(?<!d)d(?!d)", "'1er'")
+        return escape(_spaces(format_date(day, pattern, locale=locale)))
+
+    def relative_date(value, today) -> Markup:
+        """"today" / "tomorrow" when it is, else the date as ``date`` says it."""
+        day, ref = _as_date(value), _as_date(today)
+        words = _TODAY_TOMORROW.get(locale.language)
+        if words and day == ref:
+            return escape(words[0])
+        if words and day == ref + dt.timedelta(days=1):
+            return escape(words[1])
+        return date(day)
+
+    def time(value) -> Markup:
+        """A spoken time of day: fr "18 h 30" / "9 h", en "6:30 PM"."""
+        t = _as_time(value)
+        if french:
+            # Babel says "18:30"; "18 h 30" is how French writes it to be read aloud.
+            text = f"{t.hour} h" + (f" {t.minute:02d}" if t.minute else "")
+        else:
+            text = format_time(t, "short", locale=locale)
+        return escape(_spaces(text))
+
+    def money(value, currency: str = "EUR") -> Markup:
+        """An amount in ``currency``: fr "42,50 €", en "€42.50"."""
+        try:
+            amount = Decimal(_plain(value).strip())
+        except InvalidOperation as exc:
+            raise ValueError(f"not an amount: {value!r}") from exc
+        return escape(_spaces(format_currency(amount, currency, locale=locale)))
+
+    return {
+        "digits": digits,
+        "spell": spell,
+        "date": date,
+        "relative_date": relative_date,
+        "time": time,
+        "money": money,
+    }
+
+
+def _plain(value) -> str:
+    if isinstance(value, Markup):
+        return value.unescape()
+    if value is None:
+        raise ValueError("no value (None)")
+    return str(value)
+
+
+def _spaces(text: str) -> str:
+    # Babel uses (narrow) no-break spaces; plain spaces are what the final
+    # whitespace collapsing produces anyway, so filters agree with it.
+    return text.replace("\u202f", " ").replace("\xa0", " ")
+
+
+def _as_date(value) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = _plain(value).strip()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        return dt.datetime.fromisoformat(text).date()
+    except ValueError:
+        raise ValueError(f"not a date: {value!r}") from None
+
+
+def _as_time(value) -> dt.time:
+    if isinstance(value, dt.datetime):
+        return value.time()
+    if isinstance(value, dt.time):
+        return value
+    try:
+        return dt.time.fromisoformat(_plain(value).strip())
+    except ValueError:
+        raise ValueError(f"not a time: {value!r}") from None
+
+
+_QUOTED = re.compile(r"('(?:[^']|'')*')")
+
+
+def _sub_unquoted(pattern: str, regex: str, repl: str) -> str:
+    """``re.sub`` on a CLDR date pattern, leaving 'quoted literals' alone."""
+    return "".join(
+        part if _QUOTED.fullmatch(part) else re.sub(regex, repl, part)
+        for part in _QUOTED.split(pattern)
+    )
+
+
+def _without_year(pattern: str) -> str:
+    """The locale's full date pattern without the year and what ties it in:
+    "EEEE d MMMM y" → "EEEE d MMMM", "EEEE, MMMM d, y" → "EEEE, MMMM d",
+    "EEEE, d 'de' MMMM 'de' y" → "EEEE, d 'de' MMMM", "y年M月d日EEEE" → "M月d日EEEE"."""
+    stripped = re.sub(r"y+[年년]\s*|(?:\s*'[^']*')?[\s,]*\by+\.?", "", pattern)
+    return stripped.strip(" ,")

@@ -1,0 +1,143 @@
+"""A simulated call: the production engine driven by a simulated clock.
+
+``ivr-sim call`` and the scenario runner both use :class:`SimCall`.  It
+plays each input as the provider would (digits, speech, silence, a
+hang-up, a dial result) and keeps what the caller heard, the nodes the
+call went through and the TwiML a provider would have received.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from . import actions as act
+from .engine import call_summary
+from .model import Flow
+from .render import render_twiml
+from .turn import Perform, play_turn
+
+#: Seconds the simulated clock moves on per turn: a prompt and an answer.
+SECONDS_PER_TURN = 8
+
+
+@dataclass
+class SimTurn:
+    """What one input produced."""
+
+    number: int
+    input: str
+    actions: list
+    node_events: list
+    twiml: bytes
+
+    @property
+    def heard(self) -> str:
+        """What the caller heard, as one line of text."""
+        return " ".join(part for a in self.actions for part in spoken(a))
+
+    @property
+    def path(self) -> list[str]:
+        """The nodes this turn went through, in order, without repeats in a row."""
+        nodes: list[str] = []
+        for event in self.node_events:
+            if not nodes or nodes[-1] != event["node"]:
+                nodes.append(event["node"])
+        return nodes
+
+
+@dataclass
+class SimCall:
+    flow: Flow
+    perform: Perform
+    caller: str
+    at: datetime
+    lang: str | None = None
+    call_id: str = "CA" + "0" * 32
+    called: str = "+33100000000"
+    state: dict | None = None
+    turns: list = field(default_factory=list)
+
+    @property
+    def ended(self) -> bool:
+        return bool(self.state and self.state["ended"])
+
+    @property
+    def waiting_node(self) -> str | None:
+        return self.state["node"] if self.state and not self.ended else None
+
+    @property
+    def summary(self) -> dict:
+        return call_summary(self.state)
+
+    def start(self) -> SimTurn:
+        return self._play("call", {"type": "start", "call_id": self.call_id,
+                                   "caller": self.caller, "called": self.called,
+                                   "lang": self.lang})
+
+    def press(self, digits: str) -> SimTurn:
+        return self._play(f"press {digits}", {"type": "digits", "digits": digits.rstrip("#")})
+
+    def say(self, words: str) -> SimTurn:
+        return self._play(f"say {words}", {"type": "speech", "text": words})
+
+    def silence(self) -> SimTurn:
+        return self._play("silence", {"type": "silence"})
+
+    def hangup(self) -> SimTurn:
+        return self._play("hangup", {"type": "hangup"})
+
+    def dial_result(self, status: str) -> SimTurn:
+        return self._play(f"dial {status}", {"type": "dial_result", "status": status})
+
+    def recorded(self, seconds: int = 20) -> SimTurn:
+        return self._play("record", {"type": "recorded", "duration": seconds,
+                                     "url": "https://recordings.invalid/sim.wav"})
+
+    def wait(self, seconds: int) -> None:
+        self.at += timedelta(seconds=seconds)
+
+    def _play(self, label: str, event: dict) -> SimTurn:
+        event["now"] = self.at
+        turn = play_turn(self.flow, self.state, event, self.perform)
+        self.state = turn.state
+        number = len(self.turns)
+        caller_facing = [a for a in turn.actions if not isinstance(a, act.Lookup)]
+        twiml = render_twiml(caller_facing, f"/voice/{self.flow.name}?turn={number + 1}")
+        result = SimTurn(number, label, caller_facing, turn.node_events, twiml)
+        self.turns.append(result)
+        self.at += timedelta(seconds=SECONDS_PER_TURN)
+        return result
+
+
+def spoken(action) -> list[str]:
+    """What a caller would notice of ``action``, as short text."""
+    if isinstance(action, act.Say):
+        return [" ".join("".join(ET.fromstring(f"<s>{action.ssml}</s>").itertext()).split())]
+    if isinstance(action, act.Play):
+        return [f"[audio {action.url}]"]
+    if isinstance(action, act.Pause):
+        return [f"[pause {action.length}s]"]
+    if isinstance(action, act.Gather):
+        return [part for p in action.prompts for part in spoken(p)]
+    if isinstance(action, act.Dial):
+        return [f"[transfer to {action.target.kind} {action.target.address}]"]
+    if isinstance(action, act.Enqueue):
+        return [f"[queue {action.queue}]"]
+    if isinstance(action, act.Record):
+        return ["[beep, recording]"]
+    if isinstance(action, act.Hangup):
+        return ["[hang up]"]
+    return []
+
+
+def listens_for(actions) -> str | None:
+    """What the call waits for after these actions, for the terminal."""
+    for action in actions:
+        if isinstance(action, act.Gather):
+            keys = "speech or keys" if "speech" in action.input else "keys"
+            if action.num_digits:
+                return f"{keys} ({action.num_digits} digit{'s' if action.num_digits > 1 else ''})"
+            return f"{keys} (end with {action.finish_on_key or 'a pause'})"
+    return None

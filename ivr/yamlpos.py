@@ -1,0 +1,104 @@
+"""Load YAML into plain Python data while remembering where every value was.
+
+PyYAML's composer keeps a mark (0-based line and column) on every node; the
+constructor throws them away.  We walk the composed node tree ourselves,
+build ordinary dicts, lists and scalars, and record each value's position
+under its path (a tuple of mapping keys and list indices).  Positions are
+stored 1-based: the conversion happens here, once, at the boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import yaml
+
+Path = tuple  # a tuple of str keys and int indices
+
+
+@dataclass(frozen=True)
+class Pos:
+    line: int
+    column: int
+
+
+@dataclass
+class Document:
+    """Parsed YAML data plus the position of every value and mapping key."""
+
+    data: object
+    values: dict = field(default_factory=dict)
+    keys: dict = field(default_factory=dict)
+    duplicates: list = field(default_factory=list)
+
+    def pos(self, path: Path) -> Pos:
+        """Where the value at ``path`` starts, or its nearest located parent."""
+        path = tuple(path)
+        while path:
+            if path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return self.values.get((), Pos(1, 1))
+
+    def key_pos(self, path: Path) -> Pos:
+        """Where the mapping key naming ``path`` starts (falls back to the value)."""
+        return self.keys.get(tuple(path)) or self.pos(path)
+
+
+class YamlSyntaxError(Exception):
+    """The text is not valid YAML; ``pos`` says where the parser gave up."""
+
+    def __init__(self, message: str, pos: Pos):
+        super().__init__(message)
+        self.message = message
+        self.pos = pos
+
+
+def _pos(mark) -> Pos:
+    return Pos(mark.line + 1, mark.column + 1)
+
+
+def load(text: str) -> Document:
+    """Parse ``text`` (one YAML document) and return a :class:`Document`.
+
+    Raises :class:`YamlSyntaxError` for text that is not YAML.
+    """
+    loader = yaml.SafeLoader(text)
+    doc = Document(data=None)
+    try:
+        root = loader.get_single_node()
+        if root is not None:
+            doc.data = _build(root, (), doc, loader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        message = error.problem or str(error)
+        if error.context:
+            message = f"{message} ({error.context})"
+        raise YamlSyntaxError(message, _pos(mark) if mark else Pos(1, 1)) from None
+    finally:
+        loader.dispose()
+    return doc
+
+
+def _build(node, path: Path, doc: Document, loader):
+    doc.values[path] = _pos(node.start_mark)
+    if isinstance(node, yaml.MappingNode):
+        result = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node, loader)
+            child = path + (key,)
+            if key in result:
+                doc.duplicates.append((child, _pos(key_node.start_mark)))
+            doc.keys[child] = _pos(key_node.start_mark)
+            result[key] = _build(value_node, child, doc, loader)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, path + (i,), doc, loader) for i, item in enumerate(node.value)]
+    return _scalar(node, loader)
+
+
+def _scalar(node, loader):
+    if not isinstance(node, yaml.ScalarNode):
+        # A list or mapping used as a mapping key: keep something printable.
+        return str(loader.construct_object(node, deep=True))
+    return loader.construct_object(node)

@@ -1,0 +1,315 @@
+"""The engine: one event in, new state, actions and node events out."""
+
+import copy
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ivr import actions as act
+from ivr.engine import call_summary, step
+from ivr.flow import load_flow
+from ivr.turn import play_turn
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PARIS = ZoneInfo("Europe/Paris")
+TUESDAY_10AM = datetime(2026, 11, 24, 10, 0, tzinfo=PARIS)
+ORDER = {"number": "100234", "status": "in_transit", "carrier_name": "Colissimo"}
+
+
+@pytest.fixture(scope="module")
+def flow():
+    return load_flow(FIXTURES / "shop.yaml", FIXTURES / "prompts")
+
+
+class Call:
+    """Drives the engine the way a runner does, with a stub look-up."""
+
+    def __init__(self, flow, caller="+33612345678", at=TUESDAY_10AM, lookup=None, lang=None):
+        self.flow, self.at, self.state = flow, at, None
+        self.lookup = lookup or (lambda request, now: {"status": "found", "data": {"order": ORDER}})
+        self.requests = []
+        self.node_events = []
+        self.actions = self._play({"type": "start", "call_id": "CA1", "caller": caller,
+                                   "called": "+33100000000", "lang": lang})
+
+    def _perform(self, request, now):
+        self.requests.append(request)
+        return self.lookup(request, now)
+
+    def _play(self, event):
+        event["now"] = self.at
+        turn = play_turn(self.flow, self.state, event, self._perform)
+        self.state = turn.state
+        self.node_events.extend(turn.node_events)
+        self.at += timedelta(seconds=10)
+        return turn.actions
+
+    def press(self, digits):
+        self.actions = self._play({"type": "digits", "digits": digits})
+        return self
+
+    def say(self, text):
+        self.actions = self._play({"type": "speech", "text": text})
+        return self
+
+    def silence(self):
+        self.actions = self._play({"type": "silence"})
+        return self
+
+    def hangup(self):
+        self.actions = self._play({"type": "hangup"})
+        return self
+
+    def event(self, **event):
+        self.actions = self._play(event)
+        return self
+
+    @property
+    def heard(self):
+        says = []
+        for action in self.actions:
+            prompts = action.prompts if isinstance(action, act.Gather) else (action,)
+            says.extend(p.ssml for p in prompts if isinstance(p, act.Say))
+        return " ".join(says)
+
+    @property
+    def node(self):
+        return self.state["node"]
+
+    @property
+    def summary(self):
+        return call_summary(self.state)
+
+
+def test_start_plays_welcome_inside_the_first_gather_for_barge_in(flow):
+    call = Call(flow)
+    [gather] = call.actions
+    assert isinstance(gather, act.Gather)
+    assert [p.ssml for p in gather.prompts] == [
+        "Bonjour.", "Tapez 1 pour le suivi, 2 pour un retour."]
+    assert gather.num_digits == 1 and gather.input == "dtmf speech" and gather.language == "fr-FR"
+    assert gather.prompts[0].voice == "Polly.Lea-Neural"
+    assert call.node == "menu"
+
+
+def test_state_is_plain_json(flow):
+    call = Call(flow).press("1")
+    assert json.loads(json.dumps(call.state)) == call.state
+
+
+def test_step_does_not_modify_the_state_it_is_given(flow):
+    call = Call(flow)
+    before = copy.deepcopy(call.state)
+    step(flow, call.state, {"type": "digits", "digits": "1", "now": TUESDAY_10AM})
+    assert call.state == before
+
+
+def test_caller_country_picks_the_language(flow):
+    assert Call(flow, caller="+14155550123").state["lang"] == "en-US"
+    assert Call(flow, caller="+32470123456").state["lang"] == "fr-FR"
+    assert Call(flow, caller="anonymous").state["lang"] == "fr-FR"
+    assert Call(flow, caller="+33612345678", lang="en-US").state["lang"] == "en-US"
+
+
+def test_a_menu_choice_can_switch_language(flow):
+    call = Call(flow).press("9")
+    assert call.state["lang"] == "en-US"
+    assert "Press 1 to track" in call.heard
+
+
+def test_silence_reprompts_with_apology_then_escalated_prompt(flow):
+    call = Call(flow).silence()
+    assert call.heard == "Je ne vous ai pas entendu. Tapez 1 ou 2."
+    assert call.node == "menu"
+
+
+def test_no_input_exhausted_goes_to_the_human_with_cause_no_input(flow):
+    call = Call(flow).silence().silence().silence()
+    assert call.node == "agent"
+    dial = call.actions[-1]
+    assert isinstance(dial, act.Dial) and dial.target == act.DialTarget("number", "+33180000000")
+    assert call.summary["outcome"] == "transferred"
+    assert call.summary["cause"] == "no_input"
+    branches = [(e["node"], e["branch"]) for e in call.node_events if e["node"] == "menu"]
+    assert branches == [("menu", "no_input"), ("menu", "no_input"), ("menu", "agent")]
+
+
+def test_no_match_has_its_own_counter(flow):
+    call = Call(flow).silence().press("5")
+    assert call.heard == "Je n'ai pas compris. Tapez 1 ou 2."
+    call.press("6")
+    assert call.summary["cause"] == "no_match"
+    branches = [e["branch"] for e in call.node_events if e["node"] == "menu"]
+    assert branches == ["no_input", "no_match", "agent"]  # max 1 no-match, 2 no-inputs
+
+
+def test_escape_key_reaches_a_human_from_any_menu(flow):
+    call = Call(flow).press("1").press("0")
+    assert call.node == "agent"
+    assert call.summary["cause"] == "caller_asked"
+
+
+def test_escape_word_with_accents_and_case_reaches_a_human(flow):
+    call = Call(flow).say("Je veux un OPERATEUR s'il vous plaît")
+    assert call.node == "agent"
+    assert call.summary["cause"] == "caller_asked"
+
+
+def test_speech_synonym_selects_a_menu_choice(flow):
+    call = Call(flow).say("Où est ma commande ?")
+    assert call.node == "ask_number"
+    assert call.state["reason"] == "order_status"
+
+
+def test_digit_collection_validates_then_reads_back(flow):
+    call = Call(flow).press("1").press("012345")
+    assert "Je n'ai pas compris" in call.heard and call.node == "ask_number"
+    call.press("100234")
+    assert call.heard == "Vous avez tapé 1 0 0 2 3 4. Tapez 1 si c'est correct, 2 sinon."
+    assert call.state["waiting"] == "confirm"
+
+
+def test_confirmation_no_asks_again_and_yes_looks_the_order_up(flow):
+    call = Call(flow).press("1").press("100234").press("2")
+    assert call.node == "ask_number" and call.state["waiting"] == "gather"
+    call.press("100234").press("1")
+    assert [r.args for r in call.requests] == [{"number": "100234"}]
+    assert call.requests[0].what == "order_by_number"
+
+
+def test_sensitive_input_is_masked_in_node_events(flow):
+    call = Call(flow).press("1").press("100234")
+    inputs = [e["input"] for e in call.node_events if e["node"] == "ask_number"]
+    assert inputs == ["******"]
+
+
+def test_found_order_is_answered_and_the_call_self_served(flow):
+    call = Call(flow).press("1").press("100234").press("1")
+    assert call.heard == "Votre commande 1 0 0 2 3 4 est chez Colissimo. Au revoir."
+    assert isinstance(call.actions[-1], act.Hangup)
+    summary = call.summary
+    assert (summary["outcome"], summary["reason"], summary["cause"]) == (
+        "self_served", "order_status", None)
+
+
+def test_the_last_reason_marked_wins(flow):
+    late = {"status": "found", "data": {"order": {**ORDER, "status": "delayed_carrier"}}}
+    call = Call(flow, lookup=lambda r, n: late).press("1").press("100234").press("1")
+    assert call.summary["reason"] == "carrier_delay"
+
+
+def test_lookup_error_takes_the_error_branch(flow):
+    call = Call(flow, lookup=lambda r, n: {"status": "error", "error": "timeout"})
+    call.press("1").press("100234").press("1")
+    assert call.node == "agent"
+    assert call.summary["cause"] == "error"
+    [event] = [e for e in call.node_events if e["node"] == "find"]
+    assert (event["branch"], event["detail"]) == ("agent", "timeout")
+
+
+def test_lookup_that_raises_is_an_error_branch_not_a_failure(flow):
+    def broken(request, now):
+        raise ConnectionError("refused")
+    call = Call(flow, lookup=broken).press("1").press("100234").press("1")
+    assert call.node == "agent" and call.summary["outcome"] == "transferred"
+
+
+def test_not_found_routes_with_cause_not_found(flow):
+    call = Call(flow, lookup=lambda r, n: {"status": "not_found"})
+    call.press("1").press("100234").press("1")
+    assert call.summary["cause"] == "not_found"
+
+
+def test_caller_hanging_up_before_an_answer_is_abandoned(flow):
+    call = Call(flow).press("1").hangup()
+    assert call.summary["outcome"] == "abandoned"
+    assert call.summary["reason"] == "order_status"
+    assert call.node_events[-1]["branch"] == "hangup"
+
+
+def test_a_call_that_never_states_a_reason_has_reason_not_stated(flow):
+    assert Call(flow).hangup().summary["reason"] == "not_stated"
+
+
+def test_loop_guard_sends_the_caller_to_a_human_and_is_logged(flow):
+    call = Call(flow).press("7").press("7").press("7")
+    assert call.node == "agent"
+    assert call.summary["cause"] == "loop_guard"
+    assert any(e["branch"] == "loop_guard" for e in call.node_events)
+
+
+def test_hours_open_transfers_and_closed_offers_a_callback(flow):
+    assert Call(flow).press("2").node == "agent"
+    saturday = datetime(2026, 11, 28, 10, 0, tzinfo=PARIS)
+    call = Call(flow, at=saturday).press("2")
+    assert call.node == "callback"
+    assert call.heard.startswith("On vous rappelle au 3 3 6 1 2")
+
+
+def test_christmas_is_closed(flow):
+    christmas = datetime(2026, 12, 25, 10, 0, tzinfo=PARIS)
+    assert Call(flow, at=christmas).press("2").node == "callback"
+
+
+def test_callback_keeps_the_number_and_counts_as_a_handoff(flow):
+    saturday = datetime(2026, 11, 28, 10, 0, tzinfo=PARIS)
+    call = Call(flow, at=saturday).press("2").press("2").press("0699887766")
+    assert call.state["vars"]["callback_number"] == "0699887766"
+    summary = call.summary
+    assert summary["outcome"] == "transferred" and summary["cause"] == "closed"
+    assert summary["handoff"]["kind"] == "callback"
+
+
+def test_dial_no_answer_goes_where_the_flow_says(flow):
+    call = Call(flow).press("2")
+    call.event(type="dial_result", status="no-answer")
+    assert call.node == "voicemail"
+    assert isinstance(call.actions[-1], act.Record)
+    call.event(type="recorded", url="https://r.invalid/1.wav", duration=12)
+    assert call.summary["handoff"]["kind"] == "voicemail"
+    assert call.summary["cause"] == "dial_failed"
+
+
+def test_completed_transfer_ends_the_call(flow):
+    call = Call(flow).press("2").event(type="dial_result", status="completed")
+    assert call.state["ended"] and call.summary["outcome"] == "transferred"
+
+
+def test_an_error_routes_the_caller_to_a_human_and_marks_the_call_failed(flow):
+    call = Call(flow).event(type="error", message="boom")
+    say, dial = call.actions
+    assert say.ssml.startswith("Nous rencontrons un problème technique")
+    assert dial.target == act.DialTarget("number", "+33180000000")
+    assert call.summary["outcome"] == "failed"
+    assert call.node_events[-1]["branch"] == "failsafe"
+
+
+def test_an_exception_inside_the_flow_is_caught_by_the_fail_safe(flow):
+    broken = {"status": "found", "data": {"order": "not a mapping"}}
+    call = Call(flow, lookup=lambda r, n: broken).press("1").press("100234").press("1")
+    assert call.summary["outcome"] == "failed"
+    assert isinstance(call.actions[-1], act.Dial)
+
+
+def test_node_events_carry_what_the_log_needs(flow):
+    call = Call(flow).press("1")
+    event = call.node_events[0]
+    assert set(event) == {"call_id", "seq", "flow", "version", "node", "kind", "input",
+                          "branch", "detail", "at"}
+    assert [e["seq"] for e in call.node_events] == list(range(1, len(call.node_events) + 1))
+    assert (event["flow"], event["version"]) == ("shop", flow.version)
+
+
+def test_transfer_carries_reason_and_order_to_the_agent(flow):
+    call = Call(flow).press("1").press("0")
+    dial = call.actions[-1]
+    assert ("X-IVR-Reason", "order_status") in dial.params
+    assert ("X-IVR-Call", "CA1") in dial.params
+
+
+def test_input_after_the_call_ended_gets_a_hangup(flow):
+    call = Call(flow).hangup().press("1")
+    assert call.actions == [act.Hangup()]
