@@ -27,12 +27,11 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import phonenumbers
-
 from . import actions as act
 from . import expressions
 from .matching import normalise, said
 from .model import REASON_NOT_STATED, Flow, Node, Retry
+from .phone import country_of, is_withheld
 
 #: Built-in yes/no words for read-back confirmations, by language prefix.
 CONFIRM_WORDS = {
@@ -50,6 +49,7 @@ FAILSAFE_APOLOGY = {
 }
 
 _GATHERING = ("gather", "confirm", "callback_confirm", "callback_number")
+_HUMAN_KINDS = ("transfer", "callback", "record")
 
 
 def step(flow: Flow, state: dict | None, event: dict):
@@ -114,7 +114,7 @@ class _Run:
 
     def _start(self):
         caller = self.event.get("caller") or ""
-        country = _country(caller)
+        country = country_of(caller)
         flow = self.flow
         lang = self.event.get("lang")
         if lang not in flow.languages:
@@ -210,6 +210,9 @@ class _Run:
         if calendar.is_open(self.now):
             return self._leave(node, node.opts["open"])
         self.state["cause"] = "closed"
+        opening = calendar.next_opening(self.now)
+        # Prompts say when agents are back without copying the calendar.
+        self.state["vars"]["opens_at"] = opening.isoformat() if opening else None
         return self._leave(node, node.opts["closed"])
 
     def _enter_hangup(self, node):
@@ -255,7 +258,7 @@ class _Run:
         self._gather(node)
 
     def _enter_callback(self, node):
-        if not self.state["caller"].startswith("+"):
+        if is_withheld(self.state["caller"]) or not self.state["caller"].startswith("+"):
             return self._ask_callback_number(node)  # no number to read back
         self._gather(node, waiting="callback_confirm", prompts=node.say, yes_no=True)
 
@@ -378,18 +381,20 @@ class _Run:
         handler(node, digits, speech)
 
     def _menu_input(self, node, digits, speech):
-        lang = self.state["lang"]
-        for choice in node.opts["choices"]:
-            if (digits and digits == choice.key) or (speech and (
-                    speech == choice.key or any(said(w, speech) for w in choice.words.get(lang, ())))):
-                self._assign(choice.assign)
-                self._mark(choice.reason)
-                if choice.confirms:
-                    self.state["confirmed"] = True
-                self.state["cause"] = "caller_asked"
-                self._leave(node, choice.to, input_=digits or speech)
-                return self._run(choice.to)
-        self._retry(node, "no_match", digits or speech)
+        choice = _choose(node.opts["choices"], digits, speech, self.state["lang"])
+        if choice is None:
+            return self._retry(node, "no_match", digits or speech)
+        self._assign(choice.assign)
+        self._mark(choice.reason)
+        if choice.confirms:
+            self.state["confirmed"] = True
+        # Choosing a person is asking for one, unless something (closed
+        # hours, an order not found) already explains why the call is here.
+        target_kind = self.flow.nodes[choice.to].kind
+        asks_human = choice.to == self.flow.human or target_kind in _HUMAN_KINDS
+        self.state["cause"] = (self.state["cause"] or "caller_asked") if asks_human else None
+        self._leave(node, choice.to, input_=digits or speech)
+        self._run(choice.to)
 
     def _digits_input(self, node, digits, speech):
         entered = digits or re.sub(r"\D", "", speech)
@@ -414,7 +419,9 @@ class _Run:
             self._leave(node, node.next, input_="yes")
             return self._run(node.next)
         self.state["vars"].pop(node.opts["save_as"], None)
-        self._retry(node, "no_match", "no")  # re-ask the number, bounded like any retry
+        # Re-ask without an apology: a wrong entry is not a misunderstanding,
+        # but it counts as an attempt so a caller cannot loop for ever.
+        self._retry(node, "no_match", "no", waiting="gather", apologise=False)
 
     def _callback_confirm_input(self, node, digits, speech):
         answer = _yes_no(digits, speech, self.state["lang"])
@@ -441,10 +448,10 @@ class _Run:
         self._leave(node, node.next, input_="*" * len(shown) if shown not in ("yes",) else shown)
         self._run(node.next)
 
-    def _retry(self, node, counter: str, shown, waiting=None):
+    def _retry(self, node, counter: str, shown, waiting=None, apologise=True):
         """Count a no-input or no-match; re-prompt, or leave when exhausted."""
         state = self.state
-        spec: Retry = node.opts.get(counter) or getattr(self.flow, counter)
+        spec: Retry = node.opts[counter]
         state[counter] += 1
         waiting = waiting or state["waiting"]
         if state[counter] > spec.max:
@@ -459,13 +466,11 @@ class _Run:
             state["cause"] = "loop_guard"
             self._log(node.name, node.kind, None, "loop_guard", detail=f"steps={state['steps']}")
             return self._run(self.flow.human)
-        apology = spec.say[min(state[counter], len(spec.say)) - 1] if spec.say else ()
+        apology = spec.say[min(state[counter], len(spec.say)) - 1] if spec.say and apologise else ()
         prompts = {
             "gather": None, "confirm": node.opts.get("confirm"),
             "callback_confirm": node.say, "callback_number": node.opts.get("ask_number"),
         }[waiting]
-        if waiting == "confirm" and shown == "no":
-            waiting, prompts = "gather", None  # the caller said the number was wrong
         self._gather(node, waiting=waiting, prompts=prompts, apology=apology,
                      yes_no=waiting in ("confirm", "callback_confirm"))
 
@@ -503,6 +508,7 @@ class _Run:
             "today": local.date(), "hour": local.hour, "weekday": local.isoweekday(),
             "attempt": 1 + state["no_input"] + state["no_match"],
             "digits": state["digits"], "speech": state["speech"], "reason": state["reason"],
+            "opens_at": state["vars"].get("opens_at"),
         }
 
     def _say(self, prompts):
@@ -565,7 +571,7 @@ def _minimal_state(flow: Flow, event: dict, now: datetime) -> dict:
     caller = event.get("caller") or ""
     return {
         "call_id": event.get("call_id", "unknown"), "flow": flow.name, "version": flow.version,
-        "caller": caller, "called": event.get("called", ""), "country": _country(caller),
+        "caller": caller, "called": event.get("called", ""), "country": country_of(caller),
         "lang": flow.default_language, "started_at": now.isoformat(), "now": now.isoformat(),
         "ended_at": None, "node": None, "waiting": None, "request": None, "vars": {},
         "digits": "", "speech": "", "no_input": 0, "no_match": 0, "visits": {}, "steps": 0,
@@ -574,14 +580,21 @@ def _minimal_state(flow: Flow, event: dict, now: datetime) -> dict:
     }
 
 
-def _country(number: str) -> str | None:
-    """The ISO country of an E.164 number ("FR"), or None when unknown or withheld."""
-    if not number.startswith("+"):
-        return None
-    try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(number)) or None
-    except phonenumbers.NumberParseException:
-        return None
+def _choose(choices, digits: str, speech: str, lang: str):
+    """The choice a key or an utterance selects.  For speech the most
+    specific match wins: "jamais reçu mon colis" is about a parcel never
+    received, not about tracking a parcel."""
+    if digits:
+        return next((c for c in choices if c.key == digits), None)
+    best, best_length = None, 0
+    for choice in choices:
+        if speech == choice.key:
+            return choice
+        for phrase in choice.words.get(lang, ()):
+            length = len(normalise(phrase))
+            if length > best_length and said(phrase, speech):
+                best, best_length = choice, length
+    return best
 
 
 def _confirm_words(lang: str) -> dict:

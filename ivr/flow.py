@@ -28,7 +28,7 @@ from .prompts import PromptError, PromptLibrary
 #: Variables every prompt and expression can read (see docs/flow-language.md).
 BUILTIN_VARIABLES = frozenset({
     "caller", "called", "call_id", "country", "lang", "now", "today", "hour",
-    "weekday", "attempt", "digits", "speech", "reason",
+    "weekday", "attempt", "digits", "speech", "reason", "opens_at",
 })
 
 #: What each look-up needs and which variables its answer sets.
@@ -240,10 +240,9 @@ def words(b, path, value):
         b.languages_used.append((path + (lang,), lang))
         if _expect(b, path + (lang,), phrases, list, "a list of words") is _BAD:
             continue
+        # Kept as written: they are also the speech recogniser's hints.
         result[lang] = tuple(
-            normalise(p) for i, p in enumerate(phrases)
-            if text(b, path + (lang, i), p) is not _BAD
-        )
+            p for i, p in enumerate(phrases) if text(b, path + (lang, i), p) is not _BAD)
     return result
 
 
@@ -281,7 +280,7 @@ def choices(b, path, value):
         elif choice_key is not None:
             seen_keys[choice_key] = i
         for lang, phrases in spec.get("words", {}).items():
-            for phrase in phrases:
+            for phrase in map(normalise, phrases):
                 if (lang, phrase) in seen_words:
                     b.problem(at + ("words", lang), f"word {phrase!r} ({lang}) is already used by "
                               f"choice {seen_words[lang, phrase] + 1} of this menu", "duplicate-key")
@@ -443,6 +442,7 @@ class _Builder:
         languages = self._languages(data)
         nodes = self._nodes(data)
         settings = self._settings(data, languages)
+        _inherit_retries(nodes, settings)
         reasons = self._reasons(data)
         calendars = self._calendars(data)
         variables = self._variables(data)
@@ -525,8 +525,7 @@ class _Builder:
             if key(self, ("escape", "keys", i), k) is not _BAD)
         escape_keys = tuple(str(k) for k in escape_keys)
         escape_words = escape.get("words") or {
-            lang: tuple(normalise(w) for w in DEFAULT_ESCAPE_WORDS.get(lang[:2], ()))
-            for lang in languages}
+            lang: DEFAULT_ESCAPE_WORDS.get(lang[:2], ()) for lang in languages}
         defaults = self.fields(("defaults",), data.get("defaults", {}), {
             "timeout": positive, "no_input": retry, "no_match": retry})
         defaults = {} if defaults is _BAD else defaults
@@ -739,16 +738,24 @@ class _Builder:
         return digest.hexdigest()[:12]
 
 
-def _retry(spec) -> Retry:
-    return Retry(max=spec.get("max", 2), say=spec.get("say", ()), to=spec.get("to"))
+def _retry(spec, default: Retry = Retry(max=2)) -> Retry:
+    """A retry policy: what ``spec`` sets, the rest from ``default``."""
+    return Retry(max=spec.get("max", default.max), say=spec.get("say", default.say),
+                 to=spec.get("to", default.to))
+
+
+def _inherit_retries(nodes, settings):
+    """Give every gathering node its full no-input and no-match policies:
+    a node that only changes ``max`` keeps the flow's apologies."""
+    for node in nodes.values():
+        if node.kind in ("menu", "input", "callback"):
+            for field_name in ("no_input", "no_match"):
+                node.opts[field_name] = _retry(node.opts.get(field_name, {}), settings[field_name])
 
 
 def _make_node(node_name, kind, line, parsed) -> Node:
     common = {"say", "reprompt", "next", "reason", "resolves", "kind", "description"}
     opts = {k: v for k, v in parsed.items() if k not in common}
-    for retry_field in ("no_input", "no_match"):
-        if retry_field in opts:
-            opts[retry_field] = _retry(opts[retry_field])
     return Node(
         name=node_name, kind=kind, line=line,
         say=parsed.get("say", ()), reprompt=parsed.get("reprompt", ()),

@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from ivr.actions import Lookup
 from ivr.delivery import DEFAULT_POLICY, DeliveryPolicy, estimate_delivery
+from ivr.phone import WITHHELD_CALLER_IDS
 from ivr.orders import CARRIERS, Order, OrderStore, normalise_number, normalise_phone
 
 log = logging.getLogger(__name__)
@@ -29,29 +30,6 @@ FOUND = "found"
 MANY = "many"
 NOT_FOUND = "not_found"
 ERROR = "error"
-
-#: What providers put in ``From`` when the caller withheld their number:
-#: words, or those words spelled on a keypad (ANONYMOUS, RESTRICTED,
-#: BLOCKED, UNKNOWN, UNAVAILABLE) — well-formed E.164 that belongs to
-#: nobody, so it must never match an order.
-WITHHELD_CALLER_IDS = frozenset(
-    {
-        "",
-        "anonymous",
-        "restricted",
-        "blocked",
-        "unknown",
-        "unavailable",
-        "private",
-        "withheld",
-        "+266696687",
-        "+7378742833",
-        "+2562533",
-        "+8656696",
-        "+86282452253",
-    }
-)
-
 
 @runtime_checkable
 class OrderLookups(Protocol):

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _NON_WORD = re.compile(r"[^\w]+")
 
 
+@lru_cache(maxsize=4096)
 def normalise(text: str) -> str:
     """Lower-case, accent-free, punctuation-free, single-spaced ``text``."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
@@ -22,6 +24,6 @@ def normalise(text: str) -> str:
 
 
 def said(phrase: str, utterance: str) -> bool:
-    """Whether the already-normalised ``phrase`` occurs as whole words in the
-    already-normalised ``utterance``."""
-    return f" {phrase} " in f" {utterance} "
+    """Whether ``phrase`` occurs as whole words in the already-normalised
+    ``utterance``."""
+    return f" {normalise(phrase)} " in f" {utterance} "

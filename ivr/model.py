@@ -53,7 +53,7 @@ class Retry:
 @dataclass(frozen=True)
 class Choice:
     key: str | None
-    words: Mapping[str, tuple]  # language -> normalised phrases
+    words: Mapping[str, tuple]  # language -> phrases, as written
     to: str
     assign: tuple = ()  # ((variable, value), ...)
     reason: str | None = None

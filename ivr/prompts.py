@@ -366,8 +366,14 @@ def _as_time(value) -> dt.time:
         return value.time()
     if isinstance(value, dt.time):
         return value
+    text = _plain(value).strip()
     try:
-        return dt.time.fromisoformat(_plain(value).strip())
+        return dt.time.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        # An ISO date-time (as flow variables hold them): its local time.
+        return dt.datetime.fromisoformat(text).time()
     except ValueError:
         raise ValueError(f"not a time: {value!r}") from None
 

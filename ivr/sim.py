@@ -37,13 +37,16 @@ class SimTurn:
         """What the caller heard, as one line of text."""
         return " ".join(part for a in self.actions for part in spoken(a))
 
+    waiting_at: str | None = None
+
     @property
     def path(self) -> list[str]:
-        """The nodes this turn went through, in order, without repeats in a row."""
+        """The nodes this turn went through, in order, without repeats in a
+        row, ending with the node the call now waits at."""
         nodes: list[str] = []
-        for event in self.node_events:
-            if not nodes or nodes[-1] != event["node"]:
-                nodes.append(event["node"])
+        for name in [e["node"] for e in self.node_events] + [self.waiting_at]:
+            if name and (not nodes or nodes[-1] != name):
+                nodes.append(name)
         return nodes
 
 
@@ -105,7 +108,7 @@ class SimCall:
         number = len(self.turns)
         caller_facing = [a for a in turn.actions if not isinstance(a, act.Lookup)]
         twiml = render_twiml(caller_facing, f"/voice/{self.flow.name}?turn={number + 1}")
-        result = SimTurn(number, label, caller_facing, turn.node_events, twiml)
+        result = SimTurn(number, label, caller_facing, turn.node_events, twiml, self.waiting_node)
         self.turns.append(result)
         self.at += timedelta(seconds=SECONDS_PER_TURN)
         return result
