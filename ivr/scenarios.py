@@ -184,10 +184,10 @@ def check_turn(turn: SimTurn, call: SimCall, expect: dict) -> list[str]:
     folded = heard.casefold()
     for text in _as_list(expect.get("heard")):
         if str(text).casefold() not in folded:
-            problems.append(f"expected to hear {text!r}\n    heard: {heard!r}")
+            problems.append(f"expected to hear {text!r}\n    heard: {heard}")
     for text in _as_list(expect.get("not_heard")):
         if str(text).casefold() in folded:
-            problems.append(f"expected not to hear {text!r}\n    heard: {heard!r}")
+            problems.append(f"expected not to hear {text!r}\n    heard: {heard}")
     node = call.state["node"]
     if "node" in expect and expect["node"] != node:
         problems.append(f"expected the call at node {expect['node']!r}, found {node!r}"
