@@ -76,7 +76,9 @@ def call_summary(state: dict) -> dict:
         "started_at": state["started_at"], "ended_at": state.get("ended_at"),
         "caller": state["caller"], "country": state["country"], "lang": state["lang"],
         "reason": state["reason"] or REASON_NOT_STATED,
-        "outcome": state["outcome"], "cause": state["cause"] if state["outcome"] == "transferred" or state["outcome"] == "failed" else None,
+        "outcome": state["outcome"],
+        # A cause says why a human was needed; other outcomes have none.
+        "cause": state["cause"] if state["outcome"] in ("transferred", "failed") else None,
         "confirmed": state["confirmed"], "handoff": state["handoff"],
         "steps": state["steps"],
     }
@@ -113,25 +115,8 @@ class _Run:
         raise ValueError(f"unknown event type {kind!r}")
 
     def _start(self):
-        caller = self.event.get("caller") or ""
-        country = country_of(caller)
-        flow = self.flow
-        lang = self.event.get("lang")
-        if lang not in flow.languages:
-            lang = flow.country_languages.get(country) if country else None
-            if lang is None:
-                lang = flow.other_countries_language if country and flow.other_countries_language else flow.default_language
-        self.state = {
-            "call_id": self.event["call_id"], "flow": flow.name, "version": flow.version,
-            "caller": caller, "called": self.event.get("called", ""), "country": country,
-            "lang": lang, "started_at": self.now.isoformat(), "now": self.now.isoformat(),
-            "ended_at": None, "node": None, "waiting": None, "request": None,
-            "vars": copy.deepcopy(dict(flow.variables)), "digits": "", "speech": "",
-            "no_input": 0, "no_match": 0, "visits": {}, "steps": 0, "seq": 0,
-            "reason": None, "resolved": False, "confirmed": False,
-            "cause": None, "handoff": None, "outcome": None, "ended": False,
-        }
-        self._run(flow.start)
+        self.state = new_state(self.flow, self.event, self.now)
+        self._run(self.flow.start)
 
     # -- moving through the graph -------------------------------------------------
     def _run(self, name: str | None):
@@ -348,9 +333,8 @@ class _Run:
                 low, high = 9, 15
             gather = dict(input="dtmf", num_digits=high if low == high else None,
                           finish_on_key=node.opts.get("finish_on", "#"))
-        prompts_ = tuple(a for a in self._pop_prompts())
         self.actions.append(act.Gather(
-            prompts=prompts_, timeout=node.opts.get("timeout", self.flow.timeout),
+            prompts=tuple(self._pop_prompts()), timeout=node.opts.get("timeout", self.flow.timeout),
             speech_timeout="auto" if "speech" in gather["input"] else None,
             hints=tuple(dict.fromkeys(hints)) if "speech" in gather["input"] else (),
             language=lang, **gather))
@@ -536,7 +520,7 @@ class _Run:
     def fail_safe(self, error: Exception):
         """Apologise and put the caller through to a human; the call is ``failed``."""
         if self.state is None:
-            self.state = _minimal_state(self.flow, self.event, self.now)
+            self.state = new_state(self.flow, self.event, self.now)
         state = self.state
         lang = state["lang"]
         self._log(state["node"] or self.flow.start, "error", None, "failsafe",
@@ -565,18 +549,26 @@ def _failsafe_transfer(flow: Flow) -> Node | None:
     return next((n for n in flow.nodes.values() if n.kind == "transfer"), None)
 
 
-def _minimal_state(flow: Flow, event: dict, now: datetime) -> dict:
-    run = _Run(flow, None, {**event, "type": "start"})
-    run.state = None
+def new_state(flow: Flow, event: dict, now: datetime) -> dict:
+    """The state of a call that starts with ``event``: the caller's
+    language comes from the event, else their number's country, else the
+    flow's default."""
     caller = event.get("caller") or ""
+    country = country_of(caller)
+    lang = event.get("lang")
+    if lang not in flow.languages:
+        lang = flow.country_languages.get(country) if country else None
+    if lang is None:
+        lang = flow.other_countries_language if country and flow.other_countries_language else flow.default_language
     return {
         "call_id": event.get("call_id", "unknown"), "flow": flow.name, "version": flow.version,
-        "caller": caller, "called": event.get("called", ""), "country": country_of(caller),
-        "lang": flow.default_language, "started_at": now.isoformat(), "now": now.isoformat(),
-        "ended_at": None, "node": None, "waiting": None, "request": None, "vars": {},
-        "digits": "", "speech": "", "no_input": 0, "no_match": 0, "visits": {}, "steps": 0,
-        "seq": 0, "reason": None, "resolved": False, "confirmed": False, "cause": None,
-        "handoff": None, "outcome": None, "ended": False,
+        "caller": caller, "called": event.get("called", ""), "country": country,
+        "lang": lang, "started_at": now.isoformat(), "now": now.isoformat(),
+        "ended_at": None, "node": None, "waiting": None, "request": None,
+        "vars": copy.deepcopy(dict(flow.variables)), "digits": "", "speech": "",
+        "no_input": 0, "no_match": 0, "visits": {}, "steps": 0, "seq": 0,
+        "reason": None, "resolved": False, "confirmed": False,
+        "cause": None, "handoff": None, "outcome": None, "ended": False,
     }
 
 

@@ -106,9 +106,8 @@ class SimCall:
         turn = play_turn(self.flow, self.state, event, self.perform)
         self.state = turn.state
         number = len(self.turns)
-        caller_facing = [a for a in turn.actions if not isinstance(a, act.Lookup)]
-        twiml = render_twiml(caller_facing, f"/voice/{self.flow.name}?turn={number + 1}")
-        result = SimTurn(number, label, caller_facing, turn.node_events, twiml, self.waiting_node)
+        twiml = render_twiml(turn.actions, f"/voice/{self.flow.name}?turn={number + 1}")
+        result = SimTurn(number, label, turn.actions, turn.node_events, twiml, self.waiting_node)
         self.turns.append(result)
         self.at += timedelta(seconds=SECONDS_PER_TURN)
         return result
