@@ -90,7 +90,13 @@ def load_flow(path, prompts_root) -> Flow:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise FlowError([Problem(str(path), 1, 1, f"cannot read the file: {error}", "unreadable")])
-    return _Builder(str(path), text, PromptLibrary(FilePath(prompts_root))).build()
+    return flow_from_source(path, text, PromptLibrary(FilePath(prompts_root)))
+
+
+def flow_from_source(path, source: str, prompts: PromptLibrary) -> Flow:
+    """Build a flow from its YAML text and prompt library, e.g. a version
+    stored in the call log.  Raises :class:`FlowError`."""
+    return _Builder(str(path), source, prompts).build()
 
 
 def check_flow(path, prompts_root) -> list[Problem]:
