@@ -135,6 +135,9 @@ class _Run:
         state["visits"][name] = state["visits"].get(name, 0) + 1
         over = (state["steps"] > self.flow.max_steps
                 or state["visits"][name] > self.flow.max_visits)
+        if over and state.get("guarded") and state["steps"] > 2 * self.flow.max_steps:
+            # Even the way to a human loops: only the fail-safe is left.
+            raise RuntimeError(f"the flow still loops at {name!r} after the loop guard")
         if over and state.get("guarded") is None:
             state["guarded"] = name
             self._log(name, self.flow.nodes[name].kind, None, "loop_guard",
@@ -291,14 +294,14 @@ class _Run:
         status = self.event.get("status", "failed")
         if status in ("completed", "answered"):
             self.actions.append(act.Hangup())
-            return self._end("transferred")
+            return self._end()  # transferred, or failed if the fail-safe sent it
         self.state["cause"] = "dial_failed"
         self._log(node.name, node.kind, status, node.opts.get("no_answer") or "hangup")
         if node.opts.get("no_answer"):
             self.state.update(handoff=None, outcome=None)
             return self._run(node.opts["no_answer"])
         self.actions.append(act.Hangup())
-        self._end("transferred")
+        self._end()
 
     def _on_hangup(self):
         name = self.state["node"]

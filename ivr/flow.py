@@ -4,7 +4,7 @@ Validation never stops at the first problem: every problem in the YAML, in
 the graph and in the prompts it uses is collected, then reported sorted by
 position, one per line::
 
-    flows/post_sale.yaml:12:7: error: node 'menu' sends key 2 to unknown node 'billing' [unknown-target]
+    flows/post_sale.yaml:12:13: error: node 'menu' (choices 2) 'to' goes to unknown node 'billing' [unknown-target]
 
 A flow with any problem is never built, so the engine only ever runs flows
 that passed.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dataclasses import dataclass
 from pathlib import Path as FilePath
 
@@ -55,9 +56,10 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _KEY = re.compile(r"^[0-9*#]$")
 _LANGUAGE = re.compile(r"^[a-z]{2}-[A-Z]{2}$")
+#: A value that failed its check; the problem is already recorded.
 _BAD = object()
 #: Kinds that lead a caller to a person (an hours node picks between them).
-_HUMAN_KINDS = ("transfer", "callback", "record", "hours")  # a value that failed its check; the problem is recorded
+_HUMAN_KINDS = ("transfer", "callback", "record", "hours")
 
 
 @dataclass(frozen=True, order=True)
@@ -261,6 +263,8 @@ def assignments(b, path, value):
             continue
         b.defined.add(variable)
         b.add_value_expression(path + (variable,), spec)
+        if variable == "lang" and expressions.value_expression(spec) is None:
+            b.languages_used.append((path + (variable,), spec))
         result.append((variable, spec))
     return tuple(result)
 
@@ -348,15 +352,14 @@ def destination(b, path, value):
 
 # --- node kinds ----------------------------------------------------------------
 
-_COMMON = {
-    "kind": text, "description": text, "say": prompts, "reprompt": prompt_list,
-    "reason": reason, "resolves": flag,
-}
-_GATHER = {"timeout": positive, "no_input": retry, "no_match": retry}
+_COMMON = {"kind": text, "description": text, "reason": reason, "resolves": flag}
+_SAY = {"say": prompts}
+_GATHER = {"say": prompts, "reprompt": prompt_list, "timeout": positive,
+           "no_input": retry, "no_match": retry}
 
 #: Per kind: its own fields, and the fields it cannot do without.
 NODE_FIELDS = {
-    "say": ({"next": target}, ("say", "next")),
+    "say": ({**_SAY, "next": target}, ("say", "next")),
     "menu": ({"choices": choices, "input": one_of("dtmf", "speech", "dtmf speech"), **_GATHER},
              ("say", "choices")),
     "input": ({"min": positive, "max": positive, "finish_on": one_of("#", "*", ""),
@@ -365,18 +368,18 @@ NODE_FIELDS = {
               ("say", "save_as", "next")),
     "set": ({"set": assignments, "next": target}, ("set", "next")),
     "branch": ({"when": conditions, "else": target}, ("when", "else")),
-    "lookup": ({"find": one_of(*LOOKUPS), "with": lookup_args, "found": target,
+    "lookup": ({**_SAY, "find": one_of(*LOOKUPS), "with": lookup_args, "found": target,
                 "many": target, "not_found": target, "error": target},
                ("find", "found", "not_found")),
     "hours": ({"calendar": text, "open": target, "closed": target},
               ("calendar", "open", "closed")),
-    "transfer": ({"to": destination, "timeout": positive, "caller_id": text,
+    "transfer": ({**_SAY, "to": destination, "timeout": positive, "caller_id": text,
                   "cause": one_of(*TRANSFER_CAUSES), "no_answer": target},
                  ("to",)),
-    "record": ({"max_length": positive, "finish_on": text, "next": target}, ("say",)),
+    "record": ({**_SAY, "max_length": positive, "finish_on": text, "next": target}, ("say",)),
     "callback": ({"ask_number": prompts, "save_as": name, "next": target, **_GATHER},
                  ("say", "ask_number", "next")),
-    "hangup": ({}, ()),
+    "hangup": (_SAY, ()),
 }
 
 _FLOW_FIELDS = {
@@ -445,6 +448,13 @@ class _Builder:
             self.problem((), "a flow file must be a mapping with 'start' and 'nodes'", "wrong-type")
             raise FlowError(self.problems)
         flow = self.fields((), data, _FLOW_FIELDS)
+        if "timezone" in flow:
+            try:
+                ZoneInfo(flow["timezone"])
+            except (ZoneInfoNotFoundError, ValueError):
+                self.problem(("timezone",), f"unknown timezone {flow['timezone']!r}; expected a "
+                             "name such as Europe/Paris", "wrong-value")
+                del flow["timezone"]
         languages = self._languages(data)
         nodes = self._nodes(data)
         settings = self._settings(data, languages)
@@ -457,7 +467,8 @@ class _Builder:
                          "missing-start")
         if "human" not in data:
             self.problem((), "the flow has no 'human': name the transfer node that every "
-                         "exhausted retry, error and escape falls back to", "missing-field")
+                         "exhausted retry, error and escape falls back to (transfer, callback, record or "
+                         "hours)", "missing-field")
         self._check_graph(data, nodes, flow, settings)
         self._check_reasons(reasons)
         self._check_lookups_and_hours(nodes, calendars)
@@ -526,10 +537,12 @@ class _Builder:
         escape = self.fields(("escape",), data.get("escape", {}), {
             "keys": None, "words": words, "to": target})
         escape = {} if escape is _BAD else escape
+        raw_keys = escape.get("keys", ["0"])
+        if _expect(self, ("escape", "keys"), raw_keys, list, 'a list of keys such as ["0"]') is _BAD:
+            raw_keys = []
         escape_keys = tuple(
-            k for i, k in enumerate(data.get("escape", {}).get("keys", ["0"]))
+            str(k) for i, k in enumerate(raw_keys)
             if key(self, ("escape", "keys", i), k) is not _BAD)
-        escape_keys = tuple(str(k) for k in escape_keys)
         escape_words = escape.get("words") or {
             lang: DEFAULT_ESCAPE_WORDS.get(lang[:2], ()) for lang in languages}
         defaults = self.fields(("defaults",), data.get("defaults", {}), {
@@ -581,6 +594,8 @@ class _Builder:
                 continue
             if kind == "input" and parsed.get("save_as"):
                 self.defined.add(parsed["save_as"])
+            if kind == "record":
+                self.defined.add("recording_url")
             if kind == "callback":
                 self.defined.add(parsed.setdefault("save_as", "callback_number"))
             if kind == "lookup" and parsed.get("find") in LOOKUPS:
@@ -635,7 +650,7 @@ class _Builder:
         human = data.get("human")
         if isinstance(human, str) and human in nodes and nodes[human].kind not in _HUMAN_KINDS:
             self.problem(("human",), f"'human' must name a transfer, callback, record or hours node; "
-                         f"{human!r} is a {nodes[human].kind} node", "wrong-value")
+                         f"{human!r} is of kind {nodes[human].kind}", "wrong-value")
         for k in settings["escape"].keys:
             for node in nodes.values():
                 for i, choice in enumerate(node.opts.get("choices", ())):
@@ -654,10 +669,17 @@ class _Builder:
                 continue
             reachable.add(current)
             pending.extend(t for t in _edges(nodes[current]) if t in nodes)
+        led_to = {t for node in nodes.values() for t in _edges(node)} | set(roots)
+        broken_edges = any(name not in raw_nodes for _path, name in self.targets)
         for node_name in nodes:
-            if node_name not in reachable:
+            if node_name in reachable:
+                continue
+            if node_name not in led_to:
                 self.problem(("nodes", node_name), f"node {node_name!r} is unreachable: no node "
                              "leads to it", "unreachable-node", at_key=True)
+            elif not broken_edges:  # else it is cut off by the unknown target already reported
+                self.problem(("nodes", node_name), f"node {node_name!r} is unreachable from "
+                             f"start {data['start']!r}", "unreachable-node", at_key=True)
 
     def _check_reasons(self, reasons):
         used = set()

@@ -313,3 +313,36 @@ def test_transfer_carries_reason_and_order_to_the_agent(flow):
 def test_input_after_the_call_ended_gets_a_hangup(flow):
     call = Call(flow).hangup().press("1")
     assert call.actions == [act.Hangup()]
+
+
+def test_the_fail_safe_outcome_survives_the_transfer_completing(flow):
+    call = Call(flow).event(type="error", message="boom")
+    call.event(type="dial_result", status="completed")
+    assert call.summary["outcome"] == "failed"
+
+
+LOOPING = """\
+flow: looping
+languages: [fr-FR]
+start: hello
+human: hours
+reasons: {order_status: Where is my order}
+hours:
+  never: {timezone: Europe/Paris, weekly: {}}
+nodes:
+  hello: {kind: say, say: hello, reason: order_status, next: hours}
+  hours: {kind: hours, calendar: never, open: agent, closed: ping}
+  ping: {kind: say, say: hello, next: pong}
+  pong: {kind: say, say: hello, next: ping}
+  agent: {kind: transfer, to: {number: "+33180000000"}}
+"""
+
+
+def test_a_flow_that_loops_even_on_the_way_to_a_human_ends_in_the_fail_safe(tmp_path):
+    path = tmp_path / "looping.yaml"
+    path.write_text(LOOPING)
+    looping = load_flow(path, FIXTURES / "prompts")
+    call = Call(looping)
+    assert call.summary["outcome"] == "failed"
+    assert isinstance(call.actions[-1], act.Dial)
+    assert "still loops" in call.node_events[-1]["detail"]

@@ -159,8 +159,8 @@ def test_unknown_node_kind(tmp_path, prompts):
 def test_unknown_field_is_reported_at_its_key(tmp_path, prompts):
     found = problems(tmp_path, prompts, edit("    kind: hangup\n", "    kind: hangup\n    nxt: menu\n"))
     assert found == [(25, 5, "unknown-field",
-                      "unknown field 'nxt'; expected one of description, kind, reason, reprompt, "
-                      "resolves, say")]
+                      "unknown field 'nxt'; expected one of description, kind, reason, resolves, "
+                      "say")]
 
 
 def test_wrong_value_type(tmp_path, prompts):
@@ -208,3 +208,24 @@ def test_bad_business_hours_point_inside_the_calendar(tmp_path, prompts):
                          "    weekly: {mon-fri: \"18:00-09:00\"}\nnodes:\n")
     found = problems(tmp_path, prompts, text)
     assert [(l, c, code) for l, c, code, _ in found] == [(10, 23, "bad-hours")]
+
+
+def test_escape_keys_must_be_a_list(tmp_path, prompts):
+    found = problems(tmp_path, prompts, VALID.replace("nodes:\n", "escape: {keys: 0}\nnodes:\n"))
+    assert found == [(7, 16, "wrong-type", "expected a list of keys such as [\"0\"], found a number 0")]
+
+
+def test_unknown_timezone(tmp_path, prompts):
+    found = problems(tmp_path, prompts, VALID.replace("start: menu", "timezone: Europe/Pariss\nstart: menu"))
+    assert (3, 11, "wrong-value") in [(l, c, code) for l, c, code, _ in found]
+
+
+def test_switching_to_a_language_the_flow_lacks(tmp_path, prompts):
+    found = problems(tmp_path, prompts, edit("        reason: order_status\n",
+                                             "        reason: order_status\n        set: {lang: de-DE}\n"))
+    assert (15, 21, "unknown-language") in [(l, c, code) for l, c, code, _ in found]
+
+
+def test_say_on_a_node_that_never_speaks_is_an_unknown_field(tmp_path, prompts):
+    found = problems(tmp_path, prompts, edit("    kind: lookup\n", "    kind: lookup\n    reprompt: [hello]\n"))
+    assert [(l, c, code) for l, c, code, _ in found] == [(18, 5, "unknown-field")]

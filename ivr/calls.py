@@ -1,0 +1,197 @@
+"""Serving live calls: one provider request in, TwiML out, the log kept.
+
+No HTTP here (that is ``ivr.web``): this module turns a webhook's
+parameters into an engine event, runs the turn on the flow version the
+call started with, stores the new state, node events and call row in one
+transaction, and answers.  Its promises:
+
+- a retried turn (same ``CallSid`` and turn number) gets the same TwiML
+  and is logged once;
+- any exception apologises and puts the caller through to a human, and
+  the call is marked ``failed``;
+- a look-up slower than ``lookup_timeout`` takes the flow's error branch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from twisted.logger import Logger
+
+from . import actions as act
+from .engine import call_summary, step
+from .render import render_twiml
+from .turn import play_turn_async
+
+#: Call statuses after which the provider will not call us again.
+TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
+
+#: Said when even the fail-safe cannot be rendered from the flow.
+LAST_RESORT = {
+    "fr": "Nous rencontrons un problème technique. Je vous passe un conseiller.",
+    "en": "We are having a technical problem. Let me put you through to an agent.",
+}
+
+
+class UnknownFlow(LookupError):
+    """No flow of that name is loaded."""
+
+
+@dataclass
+class Counters:
+    """What /metrics reports."""
+
+    turns: int = 0
+    replayed: int = 0
+    failsafe: int = 0
+    calls_started: int = 0
+    status_callbacks: int = 0
+    by_outcome: dict = field(default_factory=dict)
+
+
+class CallHandler:
+    log = Logger()
+
+    def __init__(self, registry, store, perform, clock, *, lookup_timeout: float = 4.0,
+                 fallback: act.DialTarget | None = None, base_url: str = ""):
+        self.registry, self.store, self.perform, self.clock = registry, store, perform, clock
+        self.lookup_timeout = lookup_timeout
+        self.fallback = fallback
+        self.base_url = base_url.rstrip("/")
+        self.counters = Counters()
+
+    def action_url(self, flow_name: str, turn: int) -> str:
+        """Where the provider sends the answer to ``turn``: the turn number
+        lets a retried request be recognised."""
+        return f"{self.base_url}/voice/{quote(flow_name)}?turn={turn}"
+
+    async def voice(self, flow_name: str, turn: int, params: dict) -> bytes:
+        """Answer one voice webhook of call ``params['CallSid']``."""
+        call_id = params["CallSid"]
+        record = self.store.load_call(call_id)
+        if record is not None and turn <= record.turn:
+            self.counters.replayed += 1
+            self.log.info("turn {call} {turn} replayed", call=call_id, turn=turn)
+            return record.response
+        if record is None:
+            flow = self.registry.current(flow_name)
+            if flow is None:
+                raise UnknownFlow(flow_name)
+            state = None
+            event = {"type": "start", "call_id": call_id, "caller": params.get("From", ""),
+                     "called": params.get("To", "")}
+            self.counters.calls_started += 1
+        else:
+            state = record.state
+            flow = (self.registry.version(state["flow"], state["version"])
+                    or self.registry.current(state["flow"]))
+            event = event_from(params, state)
+        event["now"] = self._now(flow.timezone if flow else "UTC")
+        url = self.action_url(flow_name, turn + 1)
+        try:
+            if flow is None:
+                raise UnknownFlow(f"{state['flow']} version {state['version']}")
+            result = await play_turn_async(flow, state, event, self.perform, self.clock,
+                                           self.lookup_timeout)
+            new_state, actions, node_events = result.state, result.actions, result.node_events
+            body = render_twiml(actions, url)
+        except Exception:  # noqa: BLE001 - the caller must reach a human
+            self.log.failure("turn {call} {turn} failed; routing to a human", call=call_id, turn=turn)
+            new_state, body, node_events = self._fail_safe(flow, state, event, url)
+        self._save(call_id, turn, new_state, body, node_events)
+        return body
+
+    def status(self, params: dict) -> bool:
+        """Take a status callback; True when it was new.  A terminal status
+        ends the call: one still waiting for the caller was abandoned."""
+        call_id, status = params["CallSid"], params.get("CallStatus", "")
+        sequence = params.get("SequenceNumber")
+        duration = params.get("CallDuration")
+        new = self.store.record_status(
+            call_id, int(sequence) if sequence and sequence.isdigit() else None, status,
+            self._now("UTC").isoformat(), int(duration) if duration and duration.isdigit() else None)
+        self.counters.status_callbacks += 1
+        if not new or status not in TERMINAL_STATUSES:
+            return new
+        record = self.store.load_call(call_id)
+        if record is None or record.ended:
+            return new
+        state = record.state
+        flow = (self.registry.version(state["flow"], state["version"])
+                or self.registry.current(state["flow"]))
+        if flow is None:
+            self.log.error("call {call} ended on unknown flow {flow}", call=call_id, flow=state["flow"])
+            return new
+        new_state, _actions, node_events = step(
+            flow, state, {"type": "hangup", "now": self._now(flow.timezone)})
+        self._save(call_id, record.turn, new_state, record.response, node_events)
+        return new
+
+    # -- internals -----------------------------------------------------------------
+    def _now(self, timezone: str) -> datetime:
+        return datetime.fromtimestamp(self.clock.seconds(), ZoneInfo(timezone))
+
+    def _save(self, call_id, turn, state, body, node_events):
+        summary = call_summary(state)
+        self.store.save_turn(call_id, turn, state, body, node_events, summary, caller=state["caller"])
+        self.counters.turns += 1
+        node = state["node"]
+        if state["ended"]:
+            self.counters.by_outcome[summary["outcome"]] = self.counters.by_outcome.get(summary["outcome"], 0) + 1
+        self.log.info("turn {call} {turn} at {node} outcome {outcome}", call=call_id, turn=turn,
+                      node=node, outcome=summary["outcome"] or "ongoing")
+
+    def _fail_safe(self, flow, state, event, url):
+        """Apologise and transfer: through the engine's own fail-safe when
+        the flow is known, else to the server's fallback destination."""
+        self.counters.failsafe += 1
+        if flow is not None:
+            try:
+                new_state, actions, node_events = step(
+                    flow, state, {**event, "type": "error", "message": "turn failed"})
+                return new_state, render_twiml(actions, url), node_events
+            except Exception:  # noqa: BLE001 - fall through to the last resort
+                self.log.failure("the flow's own fail-safe failed")
+        return self._last_resort(state, event, url)
+
+    def _last_resort(self, state, event, url):
+        lang = (state or {}).get("lang", "fr-FR")
+        say = act.Say(LAST_RESORT.get(lang[:2], LAST_RESORT["en"]), language=lang)
+        actions = [say, act.Dial(self.fallback) if self.fallback else act.Hangup()]
+        new_state = dict(state or {
+            "call_id": event.get("call_id"), "flow": "", "version": "", "caller": event.get("caller", ""),
+            "called": event.get("called", ""), "country": None, "lang": lang,
+            "started_at": event["now"].isoformat(), "vars": {}, "steps": 0, "reason": None,
+            "resolved": False, "confirmed": False, "node": None, "seq": 0,
+        })
+        new_state.update(ended=True, outcome="failed", cause="error", waiting=None,
+                         ended_at=event["now"].isoformat(),
+                         handoff={"kind": self.fallback.kind, "target": self.fallback.address,
+                                  "node": None} if self.fallback else None)
+        return new_state, render_twiml(actions, url), []
+
+
+def event_from(params: dict, state: dict) -> dict:
+    """The engine event a webhook carries, given what the call waits for."""
+    waiting = state.get("waiting")
+    if waiting == "dial":
+        status = params.get("DialCallStatus") or _queue_status(params.get("QueueResult"))
+        return {"type": "dial_result", "status": status or "failed"}
+    if waiting == "record":
+        return {"type": "recorded", "url": params.get("RecordingUrl"),
+                "duration": params.get("RecordingDuration")}
+    if params.get("Digits") and params["Digits"] != "hangup":
+        return {"type": "digits", "digits": params["Digits"]}
+    if params.get("SpeechResult"):
+        return {"type": "speech", "text": params["SpeechResult"]}
+    return {"type": "silence"}
+
+
+def _queue_status(result: str | None) -> str | None:
+    """An Enqueue action's QueueResult, as a dial status."""
+    if result is None:
+        return None
+    return "completed" if result in ("bridged", "bridging-in-process", "hangup") else "failed"

@@ -1,0 +1,232 @@
+"""Twilio request signatures (``X-Twilio-Signature``): compute and check them.
+
+Twilio signs each webhook with its HMAC-SHA1, keyed with the account's auth
+token. The signed string is the full URL it requested, then, for form POSTs,
+every parameter name directly followed by its value, with the names sorted
+(docs/reference: telephony.md §3; twilio-python ``request_validator.py``,
+twilio-node ``webhooks.ts``).
+
+The caller must pass the URL exactly as Twilio built it. Behind a proxy, that
+means the public scheme and host plus the *raw* path and query (Twisted's
+``request.uri``), never a re-encoded or re-sorted query. Twilio signs its own
+query string as it wrote it, and re-normalising the query breaks validation.
+POST parameters, by contrast, are the *decoded* form values (``request.args``
+decoded from UTF-8).
+
+Standard library only, so the simulator and tests can sign requests without
+Twilio's SDK.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "body_sha256",
+    "is_valid_twilio_request",
+    "signed_headers",
+    "twilio_signature",
+    "url_variants",
+]
+
+#: The header Twilio puts the signature in.
+SIGNATURE_HEADER = "X-Twilio-Signature"
+
+#: Query parameter Twilio adds when it sends a JSON body instead of a form.
+_BODY_HASH_PARAM = "bodySHA256"
+
+#: Ports Twilio's validators add when the URL has none. Other schemes get no
+#: "added" variant because nothing says which port Twilio would use.
+_DEFAULT_PORTS = {"https": "443", "http": "80"}
+
+Params = Mapping[str, "str | list[str]"]
+
+
+def _values(name: str, value: object) -> list[str]:
+    """One parameter's values as a list of str, whatever shape it came in."""
+    # A plain str is one value; iterating over it would sign its characters.
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (bytes, bytearray)):
+        # Twisted's request.args holds bytes. Decoding is the caller's job,
+        # because only the caller knows the charset.
+        raise TypeError(f"parameter {name!r}: decode bytes to str (UTF-8) before signing")
+    values = list(value)  # type: ignore[call-overload]
+    for v in values:
+        if not isinstance(v, str):
+            raise TypeError(f"parameter {name!r}: values must be str, got {type(v).__name__}")
+    return values
+
+
+def twilio_signature(auth_token: str, url: str, params: Params | None) -> str:
+    """The ``X-Twilio-Signature`` value Twilio would send for this request.
+
+    ``url`` is the full URL Twilio requested: scheme, host, optional port,
+    path and raw query string, signed exactly as given. ``params`` holds the
+    decoded POST form parameters; pass ``{}`` for GET requests (their
+    parameters are already in the URL) and for JSON bodies. A value can be a
+    str or a list of str for a repeated name.
+
+    The signed string is the URL, then each name directly followed by its
+    value. Names are sorted by code point, which is the same as UTF-8 byte
+    order and case-sensitive ASCII order. For a repeated name, its values
+    are sorted and de-duplicated, as twilio-python (``sorted(set(values))``)
+    and twilio-node do. The HMAC-SHA1 digest is returned base64-encoded, with
+    the standard alphabet and padding.
+    """
+    if not isinstance(url, str):
+        raise TypeError("url must be str")
+    parts = [url]
+    for name in sorted(params or {}):
+        if not isinstance(name, str):
+            raise TypeError(f"parameter names must be str, got {type(name).__name__}")
+        # Repeated names are signed as a sorted set, so a value that Twilio
+        # sent twice counts once and the values' order does not matter.
+        for value in sorted(set(_values(name, params[name]))):
+            parts.append(name)
+            parts.append(value)
+    mac = hmac.new(auth_token.encode("utf-8"), "".join(parts).encode("utf-8"), hashlib.sha1)
+    return base64.b64encode(mac.digest()).decode("ascii")
+
+
+def _split_netloc(netloc: str) -> tuple[str, str, str | None]:
+    """(userinfo including its '@' or '', host, port or None) of an authority."""
+    userinfo, at, hostport = netloc.rpartition("@")
+    userinfo = userinfo + at
+    if hostport.startswith("["):  # IPv6 literal: its colons are not a port
+        end = hostport.find("]")
+        if end == -1:
+            return userinfo, hostport, None
+        host, rest = hostport[: end + 1], hostport[end + 1 :]
+        return userinfo, host, rest[1:] if rest.startswith(":") else None
+    host, colon, port = hostport.partition(":")
+    return userinfo, host, port if colon else None
+
+
+def url_variants(url: str) -> list[str]:
+    """The URLs under which Twilio may have signed a request for ``url``.
+
+    Twilio does not sign ports consistently. For HTTPS it drops the port,
+    while plain HTTP keeps it, and its SDKs accept either form
+    (telephony.md §3.1). So the list holds:
+
+    * the URL as given (always first);
+    * when it has no port, the URL with the scheme's default port added
+      (``:443`` for https, ``:80`` for http);
+    * when it has a port, the URL with the port removed. Like
+      twilio-python's ``remove_port``, this applies to any port, not only the
+      default one, because Twilio strips e.g. ``:8443`` from HTTPS URLs
+      before signing;
+    * when the URL embeds ``user:pass@``, each of the above without it.
+      The Twilio docs say HTTPS signing drops credentials, but twilio-node's
+      tests sign with them kept, so both are tried.
+
+    Only the authority part changes. The scheme, path, query and fragment
+    stay character for character as given, because any re-encoding would
+    change the signed string. Duplicates are dropped and the order is
+    stable.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    start = len(parts.scheme) + 3  # "scheme://"
+    end = start + len(parts.netloc)
+    # urlsplit strips some characters (whitespace, tabs, newlines). Splice
+    # only when its netloc is literally where we expect it in the original
+    # string; otherwise the URL is odd and we sign it only as given.
+    if not parts.netloc or url[start - 3 : start] != "://" or url[start:end] != parts.netloc:
+        return [url]
+    prefix, suffix = url[:start], url[end:]
+    userinfo, host, port = _split_netloc(parts.netloc)
+
+    hostports = [host + (":" + port if port is not None else "")]
+    if port:
+        hostports.append(host)
+    else:
+        default = _DEFAULT_PORTS.get(parts.scheme.lower())
+        if default:
+            hostports.append(host + ":" + default)
+        if port == "":  # "host:" with an empty port: also try it bare
+            hostports.append(host)
+
+    candidates = [prefix + userinfo + hp + suffix for hp in hostports]
+    if userinfo:
+        candidates += [prefix + hp + suffix for hp in hostports]
+
+    # The first entry must be the URL exactly as given, even where our
+    # splice rebuilt it identically; dict.fromkeys keeps order, drops repeats.
+    return list(dict.fromkeys([url, *candidates]))
+
+
+def body_sha256(raw_body: bytes) -> str:
+    """Lowercase hex SHA-256 of a request body, as Twilio puts in ``bodySHA256``."""
+    return hashlib.sha256(raw_body).hexdigest()
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    # compare_digest refuses non-ASCII str, and a forged header may be
+    # anything, so compare bytes to get False instead of a TypeError.
+    return value if isinstance(value, bytes) else value.encode("utf-8")
+
+
+def is_valid_twilio_request(
+    auth_token: str,
+    url: str,
+    params: Params | None,
+    signature: str | bytes | None,
+    raw_body: bytes | None = None,
+) -> bool:
+    """Whether ``signature`` (the ``X-Twilio-Signature`` header) is Twilio's for this request.
+
+    ``url`` is the full public URL as Twilio requested it, including the raw
+    query string (see the module docstring). ``params`` holds the decoded
+    form parameters, or ``{}`` for GET. Every :func:`url_variants` candidate
+    is tried, each compared in constant time.
+
+    When the URL's query carries ``bodySHA256``, the request has a JSON body
+    (telephony.md §3.1/§3.3). The signature then covers the URL alone, with
+    no parameters, and ``raw_body`` must be given and must hash to that
+    value, or the request is rejected. Without ``bodySHA256``, ``raw_body``
+    is ignored, so a handler may always pass it.
+
+    A missing or empty signature, or an empty auth token, gives False.
+    """
+    if not signature or not auth_token:
+        return False
+    header = _as_bytes(signature)
+
+    query = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    if _BODY_HASH_PARAM in query:
+        if raw_body is None:
+            return False
+        # The body is not a form, so it is bound through its hash, which is
+        # itself inside the signed URL. twilio-python and twilio-node both
+        # read the first value.
+        claimed = query[_BODY_HASH_PARAM][0]
+        if not hmac.compare_digest(_as_bytes(body_sha256(raw_body)), _as_bytes(claimed)):
+            return False
+        params = {}
+
+    # Compute every candidate and check them all, without stopping at the
+    # first match, so the time taken does not reveal which variant matched.
+    matched = False
+    for candidate in url_variants(url):
+        expected = twilio_signature(auth_token, candidate, params)
+        matched |= hmac.compare_digest(expected.encode("ascii"), header)
+    return matched
+
+
+def signed_headers(auth_token: str, url: str, params: Params | None) -> dict[str, str]:
+    """Headers that make a request to ``url`` with ``params`` look Twilio-signed.
+
+    For the simulator and tests. The URL is signed exactly as given. For a
+    JSON body, put ``bodySHA256=<body_sha256(body)>`` in the URL's query and
+    pass ``params={}``.
+    """
+    return {SIGNATURE_HEADER: twilio_signature(auth_token, url, params)}

@@ -1,0 +1,473 @@
+"""The call log and the call state, in SQLite (through sqlite-utils).
+
+One database holds what a call needs to continue after a restart and what
+the reports count (docs: DESIGN.md sections 4 and 5):
+
+``call_state``     per call: the last turn answered, the engine state after
+                   it and the TwiML answered, so a provider retry of that
+                   turn gets the same answer and a restart loses nothing.
+``node_events``    every node a call reached, keyed by (call_id, seq): a
+                   retried turn that logs the same events counts them once.
+``calls``          one row per call: reason, outcome, cause, hand-off, and
+                   the caller as a keyed hash, never the raw number.
+``status_events``  provider status callbacks, keyed by (call_id, sequence).
+``flow_versions``  the YAML and prompt texts of every flow version that ran.
+``meta``           the store's own settings (the caller-hash key when none
+                   is configured).
+
+Caller numbers.  Reports see only ``calls.caller_hash``, an HMAC-SHA256 of
+the normalised number.  The engine state must keep the number itself (a
+callback reads it back, a look-up searches orders by it), so before the state
+is written every string in it equal to the caller's number or to a callback
+number is *sealed* (encrypted and authenticated with a key derived from the
+same secret) and opened again by :meth:`CallStore.load_call`.  The raw number
+is therefore never written to the database file.  When no ``caller_key`` is
+configured the secret lives in the ``meta`` table of the same file: that
+keeps hashes stable across restarts and numbers out of exports and backups
+of the tables, but whoever has the whole file can recover them; configure
+``caller_key`` (kept outside the database) when that matters.
+
+Every write method is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``),
+committed before it returns.  A store's connection belongs to the thread
+that opened it; open one store per thread or process (WAL lets them share
+the file).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import phonenumbers
+import sqlite_utils
+from cryptography.fernet import Fernet, InvalidToken
+from sqlite_utils.migrations import Migrations
+
+from ivr.phone import is_withheld
+
+__all__ = ["CallRecord", "CallStore", "MIGRATIONS", "NO_SEQUENCE"]
+
+MIGRATIONS = Migrations("ivr")
+
+#: The sequence stored for a status callback that carries none.  It ranks
+#: below every numbered callback (providers count from 0), and a second
+#: unnumbered callback for the same call is a duplicate: without a number
+#: there is no telling which of two came last, and a call has one final status.
+NO_SEQUENCE = -1
+
+_KEY_NAME = "caller_hash_key"
+_SEAL_PREFIX = "sealed:v1:"
+
+
+@MIGRATIONS(name="0001_initial")
+def _initial(db: sqlite_utils.Database) -> None:
+    for statement in (
+        """CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
+        """CREATE TABLE flow_versions (
+            flow TEXT NOT NULL,
+            version TEXT NOT NULL,
+            source TEXT NOT NULL,
+            prompts_json TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            PRIMARY KEY (flow, version)
+        )""",
+        """CREATE TABLE calls (
+            call_id TEXT PRIMARY KEY,
+            flow TEXT NOT NULL,
+            version TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            caller_hash TEXT NOT NULL DEFAULT '',
+            country TEXT,
+            lang TEXT,
+            reason TEXT,
+            outcome TEXT,
+            cause TEXT,
+            confirmed INTEGER NOT NULL DEFAULT 0,
+            handoff_kind TEXT,
+            handoff_target TEXT,
+            steps INTEGER NOT NULL DEFAULT 0,
+            provider_status TEXT,
+            duration_s INTEGER
+        )""",
+        "CREATE INDEX idx_calls_started_at ON calls (started_at)",
+        "CREATE INDEX idx_calls_flow_version ON calls (flow, version)",
+        "CREATE INDEX idx_calls_reason ON calls (reason)",
+        "CREATE INDEX idx_calls_caller_hash_started_at ON calls (caller_hash, started_at)",
+        """CREATE TABLE call_state (
+            call_id TEXT PRIMARY KEY,
+            turn INTEGER NOT NULL,
+            state_json TEXT NOT NULL,
+            response BLOB NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX idx_call_state_updated_at ON call_state (updated_at)",
+        """CREATE TABLE node_events (
+            call_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            flow TEXT NOT NULL,
+            version TEXT NOT NULL,
+            node TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            input TEXT,
+            branch TEXT,
+            detail TEXT,
+            at TEXT NOT NULL,
+            PRIMARY KEY (call_id, seq)
+        )""",
+        "CREATE INDEX idx_node_events_flow_version_node ON node_events (flow, version, node)",
+        """CREATE TABLE status_events (
+            call_id TEXT NOT NULL,
+            sequence INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            at TEXT,
+            duration_s INTEGER,
+            PRIMARY KEY (call_id, sequence)
+        )""",
+    ):
+        db.execute(statement)
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """A call's saved state: ``turn`` is the last turn answered and
+    ``response`` the TwiML answered for it (what a retry of it gets again)."""
+
+    state: dict
+    turn: int
+    response: bytes
+    ended: bool
+
+
+class CallStore:
+    """Calls, their per-turn state, node events, status callbacks and flow versions."""
+
+    def __init__(self, db: sqlite_utils.Database, caller_key: bytes | None = None):
+        if caller_key is not None and (not isinstance(caller_key, bytes) or not caller_key):
+            raise TypeError("caller_key must be non-empty bytes")
+        self.db = db
+        _apply_migrations(db)
+        self._key = caller_key if caller_key is not None else self._stored_key()
+        # Fernet (AES with an HMAC) seals numbers in the state; its key is
+        # derived from the caller key, so one secret serves both.
+        seal_key = hmac.new(self._key, b"ivr.store/seal", hashlib.sha256).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(seal_key))
+
+    @classmethod
+    def open(cls, path, caller_key: bytes | None = None, *, synchronous: str = "NORMAL",
+             busy_timeout_ms: int = 5000) -> "CallStore":
+        """A store on the file ``path``, in WAL mode.
+
+        ``synchronous=NORMAL`` (the default) keeps every committed turn
+        through a crash of the process; a power cut or OS crash may lose the
+        last commits.  Pass ``synchronous="FULL"`` to survive those too, at
+        an fsync per commit.
+        """
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"unknown synchronous mode {synchronous!r}")
+        db = sqlite_utils.Database(path)
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        db.enable_wal()
+        db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        return cls(db, caller_key)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"<CallStore {self.db!r}>"
+
+    # -- callers --------------------------------------------------------------------
+    def hash_caller(self, number: str | None) -> str:
+        """The keyed hash (HMAC-SHA256, hex) of ``number`` once normalised;
+        '' when the number is missing or withheld."""
+        if is_withheld(number):
+            return ""
+        normal = normalise_number(number)
+        if not normal:
+            return ""
+        return hmac.new(self._key, normal.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    # -- flow versions --------------------------------------------------------------
+    def save_flow_version(self, flow, first_seen: str | None = None) -> bool:
+        """Keep ``flow``'s YAML and prompt texts; True when the version is new.
+
+        A version is a digest of its YAML and prompts, so a version already
+        stored is kept as it is (with its first ``first_seen``)."""
+        sources = getattr(getattr(flow, "prompts", None), "sources", None) or {}
+        prompts = {f"{lang}/{name}": text for (lang, name), text in sorted(sources.items())}
+        with self._write():
+            cursor = self.db.execute(
+                "INSERT INTO flow_versions (flow, version, source, prompts_json, first_seen) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (flow, version) DO NOTHING",
+                [flow.name, flow.version, flow.source or "",
+                 json.dumps(prompts, ensure_ascii=False, sort_keys=True),
+                 first_seen or _utc_now()])
+            return cursor.rowcount > 0
+
+    def flow_version(self, flow_name: str, version: str) -> dict | None:
+        """The stored version: flow, version, source, prompts ({"lang/name": text}), first_seen."""
+        row = self._one("SELECT * FROM flow_versions WHERE flow = ? AND version = ?",
+                        [flow_name, version])
+        if row is None:
+            return None
+        row["prompts"] = json.loads(row.pop("prompts_json"))
+        return row
+
+    # -- turns ----------------------------------------------------------------------
+    def load_call(self, call_id: str) -> CallRecord | None:
+        """The state, last turn and last answer of ``call_id``; None if unknown."""
+        row = self._one("SELECT turn, state_json, response FROM call_state WHERE call_id = ?",
+                        [call_id])
+        if row is None:
+            return None
+        state = _map_strings(json.loads(row["state_json"]), self._open_sealed)
+        return CallRecord(state=state, turn=row["turn"], response=bytes(row["response"]),
+                          ended=bool(state.get("ended")))
+
+    def save_turn(self, call_id: str, turn: int, state: dict, response: bytes,
+                  node_events: list[dict], summary: dict, caller: str) -> None:
+        """Record a turn answered, in one transaction committed before returning.
+
+        The node events are inserted unless already stored (a retried turn
+        counts once).  A turn older than the one stored (a late retry that
+        raced a newer turn) adds its missing events but changes neither the
+        state nor the calls row.
+        """
+        for event in node_events:
+            if event["call_id"] != call_id:
+                raise ValueError(f"node event of call {event['call_id']!r} saved with {call_id!r}")
+        if summary.get("call_id", call_id) != call_id:
+            raise ValueError(f"summary of call {summary['call_id']!r} saved with {call_id!r}")
+        if isinstance(response, str):
+            response = response.encode("utf-8")
+        caller_hash = self.hash_caller(caller)
+        handoff = summary.get("handoff") or {}
+        state_json = json.dumps(self._seal_state(state, caller, handoff), ensure_ascii=False)
+        updated_at = _utc_iso(state.get("now")) or _utc_now()
+        with self._write():
+            cursor = self.db.execute(
+                "INSERT INTO call_state (call_id, turn, state_json, response, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (call_id) DO UPDATE SET turn = excluded.turn, "
+                "state_json = excluded.state_json, response = excluded.response, "
+                "updated_at = excluded.updated_at WHERE excluded.turn >= call_state.turn",
+                [call_id, int(turn), state_json, sqlite3.Binary(response), updated_at])
+            current = cursor.rowcount > 0
+            for event in node_events:
+                self.db.execute(
+                    "INSERT INTO node_events (call_id, seq, flow, version, node, kind, input, "
+                    "branch, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (call_id, seq) DO NOTHING",
+                    [call_id, int(event["seq"]), event["flow"], event["version"], event["node"],
+                     event["kind"], _text(event.get("input")), _text(event.get("branch")),
+                     _text(event.get("detail")), event["at"]])
+            if current:
+                self._upsert_call(call_id, summary, caller_hash, handoff)
+
+    def _upsert_call(self, call_id: str, summary: dict, caller_hash: str, handoff: dict) -> None:
+        kind, target = handoff.get("kind"), handoff.get("target")
+        if kind == "callback" and target:
+            target = self.hash_caller(target)  # a caller's phone number, like caller_hash
+        row = {
+            "call_id": call_id, "flow": summary["flow"], "version": summary["version"],
+            "started_at": summary["started_at"], "ended_at": summary.get("ended_at"),
+            "caller_hash": caller_hash, "country": summary.get("country"),
+            "lang": summary.get("lang"), "reason": summary.get("reason"),
+            "outcome": summary.get("outcome"), "cause": summary.get("cause"),
+            "confirmed": 1 if summary.get("confirmed") else 0,
+            "handoff_kind": kind, "handoff_target": _text(target),
+            "steps": int(summary.get("steps") or 0),
+        }
+        columns = list(row)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "call_id")
+        self.db.execute(
+            f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+            f"ON CONFLICT (call_id) DO UPDATE SET {updates}",
+            list(row.values()))
+        # A status callback may have arrived before the first turn was saved.
+        self._refresh_provider_status(call_id)
+
+    # -- provider status callbacks ------------------------------------------------------
+    def record_status(self, call_id: str, sequence: int | None, status: str, at: str,
+                      duration: int | None) -> bool:
+        """Keep a status callback; False when this (call, sequence) was already seen.
+
+        ``calls.provider_status`` and ``duration_s`` follow the callback with
+        the highest sequence, whatever order they arrive in.  ``sequence``
+        None is stored as :data:`NO_SEQUENCE`.
+        """
+        status = (status or "").strip().lower()
+        if not status:
+            raise ValueError("empty call status")
+        sequence = NO_SEQUENCE if sequence is None else int(sequence)
+        with self._write():
+            cursor = self.db.execute(
+                "INSERT INTO status_events (call_id, sequence, status, at, duration_s) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id, sequence) DO NOTHING",
+                [call_id, sequence, status, at, None if duration is None else int(duration)])
+            if cursor.rowcount == 0:
+                return False
+            self._refresh_provider_status(call_id)
+            return True
+
+    def _refresh_provider_status(self, call_id: str) -> None:
+        self.db.execute(
+            "UPDATE calls SET (provider_status, duration_s) = ("
+            "  SELECT status, duration_s FROM status_events"
+            "  WHERE status_events.call_id = calls.call_id ORDER BY sequence DESC LIMIT 1) "
+            "WHERE call_id = ? AND EXISTS (SELECT 1 FROM status_events WHERE call_id = ?)",
+            [call_id, call_id])
+
+    # -- reading --------------------------------------------------------------------
+    def node_events(self, call_id: str) -> list[dict]:
+        return list(self.db.query(
+            "SELECT call_id, seq, flow, version, node, kind, input, branch, detail, at "
+            "FROM node_events WHERE call_id = ? ORDER BY seq", [call_id]))
+
+    def call(self, call_id: str) -> dict | None:
+        """The ``calls`` row as stored (``confirmed`` is 0 or 1)."""
+        return self._one("SELECT * FROM calls WHERE call_id = ?", [call_id])
+
+    def open_calls(self, older_than: str) -> list[str]:
+        """Calls not ended whose state was last saved before ``older_than``
+        (ISO 8601; compared in UTC when it has an offset), oldest first."""
+        cutoff = _utc_iso(older_than) or older_than
+        return [row["call_id"] for row in self.db.query(
+            "SELECT s.call_id FROM call_state s LEFT JOIN calls c ON c.call_id = s.call_id "
+            "WHERE c.ended_at IS NULL AND s.updated_at < ? ORDER BY s.updated_at, s.call_id",
+            [cutoff])]
+
+    # -- internals ------------------------------------------------------------------
+    def _one(self, sql: str, params: list) -> dict | None:
+        return next(iter(self.db.query(sql, params)), None)
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction, committed on exit.  BEGIN IMMEDIATE takes
+        the write lock up front, so a concurrent writer waits (busy_timeout)
+        instead of failing half-way.  Nested in a caller's transaction, a
+        savepoint (the caller commits)."""
+        if self.db.conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.rollback()
+            raise
+        try:
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.rollback()
+            raise
+
+    def _stored_key(self) -> bytes:
+        row = self._one("SELECT value FROM meta WHERE key = ?", [_KEY_NAME])
+        if row is None:
+            with self._write():  # two processes racing: the first insert wins
+                self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                                "ON CONFLICT (key) DO NOTHING", [_KEY_NAME, secrets.token_hex(32)])
+            row = self._one("SELECT value FROM meta WHERE key = ?", [_KEY_NAME])
+        return bytes.fromhex(row["value"])
+
+    def _seal_state(self, state: dict, caller: str | None, handoff: dict) -> Any:
+        numbers = {n for n in (caller, state.get("caller")) if n and not is_withheld(n)}
+        if handoff.get("kind") == "callback" and handoff.get("target"):
+            numbers.add(handoff["target"])
+        state_handoff = state.get("handoff") or {}
+        if state_handoff.get("kind") == "callback" and state_handoff.get("target"):
+            numbers.add(state_handoff["target"])
+
+        def seal(value: str) -> str:
+            # Strings that look sealed are sealed too, so loading is exact.
+            if value in numbers or value.startswith(_SEAL_PREFIX):
+                return self._seal(value)
+            return value
+
+        return _map_strings(state, seal)
+
+    def _seal(self, text: str) -> str:
+        return _SEAL_PREFIX + self._fernet.encrypt(text.encode("utf-8")).decode("ascii")
+
+    def _open_sealed(self, value: str) -> str:
+        if not value.startswith(_SEAL_PREFIX):
+            return value
+        try:
+            return self._fernet.decrypt(value[len(_SEAL_PREFIX):].encode("ascii")).decode("utf-8")
+        except InvalidToken:
+            raise ValueError("call state sealed with another caller key") from None
+
+
+def normalise_number(number: str | None) -> str:
+    """The form a number is hashed in: E.164 when it has a country code
+    ("+33 6 12-34-56-78" → "+33612345678"), else its digits; other
+    identifiers (SIP addresses) lower-cased."""
+    text = (number or "").strip()
+    if text.lower().startswith("tel:"):
+        text = text[4:]
+    compact = re.sub(r"[\s().\-/]", "", text)
+    if re.fullmatch(r"\+\d+", compact):
+        try:
+            parsed = phonenumbers.parse(compact, None)
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        except phonenumbers.NumberParseException:
+            return compact
+    if re.fullmatch(r"\d+", compact):
+        return compact
+    return text.lower()
+
+
+def _apply_migrations(db: sqlite_utils.Database) -> None:
+    try:
+        MIGRATIONS.apply(db)
+    except sqlite3.DatabaseError:
+        # Another process applied them between our check and our write.
+        if MIGRATIONS.pending(db):
+            raise
+
+
+def _map_strings(value: Any, fn) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: _map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_map_strings(v, fn) for v in value]
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else value if isinstance(value, str) else str(value)
+
+
+def _utc_iso(text: str | None) -> str | None:
+    """``text`` in UTC when it is an ISO 8601 time with an offset (so times
+    compare as strings); as given when it has none; None when it is not a time."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return text
+    return moment.astimezone(timezone.utc).isoformat()
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

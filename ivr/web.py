@@ -1,0 +1,237 @@
+"""The webhook server's HTTP resources (twisted.web).
+
+``POST /voice/<flow>`` (every turn of a call), ``POST /status`` (call
+status callbacks), ``GET /healthz`` and ``GET /metrics``.  Requests are
+checked here, before anything reaches the engine: size, content type,
+UTF-8, form syntax, ``CallSid``, and the provider's signature when an auth
+token is configured.  Bad requests get a 4xx with a one-line reason,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web import http
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from .calls import UnknownFlow
+from .signature import is_valid_twilio_request
+
+#: The largest webhook body accepted.  Twilio's are a few kB.
+MAX_BODY = 64 * 1024
+TWIML_TYPE = b"text/xml; charset=utf-8"
+
+
+class BadRequest(Exception):
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+class LimitedRequest(Request):
+    """A request that stops storing its body past :data:`MAX_BODY`, so an
+    oversized upload costs neither memory nor disk."""
+
+    too_large = False
+
+    def gotLength(self, length):
+        if length is not None and length > MAX_BODY:
+            self.too_large = True
+            length = 0
+        super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        if self.too_large or self.content.tell() + len(data) > MAX_BODY:
+            self.too_large = True
+            return
+        super().handleContentChunk(data)
+
+
+class WebhookResource(Resource):
+    """Shared checks for provider webhooks."""
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, handler, auth_token: str | None, public_url: str | None):
+        super().__init__()
+        self.handler, self.auth_token, self.public_url = handler, auth_token, public_url
+
+    def read_form(self, request) -> dict:
+        """The webhook's parameters, checked; raises :class:`BadRequest`."""
+        if getattr(request, "too_large", False):
+            raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
+        content_type = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            raise BadRequest(415, "expected an application/x-www-form-urlencoded body")
+        request.content.seek(0)
+        raw = request.content.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
+        try:
+            text = raw.decode("utf-8")
+            form = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
+        except UnicodeDecodeError:  # raw or percent-encoded bytes that are not UTF-8
+            raise BadRequest(400, "body is not UTF-8") from None
+        except ValueError:
+            raise BadRequest(400, "malformed form body") from None
+        params = {name: values[-1] for name, values in form.items()}
+        if self.auth_token:
+            signature = request.getHeader("x-twilio-signature")
+            if not signature:
+                raise BadRequest(403, "missing X-Twilio-Signature")
+            if not is_valid_twilio_request(self.auth_token, self.request_url(request), form,
+                                           signature, raw):
+                raise BadRequest(403, "X-Twilio-Signature does not match this request")
+        call_id = params.get("CallSid", "")
+        if not call_id or len(call_id) > 64 or not call_id.isprintable():
+            raise BadRequest(400, "missing or invalid CallSid")
+        return params
+
+    def request_url(self, request) -> str:
+        """The URL the provider signed: the public base URL (behind a proxy)
+        plus the path and query it requested."""
+        uri = request.uri.decode("utf-8", "replace")
+        if self.public_url:
+            base = urlsplit(self.public_url)
+            return f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{uri}"
+        scheme = "https" if request.isSecure() else "http"
+        host = (request.getHeader("host") or "localhost")
+        return f"{scheme}://{host}{uri}"
+
+    def refuse(self, request, error: BadRequest) -> bytes:
+        self.log.warn("{method} {path} refused: {code} {reason}", method=request.method.decode(),
+                      path=request.path.decode("utf-8", "replace"), code=error.code, reason=error.reason)
+        request.setResponseCode(error.code)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return (error.reason + "\n").encode("utf-8")
+
+
+class VoiceResource(WebhookResource):
+    """``POST /voice/<flow>[?turn=N]``: a turn of a call."""
+
+    def render_POST(self, request):
+        try:
+            flow_name = self._flow_name(request)
+            turn = self._turn(request)
+            params = self.read_form(request)
+        except BadRequest as error:
+            return self.refuse(request, error)
+        result = defer.ensureDeferred(self.handler.voice(flow_name, turn, params))
+
+        def answered(body):
+            request.setHeader(b"content-type", TWIML_TYPE)
+            request.write(body)
+            request.finish()
+
+        def failed(failure):
+            if failure.check(defer.CancelledError):
+                return None
+            if failure.check(UnknownFlow):
+                request.write(self.refuse(request, BadRequest(404, f"no flow named {flow_name!r}")))
+            else:  # the handler has its own fail-safe; this is a bug in it
+                self.log.failure("unhandled error in a voice turn", failure)
+                request.setResponseCode(500)
+            request.finish()
+
+        result.addCallbacks(answered, failed)
+        # A provider that gave up does not need the answer: stop waiting.
+        request.notifyFinish().addErrback(lambda _: result.cancel())
+        return NOT_DONE_YET
+
+    def _flow_name(self, request) -> str:
+        parts = [p for p in request.postpath if p]
+        if len(parts) != 1:
+            raise BadRequest(404, "expected /voice/<flow>")
+        try:
+            return parts[0].decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest(404, "flow name is not UTF-8") from None
+
+    def _turn(self, request) -> int:
+        # From the URL we wrote into the TwiML only, never from the body.
+        query = urlsplit(request.uri.decode("utf-8", "replace")).query
+        values = parse_qs(query).get("turn")
+        if not values:
+            return 0
+        try:
+            turn = int(values[-1])
+        except ValueError:
+            raise BadRequest(400, "turn must be a whole number") from None
+        if not 0 <= turn < 100_000:
+            raise BadRequest(400, "turn out of range")
+        return turn
+
+
+class StatusResource(WebhookResource):
+    """``POST /status``: call status callbacks end the call record."""
+
+    def render_POST(self, request):
+        try:
+            params = self.read_form(request)
+        except BadRequest as error:
+            return self.refuse(request, error)
+        try:
+            self.handler.status(params)
+        except Exception:  # noqa: BLE001 - logged; the provider gets no traceback
+            self.log.failure("status callback for {call} failed", call=params["CallSid"])
+            request.setResponseCode(500)
+            return b"internal error\n"
+        request.setResponseCode(204)
+        return b""
+
+
+class HealthResource(Resource):
+    isLeaf = True
+
+    def __init__(self, registry):
+        super().__init__()
+        self.registry = registry
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", b"application/json")
+        body = {"status": "ok", "flows": self.registry.versions(),
+                "invalid_files": sorted(self.registry.problems)}
+        return json.dumps(body).encode("utf-8")
+
+
+class MetricsResource(Resource):
+    """Counters in the Prometheus text format."""
+
+    isLeaf = True
+
+    def __init__(self, handler, registry):
+        super().__init__()
+        self.handler, self.registry = handler, registry
+
+    def render_GET(self, request):
+        c = self.handler.counters
+        lines = [
+            "# TYPE ivr_turns_total counter", f"ivr_turns_total {c.turns}",
+            "# TYPE ivr_turns_replayed_total counter", f"ivr_turns_replayed_total {c.replayed}",
+            "# TYPE ivr_failsafe_total counter", f"ivr_failsafe_total {c.failsafe}",
+            "# TYPE ivr_calls_started_total counter", f"ivr_calls_started_total {c.calls_started}",
+            "# TYPE ivr_status_callbacks_total counter",
+            f"ivr_status_callbacks_total {c.status_callbacks}",
+            "# TYPE ivr_calls_ended_total counter",
+        ] + [f'ivr_calls_ended_total{{outcome="{o}"}} {n}' for o, n in sorted(c.by_outcome.items())]
+        lines += ["# TYPE ivr_flow_info gauge"] + [
+            f'ivr_flow_info{{flow="{name}",version="{version}"}} 1'
+            for name, version in self.registry.versions().items()]
+        request.setHeader(b"content-type", b"text/plain; version=0.0.4")
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def build_root(handler, registry, *, auth_token=None, public_url=None) -> Resource:
+    """The server's resource tree."""
+    root = Resource()
+    root.putChild(b"voice", VoiceResource(handler, auth_token, public_url))
+    root.putChild(b"status", StatusResource(handler, auth_token, public_url))
+    root.putChild(b"healthz", HealthResource(registry))
+    root.putChild(b"metrics", MetricsResource(handler, registry))
+    return root

@@ -1,0 +1,364 @@
+"""ivr.store: the call state and the call log in SQLite."""
+
+import copy
+import sqlite3
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlite_utils
+
+from ivr.engine import call_summary
+from ivr.flow import load_flow
+from ivr.render import render_twiml
+from ivr.store import MIGRATIONS, NO_SEQUENCE, CallStore, normalise_number
+from ivr.turn import play_turn
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CALLER = "+33612345678"
+TABLES = {"calls", "call_state", "node_events", "status_events", "flow_versions", "meta"}
+
+
+def memory_store(**kwargs):
+    return CallStore(sqlite_utils.Database(memory=True), **kwargs)
+
+
+def make_state(call_id="CA1", now="2026-11-24T09:00:10+00:00", ended=False, **changes):
+    state = {
+        "call_id": call_id, "flow": "shop", "version": "abc123", "caller": CALLER,
+        "called": "+33100000000", "country": "FR", "lang": "fr-FR",
+        "started_at": "2026-11-24T09:00:00+00:00", "now": now,
+        "ended_at": now if ended else None, "node": "menu", "waiting": "gather",
+        "request": None, "vars": {"tries": 1, "phone": CALLER}, "digits": "1", "speech": "",
+        "no_input": 0, "no_match": 0, "visits": {"menu": 1}, "steps": 2, "seq": 2,
+        "reason": "order_status", "resolved": False, "confirmed": False, "cause": None,
+        "handoff": None, "outcome": "self_served" if ended else None, "ended": ended,
+    }
+    state.update(changes)
+    return state
+
+
+def make_events(call_id="CA1", seqs=(1, 2)):
+    return [{"call_id": call_id, "seq": seq, "flow": "shop", "version": "abc123",
+             "node": f"node{seq}", "kind": "say", "input": None, "branch": "next",
+             "detail": None, "at": f"2026-11-24T09:00:0{seq}+00:00"} for seq in seqs]
+
+
+def save(store, state, turn=1, events=(), response=b"<Response/>"):
+    store.save_turn(state["call_id"], turn, state, response, list(events),
+                    call_summary(state), state["caller"])
+
+
+def db_bytes(path):
+    return b"".join(p.read_bytes() for p in path.parent.iterdir() if p.name.startswith(path.name))
+
+
+# --- schema ---------------------------------------------------------------------
+
+
+def test_migrations_create_the_schema_and_applying_twice_is_a_no_op():
+    db = sqlite_utils.Database(memory=True)
+    CallStore(db)
+    assert TABLES <= set(db.table_names())
+    indexes = {tuple(i.columns) for name in TABLES for i in db[name].indexes}
+    for columns in [("flow", "version", "node"), ("started_at",), ("flow", "version"),
+                    ("reason",), ("caller_hash", "started_at")]:
+        assert columns in indexes
+    assert db["node_events"].pks == ["call_id", "seq"]
+    assert db["status_events"].pks == ["call_id", "sequence"]
+    schema = db.schema
+    applied = MIGRATIONS.applied(db)
+    assert [m.name for m in applied] == ["0001_initial"]
+
+    CallStore(db)
+    MIGRATIONS.apply(db)
+    assert db.schema == schema
+    assert [m.name for m in MIGRATIONS.applied(db)] == ["0001_initial"]
+    assert MIGRATIONS.pending(db) == []
+
+
+def test_file_database_uses_wal(tmp_path):
+    store = CallStore.open(tmp_path / "ivr.db")
+    assert store.db.journal_mode == "wal"
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    store.close()
+    reopened = sqlite_utils.Database(tmp_path / "ivr.db")
+    assert reopened.journal_mode == "wal"
+
+
+# --- turns ----------------------------------------------------------------------
+
+
+def test_save_turn_then_load_call_round_trips():
+    store = memory_store()
+    assert store.load_call("CA1") is None
+    state = make_state()
+    save(store, state, turn=3, events=make_events(), response=b"<Response><Hangup/></Response>")
+    record = store.load_call("CA1")
+    assert record.state == state
+    assert record.turn == 3
+    assert record.response == b"<Response><Hangup/></Response>"
+    assert record.ended is False
+
+    ended = make_state(now="2026-11-24T09:01:00+00:00", ended=True)
+    save(store, ended, turn=4)
+    record = store.load_call("CA1")
+    assert record.state == ended and record.turn == 4 and record.ended is True
+
+
+def test_save_turn_is_durable_once_it_returns(tmp_path):
+    path = tmp_path / "ivr.db"
+    store = CallStore.open(path)
+    save(store, make_state(), turn=1, events=make_events())
+    assert not store.db.conn.in_transaction
+    other = CallStore.open(path)  # another process sees it at once
+    assert other.load_call("CA1").turn == 1
+    assert len(other.node_events("CA1")) == 2
+
+
+def test_a_failing_save_turn_writes_nothing():
+    store = memory_store()
+    bad_events = make_events() + [{"call_id": "CA1", "seq": 3}]  # missing fields
+    with pytest.raises(KeyError):
+        save(store, make_state(), events=bad_events)
+    assert store.load_call("CA1") is None
+    assert store.node_events("CA1") == []
+    assert store.call("CA1") is None
+
+
+def test_a_retried_turn_stores_its_node_events_once():
+    store = memory_store()
+    state = make_state()
+    save(store, state, turn=1, events=make_events(seqs=(1, 2)))
+    save(store, state, turn=1, events=make_events(seqs=(1, 2)))
+    save(store, make_state(seq=3), turn=2, events=make_events(seqs=(2, 3)))
+    assert [e["seq"] for e in store.node_events("CA1")] == [1, 2, 3]
+    assert store.node_events("CA1")[0] == make_events()[0]
+    assert store.db["node_events"].count == 3
+
+
+def test_a_late_retry_of_an_older_turn_does_not_roll_the_call_back():
+    store = memory_store()
+    save(store, make_state(steps=5), turn=2, events=make_events(seqs=(1, 2)),
+         response=b"<Response>turn 2</Response>")
+    save(store, make_state(steps=1), turn=1, events=make_events(seqs=(1,)),
+         response=b"<Response>turn 1</Response>")
+    record = store.load_call("CA1")
+    assert record.turn == 2 and record.response == b"<Response>turn 2</Response>"
+    assert store.call("CA1")["steps"] == 5
+
+
+def test_node_events_of_another_call_are_refused():
+    store = memory_store()
+    with pytest.raises(ValueError):
+        save(store, make_state(), events=make_events(call_id="CA2"))
+    assert store.load_call("CA1") is None
+
+
+def test_calls_row_comes_from_the_summary():
+    store = memory_store()
+    state = make_state(
+        ended=True, outcome="transferred", cause="caller_asked", confirmed=True,
+        handoff={"kind": "number", "target": "+33180000000", "node": "agent"})
+    save(store, state, turn=2)
+    row = store.call("CA1")
+    assert row == {
+        "call_id": "CA1", "flow": "shop", "version": "abc123",
+        "started_at": "2026-11-24T09:00:00+00:00", "ended_at": "2026-11-24T09:00:10+00:00",
+        "caller_hash": store.hash_caller(CALLER), "country": "FR", "lang": "fr-FR",
+        "reason": "order_status", "outcome": "transferred", "cause": "caller_asked",
+        "confirmed": 1, "handoff_kind": "number", "handoff_target": "+33180000000",
+        "steps": 2, "provider_status": None, "duration_s": None,
+    }
+    assert store.call("nope") is None
+
+
+def test_a_callback_number_is_hashed_in_the_calls_row():
+    store = memory_store()
+    state = make_state(handoff={"kind": "callback", "target": "0699887766", "node": "callback"},
+                       vars={"callback_number": "0699887766"}, digits="0699887766")
+    save(store, state)
+    assert store.call("CA1")["handoff_target"] == store.hash_caller("0699887766")
+    assert store.load_call("CA1").state == state
+
+
+# --- callers --------------------------------------------------------------------
+
+
+def test_hash_is_keyed_normalised_and_empty_when_withheld():
+    store = memory_store(caller_key=b"k" * 32)
+    digest = store.hash_caller(CALLER)
+    assert len(digest) == 64 and CALLER not in digest
+    assert store.hash_caller("+33 6 12 34 56 78") == digest
+    assert store.hash_caller("tel:+33-6-12-34-56-78") == digest
+    assert memory_store(caller_key=b"x" * 32).hash_caller(CALLER) != digest
+    for withheld in ("", None, "anonymous", " Restricted ", "+266696687"):
+        assert store.hash_caller(withheld) == ""
+    assert normalise_number("+1 (415) 555-0123") == "+14155550123"
+
+
+def test_raw_number_is_nowhere_in_the_database_file(tmp_path):
+    path = tmp_path / "ivr.db"
+    store = CallStore.open(path)
+    state = make_state(handoff={"kind": "callback", "target": CALLER, "node": "callback"},
+                       vars={"callback_number": CALLER, "note": "sealed:v1:not really"})
+    save(store, state, turn=1, events=make_events())
+    save(store, make_state(ended=True), turn=2)
+    assert store.call("CA1")["caller_hash"] == store.hash_caller(CALLER)
+    assert store.load_call("CA1").state == make_state(ended=True)
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    everything = db_bytes(path)
+    store.close()
+    everything += db_bytes(path)
+    assert len(everything) > 0
+    for needle in (CALLER, CALLER[1:], CALLER[3:]):
+        assert needle.encode() not in everything
+
+
+def test_hash_is_stable_across_reopen_and_differs_with_another_key(tmp_path):
+    path = tmp_path / "ivr.db"
+    first = CallStore.open(path)
+    digest = first.hash_caller(CALLER)
+    save(first, make_state())
+    first.close()
+
+    again = CallStore.open(path)
+    assert again.hash_caller(CALLER) == digest
+    assert again.load_call("CA1").state["caller"] == CALLER  # sealed and opened with the same key
+    assert again.db["meta"].count == 1
+    again.close()
+
+    assert CallStore.open(tmp_path / "other.db").hash_caller(CALLER) != digest
+    keyed = CallStore.open(path, caller_key=b"configured-secret")
+    assert keyed.hash_caller(CALLER) not in ("", digest)
+    with pytest.raises(ValueError, match="another caller key"):
+        keyed.load_call("CA1")
+    assert "configured" not in repr(keyed)
+
+
+def test_caller_key_must_be_bytes():
+    with pytest.raises(TypeError):
+        memory_store(caller_key="secret")
+
+
+# --- status callbacks -----------------------------------------------------------
+
+
+def test_record_status_dedupes_and_follows_the_highest_sequence():
+    store = memory_store()
+    save(store, make_state(ended=True))
+    assert store.record_status("CA1", 2, "completed", "2026-11-24T09:01:00Z", 61) is True
+    assert store.record_status("CA1", 2, "completed", "2026-11-24T09:01:00Z", 61) is False
+    # An older callback arriving late is kept but does not win.
+    assert store.record_status("CA1", 1, "in-progress", "2026-11-24T09:00:01Z", None) is True
+    row = store.call("CA1")
+    assert (row["provider_status"], row["duration_s"]) == ("completed", 61)
+    assert store.db["status_events"].count == 2
+
+
+def test_record_status_without_sequence():
+    store = memory_store()
+    save(store, make_state(ended=True))
+    assert store.record_status("CA1", None, "Busy", "2026-11-24T09:01:00Z", 0) is True
+    assert store.record_status("CA1", None, "busy", "2026-11-24T09:01:00Z", 0) is False
+    assert store.call("CA1")["provider_status"] == "busy"
+    assert store.db["status_events"].get(("CA1", NO_SEQUENCE))["status"] == "busy"
+    store.record_status("CA1", 0, "failed", "2026-11-24T09:01:01Z", None)
+    assert store.call("CA1")["provider_status"] == "failed"
+
+
+def test_a_status_before_the_first_turn_is_applied_when_the_call_is_saved():
+    store = memory_store()
+    assert store.record_status("CA1", 5, "completed", "2026-11-24T09:01:00Z", 42)
+    assert store.call("CA1") is None
+    save(store, make_state())
+    row = store.call("CA1")
+    assert (row["provider_status"], row["duration_s"]) == ("completed", 42)
+
+
+# --- flow versions ----------------------------------------------------------------
+
+
+def test_save_flow_version_is_idempotent_and_keeps_the_yaml():
+    store = memory_store()
+    prompts = SimpleNamespace(sources={("fr-FR", "hello"): "Bonjour.", ("en-US", "hello"): "Hello."})
+    flow = SimpleNamespace(name="shop", version="abc123", source="name: shop\n", prompts=prompts)
+    assert store.save_flow_version(flow) is True
+    first = store.flow_version("shop", "abc123")
+    assert store.save_flow_version(flow) is False
+    assert store.flow_version("shop", "abc123") == first
+    assert first["source"] == "name: shop\n"
+    assert first["prompts"] == {"en-US/hello": "Hello.", "fr-FR/hello": "Bonjour."}
+    datetime.fromisoformat(first["first_seen"])
+    assert store.flow_version("shop", "other") is None
+    assert store.db["flow_versions"].count == 1
+
+
+def test_save_flow_version_of_a_real_flow():
+    flow = load_flow(FIXTURES / "shop.yaml", FIXTURES / "prompts")
+    store = memory_store()
+    assert store.save_flow_version(flow, first_seen="2026-11-24T09:00:00+00:00")
+    stored = store.flow_version(flow.name, flow.version)
+    assert stored["source"] == flow.source
+    assert stored["first_seen"] == "2026-11-24T09:00:00+00:00"
+    assert stored["prompts"] == {f"{lang}/{name}": text
+                                 for (lang, name), text in flow.prompts.sources.items()}
+
+
+# --- sweeping -------------------------------------------------------------------
+
+
+def test_open_calls():
+    store = memory_store()
+    save(store, make_state("OLD", now="2026-11-24T09:00:00+00:00"))
+    save(store, make_state("NEW", now="2026-11-24T09:30:00+00:00"))
+    save(store, make_state("DONE", now="2026-11-24T08:00:00+00:00", ended=True))
+    # Another offset for the same instant as 09:10 UTC.
+    save(store, make_state("PARIS", now="2026-11-24T10:05:00+01:00"))
+    assert store.open_calls("2026-11-24T09:10:00+00:00") == ["OLD", "PARIS"]
+    assert store.open_calls("2026-11-24T10:10:00+01:00") == ["OLD", "PARIS"]
+    assert store.open_calls("2026-11-24T08:00:00+00:00") == []
+
+
+# --- with the engine ----------------------------------------------------------------
+
+
+def test_a_real_call_survives_a_reopen(tmp_path):
+    """A closed-hours callback call, turn by turn, the way the web server saves it."""
+    flow = load_flow(FIXTURES / "shop.yaml", FIXTURES / "prompts")
+    path = tmp_path / "ivr.db"
+    at = datetime(2026, 11, 28, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))  # a Saturday
+    events = [{"type": "start", "call_id": "CA9", "caller": CALLER, "called": "+33100000000"},
+              {"type": "digits", "digits": "2"}, {"type": "digits", "digits": "1"},
+              {"type": "hangup"}]
+    state = None
+    for turn, event in enumerate(events):
+        store = CallStore.open(path)  # a restart between every turn
+        record = store.load_call("CA9")
+        if record is not None:
+            assert record.turn == turn - 1
+            state = record.state
+        event["now"] = at + timedelta(seconds=10 * turn)
+        result = play_turn(flow, copy.deepcopy(state), event,
+                           lambda request, now: {"status": "not_found", "data": {}})
+        twiml = render_twiml(result.actions, f"https://ivr.invalid/turn?n={turn + 1}")
+        store.save_turn("CA9", turn, result.state, twiml, result.node_events,
+                        call_summary(result.state), CALLER)
+        assert store.load_call("CA9").state == result.state
+        state = result.state
+        store.close()
+
+    store = CallStore.open(path)
+    row = store.call("CA9")
+    assert row["handoff_kind"] == "callback" and row["cause"] == "closed"
+    assert row["handoff_target"] == row["caller_hash"] == store.hash_caller(CALLER)
+    assert row["ended_at"] is not None
+    seqs = [e["seq"] for e in store.node_events("CA9")]
+    assert seqs == list(range(1, len(seqs) + 1)) and seqs
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    assert CALLER[1:].encode() not in db_bytes(path)
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -1,0 +1,325 @@
+"""The webhook server in memory: real twisted.web resources, no socket."""
+
+import shutil
+import xml.etree.ElementTree as ET
+from datetime import date, datetime
+from pathlib import Path
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlite_utils
+from treq.testing import StubTreq
+from twisted.internet import defer, task
+
+from ivr.calls import CallHandler
+from ivr.demo_orders import create_demo_db
+from ivr.lookups import EmbeddedOrderLookups
+from ivr.registry import FlowRegistry
+from ivr.render import validate_twiml
+from ivr.signature import signed_headers
+from ivr.store import CallStore
+from ivr.web import build_root
+
+ROOT = Path(__file__).parent.parent
+TUESDAY_10AM = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
+TOKEN = "12345"
+BASE = "http://ivr.test"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+class Server:
+    """A server over a database file, a flows folder and a Clock."""
+
+    def __init__(self, tmp_path, token=None, perform=None, db_path=None):
+        self.clock = task.Clock()
+        self.clock.advance(TUESDAY_10AM)
+        self.db_path = db_path or tmp_path / "ivr.db"
+        self.flows = tmp_path / "flows"
+        if not self.flows.exists():
+            self.flows.mkdir()
+            shutil.copy(ROOT / "flows" / "post_sale.yaml", self.flows)
+        self.store = CallStore.open(self.db_path)
+        create_demo_db(self.store.db, date(2026, 11, 24))
+        self.registry = FlowRegistry(self.flows, ROOT / "prompts", self.store)
+        self.registry.reload_if_changed()
+        orders = EmbeddedOrderLookups(create_demo_db(self.store.db, date(2026, 11, 24)))
+        self.handler = CallHandler(self.registry, self.store, perform or orders.perform, self.clock)
+        self.token = token
+        self.http = StubTreq(build_root(self.handler, self.registry, auth_token=token,
+                                        public_url=BASE if token else None))
+
+    def request(self, method, path, body=b"", headers=None):
+        d = self.http.request(method, BASE + path, data=body, headers=headers or FORM)
+        self.http.flush()
+        response = self.successful(d)
+        content = self.successful(response.content())
+        return response.code, response.headers, content
+
+    def successful(self, d):
+        results = []
+        d.addBoth(results.append)
+        self.http.flush()
+        assert results, "the request did not finish"
+        if isinstance(results[0], Exception) or hasattr(results[0], "raiseException"):
+            results[0].raiseException()
+        return results[0]
+
+    def post(self, path, **params):
+        headers = dict(FORM)
+        if self.token:
+            headers.update(signed_headers(self.token, BASE + path, params))
+        code, _headers, body = self.request("POST", path, urlencode(params).encode(), headers)
+        return code, body
+
+    def turn(self, turn, sid="CA1", flow="post_sale", **params):
+        path = f"/voice/{flow}" + (f"?turn={turn}" if turn else "")
+        return self.post(path, CallSid=sid, From="+33612345678", To="+33100000000", **params)
+
+
+def says(twiml: bytes) -> str:
+    return " ".join("".join(e.itertext()) for e in ET.fromstring(twiml).iter("Say"))
+
+
+@pytest.fixture
+def server(tmp_path):
+    return Server(tmp_path)
+
+
+def test_an_incoming_call_gets_twiml_that_gathers_with_the_next_turn_in_the_url(server):
+    code, headers, body = server.request(
+        "POST", "/voice/post_sale",
+        urlencode({"CallSid": "CA1", "From": "+33612345678"}).encode())
+    assert code == 200
+    assert headers.getRawHeaders("content-type") == ["text/xml; charset=utf-8"]
+    assert validate_twiml(body) == []
+    gather = ET.fromstring(body).find("Gather")
+    assert gather.get("action") == "/voice/post_sale?turn=1"
+    assert ET.fromstring(body).find("Redirect").text == "/voice/post_sale?turn=1"
+    assert "Bonjour" in says(body)
+
+
+def test_a_whole_call_is_logged_node_by_node_and_ends_self_served(server):
+    server.turn(0)
+    server.turn(1, Digits="1")
+    code, body = server.turn(2, Digits="1")
+    assert "Colissimo" in says(body)
+    code, body = server.turn(3, Digits="2")
+    assert ET.fromstring(body).find("Hangup") is not None
+    nodes = [e["node"] for e in server.store.node_events("CA1")]
+    assert nodes[:3] == ["welcome", "main_menu", "find_by_phone"]
+    assert nodes[-1] == "goodbye"
+    call = server.store.call("CA1")
+    assert (call["outcome"], call["reason"]) == ("self_served", "order_status")
+    assert call["caller_hash"] and "+33612345678" not in str(call)
+
+
+def test_a_retried_turn_gets_the_same_twiml_and_is_logged_once(server):
+    server.turn(0)
+    _, first = server.turn(1, Digits="1")
+    events = len(server.store.node_events("CA1"))
+    _, again = server.turn(1, Digits="1")
+    assert again == first
+    assert len(server.store.node_events("CA1")) == events
+    assert server.handler.counters.replayed == 1
+
+
+def test_silence_comes_back_through_the_redirect_and_reprompts(server):
+    server.turn(0)
+    _, body = server.turn(1)  # the Redirect after the Gather: no Digits
+    assert "Je ne vous ai pas entendu" in says(body)
+
+
+def test_speech_is_understood(server):
+    server.turn(0)
+    _, body = server.turn(1, SpeechResult="Je voudrais parler à un conseiller", Confidence="0.9")
+    assert ET.fromstring(body).find("Enqueue").text == "post-sale"
+
+
+def test_a_hang_up_reported_by_the_status_callback_is_abandoned(server):
+    server.turn(0)
+    code, _ = server.post("/status", CallSid="CA1", CallStatus="completed", SequenceNumber="0")
+    assert code == 204
+    call = server.store.call("CA1")
+    assert call["outcome"] == "abandoned" and call["ended_at"]
+    assert server.store.node_events("CA1")[-1]["branch"] == "hangup"
+
+
+def test_a_repeated_status_callback_changes_nothing(server):
+    server.turn(0)
+    server.post("/status", CallSid="CA1", CallStatus="completed", SequenceNumber="1")
+    events = server.store.node_events("CA1")
+    server.post("/status", CallSid="CA1", CallStatus="completed", SequenceNumber="1")
+    assert server.store.node_events("CA1") == events
+
+
+def test_a_status_callback_after_a_transfer_keeps_it_transferred(server):
+    server.turn(0)
+    server.turn(1, Digits="0")
+    server.post("/status", CallSid="CA1", CallStatus="completed", SequenceNumber="0")
+    call = server.store.call("CA1")
+    assert (call["outcome"], call["cause"]) == ("transferred", "caller_asked")
+
+
+def test_an_unknown_flow_is_404_and_writes_nothing(server):
+    code, body = server.turn(0, flow="billing")
+    assert code == 404 and body == b"no flow named 'billing'\n"
+    assert server.store.call("CA1") is None
+
+
+@pytest.mark.parametrize("body, headers, code, reason", [
+    (b"From=%2B33612345678", FORM, 400, b"missing or invalid CallSid\n"),
+    (b"CallSid=CA1&From=%ff", FORM, 400, b"body is not UTF-8\n"),
+    (b"CallSid=CA1&&=&x", FORM, 400, b"malformed form body\n"),
+    (b'{"CallSid": "CA1"}', {"Content-Type": "application/json"}, 415,
+     b"expected an application/x-www-form-urlencoded body\n"),
+    (b"CallSid=CA1&pad=" + b"x" * 70_000, FORM, 413, b"body larger than 65536 bytes\n"),
+])
+def test_bad_requests_get_a_4xx_with_a_reason_and_write_nothing(server, body, headers, code, reason):
+    got, _, content = server.request("POST", "/voice/post_sale", body, headers)
+    assert (got, content) == (code, reason)
+    assert server.store.call("CA1") is None
+
+
+def test_other_methods_are_405(server):
+    assert server.request("GET", "/voice/post_sale")[0] == 405
+    assert server.request("POST", "/healthz")[0] == 405
+    assert server.request("GET", "/status")[0] == 405
+
+
+def test_healthz_lists_the_flows_and_their_versions(server):
+    code, _, body = server.request("GET", "/healthz")
+    assert code == 200
+    version = server.registry.current("post_sale").version
+    assert f'"post_sale": "{version}"'.encode() in body
+
+
+def test_metrics_count_turns(server):
+    server.turn(0)
+    server.turn(0)
+    _, _, body = server.request("GET", "/metrics")
+    assert b"ivr_turns_total 1\n" in body and b"ivr_turns_replayed_total 1\n" in body
+
+
+class TestSignatures:
+    @pytest.fixture
+    def signed(self, tmp_path):
+        return Server(tmp_path, token=TOKEN)
+
+    def test_a_correctly_signed_request_is_served(self, signed):
+        assert signed.turn(0)[0] == 200
+
+    def test_an_unsigned_request_is_403_and_never_reaches_the_engine(self, signed):
+        body = urlencode({"CallSid": "CA1"}).encode()
+        code, _, reason = signed.request("POST", "/voice/post_sale", body)
+        assert (code, reason) == (403, b"missing X-Twilio-Signature\n")
+        assert signed.store.call("CA1") is None
+
+    def test_a_tampered_request_is_403(self, signed):
+        params = {"CallSid": "CA1", "From": "+33612345678"}
+        headers = {**FORM, **signed_headers(TOKEN, BASE + "/voice/post_sale", params)}
+        body = urlencode({**params, "From": "+33600000000"}).encode()
+        code, _, reason = signed.request("POST", "/voice/post_sale", body, headers)
+        assert (code, reason) == (403, b"X-Twilio-Signature does not match this request\n")
+
+    def test_the_signature_covers_the_turn_in_the_url(self, signed):
+        signed.turn(0)
+        params = {"CallSid": "CA1", "Digits": "1"}
+        headers = {**FORM, **signed_headers(TOKEN, BASE + "/voice/post_sale?turn=1", params)}
+        code, _, _ = signed.request("POST", "/voice/post_sale?turn=2",
+                                    urlencode(params).encode(), headers)
+        assert code == 403
+
+
+def test_a_look_up_slower_than_the_timeout_takes_the_error_branch(tmp_path):
+    pending = []
+
+    def never(lookup, now):
+        pending.append(defer.Deferred())
+        return pending[-1]
+
+    server = Server(tmp_path, perform=never)
+    server.turn(0)
+    d = server.http.request("POST", BASE + "/voice/post_sale?turn=1",
+                            data=urlencode({"CallSid": "CA1", "Digits": "1"}).encode(),
+                            headers=FORM)
+    waiting = []
+    d.addBoth(waiting.append)
+    server.http.flush()
+    assert waiting == []  # the turn waits on the look-up
+    server.clock.advance(4)
+    server.http.flush()
+    response = server.successful(defer.succeed(waiting[0]))
+    body = server.successful(response.content())
+    # orders_by_phone failed: the flow asks for the order number instead
+    assert "numéro de commande" in says(body)
+    [event] = [e for e in server.store.node_events("CA1") if e["node"] == "find_by_phone"]
+    assert (event["input"], event["detail"]) == ("error", "timeout")
+    assert server.clock.getDelayedCalls() == []
+
+
+def test_an_exception_while_rendering_routes_to_a_human_and_fails_the_call(server, monkeypatch):
+    import ivr.calls
+
+    server.turn(0)
+    real = ivr.calls.render_twiml
+    calls = []
+
+    def broken_once(actions, url):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("renderer bug")
+        return real(actions, url)
+
+    monkeypatch.setattr(ivr.calls, "render_twiml", broken_once)
+    code, body = server.turn(1, Digits="1")
+    assert code == 200
+    assert "problème technique" in says(body)
+    assert ET.fromstring(body).find("Enqueue").text == "post-sale"
+    assert server.store.call("CA1")["outcome"] == "failed"
+
+
+def test_a_call_continues_after_a_restart(tmp_path):
+    first = Server(tmp_path)
+    first.turn(0)
+    first.turn(1, Digits="1")
+    first.store.db.close()
+    second = Server(tmp_path)  # same database file, new process state
+    _, body = second.turn(2, Digits="1")
+    assert "Colissimo" in says(body)
+    assert second.store.node_events("CA1")[0]["node"] == "welcome"
+
+
+def test_a_call_runs_to_its_end_on_the_version_it_started_with(server):
+    server.turn(0)
+    old = server.registry.current("post_sale").version
+    flow_file = server.flows / "post_sale.yaml"
+    flow_file.write_text(flow_file.read_text().replace("limits: {max_steps: 60", "limits: {max_steps: 61"))
+    assert server.registry.reload_if_changed()
+    assert server.registry.current("post_sale").version != old
+    server.turn(1, Digits="1")
+    assert {e["version"] for e in server.store.node_events("CA1")} == {old}
+    server.turn(0, sid="CA2")
+    assert server.store.call("CA2")["version"] == server.registry.current("post_sale").version
+    assert server.store.flow_version("post_sale", old)["source"]
+
+
+def test_a_broken_flow_edit_keeps_the_last_good_version_serving(server):
+    good = server.registry.current("post_sale").version
+    flow_file = server.flows / "post_sale.yaml"
+    flow_file.write_text(flow_file.read_text().replace("next: main_menu", "next: main_menuu", 1))
+    server.registry.reload_if_changed()
+    assert server.registry.current("post_sale").version == good
+    [problem] = server.registry.problems[str(flow_file)]
+    assert problem.code == "unknown-target" and problem.line == 65
+    assert server.turn(0)[0] == 200
+    code, _, body = server.request("GET", "/healthz")
+    assert str(flow_file).encode() in body
+
+
+def test_a_transfer_nobody_answers_ends_politely(server):
+    server.turn(0)
+    server.turn(1, Digits="0")
+    _, body = server.turn(2, DialCallStatus="no-answer")
+    assert ET.fromstring(body).find("Hangup") is not None
+    assert server.store.call("CA1")["cause"] == "dial_failed"
