@@ -68,8 +68,12 @@ class CallHandler:
         lets a retried request be recognised."""
         return f"{self.base_url}/voice/{quote(flow_name)}?turn={turn}"
 
-    async def voice(self, flow_name: str, turn: int, params: dict) -> bytes:
-        """Answer one voice webhook of call ``params['CallSid']``."""
+    async def voice(self, flow_name: str, turn: int, params: dict,
+                    now: datetime | None = None) -> bytes:
+        """Answer one voice webhook of call ``params['CallSid']``.
+
+        ``now`` replaces the clock for this turn (``ivr-sim`` against a
+        server started with ``--simulated-clock``)."""
         call_id = params["CallSid"]
         record = self.store.load_call(call_id)
         if record is not None and turn <= record.turn:
@@ -89,7 +93,7 @@ class CallHandler:
             flow = (self.registry.version(state["flow"], state["version"])
                     or self.registry.current(state["flow"]))
             event = event_from(params, state)
-        event["now"] = self._now(flow.timezone if flow else "UTC")
+        event["now"] = now or self._now(flow.timezone if flow else "UTC")
         url = self.action_url(flow_name, turn + 1)
         try:
             if flow is None:
@@ -129,6 +133,18 @@ class CallHandler:
             flow, state, {"type": "hangup", "now": self._now(flow.timezone)})
         self._save(call_id, record.turn, new_state, record.response, node_events)
         return new
+
+    def describe(self, call_id: str) -> dict | None:
+        """What a test client may know of a call: where it is, its node
+        events and its summary, without the caller's number."""
+        record = self.store.load_call(call_id)
+        if record is None:
+            return None
+        state = record.state
+        summary = {k: v for k, v in call_summary(state).items() if k != "caller"}
+        return {"call_id": call_id, "turn": record.turn, "node": state.get("node"),
+                "waiting": state.get("waiting"), "ended": bool(state.get("ended")),
+                "summary": summary, "node_events": self.store.node_events(call_id)}
 
     # -- internals -----------------------------------------------------------------
     def _now(self, timezone: str) -> datetime:

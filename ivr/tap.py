@@ -49,6 +49,11 @@ class Options(usage.Options):
         ["lookup-timeout", None, "4", "Seconds a look-up may take before the flow's error branch."],
         ["reload-interval", None, "2", "Seconds between checks for changed flow files."],
     ]
+    optFlags = [
+        ["simulated-clock", None,
+         "Let requests set their time with X-IVR-Simulated-Time (ivr-sim test --url); "
+         "for test servers only."],
+    ]
 
     def postOptions(self):
         if self["twilio-auth-token"] is None:
@@ -110,7 +115,10 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         base_url=(options["public-url"] or "").rstrip("/") if options["public-url"] else "",
     )
     root = build_root(handler, registry, auth_token=options["twilio-auth-token"],
-                      public_url=options["public-url"])
+                      public_url=options["public-url"],
+                      simulated_clock=bool(options["simulated-clock"]))
+    if options["simulated-clock"]:
+        log.warn("--simulated-clock: requests may set their own time; never use it in production")
     site = Site(root, requestFactory=LimitedRequest)
     site.displayTracebacks = False
     top = service.MultiService()

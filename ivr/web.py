@@ -11,6 +11,7 @@ never a traceback.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet import defer
@@ -58,9 +59,23 @@ class WebhookResource(Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, handler, auth_token: str | None, public_url: str | None):
+    def __init__(self, handler, auth_token: str | None, public_url: str | None,
+                 simulated_clock: bool = False):
         super().__init__()
         self.handler, self.auth_token, self.public_url = handler, auth_token, public_url
+        self.simulated_clock = simulated_clock
+
+    def check_signature(self, request, form: dict, raw: bytes) -> None:
+        """Raise :class:`BadRequest` (403) unless the request is correctly
+        signed; nothing to check when no auth token is configured."""
+        if not self.auth_token:
+            return
+        signature = request.getHeader("x-twilio-signature")
+        if not signature:
+            raise BadRequest(403, "missing X-Twilio-Signature")
+        if not is_valid_twilio_request(self.auth_token, self.request_url(request), form,
+                                       signature, raw):
+            raise BadRequest(403, "X-Twilio-Signature does not match this request")
 
     def read_form(self, request) -> dict:
         """The webhook's parameters, checked; raises :class:`BadRequest`."""
@@ -81,13 +96,7 @@ class WebhookResource(Resource):
         except ValueError:
             raise BadRequest(400, "malformed form body") from None
         params = {name: values[-1] for name, values in form.items()}
-        if self.auth_token:
-            signature = request.getHeader("x-twilio-signature")
-            if not signature:
-                raise BadRequest(403, "missing X-Twilio-Signature")
-            if not is_valid_twilio_request(self.auth_token, self.request_url(request), form,
-                                           signature, raw):
-                raise BadRequest(403, "X-Twilio-Signature does not match this request")
+        self.check_signature(request, form, raw)
         call_id = params.get("CallSid", "")
         if not call_id or len(call_id) > 64 or not call_id.isprintable():
             raise BadRequest(400, "missing or invalid CallSid")
@@ -122,7 +131,11 @@ class VoiceResource(WebhookResource):
             params = self.read_form(request)
         except BadRequest as error:
             return self.refuse(request, error)
-        result = defer.ensureDeferred(self.handler.voice(flow_name, turn, params))
+        try:
+            now = self._simulated_time(request)
+        except BadRequest as error:
+            return self.refuse(request, error)
+        result = defer.ensureDeferred(self.handler.voice(flow_name, turn, params, now))
 
         def answered(body):
             request.setHeader(b"content-type", TWIML_TYPE)
@@ -143,6 +156,20 @@ class VoiceResource(WebhookResource):
         # A provider that gave up does not need the answer: stop waiting.
         request.notifyFinish().addErrback(lambda _: result.cancel())
         return NOT_DONE_YET
+
+    def _simulated_time(self, request):
+        """The turn's time from ``X-IVR-Simulated-Time``, honoured only by a
+        server started with ``--simulated-clock`` (never in production)."""
+        value = request.getHeader("x-ivr-simulated-time")
+        if value is None or not self.simulated_clock:
+            return None
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise BadRequest(400, "X-IVR-Simulated-Time is not an ISO 8601 time") from None
+        if moment.tzinfo is None:
+            raise BadRequest(400, "X-IVR-Simulated-Time needs a UTC offset")
+        return moment
 
     def _flow_name(self, request) -> str:
         parts = [p for p in request.postpath if p]
@@ -186,6 +213,25 @@ class StatusResource(WebhookResource):
         return b""
 
 
+class CallResource(WebhookResource):
+    """``GET /calls/<CallSid>``: where a call is and what it logged, for
+    ``ivr-sim test --url``.  Signed like a webhook when a token is set."""
+
+    def render_GET(self, request):
+        try:
+            self.check_signature(request, {}, b"")
+            parts = [p for p in request.postpath if p]
+            if len(parts) != 1:
+                raise BadRequest(404, "expected /calls/<CallSid>")
+            described = self.handler.describe(parts[0].decode("utf-8", "replace"))
+            if described is None:
+                raise BadRequest(404, "no such call")
+        except BadRequest as error:
+            return self.refuse(request, error)
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(described).encode("utf-8")
+
+
 class HealthResource(Resource):
     isLeaf = True
 
@@ -227,11 +273,13 @@ class MetricsResource(Resource):
         return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def build_root(handler, registry, *, auth_token=None, public_url=None) -> Resource:
+def build_root(handler, registry, *, auth_token=None, public_url=None,
+               simulated_clock=False) -> Resource:
     """The server's resource tree."""
     root = Resource()
-    root.putChild(b"voice", VoiceResource(handler, auth_token, public_url))
+    root.putChild(b"voice", VoiceResource(handler, auth_token, public_url, simulated_clock))
     root.putChild(b"status", StatusResource(handler, auth_token, public_url))
+    root.putChild(b"calls", CallResource(handler, auth_token, public_url))
     root.putChild(b"healthz", HealthResource(registry))
     root.putChild(b"metrics", MetricsResource(handler, registry))
     return root
