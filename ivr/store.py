@@ -163,6 +163,7 @@ class CallStore:
         # Fernet (AES with an HMAC) seals numbers in the state; its key is
         # derived from the caller key, so one secret serves both.
         seal_key = hmac.new(self._key, b"ivr.store/seal", hashlib.sha256).digest()
+        self._hashes: dict[str, str] = {}
         self._fernet = Fernet(base64.urlsafe_b64encode(seal_key))
 
     @classmethod
@@ -195,10 +196,14 @@ class CallStore:
         '' when the number is missing or withheld."""
         if is_withheld(number):
             return ""
-        normal = normalise_number(number)
-        if not normal:
-            return ""
-        return hmac.new(self._key, normal.encode("utf-8"), hashlib.sha256).hexdigest()
+        cached = self._hashes.get(number)
+        if cached is None:
+            normal = normalise_number(number)
+            cached = hmac.new(self._key, normal.encode("utf-8"), hashlib.sha256).hexdigest() if normal else ""
+            if len(self._hashes) > 10_000:  # every turn of a call hashes the same number
+                self._hashes.clear()
+            self._hashes[number] = cached
+        return cached
 
     # -- flow versions --------------------------------------------------------------
     def save_flow_version(self, flow, first_seen: str | None = None) -> bool:
@@ -233,7 +238,7 @@ class CallStore:
                         [call_id])
         if row is None:
             return None
-        state = _map_strings(json.loads(row["state_json"]), self._open_sealed)
+        state = json.loads(self._open_sealed(row["state_json"]))
         return CallRecord(state=state, turn=row["turn"], response=bytes(row["response"]),
                           ended=bool(state.get("ended")))
 
@@ -255,7 +260,8 @@ class CallStore:
             response = response.encode("utf-8")
         caller_hash = self.hash_caller(caller)
         handoff = summary.get("handoff") or {}
-        state_json = json.dumps(self._seal_state(state, caller, handoff), ensure_ascii=False)
+        # The live state holds the caller's number: sealed as a whole.
+        state_json = self._seal(json.dumps(state, ensure_ascii=False))
         updated_at = _utc_iso(state.get("now")) or _utc_now()
         with self._write():
             cursor = self.db.execute(
@@ -266,14 +272,13 @@ class CallStore:
                 "updated_at = excluded.updated_at WHERE excluded.turn >= call_state.turn",
                 [call_id, int(turn), state_json, sqlite3.Binary(response), updated_at])
             current = cursor.rowcount > 0
-            for event in node_events:
-                self.db.execute(
-                    "INSERT INTO node_events (call_id, seq, flow, version, node, kind, input, "
-                    "branch, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (call_id, seq) DO NOTHING",
-                    [call_id, int(event["seq"]), event["flow"], event["version"], event["node"],
-                     event["kind"], _text(event.get("input")), _text(event.get("branch")),
-                     _text(event.get("detail")), event["at"]])
+            self.db.conn.executemany(
+                "INSERT INTO node_events (call_id, seq, flow, version, node, kind, input, "
+                "branch, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (call_id, seq) DO NOTHING",
+                [[call_id, int(event["seq"]), event["flow"], event["version"], event["node"],
+                  event["kind"], _text(event.get("input")), _text(event.get("branch")),
+                  _text(event.get("detail")), event["at"]] for event in node_events])
             if current:
                 self._upsert_call(call_id, summary, caller_hash, handoff)
 
@@ -385,28 +390,12 @@ class CallStore:
             row = self._one("SELECT value FROM meta WHERE key = ?", [_KEY_NAME])
         return bytes.fromhex(row["value"])
 
-    def _seal_state(self, state: dict, caller: str | None, handoff: dict) -> Any:
-        numbers = {n for n in (caller, state.get("caller")) if n and not is_withheld(n)}
-        if handoff.get("kind") == "callback" and handoff.get("target"):
-            numbers.add(handoff["target"])
-        state_handoff = state.get("handoff") or {}
-        if state_handoff.get("kind") == "callback" and state_handoff.get("target"):
-            numbers.add(state_handoff["target"])
-
-        def seal(value: str) -> str:
-            # Strings that look sealed are sealed too, so loading is exact.
-            if value in numbers or value.startswith(_SEAL_PREFIX):
-                return self._seal(value)
-            return value
-
-        return _map_strings(state, seal)
-
     def _seal(self, text: str) -> str:
         return _SEAL_PREFIX + self._fernet.encrypt(text.encode("utf-8")).decode("ascii")
 
     def _open_sealed(self, value: str) -> str:
         if not value.startswith(_SEAL_PREFIX):
-            return value
+            raise ValueError("call state is not sealed")
         try:
             return self._fernet.decrypt(value[len(_SEAL_PREFIX):].encode("ascii")).decode("utf-8")
         except InvalidToken:
@@ -439,16 +428,6 @@ def _apply_migrations(db: sqlite_utils.Database) -> None:
         # Another process applied them between our check and our write.
         if MIGRATIONS.pending(db):
             raise
-
-
-def _map_strings(value: Any, fn) -> Any:
-    if isinstance(value, str):
-        return fn(value)
-    if isinstance(value, dict):
-        return {k: _map_strings(v, fn) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_map_strings(v, fn) for v in value]
-    return value
 
 
 def _text(value: Any) -> str | None:
