@@ -18,6 +18,7 @@ from .demo_orders import DEMO_CALLERS, create_demo_db
 from .flow import FlowError, check_flow, load_flow
 from .lookups import EmbeddedOrderLookups
 from .orders import OrderStore
+from .remote import InputNotExpected, RemoteCall, RemoteError
 from .scenarios import ScenarioFileError, demo_lookups, local_time, run_paths
 from .sim import SimCall, listens_for
 
@@ -32,7 +33,14 @@ At the prompt type what the caller does:
   record         leave a voicemail
   wait <secs>    let time pass on the simulated clock
   hangup         hang up (also Ctrl-D)
+
+With --url the call goes to a running server instead, as the provider's
+webhook requests; --at needs that server started with --simulated-clock.
 """
+
+URL_HELP = ("Play against the server at this base URL (e.g. http://127.0.0.1:8080) "
+            "instead of in this process.")
+TOKEN_HELP = "Auth token to sign requests with (X-Twilio-Signature), for a server that checks them."
 
 
 def _prompts_root(flow_path: Path, prompts: str | None) -> Path:
@@ -63,7 +71,7 @@ def main():
 
 
 @main.command(epilog=CALL_HELP)
-@click.argument("flow", type=click.Path(exists=True, dir_okay=False))
+@click.argument("flow", type=click.Path(dir_okay=False))
 @click.option("--caller", default=DEMO_CALLERS["one_order"], show_default=True,
               help="The caller's number (E.164); 'anonymous' for a withheld number.")
 @click.option("--lang", default=None, help="Force the caller's language, e.g. en-US.")
@@ -73,16 +81,25 @@ def main():
 @click.option("--prompts", default=None, help="Prompts folder (default: prompts/ beside flows/).")
 @click.option("--orders", "orders_db", default=None, type=click.Path(dir_okay=False),
               help="Order database (default: the demo orders, dated to the simulated day).")
-def call(flow, caller, lang, at, twiml, prompts, orders_db):
+@click.option("--url", default=None, help=URL_HELP)
+@click.option("--auth-token", envvar="TWILIO_AUTH_TOKEN", default=None, show_envvar=True,
+              help=TOKEN_HELP)
+def call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token):
     """Place an interactive call to FLOW in the terminal.
 
     Prints what the caller hears and the nodes the call goes through, then
-    waits for what the caller does.
+    waits for what the caller does.  With --url, FLOW may also be the name
+    of a flow the server has loaded.
 
     \b
-    Example:
+    Examples:
         ivr-sim call flows/post_sale.yaml --caller +33612345678 --at "2026-12-24 18:30"
+        ivr-sim call --url http://127.0.0.1:8080 post_sale --caller +14155550123
     """
+    if url:
+        return _remote_call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token)
+    if not Path(flow).is_file():
+        raise click.BadParameter(f"file {flow!r} does not exist.", param_hint="'FLOW'")
     loaded = _load(flow, prompts)
     when = local_time(at, loaded.timezone) if at else datetime.now(ZoneInfo(loaded.timezone))
     if orders_db:
@@ -93,6 +110,40 @@ def call(flow, caller, lang, at, twiml, prompts, orders_db):
     click.echo(f"Calling {loaded.name} (version {loaded.version}) from {caller} "
                f"at {when:%Y-%m-%d %H:%M %Z}")
     _show(sim.start(), sim, twiml)
+    _converse(sim, twiml)
+
+
+def _remote_call(flow, caller, lang, at, twiml, prompts, orders_db, url, token):
+    """``ivr-sim call --url``: the same conversation with a running server."""
+    if lang:
+        raise click.UsageError("--lang cannot be used with --url: the server picks the "
+                               "language from the caller's number")
+    if orders_db:
+        raise click.UsageError("--orders cannot be used with --url: the server uses its own orders")
+    path = Path(flow)
+    if path.is_file():  # the file gives the flow's name and timezone
+        loaded = _load(flow, prompts)
+        name, zone = path.stem, ZoneInfo(loaded.timezone)
+    else:
+        name, zone = flow, None
+    if at:
+        when = local_time(at, zone.key) if zone else datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise click.BadParameter("give a UTC offset (e.g. \"2026-12-24 18:30+01:00\") or "
+                                     "a flow file for its timezone", param_hint="'--at'")
+    else:
+        when = datetime.now(zone) if zone else datetime.now().astimezone()
+    sim = RemoteCall(url, name, caller=caller, at=when, token=token)
+    click.echo(f"Calling {name} at {url.rstrip('/')} from {caller} as {sim.call_id} "
+               f"at {when:%Y-%m-%d %H:%M %Z}")
+    try:
+        _show(sim.start(), sim, twiml)
+        _converse(sim, twiml)
+    except RemoteError as error:
+        raise click.ClickException(str(error))
+
+
+def _converse(sim, twiml: bool):
     while not sim.ended:
         try:
             line = input("caller> ").strip()
@@ -106,7 +157,15 @@ def call(flow, caller, lang, at, twiml, prompts, orders_db):
                + (f", cause {summary['cause']}" if summary["cause"] else ""))
 
 
-def _act(sim: SimCall, line: str):
+def _act(sim, line: str):
+    try:
+        return _act_on(sim, line)
+    except InputNotExpected as error:
+        click.echo(f"({error})")
+        return None
+
+
+def _act_on(sim, line: str):
     word, _, rest = line.partition(" ")
     if not line:
         return None
@@ -131,7 +190,7 @@ def _act(sim: SimCall, line: str):
     return None
 
 
-def _show(turn, sim: SimCall, twiml: bool):
+def _show(turn, sim, twiml: bool):
     if turn.path:
         click.secho("  path: " + " > ".join(turn.path), dim=True)
     if turn.heard:
@@ -146,26 +205,40 @@ def _show(turn, sim: SimCall, twiml: bool):
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--prompts", default=None, help="Prompts folder (default: prompts/ beside flows/).")
-def test(paths, prompts):
+@click.option("--url", default=None, help=URL_HELP)
+@click.option("--auth-token", envvar="TWILIO_AUTH_TOKEN", default=None, show_envvar=True,
+              help=TOKEN_HELP)
+@click.option("--flow", "flow_name", default=None,
+              help="With --url: the flow's name on the server (default: the stem of each "
+                   "scenario file's flow:).")
+def test(paths, prompts, url, auth_token, flow_name):
     """Run the scenario files in PATHS and report node coverage.
 
-    Exits 1 when any expectation fails.
+    Exits 1 when any expectation fails.  With --url the scenarios are
+    played against a running server, as the provider would (scenarios
+    with lookups: or lang: are skipped; at: needs the server started with
+    --simulated-clock).
 
     \b
-    Example:
+    Examples:
         ivr-sim test flows/tests
+        ivr-sim test --url http://127.0.0.1:8080 flows/tests
     """
     try:
-        report = run_paths(paths, prompts)
-    except (ScenarioFileError, FlowError) as error:
+        report = run_paths(paths, prompts, url=url, token=auth_token, flow_name=flow_name)
+    except (ScenarioFileError, FlowError, RemoteError) as error:
         raise click.ClickException(str(error))
+    for name, why in report.skipped:
+        click.echo(f"SKIP {name}: {why}")
     for failure in report.failures:
         click.secho(f"FAIL {failure}", fg="red")
     for path, percent, missed in report.coverage():
         line = f"coverage {Path(path).name}: {percent:.0f}% of nodes"
         click.echo(line + (f"; never reached: {', '.join(missed)}" if missed else ""))
     failed = len({f.scenario for f in report.failures})
-    click.echo(f"{report.scenarios - failed} passed, {failed} failed")
+    skipped = len(report.skipped)
+    click.echo(f"{report.scenarios - failed - skipped} passed, {failed} failed"
+               + (f", {skipped} skipped" if url or skipped else ""))
     sys.exit(1 if report.failures else 0)
 
 

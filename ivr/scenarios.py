@@ -5,6 +5,11 @@ they press or say at each turn, what they should hear, where the call
 should be, and how it should end (outcome, reason, cause, transfer).
 See docs/ivr-sim.md for the format.  Running them also measures node
 coverage: which nodes of each flow some scenario reached.
+
+With a server URL the same files are played against a running server
+(:class:`ivr.remote.RemoteCall`) instead of the engine in this process;
+scenarios that force look-up answers or a language cannot be, and are
+reported as skipped.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import yaml
 from .demo_orders import create_demo_db
 from .flow import load_flow
 from .lookups import EmbeddedOrderLookups
+from .remote import InputNotExpected, RemoteCall
 from .sim import SimCall, SimTurn
 
 INPUTS = ("press", "say", "silence", "hangup", "dial", "record", "wait")
@@ -46,6 +52,7 @@ class Report:
 
     scenarios: int = 0
     failures: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)  # (scenario, why)
     reached: dict = field(default_factory=dict)  # flow path -> set of nodes
     flows: dict = field(default_factory=dict)    # flow path -> Flow
 
@@ -68,15 +75,30 @@ def scenario_files(paths) -> list[Path]:
     return files
 
 
-def run_paths(paths, prompts_root=None, report: Report | None = None) -> Report:
-    """Run every scenario in the files under ``paths``."""
+@dataclass
+class Server:
+    """A running server to play scenarios against (``ivr-sim test --url``)."""
+
+    url: str
+    token: str | None = None
+    flow: str | None = None   # the flow's name there; default: the flow file's stem
+
+
+def run_paths(paths, prompts_root=None, url: str | None = None, token: str | None = None,
+              flow_name: str | None = None, report: Report | None = None) -> Report:
+    """Run every scenario in the files under ``paths``: in this process, or
+    against the server at ``url`` (signed with ``token`` if given).
+
+    Raises :class:`ivr.remote.RemoteError` when the server cannot be
+    reached or refuses a request."""
     report = report or Report()
+    server = Server(url, token, flow_name) if url else None
     for path in scenario_files(paths):
-        run_file(path, prompts_root, report)
+        run_file(path, prompts_root, report, server)
     return report
 
 
-def run_file(path: Path, prompts_root, report: Report) -> Report:
+def run_file(path: Path, prompts_root, report: Report, server: Server | None = None) -> Report:
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
@@ -94,7 +116,12 @@ def run_file(path: Path, prompts_root, report: Report) -> Report:
         scenario = {**defaults, **scenario}
         name = f"{path}: {scenario.get('name', '(unnamed)')}"
         report.scenarios += 1
-        failures, reached = run_scenario(flow, scenario, name)
+        why = server and cannot_run_remotely(scenario)
+        if why:
+            report.skipped.append((name, why))
+            continue
+        remote = server and Server(server.url, server.token, server.flow or Path(spec["flow"]).stem)
+        failures, reached = run_scenario(flow, scenario, name, remote)
         report.failures.extend(failures)
         report.reached.setdefault(key, set()).update(reached)
     return report
@@ -126,12 +153,26 @@ def demo_lookups(at: datetime, mocks: dict | None = None):
     return perform
 
 
-def run_scenario(flow, scenario: dict, name: str):
-    """Play one scenario; returns (failures, nodes reached)."""
+def cannot_run_remotely(scenario: dict) -> str | None:
+    """Why a scenario cannot be played against a live server, if it cannot."""
+    if scenario.get("lookups"):
+        return "forces look-up answers (lookups:), which a live server cannot be told"
+    if scenario.get("lang"):
+        return "forces a language (lang:), which a provider's request cannot carry"
+    return None
+
+
+def run_scenario(flow, scenario: dict, name: str, server: Server | None = None):
+    """Play one scenario, in this process or against ``server``; returns
+    (failures, nodes reached)."""
     at = local_time(scenario.get("at", "2026-11-24 10:00"), flow.timezone)
-    call = SimCall(flow, demo_lookups(at, scenario.get("lookups")),
-                   caller=str(scenario.get("caller", "+33612345678")), at=at,
-                   lang=scenario.get("lang"))
+    caller = str(scenario.get("caller", "+33612345678"))
+    if server:
+        call = RemoteCall(server.url, server.flow or flow.name, caller=caller, at=at,
+                          token=server.token)
+    else:
+        call = SimCall(flow, demo_lookups(at, scenario.get("lookups")), caller=caller, at=at,
+                       lang=scenario.get("lang"))
     failures: list[Failure] = []
     turn = call.start()
     for index, step in enumerate(scenario.get("steps") or [], start=1):
@@ -148,7 +189,11 @@ def run_scenario(flow, scenario: dict, name: str):
                                     f"the call already ended at {call.state['node']!r}"))
             break
         if inputs:
-            turn = _play(call, inputs[0], step[inputs[0]]) or turn
+            try:
+                turn = _play(call, inputs[0], step[inputs[0]]) or turn
+            except InputNotExpected as error:  # only a live call refuses an input
+                failures.append(Failure(name, f"step {index} ({inputs[0]})", str(error)))
+                break
         failures.extend(Failure(name, f"turn {turn.number} ({turn.input})", problem)
                         for problem in check_turn(turn, call, step.get("expect") or {}))
     if scenario.get("end"):
@@ -160,7 +205,7 @@ def run_scenario(flow, scenario: dict, name: str):
     return failures, reached
 
 
-def _play(call: SimCall, kind: str, value) -> SimTurn | None:
+def _play(call: SimCall | RemoteCall, kind: str, value) -> SimTurn | None:
     if kind == "press":
         return call.press(str(value))
     if kind == "say":
@@ -177,7 +222,7 @@ def _play(call: SimCall, kind: str, value) -> SimTurn | None:
     return None
 
 
-def check_turn(turn: SimTurn, call: SimCall, expect: dict) -> list[str]:
+def check_turn(turn: SimTurn, call: SimCall | RemoteCall, expect: dict) -> list[str]:
     """What in ``turn`` differs from ``expect``; each problem shows both."""
     problems = []
     heard = turn.heard
