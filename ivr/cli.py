@@ -127,7 +127,11 @@ def _remote_call(flow, caller, lang, at, twiml, prompts, orders_db, url, token):
     else:
         name, zone = flow, None
     if at:
-        when = local_time(at, zone.key) if zone else datetime.fromisoformat(at)
+        try:
+            when = local_time(at, zone.key) if zone else datetime.fromisoformat(at)
+        except ValueError:
+            raise click.BadParameter(f"{at!r} is not a time like \"2026-12-24 18:30\"",
+                                     param_hint="'--at'") from None
         if when.tzinfo is None:
             raise click.BadParameter("give a UTC offset (e.g. \"2026-12-24 18:30+01:00\") or "
                                      "a flow file for its timezone", param_hint="'--at'")

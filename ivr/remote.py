@@ -117,7 +117,9 @@ class RemoteCall:
     # -- the SimCall interface -------------------------------------------------------
     @property
     def ended(self) -> bool:
-        return bool(self.state and self.state["ended"])
+        """Whether the server says the call ended, or the provider's side
+        hung up (the status callback was sent)."""
+        return self._status_sent or bool(self.state and self.state["ended"])
 
     @property
     def waiting_node(self) -> str | None:
@@ -129,10 +131,10 @@ class RemoteCall:
 
     def press(self, digits: str) -> SimTurn:
         gather = self._expect("gather", "keys")
-        key = gather.finish_on_key
-        if key and digits.endswith(key):
-            digits = digits[:-1]  # the provider does not send the finishing key
-        return self._turn(f"press {digits}", gather.action, {"Digits": digits})
+        sent, key = digits, gather.finish_on_key
+        if key and sent.endswith(key):
+            sent = sent[:-1]  # the provider does not send the finishing key
+        return self._turn(f"press {digits}", gather.action, {"Digits": sent})
 
     def say(self, words: str) -> SimTurn:
         gather = self._expect("gather", "speech")

@@ -196,9 +196,9 @@ def run_scenario(flow, scenario: dict, name: str, server: Server | None = None):
                 break
         failures.extend(Failure(name, f"turn {turn.number} ({turn.input})", problem)
                         for problem in check_turn(turn, call, step.get("expect") or {}))
+    if (scenario.get("end") or server) and not call.ended:
+        call.hangup()  # what the caller does when the script runs out
     if scenario.get("end"):
-        if not call.ended:
-            call.hangup()  # what the caller does when the script runs out
         failures.extend(Failure(name, "end of call", problem)
                         for problem in check_end(call.summary, scenario["end"]))
     reached = {e["node"] for t in call.turns for e in t.node_events}

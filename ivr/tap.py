@@ -75,10 +75,18 @@ class ReloadOnHangup(service.Service):
     def __init__(self, registry, reactor):
         self.registry, self.reactor = registry, reactor
 
+    previous = None
+
     def startService(self):
         super().startService()
         if hasattr(signal, "SIGHUP"):
-            signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self._reload))
+            self.previous = signal.signal(
+                signal.SIGHUP, lambda *_: self.reactor.callFromThread(self._reload))
+
+    def stopService(self):
+        if self.previous is not None:
+            signal.signal(signal.SIGHUP, self.previous)
+        return super().stopService()
 
     def _reload(self):
         log.info("SIGHUP: reloading flows")

@@ -1,0 +1,64 @@
+"""``twist ivr`` / ``ivr-serve``: the plugin, its options and the service tree."""
+
+from pathlib import Path
+
+import pytest
+from twisted.application.service import IServiceMaker
+from twisted.internet.testing import MemoryReactorClock
+from twisted.plugin import getPlugins
+from twisted.python.usage import UsageError
+
+from ivr import tap
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_the_twist_plugin_is_found():
+    makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
+    assert makers["ivr"].options is tap.Options
+
+
+def test_defaults_listen_on_loopback_only(monkeypatch):
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    options = tap.Options()
+    options.parseOptions([])
+    assert options["listen"] == "tcp:8080:interface=127.0.0.1"
+    assert options["db"] == "ivr.db" and options["twilio-auth-token"] is None
+
+
+def test_the_auth_token_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "secret")
+    options = tap.Options()
+    options.parseOptions([])
+    assert options["twilio-auth-token"] == "secret"
+
+
+@pytest.mark.parametrize("value, message", [
+    ("soon", "--lookup-timeout must be a number of seconds"),
+    ("12", "--lookup-timeout must stay well under the provider's 15 s"),
+])
+def test_a_lookup_timeout_near_the_provider_limit_is_refused(value, message):
+    with pytest.raises(UsageError, match=message):
+        tap.Options().parseOptions(["--lookup-timeout", value])
+
+
+def test_make_service_creates_the_database_with_demo_orders_and_loads_the_flows(tmp_path):
+    reactor = MemoryReactorClock()
+    options = tap.Options()
+    options.parseOptions(["--db", str(tmp_path / "new.db"), "--flows", str(ROOT / "flows"),
+                          "--prompts", str(ROOT / "prompts"), "--listen", "tcp:0:interface=127.0.0.1"])
+    top = tap.makeService(options, reactor)
+    top.startService()
+    try:
+        [(port, _factory, _backlog, interface)] = reactor.tcpServers
+        assert (port, interface) == (0, "127.0.0.1")
+        store, orders = tap.open_database(str(tmp_path / "new.db"))
+        assert orders.find_by_number("100234").status == "in_transit"
+        assert store.flow_version("post_sale", _current_version(top)) is not None
+    finally:
+        top.stopService()
+
+
+def _current_version(top):
+    reload_service = next(s for s in top if isinstance(s, tap.ReloadOnHangup))
+    return reload_service.registry.current("post_sale").version
