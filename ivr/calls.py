@@ -108,15 +108,16 @@ class CallHandler:
         self._save(call_id, turn, new_state, body, node_events)
         return body
 
-    def status(self, params: dict) -> bool:
+    def status(self, params: dict, now: datetime | None = None) -> bool:
         """Take a status callback; True when it was new.  A terminal status
-        ends the call: one still waiting for the caller was abandoned."""
+        ends the call: one still waiting for the caller was abandoned.
+        ``now`` replaces the clock, as for :meth:`voice`."""
         call_id, status = params["CallSid"], params.get("CallStatus", "")
         sequence = params.get("SequenceNumber")
         duration = params.get("CallDuration")
         new = self.store.record_status(
             call_id, int(sequence) if sequence and sequence.isdigit() else None, status,
-            self._now("UTC").isoformat(), int(duration) if duration and duration.isdigit() else None)
+            (now or self._now("UTC")).isoformat(), int(duration) if duration and duration.isdigit() else None)
         self.counters.status_callbacks += 1
         if not new or status not in TERMINAL_STATUSES:
             return new
@@ -130,7 +131,7 @@ class CallHandler:
             self.log.error("call {call} ended on unknown flow {flow}", call=call_id, flow=state["flow"])
             return new
         new_state, _actions, node_events = step(
-            flow, state, {"type": "hangup", "now": self._now(flow.timezone)})
+            flow, state, {"type": "hangup", "now": now or self._now(flow.timezone)})
         self._save(call_id, record.turn, new_state, record.response, node_events)
         return new
 

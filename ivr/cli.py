@@ -92,8 +92,11 @@ def call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token):
     of a flow the server has loaded.
 
     \b
-    Examples:
+    Example:
         ivr-sim call flows/post_sale.yaml --caller +33612345678 --at "2026-12-24 18:30"
+
+    \b
+    Against a running server:
         ivr-sim call --url http://127.0.0.1:8080 post_sale --caller +14155550123
     """
     if url:
@@ -202,7 +205,7 @@ def _show(turn, sim, twiml: bool):
     waiting = listens_for(turn.actions)
     if waiting and not sim.ended:
         click.secho(f"  (at {sim.waiting_node}, listening for {waiting})", dim=True)
-    if twiml:
+    if twiml and turn.twiml:  # a live hang-up is a status callback: no TwiML
         click.echo("  twiml: " + turn.twiml.decode("utf-8"))
 
 
@@ -224,8 +227,11 @@ def test(paths, prompts, url, auth_token, flow_name):
     --simulated-clock).
 
     \b
-    Examples:
+    Example:
         ivr-sim test flows/tests
+
+    \b
+    Against a running server:
         ivr-sim test --url http://127.0.0.1:8080 flows/tests
     """
     try:

@@ -79,6 +79,7 @@ class _Next:
     after: str | None = None        # the Redirect after a Gather (a silent caller)
     queue: bool = False             # the transfer is an <Enqueue>, not a <Dial>
     finish_on_key: str | None = "#"
+    num_digits: int | None = None
 
 
 @dataclass
@@ -132,8 +133,10 @@ class RemoteCall:
     def press(self, digits: str) -> SimTurn:
         gather = self._expect("gather", "keys")
         sent, key = digits, gather.finish_on_key
-        if key and sent.endswith(key):
-            sent = sent[:-1]  # the provider does not send the finishing key
+        if key and key in sent:
+            sent = sent[:sent.index(key)]  # the provider stops there and does not send the key
+        if gather.num_digits:
+            sent = sent[:gather.num_digits]  # it stops listening after that many keys
         return self._turn(f"press {digits}", gather.action, {"Digits": sent})
 
     def say(self, words: str) -> SimTurn:
@@ -311,9 +314,9 @@ def parse_twiml(document: bytes, url: str) -> tuple[list, _Next]:
             following = verbs[index + 1] if index + 1 < len(verbs) else None
             after = (urljoin(url, (following.text or "").strip())
                      if following is not None and following.tag == "Redirect" else None)
-            finish = element.get("finishOnKey", "#")
             return actions, _Next("gather", urljoin(url, element.get("action") or url), after,
-                                  finish_on_key=finish or None)
+                                  finish_on_key=element.get("finishOnKey", "#") or None,
+                                  num_digits=actions[-1].num_digits)
         elif tag == "Dial":
             actions.append(_dial(element))
             return actions, _Next("dial", _action(element, url))

@@ -102,6 +102,20 @@ class WebhookResource(Resource):
             raise BadRequest(400, "missing or invalid CallSid")
         return params
 
+    def simulated_time(self, request):
+        """The turn's time from ``X-IVR-Simulated-Time``, honoured only by a
+        server started with ``--simulated-clock`` (never in production)."""
+        value = request.getHeader("x-ivr-simulated-time")
+        if value is None or not self.simulated_clock:
+            return None
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise BadRequest(400, "X-IVR-Simulated-Time is not an ISO 8601 time") from None
+        if moment.tzinfo is None:
+            raise BadRequest(400, "X-IVR-Simulated-Time needs a UTC offset")
+        return moment
+
     def request_url(self, request) -> str:
         """The URL the provider signed: the public base URL (behind a proxy)
         plus the path and query it requested."""
@@ -132,7 +146,7 @@ class VoiceResource(WebhookResource):
         except BadRequest as error:
             return self.refuse(request, error)
         try:
-            now = self._simulated_time(request)
+            now = self.simulated_time(request)
         except BadRequest as error:
             return self.refuse(request, error)
         result = defer.ensureDeferred(self.handler.voice(flow_name, turn, params, now))
@@ -156,20 +170,6 @@ class VoiceResource(WebhookResource):
         # A provider that gave up does not need the answer: stop waiting.
         request.notifyFinish().addErrback(lambda _: result.cancel())
         return NOT_DONE_YET
-
-    def _simulated_time(self, request):
-        """The turn's time from ``X-IVR-Simulated-Time``, honoured only by a
-        server started with ``--simulated-clock`` (never in production)."""
-        value = request.getHeader("x-ivr-simulated-time")
-        if value is None or not self.simulated_clock:
-            return None
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise BadRequest(400, "X-IVR-Simulated-Time is not an ISO 8601 time") from None
-        if moment.tzinfo is None:
-            raise BadRequest(400, "X-IVR-Simulated-Time needs a UTC offset")
-        return moment
 
     def _flow_name(self, request) -> str:
         parts = [p for p in request.postpath if p]
@@ -201,10 +201,11 @@ class StatusResource(WebhookResource):
     def render_POST(self, request):
         try:
             params = self.read_form(request)
+            now = self.simulated_time(request)
         except BadRequest as error:
             return self.refuse(request, error)
         try:
-            self.handler.status(params)
+            self.handler.status(params, now)
         except Exception:  # noqa: BLE001 - logged; the provider gets no traceback
             self.log.failure("status callback for {call} failed", call=params["CallSid"])
             request.setResponseCode(500)
@@ -278,7 +279,7 @@ def build_root(handler, registry, *, auth_token=None, public_url=None,
     """The server's resource tree."""
     root = Resource()
     root.putChild(b"voice", VoiceResource(handler, auth_token, public_url, simulated_clock))
-    root.putChild(b"status", StatusResource(handler, auth_token, public_url))
+    root.putChild(b"status", StatusResource(handler, auth_token, public_url, simulated_clock))
     root.putChild(b"calls", CallResource(handler, auth_token, public_url))
     root.putChild(b"healthz", HealthResource(registry))
     root.putChild(b"metrics", MetricsResource(handler, registry))

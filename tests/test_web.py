@@ -323,3 +323,13 @@ def test_a_transfer_nobody_answers_ends_politely(server):
     _, body = server.turn(2, DialCallStatus="no-answer")
     assert ET.fromstring(body).find("Hangup") is not None
     assert server.store.call("CA1")["cause"] == "dial_failed"
+
+
+def test_a_status_callback_ends_the_call_at_the_simulated_time(tmp_path):
+    server = Server(tmp_path)
+    server.http = StubTreq(build_root(server.handler, server.registry, simulated_clock=True))
+    server.turn(0)
+    headers = {**FORM, "X-IVR-Simulated-Time": "2026-11-24T10:01:00+01:00"}
+    body = urlencode({"CallSid": "CA1", "CallStatus": "completed", "SequenceNumber": "0"}).encode()
+    assert server.request("POST", "/status", body, headers)[0] == 204
+    assert server.store.call("CA1")["ended_at"] == "2026-11-24T10:01:00+01:00"
