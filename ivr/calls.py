@@ -14,7 +14,8 @@ transaction, and answers.  Its promises:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from xml.sax.saxutils import escape
 from datetime import datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -33,6 +34,13 @@ TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "fa
 LAST_RESORT = {
     "fr": "Nous rencontrons un problème technique. Je vous passe un conseiller.",
     "en": "We are having a technical problem. Let me put you through to an agent.",
+}
+
+
+#: The agent's whisper, by language prefix.
+WHISPER = {
+    "fr": {"reason": "Appel du serveur vocal. Motif : {reason}.", "order": "Commande {order}."},
+    "en": {"reason": "Call from the voice server. Reason: {reason}.", "order": "Order {order}."},
 }
 
 
@@ -100,7 +108,8 @@ class CallHandler:
                 raise UnknownFlow(f"{state['flow']} version {state['version']}")
             result = await play_turn_async(flow, state, event, self.perform, self.clock,
                                            self.lookup_timeout)
-            new_state, actions, node_events = result.state, result.actions, result.node_events
+            new_state, node_events = result.state, result.node_events
+            actions = [self._with_whisper(a) for a in result.actions]
             body = render_twiml(actions, url)
         except Exception:  # noqa: BLE001 - the caller must reach a human
             self.log.failure("turn {call} {turn} failed; routing to a human", call=call_id, turn=turn)
@@ -134,6 +143,29 @@ class CallHandler:
             flow, state, {"type": "hangup", "now": now or self._now(flow.timezone)})
         self._save(call_id, record.turn, new_state, record.response, node_events)
         return new
+
+    def _with_whisper(self, action):
+        """A transfer to a phone number first tells the agent why the caller
+        calls (see :meth:`whisper`); SIP transfers carry it as headers."""
+        if isinstance(action, act.Dial) and action.target.kind == "number" and not action.whisper_url:
+            return replace(action, whisper_url=f"{self.base_url}/whisper")
+        return action
+
+    def whisper(self, params: dict) -> bytes:
+        """What the agent hears before being put through: the reason and the
+        order number, so they need not ask again."""
+        record = self.store.load_call(params.get("X-IVR-Call", ""))
+        state = record.state if record else {}
+        flow = self.registry.current(state.get("flow", "")) if state else None
+        lang = flow.default_language if flow else "fr-FR"
+        reason = params.get("X-IVR-Reason", "")
+        reason_text = (flow.reasons.get(reason) if flow else None) or reason.replace("_", " ")
+        order = " ".join(params.get("X-IVR-Order", ""))
+        text = WHISPER.get(lang[:2], WHISPER["en"])
+        sentence = text["reason"].format(reason=reason_text)
+        if order:
+            sentence += " " + text["order"].format(order=order)
+        return render_twiml([act.Say(escape(sentence), language=lang)], "")
 
     def describe(self, call_id: str) -> dict | None:
         """What a test client may know of a call: where it is, its node

@@ -214,6 +214,21 @@ class StatusResource(WebhookResource):
         return b""
 
 
+class WhisperResource(WebhookResource):
+    """``POST /whisper?X-IVR-Reason=…``: played to the agent who answers a
+    transfer to a phone number, before the caller is put through."""
+
+    def render_POST(self, request):
+        try:
+            self.read_form(request)
+        except BadRequest as error:
+            return self.refuse(request, error)
+        query = parse_qs(urlsplit(request.uri.decode("utf-8", "replace")).query)
+        body = self.handler.whisper({k: v[-1] for k, v in query.items()})
+        request.setHeader(b"content-type", TWIML_TYPE)
+        return body
+
+
 class CallResource(WebhookResource):
     """``GET /calls/<CallSid>``: where a call is and what it logged, for
     ``ivr-sim test --url``.  Signed like a webhook when a token is set."""
@@ -281,6 +296,7 @@ def build_root(handler, registry, *, auth_token=None, public_url=None,
     root.putChild(b"voice", VoiceResource(handler, auth_token, public_url, simulated_clock))
     root.putChild(b"status", StatusResource(handler, auth_token, public_url, simulated_clock))
     root.putChild(b"calls", CallResource(handler, auth_token, public_url))
+    root.putChild(b"whisper", WhisperResource(handler, auth_token, public_url))
     root.putChild(b"healthz", HealthResource(registry))
     root.putChild(b"metrics", MetricsResource(handler, registry))
     return root

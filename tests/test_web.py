@@ -333,3 +333,22 @@ def test_a_status_callback_ends_the_call_at_the_simulated_time(tmp_path):
     body = urlencode({"CallSid": "CA1", "CallStatus": "completed", "SequenceNumber": "0"}).encode()
     assert server.request("POST", "/status", body, headers)[0] == 204
     assert server.store.call("CA1")["ended_at"] == "2026-11-24T10:01:00+01:00"
+
+
+def test_a_transfer_to_a_number_whispers_the_reason_and_order_to_the_agent(tmp_path):
+    server = Server(tmp_path)
+    flow_file = server.flows / "post_sale.yaml"
+    flow_file.write_text(flow_file.read_text().replace("to: {queue: post-sale}",
+                                                      'to: {number: "+33180000000"}'))
+    server.registry.reload_if_changed()
+    server.turn(0)
+    server.turn(1, Digits="3")   # a return: the order is looked up, then an agent
+    _, body = server.turn(2, Digits="1")
+    number = ET.fromstring(body).find("Dial/Number")
+    assert number.text == "+33180000000"
+    url = number.get("url")
+    assert url.startswith("/whisper?") and "X-IVR-Order=100234" in url
+    code, whisper = server.post(url, CallSid="CA1-agent-leg")
+    assert code == 200
+    assert says(whisper) == ("Appel du serveur vocal. Motif : Returning an order or its refund. "
+                             "Commande 1 0 0 2 3 4.")
