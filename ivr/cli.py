@@ -18,9 +18,9 @@ from .demo_orders import DEMO_CALLERS, create_demo_db
 from .flow import FlowError, check_flow, load_flow
 from .lookups import EmbeddedOrderLookups
 from .orders import OrderStore
-from .remote import InputNotExpected, RemoteCall, RemoteError
+from .remote import RemoteCall, RemoteError
 from .scenarios import ScenarioFileError, demo_lookups, local_time, run_paths
-from .sim import SimCall, listens_for
+from .sim import InputNotExpected, SimCall, listens_for
 
 CALL_HELP = """\
 At the prompt type what the caller does:

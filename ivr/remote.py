@@ -43,7 +43,7 @@ from xml.sax.saxutils import escape
 
 from . import actions as act
 from .signature import signed_headers
-from .sim import SECONDS_PER_TURN, SimTurn
+from .sim import InputNotExpected, SECONDS_PER_TURN, SimTurn
 
 #: Seconds to wait for the server's answer (Twilio gives up after 15).
 TIMEOUT = 20.0
@@ -58,11 +58,6 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 class RemoteError(Exception):
     """The server could not be reached or refused a request."""
-
-
-class InputNotExpected(RemoteError):
-    """The caller did something the provider could not send at this point
-    (keys while the call is being transferred, a dial result at a menu)."""
 
 
 def new_call_sid() -> str:

@@ -25,8 +25,8 @@ import yaml
 from .demo_orders import create_demo_db
 from .flow import load_flow
 from .lookups import EmbeddedOrderLookups
-from .remote import InputNotExpected, RemoteCall
-from .sim import SimCall, SimTurn
+from .remote import RemoteCall
+from .sim import InputNotExpected, SimCall, SimTurn
 
 INPUTS = ("press", "say", "silence", "hangup", "dial", "record", "wait")
 END_FIELDS = ("outcome", "reason", "cause", "transfer", "handoff", "confirmed")
@@ -191,7 +191,7 @@ def run_scenario(flow, scenario: dict, name: str, server: Server | None = None):
         if inputs:
             try:
                 turn = _play(call, inputs[0], step[inputs[0]]) or turn
-            except InputNotExpected as error:  # only a live call refuses an input
+            except InputNotExpected as error:
                 failures.append(Failure(name, f"step {index} ({inputs[0]})", str(error)))
                 break
         failures.extend(Failure(name, f"turn {turn.number} ({turn.input})", problem)

@@ -21,6 +21,14 @@ from .turn import Perform, play_turn
 #: Seconds the simulated clock moves on per turn: a prompt and an answer.
 SECONDS_PER_TURN = 8
 
+#: What the call must be waiting for before each kind of input can happen.
+_GATHERING = ("gather", "confirm", "callback_confirm", "callback_number")
+
+
+class InputNotExpected(Exception):
+    """The caller did something the provider could not send at this point
+    (keys while the call is being transferred, a dial result at a menu)."""
+
 
 @dataclass
 class SimTurn:
@@ -80,26 +88,38 @@ class SimCall:
                                    "lang": self.lang})
 
     def press(self, digits: str) -> SimTurn:
+        self._expect(_GATHERING, "keys")
         return self._play(f"press {digits}", {"type": "digits", "digits": digits.rstrip("#")})
 
     def say(self, words: str) -> SimTurn:
+        self._expect(_GATHERING, "speech")
         return self._play(f"say {words}", {"type": "speech", "text": words})
 
     def silence(self) -> SimTurn:
+        self._expect(_GATHERING, "silence")
         return self._play("silence", {"type": "silence"})
 
     def hangup(self) -> SimTurn:
         return self._play("hangup", {"type": "hangup"})
 
     def dial_result(self, status: str) -> SimTurn:
+        self._expect(("dial",), "a transfer result")
         return self._play(f"dial {status}", {"type": "dial_result", "status": status})
 
     def recorded(self, seconds: int = 20) -> SimTurn:
+        self._expect(("record",), "a recording")
         return self._play("record", {"type": "recorded", "duration": seconds,
                                      "url": "https://recordings.invalid/sim.wav"})
 
     def wait(self, seconds: int) -> None:
         self.at += timedelta(seconds=seconds)
+
+    def _expect(self, waiting: tuple, what: str) -> None:
+        actual = self.state["waiting"] if self.state else None
+        if actual not in waiting:
+            doing = {"dial": "a transfer", "record": "a recording", None: "nothing"}.get(
+                actual, "keys or speech")
+            raise InputNotExpected(f"cannot send {what}: the call waits for {doing}")
 
     def _play(self, label: str, event: dict) -> SimTurn:
         event["now"] = self.at

@@ -143,3 +143,10 @@ def test_every_command_has_help_with_an_example(command):
     assert result.exit_code == 0
     assert "Example:" in result.output
     assert f"ivr-sim {command}" in result.output
+
+
+def test_interactive_call_refuses_a_dial_result_at_a_menu():
+    result = invoke("call", ROOT / "flows" / "post_sale.yaml", "--at", "2026-11-24 10:00",
+                    input="dial busy\nhangup\n")
+    assert "(cannot send a transfer result: the call waits for keys or speech)" in result.output
+    assert "outcome abandoned" in result.output
