@@ -23,18 +23,14 @@ from zoneinfo import ZoneInfo
 from twisted.logger import Logger
 
 from . import actions as act
-from .engine import call_summary, step
+from .engine import FAILSAFE_APOLOGY, call_summary, step
+from .engine import new_state as fresh_state
 from .render import render_twiml
 from .turn import play_turn_async
 
 #: Call statuses after which the provider will not call us again.
 TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
 
-#: Said when even the fail-safe cannot be rendered from the flow.
-LAST_RESORT = {
-    "fr": "Nous rencontrons un problème technique. Je vous passe un conseiller.",
-    "en": "We are having a technical problem. Let me put you through to an agent.",
-}
 
 
 #: The agent's whisper, by language prefix.
@@ -204,23 +200,21 @@ class CallHandler:
                 return new_state, render_twiml(actions, url), node_events
             except Exception:  # noqa: BLE001 - fall through to the last resort
                 self.log.failure("the flow's own fail-safe failed")
-        return self._last_resort(state, event, url)
+        return self._last_resort(flow, state, event, url)
 
-    def _last_resort(self, state, event, url):
-        lang = (state or {}).get("lang", "fr-FR")
-        say = act.Say(LAST_RESORT.get(lang[:2], LAST_RESORT["en"]), language=lang)
+    def _last_resort(self, flow, state, event, url):
+        """Apologise and dial the server's fallback (or hang up): even the
+        flow's own fail-safe failed, or the call's flow version is gone.
+        A call without state has a flow: unknown flows are refused earlier."""
+        ended = dict(state or fresh_state(flow, event, event["now"]))
+        lang = ended["lang"]
+        say = act.Say(FAILSAFE_APOLOGY.get(lang[:2], FAILSAFE_APOLOGY["en"]), language=lang)
         actions = [say, act.Dial(self.fallback) if self.fallback else act.Hangup()]
-        new_state = dict(state or {
-            "call_id": event.get("call_id"), "flow": "", "version": "", "caller": event.get("caller", ""),
-            "called": event.get("called", ""), "country": None, "lang": lang,
-            "started_at": event["now"].isoformat(), "vars": {}, "steps": 0, "reason": None,
-            "resolved": False, "confirmed": False, "node": None, "seq": 0,
-        })
-        new_state.update(ended=True, outcome="failed", cause="error", waiting=None,
+        ended.update(ended=True, outcome="failed", cause="error", waiting=None,
                          ended_at=event["now"].isoformat(),
                          handoff={"kind": self.fallback.kind, "target": self.fallback.address,
                                   "node": None} if self.fallback else None)
-        return new_state, render_twiml(actions, url), []
+        return ended, render_twiml(actions, url), []
 
 
 def event_from(params: dict, state: dict) -> dict:

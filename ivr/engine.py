@@ -48,7 +48,8 @@ FAILSAFE_APOLOGY = {
     "en": "We are having a technical problem. Let me put you through to an agent.",
 }
 
-_GATHERING = ("gather", "confirm", "callback_confirm", "callback_number")
+#: What a call waits for while it listens to the caller.
+GATHERING = ("gather", "confirm", "callback_confirm", "callback_number")
 _HUMAN_KINDS = ("transfer", "callback", "record")
 
 
@@ -314,7 +315,7 @@ class _Run:
 
     def _on_hangup(self):
         name = self.state["node"]
-        if name and self.state["waiting"] in _GATHERING:
+        if name and self.state["waiting"] in GATHERING:
             self._log(name, self.flow.nodes[name].kind, None, "hangup")
         self._end()
 
@@ -354,7 +355,7 @@ class _Run:
     def _on_input(self):
         state = self.state
         node = self.flow.nodes[state["node"]]
-        if state["waiting"] not in _GATHERING:
+        if state["waiting"] not in GATHERING:
             raise ValueError(f"input arrived while node {node.name!r} waits for {state['waiting']!r}")
         kind = self.event["type"]
         digits = (self.event.get("digits") or "") if kind == "digits" else ""

@@ -554,7 +554,7 @@ class _Builder:
         return {
             "default_language": default_lang,
             "country_languages": country_languages,
-            "other_countries_language": (lang_spec or {}).get("other_countries") if lang_spec is not _BAD else None,
+            "other_countries_language": None if lang_spec is _BAD else lang_spec.get("other_countries"),
             "voices": dict(voices),
             "escape": Escape(escape_keys, escape_words, escape.get("to") or data.get("human", "")),
             "no_input": _retry(defaults.get("no_input", {})),

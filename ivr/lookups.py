@@ -21,7 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from ivr.actions import Lookup
 from ivr.delivery import DEFAULT_POLICY, DeliveryPolicy, estimate_delivery
-from ivr.phone import WITHHELD_CALLER_IDS
+from ivr.phone import is_withheld
 from ivr.orders import CARRIERS, Order, OrderStore, normalise_number, normalise_phone
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class EmbeddedOrderLookups:
 
     def _orders_by_phone(self, args: dict, now: datetime) -> dict:
         phone = normalise_phone(str(args.get("phone") or ""))
-        if phone.lower() in WITHHELD_CALLER_IDS:
+        if is_withheld(phone):
             return result(NOT_FOUND, {"orders": [], "count": 0, "reason": "no_caller_id"})
         since = now.date() - timedelta(days=self.recent_days)
         orders = [order_dict(o, now, self.policy) for o in self.store.find_by_phone(phone, since)]

@@ -13,16 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from . import actions as act
-from .engine import call_summary
+from .engine import GATHERING, call_summary
 from .model import Flow
 from .render import render_twiml
 from .turn import Perform, play_turn
 
 #: Seconds the simulated clock moves on per turn: a prompt and an answer.
 SECONDS_PER_TURN = 8
-
-#: What the call must be waiting for before each kind of input can happen.
-_GATHERING = ("gather", "confirm", "callback_confirm", "callback_number")
 
 
 class InputNotExpected(Exception):
@@ -88,15 +85,15 @@ class SimCall:
                                    "lang": self.lang})
 
     def press(self, digits: str) -> SimTurn:
-        self._expect(_GATHERING, "keys")
+        self._expect(GATHERING, "keys")
         return self._play(f"press {digits}", {"type": "digits", "digits": digits.rstrip("#")})
 
     def say(self, words: str) -> SimTurn:
-        self._expect(_GATHERING, "speech")
+        self._expect(GATHERING, "speech")
         return self._play(f"say {words}", {"type": "speech", "text": words})
 
     def silence(self) -> SimTurn:
-        self._expect(_GATHERING, "silence")
+        self._expect(GATHERING, "silence")
         return self._play("silence", {"type": "silence"})
 
     def hangup(self) -> SimTurn:

@@ -352,3 +352,19 @@ def test_a_transfer_to_a_number_whispers_the_reason_and_order_to_the_agent(tmp_p
     assert code == 200
     assert says(whisper) == ("Appel du serveur vocal. Motif : Returning an order or its refund. "
                              "Commande 1 0 0 2 3 4.")
+
+
+def test_a_call_whose_flow_is_gone_hears_an_apology_and_reaches_the_fallback(tmp_path, monkeypatch):
+    from ivr.actions import DialTarget
+
+    server = Server(tmp_path)
+    server.handler.fallback = DialTarget("number", "+33180000000")
+    server.turn(0)
+    monkeypatch.setattr(server.registry, "version", lambda name, version: None)
+    monkeypatch.setattr(server.registry, "current", lambda name: None)
+    code, body = server.turn(1, Digits="1")
+    assert code == 200
+    assert says(body) == "Nous rencontrons un problème technique. Je vous passe un conseiller."
+    assert ET.fromstring(body).find("Dial/Number").text == "+33180000000"
+    call = server.store.call("CA1")
+    assert (call["outcome"], call["cause"]) == ("failed", "error")
