@@ -90,8 +90,29 @@ def call_summary(state: dict) -> dict:
         # A cause says why a human was needed; other outcomes have none.
         "cause": state["cause"] if state["outcome"] in ("transferred", "failed") else None,
         "confirmed": state["confirmed"], "handoff": state["handoff"],
-        "steps": state["steps"],
+        "steps": state["steps"], "exit_node": exit_node(state),
+        "ivr_seconds": ivr_seconds(state),
     }
+
+
+def exit_node(state: dict) -> str | None:
+    """Where an ended call left the flow: the node it hung up at or ended
+    on, or, when a human took it, the node where it first turned to one
+    (a menu's escape, an exhausted retry, an order not found)."""
+    if state["outcome"] in ("transferred", "failed"):
+        return (state.get("exit_node") or (state["handoff"] or {}).get("node")
+                or state["node"])
+    return state["node"] if state["ended"] else None
+
+
+def ivr_seconds(state: dict) -> float | None:
+    """Seconds an ended call spent with the IVR: until it was put through
+    to a live human, else until it ended."""
+    left = state.get("transferred_at") or (state["ended"] and state.get("ended_at"))
+    if not left:
+        return None
+    seconds = (datetime.fromisoformat(left) - datetime.fromisoformat(state["started_at"])).total_seconds()
+    return max(0.0, seconds)
 
 
 class _Run:
@@ -152,7 +173,7 @@ class _Run:
             state["guarded"] = name
             self._log(name, self.flow.nodes[name].kind, None, "loop_guard",
                       detail=f"steps={state['steps']} visits={state['visits'][name]}")
-            state["cause"] = "loop_guard"
+            self._cause("loop_guard", name)
             state["visits"][self.flow.human] = 0
             return self.flow.human
         return name
@@ -175,6 +196,18 @@ class _Run:
             self.state["reason"] = reason  # the last mark wins
         if resolves:
             self.state["resolved"] = True
+
+    def _cause(self, cause: str | None, node: str | None = None):
+        """Say why the call now goes to a human (None: it no longer does).
+        ``exit_node`` keeps the node where the call *first* turned to a
+        human, so a caller who asked for an agent at a menu and then found
+        the line closed still counts as lost at that menu."""
+        state = self.state
+        if cause is None:
+            state["exit_node"] = None
+        elif state["cause"] is None or state.get("exit_node") is None:
+            state["exit_node"] = node
+        state["cause"] = cause
 
     def _end(self, outcome: str | None = None):
         state = self.state
@@ -207,7 +240,7 @@ class _Run:
         calendar = self.flow.calendars[node.opts["calendar"]]
         if calendar.is_open(self.now):
             return self._leave(node, node.opts["open"])
-        self.state["cause"] = "closed"
+        self._cause("closed", node.name)
         opening = calendar.next_opening(self.now)
         # Prompts say when agents are back without copying the calendar.
         self.state["vars"]["opens_at"] = opening.isoformat() if opening else None
@@ -244,7 +277,7 @@ class _Run:
             "many": node.opts.get("many") or node.opts["not_found"],
             "not_found": node.opts["not_found"],
         }.get(status, node.opts["error"])
-        self.state["cause"] = {"not_found": "not_found", "found": None, "many": None}.get(status, "error")
+        self._cause({"not_found": "not_found", "found": None, "many": None}.get(status, "error"), node.name)
         detail = self.event.get("error") if branch == node.opts["error"] else None
         self._leave(node, branch, input_=status, detail=detail)
         self._run(branch)
@@ -264,7 +297,8 @@ class _Run:
         self._say(node.say)
         kind, address = node.opts["to"]
         state = self.state
-        state["cause"] = node.opts.get("cause") or state["cause"] or "policy"
+        self._cause(node.opts.get("cause") or state["cause"] or "policy", node.name)
+        state["transferred_at"] = self.now.isoformat()
         state["handoff"] = {"kind": kind, "target": address, "node": node.name}
         params = [("X-IVR-Reason", state["reason"] or REASON_NOT_STATED),
                   ("X-IVR-Call", state["call_id"])]
@@ -305,10 +339,10 @@ class _Run:
         if status in ("completed", "answered"):
             self.actions.append(act.Hangup())
             return self._end()  # transferred, or failed if the fail-safe sent it
-        self.state["cause"] = "dial_failed"
+        self._cause("dial_failed", node.name)
         self._log(node.name, node.kind, status, node.opts.get("no_answer") or "hangup")
         if node.opts.get("no_answer"):
-            self.state.update(handoff=None, outcome=None)
+            self.state.update(handoff=None, outcome=None, transferred_at=None)
             return self._run(node.opts["no_answer"])
         self.actions.append(act.Hangup())
         self._end()
@@ -367,7 +401,7 @@ class _Run:
         if digits in self.flow.escape.keys or any(
                 said(w, speech) for w in self.flow.escape.words.get(state["lang"], ()) if speech):
             self._leave(node, "escape", input_=self._masked(node, shown))
-            state["cause"] = "caller_asked"
+            self._cause("caller_asked", node.name)
             return self._run(self.flow.escape.to)
         handler = {
             "gather": self._menu_input if node.kind == "menu" else self._digits_input,
@@ -389,7 +423,7 @@ class _Run:
         # hours, an order not found) already explains why the call is here.
         target_kind = self.flow.nodes[choice.to].kind
         asks_human = choice.to == self.flow.human or target_kind in _HUMAN_KINDS
-        self.state["cause"] = (self.state["cause"] or "caller_asked") if asks_human else None
+        self._cause((self.state["cause"] or "caller_asked") if asks_human else None, node.name)
         self._leave(node, choice.to, input_=digits or speech)
         self._run(choice.to)
 
@@ -401,7 +435,7 @@ class _Run:
         if not valid:
             return self._retry(node, "no_match", digits or speech)
         self.state["vars"][node.opts["save_as"]] = entered
-        self.state["cause"] = None
+        self._cause(None)
         if "confirm" in node.opts:
             self._leave(node, "confirm", input_=self._masked(node, entered))
             return self._gather(node, waiting="confirm", prompts=node.opts["confirm"], yes_no=True)
@@ -441,7 +475,7 @@ class _Run:
     def _callback_done(self, node, number, shown):
         self.state["vars"][node.opts["save_as"]] = number
         self.state["handoff"] = {"kind": "callback", "target": number, "node": node.name}
-        self.state["cause"] = self.state["cause"] or "caller_asked"
+        self._cause(self.state["cause"] or "caller_asked", node.name)
         self._leave(node, node.next, input_="*" * len(shown) if shown not in ("yes",) else shown)
         self._run(node.next)
 
@@ -453,14 +487,14 @@ class _Run:
         waiting = waiting or state["waiting"]
         if state[counter] > spec.max:
             destination = spec.to or self.flow.human
-            state["cause"] = counter
+            self._cause(counter, node.name)
             self._leave(node, destination, input_=self._masked(node, shown),
                         detail=f"{counter} exhausted")
             return self._run(destination)
         self._leave(node, counter, input_=self._masked(node, shown))
         state["steps"] += 1
         if state["steps"] > self.flow.max_steps:
-            state["cause"] = "loop_guard"
+            self._cause("loop_guard", node.name)
             self._log(node.name, node.kind, None, "loop_guard", detail=f"steps={state['steps']}")
             return self._run(self.flow.human)
         apology = spec.say[min(state[counter], len(spec.say)) - 1] if spec.say and apologise else ()
@@ -538,7 +572,9 @@ class _Run:
         lang = state["lang"]
         self._log(state["node"] or self.flow.start, "error", None, "failsafe",
                   detail=f"{type(error).__name__}: {error}")
-        state.update(cause="error", outcome="failed", waiting="dial")
+        self._cause("error")
+        state["exit_node"] = state["node"] or self.flow.start  # where it broke
+        state.update(outcome="failed", waiting="dial", transferred_at=self.now.isoformat())
         self.actions.append(act.Say(FAILSAFE_APOLOGY.get(lang[:2], FAILSAFE_APOLOGY["en"]),
                                     voice=self.flow.voices.get(lang), language=lang))
         human = _failsafe_transfer(self.flow)
@@ -581,7 +617,8 @@ def new_state(flow: Flow, event: dict, now: datetime) -> dict:
         "vars": copy.deepcopy(dict(flow.variables)), "digits": "", "speech": "",
         "no_input": 0, "no_match": 0, "visits": {}, "steps": 0, "seq": 0,
         "reason": None, "resolved": False, "confirmed": False,
-        "cause": None, "handoff": None, "outcome": None, "ended": False,
+        "cause": None, "exit_node": None, "handoff": None, "transferred_at": None,
+        "outcome": None, "ended": False,
     }
 
 

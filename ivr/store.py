@@ -140,6 +140,18 @@ def _initial(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+@MIGRATIONS(name="0002_exit_node_and_ivr_time")
+def _exit_node_and_ivr_time(db: sqlite_utils.Database) -> None:
+    """Where each call left the flow and how long it spent with the IVR
+    (what the funnel and the cost saved need)."""
+    for statement in (
+        "ALTER TABLE calls ADD COLUMN exit_node TEXT",
+        "ALTER TABLE calls ADD COLUMN ivr_seconds REAL",
+        "CREATE INDEX idx_calls_flow_version_exit_node ON calls (flow, version, exit_node)",
+    ):
+        db.execute(statement)
+
+
 @dataclass(frozen=True)
 class CallRecord:
     """A call's saved state: ``turn`` is the last turn answered and
@@ -295,6 +307,7 @@ class CallStore:
             "confirmed": 1 if summary.get("confirmed") else 0,
             "handoff_kind": kind, "handoff_target": _text(target),
             "steps": int(summary.get("steps") or 0),
+            "exit_node": summary.get("exit_node"), "ivr_seconds": summary.get("ivr_seconds"),
         }
         columns = list(row)
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "call_id")

@@ -346,3 +346,46 @@ def test_a_flow_that_loops_even_on_the_way_to_a_human_ends_in_the_fail_safe(tmp_
     assert call.summary["outcome"] == "failed"
     assert isinstance(call.actions[-1], act.Dial)
     assert "still loops" in call.node_events[-1]["detail"]
+
+
+# --- where a call left the flow, and its time with the IVR ------------------------
+
+
+def test_exit_node_is_where_the_call_hung_up(flow):
+    call = Call(flow).press("1").hangup()  # started 10:00:00, hung up 10:00:20
+    assert call.summary["exit_node"] == "ask_number"
+    assert call.summary["ivr_seconds"] == 20.0
+
+
+def test_exit_node_of_a_transfer_is_where_the_call_turned_to_a_human(flow):
+    exhausted = Call(flow).silence().silence().silence()
+    assert exhausted.summary["exit_node"] == "menu"
+    not_found = Call(flow, lookup=lambda r, n: {"status": "not_found"})
+    not_found.press("1").press("100234").press("1")
+    assert not_found.summary["exit_node"] == "find"
+
+
+def test_exit_node_stays_where_the_caller_asked_when_the_line_is_then_closed():
+    demo = load_flow(Path(__file__).parent.parent / "flows" / "post_sale.yaml",
+                     Path(__file__).parent.parent / "prompts")
+    sunday = datetime(2026, 11, 29, 10, 0, tzinfo=PARIS)
+    call = Call(demo, at=sunday).press("0").press("1").press("1")  # a callback
+    assert call.summary["cause"] == "closed"
+    assert call.summary["exit_node"] == "main_menu"
+
+
+def test_a_policy_transfer_leaves_where_the_flow_routes_it(flow):
+    saturday = datetime(2026, 11, 28, 10, 0, tzinfo=PARIS)
+    assert Call(flow, at=saturday).press("2").press("1").summary["exit_node"] == "hours"
+
+
+def test_exit_node_is_unknown_while_the_call_goes_on(flow):
+    assert Call(flow).press("1").summary["exit_node"] is None
+
+
+def test_ivr_time_stops_when_a_human_takes_the_call(flow):
+    call = Call(flow).press("2")  # put through at 10:00:10
+    assert call.summary["ivr_seconds"] == 10.0
+    call.event(type="dial_result", status="completed")  # the agent talks for a while
+    assert call.summary["outcome"] == "transferred"
+    assert call.summary["ivr_seconds"] == 10.0

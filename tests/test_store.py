@@ -70,12 +70,12 @@ def test_migrations_create_the_schema_and_applying_twice_is_a_no_op():
     assert db["status_events"].pks == ["call_id", "sequence"]
     schema = db.schema
     applied = MIGRATIONS.applied(db)
-    assert [m.name for m in applied] == ["0001_initial"]
+    assert [m.name for m in applied] == ["0001_initial", "0002_exit_node_and_ivr_time"]
 
     CallStore(db)
     MIGRATIONS.apply(db)
     assert db.schema == schema
-    assert [m.name for m in MIGRATIONS.applied(db)] == ["0001_initial"]
+    assert [m.name for m in MIGRATIONS.applied(db)] == ["0001_initial", "0002_exit_node_and_ivr_time"]
     assert MIGRATIONS.pending(db) == []
 
 
@@ -172,6 +172,7 @@ def test_calls_row_comes_from_the_summary():
         "reason": "order_status", "outcome": "transferred", "cause": "caller_asked",
         "confirmed": 1, "handoff_kind": "number", "handoff_target": "+33180000000",
         "steps": 2, "provider_status": None, "duration_s": None,
+        "exit_node": "agent", "ivr_seconds": 10.0,
     }
     assert store.call("nope") is None
 
