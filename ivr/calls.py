@@ -24,6 +24,7 @@ from twisted.logger import Logger
 
 from . import actions as act
 from .engine import FAILSAFE_APOLOGY, call_summary, step
+from .group_commit import GroupCommit
 from .engine import new_state as fresh_state
 from .render import render_twiml
 from .turn import play_turn_async
@@ -60,8 +61,12 @@ class CallHandler:
     log = Logger()
 
     def __init__(self, registry, store, perform, clock, *, lookup_timeout: float = 4.0,
-                 fallback: act.DialTarget | None = None, base_url: str = ""):
+                 fallback: act.DialTarget | None = None, base_url: str = "",
+                 group_commit: GroupCommit | None = None):
         self.registry, self.store, self.perform, self.clock = registry, store, perform, clock
+        #: When set, turns are committed in groups (see ivr.group_commit);
+        #: else each turn commits before ``voice`` returns.
+        self.group_commit = group_commit
         self.lookup_timeout = lookup_timeout
         self.fallback = fallback
         self.base_url = base_url.rstrip("/")
@@ -110,34 +115,62 @@ class CallHandler:
         except Exception:  # noqa: BLE001 - the caller must reach a human
             self.log.failure("turn {call} {turn} failed; routing to a human", call=call_id, turn=turn)
             new_state, body, node_events = self._fail_safe(flow, state, event, url)
-        self._save(call_id, turn, new_state, body, node_events)
+        write = self._writer(call_id, turn, new_state, body, node_events)
+        if self.group_commit is None:
+            write()
+        else:
+            await self.group_commit.write(write)
+        self._saved(call_id, turn, new_state)
         return body
 
     def status(self, params: dict, now: datetime | None = None) -> bool:
-        """Take a status callback; True when it was new.  A terminal status
-        ends the call: one still waiting for the caller was abandoned.
-        ``now`` replaces the clock, as for :meth:`voice`."""
+        """Take a status callback and commit it; True when it was new.  A
+        terminal status ends the call: one still waiting for the caller was
+        abandoned.  ``now`` replaces the clock, as for :meth:`voice`."""
+        if self.group_commit is not None:
+            self.group_commit.flush()  # the call's last turn may be queued
+        with self.store.transaction():
+            new, ended = self._apply_status(params, now)
+        return self._status_taken(new, ended)
+
+    async def status_committed(self, params: dict, now: datetime | None = None) -> bool:
+        """:meth:`status`, committed with the group of turns when the
+        handler commits in groups; the result once it is committed."""
+        if self.group_commit is None:
+            return self.status(params, now)
+        new, ended = await self.group_commit.write(lambda: self._apply_status(params, now))
+        return self._status_taken(new, ended)
+
+    def _apply_status(self, params, now):
+        """The writes of a status callback (database only): whether it was
+        new, and the (call, turn, state) it ended, if any."""
         call_id, status = params["CallSid"], params.get("CallStatus", "")
         sequence = params.get("SequenceNumber")
         duration = params.get("CallDuration")
         new = self.store.record_status(
             call_id, int(sequence) if sequence and sequence.isdigit() else None, status,
-            (now or self._now("UTC")).isoformat(), int(duration) if duration and duration.isdigit() else None)
-        self.counters.status_callbacks += 1
+            (now or self._now("UTC")).isoformat(),
+            int(duration) if duration and duration.isdigit() else None)
         if not new or status not in TERMINAL_STATUSES:
-            return new
+            return new, None
         record = self.store.load_call(call_id)
         if record is None or record.ended:
-            return new
+            return new, None
         state = record.state
         flow = (self.registry.version(state["flow"], state["version"])
                 or self.registry.current(state["flow"]))
         if flow is None:
             self.log.error("call {call} ended on unknown flow {flow}", call=call_id, flow=state["flow"])
-            return new
+            return new, None
         new_state, _actions, node_events = step(
             flow, state, {"type": "hangup", "now": now or self._now(flow.timezone)})
-        self._save(call_id, record.turn, new_state, record.response, node_events)
+        self._writer(call_id, record.turn, new_state, record.response, node_events)()
+        return new, (call_id, record.turn, new_state)
+
+    def _status_taken(self, new: bool, ended) -> bool:
+        self.counters.status_callbacks += 1
+        if ended is not None:
+            self._saved(*ended)
         return new
 
     def _with_whisper(self, action):
@@ -179,15 +212,20 @@ class CallHandler:
     def _now(self, timezone: str) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), ZoneInfo(timezone))
 
-    def _save(self, call_id, turn, state, body, node_events):
+    def _writer(self, call_id, turn, state, body, node_events):
+        """The writes of a turn, as a function to run now or in a group commit."""
         summary = call_summary(state)
-        self.store.save_turn(call_id, turn, state, body, node_events, summary, caller=state["caller"])
+        return lambda: self.store.save_turn(call_id, turn, state, body, node_events, summary,
+                                            caller=state["caller"])
+
+    def _saved(self, call_id, turn, state):
+        """Count and log a turn once it is committed."""
         self.counters.turns += 1
-        node = state["node"]
+        outcome = state["outcome"]
         if state["ended"]:
-            self.counters.by_outcome[summary["outcome"]] = self.counters.by_outcome.get(summary["outcome"], 0) + 1
+            self.counters.by_outcome[outcome] = self.counters.by_outcome.get(outcome, 0) + 1
         self.log.info("turn {call} {turn} at {node} outcome {outcome}", call=call_id, turn=turn,
-                      node=node, outcome=summary["outcome"] or "ongoing")
+                      node=state["node"], outcome=outcome or "ongoing")
 
     def _fail_safe(self, flow, state, event, url):
         """Apologise and transfer: through the engine's own fail-safe when

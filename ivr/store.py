@@ -28,7 +28,9 @@ of the tables, but whoever has the whole file can recover them; configure
 ``caller_key`` (kept outside the database) when that matters.
 
 Every write method is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``),
-committed before it returns.  A store's connection belongs to the thread
+committed before it returns, or a savepoint inside the caller's
+:meth:`CallStore.transaction` (how :mod:`ivr.group_commit` writes many
+turns with one commit).  A store's connection belongs to the thread
 that opened it; open one store per thread or process (WAL lets them share
 the file).
 """
@@ -42,6 +44,7 @@ import json
 import re
 import secrets
 import sqlite3
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -63,6 +66,9 @@ MIGRATIONS = Migrations("ivr")
 #: unnumbered callback for the same call is a duplicate: without a number
 #: there is no telling which of two came last, and a call has one final status.
 NO_SEQUENCE = -1
+
+#: Calls whose last saved record is kept in memory (see ``load_call``).
+LIVE_CALLS_KEPT = 2048
 
 _KEY_NAME = "caller_hash_key"
 _SEAL_PREFIX = "sealed:v1:"
@@ -176,6 +182,7 @@ class CallStore:
         # derived from the caller key, so one secret serves both.
         seal_key = hmac.new(self._key, b"ivr.store/seal", hashlib.sha256).digest()
         self._hashes: dict[str, str] = {}
+        self._live: OrderedDict[str, CallRecord] = OrderedDict()
         self._fernet = Fernet(base64.urlsafe_b64encode(seal_key))
 
     @classmethod
@@ -225,7 +232,7 @@ class CallStore:
         stored is kept as it is (with its first ``first_seen``)."""
         sources = getattr(getattr(flow, "prompts", None), "sources", None) or {}
         prompts = {f"{lang}/{name}": text for (lang, name), text in sorted(sources.items())}
-        with self._write():
+        with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO flow_versions (flow, version, source, prompts_json, first_seen) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (flow, version) DO NOTHING",
@@ -245,7 +252,17 @@ class CallStore:
 
     # -- turns ----------------------------------------------------------------------
     def load_call(self, call_id: str) -> CallRecord | None:
-        """The state, last turn and last answer of ``call_id``; None if unknown."""
+        """The state, last turn and last answer of ``call_id``; None if unknown.
+
+        The record this store saved last for the call is kept in memory and
+        used while the database still holds that turn (another process may
+        have answered a later one), saving the decryption of every turn."""
+        kept = self._live.get(call_id)
+        if kept is not None:
+            row = self.db.conn.execute("SELECT turn FROM call_state WHERE call_id = ?",
+                                       [call_id]).fetchone()
+            if row is not None and row[0] == kept.turn:
+                return kept
         row = self._one("SELECT turn, state_json, response FROM call_state WHERE call_id = ?",
                         [call_id])
         if row is None:
@@ -275,7 +292,7 @@ class CallStore:
         # The live state holds the caller's number: sealed as a whole.
         state_json = self._seal(json.dumps(state, ensure_ascii=False))
         updated_at = _utc_iso(state.get("now")) or _utc_now()
-        with self._write():
+        with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO call_state (call_id, turn, state_json, response, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) "
@@ -284,6 +301,9 @@ class CallStore:
                 "updated_at = excluded.updated_at WHERE excluded.turn >= call_state.turn",
                 [call_id, int(turn), state_json, sqlite3.Binary(response), updated_at])
             current = cursor.rowcount > 0
+            if current:
+                self._keep(CallRecord(state=state, turn=int(turn), response=response,
+                                      ended=bool(state.get("ended"))), call_id)
             self.db.conn.executemany(
                 "INSERT INTO node_events (call_id, seq, flow, version, node, kind, input, "
                 "branch, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -331,7 +351,7 @@ class CallStore:
         if not status:
             raise ValueError("empty call status")
         sequence = NO_SEQUENCE if sequence is None else int(sequence)
-        with self._write():
+        with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO status_events (call_id, sequence, status, at, duration_s) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id, sequence) DO NOTHING",
@@ -369,15 +389,21 @@ class CallStore:
             [cutoff])]
 
     # -- internals ------------------------------------------------------------------
+    def _keep(self, record: CallRecord, call_id: str) -> None:
+        self._live[call_id] = record
+        self._live.move_to_end(call_id)
+        if len(self._live) > LIVE_CALLS_KEPT:
+            self._live.popitem(last=False)
+
     def _one(self, sql: str, params: list) -> dict | None:
         return next(iter(self.db.query(sql, params)), None)
 
     @contextmanager
-    def _write(self) -> Iterator[None]:
+    def transaction(self) -> Iterator[None]:
         """One write transaction, committed on exit.  BEGIN IMMEDIATE takes
         the write lock up front, so a concurrent writer waits (busy_timeout)
         instead of failing half-way.  Nested in a caller's transaction, a
-        savepoint (the caller commits)."""
+        savepoint: it rolls back alone, and the caller commits."""
         if self.db.conn.in_transaction:
             with self.db.atomic():
                 yield
@@ -397,7 +423,7 @@ class CallStore:
     def _stored_key(self) -> bytes:
         row = self._one("SELECT value FROM meta WHERE key = ?", [_KEY_NAME])
         if row is None:
-            with self._write():  # two processes racing: the first insert wins
+            with self.transaction():  # two processes racing: the first insert wins
                 self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                                 "ON CONFLICT (key) DO NOTHING", [_KEY_NAME, secrets.token_hex(32)])
             row = self._one("SELECT value FROM meta WHERE key = ?", [_KEY_NAME])

@@ -22,6 +22,7 @@ from twisted.web.server import Site
 from .actions import DialTarget
 from .calls import CallHandler
 from .demo_orders import create_demo_db
+from .group_commit import GroupCommit
 from .lookups import EmbeddedOrderLookups
 from .orders import OrderStore
 from .registry import FlowRegistry
@@ -48,6 +49,9 @@ class Options(usage.Options):
          "Number (E.164) or sip: address callers are put through to if a flow cannot be run."],
         ["lookup-timeout", None, "4", "Seconds a look-up may take before the flow's error branch."],
         ["reload-interval", None, "2", "Seconds between checks for changed flow files."],
+        ["access-log", None, None,
+         "File to append an HTTP access log to (combined format); by default only the "
+         "one line per turn and the refused requests are logged."],
     ]
     optFlags = [
         ["simulated-clock", None,
@@ -93,6 +97,27 @@ class ReloadOnHangup(service.Service):
         self.registry.reload()
 
 
+class WebhookSite(Site):
+    """A Site that keeps an access log only when given a file for it: each
+    turn is already logged once, and formatting a second line per request
+    costs a tenth of a turn."""
+
+    def log(self, request):
+        if self.logPath:
+            super().log(request)
+
+
+class FlushOnStop(service.Service):
+    """Commit the turns still queued when the server stops."""
+
+    def __init__(self, group_commit):
+        self.group_commit = group_commit
+
+    def stopService(self):
+        self.group_commit.flush()
+        return super().stopService()
+
+
 def open_database(path: str) -> tuple[CallStore, OrderStore]:
     """The call log and the order store, in one SQLite file.  A new file
     gets the demo orders, dated today."""
@@ -121,15 +146,18 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         lookup_timeout=options["lookup-timeout"],
         fallback=fallback_target(options["fallback-number"]),
         base_url=(options["public-url"] or "").rstrip("/") if options["public-url"] else "",
+        group_commit=GroupCommit(store, reactor),
     )
     root = build_root(handler, registry, auth_token=options["twilio-auth-token"],
                       public_url=options["public-url"],
                       simulated_clock=bool(options["simulated-clock"]))
     if options["simulated-clock"]:
         log.warn("--simulated-clock: requests may set their own time; never use it in production")
-    site = Site(root, requestFactory=LimitedRequest)
+    site = WebhookSite(root, requestFactory=LimitedRequest, logPath=options["access-log"])
     site.displayTracebacks = False
     top = service.MultiService()
+    # Children stop in reverse order: this one last, once nothing listens.
+    FlushOnStop(handler.group_commit).setServiceParent(top)
     strports.service(options["listen"], site, reactor=reactor).setServiceParent(top)
     reload = internet.TimerService(options["reload-interval"], registry.reload_if_changed)
     reload.clock = reactor

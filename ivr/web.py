@@ -204,14 +204,25 @@ class StatusResource(WebhookResource):
             now = self.simulated_time(request)
         except BadRequest as error:
             return self.refuse(request, error)
-        try:
-            self.handler.status(params, now)
-        except Exception:  # noqa: BLE001 - logged; the provider gets no traceback
-            self.log.failure("status callback for {call} failed", call=params["CallSid"])
-            request.setResponseCode(500)
-            return b"internal error\n"
-        request.setResponseCode(204)
-        return b""
+        result = defer.ensureDeferred(self.handler.status_committed(params, now))
+        gone = []  # the provider hung up on us: the callback is still kept
+        request.notifyFinish().addErrback(gone.append)
+
+        def taken(_new):
+            if not gone:
+                request.setResponseCode(204)
+                request.finish()
+
+        def failed(failure):
+            # Logged; the provider gets no traceback.
+            self.log.failure("status callback for {call} failed", failure, call=params["CallSid"])
+            if not gone:
+                request.setResponseCode(500)
+                request.write(b"internal error\n")
+                request.finish()
+
+        result.addCallbacks(taken, failed)
+        return NOT_DONE_YET
 
 
 class WhisperResource(WebhookResource):

@@ -363,3 +363,27 @@ def test_a_real_call_survives_a_reopen(tmp_path):
     store.close()
     assert CALLER[1:].encode() not in db_bytes(path)
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# --- the last saved record, kept in memory ------------------------------------------
+
+
+def test_load_call_reads_the_database_when_another_process_saved_a_later_turn(tmp_path):
+    path = tmp_path / "calls.db"
+    here, there = CallStore.open(path, b"k" * 32), CallStore.open(path, b"k" * 32)
+    save(here, make_state(node="menu"), turn=1)
+    assert here.load_call("CA1").state["node"] == "menu"
+    save(there, make_state(node="ask_number"), turn=2)  # the provider's next request went there
+    record = here.load_call("CA1")
+    assert (record.turn, record.state["node"]) == (2, "ask_number")
+
+
+def test_a_rolled_back_turn_is_not_served_from_memory():
+    store = memory_store()
+    save(store, make_state(node="menu"), turn=1)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            save(store, make_state(node="ask_number"), turn=2)
+            raise RuntimeError("the group commit failed")
+    record = store.load_call("CA1")
+    assert (record.turn, record.state["node"]) == (1, "menu")

@@ -14,6 +14,7 @@ from twisted.internet import defer, task
 
 from ivr.calls import CallHandler
 from ivr.demo_orders import create_demo_db
+from ivr.group_commit import GroupCommit
 from ivr.lookups import EmbeddedOrderLookups
 from ivr.registry import FlowRegistry
 from ivr.render import validate_twiml
@@ -31,7 +32,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 class Server:
     """A server over a database file, a flows folder and a Clock."""
 
-    def __init__(self, tmp_path, token=None, perform=None, db_path=None):
+    def __init__(self, tmp_path, token=None, perform=None, db_path=None, group_commit=False):
         self.clock = task.Clock()
         self.clock.advance(TUESDAY_10AM)
         self.db_path = db_path or tmp_path / "ivr.db"
@@ -44,7 +45,9 @@ class Server:
         self.registry = FlowRegistry(self.flows, ROOT / "prompts", self.store)
         self.registry.reload_if_changed()
         orders = EmbeddedOrderLookups(create_demo_db(self.store.db, date(2026, 11, 24)))
-        self.handler = CallHandler(self.registry, self.store, perform or orders.perform, self.clock)
+        self.handler = CallHandler(
+            self.registry, self.store, perform or orders.perform, self.clock,
+            group_commit=GroupCommit(self.store, self.clock) if group_commit else None)
         self.token = token
         self.http = StubTreq(build_root(self.handler, self.registry, auth_token=token,
                                         public_url=BASE if token else None))
@@ -368,3 +371,30 @@ def test_a_call_whose_flow_is_gone_hears_an_apology_and_reaches_the_fallback(tmp
     assert ET.fromstring(body).find("Dial/Number").text == "+33180000000"
     call = server.store.call("CA1")
     assert (call["outcome"], call["cause"]) == ("failed", "error")
+
+
+def test_with_group_commit_a_turn_is_answered_once_its_events_are_committed(tmp_path):
+    server = Server(tmp_path, group_commit=True)
+    answers = []
+    for sid in ("CA1", "CA2"):
+        d = server.http.request("POST", BASE + "/voice/post_sale", headers=FORM,
+                                data=urlencode({"CallSid": sid, "From": "+33612345678"}).encode())
+        d.addCallback(answers.append)
+    server.http.flush()
+    assert answers == [] and server.store.node_events("CA1") == []
+    server.clock.advance(0)  # the next reactor iteration: one commit for both turns
+    server.http.flush()
+    assert [r.code for r in answers] == [200, 200]
+    assert server.store.node_events("CA1") and server.store.node_events("CA2")
+    assert server.handler.group_commit.commits == 1
+
+    taken = []
+    server.http.request("POST", BASE + "/status", headers=FORM, data=urlencode(
+        {"CallSid": "CA1", "CallStatus": "completed", "SequenceNumber": "2"}).encode()
+    ).addCallback(taken.append)
+    server.http.flush()
+    assert taken == []
+    server.clock.advance(0)
+    server.http.flush()
+    assert [r.code for r in taken] == [204]
+    assert server.store.call("CA1")["outcome"] == "abandoned"

@@ -88,7 +88,7 @@ def start_ivr(workdir: Path) -> tuple[subprocess.Popen, int]:
         [sys.executable, "-c", "from ivr.tap import main; main()",
          "--listen", f"tcp:{port}:interface=127.0.0.1", "--db", str(db),
          "--flows", str(ROOT / "flows"), "--prompts", str(ROOT / "prompts")],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
     wait_ready(port, process)
     return process, port
 
@@ -203,8 +203,8 @@ def main(argv=None) -> None:
             servers.append(ceiling)
             ivr, ivr_port = start_ivr(Path(tmp))
             servers.append(ivr)
-            base = measure(ceiling_port, args.calls, args.concurrency)
-            ours = measure(ivr_port, args.calls, args.concurrency)
+            base = measure_with_cpu(ceiling, ceiling_port, args.calls, args.concurrency)
+            ours = measure_with_cpu(ivr, ivr_port, args.calls, args.concurrency)
             logged = _count_events(Path(tmp) / "bench.db")
         finally:
             for process in servers:
@@ -215,12 +215,28 @@ def main(argv=None) -> None:
                     process.kill()
     print(f"{args.calls} calls x {len(CALL) + 1} requests, {args.concurrency} at a time, "
           f"on {os.cpu_count()} cores")
-    print(f"{'':12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    print(f"{'':12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'server CPU ms/req':>19}")
     for name, row in (("ceiling", base), ("ivr-serve", ours)):
         print(f"{name:12}{row['per_second']:>10.0f}{row['p50_ms']:>10.1f}"
-              f"{row['p99_ms']:>10.1f}{row['failures']:>8}")
+              f"{row['p99_ms']:>10.1f}{row['failures']:>8}{row['cpu_ms']:>19.3f}")
     print(f"node events logged: {logged}")
     print(f"ratio (ivr-serve / ceiling throughput): {ours['per_second'] / base['per_second']:.2f}")
+    # CPU time moves less than throughput with what else the machine runs.
+    print(f"ratio (ceiling / ivr-serve server CPU per request): {base['cpu_ms'] / ours['cpu_ms']:.2f}")
+
+
+def measure_with_cpu(server: subprocess.Popen, port: int, calls: int, concurrency: int) -> dict:
+    """:func:`measure`, plus the server process's CPU time per request."""
+    before = _cpu_seconds(server.pid)
+    row = measure(port, calls, concurrency)
+    row["cpu_ms"] = 1000 * (_cpu_seconds(server.pid) - before) / row["requests"]
+    return row
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _count_events(db_path: Path) -> int:

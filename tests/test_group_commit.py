@@ -1,0 +1,65 @@
+"""ivr.group_commit: the turns of one reactor iteration share one commit."""
+
+import sqlite_utils
+from twisted.internet import task
+
+from ivr.group_commit import GroupCommit
+from ivr.store import CallStore
+
+
+def make():
+    store = CallStore(sqlite_utils.Database(memory=True))
+    store.db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+    clock = task.Clock()
+    return store, clock, GroupCommit(store, clock, max_group=3)
+
+
+def insert(store, value):
+    def write():
+        store.db.execute("INSERT INTO t (v) VALUES (?)", [value])
+        return value
+    return write
+
+
+def rows(store):
+    return [r["v"] for r in store.db.query("SELECT v FROM t ORDER BY id")]
+
+
+def test_writes_wait_for_the_next_iteration_then_commit_together():
+    store, clock, group = make()
+    done = [group.write(insert(store, "a")), group.write(insert(store, "b"))]
+    assert not any(d.called for d in done) and rows(store) == []
+    clock.advance(0)
+    assert [d.result for d in done] == ["a", "b"]
+    assert rows(store) == ["a", "b"] and not store.db.conn.in_transaction
+    assert (group.commits, group.writes) == (1, 2)
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_failing_write_fails_alone_and_the_others_are_kept():
+    store, clock, group = make()
+    good = group.write(insert(store, "a"))
+    bad = group.write(insert(store, None))  # NOT NULL constraint
+    also_good = group.write(insert(store, "c"))
+    errors = []
+    bad.addErrback(errors.append)
+    clock.advance(0)
+    assert good.result == "a" and also_good.result == "c"
+    assert errors and "NOT NULL" in str(errors[0].value)
+    assert rows(store) == ["a", "c"]
+
+
+def test_a_long_queue_is_committed_in_groups_of_max_group():
+    store, clock, group = make()
+    done = [group.write(insert(store, str(n))) for n in range(7)]
+    clock.advance(0)
+    assert all(d.called for d in done) and rows(store) == [str(n) for n in range(7)]
+    assert group.commits == 3
+
+
+def test_flush_commits_at_once_and_cancels_the_pending_call():
+    store, clock, group = make()
+    done = group.write(insert(store, "a"))
+    group.flush()
+    assert done.result == "a" and rows(store) == ["a"]
+    assert clock.getDelayedCalls() == []
