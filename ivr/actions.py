@@ -3,8 +3,8 @@
 Actions are plain frozen dataclasses.  They say *what* happens on the call
 (speak, listen, transfer…) and never *how* a provider spells it: the web
 layer and ``ivr-sim`` turn them into TwiML with ``ivr.render``, or into text
-for a terminal.  Effects (look-ups) are requests the runner performs and
-answers with an event; they never reach the provider.
+for a terminal.  Effects (look-ups, text messages) are requests the runner
+performs and answers with an event; they never reach the provider.
 
 Times are in seconds, as TwiML counts them.
 """
@@ -134,7 +134,21 @@ class Lookup:
     args: dict = field(default_factory=dict)
 
 
-Action = Say | Play | Pause | Gather | Dial | Enqueue | Record | Redirect | Hangup | Lookup
+@dataclass(frozen=True)
+class SendSms:
+    """Ask the runner to text ``body`` to ``to`` (E.164); the answer comes
+    back as an ``sms_result`` event carrying the same ``request_id``."""
+
+    request_id: str
+    to: str
+    body: str
+
+
+#: Requests the runner performs and answers with an event.
+EFFECTS = (Lookup, SendSms)
+
+Action = (Say | Play | Pause | Gather | Dial | Enqueue | Record | Redirect | Hangup
+          | Lookup | SendSms)
 
 #: Actions after which the provider needs no further TwiML from this turn.
 TERMINAL = (Gather, Dial, Enqueue, Record, Redirect, Hangup)

@@ -16,18 +16,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from xml.sax.saxutils import escape
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from . import actions as act
 from .engine import FAILSAFE_APOLOGY, call_summary, step
 from .group_commit import GroupCommit
 from .engine import new_state as fresh_state
 from .render import render_twiml
+from .sms import NoSms
 from .turn import play_turn_async
+
+#: A call silent this long (seconds) while the IVR waits for the caller
+#: has gone without its status callback: the sweep ends it.
+SWEEP_IDLE = 3600
+#: The same while with an agent, in a queue or recording: Twilio ends a
+#: <Dial> after its timeLimit of 4 hours.
+SWEEP_ON_TRANSFER = 4 * 3600 + 600
 
 #: Call statuses after which the provider will not call us again.
 TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
@@ -41,6 +51,63 @@ WHISPER = {
 }
 
 
+#: What a caller hears while a look-up is slow, then a pause before the poll.
+HOLD_PROMPT = {
+    "fr": "Un instant, je recherche votre commande.",
+    "en": "One moment, I'm looking up your order.",
+}
+HOLD_AFTER = 1.5
+HOLD_PAUSE = 2
+
+
+class Held:
+    """A turn still running after its request was answered with a hold.
+
+    Its result is kept here and handed out through fresh Deferreds, as a
+    retried request, a poll and a status callback may all wait for it."""
+
+    def __init__(self, call_id: str, turn: int, work: defer.Deferred, lang: str):
+        self.call_id, self.turn, self.lang, self.holds = call_id, turn, lang, 0
+        self.result = None
+        self._waiting: list[defer.Deferred] = []
+        work.addBoth(self._done)
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None
+
+    def _done(self, result):
+        self.result = result
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            waiter.callback(True)
+
+    def answer(self) -> defer.Deferred:
+        """The turn's TwiML (or its failure); only once :attr:`done`."""
+        return defer.fail(self.result) if isinstance(self.result, Failure) else defer.succeed(self.result)
+
+    def within(self, seconds: float | None, clock) -> defer.Deferred:
+        """A Deferred firing True once the turn is done, or False after
+        ``seconds`` (None: no limit)."""
+        if self.done:
+            return defer.succeed(True)
+        waiter = defer.Deferred(lambda d: self._forget(d))
+        self._waiting.append(waiter)
+        if seconds is not None:
+            timer = clock.callLater(seconds, self._give_up, waiter)
+            waiter.addBoth(lambda done: (timer.active() and timer.cancel(), done)[1])
+        return waiter
+
+    def _give_up(self, waiter):
+        if waiter in self._waiting:
+            self._waiting.remove(waiter)
+            waiter.callback(False)
+
+    def _forget(self, waiter):
+        if waiter in self._waiting:
+            self._waiting.remove(waiter)
+
+
 class UnknownFlow(LookupError):
     """No flow of that name is loaded."""
 
@@ -51,6 +118,7 @@ class Counters:
 
     turns: int = 0
     replayed: int = 0
+    holds: int = 0
     failsafe: int = 0
     calls_started: int = 0
     status_callbacks: int = 0
@@ -62,8 +130,11 @@ class CallHandler:
 
     def __init__(self, registry, store, perform, clock, *, lookup_timeout: float = 4.0,
                  fallback: act.DialTarget | None = None, base_url: str = "",
-                 group_commit: GroupCommit | None = None):
+                 group_commit: GroupCommit | None = None, hold_after: float = HOLD_AFTER,
+                 send_sms=None):
         self.registry, self.store, self.perform, self.clock = registry, store, perform, clock
+        #: Sends the flows' texts (``ivr.sms``); without one they all fail.
+        self.send_sms = send_sms or NoSms().send
         #: When set, turns are committed in groups (see ivr.group_commit);
         #: else each turn commits before ``voice`` returns.
         self.group_commit = group_commit
@@ -71,24 +142,49 @@ class CallHandler:
         self.fallback = fallback
         self.base_url = base_url.rstrip("/")
         self.counters = Counters()
+        #: Seconds a turn's look-ups may take before the caller is put on hold.
+        self.hold_after = hold_after
+        self._held: dict[str, Held] = {}
 
     def action_url(self, flow_name: str, turn: int) -> str:
         """Where the provider sends the answer to ``turn``: the turn number
         lets a retried request be recognised."""
         return f"{self.base_url}/voice/{quote(flow_name)}?turn={turn}"
 
+    def poll_url(self, flow_name: str, turn: int) -> str:
+        """Where a caller on hold comes back for the answer to ``turn``."""
+        return f"{self.action_url(flow_name, turn)}&hold=1"
+
     async def voice(self, flow_name: str, turn: int, params: dict,
-                    now: datetime | None = None) -> bytes:
+                    now: datetime | None = None, poll: bool = False) -> bytes:
         """Answer one voice webhook of call ``params['CallSid']``.
 
         ``now`` replaces the clock for this turn (``ivr-sim`` against a
-        server started with ``--simulated-clock``)."""
+        server started with ``--simulated-clock``).  A turn whose look-ups
+        take longer than ``hold_after`` is answered with a hold (see
+        :meth:`_hold`) and goes on; ``poll`` is the caller coming back
+        from it."""
         call_id = params["CallSid"]
+        held = self._held.get(call_id)
+        if held is not None and held.turn == turn:
+            return await self._answer_or_hold(held, flow_name)  # a poll, or a retry
         record = self.store.load_call(call_id)
-        if record is not None and turn <= record.turn:
+        if record is not None and (turn <= record.turn or poll):
+            # A retry; or a poll for a turn this process no longer holds (it
+            # restarted): the caller hears the last question again.
             self.counters.replayed += 1
             self.log.info("turn {call} {turn} replayed", call=call_id, turn=turn)
             return record.response
+        work = defer.ensureDeferred(self._play(flow_name, turn, params, now, record))
+        if work.called:
+            return await work
+        held = self._held[call_id] = Held(call_id, turn, work, self._hold_language(record, flow_name))
+        work.addBoth(self._release, call_id, held)
+        return await self._answer_or_hold(held, flow_name)
+
+    async def _play(self, flow_name, turn, params, now, record) -> bytes:
+        """Play the turn, store it, and return its TwiML."""
+        call_id = params["CallSid"]
         if record is None:
             flow = self.registry.current(flow_name)
             if flow is None:
@@ -108,7 +204,7 @@ class CallHandler:
             if flow is None:
                 raise UnknownFlow(f"{state['flow']} version {state['version']}")
             result = await play_turn_async(flow, state, event, self.perform, self.clock,
-                                           self.lookup_timeout)
+                                           self.lookup_timeout, send_sms=self.send_sms)
             new_state, node_events = result.state, result.node_events
             actions = [self._with_whisper(a) for a in result.actions]
             body = render_twiml(actions, url)
@@ -123,6 +219,37 @@ class CallHandler:
         self._saved(call_id, turn, new_state)
         return body
 
+    # -- holding a caller while a slow look-up goes on ---------------------------------
+    async def _answer_or_hold(self, held: "Held", flow_name: str) -> bytes:
+        """The turn's answer if it comes within ``hold_after`` seconds, else
+        a hold: the caller hears "one moment" (the first time) and a pause,
+        then comes back to the poll URL.  The look-up's own timeout ends
+        the wait by sending the turn down the flow's error branch."""
+        if not await held.within(self.hold_after, self.clock):
+            self.counters.holds += 1
+            first = held.holds == 0
+            held.holds += 1
+            self.log.info("turn {call} {turn} on hold ({holds})", call=held.call_id,
+                          turn=held.turn, holds=held.holds)
+            return self._hold(held, flow_name, first)
+        return await held.answer()
+
+    def _hold(self, held: "Held", flow_name: str, first: bool) -> bytes:
+        lang = held.lang
+        actions = [act.Say(HOLD_PROMPT.get(lang[:2], HOLD_PROMPT["en"]), language=lang)] if first else []
+        actions += [act.Pause(HOLD_PAUSE), act.Redirect(self.poll_url(flow_name, held.turn))]
+        return render_twiml(actions, "")
+
+    def _hold_language(self, record, flow_name) -> str:
+        if record is not None:
+            return record.state["lang"]
+        flow = self.registry.current(flow_name)
+        return flow.default_language if flow else "en-US"
+
+    def _release(self, _result, call_id, held):
+        if self._held.get(call_id) is held:
+            del self._held[call_id]
+
     def status(self, params: dict, now: datetime | None = None) -> bool:
         """Take a status callback and commit it; True when it was new.  A
         terminal status ends the call: one still waiting for the caller was
@@ -136,6 +263,9 @@ class CallHandler:
     async def status_committed(self, params: dict, now: datetime | None = None) -> bool:
         """:meth:`status`, committed with the group of turns when the
         handler commits in groups; the result once it is committed."""
+        held = self._held.get(params["CallSid"])
+        if held is not None:
+            await held.within(None, self.clock)  # its last turn must be saved first
         if self.group_commit is None:
             return self.status(params, now)
         new, ended = await self.group_commit.write(lambda: self._apply_status(params, now))
@@ -172,6 +302,37 @@ class CallHandler:
         if ended is not None:
             self._saved(*ended)
         return new
+
+    def sweep(self, idle: float = SWEEP_IDLE, on_transfer: float = SWEEP_ON_TRANSFER) -> int:
+        """End the calls the provider never closed (a lost status callback):
+        those silent for ``idle`` seconds, or ``on_transfer`` seconds while
+        with an agent or in a queue.  Each ends as a hang-up at its last
+        turn, so it counts as abandoned unless a human already had it, and
+        its time with the IVR is not stretched to the sweep.  Returns how
+        many were ended."""
+        if self.group_commit is not None:
+            self.group_commit.flush()
+        now = datetime.fromtimestamp(self.clock.seconds(), ZoneInfo("UTC"))
+        ended = []
+        for call_id in self.store.open_calls((now - timedelta(seconds=idle)).isoformat()):
+            record = self.store.load_call(call_id)
+            state = record.state
+            quiet_since = datetime.fromisoformat(state["now"])
+            if state["waiting"] in ("dial", "record") and (now - quiet_since).total_seconds() < on_transfer:
+                continue  # still with an agent, in a queue or leaving a message
+            flow = (self.registry.version(state["flow"], state["version"])
+                    or self.registry.current(state["flow"]))
+            if flow is None:
+                continue
+            event = {"type": "hangup", "now": quiet_since, "detail": "no status callback"}
+            with self.store.transaction():
+                new_state, _actions, node_events = step(flow, state, event)
+                self._writer(call_id, record.turn, new_state, record.response, node_events)()
+            self._saved(call_id, record.turn, new_state)
+            ended.append(call_id)
+        if ended:
+            self.log.info("sweep ended {count} calls with no status callback", count=len(ended))
+        return len(ended)
 
     def _with_whisper(self, action):
         """A transfer to a phone number first tells the agent why the caller

@@ -16,6 +16,7 @@ import sqlite_utils
 
 from .demo_orders import DEMO_CALLERS, create_demo_db
 from .flow import FlowError, check_flow, load_flow
+from .graph import FORMATS as GRAPH_FORMATS, build_graph, render as render_graph
 from .lookups import EmbeddedOrderLookups
 from .orders import OrderStore
 from .remote import RemoteCall, RemoteError
@@ -289,3 +290,172 @@ def demo_orders_command(db_path, today):
     click.echo(f"{db_path}: demo orders as of {day}")
     for name, phone in DEMO_CALLERS.items():
         click.echo(f"  {phone:<16} {name.replace('_', ' ')}")
+
+
+#: The format ``ivr-sim graph -o FILE`` writes when --format is not given.
+GRAPH_SUFFIXES = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid",
+                  ".svg": "svg"}
+
+
+@main.command("graph")
+@click.argument("flow", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(GRAPH_FORMATS), default=None,
+              help="dot (Graphviz), mermaid or svg (default: from the -o suffix, else dot).")
+@click.option("--stats", "stats_db", default=None, type=click.Path(dir_okay=False),
+              help="Call log (e.g. ivr.db): show on each node how many calls reached it "
+                   "and how many were lost there.")
+@click.option("--since", default=None,
+              help="With --stats: calls from this local date or time on, e.g. 2026-11-01.")
+@click.option("--until", default=None, help="With --stats: calls before this local date or time.")
+@click.option("--version", "version", default=None,
+              help="With --stats: the flow version, or a prefix of it (default: the latest "
+                   "version with calls).")
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False),
+              help="Write to this file instead of standard output.")
+@click.option("--prompts", default=None, help="Prompts folder (default: prompts/ beside flows/).")
+def graph_command(flow, fmt, stats_db, since, until, version, output, prompts):
+    """Draw FLOW: every node and every way out of it.
+
+    Edges carry the key, look-up result or condition that takes them;
+    dashed edges are retries run out, dotted ones the escape to a human.
+    With --stats each node shows how many calls reached it and how many
+    were lost there (hung up or transferred), filled on a heat scale by
+    drop-off rate.
+
+    \b
+    Example:
+        ivr-sim graph flows/post_sale.yaml --format mermaid
+
+    \b
+    The funnel from the call log, as an SVG:
+        ivr-sim graph flows/post_sale.yaml --stats ivr.db --since 2026-11-01 -o post_sale.svg
+    """
+    if not stats_db and (since or until or version):
+        raise click.UsageError("--since, --until and --version need --stats")
+    if fmt is None:
+        fmt = GRAPH_SUFFIXES.get(Path(output).suffix.lower(), "dot") if output else "dot"
+    loaded = _load(flow, prompts)
+    stats = _funnel_rows(loaded, stats_db, since, until, version) if stats_db else None
+    text = render_graph(build_graph(loaded), fmt, stats)
+    if not output:
+        click.echo(text, nl=False)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise click.ClickException(f"cannot write {output}: {error.strerror or error}")
+    click.echo(f"{output}: {loaded.name} as {fmt}", err=True)
+
+
+def _funnel_rows(flow, db_path, since, until, version):
+    """The funnel of ``flow`` in the call log, and a note when its figures
+    are for another version than the file's."""
+    from . import analytics  # only --stats reads the call log
+    try:
+        db = analytics.open_report_db(db_path)
+        filters = analytics.Filters(since=since, until=until)
+        chosen = analytics.funnel_version(db, flow.name, version, filters)
+        rows = analytics.funnel(db, flow.name, chosen, filters)
+    except analytics.ReportError as error:
+        raise click.ClickException(str(error))
+    if chosen != flow.version:
+        click.echo(f"note: the figures are for version {chosen} of {flow.name}; "
+                   f"{flow.path} is version {flow.version}", err=True)
+    return rows
+
+
+@main.command()
+@click.argument("flow", type=click.Path(dir_okay=False))
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
+              help="SQLite call log to fill: created with the demo orders when missing, else added to.")
+@click.option("--calls", "count", required=True, type=click.IntRange(min=1), help="How many calls to play.")
+@click.option("--seed", required=True, type=int, help="The same seed plays the same calls.")
+@click.option("--start", default=None,
+              help="First day of the period, e.g. 2026-11-02 (default; Armistice Day, "
+                   "11 November, is a public holiday).")
+@click.option("--days", default=14, show_default=True, type=click.IntRange(1, 28),
+              help="Length of the period; calls start at any hour of it, nights and Sundays included.")
+@click.option("--expect-out", default=None, type=click.Path(dir_okay=False),
+              help="Where to write the expected figures (default: the database path with the "
+                   "suffix .expected.json).")
+@click.option("--prompts", default=None, help="Prompts folder (default: prompts/ beside flows/).")
+def traffic(flow, db_path, count, seed, start, days, expect_out, prompts):
+    """Play a seeded mix of callers into a call log, and write the figures
+    a report over it must show.
+
+    Every call goes through the server's own code (webhooks, status
+    callbacks, the call log) on a simulated clock.  What each kind of
+    caller does and how their call must end is written down by hand, so
+    the expected figures do not come from the engine.  FLOW is the demo
+    flow file, whose callers and orders the mix is written for.
+
+    \b
+    Example:
+        ivr-sim traffic flows/post_sale.yaml --db /tmp/traffic.db --calls 3000 --seed 7
+        ivr-report summary --db /tmp/traffic.db --format json
+    """
+    import time
+
+    from . import traffic as gen  # only this command plays traffic
+
+    if not Path(flow).is_file():
+        raise click.BadParameter(f"file {flow!r} does not exist.", param_hint="'FLOW'")
+    try:
+        first_day = date.fromisoformat(start) if start else None
+    except ValueError:
+        raise click.BadParameter(f"{start!r} is not a date like 2026-11-02", param_hint="'--start'") from None
+    before = _calls_in(db_path)
+    began = time.perf_counter()
+    try:
+        played = gen.generate(flow, db_path, calls=count, seed=seed, start=first_day,
+                              days=days, prompts=prompts)
+    except FlowError as error:
+        raise click.ClickException(f"the flow is not valid:\n{error}")
+    except gen.TrafficError as error:
+        raise click.ClickException(str(error))
+    took = time.perf_counter() - began
+    expected = played.expected
+    out = Path(expect_out) if expect_out else Path(db_path).with_suffix(".expected.json")
+    try:
+        expected.write(out)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {out}: {error.strerror or error}")
+    click.echo(f"Played {expected.calls} calls to {expected.flow} (version {expected.version}) "
+               f"into {db_path} in {took:.1f} s ({expected.calls / took:.0f} calls/s)")
+    click.echo(f"  from {expected.start}, {days} days, seed {seed}")
+    if before:
+        click.echo(f"  note: {db_path} already held {before} calls; reports over it count "
+                   "them too, so they show more than the figures below")
+    _show_expected(expected)
+    click.echo(f"Expected figures written to {out}")
+
+
+def _calls_in(db_path: str) -> int:
+    if not Path(db_path).is_file():
+        return 0
+    db = sqlite_utils.Database(db_path)
+    try:
+        if "calls" not in db.table_names():
+            return 0
+        return next(iter(db.query("SELECT count(*) AS n FROM calls")))["n"]
+    finally:
+        db.close()
+
+
+def _show_expected(expected) -> None:
+    click.echo("Callers:")
+    for name, n in sorted(expected.behaviours.items(), key=lambda item: (-item[1], item[0])):
+        click.echo(f"  {n:>6}  {name}")
+    click.echo("Expected figures:")
+    click.echo("  outcomes: " + ", ".join(f"{k} {v}" for k, v in expected.outcomes.items()))
+    click.echo("  transferred by cause: " + ", ".join(
+        f"{k} {v}" for k, v in expected.causes.items() if v))
+    self_served = expected.outcomes["self_served"]
+    click.echo(f"  self-served {self_served}, repeat calls {expected.repeat_calls}, "
+               f"deflected {expected.deflected} "
+               f"({expected.deflected / expected.calls:.1%} repeat-adjusted deflection)")
+    click.echo(f"  {'reason':<24} {'calls':>6} {'self':>6} {'transf':>6} {'aband':>6} {'repeat':>6}")
+    for reason, row in expected.reasons.items():
+        click.echo(f"  {reason:<24} {row['calls']:>6} {row['self_served']:>6} "
+                   f"{row['transferred']:>6} {row['abandoned']:>6} {row['repeat_calls']:>6}")
+    click.echo(f"  worst drop-off node: {expected.worst_drop_off}")

@@ -1,9 +1,10 @@
 """The call-flow engine: ``step(flow, state, event) -> (state, actions, node_events)``.
 
 Pure: no I/O, no clock reads (every event carries ``now``), no randomness.
-Look-ups are requested as :class:`ivr.actions.Lookup` effects and answered
-by a later ``lookup_result`` event, so the web server and ``ivr-sim`` run
-exactly the same code.  The state is plain JSON-serialisable data.
+Look-ups and text messages are requested as :class:`ivr.actions.Lookup` and
+:class:`ivr.actions.SendSms` effects and answered by a later
+``lookup_result`` or ``sms_result`` event, so the web server and ``ivr-sim``
+run exactly the same code.  The state is plain JSON-serialisable data.
 
 Events (dicts, ``type`` plus ``now``, a timezone-aware datetime):
 
@@ -13,6 +14,7 @@ Events (dicts, ``type`` plus ``now``, a timezone-aware datetime):
 ``speech``     ``text``: what the recogniser heard
 ``silence``    the caller said nothing before the timeout
 ``lookup_result``  ``request_id``, ``status`` (found, many, not_found, error), ``data``, ``error``
+``sms_result``     ``request_id``, ``status`` (sent, failed), ``error``, optional ``sid``
 ``dial_result``    ``status``: completed, answered, busy, no-answer, failed, canceled
 ``recorded``   ``url``, ``duration``
 ``hangup``     the caller hung up (or the provider says the call ended)
@@ -31,7 +33,8 @@ from . import actions as act
 from . import expressions
 from .matching import normalise, said
 from .model import REASON_NOT_STATED, Flow, Node, Retry
-from .phone import country_of, is_withheld
+from .phone import country_of, is_withheld, mask_numbers, textable
+from .prompts import PromptError
 
 #: Built-in yes/no words for read-back confirmations, by language prefix.
 CONFIRM_WORDS = {
@@ -47,6 +50,9 @@ FAILSAFE_APOLOGY = {
     "fr": "Nous rencontrons un problème technique. Je vous passe un conseiller.",
     "en": "We are having a technical problem. Let me put you through to an agent.",
 }
+
+#: The longest text message a provider takes (Twilio: 1600 characters).
+MAX_SMS_LENGTH = 1600
 
 #: What a call waits for while it listens to the caller.
 GATHERING = ("gather", "confirm", "callback_confirm", "callback_number")
@@ -137,6 +143,7 @@ class _Run:
         handler = {
             "hangup": self._on_hangup, "error": self._on_error,
             "lookup_result": self._on_lookup_result, "dial_result": self._on_dial_result,
+            "sms_result": self._on_sms_result,
             "recorded": self._on_recorded,
         }.get(kind)
         if handler:
@@ -197,15 +204,17 @@ class _Run:
         if resolves:
             self.state["resolved"] = True
 
-    def _cause(self, cause: str | None, node: str | None = None):
-        """Say why the call now goes to a human (None: it no longer does).
-        ``exit_node`` keeps the node where the call *first* turned to a
-        human, so a caller who asked for an agent at a menu and then found
-        the line closed still counts as lost at that menu."""
+    def _cause(self, cause: str | None, node: str | None = None, on_the_way: bool = False):
+        """Say why the call now goes to a human (None: it no longer does),
+        and remember at which node (``exit_node``).  What happens
+        ``on_the_way`` to the human (closed hours, a policy transfer, an
+        unanswered dial) changes the cause but keeps the node where the
+        call turned to a human: a caller who asked for an agent at a menu
+        and found the line closed is lost at that menu."""
         state = self.state
         if cause is None:
             state["exit_node"] = None
-        elif state["cause"] is None or state.get("exit_node") is None:
+        elif not on_the_way or state.get("exit_node") is None:
             state["exit_node"] = node
         state["cause"] = cause
 
@@ -240,7 +249,7 @@ class _Run:
         calendar = self.flow.calendars[node.opts["calendar"]]
         if calendar.is_open(self.now):
             return self._leave(node, node.opts["open"])
-        self._cause("closed", node.name)
+        self._cause("closed", node.name, on_the_way=True)
         opening = calendar.next_opening(self.now)
         # Prompts say when agents are back without copying the calendar.
         self.state["vars"]["opens_at"] = opening.isoformat() if opening else None
@@ -282,6 +291,47 @@ class _Run:
         self._leave(node, branch, input_=status, detail=detail)
         self._run(branch)
 
+    def _enter_sms(self, node):
+        """Ask the runner to text the caller (or ``to``).  A number no text
+        can reach, or a text that cannot be written, fails at once without
+        asking the runner: the caller already has their answer, so this is
+        the ``failed`` branch, not the fail-safe."""
+        context = self._context()
+        number = expressions.value(node.opts.get("to", "{{ caller }}"), context)
+        region = self.state["country"] or self.state["lang"][-2:]
+        to, why = textable(None if number is None else str(number), region)
+        if to is None:
+            return self._sms_done(node, "failed", why)
+        try:
+            body = self.flow.prompts.render_text(self.state["lang"], node.opts["text"], context)
+        except PromptError as error:
+            return self._sms_done(node, "failed", f"cannot write the text: {error}")
+        if not body or len(body) > MAX_SMS_LENGTH:
+            return self._sms_done(node, "failed", f"the text has {len(body)} characters; "
+                                  f"expected 1 to {MAX_SMS_LENGTH}")
+        request_id = f"{self.state['call_id']}:{self.state['seq'] + 1}"
+        self.state.update(waiting="sms", request=request_id)
+        self.actions.append(act.SendSms(request_id, to, body))
+
+    def _on_sms_result(self):
+        node = self._waiting_node("sms")
+        if self.event.get("request_id") != self.state["request"]:
+            return  # an answer to a request this call no longer waits for
+        self.state["waiting"] = None
+        if self.event.get("status") == "sent":
+            return self._run(self._sms_done(node, "sent", self.event.get("sid")))
+        self._run(self._sms_done(node, "failed", self.event.get("error") or "no cause given"))
+
+    def _sms_done(self, node, status: str, detail) -> str:
+        """Log the text's fate (never its number) and say where the call goes."""
+        if status == "sent":
+            self._say(node.say)
+            self._log(node.name, node.kind, "sent", "sent", detail)
+            return node.next
+        # A provider's error may quote the number it refused.
+        self._log(node.name, node.kind, "failed", "failed", mask_numbers(str(detail)))
+        return node.opts.get("failed") or node.next
+
     def _enter_menu(self, node):
         self._gather(node)
 
@@ -297,7 +347,7 @@ class _Run:
         self._say(node.say)
         kind, address = node.opts["to"]
         state = self.state
-        self._cause(node.opts.get("cause") or state["cause"] or "policy", node.name)
+        self._cause(node.opts.get("cause") or state["cause"] or "policy", node.name, on_the_way=True)
         state["transferred_at"] = self.now.isoformat()
         state["handoff"] = {"kind": kind, "target": address, "node": node.name}
         params = [("X-IVR-Reason", state["reason"] or REASON_NOT_STATED),
@@ -339,7 +389,7 @@ class _Run:
         if status in ("completed", "answered"):
             self.actions.append(act.Hangup())
             return self._end()  # transferred, or failed if the fail-safe sent it
-        self._cause("dial_failed", node.name)
+        self._cause("dial_failed", node.name, on_the_way=True)
         self._log(node.name, node.kind, status, node.opts.get("no_answer") or "hangup")
         if node.opts.get("no_answer"):
             self.state.update(handoff=None, outcome=None, transferred_at=None)
@@ -350,7 +400,7 @@ class _Run:
     def _on_hangup(self):
         name = self.state["node"]
         if name and self.state["waiting"] in GATHERING:
-            self._log(name, self.flow.nodes[name].kind, None, "hangup")
+            self._log(name, self.flow.nodes[name].kind, None, "hangup", self.event.get("detail"))
         self._end()
 
     def _on_error(self):
@@ -423,7 +473,8 @@ class _Run:
         # hours, an order not found) already explains why the call is here.
         target_kind = self.flow.nodes[choice.to].kind
         asks_human = choice.to == self.flow.human or target_kind in _HUMAN_KINDS
-        self._cause((self.state["cause"] or "caller_asked") if asks_human else None, node.name)
+        self._cause((self.state["cause"] or "caller_asked") if asks_human else None, node.name,
+                    on_the_way=bool(self.state["cause"]))
         self._leave(node, choice.to, input_=digits or speech)
         self._run(choice.to)
 
@@ -475,7 +526,7 @@ class _Run:
     def _callback_done(self, node, number, shown):
         self.state["vars"][node.opts["save_as"]] = number
         self.state["handoff"] = {"kind": "callback", "target": number, "node": node.name}
-        self._cause(self.state["cause"] or "caller_asked", node.name)
+        self._cause(self.state["cause"] or "caller_asked", node.name, on_the_way=True)
         self._leave(node, node.next, input_="*" * len(shown) if shown not in ("yes",) else shown)
         self._run(node.next)
 

@@ -323,6 +323,32 @@ def lookup_args(b, path, value):
     return dict(value)
 
 
+def sms_text(b, path, value):
+    """The template of a text message: one prompt name, rendered as plain text."""
+    if not isinstance(value, str):
+        b.problem(path, "expected the name of the text message's template (e.g. sms_tracking for "
+                  f"prompts/<language>/sms_tracking.j2), found {_type_name(value)} {value!r}",
+                  "wrong-type")
+        return _BAD
+    b.prompt_refs.append((path, value))
+    return value
+
+
+def sms_to(b, path, value):
+    """Who gets a text: an E.164 number or an expression ("{{ callback_number }}")."""
+    wanted = 'an E.164 number in quotes such as "+33612345678", or an expression such as ' \
+             '"{{ callback_number }}"'
+    if not isinstance(value, str):
+        b.problem(path, f"expected {wanted}, found {_type_name(value)} {value!r}", "wrong-type")
+        return _BAD
+    if expressions.value_expression(value) is not None:
+        b.add_value_expression(path, value)
+    elif not _E164.match(value):
+        b.problem(path, f"expected {wanted}, found {value!r}", "wrong-value")
+        return _BAD
+    return value
+
+
 def destination(b, path, value):
     """Where a transfer rings: exactly one of number, sip or queue."""
     if _expect(b, path, value, dict, "{number: +33…}, {sip: sip:…} or {queue: name}") is _BAD:
@@ -371,6 +397,8 @@ NODE_FIELDS = {
     "lookup": ({**_SAY, "find": one_of(*LOOKUPS), "with": lookup_args, "found": target,
                 "many": target, "not_found": target, "error": target},
                ("find", "found", "not_found")),
+    "sms": ({**_SAY, "text": sms_text, "to": sms_to, "next": target, "failed": target},
+            ("text", "next")),
     "hours": ({"calendar": text, "open": target, "closed": target},
               ("calendar", "open", "closed")),
     "transfer": ({**_SAY, "to": destination, "timeout": positive, "caller_id": text,
@@ -796,7 +824,8 @@ def _edges(node: Node):
     """Every node name ``node`` can lead to."""
     if node.next:
         yield node.next
-    for field_name in ("found", "many", "not_found", "error", "open", "closed", "else", "no_answer"):
+    for field_name in ("found", "many", "not_found", "error", "open", "closed", "else", "no_answer",
+                       "failed"):
         if node.opts.get(field_name):
             yield node.opts[field_name]
     for choice in node.opts.get("choices", ()):

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 #: Node kinds the flow language knows, in the order the docs present them.
 NODE_KINDS = (
-    "say", "menu", "input", "set", "branch", "lookup", "hours",
+    "say", "menu", "input", "set", "branch", "lookup", "sms", "hours",
     "transfer", "record", "callback", "hangup",
 )
 

@@ -1,9 +1,12 @@
-"""Caller numbers: which country they belong to, and whether they are real.
+"""Caller numbers: which country they belong to, whether they are real,
+whether a text can reach them, and how to show them in a log.
 
 Kept apart from the engine and the look-ups because both need it.
 """
 
 from __future__ import annotations
+
+import re
 
 import phonenumbers
 
@@ -30,3 +33,52 @@ def country_of(number: str | None) -> str | None:
         return phonenumbers.region_code_for_number(phonenumbers.parse(number)) or None
     except phonenumbers.NumberParseException:
         return None
+
+
+#: Number types a text message can reach.  Landlines, toll-free and
+#: premium numbers cannot; an invalid number would be refused by the
+#: provider anyway.
+_TEXTABLE = (phonenumbers.PhoneNumberType.MOBILE,
+             phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+
+
+def textable(number: str | None, region: str | None = None) -> tuple[str | None, str | None]:
+    """``(E.164 number, None)`` when ``number`` looks like a mobile phone,
+    else ``(None, why)``.  National digits ("0612345678", as a caller
+    types a callback number) are read in ``region`` (an ISO country).
+    The reason never repeats the number, so it can be logged."""
+    if is_withheld(number):
+        return None, "the number is withheld" if number else "no number to text"
+    text = str(number).strip()
+    try:
+        parsed = phonenumbers.parse(text, None if text.startswith("+") else region)
+    except phonenumbers.NumberParseException:
+        return None, "not a phone number"
+    if not phonenumbers.is_valid_number(parsed):
+        return None, "not a valid phone number"
+    if phonenumbers.number_type(parsed) not in _TEXTABLE:
+        return None, "not a mobile number"
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), None
+
+
+#: Seven digits or more, maybe spaced or dotted, that are not an ISO date.
+_NUMBER_IN_TEXT = re.compile(r"(?<![\w+])(?!\d{4}-\d\d-\d\d(?!\d))\+?\d(?:[ .()-]?\d){6,}")
+
+
+def mask(number: str) -> str:
+    """``number`` with every digit but the last two hidden: ``+*********78``."""
+    digits = sum(c.isdigit() for c in number)
+    seen, out = 0, []
+    for c in number:
+        if c.isdigit():
+            seen += 1
+            out.append(c if seen > digits - 2 else "*")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def mask_numbers(text: str) -> str:
+    """``text`` with every phone-like run of seven digits or more masked,
+    e.g. a provider's "The 'To' number +33612345678 is not valid"."""
+    return _NUMBER_IN_TEXT.sub(lambda m: mask(m.group()), text)

@@ -68,7 +68,7 @@ class PromptLibrary:
         #: When set, the templates are these texts, keyed by (lang, name),
         #: and the files under ``root`` are never read again.
         self.sources = sources
-        self._envs: dict[str, SandboxedEnvironment] = {}
+        self._envs: dict[tuple[str, bool], SandboxedEnvironment] = {}
 
     def snapshot(self, prompts) -> "PromptLibrary":
         """A library holding just ``prompts`` ((lang, name) pairs) in memory.
@@ -125,7 +125,23 @@ class PromptLibrary:
         Raises :class:`PromptError` for a missing template, a syntax error,
         an unknown variable or a failing filter.
         """
-        env = self._env(lang, name)
+        text = self._render(self._env(lang, name), lang, name, context)
+        return _WHITESPACE.sub(" ", text).strip()
+
+    def render_text(self, lang: str, name: str, context: dict) -> str:
+        """Render prompt ``name`` in ``lang`` as plain text, for a text message.
+
+        Nothing is XML-escaped (a text message is not TwiML: "&" must stay
+        "&"), and filters give plain text too.  Line breaks are kept; runs
+        of spaces become one and blank lines go.  A value that is none is
+        an error rather than the word "None" in the caller's message.
+        Raises :class:`PromptError` as :meth:`render` does.
+        """
+        text = self._render(self._env(lang, name, plain=True), lang, name, context)
+        lines = (" ".join(line.split()) for line in text.splitlines())
+        return "\n".join(line for line in lines if line)
+
+    def _render(self, env: SandboxedEnvironment, lang: str, name: str, context: dict) -> str:
         try:
             template = env.get_template(f"{name}{SUFFIX}")
         except jinja2.TemplateNotFound as exc:
@@ -133,12 +149,11 @@ class PromptLibrary:
         except jinja2.TemplateSyntaxError as exc:
             raise PromptError(lang, name, exc.message or str(exc), exc.lineno) from exc
         try:
-            text = template.render(context)
+            return template.render(context)
         except Exception as exc:  # a prompt that fails must never reach the caller half-said
             raise PromptError(
                 lang, name, f"{type(exc).__name__}: {exc}", _template_line(exc, template.filename)
             ) from exc
-        return _WHITESPACE.sub(" ", text).strip()
 
     # --- Static checks (for the flow linter) --------------------------------
 
@@ -192,9 +207,11 @@ class PromptLibrary:
             raise PromptError(lang, name, f"no such prompt ({self.path(lang, name)})") from exc
         return source, filename
 
-    def _env(self, lang: str, name: str) -> SandboxedEnvironment:
+    def _env(self, lang: str, name: str, plain: bool = False) -> SandboxedEnvironment:
+        """The sandbox for ``lang``: XML-escaping for speech, or ``plain``
+        text for text messages (same loader, filters and strictness)."""
         _check_name(lang, name)
-        env = self._envs.get(lang)
+        env = self._envs.get((lang, plain))
         if env is None:
             try:
                 locale = Locale.parse(lang.replace("-", "_"))
@@ -207,17 +224,37 @@ class PromptLibrary:
                     f"{n}{SUFFIX}": text for (l, n), text in self.sources.items() if l == lang})
             env = SandboxedEnvironment(
                 loader=loader,
-                autoescape=True,
+                autoescape=not plain,
                 undefined=jinja2.StrictUndefined,
                 trim_blocks=True,
                 lstrip_blocks=True,
+                finalize=_no_none if plain else None,
             )
-            env.filters.update(_filters(locale))
-            self._envs[lang] = env
+            filters = _filters(locale)
+            if plain:
+                filters = {n: _unescaped(f) for n, f in filters.items()}
+            env.filters.update(filters)
+            self._envs[lang, plain] = env
         return env
 
 
 _WHITESPACE = re.compile(r"\s+")
+
+
+def _no_none(value):
+    """Plain-text templates: a value that is none fails, as filters do."""
+    if value is None:
+        raise ValueError("no value (None)")
+    return value
+
+
+def _unescaped(filter_):
+    """``filter_`` giving plain text: filters escape for XML, which a text
+    message must not be."""
+    def plain(*args, **kwargs):
+        result = filter_(*args, **kwargs)
+        return result.unescape() if isinstance(result, Markup) else result
+    return plain
 
 
 def _check_name(lang: str, name: str) -> None:

@@ -9,7 +9,8 @@ coverage: which nodes of each flow some scenario reached.
 With a server URL the same files are played against a running server
 (:class:`ivr.remote.RemoteCall`) instead of the engine in this process;
 scenarios that force look-up answers or a language cannot be, and are
-reported as skipped.
+reported as skipped.  Texts are never sent: they show in what the caller
+heard, and ``sms: failed`` makes them fail.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ from .flow import load_flow
 from .lookups import EmbeddedOrderLookups
 from .remote import RemoteCall
 from .sim import InputNotExpected, SimCall, SimTurn
+from .sms import RecordingSms
 
 INPUTS = ("press", "say", "silence", "hangup", "dial", "record", "wait")
+#: What ``sms:`` may say of a scenario's texts.
+SMS_RESULTS = ("sent", "failed")
 END_FIELDS = ("outcome", "reason", "cause", "transfer", "handoff", "confirmed")
 
 
@@ -159,6 +163,8 @@ def cannot_run_remotely(scenario: dict) -> str | None:
         return "forces look-up answers (lookups:), which a live server cannot be told"
     if scenario.get("lang"):
         return "forces a language (lang:), which a provider's request cannot carry"
+    if scenario.get("sms"):
+        return "forces the texts' result (sms:), which a live server cannot be told"
     return None
 
 
@@ -171,8 +177,14 @@ def run_scenario(flow, scenario: dict, name: str, server: Server | None = None):
         call = RemoteCall(server.url, server.flow or flow.name, caller=caller, at=at,
                           token=server.token)
     else:
+        wanted = scenario.get("sms", "sent")
+        if wanted not in SMS_RESULTS:
+            return [Failure(name, "sms", f"expected {' or '.join(SMS_RESULTS)}, "
+                            f"found {wanted!r}")], set()
+        # Texts are kept and shown, never sent; ``sms: failed`` fails them all.
+        sms = RecordingSms(fail="forced by the scenario" if wanted == "failed" else None)
         call = SimCall(flow, demo_lookups(at, scenario.get("lookups")), caller=caller, at=at,
-                       lang=scenario.get("lang"))
+                       lang=scenario.get("lang"), send_sms=sms.send)
     failures: list[Failure] = []
     turn = call.start()
     for index, step in enumerate(scenario.get("steps") or [], start=1):

@@ -3,7 +3,9 @@
 ``ivr-sim call`` and the scenario runner both use :class:`SimCall`.  It
 plays each input as the provider would (digits, speech, silence, a
 hang-up, a dial result) and keeps what the caller heard, the nodes the
-call went through and the TwiML a provider would have received.
+call went through and the TwiML a provider would have received.  Texts
+are not sent: a :class:`ivr.sms.RecordingSms` keeps them, and what the
+caller heard shows each one as ``[SMS to caller: …]``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from . import actions as act
 from .engine import GATHERING, call_summary
 from .model import Flow
 from .render import render_twiml
-from .turn import Perform, play_turn
+from .sms import RecordingSms
+from .turn import Perform, SendSmsFn, play_turn
 
 #: Seconds the simulated clock moves on per turn: a prompt and an answer.
 SECONDS_PER_TURN = 8
@@ -39,10 +42,13 @@ class SimTurn:
 
     @property
     def heard(self) -> str:
-        """What the caller heard, as one line of text."""
-        return " ".join(part for a in self.actions for part in spoken(a))
+        """What the caller heard, as one line of text; the texts sent during
+        the turn come first."""
+        return " ".join(self.texts + [part for a in self.actions for part in spoken(a)])
 
     waiting_at: str | None = None
+    #: The texts sent during the turn, as ``[SMS to caller: …]``.
+    texts: list = field(default_factory=list)
 
     @property
     def path(self) -> list[str]:
@@ -66,6 +72,8 @@ class SimCall:
     called: str = "+33100000000"
     state: dict | None = None
     turns: list = field(default_factory=list)
+    #: Performs the call's texts; by default they are kept, not sent.
+    send_sms: SendSmsFn = field(default_factory=lambda: RecordingSms().send)
 
     @property
     def ended(self) -> bool:
@@ -120,14 +128,29 @@ class SimCall:
 
     def _play(self, label: str, event: dict) -> SimTurn:
         event["now"] = self.at
-        turn = play_turn(self.flow, self.state, event, self.perform)
+        texts = []
+
+        def send_sms(sms, now):
+            answer = self.send_sms(sms, now)
+            if answer.get("status") == "sent":
+                texts.append(self._shown(sms))
+            return answer
+
+        turn = play_turn(self.flow, self.state, event, self.perform, send_sms)
         self.state = turn.state
         number = len(self.turns)
         twiml = render_twiml(turn.actions, f"/voice/{self.flow.name}?turn={number + 1}")
-        result = SimTurn(number, label, turn.actions, turn.node_events, twiml, self.waiting_node)
+        result = SimTurn(number, label, turn.actions, turn.node_events, twiml, self.waiting_node,
+                         texts)
         self.turns.append(result)
         self.at += timedelta(seconds=SECONDS_PER_TURN)
         return result
+
+
+    def _shown(self, sms) -> str:
+        """A text as the transcript shows it, on one line."""
+        to = "caller" if sms.to == self.caller else sms.to
+        return f"[SMS to {to}: {' / '.join(sms.body.splitlines())}]"
 
 
 def spoken(action) -> list[str]:

@@ -158,6 +158,34 @@ def _exit_node_and_ivr_time(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+@MIGRATIONS(name="0003_report_indexes")
+def _report_indexes(db: sqlite_utils.Database) -> None:
+    """What the deflection report reads from indexes alone (ivr.analytics):
+
+    - repeat calls: a caller's calls for a reason in time order, with their
+      outcome (julianday() honours the UTC offset of started_at, so calls
+      either side of a daylight-saving change are in order);
+    - the funnel: distinct calls per node of a flow version.  The node
+      events index gains call_id instead of becoming a second index, so a
+      turn still writes one index entry per event beside the primary key.
+    """
+    for statement in (
+        "CREATE INDEX idx_calls_repeat ON calls "
+        "(caller_hash, reason, julianday(started_at), outcome)",
+        "DROP INDEX idx_node_events_flow_version_node",
+        "CREATE INDEX idx_node_events_flow_version_node_call ON node_events "
+        "(flow, version, node, call_id)",
+    ):
+        db.execute(statement)
+
+
+@MIGRATIONS(name="0004_open_calls_index")
+def _open_calls_index(db: sqlite_utils.Database) -> None:
+    """The sweep looks for calls not ended: a partial index holds only
+    those, so it stays small however long the log grows."""
+    db.execute("CREATE INDEX idx_calls_open ON calls (call_id) WHERE ended_at IS NULL")
+
+
 @dataclass(frozen=True)
 class CallRecord:
     """A call's saved state: ``turn`` is the last turn answered and
@@ -384,7 +412,8 @@ class CallStore:
         (ISO 8601; compared in UTC when it has an offset), oldest first."""
         cutoff = _utc_iso(older_than) or older_than
         return [row["call_id"] for row in self.db.query(
-            "SELECT s.call_id FROM call_state s LEFT JOIN calls c ON c.call_id = s.call_id "
+            "SELECT s.call_id FROM calls c INDEXED BY idx_calls_open "
+            "JOIN call_state s ON s.call_id = c.call_id "
             "WHERE c.ended_at IS NULL AND s.updated_at < ? ORDER BY s.updated_at, s.call_id",
             [cutoff])]
 

@@ -21,11 +21,14 @@ from twisted.web.server import Site
 
 from .actions import DialTarget
 from .calls import CallHandler
+from .dashboard import check_dashboard_token, make_dashboard
 from .demo_orders import create_demo_db
 from .group_commit import GroupCommit
 from .lookups import EmbeddedOrderLookups
 from .orders import OrderStore
 from .registry import FlowRegistry
+from .shops import HttpOrderLookups, OrderLookupsService, ShopConfigError, load_config
+from .sms import SmsConfigError, SmsService, TwilioAccount, sender_for
 from .store import CallStore
 from .web import LimitedRequest, build_root
 
@@ -49,9 +52,21 @@ class Options(usage.Options):
          "Number (E.164) or sip: address callers are put through to if a flow cannot be run."],
         ["lookup-timeout", None, "4", "Seconds a look-up may take before the flow's error branch."],
         ["reload-interval", None, "2", "Seconds between checks for changed flow files."],
+        ["orders", None, None,
+         "Look orders up in a shop's API configured by this YAML file (docs/configuration.md, "
+         "e.g. shop.yaml); default: the orders in --db."],
+        ["hold-after", None, "1.5",
+         "Seconds a look-up may take before the caller hears \"one moment\" and holds "
+         "(each webhook is answered within this, whatever --lookup-timeout is)."],
+        ["sweep-after", None, "3600",
+         "Seconds of silence after which a call the provider never closed (no status "
+         "callback) is ended as a hang-up (4 h 10 min while with an agent)."],
         ["access-log", None, None,
          "File to append an HTTP access log to (combined format); by default only the "
          "one line per turn and the refused requests are logged."],
+        ["dashboard-token", None, None,
+         "Serve the ops dashboard at /dashboard to requests carrying this token (default: "
+         "$IVR_DASHBOARD_TOKEN); without one there is no dashboard."],
     ]
     optFlags = [
         ["simulated-clock", None,
@@ -62,15 +77,26 @@ class Options(usage.Options):
     def postOptions(self):
         if self["twilio-auth-token"] is None:
             self["twilio-auth-token"] = os.environ.get("TWILIO_AUTH_TOKEN") or None
-        for name in ("lookup-timeout", "reload-interval"):
+        if self["dashboard-token"] is None:
+            self["dashboard-token"] = os.environ.get("IVR_DASHBOARD_TOKEN") or None
+        if self["dashboard-token"] is not None:
+            check_dashboard_token(self["dashboard-token"])
+        for name in ("lookup-timeout", "reload-interval", "sweep-after", "hold-after"):
             try:
                 self[name] = float(self[name])
             except ValueError:
                 raise usage.UsageError(f"--{name} must be a number of seconds") from None
             if self[name] <= 0:
                 raise usage.UsageError(f"--{name} must be positive")
-        if self["lookup-timeout"] >= 10:
-            raise usage.UsageError("--lookup-timeout must stay well under the provider's 15 s")
+        if self["hold-after"] >= 10:
+            raise usage.UsageError("--hold-after must stay well under the provider's 15 s")
+        if self["lookup-timeout"] > 30:
+            raise usage.UsageError("--lookup-timeout over 30 s keeps callers on hold too long")
+        self["orders-config"] = shop_config(self["orders"], self["lookup-timeout"])
+        try:  # texts: TWILIO_ACCOUNT_SID and friends (docs/flow-language.md, sms)
+            self["sms-account"] = TwilioAccount.from_environment(os.environ, self["twilio-auth-token"])
+        except SmsConfigError as error:
+            raise usage.UsageError(str(error)) from None
 
 
 class ReloadOnHangup(service.Service):
@@ -129,6 +155,22 @@ def open_database(path: str) -> tuple[CallStore, OrderStore]:
     return store, orders
 
 
+def shop_config(path: str | None, lookup_timeout: float):
+    """The shop back-end configuration at ``path`` (None: the embedded
+    store); its problems become a usage error listing them all."""
+    if path is None:
+        return None
+    try:
+        config = load_config(path)
+    except ShopConfigError as error:
+        raise usage.UsageError(f"--orders {path} is not valid:\n{error}") from None
+    if config.timeout >= lookup_timeout:
+        log.warn("{path}: the shop's timeout ({timeout:g} s) is not under --lookup-timeout "
+                 "({limit:g} s): slow look-ups will end as 'timeout' without the shop's cause",
+                 path=path, timeout=config.timeout, limit=lookup_timeout)
+    return config
+
+
 def fallback_target(value: str | None) -> DialTarget | None:
     if not value:
         return None
@@ -141,16 +183,23 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     registry.reload_if_changed()
     if not registry.versions():
         log.warn("no valid flow in {flows}: every call will be refused", flows=options["flows"])
+    shop = options.get("orders-config")
+    lookups = HttpOrderLookups(shop, reactor) if shop else EmbeddedOrderLookups(orders)
+    texts = sender_for(options.get("sms-account"), reactor)
     handler = CallHandler(
-        registry, store, EmbeddedOrderLookups(orders).perform, reactor,
+        registry, store, lookups.perform, reactor,
         lookup_timeout=options["lookup-timeout"],
         fallback=fallback_target(options["fallback-number"]),
         base_url=(options["public-url"] or "").rstrip("/") if options["public-url"] else "",
         group_commit=GroupCommit(store, reactor),
+        hold_after=options["hold-after"],
+        send_sms=texts.send,
     )
     root = build_root(handler, registry, auth_token=options["twilio-auth-token"],
                       public_url=options["public-url"],
-                      simulated_clock=bool(options["simulated-clock"]))
+                      simulated_clock=bool(options["simulated-clock"]),
+                      dashboard=make_dashboard(options["dashboard-token"], options["db"],
+                                               registry, reactor))
     if options["simulated-clock"]:
         log.warn("--simulated-clock: requests may set their own time; never use it in production")
     site = WebhookSite(root, requestFactory=LimitedRequest, logPath=options["access-log"])
@@ -163,6 +212,15 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     reload.clock = reactor
     reload.setServiceParent(top)
     ReloadOnHangup(registry, reactor).setServiceParent(top)
+    # Calls whose status callback never came are ended, not left open.
+    sweep = internet.TimerService(min(300.0, options["sweep-after"] / 4), handler.sweep,
+                                  idle=options["sweep-after"])
+    sweep.clock = reactor
+    sweep.setServiceParent(top)
+    SmsService(texts).setServiceParent(top)
+    if shop:
+        OrderLookupsService(lookups).setServiceParent(top)
+        log.info("orders from {url} ({preset})", url=shop.base_url, preset=shop.preset or "custom mapping")
     return top
 
 

@@ -1,13 +1,18 @@
-"""One turn of a call: step the engine, perform its look-ups, step again.
+"""One turn of a call: step the engine, perform its effects, step again.
 
 A provider request (or a line typed into ``ivr-sim``) is one turn.  The
-engine may ask for look-ups along the way; the turn performs them and
-feeds each answer back, until the call waits for the caller again.
+engine may ask for effects along the way (look-ups, text messages); the
+turn performs them and feeds each answer back, until the call waits for
+the caller again.
 
-:func:`turn_steps` is that loop as a generator that yields each look-up
-and receives its answer, so the simulator (:func:`play_turn`, blocking)
-and the web server (:func:`play_turn_async`, Deferreds with a timeout)
-drive exactly the same logic.
+:func:`turn_steps` is that loop as a generator that yields each effect and
+receives its answer, so the simulator (:func:`play_turn`, blocking) and
+the web server (:func:`play_turn_async`, Deferreds with a timeout) drive
+exactly the same logic.  Each effect goes to its performer: ``perform``
+for a :class:`~ivr.actions.Lookup`, ``send_sms`` for a
+:class:`~ivr.actions.SendSms`.  A performer that raises or is too slow is
+answered as a failure (the look-up's ``error`` branch, the text's
+``failed`` branch), never as a broken call.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from . import actions as act
 from .engine import step
 from .model import Flow
 
-#: More look-ups than this in one turn means the flow loops on them.
+#: More effects than this in one turn means the flow loops on them.
 MAX_LOOKUPS_PER_TURN = 10
 
 Perform = Callable[[act.Lookup, datetime], dict]
+#: Sends a text; answers ``{"status": "sent" | "failed", "error": ..., "sid": ...}``.
+SendSmsFn = Callable[[act.SendSms, datetime], dict]
+Effect = act.Lookup | act.SendSms
 
 
 @dataclass
@@ -35,65 +43,84 @@ class Turn:
     node_events: list
 
 
-def turn_steps(flow: Flow, state: dict | None, event: dict) -> Generator[act.Lookup, dict, Turn]:
-    """Run ``event`` through the engine; yield each look-up, receive its
-    answer (a ``lookup_result`` payload), and return the :class:`Turn`."""
+
+def turn_steps(flow: Flow, state: dict | None, event: dict) -> Generator[Effect, dict, Turn]:
+    """Run ``event`` through the engine; yield each effect, receive its
+    answer (the payload of its result event), and return the :class:`Turn`."""
     actions, node_events = [], []
     for _ in range(MAX_LOOKUPS_PER_TURN + 1):
         state, out, events = step(flow, state, event)
         node_events.extend(events)
-        lookups = [a for a in out if isinstance(a, act.Lookup)]
-        actions.extend(a for a in out if not isinstance(a, act.Lookup))
-        if not lookups:
+        effects = [a for a in out if isinstance(a, act.EFFECTS)]
+        actions.extend(a for a in out if not isinstance(a, act.EFFECTS))
+        if not effects:
             return Turn(state, fold_prompts(actions), node_events)
-        result = yield lookups[0]
-        event = {"type": "lookup_result", "now": event["now"],
-                 "request_id": lookups[0].request_id, **result}
+        result = yield effects[0]
+        event = {"type": _RESULT_EVENTS[type(effects[0])], "now": event["now"],
+                 "request_id": effects[0].request_id, **result}
     state, out, events = step(flow, state, {"type": "error", "now": event["now"],
-                                            "message": "too many look-ups in one turn"})
+                                            "message": "too many look-ups or texts in one turn"})
     return Turn(state, fold_prompts(actions + out), node_events + events)
 
 
-def play_turn(flow: Flow, state: dict | None, event: dict, perform: Perform) -> Turn:
-    """Play a turn, performing look-ups with the blocking ``perform``.
+def play_turn(flow: Flow, state: dict | None, event: dict, perform: Perform,
+              send_sms: SendSmsFn | None = None) -> Turn:
+    """Play a turn, performing effects with the blocking ``perform`` (look-ups)
+    and ``send_sms`` (texts; None: every text fails as not configured).
 
-    A look-up that raises is answered as an error, so the flow takes its
-    error branch instead of the call failing.
+    An effect that raises is answered as a failure, so the flow takes its
+    error or failed branch instead of the call failing.
     """
+    performers = _performers(perform, send_sms)
     steps = turn_steps(flow, state, event)
     answer = None
     while True:
         try:
-            lookup = steps.send(answer)
+            effect = steps.send(answer)
         except StopIteration as done:
             return done.value
         try:
-            answer = perform(lookup, event["now"])
+            answer = performers[type(effect)](effect, event["now"])
         except Exception as error:  # noqa: BLE001 - the flow's error branch handles it
-            answer = lookup_error(error)
+            answer = effect_failed(effect, error)
 
 
 async def play_turn_async(flow: Flow, state: dict | None, event: dict, perform,
-                          clock, timeout: float) -> Turn:
-    """Play a turn whose look-ups may return Deferreds.
+                          clock, timeout: float, send_sms=None) -> Turn:
+    """Play a turn whose effects may return Deferreds.
 
-    Each look-up gets ``timeout`` seconds on ``clock``; a slow or failing
-    one is answered as an error so the caller goes down the error branch
-    well before the provider gives up on the request.
+    Each effect gets ``timeout`` seconds on ``clock``; a slow or failing
+    one is answered as a failure so the caller goes down the error (or
+    failed) branch well before the provider gives up on the request.
     """
+    performers = _performers(perform, send_sms)
     steps = turn_steps(flow, state, event)
     answer = None
     while True:
         try:
-            lookup = steps.send(answer)
+            effect = steps.send(answer)
         except StopIteration as done:
             return done.value
-        pending = defer.maybeDeferred(perform, lookup, event["now"])
+        pending = defer.maybeDeferred(performers[type(effect)], effect, event["now"])
         pending.addTimeout(timeout, clock)
         try:
             answer = await pending
         except Exception as error:  # noqa: BLE001 - timeouts and failures alike
-            answer = lookup_error(error)
+            answer = effect_failed(effect, error)
+
+
+def _performers(perform, send_sms) -> dict:
+    return {act.Lookup: perform, act.SendSms: send_sms or sms_not_configured}
+
+
+def sms_not_configured(sms: act.SendSms, now: datetime) -> dict:
+    """The answer to every text when no sender is configured."""
+    return {"status": "failed", "sid": None, "error": "SMS not configured"}
+
+
+def effect_failed(effect, error: BaseException) -> dict:
+    """The answer of an effect whose performer raised or timed out."""
+    return sms_error(error) if isinstance(effect, act.SendSms) else lookup_error(error)
 
 
 def lookup_error(error: BaseException) -> dict:
@@ -101,6 +128,15 @@ def lookup_error(error: BaseException) -> dict:
     if isinstance(error, defer.TimeoutError):
         return {"status": "error", "error": "timeout"}
     return {"status": "error", "error": f"{type(error).__name__}: {error}"}
+
+
+def sms_error(error: BaseException) -> dict:
+    """The answer of a text that could not be sent: the flow's failed branch."""
+    return {**lookup_error(error), "status": "failed"}
+
+
+#: The event that carries each kind of effect's answer back to the engine.
+_RESULT_EVENTS = {act.Lookup: "lookup_result", act.SendSms: "sms_result"}
 
 
 def fold_prompts(actions: list) -> list:

@@ -149,7 +149,8 @@ class VoiceResource(WebhookResource):
             now = self.simulated_time(request)
         except BadRequest as error:
             return self.refuse(request, error)
-        result = defer.ensureDeferred(self.handler.voice(flow_name, turn, params, now))
+        result = defer.ensureDeferred(
+            self.handler.voice(flow_name, turn, params, now, poll=self._polls(request)))
 
         def answered(body):
             request.setHeader(b"content-type", TWIML_TYPE)
@@ -179,6 +180,12 @@ class VoiceResource(WebhookResource):
             return parts[0].decode("utf-8")
         except UnicodeDecodeError:
             raise BadRequest(404, "flow name is not UTF-8") from None
+
+    @staticmethod
+    def _polls(request) -> bool:
+        """A caller coming back from a hold (``?hold=1``, from our own Redirect)."""
+        query = urlsplit(request.uri.decode("utf-8", "replace")).query
+        return parse_qs(query).get("hold") == ["1"]
 
     def _turn(self, request) -> int:
         # From the URL we wrote into the TwiML only, never from the body.
@@ -301,8 +308,9 @@ class MetricsResource(Resource):
 
 
 def build_root(handler, registry, *, auth_token=None, public_url=None,
-               simulated_clock=False) -> Resource:
-    """The server's resource tree."""
+               simulated_clock=False, dashboard: Resource | None = None) -> Resource:
+    """The server's resource tree.  ``/dashboard`` exists only when a
+    ``dashboard`` resource is given (the server has a dashboard token)."""
     root = Resource()
     root.putChild(b"voice", VoiceResource(handler, auth_token, public_url, simulated_clock))
     root.putChild(b"status", StatusResource(handler, auth_token, public_url, simulated_clock))
@@ -310,4 +318,6 @@ def build_root(handler, registry, *, auth_token=None, public_url=None,
     root.putChild(b"whisper", WhisperResource(handler, auth_token, public_url))
     root.putChild(b"healthz", HealthResource(registry))
     root.putChild(b"metrics", MetricsResource(handler, registry))
+    if dashboard is not None:
+        root.putChild(b"dashboard", dashboard)
     return root

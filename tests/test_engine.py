@@ -389,3 +389,14 @@ def test_ivr_time_stops_when_a_human_takes_the_call(flow):
     call.event(type="dial_result", status="completed")  # the agent talks for a while
     assert call.summary["outcome"] == "transferred"
     assert call.summary["ivr_seconds"] == 10.0
+
+
+def test_a_new_reason_to_need_a_human_moves_the_exit_node():
+    demo = load_flow(Path(__file__).parent.parent / "flows" / "post_sale.yaml",
+                     Path(__file__).parent.parent / "prompts")
+    no_orders = lambda r, n: {"status": "not_found", "data": {"orders": [], "count": 0}}  # noqa: E731
+    call = Call(demo, caller="+33700000000", lookup=no_orders).press("1")
+    assert call.node == "ask_order_number"  # not found by phone: asked for the number
+    call.silence().silence().silence()
+    assert call.summary["cause"] == "no_input"
+    assert call.summary["exit_node"] == "ask_order_number"

@@ -63,19 +63,22 @@ def test_migrations_create_the_schema_and_applying_twice_is_a_no_op():
     CallStore(db)
     assert TABLES <= set(db.table_names())
     indexes = {tuple(i.columns) for name in TABLES for i in db[name].indexes}
-    for columns in [("flow", "version", "node"), ("started_at",), ("flow", "version"),
-                    ("reason",), ("caller_hash", "started_at")]:
+    for columns in [("flow", "version", "node", "call_id"), ("started_at",), ("flow", "version"),
+                    ("reason",), ("caller_hash", "started_at"),
+                    ("caller_hash", "reason", None, "outcome")]:  # None: julianday(started_at)
         assert columns in indexes
     assert db["node_events"].pks == ["call_id", "seq"]
     assert db["status_events"].pks == ["call_id", "sequence"]
     schema = db.schema
     applied = MIGRATIONS.applied(db)
-    assert [m.name for m in applied] == ["0001_initial", "0002_exit_node_and_ivr_time"]
+    names = ["0001_initial", "0002_exit_node_and_ivr_time", "0003_report_indexes",
+             "0004_open_calls_index"]
+    assert [m.name for m in applied] == names
 
     CallStore(db)
     MIGRATIONS.apply(db)
     assert db.schema == schema
-    assert [m.name for m in MIGRATIONS.applied(db)] == ["0001_initial", "0002_exit_node_and_ivr_time"]
+    assert [m.name for m in MIGRATIONS.applied(db)] == names
     assert MIGRATIONS.pending(db) == []
 
 

@@ -33,13 +33,15 @@ def test_the_auth_token_comes_from_the_environment(monkeypatch):
     assert options["twilio-auth-token"] == "secret"
 
 
-@pytest.mark.parametrize("value, message", [
-    ("soon", "--lookup-timeout must be a number of seconds"),
-    ("12", "--lookup-timeout must stay well under the provider's 15 s"),
+@pytest.mark.parametrize("option, value, message", [
+    ("--lookup-timeout", "soon", "--lookup-timeout must be a number of seconds"),
+    ("--lookup-timeout", "45", "--lookup-timeout over 30 s keeps callers on hold too long"),
+    ("--hold-after", "12", "--hold-after must stay well under the provider's 15 s"),
+    ("--sweep-after", "0", "--sweep-after must be positive"),
 ])
-def test_a_lookup_timeout_near_the_provider_limit_is_refused(value, message):
+def test_waits_near_the_provider_limit_are_refused(option, value, message):
     with pytest.raises(UsageError, match=message):
-        tap.Options().parseOptions(["--lookup-timeout", value])
+        tap.Options().parseOptions([option, value])
 
 
 def test_make_service_creates_the_database_with_demo_orders_and_loads_the_flows(tmp_path):

@@ -234,32 +234,111 @@ class TestSignatures:
         assert code == 403
 
 
-def test_a_look_up_slower_than_the_timeout_takes_the_error_branch(tmp_path):
+def slow_server(tmp_path):
     pending = []
 
-    def never(lookup, now):
+    def later(lookup, now):
         pending.append(defer.Deferred())
         return pending[-1]
 
-    server = Server(tmp_path, perform=never)
+    return Server(tmp_path, perform=later), pending
+
+
+def start_request(server, path, **params):
+    answers = []
+    server.http.request("POST", BASE + path, data=urlencode(params).encode(),
+                        headers=FORM).addBoth(answers.append)
+    server.http.flush()
+    return answers
+
+
+def body_of(server, answers):
+    assert answers, "no answer yet"
+    response = server.successful(defer.succeed(answers[0]))
+    return server.successful(response.content())
+
+
+def test_a_look_up_slower_than_the_timeout_takes_the_error_branch_after_holding(tmp_path):
+    server, _pending = slow_server(tmp_path)
     server.turn(0)
-    d = server.http.request("POST", BASE + "/voice/post_sale?turn=1",
-                            data=urlencode({"CallSid": "CA1", "Digits": "1"}).encode(),
-                            headers=FORM)
-    waiting = []
-    d.addBoth(waiting.append)
+    first = start_request(server, "/voice/post_sale?turn=1", CallSid="CA1", Digits="1")
+    assert first == []  # the turn waits on the look-up
+    server.clock.advance(1.5)
     server.http.flush()
-    assert waiting == []  # the turn waits on the look-up
-    server.clock.advance(4)
+    hold = ET.fromstring(body_of(server, first))
+    assert [e.tag for e in hold] == ["Say", "Pause", "Redirect"]
+    assert hold.find("Say").text == "Un instant, je recherche votre commande."
+    assert hold.find("Redirect").text == "/voice/post_sale?turn=1&hold=1"
+
+    poll = start_request(server, "/voice/post_sale?turn=1&hold=1", CallSid="CA1")
+    server.clock.advance(1.5)
     server.http.flush()
-    response = server.successful(defer.succeed(waiting[0]))
-    body = server.successful(response.content())
+    again = ET.fromstring(body_of(server, poll))
+    assert [e.tag for e in again] == ["Pause", "Redirect"]  # "one moment" is said once
+
+    poll = start_request(server, "/voice/post_sale?turn=1&hold=1", CallSid="CA1")
+    server.clock.advance(1)  # 4 s after the request: the look-up timeout
+    server.http.flush()
+    body = body_of(server, poll)
     # orders_by_phone failed: the flow asks for the order number instead
     assert "numéro de commande" in says(body)
     [event] = [e for e in server.store.node_events("CA1") if e["node"] == "find_by_phone"]
     assert (event["input"], event["detail"]) == ("error", "timeout")
+    assert server.handler.counters.holds == 2
     assert server.clock.getDelayedCalls() == []
 
+
+def test_a_look_up_answered_while_the_caller_holds_is_the_poll_answer(tmp_path):
+    server, pending = slow_server(tmp_path)
+    server.turn(0)
+    first = start_request(server, "/voice/post_sale?turn=1", CallSid="CA1", Digits="1")
+    server.clock.advance(1.5)
+    server.http.flush()
+    assert b"Redirect" in body_of(server, first)
+    poll = start_request(server, "/voice/post_sale?turn=1&hold=1", CallSid="CA1")
+    assert poll == []
+    server.clock.advance(0.5)
+    pending[0].callback({"status": "not_found", "data": {"orders": [], "count": 0}})
+    server.http.flush()
+    assert "numéro de commande" in says(body_of(server, poll))
+    # The provider retrying that poll gets the same answer, from the database.
+    assert server.post("/voice/post_sale?turn=1&hold=1", CallSid="CA1")[1] == body_of(server, poll)
+    assert server.clock.getDelayedCalls() == []
+
+
+def test_a_quick_look_up_is_answered_without_a_hold(tmp_path):
+    server, pending = slow_server(tmp_path)
+    server.turn(0)
+    first = start_request(server, "/voice/post_sale?turn=1", CallSid="CA1", Digits="1")
+    server.clock.advance(1)
+    pending[0].callback({"status": "not_found", "data": {"orders": [], "count": 0}})
+    server.http.flush()
+    assert "numéro de commande" in says(body_of(server, first))
+    assert server.handler.counters.holds == 0
+    assert server.clock.getDelayedCalls() == []
+
+
+def test_a_poll_the_server_no_longer_holds_repeats_the_last_question(tmp_path):
+    server = Server(tmp_path)
+    _code, question = server.turn(0)
+    # The server restarted while the caller held: the look-up is gone.
+    code, body = server.post("/voice/post_sale?turn=1&hold=1", CallSid="CA1")
+    assert (code, body) == (200, question)
+
+
+def test_a_hang_up_while_on_hold_ends_the_call_after_its_turn_is_saved(tmp_path):
+    server, pending = slow_server(tmp_path)
+    server.turn(0)
+    start_request(server, "/voice/post_sale?turn=1", CallSid="CA1", Digits="1")
+    server.clock.advance(1.5)
+    status = start_request(server, "/status", CallSid="CA1", CallStatus="completed",
+                           SequenceNumber="3")
+    assert status == []  # waits for the turn on hold
+    server.clock.advance(2.5)  # the look-up times out; the turn is saved
+    server.http.flush()
+    assert server.successful(defer.succeed(status[0])).code == 204
+    row = server.store.call("CA1")
+    assert row["ended_at"] is not None and row["outcome"] == "abandoned"
 
 def test_an_exception_while_rendering_routes_to_a_human_and_fails_the_call(server, monkeypatch):
     import ivr.calls
@@ -398,3 +477,30 @@ def test_with_group_commit_a_turn_is_answered_once_its_events_are_committed(tmp_
     server.http.flush()
     assert [r.code for r in taken] == [204]
     assert server.store.call("CA1")["outcome"] == "abandoned"
+
+
+def test_the_sweep_ends_calls_whose_status_callback_never_came(server):
+    server.turn(0, sid="SILENT")
+    server.turn(0, sid="CLOSED")
+    server.post("/status", CallSid="CLOSED", CallStatus="completed", SequenceNumber="1")
+    server.clock.advance(3599)
+    assert server.handler.sweep() == 0
+    server.clock.advance(2)
+    assert server.handler.sweep() == 1
+    row = server.store.call("SILENT")
+    assert row["outcome"] == "abandoned" and row["exit_node"] == "main_menu"
+    assert row["ended_at"] == row["started_at"]  # its last turn, not the sweep's time
+    last = server.store.node_events("SILENT")[-1]
+    assert (last["branch"], last["detail"]) == ("hangup", "no status callback")
+    assert server.handler.sweep() == 0
+
+
+def test_the_sweep_leaves_a_call_with_an_agent_until_the_dial_time_limit(server):
+    server.turn(0, sid="AGENT")
+    server.turn(1, sid="AGENT", Digits="0")  # put through to the agents' queue
+    server.clock.advance(2 * 3600)
+    assert server.handler.sweep() == 0
+    server.clock.advance(2 * 3600 + 601)
+    assert server.handler.sweep() == 1
+    row = server.store.call("AGENT")
+    assert (row["outcome"], row["cause"]) == ("transferred", "caller_asked")

@@ -1,0 +1,157 @@
+"""The dashboard in a real headless Chromium, served by a real server process.
+
+The server is ``ivr-serve`` on 127.0.0.1 (an ephemeral port) over a log of
+known traffic, with its token in ``IVR_DASHBOARD_TOKEN``.  Chromium loads
+the page with the token as the Basic password in the URL (it answers the
+401 challenge with it), and ``--dump-dom`` gives the DOM it built, whose
+figures are checked against :mod:`ivr.analytics` on the same file.  A
+screenshot is kept in ``test-output/dashboard.png``.
+"""
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dashboard_support import Page, expected, insert_traffic
+from ivr import analytics
+from ivr.registry import FlowRegistry
+from ivr.store import CallStore
+
+ROOT = Path(__file__).parent.parent
+CHROMIUM = "/usr/bin/chromium"
+TOKEN = "browser-test-token-0123456789"
+PERIOD = "since=2026-11-18&until=2026-11-24"
+WEEK = analytics.Filters(since="2026-11-18", until="2026-11-25", flow="post_sale")
+SCREENSHOT = ROOT / "test-output" / "dashboard.png"
+# Headless in a container: no sandbox (no user namespaces), no GPU, and
+# nothing that reaches out to the network on its own.
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio"]
+BROWSER_TIMEOUT = 90
+SERVER_START_TIMEOUT = 30
+
+pytestmark = pytest.mark.skipif(
+    not os.access(CHROMIUM, os.X_OK),
+    reason=f"{CHROMIUM} is missing: install Chromium (apt-get install chromium) to run the "
+           f"dashboard in a real browser")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real server process on a log of known traffic: (base URL, calls, db path, log path)."""
+    folder = tmp_path_factory.mktemp("dashboard-server")
+    db_path = folder / "ivr.db"
+    store = CallStore.open(db_path)
+    registry = FlowRegistry(ROOT / "flows", ROOT / "prompts", store)
+    registry.reload()
+    calls = insert_traffic(store.db, registry.current("post_sale"))
+    store.close()
+    log_path = folder / "server.log"
+    env = {**os.environ, "IVR_DASHBOARD_TOKEN": TOKEN}
+    env.pop("TWILIO_AUTH_TOKEN", None)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from ivr.tap import main; main()", "--db", str(db_path),
+             "--flows", str(ROOT / "flows"), "--prompts", str(ROOT / "prompts"),
+             "--listen", "tcp:0:interface=127.0.0.1"],
+            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        port = _wait_for_port(process, log_path)
+        yield f"127.0.0.1:{port}", calls, db_path, log_path
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_port(process, log_path) -> int:
+    """The port the server logs once it listens (it was asked for any free one)."""
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        match = re.search(r"Site starting on (\d+)", log_path.read_text(errors="replace"))
+        if match:
+            return int(match.group(1))
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    pytest.fail(f"the server did not start:\n{log_path.read_text(errors='replace')}")
+
+
+def chromium(tmp_path, url: str, *args: str) -> subprocess.CompletedProcess:
+    """Run headless Chromium on ``url`` with a fresh profile, bounded in time."""
+    profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
+    profile.mkdir()
+    try:
+        return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, url],
+                              capture_output=True, timeout=BROWSER_TIMEOUT, check=False)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def dom(tmp_path, url: str) -> str:
+    result = chromium(tmp_path, url, "--dump-dom")
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
+    return result.stdout.decode("utf-8")
+
+
+def test_chromium_shows_the_analytics_figures_of_the_known_traffic(server, tmp_path):
+    address, calls, db_path, _log = server
+    page = Page(dom(tmp_path, f"http://ops:{TOKEN}@{address}/dashboard?{PERIOD}"))
+    db = analytics.open_report_db(db_path)
+    figures = analytics.summary(db, WEEK)[0]
+    known = expected(calls)
+    assert int(page.value("calls")) == figures["calls"] == known["calls"]
+    assert page.text("calls") == "73"
+    assert float(page.value("deflection-rate")) == figures["deflection_rate"]
+    assert page.text("deflection-rate") == "60.3 %"
+    assert float(page.value("repeat-adjusted-deflection-rate")) == figures[
+        "repeat_adjusted_deflection_rate"] == pytest.approx(known["repeat_adjusted_deflection_rate"])
+    assert page.text("repeat-adjusted-deflection-rate") == "52.1 %"
+    assert page.value("cost-saved") == str(figures["cost_saved"])
+    assert page.text("cost-saved") == "€112.63"
+    assert float(page.value("avg-ivr-time")) == figures["avg_ivr_seconds"]
+    # The charts and the graph are in the DOM the browser built.
+    days = {c["data-x"]: float(c["data-value"]) for c in page.find("circle", series="deflection_rate")}
+    assert days == {row["day"]: row["deflection_rate"] for row in analytics.over_time(db, WEEK)}
+    funnel = {row["node"]: row for row in analytics.funnel(db, "post_sale", None, WEEK)}
+    boxes = {e["data-node"]: e for e in page.nodes if e["tag"] == "g"}
+    assert int(boxes["main_menu"]["data-reached"]) == funnel["main_menu"]["reached"] == 73
+    assert int(boxes["main_menu"]["data-dropped"]) == funnel["main_menu"]["dropped"]
+    db.close()
+
+
+def test_chromium_without_the_token_gets_no_figures(server, tmp_path):
+    address, _calls, _db, log_path = server
+    for url in (f"http://{address}/dashboard?{PERIOD}",
+                f"http://ops:wrong-token-0123456789@{address}/dashboard?{PERIOD}"):
+        page = Page(dom(tmp_path, url))  # headless, the 401 ends with an empty document
+        assert "calls" not in page.by_id and not page.find("circle")
+    log = log_path.read_text(errors="replace")
+    assert "dashboard: no credentials from 127.0.0.1" in log
+    assert "dashboard: wrong credentials from 127.0.0.1" in log
+    assert TOKEN not in log and "wrong-token-0123456789" not in log
+
+
+def test_a_screenshot_of_the_dashboard_is_kept(server, tmp_path):
+    address, _calls, _db, log_path = server
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    SCREENSHOT.unlink(missing_ok=True)
+    result = chromium(tmp_path, f"http://ops:{TOKEN}@{address}/dashboard?{PERIOD}",
+                      f"--screenshot={SCREENSHOT}", "--window-size=1400,2400")
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
+    header = SCREENSHOT.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", header[16:24]) == (1400, 2400)
+    assert SCREENSHOT.stat().st_size > 50_000  # a drawn page, not a blank one
+    assert TOKEN not in log_path.read_text(errors="replace")
