@@ -184,7 +184,8 @@ def summary(db: sqlite_utils.Database, filters: Filters = Filters(), by: str | N
     ``flow``), ``calls``, one count per outcome, ``causes`` (transferred
     calls per cause, every cause present), ``deflection_rate``,
     ``repeat_calls``, ``deflected``, ``repeat_adjusted_deflection_rate``,
-    ``confirmed``, ``avg_ivr_seconds``, ``ivr_minutes``, ``cost_saved``,
+    ``confirmed``, ``sms_sent`` (texts sent), ``avg_ivr_seconds``,
+    ``ivr_minutes``, ``cost_saved``,
     ``currency``.  Grouped rows come by time for ``day`` and ``hour``,
     else by calls, most first.
     """
@@ -247,6 +248,7 @@ def _grouped(db, filters: Filters, dims: tuple, costs: Costs, window: timedelta)
     figures = db.query(f"""
         SELECT {', '.join(keys + ['count(*) AS calls'] + outcome_counts + cause_counts)},
                sum(c.confirmed) AS confirmed,
+               {"total(c.sms_sent)" if _has_column(db, "calls", "sms_sent") else "0"} AS sms_sent,
                avg(c.ivr_seconds) AS avg_ivr_seconds,
                total(c.ivr_seconds) AS ivr_seconds
         FROM calls c
@@ -338,6 +340,12 @@ def _indexed_by(db, table: str, index: str) -> str:
     return f"INDEXED BY {index}" if found else ""
 
 
+def _has_column(db, table: str, column: str) -> bool:
+    """Whether a log written by an older version already has ``column``
+    (reports open the file read-only, so they never migrate it)."""
+    return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})").fetchall())
+
+
 def _summary_row(row: dict, dims: tuple, repeats: int, costs: Costs) -> dict:
     calls_count = row["calls"] or 0
     self_served = row["self_served"] or 0
@@ -358,6 +366,7 @@ def _summary_row(row: dict, dims: tuple, repeats: int, costs: Costs) -> dict:
         deflected=deflected,
         repeat_adjusted_deflection_rate=deflected / calls_count if calls_count else None,
         confirmed=row["confirmed"] or 0,
+        sms_sent=int(row["sms_sent"] or 0),
         avg_ivr_seconds=round(row["avg_ivr_seconds"], 1) if row["avg_ivr_seconds"] is not None else None,
         ivr_minutes=round(seconds / 60, 2),
         cost_saved=(deflected * Decimal(costs.agent_per_call)

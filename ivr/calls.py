@@ -28,6 +28,7 @@ from . import actions as act
 from .engine import FAILSAFE_APOLOGY, call_summary, step
 from .group_commit import GroupCommit
 from .engine import new_state as fresh_state
+from .helpdesk import NoHelpdesk
 from .render import render_twiml
 from .sms import NoSms
 from .turn import play_turn_async
@@ -131,8 +132,11 @@ class CallHandler:
     def __init__(self, registry, store, perform, clock, *, lookup_timeout: float = 4.0,
                  fallback: act.DialTarget | None = None, base_url: str = "",
                  group_commit: GroupCommit | None = None, hold_after: float = HOLD_AFTER,
-                 send_sms=None):
+                 send_sms=None, helpdesk=None):
         self.registry, self.store, self.perform, self.clock = registry, store, perform, clock
+        #: Told of each callback request once its turn is committed
+        #: (``ivr.helpdesk``); without one requests are kept, not sent.
+        self.helpdesk = helpdesk or NoHelpdesk()
         #: Sends the flows' texts (``ivr.sms``); without one they all fail.
         self.send_sms = send_sms or NoSms().send
         #: When set, turns are committed in groups (see ivr.group_commit);
@@ -217,6 +221,8 @@ class CallHandler:
         else:
             await self.group_commit.write(write)
         self._saved(call_id, turn, new_state)
+        if new_state.get("callback") and not (state or {}).get("callback"):
+            self.helpdesk.requested(call_id)  # this turn kept the number, now committed
         return body
 
     # -- holding a caller while a slow look-up goes on ---------------------------------
@@ -377,7 +383,8 @@ class CallHandler:
         """The writes of a turn, as a function to run now or in a group commit."""
         summary = call_summary(state)
         return lambda: self.store.save_turn(call_id, turn, state, body, node_events, summary,
-                                            caller=state["caller"])
+                                            caller=state["caller"],
+                                            callback_status=self.helpdesk.initial_status)
 
     def _saved(self, call_id, turn, state):
         """Count and log a turn once it is committed."""

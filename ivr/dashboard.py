@@ -62,7 +62,7 @@ OUTCOME_COLORS = {"self_served": "#009E73", "transferred": "#0072B2",
 CAUSE_LABELS = {"caller_asked": "Caller asked", "no_input": "No input", "no_match": "No match",
                 "not_found": "Order not found", "closed": "Closed", "error": "Error",
                 "loop_guard": "Loop guard", "policy": "Policy (by design)",
-                "dial_failed": "Dial failed"}
+                "dial_failed": "Dial failed", "callback": "Callback requested"}
 # What the browser may load: nothing but the page's own inline styles.
 SECURITY_HEADERS = {
     b"content-security-policy": b"default-src 'none'; style-src 'unsafe-inline'; "

@@ -97,8 +97,18 @@ def call_summary(state: dict) -> dict:
         "cause": state["cause"] if state["outcome"] in ("transferred", "failed") else None,
         "confirmed": state["confirmed"], "handoff": state["handoff"],
         "steps": state["steps"], "exit_node": exit_node(state),
+        "sms_sent": state.get("sms_sent", 0),
         "ivr_seconds": ivr_seconds(state),
     }
+
+
+def callback_request(state: dict) -> dict | None:
+    """The callback the caller asked for, once the number is kept: the
+    number (their own E.164 number, or the digits typed), ``reason``,
+    ``order_number`` (None when no order is known), ``slot`` (None when the
+    node has none), ``lang``, ``node`` and ``requested_at`` (the flow's
+    local time).  None when the call asked for none."""
+    return state.get("callback")
 
 
 def exit_node(state: dict) -> str | None:
@@ -325,6 +335,7 @@ class _Run:
     def _sms_done(self, node, status: str, detail) -> str:
         """Log the text's fate (never its number) and say where the call goes."""
         if status == "sent":
+            self.state["sms_sent"] = self.state.get("sms_sent", 0) + 1
             self._say(node.say)
             self._log(node.name, node.kind, "sent", "sent", detail)
             return node.next
@@ -471,8 +482,7 @@ class _Run:
             self.state["confirmed"] = True
         # Choosing a person is asking for one, unless something (closed
         # hours, an order not found) already explains why the call is here.
-        target_kind = self.flow.nodes[choice.to].kind
-        asks_human = choice.to == self.flow.human or target_kind in _HUMAN_KINDS
+        asks_human = self._leads_to_human(choice.to)
         self._cause((self.state["cause"] or "caller_asked") if asks_human else None, node.name,
                     on_the_way=bool(self.state["cause"]))
         self._leave(node, choice.to, input_=digits or speech)
@@ -524,11 +534,44 @@ class _Run:
         self._callback_done(node, entered, entered)
 
     def _callback_done(self, node, number, shown):
-        self.state["vars"][node.opts["save_as"]] = number
-        self.state["handoff"] = {"kind": "callback", "target": number, "node": node.name}
-        self._cause(self.state["cause"] or "caller_asked", node.name, on_the_way=True)
-        self._leave(node, node.next, input_="*" * len(shown) if shown not in ("yes",) else shown)
+        state = self.state
+        state["vars"][node.opts["save_as"]] = number
+        slot = self._slot(node)
+        state["handoff"] = {"kind": "callback", "target": number, "node": node.name}
+        order = state["vars"].get("order")
+        state["callback"] = {
+            "number": number, "reason": state["reason"] or REASON_NOT_STATED,
+            "order_number": str(order["number"]) if isinstance(order, dict) and order.get("number") else None,
+            "slot": slot, "lang": state["lang"], "node": node.name,
+            "requested_at": self.now.astimezone(ZoneInfo(self.flow.timezone)).isoformat(),
+        }
+        # Called back rather than put through: a cause of its own, whatever
+        # (closed hours, a menu) led here; the exit node stays where the
+        # caller turned to a human.
+        self._cause("callback", node.name, on_the_way=True)
+        self._leave(node, node.next, input_="*" * len(shown) if shown not in ("yes",) else shown,
+                    detail=None if slot is None else f"slot={slot}")
         self._run(node.next)
+
+    def _slot(self, node) -> str | None:
+        """The preferred time to call back: the node's ``slot``, computed
+        now (a menu before the node usually set it); None when not given."""
+        if "slot" not in node.opts:
+            return None
+        value = expressions.value(node.opts["slot"], self._context())
+        return None if value is None or value == "" else str(value)
+
+    def _leads_to_human(self, name: str, seen: frozenset = frozenset()) -> bool:
+        """Whether going to ``name`` is going to a person: the human, a
+        transfer, callback or record node, or a menu whose every choice
+        leads to one.  Such a menu (when to call back, which team) is a
+        question on the way to a person, not a way back to self-service."""
+        node = self.flow.nodes[name]
+        if name == self.flow.human or node.kind in _HUMAN_KINDS:
+            return True
+        if node.kind != "menu" or name in seen:
+            return False
+        return all(self._leads_to_human(c.to, seen | {name}) for c in node.opts["choices"])
 
     def _retry(self, node, counter: str, shown, waiting=None, apologise=True):
         """Count a no-input or no-match; re-prompt, or leave when exhausted."""
@@ -669,7 +712,7 @@ def new_state(flow: Flow, event: dict, now: datetime) -> dict:
         "no_input": 0, "no_match": 0, "visits": {}, "steps": 0, "seq": 0,
         "reason": None, "resolved": False, "confirmed": False,
         "cause": None, "exit_node": None, "handoff": None, "transferred_at": None,
-        "outcome": None, "ended": False,
+        "outcome": None, "ended": False, "callback": None,
     }
 
 

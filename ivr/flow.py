@@ -52,6 +52,9 @@ DEFAULT_ESCAPE_WORDS = {
     "en": ("agent", "operator", "representative", "human"),
 }
 
+#: The longest literal ``slot`` of a callback node.
+MAX_SLOT_LENGTH = 64
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _KEY = re.compile(r"^[0-9*#]$")
@@ -349,6 +352,29 @@ def sms_to(b, path, value):
     return value
 
 
+def callback_slot(b, path, value):
+    """When the caller would like to be called back: a literal such as
+    ``morning``, or an expression (``"{{ slot }}"``)."""
+    wanted = 'a slot such as morning, or an expression such as "{{ slot }}"'
+    if not isinstance(value, str):
+        b.problem(path, f"expected {wanted}, found {_type_name(value)} {value!r}", "wrong-type")
+        return _BAD
+    if expressions.value_expression(value) is not None:
+        b.add_value_expression(path, value)
+        return value
+    if not value.strip():
+        problem = f"expected {wanted}, found {value!r}"
+    elif "{{" in value or "}}" in value:
+        # Text around an expression would be stored as written, braces included.
+        problem = f'expected {wanted}: one whole expression, with no text around it, found {value!r}'
+    elif len(value) > MAX_SLOT_LENGTH:
+        problem = f"expected a slot of at most {MAX_SLOT_LENGTH} characters, found {len(value)}"
+    else:
+        return value
+    b.problem(path, problem, "wrong-value")
+    return _BAD
+
+
 def destination(b, path, value):
     """Where a transfer rings: exactly one of number, sip or queue."""
     if _expect(b, path, value, dict, "{number: +33…}, {sip: sip:…} or {queue: name}") is _BAD:
@@ -405,7 +431,8 @@ NODE_FIELDS = {
                   "cause": one_of(*TRANSFER_CAUSES), "no_answer": target},
                  ("to",)),
     "record": ({**_SAY, "max_length": positive, "finish_on": text, "next": target}, ("say",)),
-    "callback": ({"ask_number": prompts, "save_as": name, "next": target, **_GATHER},
+    "callback": ({"ask_number": prompts, "save_as": name, "slot": callback_slot, "next": target,
+                  **_GATHER},
                  ("say", "ask_number", "next")),
     "hangup": (_SAY, ()),
 }

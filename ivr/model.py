@@ -16,10 +16,11 @@ NODE_KINDS = (
 )
 
 #: Why a call reached a human.  ``policy``: the flow sends this question to
-#: an agent by design (a lost parcel, a return).
+#: an agent by design (a lost parcel, a return); ``callback``: the caller
+#: asked to be called back rather than put through.
 TRANSFER_CAUSES = (
     "caller_asked", "no_input", "no_match", "not_found", "closed", "error",
-    "loop_guard", "policy", "dial_failed",
+    "loop_guard", "policy", "dial_failed", "callback",
 )
 
 OUTCOMES = ("self_served", "transferred", "abandoned", "failed")

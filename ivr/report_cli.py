@@ -364,11 +364,11 @@ def summary_table(rows: list[dict], by: str | None, filters: Filters, costs: Cos
         return lines + ["No ended calls."]
     headers = ([_LABELS[by]] if by else []) + [
         "Calls", "Self-served", "Transferred", "Abandoned", "Failed", "Deflection", "Repeats",
-        "Adj. deflection", "Avg IVR s", "Cost saved"]
+        "Adj. deflection", "SMS sent", "Avg IVR s", "Cost saved"]
     body = [([_group_label(r, by)] if by else []) + [
         count(r["calls"]), count(r["self_served"]), count(r["transferred"]), count(r["abandoned"]),
         count(r["failed"]), percent(r["deflection_rate"]), count(r["repeat_calls"]),
-        percent(r["repeat_adjusted_deflection_rate"]), r["avg_ivr_seconds"],
+        percent(r["repeat_adjusted_deflection_rate"]), count(r["sms_sent"]), r["avg_ivr_seconds"],
         money(r["cost_saved"], r["currency"])] for r in rows]
     lines += table(headers, body, text=1 if by else 0)
     causes = [c for c in TRANSFER_CAUSES if any(r["causes"][c] for r in rows)]
@@ -392,13 +392,13 @@ def reasons_table(rows: list[dict], by: str | None, filters: Filters, costs: Cos
         totals[key] = totals.get(key, 0) + r["calls"]
     headers = ([_LABELS[by]] if within else []) + [
         "Rank", "Reason", "Calls", "Share", "Deflection", "Adj. deflection", "Repeats",
-        "Transferred", "Abandoned", "Cost saved", "Deflection rank"]
+        "Transferred", "Abandoned", "SMS sent", "Cost saved", "Deflection rank"]
     body = [([_group_label(r, by)] if within else []) + [
         r["volume_rank"], r["reason"], count(r["calls"]),
         percent(r["calls"] / totals[r[by] if within else None]),
         percent(r["deflection_rate"]), percent(r["repeat_adjusted_deflection_rate"]),
         count(r["repeat_calls"]), count(r["transferred"]), count(r["abandoned"]),
-        money(r["cost_saved"], r["currency"]), r["deflection_rank"]] for r in rows]
+        count(r["sms_sent"]), money(r["cost_saved"], r["currency"]), r["deflection_rank"]] for r in rows]
     lines += table(headers, body, text={0, 2} if within else {1})
     return lines + ["", "Deflection rank: by repeat-adjusted deflection, 1 = the best answered.",
                     _assumptions(costs, repeat_window)]
@@ -432,3 +432,7 @@ def calls_table(rows: list[dict]) -> list[str]:
         [[r["started_at"], r["call_id"], r["flow"], r["version"][:8], r["lang"], r["reason"],
           r["outcome"] or "ongoing", r["cause"], r["exit_node"],
           None if r["ivr_seconds"] is None else f"{r['ivr_seconds']:.0f}"] for r in rows], text=9)
+
+
+from .report_callbacks import callbacks  # noqa: E402 - it uses the helpers above when it runs
+main.add_command(callbacks)

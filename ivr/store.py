@@ -14,6 +14,9 @@ the reports count (docs: DESIGN.md sections 4 and 5):
 ``flow_versions``  the YAML and prompt texts of every flow version that ran.
 ``meta``           the store's own settings (the caller-hash key when none
                    is configured).
+``callback_requests``  one row per call that asked to be called back: the
+                   number (sealed), reason, order, preferred slot, and
+                   whether the helpdesk was told (``ivr.helpdesk``).
 
 Caller numbers.  Reports see only ``calls.caller_hash``, an HMAC-SHA256 of
 the normalised number.  The engine state must keep the number itself (a
@@ -57,7 +60,8 @@ from sqlite_utils.migrations import Migrations
 
 from ivr.phone import is_withheld
 
-__all__ = ["CallRecord", "CallStore", "MIGRATIONS", "NO_SEQUENCE"]
+__all__ = ["CALLBACK_STATUSES", "CallRecord", "CallStore", "MIGRATIONS", "NO_SEQUENCE",
+           "read_callback_requests", "stored_caller_key"]
 
 MIGRATIONS = Migrations("ivr")
 
@@ -72,6 +76,11 @@ LIVE_CALLS_KEPT = 2048
 
 _KEY_NAME = "caller_hash_key"
 _SEAL_PREFIX = "sealed:v1:"
+
+#: Where a callback request stands with the helpdesk: ``pending`` (to be
+#: sent, or being retried), ``sent``, ``failed`` (refused, or retries ran
+#: out) or ``not_configured`` (the server has no helpdesk to tell).
+CALLBACK_STATUSES = ("pending", "sent", "failed", "not_configured")
 
 
 @MIGRATIONS(name="0001_initial")
@@ -186,6 +195,44 @@ def _open_calls_index(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_calls_open ON calls (call_id) WHERE ended_at IS NULL")
 
 
+@MIGRATIONS(name="0005_callback_requests")
+def _callback_requests(db: sqlite_utils.Database) -> None:
+    """Callers to call back: one row per call, written with the turn that
+    kept the number, and the helpdesk's delivery of it.  The number is
+    sealed like the call state; ``number_hash`` is the caller hash's HMAC,
+    so a request can be matched with the caller's calls."""
+    statuses = ", ".join(f"'{s}'" for s in CALLBACK_STATUSES)
+    for statement in (
+        f"""CREATE TABLE callback_requests (
+            call_id TEXT PRIMARY KEY,
+            flow TEXT NOT NULL,
+            version TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            number_sealed TEXT NOT NULL,
+            number_hash TEXT NOT NULL,
+            lang TEXT,
+            reason TEXT NOT NULL,
+            order_number TEXT,
+            slot TEXT,
+            status TEXT NOT NULL CHECK (status IN ({statuses})),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            delivered_at TEXT
+        )""",
+        "CREATE INDEX idx_callback_requests_requested_at ON callback_requests (requested_at)",
+        # Resending after a restart reads the pending ones only.
+        "CREATE INDEX idx_callback_requests_pending ON callback_requests (requested_at) "
+        "WHERE status = 'pending'",
+    ):
+        db.execute(statement)
+
+
+@MIGRATIONS(name="0006_sms_sent")
+def _sms_sent(db: sqlite_utils.Database) -> None:
+    """Texts sent during each call, so the report counts them per reason."""
+    db.execute("ALTER TABLE calls ADD COLUMN sms_sent INTEGER NOT NULL DEFAULT 0")
+
+
 @dataclass(frozen=True)
 class CallRecord:
     """A call's saved state: ``turn`` is the last turn answered and
@@ -206,12 +253,9 @@ class CallStore:
         self.db = db
         _apply_migrations(db)
         self._key = caller_key if caller_key is not None else self._stored_key()
-        # Fernet (AES with an HMAC) seals numbers in the state; its key is
-        # derived from the caller key, so one secret serves both.
-        seal_key = hmac.new(self._key, b"ivr.store/seal", hashlib.sha256).digest()
         self._hashes: dict[str, str] = {}
         self._live: OrderedDict[str, CallRecord] = OrderedDict()
-        self._fernet = Fernet(base64.urlsafe_b64encode(seal_key))
+        self._fernet = _sealer(self._key)
 
     @classmethod
     def open(cls, path, caller_key: bytes | None = None, *, synchronous: str = "NORMAL",
@@ -300,13 +344,17 @@ class CallStore:
                           ended=bool(state.get("ended")))
 
     def save_turn(self, call_id: str, turn: int, state: dict, response: bytes,
-                  node_events: list[dict], summary: dict, caller: str) -> None:
+                  node_events: list[dict], summary: dict, caller: str,
+                  callback_status: str = "not_configured") -> None:
         """Record a turn answered, in one transaction committed before returning.
 
         The node events are inserted unless already stored (a retried turn
         counts once).  A turn older than the one stored (a late retry that
         raced a newer turn) adds its missing events but changes neither the
-        state nor the calls row.
+        state nor the calls row.  A state holding a callback request
+        (``state["callback"]``, see :func:`ivr.engine.callback_request`)
+        stores it with ``callback_status`` unless the call's request is
+        already stored, so the turn that kept the number writes it once.
         """
         for event in node_events:
             if event["call_id"] != call_id:
@@ -341,6 +389,8 @@ class CallStore:
                   _text(event.get("detail")), event["at"]] for event in node_events])
             if current:
                 self._upsert_call(call_id, summary, caller_hash, handoff)
+            if state.get("callback"):
+                self._insert_callback(call_id, state, callback_status)
 
     def _upsert_call(self, call_id: str, summary: dict, caller_hash: str, handoff: dict) -> None:
         kind, target = handoff.get("kind"), handoff.get("target")
@@ -356,6 +406,7 @@ class CallStore:
             "handoff_kind": kind, "handoff_target": _text(target),
             "steps": int(summary.get("steps") or 0),
             "exit_node": summary.get("exit_node"), "ivr_seconds": summary.get("ivr_seconds"),
+            "sms_sent": int(summary.get("sms_sent") or 0),
         }
         columns = list(row)
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "call_id")
@@ -365,6 +416,47 @@ class CallStore:
             list(row.values()))
         # A status callback may have arrived before the first turn was saved.
         self._refresh_provider_status(call_id)
+
+    # -- callback requests ----------------------------------------------------------
+    def _insert_callback(self, call_id: str, state: dict, status: str) -> None:
+        if status not in CALLBACK_STATUSES:
+            raise ValueError(f"unknown callback status {status!r}; expected one of "
+                             f"{', '.join(CALLBACK_STATUSES)}")
+        request = state["callback"]
+        self.db.execute(
+            "INSERT INTO callback_requests (call_id, flow, version, requested_at, number_sealed, "
+            "number_hash, lang, reason, order_number, slot, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING",
+            [call_id, state["flow"], state["version"], request["requested_at"],
+             self._seal(request["number"]), self.hash_caller(request["number"]),
+             request.get("lang"), request.get("reason") or "not_stated",
+             _text(request.get("order_number")), _text(request.get("slot")), status])
+
+    def callback_request(self, call_id: str) -> dict | None:
+        """The stored callback request of ``call_id``, its number opened
+        (``number``); None when the call asked for none."""
+        row = self._one("SELECT * FROM callback_requests WHERE call_id = ?", [call_id])
+        if row is not None:
+            row["number"] = _open_number(self._fernet, row.pop("number_sealed"))
+        return row
+
+    def pending_callbacks(self) -> list[str]:
+        """The calls whose callback request the helpdesk has not had yet, oldest first."""
+        return [row["call_id"] for row in self.db.query(
+            "SELECT call_id FROM callback_requests WHERE status = 'pending' "
+            "ORDER BY requested_at, call_id")]
+
+    def update_callback(self, call_id: str, status: str, attempts: int,
+                        last_error: str | None = None, delivered_at: str | None = None) -> None:
+        """Record where the delivery of ``call_id``'s request stands."""
+        if status not in CALLBACK_STATUSES:
+            raise ValueError(f"unknown callback status {status!r}; expected one of "
+                             f"{', '.join(CALLBACK_STATUSES)}")
+        with self.transaction():
+            self.db.execute(
+                "UPDATE callback_requests SET status = ?, attempts = ?, last_error = ?, "
+                "delivered_at = ? WHERE call_id = ?",
+                [status, int(attempts), last_error, delivered_at, call_id])
 
     # -- provider status callbacks ------------------------------------------------------
     def record_status(self, call_id: str, sequence: int | None, status: str, at: str,
@@ -450,13 +542,13 @@ class CallStore:
             raise
 
     def _stored_key(self) -> bytes:
-        row = self._one("SELECT value FROM meta WHERE key = ?", [_KEY_NAME])
-        if row is None:
+        key = stored_caller_key(self.db)
+        if key is None:
             with self.transaction():  # two processes racing: the first insert wins
                 self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                                 "ON CONFLICT (key) DO NOTHING", [_KEY_NAME, secrets.token_hex(32)])
-            row = self._one("SELECT value FROM meta WHERE key = ?", [_KEY_NAME])
-        return bytes.fromhex(row["value"])
+            key = stored_caller_key(self.db)
+        return key
 
     def _seal(self, text: str) -> str:
         return _SEAL_PREFIX + self._fernet.encrypt(text.encode("utf-8")).decode("ascii")
@@ -468,6 +560,62 @@ class CallStore:
             return self._fernet.decrypt(value[len(_SEAL_PREFIX):].encode("ascii")).decode("utf-8")
         except InvalidToken:
             raise ValueError("call state sealed with another caller key") from None
+
+
+def stored_caller_key(db: sqlite_utils.Database) -> bytes | None:
+    """The caller key kept in the database's ``meta`` table (the one a
+    :class:`CallStore` opened without ``caller_key`` uses); None when there
+    is none.  Only reads: safe on a database opened read-only."""
+    if "meta" not in db.table_names():
+        return None
+    row = next(iter(db.query("SELECT value FROM meta WHERE key = ?", [_KEY_NAME])), None)
+    return None if row is None else bytes.fromhex(row["value"])
+
+
+def read_callback_requests(db: sqlite_utils.Database, caller_key: bytes, *,
+                           status: str | None = None, since: str | None = None,
+                           until: str | None = None) -> list[dict]:
+    """The callback requests of ``db``, oldest first, their number opened
+    with ``caller_key`` (``number`` None when it was sealed with another
+    key).  ``status`` None is every status; ``since`` (inclusive) and
+    ``until`` (exclusive) are local times as text, compared with
+    ``requested_at`` as text (it is the flow's local time).  Only reads."""
+    clauses, params = ["1"], []
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(status)
+    if since:
+        clauses.append("requested_at >= ?")
+        params.append(since)
+    if until:
+        clauses.append("requested_at < ?")
+        params.append(until)
+    fernet = _sealer(caller_key)
+    rows = []
+    for row in db.query(f"SELECT * FROM callback_requests WHERE {' AND '.join(clauses)} "
+                        "ORDER BY requested_at, call_id", params):
+        try:
+            row["number"] = _open_number(fernet, row.pop("number_sealed"))
+        except ValueError:
+            row["number"] = None
+        rows.append(row)
+    return rows
+
+
+def _sealer(key: bytes) -> Fernet:
+    """Fernet (AES with an HMAC) for the state and the numbers; its key is
+    derived from the caller key, so one secret serves both."""
+    seal_key = hmac.new(key, b"ivr.store/seal", hashlib.sha256).digest()
+    return Fernet(base64.urlsafe_b64encode(seal_key))
+
+
+def _open_number(fernet: Fernet, value: str) -> str:
+    if not value.startswith(_SEAL_PREFIX):
+        raise ValueError("the number is not sealed")
+    try:
+        return fernet.decrypt(value[len(_SEAL_PREFIX):].encode("ascii")).decode("utf-8")
+    except InvalidToken:
+        raise ValueError("the number is sealed with another caller key") from None
 
 
 def normalise_number(number: str | None) -> str:

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from datetime import date
+from urllib.parse import urlsplit
 
 from twisted.application import internet, service, strports
 from twisted.internet import reactor as default_reactor
@@ -24,6 +25,7 @@ from .calls import CallHandler
 from .dashboard import check_dashboard_token, make_dashboard
 from .demo_orders import create_demo_db
 from .group_commit import GroupCommit
+from .helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
 from .lookups import EmbeddedOrderLookups
 from .orders import OrderStore
 from .registry import FlowRegistry
@@ -67,6 +69,10 @@ class Options(usage.Options):
         ["dashboard-token", None, None,
          "Serve the ops dashboard at /dashboard to requests carrying this token (default: "
          "$IVR_DASHBOARD_TOKEN); without one there is no dashboard."],
+        ["helpdesk-url", None, None,
+         "POST each callback request as JSON to this URL (e.g. https://helpdesk.example.com/"
+         "callbacks), with $IVR_HELPDESK_TOKEN as a Bearer token when set; without one "
+         "requests are only kept in --db (ivr-report callbacks)."],
     ]
     optFlags = [
         ["simulated-clock", None,
@@ -93,6 +99,8 @@ class Options(usage.Options):
         if self["lookup-timeout"] > 30:
             raise usage.UsageError("--lookup-timeout over 30 s keeps callers on hold too long")
         self["orders-config"] = shop_config(self["orders"], self["lookup-timeout"])
+        self["helpdesk-url"] = helpdesk_url(self["helpdesk-url"])
+        self["helpdesk-token"] = os.environ.get("IVR_HELPDESK_TOKEN", "").strip() or None
         try:  # texts: TWILIO_ACCOUNT_SID and friends (docs/flow-language.md, sms)
             self["sms-account"] = TwilioAccount.from_environment(os.environ, self["twilio-auth-token"])
         except SmsConfigError as error:
@@ -171,6 +179,17 @@ def shop_config(path: str | None, lookup_timeout: float):
     return config
 
 
+def helpdesk_url(value: str | None) -> str | None:
+    """``--helpdesk-url``: an http(s) URL with a host, or a usage error."""
+    if not value:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise usage.UsageError(f"--helpdesk-url must be an http:// or https:// URL such as "
+                               f"https://helpdesk.example.com/callbacks, not {value!r}")
+    return value.strip()
+
+
 def fallback_target(value: str | None) -> DialTarget | None:
     if not value:
         return None
@@ -186,6 +205,11 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     shop = options.get("orders-config")
     lookups = HttpOrderLookups(shop, reactor) if shop else EmbeddedOrderLookups(orders)
     texts = sender_for(options.get("sms-account"), reactor)
+    helpdesk = NoHelpdesk()
+    if options.get("helpdesk-url"):
+        helpdesk = Helpdesk(options["helpdesk-url"], store, reactor,
+                            token=options.get("helpdesk-token"), registry=registry)
+        log.info("callback requests are posted to {url}", url=options["helpdesk-url"])
     handler = CallHandler(
         registry, store, lookups.perform, reactor,
         lookup_timeout=options["lookup-timeout"],
@@ -194,6 +218,7 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         group_commit=GroupCommit(store, reactor),
         hold_after=options["hold-after"],
         send_sms=texts.send,
+        helpdesk=helpdesk,
     )
     root = build_root(handler, registry, auth_token=options["twilio-auth-token"],
                       public_url=options["public-url"],
@@ -218,6 +243,8 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     sweep.clock = reactor
     sweep.setServiceParent(top)
     SmsService(texts).setServiceParent(top)
+    # Requests left pending by the last run are sent again.
+    HelpdeskService(helpdesk).setServiceParent(top)
     if shop:
         OrderLookupsService(lookups).setServiceParent(top)
         log.info("orders from {url} ({preset})", url=shop.base_url, preset=shop.preset or "custom mapping")

@@ -568,3 +568,25 @@ def test_calls_played_through_the_engine_and_saved_by_the_store_are_reported():
     assert nodes["hello"]["reached"] == 2
     assert nodes["ask_number"]["transferred"] == 1  # where the caller pressed 0
     assert nodes["bye"]["ended"] == 1
+
+
+def test_texts_sent_are_counted_per_reason_from_real_calls():
+    from ivr.engine import call_summary
+    from ivr.scenarios import demo_lookups
+
+    demo = load_flow(Path(__file__).parent.parent / "flows" / "post_sale.yaml",
+                     Path(__file__).parent.parent / "prompts")
+    store = CallStore(sqlite_utils.Database(memory=True))
+    at = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
+    for number, keys in enumerate((["1", "1", "3", "2"], ["1", "1", "2"], ["2", "1", "2"]), 1):
+        call = SimCall(demo, demo_lookups(at), caller=CALLER, at=at, call_id=f"CA{number}")
+        call.start()
+        for key in keys:
+            call.press(key)
+        events = [e for turn in call.turns for e in turn.node_events]
+        store.save_turn(call.call_id, len(keys), call.state, b"<Response/>", events,
+                        call_summary(call.state), CALLER)
+    rows = {r["reason"]: r for r in analytics.summary(store.db, by="reason")}
+    assert rows["order_status"]["calls"] == 2 and rows["order_status"]["sms_sent"] == 1
+    assert rows["delivery_date"]["sms_sent"] == 0
+    assert only(analytics.summary(store.db))["sms_sent"] == 1

@@ -259,7 +259,7 @@ def test_callback_keeps_the_number_and_counts_as_a_handoff(flow):
     call = Call(flow, at=saturday).press("2").press("2").press("0699887766")
     assert call.state["vars"]["callback_number"] == "0699887766"
     summary = call.summary
-    assert summary["outcome"] == "transferred" and summary["cause"] == "closed"
+    assert summary["outcome"] == "transferred" and summary["cause"] == "callback"
     assert summary["handoff"]["kind"] == "callback"
 
 
@@ -369,8 +369,8 @@ def test_exit_node_stays_where_the_caller_asked_when_the_line_is_then_closed():
     demo = load_flow(Path(__file__).parent.parent / "flows" / "post_sale.yaml",
                      Path(__file__).parent.parent / "prompts")
     sunday = datetime(2026, 11, 29, 10, 0, tzinfo=PARIS)
-    call = Call(demo, at=sunday).press("0").press("1").press("1")  # a callback
-    assert call.summary["cause"] == "closed"
+    call = Call(demo, at=sunday).press("0").press("1").press("3").press("1")  # a callback
+    assert call.summary["cause"] == "callback"
     assert call.summary["exit_node"] == "main_menu"
 
 

@@ -229,3 +229,45 @@ def test_switching_to_a_language_the_flow_lacks(tmp_path, prompts):
 def test_say_on_a_node_that_never_speaks_is_an_unknown_field(tmp_path, prompts):
     found = problems(tmp_path, prompts, edit("    kind: lookup\n", "    kind: lookup\n    reprompt: [hello]\n"))
     assert [(l, c, code) for l, c, code, _ in found] == [(18, 5, "unknown-field")]
+
+
+CALLBACK = VALID.replace("    found: bye\n", "    found: call_me\n") + """\
+  call_me:
+    kind: callback
+    say: hello
+    ask_number: hello
+    slot: SLOT
+    next: bye
+"""
+
+
+@pytest.mark.parametrize("slot", ["morning", "after 18:00", '"{{ lang }}"', '"{{ slot_choice }}"'])
+def test_a_callback_slot_is_a_literal_or_an_expression(tmp_path, prompts, slot):
+    text = CALLBACK.replace("SLOT", slot).replace("nodes:\n", "vars: {slot_choice: asap}\nnodes:\n")
+    assert problems(tmp_path, prompts, text) == []
+
+
+@pytest.mark.parametrize("slot, column, code, message", [
+    ("3", 11, "wrong-type",
+     "expected a slot such as morning, or an expression such as \"{{ slot }}\", found a number 3"),
+    ("[morning, afternoon]", 11, "wrong-type",
+     "expected a slot such as morning, or an expression such as \"{{ slot }}\", found a list "
+     "['morning', 'afternoon']"),
+    ('""', 11, "wrong-value",
+     "expected a slot such as morning, or an expression such as \"{{ slot }}\", found ''"),
+    ('"slot {{ lang }}"', 11, "wrong-value",
+     "expected a slot such as morning, or an expression such as \"{{ slot }}\": one whole "
+     "expression, with no text around it, found 'slot {{ lang }}'"),
+    ("x" * 65, 11, "wrong-value", "expected a slot of at most 64 characters, found 65"),
+    ('"{{ slott }}"', 11, "unknown-variable", "expression uses unknown variable 'slott'"),
+    ('"{{ lang == }}"', 11, "expression-syntax",
+     "invalid expression ' lang == ': unexpected 'end of print statement'"),
+])
+def test_a_bad_callback_slot_is_reported_at_its_value(tmp_path, prompts, slot, column, code, message):
+    found = problems(tmp_path, prompts, CALLBACK.replace("SLOT", slot))
+    assert found == [(33, column, code, message)]
+
+
+def test_slot_is_only_a_callback_field(tmp_path, prompts):
+    found = problems(tmp_path, prompts, edit("    kind: hangup\n", "    kind: hangup\n    slot: morning\n"))
+    assert [(l, c, code) for l, c, code, _ in found] == [(25, 5, "unknown-field")]

@@ -65,9 +65,11 @@ def test_summary_table_for_people(log):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split() == ["Calls", "Self-served", "Transferred", "Abandoned", "Failed", "Deflection",
-                                "Repeats", "Adj.", "deflection", "Avg", "IVR", "s", "Cost", "saved"]
+                                "Repeats", "Adj.", "deflection", "SMS", "sent", "Avg", "IVR", "s",
+                                "Cost", "saved"]
     # 5 of 8 self-served, 1 a repeat: 62.5 %, then 50.0 %; 4 x 3.00 - 8 min x 0.02 = 11.84.
-    assert lines[2].split() == ["8", "5", "2", "1", "0", "62.5", "%", "1", "50.0", "%", "60.0", "11.84", "EUR"]
+    assert lines[2].split() == ["8", "5", "2", "1", "0", "62.5", "%", "1", "50.0", "%", "0", "60.0",
+                                "11.84", "EUR"]
     assert len(lines[0]) == len(lines[2])  # aligned
     assert "Transferred calls by cause:" in result.output
     causes = lines[lines.index("Transferred calls by cause:") + 1:][:3]

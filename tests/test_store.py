@@ -72,7 +72,7 @@ def test_migrations_create_the_schema_and_applying_twice_is_a_no_op():
     schema = db.schema
     applied = MIGRATIONS.applied(db)
     names = ["0001_initial", "0002_exit_node_and_ivr_time", "0003_report_indexes",
-             "0004_open_calls_index"]
+             "0004_open_calls_index", "0005_callback_requests", "0006_sms_sent"]
     assert [m.name for m in applied] == names
 
     CallStore(db)
@@ -175,7 +175,7 @@ def test_calls_row_comes_from_the_summary():
         "reason": "order_status", "outcome": "transferred", "cause": "caller_asked",
         "confirmed": 1, "handoff_kind": "number", "handoff_target": "+33180000000",
         "steps": 2, "provider_status": None, "duration_s": None,
-        "exit_node": "agent", "ivr_seconds": 10.0,
+        "exit_node": "agent", "ivr_seconds": 10.0, "sms_sent": 0,
     }
     assert store.call("nope") is None
 
@@ -357,7 +357,7 @@ def test_a_real_call_survives_a_reopen(tmp_path):
 
     store = CallStore.open(path)
     row = store.call("CA9")
-    assert row["handoff_kind"] == "callback" and row["cause"] == "closed"
+    assert row["handoff_kind"] == "callback" and row["cause"] == "callback"
     assert row["handoff_target"] == row["caller_hash"] == store.hash_caller(CALLER)
     assert row["ended_at"] is not None
     seqs = [e["seq"] for e in store.node_events("CA9")]
