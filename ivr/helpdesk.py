@@ -40,9 +40,9 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.internet import error as net
 from twisted.logger import Logger
-from twisted.web import _newclient
 
 from .phone import mask_numbers
+from .http_errors import CONNECTION_ERRORS, cancelled, connection_cause
 
 __all__ = ["DELAYS", "Helpdesk", "HelpdeskService", "NoHelpdesk", "TIMEOUT"]
 
@@ -164,14 +164,14 @@ class Helpdesk:
                                             headers=self.headers, allow_redirects=False)
         except (net.TimeoutError, net.TCPTimedOutError) as failure:
             raise _Retry(f"connect timeout ({type(failure).__name__})") from None
-        except _CONNECTION_ERRORS as failure:
-            if _cancelled(failure):
+        except CONNECTION_ERRORS as failure:
+            if cancelled(failure):
                 raise defer.CancelledError() from None
-            raise _Retry(_connection_cause(failure)) from None
+            raise _Retry(connection_cause(failure, "the helpdesk")) from None
         try:
             body = await response.content()
         except Exception as failure:  # noqa: BLE001 - the answer did not arrive whole
-            if _cancelled(failure):
+            if cancelled(failure):
                 raise defer.CancelledError() from None
             if 200 <= response.code < 300:
                 return  # the helpdesk said yes before the line broke
@@ -232,29 +232,6 @@ class HelpdeskService(service.Service):
     def stopService(self):
         super().stopService()
         return self.helpdesk.stop()
-
-
-_CONNECTION_ERRORS = (net.ConnectError, net.DNSLookupError, net.ConnectionLost,
-                      _newclient.ResponseNeverReceived, _newclient.RequestTransmissionFailed)
-
-
-def _cancelled(failure: Exception) -> bool:
-    """Whether ``failure`` is a request we cancelled: treq reports it as a
-    lost response whose reason is the cancellation."""
-    if isinstance(failure, defer.CancelledError):
-        return True
-    reasons = getattr(failure, "reasons", None) or []
-    return any(reason.check(defer.CancelledError) for reason in reasons)
-
-
-def _connection_cause(failure: Exception) -> str:
-    if isinstance(failure, net.ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(failure, net.DNSLookupError):
-        return "DNS lookup failed"
-    if isinstance(failure, (_newclient.ResponseNeverReceived, net.ConnectionLost)):
-        return "connection lost before the helpdesk answered"
-    return f"cannot connect ({type(failure).__name__})"
 
 
 def _treq_client(reactor):

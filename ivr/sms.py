@@ -43,13 +43,12 @@ from urllib.parse import quote, urlencode
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet import error as net
 from twisted.logger import Logger
-from twisted.web import _newclient
 
 from .actions import SendSms
 from .phone import mask, mask_numbers
 from .turn import sms_not_configured
+from .http_errors import CONNECTION_ERRORS, TIMEOUTS, cancelled, connection_cause
 
 log = Logger()
 
@@ -166,16 +165,16 @@ class TwilioSms:
         try:
             response = await self.http.post(self.url, data=urlencode(form).encode("ascii"),
                                             headers=self.headers, allow_redirects=False)
-        except _TIMEOUTS as failure:
+        except TIMEOUTS as failure:
             raise SmsError(f"connect timeout ({type(failure).__name__})") from None
-        except _CONNECTION_ERRORS as failure:
-            if _cancelled(failure):
+        except CONNECTION_ERRORS as failure:
+            if cancelled(failure):
                 raise defer.CancelledError() from None  # our timeout, or the runner's
-            raise SmsError(_connection_cause(failure)) from None
+            raise SmsError(connection_cause(failure, "Twilio")) from None
         try:
             body = await response.content()
         except Exception as failure:  # noqa: BLE001 - the answer never arrived whole
-            if _cancelled(failure):
+            if cancelled(failure):
                 raise defer.CancelledError() from None
             raise SmsError(f"connection lost while reading Twilio's answer "
                            f"({type(failure).__name__})") from None
@@ -273,30 +272,6 @@ class SmsService(service.Service):
         super().stopService()
         close = getattr(self.sender, "close", None)
         return close() if close else None
-
-
-_TIMEOUTS = (net.TimeoutError, net.TCPTimedOutError)
-_CONNECTION_ERRORS = (net.ConnectError, net.DNSLookupError, net.ConnectionLost,
-                      _newclient.ResponseNeverReceived, _newclient.RequestTransmissionFailed)
-
-
-def _cancelled(failure: Exception) -> bool:
-    """Whether ``failure`` is a request we cancelled: treq reports it as a
-    lost response whose reason is the cancellation."""
-    if isinstance(failure, defer.CancelledError):
-        return True
-    reasons = getattr(failure, "reasons", None) or []
-    return any(reason.check(defer.CancelledError) for reason in reasons)
-
-
-def _connection_cause(failure: Exception) -> str:
-    if isinstance(failure, net.ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(failure, net.DNSLookupError):
-        return "DNS lookup failed"
-    if isinstance(failure, _newclient.ResponseNeverReceived):
-        return "connection lost before Twilio answered"
-    return f"cannot connect ({type(failure).__name__})"
 
 
 def _treq_client(reactor):

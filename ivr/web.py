@@ -16,7 +16,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 

@@ -26,7 +26,7 @@ from ivr.lookups import OrderLookups, order_dict
 from ivr.registry import FlowRegistry
 from ivr.shops import HttpOrderLookups, ShopConfigError, load_config
 from ivr.shops.config import config_from_text
-from ivr.shops.http import mask
+from ivr.phone import mask
 from ivr.shops.mapping import MISSING, MappingError, PathError, parse_path, resolve
 from ivr.store import CallStore
 from ivr.web import build_root

@@ -38,9 +38,7 @@ from urllib.parse import quote
 import phonenumbers
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet import error as net
 from twisted.logger import Logger
-from twisted.web import _newclient
 
 from ..actions import Lookup
 from ..delivery import DEFAULT_POLICY, DeliveryPolicy
@@ -50,6 +48,8 @@ from ..phone import is_withheld
 from .breaker import CircuitBreaker
 from .config import ShopConfig
 from .mapping import MISSING, MappingError, present, resolve
+from ..http_errors import CONNECTION_ERRORS, TIMEOUTS, cancelled, connection_cause
+from ..phone import mask
 
 log = Logger()
 
@@ -194,7 +194,7 @@ class HttpOrderLookups:
         try:
             body = await response.content()
         except Exception as failure:  # noqa: BLE001 - the body never arrived whole
-            if _cancelled(failure):
+            if cancelled(failure):
                 raise defer.CancelledError() from None
             raise ShopError(f"connection lost while reading the answer ({_name(failure)})") from None
         code = response.code
@@ -218,13 +218,13 @@ class HttpOrderLookups:
         for attempt in (1, 2):
             try:
                 return await self.http.get(url, headers=self.headers)
-            except _TIMEOUTS as failure:
+            except TIMEOUTS as failure:
                 raise ShopError(f"connect timeout ({_name(failure)})") from None
-            except _CONNECTION_ERRORS as failure:
-                if _cancelled(failure):
+            except CONNECTION_ERRORS as failure:
+                if cancelled(failure):
                     # Our own timeout (or the caller's) stopped the request.
                     raise defer.CancelledError() from None
-                cause = _connection_cause(failure)
+                cause = connection_cause(failure, "the shop")
                 if attempt == 2:
                     raise ShopError(cause) from None
                 log.info("shop {base}: {cause}; retrying once", base=self.config.base_url, cause=cause)
@@ -266,30 +266,6 @@ class OrderLookupsService(service.Service):
     def stopService(self):
         super().stopService()
         return self.lookups.close()
-
-
-_TIMEOUTS = (net.TimeoutError, net.TCPTimedOutError)
-_CONNECTION_ERRORS = (net.ConnectError, net.DNSLookupError, net.ConnectionLost,
-                      _newclient.ResponseNeverReceived, _newclient.RequestTransmissionFailed)
-
-
-def _cancelled(failure: Exception) -> bool:
-    """Whether ``failure`` is a request we cancelled: treq reports it as a
-    lost response whose reason is the cancellation."""
-    if isinstance(failure, defer.CancelledError):
-        return True
-    reasons = getattr(failure, "reasons", None) or []
-    return any(reason.check(defer.CancelledError) for reason in reasons)
-
-
-def _connection_cause(failure: Exception) -> str:
-    if isinstance(failure, net.ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(failure, net.DNSLookupError):
-        return "DNS lookup failed"
-    if isinstance(failure, _newclient.ResponseNeverReceived):
-        return "connection lost before the answer"
-    return f"cannot connect ({_name(failure)})"
 
 
 def _name(failure: Exception) -> str:
@@ -363,20 +339,6 @@ def _who(lookup: Lookup) -> str:
     if lookup.what == "order_by_number":
         return f"order {normalise_number(lookup.args.get('number'))}"
     return f"caller {mask(normalise_phone(str(lookup.args.get('phone') or '')))}"
-
-
-def mask(phone: str) -> str:
-    """``phone`` with every digit but the last two replaced: ``+*********78``."""
-    digits = sum(c.isdigit() for c in phone)
-    seen = 0
-    out = []
-    for c in phone:
-        if c.isdigit():
-            seen += 1
-            out.append(c if seen > digits - 2 else "*")
-        else:
-            out.append(c)
-    return "".join(out)
 
 
 def _treq_client(reactor):
