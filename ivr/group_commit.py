@@ -52,6 +52,8 @@ class GroupCommit:
         while self._queue:
             group, self._queue = self._queue[:self.max_group], self._queue[self.max_group:]
             for done, result in self._commit(group):
+                if done.called:
+                    continue  # its request was cancelled (the provider hung up); the write stands
                 if isinstance(result, Failure):
                     done.errback(result)
                 else:

@@ -63,3 +63,13 @@ def test_flush_commits_at_once_and_cancels_the_pending_call():
     group.flush()
     assert done.result == "a" and rows(store) == ["a"]
     assert clock.getDelayedCalls() == []
+
+
+def test_a_cancelled_wait_still_writes_and_the_others_are_answered():
+    store, clock, group = make()
+    gone = group.write(insert(store, "a"))
+    kept = group.write(insert(store, "b"))
+    gone.cancel()
+    gone.addErrback(lambda failure: None)
+    clock.advance(0)
+    assert kept.result == "b" and rows(store) == ["a", "b"]
