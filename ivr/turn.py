@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Callable, Generator
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from . import actions as act
 from .engine import step
@@ -69,29 +70,28 @@ def play_turn(flow: Flow, state: dict | None, event: dict, perform: Perform,
     and ``send_sms`` (texts; None: every text fails as not configured).
 
     An effect that raises is answered as a failure, so the flow takes its
-    error or failed branch instead of the call failing.
+    error or failed branch instead of the call failing.  The same loop as
+    :func:`play_turn_async`: with blocking performers it finishes at once.
     """
-    performers = _performers(perform, send_sms)
-    steps = turn_steps(flow, state, event)
-    answer = None
-    while True:
-        try:
-            effect = steps.send(answer)
-        except StopIteration as done:
-            return done.value
-        try:
-            answer = performers[type(effect)](effect, event["now"])
-        except Exception as error:  # noqa: BLE001 - the flow's error branch handles it
-            answer = effect_failed(effect, error)
+    played = defer.ensureDeferred(
+        play_turn_async(flow, state, event, perform, None, None, send_sms=send_sms))
+    outcome: list = []
+    played.addBoth(outcome.append)
+    if not outcome:
+        raise RuntimeError("a blocking performer returned a Deferred that has not fired")
+    if isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
+    return outcome[0]
 
 
 async def play_turn_async(flow: Flow, state: dict | None, event: dict, perform,
-                          clock, timeout: float, send_sms=None) -> Turn:
+                          clock, timeout: float | None, send_sms=None) -> Turn:
     """Play a turn whose effects may return Deferreds.
 
-    Each effect gets ``timeout`` seconds on ``clock``; a slow or failing
-    one is answered as a failure so the caller goes down the error (or
-    failed) branch well before the provider gives up on the request.
+    Each effect gets ``timeout`` seconds on ``clock`` (None: no limit); a
+    slow or failing one is answered as a failure so the caller goes down
+    the error (or failed) branch well before the provider gives up on the
+    request.
     """
     performers = _performers(perform, send_sms)
     steps = turn_steps(flow, state, event)
@@ -102,7 +102,8 @@ async def play_turn_async(flow: Flow, state: dict | None, event: dict, perform,
         except StopIteration as done:
             return done.value
         pending = defer.maybeDeferred(performers[type(effect)], effect, event["now"])
-        pending.addTimeout(timeout, clock)
+        if timeout is not None:
+            pending.addTimeout(timeout, clock)
         try:
             answer = await pending
         except Exception as error:  # noqa: BLE001 - timeouts and failures alike
