@@ -12,9 +12,10 @@ import re
 from functools import lru_cache
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta
-from jinja2.sandbox import SandboxedEnvironment
 
-_env = SandboxedEnvironment(undefined=StrictUndefined)
+from ivr.sandbox import Sandbox
+
+_env = Sandbox(undefined=StrictUndefined)
 
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.S)
 

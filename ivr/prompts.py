@@ -25,8 +25,9 @@ from babel.core import UnknownLocaleError
 from babel.dates import format_date, format_time
 from babel.numbers import format_currency
 from jinja2 import meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
+
+from ivr.sandbox import Sandbox
 
 __all__ = ["PromptError", "PromptLibrary", "PromptProblem"]
 
@@ -68,7 +69,9 @@ class PromptLibrary:
         #: When set, the templates are these texts, keyed by (lang, name),
         #: and the files under ``root`` are never read again.
         self.sources = sources
-        self._envs: dict[tuple[str, bool], SandboxedEnvironment] = {}
+        self._envs: dict[tuple[str, bool], Sandbox] = {}
+        #: Compiled templates of an in-memory library, which never changes.
+        self._templates: dict[tuple[str, str, bool], jinja2.Template] = {}
 
     def snapshot(self, prompts) -> "PromptLibrary":
         """A library holding just ``prompts`` ((lang, name) pairs) in memory.
@@ -125,8 +128,8 @@ class PromptLibrary:
         Raises :class:`PromptError` for a missing template, a syntax error,
         an unknown variable or a failing filter.
         """
-        text = self._render(self._env(lang, name), lang, name, context)
-        return _WHITESPACE.sub(" ", text).strip()
+        text = self._render(lang, name, context, plain=False)
+        return " ".join(text.split())
 
     def render_text(self, lang: str, name: str, context: dict) -> str:
         """Render prompt ``name`` in ``lang`` as plain text, for a text message.
@@ -137,23 +140,34 @@ class PromptLibrary:
         an error rather than the word "None" in the caller's message.
         Raises :class:`PromptError` as :meth:`render` does.
         """
-        text = self._render(self._env(lang, name, plain=True), lang, name, context)
+        text = self._render(lang, name, context, plain=True)
         lines = (" ".join(line.split()) for line in text.splitlines())
         return "\n".join(line for line in lines if line)
 
-    def _render(self, env: SandboxedEnvironment, lang: str, name: str, context: dict) -> str:
-        try:
-            template = env.get_template(f"{name}{SUFFIX}")
-        except jinja2.TemplateNotFound as exc:
-            raise PromptError(lang, name, f"no such prompt ({self.path(lang, name)})") from exc
-        except jinja2.TemplateSyntaxError as exc:
-            raise PromptError(lang, name, exc.message or str(exc), exc.lineno) from exc
+    def _render(self, lang: str, name: str, context: dict, plain: bool) -> str:
+        template = self._templates.get((lang, name, plain))
+        if template is None:
+            template = self._template(lang, name, plain)
         try:
             return template.render(context)
         except Exception as exc:  # a prompt that fails must never reach the caller half-said
             raise PromptError(
                 lang, name, f"{type(exc).__name__}: {exc}", _template_line(exc, template.filename)
             ) from exc
+
+    def _template(self, lang: str, name: str, plain: bool) -> jinja2.Template:
+        """The compiled template; kept when the library is in memory (a
+        file-based one lets Jinja see edits to the files)."""
+        env = self._env(lang, name, plain)
+        try:
+            template = env.get_template(f"{name}{SUFFIX}")
+        except jinja2.TemplateNotFound as exc:
+            raise PromptError(lang, name, f"no such prompt ({self.path(lang, name)})") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise PromptError(lang, name, exc.message or str(exc), exc.lineno) from exc
+        if self.sources is not None:
+            self._templates[lang, name, plain] = template
+        return template
 
     # --- Static checks (for the flow linter) --------------------------------
 
@@ -200,14 +214,14 @@ class PromptLibrary:
 
     # --- Internals ---------------------------------------------------------
 
-    def _read(self, env: SandboxedEnvironment, lang: str, name: str) -> tuple[str, str]:
+    def _read(self, env: Sandbox, lang: str, name: str) -> tuple[str, str]:
         try:
             source, filename, _ = env.loader.get_source(env, f"{name}{SUFFIX}")
         except jinja2.TemplateNotFound as exc:
             raise PromptError(lang, name, f"no such prompt ({self.path(lang, name)})") from exc
         return source, filename
 
-    def _env(self, lang: str, name: str, plain: bool = False) -> SandboxedEnvironment:
+    def _env(self, lang: str, name: str, plain: bool = False) -> Sandbox:
         """The sandbox for ``lang``: XML-escaping for speech, or ``plain``
         text for text messages (same loader, filters and strictness)."""
         _check_name(lang, name)
@@ -222,7 +236,7 @@ class PromptLibrary:
             else:
                 loader = jinja2.DictLoader({
                     f"{n}{SUFFIX}": text for (l, n), text in self.sources.items() if l == lang})
-            env = SandboxedEnvironment(
+            env = Sandbox(
                 loader=loader,
                 autoescape=not plain,
                 undefined=jinja2.StrictUndefined,
@@ -236,9 +250,6 @@ class PromptLibrary:
             env.filters.update(filters)
             self._envs[lang, plain] = env
         return env
-
-
-_WHITESPACE = re.compile(r"\s+")
 
 
 def _no_none(value):

@@ -50,6 +50,7 @@ import sqlite3
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -244,6 +245,16 @@ class CallRecord:
     ended: bool
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """The last save of a live call, as written: the record, its sealed
+    state, and its ``calls`` row."""
+
+    record: CallRecord
+    state_json: str
+    row: dict
+
+
 class CallStore:
     """Calls, their per-turn state, node events, status callbacks and flow versions."""
 
@@ -327,20 +338,19 @@ class CallStore:
         """The state, last turn and last answer of ``call_id``; None if unknown.
 
         The record this store saved last for the call is kept in memory and
-        used while the database still holds that turn (another process may
-        have answered a later one), saving the decryption of every turn."""
-        kept = self._live.get(call_id)
-        if kept is not None:
-            row = self.db.conn.execute("SELECT turn FROM call_state WHERE call_id = ?",
-                                       [call_id]).fetchone()
-            if row is not None and row[0] == kept.turn:
-                return kept
-        row = self._one("SELECT turn, state_json, response FROM call_state WHERE call_id = ?",
-                        [call_id])
+        used while the database still holds exactly what was saved then
+        (another process may have saved the call since), saving the
+        decryption of every turn."""
+        row = self.db.conn.execute(
+            "SELECT turn, state_json, response FROM call_state WHERE call_id = ?",
+            [call_id]).fetchone()
         if row is None:
             return None
-        state = json.loads(self._open_sealed(row["state_json"]))
-        return CallRecord(state=state, turn=row["turn"], response=bytes(row["response"]),
+        kept = self._kept_as_stored(call_id, row[1])
+        if kept is not None:
+            return kept.record
+        state = json.loads(self._open_sealed(row[1]))
+        return CallRecord(state=state, turn=row[0], response=bytes(row[2]),
                           ended=bool(state.get("ended")))
 
     def save_turn(self, call_id: str, turn: int, state: dict, response: bytes,
@@ -369,7 +379,10 @@ class CallStore:
         state_json = self._seal(json.dumps(state, ensure_ascii=False))
         updated_at = _utc_iso(state.get("now")) or _utc_now()
         with self.transaction():
-            cursor = self.db.execute(
+            stored = self.db.conn.execute("SELECT state_json FROM call_state WHERE call_id = ?",
+                                          [call_id]).fetchone()
+            before = self._kept_as_stored(call_id, stored[0]) if stored else None
+            cursor = self.db.conn.execute(
                 "INSERT INTO call_state (call_id, turn, state_json, response, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (call_id) DO UPDATE SET turn = excluded.turn, "
@@ -377,9 +390,6 @@ class CallStore:
                 "updated_at = excluded.updated_at WHERE excluded.turn >= call_state.turn",
                 [call_id, int(turn), state_json, sqlite3.Binary(response), updated_at])
             current = cursor.rowcount > 0
-            if current:
-                self._keep(CallRecord(state=state, turn=int(turn), response=response,
-                                      ended=bool(state.get("ended"))), call_id)
             self.db.conn.executemany(
                 "INSERT INTO node_events (call_id, seq, flow, version, node, kind, input, "
                 "branch, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -388,11 +398,21 @@ class CallStore:
                   event["kind"], _text(event.get("input")), _text(event.get("branch")),
                   _text(event.get("detail")), event["at"]] for event in node_events])
             if current:
-                self._upsert_call(call_id, summary, caller_hash, handoff)
+                row = self._write_call_row(call_id, summary, caller_hash, handoff,
+                                           before.row if before else None)
+                self._keep(call_id, _Kept(CallRecord(state=state, turn=int(turn),
+                                                     response=response,
+                                                     ended=bool(state.get("ended"))),
+                                          state_json, row))
             if state.get("callback"):
                 self._insert_callback(call_id, state, callback_status)
 
-    def _upsert_call(self, call_id: str, summary: dict, caller_hash: str, handoff: dict) -> None:
+    def _write_call_row(self, call_id: str, summary: dict, caller_hash: str, handoff: dict,
+                        before: dict | None) -> dict:
+        """Write the call's ``calls`` row and return it.  ``before`` is the
+        row as stored, when known: only the columns that changed are then
+        written, which leaves the report indexes alone on most turns
+        (rewriting every column rewrote every index entry of the row)."""
         kind, target = handoff.get("kind"), handoff.get("target")
         if kind == "callback" and target:
             target = self.hash_caller(target)  # a caller's phone number, like caller_hash
@@ -408,14 +428,16 @@ class CallStore:
             "exit_node": summary.get("exit_node"), "ivr_seconds": summary.get("ivr_seconds"),
             "sms_sent": int(summary.get("sms_sent") or 0),
         }
-        columns = list(row)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "call_id")
-        self.db.execute(
-            f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
-            f"ON CONFLICT (call_id) DO UPDATE SET {updates}",
-            list(row.values()))
-        # A status callback may have arrived before the first turn was saved.
-        self._refresh_provider_status(call_id)
+        if before is None:
+            self.db.conn.execute(_upsert_sql(tuple(row)), list(row.values()))
+            # A status callback may have arrived before the first turn was saved.
+            self._refresh_provider_status(call_id)
+            return row
+        changed = tuple(column for column, value in row.items() if before.get(column) != value)
+        if changed:
+            self.db.conn.execute(_update_sql(changed),
+                                 [row[column] for column in changed] + [call_id])
+        return row
 
     # -- callback requests ----------------------------------------------------------
     def _insert_callback(self, call_id: str, state: dict, status: str) -> None:
@@ -472,7 +494,7 @@ class CallStore:
             raise ValueError("empty call status")
         sequence = NO_SEQUENCE if sequence is None else int(sequence)
         with self.transaction():
-            cursor = self.db.execute(
+            cursor = self.db.conn.execute(
                 "INSERT INTO status_events (call_id, sequence, status, at, duration_s) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id, sequence) DO NOTHING",
                 [call_id, sequence, status, at, None if duration is None else int(duration)])
@@ -482,7 +504,7 @@ class CallStore:
             return True
 
     def _refresh_provider_status(self, call_id: str) -> None:
-        self.db.execute(
+        self.db.conn.execute(
             "UPDATE calls SET (provider_status, duration_s) = ("
             "  SELECT status, duration_s FROM status_events"
             "  WHERE status_events.call_id = calls.call_id ORDER BY sequence DESC LIMIT 1) "
@@ -510,11 +532,20 @@ class CallStore:
             [cutoff])]
 
     # -- internals ------------------------------------------------------------------
-    def _keep(self, record: CallRecord, call_id: str) -> None:
-        self._live[call_id] = record
+    def _keep(self, call_id: str, kept: "_Kept") -> None:
+        self._live[call_id] = kept
         self._live.move_to_end(call_id)
         if len(self._live) > LIVE_CALLS_KEPT:
             self._live.popitem(last=False)
+
+    def _kept_as_stored(self, call_id: str, state_json: str) -> "_Kept | None":
+        """What this store saved last for ``call_id``, if the database still
+        holds it: each save seals the state afresh (a new random IV), so an
+        identical sealed state means nobody saved the call since."""
+        kept = self._live.get(call_id)
+        if kept is not None and kept.state_json == state_json:
+            return kept
+        return None
 
     def _one(self, sql: str, params: list) -> dict | None:
         return next(iter(self.db.query(sql, params)), None)
@@ -525,18 +556,30 @@ class CallStore:
         the write lock up front, so a concurrent writer waits (busy_timeout)
         instead of failing half-way.  Nested in a caller's transaction, a
         savepoint: it rolls back alone, and the caller commits."""
-        if self.db.conn.in_transaction:
-            with self.db.atomic():
+        conn = self.db.conn
+        if conn.in_transaction:
+            # One savepoint name for every level: SQLite releases or rolls
+            # back to the innermost of that name, and the statements stay
+            # in the statement cache (a name of its own each time is a new
+            # statement to compile, twice per turn).
+            conn.execute("SAVEPOINT ivr_write")
+            try:
                 yield
+            except BaseException:
+                if conn.in_transaction:  # an error may have ended the whole transaction
+                    conn.execute("ROLLBACK TO ivr_write")
+                    conn.execute("RELEASE ivr_write")
+                raise
+            conn.execute("RELEASE ivr_write")
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
             self.db.rollback()
             raise
         try:
-            self.db.execute("COMMIT")
+            conn.execute("COMMIT")
         except BaseException:
             self.db.rollback()
             raise
@@ -644,6 +687,18 @@ def _apply_migrations(db: sqlite_utils.Database) -> None:
         # Another process applied them between our check and our write.
         if MIGRATIONS.pending(db):
             raise
+
+
+@lru_cache(maxsize=None)
+def _upsert_sql(columns: tuple[str, ...]) -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "call_id")
+    return (f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+            f"ON CONFLICT (call_id) DO UPDATE SET {updates}")
+
+
+@lru_cache(maxsize=1024)
+def _update_sql(columns: tuple[str, ...]) -> str:
+    return f"UPDATE calls SET {', '.join(f'{c} = ?' for c in columns)} WHERE call_id = ?"
 
 
 def _text(value: Any) -> str | None:

@@ -390,3 +390,34 @@ def test_a_rolled_back_turn_is_not_served_from_memory():
             raise RuntimeError("the group commit failed")
     record = store.load_call("CA1")
     assert (record.turn, record.state["node"]) == (1, "menu")
+
+
+def test_load_call_sees_another_process_saving_the_same_turn_again(tmp_path):
+    # The sweep ends a silent call at its last turn: same turn number, new state.
+    path = tmp_path / "calls.db"
+    here, there = CallStore.open(path, b"k" * 32), CallStore.open(path, b"k" * 32)
+    save(here, make_state(node="menu"), turn=3)
+    save(there, make_state(node="menu", ended=True), turn=3)
+    assert here.load_call("CA1").ended
+
+
+def test_the_calls_row_is_right_after_another_process_changed_it(tmp_path):
+    # Only the columns that changed since this process's last save are
+    # written, so what it remembers of the row must be what is stored.
+    path = tmp_path / "calls.db"
+    here, there = CallStore.open(path, b"k" * 32), CallStore.open(path, b"k" * 32)
+    save(here, make_state(reason="order_status", steps=2), turn=1)
+    save(there, make_state(reason="delivery_date", steps=3), turn=2)
+    save(here, make_state(reason="order_status", steps=4), turn=3)
+    row = here.call("CA1")
+    assert (row["reason"], row["steps"]) == ("order_status", 4)
+
+
+def test_each_turn_updates_the_calls_row_it_changes():
+    store = memory_store()
+    save(store, make_state(reason="not_stated", steps=1), turn=1)
+    save(store, make_state(reason="order_status", steps=3), turn=2)
+    save(store, make_state(reason="order_status", steps=5, ended=True), turn=3)
+    row = store.call("CA1")
+    assert (row["reason"], row["steps"], row["outcome"], row["ended_at"]) == (
+        "order_status", 5, "self_served", "2026-11-24T09:00:10+00:00")

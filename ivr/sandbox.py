@@ -1,0 +1,18 @@
+"""The Jinja2 sandbox that prompts and flow expressions run in."""
+
+from __future__ import annotations
+
+from jinja2.sandbox import SandboxedEnvironment
+
+__all__ = ["Sandbox"]
+
+
+class Sandbox(SandboxedEnvironment):
+    """A sandboxed environment whose templates see its globals as a plain
+    dict.  Jinja gives each template a ChainMap over them, and copying a
+    ChainMap into every render's context took a third of the time of
+    rendering a short prompt; our globals are set before any template is
+    loaded and never change."""
+
+    def make_globals(self, d):
+        return {**self.globals, **(d or {})}

@@ -1,0 +1,89 @@
+"""The server's log observer writes what Twisted's text observer writes."""
+
+import io
+
+import pytest
+from twisted.logger import LogLevel, Logger, LogPublisher, textFileLogObserver
+from twisted.python.failure import Failure
+
+from ivr.logs import text_log_observer
+
+SUMMER = 1782900000.25  # 2026-07-01, a daylight-saving time offset in most zones
+WINTER = 1795000000.75
+
+
+class Thing:
+    def name(self):
+        return "called"
+
+
+class _Recorder:
+    """Collects the events a Logger emits, to give both observers the same ones."""
+
+    def __init__(self):
+        self.events = []
+
+    def __call__(self, event):
+        self.events.append(event)
+
+
+def _lines(observer_factory, emit):
+    recorder = _Recorder()
+    emit(Logger(namespace="ivr.calls.CallHandler", observer=recorder))
+    out = io.StringIO()
+    observer = observer_factory(out)
+    for event in recorder.events:
+        observer(event)
+    return out.getvalue()
+
+
+def _at(moment, log):
+    """``log`` with its events stamped at ``moment``, or not stamped for
+    None (a Logger stamps the clock's time)."""
+    def observer(event):
+        if moment is None:
+            del event["log_time"]
+        else:
+            event["log_time"] = moment
+        log.observer(event)
+    return Logger(namespace=log.namespace, observer=observer)
+
+
+@pytest.mark.parametrize("emit", [
+    lambda log: _at(SUMMER, log).info("turn {call} {turn} at {node} outcome {outcome}",
+                                      call="CA1", turn=3, node="main_menu", outcome="ongoing"),
+    lambda log: _at(WINTER, log).warn("POST {path} refused: {code} {reason!r}",
+                                      path="/voice/x", code=403, reason="bad\nsignature"),
+    lambda log: _at(WINTER, log).info("{count:>5} calls", count=42),
+    lambda log: _at(SUMMER, log).info("no fields at all", log_system="custom"),
+    lambda log: _at(SUMMER, log).info("a call field {thing.name()}", thing=Thing()),
+    lambda log: _at(SUMMER, log).info("a missing {field}"),
+    lambda log: _at(SUMMER, log).info(""),
+    lambda log: _at(None, log).info("no time stamp"),
+    lambda log: _at(SUMMER, log).emit(LogLevel.error, "{a} then {b}", a=1, b=None),
+], ids=["turn", "newline-and-repr", "format-spec", "system", "call-field", "missing-field",
+        "empty", "no-time", "error-level"])
+def test_lines_are_the_ones_twisted_writes(emit):
+    assert _lines(text_log_observer, emit) == _lines(textFileLogObserver, emit)
+
+
+def test_a_failure_keeps_its_traceback():
+    def emit(log):
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            _at(SUMMER, log).failure("turn {call} failed", Failure(), call="CA1")
+
+    text = _lines(text_log_observer, emit)
+    assert "turn CA1 failed" in text and "ZeroDivisionError" in text
+    assert text == _lines(textFileLogObserver, emit)
+
+
+def test_the_time_stamp_follows_the_clock_across_seconds():
+    def emit(log):
+        for moment in (SUMMER, SUMMER + 0.5, SUMMER + 1, WINTER):
+            _at(moment, log).info("tick")
+
+    lines = _lines(text_log_observer, emit).splitlines()
+    assert lines == _lines(textFileLogObserver, emit).splitlines()
+    assert lines[0] == lines[1] and lines[1] != lines[2]
