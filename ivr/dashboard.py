@@ -42,6 +42,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from . import analytics, charts, graph
 from .model import OUTCOMES, TRANSFER_CAUSES
+from .web import finish_with
 
 __all__ = ["BadQuery", "DashboardResource", "InlineReader", "Query", "ThreadedReader",
            "check_dashboard_token", "is_authorized", "make_dashboard", "parse_query"]
@@ -276,19 +277,17 @@ class DashboardResource(Resource):
 
         def rendered(page):
             request.setHeader(b"content-type", b"text/html; charset=utf-8")
-            request.write(page.encode("utf-8"))
-            request.finish()
+            finish_with(request, page.encode("utf-8"))
 
         def failed(failure):
             if failure.check(defer.CancelledError):
                 return None
             if failure.check(BadQuery, analytics.ReportError):
-                request.write(self._plain(request, 400, str(failure.value)))
+                finish_with(request, self._plain(request, 400, str(failure.value)))
             else:
                 self.log.failure("dashboard failed", failure)
-                request.write(self._plain(request, 500, "the dashboard could not be drawn; "
-                                                        "see the server log"))
-            request.finish()
+                finish_with(request, self._plain(request, 500, "the dashboard could not be drawn; "
+                                                               "see the server log"))
 
         result.addCallback(rendered).addErrback(failed)
         request.notifyFinish().addErrback(lambda _: result.cancel())

@@ -44,6 +44,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -54,9 +55,12 @@ from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
+import orjson
 import phonenumbers
 import sqlite_utils
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 from sqlite_utils.migrations import Migrations
 
 from ivr.phone import is_withheld
@@ -77,6 +81,9 @@ LIVE_CALLS_KEPT = 2048
 
 _KEY_NAME = "caller_hash_key"
 _SEAL_PREFIX = "sealed:v1:"
+#: The first byte of a call state sealed with AES-GCM-SIV (then the nonce
+#: and the ciphertext); a state sealed with Fernet is text.
+_STATE_V2 = b"\x02"
 
 #: Where a callback request stands with the helpdesk: ``pending`` (to be
 #: sent, or being retried), ``sent``, ``failed`` (refused, or retries ran
@@ -251,7 +258,7 @@ class _Kept:
     state, and its ``calls`` row."""
 
     record: CallRecord
-    state_json: str
+    state_json: bytes | str
     row: dict
 
 
@@ -267,6 +274,7 @@ class CallStore:
         self._hashes: dict[str, str] = {}
         self._live: OrderedDict[str, CallRecord] = OrderedDict()
         self._fernet = _sealer(self._key)
+        self._state_cipher = _state_cipher(self._key)
 
     @classmethod
     def open(cls, path, caller_key: bytes | None = None, *, synchronous: str = "NORMAL",
@@ -349,7 +357,7 @@ class CallStore:
         kept = self._kept_as_stored(call_id, row[1])
         if kept is not None:
             return kept.record
-        state = json.loads(self._open_sealed(row[1]))
+        state = self._open_state(call_id, row[1])
         return CallRecord(state=state, turn=row[0], response=bytes(row[2]),
                           ended=bool(state.get("ended")))
 
@@ -376,7 +384,7 @@ class CallStore:
         caller_hash = self.hash_caller(caller)
         handoff = summary.get("handoff") or {}
         # The live state holds the caller's number: sealed as a whole.
-        state_json = self._seal(json.dumps(state, ensure_ascii=False))
+        state_json = self._seal_state(call_id, state)
         updated_at = _utc_iso(state.get("now")) or _utc_now()
         with self.transaction():
             stored = self.db.conn.execute("SELECT state_json FROM call_state WHERE call_id = ?",
@@ -593,6 +601,28 @@ class CallStore:
             key = stored_caller_key(self.db)
         return key
 
+    def _seal_state(self, call_id: str, state: dict) -> bytes | str:
+        """A call's state, sealed: AES-256-GCM-SIV over its JSON, with the
+        call id authenticated alongside (one call's state cannot be passed
+        off as another's).  A random nonce per save; GCM-SIV stays safe
+        if one ever repeats.  Fernet, where OpenSSL has no GCM-SIV."""
+        payload = orjson.dumps(state)
+        if self._state_cipher is None:
+            return self._seal(payload.decode("utf-8"))
+        nonce = os.urandom(12)
+        return _STATE_V2 + nonce + self._state_cipher.encrypt(nonce, payload, call_id.encode())
+
+    def _open_state(self, call_id: str, value: bytes | str) -> dict:
+        if isinstance(value, str):  # sealed with Fernet (as before GCM-SIV)
+            return json.loads(self._open_sealed(value))
+        if value[:1] != _STATE_V2 or self._state_cipher is None:
+            raise ValueError("call state sealed in a format this server cannot open")
+        try:
+            payload = self._state_cipher.decrypt(value[1:13], value[13:], call_id.encode())
+        except InvalidTag:
+            raise ValueError("call state sealed with another caller key or for another call") from None
+        return orjson.loads(payload)
+
     def _seal(self, text: str) -> str:
         return _SEAL_PREFIX + self._fernet.encrypt(text.encode("utf-8")).decode("ascii")
 
@@ -650,6 +680,15 @@ def _sealer(key: bytes) -> Fernet:
     derived from the caller key, so one secret serves both."""
     seal_key = hmac.new(key, b"ivr.store/seal", hashlib.sha256).digest()
     return Fernet(base64.urlsafe_b64encode(seal_key))
+
+
+def _state_cipher(key: bytes) -> AESGCMSIV | None:
+    """The cipher sealing call states, keyed from the caller key; None when
+    this OpenSSL has no AES-GCM-SIV (states are then sealed with Fernet)."""
+    try:
+        return AESGCMSIV(hmac.new(key, b"ivr.store/state", hashlib.sha256).digest())
+    except UnsupportedAlgorithm:
+        return None
 
 
 def _open_number(fernet: Fernet, value: str) -> str:

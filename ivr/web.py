@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -25,6 +26,16 @@ from .signature import is_valid_twilio_request
 #: The largest webhook body accepted.  Twilio's are a few kB.
 MAX_BODY = 64 * 1024
 TWIML_TYPE = b"text/xml; charset=utf-8"
+
+
+def finish_with(request, body: bytes = b"") -> None:
+    """Answer a request left open (``NOT_DONE_YET``) with ``body``.  With
+    its length known, Twisted sends the headers and the body in one write;
+    without, it sends a chunked body and then a closing chunk."""
+    request.setHeader(b"content-length", b"%d" % len(body))
+    if body:
+        request.write(body)
+    request.finish()
 
 
 class BadRequest(Exception):
@@ -140,7 +151,8 @@ class VoiceResource(WebhookResource):
     def render_POST(self, request):
         try:
             flow_name = self._flow_name(request)
-            turn = self._turn(request)
+            query = self._query(request)
+            turn = self._turn(query)
             params = self.read_form(request)
         except BadRequest as error:
             return self.refuse(request, error)
@@ -149,22 +161,22 @@ class VoiceResource(WebhookResource):
         except BadRequest as error:
             return self.refuse(request, error)
         result = defer.ensureDeferred(
-            self.handler.voice(flow_name, turn, params, now, poll=self._polls(request)))
+            self.handler.voice(flow_name, turn, params, now, poll=self._polls(query)))
 
         def answered(body):
             request.setHeader(b"content-type", TWIML_TYPE)
-            request.write(body)
-            request.finish()
+            finish_with(request, body)
 
         def failed(failure):
             if failure.check(defer.CancelledError):
                 return None
             if failure.check(UnknownFlow):
-                request.write(self.refuse(request, BadRequest(404, f"no flow named {flow_name!r}")))
+                finish_with(request, self.refuse(request,
+                                                 BadRequest(404, f"no flow named {flow_name!r}")))
             else:  # the handler has its own fail-safe; this is a bug in it
                 self.log.failure("unhandled error in a voice turn", failure)
                 request.setResponseCode(500)
-            request.finish()
+                finish_with(request)
 
         result.addCallbacks(answered, failed)
         # A provider that gave up does not need the answer: stop waiting.
@@ -181,20 +193,23 @@ class VoiceResource(WebhookResource):
             raise BadRequest(404, "flow name is not UTF-8") from None
 
     @staticmethod
-    def _polls(request) -> bool:
-        """A caller coming back from a hold (``?hold=1``, from our own Redirect)."""
-        query = urlsplit(request.uri.decode("utf-8", "replace")).query
-        return parse_qs(query).get("hold") == ["1"]
-
-    def _turn(self, request) -> int:
+    def _query(request) -> dict[bytes, list[bytes]]:
         # From the URL we wrote into the TwiML only, never from the body.
-        query = urlsplit(request.uri.decode("utf-8", "replace")).query
-        values = parse_qs(query).get("turn")
+        return http.parse_qs(request.uri.partition(b"?")[2])
+
+    @staticmethod
+    def _polls(query) -> bool:
+        """A caller coming back from a hold (``?hold=1``, from our own Redirect)."""
+        return query.get(b"hold") == [b"1"]
+
+    @staticmethod
+    def _turn(query) -> int:
+        values = query.get(b"turn")
         if not values:
             return 0
         try:
-            turn = int(values[-1])
-        except ValueError:
+            turn = int(values[-1].decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
             raise BadRequest(400, "turn must be a whole number") from None
         if not 0 <= turn < 100_000:
             raise BadRequest(400, "turn out of range")
@@ -224,8 +239,7 @@ class StatusResource(WebhookResource):
             self.log.failure("status callback for {call} failed", failure, call=params["CallSid"])
             if not gone:
                 request.setResponseCode(500)
-                request.write(b"internal error\n")
-                request.finish()
+                finish_with(request, b"internal error\n")
 
         result.addCallbacks(taken, failed)
         return NOT_DONE_YET

@@ -1,6 +1,7 @@
 """ivr.store: the call state and the call log in SQLite."""
 
 import copy
+import json
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -421,3 +422,38 @@ def test_each_turn_updates_the_calls_row_it_changes():
     row = store.call("CA1")
     assert (row["reason"], row["steps"], row["outcome"], row["ended_at"]) == (
         "order_status", 5, "self_served", "2026-11-24T09:00:10+00:00")
+
+
+# --- the sealed state ---------------------------------------------------------------
+
+
+def test_a_state_sealed_before_gcm_siv_still_opens():
+    # Calls in progress when the server is upgraded keep their Fernet-sealed state.
+    store = memory_store()
+    state = make_state(node="ask_number")
+    store.db.execute("INSERT INTO call_state (call_id, turn, state_json, response, updated_at) "
+                     "VALUES (?, ?, ?, ?, ?)",
+                     ["CA1", 2, store._seal(json.dumps(state)), b"<Response/>", "2026-11-24T09:00:10"])
+    record = store.load_call("CA1")
+    assert (record.turn, record.state) == (2, state)
+
+
+def test_a_sealed_state_opens_only_for_its_own_call():
+    store = memory_store()
+    save(store, make_state(call_id="CA1"), events=make_events(call_id="CA1"))
+    save(store, make_state(call_id="CA2", node="other"), events=make_events(call_id="CA2"))
+    sealed = store.db.execute("SELECT state_json FROM call_state WHERE call_id = 'CA1'").fetchone()[0]
+    store.db.execute("UPDATE call_state SET state_json = ? WHERE call_id = 'CA2'", [sealed])
+    store._live.clear()  # as in another process
+    with pytest.raises(ValueError, match="another call"):
+        store.load_call("CA2")
+
+
+def test_states_are_sealed_with_fernet_where_openssl_has_no_gcm_siv(monkeypatch):
+    monkeypatch.setattr("ivr.store._state_cipher", lambda key: None)
+    store = memory_store()
+    save(store, make_state(node="menu"), turn=1)
+    sealed = store.db.execute("SELECT state_json FROM call_state").fetchone()[0]
+    assert sealed.startswith("sealed:v1:")
+    store._live.clear()
+    assert store.load_call("CA1").state == make_state(node="menu")
