@@ -16,3 +16,15 @@ class Sandbox(SandboxedEnvironment):
 
     def make_globals(self, d):
         return {**self.globals, **(d or {})}
+
+    def getattr(self, obj, attribute):
+        """``order.number`` on flow data (a dict) is its key, looked up
+        first.  Jinja tries the attribute first, which on a dict fails
+        (an exception built each time) unless the key is named like a dict
+        method: ``order.items`` was the method, never the order's items."""
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)

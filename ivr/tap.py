@@ -8,6 +8,7 @@ orders, so the demo flow can be called right away.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -141,6 +142,22 @@ class WebhookSite(Site):
             super().log(request)
 
 
+class GarbageCollectorTuning(service.Service):
+    """Collect the youngest objects every 10,000 allocations instead of
+    every 700: a turn allocates thousands of short-lived objects, nearly
+    all freed by reference counting, and the collector's passes over
+    them were 5 % of a turn.  The older generations' thresholds, counted
+    in collections of the younger one, are left as they are."""
+
+    def startService(self):
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        super().startService()
+
+
+#: See :class:`GarbageCollectorTuning`.
+GC_YOUNG_THRESHOLD = 10_000
+
+
 class FlushOnStop(service.Service):
     """Commit the turns still queued when the server stops."""
 
@@ -235,6 +252,7 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
                        parsePOSTFormSubmission=False)
     site.displayTracebacks = False
     top = service.MultiService()
+    GarbageCollectorTuning().setServiceParent(top)
     # Children stop in reverse order: this one last, once nothing listens.
     FlushOnStop(handler.group_commit).setServiceParent(top)
     strports.service(options["listen"], site, reactor=reactor).setServiceParent(top)

@@ -125,6 +125,17 @@ def test_sandbox(lib, root):
         say(lib, root, "{{ x.__init__.__globals__ }}", x=lambda: None)
 
 
+def test_a_dict_key_wins_over_a_dict_method(lib, root):
+    order = {"number": "100234", "items": 2}
+    assert say(lib, root, "{{ order.number }}: {{ order.items }} articles", order=order) == (
+        "100234: 2 articles")
+    assert say(lib, root, "{{ order['items'] }}", order=order) == "2"
+    with pytest.raises(PromptError, match="has no attribute 'missing'"):
+        say(lib, root, "{{ order.missing }}", order=order)
+    with pytest.raises(PromptError):  # still the sandbox for what is not a key
+        say(lib, root, "{{ order.__class__.__mro__ }}", order=order)
+
+
 def test_filter_error_is_a_prompt_error(lib, root):
     with pytest.raises(PromptError) as err:
         say(lib, root, "Livraison\n{{ d|date }}", d="pas une date")

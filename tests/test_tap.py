@@ -1,5 +1,6 @@
 """``twist ivr`` / ``ivr-serve``: the plugin, its options and the service tree."""
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,11 @@ def test_make_service_creates_the_database_with_demo_orders_and_loads_the_flows(
 def _current_version(top):
     reload_service = next(s for s in top if isinstance(s, tap.ReloadOnHangup))
     return reload_service.registry.current("post_sale").version
+
+
+def test_the_server_collects_young_objects_less_often(monkeypatch):
+    thresholds = []
+    monkeypatch.setattr(gc, "get_threshold", lambda: (700, 10, 10))  # Python's defaults
+    monkeypatch.setattr(gc, "set_threshold", lambda *values: thresholds.append(values))
+    tap.GarbageCollectorTuning().startService()
+    assert thresholds == [(tap.GC_YOUNG_THRESHOLD, 10, 10)] and tap.GC_YOUNG_THRESHOLD > 700
