@@ -137,6 +137,7 @@ class _Run:
         self.actions: list = []
         self.events: list = []
         self.now: datetime = event["now"]
+        self.now_iso = self.now.isoformat()  # every node event and change is stamped with it
 
     # -- dispatch ----------------------------------------------------------------
     def handle(self):
@@ -145,7 +146,7 @@ class _Run:
             return self._start()
         if self.state is None:
             raise ValueError(f"event {kind!r} for a call that has not started")
-        self.state["now"] = self.now.isoformat()
+        self.state["now"] = self.now_iso
         if self.state["ended"]:
             if kind not in ("hangup", "dial_result"):
                 self.actions.append(act.Hangup())
@@ -205,7 +206,7 @@ class _Run:
             "call_id": self.state["call_id"], "seq": self.state["seq"],
             "flow": self.flow.name, "version": self.flow.version,
             "node": name, "kind": kind, "input": input_, "branch": branch,
-            "detail": detail, "at": self.now.isoformat(),
+            "detail": detail, "at": self.now_iso,
         })
 
     def _mark(self, reason: str | None, resolves: bool = False):
@@ -232,7 +233,7 @@ class _Run:
         state = self.state
         state["ended"] = True
         state["waiting"] = None
-        state["ended_at"] = self.now.isoformat()
+        state["ended_at"] = self.now_iso
         if outcome:
             state["outcome"] = outcome
         elif state["outcome"] is None:
@@ -359,7 +360,7 @@ class _Run:
         kind, address = node.opts["to"]
         state = self.state
         self._cause(node.opts.get("cause") or state["cause"] or "policy", node.name, on_the_way=True)
-        state["transferred_at"] = self.now.isoformat()
+        state["transferred_at"] = self.now_iso
         state["handoff"] = {"kind": kind, "target": address, "node": node.name}
         params = [("X-IVR-Reason", state["reason"] or REASON_NOT_STATED),
                   ("X-IVR-Call", state["call_id"])]
@@ -668,7 +669,7 @@ class _Run:
                   detail=f"{type(error).__name__}: {error}")
         self._cause("error")
         state["exit_node"] = state["node"] or self.flow.start  # where it broke
-        state.update(outcome="failed", waiting="dial", transferred_at=self.now.isoformat())
+        state.update(outcome="failed", waiting="dial", transferred_at=self.now_iso)
         self.actions.append(act.Say(FAILSAFE_APOLOGY.get(lang[:2], FAILSAFE_APOLOGY["en"]),
                                     voice=self.flow.voices.get(lang), language=lang))
         human = _failsafe_transfer(self.flow)

@@ -72,6 +72,9 @@ class PromptLibrary:
         self._envs: dict[tuple[str, bool], Sandbox] = {}
         #: Compiled templates of an in-memory library, which never changes.
         self._templates: dict[tuple[str, str, bool], jinja2.Template] = {}
+        #: Of those, the ones that read no variable, and what they say.
+        self._fixed: set[tuple[str, str, bool]] = set()
+        self._said: dict[tuple[str, str, bool], str] = {}
 
     def snapshot(self, prompts) -> "PromptLibrary":
         """A library holding just ``prompts`` ((lang, name) pairs) in memory.
@@ -128,8 +131,11 @@ class PromptLibrary:
         Raises :class:`PromptError` for a missing template, a syntax error,
         an unknown variable or a failing filter.
         """
-        text = self._render(lang, name, context, plain=False)
-        return " ".join(text.split())
+        said = self._said.get((lang, name, False))
+        if said is None:
+            said = " ".join(self._render(lang, name, context, plain=False).split())
+            self._keep_if_fixed((lang, name, False), said)
+        return said
 
     def render_text(self, lang: str, name: str, context: dict) -> str:
         """Render prompt ``name`` in ``lang`` as plain text, for a text message.
@@ -140,9 +146,13 @@ class PromptLibrary:
         an error rather than the word "None" in the caller's message.
         Raises :class:`PromptError` as :meth:`render` does.
         """
-        text = self._render(lang, name, context, plain=True)
-        lines = (" ".join(line.split()) for line in text.splitlines())
-        return "\n".join(line for line in lines if line)
+        said = self._said.get((lang, name, True))
+        if said is None:
+            text = self._render(lang, name, context, plain=True)
+            lines = (" ".join(line.split()) for line in text.splitlines())
+            said = "\n".join(line for line in lines if line)
+            self._keep_if_fixed((lang, name, True), said)
+        return said
 
     def _render(self, lang: str, name: str, context: dict, plain: bool) -> str:
         template = self._templates.get((lang, name, plain))
@@ -167,7 +177,16 @@ class PromptLibrary:
             raise PromptError(lang, name, exc.message or str(exc), exc.lineno) from exc
         if self.sources is not None:
             self._templates[lang, name, plain] = template
+            if _says_the_same_every_time(env.parse(self.sources[lang, name])):
+                self._fixed.add((lang, name, plain))
         return template
+
+    def _keep_if_fixed(self, key: tuple[str, str, bool], said: str) -> None:
+        """Keep what a template that reads no variable says: it never
+        changes (the library is in memory, the sandbox pure), and the
+        menus every caller hears are such templates."""
+        if key in self._fixed:
+            self._said[key] = said
 
     # --- Static checks (for the flow linter) --------------------------------
 
@@ -250,6 +269,16 @@ class PromptLibrary:
             env.filters.update(filters)
             self._envs[lang, plain] = env
         return env
+
+
+def _says_the_same_every_time(ast: nodes.Template) -> bool:
+    """Whether a template's output is fixed: it reads no name at all (no
+    variable, and no global such as ``lipsum``, which
+    ``find_undeclared_variables`` does not report) and draws nothing at
+    random."""
+    if next(ast.find_all(nodes.Name), None) is not None:
+        return False
+    return all(f.name != "random" for f in ast.find_all(nodes.Filter))
 
 
 def _no_none(value):

@@ -386,18 +386,9 @@ class CallStore:
         # The live state holds the caller's number: sealed as a whole.
         state_json = self._seal_state(call_id, state)
         updated_at = _utc_iso(state.get("now")) or _utc_now()
+        values = [int(turn), state_json, sqlite3.Binary(response), updated_at, call_id]
         with self.transaction():
-            stored = self.db.conn.execute("SELECT state_json FROM call_state WHERE call_id = ?",
-                                          [call_id]).fetchone()
-            before = self._kept_as_stored(call_id, stored[0]) if stored else None
-            cursor = self.db.conn.execute(
-                "INSERT INTO call_state (call_id, turn, state_json, response, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (call_id) DO UPDATE SET turn = excluded.turn, "
-                "state_json = excluded.state_json, response = excluded.response, "
-                "updated_at = excluded.updated_at WHERE excluded.turn >= call_state.turn",
-                [call_id, int(turn), state_json, sqlite3.Binary(response), updated_at])
-            current = cursor.rowcount > 0
+            current, before = self._replace_state(call_id, values)
             self.db.conn.executemany(
                 "INSERT INTO node_events (call_id, seq, flow, version, node, kind, input, "
                 "branch, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -414,6 +405,28 @@ class CallStore:
                                           state_json, row))
             if state.get("callback"):
                 self._insert_callback(call_id, state, callback_status)
+
+    def _replace_state(self, call_id: str, values: list) -> tuple[bool, "_Kept | None"]:
+        """Store the call's new state unless a later turn is stored: whether
+        it was stored, and this store's last save when the database still
+        held it (its ``calls`` row is then known).  ``values`` are the
+        turn, sealed state, response, time and call id."""
+        kept = self._live.get(call_id)
+        if kept is not None and values[0] >= kept.record.turn:
+            # Replaced only if still what this store saved last: one
+            # statement both checks and writes.
+            cursor = self.db.conn.execute(
+                "UPDATE call_state SET turn = ?, state_json = ?, response = ?, updated_at = ? "
+                "WHERE call_id = ? AND state_json = ?", values + [kept.state_json])
+            if cursor.rowcount:
+                return True, kept
+        cursor = self.db.conn.execute(
+            "INSERT INTO call_state (turn, state_json, response, updated_at, call_id) "
+            "VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (call_id) DO UPDATE SET turn = excluded.turn, "
+            "state_json = excluded.state_json, response = excluded.response, "
+            "updated_at = excluded.updated_at WHERE excluded.turn >= call_state.turn", values)
+        return cursor.rowcount > 0, None
 
     def _write_call_row(self, call_id: str, summary: dict, caller_hash: str, handoff: dict,
                         before: dict | None) -> dict:

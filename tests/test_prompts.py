@@ -307,3 +307,34 @@ def test_check_unknown_filter(lib, root):
 def test_check_missing_template(lib):
     with pytest.raises(PromptError):
         lib.check("fr-FR", "nope", set())
+
+
+# --- A flow version's prompts (in memory) -----------------------------------------------
+
+
+def test_a_snapshot_renders_what_the_files_rendered_and_ignores_later_edits(lib, root):
+    write(root, "fr-FR", "menu", "Pour suivre   une commande,\n tapez 1.")
+    write(root, "fr-FR", "hello", "Bonjour {{ name }}.")
+    snapshot = lib.snapshot([("fr-FR", "menu"), ("fr-FR", "hello")])
+    write(root, "fr-FR", "menu", "Changed.")
+    assert snapshot.render("fr-FR", "menu", {}) == "Pour suivre une commande, tapez 1."
+    assert snapshot.render("fr-FR", "menu", {"any": 1}) == "Pour suivre une commande, tapez 1."
+    assert snapshot.render("fr-FR", "hello", {"name": "Ana"}) == "Bonjour Ana."
+    assert snapshot.render("fr-FR", "hello", {"name": "Léo"}) == "Bonjour Léo."
+    assert snapshot.render_text("fr-FR", "menu", {}) == "Pour suivre une commande,\ntapez 1."
+
+
+def test_a_prompt_that_reads_nothing_is_rendered_once(lib, root, monkeypatch):
+    write(root, "fr-FR", "menu", "Tapez 1.")
+    write(root, "fr-FR", "random", "{{ range(3) | random }}")  # a global: rendered each time
+    write(root, "fr-FR", "pick", "{{ [1, 2, 3] | random }}")  # random: rendered each time
+    snapshot = lib.snapshot([("fr-FR", "menu"), ("fr-FR", "random"), ("fr-FR", "pick")])
+    rendered = []
+    real = PromptLibrary._render
+    monkeypatch.setattr(PromptLibrary, "_render",
+                        lambda self, *args, **kw: rendered.append(args[1]) or real(self, *args, **kw))
+    for _ in range(3):
+        snapshot.render("fr-FR", "menu", {})
+        snapshot.render("fr-FR", "random", {})
+        snapshot.render("fr-FR", "pick", {})
+    assert rendered == ["menu"] + ["random", "pick"] * 3
