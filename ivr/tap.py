@@ -23,6 +23,7 @@ from twisted.web.server import Site
 
 from .actions import DialTarget
 from .calls import CallHandler
+from .checkpoint import SAFETY_NET_PAGES, Checkpointer
 from .dashboard import check_dashboard_token, make_dashboard
 from .demo_orders import create_demo_db
 from .group_commit import GroupCommit
@@ -154,6 +155,9 @@ class GarbageCollectorTuning(service.Service):
         super().startService()
 
 
+#: The server connection's SQLite page cache, in KiB.
+PAGE_CACHE_KIB = 64 * 1024
+
 #: See :class:`GarbageCollectorTuning`.
 GC_YOUNG_THRESHOLD = 10_000
 
@@ -253,6 +257,13 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     site.displayTracebacks = False
     top = service.MultiService()
     GarbageCollectorTuning().setServiceParent(top)
+    # Checkpoints run in a thread; the commits keep one only as a safety net.
+    store.db.execute(f"PRAGMA wal_autocheckpoint = {SAFETY_NET_PAGES}")
+    # Every turn touches index pages all over the log (call ids are
+    # random): SQLite's default 2 MB page cache was read again and again
+    # from the OS as the log grew.
+    store.db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
+    Checkpointer(options["db"], reactor).setServiceParent(top)
     # Children stop in reverse order: this one last, once nothing listens.
     FlushOnStop(handler.group_commit).setServiceParent(top)
     strports.service(options["listen"], site, reactor=reactor).setServiceParent(top)

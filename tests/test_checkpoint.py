@@ -1,0 +1,75 @@
+"""WAL checkpoints in a thread, off the reactor."""
+
+import sqlite3
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from ivr.checkpoint import Checkpointer, checkpoint
+
+
+def test_checkpoint_copies_the_log_into_the_database_file(tmp_path):
+    path = str(tmp_path / "calls.db")
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("CREATE TABLE t (x)")
+    with conn:
+        conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1000)])
+    logged, copied = checkpoint(path)
+    assert logged > 0 and copied == logged
+    assert checkpoint(path) == (logged, logged)  # nothing new: the same log, all copied
+    conn.close()
+
+
+class FakeThread:
+    """Runs nothing: records what would run in the thread, to finish it by hand."""
+
+    def __init__(self):
+        self.started = []
+
+    def __call__(self, function, *args):
+        self.started.append(defer.Deferred())
+        return self.started[-1]
+
+
+def test_a_checkpoint_runs_each_interval_and_never_two_at_once():
+    clock, thread = task.Clock(), FakeThread()
+    checkpointer = Checkpointer("calls.db", clock, interval=1.0, run_in_thread=thread)
+    checkpointer.startService()
+    assert thread.started == []
+    clock.advance(1.0)
+    assert len(thread.started) == 1
+    clock.advance(1.0)  # the first is still running: this turn is skipped
+    assert len(thread.started) == 1
+    thread.started[0].callback((10, 10))
+    clock.advance(1.0)
+    assert len(thread.started) == 2
+    checkpointer.stopService()
+
+
+def test_a_failed_checkpoint_is_logged_and_the_next_one_still_runs():
+    clock, thread = task.Clock(), FakeThread()
+    checkpointer = Checkpointer("calls.db", clock, interval=1.0, run_in_thread=thread)
+    logged = []
+    checkpointer.log = Logger(observer=logged.append)
+    checkpointer.startService()
+    clock.advance(1.0)
+    thread.started[0].errback(sqlite3.OperationalError("disk I/O error"))
+    assert any("WAL checkpoint" in e.get("log_format", "") for e in logged)
+    clock.advance(1.0)
+    assert len(thread.started) == 2
+    checkpointer.stopService()
+
+
+def test_stopping_waits_for_the_running_checkpoint():
+    clock, thread = task.Clock(), FakeThread()
+    checkpointer = Checkpointer("calls.db", clock, interval=1.0, run_in_thread=thread)
+    checkpointer.startService()
+    clock.advance(1.0)
+    stopped = defer.maybeDeferred(checkpointer.stopService)
+    assert not stopped.called
+    thread.started[0].callback((1, 1))
+    assert stopped.called
+    clock.advance(5.0)
+    assert len(thread.started) == 1
