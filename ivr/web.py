@@ -313,6 +313,11 @@ class MetricsResource(Resource):
             f"ivr_status_callbacks_total {c.status_callbacks}",
             "# TYPE ivr_calls_ended_total counter",
         ] + [f'ivr_calls_ended_total{{outcome="{o}"}} {n}' for o, n in sorted(c.by_outcome.items())]
+        group = self.handler.group_commit
+        if group is not None:  # writes per commit: how well turns share commits
+            lines += ["# TYPE ivr_commits_total counter", f"ivr_commits_total {group.commits}",
+                      "# TYPE ivr_committed_writes_total counter",
+                      f"ivr_committed_writes_total {group.writes}"]
         lines += ["# TYPE ivr_flow_info gauge"] + [
             f'ivr_flow_info{{flow="{name}",version="{version}"}} 1'
             for name, version in self.registry.versions().items()]

@@ -466,6 +466,8 @@ def test_with_group_commit_a_turn_is_answered_once_its_events_are_committed(tmp_
     assert [r.code for r in answers] == [200, 200]
     assert server.store.node_events("CA1") and server.store.node_events("CA2")
     assert server.handler.group_commit.commits == 1
+    _, _, metrics = server.request("GET", "/metrics")
+    assert b"ivr_commits_total 1\n" in metrics and b"ivr_committed_writes_total 2\n" in metrics
 
     taken = []
     server.http.request("POST", BASE + "/status", headers=FORM, data=urlencode(
