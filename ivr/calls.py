@@ -171,7 +171,7 @@ class CallHandler:
         call_id = params["CallSid"]
         held = self._held.get(call_id)
         if held is not None and held.turn == turn:
-            return await self._answer_or_hold(held, flow_name)  # a poll, or a retry
+            return await self._answer_or_hold(held, flow_name, self.hold_after)  # a poll, or a retry
         record = self.store.load_call(call_id)
         if record is not None and (turn <= record.turn or poll):
             # A retry; or a poll for a turn this process no longer holds (it
@@ -179,15 +179,18 @@ class CallHandler:
             self.counters.replayed += 1
             self.log.info("turn {call} {turn} replayed", call=call_id, turn=turn)
             return record.response
-        work = defer.ensureDeferred(self._play(flow_name, turn, params, now, record))
+        storing = []  # _play notes when only the commit is left
+        work = defer.ensureDeferred(self._play(flow_name, turn, params, now, record, storing))
         if work.called:
             return await work
         held = self._held[call_id] = Held(call_id, turn, work, self._hold_language(record, flow_name))
         work.addBoth(self._release, call_id, held)
-        return await self._answer_or_hold(held, flow_name)
+        # Only a slow look-up puts the caller on hold, never the commit.
+        return await self._answer_or_hold(held, flow_name, None if storing else self.hold_after)
 
-    async def _play(self, flow_name, turn, params, now, record) -> bytes:
-        """Play the turn, store it, and return its TwiML."""
+    async def _play(self, flow_name, turn, params, now, record, storing=None) -> bytes:
+        """Play the turn, store it, and return its TwiML.  ``storing`` (a
+        list) gets an item once the turn waits only for its commit."""
         call_id = params["CallSid"]
         if record is None:
             flow = self.registry.current(flow_name)
@@ -219,6 +222,8 @@ class CallHandler:
         if self.group_commit is None:
             write()
         else:
+            if storing is not None:
+                storing.append(turn)
             await self.group_commit.write(write)
         self._saved(call_id, turn, new_state)
         if new_state.get("callback") and not (state or {}).get("callback"):
@@ -226,12 +231,14 @@ class CallHandler:
         return body
 
     # -- holding a caller while a slow look-up goes on ---------------------------------
-    async def _answer_or_hold(self, held: "Held", flow_name: str) -> bytes:
-        """The turn's answer if it comes within ``hold_after`` seconds, else
-        a hold: the caller hears "one moment" (the first time) and a pause,
-        then comes back to the poll URL.  The look-up's own timeout ends
-        the wait by sending the turn down the flow's error branch."""
-        if not await held.within(self.hold_after, self.clock):
+    async def _answer_or_hold(self, held: "Held", flow_name: str,
+                              hold_after: float | None) -> bytes:
+        """The turn's answer if it comes within ``hold_after`` seconds (None:
+        no limit), else a hold: the caller hears "one moment" (the first
+        time) and a pause, then comes back to the poll URL.  The look-up's
+        own timeout ends the wait by sending the turn down the flow's error
+        branch."""
+        if not await held.within(hold_after, self.clock):
             self.counters.holds += 1
             first = held.holds == 0
             held.holds += 1

@@ -318,6 +318,26 @@ def test_a_quick_look_up_is_answered_without_a_hold(tmp_path):
     assert server.clock.getDelayedCalls() == []
 
 
+def test_a_turn_waiting_only_for_its_commit_is_never_put_on_hold(tmp_path):
+    server = Server(tmp_path, group_commit=True)
+    commits = []
+
+    def slow_commit(write):  # a slow disk: the commit ends when the test says
+        commits.append((write, defer.Deferred()))
+        return commits[-1][1]
+
+    server.handler.group_commit.write = slow_commit
+    first = start_request(server, "/voice/post_sale", CallSid="CA1", From="+33612345678")
+    server.clock.advance(5)  # far longer than hold_after
+    assert first == [] and server.handler.counters.holds == 0
+    [(write, committed)] = commits
+    with server.store.transaction():
+        write()
+    committed.callback(None)
+    server.http.flush()
+    assert "Bonjour" in says(body_of(server, first))
+
+
 def test_a_poll_the_server_no_longer_holds_repeats_the_last_question(tmp_path):
     server = Server(tmp_path)
     _code, question = server.turn(0)
