@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -26,6 +26,28 @@ from .signature import is_valid_twilio_request
 #: The largest webhook body accepted.  Twilio's are a few kB.
 MAX_BODY = 64 * 1024
 TWIML_TYPE = b"text/xml; charset=utf-8"
+
+
+def parse_form(text: str) -> dict[str, list[str]]:
+    """An ``application/x-www-form-urlencoded`` body, strictly: what
+    ``urllib.parse.parse_qs(text, keep_blank_values=True,
+    strict_parsing=True, errors="strict")`` gives (an empty body is no
+    field), decoding only the names and values that need it.  Raises
+    ``ValueError`` for a field without ``=``, ``UnicodeDecodeError`` for
+    percent-encoded bytes that are not UTF-8."""
+    form: dict[str, list[str]] = {}
+    if not text:
+        return form
+    for field in text.split("&"):
+        name, equals, value = field.partition("=")
+        if not equals:
+            raise ValueError(f"bad form field {field[:40]!r}")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name, errors="strict")
+        if "%" in value or "+" in value:
+            value = unquote_plus(value, errors="strict")
+        form.setdefault(name, []).append(value)
+    return form
 
 
 def finish_with(request, body: bytes = b"") -> None:
@@ -99,8 +121,7 @@ class WebhookResource(Resource):
         if len(raw) > MAX_BODY:
             raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
         try:
-            text = raw.decode("utf-8")
-            form = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
+            form = parse_form(raw.decode("utf-8"))
         except UnicodeDecodeError:  # raw or percent-encoded bytes that are not UTF-8
             raise BadRequest(400, "body is not UTF-8") from None
         except ValueError:

@@ -4,11 +4,10 @@ import shutil
 import xml.etree.ElementTree as ET
 from datetime import date, datetime
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
-import sqlite_utils
 from treq.testing import StubTreq
 from twisted.internet import defer, task
 
@@ -20,7 +19,7 @@ from ivr.registry import FlowRegistry
 from ivr.render import validate_twiml
 from ivr.signature import signed_headers
 from ivr.store import CallStore
-from ivr.web import build_root
+from ivr.web import build_root, parse_form
 
 ROOT = Path(__file__).parent.parent
 TUESDAY_10AM = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
@@ -526,3 +525,23 @@ def test_the_sweep_leaves_a_call_with_an_agent_until_the_dial_time_limit(server)
     assert server.handler.sweep() == 1
     row = server.store.call("AGENT")
     assert (row["outcome"], row["cause"]) == ("transferred", "caller_asked")
+
+
+@pytest.mark.parametrize("body", [
+    "", "CallSid=CA1", "a=1&b=2&a=3", "From=%2B33612345678&City=PARIS+CEDEX+08",
+    "empty=&x=y", "=nameless", "sp%20ace=%C3%A9t%C3%A9", "plus=a+b%2Bc", "bad%zz=%",
+    "dup=1&dup=", "k%3Dv=x%26y",
+])
+def test_the_form_parser_reads_bodies_as_urllib_does(body):
+    expected = parse_qs(body, keep_blank_values=True, strict_parsing=bool(body), errors="strict")
+    assert parse_form(body) == expected
+
+
+@pytest.mark.parametrize("body", ["novalue", "a=1&&b=2", "a=1&", "&", "x=%ff"])
+def test_the_form_parser_refuses_what_urllib_refuses(body):
+    with pytest.raises(ValueError) as ours:
+        parse_form(body)
+    with pytest.raises(ValueError) as theirs:
+        parse_qs(body, keep_blank_values=True, strict_parsing=True, errors="strict")
+    # Both tell a body that is not UTF-8 from a malformed one (two different answers).
+    assert isinstance(ours.value, UnicodeDecodeError) == isinstance(theirs.value, UnicodeDecodeError)
