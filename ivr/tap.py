@@ -9,6 +9,7 @@ orders, so the demo flow can be called right away.
 from __future__ import annotations
 
 import gc
+import io
 import os
 import signal
 import sys
@@ -141,6 +142,12 @@ class WebhookSite(Site):
     def log(self, request):
         if self.logPath:
             super().log(request)
+
+    def getContentFile(self, length):
+        """Request bodies in memory: LimitedRequest keeps at most 64 kB
+        of one.  (Twisted looks this hook up on every request, and without
+        it a body of unknown length goes to a temporary file.)"""
+        return io.BytesIO()
 
 
 class GarbageCollectorTuning(service.Service):

@@ -1,11 +1,13 @@
 """``twist ivr`` / ``ivr-serve``: the plugin, its options and the service tree."""
 
 import gc
+import tempfile
 from pathlib import Path
 
 import pytest
 from twisted.application.service import IServiceMaker
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
 
@@ -73,3 +75,45 @@ def test_the_server_collects_young_objects_less_often(monkeypatch):
     monkeypatch.setattr(gc, "set_threshold", lambda *values: thresholds.append(values))
     tap.GarbageCollectorTuning().startService()
     assert thresholds == [(tap.GC_YOUNG_THRESHOLD, 10, 10)] and tap.GC_YOUNG_THRESHOLD > 700
+
+
+def _site(tmp_path):
+    reactor = MemoryReactorClock()
+    options = tap.Options()
+    options.parseOptions(["--db", str(tmp_path / "ivr.db"), "--flows", str(ROOT / "flows"),
+                          "--prompts", str(ROOT / "prompts")])
+    tap.makeService(options, reactor).startService()
+    [(_port, site, _backlog, _interface)] = reactor.tcpServers
+    return site, reactor
+
+
+def _exchange(site, raw: bytes) -> StringTransport:
+    protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(raw)
+    return transport
+
+
+def test_a_chunked_body_past_the_limit_is_refused_without_a_temporary_file(tmp_path, monkeypatch):
+    site, _reactor = _site(tmp_path)
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda *a, **k: pytest.fail("body on disk"))
+    chunk = b"x" * 40_000
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(2)) + b"0\r\n\r\n"
+    answer = _exchange(site, b"POST /voice/post_sale HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Content-Type: application/x-www-form-urlencoded\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n" + body).value()
+    assert answer.startswith(b"HTTP/1.1 413") and b"body larger than 65536 bytes" in answer
+
+
+def test_the_site_answers_a_turn_with_its_length_not_in_chunks(tmp_path):
+    site, reactor = _site(tmp_path)
+    form = b"CallSid=CA1&From=%2B33612345678"
+    transport = _exchange(site, b"POST /voice/post_sale HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                b"Content-Type: application/x-www-form-urlencoded\r\n"
+                                b"Content-Length: %d\r\n\r\n%s" % (len(form), form))
+    assert transport.value() == b""  # answered once the turn is committed
+    reactor.advance(0)
+    head, _, body = transport.value().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"chunked" not in head.lower()
+    assert f"Content-Length: {len(body)}".encode() in head and body.endswith(b"</Response>")
