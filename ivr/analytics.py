@@ -473,15 +473,18 @@ def _reached(db, filters: Filters, flow: str, version: str) -> dict:
                 FROM calls c JOIN node_events e ON e.call_id = c.call_id
                 WHERE {where} AND +c.flow = :flow AND +c.version = :version
                 GROUP BY e.node""", params)}
-    # The whole version: counted on the (flow, version, node, call_id) index
-    # alone, then the calls still in progress (few) taken out.
+    # The whole version: each call's first event at a node is flagged, and
+    # the flagged events counted on their partial index alone; then the
+    # calls still in progress (few) taken out.
     params = {"flow": flow, "version": version}
     reached = {row["node"]: [row["kind"], row["reached"]] for row in db.query(
         """SELECT n.node AS node, n.reached AS reached,
                   (SELECT kind FROM node_events k
-                   WHERE k.flow = :flow AND k.version = :version AND k.node = n.node LIMIT 1) AS kind
-           FROM (SELECT node, count(DISTINCT call_id) AS reached FROM node_events
-                 WHERE flow = :flow AND version = :version GROUP BY node) n""", params)}
+                   WHERE k.flow = :flow AND k.version = :version AND k.node = n.node
+                     AND k.first_visit = 1 LIMIT 1) AS kind
+           FROM (SELECT node, count(*) AS reached FROM node_events
+                 WHERE flow = :flow AND version = :version AND first_visit = 1
+                 GROUP BY node) n""", params)}
     for row in db.query(
             """SELECT e.node AS node, count(DISTINCT e.call_id) AS reached
                FROM calls c JOIN node_events e ON e.call_id = c.call_id

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from zoneinfo import ZoneInfo
 
+from ivr.store import mark_first_visits
+
 PARIS = ZoneInfo("Europe/Paris")
 FIRST_DAY = datetime(2026, 11, 18, tzinfo=PARIS)  # a Wednesday; the week ends Tuesday 24th
 DAYS = 7
@@ -138,6 +140,7 @@ def insert_traffic(db, flow) -> list[Call]:
                    "node": "welcome", "kind": "say", "at": ongoing.isoformat()})
     db["calls"].insert_all(call_rows)
     db["node_events"].insert_all(events)
+    mark_first_visits(db)  # as the server flags them when it writes events one by one
     return calls
 
 

@@ -48,7 +48,8 @@ class Log:
         self.db["node_events"].insert_all([
             {"call_id": call_id, "seq": seq, "flow": flow, "version": version, "node": node,
              "kind": kinds.get(node, "menu" if "menu" in node else "say"), "input": None,
-             "branch": None, "detail": None, "at": started_at}
+             "branch": None, "detail": None, "at": started_at,
+             "first_visit": int(node not in path[:seq - 1])}  # as the server flags them
             for seq, node in enumerate(path, 1)])
         return call_id
 
@@ -463,7 +464,7 @@ def test_funnel_of_an_unknown_or_ambiguous_version_is_refused():
 def test_funnel_works_on_a_log_without_the_report_indexes():
     log = funnel_log()
     log.db.execute("DROP INDEX idx_calls_repeat")
-    log.db.execute("DROP INDEX idx_node_events_flow_version_node_call")
+    log.db.execute("DROP INDEX idx_node_events_reached")
     assert [r["node"] for r in analytics.funnel(log.db, "shop")] == [
         "menu", "lookup", "welcome", "agent", "answer"]
     assert only(analytics.summary(log.db))["calls"] == 6

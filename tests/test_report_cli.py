@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from ivr.model import TRANSFER_CAUSES
 from ivr.report_cli import main
-from ivr.store import CallStore
+from ivr.store import CallStore, mark_first_visits
 
 COMMANDS = ["summary", "funnel", "reasons", "calls"]
 
@@ -32,6 +32,7 @@ def add_call(db, n, started_at, outcome, reason, caller, path, cause=None, exit_
         {"call_id": call_id, "seq": seq, "flow": flow, "version": version, "node": node,
          "kind": "menu" if node.endswith("menu") else "say", "at": started_at}
         for seq, node in enumerate(path, 1)])
+    mark_first_visits(db)  # as the server flags them
 
 
 @pytest.fixture

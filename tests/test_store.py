@@ -64,7 +64,7 @@ def test_migrations_create_the_schema_and_applying_twice_is_a_no_op():
     CallStore(db)
     assert TABLES <= set(db.table_names())
     indexes = {tuple(i.columns) for name in TABLES for i in db[name].indexes}
-    for columns in [("flow", "version", "node", "call_id"), ("started_at",), ("flow", "version"),
+    for columns in [("flow", "version", "node"), ("started_at",), ("flow", "version"),
                     ("reason",), ("caller_hash", "started_at"),
                     ("caller_hash", "reason", None, "outcome")]:  # None: julianday(started_at)
         assert columns in indexes
@@ -73,7 +73,8 @@ def test_migrations_create_the_schema_and_applying_twice_is_a_no_op():
     schema = db.schema
     applied = MIGRATIONS.applied(db)
     names = ["0001_initial", "0002_exit_node_and_ivr_time", "0003_report_indexes",
-             "0004_open_calls_index", "0005_callback_requests", "0006_sms_sent"]
+             "0004_open_calls_index", "0005_callback_requests", "0006_sms_sent",
+             "0007_reached_index"]
     assert [m.name for m in applied] == names
 
     CallStore(db)
@@ -457,3 +458,34 @@ def test_states_are_sealed_with_fernet_where_openssl_has_no_gcm_siv(monkeypatch)
     assert sealed.startswith("sealed:v1:")
     store._live.clear()
     assert store.load_call("CA1").state == make_state(node="menu")
+
+
+def test_upgrading_a_log_flags_each_calls_first_event_at_each_node_and_the_funnel_is_unchanged():
+    db = sqlite_utils.Database(memory=True)
+    MIGRATIONS.apply(db, stop_before="0007_reached_index")
+    paths = {"CA1": ["welcome", "menu", "menu", "lookup", "menu"], "CA2": ["welcome", "menu"]}
+    for call_id, path in paths.items():
+        db["node_events"].insert_all(
+            {"call_id": call_id, "seq": seq, "flow": "shop", "version": "v1", "node": node,
+             "kind": "say", "at": "2026-11-24T09:00:00+00:00"} for seq, node in enumerate(path, 1))
+    before = {row["node"]: row["n"] for row in db.query(
+        "SELECT node, count(DISTINCT call_id) AS n FROM node_events GROUP BY node")}
+    CallStore(db)  # applies the rest
+    flagged = [(r["call_id"], r["seq"]) for r in db.query(
+        "SELECT call_id, seq FROM node_events WHERE first_visit = 1 ORDER BY call_id, seq")]
+    assert flagged == [("CA1", 1), ("CA1", 2), ("CA1", 4), ("CA2", 1), ("CA2", 2)]
+    after = {row["node"]: row["n"] for row in db.query(
+        "SELECT node, count(*) AS n FROM node_events INDEXED BY idx_node_events_reached "
+        "WHERE flow = 'shop' AND version = 'v1' AND first_visit = 1 GROUP BY node")}
+    assert after == before == {"welcome": 2, "menu": 2, "lookup": 1}
+
+
+def test_a_turn_flags_the_first_event_of_the_call_at_each_node_once():
+    store = memory_store()
+    events = [dict(e, node=node) for e, node in zip(make_events(seqs=(1, 2, 3)), ("a", "b", "a"))]
+    save(store, make_state(), turn=1, events=events)
+    save(store, make_state(), turn=1, events=events)  # a retried turn: nothing new
+    later = [dict(e, node=node) for e, node in zip(make_events(seqs=(4, 5)), ("b", "c"))]
+    save(store, make_state(), turn=2, events=later)
+    rows = store.db.execute("SELECT seq, first_visit FROM node_events ORDER BY seq").fetchall()
+    assert rows == [(1, 1), (2, 1), (3, 0), (4, 0), (5, 1)]

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 import sqlite_utils  # noqa: E402
 
 from ivr import analytics  # noqa: E402
-from ivr.store import MIGRATIONS, CallStore  # noqa: E402
+from ivr.store import MIGRATIONS, CallStore, mark_first_visits  # noqa: E402
 
 TZ = ZoneInfo("Europe/Paris")
 FIRST_DAY = date(2026, 9, 1)
@@ -259,6 +259,7 @@ def build(path: Path, n_calls: int, deadline: float) -> None:
         FROM gen_calls g JOIN gen_paths p ON p.template = g.template
         WHERE NOT g.ongoing OR p.seq <= 2
         ORDER BY g.rowid, p.seq""")
+    mark_first_visits(db)
     conn.execute("DROP TABLE gen_calls")
     conn.execute("DROP TABLE gen_paths")
     conn.execute("DROP TABLE gen_templates")
