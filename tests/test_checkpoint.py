@@ -33,10 +33,18 @@ class FakeThread:
         return self.started[-1]
 
 
-def test_a_checkpoint_runs_each_interval_and_never_two_at_once():
+def started(log=None):
+    """A running checkpointer on a Clock, every second, with a fake thread."""
     clock, thread = task.Clock(), FakeThread()
     checkpointer = Checkpointer("calls.db", clock, interval=1.0, run_in_thread=thread)
+    if log is not None:
+        checkpointer.log = Logger(observer=log.append)
     checkpointer.startService()
+    return clock, thread, checkpointer
+
+
+def test_a_checkpoint_runs_each_interval_and_never_two_at_once():
+    clock, thread, checkpointer = started()
     assert thread.started == []
     clock.advance(1.0)
     assert len(thread.started) == 1
@@ -49,11 +57,8 @@ def test_a_checkpoint_runs_each_interval_and_never_two_at_once():
 
 
 def test_a_failed_checkpoint_is_logged_and_the_next_one_still_runs():
-    clock, thread = task.Clock(), FakeThread()
-    checkpointer = Checkpointer("calls.db", clock, interval=1.0, run_in_thread=thread)
     logged = []
-    checkpointer.log = Logger(observer=logged.append)
-    checkpointer.startService()
+    clock, thread, checkpointer = started(log=logged)
     clock.advance(1.0)
     thread.started[0].errback(sqlite3.OperationalError("disk I/O error"))
     assert any("WAL checkpoint" in e.get("log_format", "") for e in logged)
@@ -63,9 +68,7 @@ def test_a_failed_checkpoint_is_logged_and_the_next_one_still_runs():
 
 
 def test_stopping_waits_for_the_running_checkpoint():
-    clock, thread = task.Clock(), FakeThread()
-    checkpointer = Checkpointer("calls.db", clock, interval=1.0, run_in_thread=thread)
-    checkpointer.startService()
+    clock, thread, checkpointer = started()
     clock.advance(1.0)
     stopped = defer.maybeDeferred(checkpointer.stopService)
     assert not stopped.called
