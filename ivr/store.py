@@ -582,7 +582,7 @@ class CallStore:
         if len(self._live) > LIVE_CALLS_KEPT:
             self._live.popitem(last=False)
 
-    def _kept_as_stored(self, call_id: str, state_json: str) -> "_Kept | None":
+    def _kept_as_stored(self, call_id: str, state_json: bytes | str) -> "_Kept | None":
         """What this store saved last for ``call_id``, if the database still
         holds it: each save seals the state afresh (a new random IV), so an
         identical sealed state means nobody saved the call since."""
