@@ -18,6 +18,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.resource import Resource
+from twisted.web.error import UnsupportedMethod
 from twisted.web.server import NOT_DONE_YET, Request
 
 from .calls import UnknownFlow
@@ -85,10 +86,42 @@ class LimitedRequest(Request):
         super().handleContentChunk(data)
 
 
-class WebhookResource(Resource):
-    """Shared checks for provider webhooks."""
+class PlainResource(Resource):
+    """A leaf whose refusals are one line of plain text: a method it does
+    not serve is a 405 naming the ones it does (Twisted's own page is
+    HTML, from a class it deprecates)."""
 
     isLeaf = True
+
+    def render(self, request):
+        try:
+            return super().render(request)
+        except UnsupportedMethod as error:
+            # Twisted lists HEAD always; it works only where GET does.
+            allowed = [m for m in error.allowedMethods if m != b"HEAD" or b"GET" in error.allowedMethods]
+            request.setResponseCode(405)
+            request.setHeader(b"allow", b", ".join(sorted(allowed)))
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"method not allowed\n"
+
+
+class Root(Resource):
+    """The server's root: an unknown path is a plain-text 404."""
+
+    def getChild(self, path, request):
+        return NotFound()
+
+
+class NotFound(PlainResource):
+    def render(self, request):
+        request.setResponseCode(404)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"not found\n"
+
+
+class WebhookResource(PlainResource):
+    """Shared checks for provider webhooks."""
+
     log = Logger()
 
     def __init__(self, handler, auth_token: str | None, public_url: str | None,
@@ -300,8 +333,7 @@ class CallResource(WebhookResource):
         return json.dumps(described).encode("utf-8")
 
 
-class HealthResource(Resource):
-    isLeaf = True
+class HealthResource(PlainResource):
 
     def __init__(self, registry):
         super().__init__()
@@ -314,10 +346,8 @@ class HealthResource(Resource):
         return json.dumps(body).encode("utf-8")
 
 
-class MetricsResource(Resource):
+class MetricsResource(PlainResource):
     """Counters in the Prometheus text format."""
-
-    isLeaf = True
 
     def __init__(self, handler, registry):
         super().__init__()
@@ -350,7 +380,7 @@ def build_root(handler, registry, *, auth_token=None, public_url=None,
                simulated_clock=False, dashboard: Resource | None = None) -> Resource:
     """The server's resource tree.  ``/dashboard`` exists only when a
     ``dashboard`` resource is given (the server has a dashboard token)."""
-    root = Resource()
+    root = Root()
     root.putChild(b"voice", VoiceResource(handler, auth_token, public_url, simulated_clock))
     root.putChild(b"status", StatusResource(handler, auth_token, public_url, simulated_clock))
     root.putChild(b"calls", CallResource(handler, auth_token, public_url))

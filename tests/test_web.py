@@ -183,10 +183,20 @@ def test_bad_requests_get_a_4xx_with_a_reason_and_write_nothing(server, body, he
     assert server.store.call("CA1") is None
 
 
-def test_other_methods_are_405(server):
-    assert server.request("GET", "/voice/post_sale")[0] == 405
-    assert server.request("POST", "/healthz")[0] == 405
-    assert server.request("GET", "/status")[0] == 405
+def test_other_methods_are_405_in_plain_text_naming_the_allowed_ones(server):
+    for method, path, allowed in (("GET", "/voice/post_sale", b"POST"),
+                                  ("POST", "/healthz", b"GET, HEAD"),
+                                  ("GET", "/status", b"POST"), ("PUT", "/metrics", b"GET, HEAD")):
+        code, headers, body = server.request(method, path)
+        assert (code, body) == (405, b"method not allowed\n")
+        assert headers.getRawHeaders(b"allow") == [allowed]
+        assert headers.getRawHeaders(b"content-type") == [b"text/plain; charset=utf-8"]
+
+
+def test_an_unknown_path_is_404_in_plain_text(server):
+    code, headers, body = server.request("GET", "/nothing/here")
+    assert (code, body) == (404, b"not found\n")
+    assert headers.getRawHeaders(b"content-type") == [b"text/plain; charset=utf-8"]
 
 
 def test_healthz_lists_the_flows_and_their_versions(server):
