@@ -1,0 +1,142 @@
+"""Where a request's CPU goes: whole demo calls through the server's own
+Site, in one process, with no network and no other process.
+
+    python tools/profile_turns.py [--batches 20] [--repeat 3] [--profile]
+    valgrind --tool=cachegrind --cache-sim=no python tools/profile_turns.py --batches 1 --repeat 1
+    valgrind --tool=cachegrind --cache-sim=no python tools/profile_turns.py --batches 6 --repeat 1
+
+Each batch plays 20 demo calls at a time (incoming call, "1", "1", "2",
+then the status callback) as raw HTTP requests into the ``WebhookSite``
+that ``ivr-serve`` builds, over ``StringTransport``s, with group commit on
+a ``task.Clock`` (one commit per step of the 20 calls) and log lines
+formatted and written to ``/dev/null``.  Call ids come from a seeded
+generator, so two runs do the same work.
+
+It prints the CPU time per request (best of ``--repeat`` runs, a guide
+only on a shared machine) or, with ``--profile``, the cProfile table.  Under cachegrind the
+instruction count is repeatable to a fraction of a percent: the
+difference between a run of 6 batches and one of 1, divided by the 500
+requests between them, is the cost of a request, to compare a change
+against.  (Set ``OPENBLAS_NUM_THREADS=1`` if numpy is installed: its
+threads spin under valgrind.)  It stops by itself after its batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import os
+import pstats
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from twisted.internet import task  # noqa: E402
+from twisted.internet.address import IPv4Address  # noqa: E402
+from twisted.internet.testing import StringTransport  # noqa: E402
+from twisted.logger import globalLogBeginner  # noqa: E402
+
+from ivr.calls import CallHandler  # noqa: E402
+from ivr.group_commit import GroupCommit  # noqa: E402
+from ivr.logs import text_log_observer  # noqa: E402
+from ivr.lookups import EmbeddedOrderLookups  # noqa: E402
+from ivr.registry import FlowRegistry  # noqa: E402
+from ivr.tap import GC_YOUNG_THRESHOLD, PAGE_CACHE_KIB, WebhookSite, open_database  # noqa: E402
+from ivr.web import LimitedRequest, build_root  # noqa: E402
+
+CALLS_AT_A_TIME = 20
+STEPS = [("/voice/post_sale", {}), ("/voice/post_sale?turn=1", {"Digits": "1"}),
+         ("/voice/post_sale?turn=2", {"Digits": "1"}), ("/voice/post_sale?turn=3", {"Digits": "2"}),
+         ("/status", {"CallStatus": "completed", "SequenceNumber": "0"})]
+
+
+class Bench:
+    """The server's Site over a fresh database, on a Clock."""
+
+    def __init__(self, db_path: Path):
+        store, orders = open_database(str(db_path))
+        store.db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
+        registry = FlowRegistry(ROOT / "flows", ROOT / "prompts", store)
+        registry.reload_if_changed()
+        self.clock = task.Clock()
+        self.clock.advance(time.time())
+        handler = CallHandler(registry, store, EmbeddedOrderLookups(orders).perform, self.clock,
+                              group_commit=GroupCommit(store, self.clock))
+        self.site = WebhookSite(build_root(handler, registry), requestFactory=LimitedRequest,
+                                logPath=None, parsePOSTFormSubmission=False)
+        self.ids = random.Random(7)
+
+    def batch(self) -> None:
+        """20 whole calls, each step of them answered by one commit."""
+        connections = []
+        for _ in range(CALLS_AT_A_TIME):
+            protocol = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+            protocol.callLater = self.clock.callLater
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            connections.append((protocol, transport, f"CA{self.ids.getrandbits(128):032x}"))
+        for path, extra in STEPS:
+            for protocol, _transport, call_id in connections:
+                protocol.dataReceived(_request(path, {"CallSid": call_id, "From": "+33612345678",
+                                                      "To": "+33100000000", **extra}))
+            self.clock.advance(0)  # the group commit, then the answers
+            for _protocol, transport, _call_id in connections:
+                answer = transport.value()
+                if not answer.startswith((b"HTTP/1.1 200", b"HTTP/1.1 204")):
+                    raise SystemExit(f"unexpected answer: {answer[:200]!r}")
+                transport.clear()
+        for protocol, _transport, _call_id in connections:
+            protocol.connectionLost(None)
+
+
+def _request(path: str, params: dict) -> bytes:
+    body = urlencode(params).encode()
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=20,
+                        help="batches of 20 calls measured (default 20)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of the batches, the best one printed (default 3)")
+    parser.add_argument("--profile", action="store_true", help="print the cProfile table")
+    args = parser.parse_args(argv)
+    if not 1 <= args.batches <= 500 or not 1 <= args.repeat <= 10:
+        raise SystemExit("--batches must be 1..500 and --repeat 1..10")
+    globalLogBeginner.beginLoggingTo([text_log_observer(open(os.devnull, "w"))],
+                                     redirectStandardIO=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(Path(tmp) / "profile.db")
+        for _ in range(3):  # warm-up: the flow compiled, the caches filled
+            bench.batch()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])  # as ivr-serve does
+        requests = args.batches * CALLS_AT_A_TIME * len(STEPS)
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.runcall(lambda: [bench.batch() for _ in range(args.batches)])
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+            return
+        best = min(_cpu(lambda: [bench.batch() for _ in range(args.batches)])
+                   for _ in range(args.repeat))
+        print(f"{requests} requests: {1000 * best / requests:.3f} ms of CPU a request "
+              f"(best of {args.repeat}; no network, no other process)")
+
+
+def _cpu(function) -> float:
+    started = time.process_time()
+    function()
+    return time.process_time() - started
+
+
+if __name__ == "__main__":
+    main()
