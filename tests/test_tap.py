@@ -77,11 +77,11 @@ def test_the_server_collects_young_objects_less_often(monkeypatch):
     assert thresholds == [(tap.GC_YOUNG_THRESHOLD, 10, 10)] and tap.GC_YOUNG_THRESHOLD > 700
 
 
-def _site(tmp_path):
+def _site(tmp_path, flags=()):
     reactor = MemoryReactorClock()
     options = tap.Options()
     options.parseOptions(["--db", str(tmp_path / "ivr.db"), "--flows", str(ROOT / "flows"),
-                          "--prompts", str(ROOT / "prompts")])
+                          "--prompts", str(ROOT / "prompts"), *flags])
     tap.makeService(options, reactor).startService()
     [(_port, site, _backlog, _interface)] = reactor.tcpServers
     return site, reactor
@@ -117,3 +117,10 @@ def test_the_site_answers_a_turn_with_its_length_not_in_chunks(tmp_path):
     head, _, body = transport.value().partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and b"chunked" not in head.lower()
     assert f"Content-Length: {len(body)}".encode() in head and body.endswith(b"</Response>")
+
+
+@pytest.mark.parametrize("flags, expected", [([], 1), (["--sync-every-commit"], 2)])  # NORMAL, FULL
+def test_the_disk_confirms_each_commit_only_when_asked(tmp_path, flags, expected):
+    site, _reactor = _site(tmp_path, flags)
+    store = site.resource.children[b"voice"].handler.store
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == expected
