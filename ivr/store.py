@@ -256,6 +256,14 @@ def _reached_index(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_node_events_flow_version_node_call")
 
 
+@MIGRATIONS(name="0008_no_state_time_index")
+def _no_state_time_index(db: sqlite_utils.Database) -> None:
+    """No query reads call states by time (the sweep finds open calls by
+    the calls table's partial index, then each state by its call id), yet
+    every turn moved its state's entry in that index."""
+    db.execute("DROP INDEX IF EXISTS idx_call_state_updated_at")
+
+
 def mark_first_visits(db: sqlite_utils.Database) -> None:
     """Flag each call's first event at each node (events written without
     the flag: a log from before it, or one built in bulk)."""
