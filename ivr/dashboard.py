@@ -42,7 +42,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from . import analytics, charts, graph
 from .model import OUTCOMES, TRANSFER_CAUSES
-from .web import finish_with
+from .web import finish_with, plain_text
 
 __all__ = ["BadQuery", "DashboardResource", "InlineReader", "Query", "ThreadedReader",
            "check_dashboard_token", "is_authorized", "make_dashboard", "parse_query"]
@@ -253,22 +253,21 @@ class DashboardResource(Resource):
             self.log.info("dashboard: {why} from {peer}", why="no credentials"
                           if not request.getHeader(b"authorization") else "wrong credentials",
                           peer=getattr(request.getClientAddress(), "host", "?"))
-            request.setResponseCode(401)
             request.setHeader(b"www-authenticate", REALM.encode("ascii"))
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return b"the dashboard needs its token (Bearer, or Basic with the token as password)\n"
+            return plain_text(request, 401, "the dashboard needs its token "
+                                            "(Bearer, or Basic with the token as password)")
         if request.postpath and any(request.postpath):
-            return self._plain(request, 404, "no such page: the dashboard is /dashboard")
+            return plain_text(request, 404, "no such page: the dashboard is /dashboard")
         if request.method not in (b"GET", b"HEAD"):
             request.setHeader(b"allow", b"GET, HEAD")
-            return self._plain(request, 405, "the dashboard is read with GET")
+            return plain_text(request, 405, "the dashboard is read with GET")
         return super().render(request)
 
     def render_GET(self, request):
         try:
             query = parse_query(request.args)
         except BadQuery as error:
-            return self._plain(request, 400, str(error))
+            return plain_text(request, 400, str(error))
         today = self._today_by_flow()
         result = self.reader(lambda db: gather(db, query, self.costs, today))
         # The flow object comes from the registry, on the reactor's thread;
@@ -283,10 +282,10 @@ class DashboardResource(Resource):
             if failure.check(defer.CancelledError):
                 return None
             if failure.check(BadQuery, analytics.ReportError):
-                finish_with(request, self._plain(request, 400, str(failure.value)))
+                finish_with(request, plain_text(request, 400, str(failure.value)))
             else:
                 self.log.failure("dashboard failed", failure)
-                finish_with(request, self._plain(request, 500, "the dashboard could not be drawn; "
+                finish_with(request, plain_text(request, 500, "the dashboard could not be drawn; "
                                                                "see the server log"))
 
         result.addCallback(rendered).addErrback(failed)
@@ -310,11 +309,6 @@ class DashboardResource(Resource):
         if self.registry is None or not view.flow or not view.version:
             return None
         return self.registry.version(view.flow, view.version)
-
-    def _plain(self, request, code: int, message: str) -> bytes:
-        request.setResponseCode(code)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return (message + "\n").encode("utf-8")
 
 
 # -- figures ------------------------------------------------------------------------

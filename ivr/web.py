@@ -51,6 +51,14 @@ def parse_form(text: str) -> dict[str, list[str]]:
     return form
 
 
+def plain_text(request, code: int, message: str) -> bytes:
+    """Set ``code`` and a plain-text type on ``request``; its body: ``message``
+    on one line."""
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return (message + "\n").encode("utf-8")
+
+
 def finish_with(request, body: bytes = b"") -> None:
     """Answer a request left open (``NOT_DONE_YET``) with ``body``.  With
     its length known, Twisted sends the headers and the body in one write;
@@ -99,10 +107,8 @@ class PlainResource(Resource):
         except UnsupportedMethod as error:
             # Twisted lists HEAD always; it works only where GET does.
             allowed = [m for m in error.allowedMethods if m != b"HEAD" or b"GET" in error.allowedMethods]
-            request.setResponseCode(405)
             request.setHeader(b"allow", b", ".join(sorted(allowed)))
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return b"method not allowed\n"
+            return plain_text(request, 405, "method not allowed")
 
 
 class Root(Resource):
@@ -113,10 +119,10 @@ class Root(Resource):
 
 
 class NotFound(PlainResource):
+    """Any path the server does not have, whatever the method."""
+
     def render(self, request):
-        request.setResponseCode(404)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return b"not found\n"
+        return plain_text(request, 404, "not found")
 
 
 class WebhookResource(PlainResource):
@@ -194,9 +200,7 @@ class WebhookResource(PlainResource):
     def refuse(self, request, error: BadRequest) -> bytes:
         self.log.warn("{method} {path} refused: {code} {reason}", method=request.method.decode(),
                       path=request.path.decode("utf-8", "replace"), code=error.code, reason=error.reason)
-        request.setResponseCode(error.code)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return (error.reason + "\n").encode("utf-8")
+        return plain_text(request, error.code, error.reason)
 
 
 class VoiceResource(WebhookResource):
