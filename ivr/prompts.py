@@ -131,11 +131,7 @@ class PromptLibrary:
         Raises :class:`PromptError` for a missing template, a syntax error,
         an unknown variable or a failing filter.
         """
-        said = self._said.get((lang, name, False))
-        if said is None:
-            said = " ".join(self._render(lang, name, context, plain=False).split())
-            self._keep_if_fixed((lang, name, False), said)
-        return said
+        return self._say(lang, name, context, False, lambda text: " ".join(text.split()))
 
     def render_text(self, lang: str, name: str, context: dict) -> str:
         """Render prompt ``name`` in ``lang`` as plain text, for a text message.
@@ -146,12 +142,18 @@ class PromptLibrary:
         an error rather than the word "None" in the caller's message.
         Raises :class:`PromptError` as :meth:`render` does.
         """
-        said = self._said.get((lang, name, True))
+        return self._say(lang, name, context, True, _lines_of_words)
+
+    def _say(self, lang: str, name: str, context: dict, plain: bool, fold) -> str:
+        """What the template says, its layout folded by ``fold``; kept when
+        the template reads no variable (it never changes: the library is in
+        memory, the sandbox pure), as the menus every caller hears do."""
+        key = (lang, name, plain)
+        said = self._said.get(key)
         if said is None:
-            text = self._render(lang, name, context, plain=True)
-            lines = (" ".join(line.split()) for line in text.splitlines())
-            said = "\n".join(line for line in lines if line)
-            self._keep_if_fixed((lang, name, True), said)
+            said = fold(self._render(lang, name, context, plain))
+            if key in self._fixed:
+                self._said[key] = said
         return said
 
     def _render(self, lang: str, name: str, context: dict, plain: bool) -> str:
@@ -180,13 +182,6 @@ class PromptLibrary:
             if _says_the_same_every_time(env.parse(self.sources[lang, name])):
                 self._fixed.add((lang, name, plain))
         return template
-
-    def _keep_if_fixed(self, key: tuple[str, str, bool], said: str) -> None:
-        """Keep what a template that reads no variable says: it never
-        changes (the library is in memory, the sandbox pure), and the
-        menus every caller hears are such templates."""
-        if key in self._fixed:
-            self._said[key] = said
 
     # --- Static checks (for the flow linter) --------------------------------
 
@@ -269,6 +264,12 @@ class PromptLibrary:
             env.filters.update(filters)
             self._envs[lang, plain] = env
         return env
+
+
+def _lines_of_words(text: str) -> str:
+    """A text message's layout: each line's words, blank lines left out."""
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def _says_the_same_every_time(ast: nodes.Template) -> bool:
