@@ -51,10 +51,13 @@ from ivr.registry import FlowRegistry  # noqa: E402
 from ivr.tap import GC_YOUNG_THRESHOLD, PAGE_CACHE_KIB, WebhookSite, open_database  # noqa: E402
 from ivr.web import LimitedRequest, build_root  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_turns import CALL  # noqa: E402
+
 CALLS_AT_A_TIME = 20
-STEPS = [("/voice/post_sale", {}), ("/voice/post_sale?turn=1", {"Digits": "1"}),
-         ("/voice/post_sale?turn=2", {"Digits": "1"}), ("/voice/post_sale?turn=3", {"Digits": "2"}),
-         ("/status", {"CallStatus": "completed", "SequenceNumber": "0"})]
+#: The demo call of tools/bench_turns.py, then its status callback.
+STEPS = [(f"/voice/post_sale?turn={turn}" if turn else "/voice/post_sale", extra)
+         for turn, extra in CALL] + [("/status", {"CallStatus": "completed", "SequenceNumber": "0"})]
 
 
 class Bench:
