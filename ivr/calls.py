@@ -218,6 +218,10 @@ class CallHandler:
             return await self._answer_or_hold(held, flow_name, self.hold_after)  # a poll, or a retry
         try:
             record = self._last_record(call_id)
+            if record is None and turn > 0 and self._state_dropped(call_id):
+                self.log.info("turn {call} {turn} of a call ended long ago: hung up",
+                              call=call_id, turn=turn)
+                return render_twiml([act.Hangup()], "")
         except Exception as error:  # noqa: BLE001 - the store cannot even read
             return self._unreadable(flow_name, turn, params, now, error)
         if record is not None and (turn <= record.turn or poll):
@@ -297,6 +301,12 @@ class CallHandler:
         not write it, else from the store."""
         unsaved = self._unsaved.get(call_id)
         return unsaved.record if unsaved is not None else self.store.load_call(call_id)
+
+    def _state_dropped(self, call_id: str) -> bool:
+        """Whether the call ended and the sweep dropped its state: a very
+        late request must not start it again (nor rewrite its log)."""
+        row = self.store.call(call_id)
+        return row is not None and row["ended_at"] is not None
 
     def _answer_unsaved(self, call_id, turn, flow, state, event, url, error, pending, played):
         """The turn could not be written: answer it from memory.  A call
