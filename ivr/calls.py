@@ -39,7 +39,7 @@ from .engine import new_state as fresh_state
 from .helpdesk import NoHelpdesk
 from .render import render_twiml
 from .sms import NoSms
-from .storage_health import StorageHealth
+from .storage_health import StorageHealth, fault_cause
 from .store import CallRecord
 from .turn import play_turn_async
 
@@ -442,7 +442,8 @@ class CallHandler:
             with self.store.transaction():
                 new, ended = self._apply_status(params, now)
         except Exception as error:
-            self.storage.failed(error, f"status of {params['CallSid']}")
+            if fault_cause(error) is not None:
+                self.storage.failed(error, f"status of {params['CallSid']}")
             raise
         self._written(params["CallSid"], pending)
         return self._status_taken(new, ended)
@@ -459,7 +460,8 @@ class CallHandler:
         try:
             new, ended = await self.group_commit.write(lambda: self._apply_status(params, now))
         except Exception as error:
-            self.storage.failed(error, f"status of {params['CallSid']}")
+            if fault_cause(error) is not None:
+                self.storage.failed(error, f"status of {params['CallSid']}")
             raise
         self._written(params["CallSid"], pending)
         return self._status_taken(new, ended)

@@ -75,9 +75,14 @@ class StorageHealth:
         return self.cause is None
 
     def failed(self, error: BaseException, what: str = "write") -> str:
-        """Note a failed write; its cause (a fault that is not the storage's
-        is ``write_error``).  Logged with the cause, one event per failure."""
-        cause = fault_cause(error) or "write_error"
+        """Note a failed write; its cause.  Logged with the cause, one event
+        per failure.  An error that is not the storage's (a bug in one
+        write) is counted as ``write_error`` but leaves the health as it is."""
+        cause = fault_cause(error)
+        if cause is None:
+            self.failures["write_error"] = self.failures.get("write_error", 0) + 1
+            self.log.error("{what} not written: {error}", what=what, error=error)
+            return "write_error"
         self.failures[cause] = self.failures.get(cause, 0) + 1
         if self.cause is None:
             self.log.critical("storage failing ({cause}): {what} not written: {error}",

@@ -118,6 +118,7 @@ def test_the_server_purges_at_start_then_daily_on_its_clock(tmp_path):
         store.close()
     finally:
         top.stopService()
+    assert reactor.getDelayedCalls() == []
 
 
 def test_without_retention_days_nothing_is_purged(tmp_path):
@@ -189,3 +190,16 @@ def test_the_state_of_a_purged_call_is_not_reused_from_memory(tmp_path):
     finally:
         db.close()
 
+
+
+def test_the_server_sweeps_with_its_retry_window_and_probes_a_failing_store(tmp_path):
+    options = tap.Options()
+    options.parseOptions(["--db", str(tmp_path / "ivr.db"), "--flows", str(ROOT / "flows"),
+                          "--prompts", str(ROOT / "prompts"), "--listen", "tcp:0",
+                          "--retry-window", "120"])
+    top = tap.makeService(options, MemoryReactorClock())
+    sweep, args, kwargs = top.getServiceNamed("sweep").call
+    assert kwargs["state_kept"] == 120
+    probe = top.getServiceNamed("storage-probe")
+    assert probe.step == tap.STORAGE_PROBE_INTERVAL
+    assert probe.call[0].__func__.__name__ == "probe_storage"

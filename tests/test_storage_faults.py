@@ -278,3 +278,36 @@ def test_health_logs_the_first_failure_as_critical_and_the_recovery():
     health.succeeded()
     assert [e["log_level"] for e in events] == [LogLevel.critical, LogLevel.error, LogLevel.info]
     assert health.ok and health.failures == {"disk_full": 2}
+
+
+def test_a_real_lock_held_past_the_busy_timeout_is_answered_then_recovered(tmp_path):
+    server = Server(tmp_path, group_commit=True)
+    server.store.db.execute("PRAGMA busy_timeout = 20")  # the bound, short for the test
+    voice(server, 0)
+    other = sqlite3.connect(server.db_path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        code, body = voice(server, 1, Digits="1")
+        assert code == 200 and says(body) == APOLOGY_FR
+        assert health(server)[1]["storage"] == "database_locked"
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert server.handler.probe_storage() is True
+    assert health(server)[0] == 200
+    assert server.store.call("CA1")["outcome"] == "failed"
+
+
+def test_an_error_that_is_not_the_storages_leaves_the_health_alone():
+    health = StorageHealth()
+    health.log = Logger(observer=lambda event: None)
+    assert health.failed(sqlite3.IntegrityError("NOT NULL constraint failed")) == "write_error"
+    assert health.ok and health.failures == {"write_error": 1}
+
+
+def test_a_status_callback_refused_for_its_content_leaves_the_health_alone(tmp_path):
+    server = failing_server(tmp_path)
+    voice(server, 0)
+    with pytest.raises(ValueError):
+        server.handler.status({"CallSid": "CA1", "CallStatus": ""})
+    assert server.handler.storage.ok and server.handler.storage.failures == {}
