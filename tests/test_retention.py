@@ -203,3 +203,15 @@ def test_the_server_sweeps_with_its_retry_window_and_probes_a_failing_store(tmp_
     probe = top.getServiceNamed("storage-probe")
     assert probe.step == tap.STORAGE_PROBE_INTERVAL
     assert probe.call[0].__func__.__name__ == "probe_storage"
+
+
+def test_traffic_of_a_seed_already_logged_is_refused_once_the_states_are_dropped(tmp_path):
+    from ivr.traffic import TrafficError, generate
+
+    path = tmp_path / "log.db"
+    generate(ROOT / "flows" / "post_sale.yaml", path, calls=5, seed=1)
+    store = CallStore.open(path)
+    assert store.drop_ended_states("2999-01-01T00:00:00+00:00") == 5
+    store.close()
+    with pytest.raises(TrafficError, match="already holds calls of this seed"):
+        generate(ROOT / "flows" / "post_sale.yaml", path, calls=5, seed=1)
