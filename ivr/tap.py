@@ -126,6 +126,8 @@ class Options(usage.Options):
         self["retention-days"] = positive_number(self["retention-days"], "--retention-days", float)
         self["log-max-bytes"] = positive_number(self["log-max-bytes"], "--log-max-bytes", int)
         self["log-files"] = positive_number(self["log-files"], "--log-files", int)
+        if self["log-file"] and not os.path.isdir(os.path.dirname(os.path.abspath(self["log-file"]))):
+            raise usage.UsageError(f"--log-file {self['log-file']}: its folder does not exist")
         self["orders-config"] = shop_config(self["orders"], self["lookup-timeout"])
         self["helpdesk-url"] = helpdesk_url(self["helpdesk-url"])
         self["helpdesk-token"] = os.environ.get("IVR_HELPDESK_TOKEN", "").strip() or None

@@ -33,3 +33,8 @@ def test_the_log_file_rotates_by_size_and_keeps_a_bounded_number_of_files(tmp_pa
 def test_bad_log_sizes_are_refused(argv):
     with pytest.raises(tap.usage.UsageError, match="must be a positive whole number"):
         tap.Options().parseOptions(argv)
+
+
+def test_a_log_file_in_a_missing_folder_is_refused(tmp_path):
+    with pytest.raises(tap.usage.UsageError, match="its folder does not exist"):
+        tap.Options().parseOptions(["--log-file", str(tmp_path / "nowhere" / "ivr.log")])
