@@ -311,3 +311,14 @@ def test_a_status_callback_refused_for_its_content_leaves_the_health_alone(tmp_p
     with pytest.raises(ValueError):
         server.handler.status({"CallSid": "CA1", "CallStatus": ""})
     assert server.handler.storage.ok and server.handler.storage.failures == {}
+
+
+def test_the_apology_is_in_the_callers_language_and_the_flows_voice(tmp_path):
+    server = failing_server(tmp_path)
+    voice(server, 0, From="+447911123456")  # a British number hears English
+    server.conn.failing = disk_full()
+    code, body = voice(server, 1, From="+447911123456", Digits="1")
+    say = ET.fromstring(body).find("Say")
+    assert code == 200
+    assert say.text == "We are having a technical problem. Let me put you through to an agent."
+    assert say.get("language") == "en-US" and say.get("voice")
