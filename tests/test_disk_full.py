@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from test_storage_faults import APOLOGY_FR, health, metrics, voice
+from test_storage_faults import APOLOGY_FR, call_sid, health, metrics, voice
 from test_web import Server, says
 
 DISK_SIZE = "8m"
@@ -68,14 +68,14 @@ def test_a_full_disk_answers_every_turn_with_the_apology_and_recovers_losing_not
     server.store.db.execute("PRAGMA wal_autocheckpoint = 0")
     acknowledged = []
     for n in range(20):
-        sid = f"CAOK{n:02d}"
+        sid = call_sid(f"CAOK{n:02d}")
         assert voice(server, 0, sid=sid)[0] == 200
         assert voice(server, 1, sid=sid, Digits="1")[0] == 200
         acknowledged.append(sid)
 
     fill(small_disk / "filler")
     answers = [voice(server, 2, sid=sid, Digits="1") for sid in acknowledged[:10]]
-    answers += [voice(server, 0, sid=f"CAFULL{n:02d}") for n in range(10)]
+    answers += [voice(server, 0, sid=call_sid(f"CAFULL{n:02d}")) for n in range(10)]
     for code, body in answers:
         assert code == 200
         assert says(body) == APOLOGY_FR and transfers(body)
@@ -85,7 +85,7 @@ def test_a_full_disk_answers_every_turn_with_the_apology_and_recovers_losing_not
     assert voice(server, 2, sid=acknowledged[0], Digits="1") == answers[0]  # a retry
 
     os.unlink(small_disk / "filler")
-    code, body = voice(server, 0, sid="CAAFTER")
+    code, body = voice(server, 0, sid=call_sid("CAAFTER"))
     assert code == 200 and APOLOGY_FR not in says(body)  # served normally again
     server.handler.probe_storage()
     assert health(server)[0] == 200 and server.handler.calls_in_memory == 0
@@ -101,6 +101,6 @@ def test_a_full_disk_answers_every_turn_with_the_apology_and_recovers_losing_not
         db.close()
     for sid in acknowledged:  # every turn acknowledged before the fault
         assert turns[sid] >= 1 and events[sid] >= 2
-    for sid in acknowledged[:10] + [f"CAFULL{n:02d}" for n in range(10)]:
+    for sid in acknowledged[:10] + [call_sid(f"CAFULL{n:02d}") for n in range(10)]:
         assert outcomes[sid] == "failed"  # answered from memory, written since
-    assert "CAAFTER" in turns
+    assert call_sid("CAAFTER") in turns

@@ -9,6 +9,7 @@ from twisted.internet.testing import MemoryReactorClock
 
 from ivr import tap
 from ivr.store import CallStore
+from test_storage_faults import call_sid
 from test_web import ROOT, Server, TUESDAY_10AM, says
 
 CALLER = "+33612345678"
@@ -35,51 +36,51 @@ def counts(store, call_id):
 
 def test_an_ended_calls_state_is_kept_for_the_retry_window_then_dropped(tmp_path):
     server = Server(tmp_path)
-    call(server, "CAEND")
-    call(server, "CAOPEN", end=False)
-    _code, last = server.turn(1, sid="CAEND", Digits="1")  # a retry within the window
+    call(server, call_sid("CAEND"))
+    call(server, call_sid("CAOPEN"), end=False)
+    _code, last = server.turn(1, sid=call_sid("CAEND"), Digits="1")  # a retry within the window
     server.clock.advance(599)
     server.handler.sweep()
-    assert server.turn(1, sid="CAEND", Digits="1") == (200, last)
-    assert counts(server.store, "CAEND")["call_state"] == 1
+    assert server.turn(1, sid=call_sid("CAEND"), Digits="1") == (200, last)
+    assert counts(server.store, call_sid("CAEND"))["call_state"] == 1
     server.clock.advance(2)
     server.handler.sweep()
-    kept = counts(server.store, "CAEND")
+    kept = counts(server.store, call_sid("CAEND"))
     assert kept["call_state"] == 0 and kept["calls"] == 1 and kept["node_events"] > 0
-    assert counts(server.store, "CAOPEN")["call_state"] == 1  # not ended: kept
+    assert counts(server.store, call_sid("CAOPEN"))["call_state"] == 1  # not ended: kept
 
 
 def test_a_request_for_a_call_whose_state_was_dropped_hangs_up_and_changes_nothing(tmp_path):
     server = Server(tmp_path)
-    call(server, "CAEND")
-    before = server.store.call("CAEND")
+    call(server, call_sid("CAEND"))
+    before = server.store.call(call_sid("CAEND"))
     server.clock.advance(601)
     server.handler.sweep()
-    code, body = server.turn(2, sid="CAEND", Digits="1")
+    code, body = server.turn(2, sid=call_sid("CAEND"), Digits="1")
     assert code == 200 and b"<Hangup" in body and says(body) == ""
-    assert server.store.call("CAEND") == before
-    assert counts(server.store, "CAEND")["call_state"] == 0
+    assert server.store.call(call_sid("CAEND")) == before
+    assert counts(server.store, call_sid("CAEND"))["call_state"] == 0
 
 
 def test_the_retry_window_is_configurable(tmp_path):
     server = Server(tmp_path)
-    call(server, "CAEND")
+    call(server, call_sid("CAEND"))
     server.clock.advance(61)
     server.handler.sweep(state_kept=60)
-    assert counts(server.store, "CAEND")["call_state"] == 0
+    assert counts(server.store, call_sid("CAEND"))["call_state"] == 0
 
 
 # -- retention -----------------------------------------------------------------------------
 
 def test_purge_erases_the_calls_started_before_the_cutoff_with_all_their_rows(tmp_path):
     server = Server(tmp_path)
-    call(server, "CAOLD")
+    call(server, call_sid("CAOLD"))
     server.clock.advance(10 * 86400)
-    call(server, "CANEW")
+    call(server, call_sid("CANEW"))
     erased = server.handler.purge(days=5)
     assert erased["calls"] == 1 and erased["node_events"] > 0 and erased["status_events"] == 1
-    assert set(counts(server.store, "CAOLD").values()) == {0}
-    assert counts(server.store, "CANEW")["calls"] == 1
+    assert set(counts(server.store, call_sid("CAOLD")).values()) == {0}
+    assert counts(server.store, call_sid("CANEW"))["calls"] == 1
     assert server.handler.purge(days=5) == dict.fromkeys(erased, 0)
 
 
@@ -95,9 +96,9 @@ def test_purge_compares_times_across_utc_offsets(tmp_path):
 def test_the_server_purges_at_start_then_daily_on_its_clock(tmp_path):
     db = tmp_path / "ivr.db"
     server = Server(tmp_path, db_path=db)
-    call(server, "CAOLD")  # Tuesday 24 November 2026
+    call(server, call_sid("CAOLD"))  # Tuesday 24 November 2026
     server.clock.advance(9 * 86400 + 3600)
-    call(server, "CALATER")  # 9 days after
+    call(server, call_sid("CALATER"))  # 9 days after
     server.store.close()
     reactor = MemoryReactorClock()
     reactor.advance(TUESDAY_10AM + 30 * 86400 + 7200)
@@ -110,11 +111,11 @@ def test_the_server_purges_at_start_then_daily_on_its_clock(tmp_path):
     try:
         assert top.getServiceNamed("retention").step == 86400
         store = CallStore.open(db)
-        assert store.call("CAOLD") is None and store.call("CALATER") is not None
+        assert store.call(call_sid("CAOLD")) is None and store.call(call_sid("CALATER")) is not None
         reactor.advance(8 * 86400)
-        assert store.call("CALATER") is not None  # 38 days after it, not 39: kept
+        assert store.call(call_sid("CALATER")) is not None  # 38 days after it, not 39: kept
         reactor.advance(86400)
-        assert store.call("CALATER") is None
+        assert store.call(call_sid("CALATER")) is None
         store.close()
     finally:
         top.stopService()
@@ -146,29 +147,29 @@ def test_bad_retention_options_are_refused(argv, message):
 
 def test_forget_erases_every_call_of_the_caller_and_only_theirs(tmp_path):
     server = Server(tmp_path)
-    call(server, "CAMINE1")
-    call(server, "CAMINE2", number="+33 6 12 34 56 78")  # the same number, written otherwise
-    call(server, "CAOTHER", number=OTHER)
+    call(server, call_sid("CAMINE1"))
+    call(server, call_sid("CAMINE2"), number="+33 6 12 34 56 78")  # the same number, written otherwise
+    call(server, call_sid("CAOTHER"), number=OTHER)
     erased = server.store.forget_caller(CALLER)
     assert erased["calls"] == 2 and erased["node_events"] > 0 and erased["status_events"] == 2
-    for sid in ("CAMINE1", "CAMINE2"):
+    for sid in (call_sid("CAMINE1"), call_sid("CAMINE2")):
         assert set(counts(server.store, sid).values()) == {0}
-    assert counts(server.store, "CAOTHER")["calls"] == 1
+    assert counts(server.store, call_sid("CAOTHER"))["calls"] == 1
     assert set(server.store.forget_caller(CALLER).values()) == {0}  # idempotent
 
 
 def test_forget_erases_a_callback_request_for_the_number_made_from_another_phone(tmp_path):
     server = Server(tmp_path)
-    server.turn(0, sid="CACB")
+    server.turn(0, sid=call_sid("CACB"))
     store = server.store
     store.db.execute(
         "INSERT INTO callback_requests (call_id, flow, version, requested_at, number_sealed, "
-        "number_hash, reason, status) VALUES ('CACB', 'post_sale', 'v', '2026-11-24T10:00:00', "
-        "?, ?, 'billing', 'pending')", [store._seal(OTHER), store.hash_caller(OTHER)])
+        "number_hash, reason, status) VALUES (?, 'post_sale', 'v', '2026-11-24T10:00:00', "
+        "?, ?, 'billing', 'pending')", [call_sid("CACB"), store._seal(OTHER), store.hash_caller(OTHER)])
     store.db.conn.commit()
     erased = store.forget_caller(OTHER)
     assert erased["callback_requests"] == 1 and erased["calls"] == 1
-    assert store.callback_request("CACB") is None
+    assert store.callback_request(call_sid("CACB")) is None
 
 
 def test_forget_refuses_a_withheld_number(tmp_path):
@@ -179,14 +180,14 @@ def test_forget_refuses_a_withheld_number(tmp_path):
 
 def test_the_state_of_a_purged_call_is_not_reused_from_memory(tmp_path):
     server = Server(tmp_path)
-    call(server, "CAONE", end=False)
+    call(server, call_sid("CAONE"), end=False)
     server.store.forget_caller(CALLER)
-    code, body = server.turn(0, sid="CAONE")
+    code, body = server.turn(0, sid=call_sid("CAONE"))
     assert code == 200 and "Bonjour" in says(body)
-    assert server.store.load_call("CAONE").turn == 0
+    assert server.store.load_call(call_sid("CAONE")).turn == 0
     db = sqlite3.connect(server.db_path)
     try:
-        assert db.execute("SELECT count(*) FROM calls WHERE call_id = 'CAONE'").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM calls WHERE call_id = ?", [call_sid("CAONE")]).fetchone() == (1,)
     finally:
         db.close()
 

@@ -2,6 +2,7 @@
 still answered, from memory, and put through to a human; the failure is
 logged, counted and reported by /healthz until writes succeed again."""
 
+import hashlib
 import json
 import sqlite3
 import xml.etree.ElementTree as ET
@@ -14,6 +15,11 @@ from twisted.logger import LogLevel, Logger
 from ivr.group_commit import GroupCommit
 from ivr.storage_health import StorageHealth, fault_cause
 from test_web import BASE, FORM, Server, says
+
+def call_sid(name: str) -> str:
+    """A call id shaped as Twilio's (``CA`` and 32 hex digits), one per ``name``."""
+    return "CA" + hashlib.md5(name.encode()).hexdigest()
+
 
 APOLOGY_FR = "Nous rencontrons un problème technique. Je vous passe un conseiller."
 
@@ -51,7 +57,7 @@ def disk_full():
     return sqlite3.OperationalError("database or disk is full")
 
 
-def voice(server, turn, sid="CA1", **params):
+def voice(server, turn, sid=call_sid("CA1"), **params):
     """A turn through HTTP, committed (the next reactor iteration runs)."""
     path = "/voice/post_sale" + (f"?turn={turn}" if turn else "")
     answers = []
@@ -95,7 +101,7 @@ def test_healthz_is_503_with_the_cause_while_writes_fail_and_metrics_count_them(
     assert health(server)[0] == 200
     server.conn.failing = disk_full()
     voice(server, 1, Digits="1")
-    voice(server, 0, sid="CA2")
+    voice(server, 0, sid=call_sid("CA2"))
     code, body = health(server)
     assert (code, body["status"], body["storage"]) == (503, "storage_failing", "disk_full")
     text = metrics(server)
@@ -110,7 +116,7 @@ def test_the_failure_is_logged_as_a_structured_event_with_its_cause(server):
     voice(server, 1, Digits="1")
     failed = [e for e in server.events if e.get("cause") == "disk_full"]
     assert failed and failed[0]["log_level"] == LogLevel.critical
-    assert failed[0]["what"] == "turn 1 of CA1"
+    assert failed[0]["what"] == f"turn 1 of {call_sid('CA1')}"
 
 
 def test_a_retry_of_a_turn_answered_from_memory_gets_the_same_bytes(server):
@@ -125,13 +131,13 @@ def test_a_retry_of_a_turn_answered_from_memory_gets_the_same_bytes(server):
 def test_turns_committed_before_the_fault_are_kept(server):
     voice(server, 0)
     voice(server, 1, Digits="1")
-    before = server.store.node_events("CA1")
+    before = server.store.node_events(call_sid("CA1"))
     server.conn.failing = disk_full()
     voice(server, 2, Digits="1")
-    voice(server, 0, sid="CA2")
-    assert server.store.node_events("CA1") == before
-    assert server.store.load_call("CA1").turn == 1
-    assert server.store.load_call("CA2") is None
+    voice(server, 0, sid=call_sid("CA2"))
+    assert server.store.node_events(call_sid("CA1")) == before
+    assert server.store.load_call(call_sid("CA1")).turn == 1
+    assert server.store.load_call(call_sid("CA2")) is None
 
 
 def test_health_recovers_by_itself_once_a_probe_writes_and_the_memory_is_written(server):
@@ -144,20 +150,20 @@ def test_health_recovers_by_itself_once_a_probe_writes_and_the_memory_is_written
     assert server.handler.probe_storage() is True
     assert health(server)[0] == 200
     assert "ivr_calls_in_memory 0\n" in metrics(server)
-    call = server.store.call("CA1")
+    call = server.store.call(call_sid("CA1"))
     assert (call["outcome"], call["cause"]) == ("failed", "error")
-    assert server.store.load_call("CA1").turn == 1
-    assert [e["branch"] for e in server.store.node_events("CA1")][-1] == "failsafe"
+    assert server.store.load_call(call_sid("CA1")).turn == 1
+    assert [e["branch"] for e in server.store.node_events(call_sid("CA1"))][-1] == "failsafe"
 
 
 def test_health_recovers_with_the_next_turn_written(server):
-    voice(server, 0, sid="CA2")
+    voice(server, 0, sid=call_sid("CA2"))
     server.conn.failing = disk_full()
     voice(server, 0)
     server.conn.failing = None
-    assert voice(server, 1, sid="CA2", Digits="1")[0] == 200
+    assert voice(server, 1, sid=call_sid("CA2"), Digits="1")[0] == 200
     assert health(server)[0] == 200
-    assert server.store.call("CA1")["outcome"] == "failed"  # written with it
+    assert server.store.call(call_sid("CA1"))["outcome"] == "failed"  # written with it
 
 
 def test_a_call_answered_from_memory_goes_on_from_there_and_is_written_later(server):
@@ -168,12 +174,12 @@ def test_a_call_answered_from_memory_goes_on_from_there_and_is_written_later(ser
     assert code == 200 and "Gather" not in body.decode()  # not back to the menu
     server.conn.failing = None
     server.handler.probe_storage()
-    record = server.store.load_call("CA1")
+    record = server.store.load_call(call_sid("CA1"))
     assert record.turn == 2 and record.ended
-    assert server.store.call("CA1")["outcome"] == "failed"
+    assert server.store.call(call_sid("CA1"))["outcome"] == "failed"
 
 
-def status(server, sid="CA1", **params):
+def status(server, sid=call_sid("CA1"), **params):
     """A status callback through HTTP, committed: (code, body)."""
     answers = []
     server.http.request("POST", BASE + "/status", headers=FORM, data=urlencode(
@@ -193,7 +199,7 @@ def test_a_status_callback_that_cannot_be_stored_is_503_then_taken(server):
         (503, b"cannot store the status now\n")
     server.conn.failing = None
     assert status(server, CallStatus="completed", SequenceNumber="3")[0] == 204
-    call = server.store.call("CA1")
+    call = server.store.call(call_sid("CA1"))
     assert (call["outcome"], call["provider_status"]) == ("failed", "completed")
     assert server.handler.calls_in_memory == 0
 
@@ -295,7 +301,7 @@ def test_a_real_lock_held_past_the_busy_timeout_is_answered_then_recovered(tmp_p
         other.close()
     assert server.handler.probe_storage() is True
     assert health(server)[0] == 200
-    assert server.store.call("CA1")["outcome"] == "failed"
+    assert server.store.call(call_sid("CA1"))["outcome"] == "failed"
 
 
 def test_an_error_that_is_not_the_storages_leaves_the_health_alone():
@@ -309,7 +315,7 @@ def test_a_status_callback_refused_for_its_content_leaves_the_health_alone(tmp_p
     server = failing_server(tmp_path)
     voice(server, 0)
     with pytest.raises(ValueError):
-        server.handler.status({"CallSid": "CA1", "CallStatus": ""})
+        server.handler.status({"CallSid": call_sid("CA1"), "CallStatus": ""})
     assert server.handler.storage.ok and server.handler.storage.failures == {}
 
 
