@@ -370,7 +370,12 @@ class CallHandler:
                     unsaved.write()
             except Exception as error:  # noqa: BLE001 - kept for the next pass
                 self.storage.failed(error, f"turns of {call_id} answered from memory")
-                break
+                if fault_cause(error) is not None:
+                    break
+                # Its writes are broken, not the store: trying again cannot help.
+                if self._unsaved.get(call_id) is unsaved:
+                    del self._unsaved[call_id]
+                continue
             self._written(call_id, unsaved)
             written += 1
         if written:

@@ -328,3 +328,20 @@ def test_the_apology_is_in_the_callers_language_and_the_flows_voice(tmp_path):
     assert code == 200
     assert say.text == "We are having a technical problem. Let me put you through to an agent."
     assert say.get("language") == "en-US" and say.get("voice")
+
+
+def test_a_call_whose_own_writes_are_broken_does_not_hold_back_the_others(tmp_path):
+    server = failing_server(tmp_path)
+    server.conn.failing = disk_full()
+    voice(server, 0, sid=call_sid("BROKEN"))
+    voice(server, 0, sid=call_sid("FINE"))
+    server.conn.failing = None
+
+    def broken():
+        raise sqlite3.IntegrityError("a bug in this call's writes")
+
+    server.handler._unsaved[call_sid("BROKEN")].write = broken
+    assert server.handler.save_unsaved() == 1
+    assert server.handler.calls_in_memory == 0
+    assert server.store.call(call_sid("FINE"))["outcome"] == "failed"
+    assert server.handler.storage.failures["write_error"] == 1 and server.handler.storage.ok
