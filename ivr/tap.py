@@ -37,7 +37,7 @@ from .registry import FlowRegistry
 from .shops import HttpOrderLookups, OrderLookupsService, ShopConfigError, load_config
 from .sms import SmsConfigError, SmsService, TwilioAccount, sender_for
 from .store import CallStore
-from .web import LimitedRequest, build_root
+from .web import LimitedRequest, WebhookChannel, build_root
 
 log = Logger()
 
@@ -209,6 +209,9 @@ class WebhookSite(Site):
     turn is already logged once, and formatting a second line per request
     costs a tenth of a turn.  The log never holds a token (see
     :func:`scrubbing_log_formatter`)."""
+
+    #: HTTP/1.1 only (no HTTP/2 is negotiated), refusing broken HTTP in words.
+    protocol = WebhookChannel
 
     def log(self, request):
         if self.logPath:

@@ -128,6 +128,36 @@ class LimitedRequest(Request):
         return reason
 
 
+def raw_refusal(code: int, status: bytes, message: str) -> bytes:
+    """A whole HTTP response refusing a request the parser could not read:
+    one line of plain text, and the connection closes."""
+    body = (message + "\n").encode("utf-8")
+    return (b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+            % (code, status, len(body), body))
+
+
+class WebhookChannel(http.HTTPChannel):
+    """Twisted's HTTP/1.1 channel, whose refusals of broken HTTP (a bad
+    request line or header, a line past 16 kB) carry a one-line reason
+    like every other refusal, instead of an empty 400 or a silent close."""
+
+    _refused = False
+
+    def _respondToBadRequestAndDisconnect(self):
+        self._refuse(raw_refusal(400, b"Bad Request", "malformed HTTP request"))
+
+    def lineLengthExceeded(self, line):
+        self._refuse(raw_refusal(431, b"Request Header Fields Too Large",
+                                 f"request line or header longer than {self.MAX_LENGTH} bytes"))
+
+    def _refuse(self, response: bytes) -> None:
+        if not self._refused:  # the rest of a long line may come back here
+            self._refused = True
+            self.transport.write(response)
+        self.loseConnection()
+
+
 class PlainResource(Resource):
     """A leaf whose refusals are one line of plain text: a method it does
     not serve is a 405 naming the ones it does (Twisted's own page is

@@ -117,3 +117,22 @@ def test_the_access_log_never_holds_a_token(tmp_path):
 def test_scrubbing_keeps_what_is_not_a_secret():
     assert tap.scrub_uri(b"/voice/post_sale?turn=3&hold=1") == b"/voice/post_sale?turn=3&hold=1"
     assert tap.scrub_uri(b"/x?Signature=abc;k=1", ()) == b"/x?Signature=REDACTED;k=1"
+
+
+@pytest.mark.parametrize("raw, status, reason", [
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n", b"400 Bad Request",
+     b"malformed HTTP request\n"),
+    (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", b"400 Bad Request", b"malformed HTTP request\n"),
+    (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n\r\n", b"431 Request Header Fields Too Large",
+     b"request line or header longer than 16384 bytes\n"),
+])
+def test_broken_http_is_refused_with_a_one_line_reason(tmp_path, raw, status, reason):
+    top, reactor = _service(tmp_path, "--listen", "tcp:0:interface=127.0.0.1")
+    try:
+        [(_port, site, _backlog, _interface)] = reactor.tcpServers
+        answer = _exchange(site, raw)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 " + status + b"\r\n")
+        assert b"content-type: text/plain; charset=utf-8" in head and body == reason
+    finally:
+        top.stopService()
