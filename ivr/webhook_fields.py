@@ -21,7 +21,8 @@ __all__ = ["FIELDS", "FieldError", "FieldRule", "MAX_FIELDS", "OTHER_FIELD_MAX",
 MAX_FIELDS = 100
 #: The longest field name, and the longest value of a field not in FIELDS.
 MAX_NAME = 64
-OTHER_FIELD_MAX = 2048
+#: Large enough for the JSON of the provider's add-on results (``AddOns``).
+OTHER_FIELD_MAX = 16 * 1024
 
 #: Characters XML 1.0 cannot carry, and that no provider field holds: C0
 #: controls other than tab, line feed and carriage return, DEL, and the two
@@ -103,8 +104,9 @@ FIELDS: dict[str, FieldRule] = {
                         re.compile(r"[0-9*#]*|hangup", re.ASCII)),
     "SpeechResult": _text(4096),
     "UnstableSpeechResult": _text(4096),
-    "Confidence": FieldRule(16, "a number from 0 to 1",
-                            re.compile(r"0(\.[0-9]{1,14})?|1(\.0{1,14})?", re.ASCII)),
+    # Not read by the server: any decimal number, as providers print floats.
+    "Confidence": FieldRule(32, "a decimal number",
+                            re.compile(r"[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)),
     "SequenceNumber": _number(999_999_999),
     "CallDuration": _number(9_999_999),
     "DialCallDuration": _number(9_999_999),
