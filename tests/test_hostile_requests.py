@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import pytest
 from treq.testing import StubTreq
+from twisted.internet import defer
 
 from ivr.signature import signed_headers
 from ivr.web import build_root
@@ -314,4 +315,32 @@ def test_a_retry_whose_first_request_was_dropped_still_gets_the_first_answer(tmp
     pending[0].callback({"status": "not_found", "data": {"orders": [], "count": 0}})
     server.http.flush()
     assert server.post("/voice/post_sale?turn=1", CallSid=CA1, Digits="1")[1] == hold
+    assert server.clock.getDelayedCalls() == []
+
+
+def test_a_turn_whose_look_up_is_done_is_not_held_while_it_commits(tmp_path):
+    server = Server(tmp_path, group_commit=True)
+    lookups = []
+    server.handler.perform = lambda lookup, now: lookups.append(defer.Deferred()) or lookups[-1]
+    commits = []
+    server.handler.group_commit.write = lambda write: commits.append(
+        (write, defer.Deferred())) or commits[-1][1]
+    opening = start_request(server, "/voice/post_sale", CallSid=CA1, From=CALLER)
+    [(write, committed)] = commits
+    with server.store.transaction():
+        write()
+    committed.callback(None)
+    server.http.flush()
+    assert "Bonjour" in says(body_of(server, opening))
+    first = start_request(server, "/voice/post_sale?turn=1", CallSid=CA1, Digits="1")
+    server.clock.advance(1)
+    lookups[0].callback({"status": "not_found", "data": {"orders": [], "count": 0}})
+    server.clock.advance(4)  # the commit is slow: far past hold_after, but no hold
+    assert first == [] and server.handler.counters.holds == 0
+    write, committed = commits[1]
+    with server.store.transaction():
+        write()
+    committed.callback(None)
+    server.http.flush()
+    assert "numéro de commande" in says(body_of(server, first))
     assert server.clock.getDelayedCalls() == []
