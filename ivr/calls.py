@@ -37,6 +37,7 @@ from .engine import FAILSAFE_APOLOGY, call_summary, step
 from .group_commit import GroupCommit
 from .engine import new_state as fresh_state
 from .helpdesk import NoHelpdesk
+from .phone import mask
 from .render import render_twiml
 from .sms import NoSms
 from .storage_health import StorageHealth, fault_cause
@@ -80,54 +81,103 @@ HOLD_PROMPT = {
 }
 HOLD_AFTER = 1.5
 HOLD_PAUSE = 2
+#: How many held turns' hold answers are kept for late retries.
+MAX_HOLD_ANSWERS = 10_000
+
+
+class _Round:
+    """One answer shared by every request that asks while it is open: all
+    of them get the same bytes (or the same failure)."""
+
+    def __init__(self):
+        self.answer = None  # bytes, or the turn's Failure, once settled
+        self.timer = None
+        self._waiting: list[defer.Deferred] = []
+
+    @property
+    def settled(self) -> bool:
+        return self.answer is not None
+
+    def settle(self, answer) -> None:
+        if self.settled:
+            return
+        self.answer = answer
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            self._fire(waiter)
+
+    def wait(self) -> defer.Deferred:
+        """A Deferred firing with the answer once settled."""
+        waiter = defer.Deferred(lambda d: d in self._waiting and self._waiting.remove(d))
+        if self.settled:
+            self._fire(waiter)
+        else:
+            self._waiting.append(waiter)
+        return waiter
+
+    def _fire(self, waiter):
+        if isinstance(self.answer, Failure):
+            waiter.errback(self.answer)
+        else:
+            waiter.callback(self.answer)
 
 
 class Held:
-    """A turn still running after its request was answered with a hold.
+    """A turn whose look-ups may outlast ``hold_after`` seconds.
 
-    Its result is kept here and handed out through fresh Deferreds, as a
-    retried request, a poll and a status callback may all wait for it."""
+    Its request, and every retry of it, get one answer (the *opening*):
+    the turn's TwiML if it is ready within ``hold_after``, else the hold
+    ``hold_twiml(self, True)`` gives.  Polls (the caller coming back from
+    the hold) share answers the same way, one poll round at a time: the
+    TwiML once it is ready, else ``hold_twiml(self, False)`` after
+    ``hold_after``.  ``hold_twiml`` returns None when the turn must not
+    hold (only its commit is left): the answer then waits for the turn.
+    So concurrent retries never get different bytes."""
 
-    def __init__(self, call_id: str, turn: int, work: defer.Deferred, lang: str):
-        self.call_id, self.turn, self.lang, self.holds = call_id, turn, lang, 0
+    def __init__(self, call_id: str, turn: int, work: defer.Deferred, lang: str, *,
+                 clock, hold_after: float, hold_twiml):
+        self.call_id, self.turn, self.lang = call_id, turn, lang
+        self.clock, self.hold_after, self.hold_twiml = clock, hold_after, hold_twiml
         self.result = None
-        self._waiting: list[defer.Deferred] = []
+        self._finished = _Round()
+        self.opening = self._round(True)
+        self._polling: _Round | None = None
         work.addBoth(self._done)
 
     @property
     def done(self) -> bool:
         return self.result is not None
 
+    def _round(self, opening: bool) -> _Round:
+        round_ = _Round()
+        round_.timer = self.clock.callLater(self.hold_after, self._time_up, round_, opening)
+        return round_
+
+    def _time_up(self, round_: _Round, opening: bool) -> None:
+        round_.timer = None
+        hold = self.hold_twiml(self, opening)
+        if hold is not None:
+            round_.settle(hold)
+
     def _done(self, result):
         self.result = result
-        waiting, self._waiting = self._waiting, []
-        for waiter in waiting:
-            waiter.callback(True)
+        for round_ in (self.opening, self._polling, self._finished):
+            if round_ is not None:
+                round_.settle(result)
 
-    def answer(self) -> defer.Deferred:
-        """The turn's TwiML (or its failure); only once :attr:`done`."""
-        return defer.fail(self.result) if isinstance(self.result, Failure) else defer.succeed(self.result)
+    def poll(self) -> defer.Deferred:
+        """The answer for a poll: joins the open poll round, or starts one."""
+        if self._polling is None or self._polling.settled:
+            if self.done:
+                return self.finished()
+            self._polling = self._round(False)
+        return self._polling.wait()
 
-    def within(self, seconds: float | None, clock) -> defer.Deferred:
-        """A Deferred firing True once the turn is done, or False after
-        ``seconds`` (None: no limit)."""
-        if self.done:
-            return defer.succeed(True)
-        waiter = defer.Deferred(lambda d: self._forget(d))
-        self._waiting.append(waiter)
-        if seconds is not None:
-            timer = clock.callLater(seconds, self._give_up, waiter)
-            waiter.addBoth(lambda done: (timer.active() and timer.cancel(), done)[1])
-        return waiter
-
-    def _give_up(self, waiter):
-        if waiter in self._waiting:
-            self._waiting.remove(waiter)
-            waiter.callback(False)
-
-    def _forget(self, waiter):
-        if waiter in self._waiting:
-            self._waiting.remove(waiter)
+    def finished(self) -> defer.Deferred:
+        """A Deferred firing with the turn's TwiML (or failing) once it is done."""
+        return self._finished.wait()
 
 
 class UnknownFlow(LookupError):
@@ -193,6 +243,9 @@ class CallHandler:
         self.storage = StorageHealth()
         #: Calls answered from memory while the store could not write.
         self._unsaved: OrderedDict[str, Unsaved] = OrderedDict()
+        #: call -> (turn, hold TwiML) of turns whose request was answered
+        #: with a hold, so a retry after the turn is done still gets it.
+        self._hold_answers: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
 
     def action_url(self, flow_name: str, turn: int) -> str:
         """Where the provider sends the answer to ``turn``: the turn number
@@ -215,7 +268,10 @@ class CallHandler:
         call_id = params["CallSid"]
         held = self._held.get(call_id)
         if held is not None and held.turn == turn:
-            return await self._answer_or_hold(held, flow_name, self.hold_after)  # a poll, or a retry
+            return await (held.poll() if poll else held.opening.wait())
+        held_answer = self._hold_answers.get(call_id)
+        if held_answer is not None and held_answer[0] == turn and not poll:
+            return held_answer[1]  # a retry of a request answered with a hold
         try:
             record = self._last_record(call_id)
             if record is None and turn > 0 and self._state_dropped(call_id):
@@ -230,14 +286,17 @@ class CallHandler:
             self.counters.replayed += 1
             self.log.info("turn {call} {turn} replayed", call=call_id, turn=turn)
             return record.response
+        self._hold_answers.pop(call_id, None)  # a new turn: older ones are not retried
         storing = []  # _play notes when only the commit is left
         work = defer.ensureDeferred(self._play(flow_name, turn, params, now, record, storing))
         if work.called:
             return await work
-        held = self._held[call_id] = Held(call_id, turn, work, self._hold_language(record, flow_name))
+        held = self._held[call_id] = Held(
+            call_id, turn, work, self._hold_language(record, flow_name), clock=self.clock,
+            hold_after=self.hold_after,
+            hold_twiml=lambda held, opening: self._hold_twiml(held, flow_name, storing, opening))
         work.addBoth(self._release, call_id, held)
-        # Only a slow look-up puts the caller on hold, never the commit.
-        return await self._answer_or_hold(held, flow_name, None if storing else self.hold_after)
+        return await held.opening.wait()
 
     async def _play(self, flow_name, turn, params, now, record, storing=None) -> bytes:
         """Play the turn, store it, and return its TwiML.  ``storing`` (a
@@ -404,21 +463,24 @@ class CallHandler:
         return self.storage.ok
 
     # -- holding a caller while a slow look-up goes on ---------------------------------
-    async def _answer_or_hold(self, held: "Held", flow_name: str,
-                              hold_after: float | None) -> bytes:
-        """The turn's answer if it comes within ``hold_after`` seconds (None:
-        no limit), else a hold: the caller hears "one moment" (the first
-        time) and a pause, then comes back to the poll URL.  The look-up's
-        own timeout ends the wait by sending the turn down the flow's error
-        branch."""
-        if not await held.within(hold_after, self.clock):
-            self.counters.holds += 1
-            first = held.holds == 0
-            held.holds += 1
-            self.log.info("turn {call} {turn} on hold ({holds})", call=held.call_id,
-                          turn=held.turn, holds=held.holds)
-            return self._hold(held, flow_name, first)
-        return await held.answer()
+    def _hold_twiml(self, held: "Held", flow_name: str, storing: list, opening: bool) -> bytes | None:
+        """What a turn still running after ``hold_after`` answers: "one
+        moment" (for the turn's own request: ``opening``), a pause, and a
+        redirect to the poll URL; None when only its commit is left (only
+        a slow look-up puts the caller on hold, never the commit).  The
+        look-up's own timeout ends the wait by sending the turn down the
+        flow's error branch."""
+        if storing:
+            return None
+        self.counters.holds += 1
+        self.log.info("turn {call} {turn} on hold ({holds})", call=held.call_id,
+                      turn=held.turn, holds="opening" if opening else "poll")
+        body = self._hold(held, flow_name, opening)
+        if opening:
+            self._hold_answers[held.call_id] = (held.turn, body)
+            if len(self._hold_answers) > MAX_HOLD_ANSWERS:
+                self._hold_answers.popitem(last=False)
+        return body
 
     def _hold(self, held: "Held", flow_name: str, first: bool) -> bytes:
         lang = held.lang
@@ -458,7 +520,7 @@ class CallHandler:
         handler commits in groups; the result once it is committed."""
         held = self._held.get(params["CallSid"])
         if held is not None:
-            await held.within(None, self.clock)  # its last turn must be saved first
+            await _settled(held.finished())  # its last turn must be saved first
         if self.group_commit is None:
             return self.status(params, now)
         pending = self._unsaved.get(params["CallSid"])
@@ -478,12 +540,11 @@ class CallHandler:
         pending = self._unsaved.get(call_id)
         if pending is not None:  # its turns answered from memory come first
             pending.write()
-        sequence = params.get("SequenceNumber")
-        duration = params.get("CallDuration")
+        if status in TERMINAL_STATUSES:
+            self._hold_answers.pop(call_id, None)
         new = self.store.record_status(
-            call_id, int(sequence) if sequence and sequence.isdigit() else None, status,
-            (now or self._now("UTC")).isoformat(),
-            int(duration) if duration and duration.isdigit() else None)
+            call_id, _count(params.get("SequenceNumber")), status,
+            (now or self._now("UTC")).isoformat(), _count(params.get("CallDuration")))
         if not new or status not in TERMINAL_STATUSES:
             return new, None
         record = self.store.load_call(call_id)
@@ -596,12 +657,17 @@ class CallHandler:
 
     def describe(self, call_id: str) -> dict | None:
         """What a test client may know of a call: where it is, its node
-        events and its summary, without the caller's number."""
+        events and its summary, without the caller's number (a number to
+        call back shows only its last two digits)."""
         record = self.store.load_call(call_id)
         if record is None:
             return None
         state = record.state
         summary = {k: v for k, v in call_summary(state).items() if k != "caller"}
+        if (summary.get("handoff") or {}).get("kind") == "callback" and summary["handoff"]["target"]:
+            # The number to call back is the caller's: shown masked, like in logs.
+            summary["handoff"] = {**summary["handoff"],
+                                  "target": mask(str(summary["handoff"]["target"]))}
         return {"call_id": call_id, "turn": record.turn, "node": state.get("node"),
                 "waiting": state.get("waiting"), "ended": bool(state.get("ended")),
                 "summary": summary, "node_events": self.store.node_events(call_id)}
@@ -652,6 +718,24 @@ class CallHandler:
                          handoff={"kind": self.fallback.kind, "target": self.fallback.address,
                                   "node": None} if self.fallback else None)
         return ended, render_twiml(actions, url), []
+
+
+def _count(value: str | None) -> int | None:
+    """A provider's count (sequence number, duration): ASCII digits, at
+    most nine of them, else None (``str.isdigit`` takes "²")."""
+    if value and len(value) <= 9 and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+async def _settled(d: defer.Deferred) -> None:
+    """Wait for ``d`` whatever its outcome (its failure is the turn's, already answered)."""
+    try:
+        await d
+    except defer.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - reported by the turn's own request
+        pass
 
 
 def event_from(params: dict, state: dict) -> dict:

@@ -42,6 +42,8 @@ webhook requests; --at needs that server started with --simulated-clock.
 URL_HELP = ("Play against the server at this base URL (e.g. http://127.0.0.1:8080) "
             "instead of in this process.")
 TOKEN_HELP = "Auth token to sign requests with (X-Twilio-Signature), for a server that checks them."
+DASHBOARD_TOKEN_HELP = ("The server's dashboard token, to read the call's details "
+                        "(GET /calls/<sid>) from a server without a provider auth token.")
 
 
 def _prompts_root(flow_path: Path, prompts: str | None) -> Path:
@@ -85,7 +87,9 @@ def main():
 @click.option("--url", default=None, help=URL_HELP)
 @click.option("--auth-token", envvar="TWILIO_AUTH_TOKEN", default=None, show_envvar=True,
               help=TOKEN_HELP)
-def call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token):
+@click.option("--dashboard-token", envvar="IVR_DASHBOARD_TOKEN", default=None, show_envvar=True,
+              help=DASHBOARD_TOKEN_HELP)
+def call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token, dashboard_token):
     """Place an interactive call to FLOW in the terminal.
 
     Prints what the caller hears and the nodes the call goes through, then
@@ -101,7 +105,8 @@ def call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token):
         ivr-sim call --url http://127.0.0.1:8080 post_sale --caller +14155550123
     """
     if url:
-        return _remote_call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token)
+        return _remote_call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token,
+                            dashboard_token)
     if not Path(flow).is_file():
         raise click.BadParameter(f"file {flow!r} does not exist.", param_hint="'FLOW'")
     loaded = _load(flow, prompts)
@@ -117,7 +122,8 @@ def call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token):
     _converse(sim, twiml)
 
 
-def _remote_call(flow, caller, lang, at, twiml, prompts, orders_db, url, token):
+def _remote_call(flow, caller, lang, at, twiml, prompts, orders_db, url, token,
+                 dashboard_token=None):
     """``ivr-sim call --url``: the same conversation with a running server."""
     if lang:
         raise click.UsageError("--lang cannot be used with --url: the server picks the "
@@ -141,7 +147,8 @@ def _remote_call(flow, caller, lang, at, twiml, prompts, orders_db, url, token):
                                      "a flow file for its timezone", param_hint="'--at'")
     else:
         when = datetime.now(zone) if zone else datetime.now().astimezone()
-    sim = RemoteCall(url, name, caller=caller, at=when, token=token)
+    sim = RemoteCall(url, name, caller=caller, at=when, token=token,
+                     dashboard_token=dashboard_token)
     click.echo(f"Calling {name} at {url.rstrip('/')} from {caller} as {sim.call_id} "
                f"at {when:%Y-%m-%d %H:%M %Z}")
     try:
@@ -219,7 +226,9 @@ def _show(turn, sim, twiml: bool):
 @click.option("--flow", "flow_name", default=None,
               help="With --url: the flow's name on the server (default: the stem of each "
                    "scenario file's flow:).")
-def test(paths, prompts, url, auth_token, flow_name):
+@click.option("--dashboard-token", envvar="IVR_DASHBOARD_TOKEN", default=None, show_envvar=True,
+              help=DASHBOARD_TOKEN_HELP)
+def test(paths, prompts, url, auth_token, flow_name, dashboard_token):
     """Run the scenario files in PATHS and report node coverage.
 
     Exits 1 when any expectation fails.  With --url the scenarios are
@@ -232,11 +241,14 @@ def test(paths, prompts, url, auth_token, flow_name):
         ivr-sim test flows/tests
 
     \b
-    Against a running server:
+    Against a running server (which shows call details only to its
+    dashboard token or a signed request: set $IVR_DASHBOARD_TOKEN or
+    --auth-token):
         ivr-sim test --url http://127.0.0.1:8080 flows/tests
     """
     try:
-        report = run_paths(paths, prompts, url=url, token=auth_token, flow_name=flow_name)
+        report = run_paths(paths, prompts, url=url, token=auth_token, flow_name=flow_name,
+                           dashboard_token=dashboard_token)
     except (ScenarioFileError, FlowError, RemoteError) as error:
         raise click.ClickException(str(error))
     for name, why in report.skipped:

@@ -47,6 +47,15 @@ class FlowRegistry:
         """Flow name -> current version."""
         return {name: flow.version for name, flow in sorted(self._current.items())}
 
+    def invalid_files(self) -> list[dict]:
+        """Each flow file that failed its last load, sorted: its path, its
+        first problem (``file:line:col: error: message [code]``), how many
+        it has, and the version still serving in its place (None: none)."""
+        return [{"file": path, "problem": str(problems[0]) if problems else "",
+                 "problems": len(problems),
+                 "serving": (self.versions().get(Path(path).stem))}
+                for path, problems in sorted(self.problems.items())]
+
     def reload_if_changed(self) -> bool:
         """Reload when a flow or prompt file changed; True when it reloaded."""
         fingerprint = self._files_fingerprint()
@@ -59,7 +68,10 @@ class FlowRegistry:
     def reload(self) -> None:
         """(Re)load every flow file; keep the last good version of any that fails."""
         seen = set()
-        for path in sorted(self.flows_dir.glob("*.yaml")):
+        paths = sorted(self.flows_dir.glob("*.yaml"))
+        for gone in set(self.problems) - {str(p) for p in paths}:
+            del self.problems[gone]  # a removed file no longer fails
+        for path in paths:
             try:
                 flow = load_flow(path, self.prompts_dir)
             except FlowError as error:

@@ -92,6 +92,8 @@ class RemoteCall:
     caller: str
     at: datetime
     token: str | None = None
+    #: Sent as a Bearer token to read ``/calls/<sid>`` (the server's dashboard token).
+    dashboard_token: str | None = None
     called: str = "+33100000000"
     call_id: str = field(default_factory=new_call_sid)
     account_sid: str = "AC" + "0" * 32
@@ -227,7 +229,7 @@ class RemoteCall:
 
     def _describe(self) -> dict:
         url = f"{self.base_url}/calls/{quote(self.call_id, safe='')}"
-        body = self._request("GET", url, None)
+        body = self._request("GET", url, None, bearer=self.dashboard_token)
         try:
             described = json.loads(body)
         except ValueError:
@@ -245,8 +247,11 @@ class RemoteCall:
     def _post(self, url: str, params: dict) -> bytes:
         return self._request("POST", url, params)
 
-    def _request(self, method: str, url: str, params: dict | None) -> bytes:
+    def _request(self, method: str, url: str, params: dict | None,
+                 bearer: str | None = None) -> bytes:
         headers = {SIMULATED_TIME_HEADER: self.at.isoformat()}
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
         data = None
         if params is not None:
             data = urlencode(params).encode("utf-8")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import io
 import os
+import re
 import signal
 import sys
 from datetime import date
@@ -20,6 +21,7 @@ from twisted.application import internet, service, strports
 from twisted.internet import reactor as default_reactor
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.web.http import combinedLogFormatter
 from twisted.web.server import Site
 
 from .actions import DialTarget
@@ -35,9 +37,14 @@ from .registry import FlowRegistry
 from .shops import HttpOrderLookups, OrderLookupsService, ShopConfigError, load_config
 from .sms import SmsConfigError, SmsService, TwilioAccount, sender_for
 from .store import CallStore
-from .web import LimitedRequest, build_root
+from .web import LimitedRequest, WebhookChannel, build_root
 
 log = Logger()
+
+#: The listen queue of a socket whose description gives none: 1,000
+#: connections opened at once on loopback all wait in it instead of timing
+#: out (the kernel caps it at net.core.somaxconn, 4096 on current Linux).
+DEFAULT_BACKLOG = 2048
 
 
 class Options(usage.Options):
@@ -45,7 +52,9 @@ class Options(usage.Options):
     longdesc = ("Answer telephony provider voice webhooks (Twilio TwiML) with the flows in "
                 "--flows. Example: twist ivr --listen tcp:8080:interface=127.0.0.1")
     optParameters = [
-        ["listen", "l", "tcp:8080:interface=127.0.0.1", "Where to listen (a strports description)."],
+        ["listen", "l", "tcp:8080:interface=127.0.0.1",
+         "Where to listen (a strports description); a TCP, SSL or UNIX socket without "
+         "backlog= gets backlog=%d, not Twisted's 50." % DEFAULT_BACKLOG],
         ["db", "d", "ivr.db", "SQLite file for calls and orders; created with the demo orders if missing."],
         ["flows", "f", "flows", "Folder of flow files (*.yaml)."],
         ["prompts", "p", "prompts", "Folder of prompt templates (<lang>/<name>.j2)."],
@@ -81,7 +90,8 @@ class Options(usage.Options):
         ["log-files", None, "10",
          "With --log-file: how many rotated files to keep (ivr.log.1 ... ivr.log.N)."],
         ["access-log", None, None,
-         "File to append an HTTP access log to (combined format); by default only the "
+         "File to append an HTTP access log to (combined format, the values of query "
+         "parameters such as token= or key= replaced by REDACTED); by default only the "
          "one line per turn and the refused requests are logged."],
         ["dashboard-token", None, None,
          "Serve the ops dashboard at /dashboard to requests carrying this token (default: "
@@ -161,10 +171,70 @@ class ReloadOnHangup(service.Service):
         self.registry.reload()
 
 
+_BACKLOG_ENDPOINTS = ("tcp", "tcp6", "ssl", "unix")
+
+
+def with_backlog(description: str, backlog: int = DEFAULT_BACKLOG) -> str:
+    """``description`` (strports) with ``backlog=`` added when it is a TCP,
+    SSL or UNIX socket that sets none."""
+    kind = description.split(":", 1)[0].strip().lower()
+    if kind not in _BACKLOG_ENDPOINTS or re.search(r"(^|:)backlog=", description):
+        return description
+    if ":" not in description:  # "tcp" alone would be refused by strports anyway
+        return description
+    return f"{description}:backlog={backlog}"
+
+
+#: Query parameters whose values the access log never shows.
+_SECRET_PARAM = re.compile(
+    rb"(?i)([?&;](?:[^=&;#]*(?:token|key|secret|pass|auth|sig|session|code)[^=&;#]*)=)[^&;#]*")
+
+
+def scrub_uri(uri: bytes, secrets: tuple[bytes, ...] = ()) -> bytes:
+    """``uri`` with the value of every secret-looking query parameter, and
+    any of ``secrets`` wherever it appears, replaced by ``REDACTED``."""
+    uri = _SECRET_PARAM.sub(rb"\1REDACTED", uri)
+    for secret in secrets:
+        if secret:
+            uri = uri.replace(secret, b"REDACTED")
+    return uri
+
+
+class _ScrubbedRequest:
+    """What the access log formatter reads of a request, its URI and
+    referrer scrubbed (see :func:`scrub_uri`)."""
+
+    def __init__(self, request, secrets):
+        self._request, self._secrets = request, secrets
+        self.uri = scrub_uri(request.uri, secrets)
+
+    def getHeader(self, name):
+        value = self._request.getHeader(name)
+        if value is not None and name.lower() in (b"referer", "referer"):
+            raw = value if isinstance(value, bytes) else value.encode("utf-8", "replace")
+            value = scrub_uri(raw, self._secrets)
+        return value
+
+    def __getattr__(self, name):
+        return getattr(self._request, name)
+
+
+def scrubbing_log_formatter(secrets: tuple[bytes, ...] = ()):
+    """Twisted's combined log format over a scrubbed request: a token put in
+    a query string never lands in the access log."""
+    def formatter(timestamp, request):
+        return combinedLogFormatter(timestamp, _ScrubbedRequest(request, secrets))
+    return formatter
+
+
 class WebhookSite(Site):
     """A Site that keeps an access log only when given a file for it: each
     turn is already logged once, and formatting a second line per request
-    costs a tenth of a turn."""
+    costs a tenth of a turn.  The log never holds a token (see
+    :func:`scrubbing_log_formatter`)."""
+
+    #: HTTP/1.1 only (no HTTP/2 is negotiated), refusing broken HTTP in words.
+    protocol = WebhookChannel
 
     def log(self, request):
         if self.logPath:
@@ -311,15 +381,19 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
                       public_url=options["public-url"],
                       simulated_clock=bool(options["simulated-clock"]),
                       dashboard=make_dashboard(options["dashboard-token"], options["db"],
-                                               registry, reactor))
+                                               registry, reactor),
+                      dashboard_token=options["dashboard-token"])
     if options["simulated-clock"]:
         log.warn("--simulated-clock: requests may set their own time; never use it in production")
     # Webhook resources read the body themselves (strict UTF-8, body
     # parameters apart from the query's): Twisted's own parse of it into
     # request.args would be thrown away, and its Content-Type parsing through
     # the email package cost a tenth of a turn.
+    secrets = tuple(t.encode("utf-8") for t in (options["dashboard-token"],
+                                                options["twilio-auth-token"]) if t)
     site = WebhookSite(root, requestFactory=LimitedRequest, logPath=options["access-log"],
-                       parsePOSTFormSubmission=False)
+                       parsePOSTFormSubmission=False,
+                       logFormatter=scrubbing_log_formatter(secrets))
     site.displayTracebacks = False
     top = service.MultiService()
     GarbageCollectorTuning().setServiceParent(top)
@@ -332,7 +406,7 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     Checkpointer(options["db"], reactor).setServiceParent(top)
     # Children stop in reverse order: this one last, once nothing listens.
     FlushOnStop(handler.group_commit).setServiceParent(top)
-    strports.service(options["listen"], site, reactor=reactor).setServiceParent(top)
+    strports.service(with_backlog(options["listen"]), site, reactor=reactor).setServiceParent(top)
     reload = internet.TimerService(options["reload-interval"], registry.reload_if_changed)
     reload.clock = reactor
     reload.setServiceParent(top)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from urllib.parse import parse_qs, unquote_plus, urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -24,9 +24,16 @@ from twisted.web.server import NOT_DONE_YET, Request
 from .calls import UnknownFlow
 from .storage_health import fault_cause
 from .signature import is_valid_twilio_request
+from .webhook_fields import FieldError, check_fields, is_call_sid
 
 #: The largest webhook body accepted.  Twilio's are a few kB.
 MAX_BODY = 64 * 1024
+#: The longest X-Twilio-Signature: a base64 HMAC-SHA1 is 28 characters.
+MAX_SIGNATURE = 128
+#: A method name as HTTP defines it (a token); anything else is refused
+#: before Twisted reads it as ASCII.
+_METHOD_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                          b"abcdefghijklmnopqrstuvwxyz")
 TWIML_TYPE = b"text/xml; charset=utf-8"
 
 
@@ -76,6 +83,19 @@ class BadRequest(Exception):
         self.code, self.reason = code, reason
 
 
+def header_text(request, name: bytes) -> str | None:
+    """A request header as text, or None when absent; raises
+    :class:`BadRequest` (400) when it is not UTF-8 (Twisted's str lookup
+    would raise instead)."""
+    value = request.getHeader(name)
+    if value is None:
+        return None
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(400, f"{name.decode('ascii')} header is not UTF-8") from None
+
+
 class LimitedRequest(Request):
     """A request that stops storing its body past :data:`MAX_BODY`, so an
     oversized upload costs neither memory nor disk."""
@@ -94,6 +114,50 @@ class LimitedRequest(Request):
             return
         super().handleContentChunk(data)
 
+    def processingFailed(self, reason):
+        """A bug in a resource: logged with its traceback, answered with one
+        line of plain text (never the traceback, never Twisted's HTML)."""
+        self._log.failure("unhandled error answering a request", failure=reason)
+        if not self.startedWriting:
+            body = b"internal error; see the server log\n"
+            self.setResponseCode(http.INTERNAL_SERVER_ERROR)
+            self.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            self.setHeader(b"content-length", b"%d" % len(body))
+            self.write(body)
+        if not self.finished:
+            self.finish()
+        return reason
+
+
+def raw_refusal(code: int, status: bytes, message: str) -> bytes:
+    """A whole HTTP response refusing a request the parser could not read:
+    one line of plain text, and the connection closes."""
+    body = (message + "\n").encode("utf-8")
+    return (b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+            % (code, status, len(body), body))
+
+
+class WebhookChannel(http.HTTPChannel):
+    """Twisted's HTTP/1.1 channel, whose refusals of broken HTTP (a bad
+    request line or header, a line past 16 kB) carry a one-line reason
+    like every other refusal, instead of an empty 400 or a silent close."""
+
+    _refused = False
+
+    def _respondToBadRequestAndDisconnect(self):
+        self._refuse(raw_refusal(400, b"Bad Request", "malformed HTTP request"))
+
+    def lineLengthExceeded(self, line):
+        self._refuse(raw_refusal(431, b"Request Header Fields Too Large",
+                                 f"request line or header longer than {self.MAX_LENGTH} bytes"))
+
+    def _refuse(self, response: bytes) -> None:
+        if not self._refused:  # the rest of a long line may come back here
+            self._refused = True
+            self.transport.write(response)
+        self.loseConnection()
+
 
 class PlainResource(Resource):
     """A leaf whose refusals are one line of plain text: a method it does
@@ -103,13 +167,24 @@ class PlainResource(Resource):
     isLeaf = True
 
     def render(self, request):
+        if not request.method or not set(request.method) <= _METHOD_CHARS:
+            return plain_text(request, 400, "malformed method")
+        # Twisted's HEAD calls render_GET, which a POST-only resource lacks.
+        if request.method == b"HEAD" and getattr(self, "render_GET", None) is None:
+            return self._not_allowed(request)
         try:
             return super().render(request)
-        except UnsupportedMethod as error:
-            # Twisted lists HEAD always; it works only where GET does.
-            allowed = [m for m in error.allowedMethods if m != b"HEAD" or b"GET" in error.allowedMethods]
-            request.setHeader(b"allow", b", ".join(sorted(allowed)))
-            return plain_text(request, 405, "method not allowed")
+        except UnsupportedMethod:
+            return self._not_allowed(request)
+
+    def _not_allowed(self, request) -> bytes:
+        """405 naming the methods served (HEAD only where GET is)."""
+        allowed = {name[len("render_"):].encode("ascii") for name in dir(self)
+                   if name.startswith("render_") and name[len("render_"):].isupper()}
+        if b"GET" not in allowed:
+            allowed.discard(b"HEAD")
+        request.setHeader(b"allow", b", ".join(sorted(allowed)))
+        return plain_text(request, 405, "method not allowed")
 
 
 class Root(Resource):
@@ -117,6 +192,9 @@ class Root(Resource):
 
     def getChild(self, path, request):
         return NotFound()
+
+    def render(self, request):
+        return NotFound().render(request)
 
 
 class NotFound(PlainResource):
@@ -142,18 +220,25 @@ class WebhookResource(PlainResource):
         signed; nothing to check when no auth token is configured."""
         if not self.auth_token:
             return
-        signature = request.getHeader("x-twilio-signature")
+        signature = request.getHeader(b"x-twilio-signature")
         if not signature:
             raise BadRequest(403, "missing X-Twilio-Signature")
+        # A forged header may be any bytes: only a short ASCII one is compared.
+        if len(signature) > MAX_SIGNATURE or not signature.isascii():
+            raise BadRequest(403, "X-Twilio-Signature is not a signature")
         if not is_valid_twilio_request(self.auth_token, self.request_url(request), form,
                                        signature, raw):
             raise BadRequest(403, "X-Twilio-Signature does not match this request")
 
+    #: Fields a request to this resource must carry.
+    required = ("CallSid",)
+
     def read_form(self, request) -> dict:
-        """The webhook's parameters, checked; raises :class:`BadRequest`."""
+        """The webhook's parameters, checked against
+        :data:`ivr.webhook_fields.FIELDS`; raises :class:`BadRequest`."""
         if getattr(request, "too_large", False):
             raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
-        content_type = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
+        content_type = (header_text(request, b"content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
             raise BadRequest(415, "expected an application/x-www-form-urlencoded body")
         request.content.seek(0)
@@ -166,18 +251,19 @@ class WebhookResource(PlainResource):
             raise BadRequest(400, "body is not UTF-8") from None
         except ValueError:
             raise BadRequest(400, "malformed form body") from None
-        params = {name: values[-1] for name, values in form.items()}
         self.check_signature(request, form, raw)
-        call_id = params.get("CallSid", "")
-        if not call_id or len(call_id) > 64 or not call_id.isprintable():
-            raise BadRequest(400, "missing or invalid CallSid")
-        return params
+        try:
+            return check_fields(form, self.required)
+        except FieldError as error:
+            raise BadRequest(400, str(error)) from None
 
     def simulated_time(self, request):
         """The turn's time from ``X-IVR-Simulated-Time``, honoured only by a
         server started with ``--simulated-clock`` (never in production)."""
-        value = request.getHeader("x-ivr-simulated-time")
-        if value is None or not self.simulated_clock:
+        if not self.simulated_clock:
+            return None
+        value = header_text(request, b"x-ivr-simulated-time")
+        if value is None:
             return None
         try:
             moment = datetime.fromisoformat(value)
@@ -195,7 +281,7 @@ class WebhookResource(PlainResource):
             base = urlsplit(self.public_url)
             return f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{uri}"
         scheme = "https" if request.isSecure() else "http"
-        host = (request.getHeader("host") or "localhost")
+        host = (request.getHeader(b"host") or b"localhost").decode("utf-8", "replace")
         return f"{scheme}://{host}{uri}"
 
     def refuse(self, request, error: BadRequest) -> bytes:
@@ -266,17 +352,18 @@ class VoiceResource(WebhookResource):
         values = query.get(b"turn")
         if not values:
             return 0
-        try:
-            turn = int(values[-1].decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            raise BadRequest(400, "turn must be a whole number") from None
-        if not 0 <= turn < 100_000:
+        # ASCII digits only: int() also takes " 1", "1_0" and "²".
+        if not values[-1].isdigit() or not values[-1].isascii():
+            raise BadRequest(400, "turn must be a whole number")
+        if len(values[-1]) > 5:
             raise BadRequest(400, "turn out of range")
-        return turn
+        return int(values[-1])
 
 
 class StatusResource(WebhookResource):
     """``POST /status``: call status callbacks end the call record."""
+
+    required = ("CallSid", "CallStatus")
 
     def render_POST(self, request):
         try:
@@ -315,37 +402,85 @@ class WhisperResource(WebhookResource):
     def render_POST(self, request):
         try:
             self.read_form(request)
+            query = self._query(request)
         except BadRequest as error:
             return self.refuse(request, error)
-        query = parse_qs(urlsplit(request.uri.decode("utf-8", "replace")).query)
-        body = self.handler.whisper({k: v[-1] for k, v in query.items()})
+        body = self.handler.whisper(query)
         request.setHeader(b"content-type", TWIML_TYPE)
         return body
+
+    @staticmethod
+    def _query(request) -> dict[str, str]:
+        """The query we wrote into the Dial (reason, call, order), checked
+        as strictly as a body."""
+        try:
+            text = request.uri.partition(b"?")[2].decode("utf-8")
+            return check_fields(parse_form(text))
+        except UnicodeDecodeError:
+            raise BadRequest(400, "query is not UTF-8") from None
+        except FieldError as error:
+            raise BadRequest(400, str(error)) from None
+        except ValueError:
+            raise BadRequest(400, "malformed query") from None
 
 
 class CallResource(WebhookResource):
     """``GET /calls/<CallSid>``: where a call is and what it logged, for
-    ``ivr-sim test --url``.  Signed like a webhook when a token is set."""
+    ``ivr-sim test --url``.  Private: only for a request carrying the
+    dashboard token (``Authorization: Bearer``) or signed like a webhook
+    with the provider's auth token; the caller's number never shows."""
+
+    def __init__(self, handler, auth_token, public_url, dashboard_token: str | None = None):
+        super().__init__(handler, auth_token, public_url)
+        self.dashboard_token = dashboard_token.encode("utf-8") if dashboard_token else None
 
     def render_GET(self, request):
         try:
-            self.check_signature(request, {}, b"")
+            self.check_credentials(request)
             parts = [p for p in request.postpath if p]
             if len(parts) != 1:
                 raise BadRequest(404, "expected /calls/<CallSid>")
-            described = self.handler.describe(parts[0].decode("utf-8", "replace"))
+            call_id = parts[0].decode("ascii", "replace")
+            if not is_call_sid(call_id):
+                raise BadRequest(404, "no such call: a CallSid is CA and 32 hex digits")
+            described = self.handler.describe(call_id)
             if described is None:
                 raise BadRequest(404, "no such call")
         except BadRequest as error:
             return self.refuse(request, error)
         request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
         return json.dumps(described).encode("utf-8")
+
+    def check_credentials(self, request) -> None:
+        """Raise :class:`BadRequest` unless the request carries the dashboard
+        token or a valid provider signature: 403 when the server has
+        neither configured, 401 when none was given, 403 when wrong."""
+        from .dashboard import is_authorized  # ivr.dashboard imports this module
+
+        if self.dashboard_token is None and not self.auth_token:
+            raise BadRequest(403, "call details are private: start the server with "
+                                  "--dashboard-token or --twilio-auth-token to read them")
+        authorization = request.getHeader(b"authorization")
+        if self.dashboard_token is not None and is_authorized(authorization, self.dashboard_token):
+            return
+        if self.auth_token and request.getHeader(b"x-twilio-signature"):
+            self.check_signature(request, {}, b"")
+            return
+        if authorization is None:
+            raise BadRequest(401, "call details need the dashboard token (Bearer) "
+                                  "or a provider signature")
+        raise BadRequest(403, "wrong credentials for call details")
 
 
 class HealthResource(PlainResource):
-    """``GET /healthz``: 200 ``ok``, or 503 with ``storage`` naming the
-    cause while the store cannot write (callers are then answered from
-    memory and put through to a human)."""
+    """``GET /healthz``: the flows serving and their versions, and each flow
+    file on disk that fails validation with its first problem
+    (``file:line:col: error: message [code]``) and how many it has.  Still
+    200 while they fail: the last good version of each keeps serving, and
+    a monitor alerts on a non-empty ``invalid_files``.  503 with
+    ``storage`` naming the cause while the store cannot write (callers are
+    then answered from memory and put through to a human)."""
 
     def __init__(self, registry, storage=None):
         super().__init__()
@@ -353,8 +488,9 @@ class HealthResource(PlainResource):
 
     def render_GET(self, request):
         request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
         body = {"status": "ok", "flows": self.registry.versions(),
-                "invalid_files": sorted(self.registry.problems)}
+                "invalid_files": self.registry.invalid_files()}
         if self.storage is not None and not self.storage.ok:
             request.setResponseCode(503)
             body.update(status="storage_failing", storage=self.storage.cause)
@@ -408,13 +544,15 @@ class MetricsResource(PlainResource):
 
 
 def build_root(handler, registry, *, auth_token=None, public_url=None,
-               simulated_clock=False, dashboard: Resource | None = None) -> Resource:
+               simulated_clock=False, dashboard: Resource | None = None,
+               dashboard_token: str | None = None) -> Resource:
     """The server's resource tree.  ``/dashboard`` exists only when a
-    ``dashboard`` resource is given (the server has a dashboard token)."""
+    ``dashboard`` resource is given (the server has a dashboard token);
+    ``dashboard_token`` also opens ``/calls/<sid>``."""
     root = Root()
     root.putChild(b"voice", VoiceResource(handler, auth_token, public_url, simulated_clock))
     root.putChild(b"status", StatusResource(handler, auth_token, public_url, simulated_clock))
-    root.putChild(b"calls", CallResource(handler, auth_token, public_url))
+    root.putChild(b"calls", CallResource(handler, auth_token, public_url, dashboard_token))
     root.putChild(b"whisper", WhisperResource(handler, auth_token, public_url))
     root.putChild(b"healthz", HealthResource(registry, getattr(handler, "storage", None)))
     root.putChild(b"metrics", MetricsResource(handler, registry))

@@ -170,14 +170,15 @@ def _start_fake_shop(workdir: Path):
 
 
 def test_the_server_tracks_an_order_through_the_fake_shop_over_real_sockets(tmp_path, monkeypatch):
-    from test_remote import start_server, stop   # the same ivr-serve subprocess as ivr-sim --url uses
+    from test_remote import DASHBOARD_TOKEN, start_server, stop   # the ivr-serve of ivr-sim --url
 
     shop, config = _start_fake_shop(tmp_path)
     try:
         monkeypatch.setenv(SECRET_ENV, DEFAULT_TOKEN)
         server, url, _db = start_server(tmp_path, "--orders", str(config))
         try:
-            call = RemoteCall(url, "post_sale", caller="+33612345678", at=NOW)
+            call = RemoteCall(url, "post_sale", caller="+33612345678", at=NOW,
+                              dashboard_token=DASHBOARD_TOKEN)
             call.start()
             turn = call.press("1")
             assert "commande numéro 1 0 0 2 3 4" in turn.heard
@@ -186,7 +187,8 @@ def test_the_server_tracks_an_order_through_the_fake_shop_over_real_sockets(tmp_
             call.hangup()
 
             _stop(shop)   # the shop goes down: the caller is asked for the number instead
-            call = RemoteCall(url, "post_sale", caller="+33612345678", at=NOW)
+            call = RemoteCall(url, "post_sale", caller="+33612345678", at=NOW,
+                              dashboard_token=DASHBOARD_TOKEN)
             call.start()
             turn = call.press("1")
             assert "numéro de commande" in turn.heard

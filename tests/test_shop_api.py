@@ -37,6 +37,7 @@ PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=PARIS)  # a Tuesday, the support line is open
 ENV = {"SHOP_SECRET": "s3cret"}
 CALLER = "+33612345678"
+CA1, CA2 = "CA" + "0" * 31 + "1", "CA" + "0" * 31 + "2"  # Twilio-shaped CallSids
 
 
 def config(text: str, env=ENV):
@@ -664,7 +665,7 @@ class Ivr:
             for stub in self.stubs:
                 stub.flush()
 
-    def heard(self, d, sid="CA1"):
+    def heard(self, d, sid=CA1):
         """What the caller heard, and the last TwiML document: a document
         that only speaks and redirects (the caller on hold) is followed,
         as the provider would."""
@@ -688,13 +689,13 @@ def test_the_demo_flow_tracks_an_order_from_the_shop_api(tmp_path):
     clock.advance(NOW.timestamp())
     lookups, shop_stub, _shop, _ = fake_shop_lookups("shopify", clock=clock)
     ivr = Ivr(tmp_path, clock, lookups, shop_stub)
-    ivr.heard(ivr.turn("CA1", 0))
-    said, _ = ivr.heard(ivr.turn("CA1", 1, Digits="1"))
+    ivr.heard(ivr.turn(CA1, 0))
+    said, _ = ivr.heard(ivr.turn(CA1, 1, Digits="1"))
     assert "commande numéro 1 0 0 2 3 4" in said
-    said, _ = ivr.heard(ivr.turn("CA1", 2, Digits="1"))
+    said, _ = ivr.heard(ivr.turn(CA1, 2, Digits="1"))
     assert "votre colis est en route avec Colissimo" in said
     assert "6 A 1 0 0 2 3 4 0 0 0 0 F R" in said
-    assert ivr.detail("CA1", "find_by_phone") == [("found", None)]
+    assert ivr.detail(CA1, "find_by_phone") == [("found", None)]
     assert clock.getDelayedCalls() == []
 
 
@@ -704,24 +705,24 @@ def test_a_dead_shop_sends_the_caller_to_a_human_within_the_timeout_and_opens_th
     cfg = preset("shopify", "breaker: {failures: 2, cooldown: 30}")
     lookups = HttpOrderLookups(cfg, clock, http=ScriptedHttp())   # every request hangs
     ivr = Ivr(tmp_path, clock, lookups)
-    ivr.heard(ivr.turn("CA1", 0))
-    pending = ivr.turn("CA1", 1, Digits="1")
+    ivr.heard(ivr.turn(CA1, 0))
+    pending = ivr.turn(CA1, 1, Digits="1")
     clock.advance(3)   # under the server's own 4 s look-up timeout
     said, _ = ivr.heard(pending)
     assert "numéro de commande" in said
-    assert ivr.detail("CA1", "find_by_phone") == [("error", "timeout after 3 s")]
-    said, _ = ivr.heard(ivr.turn("CA1", 2, Digits="100234"))
+    assert ivr.detail(CA1, "find_by_phone") == [("error", "timeout after 3 s")]
+    said, _ = ivr.heard(ivr.turn(CA1, 2, Digits="100234"))
     assert "Vous avez tapé 1 0 0 2 3 4" in said
-    pending = ivr.turn("CA1", 3, Digits="1")   # "yes": the look-up by number starts
+    pending = ivr.turn(CA1, 3, Digits="1")   # "yes": the look-up by number starts
     clock.advance(3)
     said, root = ivr.heard(pending)
     assert root.find("Enqueue").text == "post-sale"
-    assert ivr.detail("CA1", "find_by_number") == [("error", "timeout after 3 s")]
+    assert ivr.detail(CA1, "find_by_number") == [("error", "timeout after 3 s")]
     assert lookups.breaker.state == "open"
     # The next caller is not kept waiting: the look-up answers at once.
-    ivr.heard(ivr.turn("CA2", 0), "CA2")
-    said, _ = ivr.heard(ivr.turn("CA2", 1, Digits="1"), "CA2")
-    assert ivr.detail("CA2", "find_by_phone") == [("error", "circuit open")]
+    ivr.heard(ivr.turn(CA2, 0), CA2)
+    said, _ = ivr.heard(ivr.turn(CA2, 1, Digits="1"), CA2)
+    assert ivr.detail(CA2, "find_by_phone") == [("error", "circuit open")]
     assert clock.getDelayedCalls() == []
 
 

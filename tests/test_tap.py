@@ -108,7 +108,7 @@ def test_a_chunked_body_past_the_limit_is_refused_without_a_temporary_file(tmp_p
 
 def test_the_site_answers_a_turn_with_its_length_not_in_chunks(tmp_path):
     site, reactor = _site(tmp_path)
-    form = b"CallSid=CA1&From=%2B33612345678"
+    form = b"CallSid=CA" + b"0" * 31 + b"1&From=%2B33612345678"
     transport = _exchange(site, b"POST /voice/post_sale HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                 b"Content-Type: application/x-www-form-urlencoded\r\n"
                                 b"Content-Length: %d\r\n\r\n%s" % (len(form), form))

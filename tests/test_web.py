@@ -28,6 +28,14 @@ BASE = "http://ivr.test"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
+def sid(n: int) -> str:
+    """A Twilio-shaped CallSid: CA and 32 hex digits."""
+    return f"CA{n:032x}"
+
+
+CA1, CA2, SILENT, CLOSED, AGENT, AGENT_LEG = (sid(n) for n in (1, 2, 3, 4, 5, 6))
+
+
 class Server:
     """A server over a database file, a flows folder and a Clock."""
 
@@ -74,7 +82,7 @@ class Server:
         code, _headers, body = self.request("POST", path, urlencode(params).encode(), headers)
         return code, body
 
-    def turn(self, turn, sid="CA1", flow="post_sale", **params):
+    def turn(self, turn, sid=CA1, flow="post_sale", **params):
         path = f"/voice/{flow}" + (f"?turn={turn}" if turn else "")
         return self.post(path, CallSid=sid, From="+33612345678", To="+33100000000", **params)
 
@@ -91,7 +99,7 @@ def server(tmp_path):
 def test_an_incoming_call_gets_twiml_that_gathers_with_the_next_turn_in_the_url(server):
     code, headers, body = server.request(
         "POST", "/voice/post_sale",
-        urlencode({"CallSid": "CA1", "From": "+33612345678"}).encode())
+        urlencode({"CallSid": CA1, "From": "+33612345678"}).encode())
     assert code == 200
     assert headers.getRawHeaders("content-type") == ["text/xml; charset=utf-8"]
     assert validate_twiml(body) == []
@@ -108,10 +116,10 @@ def test_a_whole_call_is_logged_node_by_node_and_ends_self_served(server):
     assert "Colissimo" in says(body)
     code, body = server.turn(3, Digits="2")
     assert ET.fromstring(body).find("Hangup") is not None
-    nodes = [e["node"] for e in server.store.node_events("CA1")]
+    nodes = [e["node"] for e in server.store.node_events(CA1)]
     assert nodes[:3] == ["welcome", "main_menu", "find_by_phone"]
     assert nodes[-1] == "goodbye"
-    call = server.store.call("CA1")
+    call = server.store.call(CA1)
     assert (call["outcome"], call["reason"]) == ("self_served", "order_status")
     assert call["caller_hash"] and "+33612345678" not in str(call)
 
@@ -119,10 +127,10 @@ def test_a_whole_call_is_logged_node_by_node_and_ends_self_served(server):
 def test_a_retried_turn_gets_the_same_twiml_and_is_logged_once(server):
     server.turn(0)
     _, first = server.turn(1, Digits="1")
-    events = len(server.store.node_events("CA1"))
+    events = len(server.store.node_events(CA1))
     _, again = server.turn(1, Digits="1")
     assert again == first
-    assert len(server.store.node_events("CA1")) == events
+    assert len(server.store.node_events(CA1)) == events
     assert server.handler.counters.replayed == 1
 
 
@@ -140,47 +148,47 @@ def test_speech_is_understood(server):
 
 def test_a_hang_up_reported_by_the_status_callback_is_abandoned(server):
     server.turn(0)
-    code, _ = server.post("/status", CallSid="CA1", CallStatus="completed", SequenceNumber="0")
+    code, _ = server.post("/status", CallSid=CA1, CallStatus="completed", SequenceNumber="0")
     assert code == 204
-    call = server.store.call("CA1")
+    call = server.store.call(CA1)
     assert call["outcome"] == "abandoned" and call["ended_at"]
-    assert server.store.node_events("CA1")[-1]["branch"] == "hangup"
+    assert server.store.node_events(CA1)[-1]["branch"] == "hangup"
 
 
 def test_a_repeated_status_callback_changes_nothing(server):
     server.turn(0)
-    server.post("/status", CallSid="CA1", CallStatus="completed", SequenceNumber="1")
-    events = server.store.node_events("CA1")
-    server.post("/status", CallSid="CA1", CallStatus="completed", SequenceNumber="1")
-    assert server.store.node_events("CA1") == events
+    server.post("/status", CallSid=CA1, CallStatus="completed", SequenceNumber="1")
+    events = server.store.node_events(CA1)
+    server.post("/status", CallSid=CA1, CallStatus="completed", SequenceNumber="1")
+    assert server.store.node_events(CA1) == events
 
 
 def test_a_status_callback_after_a_transfer_keeps_it_transferred(server):
     server.turn(0)
     server.turn(1, Digits="0")
-    server.post("/status", CallSid="CA1", CallStatus="completed", SequenceNumber="0")
-    call = server.store.call("CA1")
+    server.post("/status", CallSid=CA1, CallStatus="completed", SequenceNumber="0")
+    call = server.store.call(CA1)
     assert (call["outcome"], call["cause"]) == ("transferred", "caller_asked")
 
 
 def test_an_unknown_flow_is_404_and_writes_nothing(server):
     code, body = server.turn(0, flow="billing")
     assert code == 404 and body == b"no flow named 'billing'\n"
-    assert server.store.call("CA1") is None
+    assert server.store.call(CA1) is None
 
 
 @pytest.mark.parametrize("body, headers, code, reason", [
-    (b"From=%2B33612345678", FORM, 400, b"missing or invalid CallSid\n"),
-    (b"CallSid=CA1&From=%ff", FORM, 400, b"body is not UTF-8\n"),
-    (b"CallSid=CA1&&=&x", FORM, 400, b"malformed form body\n"),
-    (b'{"CallSid": "CA1"}', {"Content-Type": "application/json"}, 415,
+    (b"From=%2B33612345678", FORM, 400, b"missing CallSid\n"),
+    (b"CallSid=" + CA1.encode() + b"&From=%ff", FORM, 400, b"body is not UTF-8\n"),
+    (b"CallSid=" + CA1.encode() + b"&&=&x", FORM, 400, b"malformed form body\n"),
+    (b'{"CallSid": CA1}', {"Content-Type": "application/json"}, 415,
      b"expected an application/x-www-form-urlencoded body\n"),
-    (b"CallSid=CA1&pad=" + b"x" * 70_000, FORM, 413, b"body larger than 65536 bytes\n"),
+    (b"CallSid=" + CA1.encode() + b"&pad=" + b"x" * 70_000, FORM, 413, b"body larger than 65536 bytes\n"),
 ])
 def test_bad_requests_get_a_4xx_with_a_reason_and_write_nothing(server, body, headers, code, reason):
     got, _, content = server.request("POST", "/voice/post_sale", body, headers)
     assert (got, content) == (code, reason)
-    assert server.store.call("CA1") is None
+    assert server.store.call(CA1) is None
 
 
 def test_other_methods_are_405_in_plain_text_naming_the_allowed_ones(server):
@@ -222,13 +230,13 @@ class TestSignatures:
         assert signed.turn(0)[0] == 200
 
     def test_an_unsigned_request_is_403_and_never_reaches_the_engine(self, signed):
-        body = urlencode({"CallSid": "CA1"}).encode()
+        body = urlencode({"CallSid": CA1}).encode()
         code, _, reason = signed.request("POST", "/voice/post_sale", body)
         assert (code, reason) == (403, b"missing X-Twilio-Signature\n")
-        assert signed.store.call("CA1") is None
+        assert signed.store.call(CA1) is None
 
     def test_a_tampered_request_is_403(self, signed):
-        params = {"CallSid": "CA1", "From": "+33612345678"}
+        params = {"CallSid": CA1, "From": "+33612345678"}
         headers = {**FORM, **signed_headers(TOKEN, BASE + "/voice/post_sale", params)}
         body = urlencode({**params, "From": "+33600000000"}).encode()
         code, _, reason = signed.request("POST", "/voice/post_sale", body, headers)
@@ -236,7 +244,7 @@ class TestSignatures:
 
     def test_the_signature_covers_the_turn_in_the_url(self, signed):
         signed.turn(0)
-        params = {"CallSid": "CA1", "Digits": "1"}
+        params = {"CallSid": CA1, "Digits": "1"}
         headers = {**FORM, **signed_headers(TOKEN, BASE + "/voice/post_sale?turn=1", params)}
         code, _, _ = signed.request("POST", "/voice/post_sale?turn=2",
                                     urlencode(params).encode(), headers)
@@ -270,7 +278,7 @@ def body_of(server, answers):
 def test_a_look_up_slower_than_the_timeout_takes_the_error_branch_after_holding(tmp_path):
     server, _pending = slow_server(tmp_path)
     server.turn(0)
-    first = start_request(server, "/voice/post_sale?turn=1", CallSid="CA1", Digits="1")
+    first = start_request(server, "/voice/post_sale?turn=1", CallSid=CA1, Digits="1")
     assert first == []  # the turn waits on the look-up
     server.clock.advance(1.5)
     server.http.flush()
@@ -279,19 +287,19 @@ def test_a_look_up_slower_than_the_timeout_takes_the_error_branch_after_holding(
     assert hold.find("Say").text == "Un instant, je recherche votre commande."
     assert hold.find("Redirect").text == "/voice/post_sale?turn=1&hold=1"
 
-    poll = start_request(server, "/voice/post_sale?turn=1&hold=1", CallSid="CA1")
+    poll = start_request(server, "/voice/post_sale?turn=1&hold=1", CallSid=CA1)
     server.clock.advance(1.5)
     server.http.flush()
     again = ET.fromstring(body_of(server, poll))
     assert [e.tag for e in again] == ["Pause", "Redirect"]  # "one moment" is said once
 
-    poll = start_request(server, "/voice/post_sale?turn=1&hold=1", CallSid="CA1")
+    poll = start_request(server, "/voice/post_sale?turn=1&hold=1", CallSid=CA1)
     server.clock.advance(1)  # 4 s after the request: the look-up timeout
     server.http.flush()
     body = body_of(server, poll)
     # orders_by_phone failed: the flow asks for the order number instead
     assert "numéro de commande" in says(body)
-    [event] = [e for e in server.store.node_events("CA1") if e["node"] == "find_by_phone"]
+    [event] = [e for e in server.store.node_events(CA1) if e["node"] == "find_by_phone"]
     assert (event["input"], event["detail"]) == ("error", "timeout")
     assert server.handler.counters.holds == 2
     assert server.clock.getDelayedCalls() == []
@@ -300,25 +308,25 @@ def test_a_look_up_slower_than_the_timeout_takes_the_error_branch_after_holding(
 def test_a_look_up_answered_while_the_caller_holds_is_the_poll_answer(tmp_path):
     server, pending = slow_server(tmp_path)
     server.turn(0)
-    first = start_request(server, "/voice/post_sale?turn=1", CallSid="CA1", Digits="1")
+    first = start_request(server, "/voice/post_sale?turn=1", CallSid=CA1, Digits="1")
     server.clock.advance(1.5)
     server.http.flush()
     assert b"Redirect" in body_of(server, first)
-    poll = start_request(server, "/voice/post_sale?turn=1&hold=1", CallSid="CA1")
+    poll = start_request(server, "/voice/post_sale?turn=1&hold=1", CallSid=CA1)
     assert poll == []
     server.clock.advance(0.5)
     pending[0].callback({"status": "not_found", "data": {"orders": [], "count": 0}})
     server.http.flush()
     assert "numéro de commande" in says(body_of(server, poll))
     # The provider retrying that poll gets the same answer, from the database.
-    assert server.post("/voice/post_sale?turn=1&hold=1", CallSid="CA1")[1] == body_of(server, poll)
+    assert server.post("/voice/post_sale?turn=1&hold=1", CallSid=CA1)[1] == body_of(server, poll)
     assert server.clock.getDelayedCalls() == []
 
 
 def test_a_quick_look_up_is_answered_without_a_hold(tmp_path):
     server, pending = slow_server(tmp_path)
     server.turn(0)
-    first = start_request(server, "/voice/post_sale?turn=1", CallSid="CA1", Digits="1")
+    first = start_request(server, "/voice/post_sale?turn=1", CallSid=CA1, Digits="1")
     server.clock.advance(1)
     pending[0].callback({"status": "not_found", "data": {"orders": [], "count": 0}})
     server.http.flush()
@@ -336,7 +344,7 @@ def test_a_turn_waiting_only_for_its_commit_is_never_put_on_hold(tmp_path):
         return commits[-1][1]
 
     server.handler.group_commit.write = slow_commit
-    first = start_request(server, "/voice/post_sale", CallSid="CA1", From="+33612345678")
+    first = start_request(server, "/voice/post_sale", CallSid=CA1, From="+33612345678")
     server.clock.advance(5)  # far longer than hold_after
     assert first == [] and server.handler.counters.holds == 0
     [(write, committed)] = commits
@@ -351,22 +359,22 @@ def test_a_poll_the_server_no_longer_holds_repeats_the_last_question(tmp_path):
     server = Server(tmp_path)
     _code, question = server.turn(0)
     # The server restarted while the caller held: the look-up is gone.
-    code, body = server.post("/voice/post_sale?turn=1&hold=1", CallSid="CA1")
+    code, body = server.post("/voice/post_sale?turn=1&hold=1", CallSid=CA1)
     assert (code, body) == (200, question)
 
 
 def test_a_hang_up_while_on_hold_ends_the_call_after_its_turn_is_saved(tmp_path):
     server, pending = slow_server(tmp_path)
     server.turn(0)
-    start_request(server, "/voice/post_sale?turn=1", CallSid="CA1", Digits="1")
+    start_request(server, "/voice/post_sale?turn=1", CallSid=CA1, Digits="1")
     server.clock.advance(1.5)
-    status = start_request(server, "/status", CallSid="CA1", CallStatus="completed",
+    status = start_request(server, "/status", CallSid=CA1, CallStatus="completed",
                            SequenceNumber="3")
     assert status == []  # waits for the turn on hold
     server.clock.advance(2.5)  # the look-up times out; the turn is saved
     server.http.flush()
     assert server.successful(defer.succeed(status[0])).code == 204
-    row = server.store.call("CA1")
+    row = server.store.call(CA1)
     assert row["ended_at"] is not None and row["outcome"] == "abandoned"
 
 def test_an_exception_while_rendering_routes_to_a_human_and_fails_the_call(server, monkeypatch):
@@ -387,7 +395,7 @@ def test_an_exception_while_rendering_routes_to_a_human_and_fails_the_call(serve
     assert code == 200
     assert "problème technique" in says(body)
     assert ET.fromstring(body).find("Enqueue").text == "post-sale"
-    assert server.store.call("CA1")["outcome"] == "failed"
+    assert server.store.call(CA1)["outcome"] == "failed"
 
 
 def test_a_call_continues_after_a_restart(tmp_path):
@@ -398,7 +406,7 @@ def test_a_call_continues_after_a_restart(tmp_path):
     second = Server(tmp_path)  # same database file, new process state
     _, body = second.turn(2, Digits="1")
     assert "Colissimo" in says(body)
-    assert second.store.node_events("CA1")[0]["node"] == "welcome"
+    assert second.store.node_events(CA1)[0]["node"] == "welcome"
 
 
 def test_a_call_runs_to_its_end_on_the_version_it_started_with(server):
@@ -409,9 +417,9 @@ def test_a_call_runs_to_its_end_on_the_version_it_started_with(server):
     assert server.registry.reload_if_changed()
     assert server.registry.current("post_sale").version != old
     server.turn(1, Digits="1")
-    assert {e["version"] for e in server.store.node_events("CA1")} == {old}
-    server.turn(0, sid="CA2")
-    assert server.store.call("CA2")["version"] == server.registry.current("post_sale").version
+    assert {e["version"] for e in server.store.node_events(CA1)} == {old}
+    server.turn(0, sid=CA2)
+    assert server.store.call(CA2)["version"] == server.registry.current("post_sale").version
     assert server.store.flow_version("post_sale", old)["source"]
 
 
@@ -433,7 +441,7 @@ def test_a_transfer_nobody_answers_ends_politely(server):
     server.turn(1, Digits="0")
     _, body = server.turn(2, DialCallStatus="no-answer")
     assert ET.fromstring(body).find("Hangup") is not None
-    assert server.store.call("CA1")["cause"] == "dial_failed"
+    assert server.store.call(CA1)["cause"] == "dial_failed"
 
 
 def test_a_status_callback_ends_the_call_at_the_simulated_time(tmp_path):
@@ -441,9 +449,9 @@ def test_a_status_callback_ends_the_call_at_the_simulated_time(tmp_path):
     server.http = StubTreq(build_root(server.handler, server.registry, simulated_clock=True))
     server.turn(0)
     headers = {**FORM, "X-IVR-Simulated-Time": "2026-11-24T10:01:00+01:00"}
-    body = urlencode({"CallSid": "CA1", "CallStatus": "completed", "SequenceNumber": "0"}).encode()
+    body = urlencode({"CallSid": CA1, "CallStatus": "completed", "SequenceNumber": "0"}).encode()
     assert server.request("POST", "/status", body, headers)[0] == 204
-    assert server.store.call("CA1")["ended_at"] == "2026-11-24T10:01:00+01:00"
+    assert server.store.call(CA1)["ended_at"] == "2026-11-24T10:01:00+01:00"
 
 
 def test_a_transfer_to_a_number_whispers_the_reason_and_order_to_the_agent(tmp_path):
@@ -459,7 +467,7 @@ def test_a_transfer_to_a_number_whispers_the_reason_and_order_to_the_agent(tmp_p
     assert number.text == "+33180000000"
     url = number.get("url")
     assert url.startswith("/whisper?") and "X-IVR-Order=100234" in url
-    code, whisper = server.post(url, CallSid="CA1-agent-leg")
+    code, whisper = server.post(url, CallSid=AGENT_LEG)
     assert code == 200
     assert says(whisper) == ("Appel du serveur vocal. Motif : Returning an order or its refund. "
                              "Commande 1 0 0 2 3 4.")
@@ -477,63 +485,63 @@ def test_a_call_whose_flow_is_gone_hears_an_apology_and_reaches_the_fallback(tmp
     assert code == 200
     assert says(body) == "Nous rencontrons un problème technique. Je vous passe un conseiller."
     assert ET.fromstring(body).find("Dial/Number").text == "+33180000000"
-    call = server.store.call("CA1")
+    call = server.store.call(CA1)
     assert (call["outcome"], call["cause"]) == ("failed", "error")
 
 
 def test_with_group_commit_a_turn_is_answered_once_its_events_are_committed(tmp_path):
     server = Server(tmp_path, group_commit=True)
     answers = []
-    for sid in ("CA1", "CA2"):
+    for sid in (CA1, CA2):
         d = server.http.request("POST", BASE + "/voice/post_sale", headers=FORM,
                                 data=urlencode({"CallSid": sid, "From": "+33612345678"}).encode())
         d.addCallback(answers.append)
     server.http.flush()
-    assert answers == [] and server.store.node_events("CA1") == []
+    assert answers == [] and server.store.node_events(CA1) == []
     server.clock.advance(0)  # the next reactor iteration: one commit for both turns
     server.http.flush()
     assert [r.code for r in answers] == [200, 200]
-    assert server.store.node_events("CA1") and server.store.node_events("CA2")
+    assert server.store.node_events(CA1) and server.store.node_events(CA2)
     assert server.handler.group_commit.commits == 1
     _, _, metrics = server.request("GET", "/metrics")
     assert b"ivr_commits_total 1\n" in metrics and b"ivr_committed_writes_total 2\n" in metrics
 
     taken = []
     server.http.request("POST", BASE + "/status", headers=FORM, data=urlencode(
-        {"CallSid": "CA1", "CallStatus": "completed", "SequenceNumber": "2"}).encode()
+        {"CallSid": CA1, "CallStatus": "completed", "SequenceNumber": "2"}).encode()
     ).addCallback(taken.append)
     server.http.flush()
     assert taken == []
     server.clock.advance(0)
     server.http.flush()
     assert [r.code for r in taken] == [204]
-    assert server.store.call("CA1")["outcome"] == "abandoned"
+    assert server.store.call(CA1)["outcome"] == "abandoned"
 
 
 def test_the_sweep_ends_calls_whose_status_callback_never_came(server):
-    server.turn(0, sid="SILENT")
-    server.turn(0, sid="CLOSED")
-    server.post("/status", CallSid="CLOSED", CallStatus="completed", SequenceNumber="1")
+    server.turn(0, sid=SILENT)
+    server.turn(0, sid=CLOSED)
+    server.post("/status", CallSid=CLOSED, CallStatus="completed", SequenceNumber="1")
     server.clock.advance(3599)
     assert server.handler.sweep() == 0
     server.clock.advance(2)
     assert server.handler.sweep() == 1
-    row = server.store.call("SILENT")
+    row = server.store.call(SILENT)
     assert row["outcome"] == "abandoned" and row["exit_node"] == "main_menu"
     assert row["ended_at"] == row["started_at"]  # its last turn, not the sweep's time
-    last = server.store.node_events("SILENT")[-1]
+    last = server.store.node_events(SILENT)[-1]
     assert (last["branch"], last["detail"]) == ("hangup", "no status callback")
     assert server.handler.sweep() == 0
 
 
 def test_the_sweep_leaves_a_call_with_an_agent_until_the_dial_time_limit(server):
-    server.turn(0, sid="AGENT")
-    server.turn(1, sid="AGENT", Digits="0")  # put through to the agents' queue
+    server.turn(0, sid=AGENT)
+    server.turn(1, sid=AGENT, Digits="0")  # put through to the agents' queue
     server.clock.advance(2 * 3600)
     assert server.handler.sweep() == 0
     server.clock.advance(2 * 3600 + 601)
     assert server.handler.sweep() == 1
-    row = server.store.call("AGENT")
+    row = server.store.call(AGENT)
     assert (row["outcome"], row["cause"]) == ("transferred", "caller_asked")
 
 
