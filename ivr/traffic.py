@@ -41,7 +41,7 @@ from .calls import CallHandler
 from .demo_orders import DEMO_CALLERS, DEMO_ORDERS, UNKNOWN_ORDER, create_demo_db, demo_orders
 from .flow import load_flow
 from .lookups import EmbeddedOrderLookups
-from .model import OUTCOMES, TRANSFER_CAUSES
+from .model import OUTCOMES, REASON_NOT_STATED, TRANSFER_CAUSES
 from .registry import FlowRegistry
 from .remote import API_VERSION, SPEECH_CONFIDENCE, parse_twiml, queue_result
 from .store import CallStore
@@ -588,6 +588,9 @@ class Expected:
     nodes: dict
     worst_drop_off: str | None
     behaviours: dict = field(default_factory=dict)
+    #: Calls with no reason: abandoned (ended before stating one), transferred without one.
+    ended_before_reason: int = 0
+    transferred_without_reason: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -639,7 +642,13 @@ def expectation(plan: list[PlannedCall], *, flow: str = FLOW_NAME, version: str 
         reasons={reason: figures(calls) for reason, calls in sorted(by_reason.items())},
         nodes=dict(sorted(nodes.items())), worst_drop_off=worst_drop_off(nodes),
         behaviours=dict(sorted(Counter(c.behaviour for c in plan).items())),
+        ended_before_reason=_unstated(plan, "abandoned"),
+        transferred_without_reason=_unstated(plan, "transferred"),
     )
+
+
+def _unstated(plan: list[PlannedCall], outcome: str) -> int:
+    return sum(1 for c in plan if c.spec.reason == REASON_NOT_STATED and c.spec.outcome == outcome)
 
 
 def worst_drop_off(nodes: dict) -> str | None:
