@@ -387,7 +387,8 @@ def unstated_line(row: dict) -> str:
     from those put through to a person without one."""
     transferred = row["transferred"]
     share = percent(row["transferred_without_reason"] / transferred if transferred else None)
-    return (f"No reason stated: {count(row['ended_before_reason'])} calls ended before stating a "
+    ended = row["ended_before_reason"]
+    return (f"No reason stated: {count(ended)} call{'' if ended == 1 else 's'} ended before stating a "
             f"reason; {count(row['transferred_without_reason'])} transferred without one "
             f"({share} of transferred calls).")
 
