@@ -9,12 +9,20 @@ transaction, and answers.  Its promises:
   and is logged once;
 - any exception apologises and puts the caller through to a human, and
   the call is marked ``failed``;
-- a look-up slower than ``lookup_timeout`` takes the flow's error branch.
+- a look-up slower than ``lookup_timeout`` takes the flow's error branch;
+- a turn the store cannot write (disk full, I/O error, database locked)
+  is still answered: with the flow's apology and transfer to a human,
+  kept in memory (a retry gets the same answer, the call's next turns
+  go on from it) and written once the store writes again.  The failure
+  is logged, counted, and ``/healthz`` answers 503 while it lasts
+  (:class:`ivr.storage_health.StorageHealth`).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from typing import Callable
 from xml.sax.saxutils import escape
 from datetime import datetime, timedelta
 from urllib.parse import quote
@@ -31,6 +39,8 @@ from .engine import new_state as fresh_state
 from .helpdesk import NoHelpdesk
 from .render import render_twiml
 from .sms import NoSms
+from .storage_health import StorageHealth, fault_cause
+from .store import CallRecord
 from .turn import play_turn_async
 
 #: A call silent this long (seconds) while the IVR waits for the caller
@@ -39,6 +49,17 @@ SWEEP_IDLE = 3600
 #: The same while with an agent, in a queue or recording: Twilio ends a
 #: <Dial> after its timeLimit of 4 hours.
 SWEEP_ON_TRANSFER = 4 * 3600 + 600
+
+#: Seconds an ended call's state is kept, so a provider retry of its last
+#: turn still gets the same TwiML; the sweep then drops it (its node
+#: events and ``calls`` row stay).
+STATE_KEPT_AFTER_END = 600
+
+#: Most calls answered from memory while the store cannot write.
+UNSAVED_KEPT = 10_000
+
+#: Most of those written back by one pass once the store writes again.
+UNSAVED_WRITTEN_PER_PASS = 200
 
 #: Call statuses after which the provider will not call us again.
 TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
@@ -114,6 +135,23 @@ class UnknownFlow(LookupError):
 
 
 @dataclass
+class Unsaved:
+    """A call answered from memory because the store could not write its
+    turn: the record as answered, and the writes the store still owes."""
+
+    record: CallRecord
+    write: Callable[[], object]
+
+
+def _both(first, then):
+    """The writes of ``first`` then ``then``, as one write."""
+    def write():
+        first()
+        return then()
+    return write
+
+
+@dataclass
 class Counters:
     """What /metrics reports."""
 
@@ -123,6 +161,8 @@ class Counters:
     failsafe: int = 0
     calls_started: int = 0
     status_callbacks: int = 0
+    #: Turns answered from memory because the store could not write them.
+    unsaved_turns: int = 0
     by_outcome: dict = field(default_factory=dict)
 
 
@@ -149,6 +189,10 @@ class CallHandler:
         #: Seconds a turn's look-ups may take before the caller is put on hold.
         self.hold_after = hold_after
         self._held: dict[str, Held] = {}
+        #: Whether the store writes (``/healthz``, ``/metrics``).
+        self.storage = StorageHealth()
+        #: Calls answered from memory while the store could not write.
+        self._unsaved: OrderedDict[str, Unsaved] = OrderedDict()
 
     def action_url(self, flow_name: str, turn: int) -> str:
         """Where the provider sends the answer to ``turn``: the turn number
@@ -172,7 +216,14 @@ class CallHandler:
         held = self._held.get(call_id)
         if held is not None and held.turn == turn:
             return await self._answer_or_hold(held, flow_name, self.hold_after)  # a poll, or a retry
-        record = self.store.load_call(call_id)
+        try:
+            record = self._last_record(call_id)
+            if record is None and turn > 0 and self._state_dropped(call_id):
+                self.log.info("turn {call} {turn} of a call ended long ago: hung up",
+                              call=call_id, turn=turn)
+                return render_twiml([act.Hangup()], "")
+        except Exception as error:  # noqa: BLE001 - the store cannot even read
+            return self._unreadable(flow_name, turn, params, now, error)
         if record is not None and (turn <= record.turn or poll):
             # A retry; or a poll for a turn this process no longer holds (it
             # restarted): the caller hears the last question again.
@@ -218,17 +269,139 @@ class CallHandler:
         except Exception:  # noqa: BLE001 - the caller must reach a human
             self.log.failure("turn {call} {turn} failed; routing to a human", call=call_id, turn=turn)
             new_state, body, node_events = self._fail_safe(flow, state, event, url)
+        pending = self._unsaved.get(call_id)
         write = self._writer(call_id, turn, new_state, body, node_events)
-        if self.group_commit is None:
-            write()
-        else:
-            if storing is not None:
-                storing.append(turn)
-            await self.group_commit.write(write)
+        if pending is not None:  # the call's turns answered from memory are written first
+            write = _both(pending.write, write)
+        try:
+            await self._commit(write, storing, turn)
+        except Exception as error:  # noqa: BLE001 - the caller must still be answered
+            return self._answer_unsaved(call_id, turn, flow, state, event, url, error, pending,
+                                        (new_state, body, node_events))
+        self._written(call_id, pending)
         self._saved(call_id, turn, new_state)
         if new_state.get("callback") and not (state or {}).get("callback"):
             self.helpdesk.requested(call_id)  # this turn kept the number, now committed
+        if self._unsaved:
+            self.save_unsaved()
         return body
+
+    async def _commit(self, write, storing, turn):
+        """Run ``write`` now, or in the next group commit."""
+        if self.group_commit is None:
+            write()
+            return
+        if storing is not None:
+            storing.append(turn)
+        await self.group_commit.write(write)
+
+    # -- a store that cannot write -------------------------------------------------------
+    def _last_record(self, call_id: str) -> CallRecord | None:
+        """The call's last answered turn: from memory when the store could
+        not write it, else from the store."""
+        unsaved = self._unsaved.get(call_id)
+        return unsaved.record if unsaved is not None else self.store.load_call(call_id)
+
+    def _state_dropped(self, call_id: str) -> bool:
+        """Whether the call ended and the sweep dropped its state: a very
+        late request must not start it again (nor rewrite its log)."""
+        row = self.store.call(call_id)
+        return row is not None and row["ended_at"] is not None
+
+    def _answer_unsaved(self, call_id, turn, flow, state, event, url, error, pending, played):
+        """The turn could not be written: answer it from memory.  A call
+        that was going on hears the flow's apology and is put through to
+        its human destination (the engine's fail-safe); one already
+        answered from memory (on its way to that human) goes on as played.
+        The answer and its writes are kept until the store writes again."""
+        cause = self.storage.failed(error, f"turn {turn} of {call_id}")
+        self.counters.unsaved_turns += 1
+        new_state, body, node_events = played
+        if pending is None and new_state["outcome"] != "failed":
+            new_state, body, node_events = self._fail_safe(flow, state, event, url)
+        write = self._writer(call_id, turn, new_state, body, node_events)
+        if pending is not None:
+            write = _both(pending.write, write)
+        self._keep_unsaved(call_id, Unsaved(
+            CallRecord(state=new_state, turn=turn, response=body,
+                       ended=bool(new_state.get("ended"))), write))
+        self.log.warn("turn {call} {turn} answered from memory ({cause}) at {node}",
+                      call=call_id, turn=turn, cause=cause, node=new_state["node"])
+        return body
+
+    def _unreadable(self, flow_name, turn, params, now, error) -> bytes:
+        """The store cannot even read the call: apologise and put the
+        caller through to the current flow's human, keeping nothing (its
+        state, if any, is the store's)."""
+        self.storage.failed(error, f"state of {params['CallSid']}")
+        flow = self.registry.current(flow_name)
+        if flow is None:
+            raise UnknownFlow(flow_name)
+        event = {"type": "start", "call_id": params["CallSid"], "caller": params.get("From", ""),
+                 "called": params.get("To", ""), "now": now or self._now(flow.timezone)}
+        _state, body, _events = self._fail_safe(flow, None, event,
+                                                self.action_url(flow_name, turn + 1))
+        return body
+
+    def _keep_unsaved(self, call_id: str, unsaved: Unsaved) -> None:
+        self._unsaved[call_id] = unsaved
+        self._unsaved.move_to_end(call_id)
+        if len(self._unsaved) > UNSAVED_KEPT:
+            dropped, _ = self._unsaved.popitem(last=False)
+            self.log.error("call {call} answered from memory is forgotten: more than {most} "
+                           "calls wait for the store", call=dropped, most=UNSAVED_KEPT)
+
+    def _written(self, call_id: str, unsaved: Unsaved | None) -> None:
+        """A write committed: the store works, and ``unsaved`` (the call's
+        turns answered from memory, written with it) is no longer owed."""
+        self.storage.succeeded()
+        if unsaved is not None and self._unsaved.get(call_id) is unsaved:
+            del self._unsaved[call_id]
+            if unsaved.record.state.get("callback"):
+                self.helpdesk.requested(call_id)
+
+    def save_unsaved(self, most: int = UNSAVED_WRITTEN_PER_PASS) -> int:
+        """Write up to ``most`` of the calls answered from memory, oldest
+        first, stopping at the first failure; how many were written."""
+        written = 0
+        for call_id, unsaved in list(self._unsaved.items())[:most]:
+            try:
+                with self.store.transaction():
+                    unsaved.write()
+            except Exception as error:  # noqa: BLE001 - kept for the next pass
+                self.storage.failed(error, f"turns of {call_id} answered from memory")
+                if fault_cause(error) is not None:
+                    break
+                # Its writes are broken, not the store: trying again cannot help.
+                if self._unsaved.get(call_id) is unsaved:
+                    del self._unsaved[call_id]
+                continue
+            self._written(call_id, unsaved)
+            written += 1
+        if written:
+            self.log.info("{count} calls answered from memory are now written, {left} left",
+                          count=written, left=len(self._unsaved))
+        return written
+
+    @property
+    def calls_in_memory(self) -> int:
+        """Calls answered from memory whose turns the store still owes."""
+        return len(self._unsaved)
+
+    def probe_storage(self) -> bool:
+        """While writes fail (or calls wait in memory), try a write: the
+        health recovers without waiting for a call.  True when the store
+        writes.  Never raises (it runs from a timer)."""
+        if self.storage.ok and not self._unsaved:
+            return True
+        try:
+            self.store.probe_write()
+        except Exception as error:  # noqa: BLE001 - still failing
+            self.storage.failed(error, "probe")
+            return False
+        self.storage.succeeded()
+        self.save_unsaved()
+        return self.storage.ok
 
     # -- holding a caller while a slow look-up goes on ---------------------------------
     async def _answer_or_hold(self, held: "Held", flow_name: str,
@@ -269,8 +442,15 @@ class CallHandler:
         abandoned.  ``now`` replaces the clock, as for :meth:`voice`."""
         if self.group_commit is not None:
             self.group_commit.flush()  # the call's last turn may be queued
-        with self.store.transaction():
-            new, ended = self._apply_status(params, now)
+        pending = self._unsaved.get(params["CallSid"])
+        try:
+            with self.store.transaction():
+                new, ended = self._apply_status(params, now)
+        except Exception as error:
+            if fault_cause(error) is not None:
+                self.storage.failed(error, f"status of {params['CallSid']}")
+            raise
+        self._written(params["CallSid"], pending)
         return self._status_taken(new, ended)
 
     async def status_committed(self, params: dict, now: datetime | None = None) -> bool:
@@ -281,13 +461,23 @@ class CallHandler:
             await held.within(None, self.clock)  # its last turn must be saved first
         if self.group_commit is None:
             return self.status(params, now)
-        new, ended = await self.group_commit.write(lambda: self._apply_status(params, now))
+        pending = self._unsaved.get(params["CallSid"])
+        try:
+            new, ended = await self.group_commit.write(lambda: self._apply_status(params, now))
+        except Exception as error:
+            if fault_cause(error) is not None:
+                self.storage.failed(error, f"status of {params['CallSid']}")
+            raise
+        self._written(params["CallSid"], pending)
         return self._status_taken(new, ended)
 
     def _apply_status(self, params, now):
         """The writes of a status callback (database only): whether it was
         new, and the (call, turn, state) it ended, if any."""
         call_id, status = params["CallSid"], params.get("CallStatus", "")
+        pending = self._unsaved.get(call_id)
+        if pending is not None:  # its turns answered from memory come first
+            pending.write()
         sequence = params.get("SequenceNumber")
         duration = params.get("CallDuration")
         new = self.store.record_status(
@@ -316,18 +506,37 @@ class CallHandler:
             self._saved(*ended)
         return new
 
-    def sweep(self, idle: float = SWEEP_IDLE, on_transfer: float = SWEEP_ON_TRANSFER) -> int:
+    def sweep(self, idle: float = SWEEP_IDLE, on_transfer: float = SWEEP_ON_TRANSFER,
+              state_kept: float = STATE_KEPT_AFTER_END) -> int:
         """End the calls the provider never closed (a lost status callback):
         those silent for ``idle`` seconds, or ``on_transfer`` seconds while
         with an agent or in a queue.  Each ends as a hang-up at its last
         turn, so it counts as abandoned unless a human already had it, and
-        its time with the IVR is not stretched to the sweep.  Returns how
-        many were ended."""
+        its time with the IVR is not stretched to the sweep.  Then drop the
+        state of the calls ended more than ``state_kept`` seconds ago (see
+        :meth:`ivr.store.CallStore.drop_ended_states`).  Returns how many
+        calls were ended.  A store that cannot write stops the sweep until
+        its next run; it never raises (it runs from a timer)."""
         if self.group_commit is not None:
             self.group_commit.flush()
         now = datetime.fromtimestamp(self.clock.seconds(), ZoneInfo("UTC"))
+        try:
+            ended = self._end_silent_calls(now, idle, on_transfer)
+            dropped = self.store.drop_ended_states((now - timedelta(seconds=state_kept)).isoformat())
+        except Exception as error:  # noqa: BLE001 - the next sweep tries again
+            self.storage.failed(error, "sweep")
+            return 0
+        if ended:
+            self.log.info("sweep ended {count} calls with no status callback", count=len(ended))
+        if dropped:
+            self.log.info("sweep dropped the state of {count} ended calls", count=dropped)
+        return len(ended)
+
+    def _end_silent_calls(self, now, idle, on_transfer) -> list[str]:
         ended = []
         for call_id in self.store.open_calls((now - timedelta(seconds=idle)).isoformat()):
+            if call_id in self._unsaved:
+                continue  # answered from memory since: the store's state is behind
             record = self.store.load_call(call_id)
             state = record.state
             quiet_since = datetime.fromisoformat(state["now"])
@@ -341,11 +550,26 @@ class CallHandler:
             with self.store.transaction():
                 new_state, _actions, node_events = step(flow, state, event)
                 self._writer(call_id, record.turn, new_state, record.response, node_events)()
+            self.storage.succeeded()
             self._saved(call_id, record.turn, new_state)
             ended.append(call_id)
-        if ended:
-            self.log.info("sweep ended {count} calls with no status callback", count=len(ended))
-        return len(ended)
+        return ended
+
+    def purge(self, days: float) -> dict:
+        """Erase the calls that started more than ``days`` days ago, with
+        everything logged of them (``--retention-days``); the rows erased
+        per table.  Never raises (it runs from a timer)."""
+        now = datetime.fromtimestamp(self.clock.seconds(), ZoneInfo("UTC"))
+        cutoff = (now - timedelta(days=days)).isoformat()
+        try:
+            erased = self.store.purge_before(cutoff)
+        except Exception as error:  # noqa: BLE001 - tomorrow's run tries again
+            self.storage.failed(error, "retention purge")
+            return {}
+        self.log.info("retention: erased the calls started before {cutoff}: {calls} calls, "
+                      "{rows} rows", cutoff=cutoff, calls=erased.get("calls", 0),
+                      rows=sum(erased.values()))
+        return erased
 
     def _with_whisper(self, action):
         """A transfer to a phone number first tells the agent why the caller

@@ -8,7 +8,11 @@ once what it logged is committed, as before, but one commit serves them all.
 
 The writes must touch only the database: when one of them fails the
 group is rolled back and each write is run again in a transaction of its
-own, so only the turn that fails sees the error.
+own, so only the turn that fails sees the error.  A failure of the
+storage itself (disk full, I/O error, database locked) fails the whole
+group at once: writing each turn alone would fail the same way, slower.
+Either way the transaction is rolled back, so the connection is ready for
+the next group.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Callable
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
+
+from .storage_health import fault_cause
 
 #: Most writes committed together; a longer queue is committed in several goes.
 MAX_GROUP = 200
@@ -63,9 +69,10 @@ class GroupCommit:
         try:
             with self.store.transaction():
                 results = [(done, function()) for function, done in group]
-        except Exception:  # noqa: BLE001 - the whole group was rolled back
-            if len(group) == 1:
-                return [(group[0][1], Failure())]
+        except Exception as error:  # noqa: BLE001 - the whole group was rolled back
+            if len(group) == 1 or fault_cause(error) is not None:
+                failure = Failure()
+                return [(done, failure) for _function, done in group]
             # Write each turn alone, so only the one that fails sees it.
             return [result for item in group for result in self._commit([item])]
         self.commits += 1

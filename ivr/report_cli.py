@@ -449,3 +449,7 @@ def calls_table(rows: list[dict]) -> list[str]:
 
 from .report_callbacks import callbacks  # noqa: E402 - it uses the helpers above when it runs
 main.add_command(callbacks)
+
+from .report_erase import forget, purge  # noqa: E402 - registered like callbacks
+main.add_command(forget)
+main.add_command(purge)

@@ -66,6 +66,20 @@ class Options(usage.Options):
         ["sweep-after", None, "3600",
          "Seconds of silence after which a call the provider never closed (no status "
          "callback) is ended as a hang-up (4 h 10 min while with an agent)."],
+        ["retry-window", None, "600",
+         "Seconds an ended call's state is kept, so a provider retry of its last turn "
+         "gets the same answer; the sweep then drops it (its events and call row stay)."],
+        ["retention-days", None, None,
+         "Erase the calls that started more than this many days ago, with their events, "
+         "status callbacks, callback requests and state: once at start, then daily "
+         "(e.g. 365). Default: keep everything."],
+        ["log-file", None, None,
+         "Write the server's log to this file instead of stdout, rotated by size "
+         "(--log-max-bytes, --log-files), e.g. /var/log/ivr/ivr.log."],
+        ["log-max-bytes", None, "10000000",
+         "With --log-file: rotate the log when it reaches this many bytes."],
+        ["log-files", None, "10",
+         "With --log-file: how many rotated files to keep (ivr.log.1 ... ivr.log.N)."],
         ["access-log", None, None,
          "File to append an HTTP access log to (combined format); by default only the "
          "one line per turn and the refused requests are logged."],
@@ -94,7 +108,8 @@ class Options(usage.Options):
             self["dashboard-token"] = os.environ.get("IVR_DASHBOARD_TOKEN") or None
         if self["dashboard-token"] is not None:
             check_dashboard_token(self["dashboard-token"])
-        for name in ("lookup-timeout", "reload-interval", "sweep-after", "hold-after"):
+        for name in ("lookup-timeout", "reload-interval", "sweep-after", "hold-after",
+                     "retry-window"):
             try:
                 self[name] = float(self[name])
             except ValueError:
@@ -105,6 +120,14 @@ class Options(usage.Options):
             raise usage.UsageError("--hold-after must stay well under the provider's 15 s")
         if self["lookup-timeout"] > 30:
             raise usage.UsageError("--lookup-timeout over 30 s keeps callers on hold too long")
+        if self["retry-window"] < 60:
+            raise usage.UsageError("--retry-window under 60 s would drop states a provider "
+                                   "may still retry")
+        self["retention-days"] = positive_number(self["retention-days"], "--retention-days", float)
+        self["log-max-bytes"] = positive_number(self["log-max-bytes"], "--log-max-bytes", int)
+        self["log-files"] = positive_number(self["log-files"], "--log-files", int)
+        if self["log-file"] and not os.path.isdir(os.path.dirname(os.path.abspath(self["log-file"]))):
+            raise usage.UsageError(f"--log-file {self['log-file']}: its folder does not exist")
         self["orders-config"] = shop_config(self["orders"], self["lookup-timeout"])
         self["helpdesk-url"] = helpdesk_url(self["helpdesk-url"])
         self["helpdesk-token"] = os.environ.get("IVR_HELPDESK_TOKEN", "").strip() or None
@@ -193,6 +216,38 @@ def open_database(path: str, sync_every_commit: bool = False) -> tuple[CallStore
         create_demo_db(store.db, date.today())
         log.info("{db}: created with the demo orders", db=path)
     return store, orders
+
+
+def positive_number(value, option: str, kind):
+    """``value`` as a positive ``kind`` (int or float), None when not
+    given; a usage error naming ``option`` otherwise."""
+    if value is None:
+        return None
+    try:
+        number = kind(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise usage.UsageError(f"{option} must be a positive {'whole ' if kind is int else ''}"
+                               f"number, not {value!r}")
+    return number
+
+
+#: Seconds between two attempts to write while the store fails.
+STORAGE_PROBE_INTERVAL = 5.0
+
+#: Seconds between two retention purges.
+RETENTION_INTERVAL = 24 * 3600.0
+
+
+def log_file(path: str, max_bytes: int, files: int):
+    """The server's log file at ``path``, rotated when it reaches
+    ``max_bytes`` (``path.1`` is the newest old file), keeping ``files``
+    old files; its folder must exist."""
+    from twisted.python.logfile import LogFile
+
+    folder, name = os.path.split(os.path.abspath(path))
+    return LogFile(name, folder, rotateLength=max_bytes, maxRotatedFiles=files)
 
 
 def shop_config(path: str | None, lookup_timeout: float):
@@ -284,9 +339,23 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     ReloadOnHangup(registry, reactor).setServiceParent(top)
     # Calls whose status callback never came are ended, not left open.
     sweep = internet.TimerService(min(300.0, options["sweep-after"] / 4), handler.sweep,
-                                  idle=options["sweep-after"])
+                                  idle=options["sweep-after"],
+                                  state_kept=options.get("retry-window") or 600.0)
     sweep.clock = reactor
+    sweep.setName("sweep")
     sweep.setServiceParent(top)
+    # While writes fail, /healthz recovers as soon as one succeeds, calls or not.
+    probe = internet.TimerService(STORAGE_PROBE_INTERVAL, handler.probe_storage)
+    probe.clock = reactor
+    probe.setName("storage-probe")
+    probe.setServiceParent(top)
+    if options.get("retention-days"):
+        retention = internet.TimerService(RETENTION_INTERVAL, handler.purge,
+                                          options["retention-days"])
+        retention.clock = reactor
+        retention.setName("retention")
+        retention.setServiceParent(top)
+        log.info("calls older than {days:g} days are erased daily", days=options["retention-days"])
     SmsService(texts).setServiceParent(top)
     # Requests left pending by the last run are sent again.
     HelpdeskService(helpdesk).setServiceParent(top)
@@ -308,7 +377,10 @@ def main(argv=None):
     except usage.UsageError as error:
         print(f"{options}\nivr-serve: {error}", file=sys.stderr)
         sys.exit(2)
-    globalLogBeginner.beginLoggingTo([text_log_observer(sys.stdout)])
+    out = sys.stdout
+    if options["log-file"]:
+        out = log_file(options["log-file"], options["log-max-bytes"], options["log-files"])
+    globalLogBeginner.beginLoggingTo([text_log_observer(out)])
     top = makeService(options, default_reactor)
     top.startService()
     default_reactor.addSystemEventTrigger("before", "shutdown", top.stopService)

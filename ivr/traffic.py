@@ -824,7 +824,7 @@ def _refuse_known_calls(store: CallStore, plan: list) -> None:
     for chunk in range(0, len(ids), 500):
         part = ids[chunk:chunk + 500]
         row = next(iter(store.db.query(
-            f"SELECT call_id FROM call_state WHERE call_id IN ({', '.join('?' for _ in part)}) LIMIT 1",
+            f"SELECT call_id FROM calls WHERE call_id IN ({', '.join('?' for _ in part)}) LIMIT 1",
             part)), None)
         if row is not None:
             raise TrafficError("the database already holds calls of this seed and period; "

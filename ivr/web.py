@@ -22,6 +22,7 @@ from twisted.web.error import UnsupportedMethod
 from twisted.web.server import NOT_DONE_YET, Request
 
 from .calls import UnknownFlow
+from .storage_health import fault_cause
 from .signature import is_valid_twilio_request
 
 #: The largest webhook body accepted.  Twilio's are a few kB.
@@ -295,7 +296,11 @@ class StatusResource(WebhookResource):
         def failed(failure):
             # Logged; the provider gets no traceback.
             self.log.failure("status callback for {call} failed", failure, call=params["CallSid"])
-            if not gone:
+            if gone:
+                return
+            if fault_cause(failure.value) is not None:  # nothing kept: the provider may retry
+                finish_with(request, plain_text(request, 503, "cannot store the status now"))
+            else:
                 request.setResponseCode(500)
                 finish_with(request, b"internal error\n")
 
@@ -338,15 +343,21 @@ class CallResource(WebhookResource):
 
 
 class HealthResource(PlainResource):
+    """``GET /healthz``: 200 ``ok``, or 503 with ``storage`` naming the
+    cause while the store cannot write (callers are then answered from
+    memory and put through to a human)."""
 
-    def __init__(self, registry):
+    def __init__(self, registry, storage=None):
         super().__init__()
-        self.registry = registry
+        self.registry, self.storage = registry, storage
 
     def render_GET(self, request):
         request.setHeader(b"content-type", b"application/json")
         body = {"status": "ok", "flows": self.registry.versions(),
                 "invalid_files": sorted(self.registry.problems)}
+        if self.storage is not None and not self.storage.ok:
+            request.setResponseCode(503)
+            body.update(status="storage_failing", storage=self.storage.cause)
         return json.dumps(body).encode("utf-8")
 
 
@@ -368,6 +379,7 @@ class MetricsResource(PlainResource):
             f"ivr_status_callbacks_total {c.status_callbacks}",
             "# TYPE ivr_calls_ended_total counter",
         ] + [f'ivr_calls_ended_total{{outcome="{o}"}} {n}' for o, n in sorted(c.by_outcome.items())]
+        lines += self._storage_lines()
         group = self.handler.group_commit
         if group is not None:  # writes per commit: how well turns share commits
             lines += ["# TYPE ivr_commits_total counter", f"ivr_commits_total {group.commits}",
@@ -379,6 +391,21 @@ class MetricsResource(PlainResource):
         request.setHeader(b"content-type", b"text/plain; version=0.0.4")
         return ("\n".join(lines) + "\n").encode("utf-8")
 
+    def _storage_lines(self) -> list[str]:
+        """Failed writes by cause, whether the store writes now, and the
+        turns answered from memory because it did not."""
+        storage = getattr(self.handler, "storage", None)
+        if storage is None:
+            return []
+        return ["# TYPE ivr_storage_failures_total counter"] + [
+            f'ivr_storage_failures_total{{cause="{cause}"}} {n}'
+            for cause, n in sorted(storage.failures.items())] + [
+            "# TYPE ivr_storage_ok gauge", f"ivr_storage_ok {int(storage.ok)}",
+            "# TYPE ivr_turns_unsaved_total counter",
+            f"ivr_turns_unsaved_total {self.handler.counters.unsaved_turns}",
+            "# TYPE ivr_calls_in_memory gauge",
+            f"ivr_calls_in_memory {self.handler.calls_in_memory}"]
+
 
 def build_root(handler, registry, *, auth_token=None, public_url=None,
                simulated_clock=False, dashboard: Resource | None = None) -> Resource:
@@ -389,7 +416,7 @@ def build_root(handler, registry, *, auth_token=None, public_url=None,
     root.putChild(b"status", StatusResource(handler, auth_token, public_url, simulated_clock))
     root.putChild(b"calls", CallResource(handler, auth_token, public_url))
     root.putChild(b"whisper", WhisperResource(handler, auth_token, public_url))
-    root.putChild(b"healthz", HealthResource(registry))
+    root.putChild(b"healthz", HealthResource(registry, getattr(handler, "storage", None)))
     root.putChild(b"metrics", MetricsResource(handler, registry))
     if dashboard is not None:
         root.putChild(b"dashboard", dashboard)
