@@ -28,7 +28,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from .model import OUTCOMES, TRANSFER_CAUSES
+from .model import OUTCOMES, REASON_NOT_STATED, TRANSFER_CAUSES
 
 __all__ = [
     "Costs", "DIMENSIONS", "Filters", "ReportError", "calls", "funnel", "funnel_version",
@@ -244,9 +244,13 @@ def _grouped(db, filters: Filters, dims: tuple, costs: Costs, window: timedelta)
     outcome_counts = [f"count(*) FILTER (WHERE c.outcome = '{o}') AS {o}" for o in OUTCOMES]
     cause_counts = [f"count(*) FILTER (WHERE c.outcome = 'transferred' AND c.cause = '{cause}') "
                     f"AS cause_{cause}" for cause in TRANSFER_CAUSES]
+    # Calls that never said why: ended before a reason could be known, or
+    # put through without one (the reason question skipped).
+    unstated = [f"count(*) FILTER (WHERE c.reason = '{REASON_NOT_STATED}' AND c.outcome = '{o}') "
+                f"AS not_stated_{o}" for o in ("abandoned", "transferred")]
     group_by = f"GROUP BY {', '.join(f'g{i}' for i in range(len(dims)))}" if dims else ""
     figures = db.query(f"""
-        SELECT {', '.join(keys + ['count(*) AS calls'] + outcome_counts + cause_counts)},
+        SELECT {', '.join(keys + ['count(*) AS calls'] + outcome_counts + cause_counts + unstated)},
                sum(c.confirmed) AS confirmed,
                {"total(c.sms_sent)" if _has_column(db, "calls", "sms_sent") else "0"} AS sms_sent,
                avg(c.ivr_seconds) AS avg_ivr_seconds,
@@ -361,6 +365,8 @@ def _summary_row(row: dict, dims: tuple, repeats: int, costs: Costs) -> dict:
         calls=calls_count,
         **{o: row[o] or 0 for o in OUTCOMES},
         causes={cause: row[f"cause_{cause}"] or 0 for cause in TRANSFER_CAUSES},
+        ended_before_reason=row["not_stated_abandoned"] or 0,
+        transferred_without_reason=row["not_stated_transferred"] or 0,
         deflection_rate=self_served / calls_count if calls_count else None,
         repeat_calls=repeats,
         deflected=deflected,

@@ -470,4 +470,9 @@ def _show_expected(expected) -> None:
     for reason, row in expected.reasons.items():
         click.echo(f"  {reason:<24} {row['calls']:>6} {row['self_served']:>6} "
                    f"{row['transferred']:>6} {row['abandoned']:>6} {row['repeat_calls']:>6}")
+    transferred = expected.outcomes["transferred"]
+    share = f"{expected.transferred_without_reason / transferred:.1%}" if transferred else "–"
+    click.echo(f"  no reason stated: {expected.ended_before_reason} ended before stating one, "
+               f"{expected.transferred_without_reason} transferred without one "
+               f"({share} of transferred calls)")
     click.echo(f"  worst drop-off node: {expected.worst_drop_off}")

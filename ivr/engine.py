@@ -111,6 +111,15 @@ def callback_request(state: dict) -> dict | None:
     return state.get("callback")
 
 
+def final_reason_answered(state: dict) -> bool:
+    """Whether a ``resolves`` node answered the reason the call is counted
+    under (the last one marked).  A state saved before answers were kept
+    per reason only knows that something was answered."""
+    if "answered" not in state:
+        return bool(state.get("resolved"))
+    return state["reason"] in state["answered"]
+
+
 def exit_node(state: dict) -> str | None:
     """Where an ended call left the flow: the node it hung up at or ended
     on, or, when a human took it, the node where it first turned to one
@@ -210,10 +219,16 @@ class _Run:
         })
 
     def _mark(self, reason: str | None, resolves: bool = False):
+        state = self.state
         if reason:
-            self.state["reason"] = reason  # the last mark wins
+            state["reason"] = reason  # the last mark wins
         if resolves:
-            self.state["resolved"] = True
+            state["resolved"] = True
+            # Kept per reason: a call is self-served only if its final
+            # reason, not an earlier question, was answered.
+            answered = state.get("answered") or []
+            if state["reason"] not in answered:
+                state["answered"] = [*answered, state["reason"]]
 
     def _cause(self, cause: str | None, node: str | None = None, on_the_way: bool = False):
         """Say why the call now goes to a human (None: it no longer does),
@@ -237,8 +252,8 @@ class _Run:
         if outcome:
             state["outcome"] = outcome
         elif state["outcome"] is None:
-            state["outcome"] = "transferred" if state["handoff"] else (
-                "self_served" if state["resolved"] else "abandoned")
+            state["outcome"] = "transferred" if state["handoff"] or state.get("unanswered") else (
+                "self_served" if final_reason_answered(state) else "abandoned")
 
     # -- node kinds that do not wait -------------------------------------------------
     def _enter_say(self, node):
@@ -404,7 +419,9 @@ class _Run:
         self._cause("dial_failed", node.name, on_the_way=True)
         self._log(node.name, node.kind, status, node.opts.get("no_answer") or "hangup")
         if node.opts.get("no_answer"):
-            self.state.update(handoff=None, outcome=None, transferred_at=None)
+            # Still a call routed to a person, whatever it does next (a
+            # callback, a message, or hanging up): remembered as unanswered.
+            self.state.update(handoff=None, outcome=None, transferred_at=None, unanswered=node.name)
             return self._run(node.opts["no_answer"])
         self.actions.append(act.Hangup())
         self._end()
@@ -462,9 +479,11 @@ class _Run:
             return self._retry(node, "no_input", None)
         if digits in self.flow.escape.keys or any(
                 said(w, speech) for w in self.flow.escape.words.get(state["lang"], ()) if speech):
+            if self._asking_reason(node):
+                return self._skip_reason(node, shown)  # asks for a person again: no reason given
             self._leave(node, "escape", input_=self._masked(node, shown))
             self._cause("caller_asked", node.name)
-            return self._run(self.flow.escape.to)
+            return self._run(self._toward_human(self.flow.escape.to))
         handler = {
             "gather": self._menu_input if node.kind == "menu" else self._digits_input,
             "confirm": self._confirm_input,
@@ -487,7 +506,7 @@ class _Run:
         self._cause((self.state["cause"] or "caller_asked") if asks_human else None, node.name,
                     on_the_way=bool(self.state["cause"]))
         self._leave(node, choice.to, input_=digits or speech)
-        self._run(choice.to)
+        self._run(self._toward_human(choice.to) if asks_human else choice.to)
 
     def _digits_input(self, node, digits, speech):
         entered = digits or re.sub(r"\D", "", speech)
@@ -577,14 +596,19 @@ class _Run:
     def _retry(self, node, counter: str, shown, waiting=None, apologise=True):
         """Count a no-input or no-match; re-prompt, or leave when exhausted."""
         state = self.state
+        if self._asking_reason(node):
+            return self._skip_reason(node, shown)  # asked once: silence or no match skips it
         spec: Retry = node.opts[counter]
         state[counter] += 1
         waiting = waiting or state["waiting"]
         if state[counter] > spec.max:
             destination = spec.to or self.flow.human
-            self._cause(counter, node.name)
+            if not state.get("unanswered"):  # else the unanswered transfer stays the cause
+                self._cause(counter, node.name)
             self._leave(node, destination, input_=self._masked(node, shown),
                         detail=f"{counter} exhausted")
+            if self._leads_to_human(destination):
+                destination = self._toward_human(destination)
             return self._run(destination)
         self._leave(node, counter, input_=self._masked(node, shown))
         state["steps"] += 1
@@ -599,6 +623,30 @@ class _Run:
         }[waiting]
         self._gather(node, waiting=waiting, prompts=prompts, apology=apology,
                      yes_no=waiting in ("confirm", "callback_confirm"))
+
+    # -- asking the reason before a person ----------------------------------------
+    def _toward_human(self, name: str) -> str:
+        """Where a call on its way to a person (``name``) goes: first, and
+        once per call, the flow's ``ask_reason`` question when the call has
+        no reason yet, so the agent and the reports know why it called."""
+        state = self.state
+        ask = self.flow.ask_reason
+        if not ask or state["reason"] is not None or state.get("reason_asked") or name == ask:
+            return name
+        state["reason_asked"] = name  # where the call goes on to if the caller skips
+        return ask
+
+    def _asking_reason(self, node: Node) -> bool:
+        return (node.name == self.flow.ask_reason and bool(self.state.get("reason_asked"))
+                and self.state["waiting"] == "gather")
+
+    def _skip_reason(self, node: Node, shown):
+        """Silence, a word no choice knows, or the escape again: the call
+        goes on to the person it was on its way to, its cause and exit node
+        unchanged, and its reason left unstated."""
+        destination = self.state["reason_asked"]
+        self._leave(node, destination, input_=self._masked(node, shown), detail="reason skipped")
+        self._run(destination)
 
     # -- helpers -----------------------------------------------------------------
     def _waiting_node(self, waiting: str) -> Node:
@@ -711,7 +759,8 @@ def new_state(flow: Flow, event: dict, now: datetime) -> dict:
         "ended_at": None, "node": None, "waiting": None, "request": None,
         "vars": copy.deepcopy(dict(flow.variables)), "digits": "", "speech": "",
         "no_input": 0, "no_match": 0, "visits": {}, "steps": 0, "seq": 0,
-        "reason": None, "resolved": False, "confirmed": False,
+        "reason": None, "resolved": False, "answered": [], "reason_asked": None,
+        "confirmed": False,
         "cause": None, "exit_node": None, "handoff": None, "transferred_at": None,
         "outcome": None, "ended": False, "callback": None,
     }

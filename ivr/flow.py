@@ -441,7 +441,7 @@ _FLOW_FIELDS = {
     "flow": name, "description": text, "languages": None, "language": None,
     "voices": None, "timezone": text, "start": target, "human": target,
     "escape": None, "defaults": None, "limits": None, "reasons": None,
-    "hours": None, "vars": None, "nodes": None,
+    "hours": None, "vars": None, "nodes": None, "ask_reason": target,
 }
 
 
@@ -514,7 +514,7 @@ class _Builder:
         nodes = self._nodes(data)
         settings = self._settings(data, languages)
         _inherit_retries(nodes, settings)
-        reasons = self._reasons(data)
+        reasons, reason_labels = self._reasons(data, languages)
         calendars = self._calendars(data)
         variables = self._variables(data)
         if "start" not in data:
@@ -526,6 +526,7 @@ class _Builder:
                          "hours)", "missing-field")
         self._check_graph(data, nodes, flow, settings)
         self._check_reasons(reasons)
+        self._check_ask_reason(data, nodes)
         self._check_lookups_and_hours(nodes, calendars)
         known = BUILTIN_VARIABLES | self.defined | set(variables)
         self._check_expressions(known)
@@ -537,7 +538,8 @@ class _Builder:
             path=self.path,
             version=self._version(prompt_set),
             languages=tuple(languages),
-            reasons=reasons, calendars=calendars, variables=variables,
+            reasons=reasons, reason_labels=reason_labels, calendars=calendars,
+            variables=variables, ask_reason=data.get("ask_reason"),
             nodes=nodes, prompts=prompt_set, source=self.source,
             start=data["start"], human=data["human"],
             timezone=flow.get("timezone", "Europe/Paris"),
@@ -658,22 +660,42 @@ class _Builder:
             nodes[node_name] = _make_node(node_name, kind, self.doc.key_pos(path).line, parsed)
         return nodes
 
-    def _reasons(self, data):
+    def _reasons(self, data, languages):
+        """The reasons and their descriptions: ``{reason: description}``
+        (one text) and ``{reason: {language: description}}``."""
         raw = data.get("reasons")
         if raw is None:
             self.problem((), "the flow has no 'reasons': declare its contact reasons", "missing-field")
-            return {}
+            return {}, {}
         if _expect(self, ("reasons",), raw, dict, "a mapping of reason to description") is _BAD:
-            return {}
+            return {}, {}
+        default = languages[0] if languages else None
+        if isinstance(data.get("language"), dict) and isinstance(data["language"].get("default"), str):
+            default = data["language"]["default"]
+        reasons, labels = {}, {}
         for reason_name, description in raw.items():
             if name(self, ("reasons", reason_name), reason_name) is _BAD:
                 continue
-            text(self, ("reasons", reason_name), description)
+            if isinstance(description, dict):
+                per_language = self._reason_labels(("reasons", reason_name), description)
+                labels[reason_name] = per_language
+                reasons[reason_name] = per_language.get(default) or next(iter(per_language.values()), "")
+            else:
+                text(self, ("reasons", reason_name), description)
+                reasons[reason_name] = description
             if reason_name.lower() in CATCH_ALL_REASONS:
                 self.problem(("reasons", reason_name), f"reason {reason_name!r} is a catch-all bucket; "
                              "name what the caller wants (e.g. carrier_delay)", "catch-all-reason",
                              at_key=True)
-        return dict(raw)
+        return reasons, labels
+
+    def _reason_labels(self, path, description: dict) -> dict:
+        labels = {}
+        for lang, label in description.items():
+            self.languages_used.append((path + (lang,), lang))
+            if text(self, path + (lang,), label) is not _BAD:
+                labels[lang] = label
+        return labels
 
     def _calendars(self, data):
         raw = data.get("hours", {})
@@ -715,7 +737,7 @@ class _Builder:
         if "start" not in data or not isinstance(data.get("start"), str) or not nodes:
             return
         roots = [data["start"], data.get("human"), settings["escape"].to,
-                 settings["no_input"].to, settings["no_match"].to]
+                 settings["no_input"].to, settings["no_match"].to, data.get("ask_reason")]
         reachable = set()
         pending = [r for r in roots if isinstance(r, str) and r in nodes]
         while pending:
@@ -747,6 +769,31 @@ class _Builder:
             if reason_name not in used:
                 self.problem(("reasons", reason_name), f"reason {reason_name!r} is declared but no "
                              "node marks it", "unused-reason", at_key=True)
+
+    def _check_ask_reason(self, data, nodes):
+        """``ask_reason`` names a menu whose every choice marks a reason and
+        leads to a person: the caller asked for one, and gets one."""
+        asked = data.get("ask_reason")
+        if not isinstance(asked, str) or asked not in nodes:
+            return  # missing targets are reported as unknown-target
+        node = nodes[asked]
+        if node.kind != "menu":
+            self.problem(("ask_reason",), f"'ask_reason' must name a menu whose choices mark reasons; "
+                         f"{asked!r} is of kind {node.kind}", "wrong-value")
+            return
+        human = data.get("human")
+        for i, choice in enumerate(node.opts.get("choices", ())):
+            path = ("nodes", asked, "choices", i)
+            if not choice.reason:
+                self.problem(path, f"choice {i + 1} of the ask_reason menu {asked!r} marks no reason; "
+                             "add 'reason: …' (the caller's answer is the call's reason)",
+                             "missing-field")
+            target_node = nodes.get(choice.to)
+            if target_node is not None and choice.to != human and target_node.kind not in _HUMAN_KINDS:
+                self.problem(path + ("to",), f"choice {i + 1} of the ask_reason menu {asked!r} goes to "
+                             f"{choice.to!r}, a {target_node.kind}; expected the human or a transfer, "
+                             "callback, record or hours node (the caller asked for a person)",
+                             "wrong-value")
 
     def _check_lookups_and_hours(self, nodes, calendars):
         for node in nodes.values():

@@ -156,7 +156,7 @@ class Helpdesk:
             return None
         flow = (self.registry.version(request["flow"], request["version"])
                 or self.registry.current(request["flow"]))
-        return flow.reasons.get(request["reason"]) if flow else None
+        return flow.reason_text(request["reason"], request["lang"]) if flow else None
 
     async def _post(self, payload: dict) -> None:
         try:

@@ -119,3 +119,13 @@ class Flow:
     nodes: Mapping[str, Node]
     prompts: Any  # ivr.prompts.PromptLibrary: a snapshot of this version's templates
     source: str = ""  # the YAML text of this version
+    #: The menu asked once, before a person, of a call with no reason yet.
+    ask_reason: str | None = None
+    #: reason -> language -> description, when the flow describes its
+    #: reasons per language (``reasons`` then holds the default language's).
+    reason_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def reason_text(self, reason: str, lang: str | None = None) -> str | None:
+        """How the flow describes ``reason``, in ``lang`` when it can."""
+        labels = self.reason_labels.get(reason) or {}
+        return labels.get(lang) or self.reasons.get(reason)

@@ -344,6 +344,8 @@ def _column_of(source: str, var: str, line: int) -> int:
 # put in TwiML whatever the data held, and is never escaped twice.
 
 _TODAY_TOMORROW = {"fr": ("aujourd'hui", "demain"), "en": ("today", "tomorrow")}
+#: What goes before a weekday and date in a sentence: "le mardi 8 décembre".
+_DATE_ARTICLE = {"fr": "le ", "en": "on "}
 
 
 def _filters(locale: Locale) -> dict:
@@ -371,14 +373,18 @@ def _filters(locale: Locale) -> dict:
             pattern = _sub_unquoted(pattern, r"(?<!d)d(?!d)", "'1er'")
         return escape(_spaces(format_date(day, pattern, locale=locale)))
 
-    def relative_date(value, today) -> Markup:
-        """"today" / "tomorrow" when it is, else the date as ``date`` says it."""
+    def relative_date(value, today, on: bool = False) -> Markup:
+        """"today" / "tomorrow" when it is, else the date as ``date`` says
+        it; ``on=true`` puts the word a sentence needs before a date
+        ("livré le mardi 8 décembre", "arrive on Tuesday, December 8")."""
         day, ref = _as_date(value), _as_date(today)
         words = _TODAY_TOMORROW.get(locale.language)
         if words and day == ref:
             return escape(words[0])
         if words and day == ref + dt.timedelta(days=1):
             return escape(words[1])
+        if on and locale.language in _DATE_ARTICLE:
+            return escape(_DATE_ARTICLE[locale.language]) + date(day)
         return date(day)
 
     def time(value) -> Markup:

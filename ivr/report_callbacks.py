@@ -60,11 +60,22 @@ def callback_requests(db, path, status: str | None = None, since: str | None = N
     descriptions = _reason_descriptions(db, {(r["flow"], r["version"]) for r in rows})
     return [{
         "call_id": r["call_id"], "requested_at": r["requested_at"], "number": r["number"],
-        "reason": r["reason"], "reason_text": descriptions.get((r["flow"], r["version"]), {}).get(r["reason"]),
+        "reason": r["reason"],
+        "reason_text": _described(descriptions.get((r["flow"], r["version"]), {}).get(r["reason"]), r["lang"]),
         "order_number": r["order_number"], "slot": r["slot"], "status": r["status"],
         "attempts": r["attempts"], "last_error": r["last_error"], "delivered_at": r["delivered_at"],
         "flow": r["flow"], "version": r["version"], "lang": r["lang"],
     } for r in rows]
+
+
+def _described(description, lang: str | None) -> str | None:
+    """A reason's description: the flow's text, or, when the flow describes
+    it per language, the one in the caller's language (else the first)."""
+    if isinstance(description, dict):
+        texts = [t for t in description.values() if isinstance(t, str)]
+        chosen = description.get(lang)
+        return chosen if isinstance(chosen, str) else (texts[0] if texts else None)
+    return description if isinstance(description, str) else None
 
 
 def _reason_descriptions(db, versions) -> dict:

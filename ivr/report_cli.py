@@ -377,7 +377,20 @@ def summary_table(rows: list[dict], by: str | None, filters: Filters, costs: Cos
         lines += table(([_LABELS[by]] if by else []) + causes,
                        [([_group_label(r, by)] if by else []) + [count(r["causes"][c]) for c in causes]
                         for r in rows], text=1 if by else 0)
+    if not by:
+        lines += ["", unstated_line(rows[0])]
     return lines + ["", _assumptions(costs, repeat_window)]
+
+
+def unstated_line(row: dict) -> str:
+    """Calls with no reason: those that ended before stating one, apart
+    from those put through to a person without one."""
+    transferred = row["transferred"]
+    share = percent(row["transferred_without_reason"] / transferred if transferred else None)
+    ended = row["ended_before_reason"]
+    return (f"No reason stated: {count(ended)} call{'' if ended == 1 else 's'} ended before stating a "
+            f"reason; {count(row['transferred_without_reason'])} transferred without one "
+            f"({share} of transferred calls).")
 
 
 def reasons_table(rows: list[dict], by: str | None, filters: Filters, costs: Costs,

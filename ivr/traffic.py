@@ -41,7 +41,7 @@ from .calls import CallHandler
 from .demo_orders import DEMO_CALLERS, DEMO_ORDERS, UNKNOWN_ORDER, create_demo_db, demo_orders
 from .flow import load_flow
 from .lookups import EmbeddedOrderLookups
-from .model import OUTCOMES, TRANSFER_CAUSES
+from .model import OUTCOMES, REASON_NOT_STATED, TRANSFER_CAUSES
 from .registry import FlowRegistry
 from .remote import API_VERSION, SPEECH_CONFIDENCE, parse_twiml, queue_result
 from .store import CallStore
@@ -108,151 +108,219 @@ class Behaviour:
 
 
 def _nodes(*names: str) -> frozenset:
-    return frozenset(("welcome", "main_menu") + names)
+    """A call not answered at once: no order on its way for its number."""
+    return frozenset(("find_recent", "welcome", "main_menu") + names)
 
 
-_TYPED = ("find_by_phone", "ask_order_number", "find_by_number", "answer")
-_BY_PHONE = ("find_by_phone", "confirm_order", "answer")
+def _found(*names: str) -> frozenset:
+    """A call from the one order of its number, not on its way (lost, cancelled)."""
+    return _nodes("on_its_way", *names)
+
+
+def _answered_first(status: str, *names: str) -> frozenset:
+    """A call whose one order on its way is answered before any menu."""
+    return frozenset(("find_recent", "on_its_way", "proactive_answer", "answer", status, "told",
+                      "after_answer", "proactive_done", "proactive_more", "main_menu") + names)
+
+
+_STATUS_QUESTION = ("status_question", "status_lookup", "find_by_phone")
+_TYPED = (*_STATUS_QUESTION, "ask_order_number", "find_by_number", "answer")
+_BY_PHONE = (*_STATUS_QUESTION, "confirm_order", "answer")
+_AFTER = ("told", "after_answer", "anything_else")
 _AGENT = ("agent_hours", "agent")
+_AGAIN = ("status_question", "answer", "status_reminder")  # the status heard, asked again
 
 BEHAVIOURS: dict[str, Behaviour] = {b.name: b for b in (
-    # -- answered by the IVR -----------------------------------------------------------
-    Behaviour("status_confirmed", "one_order", "any", ("1", "1", "2"),
-              "order_status", "self_served", None, "goodbye",
-              _nodes(*_BY_PHONE, "status_in_transit", "anything_else", "goodbye"),
-              confirmed=True, weight=8),
-    Behaviour("status_by_voice_hangs_up", "english_one_order", "any",
-              ("say where is my order", "say yes", "hangup"),
-              "order_status", "self_served", None, "anything_else",
-              _nodes(*_BY_PHONE, "status_out_for_delivery", "anything_else"), weight=5),
-    Behaviour("warehouse_delay_silence", "delayed_warehouse", "any", ("2", "1", "silence"),
-              "warehouse_delay", "self_served", None, "goodbye",
-              _nodes(*_BY_PHONE, "status_delayed_warehouse", "anything_else", "goodbye"),
-              weight=4),
-    Behaviour("carrier_delay_by_voice", "delayed_carrier", "any",
-              ("say quand arrive ma livraison", "say oui", "say non merci"),
+    # -- answered before any menu: one order on its way ------------------------------------
+    Behaviour("answered_first_hangs_up", "one_order", "any", ("hangup",),
+              "in_transit_on_time", "self_served", None, "main_menu",
+              _answered_first("status_in_transit"), weight=10),
+    Behaviour("answered_first_english_hangs_up", "english_one_order", "any", ("hangup",),
+              "in_transit_on_time", "self_served", None, "main_menu",
+              _answered_first("status_out_for_delivery"), weight=5),
+    Behaviour("answered_first_warehouse_delay", "delayed_warehouse", "any", ("hangup",),
+              "warehouse_delay", "self_served", None, "main_menu",
+              _answered_first("status_delayed_warehouse"), weight=3),
+    # Goes on to ask the date again: a reminder, not the same order and message again.
+    Behaviour("answered_first_asks_date_again", "one_order", "any", ("1", "2"),
+              "in_transit_on_time", "self_served", None, "goodbye",
+              _answered_first("status_in_transit", *_AGAIN, "anything_else", "goodbye"),
+              confirmed=True, weight=4),
+    Behaviour("answered_first_asks_by_voice", "delayed_carrier", "any",
+              ("say quand est-ce qu'il arrive", "say non merci"),
               "carrier_delay", "self_served", None, "goodbye",
-              _nodes(*_BY_PHONE, "status_delayed_carrier", "anything_else", "goodbye"),
-              confirmed=True, weight=4),
-    Behaviour("cancelled_order", "cancelled", "any", ("1", "1", "2"),
-              "order_cancelled", "self_served", None, "goodbye",
-              _nodes(*_BY_PHONE, "status_cancelled", "anything_else", "goodbye"),
+              _answered_first("status_delayed_carrier", *_AGAIN, "anything_else", "goodbye"),
               confirmed=True, weight=3),
+    # Goes on to the menu for something else: counted by what they ask next.
+    Behaviour("answered_first_then_return", "one_order", "open", ("2", "dial completed"),
+              "return_request", "transferred", "policy", "agent",
+              _answered_first("status_in_transit", "which_order", "return_handoff", *_AGENT),
+              handoff="queue", weight=3),
+    # Heard the answer, still wants a person: transferred, the reason already known.
+    Behaviour("answered_first_then_agent", "delayed_carrier", "open", ("0", "dial completed"),
+              "carrier_delay", "transferred", "caller_asked", "main_menu",
+              _answered_first("status_delayed_carrier", *_AGENT), handoff="queue", weight=2),
+    # -- answered after the menu ---------------------------------------------------------------
+    Behaviour("typed_order_status", NEW_FR, "any", ("1", DEMO_ORDERS["in_transit"], "1", "2"),
+              "in_transit_on_time", "self_served", None, "goodbye",
+              _nodes(*_TYPED, "status_in_transit", *_AFTER, "goodbye"), confirmed=True, weight=6),
+    Behaviour("withheld_typed_order", WITHHELD, "any",
+              ("1", DEMO_ORDERS["out_for_delivery"], "1", "2"),
+              "in_transit_on_time", "self_served", None, "goodbye",
+              _nodes(*_TYPED, "status_out_for_delivery", *_AFTER, "goodbye"), confirmed=True, weight=3),
     Behaviour("several_orders_typed", "several_orders", "any",
-              ("2", DEMO_ORDERS["shipped"], "1", "2"),
-              "delivery_date", "self_served", None, "goodbye",
-              _nodes("several_orders", *_TYPED, "status_in_transit", "anything_else", "goodbye"),
+              ("1", DEMO_ORDERS["shipped"], "1", "2"),
+              "in_transit_on_time", "self_served", None, "goodbye",
+              _nodes("several_orders", *_TYPED, "status_in_transit", *_AFTER, "goodbye"),
               confirmed=True, weight=4),
+    Behaviour("preparing_typed", "several_orders", "any",
+              ("1", DEMO_ORDERS["preparing"], "1", "2"),
+              "preparing_on_time", "self_served", None, "goodbye",
+              _nodes("several_orders", *_TYPED, "status_preparing", *_AFTER, "goodbye"),
+              confirmed=True, weight=2),
+    # A status call about a returned order: the refund, not a return request.
     Behaviour("returned_order_typed", "english_several_orders", "any",
               ("1", DEMO_ORDERS["returned"], "1", "hangup"),
-              "return_refund", "self_served", None, "anything_else",
-              _nodes("several_orders", *_TYPED, "status_returned", "anything_else"), weight=3),
-    Behaviour("typed_order_status", NEW_FR, "any", ("1", DEMO_ORDERS["in_transit"], "1", "2"),
-              "order_status", "self_served", None, "goodbye",
-              _nodes(*_TYPED, "status_in_transit", "anything_else", "goodbye"),
-              confirmed=True, weight=6),
-    Behaviour("withheld_typed_order", WITHHELD, "any",
-              ("2", DEMO_ORDERS["out_for_delivery"], "1", "2"),
-              "delivery_date", "self_served", None, "goodbye",
-              _nodes(*_TYPED, "status_out_for_delivery", "anything_else", "goodbye"),
-              confirmed=True, weight=3),
+              "refund_follow_up", "self_served", None, "anything_else",
+              _nodes("several_orders", *_TYPED, "status_returned", *_AFTER), weight=3),
+    Behaviour("cancelled_order", "cancelled", "any", ("1", "1", "2"),
+              "order_cancelled", "self_served", None, "goodbye",
+              _found(*_BY_PHONE, "status_cancelled", *_AFTER, "goodbye"), confirmed=True, weight=3),
     Behaviour("old_order_delivered", "only_old_orders", "any", ("1", "100101", "1", "2", "2"),
-              "order_status", "self_served", None, "goodbye",
-              _nodes(*_TYPED, "status_delivered", "anything_else", "goodbye"),
-              confirmed=True, weight=2),
+              "delivery_confirmation", "self_served", None, "goodbye",
+              _nodes(*_TYPED, "status_delivered", *_AFTER, "goodbye"), confirmed=True, weight=2),
     Behaviour("delivered_silence_hangs_up", NEW_EN, "any",
               ("1", DEMO_ORDERS["delivered"], "1", "silence", "hangup"),
-              "order_status", "self_served", None, "anything_else",
-              _nodes(*_TYPED, "status_delivered", "anything_else"), weight=2),
-    # The last reason marked wins: the second question was the delivery date.
-    Behaviour("another_question", "one_order", "any", ("1", "1", "1", "2", "1", "2"),
-              "delivery_date", "self_served", None, "goodbye",
-              _nodes(*_BY_PHONE, "status_in_transit", "anything_else", "goodbye"),
+              "delivery_confirmation", "self_served", None, "anything_else",
+              _nodes(*_TYPED, "status_delivered", *_AFTER), weight=2),
+    # "Not received" about a parcel still in transit: its status, and that cause.
+    Behaviour("not_received_in_transit", NEW_FR, "any", ("3", DEMO_ORDERS["in_transit"], "1", "2"),
+              "in_transit_on_time", "self_served", None, "goodbye",
+              _nodes(*_TYPED, "status_in_transit", *_AFTER, "goodbye"), confirmed=True, weight=2),
+    # Two questions in one call: the date again, then the last answer counts.
+    Behaviour("status_then_date_again", NEW_FR, "any",
+              ("1", DEMO_ORDERS["delayed_warehouse"], "1", "1", "1", "2"),
+              "warehouse_delay", "self_served", None, "goodbye",
+              _nodes(*_TYPED, "status_delayed_warehouse", *_AFTER, *_AGAIN, "goodbye"),
               confirmed=True, weight=2),
     # "No" to the read-back re-asks the number; the second one is right.
     Behaviour("order_mistyped_then_fixed", NEW_FR, "any",
               ("1", DEMO_ORDERS["in_transit"], "2", DEMO_ORDERS["delayed_warehouse"], "1", "2"),
               "warehouse_delay", "self_served", None, "goodbye",
-              _nodes(*_TYPED, "status_delayed_warehouse", "anything_else", "goodbye"),
-              confirmed=True, weight=2),
-    # -- hang-ups: the status callback arrives while a menu waits ---------------------------
+              _nodes(*_TYPED, "status_delayed_warehouse", *_AFTER, "goodbye"), confirmed=True, weight=2),
+    # -- hang-ups: the status callback arrives while the call waits ---------------------------
     Behaviour("hangs_up_at_menu", NEW_FR, "any", ("hangup",),
               "not_stated", "abandoned", None, "main_menu", _nodes(), weight=5),
-    Behaviour("hangs_up_at_confirm", "one_order", "any", ("2", "hangup"),
-              "delivery_date", "abandoned", None, "confirm_order",
-              _nodes("find_by_phone", "confirm_order"), weight=3),
+    Behaviour("hangs_up_at_confirm", "cancelled", "any", ("1", "hangup"),
+              "order_status_unknown", "abandoned", None, "confirm_order",
+              _found(*_STATUS_QUESTION, "confirm_order"), weight=3),
     Behaviour("hangs_up_typing_order", NEW_EN, "any", ("1", "hangup"),
-              "order_status", "abandoned", None, "ask_order_number",
-              _nodes("find_by_phone", "ask_order_number"), weight=3),
-    # Asked for a human at night, then said nothing: the IVR says goodbye.
-    Behaviour("closed_gives_up", NEW_FR, "closed", ("0", "silence", "silence"),
+              "order_status_unknown", "abandoned", None, "ask_order_number",
+              _nodes(*_STATUS_QUESTION, "ask_order_number"), weight=3),
+    # Heard "delivered", asked about a parcel not received, found the line
+    # closed and hung up: that last question was never answered.
+    Behaviour("delivered_then_not_received_closed", NEW_FR, "closed",
+              ("1", DEMO_ORDERS["delivered"], "1", "1", "hangup"),
+              "delivered_not_received", "abandoned", None, "closed_menu",
+              _nodes(*_TYPED, "status_delivered", "not_received_handoff", "agent_hours", "closed_menu"),
+              weight=2),
+    # Asked for a human at night, skipped the reason, then said nothing.
+    Behaviour("closed_gives_up", NEW_FR, "closed", ("0", "silence", "silence", "silence"),
               "not_stated", "abandoned", None, "goodbye_closed",
-              _nodes("agent_hours", "closed_menu", "goodbye_closed"), weight=2),
-    # -- to a human ---------------------------------------------------------------------
-    Behaviour("agent_key", NEW_FR, "open", ("0", "dial completed"),
-              "not_stated", "transferred", "caller_asked", "main_menu", _nodes(*_AGENT),
-              handoff="queue", weight=5),
-    Behaviour("agent_word_at_confirm", "one_order", "open", ("1", "say conseiller", "dial completed"),
-              "order_status", "transferred", "caller_asked", "confirm_order",
-              _nodes("find_by_phone", "confirm_order", *_AGENT), handoff="queue", weight=3),
-    Behaviour("agent_word_english", "english_no_order", "open",
-              ("say I want to talk to an agent", "dial completed"),
-              "not_stated", "transferred", "caller_asked", "main_menu", _nodes(*_AGENT),
-              handoff="queue", weight=2),
-    # Heard the answer, still wants a person: transferred, not self-served.
-    Behaviour("agent_after_answer", "delayed_carrier", "open", ("1", "1", "0", "dial completed"),
-              "carrier_delay", "transferred", "caller_asked", "anything_else",
-              _nodes(*_BY_PHONE, "status_delayed_carrier", "anything_else", *_AGENT),
-              handoff="queue", weight=2),
-    Behaviour("silence_no_input", NEW_FR, "open", ("silence", "silence", "silence", "dial completed"),
-              "not_stated", "transferred", "no_input", "main_menu", _nodes(*_AGENT),
-              handoff="queue", weight=3),
-    Behaviour("wrong_keys_no_match", NEW_EN, "open", ("7", "8", "5", "dial completed"),
-              "not_stated", "transferred", "no_match", "main_menu", _nodes(*_AGENT),
-              handoff="queue", weight=3),
+              _nodes("ask_reason", "agent_hours", "closed_menu", "goodbye_closed"), weight=1),
+    Behaviour("closed_gives_up_after_reason", NEW_EN, "closed", ("0", "2", "silence", "silence"),
+              "return_request", "abandoned", None, "goodbye_closed",
+              _nodes("ask_reason", "agent_hours", "closed_menu", "goodbye_closed"), weight=1),
+    # -- to a human: asked once why, before any reason is known ------------------------------
+    Behaviour("agent_key_gives_reason", NEW_FR, "open", ("0", "1", "dial completed"),
+              "order_status_unknown", "transferred", "caller_asked", "main_menu",
+              _nodes("ask_reason", *_AGENT), handoff="queue", weight=4),
+    Behaviour("agent_key_skips_reason", NEW_FR, "open", ("0", "silence", "dial completed"),
+              "not_stated", "transferred", "caller_asked", "main_menu",
+              _nodes("ask_reason", *_AGENT), handoff="queue", weight=1),
+    Behaviour("agent_word_english_invoice", "english_no_order", "open",
+              ("say I want to talk to an agent", "say it's about my invoice", "dial completed"),
+              "billing", "transferred", "caller_asked", "main_menu",
+              _nodes("ask_reason", *_AGENT), handoff="queue", weight=2),
+    Behaviour("agent_word_faulty_item", NEW_FR, "open",
+              ("say je voudrais parler à un conseiller", "say l'article est défectueux", "dial completed"),
+              "product_issue", "transferred", "caller_asked", "main_menu",
+              _nodes("ask_reason", *_AGENT), handoff="queue", weight=3),
+    # The reason already known: no question before the person.
+    Behaviour("agent_word_at_confirm", "cancelled", "open", ("1", "say conseiller", "dial completed"),
+              "order_status_unknown", "transferred", "caller_asked", "confirm_order",
+              _found(*_STATUS_QUESTION, "confirm_order", *_AGENT), handoff="queue", weight=3),
+    Behaviour("silence_no_input", NEW_FR, "open",
+              ("silence", "silence", "silence", "2", "dial completed"),
+              "return_request", "transferred", "no_input", "main_menu",
+              _nodes("ask_reason", *_AGENT), handoff="queue", weight=3),
+    Behaviour("silent_throughout", NEW_FR, "open",
+              ("silence", "silence", "silence", "silence", "dial completed"),
+              "not_stated", "transferred", "no_input", "main_menu",
+              _nodes("ask_reason", *_AGENT), handoff="queue", weight=1),
+    Behaviour("wrong_keys_no_match", NEW_EN, "open", ("7", "8", "5", "6", "dial completed"),
+              "product_issue", "transferred", "no_match", "main_menu",
+              _nodes("ask_reason", *_AGENT), handoff="queue", weight=3),
     # Three bad order numbers: the retries run out at the number prompt.
     Behaviour("wrong_digits_no_match", NEW_FR, "open", ("1", "12345#", "000000", "98765#", "dial completed"),
-              "order_status", "transferred", "no_match", "ask_order_number",
-              _nodes("find_by_phone", "ask_order_number", *_AGENT), handoff="queue", weight=2),
+              "order_status_unknown", "transferred", "no_match", "ask_order_number",
+              _nodes(*_STATUS_QUESTION, "ask_order_number", *_AGENT), handoff="queue", weight=2),
     Behaviour("order_not_found_agent", NEW_FR, "open",
               ("1", UNKNOWN_ORDER, "1", UNKNOWN_ORDER, "1", "dial completed"),
-              "order_status", "transferred", "not_found", "find_by_number",
-              _nodes(*_TYPED[:3], "count_not_found", "retry_or_agent", "order_not_found_retry",
+              "order_status_unknown", "transferred", "not_found", "find_by_number",
+              _nodes(*_TYPED[:5], "count_not_found", "retry_or_agent", "order_not_found_retry",
                      "order_not_found_agent", *_AGENT), handoff="queue", weight=3),
     Behaviour("lost_parcel", "lost", "open", ("1", "1", "dial completed"),
               "parcel_lost", "transferred", "policy", "agent",
-              _nodes(*_BY_PHONE, "status_lost", *_AGENT), handoff="queue", weight=2),
-    Behaviour("return_request", "one_order", "open", ("3", "1", "dial completed"),
-              "return_refund", "transferred", "policy", "agent",
-              _nodes(*_BY_PHONE, "return_handoff", *_AGENT), handoff="queue", weight=2),
+              _found(*_BY_PHONE, "status_lost", *_AGENT), handoff="queue", weight=2),
+    Behaviour("return_request", NEW_FR, "open", ("2", DEMO_ORDERS["delivered"], "1", "dial completed"),
+              "return_request", "transferred", "policy", "agent",
+              _nodes("which_order", "find_by_phone", "ask_order_number", "find_by_number", "answer",
+                     "return_handoff", *_AGENT), handoff="queue", weight=3),
+    Behaviour("order_change", NEW_EN, "open", ("4", DEMO_ORDERS["preparing"], "1", "dial completed"),
+              "order_change", "transferred", "policy", "agent",
+              _nodes("which_order", "find_by_phone", "ask_order_number", "find_by_number", "answer",
+                     "change_handoff", *_AGENT), handoff="queue", weight=2),
     Behaviour("not_received", "several_orders", "open",
               ("say j'ai jamais reçu mon colis", DEMO_ORDERS["delivered"], "1", "dial completed"),
               "delivered_not_received", "transferred", "policy", "agent",
               _nodes("several_orders", *_TYPED, "not_received_handoff", *_AGENT),
               handoff="queue", weight=2),
-    Behaviour("agent_not_answered", NEW_FR, "open", ("0", "dial no-answer"),
-              "not_stated", "transferred", "dial_failed", "main_menu", _nodes(*_AGENT),
-              handoff="queue", weight=3),
+    # Two questions in one call: the status answered, then a return for an agent.
+    Behaviour("status_then_return", NEW_FR, "open",
+              ("1", DEMO_ORDERS["in_transit"], "1", "1", "2", "dial completed"),
+              "return_request", "transferred", "policy", "agent",
+              _nodes(*_TYPED, "status_in_transit", *_AFTER, "which_order", "return_handoff", *_AGENT),
+              handoff="queue", weight=2),
+    # Nobody answers: an apology, then a callback instead of a bare hang-up.
+    Behaviour("agent_not_answered", NEW_FR, "open", ("0", "4", "dial no-answer", "1", "3", "1"),
+              "order_change", "transferred", "callback", "main_menu",
+              _nodes("ask_reason", *_AGENT, "agents_busy", "closed_menu", "callback_slot", "callback",
+                     "callback_done"), handoff="callback", weight=2),
+    Behaviour("agent_busy_gives_up", NEW_EN, "open", ("0", "5", "dial busy", "silence", "silence"),
+              "billing", "transferred", "dial_failed", "main_menu",
+              _nodes("ask_reason", *_AGENT, "agents_busy", "closed_menu", "goodbye_closed"), weight=1),
     # -- closed: a callback or a message instead ----------------------------------------------
-    Behaviour("closed_callback", NEW_FR, "closed", ("0", "1", "3", "1"),
-              "not_stated", "transferred", "callback", "main_menu",
-              _nodes("agent_hours", "closed_menu", "callback_slot", "callback", "callback_done"),
-              handoff="callback", weight=3),
-    Behaviour("closed_voicemail", NEW_EN, "closed", ("say operator", "2", "record 25"),
-              "not_stated", "transferred", "closed", "main_menu",
-              _nodes("agent_hours", "closed_menu", "voicemail", "voicemail_done"),
+    Behaviour("closed_callback", NEW_FR, "closed", ("0", "1", "1", "3", "1"),
+              "order_status_unknown", "transferred", "callback", "main_menu",
+              _nodes("ask_reason", "agent_hours", "closed_menu", "callback_slot", "callback",
+                     "callback_done"), handoff="callback", weight=3),
+    Behaviour("closed_voicemail", NEW_EN, "closed",
+              ("say operator", "say it's about a payment", "2", "record 25"),
+              "billing", "transferred", "closed", "main_menu",
+              _nodes("ask_reason", "agent_hours", "closed_menu", "voicemail", "voicemail_done"),
               handoff="voicemail", weight=2),
     Behaviour("lost_parcel_closed", "lost", "closed", ("1", "1", "1", "1", "1"),
               "parcel_lost", "transferred", "callback", "agent_hours",
-              _nodes(*_BY_PHONE, "status_lost", "agent_hours", "closed_menu", "callback_slot",
+              _found(*_BY_PHONE, "status_lost", "agent_hours", "closed_menu", "callback_slot",
                      "callback", "callback_done"), handoff="callback", weight=1),
     # -- second calls of the repeat episodes (weight 0: only inside an episode) -------------
-    Behaviour("asks_again_hangs_up", NEW_FR, "any", ("1", "hangup"),
-              "order_status", "abandoned", None, "ask_order_number",
-              _nodes("find_by_phone", "ask_order_number"), weight=0),
-    Behaviour("return_asked_hangs_up", NEW_FR, "any", ("3", "hangup"),
-              "return_refund", "abandoned", None, "ask_order_number",
-              _nodes("find_by_phone", "ask_order_number"), weight=0),
+    Behaviour("asks_again_hangs_up", NEW_FR, "any", ("1", DEMO_ORDERS["in_transit"], "1", "hangup"),
+              "in_transit_on_time", "self_served", None, "anything_else",
+              _nodes(*_TYPED, "status_in_transit", *_AFTER), weight=0),
+    Behaviour("return_asked_hangs_up", NEW_FR, "any", ("2", "hangup"),
+              "return_request", "abandoned", None, "ask_order_number",
+              _nodes("which_order", "find_by_phone", "ask_order_number"), weight=0),
 )}
 
 
@@ -304,7 +372,7 @@ class PlannedCall:
         turn that puts it in the agents' queue, else until it ends."""
         steps = self.spec.steps
         for index, step in enumerate(steps):
-            if step.startswith("dial "):
+            if step == "dial completed":  # a dial nobody answered keeps the call in the IVR
                 return self.times[index - 1] if index else 0
         return self.times[len(steps) - 1]  # the last input, or the hang-up
 
@@ -520,6 +588,9 @@ class Expected:
     nodes: dict
     worst_drop_off: str | None
     behaviours: dict = field(default_factory=dict)
+    #: Calls with no reason: abandoned (ended before stating one), transferred without one.
+    ended_before_reason: int = 0
+    transferred_without_reason: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -571,7 +642,13 @@ def expectation(plan: list[PlannedCall], *, flow: str = FLOW_NAME, version: str 
         reasons={reason: figures(calls) for reason, calls in sorted(by_reason.items())},
         nodes=dict(sorted(nodes.items())), worst_drop_off=worst_drop_off(nodes),
         behaviours=dict(sorted(Counter(c.behaviour for c in plan).items())),
+        ended_before_reason=_unstated(plan, "abandoned"),
+        transferred_without_reason=_unstated(plan, "transferred"),
     )
+
+
+def _unstated(plan: list[PlannedCall], outcome: str) -> int:
+    return sum(1 for c in plan if c.spec.reason == REASON_NOT_STATED and c.spec.outcome == outcome)
 
 
 def worst_drop_off(nodes: dict) -> str | None:

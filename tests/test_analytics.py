@@ -579,15 +579,17 @@ def test_texts_sent_are_counted_per_reason_from_real_calls():
                      Path(__file__).parent.parent / "prompts")
     store = CallStore(sqlite_utils.Database(memory=True))
     at = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
-    for number, keys in enumerate((["1", "1", "3", "2"], ["1", "1", "2"], ["2", "1", "2"]), 1):
-        call = SimCall(demo, demo_lookups(at), caller=CALLER, at=at, call_id=f"CA{number}")
+    warehouse = "+33639980012"  # one order late at the warehouse: no tracking link
+    calls = ((CALLER, ["1", "3", "2"]), (CALLER, ["1", "2"]), (warehouse, ["1", "2"]))
+    for number, (caller, keys) in enumerate(calls, 1):
+        call = SimCall(demo, demo_lookups(at), caller=caller, at=at, call_id=f"CA{number}")
         call.start()
         for key in keys:
             call.press(key)
         events = [e for turn in call.turns for e in turn.node_events]
         store.save_turn(call.call_id, len(keys), call.state, b"<Response/>", events,
-                        call_summary(call.state), CALLER)
+                        call_summary(call.state), caller)
     rows = {r["reason"]: r for r in analytics.summary(store.db, by="reason")}
-    assert rows["order_status"]["calls"] == 2 and rows["order_status"]["sms_sent"] == 1
-    assert rows["delivery_date"]["sms_sent"] == 0
+    assert rows["in_transit_on_time"]["calls"] == 2 and rows["in_transit_on_time"]["sms_sent"] == 1
+    assert rows["warehouse_delay"]["sms_sent"] == 0
     assert only(analytics.summary(store.db))["sms_sent"] == 1

@@ -49,6 +49,7 @@ def test_a_failing_scenario_shows_expected_and_actual_and_exits_1(tmp_path):
         "scenarios:\n"
         "  - name: expects the wrong answer\n"
         "    at: '2026-11-24 10:00'\n"
+        "    caller: '+33639980014'\n"
         "    steps:\n"
         "      - press: 1\n"
         "        expect: {heard: livré hier, node: main_menu}\n"
@@ -56,7 +57,7 @@ def test_a_failing_scenario_shows_expected_and_actual_and_exits_1(tmp_path):
     result = invoke("test", scenario, "--prompts", ROOT / "prompts")
     assert result.exit_code == 1
     assert "turn 1 (press 1): expected to hear 'livré hier'" in result.output
-    assert "    heard: Vous appelez au sujet de votre commande numéro 1 0 0 2 3 4" in result.output
+    assert "    heard: Vous appelez au sujet de votre commande numéro 1 0 0 6 5 4" in result.output
     assert "expected the call at node 'main_menu', found 'confirm_order'" in result.output
     assert "end of call: expected outcome 'transferred', found 'abandoned'" in result.output
     assert "0 passed, 1 failed" in result.output
@@ -90,24 +91,25 @@ def test_lint_of_the_demo_flow_is_clean():
 
 def test_interactive_call_tracks_an_order_in_french():
     result = invoke("call", ROOT / "flows" / "post_sale.yaml", "--at", "2026-11-24 10:00",
-                    input="1\n1\n2\n")
+                    input="1\n2\n")
     assert result.exit_code == 0
-    assert "path: main_menu > find_by_phone > confirm_order" in result.output
+    assert "path: find_recent > on_its_way > proactive_answer > answer > status_in_transit" in result.output
     assert "votre colis est en route avec Colissimo" in result.output
-    assert "Call ended: outcome self_served, reason order_status" in result.output
+    assert "path: main_menu > status_question > answer > status_reminder" in result.output
+    assert "Call ended: outcome self_served, reason in_transit_on_time" in result.output
 
 
 def test_interactive_call_in_english_shows_the_twiml():
-    result = invoke("call", ROOT / "flows" / "post_sale.yaml", "--caller", "+14155550123",
-                    "--at", "2026-11-24 10:00", "--twiml", input="say where is my order\n1\nhangup\n")
-    assert "Are you calling about order number 1 0 0 4 2 0" in result.output
+    result = invoke("call", ROOT / "flows" / "post_sale.yaml", "--caller", "+14155550199",
+                    "--at", "2026-11-24 10:00", "--twiml", input="say where is my order\n100420\n1\nhangup\n")
+    assert "You entered 1 0 0 4 2 0" in result.output
     assert 'twiml: <?xml version="1.0" encoding="UTF-8"?><Response><Gather' in result.output
     assert "out for delivery" in result.output
 
 
 def test_interactive_call_explains_unknown_input():
     result = invoke("call", ROOT / "flows" / "post_sale.yaml", "--at", "2026-11-24 10:00",
-                    input="bonjour\nhangup\n")
+                    "--caller", "+33700000000", input="bonjour\nhangup\n")
     assert "Type keys (1, 123#), 'say <words>'" in result.output
     assert "outcome abandoned" in result.output
 
@@ -147,6 +149,6 @@ def test_every_command_has_help_with_an_example(command):
 
 def test_interactive_call_refuses_a_dial_result_at_a_menu():
     result = invoke("call", ROOT / "flows" / "post_sale.yaml", "--at", "2026-11-24 10:00",
-                    input="dial busy\nhangup\n")
+                    "--caller", "+33700000000", input="dial busy\nhangup\n")
     assert "(cannot send a transfer result: the call waits for keys or speech)" in result.output
     assert "outcome abandoned" in result.output

@@ -369,7 +369,10 @@ def test_exit_node_stays_where_the_caller_asked_when_the_line_is_then_closed():
     demo = load_flow(Path(__file__).parent.parent / "flows" / "post_sale.yaml",
                      Path(__file__).parent.parent / "prompts")
     sunday = datetime(2026, 11, 29, 10, 0, tzinfo=PARIS)
-    call = Call(demo, at=sunday).press("0").press("1").press("3").press("1")  # a callback
+    no_orders = lambda r, n: {"status": "not_found", "data": {"orders": [], "count": 0}}  # noqa: E731
+    call = Call(demo, at=sunday, lookup=no_orders).press("0")
+    assert call.node == "ask_reason"
+    call.silence().press("1").press("3").press("1")  # no reason given; then a callback
     assert call.summary["cause"] == "callback"
     assert call.summary["exit_node"] == "main_menu"
 

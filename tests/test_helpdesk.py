@@ -125,7 +125,7 @@ def test_a_request_is_posted_as_json_with_the_bearer_token(registry):
     [request] = fake.requests
     assert request["json"] == {
         "call_id": "CA1", "number": LOST, "reason": "parcel_lost",
-        "reason_text": "The carrier lost the parcel", "order": DEMO_ORDERS["lost"],
+        "reason_text": "Colis perdu par le transporteur", "order": DEMO_ORDERS["lost"],
         "slot": "morning", "lang": "fr-FR", "requested_at": "2026-11-24T20:00:50+01:00",
         "flow": "post_sale"}
     assert request["headers"]["authorization"] == f"Bearer {TOKEN}"
@@ -322,7 +322,8 @@ def test_the_server_posts_a_callback_request_once_its_turn_is_committed(tmp_path
         assert d.called
     [request] = fake.requests
     assert request["json"]["number"] == "0699887766" and request["json"]["slot"] == "afternoon"
-    assert request["json"]["reason"] == "not_stated" and request["json"]["order"] is None
+    # The one order answered before the menu is the reason and goes with the request.
+    assert request["json"]["reason"] == "in_transit_on_time" and request["json"]["order"] == "100234"
     assert store.callback_request("CA7")["status"] == "sent"
     handler.status({"CallSid": "CA7", "CallStatus": "completed", "SequenceNumber": "2"})
     stub.flush()

@@ -174,8 +174,7 @@ def test_a_live_call_gets_a_fresh_call_sid_and_one_status_callback(server):
     assert calls[0].call_id != calls[1].call_id
     assert re.fullmatch(r"CA[0-9a-f]{32}", calls[0].call_id)
     call = calls[0]
-    call.start()
-    call.press("1")
+    call.start()  # the one order on its way is answered first
     call.press("1")
     turn = call.press("2")  # goodbye: <Hangup />, so the provider reports the end
     assert "<Hangup />" in turn.twiml.decode()
@@ -184,7 +183,7 @@ def test_a_live_call_gets_a_fresh_call_sid_and_one_status_callback(server):
     with sqlite3.connect(db) as connection:
         rows = connection.execute("SELECT sequence, status, duration_s FROM status_events "
                                   "WHERE call_id = ?", [call.call_id]).fetchall()
-    assert rows == [(0, "completed", 24)]
+    assert rows == [(0, "completed", 16)]
 
 
 def test_a_scenario_input_the_provider_cannot_send_fails_that_scenario(server, tmp_path):
@@ -251,12 +250,13 @@ def test_the_token_may_come_from_the_environment(signed_server):
 def test_interactive_call_against_the_server(server):
     url, _db = server
     result = invoke("call", "--url", url, "post_sale", "--at", "2026-11-24 10:00+01:00",
-                    input="1\ndial busy\n1\n2\n")
+                    input="1\ndial busy\n2\n")
     assert result.exit_code == 0, result.output
-    assert "path: main_menu > find_by_phone > confirm_order" in result.output
-    assert "(cannot send a dial result (busy): the call waits for keys or speech)" in result.output
+    assert "path: find_recent > on_its_way > proactive_answer > answer > status_in_transit" in result.output
     assert "votre colis est en route avec Colissimo" in result.output
-    assert "Call ended: outcome self_served, reason order_status" in result.output
+    assert "path: main_menu > status_question > answer > status_reminder" in result.output
+    assert "(cannot send a dial result (busy): the call waits for keys or speech)" in result.output
+    assert "Call ended: outcome self_served, reason in_transit_on_time" in result.output
 
 
 def test_interactive_call_with_a_flow_file_uses_its_timezone(server):
@@ -266,7 +266,8 @@ def test_interactive_call_with_a_flow_file_uses_its_timezone(server):
     assert result.exit_code == 0, result.output
     assert 'twiml: <?xml version="1.0" encoding="UTF-8"?><Response><Gather' in result.output
     assert "[queue post-sale]" in result.output
-    assert "Call ended: outcome transferred, reason not_stated, cause caller_asked" in result.output
+    # Its one order was answered first: the reason is known, no question before the agent.
+    assert "Call ended: outcome transferred, reason in_transit_on_time, cause caller_asked" in result.output
 
 
 def test_interactive_call_by_name_needs_an_offset_in_at(server):

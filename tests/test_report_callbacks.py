@@ -82,12 +82,15 @@ def test_the_table_lists_the_requests_oldest_first_with_the_numbers_in_clear(log
     assert lines[0].split() == ["Requested", "Number", "Reason", "Order", "Slot", "Status", "Tries", "Call"]
     assert lines[2].split() == ["2026-11-23", "19:00", LOST, "parcel_lost", DEMO_ORDERS["lost"],
                                 "morning", "pending", "0", "CA1"]
-    assert lines[3].split() == ["2026-11-23", "19:05", "0699887766", "not_stated", "–", "afternoon",
-                                "sent", "2", "CA2"]
-    assert lines[4].split() == ["2026-11-24", "20:30", US, "not_stated", "–", "asap", "failed", "1", "CA3"]
-    assert lines[5].split() == ["2026-11-24", "20:31", FR, "not_stated", "–", "asap", "not_configured",
-                                "0", "CA4"]
-    assert "parcel_lost: The carrier lost the parcel" in lines
+    # FR and US have one order on its way, answered before the menu: its
+    # cause is the reason and the agent gets its number.
+    assert lines[3].split() == ["2026-11-23", "19:05", "0699887766", "in_transit_on_time",
+                                DEMO_ORDERS["in_transit"], "afternoon", "sent", "2", "CA2"]
+    assert lines[4].split() == ["2026-11-24", "20:30", US, "in_transit_on_time",
+                                DEMO_ORDERS["out_for_delivery"], "asap", "failed", "1", "CA3"]
+    assert lines[5].split() == ["2026-11-24", "20:31", FR, "in_transit_on_time",
+                                DEMO_ORDERS["in_transit"], "asap", "not_configured", "0", "CA4"]
+    assert "parcel_lost: Colis perdu par le transporteur" in lines
     assert lines[-2:] == ["Helpdesk errors:", "CA3: HTTP 422: unknown reason"]
 
 
@@ -99,10 +102,11 @@ def test_json_has_every_field_and_the_reason_described(log):
     assert {k: first[k] for k in ("requested_at", "number", "reason", "reason_text", "order_number",
                                   "slot", "status", "attempts", "flow", "lang")} == {
         "requested_at": "2026-11-23T19:00:50+01:00", "number": LOST, "reason": "parcel_lost",
-        "reason_text": "The carrier lost the parcel", "order_number": DEMO_ORDERS["lost"],
+        "reason_text": "Colis perdu par le transporteur", "order_number": DEMO_ORDERS["lost"],
         "slot": "morning", "status": "pending", "attempts": 0, "flow": "post_sale", "lang": "fr-FR"}
     assert rows[1]["delivered_at"] == "2026-11-23T18:05:51+00:00"
-    assert (rows[2]["lang"], rows[2]["reason_text"]) == ("en-US", None)  # not_stated is not declared
+    # Described in the caller's language.
+    assert (rows[2]["lang"], rows[2]["reason_text"]) == ("en-US", "Parcel on its way, on time")
 
 
 def test_csv_has_a_header_and_one_row_per_request(log):

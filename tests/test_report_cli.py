@@ -78,6 +78,17 @@ def test_summary_table_for_people(log):
     assert "Repeat window 24 h; an agent call costs 3.00 EUR, an IVR minute 0.02 EUR." in result.output
 
 
+def test_summary_counts_calls_without_a_reason_apart(log):
+    result = invoke("summary", "--db", log)
+    # Call 8 hung up before saying why; call 6 was put through without a reason.
+    assert ("No reason stated: 1 call ended before stating a reason; 1 transferred without one "
+            "(50.0 % of transferred calls).") in result.output.splitlines()
+    [row] = json.loads(invoke("summary", "--db", log, "--format", "json").output)
+    assert (row["ended_before_reason"], row["transferred_without_reason"]) == (1, 1)
+    by_reason = invoke("summary", "--db", log, "--by", "reason").output
+    assert "No reason stated" not in by_reason  # the not_stated row says it there
+
+
 def test_summary_options_change_the_figures(log):
     result = invoke("summary", "--db", log, "--agent-cost", "4.50", "--ivr-cost-per-minute", "0.10",
                     "--currency", "USD", "--repeat-window", "1", "--format", "json")

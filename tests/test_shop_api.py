@@ -689,13 +689,10 @@ def test_the_demo_flow_tracks_an_order_from_the_shop_api(tmp_path):
     clock.advance(NOW.timestamp())
     lookups, shop_stub, _shop, _ = fake_shop_lookups("shopify", clock=clock)
     ivr = Ivr(tmp_path, clock, lookups, shop_stub)
-    ivr.heard(ivr.turn(CA1, 0))
-    said, _ = ivr.heard(ivr.turn(CA1, 1, Digits="1"))
-    assert "commande numéro 1 0 0 2 3 4" in said
-    said, _ = ivr.heard(ivr.turn(CA1, 2, Digits="1"))
+    said, _ = ivr.heard(ivr.turn(CA1, 0))  # one order on its way: answered first
     assert "votre colis est en route avec Colissimo" in said
-    assert "6 A 1 0 0 2 3 4 0 0 0 0 F R" in said
-    assert ivr.detail(CA1, "find_by_phone") == [("found", None)]
+    assert "Il devrait vous être livré demain" in said  # the date the shop's dates give
+    assert ivr.detail(CA1, "find_recent") == [("found", None)]
     assert clock.getDelayedCalls() == []
 
 
@@ -705,24 +702,25 @@ def test_a_dead_shop_sends_the_caller_to_a_human_within_the_timeout_and_opens_th
     cfg = preset("shopify", "breaker: {failures: 2, cooldown: 30}")
     lookups = HttpOrderLookups(cfg, clock, http=ScriptedHttp())   # every request hangs
     ivr = Ivr(tmp_path, clock, lookups)
-    ivr.heard(ivr.turn(CA1, 0))
-    pending = ivr.turn(CA1, 1, Digits="1")
+    pending = ivr.turn(CA1, 0)   # the greeting's look-up of the caller's orders
     clock.advance(3)   # under the server's own 4 s look-up timeout
+    said, _ = ivr.heard(pending)
+    assert "Je peux vous renseigner" in said  # no answer first: the welcome and the menu
+    assert ivr.detail(CA1, "find_recent") == [("error", "timeout after 3 s")]
+    pending = ivr.turn(CA1, 1, Digits="1")
+    clock.advance(3)
     said, _ = ivr.heard(pending)
     assert "numéro de commande" in said
     assert ivr.detail(CA1, "find_by_phone") == [("error", "timeout after 3 s")]
+    assert lookups.breaker.state == "open"
     said, _ = ivr.heard(ivr.turn(CA1, 2, Digits="100234"))
     assert "Vous avez tapé 1 0 0 2 3 4" in said
-    pending = ivr.turn(CA1, 3, Digits="1")   # "yes": the look-up by number starts
-    clock.advance(3)
-    said, root = ivr.heard(pending)
+    said, root = ivr.heard(ivr.turn(CA1, 3, Digits="1"))   # "yes": the circuit answers at once
     assert root.find("Enqueue").text == "post-sale"
-    assert ivr.detail(CA1, "find_by_number") == [("error", "timeout after 3 s")]
-    assert lookups.breaker.state == "open"
+    assert ivr.detail(CA1, "find_by_number") == [("error", "circuit open")]
     # The next caller is not kept waiting: the look-up answers at once.
     ivr.heard(ivr.turn(CA2, 0), CA2)
-    said, _ = ivr.heard(ivr.turn(CA2, 1, Digits="1"), CA2)
-    assert ivr.detail(CA2, "find_by_phone") == [("error", "circuit open")]
+    assert ivr.detail(CA2, "find_recent") == [("error", "circuit open")]
     assert clock.getDelayedCalls() == []
 
 

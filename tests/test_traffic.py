@@ -267,6 +267,15 @@ def test_ground_truth_summary_equals_the_expectation(ground_truth):
     assert abs(row["cost_saved"] - cost) <= Decimal("0.01")
 
 
+def test_ground_truth_calls_without_a_reason(ground_truth):
+    analytics, db, expected = ground_truth
+    [row] = analytics.summary(db)
+    assert (row["ended_before_reason"], row["transferred_without_reason"]) == (
+        expected.ended_before_reason, expected.transferred_without_reason)
+    # The reason question leaves few transfers without one.
+    assert 0 < expected.transferred_without_reason <= 0.05 * expected.outcomes["transferred"]
+
+
 def test_ground_truth_transferred_calls_split_by_cause(ground_truth):
     analytics, db, expected = ground_truth
     [row] = analytics.summary(db)
@@ -355,6 +364,8 @@ def test_ivr_report_summary_matches_the_expectation_json(tmp_path):
     assert row["causes"] == expected["causes"]
     assert (row["repeat_calls"], row["deflected"], row["confirmed"]) == \
         (expected["repeat_calls"], expected["deflected"], expected["confirmed"])
+    assert (row["ended_before_reason"], row["transferred_without_reason"]) == \
+        (expected["ended_before_reason"], expected["transferred_without_reason"])
     by_reason = invoke(report, "summary", "--db", path, "--by", "reason", "--format", "json")
     rows = {row["reason"]: row for row in json.loads(by_reason.output)}
     assert {reason: {key: rows[reason][key] for key in figures}

@@ -26,6 +26,9 @@ TUESDAY_10AM = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Europe/Paris")).ti
 TOKEN = "12345"
 BASE = "http://ivr.test"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+#: A demo caller with one order in transit (answered before any menu), and one with none.
+ONE_ORDER = "+33612345678"
+NO_ORDER = "+33700000000"
 
 
 def sid(n: int) -> str:
@@ -82,9 +85,9 @@ class Server:
         code, _headers, body = self.request("POST", path, urlencode(params).encode(), headers)
         return code, body
 
-    def turn(self, turn, sid=CA1, flow="post_sale", **params):
+    def turn(self, turn, sid=CA1, flow="post_sale", caller=ONE_ORDER, **params):
         path = f"/voice/{flow}" + (f"?turn={turn}" if turn else "")
-        return self.post(path, CallSid=sid, From="+33612345678", To="+33100000000", **params)
+        return self.post(path, CallSid=sid, From=caller, To="+33100000000", **params)
 
 
 def says(twiml: bytes) -> str:
@@ -110,17 +113,17 @@ def test_an_incoming_call_gets_twiml_that_gathers_with_the_next_turn_in_the_url(
 
 
 def test_a_whole_call_is_logged_node_by_node_and_ends_self_served(server):
-    server.turn(0)
-    server.turn(1, Digits="1")
-    code, body = server.turn(2, Digits="1")
-    assert "Colissimo" in says(body)
-    code, body = server.turn(3, Digits="2")
+    _, body = server.turn(0)
+    assert "Colissimo" in says(body)  # the one order on its way, before any menu
+    _, body = server.turn(1, Digits="1")
+    assert "Je vous le confirme" in says(body)
+    code, body = server.turn(2, Digits="2")
     assert ET.fromstring(body).find("Hangup") is not None
     nodes = [e["node"] for e in server.store.node_events(CA1)]
-    assert nodes[:3] == ["welcome", "main_menu", "find_by_phone"]
+    assert nodes[:3] == ["find_recent", "on_its_way", "proactive_answer"]
     assert nodes[-1] == "goodbye"
     call = server.store.call(CA1)
-    assert (call["outcome"], call["reason"]) == ("self_served", "order_status")
+    assert (call["outcome"], call["reason"]) == ("self_served", "in_transit_on_time")
     assert call["caller_hash"] and "+33612345678" not in str(call)
 
 
@@ -147,7 +150,7 @@ def test_speech_is_understood(server):
 
 
 def test_a_hang_up_reported_by_the_status_callback_is_abandoned(server):
-    server.turn(0)
+    server.turn(0, caller=NO_ORDER)
     code, _ = server.post("/status", CallSid=CA1, CallStatus="completed", SequenceNumber="0")
     assert code == 204
     call = server.store.call(CA1)
@@ -252,9 +255,12 @@ class TestSignatures:
 
 
 def slow_server(tmp_path):
-    pending = []
+    pending, answered_at_once = [], []
 
     def later(lookup, now):
+        if not answered_at_once:  # the greeting's look-up: no order, the menu follows
+            answered_at_once.append(lookup)
+            return {"status": "not_found", "data": {"orders": [], "count": 0}}
         pending.append(defer.Deferred())
         return pending[-1]
 
@@ -401,12 +407,11 @@ def test_an_exception_while_rendering_routes_to_a_human_and_fails_the_call(serve
 def test_a_call_continues_after_a_restart(tmp_path):
     first = Server(tmp_path)
     first.turn(0)
-    first.turn(1, Digits="1")
     first.store.db.close()
     second = Server(tmp_path)  # same database file, new process state
-    _, body = second.turn(2, Digits="1")
-    assert "Colissimo" in says(body)
-    assert second.store.node_events(CA1)[0]["node"] == "welcome"
+    _, body = second.turn(1, Digits="1")
+    assert "Je vous le confirme : votre colis devrait vous être livré demain" in says(body)
+    assert second.store.node_events(CA1)[0]["node"] == "find_recent"
 
 
 def test_a_call_runs_to_its_end_on_the_version_it_started_with(server):
@@ -430,7 +435,7 @@ def test_a_broken_flow_edit_keeps_the_last_good_version_serving(server):
     server.registry.reload_if_changed()
     assert server.registry.current("post_sale").version == good
     [problem] = server.registry.problems[str(flow_file)]
-    assert problem.code == "unknown-target" and problem.line == 65
+    assert problem.code == "unknown-target" and problem.line == 130
     assert server.turn(0)[0] == 200
     code, _, body = server.request("GET", "/healthz")
     assert str(flow_file).encode() in body
@@ -440,8 +445,23 @@ def test_a_transfer_nobody_answers_ends_politely(server):
     server.turn(0)
     server.turn(1, Digits="0")
     _, body = server.turn(2, DialCallStatus="no-answer")
+    assert says(body).startswith("Toutes nos excuses pour l'attente.")
+    assert "Pour être rappelé, tapez 1" in says(body)  # a callback or a message instead
+    server.turn(3)
+    _, body = server.turn(4)
     assert ET.fromstring(body).find("Hangup") is not None
-    assert server.store.call(CA1)["cause"] == "dial_failed"
+    call = server.store.call(CA1)
+    assert (call["outcome"], call["cause"]) == ("transferred", "dial_failed")
+
+
+@pytest.mark.parametrize("queue_result", ["queue-full", "error", "system-error"])
+def test_a_queue_that_cannot_take_the_call_offers_a_callback(server, queue_result):
+    server.turn(0)
+    _, body = server.turn(1, Digits="0")
+    assert ET.fromstring(body).find("Enqueue").text == "post-sale"
+    _, body = server.turn(2, QueueResult=queue_result, QueueSid="QU" + "0" * 32)
+    assert says(body).startswith("Toutes nos excuses pour l'attente.")
+    assert ET.fromstring(body).find("Hangup") is None
 
 
 def test_a_status_callback_ends_the_call_at_the_simulated_time(tmp_path):
@@ -460,17 +480,16 @@ def test_a_transfer_to_a_number_whispers_the_reason_and_order_to_the_agent(tmp_p
     flow_file.write_text(flow_file.read_text().replace("to: {queue: post-sale}",
                                                       'to: {number: "+33180000000"}'))
     server.registry.reload_if_changed()
-    server.turn(0)
-    server.turn(1, Digits="3")   # a return: the order is looked up, then an agent
-    _, body = server.turn(2, Digits="1")
+    server.turn(0)   # the one order, answered at once: the flow knows it
+    _, body = server.turn(1, Digits="2")   # a return: straight to an agent
     number = ET.fromstring(body).find("Dial/Number")
     assert number.text == "+33180000000"
     url = number.get("url")
     assert url.startswith("/whisper?") and "X-IVR-Order=100234" in url
     code, whisper = server.post(url, CallSid=AGENT_LEG)
     assert code == 200
-    assert says(whisper) == ("Appel du serveur vocal. Motif : Returning an order or its refund. "
-                             "Commande 1 0 0 2 3 4.")
+    assert says(whisper) == ("Appel du serveur vocal. Motif : Demande de retour, d'échange ou de "
+                             "remboursement. Commande 1 0 0 2 3 4.")
 
 
 def test_a_call_whose_flow_is_gone_hears_an_apology_and_reaches_the_fallback(tmp_path, monkeypatch):
@@ -494,7 +513,7 @@ def test_with_group_commit_a_turn_is_answered_once_its_events_are_committed(tmp_
     answers = []
     for sid in (CA1, CA2):
         d = server.http.request("POST", BASE + "/voice/post_sale", headers=FORM,
-                                data=urlencode({"CallSid": sid, "From": "+33612345678"}).encode())
+                                data=urlencode({"CallSid": sid, "From": NO_ORDER}).encode())
         d.addCallback(answers.append)
     server.http.flush()
     assert answers == [] and server.store.node_events(CA1) == []
@@ -519,9 +538,9 @@ def test_with_group_commit_a_turn_is_answered_once_its_events_are_committed(tmp_
 
 
 def test_the_sweep_ends_calls_whose_status_callback_never_came(server):
-    server.turn(0, sid=SILENT)
-    server.turn(0, sid=CLOSED)
-    server.post("/status", CallSid=CLOSED, CallStatus="completed", SequenceNumber="1")
+    server.turn(0, sid="SILENT", caller=NO_ORDER)
+    server.turn(0, sid="CLOSED")
+    server.post("/status", CallSid="CLOSED", CallStatus="completed", SequenceNumber="1")
     server.clock.advance(3599)
     assert server.handler.sweep() == 0
     server.clock.advance(2)
