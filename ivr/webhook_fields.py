@@ -84,7 +84,7 @@ CALL_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress", "com
 DIAL_STATUSES = frozenset({"completed", "answered", "busy", "no-answer", "failed", "canceled"})
 QUEUE_RESULTS = frozenset({"bridged", "bridging-in-process", "error", "hangup", "leave",
                            "redirected", "redirected-from-bridged", "queue-full",
-                           "system-shutdown"})
+                           "system-error", "system-shutdown"})
 _ADDRESS = _text(128, "a phone number or address")
 
 #: Every field the server reads, and the provider's identifiers and numbers.

@@ -224,7 +224,8 @@ def test_healthz_lists_an_invalid_flow_file_with_its_first_problem_and_stays_200
     assert health["status"] == "ok" and health["flows"] == {"post_sale": good}
     [invalid] = health["invalid_files"]
     assert invalid["file"] == str(flow_file) and invalid["serving"] == good
-    assert invalid["problem"].startswith(f"{flow_file}:65:")
+    line = flow_file.read_text().splitlines().index("    next: main_menuu") + 1
+    assert invalid["problem"].startswith(f"{flow_file}:{line}:")
     assert invalid["problem"].endswith("[unknown-target]") and invalid["problems"] == 1
 
 
@@ -326,6 +327,7 @@ def test_a_turn_whose_look_up_is_done_is_not_held_while_it_commits(tmp_path):
     server.handler.group_commit.write = lambda write: commits.append(
         (write, defer.Deferred())) or commits[-1][1]
     opening = start_request(server, "/voice/post_sale", CallSid=CA1, From=CALLER)
+    lookups[0].callback({"status": "not_found", "data": {"orders": [], "count": 0}})  # no order first
     [(write, committed)] = commits
     with server.store.transaction():
         write()
@@ -334,7 +336,7 @@ def test_a_turn_whose_look_up_is_done_is_not_held_while_it_commits(tmp_path):
     assert "Bonjour" in says(body_of(server, opening))
     first = start_request(server, "/voice/post_sale?turn=1", CallSid=CA1, Digits="1")
     server.clock.advance(1)
-    lookups[0].callback({"status": "not_found", "data": {"orders": [], "count": 0}})
+    lookups[1].callback({"status": "not_found", "data": {"orders": [], "count": 0}})
     server.clock.advance(4)  # the commit is slow: far past hold_after, but no hold
     assert first == [] and server.handler.counters.holds == 0
     write, committed = commits[1]

@@ -538,9 +538,9 @@ def test_with_group_commit_a_turn_is_answered_once_its_events_are_committed(tmp_
 
 
 def test_the_sweep_ends_calls_whose_status_callback_never_came(server):
-    server.turn(0, sid="SILENT", caller=NO_ORDER)
-    server.turn(0, sid="CLOSED")
-    server.post("/status", CallSid="CLOSED", CallStatus="completed", SequenceNumber="1")
+    server.turn(0, sid=SILENT, caller=NO_ORDER)
+    server.turn(0, sid=CLOSED)
+    server.post("/status", CallSid=CLOSED, CallStatus="completed", SequenceNumber="1")
     server.clock.advance(3599)
     assert server.handler.sweep() == 0
     server.clock.advance(2)
