@@ -15,8 +15,8 @@ transaction, and answers.  Its promises:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from xml.sax.saxutils import escape
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -25,10 +25,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import actions as act
-from .engine import FAILSAFE_APOLOGY, call_summary, step
+from .engine import call_summary, step
 from .group_commit import GroupCommit
 from .engine import new_state as fresh_state
 from .helpdesk import NoHelpdesk
+from .prompts import PromptError
 from .render import render_twiml
 from .sms import NoSms
 from .turn import play_turn_async
@@ -45,20 +46,21 @@ TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "fa
 
 
 
-#: The agent's whisper, by language prefix.
-WHISPER = {
-    "fr": {"reason": "Appel du serveur vocal. Motif : {reason}.", "order": "Commande {order}."},
-    "en": {"reason": "Call from the voice server. Reason: {reason}.", "order": "Order {order}."},
-}
-
-
-#: What a caller hears while a look-up is slow, then a pause before the poll.
-HOLD_PROMPT = {
-    "fr": "Un instant, je recherche votre commande.",
-    "en": "One moment, I'm looking up your order.",
-}
+#: Seconds a turn's look-ups may take before the caller hears the flow's
+#: ``hold`` prompt, then a pause of HOLD_PAUSE seconds before the poll.
 HOLD_AFTER = 1.5
 HOLD_PAUSE = 2
+
+
+def server_say(flow, lang: str | None, name: str) -> act.Say | None:
+    """One of the prompts the server says itself (``hold``,
+    ``failsafe_apology``: see ivr.prompts.FIXED_SERVER_PROMPTS), as the
+    flow rendered it when it loaded, in the flow's voice for ``lang``;
+    None without a flow or that language."""
+    text = flow.server_says.get(lang, {}).get(name) if flow is not None and lang else None
+    if not text:
+        return None
+    return act.Say(text, voice=flow.voices.get(lang), language=lang)
 
 
 class Held:
@@ -67,8 +69,13 @@ class Held:
     Its result is kept here and handed out through fresh Deferreds, as a
     retried request, a poll and a status callback may all wait for it."""
 
-    def __init__(self, call_id: str, turn: int, work: defer.Deferred, lang: str):
-        self.call_id, self.turn, self.lang, self.holds = call_id, turn, lang, 0
+    def __init__(self, call_id: str, turn: int, work: defer.Deferred, say: act.Say | None):
+        self.call_id, self.turn, self.holds = call_id, turn, 0
+        #: What the caller hears the first time they are put on hold.
+        self.say = say
+        #: The provider said the call ended while the turn ran: its
+        #: answer will never be heard.
+        self.hung_up = False
         self.result = None
         self._waiting: list[defer.Deferred] = []
         work.addBoth(self._done)
@@ -149,6 +156,10 @@ class CallHandler:
         #: Seconds a turn's look-ups may take before the caller is put on hold.
         self.hold_after = hold_after
         self._held: dict[str, Held] = {}
+        #: The fail-safe apology of each language, from the flows played:
+        #: a call whose flow version is gone still hears one.
+        self._apologies: dict[str, act.Say] = {}
+        self._apologies_of = None
 
     def action_url(self, flow_name: str, turn: int) -> str:
         """Where the provider sends the answer to ``turn``: the turn number
@@ -183,7 +194,7 @@ class CallHandler:
         work = defer.ensureDeferred(self._play(flow_name, turn, params, now, record, storing))
         if work.called:
             return await work
-        held = self._held[call_id] = Held(call_id, turn, work, self._hold_language(record, flow_name))
+        held = self._held[call_id] = Held(call_id, turn, work, self._hold_prompt(record, flow_name))
         work.addBoth(self._release, call_id, held)
         # Only a slow look-up puts the caller on hold, never the commit.
         return await self._answer_or_hold(held, flow_name, None if storing else self.hold_after)
@@ -206,12 +217,15 @@ class CallHandler:
                     or self.registry.current(state["flow"]))
             event = event_from(params, state)
         event["now"] = now or self._now(flow.timezone if flow else "UTC")
+        if flow is not None and flow is not self._apologies_of:
+            self._remember_apologies(flow)
         url = self.action_url(flow_name, turn + 1)
         try:
             if flow is None:
                 raise UnknownFlow(f"{state['flow']} version {state['version']}")
             result = await play_turn_async(flow, state, event, self.perform, self.clock,
-                                           self.lookup_timeout, send_sms=self.send_sms)
+                                           self.lookup_timeout, send_sms=self.send_sms,
+                                           hung_up=lambda: self._hung_up_while_held(call_id, turn))
             new_state, node_events = result.state, result.node_events
             actions = [self._with_whisper(a) for a in result.actions]
             body = render_twiml(actions, url)
@@ -248,16 +262,27 @@ class CallHandler:
         return await held.answer()
 
     def _hold(self, held: "Held", flow_name: str, first: bool) -> bytes:
-        lang = held.lang
-        actions = [act.Say(HOLD_PROMPT.get(lang[:2], HOLD_PROMPT["en"]), language=lang)] if first else []
+        actions = [held.say] if first and held.say is not None else []
         actions += [act.Pause(HOLD_PAUSE), act.Redirect(self.poll_url(flow_name, held.turn))]
         return render_twiml(actions, "")
 
-    def _hold_language(self, record, flow_name) -> str:
+    def _hold_prompt(self, record, flow_name) -> act.Say | None:
+        """"One moment" in the call's language and the flow's voice (the
+        flow's ``hold`` prompt, said when the flow was loaded); None when
+        the flow is gone, and the caller only hears the pause."""
         if record is not None:
-            return record.state["lang"]
-        flow = self.registry.current(flow_name)
-        return flow.default_language if flow else "en-US"
+            state = record.state
+            flow = (self.registry.version(state["flow"], state["version"])
+                    or self.registry.current(state["flow"]))
+            lang = state["lang"]
+        else:
+            flow = self.registry.current(flow_name)
+            lang = flow.default_language if flow else None
+        return server_say(flow, lang, "hold")
+
+    def _hung_up_while_held(self, call_id: str, turn: int) -> bool:
+        held = self._held.get(call_id)
+        return held is not None and held.turn == turn and held.hung_up
 
     def _release(self, _result, call_id, held):
         if self._held.get(call_id) is held:
@@ -278,6 +303,8 @@ class CallHandler:
         handler commits in groups; the result once it is committed."""
         held = self._held.get(params["CallSid"])
         if held is not None:
+            if params.get("CallStatus", "") in TERMINAL_STATUSES:
+                held.hung_up = True  # at the node the turn waits at, not the one after
             await held.within(None, self.clock)  # its last turn must be saved first
         if self.group_commit is None:
             return self.status(params, now)
@@ -286,29 +313,46 @@ class CallHandler:
 
     def _apply_status(self, params, now):
         """The writes of a status callback (database only): whether it was
-        new, and the (call, turn, state) it ended, if any."""
+        new, and the (call, turn, state) it ended, if any.  The call ends
+        when the provider says it did (see :func:`provider_end`), so the
+        last prompt counts in its time."""
         call_id, status = params["CallSid"], params.get("CallStatus", "")
         sequence = params.get("SequenceNumber")
-        duration = params.get("CallDuration")
+        received = now or self._now("UTC")
         new = self.store.record_status(
             call_id, int(sequence) if sequence and sequence.isdigit() else None, status,
-            (now or self._now("UTC")).isoformat(),
-            int(duration) if duration and duration.isdigit() else None)
+            received.isoformat(), _seconds(params.get("CallDuration")))
         if not new or status not in TERMINAL_STATUSES:
             return new, None
         record = self.store.load_call(call_id)
-        if record is None or record.ended:
+        if record is None:
             return new, None
         state = record.state
+        ended_at = provider_end(params, state, received)
+        if record.ended:
+            self._end_later(call_id, record, ended_at)
+            return new, None
         flow = (self.registry.version(state["flow"], state["version"])
                 or self.registry.current(state["flow"]))
         if flow is None:
             self.log.error("call {call} ended on unknown flow {flow}", call=call_id, flow=state["flow"])
             return new, None
         new_state, _actions, node_events = step(
-            flow, state, {"type": "hangup", "now": now or self._now(flow.timezone)})
+            flow, state, {"type": "hangup", "now": (ended_at or received).astimezone(ZoneInfo(flow.timezone))})
         self._writer(call_id, record.turn, new_state, record.response, node_events)()
         return new, (call_id, record.turn, new_state)
+
+    def _end_later(self, call_id, record, ended_at):
+        """A call we ended (a goodbye, a transfer) ended for the provider
+        after its last prompt: move its end there, so that prompt counts."""
+        state = record.state
+        if ended_at is None or not state.get("ended_at"):
+            return
+        if ended_at <= datetime.fromisoformat(state["ended_at"]):
+            return
+        local = ended_at.astimezone(datetime.fromisoformat(state["ended_at"]).tzinfo)
+        self._writer(call_id, record.turn, {**state, "ended_at": local.isoformat()},
+                     record.response, [])()
 
     def _status_taken(self, new: bool, ended) -> bool:
         self.counters.status_callbacks += 1
@@ -363,12 +407,15 @@ class CallHandler:
         lang = flow.default_language if flow else "fr-FR"
         reason = params.get("X-IVR-Reason", "")
         reason_text = (flow.reasons.get(reason) if flow else None) or reason.replace("_", " ")
-        order = " ".join(params.get("X-IVR-Order", ""))
-        text = WHISPER.get(lang[:2], WHISPER["en"])
-        sentence = text["reason"].format(reason=reason_text)
-        if order:
-            sentence += " " + text["order"].format(order=order)
-        return render_twiml([act.Say(escape(sentence), language=lang)], "")
+        order = "".join(c for c in params.get("X-IVR-Order", "") if c.isalnum())
+        if flow is None:
+            return render_twiml([], "")  # the agent is put through without a word
+        try:
+            sentence = flow.prompts.render(lang, "agent_whisper", {"reason": reason_text, "order": order})
+        except PromptError:
+            self.log.failure("the agent whisper of {flow} failed", flow=flow.name)
+            return render_twiml([], "")
+        return render_twiml([act.Say(sentence, voice=flow.voices.get(lang), language=lang)], "")
 
     def describe(self, call_id: str) -> dict | None:
         """What a test client may know of a call: where it is, its node
@@ -415,14 +462,20 @@ class CallHandler:
                 self.log.failure("the flow's own fail-safe failed")
         return self._last_resort(flow, state, event, url)
 
+    def _remember_apologies(self, flow):
+        self._apologies_of = flow
+        for lang in flow.languages:
+            say = server_say(flow, lang, "failsafe_apology")
+            if say is not None:
+                self._apologies[lang] = say
+
     def _last_resort(self, flow, state, event, url):
         """Apologise and dial the server's fallback (or hang up): even the
         flow's own fail-safe failed, or the call's flow version is gone.
         A call without state has a flow: unknown flows are refused earlier."""
         ended = dict(state or fresh_state(flow, event, event["now"]))
-        lang = ended["lang"]
-        say = act.Say(FAILSAFE_APOLOGY.get(lang[:2], FAILSAFE_APOLOGY["en"]), language=lang)
-        actions = [say, act.Dial(self.fallback) if self.fallback else act.Hangup()]
+        say = server_say(flow, ended["lang"], "failsafe_apology") or self._apologies.get(ended["lang"])
+        actions = ([say] if say else []) + [act.Dial(self.fallback) if self.fallback else act.Hangup()]
         ended.update(ended=True, outcome="failed", cause="error", waiting=None,
                          ended_at=event["now"].isoformat(),
                          handoff={"kind": self.fallback.kind, "target": self.fallback.address,
@@ -430,12 +483,50 @@ class CallHandler:
         return ended, render_twiml(actions, url), []
 
 
+#: How far a provider's end-of-call time may be ahead of our clock (clock
+#: skew) before it is taken for garbage.
+END_SKEW = timedelta(minutes=5)
+
+
+def provider_end(params: dict, state: dict, received: datetime) -> datetime | None:
+    """When the call ended, by the provider's end-of-call notice: the
+    call's start plus ``CallDuration`` (seconds), else its ``Timestamp``
+    (RFC 2822).  A value missing, garbled, before our last webhook or
+    after the notice arrived (beyond :data:`END_SKEW`) is passed over;
+    None when neither is usable."""
+    last = datetime.fromisoformat(state["now"])
+    latest = received.astimezone(ZoneInfo("UTC")) + END_SKEW  # in UTC: "+" on local time misses a change of clocks
+    duration = _seconds(params.get("CallDuration"))
+    candidates = [_rfc2822(params.get("Timestamp"))]
+    if duration is not None:
+        candidates.insert(0, datetime.fromisoformat(state["started_at"]) + timedelta(seconds=duration))
+    for moment in candidates:
+        if moment is not None and last <= moment <= latest:
+            return moment
+    return None
+
+
+def _rfc2822(text: str | None) -> datetime | None:
+    """A time such as ``Tue, 24 Nov 2026 09:05:03 +0000``; None if it is not one."""
+    try:
+        moment = parsedate_to_datetime((text or "").strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment is None:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo("UTC"))
+
+
 def event_from(params: dict, state: dict) -> dict:
     """The engine event a webhook carries, given what the call waits for."""
     waiting = state.get("waiting")
     if waiting == "dial":
-        status = params.get("DialCallStatus") or _queue_status(params.get("QueueResult"))
-        return {"type": "dial_result", "status": status or "failed"}
+        queue_result = params.get("QueueResult")
+        status = params.get("DialCallStatus") or _queue_status(queue_result)
+        event = {"type": "dial_result", "status": status or "failed"}
+        if queue_result is not None:
+            event.update(queue_result=queue_result, queue_seconds=_seconds(params.get("QueueTime")))
+        return event
     if waiting == "record":
         return {"type": "recorded", "url": params.get("RecordingUrl"),
                 "duration": params.get("RecordingDuration")}
@@ -446,8 +537,23 @@ def event_from(params: dict, state: dict) -> dict:
     return {"type": "silence"}
 
 
+#: Enqueue action results (Twilio's ``QueueResult``) after which the call
+#: is over as far as the flow is concerned: an agent took it, or the
+#: caller hung up while waiting (abandoned in the queue, still a transfer).
+#: The others (``queue-full``, ``error``, ``system-error``, ``leave``,
+#: ``redirected``) mean nobody took the call: the flow's ``no_answer``.
+_QUEUE_ENDED = ("bridged", "bridging-in-process", "redirected-from-bridged", "hangup")
+
+
 def _queue_status(result: str | None) -> str | None:
     """An Enqueue action's QueueResult, as a dial status."""
     if result is None:
         return None
-    return "completed" if result in ("bridged", "bridging-in-process", "hangup") else "failed"
+    return "completed" if result in _QUEUE_ENDED else "failed"
+
+
+def _seconds(text: str | None) -> int | None:
+    """A count of seconds the provider sent (``QueueTime``,
+    ``CallDuration``); None when absent or not a whole number."""
+    text = (text or "").strip()
+    return int(text) if text.isdigit() and len(text) <= 9 else None

@@ -29,9 +29,22 @@ from markupsafe import Markup, escape
 
 from ivr.sandbox import Sandbox
 
-__all__ = ["PromptError", "PromptLibrary", "PromptProblem"]
+__all__ = ["FIXED_SERVER_PROMPTS", "PromptError", "PromptLibrary", "PromptProblem",
+           "SERVER_PROMPTS"]
 
 SUFFIX = ".j2"
+
+#: Prompts the server says in every flow without the flow naming them,
+#: and the variables each may read.  Every language of a flow must have
+#: them (lint says which is missing): none falls back to another language.
+SERVER_PROMPTS = {
+    "hold": frozenset(),  # a look-up is slow: "one moment"
+    "failsafe_apology": frozenset(),  # something failed: sorry, here is a person
+    "agent_whisper": frozenset({"reason", "order"}),  # the agent hears why the caller calls
+}
+#: Of those, the ones rendered once, when the flow loads, and kept as
+#: text: the fail-safe must not depend on a template when things fail.
+FIXED_SERVER_PROMPTS = ("hold", "failsafe_apology")
 
 
 class PromptError(Exception):

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from prompt_support import add_server_prompts
 from treq.testing import StubTreq
 from twisted.internet import defer, task
 from twisted.internet import error as net
@@ -121,6 +122,7 @@ def prompts_root(tmp_path):
         (root / lang).mkdir(parents=True)
         for name, texts in PROMPTS.items():
             (root / lang / f"{name}.j2").write_text(texts[index], encoding="utf-8")
+    add_server_prompts(root)
     return root
 
 
