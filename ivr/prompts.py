@@ -356,7 +356,14 @@ def _column_of(source: str, var: str, line: int) -> int:
 # given), and returns Markup that it escaped itself: the output is safe to
 # put in TwiML whatever the data held, and is never escaped twice.
 
-_TODAY_TOMORROW = {"fr": ("aujourd'hui", "demain"), "en": ("today", "tomorrow")}
+#: How a language says a day near today, and what comes before a weekday
+#: or a date ("le mardi 8 décembre", "on Tuesday, December 8").
+_NEAR_DAYS = {
+    "fr": {"today": "aujourd'hui", "tomorrow": "demain", "yesterday": "hier", "before_date": "le ",
+           "before_weekday": ""},
+    "en": {"today": "today", "tomorrow": "tomorrow", "yesterday": "yesterday", "before_date": "on ",
+           "before_weekday": "on "},
+}
 
 
 def _filters(locale: Locale) -> dict:
@@ -385,21 +392,30 @@ def _filters(locale: Locale) -> dict:
         return escape(_spaces(format_date(day, pattern, locale=locale)))
 
     def relative_date(value, today) -> Markup:
-        """"today" / "tomorrow" when it is, else the date as ``date`` says it."""
+        """A day as said after a verb, seen from ``today``: "today",
+        "tomorrow", "yesterday"; a day within six days by its weekday (fr
+        "samedi", en "on Saturday"); else its date (fr "le mardi 8
+        décembre", en "on Tuesday, December 8").  Languages without these
+        words get the date as ``date`` says it."""
         day, ref = _as_date(value), _as_date(today)
-        words = _TODAY_TOMORROW.get(locale.language)
-        if words and day == ref:
-            return escape(words[0])
-        if words and day == ref + dt.timedelta(days=1):
-            return escape(words[1])
-        return date(day)
+        words = _NEAR_DAYS.get(locale.language)
+        if not words:
+            return date(day)
+        near = {0: "today", 1: "tomorrow", -1: "yesterday"}.get((day - ref).days)
+        if near:
+            return escape(words[near])
+        if abs((day - ref).days) <= 6:
+            return escape(words["before_weekday"] + format_date(day, "EEEE", locale=locale))
+        return escape(words["before_date"]) + date(day)
 
     def time(value) -> Markup:
-        """A spoken time of day: fr "18 h 30" / "9 h", en "6:30 PM"."""
+        """A spoken time of day: fr "18 h 30" / "9 h", en "6:30 PM" / "9 AM"."""
         t = _as_time(value)
         if french:
             # Babel says "18:30"; "18 h 30" is how French writes it to be read aloud.
             text = f"{t.hour} h" + (f" {t.minute:02d}" if t.minute else "")
+        elif locale.language == "en" and not t.minute:
+            text = format_time(t, "h a", locale=locale)  # "9 AM", as said, not "9:00 AM"
         else:
             text = format_time(t, "short", locale=locale)
         return escape(_spaces(text))

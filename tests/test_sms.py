@@ -650,8 +650,8 @@ def test_a_scenario_can_make_texts_fail_and_a_wrong_value_is_a_failure(tmp_path)
         "Votre commande 100234 est en route avec Colissimo. / Livraison prévue le mercredi 25 "
         "novembre. / Suivez votre colis : https://www.laposte.fr/outils/suivre-vos-envois?"
         "code=6A1002340000FR] C'est fait : je vous ai envoyé un SMS avec le lien de suivi de votre "
-        "colis. Puis-je vous aider pour autre chose ? Tapez 1 pour une autre question, ou 2 pour "
-        "terminer.",
+        "colis. Puis-je vous aider pour autre chose ? Pour une autre question, tapez 1. Pour "
+        "terminer l'appel, tapez 2.",
         "typo: sms: expected sent or failed, found 'maybe'"]
 
 
