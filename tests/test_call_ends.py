@@ -237,3 +237,21 @@ def test_the_end_of_a_call_in_the_hour_the_clocks_go_back_is_kept():
     received = datetime(2026, 10, 25, 2, 2, 49, tzinfo=ZoneInfo("Europe/Paris"), fold=1)
     state = {"started_at": "2026-10-25T02:02:22+01:00", "now": "2026-10-25T02:02:46+01:00"}
     assert provider_end({"CallDuration": "27"}, state, received).isoformat() == "2026-10-25T02:02:49+01:00"
+
+
+# -- what the agent hears ------------------------------------------------------------------
+
+
+def test_the_agent_whisper_spells_an_order_number_with_letters_in_the_flows_voice(server):
+    server.turn(0)
+    code, body = server.post("/whisper?X-IVR-Call=CA1&X-IVR-Reason=return_refund&X-IVR-Order=AB-12",
+                             CallSid="CA1-agent")
+    assert code == 200
+    say = ET.fromstring(body).find("Say")
+    assert say.text == "Appel du serveur vocal. Motif : Returning an order or its refund. Commande A B 1 2."
+    assert (say.get("voice"), say.get("language")) == ("Polly.Lea-Neural", "fr-FR")
+
+
+def test_the_agent_whisper_of_an_unknown_call_is_silent_not_an_error(server):
+    code, body = server.post("/whisper?X-IVR-Call=CAnope&X-IVR-Reason=return_refund", CallSid="CA9")
+    assert code == 200 and ET.fromstring(body).find("Say") is None
