@@ -337,8 +337,8 @@ class CallHandler:
         if flow is None:
             self.log.error("call {call} ended on unknown flow {flow}", call=call_id, flow=state["flow"])
             return new, None
-        new_state, _actions, node_events = step(
-            flow, state, {"type": "hangup", "now": (ended_at or received).astimezone(ZoneInfo(flow.timezone))})
+        ended = (ended_at or received).astimezone(ZoneInfo(flow.timezone))
+        new_state, _actions, node_events = step(flow, state, {"type": "hangup", "now": ended})
         self._writer(call_id, record.turn, new_state, record.response, node_events)()
         return new, (call_id, record.turn, new_state)
 
@@ -495,7 +495,8 @@ def provider_end(params: dict, state: dict, received: datetime) -> datetime | No
     after the notice arrived (beyond :data:`END_SKEW`) is passed over;
     None when neither is usable."""
     last = datetime.fromisoformat(state["now"])
-    latest = received.astimezone(ZoneInfo("UTC")) + END_SKEW  # in UTC: "+" on local time misses a change of clocks
+    # Added in UTC: "+" on a local time misses a change of clocks.
+    latest = received.astimezone(ZoneInfo("UTC")) + END_SKEW
     duration = _seconds(params.get("CallDuration"))
     candidates = [_rfc2822(params.get("Timestamp"))]
     if duration is not None:

@@ -151,6 +151,10 @@ def cases_for(name: str, variables: set[str], flow) -> list[tuple[str, dict]]:
                 for label, o in status_cases(status)]
     if name == "anything_else":
         return anything_else_cases()
+    if name == "sms_tracking":
+        return [("on its way, delivery next week", {"order": order(expected_on=_day(7))}),
+                ("out for delivery today", {"order": order("out_for_delivery", expected_on=_day(0))}),
+                ("no carrier, no delivery date", {"order": order(carrier_name=None, expected_on=None)})]
     families = []
     if "opens_at" in variables:
         families.append(closed_cases(flow))
