@@ -50,6 +50,10 @@ TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "fa
 #: ``hold`` prompt, then a pause of HOLD_PAUSE seconds before the poll.
 HOLD_AFTER = 1.5
 HOLD_PAUSE = 2
+#: A look-up that answers while its caller hears the hold's pause waits
+#: for them to come back for it (or hang up) at most the pause, a poll's
+#: wait and this many seconds more; then the turn goes on as if they came.
+COME_BACK_MARGIN = 5
 
 
 def server_say(flow, lang: str | None, name: str) -> act.Say | None:
@@ -78,6 +82,8 @@ class Held:
         self.hung_up = False
         self.result = None
         self._waiting: list[defer.Deferred] = []
+        #: Waiting to know whether the caller, between two holds, comes back.
+        self._presence: list[defer.Deferred] = []
         work.addBoth(self._done)
 
     @property
@@ -94,9 +100,38 @@ class Held:
         """The turn's TwiML (or its failure); only once :attr:`done`."""
         return defer.fail(self.result) if isinstance(self.result, Failure) else defer.succeed(self.result)
 
+    def hang_up(self) -> None:
+        """The provider says the call ended: the turn's answer will never be heard."""
+        self.hung_up = True
+        self._presence_known(True)
+
+    def caller_gone(self, seconds: float, clock) -> defer.Deferred:
+        """Whether the caller left before hearing the answer: True once
+        the provider said the call ended; False at once while a request
+        waits for the answer (or none was put on hold).  Between two holds
+        (the caller hears a pause), it fires when the caller comes back
+        (False) or hangs up (True), or False after ``seconds``."""
+        if self.hung_up:
+            return defer.succeed(True)
+        if self.holds == 0 or self._waiting:
+            return defer.succeed(False)
+        asked = defer.Deferred()
+        self._presence.append(asked)
+        timer = clock.callLater(seconds, self._presence_known, False)
+        asked.addBoth(lambda gone: (timer.active() and timer.cancel(), gone)[1])
+        return asked
+
+    def _presence_known(self, gone: bool) -> None:
+        asked, self._presence = self._presence, []
+        for waiter in asked:
+            waiter.callback(gone)
+
     def within(self, seconds: float | None, clock) -> defer.Deferred:
         """A Deferred firing True once the turn is done, or False after
-        ``seconds`` (None: no limit)."""
+        ``seconds`` (None: no limit).  A request waiting is the caller
+        being there (see :meth:`caller_gone`)."""
+        if not self.done:
+            self._presence_known(self.hung_up)  # may finish the turn at once
         if self.done:
             return defer.succeed(True)
         waiter = defer.Deferred(lambda d: self._forget(d))
@@ -225,7 +260,7 @@ class CallHandler:
                 raise UnknownFlow(f"{state['flow']} version {state['version']}")
             result = await play_turn_async(flow, state, event, self.perform, self.clock,
                                            self.lookup_timeout, send_sms=self.send_sms,
-                                           hung_up=lambda: self._hung_up_while_held(call_id, turn))
+                                           caller_gone=lambda: self._caller_gone(call_id, turn))
             new_state, node_events = result.state, result.node_events
             actions = [self._with_whisper(a) for a in result.actions]
             body = render_twiml(actions, url)
@@ -280,9 +315,13 @@ class CallHandler:
             lang = flow.default_language if flow else None
         return server_say(flow, lang, "hold")
 
-    def _hung_up_while_held(self, call_id: str, turn: int) -> bool:
+    def _caller_gone(self, call_id: str, turn: int) -> defer.Deferred:
+        """Whether the caller of a turn on hold hung up before its answer
+        (see :meth:`Held.caller_gone`): asked as each look-up answers."""
         held = self._held.get(call_id)
-        return held is not None and held.turn == turn and held.hung_up
+        if held is None or held.turn != turn:
+            return defer.succeed(False)
+        return held.caller_gone(HOLD_PAUSE + self.hold_after + COME_BACK_MARGIN, self.clock)
 
     def _release(self, _result, call_id, held):
         if self._held.get(call_id) is held:
@@ -304,7 +343,7 @@ class CallHandler:
         held = self._held.get(params["CallSid"])
         if held is not None:
             if params.get("CallStatus", "") in TERMINAL_STATUSES:
-                held.hung_up = True  # at the node the turn waits at, not the one after
+                held.hang_up()  # at the node the turn waits at, not the one after
             await held.within(None, self.clock)  # its last turn must be saved first
         if self.group_commit is None:
             return self.status(params, now)

@@ -95,14 +95,15 @@ def play_turn(flow: Flow, state: dict | None, event: dict, perform: Perform,
 
 async def play_turn_async(flow: Flow, state: dict | None, event: dict, perform,
                           clock, timeout: float | None, send_sms=None,
-                          hung_up: Callable[[], bool] | None = None) -> Turn:
+                          caller_gone: Callable[[], defer.Deferred] | None = None) -> Turn:
     """Play a turn whose effects may return Deferreds.
 
     Each effect gets ``timeout`` seconds on ``clock`` (None: no limit); a
     slow or failing one is answered as a failure so the caller goes down
     the error (or failed) branch well before the provider gives up on the
-    request.  When ``hung_up()`` says the caller hung up while an effect
-    ran, the call ends at the node that waited for it (see :data:`HUNG_UP`).
+    request.  When ``caller_gone()`` (a Deferred, asked as each effect
+    answers) says the caller hung up before hearing the answer, the call
+    ends at the node that waited for the effect (see :data:`HUNG_UP`).
     """
     performers = _performers(perform, send_sms)
     steps = turn_steps(flow, state, event)
@@ -119,7 +120,7 @@ async def play_turn_async(flow: Flow, state: dict | None, event: dict, perform,
             answer = await pending
         except Exception as error:  # noqa: BLE001 - timeouts and failures alike
             answer = effect_failed(effect, error)
-        if hung_up is not None and hung_up():
+        if caller_gone is not None and await caller_gone():
             answer = HUNG_UP
 
 

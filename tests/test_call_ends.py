@@ -150,7 +150,54 @@ def test_the_hold_prompt_is_in_the_flows_voice_and_language(tmp_path):
     assert (say.text, say.get("voice"), say.get("language")) == (
         "One moment, I'm looking up your order.", "Polly.Joanna-Neural", "en-US")
     pending[0].callback({"status": "not_found", "data": {"orders": [], "count": 0}})
-    server.clock.advance(4)
+    poll = start_request(server, "/voice/post_sale?turn=1&hold=1", CallSid="CA1")
+    assert "order number" in says(body_of(server, poll))
+    assert server.clock.getDelayedCalls() == []
+
+
+def test_a_look_up_answered_during_the_holds_pause_waits_for_the_caller_to_come_back(tmp_path):
+    server, pending = slow_server(tmp_path)
+    server.turn(0)
+    first = start_request(server, "/voice/post_sale?turn=1", CallSid="CA1", Digits="1")
+    server.clock.advance(1.5)
+    server.http.flush()
+    assert b"Redirect" in body_of(server, first)  # the caller hears "one moment", then a pause
+    pending[0].callback({"status": "not_found", "data": {"orders": [], "count": 0}})
+    server.http.flush()
+    assert server.store.load_call("CA1").state["node"] == "main_menu"  # not played on yet
+    server.clock.advance(2)
+    poll = start_request(server, "/voice/post_sale?turn=1&hold=1", CallSid="CA1")
+    assert "numéro de commande" in says(body_of(server, poll))
+    assert server.store.call("CA1")["outcome"] is None
+    assert server.clock.getDelayedCalls() == []
+
+
+def test_a_hang_up_during_the_holds_pause_after_the_look_up_answered_is_at_the_look_up(tmp_path):
+    server, pending = slow_server(tmp_path)
+    server.turn(0)
+    start_request(server, "/voice/post_sale?turn=1", CallSid="CA1", Digits="1")
+    server.clock.advance(1.5)
+    server.http.flush()
+    pending[0].callback({"status": "not_found", "data": {"orders": [], "count": 0}})
+    server.clock.advance(1)
+    status = start_request(server, "/status", CallSid="CA1", CallStatus="completed")
+    assert server.successful(defer.succeed(status[0])).code == 204
+    row = server.store.call("CA1")
+    assert (row["outcome"], row["exit_node"]) == ("abandoned", "find_by_phone")
+    assert "ask_order_number" not in [e["node"] for e in server.store.node_events("CA1")]
+    assert server.clock.getDelayedCalls() == []
+
+
+def test_a_caller_who_neither_comes_back_nor_hangs_up_gets_the_turn_played_on(tmp_path):
+    server, pending = slow_server(tmp_path)
+    server.turn(0)
+    start_request(server, "/voice/post_sale?turn=1", CallSid="CA1", Digits="1")
+    server.clock.advance(1.5)
+    server.http.flush()
+    pending[0].callback({"status": "not_found", "data": {"orders": [], "count": 0}})
+    server.clock.advance(2 + 1.5 + 5)  # the pause, a poll's wait and the margin: a lost poll
+    server.http.flush()
+    assert server.store.load_call("CA1").state["node"] == "ask_order_number"
     assert server.clock.getDelayedCalls() == []
 
 
