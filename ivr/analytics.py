@@ -184,6 +184,11 @@ def summary(db: sqlite_utils.Database, filters: Filters = Filters(), by: str | N
     ``flow``), ``calls``, one count per outcome, ``causes`` (transferred
     calls per cause, every cause present), ``deflection_rate``,
     ``repeat_calls``, ``deflected``, ``repeat_adjusted_deflection_rate``,
+    ``transfers_answered``, ``queue_abandoned`` (callers who hung up in
+    the agents' queue: still transferred), ``transfers_unanswered`` (no
+    answer, busy, queue full), ``queue_abandonment_rate`` (queue_abandoned
+    ÷ (transfers_answered + queue_abandoned)), ``avg_queue_seconds_abandoned``
+    (how long those callers waited, when the provider said),
     ``confirmed``, ``sms_sent`` (texts sent), ``avg_ivr_seconds``,
     ``ivr_minutes``, ``cost_saved``,
     ``currency``.  Grouped rows come by time for ``day`` and ``hour``,
@@ -250,7 +255,8 @@ def _grouped(db, filters: Filters, dims: tuple, costs: Costs, window: timedelta)
                 f"AS not_stated_{o}" for o in ("abandoned", "transferred")]
     group_by = f"GROUP BY {', '.join(f'g{i}' for i in range(len(dims)))}" if dims else ""
     figures = db.query(f"""
-        SELECT {', '.join(keys + ['count(*) AS calls'] + outcome_counts + cause_counts + unstated)},
+        SELECT {', '.join(keys + ['count(*) AS calls'] + outcome_counts + cause_counts + unstated
+                          + _transfer_result_counts(db))},
                sum(c.confirmed) AS confirmed,
                {"total(c.sms_sent)" if _has_column(db, "calls", "sms_sent") else "0"} AS sms_sent,
                avg(c.ivr_seconds) AS avg_ivr_seconds,
@@ -344,6 +350,22 @@ def _indexed_by(db, table: str, index: str) -> str:
     return f"INDEXED BY {index}" if found else ""
 
 
+#: What happened at the human's end of a transfer (``calls.transfer_result``).
+TRANSFER_RESULTS = ("answered", "abandoned_in_queue", "no_answer")
+
+
+def _transfer_result_counts(db) -> list[str]:
+    """The SQL columns counting transfers by their result, and the seconds
+    waited by the callers who gave up in the queue (zeros on a log written
+    before the server kept them)."""
+    if not _has_column(db, "calls", "transfer_result"):
+        return [f"0 AS transfer_{r}" for r in TRANSFER_RESULTS] + ["NULL AS avg_abandoned_queue_seconds"]
+    return [f"count(*) FILTER (WHERE c.transfer_result = '{r}') AS transfer_{r}"
+            for r in TRANSFER_RESULTS] + [
+        "avg(c.queue_seconds) FILTER (WHERE c.transfer_result = 'abandoned_in_queue') "
+        "AS avg_abandoned_queue_seconds"]
+
+
 def _has_column(db, table: str, column: str) -> bool:
     """Whether a log written by an older version already has ``column``
     (reports open the file read-only, so they never migrate it)."""
@@ -371,6 +393,7 @@ def _summary_row(row: dict, dims: tuple, repeats: int, costs: Costs) -> dict:
         repeat_calls=repeats,
         deflected=deflected,
         repeat_adjusted_deflection_rate=deflected / calls_count if calls_count else None,
+        **_queue_figures(row),
         confirmed=row["confirmed"] or 0,
         sms_sent=int(row["sms_sent"] or 0),
         avg_ivr_seconds=round(row["avg_ivr_seconds"], 1) if row["avg_ivr_seconds"] is not None else None,
@@ -380,6 +403,22 @@ def _summary_row(row: dict, dims: tuple, repeats: int, costs: Costs) -> dict:
         currency=costs.currency,
     )
     return out
+
+
+def _queue_figures(row: dict) -> dict:
+    """Transfers by what happened at the human's end, and the queue
+    abandonment rate: callers who hung up waiting ÷ callers who waited
+    (answered + abandoned in the queue)."""
+    answered = row["transfer_answered"] or 0
+    abandoned = row["transfer_abandoned_in_queue"] or 0
+    waited = row["avg_abandoned_queue_seconds"]
+    return {
+        "transfers_answered": answered,
+        "queue_abandoned": abandoned,
+        "transfers_unanswered": row["transfer_no_answer"] or 0,
+        "queue_abandonment_rate": abandoned / (answered + abandoned) if answered + abandoned else None,
+        "avg_queue_seconds_abandoned": round(waited, 1) if waited is not None else None,
+    }
 
 
 # --- funnel --------------------------------------------------------------------
@@ -510,6 +549,8 @@ CALL_COLUMNS = (
     "outcome", "cause", "confirmed", "handoff_kind", "handoff_target", "steps", "exit_node",
     "ivr_seconds", "provider_status", "duration_s",
 )
+#: Shown by :func:`calls` when the log has them (written since migration 0009).
+_TRANSFER_COLUMNS = ("transfer_result", "queue_seconds")
 
 
 def calls(db: sqlite_utils.Database, filters: Filters = Filters(), limit: int = 100) -> list[dict]:
@@ -522,9 +563,10 @@ def calls(db: sqlite_utils.Database, filters: Filters = Filters(), limit: int = 
     if not isinstance(limit, int) or limit < 1:
         raise ReportError(f"limit must be a whole number of calls, 1 or more, not {limit!r}")
     where, params = _where(filters, ended_only=False)
+    shown = CALL_COLUMNS + tuple(c for c in _TRANSFER_COLUMNS if _has_column(db, "calls", c))
     columns = ", ".join(
         "CASE WHEN c.handoff_kind = 'callback' THEN NULL ELSE c.handoff_target END AS handoff_target"
-        if column == "handoff_target" else f"c.{column}" for column in CALL_COLUMNS)
+        if column == "handoff_target" else f"c.{column}" for column in shown)
     params["limit"] = limit
     return list(db.query(
         f"SELECT {columns} FROM calls c WHERE {where} "

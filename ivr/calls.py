@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Callable
-from xml.sax.saxutils import escape
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -33,11 +33,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import actions as act
-from .engine import FAILSAFE_APOLOGY, call_summary, step
+from .engine import call_summary, step
 from .group_commit import GroupCommit
 from .engine import new_state as fresh_state
 from .helpdesk import NoHelpdesk
 from .phone import mask
+from .prompts import PromptError
 from .render import render_twiml
 from .sms import NoSms
 from .storage_health import StorageHealth, fault_cause
@@ -67,18 +68,8 @@ TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "fa
 
 
 
-#: The agent's whisper, by language prefix.
-WHISPER = {
-    "fr": {"reason": "Appel du serveur vocal. Motif : {reason}.", "order": "Commande {order}."},
-    "en": {"reason": "Call from the voice server. Reason: {reason}.", "order": "Order {order}."},
-}
-
-
-#: What a caller hears while a look-up is slow, then a pause before the poll.
-HOLD_PROMPT = {
-    "fr": "Un instant, je recherche votre commande.",
-    "en": "One moment, I'm looking up your order.",
-}
+#: Seconds a turn's look-ups may take before the caller hears the flow's
+#: ``hold`` prompt, then a pause of HOLD_PAUSE seconds before the poll.
 HOLD_AFTER = 1.5
 HOLD_PAUSE = 2
 #: How many held turns' hold answers are kept for late retries.
@@ -124,6 +115,23 @@ class _Round:
             waiter.callback(self.answer)
 
 
+#: A look-up that answers while its caller hears the hold's pause waits
+#: for them to come back for it (or hang up) at most the pause, a poll's
+#: wait and this many seconds more; then the turn goes on as if they came.
+COME_BACK_MARGIN = 5
+
+
+def server_say(flow, lang: str | None, name: str) -> act.Say | None:
+    """One of the prompts the server says itself (``hold``,
+    ``failsafe_apology``: see ivr.prompts.FIXED_SERVER_PROMPTS), as the
+    flow rendered it when it loaded, in the flow's voice for ``lang``;
+    None without a flow or that language."""
+    text = flow.server_says.get(lang, {}).get(name) if flow is not None and lang else None
+    if not text:
+        return None
+    return act.Say(text, voice=flow.voices.get(lang), language=lang)
+
+
 class Held:
     """A turn whose look-ups may outlast ``hold_after`` seconds.
 
@@ -136,14 +144,23 @@ class Held:
     hold (only its commit is left): the answer then waits for the turn.
     So concurrent retries never get different bytes."""
 
-    def __init__(self, call_id: str, turn: int, work: defer.Deferred, lang: str, *,
+    def __init__(self, call_id: str, turn: int, work: defer.Deferred, say: act.Say | None, *,
                  clock, hold_after: float, hold_twiml):
-        self.call_id, self.turn, self.lang = call_id, turn, lang
+        self.call_id, self.turn = call_id, turn
+        #: What the caller hears the first time they are put on hold.
+        self.say = say
         self.clock, self.hold_after, self.hold_twiml = clock, hold_after, hold_twiml
         self.result = None
         self._finished = _Round()
         self.opening = self._round(True)
         self._polling: _Round | None = None
+        #: Holds answered so far (the opening's and the polls').
+        self.holds = 0
+        #: The provider said the call ended while the turn ran: its
+        #: answer will never be heard.
+        self.hung_up = False
+        #: Waiting to know whether the caller, between two holds, comes back.
+        self._presence: list[defer.Deferred] = []
         work.addBoth(self._done)
 
     @property
@@ -159,6 +176,7 @@ class Held:
         round_.timer = None
         hold = self.hold_twiml(self, opening)
         if hold is not None:
+            self.holds += 1
             round_.settle(hold)
 
     def _done(self, result):
@@ -168,7 +186,9 @@ class Held:
                 round_.settle(result)
 
     def poll(self) -> defer.Deferred:
-        """The answer for a poll: joins the open poll round, or starts one."""
+        """The answer for a poll: joins the open poll round, or starts one.
+        A poll is the caller back from the hold's pause."""
+        self._presence_known(self.hung_up)  # may finish the turn at once
         if self._polling is None or self._polling.settled:
             if self.done:
                 return self.finished()
@@ -178,6 +198,36 @@ class Held:
     def finished(self) -> defer.Deferred:
         """A Deferred firing with the turn's TwiML (or failing) once it is done."""
         return self._finished.wait()
+
+    def hang_up(self) -> None:
+        """The provider says the call ended: the turn's answer will never be heard."""
+        self.hung_up = True
+        self._presence_known(True)
+
+    def caller_gone(self, seconds: float) -> defer.Deferred:
+        """Whether the caller left before hearing the answer: True once
+        the provider said the call ended; False at once while a request
+        waits for the answer (or none was put on hold).  Between two holds
+        (the caller hears a pause), it fires when the caller comes back
+        (False) or hangs up (True), or False after ``seconds``."""
+        if self.hung_up:
+            return defer.succeed(True)
+        if self.holds == 0 or self._request_waiting():
+            return defer.succeed(False)
+        asked = defer.Deferred()
+        self._presence.append(asked)
+        timer = self.clock.callLater(seconds, self._presence_known, False)
+        asked.addBoth(lambda gone: (timer.active() and timer.cancel(), gone)[1])
+        return asked
+
+    def _request_waiting(self) -> bool:
+        """Whether a request of the caller's waits for an answer now."""
+        return not self.opening.settled or (self._polling is not None and not self._polling.settled)
+
+    def _presence_known(self, gone: bool) -> None:
+        asked, self._presence = self._presence, []
+        for waiter in asked:
+            waiter.callback(gone)
 
 
 class UnknownFlow(LookupError):
@@ -246,6 +296,10 @@ class CallHandler:
         #: call -> (turn, hold TwiML) of turns whose request was answered
         #: with a hold, so a retry after the turn is done still gets it.
         self._hold_answers: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        #: The fail-safe apology of each language, from the flows played:
+        #: a call whose flow version is gone still hears one.
+        self._apologies: dict[str, act.Say] = {}
+        self._apologies_of = None
 
     def action_url(self, flow_name: str, turn: int) -> str:
         """Where the provider sends the answer to ``turn``: the turn number
@@ -292,7 +346,7 @@ class CallHandler:
         if work.called:
             return await work
         held = self._held[call_id] = Held(
-            call_id, turn, work, self._hold_language(record, flow_name), clock=self.clock,
+            call_id, turn, work, self._hold_prompt(record, flow_name), clock=self.clock,
             hold_after=self.hold_after,
             hold_twiml=lambda held, opening: self._hold_twiml(held, flow_name, storing, opening))
         work.addBoth(self._release, call_id, held)
@@ -316,12 +370,15 @@ class CallHandler:
                     or self.registry.current(state["flow"]))
             event = event_from(params, state)
         event["now"] = now or self._now(flow.timezone if flow else "UTC")
+        if flow is not None and flow is not self._apologies_of:
+            self._remember_apologies(flow)
         url = self.action_url(flow_name, turn + 1)
         try:
             if flow is None:
                 raise UnknownFlow(f"{state['flow']} version {state['version']}")
             result = await play_turn_async(flow, state, event, self.perform, self.clock,
-                                           self.lookup_timeout, send_sms=self.send_sms)
+                                           self.lookup_timeout, send_sms=self.send_sms,
+                                           caller_gone=lambda: self._caller_gone(call_id, turn))
             new_state, node_events = result.state, result.node_events
             actions = [self._with_whisper(a) for a in result.actions]
             body = render_twiml(actions, url)
@@ -483,16 +540,31 @@ class CallHandler:
         return body
 
     def _hold(self, held: "Held", flow_name: str, first: bool) -> bytes:
-        lang = held.lang
-        actions = [act.Say(HOLD_PROMPT.get(lang[:2], HOLD_PROMPT["en"]), language=lang)] if first else []
+        actions = [held.say] if first and held.say is not None else []
         actions += [act.Pause(HOLD_PAUSE), act.Redirect(self.poll_url(flow_name, held.turn))]
         return render_twiml(actions, "")
 
-    def _hold_language(self, record, flow_name) -> str:
+    def _hold_prompt(self, record, flow_name) -> act.Say | None:
+        """"One moment" in the call's language and the flow's voice (the
+        flow's ``hold`` prompt, said when the flow was loaded); None when
+        the flow is gone, and the caller only hears the pause."""
         if record is not None:
-            return record.state["lang"]
-        flow = self.registry.current(flow_name)
-        return flow.default_language if flow else "en-US"
+            state = record.state
+            flow = (self.registry.version(state["flow"], state["version"])
+                    or self.registry.current(state["flow"]))
+            lang = state["lang"]
+        else:
+            flow = self.registry.current(flow_name)
+            lang = flow.default_language if flow else None
+        return server_say(flow, lang, "hold")
+
+    def _caller_gone(self, call_id: str, turn: int) -> defer.Deferred:
+        """Whether the caller of a turn on hold hung up before its answer
+        (see :meth:`Held.caller_gone`): asked as each look-up answers."""
+        held = self._held.get(call_id)
+        if held is None or held.turn != turn:
+            return defer.succeed(False)
+        return held.caller_gone(HOLD_PAUSE + self.hold_after + COME_BACK_MARGIN)
 
     def _release(self, _result, call_id, held):
         if self._held.get(call_id) is held:
@@ -520,6 +592,8 @@ class CallHandler:
         handler commits in groups; the result once it is committed."""
         held = self._held.get(params["CallSid"])
         if held is not None:
+            if params.get("CallStatus", "") in TERMINAL_STATUSES:
+                held.hang_up()  # at the node the turn waits at, not the one after
             await _settled(held.finished())  # its last turn must be saved first
         if self.group_commit is None:
             return self.status(params, now)
@@ -535,31 +609,50 @@ class CallHandler:
 
     def _apply_status(self, params, now):
         """The writes of a status callback (database only): whether it was
-        new, and the (call, turn, state) it ended, if any."""
+        new, and the (call, turn, state) it ended, if any.  The call ends
+        when the provider says it did (see :func:`provider_end`), so the
+        last prompt counts in its time."""
         call_id, status = params["CallSid"], params.get("CallStatus", "")
         pending = self._unsaved.get(call_id)
         if pending is not None:  # its turns answered from memory come first
             pending.write()
         if status in TERMINAL_STATUSES:
             self._hold_answers.pop(call_id, None)
+        received = now or self._now("UTC")
         new = self.store.record_status(
             call_id, _count(params.get("SequenceNumber")), status,
-            (now or self._now("UTC")).isoformat(), _count(params.get("CallDuration")))
+            received.isoformat(), _count(params.get("CallDuration")))
         if not new or status not in TERMINAL_STATUSES:
             return new, None
         record = self.store.load_call(call_id)
-        if record is None or record.ended:
+        if record is None:
             return new, None
         state = record.state
+        ended_at = provider_end(params, state, received)
+        if record.ended:
+            self._end_later(call_id, record, ended_at)
+            return new, None
         flow = (self.registry.version(state["flow"], state["version"])
                 or self.registry.current(state["flow"]))
         if flow is None:
             self.log.error("call {call} ended on unknown flow {flow}", call=call_id, flow=state["flow"])
             return new, None
-        new_state, _actions, node_events = step(
-            flow, state, {"type": "hangup", "now": now or self._now(flow.timezone)})
+        ended = (ended_at or received).astimezone(ZoneInfo(flow.timezone))
+        new_state, _actions, node_events = step(flow, state, {"type": "hangup", "now": ended})
         self._writer(call_id, record.turn, new_state, record.response, node_events)()
         return new, (call_id, record.turn, new_state)
+
+    def _end_later(self, call_id, record, ended_at):
+        """A call we ended (a goodbye, a transfer) ended for the provider
+        after its last prompt: move its end there, so that prompt counts."""
+        state = record.state
+        if ended_at is None or not state.get("ended_at"):
+            return
+        if ended_at <= datetime.fromisoformat(state["ended_at"]):
+            return
+        local = ended_at.astimezone(datetime.fromisoformat(state["ended_at"]).tzinfo)
+        self._writer(call_id, record.turn, {**state, "ended_at": local.isoformat()},
+                     record.response, [])()
 
     def _status_taken(self, new: bool, ended) -> bool:
         self.counters.status_callbacks += 1
@@ -647,13 +740,16 @@ class CallHandler:
         flow = self.registry.current(state.get("flow", "")) if state else None
         lang = flow.default_language if flow else "fr-FR"
         reason = params.get("X-IVR-Reason", "")
-        reason_text = (flow.reasons.get(reason) if flow else None) or reason.replace("_", " ")
-        order = " ".join(params.get("X-IVR-Order", ""))
-        text = WHISPER.get(lang[:2], WHISPER["en"])
-        sentence = text["reason"].format(reason=reason_text)
-        if order:
-            sentence += " " + text["order"].format(order=order)
-        return render_twiml([act.Say(escape(sentence), language=lang)], "")
+        reason_text = (flow.reason_text(reason, lang) if flow else None) or reason.replace("_", " ")
+        order = "".join(c for c in params.get("X-IVR-Order", "") if c.isalnum())
+        if flow is None:
+            return render_twiml([], "")  # the agent is put through without a word
+        try:
+            sentence = flow.prompts.render(lang, "agent_whisper", {"reason": reason_text, "order": order})
+        except PromptError:
+            self.log.failure("the agent whisper of {flow} failed", flow=flow.name)
+            return render_twiml([], "")
+        return render_twiml([act.Say(sentence, voice=flow.voices.get(lang), language=lang)], "")
 
     def describe(self, call_id: str) -> dict | None:
         """What a test client may know of a call: where it is, its node
@@ -705,14 +801,20 @@ class CallHandler:
                 self.log.failure("the flow's own fail-safe failed")
         return self._last_resort(flow, state, event, url)
 
+    def _remember_apologies(self, flow):
+        self._apologies_of = flow
+        for lang in flow.languages:
+            say = server_say(flow, lang, "failsafe_apology")
+            if say is not None:
+                self._apologies[lang] = say
+
     def _last_resort(self, flow, state, event, url):
         """Apologise and dial the server's fallback (or hang up): even the
         flow's own fail-safe failed, or the call's flow version is gone.
         A call without state has a flow: unknown flows are refused earlier."""
         ended = dict(state or fresh_state(flow, event, event["now"]))
-        lang = ended["lang"]
-        say = act.Say(FAILSAFE_APOLOGY.get(lang[:2], FAILSAFE_APOLOGY["en"]), language=lang)
-        actions = [say, act.Dial(self.fallback) if self.fallback else act.Hangup()]
+        say = server_say(flow, ended["lang"], "failsafe_apology") or self._apologies.get(ended["lang"])
+        actions = ([say] if say else []) + [act.Dial(self.fallback) if self.fallback else act.Hangup()]
         ended.update(ended=True, outcome="failed", cause="error", waiting=None,
                          ended_at=event["now"].isoformat(),
                          handoff={"kind": self.fallback.kind, "target": self.fallback.address,
@@ -738,12 +840,51 @@ async def _settled(d: defer.Deferred) -> None:
         pass
 
 
+#: How far a provider's end-of-call time may be ahead of our clock (clock
+#: skew) before it is taken for garbage.
+END_SKEW = timedelta(minutes=5)
+
+
+def provider_end(params: dict, state: dict, received: datetime) -> datetime | None:
+    """When the call ended, by the provider's end-of-call notice: the
+    call's start plus ``CallDuration`` (seconds), else its ``Timestamp``
+    (RFC 2822).  A value missing, garbled, before our last webhook or
+    after the notice arrived (beyond :data:`END_SKEW`) is passed over;
+    None when neither is usable."""
+    last = datetime.fromisoformat(state["now"])
+    # Added in UTC: "+" on a local time misses a change of clocks.
+    latest = received.astimezone(ZoneInfo("UTC")) + END_SKEW
+    duration = _count(params.get("CallDuration"))
+    candidates = [_rfc2822(params.get("Timestamp"))]
+    if duration is not None:
+        candidates.insert(0, datetime.fromisoformat(state["started_at"]) + timedelta(seconds=duration))
+    for moment in candidates:
+        if moment is not None and last <= moment <= latest:
+            return moment
+    return None
+
+
+def _rfc2822(text: str | None) -> datetime | None:
+    """A time such as ``Tue, 24 Nov 2026 09:05:03 +0000``; None if it is not one."""
+    try:
+        moment = parsedate_to_datetime((text or "").strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment is None:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo("UTC"))
+
+
 def event_from(params: dict, state: dict) -> dict:
     """The engine event a webhook carries, given what the call waits for."""
     waiting = state.get("waiting")
     if waiting == "dial":
-        status = params.get("DialCallStatus") or _queue_status(params.get("QueueResult"))
-        return {"type": "dial_result", "status": status or "failed"}
+        queue_result = params.get("QueueResult")
+        status = params.get("DialCallStatus") or _queue_status(queue_result)
+        event = {"type": "dial_result", "status": status or "failed"}
+        if queue_result is not None:
+            event.update(queue_result=queue_result, queue_seconds=_count(params.get("QueueTime")))
+        return event
     if waiting == "record":
         return {"type": "recorded", "url": params.get("RecordingUrl"),
                 "duration": params.get("RecordingDuration")}
@@ -754,8 +895,18 @@ def event_from(params: dict, state: dict) -> dict:
     return {"type": "silence"}
 
 
+#: Enqueue action results (Twilio's ``QueueResult``) after which the call
+#: is over as far as the flow is concerned: an agent took it, or the
+#: caller hung up while waiting (abandoned in the queue, still a transfer).
+#: The others (``queue-full``, ``error``, ``system-error``, ``leave``,
+#: ``redirected``) mean nobody took the call: the flow's ``no_answer``.
+_QUEUE_ENDED = ("bridged", "bridging-in-process", "redirected-from-bridged", "hangup")
+
+
 def _queue_status(result: str | None) -> str | None:
     """An Enqueue action's QueueResult, as a dial status."""
     if result is None:
         return None
-    return "completed" if result in ("bridged", "bridging-in-process", "hangup") else "failed"
+    return "completed" if result in _QUEUE_ENDED else "failed"
+
+

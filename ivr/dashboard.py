@@ -499,7 +499,7 @@ _TEMPLATE = _ENV.from_string("""\
   button { background:var(--accent); border-color:var(--accent); color:#fff; cursor:pointer;
            padding:6px 16px; }
   main { max-width:1320px; margin:0 auto; padding:20px 24px 40px; }
-  .cards { display:grid; grid-template-columns:1.4fr repeat(4, 1fr); gap:16px; }
+  .cards { display:grid; grid-template-columns:1.4fr repeat(5, 1fr); gap:16px; }
   .card, section { background:#fff; border:1px solid var(--line); border-radius:10px; }
   .card { padding:14px 18px; }
   .cards .card:first-child { min-width:0; }
@@ -563,6 +563,9 @@ _TEMPLATE = _ENV.from_string("""\
   <div class="card"><h2>Cost saved</h2>
     <div class="figure"><span id="cost-saved" data-value="{{ total.cost_saved }}" data-currency="{{ currency }}">{{ cost_saved }}</span></div>
     <div class="note"><span id="deflected" data-value="{{ total.deflected }}">{{ count(total.deflected) }}</span> deflected calls, less IVR minutes</div></div>
+  <div class="card"><h2>Transfers</h2>
+    <div class="figure"><span id="transfers-answered" data-value="{{ total.transfers_answered }}">{{ count(total.transfers_answered) }}</span> <small>answered</small></div>
+    <div class="note" id="transfers-note"><span id="queue-abandoned" data-value="{{ total.queue_abandoned }}">{{ count(total.queue_abandoned) }}</span> hung up in the queue (<span id="queue-abandonment-rate" data-value="{{ total.queue_abandonment_rate if total.queue_abandonment_rate is not none else '' }}">{{ pct(total.queue_abandonment_rate) }}</span>{% if total.avg_queue_seconds_abandoned is not none %}, after {{ duration(total.avg_queue_seconds_abandoned) }} on average{% endif %}) · <span id="transfers-unanswered" data-value="{{ total.transfers_unanswered }}">{{ count(total.transfers_unanswered) }}</span> not answered</div></div>
   <div class="card"><h2>Avg time in IVR</h2>
     <div class="figure"><span id="avg-ivr-time" data-value="{{ total.avg_ivr_seconds if total.avg_ivr_seconds is not none else '' }}">{{ duration(total.avg_ivr_seconds) }}</span></div>
     <div class="note">until an agent answered, or the call ended</div></div>

@@ -15,7 +15,8 @@ Events (dicts, ``type`` plus ``now``, a timezone-aware datetime):
 ``silence``    the caller said nothing before the timeout
 ``lookup_result``  ``request_id``, ``status`` (found, many, not_found, error), ``data``, ``error``
 ``sms_result``     ``request_id``, ``status`` (sent, failed), ``error``, optional ``sid``
-``dial_result``    ``status``: completed, answered, busy, no-answer, failed, canceled
+``dial_result``    ``status``: completed, answered, busy, no-answer, failed, canceled;
+                   from a queue also ``queue_result`` (the provider's) and ``queue_seconds``
 ``recorded``   ``url``, ``duration``
 ``hangup``     the caller hung up (or the provider says the call ended)
 ``error``      the runner failed to serve the turn (``message``)
@@ -42,13 +43,6 @@ CONFIRM_WORDS = {
            "no": ("non", "pas ca", "incorrect", "faux")},
     "en": {"yes": ("yes", "yeah", "correct", "right", "that s right"),
            "no": ("no", "wrong", "incorrect", "nope")},
-}
-
-#: Said when the engine itself fails: it must not depend on the templates,
-#: which may be what failed.
-FAILSAFE_APOLOGY = {
-    "fr": "Nous rencontrons un problème technique. Je vous passe un conseiller.",
-    "en": "We are having a technical problem. Let me put you through to an agent.",
 }
 
 #: The longest text message a provider takes (Twilio: 1600 characters).
@@ -99,6 +93,8 @@ def call_summary(state: dict) -> dict:
         "steps": state["steps"], "exit_node": exit_node(state),
         "sms_sent": state.get("sms_sent", 0),
         "ivr_seconds": ivr_seconds(state),
+        "transfer_result": state.get("transfer_result"),
+        "queue_seconds": state.get("queue_seconds"),
     }
 
 
@@ -413,6 +409,7 @@ class _Run:
     def _on_dial_result(self):
         node = self._waiting_node("dial")
         status = self.event.get("status", "failed")
+        self._transfer_result(status)
         if status in ("completed", "answered"):
             self.actions.append(act.Hangup())
             return self._end()  # transferred, or failed if the fail-safe sent it
@@ -426,9 +423,23 @@ class _Run:
         self.actions.append(act.Hangup())
         self._end()
 
+    def _transfer_result(self, status: str):
+        """Keep what happened at the human's end: ``answered``,
+        ``abandoned_in_queue`` (the caller hung up while waiting: still a
+        transfer) or ``no_answer`` (busy, no answer, queue full or in
+        error), with the seconds waited in the queue when the provider
+        says."""
+        if self.event.get("queue_result") == "hangup":
+            result = "abandoned_in_queue"
+        else:
+            result = "answered" if status in ("completed", "answered") else "no_answer"
+        self.state["transfer_result"] = result
+        self.state["queue_seconds"] = self.event.get("queue_seconds")
+
     def _on_hangup(self):
         name = self.state["node"]
-        if name and self.state["waiting"] in GATHERING:
+        # A caller on hold for a look-up or a text hung up at that node.
+        if name and self.state["waiting"] in GATHERING + ("lookup", "sms"):
             self._log(name, self.flow.nodes[name].kind, None, "hangup", self.event.get("detail"))
         self._end()
 
@@ -718,8 +729,10 @@ class _Run:
         self._cause("error")
         state["exit_node"] = state["node"] or self.flow.start  # where it broke
         state.update(outcome="failed", waiting="dial", transferred_at=self.now_iso)
-        self.actions.append(act.Say(FAILSAFE_APOLOGY.get(lang[:2], FAILSAFE_APOLOGY["en"]),
-                                    voice=self.flow.voices.get(lang), language=lang))
+        # Rendered when the flow loaded: the templates may be what failed.
+        apology = self.flow.server_says.get(lang, {}).get("failsafe_apology")
+        if apology:
+            self.actions.append(act.Say(apology, voice=self.flow.voices.get(lang), language=lang))
         human = _failsafe_transfer(self.flow)
         if human is None:
             self.actions.append(act.Hangup())

@@ -24,7 +24,7 @@ from .matching import normalise
 from .model import (
     NODE_KINDS, TRANSFER_CAUSES, Choice, Escape, Flow, Node, PromptItem, Retry,
 )
-from .prompts import PromptError, PromptLibrary
+from .prompts import FIXED_SERVER_PROMPTS, SERVER_PROMPTS, PromptError, PromptLibrary
 
 #: Variables every prompt and expression can read (see docs/flow-language.md).
 BUILTIN_VARIABLES = frozenset({
@@ -531,6 +531,7 @@ class _Builder:
         known = BUILTIN_VARIABLES | self.defined | set(variables)
         self._check_expressions(known)
         prompt_set = self._check_prompts(languages, known)
+        server_says = self._server_says(prompt_set, languages)
         if self.problems:
             raise FlowError(self.problems)
         return Flow(
@@ -540,7 +541,7 @@ class _Builder:
             languages=tuple(languages),
             reasons=reasons, reason_labels=reason_labels, calendars=calendars,
             variables=variables, ask_reason=data.get("ask_reason"),
-            nodes=nodes, prompts=prompt_set, source=self.source,
+            nodes=nodes, prompts=prompt_set, source=self.source, server_says=server_says,
             start=data["start"], human=data["human"],
             timezone=flow.get("timezone", "Europe/Paris"),
             **settings,
@@ -857,8 +858,43 @@ class _Builder:
                     continue
                 for p in found:
                     self.problems.append(Problem(str(p.path), p.line, p.column, p.message, p.code))
-        available = [(lang, n) for n in names for lang in languages if self.library.exists(lang, n)]
+        self._check_server_prompts(languages)
+        available = [(lang, n) for n in list(names) + list(SERVER_PROMPTS) for lang in languages
+                     if self.library.exists(lang, n)]
         return self.library.snapshot(available)
+
+    def _check_server_prompts(self, languages):
+        """The prompts the server says (on hold, the fail-safe, the agent's
+        whisper) exist in each of the flow's languages, reading only what
+        the server gives them."""
+        for index, lang in enumerate(languages):
+            for name, variables in SERVER_PROMPTS.items():
+                if not self.library.exists(lang, name):
+                    self.problem(("languages", index), f"prompt {name!r} has no {lang} version: "
+                                 f"expected {self.library.path(lang, name)} (the server says it "
+                                 f"during calls in {lang})", "missing-prompt")
+                    continue
+                try:
+                    found = self.library.check(lang, name, variables)
+                except PromptError as error:
+                    self.problem(("languages", index), str(error), "prompt-syntax")
+                    continue
+                for p in found:
+                    self.problems.append(Problem(str(p.path), p.line, p.column, p.message, p.code))
+
+    def _server_says(self, prompt_set, languages) -> dict:
+        """The server's fixed prompts, rendered now: a template that breaks
+        later cannot silence the fail-safe."""
+        says = {}
+        for index, lang in enumerate(languages):
+            for name in FIXED_SERVER_PROMPTS:
+                if not prompt_set.exists(lang, name):
+                    continue  # already a problem
+                try:
+                    says.setdefault(lang, {})[name] = prompt_set.render(lang, name, {})
+                except PromptError as error:
+                    self.problem(("languages", index), str(error), "prompt-render")
+        return says
 
     def _version(self, prompt_set) -> str:
         digest = hashlib.sha256(self.source.encode("utf-8"))

@@ -119,6 +119,10 @@ class Flow:
     nodes: Mapping[str, Node]
     prompts: Any  # ivr.prompts.PromptLibrary: a snapshot of this version's templates
     source: str = ""  # the YAML text of this version
+    #: What the server says without a template at hand, rendered when the
+    #: flow loaded: language -> prompt name (ivr.prompts.FIXED_SERVER_PROMPTS)
+    #: -> the <Say> text.
+    server_says: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     #: The menu asked once, before a person, of a call with no reason yet.
     ask_reason: str | None = None
     #: reason -> language -> description, when the flow describes its

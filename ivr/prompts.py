@@ -29,9 +29,22 @@ from markupsafe import Markup, escape
 
 from ivr.sandbox import Sandbox
 
-__all__ = ["PromptError", "PromptLibrary", "PromptProblem"]
+__all__ = ["FIXED_SERVER_PROMPTS", "PromptError", "PromptLibrary", "PromptProblem",
+           "SERVER_PROMPTS"]
 
 SUFFIX = ".j2"
+
+#: Prompts the server says in every flow without the flow naming them,
+#: and the variables each may read.  Every language of a flow must have
+#: them (lint says which is missing): none falls back to another language.
+SERVER_PROMPTS = {
+    "hold": frozenset(),  # a look-up is slow: "one moment"
+    "failsafe_apology": frozenset(),  # something failed: sorry, here is a person
+    "agent_whisper": frozenset({"reason", "order"}),  # the agent hears why the caller calls
+}
+#: Of those, the ones rendered once, when the flow loads, and kept as
+#: text: the fail-safe must not depend on a template when things fail.
+FIXED_SERVER_PROMPTS = ("hold", "failsafe_apology")
 
 
 class PromptError(Exception):
@@ -343,9 +356,14 @@ def _column_of(source: str, var: str, line: int) -> int:
 # given), and returns Markup that it escaped itself: the output is safe to
 # put in TwiML whatever the data held, and is never escaped twice.
 
-_TODAY_TOMORROW = {"fr": ("aujourd'hui", "demain"), "en": ("today", "tomorrow")}
-#: What goes before a weekday and date in a sentence: "le mardi 8 décembre".
-_DATE_ARTICLE = {"fr": "le ", "en": "on "}
+#: How a language says a day near today, and what comes before a weekday
+#: or a date ("le mardi 8 décembre", "on Tuesday, December 8").
+_NEAR_DAYS = {
+    "fr": {"today": "aujourd'hui", "tomorrow": "demain", "yesterday": "hier", "before_date": "le ",
+           "before_weekday": ""},
+    "en": {"today": "today", "tomorrow": "tomorrow", "yesterday": "yesterday", "before_date": "on ",
+           "before_weekday": "on "},
+}
 
 
 def _filters(locale: Locale) -> dict:
@@ -373,26 +391,31 @@ def _filters(locale: Locale) -> dict:
             pattern = _sub_unquoted(pattern, r"(?<!d)d(?!d)", "'1er'")
         return escape(_spaces(format_date(day, pattern, locale=locale)))
 
-    def relative_date(value, today, on: bool = False) -> Markup:
-        """"today" / "tomorrow" when it is, else the date as ``date`` says
-        it; ``on=true`` puts the word a sentence needs before a date
-        ("livré le mardi 8 décembre", "arrive on Tuesday, December 8")."""
+    def relative_date(value, today) -> Markup:
+        """A day as said after a verb, seen from ``today``: "today",
+        "tomorrow", "yesterday"; a day within six days by its weekday (fr
+        "samedi", en "on Saturday"); else its date (fr "le mardi 8
+        décembre", en "on Tuesday, December 8").  Languages without these
+        words get the date as ``date`` says it."""
         day, ref = _as_date(value), _as_date(today)
-        words = _TODAY_TOMORROW.get(locale.language)
-        if words and day == ref:
-            return escape(words[0])
-        if words and day == ref + dt.timedelta(days=1):
-            return escape(words[1])
-        if on and locale.language in _DATE_ARTICLE:
-            return escape(_DATE_ARTICLE[locale.language]) + date(day)
-        return date(day)
+        words = _NEAR_DAYS.get(locale.language)
+        if not words:
+            return date(day)
+        near = {0: "today", 1: "tomorrow", -1: "yesterday"}.get((day - ref).days)
+        if near:
+            return escape(words[near])
+        if abs((day - ref).days) <= 6:
+            return escape(words["before_weekday"] + format_date(day, "EEEE", locale=locale))
+        return escape(words["before_date"]) + date(day)
 
     def time(value) -> Markup:
-        """A spoken time of day: fr "18 h 30" / "9 h", en "6:30 PM"."""
+        """A spoken time of day: fr "18 h 30" / "9 h", en "6:30 PM" / "9 AM"."""
         t = _as_time(value)
         if french:
             # Babel says "18:30"; "18 h 30" is how French writes it to be read aloud.
             text = f"{t.hour} h" + (f" {t.minute:02d}" if t.minute else "")
+        elif locale.language == "en" and not t.minute:
+            text = format_time(t, "h a", locale=locale)  # "9 AM", as said, not "9:00 AM"
         else:
             text = format_time(t, "short", locale=locale)
         return escape(_spaces(text))

@@ -43,7 +43,7 @@ from xml.sax.saxutils import escape
 
 from . import actions as act
 from .signature import signed_headers
-from .sim import InputNotExpected, SECONDS_PER_TURN, SimTurn
+from .sim import SIMULATED_QUEUE_SECONDS, InputNotExpected, SECONDS_PER_TURN, SimTurn, queue_result
 
 #: Seconds to wait for the server's answer (Twilio gives up after 15).
 TIMEOUT = 20.0
@@ -156,7 +156,7 @@ class RemoteCall:
             return self._end_turn(f"dial {status}")
         if dial.queue:
             params = {"QueueResult": queue_result(status), "QueueSid": "QU" + "0" * 32,
-                      "QueueTime": "30"}
+                      "QueueTime": str(SIMULATED_QUEUE_SECONDS)}
         else:
             params = {"DialCallStatus": status, "DialCallSid": "CA" + uuid.uuid4().hex,
                       "DialBridged": "true" if status in ("completed", "answered") else "false"}
@@ -271,16 +271,6 @@ class RemoteCall:
             raise RemoteError(f"{method} {url}: no answer within {self.timeout:g} s") from None
         except OSError as error:
             raise RemoteError(f"{method} {url}: {error}") from None
-
-
-def queue_result(status: str) -> str:
-    """The Enqueue action's ``QueueResult`` for a dial status: an agent
-    took the call (``bridged``), the caller hung up (``hangup``), or not."""
-    if status in ("completed", "answered"):
-        return "bridged"
-    if status == "canceled":
-        return "hangup"
-    return "error"
 
 
 # --- TwiML back into actions -------------------------------------------------------

@@ -164,7 +164,8 @@ def main():
 @reporting
 def summary(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_per_minute,
             currency, repeat_window):
-    """Calls, outcomes, transfer causes, deflection and cost saved.
+    """Calls, outcomes, transfer causes, deflection and cost saved; how
+    transfers went at the agents' end (answered, abandoned in the queue).
 
     Ongoing calls are left out.  Days and hours are the flow's local time.
 
@@ -377,6 +378,7 @@ def summary_table(rows: list[dict], by: str | None, filters: Filters, costs: Cos
         lines += table(([_LABELS[by]] if by else []) + causes,
                        [([_group_label(r, by)] if by else []) + [count(r["causes"][c]) for c in causes]
                         for r in rows], text=1 if by else 0)
+    lines += transfers_table(rows, [_LABELS[by]] if by else [], lambda r: [_group_label(r, by)] if by else [])
     if not by:
         lines += ["", unstated_line(rows[0])]
     return lines + ["", _assumptions(costs, repeat_window)]
@@ -391,6 +393,21 @@ def unstated_line(row: dict) -> str:
     return (f"No reason stated: {count(ended)} call{'' if ended == 1 else 's'} ended before stating a "
             f"reason; {count(row['transferred_without_reason'])} transferred without one "
             f"({share} of transferred calls).")
+
+
+def transfers_table(rows: list[dict], label: list[str], group) -> list[str]:
+    """What happened to transferred calls at the agents' end: answered,
+    hung up while waiting in the queue (count, rate, average wait), not
+    answered.  Nothing when no transfer's result is known (a log written
+    before the server kept them)."""
+    known = [r for r in rows if r["transfers_answered"] + r["queue_abandoned"] + r["transfers_unanswered"]]
+    if not known:
+        return []
+    return ["", "Transfers at the agents' end:"] + table(
+        label + ["Answered", "Abandoned in queue", "Queue abandonment", "Avg s before hang-up", "No answer/busy"],
+        [group(r) + [count(r["transfers_answered"]), count(r["queue_abandoned"]),
+                     percent(r["queue_abandonment_rate"]), r["avg_queue_seconds_abandoned"],
+                     count(r["transfers_unanswered"])] for r in known], text=len(label))
 
 
 def reasons_table(rows: list[dict], by: str | None, filters: Filters, costs: Costs,
@@ -413,6 +430,8 @@ def reasons_table(rows: list[dict], by: str | None, filters: Filters, costs: Cos
         count(r["repeat_calls"]), count(r["transferred"]), count(r["abandoned"]),
         count(r["sms_sent"]), money(r["cost_saved"], r["currency"]), r["deflection_rank"]] for r in rows]
     lines += table(headers, body, text={0, 2} if within else {1})
+    lines += transfers_table(rows, ([_LABELS[by]] if within else []) + ["Reason"],
+                             lambda r: ([_group_label(r, by)] if within else []) + [r["reason"]])
     return lines + ["", "Deflection rank: by repeat-adjusted deflection, 1 = the best answered.",
                     _assumptions(costs, repeat_window)]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from . import actions as act
+from .calls import event_from
 from .engine import GATHERING, call_summary
 from .model import Flow
 from .render import render_twiml
@@ -23,6 +24,19 @@ from .turn import Perform, SendSmsFn, play_turn
 
 #: Seconds the simulated clock moves on per turn: a prompt and an answer.
 SECONDS_PER_TURN = 8
+#: Seconds a simulated caller waits in the agents' queue before an agent
+#: answers or they hang up (the provider's ``QueueTime``).
+SIMULATED_QUEUE_SECONDS = 30
+
+
+def queue_result(status: str) -> str:
+    """The Enqueue action's ``QueueResult`` for a dial status: an agent
+    took the call (``bridged``), the caller hung up (``hangup``), or not."""
+    if status in ("completed", "answered"):
+        return "bridged"
+    if status == "canceled":
+        return "hangup"
+    return "error"
 
 
 class InputNotExpected(Exception):
@@ -109,7 +123,13 @@ class SimCall:
 
     def dial_result(self, status: str) -> SimTurn:
         self._expect(("dial",), "a transfer result")
-        return self._play(f"dial {status}", {"type": "dial_result", "status": status})
+        if (self.state.get("handoff") or {}).get("kind") == "queue":
+            # What the provider's Enqueue action would say (see ivr.calls.event_from).
+            event = event_from({"QueueResult": queue_result(status),
+                                "QueueTime": str(SIMULATED_QUEUE_SECONDS)}, self.state)
+        else:
+            event = {"type": "dial_result", "status": status}
+        return self._play(f"dial {status}", event)
 
     def recorded(self, seconds: int = 20) -> SimTurn:
         self._expect(("record",), "a recording")

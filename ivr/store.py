@@ -8,8 +8,10 @@ the reports count (docs: DESIGN.md sections 4 and 5):
                    turn gets the same answer and a restart loses nothing.
 ``node_events``    every node a call reached, keyed by (call_id, seq): a
                    retried turn that logs the same events counts them once.
-``calls``          one row per call: reason, outcome, cause, hand-off, and
-                   the caller as a keyed hash, never the raw number.
+``calls``          one row per call: reason, outcome, cause, hand-off (and
+                   what happened there: answered, abandoned in the queue,
+                   no answer), and the caller as a keyed hash, never the
+                   raw number.
 ``status_events``  provider status callbacks, keyed by (call_id, sequence).
 ``flow_versions``  the YAML and prompt texts of every flow version that ran.
 ``meta``           the store's own settings (the caller-hash key when none
@@ -267,6 +269,20 @@ def _no_state_time_index(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_call_state_updated_at")
 
 
+@MIGRATIONS(name="0009_transfer_result")
+def _transfer_result(db: sqlite_utils.Database) -> None:
+    """What happened at the human's end of a transfer (``answered``,
+    ``abandoned_in_queue``, ``no_answer``) and the seconds the caller
+    waited in the agents' queue, so reports tell a caller who gave up in
+    the queue from one an agent answered.  Calls logged before stay NULL
+    (unknown)."""
+    for statement in (
+        "ALTER TABLE calls ADD COLUMN transfer_result TEXT",
+        "ALTER TABLE calls ADD COLUMN queue_seconds REAL",
+    ):
+        db.execute(statement)
+
+
 def mark_first_visits(db: sqlite_utils.Database) -> None:
     """Flag each call's first event at each node (events written without
     the flag: a log from before it, or one built in bulk)."""
@@ -482,6 +498,8 @@ class CallStore:
             "steps": int(summary.get("steps") or 0),
             "exit_node": summary.get("exit_node"), "ivr_seconds": summary.get("ivr_seconds"),
             "sms_sent": int(summary.get("sms_sent") or 0),
+            "transfer_result": summary.get("transfer_result"),
+            "queue_seconds": summary.get("queue_seconds"),
         }
         if before is None:
             self.db.conn.execute(_upsert_sql(tuple(row)), list(row.values()))

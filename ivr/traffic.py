@@ -369,12 +369,13 @@ class PlannedCall:
 
     def ivr_seconds(self) -> int:
         """Seconds the call spends with the IVR, from the script: until the
-        turn that puts it in the agents' queue, else until it ends."""
+        turn that puts it in the agents' queue, else until it ends (the
+        status callback: the last prompt counts)."""
         steps = self.spec.steps
         for index, step in enumerate(steps):
             if step == "dial completed":  # a dial nobody answered keeps the call in the IVR
                 return self.times[index - 1] if index else 0
-        return self.times[len(steps) - 1]  # the last input, or the hang-up
+        return self.times[-1]
 
 
 def plan_calls(calls: int, seed: int, start: datetime, days: int,

@@ -31,6 +31,10 @@ from .model import Flow
 #: More effects than this in one turn means the flow loops on them.
 MAX_LOOKUPS_PER_TURN = 10
 
+#: The answer to an effect when the caller hung up while it ran (on hold
+#: for a slow look-up): the turn ends the call at the node that waited.
+HUNG_UP = {"hung_up": True}
+
 Perform = Callable[[act.Lookup, datetime], dict]
 #: Sends a text; answers ``{"status": "sent" | "failed", "error": ..., "sid": ...}``.
 SendSmsFn = Callable[[act.SendSms, datetime], dict]
@@ -57,6 +61,11 @@ def turn_steps(flow: Flow, state: dict | None, event: dict) -> Generator[Effect,
         if not effects:
             return Turn(state, fold_prompts(actions), node_events)
         result = yield effects[0]
+        if result is HUNG_UP:
+            # The caller never heard what came after: the call ends where it waited.
+            state, _out, events = step(flow, state, {"type": "hangup", "now": event["now"],
+                                                     "detail": "hung up on hold"})
+            return Turn(state, [act.Hangup()], node_events + events)
         event = {"type": _RESULT_EVENTS[type(effects[0])], "now": event["now"],
                  "request_id": effects[0].request_id, **result}
     state, out, events = step(flow, state, {"type": "error", "now": event["now"],
@@ -85,13 +94,16 @@ def play_turn(flow: Flow, state: dict | None, event: dict, perform: Perform,
 
 
 async def play_turn_async(flow: Flow, state: dict | None, event: dict, perform,
-                          clock, timeout: float | None, send_sms=None) -> Turn:
+                          clock, timeout: float | None, send_sms=None,
+                          caller_gone: Callable[[], defer.Deferred] | None = None) -> Turn:
     """Play a turn whose effects may return Deferreds.
 
     Each effect gets ``timeout`` seconds on ``clock`` (None: no limit); a
     slow or failing one is answered as a failure so the caller goes down
     the error (or failed) branch well before the provider gives up on the
-    request.
+    request.  When ``caller_gone()`` (a Deferred, asked as each effect
+    answers) says the caller hung up before hearing the answer, the call
+    ends at the node that waited for the effect (see :data:`HUNG_UP`).
     """
     performers = _performers(perform, send_sms)
     steps = turn_steps(flow, state, event)
@@ -108,6 +120,8 @@ async def play_turn_async(flow: Flow, state: dict | None, event: dict, perform,
             answer = await pending
         except Exception as error:  # noqa: BLE001 - timeouts and failures alike
             answer = effect_failed(effect, error)
+        if caller_gone is not None and await caller_gone():
+            answer = HUNG_UP
 
 
 def _performers(perform, send_sms) -> dict:

@@ -332,3 +332,24 @@ def test_head_answers_like_get_without_a_body(dash):
     code, headers, body = dash.get("/dashboard", {"Authorization": f"Bearer {TOKEN}"}, method="HEAD")
     assert (code, body) == (200, "")
     assert headers.getRawHeaders("content-type") == ["text/html; charset=utf-8"]
+
+
+def test_transfers_show_answered_and_queue_abandonment():
+    dash = Dashboard()
+    transferred = [c.call_id for c in dash.calls if c.outcome == "transferred"
+                   and WEEK.since <= c.started.date().isoformat() < WEEK.until]
+    abandoned, answered = transferred[:3], transferred[3:]
+    db = dash.store.db
+    for n, call_id in enumerate(abandoned):
+        db.execute("UPDATE calls SET transfer_result = 'abandoned_in_queue', queue_seconds = ? "
+                   "WHERE call_id = ?", [60 + 30 * n, call_id])  # 60, 90, 120 s
+    for call_id in answered:
+        db.execute("UPDATE calls SET transfer_result = 'answered' WHERE call_id = ?", [call_id])
+    page = dash.page()
+    assert int(page.value("transfers-answered")) == len(answered)
+    assert int(page.value("queue-abandoned")) == 3
+    assert float(page.value("queue-abandonment-rate")) == pytest.approx(3 / len(transferred))
+    assert int(page.value("transfers-unanswered")) == 0
+    assert page.text("transfers-note").startswith(
+        f"3 hung up in the queue ({3 / len(transferred):.1%}".replace("%", " %"))
+    assert "after 1 min 30 s on average" in page.text("transfers-note")

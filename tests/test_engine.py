@@ -281,7 +281,10 @@ def test_completed_transfer_ends_the_call(flow):
 def test_an_error_routes_the_caller_to_a_human_and_marks_the_call_failed(flow):
     call = Call(flow).event(type="error", message="boom")
     say, dial = call.actions
-    assert say.ssml.startswith("Nous rencontrons un problème technique")
+    # The flow's own words (prompts/fr-FR/failsafe_apology.j2), in its voice.
+    assert say.ssml == flow.server_says["fr-FR"]["failsafe_apology"]
+    assert say.ssml.startswith("Désolé, nous rencontrons un problème technique")
+    assert (say.voice, say.language) == (flow.voices["fr-FR"], "fr-FR")
     assert dial.target == act.DialTarget("number", "+33180000000")
     assert call.summary["outcome"] == "failed"
     assert call.node_events[-1]["branch"] == "failsafe"
@@ -403,3 +406,39 @@ def test_a_new_reason_to_need_a_human_moves_the_exit_node():
     call.silence().silence().silence()
     assert call.summary["cause"] == "no_input"
     assert call.summary["exit_node"] == "ask_order_number"
+
+
+def test_the_fail_safe_apologises_even_when_every_template_breaks(flow, monkeypatch):
+    from ivr.prompts import PromptError
+
+    call = Call(flow)
+
+    def broken(lang, name, context):
+        raise PromptError(lang, name, "the disk is gone")
+
+    monkeypatch.setattr(flow.prompts, "render", broken)
+    call.press("1")  # the next prompt cannot be rendered: the fail-safe
+    say, dial = call.actions
+    assert say.ssml == "Désolé, nous rencontrons un problème technique. Je vous passe un conseiller."
+    assert (say.voice, say.language) == ("Polly.Lea-Neural", "fr-FR")
+    assert isinstance(dial, act.Dial) and call.summary["outcome"] == "failed"
+
+
+def test_a_queue_result_is_kept_in_the_summary(flow):
+    call = Call(flow).press("0")
+    call.event(type="dial_result", status="completed", queue_result="hangup", queue_seconds=52)
+    assert (call.summary["outcome"], call.summary["transfer_result"], call.summary["queue_seconds"]) == (
+        "transferred", "abandoned_in_queue", 52)
+
+
+def test_a_hang_up_during_a_look_up_ends_the_call_at_the_look_up(flow):
+    call = Call(flow).press("1").press("100234")
+    state, _actions, _events = step(flow, call.state, {"type": "digits", "digits": "1",
+                                                        "now": TUESDAY_10AM})
+    assert (state["node"], state["waiting"]) == ("find", "lookup")
+    ended, _actions, events = step(flow, state, {"type": "hangup", "now": TUESDAY_10AM,
+                                                 "detail": "hung up on hold"})
+    summary = call_summary(ended)
+    assert (summary["outcome"], summary["exit_node"]) == ("abandoned", state["node"])
+    assert [(e["node"], e["branch"], e["detail"]) for e in events] == [
+        (state["node"], "hangup", "hung up on hold")]

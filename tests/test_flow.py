@@ -3,6 +3,7 @@
 import textwrap
 
 import pytest
+from prompt_support import add_server_prompts
 
 from ivr.flow import FlowError, check_flow, load_flow
 
@@ -44,6 +45,7 @@ def prompts(tmp_path):
     for lang in ("fr-FR", "en-US"):
         (root / lang).mkdir(parents=True)
         (root / lang / "hello.j2").write_text("Bonjour {{ caller|digits }}")
+    add_server_prompts(root)
     return root
 
 
@@ -271,3 +273,36 @@ def test_a_bad_callback_slot_is_reported_at_its_value(tmp_path, prompts, slot, c
 def test_slot_is_only_a_callback_field(tmp_path, prompts):
     found = problems(tmp_path, prompts, edit("    kind: hangup\n", "    kind: hangup\n    slot: morning\n"))
     assert [(l, c, code) for l, c, code, _ in found] == [(25, 5, "unknown-field")]
+
+
+def test_each_language_needs_the_prompts_the_server_says(tmp_path, prompts):
+    (prompts / "de-DE").mkdir()
+    (prompts / "de-DE" / "hello.j2").write_text("Hallo")
+    (prompts / "de-DE" / "hold.j2").write_text("Einen Moment bitte.")
+    found = problems(tmp_path, prompts, edit("languages: [fr-FR, en-US]",
+                                             "languages: [fr-FR, en-US, de-DE]"))
+    # No falling back to English: each one missing is named, at the language.
+    assert found == [
+        (2, 27, "missing-prompt", f"prompt '{name}' has no de-DE version: expected "
+         f"{prompts / 'de-DE' / (name + '.j2')} (the server says it during calls in de-DE)")
+        for name in ("agent_whisper", "failsafe_apology")]
+
+
+def test_a_server_prompt_may_read_only_what_the_server_gives_it(tmp_path, prompts):
+    (prompts / "en-US" / "agent_whisper.j2").write_text("Reason: {{ reason }} from {{ caller }}")
+    found = problems(tmp_path, prompts, VALID)
+    assert [(code, message) for _line, _column, code, message in found] == [
+        ("unknown-variable", "unknown variable 'caller'")]
+
+
+def test_the_fixed_server_prompts_are_rendered_when_the_flow_loads(tmp_path, prompts):
+    path = tmp_path / "flow.yaml"
+    path.write_text(VALID)
+    flow = load_flow(path, prompts)
+    assert flow.server_says["en-US"] == {
+        "hold": "One moment, I'm looking up your order.",
+        "failsafe_apology": "Sorry, we're having a technical problem. Let me put you through to an agent."}
+    (prompts / "fr-FR" / "failsafe_apology.j2").write_text("Désolé {{ 1 / 0 }}")
+    with pytest.raises(FlowError) as error:
+        load_flow(path, prompts)
+    assert "failsafe_apology.j2:1: ZeroDivisionError: division by zero [prompt-render]" in str(error.value)

@@ -206,12 +206,21 @@ def test_date_rejects_unknown_format(lib, root):
     [
         ("fr-FR", dt.date(2026, 11, 24), "aujourd&#39;hui"),
         ("fr-FR", "2026-11-25", "demain"),
-        ("fr-FR", dt.date(2026, 11, 26), "jeudi 26 novembre"),
-        ("fr-FR", dt.date(2026, 12, 1), "mardi 1er décembre"),
-        ("fr-FR", dt.date(2026, 11, 23), "lundi 23 novembre"),
+        ("fr-FR", dt.date(2026, 11, 23), "hier"),
+        # Within six days, the weekday alone: "livré jeudi", "expédié vendredi".
+        ("fr-FR", dt.date(2026, 11, 26), "jeudi"),
+        ("fr-FR", dt.date(2026, 11, 30), "lundi"),
+        ("fr-FR", dt.date(2026, 11, 20), "vendredi"),
+        # Further, the date, with its article: "livré le mardi 1er décembre".
+        ("fr-FR", dt.date(2026, 12, 1), "le mardi 1er décembre"),
+        ("fr-FR", dt.date(2026, 11, 17), "le mardi 17 novembre"),
         ("en-US", dt.date(2026, 11, 24), "today"),
         ("en-US", dt.datetime(2026, 11, 25, 8, 0), "tomorrow"),
-        ("en-US", dt.date(2026, 11, 26), "Thursday, November 26"),
+        ("en-US", dt.date(2026, 11, 23), "yesterday"),
+        ("en-US", dt.date(2026, 11, 26), "on Thursday"),
+        ("en-US", dt.date(2026, 12, 8), "on Tuesday, December 8"),
+        # A language without these words gets the date.
+        ("de-DE", dt.date(2026, 11, 25), "Mittwoch, 25. November"),
     ],
 )
 def test_relative_date(lib, root, lang, value, expected):
@@ -227,7 +236,7 @@ def test_relative_date(lib, root, lang, value, expected):
         ("fr-FR", "09:05", "9 h 05"),
         ("fr-FR", dt.datetime(2026, 11, 24, 14, 15), "14 h 15"),
         ("en-US", dt.time(18, 30), "6:30 PM"),
-        ("en-US", "09:00", "9:00 AM"),
+        ("en-US", "09:00", "9 AM"),  # on the hour, as said
     ],
 )
 def test_time(lib, root, lang, value, expected):

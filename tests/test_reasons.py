@@ -16,6 +16,7 @@ from ivr.engine import call_summary, final_reason_answered, step
 from ivr.flow import check_flow, load_flow
 from ivr.scenarios import demo_lookups
 from ivr.sim import SimCall
+from prompt_support import add_server_prompts
 
 ROOT = Path(__file__).parent.parent
 PARIS = ZoneInfo("Europe/Paris")
@@ -281,6 +282,7 @@ nodes:
 def prompts(tmp_path):
     (tmp_path / "prompts" / "fr-FR").mkdir(parents=True)
     (tmp_path / "prompts" / "fr-FR" / "hello.j2").write_text("Bonjour")
+    add_server_prompts(tmp_path / "prompts", ("fr-FR",))
     return tmp_path / "prompts"
 
 

@@ -300,3 +300,67 @@ def test_a_bad_amount_is_a_usage_error(log):
     result = CliRunner().invoke(main, ["summary", "--db", str(log), "--agent-cost", "three"])
     assert result.exit_code == 2
     assert "'three' is not an amount like 3.00" in result.output
+
+
+# --- transfers at the agents' end -------------------------------------------------------
+
+
+@pytest.fixture
+def queue_log(log):
+    """The log, its two transfers now known: one answered, one whose
+    caller hung up after 47 s in the queue; plus a third, not answered."""
+    db = sqlite_utils.Database(log)
+    db.execute("UPDATE calls SET transfer_result = 'answered', queue_seconds = 12 WHERE call_id = 'CA0006'")
+    db.execute("UPDATE calls SET transfer_result = 'abandoned_in_queue', queue_seconds = 47 "
+               "WHERE call_id = 'CA0007'")
+    add_call(db, 10, "2026-11-25T13:00:00+01:00", "transferred", "return_refund", "hank",
+             ["welcome", "main_menu", "agent"], cause="caller_asked", exit_node="main_menu")
+    db.execute("UPDATE calls SET transfer_result = 'no_answer' WHERE call_id = 'CA0010'")
+    db.conn.commit()
+    db.close()
+    return log
+
+
+def test_summary_shows_queue_abandonment_next_to_answered_transfers(queue_log):
+    result = invoke("summary", "--db", queue_log)
+    lines = result.output.splitlines()
+    start = lines.index("Transfers at the agents' end:")
+    assert lines[start + 1].split() == ["Answered", "Abandoned", "in", "queue", "Queue", "abandonment",
+                                        "Avg", "s", "before", "hang-up", "No", "answer/busy"]
+    assert lines[start + 3].split() == ["1", "1", "50.0", "%", "47.0", "1"]
+    row = json.loads(invoke("summary", "--db", queue_log, "--format", "json").output)[0]
+    assert (row["transferred"], row["transfers_answered"], row["queue_abandoned"],
+            row["transfers_unanswered"], row["queue_abandonment_rate"],
+            row["avg_queue_seconds_abandoned"]) == (3, 1, 1, 1, 0.5, 47.0)
+
+
+def test_reasons_show_queue_abandonment_per_reason(queue_log):
+    lines = invoke("reasons", "--db", queue_log).output.splitlines()
+    start = lines.index("Transfers at the agents' end:")
+    assert lines[start + 1].split()[0] == "Reason"
+    body = {line.split()[0]: line.split()[1:] for line in lines[start + 3:start + 5]}
+    assert body == {"return_refund": ["0", "1", "100.0", "%", "47.0", "1"],
+                    "not_stated": ["1", "0", "0.0", "%", "–", "0"]}
+    csv_rows = list(csv.DictReader(io.StringIO(invoke("reasons", "--db", queue_log, "--format", "csv").output)))
+    assert {r["reason"]: r["queue_abandoned"] for r in csv_rows}["return_refund"] == "1"
+
+
+def test_a_log_without_transfer_results_reports_no_transfer_table(log):
+    result = invoke("summary", "--db", log)
+    assert "Transfers at the agents' end:" not in result.output
+    row = json.loads(invoke("summary", "--db", log, "--format", "json").output)[0]
+    assert (row["queue_abandoned"], row["queue_abandonment_rate"]) == (0, None)
+
+
+def test_a_log_written_before_the_transfer_columns_still_reports(tmp_path):
+    from ivr.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    MIGRATIONS.apply(db, stop_before="0009_transfer_result")
+    add_call(db, 1, "2026-11-24T09:00:00+01:00", "transferred", "order_status", "alice",
+             ["welcome", "main_menu", "agent"], cause="caller_asked")
+    db.close()
+    row = json.loads(invoke("summary", "--db", path, "--format", "json").output)[0]
+    assert (row["transferred"], row["transfers_answered"], row["queue_abandoned"]) == (1, 0, 0)
+    assert "transfer_result" not in json.loads(invoke("calls", "--db", path, "--format", "json").output)[0]

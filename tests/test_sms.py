@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from prompt_support import add_server_prompts
 from treq.testing import StubTreq
 from twisted.internet import defer, task
 from twisted.internet import error as net
@@ -121,6 +122,7 @@ def prompts_root(tmp_path):
         (root / lang).mkdir(parents=True)
         for name, texts in PROMPTS.items():
             (root / lang / f"{name}.j2").write_text(texts[index], encoding="utf-8")
+    add_server_prompts(root)
     return root
 
 
@@ -648,8 +650,8 @@ def test_a_scenario_can_make_texts_fail_and_a_wrong_value_is_a_failure(tmp_path)
         "Votre commande 100234 est en route avec Colissimo. / Livraison prévue le mercredi 25 "
         "novembre. / Suivez votre colis : https://www.laposte.fr/outils/suivre-vos-envois?"
         "code=6A1002340000FR] C'est fait : je vous ai envoyé un SMS avec le lien de suivi de votre "
-        "colis. Puis-je vous aider pour autre chose ? Tapez 1 pour une autre question, ou 2 pour "
-        "terminer.",
+        "colis. Puis-je vous aider pour autre chose ? Pour une autre question, tapez 1. Pour "
+        "terminer l'appel, tapez 2.",
         "typo: sms: expected sent or failed, found 'maybe'"]
 
 

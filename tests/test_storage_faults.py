@@ -21,7 +21,7 @@ def call_sid(name: str) -> str:
     return "CA" + hashlib.md5(name.encode()).hexdigest()
 
 
-APOLOGY_FR = "Nous rencontrons un problème technique. Je vous passe un conseiller."
+APOLOGY_FR = "Désolé, nous rencontrons un problème technique. Je vous passe un conseiller."
 
 
 class FailingConnection:
@@ -326,7 +326,7 @@ def test_the_apology_is_in_the_callers_language_and_the_flows_voice(tmp_path):
     code, body = voice(server, 1, From="+447911123456", Digits="1")
     say = ET.fromstring(body).find("Say")
     assert code == 200
-    assert say.text == "We are having a technical problem. Let me put you through to an agent."
+    assert say.text == "Sorry, we're having a technical problem. Let me put you through to an agent."
     assert say.get("language") == "en-US" and say.get("voice")
 
 

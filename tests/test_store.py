@@ -74,7 +74,7 @@ def test_migrations_create_the_schema_and_applying_twice_is_a_no_op():
     applied = MIGRATIONS.applied(db)
     names = ["0001_initial", "0002_exit_node_and_ivr_time", "0003_report_indexes",
              "0004_open_calls_index", "0005_callback_requests", "0006_sms_sent",
-             "0007_reached_index", "0008_no_state_time_index"]
+             "0007_reached_index", "0008_no_state_time_index", "0009_transfer_result"]
     assert [m.name for m in applied] == names
 
     CallStore(db)
@@ -178,6 +178,7 @@ def test_calls_row_comes_from_the_summary():
         "confirmed": 1, "handoff_kind": "number", "handoff_target": "+33180000000",
         "steps": 2, "provider_status": None, "duration_s": None,
         "exit_node": "agent", "ivr_seconds": 10.0, "sms_sent": 0,
+        "transfer_result": None, "queue_seconds": None,
     }
     assert store.call("nope") is None
 
@@ -489,3 +490,19 @@ def test_a_turn_flags_the_first_event_of_the_call_at_each_node_once():
     save(store, make_state(), turn=2, events=later)
     rows = store.db.execute("SELECT seq, first_visit FROM node_events ORDER BY seq").fetchall()
     assert rows == [(1, 1), (2, 1), (3, 0), (4, 0), (5, 1)]
+
+
+def test_a_log_from_before_transfer_results_is_upgraded_and_its_calls_stay_unknown():
+    db = sqlite_utils.Database(memory=True)
+    MIGRATIONS.apply(db, stop_before="0009_transfer_result")
+    db["calls"].insert({"call_id": "OLD", "flow": "shop", "version": "v1",
+                        "started_at": "2026-11-24T09:00:00+00:00", "outcome": "transferred"})
+    store = CallStore(db)
+    assert {"transfer_result", "queue_seconds"} <= set(db["calls"].columns_dict)
+    assert (store.call("OLD")["transfer_result"], store.call("OLD")["queue_seconds"]) == (None, None)
+    state = make_state(ended=True, outcome="transferred",
+                       handoff={"kind": "queue", "target": "support", "node": "agent"},
+                       transfer_result="abandoned_in_queue", queue_seconds=47)
+    save(store, state, turn=2)
+    row = store.call("CA1")
+    assert (row["transfer_result"], row["queue_seconds"]) == ("abandoned_in_queue", 47)

@@ -490,6 +490,8 @@ def test_a_transfer_to_a_number_whispers_the_reason_and_order_to_the_agent(tmp_p
     assert code == 200
     assert says(whisper) == ("Appel du serveur vocal. Motif : Demande de retour, d'échange ou de "
                              "remboursement. Commande 1 0 0 2 3 4.")
+    say = ET.fromstring(whisper).find("Say")  # prompts/fr-FR/agent_whisper.j2, in the flow's voice
+    assert (say.get("voice"), say.get("language")) == ("Polly.Lea-Neural", "fr-FR")
 
 
 def test_a_call_whose_flow_is_gone_hears_an_apology_and_reaches_the_fallback(tmp_path, monkeypatch):
@@ -502,7 +504,9 @@ def test_a_call_whose_flow_is_gone_hears_an_apology_and_reaches_the_fallback(tmp
     monkeypatch.setattr(server.registry, "current", lambda name: None)
     code, body = server.turn(1, Digits="1")
     assert code == 200
-    assert says(body) == "Nous rencontrons un problème technique. Je vous passe un conseiller."
+    # The apology a flow rendered when it loaded, in its voice.
+    assert says(body) == "Désolé, nous rencontrons un problème technique. Je vous passe un conseiller."
+    assert ET.fromstring(body).find("Say").get("voice") == "Polly.Lea-Neural"
     assert ET.fromstring(body).find("Dial/Number").text == "+33180000000"
     call = server.store.call(CA1)
     assert (call["outcome"], call["cause"]) == ("failed", "error")
