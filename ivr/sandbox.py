@@ -1,30 +1,301 @@
-"""The Jinja2 sandbox that prompts and flow expressions run in."""
+"""The Jinja2 sandbox that prompts and flow expressions run in.
+
+Templates are written by people who are not necessarily developers, and a
+template runs on the reactor thread: one that loops for ever or builds a
+gigabyte string would hold every call, not just its own.  So besides
+Jinja's sandbox (no private attributes, no unsafe calls, no changing the
+call's data), every render is bounded:
+
+- static bounds, always on: ``range`` holds at most :data:`MAX_RANGE`
+  items; ``*``, ``+``, ``%``, ``~`` and every filter or string method build
+  at most :data:`MAX_VALUE_SIZE` characters or items; ``**`` and ``*`` on
+  numbers stay under :data:`MAX_INT_BITS` bits; ``lipsum`` is gone;
+- a :class:`RenderBudget` while :meth:`Sandbox.metered` runs: a number of
+  operations (attribute reads, item reads, calls, operators, filters, loop
+  turns), a time, and a size of output.  Each operation counts, and the
+  clock is read every few operations, so a runaway render stops itself
+  (threads cannot be killed) with :class:`RenderBudgetExceeded`.
+"""
 
 from __future__ import annotations
 
-from jinja2.sandbox import SandboxedEnvironment
+import functools
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable
 
-__all__ = ["Sandbox"]
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+__all__ = [
+    "MAX_INT_BITS", "MAX_OPERATIONS", "MAX_OUTPUT", "MAX_RANGE", "MAX_SECONDS",
+    "MAX_VALUE_SIZE", "RenderBudget", "RenderBudgetExceeded", "Sandbox",
+]
+
+#: The most items a ``range()`` may hold.
+MAX_RANGE = 1_000
+#: The most characters (or items) an operator, a filter or a string method may build.
+MAX_VALUE_SIZE = 10_000
+#: The largest number an operator may build, in bits (about 1,200 digits).
+MAX_INT_BITS = 4_096
+#: Per render: operations, seconds and characters of output.
+MAX_OPERATIONS = 20_000
+MAX_SECONDS = 0.050
+MAX_OUTPUT = 8_192
+#: The clock is read once every this many operations (a power of two, minus one).
+_CLOCK_EVERY = 15
+
+# A width or precision of five digits or more in a format string
+# ("%099999d", "{:>100000}"): it alone would build more than MAX_VALUE_SIZE.
+_HUGE_FORMAT = re.compile(r"\d{5,}")
 
 
-class Sandbox(SandboxedEnvironment):
+class RenderBudgetExceeded(RuntimeError):
+    """A render went over its budget or one of the sandbox's bounds.
+
+    Not a ``LookupError`` nor an ``AttributeError``: nothing in a template
+    (``default``, ``is defined``) can catch it.
+    """
+
+
+@dataclass(frozen=True)
+class RenderBudget:
+    """What one render may spend.  ``clock`` is read to enforce ``seconds``
+    (tests give one that advances as they wish)."""
+
+    seconds: float = MAX_SECONDS
+    operations: int = MAX_OPERATIONS
+    output: int = MAX_OUTPUT
+    clock: Callable[[], float] = field(default=time.perf_counter, compare=False)
+
+
+class _Meter:
+    """The running count of one render against its budget."""
+
+    __slots__ = ("budget", "count", "deadline")
+
+    def __init__(self, budget: RenderBudget):
+        self.budget = budget
+        self.count = 0
+        self.deadline = budget.clock() + budget.seconds
+
+    def tick(self) -> None:
+        self.count += 1
+        if self.count > self.budget.operations:
+            raise RenderBudgetExceeded(
+                f"more than {self.budget.operations} operations in one render")
+        if not self.count & _CLOCK_EVERY and self.budget.clock() > self.deadline:
+            raise RenderBudgetExceeded(
+                f"the render took longer than {self.budget.seconds * 1000:g} ms")
+
+
+class _MeteredCode(CodeGenerator):
+    """Compiles every ``{% for %}`` so that each turn of the loop counts as
+    an operation: an empty loop body calls nothing the sandbox would see."""
+
+    def visit_For(self, node, frame):
+        node.iter = nodes.Call(nodes.EnvironmentAttribute("metered_iter"), [node.iter], [],
+                               None, None, lineno=node.iter.lineno)
+        super().visit_For(node, frame)
+
+    def visit_Concat(self, node, frame):
+        # ``a ~ b``: checked once built, so a doubling loop stops at twice the bound.
+        self.write("environment.bounded(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+
+class _MeteredFilters(dict):
+    """The filters, each counted and bounded when a template takes it."""
+
+    def __init__(self, sandbox: "Sandbox", filters: dict):
+        super().__init__(filters)
+        self._sandbox = sandbox
+
+    def __getitem__(self, name):
+        return self._sandbox.metered_filter(name, super().__getitem__(name))
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+
+class Sandbox(ImmutableSandboxedEnvironment):
     """A sandboxed environment whose templates see its globals as a plain
-    dict.  Jinja gives each template a ChainMap over them, and copying a
+    dict, cannot change the data they are given (``order.update(...)``
+    is refused), and are bounded (see the module docstring).
+
+    Jinja gives each template a ChainMap over the globals, and copying a
     ChainMap into every render's context took a third of the time of
     rendering a short prompt; our globals are set before any template is
     loaded and never change."""
 
+    code_generator_class = _MeteredCode
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._meter: _Meter | None = None
+        self.globals["range"] = _bounded_range
+        self.globals.pop("lipsum", None)  # lipsum(100000) builds megabytes
+        self.filters = _MeteredFilters(self, self.filters)
+
     def make_globals(self, d):
         return {**self.globals, **(d or {})}
+
+    # --- the budget ---------------------------------------------------------
+
+    def metered(self, render: Callable[[], str], budget: RenderBudget) -> str:
+        """Run ``render()`` (which renders templates of this sandbox) within
+        ``budget``; raises :class:`RenderBudgetExceeded` when it goes over."""
+        outer = self._meter
+        self._meter = _Meter(budget)
+        try:
+            return render()
+        finally:
+            self._meter = outer
+
+    def _tick(self) -> None:
+        meter = self._meter
+        if meter is not None:
+            meter.tick()
+
+    def metered_iter(self, iterable):
+        """What a ``{% for %}`` loops over: each turn counts."""
+        if self._meter is None:
+            return iterable
+        return self._counted(iterable)
+
+    def _counted(self, iterable):
+        for item in iterable:
+            self._tick()
+            yield item
+
+    def bounded(self, value):
+        """``value``, when it is not longer than :data:`MAX_VALUE_SIZE`."""
+        if isinstance(value, (str, list, tuple, dict)) and len(value) > MAX_VALUE_SIZE:
+            raise RenderBudgetExceeded(
+                f"a value of {len(value)} characters or items; at most {MAX_VALUE_SIZE}")
+        return value
+
+    def concat(self, parts) -> str:
+        """Join a render's output (or a macro's): at most the budget's output."""
+        limit = self._meter.budget.output if self._meter is not None else MAX_OUTPUT
+        size, kept = 0, []
+        for part in parts:
+            size += len(part)
+            if size > limit:
+                raise RenderBudgetExceeded(f"more than {limit} characters of output")
+            kept.append(part)
+        return "".join(kept)
+
+    # --- the sandbox's hooks ------------------------------------------------
 
     def getattr(self, obj, attribute):
         """``order.number`` on flow data (a dict) is its key, looked up
         first.  Jinja tries the attribute first, which on a dict fails
         (an exception built each time) unless the key is named like a dict
-        method: ``order.items`` was the method, never the order's items."""
+        method: ``order.items`` was the method, never the order's items.
+        A key that is not there is undefined (an error when used), as any
+        unknown attribute."""
+        self._tick()
         if type(obj) is dict:
             try:
                 return obj[attribute]
             except KeyError:
                 pass
         return super().getattr(obj, attribute)
+
+    def getitem(self, obj, argument):
+        self._tick()
+        return super().getitem(obj, argument)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
+        __self._tick()
+        if isinstance(getattr(__obj, "__self__", None), (str, list, tuple)):
+            _check_sizes(getattr(__obj, "__name__", ""), __obj.__self__, args, kwargs)
+        return __self.bounded(super().call(__context, __obj, *args, **kwargs))
+
+    def call_binop(self, context, operator, left, right):
+        self._tick()
+        _check_binop(operator, left, right)
+        return self.bounded(super().call_binop(context, operator, left, right))
+
+    def wrap_str_format(self, value):
+        wrapper = super().wrap_str_format(value)
+        if wrapper is None:
+            return None
+        _check_format(value.__self__)
+        return wrapper
+
+    def metered_filter(self, name: str, filter_):
+        """``filter_`` counted as an operation, its arguments and result bounded."""
+        @functools.wraps(filter_)
+        def bounded_filter(*args, **kwargs):
+            self._tick()
+            # Filters that take the context or environment get it first.
+            value_at = 1 if getattr(filter_, "jinja_pass_arg", None) else 0
+            value = args[value_at] if len(args) > value_at else None
+            _check_sizes(name, value, args[value_at + 1:], kwargs)
+            return self.bounded(filter_(*args, **kwargs))
+        return bounded_filter
+
+
+def _bounded_range(*args) -> range:
+    """``range`` that holds at most :data:`MAX_RANGE` items."""
+    items = range(*args)
+    if len(items) > MAX_RANGE:
+        raise RenderBudgetExceeded(f"range of {len(items)} items; at most {MAX_RANGE}")
+    return items
+
+
+def _check_sizes(name: str, value, args, kwargs) -> None:
+    """Refuse a filter or method call whose arguments alone would build a
+    value over the bound: a width (``center(100000000)``), a format, or a
+    replacement that multiplies the text."""
+    for arg in (*args, *kwargs.values()):
+        if isinstance(arg, (int, float)) and not isinstance(arg, bool) and abs(arg) > MAX_VALUE_SIZE:
+            raise RenderBudgetExceeded(f"{name}() given {arg:g}; at most {MAX_VALUE_SIZE}")
+    if name == "format" and isinstance(value, str):
+        _check_format(value)
+    if name == "replace" and isinstance(value, str) and len(args) >= 2:
+        old, new = str(args[0]), str(args[1])
+        grows = value.count(old) * (len(new) - len(old)) if old else len(value) * len(new)
+        if len(value) + grows > MAX_VALUE_SIZE:
+            raise RenderBudgetExceeded(f"replace() would build {len(value) + grows} characters; "
+                                       f"at most {MAX_VALUE_SIZE}")
+
+
+def _check_format(text: str) -> None:
+    if _HUGE_FORMAT.search(text):
+        raise RenderBudgetExceeded(f"a format with a width or precision of 10,000 or more")
+
+
+def _check_binop(operator: str, left, right) -> None:
+    """Refuse ``'x' * 100000000``, ``2 ** 100000000`` and their kin before
+    Python builds them."""
+    if operator == "*":
+        for seq, n in ((left, right), (right, left)):
+            if isinstance(seq, (str, list, tuple)) and isinstance(n, int):
+                if len(seq) * n > MAX_VALUE_SIZE:
+                    raise RenderBudgetExceeded(
+                        f"a repetition of {len(seq) * n} characters or items; at most {MAX_VALUE_SIZE}")
+        if _is_int(left) and _is_int(right) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise RenderBudgetExceeded(f"a product of more than {MAX_INT_BITS} bits")
+    elif operator == "**":
+        if _is_int(left) and _is_int(right) and abs(left) > 1 and right > 0:
+            if left.bit_length() * right > MAX_INT_BITS:
+                raise RenderBudgetExceeded(f"a power of more than {MAX_INT_BITS} bits")
+    elif operator == "+":
+        if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+            if len(left) + len(right) > MAX_VALUE_SIZE:
+                raise RenderBudgetExceeded(
+                    f"a concatenation of {len(left) + len(right)} characters or items; "
+                    f"at most {MAX_VALUE_SIZE}")
+    elif operator == "%" and isinstance(left, str):
+        _check_format(left)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,346 @@
+"""Rehearse a flow on sample data before it may serve a call.
+
+A template can be valid Jinja and still fail on the first live call: a
+field that does not exist (``order.numero``), a filter given nothing, a loop
+that never ends.  So every load (and ``ivr-sim lint``) walks the flow's
+graph from ``start`` (and from ``human``) as calls would, with sample data,
+and renders every prompt each node says, in every language of the flow:
+
+- look-ups answer every way they can: found, with each demo order
+  (``ivr.demo_orders``, every status) and with the same orders stripped of
+  every field a shop may leave empty (carrier, tracking, dates), several
+  orders, not found, and failed;
+- callers are French, American and British numbers, and withheld;
+- the time is a weekday morning and evening; ``opens_at`` is none, later
+  today and tomorrow morning; ``attempt`` 1 to 3; the last keys and words
+  are empty or not; ``reason`` is none or each reason of the flow;
+- menus take every choice (with its ``set``), inputs get digits of their
+  length, callbacks get the caller's own number and typed digits, hours
+  nodes are open and closed, texts are sent and fail;
+- branch conditions are evaluated, so a node is only rendered with what
+  can reach it (a text of the tracking link only for an order that has
+  one).
+
+The walk keeps at most :data:`MAX_STATES_PER_NODE` different sets of
+variables per node, so it ends on any flow.  Each failing render is a
+:class:`Finding`: the template, the node that says it, the sample, and the
+:class:`ivr.prompts.PromptError` (with the template line).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from . import expressions
+from .demo_orders import demo_orders
+from .lookups import order_dict
+from .model import Flow, Node, PromptItem
+from .phone import country_of
+from .prompts import PromptError
+
+__all__ = ["Finding", "MAX_STATES_PER_NODE", "SAMPLE_DAY", "rehearse"]
+
+#: The day the samples are told from (a Tuesday; demo orders are dated from it).
+SAMPLE_DAY = date(2026, 3, 10)
+#: How many different sets of variables the walk keeps per node and caller.
+MAX_STATES_PER_NODE = 48
+
+_CALLERS = {"known": ("+33612345678", "+14155550123", "+447700900123"), "withheld": ("anonymous",)}
+_TIMES = (time(10, 30), time(19, 15))
+_TYPED_CALLBACK_NUMBER = "0612345678"
+_RECORDING_URL = "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE0"
+#: Order fields a shop may leave empty: stripped in the sparse samples.
+_OPTIONAL_ORDER_FIELDS = ("carrier", "carrier_name", "tracking_number", "tracking_url",
+                          "shipped_on", "delivered_on", "expected_on")
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A prompt that failed on sample data."""
+
+    lang: str
+    prompt: str
+    node: str
+    sample: str
+    error: PromptError
+
+
+def sample_orders(now: datetime) -> list[dict]:
+    """Orders as look-ups return them: each demo order (every status), then
+    one per status with every optional field empty."""
+    dense = [order_dict(order, now) for order in demo_orders(now.date())]
+    sparse, seen = [], set()
+    for order in dense:
+        if order["status"] not in seen:
+            seen.add(order["status"])
+            sparse.append({**order, **dict.fromkeys(_OPTIONAL_ORDER_FIELDS)})
+    return dense + sparse
+
+
+def rehearse(flow: Flow) -> list[Finding]:
+    """Every prompt of ``flow`` that fails on sample data (see the module
+    docstring), one finding per template, language and error.
+
+    Kept by version (a hash of the flow and its templates): reloading or
+    rebuilding the same flow does not rehearse it again."""
+    findings = _REHEARSED.get(flow.version)
+    if findings is None:
+        findings = _Rehearsal(flow).run()
+        if len(_REHEARSED) >= _REHEARSED_KEPT:
+            del _REHEARSED[next(iter(_REHEARSED))]
+        _REHEARSED[flow.version] = findings
+    return findings
+
+
+_REHEARSED: dict[str, list[Finding]] = {}
+_REHEARSED_KEPT = 256
+
+
+class _Rehearsal:
+    def __init__(self, flow: Flow):
+        self.flow = flow
+        zone = ZoneInfo(flow.timezone)
+        self.times = [datetime.combine(SAMPLE_DAY, t, zone) for t in _TIMES]
+        self.orders = sample_orders(self.times[0])
+        self.sparse_ids = {id(order) for order in self.orders[len(demo_orders(SAMPLE_DAY)):]}
+        tomorrow = SAMPLE_DAY + timedelta(days=1)
+        self.openings = (None, datetime.combine(SAMPLE_DAY, time(14), zone).isoformat(),
+                         datetime.combine(tomorrow, time(9), zone).isoformat())
+        self.findings: dict[tuple, Finding] = {}
+        self.rendered: set = set()
+        self.read: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.builtins: dict[tuple[str, str], list[dict]] = {}
+        self.distinct: dict[tuple, list[dict]] = {}
+
+    # --- the walk -------------------------------------------------------------
+
+    def run(self) -> list[Finding]:
+        flow = self.flow
+        start_vars = dict(flow.variables)
+        kept: dict[tuple, set] = {}
+        pending = deque((root, profile, start_vars) for profile in _CALLERS
+                        for root in dict.fromkeys((flow.start, flow.human)) if root in flow.nodes)
+        while pending:
+            name, profile, variables = pending.popleft()
+            seen = kept.setdefault((name, profile), set())
+            key = _key_of(variables)
+            if key in seen or len(seen) >= MAX_STATES_PER_NODE:
+                continue
+            seen.add(key)
+            for target, after in self._visit(flow.nodes[name], profile, variables):
+                if target in flow.nodes:
+                    pending.append((target, profile, after))
+        return sorted(self.findings.values(), key=lambda f: (f.prompt, f.lang, f.node))
+
+    def _visit(self, node: Node, profile: str, variables: dict):
+        """Render what ``node`` says with ``variables``; the nodes it leads
+        to, each with the variables it leaves."""
+        say = lambda prompts, values=variables, plain=False: self._say(  # noqa: E731
+            node, prompts, profile, values, plain)
+        kind, opts = node.kind, node.opts
+        if kind in ("say", "hangup", "transfer", "record", "lookup"):
+            say(node.say)
+        if kind == "say":
+            return [(node.next, variables)]
+        if kind == "set":
+            after = self._assign(opts["set"], profile, variables)
+            return [] if after is None else [(node.next, after)]
+        if kind == "branch":
+            return self._branch(node, profile, variables)
+        if kind == "hours":
+            return [(opts["open"], variables),
+                    (opts["closed"], {**variables, "opens_at": self.openings[2]})]
+        if kind == "lookup":
+            return self._lookup(node, variables)
+        if kind == "sms":
+            say((PromptItem("prompt", opts["text"]),), plain=True)
+            say(node.say)
+            return [(node.next, variables), (opts.get("failed") or node.next, variables)]
+        if kind == "transfer":
+            return [(opts["no_answer"], variables)] if opts.get("no_answer") else []
+        if kind == "record":
+            return [(node.next, {**variables, "recording_url": _RECORDING_URL})] if node.next else []
+        if kind == "hangup":
+            return []
+        return self._gather(node, profile, variables, say)
+
+    def _gather(self, node: Node, profile: str, variables: dict, say):
+        """Menus, inputs and callbacks: every prompt of every attempt, then
+        every way out (choices, the answer, escape, retries exhausted)."""
+        opts = node.opts
+        for prompts in (node.say, *node.reprompt, *opts["no_input"].say, *opts["no_match"].say):
+            if node.kind != "callback" or prompts is not node.say or profile == "known":
+                say(prompts)
+        ways = [(self.flow.escape.to or self.flow.human, variables),
+                (opts["no_input"].to or self.flow.human, variables),
+                (opts["no_match"].to or self.flow.human, variables)]
+        if node.kind == "menu":
+            for choice in opts["choices"]:
+                after = self._assign(choice.assign, profile, variables)
+                if after is not None:
+                    ways.append((choice.to, after))
+        elif node.kind == "input":
+            after = {**variables, opts["save_as"]: _digits_for(node)}
+            say(opts.get("confirm", ()), after)
+            ways.append((node.next, after))
+        else:  # callback
+            say(opts["ask_number"])
+            numbers = [_TYPED_CALLBACK_NUMBER] + list(_CALLERS[profile][:1] if profile == "known" else ())
+            for number in numbers:
+                ways.append((node.next, {**variables, opts["save_as"]: number}))
+        return ways
+
+    def _branch(self, node: Node, profile: str, variables: dict):
+        context = self._context(profile, self.flow.languages[0], variables)
+        try:
+            for condition, to in node.opts["when"]:
+                if expressions.evaluate(condition, context):
+                    return [(to, variables)]
+        except Exception:  # noqa: BLE001 - the fail-safe's business at run time, not a prompt's
+            return []
+        return [(node.opts["else"], variables)]
+
+    def _lookup(self, node: Node, variables: dict):
+        opts = node.opts
+        found, many = opts["found"], opts.get("many") or opts["not_found"]
+        ways = [(opts["not_found"], variables), (opts["error"], variables)]
+        by_phone = opts["find"] == "orders_by_phone"
+        for order in self.orders:
+            data = {"order": order, "orders": [order], "count": 1} if by_phone else {"order": order}
+            ways.append((found, {**variables, **data}))
+        if by_phone:
+            several = self.orders[1:4]
+            ways.append((many, {**variables, "orders": several, "count": len(several)}))
+        return ways
+
+    def _assign(self, assignments, profile: str, variables: dict) -> dict | None:
+        after = dict(variables)
+        for variable, spec in assignments:
+            if variable == "lang":
+                continue  # every language is rendered anyway
+            try:
+                after[variable] = expressions.value(spec, self._context(
+                    profile, self.flow.languages[0], after))
+            except Exception:  # noqa: BLE001 - as in _branch
+                return None
+        return after
+
+    # --- rendering ------------------------------------------------------------
+
+    def _context(self, profile: str, lang: str, variables: dict) -> dict:
+        """What the engine gives a template (``engine._context``), for a
+        sample call: the first of :meth:`_builtins`."""
+        return {**variables, **self._builtins(profile, lang)[0],
+                "opens_at": variables.get("opens_at")}
+
+    def _builtins(self, profile: str, lang: str) -> list[dict]:
+        """What the engine itself sets, as samples varied one at a time:
+        the caller, the time, ``opens_at`` (when given: else the
+        variables' own), ``attempt``, the last input and ``reason``."""
+        key = (profile, lang)
+        if key not in self.builtins:
+            base = self._engine_values(_CALLERS[profile][0], lang, self.times[0])
+            variants = [base]
+            variants += [self._engine_values(c, lang, self.times[0]) for c in _CALLERS[profile][1:]]
+            variants += [self._engine_values(_CALLERS[profile][0], lang, t) for t in self.times[1:]]
+            variants += [{**base, "opens_at": opening} for opening in self.openings]
+            variants += [{**base, "attempt": attempt} for attempt in (2, 3)]
+            variants += [{**base, "digits": "1"}, {**base, "speech": "oui"}]
+            variants += [{**base, "reason": reason} for reason in self.flow.reasons]
+            self.builtins[key] = variants
+        return self.builtins[key]
+
+    def _engine_values(self, caller: str, lang: str, now: datetime) -> dict:
+        return {
+            "caller": caller, "called": "+33100000000", "call_id": "CA" + "0" * 32,
+            "country": country_of(caller), "lang": lang, "now": now, "today": now.date(),
+            "hour": now.hour, "weekday": now.isoweekday(), "attempt": 1, "digits": "",
+            "speech": "", "reason": None,
+        }
+
+    def _say(self, node: Node, prompts, profile: str, variables: dict, plain: bool):
+        for item in prompts:
+            if item.kind != "prompt":
+                continue
+            for lang in self.flow.languages:
+                read = self._reads(lang, item.value)
+                for values in self._distinct_builtins(profile, lang, read):
+                    self._render(node, lang, item.value, read, values, variables, plain)
+
+    def _distinct_builtins(self, profile: str, lang: str, read: tuple[str, ...]) -> list[dict]:
+        """Of :meth:`_builtins`, one per different value of what a template reads."""
+        key = (profile, lang, read)
+        if key not in self.distinct:
+            kept = {}
+            for values in self._builtins(profile, lang):
+                kept.setdefault(tuple(_identity(values.get(v, _MISSING)) for v in read), values)
+            self.distinct[key] = list(kept.values())
+        return self.distinct[key]
+
+    def _render(self, node: Node, lang: str, name: str, read, values: dict, variables: dict,
+                plain: bool):
+        # The same template with the same values of what it reads renders
+        # the same: the key is made before the context, which costs more.
+        key = (lang, name, plain) + tuple(
+            _identity(values[v] if v in values else variables.get(v, None if v == "opens_at" else _MISSING))
+            for v in read)
+        if key in self.rendered:
+            return
+        self.rendered.add(key)
+        context = {**variables, "opens_at": variables.get("opens_at"), **values}
+        library = self.flow.prompts
+        try:
+            (library.render_text if plain else library.render)(lang, name, context)
+        except PromptError as error:
+            found = (lang, name, error.line, error.kind, error.message)
+            if found not in self.findings:
+                self.findings[found] = Finding(lang, name, node.name,
+                                               _describe(context, read, self.sparse_ids), error)
+
+    def _reads(self, lang: str, name: str) -> tuple[str, ...]:
+        read = self.read.get((lang, name))
+        if read is None:
+            read = self.read[lang, name] = tuple(sorted(self.flow.prompts.variables(lang, name)))
+        return read
+
+
+def _digits_for(node: Node) -> str:
+    """Digits an input node takes: as many as its ``max`` (or ``min``)."""
+    length = node.opts.get("max") or node.opts.get("min") or 6
+    return ("123456789" * (length // 9 + 1))[:length]
+
+
+def _key_of(variables: dict) -> tuple:
+    return tuple(sorted((k, _identity(v)) for k, v in variables.items()))
+
+
+def _identity(value):
+    """A hashable stand-in: sample orders are shared objects, known by identity."""
+    if isinstance(value, (dict, list)):
+        return ("id", id(value))
+    try:
+        hash(value)
+    except TypeError:
+        return ("repr", repr(value))
+    return value
+
+
+def _describe(context: dict, read: tuple[str, ...], sparse_ids: set) -> str:
+    """The sample values a template read, e.g. ``order 100234 (in_transit), hour=19``."""
+    parts = []
+    for variable in read:
+        value = context.get(variable, _MISSING)
+        if value is _MISSING:
+            parts.append(f"no {variable}")
+        elif variable == "order" and isinstance(value, dict):
+            sparse = " without optional fields" if id(value) in sparse_ids else ""
+            parts.append(f"order {value.get('number')} ({value.get('status')}){sparse}")
+        elif isinstance(value, (list, dict)):
+            parts.append(f"{variable} of {len(value)}")
+        elif variable not in ("now", "today", "lang"):
+            parts.append(f"{variable}={value!r}")
+    return ", ".join(parts) or "no variables"
