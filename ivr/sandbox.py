@@ -74,21 +74,23 @@ class RenderBudget:
 class _Meter:
     """The running count of one render against its budget."""
 
-    __slots__ = ("budget", "count", "deadline")
+    __slots__ = ("budget", "deadline")
 
     def __init__(self, budget: RenderBudget):
         self.budget = budget
-        self.count = 0
         self.deadline = budget.clock() + budget.seconds
 
-    def tick(self) -> None:
-        self.count += 1
-        if self.count > self.budget.operations:
+    def check(self, count: int) -> None:
+        """Past ``count`` operations: over the budget, or past the deadline?"""
+        if count > self.budget.operations:
             raise RenderBudgetExceeded(
                 f"more than {self.budget.operations} operations in one render")
-        if not self.count & _CLOCK_EVERY and self.budget.clock() > self.deadline:
+        if self.budget.clock() > self.deadline:
             raise RenderBudgetExceeded(
                 f"the render took longer than {self.budget.seconds * 1000:g} ms")
+
+
+_NEVER = float("inf")
 
 
 class _MeteredCode(CodeGenerator):
@@ -113,9 +115,15 @@ class _MeteredFilters(dict):
     def __init__(self, sandbox: "Sandbox", filters: dict):
         super().__init__(filters)
         self._sandbox = sandbox
+        self._bounded: dict[str, tuple] = {}  # name -> (filter, its bounded form)
 
     def __getitem__(self, name):
-        return self._sandbox.metered_filter(name, super().__getitem__(name))
+        # Templates take their filters on every render: wrap each once.
+        filter_ = super().__getitem__(name)
+        kept = self._bounded.get(name)
+        if kept is None or kept[0] is not filter_:
+            kept = self._bounded[name] = (filter_, self._sandbox.metered_filter(name, filter_))
+        return kept[1]
 
     def get(self, name, default=None):
         return self[name] if name in self else default
@@ -137,6 +145,10 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._meter: _Meter | None = None
+        # Operations so far, and the count at which the meter looks next:
+        # every operation is one addition and one comparison.
+        self._count = 0
+        self._next_check = _NEVER
         self.globals["range"] = _bounded_range
         self.globals.pop("lipsum", None)  # lipsum(100000) builds megabytes
         self.filters = _MeteredFilters(self, self.filters)
@@ -149,17 +161,18 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def metered(self, render: Callable[[], str], budget: RenderBudget) -> str:
         """Run ``render()`` (which renders templates of this sandbox) within
         ``budget``; raises :class:`RenderBudgetExceeded` when it goes over."""
-        outer = self._meter
-        self._meter = _Meter(budget)
+        outer = self._meter, self._count, self._next_check
+        self._meter, self._count, self._next_check = _Meter(budget), 0, 0
         try:
             return render()
         finally:
-            self._meter = outer
+            self._meter, self._count, self._next_check = outer
 
     def _tick(self) -> None:
-        meter = self._meter
-        if meter is not None:
-            meter.tick()
+        self._count += 1
+        if self._count > self._next_check:
+            self._meter.check(self._count)
+            self._next_check = min(self._count + _CLOCK_EVERY, self._meter.budget.operations)
 
     def metered_iter(self, iterable):
         """What a ``{% for %}`` loops over: each turn counts."""
@@ -183,11 +196,12 @@ class Sandbox(ImmutableSandboxedEnvironment):
         """Join a render's output (or a macro's): at most the budget's output."""
         limit = self._meter.budget.output if self._meter is not None else MAX_OUTPUT
         size, kept = 0, []
+        keep = kept.append
         for part in parts:
             size += len(part)
+            keep(part)
             if size > limit:
                 raise RenderBudgetExceeded(f"more than {limit} characters of output")
-            kept.append(part)
         return "".join(kept)
 
     # --- the sandbox's hooks ------------------------------------------------
@@ -231,14 +245,16 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
     def metered_filter(self, name: str, filter_):
         """``filter_`` counted as an operation, its arguments and result bounded."""
+        # Filters that take the context or environment get it first.
+        value_at = 1 if getattr(filter_, "jinja_pass_arg", None) else 0
+        bounded = self.bounded
+
         @functools.wraps(filter_)
         def bounded_filter(*args, **kwargs):
             self._tick()
-            # Filters that take the context or environment get it first.
-            value_at = 1 if getattr(filter_, "jinja_pass_arg", None) else 0
-            value = args[value_at] if len(args) > value_at else None
-            _check_sizes(name, value, args[value_at + 1:], kwargs)
-            return self.bounded(filter_(*args, **kwargs))
+            if len(args) > value_at + 1 or kwargs:
+                _check_sizes(name, args[value_at], args[value_at + 1:], kwargs)
+            return bounded(filter_(*args, **kwargs))
         return bounded_filter
 
 
