@@ -160,7 +160,9 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
     def metered(self, render: Callable[[], str], budget: RenderBudget) -> str:
         """Run ``render()`` (which renders templates of this sandbox) within
-        ``budget``; raises :class:`RenderBudgetExceeded` when it goes over."""
+        ``budget``; raises :class:`RenderBudgetExceeded` when it goes over.
+        One render at a time per sandbox: the reactor's thread renders them
+        all."""
         outer = self._meter, self._count, self._next_check
         self._meter, self._count, self._next_check = _Meter(budget), 0, 0
         try:

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from ivr import actions as act
 from ivr.cli import main
 from ivr.engine import FAILSAFE_APOLOGY, step
-from ivr.flow import check_flow, load_flow
+from ivr.flow import FlowError, check_flow, load_flow
 from ivr.lookups import order_dict
 from ivr.orders import ORDER_STATUSES
 from ivr.demo_orders import demo_orders
@@ -256,12 +256,32 @@ def test_an_escape_attempt_is_refused_even_where_no_sample_reaches(flow_dir):
     ]
 
 
-def test_ivr_sim_lint_refuses_a_runaway_template(flow_dir):
-    write_prompt(flow_dir, "en-US", "bye", NESTED_LOOPS)
+@pytest.mark.parametrize("template", [
+    "{{ order['__class__'] }}", "{{ order|attr('__globals__') }}", "{{ self.__init__.__globals__ }}"])
+def test_every_way_of_naming_a_private_attribute_is_refused(flow_dir, template):
+    write_prompt(flow_dir, "fr-FR", "bye", "Au revoir.\n{% if false %}" + template + "{% endif %}")
+    found = lint(flow_dir)
+    assert found and all(p.startswith("prompts/fr-FR/bye.j2:2:1: error: '__") and
+                         p.endswith("is private: templates cannot reach it [prompt-unsafe]")
+                         for p in found)
+
+
+@pytest.mark.parametrize("template", [NESTED_LOOPS, HUGE_REPEAT])
+def test_ivr_sim_lint_refuses_a_runaway_template(flow_dir, template):
+    write_prompt(flow_dir, "en-US", "bye", template)
     result = CliRunner().invoke(main, ["lint", str(flow_dir / "flows")], catch_exceptions=False)
     assert result.exit_code == 1
     assert "bye.j2:1:1: error: runs over its render budget when node 'bye'" in result.output
     assert "[prompt-budget]" in result.output
+
+
+@pytest.mark.parametrize("template", [NESTED_LOOPS, HUGE_REPEAT])
+def test_a_runaway_template_is_not_loaded(flow_dir, template):
+    write_prompt(flow_dir, "fr-FR", "agent", template)
+    with pytest.raises(FlowError) as caught:
+        load_flow(flow_dir / "flows" / "tiny.yaml", flow_dir / "prompts")
+    assert [(p.path.endswith("fr-FR/agent.j2"), p.code) for p in caught.value.problems] == [
+        (True, "prompt-budget")]
 
 
 def test_the_demo_flow_lints_clean():
