@@ -18,14 +18,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dataclasses import dataclass
 from pathlib import Path as FilePath
 
-from . import expressions, yamlpos
+from . import expressions, sample_calls, yamlpos
 from .hours import CalendarError, parse_calendar
 from .matching import normalise
 from .model import (
     NODE_KINDS, TRANSFER_CAUSES, Choice, Escape, Flow, Node, PromptItem, Retry,
 )
 from .prompts import PromptError, PromptLibrary
-from . import sample_calls
 
 #: Variables every prompt and expression can read (see docs/flow-language.md).
 BUILTIN_VARIABLES = frozenset({

@@ -73,12 +73,15 @@ def sample_orders(now: datetime) -> list[dict]:
     """Orders as look-ups return them: each demo order (every status), then
     one per status with every optional field empty."""
     dense = [order_dict(order, now) for order in demo_orders(now.date())]
-    sparse, seen = [], set()
-    for order in dense:
-        if order["status"] not in seen:
-            seen.add(order["status"])
-            sparse.append({**order, **dict.fromkeys(_OPTIONAL_ORDER_FIELDS)})
-    return dense + sparse
+    return dense + _sparse_orders(dense)
+
+
+def _sparse_orders(orders: list[dict]) -> list[dict]:
+    """One order per status of ``orders``, without its optional fields."""
+    by_status = {}
+    for order in orders:
+        by_status.setdefault(order["status"], {**order, **dict.fromkeys(_OPTIONAL_ORDER_FIELDS)})
+    return list(by_status.values())
 
 
 def rehearse(flow: Flow) -> list[Finding]:
@@ -105,8 +108,10 @@ class _Rehearsal:
         self.flow = flow
         zone = ZoneInfo(flow.timezone)
         self.times = [datetime.combine(SAMPLE_DAY, t, zone) for t in _TIMES]
-        self.orders = sample_orders(self.times[0])
-        self.sparse_ids = {id(order) for order in self.orders[len(demo_orders(SAMPLE_DAY)):]}
+        dense = [order_dict(order, self.times[0]) for order in demo_orders(SAMPLE_DAY)]
+        sparse = _sparse_orders(dense)
+        self.orders = dense + sparse
+        self.sparse_ids = {id(order) for order in sparse}  # to describe a sample
         tomorrow = SAMPLE_DAY + timedelta(days=1)
         self.openings = (None, datetime.combine(SAMPLE_DAY, time(14), zone).isoformat(),
                          datetime.combine(tomorrow, time(9), zone).isoformat())
@@ -139,11 +144,9 @@ class _Rehearsal:
     def _visit(self, node: Node, profile: str, variables: dict):
         """Render what ``node`` says with ``variables``; the nodes it leads
         to, each with the variables it leaves."""
-        say = lambda prompts, values=variables, plain=False: self._say(  # noqa: E731
-            node, prompts, profile, values, plain)
         kind, opts = node.kind, node.opts
         if kind in ("say", "hangup", "transfer", "record", "lookup"):
-            say(node.say)
+            self._say(node, node.say, profile, variables)
         if kind == "say":
             return [(node.next, variables)]
         if kind == "set":
@@ -157,8 +160,8 @@ class _Rehearsal:
         if kind == "lookup":
             return self._lookup(node, variables)
         if kind == "sms":
-            say((PromptItem("prompt", opts["text"]),), plain=True)
-            say(node.say)
+            self._say(node, (PromptItem("prompt", opts["text"]),), profile, variables, plain=True)
+            self._say(node, node.say, profile, variables)
             return [(node.next, variables), (opts.get("failed") or node.next, variables)]
         if kind == "transfer":
             return [(opts["no_answer"], variables)] if opts.get("no_answer") else []
@@ -166,15 +169,16 @@ class _Rehearsal:
             return [(node.next, {**variables, "recording_url": _RECORDING_URL})] if node.next else []
         if kind == "hangup":
             return []
-        return self._gather(node, profile, variables, say)
+        return self._gather(node, profile, variables)
 
-    def _gather(self, node: Node, profile: str, variables: dict, say):
+    def _gather(self, node: Node, profile: str, variables: dict):
         """Menus, inputs and callbacks: every prompt of every attempt, then
         every way out (choices, the answer, escape, retries exhausted)."""
         opts = node.opts
         for prompts in (node.say, *node.reprompt, *opts["no_input"].say, *opts["no_match"].say):
+            # A callback reads the caller's number back only when there is one.
             if node.kind != "callback" or prompts is not node.say or profile == "known":
-                say(prompts)
+                self._say(node, prompts, profile, variables)
         ways = [(self.flow.escape.to or self.flow.human, variables),
                 (opts["no_input"].to or self.flow.human, variables),
                 (opts["no_match"].to or self.flow.human, variables)]
@@ -185,24 +189,28 @@ class _Rehearsal:
                     ways.append((choice.to, after))
         elif node.kind == "input":
             after = {**variables, opts["save_as"]: _digits_for(node)}
-            say(opts.get("confirm", ()), after)
+            self._say(node, opts.get("confirm", ()), profile, after)
             ways.append((node.next, after))
-        else:  # callback
-            say(opts["ask_number"])
-            numbers = [_TYPED_CALLBACK_NUMBER] + list(_CALLERS[profile][:1] if profile == "known" else ())
+        else:  # callback: to the number typed, or to the caller's own
+            self._say(node, opts["ask_number"], profile, variables)
+            numbers = (_TYPED_CALLBACK_NUMBER,) + (_CALLERS[profile][:1] if profile == "known" else ())
             for number in numbers:
                 ways.append((node.next, {**variables, opts["save_as"]: number}))
         return ways
 
     def _branch(self, node: Node, profile: str, variables: dict):
-        context = self._context(profile, self.flow.languages[0], variables)
-        try:
-            for condition, to in node.opts["when"]:
-                if expressions.evaluate(condition, context):
-                    return [(to, variables)]
-        except Exception:  # noqa: BLE001 - the fail-safe's business at run time, not a prompt's
-            return []
-        return [(node.opts["else"], variables)]
+        """Where the branch goes, in each language (a condition may test ``lang``)."""
+        ways = []
+        for lang in self.flow.languages:
+            context = self._context(profile, lang, variables)
+            try:
+                to = next((to for condition, to in node.opts["when"]
+                           if expressions.evaluate(condition, context)), node.opts["else"])
+            except Exception:  # noqa: BLE001 - the fail-safe's business at run time, not a prompt's
+                continue
+            if (to, variables) not in ways:
+                ways.append((to, variables))
+        return ways
 
     def _lookup(self, node: Node, variables: dict):
         opts = node.opts
@@ -262,7 +270,7 @@ class _Rehearsal:
             "speech": "", "reason": None,
         }
 
-    def _say(self, node: Node, prompts, profile: str, variables: dict, plain: bool):
+    def _say(self, node: Node, prompts, profile: str, variables: dict, plain: bool = False):
         for item in prompts:
             if item.kind != "prompt":
                 continue
