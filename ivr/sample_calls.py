@@ -21,8 +21,9 @@ and renders every prompt each node says, in every language of the flow:
   can reach it (a text of the tracking link only for an order that has
   one).
 
-The walk keeps at most :data:`MAX_STATES_PER_NODE` different sets of
-variables per node, so it ends on any flow.  Each failing render is a
+The walk keeps a bounded number of different sets of variables per node
+(:data:`MAX_STATES_PER_NODE`), so it ends on any flow; a node no sample
+call reaches is still rendered with each sample order, for its budget.  Each failing render is a
 :class:`Finding`: the template, the node that says it, the sample, and the
 :class:`ivr.prompts.PromptError` (with the template line).
 """
@@ -45,7 +46,8 @@ __all__ = ["Finding", "MAX_STATES_PER_NODE", "SAMPLE_DAY", "rehearse"]
 
 #: The day the samples are told from (a Tuesday; demo orders are dated from it).
 SAMPLE_DAY = date(2026, 3, 10)
-#: How many different sets of variables the walk keeps per node and caller.
+#: How many different sets of variables the walk keeps per node and caller
+#: (and as many more that differ by more than the order found).
 MAX_STATES_PER_NODE = 48
 
 _CALLERS = {"known": ("+33612345678", "+14155550123", "+447700900123"), "withheld": ("anonymous",)}
@@ -56,6 +58,8 @@ _RECORDING_URL = "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE0"
 _OPTIONAL_ORDER_FIELDS = ("carrier", "carrier_name", "tracking_number", "tracking_url",
                           "shipped_on", "delivered_on", "expected_on")
 _MISSING = object()
+#: What look-ups set: the variables whose variety the walk caps first.
+_LOOKUP_VARIABLES = ("order", "orders", "count")
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,8 @@ class _Rehearsal:
         self.read: dict[tuple[str, str], tuple[str, ...]] = {}
         self.builtins: dict[tuple[str, str], list[dict]] = {}
         self.distinct: dict[tuple, list[dict]] = {}
+        #: When set, only findings of these kinds count (see _visit_unreached).
+        self.only_kinds: tuple | None = None
 
     # --- the walk -------------------------------------------------------------
 
@@ -127,19 +133,42 @@ class _Rehearsal:
         flow = self.flow
         start_vars = dict(flow.variables)
         kept: dict[tuple, set] = {}
+        shapes: dict[tuple, set] = {}
         pending = deque((root, profile, start_vars) for profile in _CALLERS
                         for root in dict.fromkeys((flow.start, flow.human)) if root in flow.nodes)
         while pending:
             name, profile, variables = pending.popleft()
             seen = kept.setdefault((name, profile), set())
             key = _key_of(variables)
-            if key in seen or len(seen) >= MAX_STATES_PER_NODE:
+            if key in seen:
+                continue
+            # Past the cap, a node still takes a state that differs by more
+            # than the order found (a counter, a choice): that is a new path.
+            shape = _key_of({k: v for k, v in variables.items() if k not in _LOOKUP_VARIABLES})
+            shapes_seen = shapes.setdefault((name, profile), set())
+            if len(seen) >= MAX_STATES_PER_NODE and (
+                    shape in shapes_seen or len(shapes_seen) >= MAX_STATES_PER_NODE):
                 continue
             seen.add(key)
+            shapes_seen.add(shape)
             for target, after in self._visit(flow.nodes[name], profile, variables):
                 if target in flow.nodes:
                     pending.append((target, profile, after))
+        self._visit_unreached({name for name, _profile in kept}, start_vars)
         return sorted(self.findings.values(), key=lambda f: (f.prompt, f.lang, f.node))
+
+    def _visit_unreached(self, reached: set, start_vars: dict):
+        """Nodes no sample call reached (behind a condition no sample meets)
+        still say something: rendered with each sample order, their prompts
+        must at least stay within budget and inside the sandbox (what is
+        missing there may well be there on the way in)."""
+        self.only_kinds = ("budget", "unsafe")
+        for node in self.flow.nodes.values():
+            if node.name not in reached:
+                for order in self.orders:
+                    self._visit(node, "known", {**start_vars, "order": order, "orders": [order],
+                                                "count": 1})
+        self.only_kinds = None
 
     def _visit(self, node: Node, profile: str, variables: dict):
         """Render what ``node`` says with ``variables``; the nodes it leads
@@ -305,6 +334,8 @@ class _Rehearsal:
             (library.render_text if plain else library.render)(lang, name, context)
         except PromptError as error:
             found = (lang, name, error.line, error.kind, error.message)
+            if self.only_kinds and error.kind not in self.only_kinds:
+                return
             if found not in self.findings:
                 self.findings[found] = Finding(lang, name, node.name,
                                                _describe(context, read, self.sparse_ids), error)

@@ -359,3 +359,17 @@ def test_a_record_node_any_node_can_reach_needs_its_own_notice(flow_dir):
         write_prompt(flow_dir, lang, "record_intro", "After the tone.")
         write_prompt(flow_dir, lang, "menu", "{# notice: recording #}\nPress 1 or 2.")
     assert [p.split(": ")[1] for p in lint(flow_dir)] == ["warning"]
+
+
+def test_a_node_no_sample_reaches_is_still_checked_for_its_budget(flow_dir):
+    flow = FLOW.replace("    found: status\n", "    found: never\n").replace(
+        "  status: {", "  never:\n    kind: branch\n"
+        "    when: [{if: \"order.status == 'teleported'\", to: status}]\n"
+        "    else: agent\n  status: {")
+    (flow_dir / "flows" / "tiny.yaml").write_text(flow)
+    write_prompt(flow_dir, "en-US", "status", "{{ order.numero }}")  # never said: not reported
+    assert lint(flow_dir) == []
+    write_prompt(flow_dir, "en-US", "status", HUGE_REPEAT)
+    [problem] = lint(flow_dir)
+    assert problem.startswith("prompts/en-US/status.j2:1:1: error: runs over its render budget "
+                              "when node 'status'")
