@@ -277,6 +277,12 @@ def _check_sizes(name: str, value, args, kwargs) -> None:
             raise RenderBudgetExceeded(f"{name}() given {arg:g}; at most {MAX_VALUE_SIZE}")
     if name == "format" and isinstance(value, str):
         _check_format(value)
+    if name == "join":
+        # The separator between every item: |join(sep) on a filter, sep.join(items) on a string.
+        items, separator = (args[0], value) if isinstance(value, str) and args else (
+            value, args[0] if args else kwargs.get("d", ""))
+        if hasattr(items, "__len__") and len(items) * len(str(separator)) > MAX_VALUE_SIZE:
+            raise RenderBudgetExceeded(f"join() would build more than {MAX_VALUE_SIZE} characters")
     if name == "replace" and isinstance(value, str) and len(args) >= 2:
         old, new = str(args[0]), str(args[1])
         grows = value.count(old) * (len(new) - len(old)) if old else len(value) * len(new)

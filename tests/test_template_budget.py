@@ -57,6 +57,8 @@ def failure(lib, name, **context) -> PromptError:
     ("{{ '{:>999999}'.format(1) }}", "a format with a width or precision of 10,000 or more"),
     ("{{ 2 ** 100000000 }}", "a power of more than 4096 bits"),
     ("{{ ('x' * 5000)|replace('x', 'x' * 5000) }}", "replace() would build 25000000 characters"),
+    ("{{ range(1000)|join('x' * 9000) }}", "join() would build more than 10000 characters"),
+    ("{{ ('x' * 9000).join(range(1000)|list) }}", "join() would build more than 10000 characters"),
     ("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
      "{% endfor %}", "a value of 16384 characters or items; at most 10000"),
     ("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}"
