@@ -92,19 +92,22 @@ def rehearse(flow: Flow) -> list[Finding]:
     """Every prompt of ``flow`` that fails on sample data (see the module
     docstring), one finding per template, language and error.
 
-    Kept by version (a hash of the flow and its templates): reloading or
-    rebuilding the same flow does not rehearse it again."""
-    findings = _REHEARSED.get(flow.version)
-    if findings is None:
-        findings = _Rehearsal(flow).run()
-        if len(_REHEARSED) >= _REHEARSED_KEPT:
-            del _REHEARSED[next(iter(_REHEARSED))]
-        _REHEARSED[flow.version] = findings
+    A version (a hash of the flow and its templates) that passed is kept:
+    reloading the same flow does not rehearse it again.  One that failed
+    is rehearsed again each time, so its findings are always this run's."""
+    if flow.version in _PASSED:
+        return []
+    findings = _Rehearsal(flow).run()
+    if not findings:
+        if len(_PASSED) >= _PASSED_KEPT:
+            del _PASSED[next(iter(_PASSED))]
+        _PASSED[flow.version] = True
     return findings
 
 
-_REHEARSED: dict[str, list[Finding]] = {}
-_REHEARSED_KEPT = 256
+#: Versions that passed, oldest first.
+_PASSED: dict[str, bool] = {}
+_PASSED_KEPT = 256
 
 
 class _Rehearsal:
