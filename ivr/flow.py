@@ -848,8 +848,14 @@ class _Builder:
     def _check_sample_renders(self, flow):
         """Render every prompt on sample data (``ivr.sample_calls``): a
         template that fails, reads what is not there or runs over its
-        budget would fail a live call."""
+        budget would fail a live call; so would an expression."""
         for finding in sample_calls.rehearse(flow):
+            if isinstance(finding, sample_calls.ExpressionFinding):
+                self.problem(finding.path, f"expression {finding.source!r} "
+                             f"{_RENDER_FAILURES[finding.kind]} when node {finding.node!r} runs it "
+                             f"(sample: {finding.sample}): {finding.message}",
+                             f"expression-{finding.kind}")
+                continue
             error = finding.error
             node = flow.nodes[finding.node]
             message = (f"{_RENDER_FAILURES[error.kind]} when node {finding.node!r} "

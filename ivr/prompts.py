@@ -177,7 +177,7 @@ class PromptLibrary:
         except Exception as exc:  # a prompt that fails must never reach the caller half-said
             raise PromptError(
                 lang, name, f"{type(exc).__name__}: {exc}", _template_line(exc, template.filename),
-                _kind_of(exc),
+                failure_kind(exc),
             ) from exc
 
     def _template(self, lang: str, name: str, plain: bool) -> jinja2.Template:
@@ -310,8 +310,8 @@ def _private_names(ast: nodes.Template):
                 yield node.lineno, name
 
 
-def _kind_of(exc: Exception) -> str:
-    """:attr:`PromptError.kind` for what a render raised."""
+def failure_kind(exc: Exception) -> str:
+    """:attr:`PromptError.kind` for what a render (or an expression) raised."""
     if isinstance(exc, RenderBudgetExceeded):
         return "budget"
     if isinstance(exc, SecurityError):

@@ -19,7 +19,8 @@ and renders every prompt each node says, in every language of the flow:
   nodes are open and closed, texts are sent and fail;
 - branch conditions are evaluated, so a node is only rendered with what
   can reach it (a text of the tracking link only for an order that has
-  one).
+  one); a condition or computed value that fails on the way is an
+  :class:`ExpressionFinding`.
 
 The walk keeps a bounded number of different sets of variables per node
 (:data:`MAX_STATES_PER_NODE`), so it ends on any flow; a node no sample
@@ -40,9 +41,9 @@ from .demo_orders import demo_orders
 from .lookups import order_dict
 from .model import Flow, Node, PromptItem
 from .phone import country_of
-from .prompts import PromptError
+from .prompts import PromptError, failure_kind
 
-__all__ = ["Finding", "MAX_STATES_PER_NODE", "SAMPLE_DAY", "rehearse"]
+__all__ = ["ExpressionFinding", "Finding", "MAX_STATES_PER_NODE", "SAMPLE_DAY", "rehearse"]
 
 #: The day the samples are told from (a Tuesday; demo orders are dated from it).
 SAMPLE_DAY = date(2026, 3, 10)
@@ -73,6 +74,19 @@ class Finding:
     error: PromptError
 
 
+@dataclass(frozen=True)
+class ExpressionFinding:
+    """A condition or computed value (``if:``, ``set:``, ``with:``, ``to:``,
+    ``slot:``) that failed on sample data: at run time, the fail-safe."""
+
+    node: str
+    path: tuple  # where it is in the flow's YAML
+    source: str
+    sample: str
+    kind: str  # as PromptError.kind
+    message: str
+
+
 def sample_orders(now: datetime) -> list[dict]:
     """Orders as look-ups return them: each demo order (every status), then
     one per status with every optional field empty."""
@@ -88,9 +102,10 @@ def _sparse_orders(orders: list[dict]) -> list[dict]:
     return list(by_status.values())
 
 
-def rehearse(flow: Flow) -> list[Finding]:
+def rehearse(flow: Flow) -> list[Finding | ExpressionFinding]:
     """Every prompt of ``flow`` that fails on sample data (see the module
-    docstring), one finding per template, language and error.
+    docstring), one finding per template, language and error; then every
+    expression that does, one per expression and error.
 
     A version (a hash of the flow and its templates) that passed is kept:
     reloading the same flow does not rehearse it again.  One that failed
@@ -123,6 +138,7 @@ class _Rehearsal:
         self.openings = (None, datetime.combine(SAMPLE_DAY, time(14), zone).isoformat(),
                          datetime.combine(tomorrow, time(9), zone).isoformat())
         self.findings: dict[tuple, Finding] = {}
+        self.expression_findings: dict[tuple, ExpressionFinding] = {}
         self.rendered: set = set()
         self.read: dict[tuple[str, str], tuple[str, ...]] = {}
         self.builtins: dict[tuple[str, str], list[dict]] = {}
@@ -158,7 +174,8 @@ class _Rehearsal:
                 if target in flow.nodes:
                     pending.append((target, profile, after))
         self._visit_unreached({name for name, _profile in kept}, start_vars)
-        return sorted(self.findings.values(), key=lambda f: (f.prompt, f.lang, f.node))
+        return (sorted(self.findings.values(), key=lambda f: (f.prompt, f.lang, f.node))
+                + list(self.expression_findings.values()))
 
     def _visit_unreached(self, reached: set, start_vars: dict):
         """Nodes no sample call reached (behind a condition no sample meets)
@@ -182,7 +199,7 @@ class _Rehearsal:
         if kind == "say":
             return [(node.next, variables)]
         if kind == "set":
-            after = self._assign(opts["set"], profile, variables)
+            after = self._assign(node, ("set",), opts["set"], profile, variables)
             return [] if after is None else [(node.next, after)]
         if kind == "branch":
             return self._branch(node, profile, variables)
@@ -190,8 +207,11 @@ class _Rehearsal:
             return [(opts["open"], variables),
                     (opts["closed"], {**variables, "opens_at": self.openings[2]})]
         if kind == "lookup":
+            for argument, spec in opts.get("with", {}).items():
+                self._value(node, ("with", argument), spec, profile, variables)
             return self._lookup(node, variables)
         if kind == "sms":
+            self._value(node, ("to",), opts.get("to"), profile, variables)
             self._say(node, (PromptItem("prompt", opts["text"]),), profile, variables, plain=True)
             self._say(node, node.say, profile, variables)
             return [(node.next, variables), (opts.get("failed") or node.next, variables)]
@@ -215,8 +235,8 @@ class _Rehearsal:
                 (opts["no_input"].to or self.flow.human, variables),
                 (opts["no_match"].to or self.flow.human, variables)]
         if node.kind == "menu":
-            for choice in opts["choices"]:
-                after = self._assign(choice.assign, profile, variables)
+            for i, choice in enumerate(opts["choices"]):
+                after = self._assign(node, ("choices", i, "set"), choice.assign, profile, variables)
                 if after is not None:
                     ways.append((choice.to, after))
         elif node.kind == "input":
@@ -227,7 +247,9 @@ class _Rehearsal:
             self._say(node, opts["ask_number"], profile, variables)
             numbers = (_TYPED_CALLBACK_NUMBER,) + (_CALLERS[profile][:1] if profile == "known" else ())
             for number in numbers:
-                ways.append((node.next, {**variables, opts["save_as"]: number}))
+                after = {**variables, opts["save_as"]: number}
+                self._value(node, ("slot",), opts.get("slot"), profile, after)
+                ways.append((node.next, after))
         return ways
 
     def _branch(self, node: Node, profile: str, variables: dict):
@@ -235,12 +257,18 @@ class _Rehearsal:
         ways = []
         for lang in self.flow.languages:
             context = self._context(profile, lang, variables)
-            try:
-                to = next((to for condition, to in node.opts["when"]
-                           if expressions.evaluate(condition, context)), node.opts["else"])
-            except Exception:  # noqa: BLE001 - the fail-safe's business at run time, not a prompt's
-                continue
-            if (to, variables) not in ways:
+            to = node.opts["else"]
+            for i, (condition, target) in enumerate(node.opts["when"]):
+                try:
+                    holds = expressions.evaluate(condition, context)
+                except Exception as error:  # noqa: BLE001 - at run time, the fail-safe
+                    self._expression_failed(node, ("when", i, "if"), condition, context, error)
+                    to = None
+                    break
+                if holds:
+                    to = target
+                    break
+            if to is not None and (to, variables) not in ways:
                 ways.append((to, variables))
         return ways
 
@@ -257,17 +285,36 @@ class _Rehearsal:
             ways.append((many, {**variables, "orders": several, "count": len(several)}))
         return ways
 
-    def _assign(self, assignments, profile: str, variables: dict) -> dict | None:
+    def _assign(self, node: Node, path: tuple, assignments, profile: str,
+                variables: dict) -> dict | None:
+        """The variables after ``assignments`` (None when one fails)."""
         after = dict(variables)
         for variable, spec in assignments:
-            if variable == "lang":
-                continue  # every language is rendered anyway
-            try:
-                after[variable] = expressions.value(spec, self._context(
-                    profile, self.flow.languages[0], after))
-            except Exception:  # noqa: BLE001 - as in _branch
+            value = self._value(node, path + (variable,), spec, profile, after)
+            if value is _MISSING:
                 return None
+            if variable != "lang":  # every language is rendered anyway
+                after[variable] = value
         return after
+
+    def _value(self, node: Node, path: tuple, spec, profile: str, variables: dict):
+        """The value of ``spec`` (a literal, or ``"{{ expression }}"``), or
+        _MISSING when evaluating it fails (recorded as a finding)."""
+        context = self._context(profile, self.flow.languages[0], variables)
+        try:
+            return expressions.value(spec, context)
+        except Exception as error:  # noqa: BLE001 - at run time, the fail-safe
+            source = (expressions.value_expression(spec) or str(spec)).strip()
+            self._expression_failed(node, path, source, context, error)
+            return _MISSING
+
+    def _expression_failed(self, node: Node, path: tuple, source: str, context: dict, error):
+        kind, message = failure_kind(error), f"{type(error).__name__}: {error}"
+        found = (("nodes", node.name) + path, kind, message)
+        if (self.only_kinds is None or kind in self.only_kinds) and found not in self.expression_findings:
+            read = tuple(sorted(expressions.variables(source)))
+            self.expression_findings[found] = ExpressionFinding(
+                node.name, found[0], source, _describe(context, read, self.sparse_ids), kind, message)
 
     # --- rendering ------------------------------------------------------------
 

@@ -383,3 +383,27 @@ def test_a_node_no_sample_reaches_is_still_checked_for_its_budget(flow_dir):
     [problem] = lint(flow_dir)
     assert problem.startswith("prompts/en-US/status.j2:1:1: error: runs over its render budget "
                               "when node 'status'")
+
+
+def test_a_condition_that_fails_on_sample_data_is_refused_where_it_is_written(flow_dir):
+    flow = FLOW.replace("    found: status\n", "    found: check\n").replace(
+        "  status: {", "  check:\n    kind: branch\n"
+        "    when: [{if: \"order.numero == '1'\", to: status}]\n"
+        "    else: status\n  status: {")
+    (flow_dir / "flows" / "tiny.yaml").write_text(flow)
+    [problem] = lint(flow_dir)
+    assert problem.startswith(
+        "flows/tiny.yaml:15:17: error: expression \"order.numero == '1'\" reads a variable or "
+        "field that is not there when node 'check' runs it (sample: order 100234 (in_transit)): "
+        "UndefinedError: 'dict object' has no attribute 'numero' [expression-undefined]")
+
+
+def test_a_computed_value_that_fails_on_sample_data_is_refused(flow_dir):
+    flow = FLOW.replace('      - {key: "1", to: bye}',
+                        '      - {key: "1", to: bye, set: {n: "{{ order.total + order.items }}"}}')
+    (flow_dir / "flows" / "tiny.yaml").write_text(flow)
+    [problem] = lint(flow_dir)
+    assert problem.startswith("flows/tiny.yaml:18:38: error: expression 'order.total + "
+                              "order.items' fails when node 'menu' runs it (sample: order 100234")
+    assert problem.endswith('TypeError: can only concatenate str (not "int") to str '
+                            "[expression-error]")
