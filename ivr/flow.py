@@ -849,7 +849,9 @@ class _Builder:
         """Render every prompt on sample data (``ivr.sample_calls``): a
         template that fails, reads what is not there or runs over its
         budget would fail a live call; so would an expression."""
-        for finding in sample_calls.rehearse(flow):
+        # A node nothing leads to is one the engine enters by itself.
+        led_to = {target for node in flow.nodes.values() for target in _edges(node)}
+        for finding in sample_calls.rehearse(flow, [n for n in flow.nodes if n not in led_to]):
             if isinstance(finding, sample_calls.ExpressionFinding):
                 self.problem(finding.path, f"expression {finding.source!r} "
                              f"{_RENDER_FAILURES[finding.kind]} when node {finding.node!r} runs it "

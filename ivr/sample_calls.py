@@ -102,17 +102,21 @@ def _sparse_orders(orders: list[dict]) -> list[dict]:
     return list(by_status.values())
 
 
-def rehearse(flow: Flow) -> list[Finding | ExpressionFinding]:
+def rehearse(flow: Flow, entries=()) -> list[Finding | ExpressionFinding]:
     """Every prompt of ``flow`` that fails on sample data (see the module
     docstring), one finding per template, language and error; then every
     expression that does, one per expression and error.
 
     A version (a hash of the flow and its templates) that passed is kept:
     reloading the same flow does not rehearse it again.  One that failed
-    is rehearsed again each time, so its findings are always this run's."""
+    is rehearsed again each time, so its findings are always this run's.
+
+    ``entries`` are more nodes calls may start from besides ``start`` and
+    ``human`` (nodes that no node leads to, which the flow enters itself).
+    """
     if flow.version in _PASSED:
         return []
-    findings = _Rehearsal(flow).run()
+    findings = _Rehearsal(flow, entries).run()
     if not findings:
         if len(_PASSED) >= _PASSED_KEPT:
             del _PASSED[next(iter(_PASSED))]
@@ -126,8 +130,9 @@ _PASSED_KEPT = 256
 
 
 class _Rehearsal:
-    def __init__(self, flow: Flow):
+    def __init__(self, flow: Flow, entries=()):
         self.flow = flow
+        self.entries = (flow.start, flow.human, *entries)
         zone = ZoneInfo(flow.timezone)
         self.times = [datetime.combine(SAMPLE_DAY, t, zone) for t in _TIMES]
         dense = [order_dict(order, self.times[0]) for order in demo_orders(SAMPLE_DAY)]
@@ -154,7 +159,7 @@ class _Rehearsal:
         kept: dict[tuple, set] = {}
         shapes: dict[tuple, set] = {}
         pending = deque((root, profile, start_vars) for profile in _CALLERS
-                        for root in dict.fromkeys((flow.start, flow.human)) if root in flow.nodes)
+                        for root in dict.fromkeys(self.entries) if root in flow.nodes)
         while pending:
             name, profile, variables = pending.popleft()
             seen = kept.setdefault((name, profile), set())
