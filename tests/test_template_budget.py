@@ -134,11 +134,14 @@ def test_output_beyond_the_budget_stops_the_render():
 
 
 def test_an_ordinary_prompt_renders_within_budget():
-    lib = PromptLibrary(ROOT / "prompts")
+    lib = library(t="{% for order in orders %}Order {{ order.number|digits }}"
+                    "{% if order.tracking_number %}, tracking {{ order.tracking_number|spell }}"
+                    "{% endif %}. {% endfor %}")
     now = datetime(2026, 3, 10, 10, 30, tzinfo=PARIS)
-    order = order_dict(demo_orders(now.date())[0], now)
-    said = lib.render("en-US", "status_in_transit", {"order": order, "today": now.date()})
-    assert "Good news" in said and "6 A 1 0 0 2 3 4 0 0 0 0 F R" in said
+    orders = [order_dict(order, now) for order in demo_orders(now.date())]
+    said = lib.render("en-US", "t", {"orders": orders})
+    assert said.startswith("Order 1 0 0 2 3 4, tracking 6 A 1 0 0 2 3 4 0 0 0 0 F R. Order 1 0 0 3 1 0.")
+    assert said.count("Order") == len(orders)
 
 
 # --- Sample data ----------------------------------------------------------------
