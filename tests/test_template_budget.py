@@ -8,7 +8,6 @@ time, and the recording notice.
 
 import gc
 import itertools
-import textwrap
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
