@@ -269,21 +269,24 @@ def test(paths, prompts, url, auth_token, flow_name, dashboard_token):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--prompts", default=None, help="Prompts folder (default: prompts/ beside flows/).")
 def lint(paths, prompts):
-    """Check flow files: print every problem as file:line:col and exit 1 if any.
+    """Check flow files: print every problem as file:line:col and exit 1 if
+    any is an error (warnings alone exit 0).
 
     \b
     Example:
         ivr-sim lint flows/*.yaml
     """
-    count = 0
+    count = warnings = 0
     for path in paths:
         files = sorted(Path(path).glob("*.yaml")) if Path(path).is_dir() else [Path(path)]
         for file in files:
             for problem in check_flow(file, _prompts_root(file, prompts)):
                 click.echo(str(problem))
                 count += 1
-    click.echo(f"{count} problem{'s' if count != 1 else ''}", err=True)
-    sys.exit(1 if count else 0)
+                warnings += problem.severity == "warning"
+    detail = f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""
+    click.echo(f"{count} problem{'s' if count != 1 else ''}{detail}", err=True)
+    sys.exit(1 if count > warnings else 0)
 
 
 @main.command("demo-orders")

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dataclasses import dataclass
 from pathlib import Path as FilePath
 
-from . import expressions, yamlpos
+from . import expressions, sample_calls, yamlpos
 from .hours import CalendarError, parse_calendar
 from .matching import normalise
 from .model import (
@@ -61,56 +61,80 @@ _KEY = re.compile(r"^[0-9*#]$")
 _LANGUAGE = re.compile(r"^[a-z]{2}-[A-Z]{2}$")
 #: A value that failed its check; the problem is already recorded.
 _BAD = object()
+#: What a failed render on sample data is, by ``PromptError.kind``; the
+#: problem's code is ``prompt-<kind>``.
+_RENDER_FAILURES = {
+    "undefined": "reads a variable or field that is not there",
+    "budget": "runs over its render budget",
+    "unsafe": "reaches outside the sandbox",
+    "error": "fails",
+}
+
 #: Kinds that lead a caller to a person (an hours node picks between them).
 _HUMAN_KINDS = ("transfer", "callback", "record", "hours")
 
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One thing wrong with a flow, at a 1-based line and column."""
+    """One thing wrong with a flow, at a 1-based line and column.  An
+    ``error`` stops the flow from loading; a ``warning`` does not."""
 
     path: str
     line: int
     column: int
     message: str
     code: str
+    severity: str = "error"
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: error: {self.message} [{self.code}]"
+        return f"{self.path}:{self.line}:{self.column}: {self.severity}: {self.message} [{self.code}]"
 
 
 class FlowError(Exception):
-    """A flow failed validation; ``problems`` holds every problem, sorted."""
+    """A flow failed validation; ``problems`` holds every problem, sorted
+    (warnings too, when there were errors)."""
 
     def __init__(self, problems: list[Problem]):
         self.problems = sorted(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-def load_flow(path, prompts_root) -> Flow:
+def load_flow(path, prompts_root, rehearse: bool = True) -> Flow:
     """Read, validate and build the flow at ``path`` with the prompts under
-    ``prompts_root``.  Raises :class:`FlowError` listing every problem."""
+    ``prompts_root``.  Raises :class:`FlowError` listing every problem.
+
+    ``rehearse=False`` skips rendering the prompts on sample data (see
+    ``ivr.sample_calls``): only for a flow that already passed it (a
+    stored version) or a test of what a failing template does at run time.
+    """
     path = FilePath(path)
+    return flow_from_source(path, _read(path), PromptLibrary(FilePath(prompts_root)), rehearse)
+
+
+def _read(path: FilePath) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise FlowError([Problem(str(path), 1, 1, f"cannot read the file: {error}", "unreadable")])
-    return flow_from_source(path, text, PromptLibrary(FilePath(prompts_root)))
 
 
-def flow_from_source(path, source: str, prompts: PromptLibrary) -> Flow:
+def flow_from_source(path, source: str, prompts: PromptLibrary, rehearse: bool = True) -> Flow:
     """Build a flow from its YAML text and prompt library, e.g. a version
-    stored in the call log.  Raises :class:`FlowError`."""
-    return _Builder(str(path), source, prompts).build()
+    stored in the call log.  Raises :class:`FlowError`.  ``rehearse`` as
+    for :func:`load_flow`."""
+    return _Builder(str(path), source, prompts, rehearse).build()
 
 
 def check_flow(path, prompts_root) -> list[Problem]:
-    """Every problem of the flow at ``path``, sorted; empty when it is valid."""
+    """Every problem of the flow at ``path``, errors and warnings, sorted;
+    empty when it is valid and has nothing to warn about."""
+    path = FilePath(path)
     try:
-        load_flow(path, prompts_root)
+        builder = _Builder(str(path), _read(path), PromptLibrary(FilePath(prompts_root)))
+        builder.build()
     except FlowError as error:
         return error.problems
-    return []
+    return sorted(builder.warnings)
 
 
 # --- field checkers ---------------------------------------------------------------
@@ -446,9 +470,11 @@ _FLOW_FIELDS = {
 
 
 class _Builder:
-    def __init__(self, path: str, source: str, library: PromptLibrary):
+    def __init__(self, path: str, source: str, library: PromptLibrary, rehearse: bool = True):
         self.path, self.source, self.library = path, source, library
+        self.rehearse = rehearse
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []  # reported by lint; they do not stop a load
         self.targets: list = []        # (yaml path, node name)
         self.reasons_used: list = []   # (yaml path, reason)
         self.prompt_refs: list = []    # (yaml path, template name)
@@ -532,9 +558,10 @@ class _Builder:
         self._check_expressions(known)
         prompt_set = self._check_prompts(languages, known)
         server_says = self._server_says(prompt_set, languages)
+        self._check_recording_notice(data, nodes, settings, languages)
         if self.problems:
-            raise FlowError(self.problems)
-        return Flow(
+            raise FlowError(self.problems + self.warnings)
+        flow = Flow(
             name=flow.get("flow") or FilePath(self.path).stem,
             path=self.path,
             version=self._version(prompt_set),
@@ -546,6 +573,11 @@ class _Builder:
             timezone=flow.get("timezone", "Europe/Paris"),
             **settings,
         )
+        if self.rehearse:
+            self._check_sample_renders(flow)
+        if self.problems:
+            raise FlowError(self.problems + self.warnings)
+        return flow
 
     def _languages(self, data):
         raw = data.get("languages")
@@ -895,6 +927,55 @@ class _Builder:
                 except PromptError as error:
                     self.problem(("languages", index), str(error), "prompt-render")
         return says
+
+    def _check_sample_renders(self, flow):
+        """Render every prompt on sample data (``ivr.sample_calls``): a
+        template that fails, reads what is not there or runs over its
+        budget would fail a live call; so would an expression."""
+        # A node nothing leads to is one the engine enters by itself.
+        led_to = {target for node in flow.nodes.values() for target in _edges(node)}
+        for finding in sample_calls.rehearse(flow, [n for n in flow.nodes if n not in led_to]):
+            if isinstance(finding, sample_calls.ExpressionFinding):
+                self.problem(finding.path, f"expression {finding.source!r} "
+                             f"{_RENDER_FAILURES[finding.kind]} when node {finding.node!r} runs it "
+                             f"(sample: {finding.sample}): {finding.message}",
+                             f"expression-{finding.kind}")
+                continue
+            error = finding.error
+            node = flow.nodes[finding.node]
+            message = (f"{_RENDER_FAILURES[error.kind]} when node {finding.node!r} "
+                       f"({self.path}:{node.line}) says it ({finding.lang}, sample: "
+                       f"{finding.sample}): {error.message}")
+            self.problems.append(Problem(str(self.library.path(finding.lang, finding.prompt)),
+                                         error.line or 1, 1, message, f"prompt-{error.kind}"))
+
+    def _check_recording_notice(self, data, nodes, settings, languages):
+        """A ``record`` node must tell callers they are recorded: its own
+        prompt says so, or a prompt of every node that leads to it does; a
+        prompt that does is marked ``{# notice: recording #}`` in every
+        language.  A warning: the flow still loads."""
+        implicit = {data.get("human"), settings["escape"].to,
+                    settings["no_input"].to, settings["no_match"].to}
+
+        def gives_notice(node):
+            return any(item.kind == "prompt" and all(
+                self.library.is_notice(lang, item.value) for lang in languages)
+                for item in node.say)
+
+        for node in nodes.values():
+            if node.kind != "record" or gives_notice(node):
+                continue
+            before = [n for n in nodes.values() if node.name in set(_edges(n))]
+            if node.name in implicit or not before or not all(map(gives_notice, before)):
+                self.warnings.append(self._problem_at(
+                    ("nodes", node.name), f"record node {node.name!r} is not preceded by a notice "
+                    "that the message is recorded: say it in its prompt (or in one of every node "
+                    "that leads to it) and mark that template {# notice: recording #}",
+                    "recording-notice", "warning"))
+
+    def _problem_at(self, path, message, code, severity):
+        pos = self.doc.key_pos(path)
+        return Problem(self.path, pos.line, pos.column, message, code, severity)
 
     def _version(self, prompt_set) -> str:
         digest = hashlib.sha256(self.source.encode("utf-8"))

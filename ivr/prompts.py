@@ -25,9 +25,10 @@ from babel.core import UnknownLocaleError
 from babel.dates import format_date, format_time
 from babel.numbers import format_currency
 from jinja2 import meta, nodes
+from jinja2.exceptions import SecurityError
 from markupsafe import Markup, escape
 
-from ivr.sandbox import Sandbox
+from ivr.sandbox import RenderBudget, RenderBudgetExceeded, Sandbox
 
 __all__ = ["FIXED_SERVER_PROMPTS", "PromptError", "PromptLibrary", "PromptProblem",
            "SERVER_PROMPTS"]
@@ -54,11 +55,17 @@ class PromptError(Exception):
     problem is not tied to a line (missing template, bad name…).
     """
 
-    def __init__(self, lang: str, name: str, message: str, line: int | None = None):
+    def __init__(self, lang: str, name: str, message: str, line: int | None = None,
+                 kind: str = "error"):
         self.lang = lang
         self.name = name
         self.message = message
         self.line = line
+        #: What went wrong while rendering: "undefined" (a variable or field
+        #: that is not there), "budget" (over the render budget or a
+        #: sandbox bound), "unsafe" (refused by the sandbox), or "error"
+        #: (anything else).
+        self.kind = kind
         where = f"{lang}/{name}{SUFFIX}" + (f":{line}" if line else "")
         super().__init__(f"{where}: {message}")
 
@@ -71,17 +78,20 @@ class PromptProblem:
     line: int  # 1-based
     column: int  # 1-based, 1 when unknown
     message: str
-    code: str  # "prompt-syntax" | "unknown-variable"
+    code: str  # "prompt-syntax" | "unknown-variable" | "prompt-unsafe"
 
 
 class PromptLibrary:
     """The prompt templates under ``root``, one sub-folder per language."""
 
-    def __init__(self, root: Path, sources: dict[tuple[str, str], str] | None = None):
+    def __init__(self, root: Path, sources: dict[tuple[str, str], str] | None = None,
+                 budget: RenderBudget = RenderBudget()):
         self.root = Path(root)
         #: When set, the templates are these texts, keyed by (lang, name),
         #: and the files under ``root`` are never read again.
         self.sources = sources
+        #: What each render may spend (see ``ivr.sandbox``).
+        self.budget = budget
         self._envs: dict[tuple[str, bool], Sandbox] = {}
         #: Compiled templates of an in-memory library, which never changes.
         self._templates: dict[tuple[str, str, bool], jinja2.Template] = {}
@@ -98,6 +108,7 @@ class PromptLibrary:
         return PromptLibrary(
             self.root,
             {(lang, name): self.source(lang, name).decode("utf-8") for lang, name in prompts},
+            self.budget,
         )
 
     # --- Where the templates are ------------------------------------------
@@ -142,7 +153,8 @@ class PromptLibrary:
 
         Runs of whitespace (the template's layout) become single spaces.
         Raises :class:`PromptError` for a missing template, a syntax error,
-        an unknown variable or a failing filter.
+        an unknown variable or field, a failing filter, or a render over
+        :attr:`budget` (which stops the render, however it loops).
         """
         return self._say(lang, name, context, False, lambda text: " ".join(text.split()))
 
@@ -174,10 +186,11 @@ class PromptLibrary:
         if template is None:
             template = self._template(lang, name, plain)
         try:
-            return template.render(context)
+            return template.environment.metered(lambda: template.render(context), self.budget)
         except Exception as exc:  # a prompt that fails must never reach the caller half-said
             raise PromptError(
-                lang, name, f"{type(exc).__name__}: {exc}", _template_line(exc, template.filename)
+                lang, name, f"{type(exc).__name__}: {exc}", _template_line(exc, template.filename),
+                failure_kind(exc),
             ) from exc
 
     def _template(self, lang: str, name: str, plain: bool) -> jinja2.Template:
@@ -197,6 +210,16 @@ class PromptLibrary:
         return template
 
     # --- Static checks (for the flow linter) --------------------------------
+
+    def is_notice(self, lang: str, name: str, notice: str = "recording") -> bool:
+        """Whether the template is marked as giving ``notice`` (a comment
+        ``{# notice: recording #}``): it tells the caller, say, that their
+        message is recorded.  False for a missing template."""
+        try:
+            source = self.source(lang, name).decode("utf-8", "replace")
+        except PromptError:
+            return False
+        return re.search(rf"\{{#-?\s*notice:\s*{re.escape(notice)}\b", source) is not None
 
     def variables(self, lang: str, name: str) -> set[str]:
         """The variables the template reads from its context."""
@@ -226,7 +249,11 @@ class PromptLibrary:
         except jinja2.TemplateSyntaxError as exc:
             return [PromptProblem(path, exc.lineno or 1, 1, exc.message or str(exc), "prompt-syntax")]
 
-        problems = []
+        problems = [
+            PromptProblem(path, line, 1, f"'{attr}' is private: templates cannot reach it",
+                          "prompt-unsafe")
+            for line, attr in _private_names(ast)
+        ]
         for var in sorted(undeclared - set(known_variables)):
             line = min(
                 (n.lineno for n in ast.find_all(nodes.Name) if n.name == var and n.ctx == "load"),
@@ -277,6 +304,34 @@ class PromptLibrary:
             env.filters.update(filters)
             self._envs[lang, plain] = env
         return env
+
+
+def _private_names(ast: nodes.Template):
+    """(line, name) of each private attribute a template names, however it
+    names it: ``x.__class__``, ``x['__class__']``, ``x|attr('__class__')``.
+    The sandbox refuses them when they run; naming one is refused at lint,
+    even where no sample reaches."""
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        if isinstance(node, nodes.Getattr):
+            names = [node.attr]
+        elif isinstance(node, nodes.Getitem):
+            names = [node.arg.value] if isinstance(node.arg, nodes.Const) else []
+        else:
+            names = [a.value for a in node.args if node.name == "attr" and isinstance(a, nodes.Const)]
+        for name in names:
+            if isinstance(name, str) and name.startswith("_"):
+                yield node.lineno, name
+
+
+def failure_kind(exc: Exception) -> str:
+    """:attr:`PromptError.kind` for what a render (or an expression) raised."""
+    if isinstance(exc, RenderBudgetExceeded):
+        return "budget"
+    if isinstance(exc, SecurityError):
+        return "unsafe"
+    if isinstance(exc, jinja2.UndefinedError):
+        return "undefined"
+    return "error"
 
 
 def _lines_of_words(text: str) -> str:

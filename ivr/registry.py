@@ -103,8 +103,10 @@ class FlowRegistry:
     def _rebuild(self, name: str, stored: dict) -> Flow | None:
         sources = {tuple(key.split("/", 1)): text for key, text in stored["prompts"].items()}
         try:
+            # Rehearsed when it was loaded; calls in progress must go on
+            # with it, and its renders are still within their budget.
             flow = flow_from_source(f"{name}@{stored['version']}", stored["source"],
-                                    PromptLibrary(self.prompts_dir, sources))
+                                    PromptLibrary(self.prompts_dir, sources), rehearse=False)
         except FlowError as error:
             self.log.error("stored version {version} of {flow} no longer builds: {error}",
                            flow=name, version=stored["version"], error=str(error))

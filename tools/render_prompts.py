@@ -213,7 +213,7 @@ def render_all(prompts_root: Path = ROOT / "prompts",
                flow_path: Path = ROOT / "flows" / "post_sale.yaml") -> str:
     """The golden text: every prompt of every language, in every case."""
     library = PromptLibrary(prompts_root)
-    flow = load_flow(flow_path, prompts_root)
+    flow = load_flow(flow_path, prompts_root, rehearse=False)  # a failing prompt is shown, not refused
     languages = library.languages()
     names = sorted({p.stem for lang in languages for p in (prompts_root / lang).glob("*.j2")})
     lines = ["# Every prompt in every case it can meet: tools/render_prompts.py --write regenerates this.",
