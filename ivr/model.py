@@ -59,6 +59,8 @@ class Choice:
     assign: tuple = ()  # ((variable, value), ...)
     reason: str | None = None
     confirms: bool = False
+    examples: Mapping[str, tuple] = field(default_factory=dict)  # language -> utterances
+    label: Mapping[str, str] = field(default_factory=dict)  # language -> what the choice is, for confirm_choice
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Escape:
     keys: tuple
     words: Mapping[str, tuple]
     to: str
+    label: Mapping[str, str] = field(default_factory=dict)  # language -> text for confirm_choice
 
 
 @dataclass(frozen=True)
@@ -119,3 +122,8 @@ class Flow:
     nodes: Mapping[str, Node]
     prompts: Any  # ivr.prompts.PromptLibrary: a snapshot of this version's templates
     source: str = ""  # the YAML text of this version
+    speech: Any = None  # ivr.speech.Settings: the flow's take/confirm/no-match thresholds
+    #: language -> ivr.speech.Matcher for read-backs (yes, no, escape) and
+    #: for inputs of digits (escape only); built once per version.
+    yes_no: Mapping[str, Any] = field(default_factory=dict)
+    escape_only: Mapping[str, Any] = field(default_factory=dict)

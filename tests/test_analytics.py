@@ -579,7 +579,7 @@ def test_texts_sent_are_counted_per_reason_from_real_calls():
                      Path(__file__).parent.parent / "prompts")
     store = CallStore(sqlite_utils.Database(memory=True))
     at = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
-    for number, keys in enumerate((["1", "1", "3", "2"], ["1", "1", "2"], ["2", "1", "2"]), 1):
+    for number, keys in enumerate((["1", "1", "3", "2"], ["1", "1", "2"], ["2", "1"]), 1):
         call = SimCall(demo, demo_lookups(at), caller=CALLER, at=at, call_id=f"CA{number}")
         call.start()
         for key in keys:
@@ -589,5 +589,5 @@ def test_texts_sent_are_counted_per_reason_from_real_calls():
                         call_summary(call.state), CALLER)
     rows = {r["reason"]: r for r in analytics.summary(store.db, by="reason")}
     assert rows["order_status"]["calls"] == 2 and rows["order_status"]["sms_sent"] == 1
-    assert rows["delivery_date"]["sms_sent"] == 0
+    assert rows["return_refund"]["sms_sent"] == 0
     assert only(analytics.summary(store.db))["sms_sent"] == 1

@@ -1,10 +1,13 @@
 """Loading and validating flow files: every problem, at its line and column."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from ivr.flow import FlowError, check_flow, load_flow
+
+REPO_PROMPTS = Path(__file__).parent.parent / "prompts"
 
 VALID = """\
 flow: mini
@@ -44,6 +47,8 @@ def prompts(tmp_path):
     for lang in ("fr-FR", "en-US"):
         (root / lang).mkdir(parents=True)
         (root / lang / "hello.j2").write_text("Bonjour {{ caller|digits }}")
+        for data in ("speech.yaml", "confirm_choice.j2"):
+            (root / lang / data).write_text((REPO_PROMPTS / lang / data).read_text(encoding="utf-8"))
     return root
 
 

@@ -113,6 +113,8 @@ PROMPTS = {
     "broken": ("Livré {{ order.delivered_on }}", "Delivered {{ order.delivered_on }}"),
 }
 
+REPO_PROMPTS = Path(__file__).parent.parent / "prompts"
+
 
 @pytest.fixture
 def prompts_root(tmp_path):
@@ -121,6 +123,8 @@ def prompts_root(tmp_path):
         (root / lang).mkdir(parents=True)
         for name, texts in PROMPTS.items():
             (root / lang / f"{name}.j2").write_text(texts[index], encoding="utf-8")
+        for data in ("speech.yaml", "confirm_choice.j2"):
+            (root / lang / data).write_text((REPO_PROMPTS / lang / data).read_text(encoding="utf-8"))
     return root
 
 
