@@ -43,6 +43,8 @@ ESCAPE, YES, NO = "escape", "yes", "no"
 EXAMPLE_WEIGHT = 0.5
 #: Extra evidence per word beyond the first of a phrase heard whole.
 PHRASE_BONUS = 0.5
+#: Extra evidence per filler word of a phrase heard whole, in place.
+FILLER_BONUS = 0.25
 #: Evidence for one full-weight distinctive word: enough to be sure.
 SURE = 1.0
 #: Shortest word the fuzzy match may correct, and how close it must be (0..100).
@@ -211,9 +213,12 @@ class Matcher:
             for weight, texts in ((1.0, candidate.words), (EXAMPLE_WEIGHT, candidate.examples)):
                 for text in texts:
                     stems = self.lexicon.content(text)
+                    # A word of a phrase says less alone than a word given
+                    # alone: "get" of "didn't get" is not "not received".
+                    alone = weight if weight < 1.0 else weight / max(1, len(set(stems)))
                     for stem in stems:
                         known = self.strength.setdefault(stem, {})
-                        known[candidate.name] = max(known.get(candidate.name, 0.0), weight)
+                        known[candidate.name] = max(known.get(candidate.name, 0.0), alone)
                     folded = " ".join(self.lexicon.tokens(text))
                     if weight == 1.0 and (len(set(stems)) > 1 or len(folded.split()) > 1):
                         self.phrases.append((candidate.name, frozenset(stems), f" {folded} "))
@@ -239,7 +244,10 @@ class Matcher:
             if stems and stems <= heard.keys():
                 bonus = PHRASE_BONUS * (len(stems) - 1)
             if folded in said:
-                bonus = max(bonus, PHRASE_BONUS * (len(folded.split()) - 1), 0.0 if stems else SURE)
+                # Filler words said in place count a little: "call me" is
+                # more than "call".
+                whole = PHRASE_BONUS * (len(stems) - 1) + FILLER_BONUS * (len(folded.split()) - len(stems))
+                bonus = max(bonus, whole, 0.0 if stems else SURE)
             if bonus:
                 totals[name] = totals.get(name, 0.0) + bonus
         return totals
@@ -296,8 +304,24 @@ def escape_matcher(lexicon: Lexicon, escape: Candidate) -> Matcher:
 
 
 def menu_matcher(lexicon: Lexicon, choices, escape: Candidate) -> Matcher:
-    """A matcher for a menu: its choices (named by their index) and the escape."""
+    """A matcher for a menu: its choices (named by their index) and the escape.
+
+    A choice with the language's first yes word ("oui", "yes") among its
+    words hears every yes word no other choice has, and likewise for no:
+    "absolument" is as good a yes to "is it this order?" as "oui"."""
     lang = lexicon.lang
+    words = [tuple(c.words.get(lang, ())) for c in choices]
+    taken = {normalise(w) for ws in words for w in ws}
     return Matcher(lexicon, tuple(
-        Candidate(i, (c.key,) if c.key else (), c.words.get(lang, ()), c.examples.get(lang, ()))
+        Candidate(i, (c.key,) if c.key else (),
+                  words[i] + _answers(lexicon, words[i], taken), c.examples.get(lang, ()))
         for i, c in enumerate(choices)) + (escape,))
+
+
+def _answers(lexicon: Lexicon, words: tuple, taken: set) -> tuple:
+    folded = {normalise(w) for w in words}
+    extra = ()
+    for answers in (lexicon.yes, lexicon.no):
+        if answers and normalise(answers[0]) in folded:
+            extra += tuple(a for a in answers if normalise(a) not in taken)
+    return extra

@@ -276,3 +276,36 @@ def test_a_bad_callback_slot_is_reported_at_its_value(tmp_path, prompts, slot, c
 def test_slot_is_only_a_callback_field(tmp_path, prompts):
     found = problems(tmp_path, prompts, edit("    kind: hangup\n", "    kind: hangup\n    slot: morning\n"))
     assert [(l, c, code) for l, c, code, _ in found] == [(25, 5, "unknown-field")]
+
+
+def test_an_example_won_by_another_choice_is_a_problem_at_its_position(tmp_path, prompts):
+    found = problems(tmp_path, prompts, edit(
+        "        words: {fr-FR: [suivi], en-US: [track]}\n",
+        "        words: {fr-FR: [suivi], en-US: [track]}\n"
+        "        examples: {fr-FR: [conseiller conseillère agent opérateur humain]}\n"))
+    assert found == [(14, 28, "example-mismatch",
+                      "example 'conseiller conseillère agent opérateur humain' (fr-FR) of choice 1 (key 1) "
+                      "of menu 'menu' is taken by the escape to a human (score=0.67 margin=0.50): give the "
+                      "choices words that tell them apart")]
+
+
+def test_an_example_that_would_not_match_is_ambiguous(tmp_path, prompts):
+    found = problems(tmp_path, prompts, edit(
+        "        words: {fr-FR: [suivi], en-US: [track]}\n",
+        "        words: {fr-FR: [suivi], en-US: [track]}\n"
+        "        examples: {en-US: [hello there]}\n"))
+    assert [(line, code) for line, _col, code, _msg in found] == [(14, "example-ambiguous")]
+
+
+def test_speech_thresholds_must_be_numbers_from_0_to_1(tmp_path, prompts):
+    found = problems(tmp_path, prompts, "speech: {accept: 2, guess: 0.5}\n" + VALID)
+    assert [(code, msg) for _l, _c, code, msg in found] == [
+        ("wrong-value", "expected a number from 0 to 1, found 2"),
+        ("unknown-field", "unknown field 'guess'; expected one of accept, confirm, margin, confidence"),
+    ]
+
+
+def test_a_language_without_speech_data_is_a_problem(tmp_path, prompts):
+    (prompts / "en-US" / "speech.yaml").unlink()
+    found = problems(tmp_path, prompts, VALID)
+    assert [(line, code) for line, _col, code, _msg in found] == [(2, "missing-speech-data")]

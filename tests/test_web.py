@@ -422,7 +422,7 @@ def test_a_broken_flow_edit_keeps_the_last_good_version_serving(server):
     server.registry.reload_if_changed()
     assert server.registry.current("post_sale").version == good
     [problem] = server.registry.problems[str(flow_file)]
-    assert problem.code == "unknown-target" and problem.line == 65
+    assert problem.code == "unknown-target" and problem.line == 68
     assert server.turn(0)[0] == 200
     code, _, body = server.request("GET", "/healthz")
     assert str(flow_file).encode() in body
@@ -453,7 +453,7 @@ def test_a_transfer_to_a_number_whispers_the_reason_and_order_to_the_agent(tmp_p
                                                       'to: {number: "+33180000000"}'))
     server.registry.reload_if_changed()
     server.turn(0)
-    server.turn(1, Digits="3")   # a return: the order is looked up, then an agent
+    server.turn(1, Digits="2")   # a return: the order is looked up, then an agent
     _, body = server.turn(2, Digits="1")
     number = ET.fromstring(body).find("Dial/Number")
     assert number.text == "+33180000000"
