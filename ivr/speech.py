@@ -202,8 +202,8 @@ class Matcher:
     candidates: tuple
     # Computed in __post_init__:
     keys: dict = field(default_factory=dict, init=False)
-    strength: dict = field(default_factory=dict, init=False)   # stem -> {name: 1 or EXAMPLE_WEIGHT}
-    phrases: list = field(default_factory=list, init=False)    # (name, frozenset of stems)
+    strength: dict = field(default_factory=dict, init=False)   # stem -> {name: weight}
+    phrases: list = field(default_factory=list, init=False)    # (name, stems, " folded words ")
     vocabulary: tuple = field(default=(), init=False)
 
     def __post_init__(self):
