@@ -500,7 +500,8 @@ class _Run:
         if heard.verdict == "confirm":
             return self._confirm_choice(node, heard)
         self._take_choice(node, node.opts["choices"][heard.candidate],
-                          self._masked(node, self.state["speech"]), heard.detail)
+                          self._masked(node, self.state["speech"]),
+                          f"choice={_candidate_key(node, heard.candidate)} {heard.detail}")
 
     def _confirm_choice(self, node, heard):
         """Not sure enough: name the choice and ask the caller to confirm it."""

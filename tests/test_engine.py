@@ -419,7 +419,7 @@ def test_a_menu_event_records_the_utterance_score_and_margin(demo):
     menu_event = next(e for e in call.node_events if e["node"] == "main_menu" and e["input"])
     assert menu_event["input"] == "je veux etre rembourse"
     assert menu_event["branch"] == "find_by_phone"
-    assert menu_event["detail"].startswith("score=") and " margin=" in menu_event["detail"]
+    assert menu_event["detail"].startswith("choice=2 score=") and " margin=" in menu_event["detail"]
     assert call.state["reason"] == "return_refund"
 
 
