@@ -891,7 +891,8 @@ def event_from(params: dict, state: dict) -> dict:
     if params.get("Digits") and params["Digits"] != "hangup":
         return {"type": "digits", "digits": params["Digits"]}
     if params.get("SpeechResult"):
-        return {"type": "speech", "text": params["SpeechResult"]}
+        return {"type": "speech", "text": params["SpeechResult"],
+                "confidence": _confidence(params.get("Confidence"))}
     return {"type": "silence"}
 
 
@@ -910,3 +911,10 @@ def _queue_status(result: str | None) -> str | None:
     return "completed" if result in _QUEUE_ENDED else "failed"
 
 
+def _confidence(value) -> float | None:
+    """The recogniser's confidence in 0..1, or None when it sent none (or nonsense)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0.0 <= number <= 1.0 else None

@@ -22,6 +22,7 @@ from .orders import OrderStore
 from .remote import RemoteCall, RemoteError
 from .scenarios import ScenarioFileError, demo_lookups, local_time, run_paths
 from .sim import InputNotExpected, SimCall, listens_for
+from .utterances import UtteranceFileError, confusion_table, percent, play_set
 
 CALL_HELP = """\
 At the prompt type what the caller does:
@@ -287,6 +288,56 @@ def lint(paths, prompts):
     detail = f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""
     click.echo(f"{count} problem{'s' if count != 1 else ''}{detail}", err=True)
     sys.exit(1 if count > warnings else 0)
+
+
+@main.command("utterances")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--part", type=click.Choice(["all", "tuning", "held_out"]), default="all",
+              help="Play only the tuning or only the held-out phrasings (default: all).")
+@click.option("--quiet", is_flag=True, help="Print only the accuracies, not the tables and misses.")
+def utterances_command(paths, part, quiet):
+    """Play utterance sets against their menus: confusion table and accuracy.
+
+    Each FILE names a flow, a language, a menu and a threshold, and lists
+    phrasings with the choice they mean (flows/utterances/ has the demo
+    flow's).  Exits 1 when the tuning or held-out accuracy of any set is
+    under its threshold.
+
+    \b
+    Example:
+        ivr-sim utterances flows/utterances/*.yaml
+    """
+    files = [f for p in paths for f in (sorted(Path(p).glob("*.yaml")) if Path(p).is_dir() else [Path(p)])]
+    failed = False
+    totals: dict = {}
+    for file in files:
+        try:
+            result = play_set(file)
+        except (UtteranceFileError, FlowError) as error:
+            raise click.ClickException(str(error))
+        shown = {"all": None, "tuning": False, "held_out": True}[part]
+        if shown is not None:
+            result.played = result.part(shown)
+        tuning, held = result.accuracy(result.part(False)), result.accuracy(result.part(True))
+        ok = result.passed
+        failed |= not ok
+        for name, played in (("tuning", result.part(False)), ("held_out", result.part(True))):
+            right, count = totals.get((result.lang, name), (0, 0))
+            totals[result.lang, name] = (right + sum(p.right for p in played), count + len(played))
+        click.echo(f"{'PASS' if ok else 'FAIL'} {file} ({result.node}, {result.lang}): "
+                   f"tuning {percent(tuning)}, held-out {percent(held)}, threshold {percent(result.threshold)}")
+        if quiet:
+            continue
+        click.echo(confusion_table(result))
+        for p in result.played:
+            if not p.right or p.confirmed:
+                what = "confirms" if p.confirmed else "got"
+                click.echo(f"  {'ok  ' if p.right else 'MISS'} {p.say!r}: meant {p.meant}, {what} {p.got} "
+                           f"({p.detail}){' [held out]' if p.held_out else ''}")
+    for (lang, name), (right, count) in sorted(totals.items()):
+        if count:
+            click.echo(f"{lang} {name}: {right}/{count} = {percent(right / count)}")
+    sys.exit(1 if failed else 0)
 
 
 @main.command("demo-orders")

@@ -11,7 +11,7 @@ Events (dicts, ``type`` plus ``now``, a timezone-aware datetime):
 =============  ==========================================================
 ``start``      ``call_id``, ``caller``, ``called``, optional ``lang``
 ``digits``     ``digits``: keys pressed
-``speech``     ``text``: what the recogniser heard
+``speech``     ``text``: what the recogniser heard, optional ``confidence`` (0..1)
 ``silence``    the caller said nothing before the timeout
 ``lookup_result``  ``request_id``, ``status`` (found, many, not_found, error), ``data``, ``error``
 ``sms_result``     ``request_id``, ``status`` (sent, failed), ``error``, optional ``sid``
@@ -32,24 +32,21 @@ from zoneinfo import ZoneInfo
 
 from . import actions as act
 from . import expressions
-from .matching import normalise, said
-from .model import REASON_NOT_STATED, Flow, Node, Retry
+from . import speech as hearing
+from .matching import normalise
+from .model import REASON_NOT_STATED, Flow, Node, PromptItem, Retry
 from .phone import country_of, is_withheld, mask_numbers, textable
 from .prompts import PromptError
-
-#: Built-in yes/no words for read-back confirmations, by language prefix.
-CONFIRM_WORDS = {
-    "fr": {"yes": ("oui", "c est ca", "correct", "exact", "exactement"),
-           "no": ("non", "pas ca", "incorrect", "faux")},
-    "en": {"yes": ("yes", "yeah", "correct", "right", "that s right"),
-           "no": ("no", "wrong", "incorrect", "nope")},
-}
 
 #: The longest text message a provider takes (Twilio: 1600 characters).
 MAX_SMS_LENGTH = 1600
 
 #: What a call waits for while it listens to the caller.
-GATHERING = ("gather", "confirm", "callback_confirm", "callback_number")
+GATHERING = ("gather", "confirm", "callback_confirm", "callback_number", "confirm_choice")
+#: Asked when the matcher is not sure which choice a caller meant.
+CONFIRM_CHOICE = (PromptItem("prompt", "confirm_choice"),)
+#: Waits answered with yes or no.
+_YES_NO_WAITS = ("confirm", "callback_confirm", "confirm_choice")
 _HUMAN_KINDS = ("transfer", "callback", "record")
 
 
@@ -462,13 +459,17 @@ class _Run:
             gather = dict(input=node.opts.get("input", "dtmf speech"),
                           num_digits=1 if keys else None, finish_on_key="")
         elif yes_no:
-            hints.extend(_confirm_words(lang)["yes"] + _confirm_words(lang)["no"])
+            lexicon = self.flow.yes_no[lang].lexicon
+            hints.extend(lexicon.yes + lexicon.no)
             gather = dict(input="dtmf speech", num_digits=1, finish_on_key="")
         else:
             low, high = node.opts.get("min", 1), node.opts.get("max", 20)
             if waiting == "callback_number":
                 low, high = 9, 15
-            gather = dict(input="dtmf", num_digits=high if low == high else None,
+            # Digits by key; by voice too when the flow lets callers ask for
+            # a human here (the escape words) or say the number.
+            gather = dict(input="dtmf speech" if hints else "dtmf",
+                          num_digits=high if low == high else None,
                           finish_on_key=node.opts.get("finish_on", "#"))
         self.actions.append(act.Gather(
             prompts=tuple(self._pop_prompts()), timeout=node.opts.get("timeout", self.flow.timeout),
@@ -483,16 +484,19 @@ class _Run:
             raise ValueError(f"input arrived while node {node.name!r} waits for {state['waiting']!r}")
         kind = self.event["type"]
         digits = (self.event.get("digits") or "") if kind == "digits" else ""
-        speech = normalise(self.event.get("text") or "") if kind == "speech" else ""
+        said = (self.event.get("text") or "") if kind == "speech" else ""
+        speech = normalise(said)
         state["digits"], state["speech"] = digits, speech
         shown = digits or speech or None
         if not digits and not speech:
             return self._retry(node, "no_input", None)
-        if digits in self.flow.escape.keys or any(
-                said(w, speech) for w in self.flow.escape.words.get(state["lang"], ()) if speech):
+        heard = self._hear(node, said) if speech else None
+        if digits in self.flow.escape.keys or (
+                heard and heard.verdict == "take" and heard.candidate == hearing.ESCAPE):
             if self._asking_reason(node):
                 return self._skip_reason(node, shown)  # asks for a person again: no reason given
-            self._leave(node, "escape", input_=self._masked(node, shown))
+            self._leave(node, "escape", input_=self._masked(node, shown),
+                        detail=heard.detail if heard else None)
             self._cause("caller_asked", node.name)
             return self._run(self._toward_human(self.flow.escape.to))
         handler = {
@@ -500,13 +504,70 @@ class _Run:
             "confirm": self._confirm_input,
             "callback_confirm": self._callback_confirm_input,
             "callback_number": self._callback_number_input,
+            "confirm_choice": self._confirm_choice_input,
         }[state["waiting"]]
-        handler(node, digits, speech)
+        handler(node, digits, speech if heard is None else heard)
 
-    def _menu_input(self, node, digits, speech):
-        choice = _choose(node.opts["choices"], digits, speech, self.state["lang"])
-        if choice is None:
-            return self._retry(node, "no_match", digits or speech)
+    def _hear(self, node, said: str) -> hearing.Decision:
+        """What an utterance means where the call waits: a menu's choices,
+        yes or no, or (at an input of digits) only a request for a human."""
+        lang, waiting = self.state["lang"], self.state["waiting"]
+        confidence = self.event.get("confidence")
+        if waiting == "gather" and node.kind == "menu":
+            return node.opts["matchers"][lang].decide(said, node.opts["speech"], confidence)
+        matcher = self.flow.yes_no[lang] if waiting in _YES_NO_WAITS else self.flow.escape_only[lang]
+        return matcher.decide(said, self.flow.speech, confidence)
+
+    def _menu_input(self, node, digits, heard):
+        if digits:
+            choice = next((c for c in node.opts["choices"] if c.key == digits), None)
+            if choice is None:
+                return self._retry(node, "no_match", digits)
+            return self._take_choice(node, choice, digits)
+        if heard.verdict == "no_match":
+            return self._retry(node, "no_match", self._masked(node, self.state["speech"]),
+                               detail=heard.detail)
+        if heard.verdict == "confirm":
+            return self._confirm_choice(node, heard)
+        self._take_choice(node, node.opts["choices"][heard.candidate],
+                          self._masked(node, self.state["speech"]),
+                          f"choice={_candidate_key(node, heard.candidate)} {heard.detail}")
+
+    def _confirm_choice(self, node, heard):
+        """Not sure enough: name the choice and ask the caller to confirm it."""
+        lang = self.state["lang"]
+        if heard.candidate == hearing.ESCAPE:
+            label, words = self.flow.escape.label, self.flow.escape.words
+        else:
+            choice = node.opts["choices"][heard.candidate]
+            label, words = choice.label, choice.words
+        self.state["pending"] = {
+            "choice": heard.candidate, "label": label.get(lang),
+            "word": next(iter(words.get(lang, ())), None),
+        }
+        self._leave(node, "confirm_choice", input_=self._masked(node, self.state["speech"]),
+                    detail=f"choice={_candidate_key(node, heard.candidate)} {heard.detail}")
+        self._gather(node, waiting="confirm_choice", prompts=CONFIRM_CHOICE, yes_no=True)
+
+    def _confirm_choice_input(self, node, digits, heard):
+        answer = _yes_no(digits, heard)
+        if answer is None:
+            return self._retry(node, "no_match", digits or self._masked(node, self.state["speech"]),
+                               waiting="confirm_choice")
+        pending = self.state["pending"]
+        self.state["pending"] = None
+        if not answer:
+            # Re-ask the menu without an apology, as one more attempt.
+            return self._retry(node, "no_match", "no", waiting="gather", apologise=False)
+        if pending["choice"] == hearing.ESCAPE:
+            if self._asking_reason(node):
+                return self._skip_reason(node, "yes")
+            self._leave(node, "escape", input_="yes")
+            self._cause("caller_asked", node.name)
+            return self._run(self._toward_human(self.flow.escape.to))
+        self._take_choice(node, node.opts["choices"][pending["choice"]], "yes")
+
+    def _take_choice(self, node, choice, shown, detail=None):
         self._assign(choice.assign)
         self._mark(choice.reason)
         if choice.confirms:
@@ -516,11 +577,13 @@ class _Run:
         asks_human = self._leads_to_human(choice.to)
         self._cause((self.state["cause"] or "caller_asked") if asks_human else None, node.name,
                     on_the_way=bool(self.state["cause"]))
-        self._leave(node, choice.to, input_=digits or speech)
+        self._leave(node, choice.to, input_=shown, detail=detail)
         self._run(self._toward_human(choice.to) if asks_human else choice.to)
 
-    def _digits_input(self, node, digits, speech):
-        entered = digits or re.sub(r"\D", "", speech)
+    def _digits_input(self, node, digits, heard):
+        entered = digits or self.flow.escape_only[self.state["lang"]].lexicon.digits_in(
+            self.state["speech"])
+        speech = self.state["speech"]
         low, high = node.opts.get("min", 1), node.opts.get("max", 20)
         valid = low <= len(entered) <= high and (
             "pattern" not in node.opts or re.fullmatch(node.opts["pattern"], entered))
@@ -534,10 +597,10 @@ class _Run:
         self._leave(node, node.next, input_=self._masked(node, entered))
         self._run(node.next)
 
-    def _confirm_input(self, node, digits, speech):
-        answer = _yes_no(digits, speech, self.state["lang"])
+    def _confirm_input(self, node, digits, heard):
+        answer = _yes_no(digits, heard)
         if answer is None:
-            return self._retry(node, "no_match", digits or speech, waiting="confirm")
+            return self._retry(node, "no_match", digits or self.state["speech"], waiting="confirm")
         if answer:
             self._leave(node, node.next, input_="yes")
             return self._run(node.next)
@@ -546,10 +609,11 @@ class _Run:
         # but it counts as an attempt so a caller cannot loop for ever.
         self._retry(node, "no_match", "no", waiting="gather", apologise=False)
 
-    def _callback_confirm_input(self, node, digits, speech):
-        answer = _yes_no(digits, speech, self.state["lang"])
+    def _callback_confirm_input(self, node, digits, heard):
+        answer = _yes_no(digits, heard)
         if answer is None:
-            return self._retry(node, "no_match", digits or speech, waiting="callback_confirm")
+            return self._retry(node, "no_match", digits or self.state["speech"],
+                               waiting="callback_confirm")
         if answer:
             return self._callback_done(node, self.state["caller"], "yes")
         self._leave(node, "other_number", input_="no")
@@ -558,8 +622,9 @@ class _Run:
     def _ask_callback_number(self, node):
         self._gather(node, waiting="callback_number", prompts=node.opts["ask_number"])
 
-    def _callback_number_input(self, node, digits, speech):
-        entered = digits or re.sub(r"\D", "", speech)
+    def _callback_number_input(self, node, digits, heard):
+        entered = digits or self.flow.escape_only[self.state["lang"]].lexicon.digits_in(
+            self.state["speech"])
         if not 9 <= len(entered) <= 15:
             return self._retry(node, "no_match", entered, waiting="callback_number")
         self._callback_done(node, entered, entered)
@@ -604,7 +669,7 @@ class _Run:
             return False
         return all(self._leads_to_human(c.to, seen | {name}) for c in node.opts["choices"])
 
-    def _retry(self, node, counter: str, shown, waiting=None, apologise=True):
+    def _retry(self, node, counter: str, shown, waiting=None, apologise=True, detail=None):
         """Count a no-input or no-match; re-prompt, or leave when exhausted."""
         state = self.state
         if self._asking_reason(node):
@@ -621,7 +686,7 @@ class _Run:
             if self._leads_to_human(destination):
                 destination = self._toward_human(destination)
             return self._run(destination)
-        self._leave(node, counter, input_=self._masked(node, shown))
+        self._leave(node, counter, input_=self._masked(node, shown), detail=detail)
         state["steps"] += 1
         if state["steps"] > self.flow.max_steps:
             self._cause("loop_guard", node.name)
@@ -631,9 +696,10 @@ class _Run:
         prompts = {
             "gather": None, "confirm": node.opts.get("confirm"),
             "callback_confirm": node.say, "callback_number": node.opts.get("ask_number"),
+            "confirm_choice": CONFIRM_CHOICE,
         }[waiting]
         self._gather(node, waiting=waiting, prompts=prompts, apology=apology,
-                     yes_no=waiting in ("confirm", "callback_confirm"))
+                     yes_no=waiting in _YES_NO_WAITS)
 
     # -- asking the reason before a person ----------------------------------------
     def _toward_human(self, name: str) -> str:
@@ -694,6 +760,8 @@ class _Run:
             "attempt": 1 + state["no_input"] + state["no_match"],
             "digits": state["digits"], "speech": state["speech"], "reason": state["reason"],
             "opens_at": state["vars"].get("opens_at"),
+            "choice_label": (state.get("pending") or {}).get("label"),
+            "choice_word": (state.get("pending") or {}).get("word"),
         }
 
     def _say(self, prompts):
@@ -775,37 +843,23 @@ def new_state(flow: Flow, event: dict, now: datetime) -> dict:
         "reason": None, "resolved": False, "answered": [], "reason_asked": None,
         "confirmed": False,
         "cause": None, "exit_node": None, "handoff": None, "transferred_at": None,
-        "outcome": None, "ended": False, "callback": None,
+        "outcome": None, "ended": False, "callback": None, "pending": None,
     }
 
 
-def _choose(choices, digits: str, speech: str, lang: str):
-    """The choice a key or an utterance selects.  For speech the most
-    specific match wins: "jamais reçu mon colis" is about a parcel never
-    received, not about tracking a parcel."""
-    if digits:
-        return next((c for c in choices if c.key == digits), None)
-    best, best_length = None, 0
-    for choice in choices:
-        if speech == choice.key:
-            return choice
-        for phrase in choice.words.get(lang, ()):
-            length = len(normalise(phrase))
-            if length > best_length and said(phrase, speech):
-                best, best_length = choice, length
-    return best
+def _candidate_key(node: Node, candidate) -> str:
+    """How events name a candidate: the choice's key, else its 1-based
+    position, or ``escape``."""
+    if candidate == hearing.ESCAPE:
+        return hearing.ESCAPE
+    choice = node.opts["choices"][candidate]
+    return choice.key or f"#{candidate + 1}"
 
 
-def _confirm_words(lang: str) -> dict:
-    return CONFIRM_WORDS.get(lang[:2], CONFIRM_WORDS["en"])
-
-
-def _yes_no(digits: str, speech: str, lang: str) -> bool | None:
+def _yes_no(digits: str, heard) -> bool | None:
+    """Key 1 or a clear yes: True; key 2 or a clear no: False; else None."""
     if digits:
         return {"1": True, "2": False}.get(digits)
-    words = _confirm_words(lang)
-    if any(said(w, speech) for w in words["no"]):
-        return False
-    if any(said(w, speech) for w in words["yes"]):
-        return True
-    return None
+    if heard is None or heard.verdict != "take":
+        return None
+    return {hearing.YES: True, hearing.NO: False}.get(heard.candidate)

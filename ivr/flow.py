@@ -25,12 +25,18 @@ from .model import (
     NODE_KINDS, TRANSFER_CAUSES, Choice, Escape, Flow, Node, PromptItem, Retry,
 )
 from .prompts import FIXED_SERVER_PROMPTS, SERVER_PROMPTS, PromptError, PromptLibrary
+from . import speech
 
 #: Variables every prompt and expression can read (see docs/flow-language.md).
 BUILTIN_VARIABLES = frozenset({
     "caller", "called", "call_id", "country", "lang", "now", "today", "hour",
     "weekday", "attempt", "digits", "speech", "reason", "opens_at",
 })
+
+#: What the ``confirm_choice`` prompt reads besides the built-ins: the
+#: choice's ``label`` in the caller's language (None when it has none) and
+#: the first of its words.
+CONFIRM_CHOICE_VARIABLES = frozenset({"choice_label", "choice_word"})
 
 #: What each look-up needs and which variables its answer sets.
 LOOKUPS = {
@@ -46,11 +52,6 @@ CATCH_ALL_REASONS = frozenset({
     "other", "others", "misc", "miscellaneous", "general", "unknown",
     "autre", "autres", "divers", "not_stated",
 })
-
-DEFAULT_ESCAPE_WORDS = {
-    "fr": ("conseiller", "conseillère", "agent", "opérateur", "humain"),
-    "en": ("agent", "operator", "representative", "human"),
-}
 
 #: The longest literal ``slot`` of a callback node.
 MAX_SLOT_LENGTH = 64
@@ -281,6 +282,36 @@ def words(b, path, value):
     return result
 
 
+def labels(b, path, value):
+    """A text per language: ``{fr-FR: faire un retour, en-US: make a return}``."""
+    if _expect(b, path, value, dict, "a mapping of language to text") is _BAD:
+        return _BAD
+    result = {}
+    for lang, label in value.items():
+        b.languages_used.append((path + (lang,), lang))
+        if text(b, path + (lang,), label) is not _BAD:
+            result[lang] = label
+    return result
+
+
+def speech_settings(b, path, value):
+    """Thresholds of the speech matcher: ``{accept: 0.6, confirm: 0.3, margin: 0.3, confidence: 0.5}``."""
+    if _expect(b, path, value, dict, "a mapping of " + ", ".join(speech.Settings.FIELDS)) is _BAD:
+        return _BAD
+    result = {}
+    for field_name, number in value.items():
+        if field_name not in speech.Settings.FIELDS:
+            b.problem(path + (field_name,), f"unknown field {field_name!r}; expected one of "
+                      f"{', '.join(speech.Settings.FIELDS)}", "unknown-field", at_key=True)
+        elif (isinstance(number, bool) or not isinstance(number, (int, float))
+              or not 0 <= number <= 1):
+            b.problem(path + (field_name,), f"expected a number from 0 to 1, found {number!r}",
+                      "wrong-value")
+        else:
+            result[field_name] = float(number)
+    return result
+
+
 def assignments(b, path, value):
     if _expect(b, path, value, dict, "a mapping of variable to value") is _BAD:
         return _BAD
@@ -304,7 +335,7 @@ def choices(b, path, value):
         at = path + (i,)
         spec = b.fields(at, item, {
             "key": key, "words": words, "to": target, "set": assignments,
-            "reason": reason, "confirms": flag,
+            "reason": reason, "confirms": flag, "examples": words, "label": labels,
         }, required=("to",))
         if spec is _BAD:
             continue
@@ -326,6 +357,7 @@ def choices(b, path, value):
             key=choice_key, words=spec.get("words", {}), to=spec["to"],
             assign=spec.get("set", ()), reason=spec.get("reason"),
             confirms=spec.get("confirms", False),
+            examples=spec.get("examples", {}), label=spec.get("label", {}),
         ))
     return tuple(result)
 
@@ -436,7 +468,8 @@ _GATHER = {"say": prompts, "reprompt": prompt_list, "timeout": positive,
 #: Per kind: its own fields, and the fields it cannot do without.
 NODE_FIELDS = {
     "say": ({**_SAY, "next": target}, ("say", "next")),
-    "menu": ({"choices": choices, "input": one_of("dtmf", "speech", "dtmf speech"), **_GATHER},
+    "menu": ({"choices": choices, "input": one_of("dtmf", "speech", "dtmf speech"),
+              "speech": speech_settings, **_GATHER},
              ("say", "choices")),
     "input": ({"min": positive, "max": positive, "finish_on": one_of("#", "*", ""),
                "pattern": pattern, "save_as": name, "confirm": prompts,
@@ -466,6 +499,7 @@ _FLOW_FIELDS = {
     "voices": None, "timezone": text, "start": target, "human": target,
     "escape": None, "defaults": None, "limits": None, "reasons": None,
     "hours": None, "vars": None, "nodes": None, "ask_reason": target,
+    "speech": speech_settings,
 }
 
 
@@ -537,8 +571,9 @@ class _Builder:
                              "name such as Europe/Paris", "wrong-value")
                 del flow["timezone"]
         languages = self._languages(data)
+        lexicons = self._lexicons(languages)
         nodes = self._nodes(data)
-        settings = self._settings(data, languages)
+        settings = self._settings(data, languages, lexicons)
         _inherit_retries(nodes, settings)
         reasons, reason_labels = self._reasons(data, languages)
         calendars = self._calendars(data)
@@ -556,9 +591,15 @@ class _Builder:
         self._check_lookups_and_hours(nodes, calendars)
         known = BUILTIN_VARIABLES | self.defined | set(variables)
         self._check_expressions(known)
-        prompt_set = self._check_prompts(languages, known)
+        if any(_listens(node) for node in nodes.values()):
+            first = next(n for n in nodes.values() if _listens(n))
+            self.prompt_refs.append((("nodes", first.name), "confirm_choice"))
+        prompt_set = self._check_prompts(languages, known | CONFIRM_CHOICE_VARIABLES)
         server_says = self._server_says(prompt_set, languages)
         self._check_recording_notice(data, nodes, settings, languages)
+        listeners = self._speech(nodes, settings, lexicons, flow.get("speech", {}))
+        prompt_set.sources.update(
+            ((lang, speech.LEXICON_FILE), lexicon.source) for lang, lexicon in lexicons.items())
         if self.problems:
             raise FlowError(self.problems + self.warnings)
         flow = Flow(
@@ -571,7 +612,7 @@ class _Builder:
             nodes=nodes, prompts=prompt_set, source=self.source, server_says=server_says,
             start=data["start"], human=data["human"],
             timezone=flow.get("timezone", "Europe/Paris"),
-            **settings,
+            **settings, **listeners,
         )
         if self.rehearse:
             self._check_sample_renders(flow)
@@ -598,7 +639,67 @@ class _Builder:
             result.append(lang)
         return result
 
-    def _settings(self, data, languages):
+    def _lexicons(self, languages):
+        """Each language's speech data: ``<prompts>/<lang>/speech.yaml``
+        (or its stored copy).  A language without one is a problem: it is
+        never heard with another language's words."""
+        result = {}
+        for i, lang in enumerate(languages):
+            stored = (self.library.sources or {}).get((lang, speech.LEXICON_FILE))
+            where = self.library.root / lang / speech.LEXICON_FILE
+            try:
+                if stored is not None:
+                    result[lang] = speech.lexicon_from_source(stored, lang, where)
+                elif not where.is_file():
+                    self.problem(("languages", i), f"language {lang!r} has no speech data: expected "
+                                 f"{where} (yes/no, escape and filler words)", "missing-speech-data")
+                else:
+                    result[lang] = speech.load_lexicon(where, lang)
+            except speech.LexiconError as error:
+                self.problem(("languages", i), str(error), "speech-data")
+        return result
+
+    def _speech(self, nodes, settings, lexicons, flow_overrides):
+        """Build every matcher of this version once, and check the examples."""
+        defaults = speech.Settings().merged(flow_overrides)
+        escape = settings["escape"]
+        listeners = {"speech": defaults, "yes_no": {}, "escape_only": {}}
+        for lang, lexicon in lexicons.items():
+            way_out = speech.Candidate(speech.ESCAPE, escape.keys, escape.words.get(lang, ()))
+            listeners["yes_no"][lang] = speech.yes_no_matcher(lexicon, way_out)
+            listeners["escape_only"][lang] = speech.escape_matcher(lexicon, way_out)
+        for node in nodes.values():
+            if node.kind != "menu":
+                continue
+            node.opts["speech"] = defaults.merged(node.opts.get("speech", {}))
+            node.opts["matchers"] = {}
+            for lang, lexicon in lexicons.items():
+                way_out = speech.Candidate(speech.ESCAPE, escape.keys, escape.words.get(lang, ()))
+                matcher = speech.menu_matcher(lexicon, node.opts.get("choices", ()), way_out)
+                node.opts["matchers"][lang] = matcher
+                self._check_examples(node, lang, matcher)
+        return listeners
+
+    def _check_examples(self, node, lang, matcher):
+        """Each example must be taken, without a confirmation, by its own choice."""
+        for i, choice in enumerate(node.opts.get("choices", ())):
+            for j, example in enumerate(choice.examples.get(lang, ())):
+                decision = matcher.decide(example, node.opts["speech"])
+                if decision.verdict == "take" and decision.candidate == i:
+                    continue
+                path = ("nodes", node.name, "choices", i, "examples", lang, j)
+                mine = f"example {example!r} ({lang}) of choice {_choice_name(choice, i)} of menu {node.name!r}"
+                if decision.verdict == "take":
+                    won = _candidate_name(node, decision.candidate)
+                    self.problem(path, f"{mine} is taken by {won} ({decision.detail}): give the choices "
+                                 "words that tell them apart", "example-mismatch")
+                else:
+                    what = "would be confirmed" if decision.verdict == "confirm" else "would not match"
+                    self.problem(path, f"{mine} {what} ({decision.detail}; taken from score "
+                                 f"{node.opts['speech'].accept:.2f} and margin {node.opts['speech'].margin:.2f}): "
+                                 "add words that say it", "example-ambiguous")
+
+    def _settings(self, data, languages, lexicons):
         """Language choice, voices, escape, retry defaults and loop limits."""
         default_lang = languages[0] if languages else "fr-FR"
         lang_spec = self.fields(("language",), data.get("language", {}), {
@@ -625,7 +726,7 @@ class _Builder:
         for lang in voices:
             self.languages_used.append((("voices", lang), lang))
         escape = self.fields(("escape",), data.get("escape", {}), {
-            "keys": None, "words": words, "to": target})
+            "keys": None, "words": words, "to": target, "label": labels})
         escape = {} if escape is _BAD else escape
         raw_keys = escape.get("keys", ["0"])
         if _expect(self, ("escape", "keys"), raw_keys, list, 'a list of keys such as ["0"]') is _BAD:
@@ -634,7 +735,7 @@ class _Builder:
             str(k) for i, k in enumerate(raw_keys)
             if key(self, ("escape", "keys", i), k) is not _BAD)
         escape_words = escape.get("words") or {
-            lang: DEFAULT_ESCAPE_WORDS.get(lang[:2], ()) for lang in languages}
+            lang: lexicon.escape for lang, lexicon in lexicons.items()}
         defaults = self.fields(("defaults",), data.get("defaults", {}), {
             "timeout": positive, "no_input": retry, "no_match": retry})
         defaults = {} if defaults is _BAD else defaults
@@ -646,7 +747,8 @@ class _Builder:
             "country_languages": country_languages,
             "other_countries_language": None if lang_spec is _BAD else lang_spec.get("other_countries"),
             "voices": dict(voices),
-            "escape": Escape(escape_keys, escape_words, escape.get("to") or data.get("human", "")),
+            "escape": Escape(escape_keys, escape_words, escape.get("to") or data.get("human", ""),
+                             label=escape.get("label", {})),
             "no_input": _retry(defaults.get("no_input", {})),
             "no_match": _retry(defaults.get("no_match", {})),
             "timeout": defaults.get("timeout", 5),
@@ -998,6 +1100,21 @@ def _inherit_retries(nodes, settings):
         if node.kind in ("menu", "input", "callback"):
             for field_name in ("no_input", "no_match"):
                 node.opts[field_name] = _retry(node.opts.get(field_name, {}), settings[field_name])
+
+
+def _listens(node: Node) -> bool:
+    """Whether a node hears speech, so may confirm what it heard."""
+    return node.kind == "menu" and "speech" in node.opts.get("input", "dtmf speech")
+
+
+def _choice_name(choice, index: int) -> str:
+    return f"{index + 1} (key {choice.key})" if choice.key else str(index + 1)
+
+
+def _candidate_name(node: Node, candidate) -> str:
+    if candidate == speech.ESCAPE:
+        return "the escape to a human"
+    return "choice " + _choice_name(node.opts["choices"][candidate], candidate)
 
 
 def _make_node(node_name, kind, line, parsed) -> Node:

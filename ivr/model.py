@@ -59,6 +59,8 @@ class Choice:
     assign: tuple = ()  # ((variable, value), ...)
     reason: str | None = None
     confirms: bool = False
+    examples: Mapping[str, tuple] = field(default_factory=dict)  # language -> utterances
+    label: Mapping[str, str] = field(default_factory=dict)  # language -> what the choice is, for confirm_choice
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Escape:
     keys: tuple
     words: Mapping[str, tuple]
     to: str
+    label: Mapping[str, str] = field(default_factory=dict)  # language -> text for confirm_choice
 
 
 @dataclass(frozen=True)
@@ -133,3 +136,8 @@ class Flow:
         """How the flow describes ``reason``, in ``lang`` when it can."""
         labels = self.reason_labels.get(reason) or {}
         return labels.get(lang) or self.reasons.get(reason)
+    speech: Any = None  # ivr.speech.Settings: the flow's take/confirm/no-match thresholds
+    #: language -> ivr.speech.Matcher for read-backs (yes, no, escape) and
+    #: for inputs of digits (escape only); built once per version.
+    yes_no: Mapping[str, Any] = field(default_factory=dict)
+    escape_only: Mapping[str, Any] = field(default_factory=dict)

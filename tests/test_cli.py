@@ -68,9 +68,13 @@ def test_lint_prints_every_problem_with_file_line_column_and_exits_1():
     assert result.exit_code == 1
     path = BROKEN / "broken.yaml"
     assert result.output.splitlines() == [
+        f"{path}:2:20: error: language 'en-US' has no speech data: expected "
+        f"{BROKEN / 'prompts' / 'en-US' / 'speech.yaml'} (yes/no, escape and filler words) [missing-speech-data]",
         f"{path}:7:3: error: reason 'other' is a catch-all bucket; name what the caller wants "
         "(e.g. carrier_delay) [catch-all-reason]",
         f"{path}:7:3: error: reason 'other' is declared but no node marks it [unused-reason]",
+        f"{path}:10:5: error: prompt 'confirm_choice' has no en-US version: expected "
+        f"{BROKEN / 'prompts' / 'en-US' / 'confirm_choice.j2'} [missing-prompt]",
         f"{path}:11:10: error: prompt 'hello' has no en-US version: expected "
         f"{BROKEN / 'prompts' / 'en-US' / 'hello.j2'} [missing-prompt]",
         f"{path}:15:13: error: node 'menu' (choices 1) 'to' goes to unknown node 'billing' [unknown-target]",
@@ -79,7 +83,7 @@ def test_lint_prints_every_problem_with_file_line_column_and_exits_1():
         "the back-end fails (usually the human) [missing-error-branch]",
         f"{path}:18:3: error: node 'find' is unreachable: no node leads to it [unreachable-node]",
         f"{path}:27:14: error: expected a whole number, found text 'soon' [wrong-type]",
-        "8 problems",
+        "10 problems",
     ]
 
 

@@ -442,3 +442,82 @@ def test_a_hang_up_during_a_look_up_ends_the_call_at_the_look_up(flow):
     assert (summary["outcome"], summary["exit_node"]) == ("abandoned", state["node"])
     assert [(e["node"], e["branch"], e["detail"]) for e in events] == [
         (state["node"], "hangup", "hung up on hold")]
+# -- speech: every choice scored, confirmed when unsure ---------------------------------
+
+def NOT_FOUND(request, now):
+    return {"status": "not_found"}
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_flow(Path(__file__).parent.parent / "flows" / "post_sale.yaml",
+                     Path(__file__).parent.parent / "prompts")
+
+
+def test_a_menu_event_records_the_utterance_score_and_margin(demo):
+    call = Call(demo, lookup=NOT_FOUND).say("je veux être remboursé")
+    menu_event = next(e for e in call.node_events if e["node"] == "main_menu" and e["input"])
+    assert menu_event["input"] == "je veux etre rembourse"
+    assert menu_event["branch"] == "which_order"
+    assert menu_event["detail"].startswith("choice=2 score=") and " margin=" in menu_event["detail"]
+    assert call.state["reason"] == "return_request"
+
+
+def test_low_confidence_asks_to_confirm_the_choice_by_its_label(demo):
+    call = Call(demo, lookup=NOT_FOUND).event(type="speech", text="je veux être remboursé", confidence=0.2)
+    assert call.state["waiting"] == "confirm_choice" and call.node == "main_menu"
+    assert "Vous souhaitez faire un retour ou être remboursé, c'est bien ça ?" in call.heard
+    [gather] = call.actions
+    assert gather.input == "dtmf speech" and "oui" in gather.hints
+    event = call.node_events[-1]
+    assert event["branch"] == "confirm_choice" and event["detail"].startswith("choice=2 score=")
+
+
+def test_yes_to_the_confirmation_takes_the_choice(demo):
+    call = Call(demo, lookup=NOT_FOUND).event(type="speech", text="je veux être remboursé", confidence=0.2).say("oui")
+    assert call.state["reason"] == "return_request" and call.node == "ask_order_number"
+    assert call.state["pending"] is None
+
+
+def test_no_to_the_confirmation_asks_the_menu_again_as_a_no_match(demo):
+    call = Call(demo, lookup=NOT_FOUND).event(type="speech", text="je veux être remboursé", confidence=0.2).press("2")
+    assert call.node == "main_menu" and call.state["waiting"] == "gather"
+    assert call.state["no_match"] == 1 and call.state["reason"] is None
+    assert "Tapez 1 pour le suivi" in call.heard
+
+
+def test_a_confirmed_escape_goes_to_a_human(demo):
+    call = Call(demo, lookup=NOT_FOUND).event(type="speech", text="une vraie personne", confidence=0.1)
+    assert call.state["waiting"] == "confirm_choice"
+    assert "parler à un conseiller" in call.heard
+    call.say("oui")  # no reason known yet: asked once what the call is about
+    assert call.state["cause"] == "caller_asked" and call.node == "ask_reason"
+
+
+def test_a_digit_input_listens_for_escape_words(demo):
+    call = Call(demo, caller="anonymous", lookup=NOT_FOUND).press("1")
+    [gather] = call.actions
+    assert call.node == "ask_order_number"
+    assert gather.input == "dtmf speech" and "conseiller" in gather.hints
+    call.say("je veux parler à un conseiller")
+    assert call.node == "agent" and call.state["cause"] == "caller_asked"
+
+
+def test_a_spoken_order_number_is_read_as_digits(demo):
+    call = Call(demo, caller="anonymous", lookup=NOT_FOUND).press("1").say("un zéro zéro deux trois quatre")
+    assert call.state["vars"]["order_number"] == "100234"
+    assert call.state["waiting"] == "confirm"
+
+
+def test_a_sensitive_input_masks_the_spoken_number(flow):
+    call = Call(flow).press("1").say("un deux trois quatre cinq six")
+    event = next(e for e in call.node_events if e["node"] == "ask_number" and e["input"])
+    assert event["input"] == "******"
+
+
+def test_the_webhook_passes_the_recognisers_confidence():
+    from ivr.calls import event_from
+    event = event_from({"SpeechResult": "retour", "Confidence": "0.42"}, {"waiting": "gather"})
+    assert event == {"type": "speech", "text": "retour", "confidence": 0.42}
+    assert event_from({"SpeechResult": "retour", "Confidence": "abc"},
+                      {"waiting": "gather"})["confidence"] is None

@@ -1,11 +1,14 @@
 """Loading and validating flow files: every problem, at its line and column."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 from prompt_support import add_server_prompts
 
 from ivr.flow import FlowError, check_flow, load_flow
+
+REPO_PROMPTS = Path(__file__).parent.parent / "prompts"
 
 VALID = """\
 flow: mini
@@ -279,6 +282,8 @@ def test_each_language_needs_the_prompts_the_server_says(tmp_path, prompts):
     (prompts / "de-DE").mkdir()
     (prompts / "de-DE" / "hello.j2").write_text("Hallo")
     (prompts / "de-DE" / "hold.j2").write_text("Einen Moment bitte.")
+    for data in ("speech.yaml", "confirm_choice.j2"):  # only the server's prompts are missing
+        (prompts / "de-DE" / data).write_text((prompts / "fr-FR" / data).read_text(encoding="utf-8"))
     found = problems(tmp_path, prompts, edit("languages: [fr-FR, en-US]",
                                              "languages: [fr-FR, en-US, de-DE]"))
     # No falling back to English: each one missing is named, at the language.
@@ -306,3 +311,34 @@ def test_the_fixed_server_prompts_are_rendered_when_the_flow_loads(tmp_path, pro
     with pytest.raises(FlowError) as error:
         load_flow(path, prompts)
     assert "failsafe_apology.j2:1: ZeroDivisionError: division by zero [prompt-render]" in str(error.value)
+def test_an_example_won_by_another_choice_is_a_problem_at_its_position(tmp_path, prompts):
+    found = problems(tmp_path, prompts, edit(
+        "        words: {fr-FR: [suivi], en-US: [track]}\n",
+        "        words: {fr-FR: [suivi], en-US: [track]}\n"
+        "        examples: {fr-FR: [conseiller conseillère agent opérateur humain]}\n"))
+    assert found == [(14, 28, "example-mismatch",
+                      "example 'conseiller conseillère agent opérateur humain' (fr-FR) of choice 1 (key 1) "
+                      "of menu 'menu' is taken by the escape to a human (score=0.67 margin=0.50): give the "
+                      "choices words that tell them apart")]
+
+
+def test_an_example_that_would_not_match_is_ambiguous(tmp_path, prompts):
+    found = problems(tmp_path, prompts, edit(
+        "        words: {fr-FR: [suivi], en-US: [track]}\n",
+        "        words: {fr-FR: [suivi], en-US: [track]}\n"
+        "        examples: {en-US: [hello there]}\n"))
+    assert [(line, code) for line, _col, code, _msg in found] == [(14, "example-ambiguous")]
+
+
+def test_speech_thresholds_must_be_numbers_from_0_to_1(tmp_path, prompts):
+    found = problems(tmp_path, prompts, "speech: {accept: 2, guess: 0.5}\n" + VALID)
+    assert [(code, msg) for _l, _c, code, msg in found] == [
+        ("wrong-value", "expected a number from 0 to 1, found 2"),
+        ("unknown-field", "unknown field 'guess'; expected one of accept, confirm, margin, confidence"),
+    ]
+
+
+def test_a_language_without_speech_data_is_a_problem(tmp_path, prompts):
+    (prompts / "en-US" / "speech.yaml").unlink()
+    found = problems(tmp_path, prompts, VALID)
+    assert [(line, code) for line, _col, code, _msg in found] == [(2, "missing-speech-data")]

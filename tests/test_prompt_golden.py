@@ -57,7 +57,7 @@ def test_a_template_that_fails_is_shown_failing_not_skipped(tmp_path):
     prompts = tmp_path / "prompts"
     for lang in ("fr-FR", "en-US"):
         (prompts / lang).mkdir(parents=True)
-        for template in (ROOT / "prompts" / lang).glob("*.j2"):
+        for template in [*(ROOT / "prompts" / lang).glob("*.j2"), ROOT / "prompts" / lang / "speech.yaml"]:
             (prompts / lang / template.name).write_bytes(template.read_bytes())
     (prompts / "en-US" / "goodbye.j2").write_text("Bye {{ 1 / 0 }}")
     text = tool.render_all(prompts)

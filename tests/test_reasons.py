@@ -91,7 +91,7 @@ def test_a_caller_who_asks_for_a_person_first_is_asked_why_once(demo):
     assert ("X-IVR-Reason", "billing") in enqueue.params
 
 
-@pytest.mark.parametrize("answer", ["silence", "7", "0", "say je ne sais pas"])
+@pytest.mark.parametrize("answer", ["silence", "7", "0", "say aucune idée"])
 def test_silence_a_wrong_key_or_the_escape_again_skips_the_reason(demo, answer):
     sim = call(demo)
     sim.press("0")

@@ -114,6 +114,8 @@ PROMPTS = {
     "broken": ("Livré {{ order.delivered_on }}", "Delivered {{ order.delivered_on }}"),
 }
 
+REPO_PROMPTS = Path(__file__).parent.parent / "prompts"
+
 
 @pytest.fixture
 def prompts_root(tmp_path):

@@ -198,6 +198,21 @@ def base_context(lang: str) -> dict:
     }
 
 
+def confirm_choice_cases(flow, lang: str) -> list[tuple[str, dict]]:
+    """A close call on each choice of each menu, named by its label (or,
+    without one, by its first word), and the escape to a human."""
+    cases = []
+    for node in flow.nodes.values():
+        for choice in node.opts.get("choices", ()) if node.kind == "menu" else ():
+            words = list(choice.words.get(lang, ()))
+            cases.append((f"{node.name} {choice.key}", {
+                "choice_label": choice.label.get(lang), "choice_word": words[0] if words else None}))
+    cases.append(("the escape", {"choice_label": flow.escape.label.get(lang),
+                                 "choice_word": next(iter(flow.escape.words.get(lang, ())), None)}))
+    cases.append(("a choice with no label", {"choice_label": None, "choice_word": "retour"}))
+    return cases
+
+
 def server_cases(name: str) -> list[tuple[str, dict]]:
     """The prompts the server says: only what it gives them."""
     if name == "agent_whisper":
@@ -236,6 +251,8 @@ def _renderings(library: PromptLibrary, lang: str, name: str, flow) -> list[str]
         return [f"   ERROR: {error}"]
     if name in SERVER_PROMPTS:
         cases = [(label, context) for label, context in server_cases(name)]
+    elif name == "confirm_choice":
+        cases = confirm_choice_cases(flow, lang)
     else:
         # The flow's own variables start as it declares them (vars:).
         start = {**base_context(lang), **dict(flow.variables)}
