@@ -92,14 +92,19 @@ class Behaviour:
     must end, written by hand from the flow (not from the engine's log).
 
     ``steps`` use ``ivr-sim call``'s words: keys (``1``, ``12345#``),
-    ``say <words>``, ``silence``, ``dial <status>`` (the transfer's result),
+    ``say <words>``, ``silence``, ``dial <status>`` (the transfer's result;
+    ``dial canceled`` in the agents' queue: the caller hung up there),
     ``record <seconds>`` and ``hangup`` (the status callback arrives while
-    the call waits); ``hangup on hold`` makes the step before it a slow
-    look-up: the caller is put on hold and hangs up before it answers
+    the call waits).  ``hold`` makes the step before it a slow look-up:
+    the caller hears "one moment" and comes back for the answer;
+    ``hangup on hold`` likewise, but the caller hangs up before it answers
     (``hangup on hold answered``: it answers during the hold's pause, and
-    the caller hangs up before coming back for it).  ``hours`` is when the call may start: ``open`` (agents
-    on duty until well after the call), ``closed`` or ``any`` (the call
-    never asks the calendar).  ``nodes`` are all the nodes the call reaches.
+    the caller hangs up before coming back for it).  ``hours`` is when the
+    call may start: ``open`` (agents on duty until well after the call),
+    ``closed`` or ``any`` (the call never asks the calendar).  ``nodes``
+    are all the nodes the call reaches.  ``caller`` is a demo caller's key
+    (a number of its own with copies of that caller's orders, see
+    :func:`caller_orders`) or one of the kinds below.
     """
 
     name: str
@@ -226,9 +231,14 @@ BEHAVIOURS: dict[str, Behaviour] = {b.name: b for b in (
     Behaviour("hangs_up_typing_order", NEW_EN, "any", ("1", "hangup"),
               "order_status_unknown", "abandoned", None, "ask_order_number",
               _nodes(*_STATUS_QUESTION, "ask_order_number"), weight=3),
-    # On hold for a slow look-up ("one moment"), then gone: the call left
-    # at the look-up, not at the question its answer would have led to;
-    # whether it answered before the hang-up (during the hold's pause) or not.
+    # On hold for a slow look-up ("one moment"): waits, and hears the answer.
+    Behaviour("waits_on_hold_typed_order", NEW_FR, "any",
+              ("1", "hold", DEMO_ORDERS["in_transit"], "1", "2"),
+              "in_transit_on_time", "self_served", None, "goodbye",
+              _nodes(*_TYPED, "status_in_transit", *_AFTER, "goodbye"), confirmed=True, weight=2),
+    # Or is gone: the call left at the look-up, not at the question its
+    # answer would have led to, whether it answered before the hang-up
+    # (during the hold's pause) or not.
     Behaviour("hangs_up_on_hold", NEW_FR, "any", ("1", "hangup on hold"),
               "order_status_unknown", "abandoned", None, "find_by_phone",
               _nodes(*_STATUS_QUESTION), weight=3),
@@ -989,8 +999,9 @@ class _Lookups:
 class _Provider:
     """Plays a planned call to the handler as Twilio would: webhooks at the
     TwiML's action URLs, the Redirect after a Gather for a silent caller,
-    ``QueueResult`` after an Enqueue, ``DialCallStatus`` after a Dial, and
-    the ``completed`` status callback at the end."""
+    ``QueueResult`` after an Enqueue, ``DialCallStatus`` after a Dial, the
+    poll at a hold's Redirect, and the ``completed`` status callback at
+    the end."""
 
     def __init__(self, handler: CallHandler, flow_name: str, lookups: _Lookups):
         self.handler, self.flow_name, self.lookups = handler, flow_name, lookups
@@ -1008,14 +1019,19 @@ class _Provider:
                 if nxt.wait == "over":
                     raise self._misfit(call, index, "the call is already over")
                 break
-            if step in HOLD_HANG_UPS:
-                raise self._misfit(call, index, "a hang-up on hold must follow the step put on hold")
+            if step == "hold" or step in HOLD_HANG_UPS:
+                if index == 0 or steps[index - 1] in ("hangup", "hold", *HOLD_HANG_UPS):
+                    raise self._misfit(call, index, "a hold must follow the step put on hold")
+                continue  # played with the step before it
             extra, url = self._answer(call, index, step, nxt)
             if url is None:  # a silence with nothing after the Gather: the provider hangs up
                 break
             params = {**base, "CallStatus": "in-progress", **extra}
             if index + 1 < len(steps) and steps[index + 1] in HOLD_HANG_UPS:
                 return self._hang_up_on_hold(call, index, url, params, self._ended(call, base))
+            if index + 1 < len(steps) and steps[index + 1] == "hold":
+                nxt = self._wait_on_hold(call, index, url, params)
+                continue
             nxt = self._turn(url, params, now)
         else:
             if nxt.wait != "over":
@@ -1030,20 +1046,39 @@ class _Provider:
                  "SequenceNumber": "0",
                  "Timestamp": format_datetime(end.astimezone(timezone.utc), usegmt=True)}, end)
 
+    def _put_on_hold(self, call, index, url, params) -> bytes:
+        """Send step ``index`` with its look-ups held back past the hold's
+        wait: the hold's TwiML ("one moment", a pause, a Redirect back)."""
+        self.lookups.slow = True
+        opening = self._start_voice(url, params, later(call.start, call.times[index]))
+        if opening or not self.lookups.pending:
+            self.lookups.slow = False
+            raise self._misfit(call, index, "the step has no look-up to wait for")
+        self.handler.clock.advance(self.handler.hold_after)
+        if not opening or b"hold=1" not in self._answered(opening):
+            raise self._misfit(call, index, "the caller was not put on hold")
+        return opening[0]
+
+    def _wait_on_hold(self, call, index, url, params):
+        """Step ``index`` put on hold; its look-ups answer during the
+        hold's pause and the caller comes back for the answer."""
+        _actions, back = parse_twiml(self._put_on_hold(call, index, url, params), url)
+        self.lookups.answer()
+        now = later(call.start, call.times[index + 1])
+        polled = {k: v for k, v in params.items() if k not in ("Digits", "SpeechResult", "Confidence")}
+        answered = self._start_voice(back.action, polled, now)
+        if not answered:
+            raise self._misfit(call, index + 1, "the answer was not ready when the caller came back")
+        _actions, nxt = parse_twiml(self._answered(answered), back.action)
+        return self._turn(nxt.action, polled, now) if nxt.wait == "redirect" else nxt
+
     def _hang_up_on_hold(self, call, index, url, params, ended) -> None:
         """Play step ``index`` with its look-ups held back past the hold's
         wait: the caller hears "one moment" and a pause, then hangs up,
         before the look-ups answer or (``hangup on hold answered``) after
         they answered during the pause.  The status callback waits for
         the turn, as the server's does."""
-        self.lookups.slow = True
-        turn = self._start_voice(url, params, later(call.start, call.times[index]))
-        if turn or not self.lookups.pending:
-            self.lookups.slow = False
-            raise self._misfit(call, index, "the step has no look-up to wait for")
-        self.handler.clock.advance(self.handler.hold_after)
-        if not turn or b"hold=1" not in self._answered(turn):
-            raise self._misfit(call, index, "the caller was not put on hold")
+        self._put_on_hold(call, index, url, params)
         answered_first = call.spec.steps[index + 1] == "hangup on hold answered"
         if answered_first:
             self.lookups.answer()
@@ -1099,9 +1134,12 @@ class _Provider:
 
     def _start_voice(self, url: str, params: dict, now: datetime) -> list:
         """Send a voice webhook: a list that gets its answer (or failure)."""
-        turn = int(parse_qs(urlsplit(url).query).get("turn", ["0"])[-1])
+        query = parse_qs(urlsplit(url).query)
+        turn = int(query.get("turn", ["0"])[-1])
+        poll = query.get("hold") == ["1"]  # back from a hold
         answered = []
-        defer.ensureDeferred(self.handler.voice(self.flow_name, turn, params, now=now)).addBoth(answered.append)
+        defer.ensureDeferred(self.handler.voice(self.flow_name, turn, params, now=now, poll=poll)
+                             ).addBoth(answered.append)
         return answered
 
     @staticmethod

@@ -3,6 +3,7 @@ checked against the figures written down before the calls were played."""
 
 import json
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -203,6 +204,13 @@ def test_each_behaviour_played_alone_ends_as_the_table_says(registry, name):
             assert row["queue_seconds"] == waited > 0
 
 
+def test_a_hold_after_a_step_without_a_look_up_is_a_misfit(registry, monkeypatch):
+    bad = replace(BEHAVIOURS["hangs_up_on_hold"], name="hold_at_menu", steps=("0", "hangup on hold"))
+    monkeypatch.setitem(BEHAVIOURS, bad.name, bad)
+    with pytest.raises(TrafficError, match=r"'hold_at_menu' .* step 1 \(0\): the step has no look-up"):
+        play([single_call(bad.name, OPEN)], registry, memory_store(), START.date())
+
+
 # --- generating into a database -------------------------------------------------------------
 
 def test_generating_twice_with_one_seed_logs_the_same_calls(tmp_path):
@@ -332,6 +340,7 @@ def test_ground_truth_hang_ups_on_hold_are_at_the_look_up(ground_truth):
     _analytics, _db, expected = ground_truth
     on_hold = expected.behaviours["hangs_up_on_hold"]
     assert on_hold > 0 and expected.behaviours["hangs_up_on_hold_answered"] > 0
+    assert expected.behaviours["waits_on_hold_typed_order"] > 0
     assert expected.nodes["find_by_phone"]["hung_up"] == on_hold
     assert expected.nodes["find_by_number"]["hung_up"] == expected.behaviours["hangs_up_on_hold_answered"]
 
