@@ -529,4 +529,10 @@ def _show_expected(expected) -> None:
     click.echo(f"  no reason stated: {expected.ended_before_reason} ended before stating one, "
                f"{expected.transferred_without_reason} transferred without one "
                f"({share} of transferred calls)")
+    rate = expected.queue_abandonment_rate
+    waited = expected.avg_queue_seconds_abandoned
+    click.echo(f"  transfers: answered {expected.transfers_answered}, abandoned in the queue "
+               f"{expected.queue_abandoned} ({'–' if rate is None else f'{rate:.1%}'} of those who "
+               f"waited, after {'–' if waited is None else waited} s on average), "
+               f"unanswered {expected.transfers_unanswered}")
     click.echo(f"  worst drop-off node: {expected.worst_drop_off}")

@@ -17,7 +17,9 @@ call leaves the flow, the nodes it reaches).  The expected figures
 report that disagrees with them shows a bug in the report or in the engine.
 
 The table is written for the demo flow ``flows/post_sale.yaml`` and the
-demo orders (``ivr.demo_orders``).
+demo orders (``ivr.demo_orders``).  A caller "with the orders of" a demo
+caller gets a number of its own and copies of those orders in the traffic's
+database, so that only the deliberate repeat episodes call twice.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import bisect
 import json
 import random
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
@@ -46,9 +48,9 @@ from .registry import FlowRegistry
 from .remote import API_VERSION, SPEECH_CONFIDENCE, parse_twiml, queue_result
 from .store import CallStore
 
-__all__ = ["BEHAVIOURS", "EPISODES", "Behaviour", "Episode", "Expected", "PlannedCall",
-           "Traffic", "TrafficError", "check_figures", "expectation", "generate", "plan_calls",
-           "later", "play", "single_call"]
+__all__ = ["BEHAVIOURS", "EPISODES", "Behaviour", "Episode", "Expected", "NumberPool",
+           "PlannedCall", "Traffic", "TrafficError", "caller_orders", "check_figures",
+           "expectation", "generate", "plan_calls", "later", "play", "single_call"]
 
 #: The flow the behaviour table is written for.
 FLOW_NAME = "post_sale"
@@ -63,6 +65,10 @@ ORDERS_VALID_DAYS = 30
 #: Leaves room for the second call of a repeat episode (up to 36 hours on).
 MAX_DAYS = 28
 CALLED = "+33100000000"
+#: Steps that hang up while the step before them is on hold.
+HOLD_HANG_UPS = ("hangup on hold", "hangup on hold answered")
+#: Seconds an answered or failed transfer waited in the agents' queue.
+QUEUE_SECONDS = 30
 ACCOUNT_SID = "AC" + "0" * 32
 
 # Callers that are not demo callers (DEMO_CALLERS keys name the others).
@@ -86,11 +92,19 @@ class Behaviour:
     must end, written by hand from the flow (not from the engine's log).
 
     ``steps`` use ``ivr-sim call``'s words: keys (``1``, ``12345#``),
-    ``say <words>``, ``silence``, ``dial <status>`` (the transfer's result),
+    ``say <words>``, ``silence``, ``dial <status>`` (the transfer's result;
+    ``dial canceled`` in the agents' queue: the caller hung up there),
     ``record <seconds>`` and ``hangup`` (the status callback arrives while
-    the call waits).  ``hours`` is when the call may start: ``open`` (agents
-    on duty until well after the call), ``closed`` or ``any`` (the call
-    never asks the calendar).  ``nodes`` are all the nodes the call reaches.
+    the call waits).  ``hold`` makes the step before it a slow look-up:
+    the caller hears "one moment" and comes back for the answer;
+    ``hangup on hold`` likewise, but the caller hangs up before it answers
+    (``hangup on hold answered``: it answers during the hold's pause, and
+    the caller hangs up before coming back for it).  ``hours`` is when the
+    call may start: ``open`` (agents on duty until well after the call),
+    ``closed`` or ``any`` (the call never asks the calendar).  ``nodes``
+    are all the nodes the call reaches.  ``caller`` is a demo caller's key
+    (a number of its own with copies of that caller's orders, see
+    :func:`caller_orders`) or one of the kinds below.
     """
 
     name: str
@@ -217,6 +231,21 @@ BEHAVIOURS: dict[str, Behaviour] = {b.name: b for b in (
     Behaviour("hangs_up_typing_order", NEW_EN, "any", ("1", "hangup"),
               "order_status_unknown", "abandoned", None, "ask_order_number",
               _nodes(*_STATUS_QUESTION, "ask_order_number"), weight=3),
+    # On hold for a slow look-up ("one moment"): waits, and hears the answer.
+    Behaviour("waits_on_hold_typed_order", NEW_FR, "any",
+              ("1", "hold", DEMO_ORDERS["in_transit"], "1", "2"),
+              "in_transit_on_time", "self_served", None, "goodbye",
+              _nodes(*_TYPED, "status_in_transit", *_AFTER, "goodbye"), confirmed=True, weight=2),
+    # Or is gone: the call left at the look-up, not at the question its
+    # answer would have led to, whether it answered before the hang-up
+    # (during the hold's pause) or not.
+    Behaviour("hangs_up_on_hold", NEW_FR, "any", ("1", "hangup on hold"),
+              "order_status_unknown", "abandoned", None, "find_by_phone",
+              _nodes(*_STATUS_QUESTION), weight=3),
+    Behaviour("hangs_up_on_hold_answered", NEW_EN, "any",
+              ("1", DEMO_ORDERS["in_transit"], "1", "hangup on hold answered"),
+              "order_status_unknown", "abandoned", None, "find_by_number",
+              _nodes(*_STATUS_QUESTION, "ask_order_number", "find_by_number"), weight=2),
     # Heard "delivered", asked about a parcel not received, found the line
     # closed and hung up: that last question was never answered.
     Behaviour("delivered_then_not_received_closed", NEW_FR, "closed",
@@ -300,6 +329,19 @@ BEHAVIOURS: dict[str, Behaviour] = {b.name: b for b in (
     Behaviour("agent_busy_gives_up", NEW_EN, "open", ("0", "5", "dial busy", "silence", "silence"),
               "billing", "transferred", "dial_failed", "main_menu",
               _nodes("ask_reason", *_AGENT, "agents_busy", "closed_menu", "goodbye_closed"), weight=1),
+    # Hung up while waiting in the agents' queue: still transferred,
+    # abandoned in the queue after the seconds the provider says.
+    Behaviour("agent_hangs_up_in_queue", NEW_FR, "open", ("0", "1", "dial canceled"),
+              "order_status_unknown", "transferred", "caller_asked", "main_menu",
+              _nodes("ask_reason", *_AGENT), handoff="queue", weight=3),
+    Behaviour("return_hangs_up_in_queue", NEW_EN, "open",
+              ("2", DEMO_ORDERS["delivered"], "1", "dial canceled"),
+              "return_request", "transferred", "policy", "agent",
+              _nodes("which_order", "find_by_phone", "ask_order_number", "find_by_number", "answer",
+                     "return_handoff", *_AGENT), handoff="queue", weight=2),
+    Behaviour("lost_parcel_hangs_up_in_queue", "lost", "open", ("1", "1", "dial canceled"),
+              "parcel_lost", "transferred", "policy", "agent",
+              _found(*_BY_PHONE, "status_lost", *_AGENT), handoff="queue", weight=1),
     # -- closed: a callback or a message instead ----------------------------------------------
     Behaviour("closed_callback", NEW_FR, "closed", ("0", "1", "1", "3", "1"),
               "order_status_unknown", "transferred", "callback", "main_menu",
@@ -371,11 +413,29 @@ class PlannedCall:
         """Seconds the call spends with the IVR, from the script: until the
         turn that puts it in the agents' queue, else until it ends (the
         status callback: the last prompt counts)."""
-        steps = self.spec.steps
-        for index, step in enumerate(steps):
-            if step == "dial completed":  # a dial nobody answered keeps the call in the IVR
+        for index, step in enumerate(self.spec.steps):
+            # A dial nobody answered keeps the call in the IVR; one who
+            # hangs up in the queue had left it.
+            if step == "dial completed" or (step == "dial canceled" and self.spec.handoff == "queue"):
                 return self.times[index - 1] if index else 0
         return self.times[-1]
+
+    def transfer_result(self) -> tuple[str | None, int | None]:
+        """What happened at the human's end, from the script: ``answered``,
+        ``abandoned_in_queue`` with the seconds waited there, or
+        ``no_answer``; (None, None) for a call never put through."""
+        for index, step in enumerate(self.spec.steps):
+            if step == "dial completed":
+                return "answered", None
+            if step == "dial canceled" and self.spec.handoff == "queue":
+                return "abandoned_in_queue", self.queue_seconds(index)
+            if step.startswith("dial "):
+                return "no_answer", None
+        return None, None
+
+    def queue_seconds(self, index: int) -> int:
+        """Seconds in the queue before the dial step ``index`` ends it."""
+        return self.times[index] - (self.times[index - 1] if index else 0)
 
 
 def plan_calls(calls: int, seed: int, start: datetime, days: int,
@@ -431,7 +491,7 @@ def _planned(rng, spec: Behaviour, caller: str, at: datetime, episode=None) -> P
     for step in spec.steps:
         elapsed += _step_seconds(rng, step)
         times.append(elapsed)
-    times.append(elapsed if spec.steps[-1] == "hangup" else elapsed + rng.randint(1, 3))
+    times.append(elapsed if spec.steps[-1].startswith("hangup") else elapsed + rng.randint(1, 3))
     return PlannedCall(f"CA{rng.getrandbits(128):032x}", spec.name, caller, at, tuple(times), episode)
 
 
@@ -442,6 +502,8 @@ def _step_seconds(rng, step: str) -> int:
         return 5 + rng.randint(3, 10)   # the Gather's timeout after the prompt
     if step == "dial completed":
         return rng.randint(60, 600)
+    if step == "dial canceled":          # waited in the queue, then hung up
+        return rng.randint(20, 300)
     if step.startswith("dial "):
         return rng.randint(30, 120)
     if step.startswith("record"):
@@ -470,31 +532,71 @@ def _separate(plan: list, window: timedelta) -> None:
 
 
 class NumberPool:
-    """Caller numbers: the demo callers, and fresh numbers with no order
-    (from ranges kept for fiction: ARCEP 06 39 98, NANP 555-01xx), handed
-    out in turn and reused only once every one has been used."""
+    """Caller numbers from ranges kept for fiction (ARCEP 06 39 98, NANP
+    555-01xx, Ofcom 07700 900xxx), never the demo callers' own: fresh
+    numbers with no order, and for each demo caller with orders a block of
+    numbers that get copies of its orders (see :func:`caller_orders`), so
+    one number never calls twice by chance.  Numbers are handed out in
+    turn, and reused only once every one of their block has been used."""
 
     _AREAS = (201, 202, 206, 212, 213, 303, 305, 312, 404, 503,
               512, 602, 617, 702, 713, 718, 773, 808, 917, 949)
+    #: Areas for American callers with orders, apart from those with none.
+    _ORDER_AREAS = (214, 215, 216, 301, 310)
+    #: Blocks of the French fiction range (06 39 98 NN NN) by kind of caller.
+    _FRENCH_BLOCKS = {"one_order": (1000, 3000), "several_orders": (3000, 3500),
+                      "cancelled": (3500, 4000), "delayed_carrier": (4000, 4500),
+                      "delayed_warehouse": (4500, 5000), "lost": (5000, 5500),
+                      "only_old_orders": (5500, 6000), NEW_FR: (6000, 10000)}
+    #: Demo callers with no order: any fresh number of their country will do.
+    _NO_ORDER = {"no_order": NEW_FR, "english_no_order": NEW_EN}
 
     def __init__(self):
         demo = set(DEMO_CALLERS.values())
-        self.pools = {
-            NEW_FR: [n for n in (f"+3363998{i:04d}" for i in range(1000, 10000)) if n not in demo],
-            NEW_EN: [n for n in (f"+1{a}55501{i:02d}" for a in self._AREAS for i in range(100))
-                     if n not in demo],
-        }
+        pools = {kind: [f"+3363998{i:04d}" for i in range(*span)]
+                 for kind, span in self._FRENCH_BLOCKS.items()}
+        pools[NEW_EN] = [f"+1{a}55501{i:02d}" for a in self._AREAS for i in range(100)]
+        pools["english_one_order"] = [f"+1{a}55501{i:02d}" for a in self._ORDER_AREAS
+                                      for i in range(100)]
+        pools["english_several_orders"] = [f"+447700900{i:03d}" for i in range(1000)]
+        self.pools = {kind: [n for n in numbers if n not in demo] for kind, numbers in pools.items()}
         self.next = Counter()
 
     def take(self, kind: str) -> str:
         if kind == WITHHELD:
             return WITHHELD_NUMBER
-        if kind in DEMO_CALLERS:
-            return DEMO_CALLERS[kind]
+        kind = self._NO_ORDER.get(kind, kind)
         pool = self.pools[kind]
         number = pool[self.next[kind] % len(pool)]
         self.next[kind] += 1
         return number
+
+    def with_orders(self) -> dict[str, tuple[str, int]]:
+        """Every number that gets orders: its kind of caller (a demo
+        caller's key) and its place among them, which numbers its orders."""
+        numbers = {}
+        for kind, pool in self.pools.items():
+            if kind in DEMO_CALLERS:
+                for number in pool:
+                    numbers[number] = (kind, len(numbers))
+        return numbers
+
+
+#: Orders of the generated callers are numbered from here, apart from the
+#: demo orders (100xxx) and the unknown one (999999).
+FIRST_GENERATED_ORDER = 200_000
+#: The most orders a demo caller has.
+_MAX_ORDERS = 3
+
+
+def caller_orders(kind: str, place: int, *, phone: str, today: date) -> list:
+    """Copies of the orders of demo caller ``kind`` for the generated
+    caller ``phone`` (the ``place``-th number with orders), dated from
+    ``today``: the same statuses and days, so the call goes as the demo
+    caller's would, under order numbers of its own."""
+    own = [o for o in demo_orders(today) if o.phone == DEMO_CALLERS[kind]]
+    return [replace(order, phone=phone, number=str(FIRST_GENERATED_ORDER + place * _MAX_ORDERS + i))
+            for i, order in enumerate(own)]
 
 
 # --- When calls may start ---------------------------------------------------------------
@@ -592,6 +694,14 @@ class Expected:
     #: Calls with no reason: abandoned (ended before stating one), transferred without one.
     ended_before_reason: int = 0
     transferred_without_reason: int = 0
+    #: Transfers by what happened at the human's end (answered, the caller
+    #: hung up in the agents' queue, nobody answered), the share of those
+    #: who waited that hung up, and how long they had waited on average.
+    transfers_answered: int = 0
+    queue_abandoned: int = 0
+    transfers_unanswered: int = 0
+    queue_abandonment_rate: float | None = None
+    avg_queue_seconds_abandoned: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -616,12 +726,19 @@ def expectation(plan: list[PlannedCall], *, flow: str = FLOW_NAME, version: str 
         outcomes = Counter(c.spec.outcome for c in calls)
         causes = Counter(c.spec.cause for c in calls if c.spec.outcome == "transferred")
         repeat = sum(1 for c in calls if c.call_id in repeats)
+        results = Counter(c.transfer_result()[0] for c in calls)
         return {"calls": len(calls), **{o: outcomes[o] for o in OUTCOMES},
                 "causes": {cause: causes[cause] for cause in TRANSFER_CAUSES},
                 "confirmed": sum(1 for c in calls if c.spec.confirmed),
-                "repeat_calls": repeat, "deflected": outcomes["self_served"] - repeat}
+                "repeat_calls": repeat, "deflected": outcomes["self_served"] - repeat,
+                "transfers_answered": results["answered"],
+                "queue_abandoned": results["abandoned_in_queue"],
+                "transfers_unanswered": results["no_answer"]}
 
     total = figures(plan)
+    waits = [seconds for result, seconds in (c.transfer_result() for c in plan)
+             if result == "abandoned_in_queue"]
+    waited = total["transfers_answered"] + total["queue_abandoned"]
     by_reason = defaultdict(list)
     for call in plan:
         by_reason[call.spec.reason].append(call)
@@ -645,6 +762,10 @@ def expectation(plan: list[PlannedCall], *, flow: str = FLOW_NAME, version: str 
         behaviours=dict(sorted(Counter(c.behaviour for c in plan).items())),
         ended_before_reason=_unstated(plan, "abandoned"),
         transferred_without_reason=_unstated(plan, "transferred"),
+        transfers_answered=total["transfers_answered"], queue_abandoned=total["queue_abandoned"],
+        transfers_unanswered=total["transfers_unanswered"],
+        queue_abandonment_rate=total["queue_abandoned"] / waited if waited else None,
+        avg_queue_seconds_abandoned=round(sum(waits) / len(waits), 1) if waits else None,
     )
 
 
@@ -728,10 +849,10 @@ def play(plan: list[PlannedCall], registry: FlowRegistry, store: CallStore, toda
     demo orders dated from ``today``."""
     _current(registry)
     _refuse_known_calls(store, plan)
-    orders = _demo_orders(store, today, max(call.start for call in plan))
+    orders = _demo_orders(store, today, plan)
     clock = task.Clock()
-    provider = _Provider(CallHandler(registry, store, EmbeddedOrderLookups(orders).perform, clock),
-                         FLOW_NAME)
+    lookups = _Lookups(EmbeddedOrderLookups(orders).perform)
+    provider = _Provider(CallHandler(registry, store, lookups.perform, clock), FLOW_NAME, lookups)
     for call in plan:
         provider.play(call)
     if clock.getDelayedCalls():
@@ -803,21 +924,39 @@ def _start_moment(start, zone: ZoneInfo) -> datetime:
     return start.replace(tzinfo=zone) if start.tzinfo is None else start.astimezone(zone)
 
 
-def _demo_orders(store: CallStore, today: date, last_call: datetime):
-    """The demo orders in the call log's database: created when missing,
-    re-dated to the period when the file holds only demo orders."""
+def _demo_orders(store: CallStore, today: date, plan: list):
+    """The demo orders in the call log's database, and the orders of the
+    plan's generated callers: created when missing, re-dated to the period
+    when the file holds only such orders (those of earlier traffic too)."""
+    last_call = max(call.start for call in plan)
     if last_call.date() > today + timedelta(days=ORDERS_VALID_DAYS):
         raise TrafficError(f"calls until {last_call:%Y-%m-%d} outlive the demo orders' story "
                            f"({ORDERS_VALID_DAYS} days from {today})")
+    generated = NumberPool().with_orders()
+    phones = {call.caller for call in plan if call.caller in generated}
     if "orders" in store.db.table_names():
         demo = {order.number for order in demo_orders(today)}
-        others = [row["number"] for row in store.db.query("SELECT number FROM orders")
-                  if row["number"] not in demo]
+        others = []
+        for row in store.db.query("SELECT number, phone FROM orders"):
+            if row["number"] in demo:
+                continue
+            if row["phone"] in generated and _is_generated(row["number"], generated[row["phone"]][1]):
+                phones.add(row["phone"])
+            else:
+                others.append(row["number"])
         if others:
             raise TrafficError(f"the database holds orders that are not demo orders "
                                f"({', '.join(sorted(others)[:3])}{', …' if len(others) > 3 else ''}); "
                                "generated traffic needs a new database or one with only the demo orders")
-    return create_demo_db(store.db, today)
+    orders = create_demo_db(store.db, today)
+    orders.add_many(order for phone in sorted(phones)
+                    for order in caller_orders(*generated[phone], phone=phone, today=today))
+    return orders
+
+
+def _is_generated(number: str, place: int) -> bool:
+    first = FIRST_GENERATED_ORDER + place * _MAX_ORDERS
+    return number.isdigit() and first <= int(number) < first + _MAX_ORDERS
 
 
 def _refuse_known_calls(store: CallStore, plan: list) -> None:
@@ -832,14 +971,40 @@ def _refuse_known_calls(store: CallStore, plan: list) -> None:
                                "use another seed or a new database")
 
 
+class _Lookups:
+    """The embedded order look-ups, answered at once, or, while ``slow``,
+    only when :meth:`answer` is called: a look-up that keeps its caller on
+    hold."""
+
+    def __init__(self, perform):
+        self._perform = perform
+        self.slow = False
+        self.pending: list = []
+
+    def perform(self, lookup, now):
+        if not self.slow:
+            return self._perform(lookup, now)
+        answer = defer.Deferred()
+        self.pending.append((answer, lookup, now))
+        return answer
+
+    def answer(self) -> None:
+        """Answer the look-ups held back, as they would have answered."""
+        self.slow = False
+        pending, self.pending = self.pending, []
+        for answer, lookup, now in pending:
+            answer.callback(self._perform(lookup, now))
+
+
 class _Provider:
     """Plays a planned call to the handler as Twilio would: webhooks at the
     TwiML's action URLs, the Redirect after a Gather for a silent caller,
-    ``QueueResult`` after an Enqueue, ``DialCallStatus`` after a Dial, and
-    the ``completed`` status callback at the end."""
+    ``QueueResult`` after an Enqueue, ``DialCallStatus`` after a Dial, the
+    poll at a hold's Redirect, and the ``completed`` status callback at
+    the end."""
 
-    def __init__(self, handler: CallHandler, flow_name: str):
-        self.handler, self.flow_name = handler, flow_name
+    def __init__(self, handler: CallHandler, flow_name: str, lookups: _Lookups):
+        self.handler, self.flow_name, self.lookups = handler, flow_name, lookups
 
     def play(self, call: PlannedCall) -> None:
         base = {"CallSid": call.call_id, "AccountSid": ACCOUNT_SID, "From": call.caller,
@@ -847,24 +1012,83 @@ class _Provider:
                 "Direction": "inbound", "ApiVersion": API_VERSION}
         url = self.handler.action_url(self.flow_name, 0).split("?")[0]
         nxt = self._turn(url, {**base, "CallStatus": "ringing"}, call.start)
-        for index, step in enumerate(call.spec.steps):
+        steps = call.spec.steps
+        for index, step in enumerate(steps):
             now = later(call.start, call.times[index])
             if step == "hangup":
                 if nxt.wait == "over":
                     raise self._misfit(call, index, "the call is already over")
                 break
+            if step == "hold" or step in HOLD_HANG_UPS:
+                if index == 0 or steps[index - 1] in ("hangup", "hold", *HOLD_HANG_UPS):
+                    raise self._misfit(call, index, "a hold must follow the step put on hold")
+                continue  # played with the step before it
             extra, url = self._answer(call, index, step, nxt)
             if url is None:  # a silence with nothing after the Gather: the provider hangs up
                 break
-            nxt = self._turn(url, {**base, "CallStatus": "in-progress", **extra}, now)
+            params = {**base, "CallStatus": "in-progress", **extra}
+            if index + 1 < len(steps) and steps[index + 1] in HOLD_HANG_UPS:
+                return self._hang_up_on_hold(call, index, url, params, self._ended(call, base))
+            if index + 1 < len(steps) and steps[index + 1] == "hold":
+                nxt = self._wait_on_hold(call, index, url, params)
+                continue
+            nxt = self._turn(url, params, now)
         else:
             if nxt.wait != "over":
-                raise self._misfit(call, len(call.spec.steps), f"the call still waits for {nxt.wait}")
+                raise self._misfit(call, len(steps), f"the call still waits for {nxt.wait}")
+        self.handler.status(*self._ended(call, base))
+
+    @staticmethod
+    def _ended(call, base) -> tuple[dict, datetime]:
+        """The ``completed`` status callback of ``call``, and when it comes."""
         end = later(call.start, call.times[-1])
-        self.handler.status({**base, "CallStatus": "completed",
-                             "CallDuration": str(call.times[-1]), "SequenceNumber": "0",
-                             "Timestamp": format_datetime(end.astimezone(timezone.utc), usegmt=True)},
-                            now=end)
+        return ({**base, "CallStatus": "completed", "CallDuration": str(call.times[-1]),
+                 "SequenceNumber": "0",
+                 "Timestamp": format_datetime(end.astimezone(timezone.utc), usegmt=True)}, end)
+
+    def _put_on_hold(self, call, index, url, params) -> bytes:
+        """Send step ``index`` with its look-ups held back past the hold's
+        wait: the hold's TwiML ("one moment", a pause, a Redirect back)."""
+        self.lookups.slow = True
+        opening = self._start_voice(url, params, later(call.start, call.times[index]))
+        if opening or not self.lookups.pending:
+            self.lookups.slow = False
+            raise self._misfit(call, index, "the step has no look-up to wait for")
+        self.handler.clock.advance(self.handler.hold_after)
+        if not opening or b"hold=1" not in self._answered(opening):
+            raise self._misfit(call, index, "the caller was not put on hold")
+        return opening[0]
+
+    def _wait_on_hold(self, call, index, url, params):
+        """Step ``index`` put on hold; its look-ups answer during the
+        hold's pause and the caller comes back for the answer."""
+        _actions, back = parse_twiml(self._put_on_hold(call, index, url, params), url)
+        self.lookups.answer()
+        now = later(call.start, call.times[index + 1])
+        polled = {k: v for k, v in params.items() if k not in ("Digits", "SpeechResult", "Confidence")}
+        answered = self._start_voice(back.action, polled, now)
+        if not answered:
+            raise self._misfit(call, index + 1, "the answer was not ready when the caller came back")
+        _actions, nxt = parse_twiml(self._answered(answered), back.action)
+        return self._turn(nxt.action, polled, now) if nxt.wait == "redirect" else nxt
+
+    def _hang_up_on_hold(self, call, index, url, params, ended) -> None:
+        """Play step ``index`` with its look-ups held back past the hold's
+        wait: the caller hears "one moment" and a pause, then hangs up,
+        before the look-ups answer or (``hangup on hold answered``) after
+        they answered during the pause.  The status callback waits for
+        the turn, as the server's does."""
+        self._put_on_hold(call, index, url, params)
+        answered_first = call.spec.steps[index + 1] == "hangup on hold answered"
+        if answered_first:
+            self.lookups.answer()
+        status = []
+        defer.ensureDeferred(self.handler.status_committed(*ended)).addBoth(status.append)
+        if not answered_first:
+            self.lookups.answer()
+        if not status:
+            raise TrafficError(f"{call.call_id}: the hang-up on hold was never taken")
+        self._answered(status)
 
     def _answer(self, call, index, step, nxt):
         """The parameters of the webhook ``step`` sends, and its URL."""
@@ -878,8 +1102,9 @@ class _Provider:
             return {}, nxt.after
         if word == "dial":
             if nxt.queue:
+                waited = call.queue_seconds(index) if rest == "canceled" else QUEUE_SECONDS
                 return {"QueueResult": queue_result(rest), "QueueSid": "QU" + "0" * 32,
-                        "QueueTime": "30"}, nxt.action
+                        "QueueTime": str(waited)}, nxt.action
             return {"DialCallStatus": rest, "DialCallSid": "CA" + "1" * 32}, nxt.action
         if word == "record":
             return {"RecordingUrl": "https://recordings.invalid/traffic.wav",
@@ -902,12 +1127,23 @@ class _Provider:
         raise TrafficError(f"{params['CallSid']}: more than 10 redirects in a row")
 
     def _voice(self, url: str, params: dict, now: datetime) -> bytes:
-        parts = urlsplit(url)
-        turn = int(parse_qs(parts.query).get("turn", ["0"])[-1])
-        answered = []
-        defer.ensureDeferred(self.handler.voice(self.flow_name, turn, params, now=now)).addBoth(answered.append)
+        answered = self._start_voice(url, params, now)
         if not answered:
             raise TrafficError("a turn did not answer at once: the embedded look-ups should never wait")
+        return self._answered(answered)
+
+    def _start_voice(self, url: str, params: dict, now: datetime) -> list:
+        """Send a voice webhook: a list that gets its answer (or failure)."""
+        query = parse_qs(urlsplit(url).query)
+        turn = int(query.get("turn", ["0"])[-1])
+        poll = query.get("hold") == ["1"]  # back from a hold
+        answered = []
+        defer.ensureDeferred(self.handler.voice(self.flow_name, turn, params, now=now, poll=poll)
+                             ).addBoth(answered.append)
+        return answered
+
+    @staticmethod
+    def _answered(answered: list):
         if isinstance(answered[0], Failure):
             answered[0].raiseException()
         return answered[0]

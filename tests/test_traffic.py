@@ -2,6 +2,8 @@
 checked against the figures written down before the calls were played."""
 
 import json
+from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,14 +14,14 @@ import sqlite_utils
 from click.testing import CliRunner
 
 from ivr.cli import main
-from ivr.demo_orders import demo_orders
+from ivr.demo_orders import DEMO_CALLERS, UNKNOWN_ORDER, demo_orders
 from ivr.orders import Order, OrderStore
 from ivr.phone import country_of
 from ivr.registry import FlowRegistry
 from ivr.store import CallStore
 from ivr.traffic import (BEHAVIOURS, EPISODES, NEW_EN, NEW_FR, Expected, TrafficError,
-                         NumberPool, expectation, generate, later, plan_calls, play,
-                         single_call)
+                         NumberPool, caller_orders, expectation, generate, later, plan_calls,
+                         play, single_call)
 
 ROOT = Path(__file__).parent.parent
 FLOW = ROOT / "flows" / "post_sale.yaml"
@@ -134,8 +136,37 @@ def test_generated_callers_have_no_order_and_hear_their_language():
     pool = NumberPool()
     assert {country_of(n) for n in pool.pools[NEW_FR]} == {"FR"}
     assert {country_of(n) for n in pool.pools[NEW_EN]} == {"US"}
-    demo_phones = {order.phone for order in demo_orders(START.date())}
-    assert not demo_phones & (set(pool.pools[NEW_FR]) | set(pool.pools[NEW_EN]))
+    assert {country_of(n) for n in pool.pools["english_one_order"]} == {"US"}
+    for kind, numbers in pool.pools.items():  # the country of the demo caller they copy
+        if kind in DEMO_CALLERS:
+            assert {country_of(n) for n in numbers} == {country_of(DEMO_CALLERS[kind])}, kind
+    every = [n for numbers in pool.pools.values() for n in numbers]
+    assert len(every) == len(set(every))  # one kind of caller per number
+    assert not set(DEMO_CALLERS.values()) & set(every)
+
+
+def test_callers_with_orders_get_copies_of_their_demo_callers_orders():
+    numbers = NumberPool().with_orders()
+    phone = NumberPool().take("several_orders")
+    copies = caller_orders(*numbers[phone], phone=phone, today=START.date())
+    demo = [o for o in demo_orders(START.date()) if o.phone == DEMO_CALLERS["several_orders"]]
+    assert [(o.status, o.ordered_on, o.carrier) for o in copies] == \
+        [(o.status, o.ordered_on, o.carrier) for o in demo]
+    assert {o.phone for o in copies} == {phone}
+    assert not {o.number for o in copies} & {o.number for o in demo_orders(START.date())}
+    generated = [o.number for p, place in numbers.items()
+                 for o in caller_orders(*place, phone=p, today=START.date())]
+    assert len(generated) == len(set(generated)) and max(generated) < UNKNOWN_ORDER
+
+
+def test_repeat_calls_come_only_from_the_repeat_episodes():
+    plan = plan_calls(3000, 7, START, 14)
+    callers = Counter(c.caller for c in plan if c.caller != "anonymous")
+    twice = {caller for caller, n in callers.items() if n > 1}
+    assert twice == {c.caller for c in plan if c.episode}
+    assert all(n == 2 for caller, n in callers.items() if caller in twice)
+    same_reason = sum(1 for c in plan if c.episode == "repeat_same_reason") // 2
+    assert expectation(plan).repeat_calls == same_reason > 0
 
 
 def test_each_behaviour_leaves_the_flow_where_it_reaches_nodes():
@@ -167,6 +198,17 @@ def test_each_behaviour_played_alone_ends_as_the_table_says(registry, name):
         assert {e["node"] for e in store.node_events(call.call_id)} == set(spec.nodes)
         assert row["ivr_seconds"] == call.ivr_seconds()
         assert row["provider_status"] == "completed"
+        result, waited = call.transfer_result()
+        assert row["transfer_result"] == result
+        if result == "abandoned_in_queue":
+            assert row["queue_seconds"] == waited > 0
+
+
+def test_a_hold_after_a_step_without_a_look_up_is_a_misfit(registry, monkeypatch):
+    bad = replace(BEHAVIOURS["hangs_up_on_hold"], name="hold_at_menu", steps=("0", "hangup on hold"))
+    monkeypatch.setitem(BEHAVIOURS, bad.name, bad)
+    with pytest.raises(TrafficError, match=r"'hold_at_menu' .* step 1 \(0\): the step has no look-up"):
+        play([single_call(bad.name, OPEN)], registry, memory_store(), START.date())
 
 
 # --- generating into a database -------------------------------------------------------------
@@ -283,6 +325,26 @@ def test_ground_truth_transferred_calls_split_by_cause(ground_truth):
     assert sum(expected.causes.values()) == expected.outcomes["transferred"]
 
 
+def test_ground_truth_transfers_at_the_agents_end(ground_truth):
+    analytics, db, expected = ground_truth
+    [row] = analytics.summary(db)
+    figures = ("transfers_answered", "queue_abandoned", "transfers_unanswered",
+               "avg_queue_seconds_abandoned")
+    assert {key: row[key] for key in figures} == {key: getattr(expected, key) for key in figures}
+    assert row["queue_abandonment_rate"] == pytest.approx(expected.queue_abandonment_rate)
+    assert expected.queue_abandoned > 0 and expected.avg_queue_seconds_abandoned > 0
+    assert 0 < expected.queue_abandonment_rate < 1
+
+
+def test_ground_truth_hang_ups_on_hold_are_at_the_look_up(ground_truth):
+    _analytics, _db, expected = ground_truth
+    on_hold = expected.behaviours["hangs_up_on_hold"]
+    assert on_hold > 0 and expected.behaviours["hangs_up_on_hold_answered"] > 0
+    assert expected.behaviours["waits_on_hold_typed_order"] > 0
+    assert expected.nodes["find_by_phone"]["hung_up"] == on_hold
+    assert expected.nodes["find_by_number"]["hung_up"] == expected.behaviours["hangs_up_on_hold_answered"]
+
+
 def test_ground_truth_repeat_calls_and_deflected(ground_truth):
     analytics, db, expected = ground_truth
     [row] = analytics.summary(db)
@@ -366,6 +428,9 @@ def test_ivr_report_summary_matches_the_expectation_json(tmp_path):
         (expected["repeat_calls"], expected["deflected"], expected["confirmed"])
     assert (row["ended_before_reason"], row["transferred_without_reason"]) == \
         (expected["ended_before_reason"], expected["transferred_without_reason"])
+    queue = ("transfers_answered", "queue_abandoned", "transfers_unanswered",
+             "queue_abandonment_rate", "avg_queue_seconds_abandoned")
+    assert {key: row[key] for key in queue} == pytest.approx({key: expected[key] for key in queue})
     by_reason = invoke(report, "summary", "--db", path, "--by", "reason", "--format", "json")
     rows = {row["reason"]: row for row in json.loads(by_reason.output)}
     assert {reason: {key: rows[reason][key] for key in figures}
