@@ -9,9 +9,9 @@ import pytest
 from treq.testing import StubTreq
 from twisted.internet import defer
 
-from ivr.signature import signed_headers
-from ivr.web import build_root
-from ivr.webhook_fields import FIELDS, FieldError, check_fields
+from ivr.providers.twilio.signature import signed_headers
+from ivr.server.web import build_root
+from ivr.providers.twilio.webhook_fields import FIELDS, FieldError, check_fields
 from test_web import BASE, CA1, CA2, FORM, TOKEN, Server, body_of, says, slow_server, start_request
 
 CALLER = "+33612345678"

@@ -7,8 +7,8 @@ import sqlite3
 import pytest
 from twisted.internet.testing import MemoryReactorClock
 
-from ivr import tap
-from ivr.store import CallStore
+from ivr.server import tap
+from ivr.store.sqlite.store import CallStore
 from test_storage_faults import call_sid
 from test_web import ROOT, Server, TUESDAY_10AM, says
 
@@ -207,7 +207,7 @@ def test_the_server_sweeps_with_its_retry_window_and_probes_a_failing_store(tmp_
 
 
 def test_traffic_of_a_seed_already_logged_is_refused_once_the_states_are_dropped(tmp_path):
-    from ivr.traffic import TrafficError, generate
+    from ivr.sim.traffic import TrafficError, generate
 
     path = tmp_path / "log.db"
     generate(ROOT / "flows" / "post_sale.yaml", path, calls=5, seed=1)

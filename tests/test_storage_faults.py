@@ -12,8 +12,8 @@ import pytest
 from twisted.internet import task
 from twisted.logger import LogLevel, Logger
 
-from ivr.group_commit import GroupCommit
-from ivr.storage_health import StorageHealth, fault_cause
+from ivr.store.sqlite.group_commit import GroupCommit
+from ivr.store.sqlite.storage_health import StorageHealth, fault_cause
 from test_web import BASE, FORM, Server, says
 
 def call_sid(name: str) -> str:

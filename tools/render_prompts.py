@@ -31,8 +31,8 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ivr.flow import load_flow  # noqa: E402 - after the path is set
-from ivr.prompts import SERVER_PROMPTS, PromptError, PromptLibrary  # noqa: E402
+from ivr.flow.loader import load_flow  # noqa: E402 - after the path is set
+from ivr.flow.prompts import SERVER_PROMPTS, PromptError, PromptLibrary  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden" / "prompts.txt"
 PARIS = ZoneInfo("Europe/Paris")

@@ -25,11 +25,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ivr.flow import load_flow  # noqa: E402 - after the path is set
-from ivr.scenarios import (  # noqa: E402
-    INPUTS, _play, demo_lookups, local_time, scenario_files)
-from ivr.sim import InputNotExpected, SimCall  # noqa: E402
-from ivr.sms import RecordingSms  # noqa: E402
+from ivr.flow.loader import load_flow  # noqa: E402 - after the path is set
+from ivr.sim.scenarios import INPUTS, _play, demo_lookups, local_time, scenario_files
+from ivr.sim.call import InputNotExpected, SimCall  # noqa: E402
+from ivr.server.sms import RecordingSms  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden" / "twiml.txt"
 SCENARIOS = ROOT / "flows" / "tests"
