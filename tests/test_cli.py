@@ -7,8 +7,8 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
-from ivr.sim.cli import main
 from ivr.providers.twilio.render import validate_twiml
+from ivr.sim.cli import main
 from ivr.sim.scenarios import run_paths
 
 ROOT = Path(__file__).parent.parent

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from dashboard_support import Page, expected, insert_traffic
+
 from ivr.reports import analytics
 from ivr.server.registry import FlowRegistry
 from ivr.store.sqlite.store import CallStore

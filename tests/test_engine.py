@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ivr.engine import actions as act
-from ivr.engine.step import call_summary, step
-from ivr.flow.loader import load_flow
+from ivr.engine.state import call_summary
+from ivr.engine.step import step
 from ivr.engine.turn import play_turn
+from ivr.flow.loader import load_flow
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PARIS = ZoneInfo("Europe/Paris")
@@ -516,7 +517,7 @@ def test_a_sensitive_input_masks_the_spoken_number(flow):
 
 
 def test_the_webhook_passes_the_recognisers_confidence():
-    from ivr.server.calls import event_from
+    from ivr.providers.twilio.events import event_from
     event = event_from({"SpeechResult": "retour", "Confidence": "0.42"}, {"waiting": "gather"})
     assert event == {"type": "speech", "text": "retour", "confidence": 0.42}
     assert event_from({"SpeechResult": "retour", "Confidence": "abc"},

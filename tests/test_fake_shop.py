@@ -18,9 +18,9 @@ from twisted.internet import task
 from ivr.engine.actions import Lookup
 from ivr.lookups.demo_orders import DEMO_CALLERS, DEMO_ORDERS, UNKNOWN_ORDER
 from ivr.lookups.fake_shop import DEFAULT_TOKEN, SECRET_ENV, FakeShop, Knobs, backend_config, main
-from ivr.sim.remote import RemoteCall
 from ivr.lookups.shops import HttpOrderLookups, load_config
 from ivr.lookups.shops.config import config_from_text
+from ivr.sim.remote import RemoteCall
 
 ROOT = Path(__file__).parent.parent
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
@@ -170,7 +170,7 @@ def _start_fake_shop(workdir: Path):
 
 
 def test_the_server_tracks_an_order_through_the_fake_shop_over_real_sockets(tmp_path, monkeypatch):
-    from test_remote import DASHBOARD_TOKEN, start_server, stop   # the ivr-serve of ivr-sim --url
+    from test_remote import DASHBOARD_TOKEN, start_server, stop  # the ivr-serve of ivr-sim --url
 
     shop, config = _start_fake_shop(tmp_path)
     try:

@@ -9,7 +9,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from test_remote import start_server, stop
 
 ROOT = Path(__file__).parent.parent

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ivr.sim.cli import main
-from ivr.engine.step import call_summary
+from ivr.engine.state import call_summary
 from ivr.flow.loader import load_flow
 from ivr.reports.graph import (
     Edge,
@@ -28,8 +27,9 @@ from ivr.reports.graph import (
     to_mermaid,
     to_svg,
 )
-from ivr.sim.scenarios import demo_lookups, local_time
 from ivr.sim.call import SimCall
+from ivr.sim.cli import main
+from ivr.sim.scenarios import demo_lookups, local_time
 from ivr.store.sqlite.store import CallStore
 
 ROOT = Path(__file__).parent.parent

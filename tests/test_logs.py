@@ -3,7 +3,7 @@
 import io
 
 import pytest
-from twisted.logger import LogLevel, Logger, textFileLogObserver
+from twisted.logger import Logger, LogLevel, textFileLogObserver
 from twisted.python.failure import Failure
 
 from ivr.server.logs import text_log_observer

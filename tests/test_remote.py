@@ -20,9 +20,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ivr.sim.cli import main
 from ivr.flow.loader import load_flow
 from ivr.phone import mask
+from ivr.providers.twilio.signature import twilio_signature
+from ivr.sim.call import SimCall
+from ivr.sim.cli import main
 from ivr.sim.remote import RemoteCall, RemoteError, parse_twiml
 from ivr.sim.scenarios import (
     INPUTS,
@@ -32,8 +34,6 @@ from ivr.sim.scenarios import (
     local_time,
     scenario_files,
 )
-from ivr.providers.twilio.signature import twilio_signature
-from ivr.sim.call import SimCall
 
 ROOT = Path(__file__).parent.parent
 SCENARIOS = ROOT / "flows" / "tests"

@@ -30,14 +30,11 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from ivr.engine import actions as act
-from ivr.server import tap
-from ivr.sim.cli import main
+from ivr.engine.turn import play_turn, play_turn_async
 from ivr.flow.loader import check_flow, load_flow
-from ivr.phone import mask_numbers, textable
 from ivr.flow.prompts import PromptError, PromptLibrary
-from ivr.sim.remote import RemoteCall
-from ivr.sim.scenarios import run_paths
-from ivr.sim.call import SimCall
+from ivr.phone import mask_numbers, textable
+from ivr.server import tap
 from ivr.server.sms import (
     NoSms,
     RecordingSms,
@@ -46,7 +43,10 @@ from ivr.server.sms import (
     TwilioSms,
     sender_for,
 )
-from ivr.engine.turn import play_turn, play_turn_async
+from ivr.sim.call import SimCall
+from ivr.sim.cli import main
+from ivr.sim.remote import RemoteCall
+from ivr.sim.scenarios import run_paths
 
 ROOT = Path(__file__).parent.parent
 PARIS = ZoneInfo("Europe/Paris")

@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlite_utils
 
-from ivr.engine.step import call_summary
+from ivr.engine.state import call_summary
+from ivr.engine.turn import play_turn
 from ivr.flow.loader import load_flow
 from ivr.providers.twilio.render import render_twiml
-from ivr.store.sqlite.store import MIGRATIONS, NO_SEQUENCE, CallStore, normalise_number
-from ivr.engine.turn import play_turn
+from ivr.store.sqlite.migrations import MIGRATIONS
+from ivr.store.sqlite.store import NO_SEQUENCE, CallStore, normalise_number
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CALLER = "+33612345678"

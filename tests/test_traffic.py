@@ -13,28 +13,15 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
-from ivr.sim.cli import main
 from ivr.lookups.demo_orders import DEMO_CALLERS, UNKNOWN_ORDER, demo_orders
 from ivr.lookups.orders import Order, OrderStore
 from ivr.phone import country_of
 from ivr.server.registry import FlowRegistry
+from ivr.sim.cli import main
+from ivr.sim.traffic import generate, play, single_call
+from ivr.sim.traffic_behaviours import BEHAVIOURS, EPISODES, NEW_EN, NEW_FR, TrafficError
+from ivr.sim.traffic_plan import Expected, NumberPool, caller_orders, expectation, later, plan_calls
 from ivr.store.sqlite.store import CallStore
-from ivr.sim.traffic import (
-    BEHAVIOURS,
-    EPISODES,
-    NEW_EN,
-    NEW_FR,
-    Expected,
-    TrafficError,
-    NumberPool,
-    caller_orders,
-    expectation,
-    generate,
-    later,
-    plan_calls,
-    play,
-    single_call,
-)
 
 ROOT = Path(__file__).parent.parent
 FLOW = ROOT / "flows" / "post_sale.yaml"

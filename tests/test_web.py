@@ -11,15 +11,15 @@ import pytest
 from treq.testing import StubTreq
 from twisted.internet import defer, task
 
-from ivr.server.calls import CallHandler
 from ivr.lookups.demo_orders import create_demo_db
-from ivr.store.sqlite.group_commit import GroupCommit
 from ivr.lookups.embedded import EmbeddedOrderLookups
-from ivr.server.registry import FlowRegistry
 from ivr.providers.twilio.render import validate_twiml
 from ivr.providers.twilio.signature import signed_headers
-from ivr.store.sqlite.store import CallStore
+from ivr.server.calls import CallHandler
+from ivr.server.registry import FlowRegistry
 from ivr.server.web import build_root, parse_form
+from ivr.store.sqlite.group_commit import GroupCommit
+from ivr.store.sqlite.store import CallStore
 
 ROOT = Path(__file__).parent.parent
 TUESDAY_10AM = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Europe/Paris")).timestamp()

@@ -24,7 +24,7 @@ import difflib
 import html
 import itertools
 import sys
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 

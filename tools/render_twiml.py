@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ivr.flow.loader import load_flow  # noqa: E402 - after the path is set
-from ivr.sim.scenarios import INPUTS, _play, demo_lookups, local_time, scenario_files
-from ivr.sim.call import InputNotExpected, SimCall  # noqa: E402
 from ivr.server.sms import RecordingSms  # noqa: E402
+from ivr.sim.call import InputNotExpected, SimCall  # noqa: E402
+from ivr.sim.scenarios import INPUTS, _play, demo_lookups, local_time, scenario_files
 
 GOLDEN = ROOT / "tests" / "golden" / "twiml.txt"
 SCENARIOS = ROOT / "flows" / "tests"

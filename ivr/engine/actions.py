@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 # --- What the caller hears -------------------------------------------------
 
 

@@ -39,9 +39,9 @@ from zoneinfo import ZoneInfo
 
 from ivr.flow import expressions
 from ivr.flow.model import Flow, Node, PromptItem
-from ivr.phone import country_of
 from ivr.flow.prompts import PromptError, failure_kind
 from ivr.flow.sample_orders import SAMPLE_ORDERS
+from ivr.phone import country_of
 
 __all__ = ["ExpressionFinding", "Finding", "MAX_STATES_PER_NODE", "SAMPLE_DAY", "SAMPLE_TIME", "rehearse",
            "sparse_orders"]

@@ -21,8 +21,8 @@ from typing import Protocol, runtime_checkable
 
 from ivr.engine.actions import Lookup
 from ivr.lookups.delivery import DEFAULT_POLICY, DeliveryPolicy, estimate_delivery
-from ivr.phone import is_withheld
 from ivr.lookups.orders import CARRIERS, Order, OrderStore, normalise_number, normalise_phone
+from ivr.phone import is_withheld
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ import yaml
 from ivr.reports import analytics
 from ivr.reports.analytics import ReportError
 from ivr.reports.output import emit, open_log, table
-from ivr.store.sqlite.store import CALLBACK_STATUSES, read_callback_requests, stored_caller_key
+from ivr.store.sqlite.callbacks import read_callback_requests, stored_caller_key
+from ivr.store.sqlite.migrations import CALLBACK_STATUSES
 
 __all__ = ["callback_requests", "callbacks"]
 

@@ -408,8 +408,10 @@ def calls_table(rows: list[dict]) -> list[str]:
 
 
 from ivr.reports.callbacks import callbacks  # noqa: E402 - it uses the helpers above when it runs
+
 main.add_command(callbacks)
 
 from ivr.reports.erase import forget, purge  # noqa: E402 - registered like callbacks
+
 main.add_command(forget)
 main.add_command(purge)

@@ -25,7 +25,8 @@ from datetime import datetime, timedelta, timezone
 import click
 import sqlite_utils
 
-from ivr.store.sqlite.store import CallStore, stored_caller_key
+from ivr.store.sqlite.callbacks import stored_caller_key
+from ivr.store.sqlite.store import CallStore
 
 __all__ = ["forget", "purge"]
 

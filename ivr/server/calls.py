@@ -22,233 +22,35 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from typing import Callable
-from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from ivr.engine import actions as act
-from ivr.engine.step import call_summary, step
-from ivr.store.sqlite.group_commit import GroupCommit
-from ivr.engine.step import new_state as fresh_state
-from ivr.server.helpdesk import NoHelpdesk
-from ivr.phone import mask
-from ivr.flow.prompts import PromptError
-from ivr.providers.twilio.render import render_twiml
-from ivr.server.sms import NoSms
-from ivr.store.sqlite.storage_health import StorageHealth, fault_cause
-from ivr.store.sqlite.store import CallRecord
+from ivr.engine.state import call_summary
+from ivr.engine.state import new_state as fresh_state
+from ivr.engine.step import step
 from ivr.engine.turn import play_turn_async
-
-#: A call silent this long (seconds) while the IVR waits for the caller
-#: has gone without its status callback: the sweep ends it.
-SWEEP_IDLE = 3600
-#: The same while with an agent, in a queue or recording: Twilio ends a
-#: <Dial> after its timeLimit of 4 hours.
-SWEEP_ON_TRANSFER = 4 * 3600 + 600
-
-#: Seconds an ended call's state is kept, so a provider retry of its last
-#: turn still gets the same TwiML; the sweep then drops it (its node
-#: events and ``calls`` row stay).
-STATE_KEPT_AFTER_END = 600
-
-#: Most calls answered from memory while the store cannot write.
-UNSAVED_KEPT = 10_000
-
-#: Most of those written back by one pass once the store writes again.
-UNSAVED_WRITTEN_PER_PASS = 200
-
-#: Call statuses after which the provider will not call us again.
-TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
-
-
-
-#: Seconds a turn's look-ups may take before the caller hears the flow's
-#: ``hold`` prompt, then a pause of HOLD_PAUSE seconds before the poll.
-HOLD_AFTER = 1.5
-HOLD_PAUSE = 2
-#: How many held turns' hold answers are kept for late retries.
-MAX_HOLD_ANSWERS = 10_000
-
-
-class _Round:
-    """One answer shared by every request that asks while it is open: all
-    of them get the same bytes (or the same failure)."""
-
-    def __init__(self):
-        self.answer = None  # bytes, or the turn's Failure, once settled
-        self.timer = None
-        self._waiting: list[defer.Deferred] = []
-
-    @property
-    def settled(self) -> bool:
-        return self.answer is not None
-
-    def settle(self, answer) -> None:
-        if self.settled:
-            return
-        self.answer = answer
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
-        waiting, self._waiting = self._waiting, []
-        for waiter in waiting:
-            self._fire(waiter)
-
-    def wait(self) -> defer.Deferred:
-        """A Deferred firing with the answer once settled."""
-        waiter = defer.Deferred(lambda d: d in self._waiting and self._waiting.remove(d))
-        if self.settled:
-            self._fire(waiter)
-        else:
-            self._waiting.append(waiter)
-        return waiter
-
-    def _fire(self, waiter):
-        if isinstance(self.answer, Failure):
-            waiter.errback(self.answer)
-        else:
-            waiter.callback(self.answer)
-
+from ivr.flow.prompts import PromptError
+from ivr.phone import mask
+from ivr.providers.twilio.events import event_from
+from ivr.providers.twilio.render import render_twiml
+from ivr.server.call_status import TERMINAL_STATUSES, _settled, _StatusCallbacks
+from ivr.server.helpdesk import NoHelpdesk
+from ivr.server.holding import HOLD_AFTER, HOLD_PAUSE, MAX_HOLD_ANSWERS, Held, server_say
+from ivr.server.registry import UnknownFlow
+from ivr.server.sms import NoSms
+from ivr.server.storage_faults import Unsaved, _both, _StorageFaults
+from ivr.store.sqlite.group_commit import GroupCommit
+from ivr.store.sqlite.storage_health import StorageHealth, fault_cause
 
 #: A look-up that answers while its caller hears the hold's pause waits
 #: for them to come back for it (or hang up) at most the pause, a poll's
 #: wait and this many seconds more; then the turn goes on as if they came.
 COME_BACK_MARGIN = 5
-
-
-def server_say(flow, lang: str | None, name: str) -> act.Say | None:
-    """One of the prompts the server says itself (``hold``,
-    ``failsafe_apology``: see ivr.prompts.FIXED_SERVER_PROMPTS), as the
-    flow rendered it when it loaded, in the flow's voice for ``lang``;
-    None without a flow or that language."""
-    text = flow.server_says.get(lang, {}).get(name) if flow is not None and lang else None
-    if not text:
-        return None
-    return act.Say(text, voice=flow.voices.get(lang), language=lang)
-
-
-class Held:
-    """A turn whose look-ups may outlast ``hold_after`` seconds.
-
-    Its request, and every retry of it, get one answer (the *opening*):
-    the turn's TwiML if it is ready within ``hold_after``, else the hold
-    ``hold_twiml(self, True)`` gives.  Polls (the caller coming back from
-    the hold) share answers the same way, one poll round at a time: the
-    TwiML once it is ready, else ``hold_twiml(self, False)`` after
-    ``hold_after``.  ``hold_twiml`` returns None when the turn must not
-    hold (only its commit is left): the answer then waits for the turn.
-    So concurrent retries never get different bytes."""
-
-    def __init__(self, call_id: str, turn: int, work: defer.Deferred, say: act.Say | None, *,
-                 clock, hold_after: float, hold_twiml):
-        self.call_id, self.turn = call_id, turn
-        #: What the caller hears the first time they are put on hold.
-        self.say = say
-        self.clock, self.hold_after, self.hold_twiml = clock, hold_after, hold_twiml
-        self.result = None
-        self._finished = _Round()
-        self.opening = self._round(True)
-        self._polling: _Round | None = None
-        #: Holds answered so far (the opening's and the polls').
-        self.holds = 0
-        #: The provider said the call ended while the turn ran: its
-        #: answer will never be heard.
-        self.hung_up = False
-        #: Waiting to know whether the caller, between two holds, comes back.
-        self._presence: list[defer.Deferred] = []
-        work.addBoth(self._done)
-
-    @property
-    def done(self) -> bool:
-        return self.result is not None
-
-    def _round(self, opening: bool) -> _Round:
-        round_ = _Round()
-        round_.timer = self.clock.callLater(self.hold_after, self._time_up, round_, opening)
-        return round_
-
-    def _time_up(self, round_: _Round, opening: bool) -> None:
-        round_.timer = None
-        hold = self.hold_twiml(self, opening)
-        if hold is not None:
-            self.holds += 1
-            round_.settle(hold)
-
-    def _done(self, result):
-        self.result = result
-        for round_ in (self.opening, self._polling, self._finished):
-            if round_ is not None:
-                round_.settle(result)
-
-    def poll(self) -> defer.Deferred:
-        """The answer for a poll: joins the open poll round, or starts one.
-        A poll is the caller back from the hold's pause."""
-        self._presence_known(self.hung_up)  # may finish the turn at once
-        if self._polling is None or self._polling.settled:
-            if self.done:
-                return self.finished()
-            self._polling = self._round(False)
-        return self._polling.wait()
-
-    def finished(self) -> defer.Deferred:
-        """A Deferred firing with the turn's TwiML (or failing) once it is done."""
-        return self._finished.wait()
-
-    def hang_up(self) -> None:
-        """The provider says the call ended: the turn's answer will never be heard."""
-        self.hung_up = True
-        self._presence_known(True)
-
-    def caller_gone(self, seconds: float) -> defer.Deferred:
-        """Whether the caller left before hearing the answer: True once
-        the provider said the call ended; False at once while a request
-        waits for the answer (or none was put on hold).  Between two holds
-        (the caller hears a pause), it fires when the caller comes back
-        (False) or hangs up (True), or False after ``seconds``."""
-        if self.hung_up:
-            return defer.succeed(True)
-        if self.holds == 0 or self._request_waiting():
-            return defer.succeed(False)
-        asked = defer.Deferred()
-        self._presence.append(asked)
-        timer = self.clock.callLater(seconds, self._presence_known, False)
-        asked.addBoth(lambda gone: (timer.active() and timer.cancel(), gone)[1])
-        return asked
-
-    def _request_waiting(self) -> bool:
-        """Whether a request of the caller's waits for an answer now."""
-        return not self.opening.settled or (self._polling is not None and not self._polling.settled)
-
-    def _presence_known(self, gone: bool) -> None:
-        asked, self._presence = self._presence, []
-        for waiter in asked:
-            waiter.callback(gone)
-
-
-class UnknownFlow(LookupError):
-    """No flow of that name is loaded."""
-
-
-@dataclass
-class Unsaved:
-    """A call answered from memory because the store could not write its
-    turn: the record as answered, and the writes the store still owes."""
-
-    record: CallRecord
-    write: Callable[[], object]
-
-
-def _both(first, then):
-    """The writes of ``first`` then ``then``, as one write."""
-    def write():
-        first()
-        return then()
-    return write
 
 
 @dataclass
@@ -266,7 +68,7 @@ class Counters:
     by_outcome: dict = field(default_factory=dict)
 
 
-class CallHandler:
+class CallHandler(_StatusCallbacks, _StorageFaults):
     log = Logger()
 
     def __init__(self, registry, store, perform, clock, *, lookup_timeout: float = 4.0,
@@ -411,113 +213,6 @@ class CallHandler:
             storing.append(turn)
         await self.group_commit.write(write)
 
-    # -- a store that cannot write -------------------------------------------------------
-    def _last_record(self, call_id: str) -> CallRecord | None:
-        """The call's last answered turn: from memory when the store could
-        not write it, else from the store."""
-        unsaved = self._unsaved.get(call_id)
-        return unsaved.record if unsaved is not None else self.store.load_call(call_id)
-
-    def _state_dropped(self, call_id: str) -> bool:
-        """Whether the call ended and the sweep dropped its state: a very
-        late request must not start it again (nor rewrite its log)."""
-        row = self.store.call(call_id)
-        return row is not None and row["ended_at"] is not None
-
-    def _answer_unsaved(self, call_id, turn, flow, state, event, url, error, pending, played):
-        """The turn could not be written: answer it from memory.  A call
-        that was going on hears the flow's apology and is put through to
-        its human destination (the engine's fail-safe); one already
-        answered from memory (on its way to that human) goes on as played.
-        The answer and its writes are kept until the store writes again."""
-        cause = self.storage.failed(error, f"turn {turn} of {call_id}")
-        self.counters.unsaved_turns += 1
-        new_state, body, node_events = played
-        if pending is None and new_state["outcome"] != "failed":
-            new_state, body, node_events = self._fail_safe(flow, state, event, url)
-        write = self._writer(call_id, turn, new_state, body, node_events)
-        if pending is not None:
-            write = _both(pending.write, write)
-        self._keep_unsaved(call_id, Unsaved(
-            CallRecord(state=new_state, turn=turn, response=body,
-                       ended=bool(new_state.get("ended"))), write))
-        self.log.warn("turn {call} {turn} answered from memory ({cause}) at {node}",
-                      call=call_id, turn=turn, cause=cause, node=new_state["node"])
-        return body
-
-    def _unreadable(self, flow_name, turn, params, now, error) -> bytes:
-        """The store cannot even read the call: apologise and put the
-        caller through to the current flow's human, keeping nothing (its
-        state, if any, is the store's)."""
-        self.storage.failed(error, f"state of {params['CallSid']}")
-        flow = self.registry.current(flow_name)
-        if flow is None:
-            raise UnknownFlow(flow_name)
-        event = {"type": "start", "call_id": params["CallSid"], "caller": params.get("From", ""),
-                 "called": params.get("To", ""), "now": now or self._now(flow.timezone)}
-        _state, body, _events = self._fail_safe(flow, None, event,
-                                                self.action_url(flow_name, turn + 1))
-        return body
-
-    def _keep_unsaved(self, call_id: str, unsaved: Unsaved) -> None:
-        self._unsaved[call_id] = unsaved
-        self._unsaved.move_to_end(call_id)
-        if len(self._unsaved) > UNSAVED_KEPT:
-            dropped, _ = self._unsaved.popitem(last=False)
-            self.log.error("call {call} answered from memory is forgotten: more than {most} "
-                           "calls wait for the store", call=dropped, most=UNSAVED_KEPT)
-
-    def _written(self, call_id: str, unsaved: Unsaved | None) -> None:
-        """A write committed: the store works, and ``unsaved`` (the call's
-        turns answered from memory, written with it) is no longer owed."""
-        self.storage.succeeded()
-        if unsaved is not None and self._unsaved.get(call_id) is unsaved:
-            del self._unsaved[call_id]
-            if unsaved.record.state.get("callback"):
-                self.helpdesk.requested(call_id)
-
-    def save_unsaved(self, most: int = UNSAVED_WRITTEN_PER_PASS) -> int:
-        """Write up to ``most`` of the calls answered from memory, oldest
-        first, stopping at the first failure; how many were written."""
-        written = 0
-        for call_id, unsaved in list(self._unsaved.items())[:most]:
-            try:
-                with self.store.transaction():
-                    unsaved.write()
-            except Exception as error:  # noqa: BLE001 - kept for the next pass
-                self.storage.failed(error, f"turns of {call_id} answered from memory")
-                if fault_cause(error) is not None:
-                    break
-                # Its writes are broken, not the store: trying again cannot help.
-                if self._unsaved.get(call_id) is unsaved:
-                    del self._unsaved[call_id]
-                continue
-            self._written(call_id, unsaved)
-            written += 1
-        if written:
-            self.log.info("{count} calls answered from memory are now written, {left} left",
-                          count=written, left=len(self._unsaved))
-        return written
-
-    @property
-    def calls_in_memory(self) -> int:
-        """Calls answered from memory whose turns the store still owes."""
-        return len(self._unsaved)
-
-    def probe_storage(self) -> bool:
-        """While writes fail (or calls wait in memory), try a write: the
-        health recovers without waiting for a call.  True when the store
-        writes.  Never raises (it runs from a timer)."""
-        if self.storage.ok and not self._unsaved:
-            return True
-        try:
-            self.store.probe_write()
-        except Exception as error:  # noqa: BLE001 - still failing
-            self.storage.failed(error, "probe")
-            return False
-        self.storage.succeeded()
-        self.save_unsaved()
-        return self.storage.ok
 
     # -- holding a caller while a slow look-up goes on ---------------------------------
     def _hold_twiml(self, held: "Held", flow_name: str, storing: list, opening: bool) -> bytes | None:
@@ -570,22 +265,6 @@ class CallHandler:
         if self._held.get(call_id) is held:
             del self._held[call_id]
 
-    def status(self, params: dict, now: datetime | None = None) -> bool:
-        """Take a status callback and commit it; True when it was new.  A
-        terminal status ends the call: one still waiting for the caller was
-        abandoned.  ``now`` replaces the clock, as for :meth:`voice`."""
-        if self.group_commit is not None:
-            self.group_commit.flush()  # the call's last turn may be queued
-        pending = self._unsaved.get(params["CallSid"])
-        try:
-            with self.store.transaction():
-                new, ended = self._apply_status(params, now)
-        except Exception as error:
-            if fault_cause(error) is not None:
-                self.storage.failed(error, f"status of {params['CallSid']}")
-            raise
-        self._written(params["CallSid"], pending)
-        return self._status_taken(new, ended)
 
     async def status_committed(self, params: dict, now: datetime | None = None) -> bool:
         """:meth:`status`, committed with the group of turns when the
@@ -607,123 +286,6 @@ class CallHandler:
         self._written(params["CallSid"], pending)
         return self._status_taken(new, ended)
 
-    def _apply_status(self, params, now):
-        """The writes of a status callback (database only): whether it was
-        new, and the (call, turn, state) it ended, if any.  The call ends
-        when the provider says it did (see :func:`provider_end`), so the
-        last prompt counts in its time."""
-        call_id, status = params["CallSid"], params.get("CallStatus", "")
-        pending = self._unsaved.get(call_id)
-        if pending is not None:  # its turns answered from memory come first
-            pending.write()
-        if status in TERMINAL_STATUSES:
-            self._hold_answers.pop(call_id, None)
-        received = now or self._now("UTC")
-        new = self.store.record_status(
-            call_id, _count(params.get("SequenceNumber")), status,
-            received.isoformat(), _count(params.get("CallDuration")))
-        if not new or status not in TERMINAL_STATUSES:
-            return new, None
-        record = self.store.load_call(call_id)
-        if record is None:
-            return new, None
-        state = record.state
-        ended_at = provider_end(params, state, received)
-        if record.ended:
-            self._end_later(call_id, record, ended_at)
-            return new, None
-        flow = (self.registry.version(state["flow"], state["version"])
-                or self.registry.current(state["flow"]))
-        if flow is None:
-            self.log.error("call {call} ended on unknown flow {flow}", call=call_id, flow=state["flow"])
-            return new, None
-        ended = (ended_at or received).astimezone(ZoneInfo(flow.timezone))
-        new_state, _actions, node_events = step(flow, state, {"type": "hangup", "now": ended})
-        self._writer(call_id, record.turn, new_state, record.response, node_events)()
-        return new, (call_id, record.turn, new_state)
-
-    def _end_later(self, call_id, record, ended_at):
-        """A call we ended (a goodbye, a transfer) ended for the provider
-        after its last prompt: move its end there, so that prompt counts."""
-        state = record.state
-        if ended_at is None or not state.get("ended_at"):
-            return
-        if ended_at <= datetime.fromisoformat(state["ended_at"]):
-            return
-        local = ended_at.astimezone(datetime.fromisoformat(state["ended_at"]).tzinfo)
-        self._writer(call_id, record.turn, {**state, "ended_at": local.isoformat()},
-                     record.response, [])()
-
-    def _status_taken(self, new: bool, ended) -> bool:
-        self.counters.status_callbacks += 1
-        if ended is not None:
-            self._saved(*ended)
-        return new
-
-    def sweep(self, idle: float = SWEEP_IDLE, on_transfer: float = SWEEP_ON_TRANSFER,
-              state_kept: float = STATE_KEPT_AFTER_END) -> int:
-        """End the calls the provider never closed (a lost status callback):
-        those silent for ``idle`` seconds, or ``on_transfer`` seconds while
-        with an agent or in a queue.  Each ends as a hang-up at its last
-        turn, so it counts as abandoned unless a human already had it, and
-        its time with the IVR is not stretched to the sweep.  Then drop the
-        state of the calls ended more than ``state_kept`` seconds ago (see
-        :meth:`ivr.store.CallStore.drop_ended_states`).  Returns how many
-        calls were ended.  A store that cannot write stops the sweep until
-        its next run; it never raises (it runs from a timer)."""
-        if self.group_commit is not None:
-            self.group_commit.flush()
-        now = datetime.fromtimestamp(self.clock.seconds(), ZoneInfo("UTC"))
-        try:
-            ended = self._end_silent_calls(now, idle, on_transfer)
-            dropped = self.store.drop_ended_states((now - timedelta(seconds=state_kept)).isoformat())
-        except Exception as error:  # noqa: BLE001 - the next sweep tries again
-            self.storage.failed(error, "sweep")
-            return 0
-        if ended:
-            self.log.info("sweep ended {count} calls with no status callback", count=len(ended))
-        if dropped:
-            self.log.info("sweep dropped the state of {count} ended calls", count=dropped)
-        return len(ended)
-
-    def _end_silent_calls(self, now, idle, on_transfer) -> list[str]:
-        ended = []
-        for call_id in self.store.open_calls((now - timedelta(seconds=idle)).isoformat()):
-            if call_id in self._unsaved:
-                continue  # answered from memory since: the store's state is behind
-            record = self.store.load_call(call_id)
-            state = record.state
-            quiet_since = datetime.fromisoformat(state["now"])
-            if state["waiting"] in ("dial", "record") and (now - quiet_since).total_seconds() < on_transfer:
-                continue  # still with an agent, in a queue or leaving a message
-            flow = (self.registry.version(state["flow"], state["version"])
-                    or self.registry.current(state["flow"]))
-            if flow is None:
-                continue
-            event = {"type": "hangup", "now": quiet_since, "detail": "no status callback"}
-            with self.store.transaction():
-                new_state, _actions, node_events = step(flow, state, event)
-                self._writer(call_id, record.turn, new_state, record.response, node_events)()
-            self.storage.succeeded()
-            self._saved(call_id, record.turn, new_state)
-            ended.append(call_id)
-        return ended
-
-    def purge(self, days: float) -> dict:
-        """Erase the calls that started more than ``days`` days ago, with
-        everything logged of them (``--retention-days``); the rows erased
-        per table.  Never raises (it runs from a timer)."""
-        now = datetime.fromtimestamp(self.clock.seconds(), ZoneInfo("UTC"))
-        cutoff = (now - timedelta(days=days)).isoformat()
-        try:
-            erased = self.store.purge_before(cutoff)
-        except Exception as error:  # noqa: BLE001 - tomorrow's run tries again
-            self.storage.failed(error, "retention purge")
-            return {}
-        self.log.info("retention: erased the calls started before {cutoff}: {calls} calls, "
-                      "{rows} rows", cutoff=cutoff, calls=erased.get("calls", 0),
-                      rows=sum(erased.values()))
-        return erased
 
     def _with_whisper(self, action):
         """A transfer to a phone number first tells the agent why the caller
@@ -822,99 +384,3 @@ class CallHandler:
         return ended, render_twiml(actions, url), []
 
 
-def _count(value: str | None) -> int | None:
-    """A provider's count (sequence number, duration): ASCII digits, at
-    most nine of them, else None (``str.isdigit`` takes "²")."""
-    if value and len(value) <= 9 and value.isascii() and value.isdigit():
-        return int(value)
-    return None
-
-
-async def _settled(d: defer.Deferred) -> None:
-    """Wait for ``d`` whatever its outcome (its failure is the turn's, already answered)."""
-    try:
-        await d
-    except defer.CancelledError:
-        raise
-    except Exception:  # noqa: BLE001 - reported by the turn's own request
-        pass
-
-
-#: How far a provider's end-of-call time may be ahead of our clock (clock
-#: skew) before it is taken for garbage.
-END_SKEW = timedelta(minutes=5)
-
-
-def provider_end(params: dict, state: dict, received: datetime) -> datetime | None:
-    """When the call ended, by the provider's end-of-call notice: the
-    call's start plus ``CallDuration`` (seconds), else its ``Timestamp``
-    (RFC 2822).  A value missing, garbled, before our last webhook or
-    after the notice arrived (beyond :data:`END_SKEW`) is passed over;
-    None when neither is usable."""
-    last = datetime.fromisoformat(state["now"])
-    # Added in UTC: "+" on a local time misses a change of clocks.
-    latest = received.astimezone(ZoneInfo("UTC")) + END_SKEW
-    duration = _count(params.get("CallDuration"))
-    candidates = [_rfc2822(params.get("Timestamp"))]
-    if duration is not None:
-        candidates.insert(0, datetime.fromisoformat(state["started_at"]) + timedelta(seconds=duration))
-    for moment in candidates:
-        if moment is not None and last <= moment <= latest:
-            return moment
-    return None
-
-
-def _rfc2822(text: str | None) -> datetime | None:
-    """A time such as ``Tue, 24 Nov 2026 09:05:03 +0000``; None if it is not one."""
-    try:
-        moment = parsedate_to_datetime((text or "").strip())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if moment is None:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo("UTC"))
-
-
-def event_from(params: dict, state: dict) -> dict:
-    """The engine event a webhook carries, given what the call waits for."""
-    waiting = state.get("waiting")
-    if waiting == "dial":
-        queue_result = params.get("QueueResult")
-        status = params.get("DialCallStatus") or _queue_status(queue_result)
-        event = {"type": "dial_result", "status": status or "failed"}
-        if queue_result is not None:
-            event.update(queue_result=queue_result, queue_seconds=_count(params.get("QueueTime")))
-        return event
-    if waiting == "record":
-        return {"type": "recorded", "url": params.get("RecordingUrl"),
-                "duration": params.get("RecordingDuration")}
-    if params.get("Digits") and params["Digits"] != "hangup":
-        return {"type": "digits", "digits": params["Digits"]}
-    if params.get("SpeechResult"):
-        return {"type": "speech", "text": params["SpeechResult"],
-                "confidence": _confidence(params.get("Confidence"))}
-    return {"type": "silence"}
-
-
-#: Enqueue action results (Twilio's ``QueueResult``) after which the call
-#: is over as far as the flow is concerned: an agent took it, or the
-#: caller hung up while waiting (abandoned in the queue, still a transfer).
-#: The others (``queue-full``, ``error``, ``system-error``, ``leave``,
-#: ``redirected``) mean nobody took the call: the flow's ``no_answer``.
-_QUEUE_ENDED = ("bridged", "bridging-in-process", "redirected-from-bridged", "hangup")
-
-
-def _queue_status(result: str | None) -> str | None:
-    """An Enqueue action's QueueResult, as a dial status."""
-    if result is None:
-        return None
-    return "completed" if result in _QUEUE_ENDED else "failed"
-
-
-def _confidence(value) -> float | None:
-    """The recogniser's confidence in 0..1, or None when it sent none (or nonsense)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 0.0 <= number <= 1.0 else None

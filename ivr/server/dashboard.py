@@ -40,8 +40,8 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from ivr.reports import analytics, charts, graph
 from ivr.flow.model import OUTCOMES, TRANSFER_CAUSES
+from ivr.reports import analytics, charts, graph
 from ivr.server.web import finish_with, plain_text
 
 __all__ = ["BadQuery", "DashboardResource", "InlineReader", "Query", "ThreadedReader",

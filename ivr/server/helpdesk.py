@@ -41,8 +41,8 @@ from twisted.internet import defer
 from twisted.internet import error as net
 from twisted.logger import Logger
 
-from ivr.phone import mask_numbers
 from ivr.http_errors import CONNECTION_ERRORS, cancelled, connection_cause
+from ivr.phone import mask_numbers
 
 __all__ = ["DELAYS", "Helpdesk", "HelpdeskService", "NoHelpdesk", "TIMEOUT"]
 

@@ -13,9 +13,14 @@ from pathlib import Path
 
 from twisted.logger import Logger
 
-from ivr.flow.loader import FlowError, flow_from_source, load_flow
+from ivr.flow.loader import flow_from_source, load_flow
 from ivr.flow.model import Flow
+from ivr.flow.problems import FlowError
 from ivr.flow.prompts import PromptLibrary
+
+
+class UnknownFlow(LookupError):
+    """No flow of that name is loaded."""
 
 
 class FlowRegistry:

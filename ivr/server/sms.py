@@ -46,9 +46,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ivr.engine.actions import SendSms
-from ivr.phone import mask, mask_numbers
 from ivr.engine.turn import sms_not_configured
 from ivr.http_errors import CONNECTION_ERRORS, TIMEOUTS, cancelled, connection_cause
+from ivr.phone import mask, mask_numbers
 
 log = Logger()
 

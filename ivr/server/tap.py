@@ -25,19 +25,19 @@ from twisted.web.http import combinedLogFormatter
 from twisted.web.server import Site
 
 from ivr.engine.actions import DialTarget
-from ivr.server.calls import CallHandler
-from ivr.store.sqlite.checkpoint import SAFETY_NET_PAGES, Checkpointer
-from ivr.server.dashboard import check_dashboard_token, make_dashboard
 from ivr.lookups.demo_orders import create_demo_db
-from ivr.store.sqlite.group_commit import GroupCommit
-from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.lookups.orders import OrderStore
-from ivr.server.registry import FlowRegistry
 from ivr.lookups.shops import HttpOrderLookups, OrderLookupsService, ShopConfigError, load_config
+from ivr.server.calls import CallHandler
+from ivr.server.dashboard import check_dashboard_token, make_dashboard
+from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
+from ivr.server.registry import FlowRegistry
 from ivr.server.sms import SmsConfigError, SmsService, TwilioAccount, sender_for
-from ivr.store.sqlite.store import CallStore
 from ivr.server.web import LimitedRequest, WebhookChannel, build_root
+from ivr.store.sqlite.checkpoint import SAFETY_NET_PAGES, Checkpointer
+from ivr.store.sqlite.group_commit import GroupCommit
+from ivr.store.sqlite.store import CallStore
 
 log = Logger()
 

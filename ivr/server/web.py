@@ -17,14 +17,14 @@ from urllib.parse import unquote_plus, urlsplit
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import http
-from twisted.web.resource import Resource
 from twisted.web.error import UnsupportedMethod
+from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from ivr.server.calls import UnknownFlow
-from ivr.store.sqlite.storage_health import fault_cause
 from ivr.providers.twilio.signature import is_valid_twilio_request
 from ivr.providers.twilio.webhook_fields import FieldError, check_fields, is_call_sid
+from ivr.server.registry import UnknownFlow
+from ivr.store.sqlite.storage_health import fault_cause
 
 #: The largest webhook body accepted.  Twilio's are a few kB.
 MAX_BODY = 64 * 1024

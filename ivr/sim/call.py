@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ivr.engine import actions as act
-from ivr.server.calls import event_from
-from ivr.engine.step import GATHERING, call_summary
+from ivr.engine.gathering import GATHERING
+from ivr.engine.state import call_summary
+from ivr.engine.turn import Perform, SendSmsFn, play_turn
 from ivr.flow.model import Flow
+from ivr.providers.twilio.events import event_from
 from ivr.providers.twilio.render import render_twiml
 from ivr.server.sms import RecordingSms
-from ivr.engine.turn import Perform, SendSmsFn, play_turn
 
 #: Seconds the simulated clock moves on per turn: a prompt and an answer.
 SECONDS_PER_TURN = 8

@@ -14,14 +14,17 @@ from zoneinfo import ZoneInfo
 import click
 import sqlite_utils
 
+from ivr.flow.loader import check_flow, load_flow
+from ivr.flow.problems import FlowError
 from ivr.lookups.demo_orders import DEMO_CALLERS, create_demo_db
-from ivr.flow.loader import FlowError, check_flow, load_flow
-from ivr.reports.graph import FORMATS as GRAPH_FORMATS, build_graph, render as render_graph
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.lookups.orders import OrderStore
+from ivr.reports.graph import FORMATS as GRAPH_FORMATS
+from ivr.reports.graph import build_graph
+from ivr.reports.graph import render as render_graph
+from ivr.sim.call import InputNotExpected, SimCall, listens_for
 from ivr.sim.remote import RemoteCall, RemoteError
 from ivr.sim.scenarios import ScenarioFileError, demo_lookups, local_time, run_paths
-from ivr.sim.call import InputNotExpected, SimCall, listens_for
 from ivr.sim.utterances import UtteranceFileError, confusion_table, percent, play_set
 
 CALL_HELP = """\

@@ -44,9 +44,9 @@ from xml.sax.saxutils import escape
 from ivr.engine import actions as act
 from ivr.providers.twilio.signature import signed_headers
 from ivr.sim.call import (
+    SECONDS_PER_TURN,
     SIMULATED_QUEUE_SECONDS,
     InputNotExpected,
-    SECONDS_PER_TURN,
     SimTurn,
     queue_result,
 )

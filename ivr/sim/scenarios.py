@@ -23,13 +23,13 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 import yaml
 
-from ivr.lookups.demo_orders import create_demo_db
 from ivr.flow.loader import load_flow
+from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.phone import mask
-from ivr.sim.remote import RemoteCall
-from ivr.sim.call import InputNotExpected, SimCall, SimTurn
 from ivr.server.sms import RecordingSms
+from ivr.sim.call import InputNotExpected, SimCall, SimTurn
+from ivr.sim.remote import RemoteCall
 
 INPUTS = ("press", "say", "silence", "hangup", "dial", "record", "wait")
 #: What ``sms:`` may say of a scenario's texts.

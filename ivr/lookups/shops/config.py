@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from ivr.flow import yamlpos
-from ivr.flow.loader import Problem
+from ivr.flow.problems import Problem
 from ivr.lookups.orders import ORDER_STATUSES
 from ivr.lookups.shops.mapping import (
     DATE_FIELDS,
@@ -26,11 +26,13 @@ from ivr.lookups.shops.mapping import (
     REQUIRED,
     UNMAPPED,
     FieldSpec,
-    Mapping as OrderMapping,
     PathError,
     StatusRule,
     map_key,
     parse_path,
+)
+from ivr.lookups.shops.mapping import (
+    Mapping as OrderMapping,
 )
 from ivr.lookups.shops.presets import PRESETS
 

@@ -41,15 +41,14 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ivr.engine.actions import Lookup
+from ivr.http_errors import CONNECTION_ERRORS, TIMEOUTS, cancelled, connection_cause
 from ivr.lookups.delivery import DEFAULT_POLICY, DeliveryPolicy
 from ivr.lookups.embedded import FOUND, MANY, NOT_FOUND, error, order_dict, result
 from ivr.lookups.orders import normalise_number, normalise_phone
-from ivr.phone import is_withheld
 from ivr.lookups.shops.breaker import CircuitBreaker
 from ivr.lookups.shops.config import ShopConfig
 from ivr.lookups.shops.mapping import MISSING, MappingError, present, resolve
-from ivr.http_errors import CONNECTION_ERRORS, TIMEOUTS, cancelled, connection_cause
-from ivr.phone import mask
+from ivr.phone import is_withheld, mask
 
 log = Logger()
 

@@ -42,7 +42,6 @@ the file).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -53,24 +52,23 @@ import sqlite3
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Iterator
 
 import orjson
 import phonenumbers
 import sqlite_utils
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
-from sqlite_utils.migrations import Migrations
 
 from ivr.phone import is_withheld
+from ivr.store.sqlite.callbacks import _KEY_NAME, _SEAL_PREFIX, _open_number, _sealer, stored_caller_key
+from ivr.store.sqlite.migrations import CALLBACK_STATUSES, _apply_migrations
+from ivr.store.sqlite.retention import _Retention
+from ivr.store.sqlite.sql import _text, _update_sql, _upsert_sql, _utc_iso, _utc_now
 
-__all__ = ["CALLBACK_STATUSES", "CallRecord", "CallStore", "MIGRATIONS", "NO_SEQUENCE",
-           "mark_first_visits", "read_callback_requests", "stored_caller_key"]
+__all__ = ["CALLBACK_STATUSES", "CallRecord", "CallStore", "NO_SEQUENCE", "stored_caller_key"]
 
-MIGRATIONS = Migrations("ivr")
 
 #: The sequence stored for a status callback that carries none.  It ranks
 #: below every numbered callback (providers count from 0), and a second
@@ -81,213 +79,10 @@ NO_SEQUENCE = -1
 #: Calls whose last saved record is kept in memory (see ``load_call``).
 LIVE_CALLS_KEPT = 2048
 
-_KEY_NAME = "caller_hash_key"
 
-#: The tables holding a call's data, erased together (the ``calls`` row last).
-_CALL_TABLES = ("node_events", "status_events", "callback_requests", "call_state", "calls")
-_SEAL_PREFIX = "sealed:v1:"
 #: The first byte of a call state sealed with AES-GCM-SIV (then the nonce
 #: and the ciphertext); a state sealed with Fernet is text.
 _STATE_V2 = b"\x02"
-
-#: Where a callback request stands with the helpdesk: ``pending`` (to be
-#: sent, or being retried), ``sent``, ``failed`` (refused, or retries ran
-#: out) or ``not_configured`` (the server has no helpdesk to tell).
-CALLBACK_STATUSES = ("pending", "sent", "failed", "not_configured")
-
-
-@MIGRATIONS(name="0001_initial")
-def _initial(db: sqlite_utils.Database) -> None:
-    for statement in (
-        """CREATE TABLE meta (
-            key TEXT PRIMARY KEY,
-            value TEXT NOT NULL
-        )""",
-        """CREATE TABLE flow_versions (
-            flow TEXT NOT NULL,
-            version TEXT NOT NULL,
-            source TEXT NOT NULL,
-            prompts_json TEXT NOT NULL,
-            first_seen TEXT NOT NULL,
-            PRIMARY KEY (flow, version)
-        )""",
-        """CREATE TABLE calls (
-            call_id TEXT PRIMARY KEY,
-            flow TEXT NOT NULL,
-            version TEXT NOT NULL,
-            started_at TEXT NOT NULL,
-            ended_at TEXT,
-            caller_hash TEXT NOT NULL DEFAULT '',
-            country TEXT,
-            lang TEXT,
-            reason TEXT,
-            outcome TEXT,
-            cause TEXT,
-            confirmed INTEGER NOT NULL DEFAULT 0,
-            handoff_kind TEXT,
-            handoff_target TEXT,
-            steps INTEGER NOT NULL DEFAULT 0,
-            provider_status TEXT,
-            duration_s INTEGER
-        )""",
-        "CREATE INDEX idx_calls_started_at ON calls (started_at)",
-        "CREATE INDEX idx_calls_flow_version ON calls (flow, version)",
-        "CREATE INDEX idx_calls_reason ON calls (reason)",
-        "CREATE INDEX idx_calls_caller_hash_started_at ON calls (caller_hash, started_at)",
-        """CREATE TABLE call_state (
-            call_id TEXT PRIMARY KEY,
-            turn INTEGER NOT NULL,
-            state_json TEXT NOT NULL,
-            response BLOB NOT NULL,
-            updated_at TEXT NOT NULL
-        )""",
-        "CREATE INDEX idx_call_state_updated_at ON call_state (updated_at)",
-        """CREATE TABLE node_events (
-            call_id TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            flow TEXT NOT NULL,
-            version TEXT NOT NULL,
-            node TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            input TEXT,
-            branch TEXT,
-            detail TEXT,
-            at TEXT NOT NULL,
-            PRIMARY KEY (call_id, seq)
-        )""",
-        "CREATE INDEX idx_node_events_flow_version_node ON node_events (flow, version, node)",
-        """CREATE TABLE status_events (
-            call_id TEXT NOT NULL,
-            sequence INTEGER NOT NULL,
-            status TEXT NOT NULL,
-            at TEXT,
-            duration_s INTEGER,
-            PRIMARY KEY (call_id, sequence)
-        )""",
-    ):
-        db.execute(statement)
-
-
-@MIGRATIONS(name="0002_exit_node_and_ivr_time")
-def _exit_node_and_ivr_time(db: sqlite_utils.Database) -> None:
-    """Where each call left the flow and how long it spent with the IVR
-    (what the funnel and the cost saved need)."""
-    for statement in (
-        "ALTER TABLE calls ADD COLUMN exit_node TEXT",
-        "ALTER TABLE calls ADD COLUMN ivr_seconds REAL",
-        "CREATE INDEX idx_calls_flow_version_exit_node ON calls (flow, version, exit_node)",
-    ):
-        db.execute(statement)
-
-
-@MIGRATIONS(name="0003_report_indexes")
-def _report_indexes(db: sqlite_utils.Database) -> None:
-    """What the deflection report reads from indexes alone (ivr.analytics):
-
-    - repeat calls: a caller's calls for a reason in time order, with their
-      outcome (julianday() honours the UTC offset of started_at, so calls
-      either side of a daylight-saving change are in order);
-    - the funnel: distinct calls per node of a flow version.  The node
-      events index gains call_id instead of becoming a second index, so a
-      turn still writes one index entry per event beside the primary key.
-    """
-    for statement in (
-        "CREATE INDEX idx_calls_repeat ON calls "
-        "(caller_hash, reason, julianday(started_at), outcome)",
-        "DROP INDEX idx_node_events_flow_version_node",
-        "CREATE INDEX idx_node_events_flow_version_node_call ON node_events "
-        "(flow, version, node, call_id)",
-    ):
-        db.execute(statement)
-
-
-@MIGRATIONS(name="0004_open_calls_index")
-def _open_calls_index(db: sqlite_utils.Database) -> None:
-    """The sweep looks for calls not ended: a partial index holds only
-    those, so it stays small however long the log grows."""
-    db.execute("CREATE INDEX idx_calls_open ON calls (call_id) WHERE ended_at IS NULL")
-
-
-@MIGRATIONS(name="0005_callback_requests")
-def _callback_requests(db: sqlite_utils.Database) -> None:
-    """Callers to call back: one row per call, written with the turn that
-    kept the number, and the helpdesk's delivery of it.  The number is
-    sealed like the call state; ``number_hash`` is the caller hash's HMAC,
-    so a request can be matched with the caller's calls."""
-    statuses = ", ".join(f"'{s}'" for s in CALLBACK_STATUSES)
-    for statement in (
-        f"""CREATE TABLE callback_requests (
-            call_id TEXT PRIMARY KEY,
-            flow TEXT NOT NULL,
-            version TEXT NOT NULL,
-            requested_at TEXT NOT NULL,
-            number_sealed TEXT NOT NULL,
-            number_hash TEXT NOT NULL,
-            lang TEXT,
-            reason TEXT NOT NULL,
-            order_number TEXT,
-            slot TEXT,
-            status TEXT NOT NULL CHECK (status IN ({statuses})),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT,
-            delivered_at TEXT
-        )""",
-        "CREATE INDEX idx_callback_requests_requested_at ON callback_requests (requested_at)",
-        # Resending after a restart reads the pending ones only.
-        "CREATE INDEX idx_callback_requests_pending ON callback_requests (requested_at) "
-        "WHERE status = 'pending'",
-    ):
-        db.execute(statement)
-
-
-@MIGRATIONS(name="0006_sms_sent")
-def _sms_sent(db: sqlite_utils.Database) -> None:
-    """Texts sent during each call, so the report counts them per reason."""
-    db.execute("ALTER TABLE calls ADD COLUMN sms_sent INTEGER NOT NULL DEFAULT 0")
-
-
-@MIGRATIONS(name="0007_reached_index")
-def _reached_index(db: sqlite_utils.Database) -> None:
-    """The funnel counts the calls that reached each node.  It counted
-    distinct call ids on a (flow, version, node, call_id) index, where
-    every event went to a random place (call ids are random): two more
-    pages written per turn, a third of a turn's writes.  Each call's first
-    event at a node is now flagged, and a partial index of the flagged
-    events, in the order they come, is counted instead."""
-    db.execute("ALTER TABLE node_events ADD COLUMN first_visit INTEGER NOT NULL DEFAULT 0")
-    mark_first_visits(db)
-    db.execute("CREATE INDEX idx_node_events_reached ON node_events (flow, version, node) "
-               "WHERE first_visit = 1")
-    db.execute("DROP INDEX IF EXISTS idx_node_events_flow_version_node_call")
-
-
-@MIGRATIONS(name="0008_no_state_time_index")
-def _no_state_time_index(db: sqlite_utils.Database) -> None:
-    """No query reads call states by time (the sweep finds open calls by
-    the calls table's partial index, then each state by its call id), yet
-    every turn moved its state's entry in that index."""
-    db.execute("DROP INDEX IF EXISTS idx_call_state_updated_at")
-
-
-@MIGRATIONS(name="0009_transfer_result")
-def _transfer_result(db: sqlite_utils.Database) -> None:
-    """What happened at the human's end of a transfer (``answered``,
-    ``abandoned_in_queue``, ``no_answer``) and the seconds the caller
-    waited in the agents' queue, so reports tell a caller who gave up in
-    the queue from one an agent answered.  Calls logged before stay NULL
-    (unknown)."""
-    for statement in (
-        "ALTER TABLE calls ADD COLUMN transfer_result TEXT",
-        "ALTER TABLE calls ADD COLUMN queue_seconds REAL",
-    ):
-        db.execute(statement)
-
-
-def mark_first_visits(db: sqlite_utils.Database) -> None:
-    """Flag each call's first event at each node (events written without
-    the flag: a log from before it, or one built in bulk)."""
-    db.execute("UPDATE node_events SET first_visit = 1 WHERE rowid IN "
-               "(SELECT min(rowid) FROM node_events GROUP BY call_id, node)")
 
 
 @dataclass(frozen=True)
@@ -311,7 +106,7 @@ class _Kept:
     row: dict
 
 
-class CallStore:
+class CallStore(_Retention):
     """Calls, their per-turn state, node events, status callbacks and flow versions."""
 
     def __init__(self, db: sqlite_utils.Database, caller_key: bytes | None = None):
@@ -593,76 +388,6 @@ class CallStore:
                 "INSERT INTO meta (key, value) VALUES ('write_probe', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [_utc_now()])
 
-    def drop_ended_states(self, ended_before: str) -> int:
-        """Delete the ``call_state`` rows of the calls that ended (their
-        last state saved) before ``ended_before`` (ISO 8601): a provider no
-        longer retries their turns, and the rows were most of the log's
-        size.  Their node events and ``calls`` rows stay.  How many were
-        deleted."""
-        cutoff = _utc_iso(ended_before) or ended_before
-        with self.transaction():
-            dropped = [row[0] for row in self.db.conn.execute(
-                "DELETE FROM call_state WHERE updated_at < ? AND EXISTS (SELECT 1 FROM calls c "
-                "WHERE c.call_id = call_state.call_id AND c.ended_at IS NOT NULL) "
-                "RETURNING call_id", [cutoff]).fetchall()]
-        self._forget_kept(dropped)
-        return len(dropped)
-
-    def purge_before(self, started_before: str, batch: int = 1000) -> dict[str, int]:
-        """Erase the calls that started before ``started_before`` (ISO 8601
-        with an offset) and all that is kept of them: node events, status
-        callbacks, callback requests and state.  Rows erased per table.
-        Batches of ``batch`` calls, each its own transaction, so other
-        writers wait for one batch at most."""
-        totals = dict.fromkeys(_CALL_TABLES, 0)
-        while True:
-            ids = [row[0] for row in self.db.conn.execute(
-                "SELECT call_id FROM calls WHERE julianday(started_at) < julianday(?) LIMIT ?",
-                [started_before, batch]).fetchall()]
-            if not ids:
-                return totals
-            for table, count in self.erase_calls(ids).items():
-                totals[table] += count
-
-    def forget_caller(self, number: str) -> dict[str, int]:
-        """Erase every call of the caller ``number`` (the caller, or the
-        number given for a callback) with all that is kept of them: node
-        events, status callbacks, callback requests and state.  Rows erased
-        per table; nothing (all zeros) the second time.  Raises
-        ``ValueError`` for a withheld or empty number."""
-        digest = self.hash_caller(number)
-        if not digest:
-            raise ValueError(f"{number!r} is not a caller's number")
-        ids = [row[0] for row in self.db.conn.execute(
-            "SELECT call_id FROM calls WHERE caller_hash = ? "
-            "UNION SELECT call_id FROM calls WHERE handoff_kind = 'callback' AND handoff_target = ? "
-            "UNION SELECT call_id FROM callback_requests WHERE number_hash = ?",
-            [digest, digest, digest]).fetchall()]
-        return self.erase_calls(ids)
-
-    def erase_calls(self, call_ids: list[str]) -> dict[str, int]:
-        """Delete ``call_ids`` from every table that holds calls, in one
-        transaction; rows deleted per table."""
-        counts = dict.fromkeys(_CALL_TABLES, 0)
-        # Erased means gone from the file too: the freed pages are zeroed.
-        secure = self.db.conn.execute("PRAGMA secure_delete").fetchone()[0]
-        self.db.conn.execute("PRAGMA secure_delete = ON")
-        try:
-            with self.transaction():
-                for start in range(0, len(call_ids), 500):
-                    chunk = call_ids[start:start + 500]
-                    marks = ", ".join("?" for _ in chunk)
-                    for table in _CALL_TABLES:
-                        counts[table] += self.db.conn.execute(
-                            f"DELETE FROM {table} WHERE call_id IN ({marks})", chunk).rowcount
-        finally:
-            self.db.conn.execute(f"PRAGMA secure_delete = {int(secure)}")
-        self._forget_kept(call_ids)
-        return counts
-
-    def _forget_kept(self, call_ids) -> None:
-        for call_id in call_ids:
-            self._live.pop(call_id, None)
 
     # -- reading --------------------------------------------------------------------
     def node_events(self, call_id: str) -> list[dict]:
@@ -780,53 +505,6 @@ class CallStore:
             raise ValueError("call state sealed with another caller key") from None
 
 
-def stored_caller_key(db: sqlite_utils.Database) -> bytes | None:
-    """The caller key kept in the database's ``meta`` table (the one a
-    :class:`CallStore` opened without ``caller_key`` uses); None when there
-    is none.  Only reads: safe on a database opened read-only."""
-    if "meta" not in db.table_names():
-        return None
-    row = next(iter(db.query("SELECT value FROM meta WHERE key = ?", [_KEY_NAME])), None)
-    return None if row is None else bytes.fromhex(row["value"])
-
-
-def read_callback_requests(db: sqlite_utils.Database, caller_key: bytes, *,
-                           status: str | None = None, since: str | None = None,
-                           until: str | None = None) -> list[dict]:
-    """The callback requests of ``db``, oldest first, their number opened
-    with ``caller_key`` (``number`` None when it was sealed with another
-    key).  ``status`` None is every status; ``since`` (inclusive) and
-    ``until`` (exclusive) are local times as text, compared with
-    ``requested_at`` as text (it is the flow's local time).  Only reads."""
-    clauses, params = ["1"], []
-    if status is not None:
-        clauses.append("status = ?")
-        params.append(status)
-    if since:
-        clauses.append("requested_at >= ?")
-        params.append(since)
-    if until:
-        clauses.append("requested_at < ?")
-        params.append(until)
-    fernet = _sealer(caller_key)
-    rows = []
-    for row in db.query(f"SELECT * FROM callback_requests WHERE {' AND '.join(clauses)} "
-                        "ORDER BY requested_at, call_id", params):
-        try:
-            row["number"] = _open_number(fernet, row.pop("number_sealed"))
-        except ValueError:
-            row["number"] = None
-        rows.append(row)
-    return rows
-
-
-def _sealer(key: bytes) -> Fernet:
-    """Fernet (AES with an HMAC) for the state and the numbers; its key is
-    derived from the caller key, so one secret serves both."""
-    seal_key = hmac.new(key, b"ivr.store/seal", hashlib.sha256).digest()
-    return Fernet(base64.urlsafe_b64encode(seal_key))
-
-
 def _state_cipher(key: bytes) -> AESGCMSIV | None:
     """The cipher sealing call states, keyed from the caller key; None when
     this OpenSSL has no AES-GCM-SIV (states are then sealed with Fernet)."""
@@ -834,15 +512,6 @@ def _state_cipher(key: bytes) -> AESGCMSIV | None:
         return AESGCMSIV(hmac.new(key, b"ivr.store/state", hashlib.sha256).digest())
     except UnsupportedAlgorithm:
         return None
-
-
-def _open_number(fernet: Fernet, value: str) -> str:
-    if not value.startswith(_SEAL_PREFIX):
-        raise ValueError("the number is not sealed")
-    try:
-        return fernet.decrypt(value[len(_SEAL_PREFIX):].encode("ascii")).decode("utf-8")
-    except InvalidToken:
-        raise ValueError("the number is sealed with another caller key") from None
 
 
 def normalise_number(number: str | None) -> str:
@@ -864,44 +533,3 @@ def normalise_number(number: str | None) -> str:
     return text.lower()
 
 
-def _apply_migrations(db: sqlite_utils.Database) -> None:
-    try:
-        MIGRATIONS.apply(db)
-    except sqlite3.DatabaseError:
-        # Another process applied them between our check and our write.
-        if MIGRATIONS.pending(db):
-            raise
-
-
-@lru_cache(maxsize=None)
-def _upsert_sql(columns: tuple[str, ...]) -> str:
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "call_id")
-    return (f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
-            f"ON CONFLICT (call_id) DO UPDATE SET {updates}")
-
-
-@lru_cache(maxsize=1024)
-def _update_sql(columns: tuple[str, ...]) -> str:
-    return f"UPDATE calls SET {', '.join(f'{c} = ?' for c in columns)} WHERE call_id = ?"
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else value if isinstance(value, str) else str(value)
-
-
-def _utc_iso(text: str | None) -> str | None:
-    """``text`` in UTC when it is an ISO 8601 time with an offset (so times
-    compare as strings); as given when it has none; None when it is not a time."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        return text
-    return moment.astimezone(timezone.utc).isoformat()
-
-
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
