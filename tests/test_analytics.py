@@ -12,7 +12,7 @@ import sqlite_utils
 from ivr.flow.loader import load_flow
 from ivr.flow.model import TRANSFER_CAUSES
 from ivr.reports import analytics
-from ivr.reports.analytics import Costs, Filters, ReportError
+from ivr.reports.queries import Costs, Filters, ReportError
 from ivr.sim.call import SimCall
 from ivr.store.sqlite.store import CallStore
 

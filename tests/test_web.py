@@ -17,7 +17,8 @@ from ivr.providers.twilio.render import validate_twiml
 from ivr.providers.twilio.signature import signed_headers
 from ivr.server.calls import CallHandler
 from ivr.server.registry import FlowRegistry
-from ivr.server.web import build_root, parse_form
+from ivr.server.requests import parse_form
+from ivr.server.web import build_root
 from ivr.store.sqlite.group_commit import GroupCommit
 from ivr.store.sqlite.store import CallStore
 

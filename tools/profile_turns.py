@@ -47,13 +47,14 @@ from ivr.lookups.embedded import EmbeddedOrderLookups  # noqa: E402
 from ivr.server.calls import CallHandler  # noqa: E402
 from ivr.server.logs import text_log_observer  # noqa: E402
 from ivr.server.registry import FlowRegistry  # noqa: E402
+from ivr.server.requests import LimitedRequest  # noqa: E402
 from ivr.server.tap import (  # noqa: E402
     GC_YOUNG_THRESHOLD,
     PAGE_CACHE_KIB,
     WebhookSite,
     open_database,
 )
-from ivr.server.web import LimitedRequest, build_root  # noqa: E402
+from ivr.server.web import build_root  # noqa: E402
 from ivr.store.sqlite.group_commit import GroupCommit  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

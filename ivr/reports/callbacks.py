@@ -18,9 +18,9 @@ import sqlite3
 import click
 import yaml
 
-from ivr.reports import analytics
-from ivr.reports.analytics import ReportError
+from ivr.reports import queries
 from ivr.reports.output import emit, open_log, table
+from ivr.reports.queries import ReportError
 from ivr.store.sqlite.callbacks import read_callback_requests, stored_caller_key
 from ivr.store.sqlite.migrations import CALLBACK_STATUSES
 
@@ -47,8 +47,8 @@ def callback_requests(db, path, status: str | None = None, since: str | None = N
     Raises :class:`ReportError` for a bad period or a log without callback
     requests or caller key.
     """
-    low = analytics._local_bound(since, "since")
-    high = analytics._local_bound(until, "until")
+    low = queries._local_bound(since, "since")
+    high = queries._local_bound(until, "until")
     if low and high and high <= low:
         raise ReportError(f"the period is empty: until ({until}) is not after since ({since})")
     if "callback_requests" not in db.table_names():

@@ -29,8 +29,8 @@ import click
 
 from ivr.flow.model import TRANSFER_CAUSES
 from ivr.reports import analytics
-from ivr.reports.analytics import Costs, Filters, ReportError
 from ivr.reports.output import as_json, count, emit, money, open_log, percent, table
+from ivr.reports.queries import Costs, Filters, ReportError
 
 FORMATS = ("table", "csv", "json")
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 import click
 
 from ivr.reports import analytics
-from ivr.reports.analytics import ReportError
+from ivr.reports.queries import ReportError
 
 
 def open_log(db_path: str):

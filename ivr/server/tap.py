@@ -33,8 +33,9 @@ from ivr.server.calls import CallHandler
 from ivr.server.dashboard import check_dashboard_token, make_dashboard
 from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
 from ivr.server.registry import FlowRegistry
+from ivr.server.requests import LimitedRequest, WebhookChannel
 from ivr.server.sms import SmsConfigError, SmsService, TwilioAccount, sender_for
-from ivr.server.web import LimitedRequest, WebhookChannel, build_root
+from ivr.server.web import build_root
 from ivr.store.sqlite.checkpoint import SAFETY_NET_PAGES, Checkpointer
 from ivr.store.sqlite.group_commit import GroupCommit
 from ivr.store.sqlite.store import CallStore
