@@ -79,7 +79,7 @@ UNSET = object()
 
 
 def order(status: str = "in_transit", **fields) -> dict:
-    """An order as a look-up gives it to the prompts (ivr.lookups.order_dict)."""
+    """An order as a look-up gives it to the prompts (ivr.lookups.embedded.order_dict)."""
     base = {
         "number": "100234", "status": status, "carrier": "colissimo", "carrier_name": "Colissimo",
         "tracking_number": "6A12345678901", "tracking_url": "https://suivi.example/6A12345678901",

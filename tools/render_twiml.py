@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from ivr.flow.loader import load_flow  # noqa: E402 - after the path is set
 from ivr.server.sms import RecordingSms  # noqa: E402
 from ivr.sim.call import InputNotExpected, SimCall  # noqa: E402
-from ivr.sim.scenarios import INPUTS, _play, demo_lookups, local_time, scenario_files
+from ivr.sim.scenarios import INPUTS, _play, demo_lookups, local_time, scenario_files  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden" / "twiml.txt"
 SCENARIOS = ROOT / "flows" / "tests"

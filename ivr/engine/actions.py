@@ -2,7 +2,7 @@
 
 Actions are plain frozen dataclasses.  They say *what* happens on the call
 (speak, listen, transfer…) and never *how* a provider spells it: the web
-layer and ``ivr-sim`` turn them into TwiML with ``ivr.render``, or into text
+layer and ``ivr-sim`` turn them into TwiML with ``ivr.providers.twilio.render``, or into text
 for a terminal.  Effects (look-ups, text messages) are requests the runner
 performs and answers with an event; they never reach the provider.
 

@@ -1,8 +1,8 @@
 """The call-flow engine: ``step(flow, state, event) -> (state, actions, node_events)``.
 
 Pure: no I/O, no clock reads (every event carries ``now``), no randomness.
-Look-ups and text messages are requested as :class:`ivr.actions.Lookup` and
-:class:`ivr.actions.SendSms` effects and answered by a later
+Look-ups and text messages are requested as :class:`ivr.engine.actions.Lookup` and
+:class:`ivr.engine.actions.SendSms` effects and answered by a later
 ``lookup_result`` or ``sms_result`` event, so the web server and ``ivr-sim``
 run exactly the same code.  The state is plain JSON-serialisable data.
 

@@ -9,8 +9,8 @@ the caller again.
 receives its answer, so the simulator (:func:`play_turn`, blocking) and
 the web server (:func:`play_turn_async`, Deferreds with a timeout) drive
 exactly the same logic.  Each effect goes to its performer: ``perform``
-for a :class:`~ivr.actions.Lookup`, ``send_sms`` for a
-:class:`~ivr.actions.SendSms`.  A performer that raises or is too slow is
+for a :class:`~ivr.engine.actions.Lookup`, ``send_sms`` for a
+:class:`~ivr.engine.actions.SendSms`.  A performer that raises or is too slow is
 answered as a failure (the look-up's ``error`` branch, the text's
 ``failed`` branch), never as a broken call.
 """

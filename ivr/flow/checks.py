@@ -267,7 +267,7 @@ class _Checks:
         return says
 
     def _check_sample_renders(self, flow):
-        """Render every prompt on sample data (``ivr.sample_calls``): a
+        """Render every prompt on sample data (``ivr.flow.sample_calls``): a
         template that fails, reads what is not there or runs over its
         budget would fail a live call; so would an expression."""
         # A node nothing leads to is one the engine enters by itself.

@@ -352,7 +352,8 @@ def destination(b, path, value):
         return _BAD
     problems = {
         "number": None if _E164.match(address) else "expected an E.164 number such as +33123456789",
-        "sip": None if address.startswith("sip:") and len(address) < 200 else "expected a SIP URI such as sip:support@pbx.example.com",
+        "sip": None if address.startswith("sip:") and len(address) < 200
+        else "expected a SIP URI such as sip:support@pbx.example.com",
         "queue": None if 0 < len(address) <= 64 else "expected a queue name of 1 to 64 characters",
     }
     if problems[kind]:

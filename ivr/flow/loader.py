@@ -70,7 +70,7 @@ def load_flow(path, prompts_root, rehearse: bool = True) -> Flow:
     ``prompts_root``.  Raises :class:`FlowError` listing every problem.
 
     ``rehearse=False`` skips rendering the prompts on sample data (see
-    ``ivr.sample_calls``): only for a flow that already passed it (a
+    ``ivr.flow.sample_calls``): only for a flow that already passed it (a
     stored version) or a test of what a failing template does at run time.
     """
     path = FilePath(path)

@@ -120,10 +120,10 @@ class Flow:
     calendars: Mapping[str, Any]
     variables: Mapping[str, Any]
     nodes: Mapping[str, Node]
-    prompts: Any  # ivr.prompts.PromptLibrary: a snapshot of this version's templates
+    prompts: Any  # ivr.flow.prompts.PromptLibrary: a snapshot of this version's templates
     source: str = ""  # the YAML text of this version
     #: What the server says without a template at hand, rendered when the
-    #: flow loaded: language -> prompt name (ivr.prompts.FIXED_SERVER_PROMPTS)
+    #: flow loaded: language -> prompt name (ivr.flow.prompts.FIXED_SERVER_PROMPTS)
     #: -> the <Say> text.
     server_says: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     #: The menu asked once, before a person, of a call with no reason yet.
@@ -136,8 +136,8 @@ class Flow:
         """How the flow describes ``reason``, in ``lang`` when it can."""
         labels = self.reason_labels.get(reason) or {}
         return labels.get(lang) or self.reasons.get(reason)
-    speech: Any = None  # ivr.speech.Settings: the flow's take/confirm/no-match thresholds
-    #: language -> ivr.speech.Matcher for read-backs (yes, no, escape) and
+    speech: Any = None  # ivr.flow.speech.Settings: the flow's take/confirm/no-match thresholds
+    #: language -> ivr.flow.speech.Matcher for read-backs (yes, no, escape) and
     #: for inputs of digits (escape only); built once per version.
     yes_no: Mapping[str, Any] = field(default_factory=dict)
     escape_only: Mapping[str, Any] = field(default_factory=dict)

@@ -87,7 +87,7 @@ class PromptLibrary:
         #: When set, the templates are these texts, keyed by (lang, name),
         #: and the files under ``root`` are never read again.
         self.sources = sources
-        #: What each render may spend (see ``ivr.sandbox``).
+        #: What each render may spend (see ``ivr.flow.sandbox``).
         self.budget = budget
         self._envs: dict[tuple[str, bool], Sandbox] = {}
         #: Compiled templates of an in-memory library, which never changes.

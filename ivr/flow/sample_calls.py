@@ -26,7 +26,7 @@ The walk keeps a bounded number of different sets of variables per node
 (:data:`MAX_STATES_PER_NODE`), so it ends on any flow; a node no sample
 call reaches is still rendered with each sample order, for its budget.
 Each failing render is a :class:`Finding`: the template, the node that
-says it, the sample, and the :class:`ivr.prompts.PromptError` (with the
+says it, the sample, and the :class:`ivr.flow.prompts.PromptError` (with the
 template line).
 """
 

@@ -327,7 +327,7 @@ def _check_sizes(name: str, value, args, kwargs) -> None:
 
 def _check_format(text: str) -> None:
     if _HUGE_FORMAT.search(text):
-        raise RenderBudgetExceeded(f"a format with a width or precision of 10,000 or more")
+        raise RenderBudgetExceeded("a format with a width or precision of 10,000 or more")
 
 
 def _check_binop(operator: str, left, right) -> None:

@@ -123,7 +123,8 @@ class DeliveryPolicy:
         delay_days = _mapping(config, "delay_days")
         unknown = set(delay_days) - set(DEFAULT_DELAY_DAYS)
         if unknown:
-            raise ValueError(f"unknown delay_days keys {sorted(unknown)}; expected some of {sorted(DEFAULT_DELAY_DAYS)}")
+            raise ValueError(f"unknown delay_days keys {sorted(unknown)}; "
+                             f"expected some of {sorted(DEFAULT_DELAY_DAYS)}")
         values["delay_days"] = {**DEFAULT_DELAY_DAYS, **delay_days}
         return cls(**values)
 

@@ -1,6 +1,6 @@
 """Performing the engine's ``Lookup`` requests against an order source.
 
-The engine never touches a database: it emits ``ivr.actions.Lookup`` and a
+The engine never touches a database: it emits ``ivr.engine.actions.Lookup`` and a
 runner calls ``perform()`` on an ``OrderLookups``, then feeds the returned
 dict back as a ``lookup_result`` event.  The dict is plain JSON so it can
 be logged, replayed in tests and, later, come from an HTTP back-end::

@@ -3,7 +3,7 @@ back-end without a shop, and to test it.
 
 It answers the requests of one of the presets (``--shape shopify``,
 ``woocommerce`` or ``prestashop``) with the demo orders
-(:mod:`ivr.demo_orders`) written the way that platform writes them,
+(:mod:`ivr.lookups.demo_orders`) written the way that platform writes them,
 checks the auth header the preset sends, and can misbehave on demand:
 answer late (``--delay``), fail (``--fail-rate``, ``--status``) or send
 broken JSON (``--garble-rate``).  On start it prints the back-end

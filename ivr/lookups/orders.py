@@ -1,7 +1,7 @@
 """The embedded order store: a small SQLite table behind ``sqlite-utils``.
 
 This is what the demo and small shops run on.  A shop with its own back
-office plugs in another ``ivr.lookups.OrderLookups`` instead; nothing in
+office plugs in another ``ivr.lookups.embedded.OrderLookups`` instead; nothing in
 the engine knows about this module.
 
 Dates are stored as ISO strings and money as a two-decimal string, so that

@@ -36,7 +36,7 @@ UNREADABLE = "(sealed with another key)"
 def callback_requests(db, path, status: str | None = None, since: str | None = None,
                       until: str | None = None) -> list[dict]:
     """The callback requests in the call log ``db`` (opened from ``path``
-    with :func:`ivr.analytics.open_report_db`), oldest first: call_id,
+    with :func:`ivr.reports.analytics.open_report_db`), oldest first: call_id,
     requested_at (the flow's local time), number (in clear; None when it
     was sealed with another key), reason, reason_text (the reason's
     description in the flow version's YAML, or None), order_number, slot,

@@ -1,8 +1,8 @@
 """``ivr-report``: deflection figures from the call log, for people and scripts.
 
-A thin layer over :mod:`ivr.analytics`: it opens the log read-only, turns
-options into :class:`~ivr.analytics.Filters` and
-:class:`~ivr.analytics.Costs`, and prints the rows as a table (people),
+A thin layer over :mod:`ivr.reports.analytics`: it opens the log read-only, turns
+options into :class:`~ivr.reports.analytics.Filters` and
+:class:`~ivr.reports.analytics.Costs`, and prints the rows as a table (people),
 CSV or JSON (scripts).  Library errors become one-line messages and exit
 code 1.
 

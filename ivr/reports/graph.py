@@ -158,7 +158,7 @@ def _nodes_on_loops(nodes, edges) -> set:
 
 def stats_by_node(stats) -> dict:
     """Funnel figures by node name, from the rows of
-    :func:`ivr.analytics.funnel` or a dict already keyed by node.  Missing
+    :func:`ivr.reports.analytics.funnel` or a dict already keyed by node.  Missing
     derived figures (``dropped``, ``drop_off_rate``) are computed, so a
     hand-built ``{"menu": {"reached": 10, "hung_up": 2}}`` works too."""
     if not stats:

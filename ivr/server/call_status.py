@@ -123,7 +123,7 @@ class _StatusCallbacks:
         turn, so it counts as abandoned unless a human already had it, and
         its time with the IVR is not stretched to the sweep.  Then drop the
         state of the calls ended more than ``state_kept`` seconds ago (see
-        :meth:`ivr.store.CallStore.drop_ended_states`).  Returns how many
+        :meth:`ivr.store.sqlite.store.CallStore.drop_ended_states`).  Returns how many
         calls were ended.  A store that cannot write stops the sweep until
         its next run; it never raises (it runs from a timer)."""
         if self.group_commit is not None:

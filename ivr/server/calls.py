@@ -1,6 +1,6 @@
 """Serving live calls: one provider request in, TwiML out, the log kept.
 
-No HTTP here (that is ``ivr.web``): this module turns a webhook's
+No HTTP here (that is ``ivr.server.web``): this module turns a webhook's
 parameters into an engine event, runs the turn on the flow version the
 call started with, stores the new state, node events and call row in one
 transaction, and answers.  Its promises:
@@ -15,7 +15,7 @@ transaction, and answers.  Its promises:
   kept in memory (a retry gets the same answer, the call's next turns
   go on from it) and written once the store writes again.  The failure
   is logged, counted, and ``/healthz`` answers 503 while it lasts
-  (:class:`ivr.storage_health.StorageHealth`).
+  (:class:`ivr.store.sqlite.storage_health.StorageHealth`).
 """
 
 from __future__ import annotations
@@ -77,11 +77,11 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
                  send_sms=None, helpdesk=None):
         self.registry, self.store, self.perform, self.clock = registry, store, perform, clock
         #: Told of each callback request once its turn is committed
-        #: (``ivr.helpdesk``); without one requests are kept, not sent.
+        #: (``ivr.server.helpdesk``); without one requests are kept, not sent.
         self.helpdesk = helpdesk or NoHelpdesk()
-        #: Sends the flows' texts (``ivr.sms``); without one they all fail.
+        #: Sends the flows' texts (``ivr.server.sms``); without one they all fail.
         self.send_sms = send_sms or NoSms().send
-        #: When set, turns are committed in groups (see ivr.group_commit);
+        #: When set, turns are committed in groups (see ivr.store.sqlite.group_commit);
         #: else each turn commits before ``voice`` returns.
         self.group_commit = group_commit
         self.lookup_timeout = lookup_timeout

@@ -4,7 +4,7 @@ What an ops lead opens every morning: for a period and a flow, how many
 calls the IVR took, how many it answered (deflection, and deflection once
 callers who called back for the same reason are discounted), what that
 saved, where callers went to a human and why, and the flow drawn with each
-node's traffic and drop-off.  The figures are :mod:`ivr.analytics`'s, the
+node's traffic and drop-off.  The figures are :mod:`ivr.reports.analytics`'s, the
 same ones the CLI report prints.
 
 The page is off unless the server has a dashboard token; with one, every

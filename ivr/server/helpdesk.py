@@ -80,7 +80,7 @@ class NoHelpdesk:
 class Helpdesk:
     """POSTs the callback requests of ``store`` to ``url``.
 
-    ``registry`` (a :class:`ivr.registry.FlowRegistry`, optional) gives
+    ``registry`` (a :class:`ivr.server.registry.FlowRegistry`, optional) gives
     each reason's description; ``http`` (anything with treq's ``post``,
     e.g. ``treq.testing.StubTreq``) replaces the connections made on
     ``clock`` (the reactor), which also times attempts out and spaces

@@ -61,7 +61,7 @@ class _Round:
 
 def server_say(flow, lang: str | None, name: str) -> act.Say | None:
     """One of the prompts the server says itself (``hold``,
-    ``failsafe_apology``: see ivr.prompts.FIXED_SERVER_PROMPTS), as the
+    ``failsafe_apology``: see ivr.flow.prompts.FIXED_SERVER_PROMPTS), as the
     flow rendered it when it loaded, in the flow's voice for ``lang``;
     None without a flow or that language."""
     text = flow.server_says.get(lang, {}).get(name) if flow is not None and lang else None

@@ -1,4 +1,4 @@
-"""Sending text messages: the performers of :class:`ivr.actions.SendSms`.
+"""Sending text messages: the performers of :class:`ivr.engine.actions.SendSms`.
 
 The engine asks for a text with a ``SendSms`` effect; the runner hands it
 to a sender's ``send(sms, now)`` and feeds the answer back as an

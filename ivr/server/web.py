@@ -115,7 +115,7 @@ class WebhookResource(PlainResource):
 
     def read_form(self, request) -> dict:
         """The webhook's parameters, checked against
-        :data:`ivr.webhook_fields.FIELDS`; raises :class:`BadRequest`."""
+        :data:`ivr.providers.twilio.webhook_fields.FIELDS`; raises :class:`BadRequest`."""
         if getattr(request, "too_large", False):
             raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
         content_type = (header_text(request, b"content-type") or "").split(";")[0].strip().lower()
@@ -336,7 +336,7 @@ class CallResource(WebhookResource):
         """Raise :class:`BadRequest` unless the request carries the dashboard
         token or a valid provider signature: 403 when the server has
         neither configured, 401 when none was given, 403 when wrong."""
-        from ivr.server.dashboard import is_authorized  # ivr.dashboard imports this module
+        from ivr.server.dashboard import is_authorized  # ivr.server.dashboard imports this module
 
         if self.dashboard_token is None and not self.auth_token:
             raise BadRequest(403, "call details are private: start the server with "

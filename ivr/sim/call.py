@@ -4,7 +4,7 @@
 plays each input as the provider would (digits, speech, silence, a
 hang-up, a dial result) and keeps what the caller heard, the nodes the
 call went through and the TwiML a provider would have received.  Texts
-are not sent: a :class:`ivr.sms.RecordingSms` keeps them, and what the
+are not sent: a :class:`ivr.server.sms.RecordingSms` keeps them, and what the
 caller heard shows each one as ``[SMS to caller: …]``.
 """
 
@@ -125,7 +125,7 @@ class SimCall:
     def dial_result(self, status: str) -> SimTurn:
         self._expect(("dial",), "a transfer result")
         if (self.state.get("handoff") or {}).get("kind") == "queue":
-            # What the provider's Enqueue action would say (see ivr.calls.event_from).
+            # What the provider's Enqueue action would say (see ivr.providers.twilio.events.event_from).
             event = event_from({"QueueResult": queue_result(status),
                                 "QueueTime": str(SIMULATED_QUEUE_SECONDS)}, self.state)
         else:

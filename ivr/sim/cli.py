@@ -149,8 +149,8 @@ def test(paths, prompts, url, auth_token, flow_name, dashboard_token):
         click.echo(f"SKIP {name}: {why}")
     for failure in report.failures:
         click.secho(f"FAIL {failure}", fg="red")
-    for path, percent, missed in report.coverage():
-        line = f"coverage {Path(path).name}: {percent:.0f}% of nodes"
+    for path, share, missed in report.coverage():
+        line = f"coverage {Path(path).name}: {share:.0f}% of nodes"
         click.echo(line + (f"; never reached: {', '.join(missed)}" if missed else ""))
     failed = len({f.scenario for f in report.failures})
     skipped = len(report.skipped)

@@ -1,7 +1,7 @@
 """A call played against a running server, the way the provider plays it.
 
 ``ivr-sim test --url`` and ``ivr-sim call --url`` use :class:`RemoteCall`
-instead of :class:`ivr.sim.SimCall`: the same inputs (keys, speech,
+instead of :class:`ivr.sim.call.SimCall`: the same inputs (keys, speech,
 silence, a dial result, a voicemail, a hang-up), but each one becomes the
 webhook request a provider would send, to the server at ``base_url``:
 
@@ -12,7 +12,7 @@ webhook request a provider would send, to the server at ``base_url``:
   a Record action (``/work/shared/reference/telephony.md`` section 1);
 - signed with ``X-Twilio-Signature`` over the exact URL requested when an
   auth token is given;
-- the TwiML answer is parsed back into :mod:`ivr.actions`; a silent caller
+- the TwiML answer is parsed back into :mod:`ivr.engine.actions`; a silent caller
   follows the Redirect after the Gather, and a document that only
   redirects is followed at once;
 - when the call is over on the provider's side (``<Hangup/>``, nothing left
@@ -87,7 +87,7 @@ class _Next:
 class RemoteCall:
     """A call to the flow ``flow_name`` of the server at ``base_url``.
 
-    Same public interface as :class:`ivr.sim.SimCall`: ``start``, ``press``,
+    Same public interface as :class:`ivr.sim.call.SimCall`: ``start``, ``press``,
     ``say``, ``silence``, ``hangup``, ``dial_result``, ``recorded`` and
     ``wait``; ``turns``, ``state`` (``node``, ``waiting``, ``ended``),
     ``ended``, ``waiting_node`` and ``summary``.

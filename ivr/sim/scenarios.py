@@ -7,7 +7,7 @@ See docs/ivr-sim.md for the format.  Running them also measures node
 coverage: which nodes of each flow some scenario reached.
 
 With a server URL the same files are played against a running server
-(:class:`ivr.remote.RemoteCall`) instead of the engine in this process;
+(:class:`ivr.sim.remote.RemoteCall`) instead of the engine in this process;
 scenarios that force look-up answers or a language cannot be, and are
 reported as skipped.  Texts are never sent: they show in what the caller
 heard, and ``sms: failed`` makes them fail.
@@ -98,7 +98,7 @@ def run_paths(paths, prompts_root=None, url: str | None = None, token: str | Non
     against the server at ``url`` (signed with ``token`` if given; its
     call details read with ``dashboard_token``).
 
-    Raises :class:`ivr.remote.RemoteError` when the server cannot be
+    Raises :class:`ivr.sim.remote.RemoteError` when the server cannot be
     reached or refuses a request."""
     report = report or Report()
     server = Server(url, token, flow_name, dashboard_token) if url else None

@@ -2,8 +2,8 @@
 
 Reports are only as right as the figures they are checked against.  This
 module plays a seeded mix of callers through the server's own code path
-(:class:`ivr.calls.CallHandler` on a :class:`ivr.store.CallStore`, the
-flows of a :class:`ivr.registry.FlowRegistry`, the embedded order look-ups
+(:class:`ivr.server.calls.CallHandler` on a :class:`ivr.store.sqlite.store.CallStore`, the
+flows of a :class:`ivr.server.registry.FlowRegistry`, the embedded order look-ups
 over the demo orders), each turn a webhook with the parameters Twilio
 sends, each call ended by the ``completed`` status callback.  Time is
 simulated: every call starts at a seeded moment of the traffic period,
@@ -17,7 +17,7 @@ call leaves the flow, the nodes it reaches).  The expected figures
 report that disagrees with them shows a bug in the report or in the engine.
 
 The table is written for the demo flow ``flows/post_sale.yaml`` and the
-demo orders (``ivr.demo_orders``).  A caller "with the orders of" a demo
+demo orders (``ivr.lookups.demo_orders``).  A caller "with the orders of" a demo
 caller gets a number of its own and copies of those orders in the traffic's
 database, so that only the deliberate repeat episodes call twice.
 """

@@ -1,9 +1,9 @@
 """Order look-ups against a shop's HTTP JSON API, without blocking the reactor.
 
-:class:`HttpOrderLookups` is an ``ivr.lookups.OrderLookups`` whose
+:class:`HttpOrderLookups` is an ``ivr.lookups.embedded.OrderLookups`` whose
 ``perform`` returns a Deferred of the usual answer
 (``{"status": ..., "data": ..., "error": ...}``), with orders built by
-``ivr.lookups.order_dict`` so prompts and delivery estimates are the same
+``ivr.lookups.embedded.order_dict`` so prompts and delivery estimates are the same
 as with the embedded store.  Requests go through treq.
 
 What can go wrong, and what the flow sees (``status: error`` with the
@@ -72,7 +72,7 @@ class _NotFound(Exception):
 
 class HttpOrderLookups:
     """``OrderLookups`` over a shop's HTTP API, configured by a
-    :class:`~ivr.shops.config.ShopConfig`.
+    :class:`~ivr.lookups.shops.config.ShopConfig`.
 
     ``reactor`` provides the clock for timeouts and the circuit breaker,
     and the connections unless ``http`` (anything with treq's ``get``,

@@ -1,11 +1,11 @@
-"""From a shop's order JSON to our :class:`ivr.orders.Order`.
+"""From a shop's order JSON to our :class:`ivr.lookups.orders.Order`.
 
 Every shop names things its own way (Shopify's ``fulfillments`` list,
 WooCommerce's ``meta_data``, PrestaShop's numeric ``current_state``), so
 the shop back-end is configured with a *mapping*: for each of our order
 fields, where to find it in the shop's JSON and how to read it.  This
 module holds that mapping once parsed, and applies it.  Parsing the YAML
-and reporting its mistakes is :mod:`ivr.shops.config`'s job.
+and reporting its mistakes is :mod:`ivr.lookups.shops.config`'s job.
 
 A **path** is a dotted list of steps (see :func:`parse_path`)::
 

@@ -103,7 +103,7 @@ def _exit_node_and_ivr_time(db: sqlite_utils.Database) -> None:
 
 @MIGRATIONS(name="0003_report_indexes")
 def _report_indexes(db: sqlite_utils.Database) -> None:
-    """What the deflection report reads from indexes alone (ivr.analytics):
+    """What the deflection report reads from indexes alone (ivr.reports.analytics):
 
     - repeat calls: a caller's calls for a reason in time order, with their
       outcome (julianday() honours the UTC offset of started_at, so calls

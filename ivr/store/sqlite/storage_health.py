@@ -3,10 +3,10 @@
 A write can fail for reasons that are the disk's, not the turn's: the disk
 is full, it returns I/O errors, or another process holds the database's
 write lock past the busy timeout.  While that lasts every turn answers from
-memory (see :mod:`ivr.calls`), and :class:`StorageHealth` remembers the
+memory (see :mod:`ivr.server.calls`), and :class:`StorageHealth` remembers the
 cause, so monitoring is told (``/healthz`` answers 503) until a write
 succeeds again: the next commit of a turn, or the periodic probe
-(:meth:`ivr.calls.CallHandler.probe_storage`).
+(:meth:`ivr.server.calls.CallHandler.probe_storage`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ the reports count (docs: DESIGN.md sections 4 and 5):
                    is configured).
 ``callback_requests``  one row per call that asked to be called back: the
                    number (sealed), reason, order, preferred slot, and
-                   whether the helpdesk was told (``ivr.helpdesk``).
+                   whether the helpdesk was told (``ivr.server.helpdesk``).
 
 Caller numbers.  Reports see only ``calls.caller_hash``, an HMAC-SHA256 of
 the normalised number.  The engine state must keep the number itself (a
@@ -34,7 +34,7 @@ of the tables, but whoever has the whole file can recover them; configure
 
 Every write method is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``),
 committed before it returns, or a savepoint inside the caller's
-:meth:`CallStore.transaction` (how :mod:`ivr.group_commit` writes many
+:meth:`CallStore.transaction` (how :mod:`ivr.store.sqlite.group_commit` writes many
 turns with one commit).  A store's connection belongs to the thread
 that opened it; open one store per thread or process (WAL lets them share
 the file).
@@ -214,7 +214,7 @@ class CallStore(_Retention):
         counts once).  A turn older than the one stored (a late retry that
         raced a newer turn) adds its missing events but changes neither the
         state nor the calls row.  A state holding a callback request
-        (``state["callback"]``, see :func:`ivr.engine.callback_request`)
+        (``state["callback"]``, see :func:`ivr.engine.step.callback_request`)
         stores it with ``callback_status`` unless the call's request is
         already stored, so the turn that kept the number writes it once.
         """
