@@ -1,5 +1,6 @@
-"""Reading callback requests with their numbers opened, for the people who
-call back (the call log opened read-only, the caller key read from it)."""
+"""Callback requests: written when a caller asks to be called back, updated
+by the sender, and read with their numbers opened for the people who call
+back (the call log opened read-only, the caller key read from it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import hmac
 
 import sqlite_utils
 from cryptography.fernet import Fernet, InvalidToken
+
+from ivr.store.sqlite.migrations import CALLBACK_STATUSES
+from ivr.store.sqlite.sql import _text
 
 _KEY_NAME = "caller_hash_key"
 
@@ -70,3 +74,49 @@ def _open_number(fernet: Fernet, value: str) -> str:
         return fernet.decrypt(value[len(_SEAL_PREFIX):].encode("ascii")).decode("utf-8")
     except InvalidToken:
         raise ValueError("the number is sealed with another caller key") from None
+
+
+class _CallbackRequests:
+    """Methods of the call store, :class:`ivr.store.sqlite.store.CallStore`:
+    callback requests written when a call asks and updated by the sender."""
+
+    # -- callback requests ----------------------------------------------------------
+    def _insert_callback(self, call_id: str, state: dict, status: str) -> None:
+        if status not in CALLBACK_STATUSES:
+            raise ValueError(f"unknown callback status {status!r}; expected one of "
+                             f"{', '.join(CALLBACK_STATUSES)}")
+        request = state["callback"]
+        self.db.execute(
+            "INSERT INTO callback_requests (call_id, flow, version, requested_at, number_sealed, "
+            "number_hash, lang, reason, order_number, slot, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING",
+            [call_id, state["flow"], state["version"], request["requested_at"],
+             self._seal(request["number"]), self.hash_caller(request["number"]),
+             request.get("lang"), request.get("reason") or "not_stated",
+             _text(request.get("order_number")), _text(request.get("slot")), status])
+
+    def callback_request(self, call_id: str) -> dict | None:
+        """The stored callback request of ``call_id``, its number opened
+        (``number``); None when the call asked for none."""
+        row = self._one("SELECT * FROM callback_requests WHERE call_id = ?", [call_id])
+        if row is not None:
+            row["number"] = _open_number(self._fernet, row.pop("number_sealed"))
+        return row
+
+    def pending_callbacks(self) -> list[str]:
+        """The calls whose callback request the helpdesk has not had yet, oldest first."""
+        return [row["call_id"] for row in self.db.query(
+            "SELECT call_id FROM callback_requests WHERE status = 'pending' "
+            "ORDER BY requested_at, call_id")]
+
+    def update_callback(self, call_id: str, status: str, attempts: int,
+                        last_error: str | None = None, delivered_at: str | None = None) -> None:
+        """Record where the delivery of ``call_id``'s request stands."""
+        if status not in CALLBACK_STATUSES:
+            raise ValueError(f"unknown callback status {status!r}; expected one of "
+                             f"{', '.join(CALLBACK_STATUSES)}")
+        with self.transaction():
+            self.db.execute(
+                "UPDATE callback_requests SET status = ?, attempts = ?, last_error = ?, "
+                "delivered_at = ? WHERE call_id = ?",
+                [status, int(attempts), last_error, delivered_at, call_id])

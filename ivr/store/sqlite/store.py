@@ -62,7 +62,13 @@ from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 
 from ivr.phone import is_withheld
-from ivr.store.sqlite.callbacks import _KEY_NAME, _SEAL_PREFIX, _open_number, _sealer, stored_caller_key
+from ivr.store.sqlite.callbacks import (
+    _KEY_NAME,
+    _SEAL_PREFIX,
+    _CallbackRequests,
+    _sealer,
+    stored_caller_key,
+)
 from ivr.store.sqlite.migrations import CALLBACK_STATUSES, _apply_migrations
 from ivr.store.sqlite.retention import _Retention
 from ivr.store.sqlite.sql import _text, _update_sql, _upsert_sql, _utc_iso, _utc_now
@@ -106,7 +112,7 @@ class _Kept:
     row: dict
 
 
-class CallStore(_Retention):
+class CallStore(_CallbackRequests, _Retention):
     """Calls, their per-turn state, node events, status callbacks and flow versions."""
 
     def __init__(self, db: sqlite_utils.Database, caller_key: bytes | None = None):
@@ -307,46 +313,6 @@ class CallStore(_Retention):
                                  [row[column] for column in changed] + [call_id])
         return row
 
-    # -- callback requests ----------------------------------------------------------
-    def _insert_callback(self, call_id: str, state: dict, status: str) -> None:
-        if status not in CALLBACK_STATUSES:
-            raise ValueError(f"unknown callback status {status!r}; expected one of "
-                             f"{', '.join(CALLBACK_STATUSES)}")
-        request = state["callback"]
-        self.db.execute(
-            "INSERT INTO callback_requests (call_id, flow, version, requested_at, number_sealed, "
-            "number_hash, lang, reason, order_number, slot, status) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING",
-            [call_id, state["flow"], state["version"], request["requested_at"],
-             self._seal(request["number"]), self.hash_caller(request["number"]),
-             request.get("lang"), request.get("reason") or "not_stated",
-             _text(request.get("order_number")), _text(request.get("slot")), status])
-
-    def callback_request(self, call_id: str) -> dict | None:
-        """The stored callback request of ``call_id``, its number opened
-        (``number``); None when the call asked for none."""
-        row = self._one("SELECT * FROM callback_requests WHERE call_id = ?", [call_id])
-        if row is not None:
-            row["number"] = _open_number(self._fernet, row.pop("number_sealed"))
-        return row
-
-    def pending_callbacks(self) -> list[str]:
-        """The calls whose callback request the helpdesk has not had yet, oldest first."""
-        return [row["call_id"] for row in self.db.query(
-            "SELECT call_id FROM callback_requests WHERE status = 'pending' "
-            "ORDER BY requested_at, call_id")]
-
-    def update_callback(self, call_id: str, status: str, attempts: int,
-                        last_error: str | None = None, delivered_at: str | None = None) -> None:
-        """Record where the delivery of ``call_id``'s request stands."""
-        if status not in CALLBACK_STATUSES:
-            raise ValueError(f"unknown callback status {status!r}; expected one of "
-                             f"{', '.join(CALLBACK_STATUSES)}")
-        with self.transaction():
-            self.db.execute(
-                "UPDATE callback_requests SET status = ?, attempts = ?, last_error = ?, "
-                "delivered_at = ? WHERE call_id = ?",
-                [status, int(attempts), last_error, delivered_at, call_id])
 
     # -- provider status callbacks ------------------------------------------------------
     def record_status(self, call_id: str, sequence: int | None, status: str, at: str,
