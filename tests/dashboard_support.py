@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from zoneinfo import ZoneInfo
 
-from ivr.store import mark_first_visits
+from ivr.store.sqlite.migrations import mark_first_visits
 
 PARIS = ZoneInfo("Europe/Paris")
 FIRST_DAY = datetime(2026, 11, 18, tzinfo=PARIS)  # a Wednesday; the week ends Tuesday 24th

@@ -3,7 +3,7 @@
 import shutil
 from pathlib import Path
 
-from ivr.prompts import SERVER_PROMPTS
+from ivr.flow.prompts import SERVER_PROMPTS
 
 SERVER_PROMPTS_ROOT = Path(__file__).parent.parent / "prompts"
 

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlite_utils
 
-from ivr import analytics
-from ivr.analytics import Costs, Filters, ReportError
-from ivr.flow import load_flow
-from ivr.model import TRANSFER_CAUSES
-from ivr.sim import SimCall
-from ivr.store import CallStore
+from ivr.flow.loader import load_flow
+from ivr.flow.model import TRANSFER_CAUSES
+from ivr.reports import analytics
+from ivr.reports.queries import Costs, Filters, ReportError
+from ivr.sim.call import SimCall
+from ivr.store.sqlite.store import CallStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CALLER = "+33612345678"
@@ -572,8 +572,8 @@ def test_calls_played_through_the_engine_and_saved_by_the_store_are_reported():
 
 
 def test_texts_sent_are_counted_per_reason_from_real_calls():
-    from ivr.engine import call_summary
-    from ivr.scenarios import demo_lookups
+    from ivr.engine.state import call_summary
+    from ivr.sim.scenarios import demo_lookups
 
     demo = load_flow(Path(__file__).parent.parent / "flows" / "post_sale.yaml",
                      Path(__file__).parent.parent / "prompts")

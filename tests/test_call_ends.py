@@ -9,7 +9,7 @@ import pytest
 from test_web import AGENT_LEG, CA1, NO_ORDER, Server, body_of, says, sid, slow_server, start_request
 from twisted.internet import defer
 
-from ivr import analytics
+from ivr.reports import analytics
 
 
 @pytest.fixture
@@ -288,7 +288,7 @@ def test_a_transfer_answered_by_a_human_counts_ivr_time_until_the_transfer(serve
 def test_the_end_of_a_call_in_the_hour_the_clocks_go_back_is_kept():
     from zoneinfo import ZoneInfo
 
-    from ivr.calls import provider_end
+    from ivr.providers.twilio.events import provider_end
 
     # 02:02 the second time round on 25 October 2026 in Paris (UTC+1).
     received = datetime(2026, 10, 25, 2, 2, 49, tzinfo=ZoneInfo("Europe/Paris"), fold=1)

@@ -13,17 +13,17 @@ import pytest
 import sqlite_utils
 from twisted.internet import defer, task
 
-from ivr.calls import CallHandler
-from ivr.demo_orders import DEMO_CALLERS, DEMO_ORDERS, create_demo_db
-from ivr.engine import call_summary, callback_request
-from ivr.flow import load_flow
-from ivr.group_commit import GroupCommit
-from ivr.lookups import EmbeddedOrderLookups
-from ivr.model import TRANSFER_CAUSES
-from ivr.registry import FlowRegistry
-from ivr.scenarios import demo_lookups
-from ivr.store import CallStore
-from ivr.turn import play_turn
+from ivr.engine.state import call_summary, callback_request
+from ivr.engine.turn import play_turn
+from ivr.flow.loader import load_flow
+from ivr.flow.model import TRANSFER_CAUSES
+from ivr.lookups.demo_orders import DEMO_CALLERS, DEMO_ORDERS, create_demo_db
+from ivr.lookups.embedded import EmbeddedOrderLookups
+from ivr.server.calls import CallHandler
+from ivr.server.registry import FlowRegistry
+from ivr.sim.scenarios import demo_lookups
+from ivr.store.sqlite.group_commit import GroupCommit
+from ivr.store.sqlite.store import CallStore
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -4,8 +4,15 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ivr.charts import (
-    Bar, Segment, Series, bar_chart, format_count, format_percent, line_chart, nice_ticks,
+from ivr.reports.charts import (
+    Bar,
+    Segment,
+    Series,
+    bar_chart,
+    format_count,
+    format_percent,
+    line_chart,
+    nice_ticks,
     stacked_bar_chart,
 )
 

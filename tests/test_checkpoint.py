@@ -5,7 +5,7 @@ import sqlite3
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from ivr.checkpoint import Checkpointer, checkpoint
+from ivr.store.sqlite.checkpoint import Checkpointer, checkpoint
 
 
 def test_checkpoint_copies_the_log_into_the_database_file(tmp_path):

@@ -7,9 +7,9 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
-from ivr.cli import main
-from ivr.render import validate_twiml
-from ivr.scenarios import run_paths
+from ivr.providers.twilio.render import validate_twiml
+from ivr.sim.cli import main
+from ivr.sim.scenarios import run_paths
 
 ROOT = Path(__file__).parent.parent
 BROKEN = Path(__file__).parent / "fixtures" / "broken"
@@ -28,7 +28,7 @@ def test_demo_scenarios_pass_with_full_node_coverage():
 
 def test_every_turn_of_the_demo_scenarios_is_valid_twiml(monkeypatch):
     documents = []
-    import ivr.sim as sim
+    import ivr.sim.call as sim
 
     real = sim.render_twiml
 

@@ -8,17 +8,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlite_utils
+from dashboard_support import Page, expected, insert_traffic
 from treq.testing import StubTreq
 from twisted.internet import task
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.usage import UsageError
 
-from dashboard_support import Page, expected, insert_traffic
-from ivr import analytics, tap
-from ivr.dashboard import DashboardResource, InlineReader, ThreadedReader, is_authorized
-from ivr.registry import FlowRegistry
-from ivr.store import CallStore
-from ivr.web import build_root
+from ivr.reports import analytics
+from ivr.server import tap
+from ivr.server.dashboard import DashboardResource, InlineReader, ThreadedReader, is_authorized
+from ivr.server.registry import FlowRegistry
+from ivr.server.web import build_root
+from ivr.store.sqlite.store import CallStore
 
 ROOT = Path(__file__).parent.parent
 TOKEN = "s3cret-dashboard-token"

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from dashboard_support import Page, expected, insert_traffic
-from ivr import analytics
-from ivr.registry import FlowRegistry
-from ivr.store import CallStore
+
+from ivr.reports import analytics
+from ivr.server.registry import FlowRegistry
+from ivr.store.sqlite.store import CallStore
 
 ROOT = Path(__file__).parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -59,7 +59,7 @@ def server(tmp_path_factory):
     env.pop("TWILIO_AUTH_TOKEN", None)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-c", "from ivr.tap import main; main()", "--db", str(db_path),
+            [sys.executable, "-c", "from ivr.server.tap import main; main()", "--db", str(db_path),
              "--flows", str(ROOT / "flows"), "--prompts", str(ROOT / "prompts"),
              "--listen", "tcp:0:interface=127.0.0.1"],
             cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 from freezegun import freeze_time
 
-from ivr.delivery import (
+from ivr.lookups.delivery import (
     DEFAULT_DELAY_DAYS,
     DEFAULT_TRANSIT_DAYS,
     DeliveryPolicy,
@@ -25,7 +25,7 @@ from ivr.delivery import (
     is_business_day,
     next_business_day,
 )
-from ivr.orders import Order
+from ivr.lookups.orders import Order
 
 POLICY = DeliveryPolicy()
 

@@ -14,7 +14,6 @@ import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from test_storage_faults import APOLOGY_FR, call_sid, health, metrics, voice
 from test_web import Server, says
 

@@ -8,10 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivr import actions as act
-from ivr.engine import call_summary, step
-from ivr.flow import load_flow
-from ivr.turn import play_turn
+from ivr.engine import actions as act
+from ivr.engine.state import call_summary
+from ivr.engine.step import step
+from ivr.engine.turn import play_turn
+from ivr.flow.loader import load_flow
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PARIS = ZoneInfo("Europe/Paris")
@@ -409,7 +410,7 @@ def test_a_new_reason_to_need_a_human_moves_the_exit_node():
 
 
 def test_the_fail_safe_apologises_even_when_every_template_breaks(flow, monkeypatch):
-    from ivr.prompts import PromptError
+    from ivr.flow.prompts import PromptError
 
     call = Call(flow)
 
@@ -516,7 +517,7 @@ def test_a_sensitive_input_masks_the_spoken_number(flow):
 
 
 def test_the_webhook_passes_the_recognisers_confidence():
-    from ivr.calls import event_from
+    from ivr.providers.twilio.events import event_from
     event = event_from({"SpeechResult": "retour", "Confidence": "0.42"}, {"waiting": "gather"})
     assert event == {"type": "speech", "text": "retour", "confidence": 0.42}
     assert event_from({"SpeechResult": "retour", "Confidence": "abc"},

@@ -3,7 +3,7 @@
 import jinja2
 import pytest
 
-from ivr import expressions
+from ivr.flow import expressions
 
 ORDER = {"number": "100234", "status": "in_transit", "items": 2}
 

@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from treq.testing import StubTreq
 from twisted.internet import task
 
-from ivr.actions import Lookup
-from ivr.demo_orders import DEMO_CALLERS, DEMO_ORDERS, UNKNOWN_ORDER
-from ivr.fake_shop import DEFAULT_TOKEN, SECRET_ENV, FakeShop, Knobs, backend_config, main
-from ivr.remote import RemoteCall
-from ivr.shops import HttpOrderLookups, load_config
-from ivr.shops.config import config_from_text
+from ivr.engine.actions import Lookup
+from ivr.lookups.demo_orders import DEMO_CALLERS, DEMO_ORDERS, UNKNOWN_ORDER
+from ivr.lookups.fake_shop import DEFAULT_TOKEN, SECRET_ENV, FakeShop, Knobs, backend_config, main
+from ivr.lookups.shops import HttpOrderLookups, load_config
+from ivr.lookups.shops.config import config_from_text
+from ivr.sim.remote import RemoteCall
 
 ROOT = Path(__file__).parent.parent
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
@@ -155,7 +155,7 @@ def _start_fake_shop(workdir: Path):
     config = workdir / "shop.yaml"
     out = open(workdir / "shop.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-c", "from ivr.fake_shop import main; main()", "--port", "0",
+        [sys.executable, "-c", "from ivr.lookups.fake_shop import main; main()", "--port", "0",
          "--today", "2026-11-24", "--write-config", str(config)],
         cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     out.close()
@@ -170,7 +170,7 @@ def _start_fake_shop(workdir: Path):
 
 
 def test_the_server_tracks_an_order_through_the_fake_shop_over_real_sockets(tmp_path, monkeypatch):
-    from test_remote import DASHBOARD_TOKEN, start_server, stop   # the ivr-serve of ivr-sim --url
+    from test_remote import DASHBOARD_TOKEN, start_server, stop  # the ivr-serve of ivr-sim --url
 
     shop, config = _start_fake_shop(tmp_path)
     try:

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from prompt_support import add_server_prompts
 
-from ivr.flow import FlowError, check_flow, load_flow
+from ivr.flow.loader import check_flow, load_flow
+from ivr.flow.problems import FlowError
 
 REPO_PROMPTS = Path(__file__).parent.parent / "prompts"
 

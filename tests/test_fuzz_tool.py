@@ -9,7 +9,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from test_remote import start_server, stop
 
 ROOT = Path(__file__).parent.parent
@@ -93,7 +92,7 @@ def test_the_same_seed_draws_the_same_requests():
 
 
 def test_signed_requests_carry_the_providers_signature():
-    from ivr.signature import is_valid_twilio_request
+    from ivr.providers.twilio.signature import is_valid_twilio_request
 
     tool = load_tool()
     params = {"CallSid": "CA" + "0" * 32, "Digits": "1"}

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ivr.cli import main
-from ivr.engine import call_summary
-from ivr.flow import load_flow
-from ivr.graph import (
-    Edge, FlowGraph, GraphNode, StatsError, build_graph, heat_colour, layout, luminance,
-    mermaid_id, stats_by_node, to_dot, to_mermaid, to_svg,
-)
-from ivr.scenarios import demo_lookups, local_time
-from ivr.sim import SimCall
-from ivr.store import CallStore
+from ivr.engine.state import call_summary
+from ivr.flow.loader import load_flow
+from ivr.reports.graph import Edge, FlowGraph, GraphNode, StatsError, build_graph, heat_colour, luminance, stats_by_node
+from ivr.reports.graph_layout import layout
+from ivr.reports.graph_svg import to_svg
+from ivr.reports.graph_text import mermaid_id, to_dot, to_mermaid
+from ivr.sim.call import SimCall
+from ivr.sim.cli import main
+from ivr.sim.scenarios import demo_lookups, local_time
+from ivr.store.sqlite.store import CallStore
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"

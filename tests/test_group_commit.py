@@ -3,8 +3,8 @@
 import sqlite_utils
 from twisted.internet import task
 
-from ivr.group_commit import GroupCommit
-from ivr.store import CallStore
+from ivr.store.sqlite.group_commit import GroupCommit
+from ivr.store.sqlite.store import CallStore
 
 
 def make():

@@ -18,18 +18,18 @@ from twisted.python.usage import UsageError
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from ivr import tap
-from ivr.calls import CallHandler
-from ivr.demo_orders import DEMO_CALLERS, DEMO_ORDERS, create_demo_db
-from ivr.engine import call_summary
-from ivr.flow import load_flow
-from ivr.group_commit import GroupCommit
-from ivr.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
-from ivr.lookups import EmbeddedOrderLookups
-from ivr.registry import FlowRegistry
-from ivr.scenarios import demo_lookups
-from ivr.store import CallStore
-from ivr.turn import play_turn
+from ivr.engine.state import call_summary
+from ivr.engine.turn import play_turn
+from ivr.flow.loader import load_flow
+from ivr.lookups.demo_orders import DEMO_CALLERS, DEMO_ORDERS, create_demo_db
+from ivr.lookups.embedded import EmbeddedOrderLookups
+from ivr.server import tap
+from ivr.server.calls import CallHandler
+from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
+from ivr.server.registry import FlowRegistry
+from ivr.sim.scenarios import demo_lookups
+from ivr.store.sqlite.group_commit import GroupCommit
+from ivr.store.sqlite.store import CallStore
 
 ROOT = Path(__file__).parent.parent
 PARIS = ZoneInfo("Europe/Paris")

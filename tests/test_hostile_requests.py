@@ -6,13 +6,13 @@ import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
 
 import pytest
+from test_web import BASE, CA1, CA2, FORM, TOKEN, Server, body_of, says, slow_server, start_request
 from treq.testing import StubTreq
 from twisted.internet import defer
 
-from ivr.signature import signed_headers
-from ivr.web import build_root
-from ivr.webhook_fields import FIELDS, FieldError, check_fields
-from test_web import BASE, CA1, CA2, FORM, TOKEN, Server, body_of, says, slow_server, start_request
+from ivr.providers.twilio.signature import signed_headers
+from ivr.providers.twilio.webhook_fields import FIELDS, FieldError, check_fields
+from ivr.server.web import build_root
 
 CALLER = "+33612345678"
 DASHBOARD_TOKEN = "a-dashboard-token-of-24-chars"

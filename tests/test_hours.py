@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from ivr.hours import CalendarError, parse_calendar
+from ivr.flow.hours import CalendarError, parse_calendar
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC = dt.timezone.utc

@@ -10,7 +10,7 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
-from ivr import tap
+from ivr.server import tap
 
 ROOT = Path(__file__).parent.parent
 DASHBOARD_TOKEN = "a-dashboard-token-of-24-chars"

@@ -3,8 +3,8 @@
 import pytest
 from twisted.logger import Logger
 
-from ivr import tap
-from ivr.logs import text_log_observer
+from ivr.server import tap
+from ivr.server.logs import text_log_observer
 
 
 def test_log_options_default_to_ten_files_of_ten_megabytes():

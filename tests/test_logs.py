@@ -3,10 +3,10 @@
 import io
 
 import pytest
-from twisted.logger import LogLevel, Logger, textFileLogObserver
+from twisted.logger import Logger, LogLevel, textFileLogObserver
 from twisted.python.failure import Failure
 
-from ivr.logs import text_log_observer
+from ivr.server.logs import text_log_observer
 
 SUMMER = 1782900000.25  # 2026-07-01, a daylight-saving time offset in most zones
 WINTER = 1795000000.75

@@ -8,11 +8,17 @@ from datetime import date, datetime
 import pytest
 import sqlite_utils
 
-from ivr.actions import Lookup
-from ivr.delivery import DeliveryPolicy
-from ivr.demo_orders import DEMO_CALLERS, DEMO_ORDERS, UNKNOWN_ORDER, create_demo_db, demo_orders
-from ivr.lookups import EmbeddedOrderLookups, OrderLookups, order_dict
-from ivr.orders import OrderStore
+from ivr.engine.actions import Lookup
+from ivr.lookups.delivery import DeliveryPolicy
+from ivr.lookups.demo_orders import (
+    DEMO_CALLERS,
+    DEMO_ORDERS,
+    UNKNOWN_ORDER,
+    create_demo_db,
+    demo_orders,
+)
+from ivr.lookups.embedded import EmbeddedOrderLookups, OrderLookups, order_dict
+from ivr.lookups.orders import OrderStore
 
 # Wednesday 17 June 2026, an ordinary week: the demo's in-transit order
 # (Colissimo, shipped Tue 16) is expected Thu 18.

@@ -10,12 +10,12 @@ from urllib.parse import quote, urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_web import BASE, CA1, TOKEN, Server
 from treq.testing import StubTreq
 
-from ivr.dashboard import DashboardResource, InlineReader
-from ivr.web import build_root
-from ivr.webhook_fields import FIELDS
-from test_web import BASE, CA1, TOKEN, Server
+from ivr.providers.twilio.webhook_fields import FIELDS
+from ivr.server.dashboard import DashboardResource, InlineReader
+from ivr.server.web import build_root
 
 DASHBOARD_TOKEN = "a-dashboard-token-of-24-chars"
 #: Bounded, so the suite stays quick; tools/fuzz_webhooks.py sends many more.

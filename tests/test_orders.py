@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 import sqlite_utils
 
-import ivr.demo_orders as demo_module
-from ivr.demo_orders import (
+import ivr.lookups.demo_orders as demo_module
+from ivr.lookups.demo_orders import (
     DEMO_CALLERS,
     DEMO_ORDERS,
     NO_ORDER_CALLERS,
@@ -17,7 +17,7 @@ from ivr.demo_orders import (
     create_demo_db,
     demo_orders,
 )
-from ivr.orders import CARRIERS, ORDER_STATUSES, Order, OrderStore, normalise_phone
+from ivr.lookups.orders import CARRIERS, ORDER_STATUSES, Order, OrderStore, normalise_phone
 
 TODAY = date(2026, 6, 17)
 RECENT = TODAY - timedelta(days=60)

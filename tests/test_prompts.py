@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 from markupsafe import Markup
 
-from ivr.prompts import PromptError, PromptLibrary, PromptProblem
+from ivr.flow.prompts import PromptError, PromptLibrary, PromptProblem
 
 
 @pytest.fixture

@@ -8,15 +8,16 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from ivr import actions as act
-from ivr.calls import event_from
-from ivr.demo_orders import DEMO_CALLERS, DEMO_ORDERS
-from ivr.engine import call_summary, final_reason_answered, step
-from ivr.flow import check_flow, load_flow
-from ivr.scenarios import demo_lookups
-from ivr.sim import SimCall
 from prompt_support import add_server_prompts
+
+from ivr.engine import actions as act
+from ivr.engine.state import call_summary, final_reason_answered
+from ivr.engine.step import step
+from ivr.flow.loader import check_flow, load_flow
+from ivr.lookups.demo_orders import DEMO_CALLERS, DEMO_ORDERS
+from ivr.providers.twilio.events import event_from
+from ivr.sim.call import SimCall
+from ivr.sim.scenarios import demo_lookups
 
 ROOT = Path(__file__).parent.parent
 PARIS = ZoneInfo("Europe/Paris")

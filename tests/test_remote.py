@@ -20,13 +20,20 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ivr.cli import main
-from ivr.flow import load_flow
+from ivr.flow.loader import load_flow
 from ivr.phone import mask
-from ivr.remote import RemoteCall, RemoteError, parse_twiml
-from ivr.scenarios import INPUTS, _play, cannot_run_remotely, demo_lookups, local_time, scenario_files
-from ivr.signature import twilio_signature
-from ivr.sim import SimCall
+from ivr.providers.twilio.signature import twilio_signature
+from ivr.sim.call import SimCall
+from ivr.sim.cli import main
+from ivr.sim.remote import RemoteCall, RemoteError, parse_twiml
+from ivr.sim.scenarios import (
+    INPUTS,
+    _play,
+    cannot_run_remotely,
+    demo_lookups,
+    local_time,
+    scenario_files,
+)
 
 ROOT = Path(__file__).parent.parent
 SCENARIOS = ROOT / "flows" / "tests"
@@ -44,13 +51,13 @@ def start_server(workdir: Path, *extra: str):
     """``ivr-serve`` on a free loopback port, its database holding the demo
     orders dated to the scenarios' day; returns (process, base URL, db path)."""
     db = workdir / "ivr.db"
-    subprocess.run([sys.executable, "-c", "from ivr.cli import main; main()", "demo-orders",
+    subprocess.run([sys.executable, "-c", "from ivr.sim.cli import main; main()", "demo-orders",
                     "--db", str(db), "--today", "2026-11-24"],
                    check=True, capture_output=True, cwd=ROOT, timeout=60)
     port = free_port()
     log = open(workdir / "server.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-c", "from ivr.tap import main; main()",
+        [sys.executable, "-c", "from ivr.server.tap import main; main()",
          "--listen", f"tcp:{port}:interface=127.0.0.1", "--db", str(db),
          "--flows", str(ROOT / "flows"), "--prompts", str(ROOT / "prompts"),
          "--simulated-clock", "--dashboard-token", DASHBOARD_TOKEN, *extra],

@@ -6,7 +6,7 @@ would emit for the same verbs (sorted attributes, ``" />"``, no newlines).
 
 import pytest
 
-from ivr.actions import (
+from ivr.engine.actions import (
     Dial,
     DialTarget,
     Enqueue,
@@ -19,7 +19,7 @@ from ivr.actions import (
     Redirect,
     Say,
 )
-from ivr.render import render_twiml, validate_twiml
+from ivr.providers.twilio.render import render_twiml, validate_twiml
 
 URL = "https://ivr.example.com/step"
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>'

@@ -11,13 +11,13 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
-from ivr.demo_orders import DEMO_CALLERS, DEMO_ORDERS
-from ivr.engine import call_summary
-from ivr.flow import load_flow
-from ivr.report_cli import main
-from ivr.scenarios import demo_lookups
-from ivr.store import CallStore
-from ivr.turn import play_turn
+from ivr.engine.state import call_summary
+from ivr.engine.turn import play_turn
+from ivr.flow.loader import load_flow
+from ivr.lookups.demo_orders import DEMO_CALLERS, DEMO_ORDERS
+from ivr.reports.cli import main
+from ivr.sim.scenarios import demo_lookups
+from ivr.store.sqlite.store import CallStore
 
 ROOT = Path(__file__).parent.parent
 PARIS = ZoneInfo("Europe/Paris")

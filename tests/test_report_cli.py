@@ -8,9 +8,10 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
-from ivr.model import TRANSFER_CAUSES
-from ivr.report_cli import main
-from ivr.store import CallStore, mark_first_visits
+from ivr.flow.model import TRANSFER_CAUSES
+from ivr.reports.cli import main
+from ivr.store.sqlite.migrations import mark_first_visits
+from ivr.store.sqlite.store import CallStore
 
 COMMANDS = ["summary", "funnel", "reasons", "calls"]
 
@@ -353,7 +354,7 @@ def test_a_log_without_transfer_results_reports_no_transfer_table(log):
 
 
 def test_a_log_written_before_the_transfer_columns_still_reports(tmp_path):
-    from ivr.store import MIGRATIONS
+    from ivr.store.sqlite.migrations import MIGRATIONS
 
     path = tmp_path / "old.db"
     db = sqlite_utils.Database(path)

@@ -4,11 +4,11 @@ import sqlite3
 
 import pytest
 from click.testing import CliRunner
-
-from ivr.report_cli import main
 from test_retention import CALLER, OTHER, call
 from test_storage_faults import call_sid
 from test_web import Server
+
+from ivr.reports.cli import main
 
 
 def invoke(*args):

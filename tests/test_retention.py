@@ -5,12 +5,12 @@ retention erased daily, a caller's calls erased on request."""
 import sqlite3
 
 import pytest
+from test_storage_faults import call_sid
+from test_web import ROOT, TUESDAY_10AM, Server, says
 from twisted.internet.testing import MemoryReactorClock
 
-from ivr import tap
-from ivr.store import CallStore
-from test_storage_faults import call_sid
-from test_web import ROOT, Server, TUESDAY_10AM, says
+from ivr.server import tap
+from ivr.store.sqlite.store import CallStore
 
 CALLER = "+33612345678"
 OTHER = "+33698765432"
@@ -207,7 +207,8 @@ def test_the_server_sweeps_with_its_retry_window_and_probes_a_failing_store(tmp_
 
 
 def test_traffic_of_a_seed_already_logged_is_refused_once_the_states_are_dropped(tmp_path):
-    from ivr.traffic import TrafficError, generate
+    from ivr.sim.traffic import generate
+    from ivr.sim.traffic_behaviours import TrafficError
 
     path = tmp_path / "log.db"
     generate(ROOT / "flows" / "post_sale.yaml", path, calls=5, seed=1)

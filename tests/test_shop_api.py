@@ -19,17 +19,17 @@ from twisted.internet import error as net
 from twisted.logger import globalLogPublisher
 from twisted.web.resource import Resource
 
-from ivr.actions import Lookup
-from ivr.calls import CallHandler
-from ivr.fake_shop import DEFAULT_TOKEN, SECRET_ENV, FakeShop, Knobs, backend_config
-from ivr.lookups import OrderLookups, order_dict
-from ivr.registry import FlowRegistry
-from ivr.shops import HttpOrderLookups, ShopConfigError, load_config
-from ivr.shops.config import config_from_text
+from ivr.engine.actions import Lookup
+from ivr.lookups.embedded import OrderLookups, order_dict
+from ivr.lookups.fake_shop import DEFAULT_TOKEN, SECRET_ENV, FakeShop, Knobs, backend_config
+from ivr.lookups.shops import HttpOrderLookups, ShopConfigError, load_config
+from ivr.lookups.shops.config import config_from_text
+from ivr.lookups.shops.mapping import MISSING, MappingError, PathError, parse_path, resolve
 from ivr.phone import mask
-from ivr.shops.mapping import MISSING, MappingError, PathError, parse_path, resolve
-from ivr.store import CallStore
-from ivr.web import build_root
+from ivr.server.calls import CallHandler
+from ivr.server.registry import FlowRegistry
+from ivr.server.web import build_root
+from ivr.store.sqlite.store import CallStore
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "shops"
@@ -730,7 +730,7 @@ def test_a_dead_shop_sends_the_caller_to_a_human_within_the_timeout_and_opens_th
 def test_serve_refuses_an_orders_file_with_problems_listing_them_all(tmp_path):
     from twisted.python.usage import UsageError
 
-    from ivr import tap
+    from ivr.server import tap
 
     path = tmp_path / "shop.yaml"
     path.write_text("preset: shopify\nbase_url: ftp://shop.example.com\n")
@@ -747,8 +747,8 @@ def test_serve_refuses_an_orders_file_with_problems_listing_them_all(tmp_path):
 def test_serve_with_orders_looks_orders_up_in_the_shop(tmp_path, monkeypatch):
     from twisted.internet.testing import MemoryReactorClock
 
-    from ivr import tap
-    from ivr.shops import OrderLookupsService
+    from ivr.lookups.shops import OrderLookupsService
+    from ivr.server import tap
 
     path = tmp_path / "shop.yaml"
     path.write_text(backend_config("woocommerce", "http://127.0.0.1:8090"))

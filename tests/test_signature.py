@@ -4,7 +4,7 @@ import hmac
 
 import pytest
 
-from ivr.signature import (
+from ivr.providers.twilio.signature import (
     SIGNATURE_HEADER,
     body_sha256,
     is_valid_twilio_request,

@@ -29,18 +29,24 @@ from twisted.python.usage import UsageError
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from ivr import actions as act
-from ivr import tap
-from ivr.cli import main
-from ivr.flow import check_flow, load_flow
+from ivr.engine import actions as act
+from ivr.engine.turn import play_turn, play_turn_async
+from ivr.flow.loader import check_flow, load_flow
+from ivr.flow.prompts import PromptError, PromptLibrary
 from ivr.phone import mask_numbers, textable
-from ivr.prompts import PromptError, PromptLibrary
-from ivr.remote import RemoteCall
-from ivr.scenarios import run_paths
-from ivr.sim import SimCall
-from ivr.sms import (NoSms, RecordingSms, SmsConfigError, TwilioAccount, TwilioSms,
-                     sender_for)
-from ivr.turn import play_turn, play_turn_async
+from ivr.server import tap
+from ivr.server.sms import (
+    NoSms,
+    RecordingSms,
+    SmsConfigError,
+    TwilioAccount,
+    TwilioSms,
+    sender_for,
+)
+from ivr.sim.call import SimCall
+from ivr.sim.cli import main
+from ivr.sim.remote import RemoteCall
+from ivr.sim.scenarios import run_paths
 
 ROOT = Path(__file__).parent.parent
 PARIS = ZoneInfo("Europe/Paris")
@@ -259,7 +265,7 @@ def test_without_a_sender_texts_are_not_configured(flow):
 
 
 def test_an_answer_to_another_request_is_ignored(flow):
-    from ivr.engine import step
+    from ivr.engine.step import step
     state, actions, _ = step(flow, None, {"type": "start", "call_id": "CA1", "caller": CALLER,
                                           "now": NOW})
     state, actions, _ = step(flow, state, {"type": "digits", "digits": "1", "now": NOW})
@@ -697,7 +703,7 @@ def live(tmp_path):
     thread = threading.Thread(target=twilio_server.serve_forever, daemon=True)
     thread.start()
     db = tmp_path / "ivr.db"
-    subprocess.run([sys.executable, "-c", "from ivr.cli import main; main()", "demo-orders",
+    subprocess.run([sys.executable, "-c", "from ivr.sim.cli import main; main()", "demo-orders",
                     "--db", str(db), "--today", "2026-11-24"],
                    check=True, capture_output=True, cwd=ROOT, timeout=60)
     with socket.socket() as s:
@@ -709,7 +715,7 @@ def live(tmp_path):
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-c", "from ivr.tap import main; main()",
+            [sys.executable, "-c", "from ivr.server.tap import main; main()",
              "--listen", f"tcp:{port}:interface=127.0.0.1", "--db", str(db),
              "--flows", str(ROOT / "flows"), "--prompts", str(ROOT / "prompts"),
              "--simulated-clock"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -5,9 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from ivr.flow import load_flow
-from ivr.speech import (
-    ESCAPE, NO, YES, Candidate, LexiconError, Matcher, Settings, lexicon_from_source, load_lexicon,
+from ivr.flow.loader import load_flow
+from ivr.flow.speech import (
+    ESCAPE,
+    NO,
+    YES,
+    Candidate,
+    LexiconError,
+    Matcher,
+    Settings,
+    lexicon_from_source,
+    load_lexicon,
 )
 
 ROOT = Path(__file__).parent.parent

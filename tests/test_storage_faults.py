@@ -9,12 +9,13 @@ import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
 
 import pytest
-from twisted.internet import task
-from twisted.logger import LogLevel, Logger
-
-from ivr.group_commit import GroupCommit
-from ivr.storage_health import StorageHealth, fault_cause
 from test_web import BASE, FORM, Server, says
+from twisted.internet import task
+from twisted.logger import Logger, LogLevel
+
+from ivr.store.sqlite.group_commit import GroupCommit
+from ivr.store.sqlite.storage_health import StorageHealth, fault_cause
+
 
 def call_sid(name: str) -> str:
     """A call id shaped as Twilio's (``CA`` and 32 hex digits), one per ``name``."""

@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlite_utils
 
-from ivr.engine import call_summary
-from ivr.flow import load_flow
-from ivr.render import render_twiml
-from ivr.store import MIGRATIONS, NO_SEQUENCE, CallStore, normalise_number
-from ivr.turn import play_turn
+from ivr.engine.state import call_summary
+from ivr.engine.turn import play_turn
+from ivr.flow.loader import load_flow
+from ivr.providers.twilio.render import render_twiml
+from ivr.store.sqlite.migrations import MIGRATIONS
+from ivr.store.sqlite.store import NO_SEQUENCE, CallStore, normalise_number
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CALLER = "+33612345678"
@@ -452,7 +453,7 @@ def test_a_sealed_state_opens_only_for_its_own_call():
 
 
 def test_states_are_sealed_with_fernet_where_openssl_has_no_gcm_siv(monkeypatch):
-    monkeypatch.setattr("ivr.store._state_cipher", lambda key: None)
+    monkeypatch.setattr("ivr.store.sqlite.store._state_cipher", lambda key: None)
     store = memory_store()
     save(store, make_state(node="menu"), turn=1)
     sealed = store.db.execute("SELECT state_json FROM call_state").fetchone()[0]

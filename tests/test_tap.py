@@ -11,7 +11,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
 
-from ivr import tap
+from ivr.server import tap
 
 ROOT = Path(__file__).parent.parent
 

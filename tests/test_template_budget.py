@@ -14,19 +14,21 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-
-from ivr import actions as act
-from ivr.cli import main
-from ivr.engine import step
-from ivr.flow import FlowError, check_flow, load_flow
-from ivr.lookups import order_dict
-from ivr.orders import ORDER_STATUSES
-from ivr.demo_orders import demo_orders
-from ivr.prompts import PromptError, PromptLibrary
-from ivr.registry import FlowRegistry
-from ivr.sample_calls import SAMPLE_DAY, sample_orders
-from ivr.sandbox import MAX_OUTPUT, MAX_RANGE, RenderBudget
 from prompt_support import add_server_prompts
+
+from ivr.engine import actions as act
+from ivr.engine.step import step
+from ivr.flow.loader import check_flow, load_flow
+from ivr.flow.problems import FlowError
+from ivr.flow.prompts import PromptError, PromptLibrary
+from ivr.flow.sample_calls import SAMPLE_DAY
+from ivr.flow.sandbox import MAX_OUTPUT, MAX_RANGE, RenderBudget
+from ivr.lookups.demo_orders import demo_orders
+from ivr.lookups.embedded import order_dict
+from ivr.lookups.orders import ORDER_STATUSES
+from ivr.lookups.samples import sample_orders
+from ivr.server.registry import FlowRegistry
+from ivr.sim.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 NESTED_LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"

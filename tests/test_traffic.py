@@ -13,15 +13,15 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
-from ivr.cli import main
-from ivr.demo_orders import DEMO_CALLERS, UNKNOWN_ORDER, demo_orders
-from ivr.orders import Order, OrderStore
+from ivr.lookups.demo_orders import DEMO_CALLERS, UNKNOWN_ORDER, demo_orders
+from ivr.lookups.orders import Order, OrderStore
 from ivr.phone import country_of
-from ivr.registry import FlowRegistry
-from ivr.store import CallStore
-from ivr.traffic import (BEHAVIOURS, EPISODES, NEW_EN, NEW_FR, Expected, TrafficError,
-                         NumberPool, caller_orders, expectation, generate, later, plan_calls,
-                         play, single_call)
+from ivr.server.registry import FlowRegistry
+from ivr.sim.cli import main
+from ivr.sim.traffic import generate, play, single_call
+from ivr.sim.traffic_behaviours import BEHAVIOURS, EPISODES, NEW_EN, NEW_FR, TrafficError
+from ivr.sim.traffic_plan import Expected, NumberPool, caller_orders, expectation, later, plan_calls
+from ivr.store.sqlite.store import CallStore
 
 ROOT = Path(__file__).parent.parent
 FLOW = ROOT / "flows" / "post_sale.yaml"
@@ -292,7 +292,7 @@ def ground_truth(tmp_path_factory):
     path = tmp_path_factory.mktemp("traffic") / "ground_truth.db"
     traffic = generate(FLOW, path, calls=GROUND_TRUTH_CALLS, seed=2026, start=GROUND_TRUTH_START,
                        days=21)
-    analytics = pytest.importorskip("ivr.analytics")
+    analytics = pytest.importorskip("ivr.reports.analytics")
     return analytics, analytics.open_report_db(path), traffic.expected
 
 
@@ -411,7 +411,7 @@ def test_traffic_command_turns_errors_into_messages(tmp_path):
 
 
 def test_ivr_report_summary_matches_the_expectation_json(tmp_path):
-    from ivr.report_cli import main as report
+    from ivr.reports.cli import main as report
 
     path, out = tmp_path / "t.db", tmp_path / "expected.json"
     played = invoke(main, "traffic", FLOW, "--db", path, "--calls", 400, "--seed", 9,

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ivr.cli import main
-from ivr.utterances import confusion_table, play_set
+from ivr.sim.cli import main
+from ivr.sim.utterances import confusion_table, play_set
 
 ROOT = Path(__file__).parent.parent
 SETS = sorted((ROOT / "flows" / "utterances").glob("*.yaml"))

@@ -11,15 +11,16 @@ import pytest
 from treq.testing import StubTreq
 from twisted.internet import defer, task
 
-from ivr.calls import CallHandler
-from ivr.demo_orders import create_demo_db
-from ivr.group_commit import GroupCommit
-from ivr.lookups import EmbeddedOrderLookups
-from ivr.registry import FlowRegistry
-from ivr.render import validate_twiml
-from ivr.signature import signed_headers
-from ivr.store import CallStore
-from ivr.web import build_root, parse_form
+from ivr.lookups.demo_orders import create_demo_db
+from ivr.lookups.embedded import EmbeddedOrderLookups
+from ivr.providers.twilio.render import validate_twiml
+from ivr.providers.twilio.signature import signed_headers
+from ivr.server.calls import CallHandler
+from ivr.server.registry import FlowRegistry
+from ivr.server.requests import parse_form
+from ivr.server.web import build_root
+from ivr.store.sqlite.group_commit import GroupCommit
+from ivr.store.sqlite.store import CallStore
 
 ROOT = Path(__file__).parent.parent
 TUESDAY_10AM = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
@@ -384,10 +385,10 @@ def test_a_hang_up_while_on_hold_ends_the_call_after_its_turn_is_saved(tmp_path)
     assert row["ended_at"] is not None and row["outcome"] == "abandoned"
 
 def test_an_exception_while_rendering_routes_to_a_human_and_fails_the_call(server, monkeypatch):
-    import ivr.calls
+    import ivr.server.calls
 
     server.turn(0)
-    real = ivr.calls.render_twiml
+    real = ivr.server.calls.render_twiml
     calls = []
 
     def broken_once(actions, url):
@@ -396,7 +397,7 @@ def test_an_exception_while_rendering_routes_to_a_human_and_fails_the_call(serve
             raise RuntimeError("renderer bug")
         return real(actions, url)
 
-    monkeypatch.setattr(ivr.calls, "render_twiml", broken_once)
+    monkeypatch.setattr(ivr.server.calls, "render_twiml", broken_once)
     code, body = server.turn(1, Digits="1")
     assert code == 200
     assert "problème technique" in says(body)
@@ -496,7 +497,7 @@ def test_a_transfer_to_a_number_whispers_the_reason_and_order_to_the_agent(tmp_p
 
 
 def test_a_call_whose_flow_is_gone_hears_an_apology_and_reaches_the_fallback(tmp_path, monkeypatch):
-    from ivr.actions import DialTarget
+    from ivr.engine.actions import DialTarget
 
     server = Server(tmp_path)
     server.handler.fallback = DialTarget("number", "+33180000000")

@@ -46,8 +46,9 @@ sys.path.insert(0, str(ROOT))
 
 import sqlite_utils  # noqa: E402
 
-from ivr import analytics  # noqa: E402
-from ivr.store import MIGRATIONS, CallStore, mark_first_visits  # noqa: E402
+from ivr.reports import analytics  # noqa: E402
+from ivr.store.sqlite.migrations import MIGRATIONS, mark_first_visits  # noqa: E402
+from ivr.store.sqlite.store import CallStore  # noqa: E402
 
 TZ = ZoneInfo("Europe/Paris")
 FIRST_DAY = date(2026, 9, 1)

@@ -85,10 +85,10 @@ def wait_ready(port: int, process: subprocess.Popen) -> None:
 def start_ivr(workdir: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     db = workdir / "bench.db"
-    subprocess.run([sys.executable, "-c", "from ivr.cli import main; main()", "demo-orders",
+    subprocess.run([sys.executable, "-c", "from ivr.sim.cli import main; main()", "demo-orders",
                     "--db", str(db)], check=True, capture_output=True, cwd=ROOT)
     process = subprocess.Popen(
-        [sys.executable, "-c", "from ivr.tap import main; main()",
+        [sys.executable, "-c", "from ivr.server.tap import main; main()",
          "--listen", f"tcp:{port}:interface=127.0.0.1", "--db", str(db),
          "--flows", str(ROOT / "flows"), "--prompts", str(ROOT / "prompts")],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})

@@ -68,7 +68,7 @@ def new_sid(rng: random.Random) -> str:
 
 
 def sign(token: str, url: str, params: dict) -> str:
-    """Twilio's X-Twilio-Signature for a form POST (see ivr.signature)."""
+    """Twilio's X-Twilio-Signature for a form POST (see ivr.providers.twilio.signature)."""
     data = url + "".join(name + params[name] for name in sorted(params))
     return base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
 

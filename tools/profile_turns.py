@@ -43,13 +43,19 @@ from twisted.internet.address import IPv4Address  # noqa: E402
 from twisted.internet.testing import StringTransport  # noqa: E402
 from twisted.logger import globalLogBeginner  # noqa: E402
 
-from ivr.calls import CallHandler  # noqa: E402
-from ivr.group_commit import GroupCommit  # noqa: E402
-from ivr.logs import text_log_observer  # noqa: E402
-from ivr.lookups import EmbeddedOrderLookups  # noqa: E402
-from ivr.registry import FlowRegistry  # noqa: E402
-from ivr.tap import GC_YOUNG_THRESHOLD, PAGE_CACHE_KIB, WebhookSite, open_database  # noqa: E402
-from ivr.web import LimitedRequest, build_root  # noqa: E402
+from ivr.lookups.embedded import EmbeddedOrderLookups  # noqa: E402
+from ivr.server.calls import CallHandler  # noqa: E402
+from ivr.server.logs import text_log_observer  # noqa: E402
+from ivr.server.registry import FlowRegistry  # noqa: E402
+from ivr.server.requests import LimitedRequest  # noqa: E402
+from ivr.server.tap import (  # noqa: E402
+    GC_YOUNG_THRESHOLD,
+    PAGE_CACHE_KIB,
+    WebhookSite,
+    open_database,
+)
+from ivr.server.web import build_root  # noqa: E402
+from ivr.store.sqlite.group_commit import GroupCommit  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_turns import CALL  # noqa: E402

@@ -24,15 +24,15 @@ import difflib
 import html
 import itertools
 import sys
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ivr.flow import load_flow  # noqa: E402 - after the path is set
-from ivr.prompts import SERVER_PROMPTS, PromptError, PromptLibrary  # noqa: E402
+from ivr.flow.loader import load_flow  # noqa: E402 - after the path is set
+from ivr.flow.prompts import SERVER_PROMPTS, PromptError, PromptLibrary  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden" / "prompts.txt"
 PARIS = ZoneInfo("Europe/Paris")
@@ -79,7 +79,7 @@ UNSET = object()
 
 
 def order(status: str = "in_transit", **fields) -> dict:
-    """An order as a look-up gives it to the prompts (ivr.lookups.order_dict)."""
+    """An order as a look-up gives it to the prompts (ivr.lookups.embedded.order_dict)."""
     base = {
         "number": "100234", "status": status, "carrier": "colissimo", "carrier_name": "Colissimo",
         "tracking_number": "6A12345678901", "tracking_url": "https://suivi.example/6A12345678901",

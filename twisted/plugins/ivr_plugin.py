@@ -1,3 +1,3 @@
 from twisted.application.service import ServiceMaker
 
-ivr = ServiceMaker("ivr", "ivr.tap", "The IVR call-flow webhook server.", "ivr")
+ivr = ServiceMaker("ivr", "ivr.server.tap", "The IVR call-flow webhook server.", "ivr")

@@ -1,0 +1,169 @@
+"""One turn of a call: step the engine, perform its effects, step again.
+
+A provider request (or a line typed into ``ivr-sim``) is one turn.  The
+engine may ask for effects along the way (look-ups, text messages); the
+turn performs them and feeds each answer back, until the call waits for
+the caller again.
+
+:func:`turn_steps` is that loop as a generator that yields each effect and
+receives its answer, so the simulator (:func:`play_turn`, blocking) and
+the web server (:func:`play_turn_async`, Deferreds with a timeout) drive
+exactly the same logic.  Each effect goes to its performer: ``perform``
+for a :class:`~ivr.engine.actions.Lookup`, ``send_sms`` for a
+:class:`~ivr.engine.actions.SendSms`.  A performer that raises or is too slow is
+answered as a failure (the look-up's ``error`` branch, the text's
+``failed`` branch), never as a broken call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Callable, Generator
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from ivr.engine import actions as act
+from ivr.engine.step import step
+from ivr.flow.model import Flow
+
+#: More effects than this in one turn means the flow loops on them.
+MAX_LOOKUPS_PER_TURN = 10
+
+#: The answer to an effect when the caller hung up while it ran (on hold
+#: for a slow look-up): the turn ends the call at the node that waited.
+HUNG_UP = {"hung_up": True}
+
+Perform = Callable[[act.Lookup, datetime], dict]
+#: Sends a text; answers ``{"status": "sent" | "failed", "error": ..., "sid": ...}``.
+SendSmsFn = Callable[[act.SendSms, datetime], dict]
+Effect = act.Lookup | act.SendSms
+
+
+@dataclass
+class Turn:
+    state: dict
+    actions: list
+    node_events: list
+
+
+
+def turn_steps(flow: Flow, state: dict | None, event: dict) -> Generator[Effect, dict, Turn]:
+    """Run ``event`` through the engine; yield each effect, receive its
+    answer (the payload of its result event), and return the :class:`Turn`."""
+    actions, node_events = [], []
+    for _ in range(MAX_LOOKUPS_PER_TURN + 1):
+        state, out, events = step(flow, state, event)
+        node_events.extend(events)
+        effects = [a for a in out if isinstance(a, act.EFFECTS)]
+        actions.extend(a for a in out if not isinstance(a, act.EFFECTS))
+        if not effects:
+            return Turn(state, fold_prompts(actions), node_events)
+        result = yield effects[0]
+        if result is HUNG_UP:
+            # The caller never heard what came after: the call ends where it waited.
+            state, _out, events = step(flow, state, {"type": "hangup", "now": event["now"],
+                                                     "detail": "hung up on hold"})
+            return Turn(state, [act.Hangup()], node_events + events)
+        event = {"type": _RESULT_EVENTS[type(effects[0])], "now": event["now"],
+                 "request_id": effects[0].request_id, **result}
+    state, out, events = step(flow, state, {"type": "error", "now": event["now"],
+                                            "message": "too many look-ups or texts in one turn"})
+    return Turn(state, fold_prompts(actions + out), node_events + events)
+
+
+def play_turn(flow: Flow, state: dict | None, event: dict, perform: Perform,
+              send_sms: SendSmsFn | None = None) -> Turn:
+    """Play a turn, performing effects with the blocking ``perform`` (look-ups)
+    and ``send_sms`` (texts; None: every text fails as not configured).
+
+    An effect that raises is answered as a failure, so the flow takes its
+    error or failed branch instead of the call failing.  The same loop as
+    :func:`play_turn_async`: with blocking performers it finishes at once.
+    """
+    played = defer.ensureDeferred(
+        play_turn_async(flow, state, event, perform, None, None, send_sms=send_sms))
+    outcome: list = []
+    played.addBoth(outcome.append)
+    if not outcome:
+        raise RuntimeError("a blocking performer returned a Deferred that has not fired")
+    if isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
+    return outcome[0]
+
+
+async def play_turn_async(flow: Flow, state: dict | None, event: dict, perform,
+                          clock, timeout: float | None, send_sms=None,
+                          caller_gone: Callable[[], defer.Deferred] | None = None) -> Turn:
+    """Play a turn whose effects may return Deferreds.
+
+    Each effect gets ``timeout`` seconds on ``clock`` (None: no limit); a
+    slow or failing one is answered as a failure so the caller goes down
+    the error (or failed) branch well before the provider gives up on the
+    request.  When ``caller_gone()`` (a Deferred, asked as each effect
+    answers) says the caller hung up before hearing the answer, the call
+    ends at the node that waited for the effect (see :data:`HUNG_UP`).
+    """
+    performers = _performers(perform, send_sms)
+    steps = turn_steps(flow, state, event)
+    answer = None
+    while True:
+        try:
+            effect = steps.send(answer)
+        except StopIteration as done:
+            return done.value
+        pending = defer.maybeDeferred(performers[type(effect)], effect, event["now"])
+        if timeout is not None:
+            pending.addTimeout(timeout, clock)
+        try:
+            answer = await pending
+        except Exception as error:  # noqa: BLE001 - timeouts and failures alike
+            answer = effect_failed(effect, error)
+        if caller_gone is not None and await caller_gone():
+            answer = HUNG_UP
+
+
+def _performers(perform, send_sms) -> dict:
+    return {act.Lookup: perform, act.SendSms: send_sms or sms_not_configured}
+
+
+def sms_not_configured(sms: act.SendSms, now: datetime) -> dict:
+    """The answer to every text when no sender is configured."""
+    return {"status": "failed", "sid": None, "error": "SMS not configured"}
+
+
+def effect_failed(effect, error: BaseException) -> dict:
+    """The answer of an effect whose performer raised or timed out."""
+    return sms_error(error) if isinstance(effect, act.SendSms) else lookup_error(error)
+
+
+def lookup_error(error: BaseException) -> dict:
+    """The answer of a look-up that failed: the flow's error branch."""
+    if isinstance(error, defer.TimeoutError):
+        return {"status": "error", "error": "timeout"}
+    return {"status": "error", "error": f"{type(error).__name__}: {error}"}
+
+
+def sms_error(error: BaseException) -> dict:
+    """The answer of a text that could not be sent: the flow's failed branch."""
+    return {**lookup_error(error), "status": "failed"}
+
+
+#: The event that carries each kind of effect's answer back to the engine.
+_RESULT_EVENTS = {act.Lookup: "lookup_result", act.SendSms: "sms_result"}
+
+
+def fold_prompts(actions: list) -> list:
+    """Move the prompts that come right before a Gather inside it, so the
+    caller can answer while they play (barge-in)."""
+    result: list = []
+    for action in actions:
+        if isinstance(action, act.Gather):
+            lead = []
+            while result and isinstance(result[-1], (act.Say, act.Play, act.Pause)):
+                lead.insert(0, result.pop())
+            if lead:
+                action = replace(action, prompts=tuple(lead) + action.prompts)
+        result.append(action)
+    return result

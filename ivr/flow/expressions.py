@@ -1,0 +1,66 @@
+"""Conditions and computed values in flows, evaluated in a Jinja2 sandbox.
+
+Flow authors write conditions as Jinja2 expressions (``order.status ==
+'delivered' and hour < 18``) and computed values as ``"{{ expression }}"``.
+Using Jinja2's own expression language keeps one syntax for prompts and
+logic, and its sandbox keeps flow files from reaching Python internals.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+
+from ivr.flow.sandbox import Sandbox
+
+_env = Sandbox(undefined=StrictUndefined)
+
+_WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.S)
+
+
+class ExpressionError(Exception):
+    """An expression is not valid Jinja2 syntax."""
+
+
+@lru_cache(maxsize=4096)
+def _compiled(source: str):
+    try:
+        return _env.compile_expression(source, undefined_to_none=False)
+    except TemplateSyntaxError as error:
+        raise ExpressionError(error.message) from None
+
+
+def evaluate(source: str, context: dict):
+    """Evaluate the expression ``source`` against ``context``.
+
+    An unknown variable raises ``jinja2.UndefinedError`` rather than being
+    silently false: a flow that tests a variable it never set is a bug.
+    """
+    return _compiled(source)(**context)
+
+
+def value(spec, context: dict):
+    """The value of a ``set:`` or look-up argument: ``"{{ expr }}"`` is
+    evaluated (keeping its type), anything else is taken literally."""
+    expression = value_expression(spec)
+    return spec if expression is None else evaluate(expression, context)
+
+
+def variables(source: str) -> set[str]:
+    """The variables an expression reads.  Raises :class:`ExpressionError`."""
+    try:
+        ast = _env.parse("{{ " + source + " }}")
+    except TemplateSyntaxError as error:
+        raise ExpressionError(error.message) from None
+    return meta.find_undeclared_variables(ast)
+
+
+def value_expression(spec) -> str | None:
+    """The expression inside a ``"{{ expr }}"`` value, or None for a literal."""
+    if isinstance(spec, str):
+        match = _WHOLE_EXPRESSION.match(spec)
+        if match:
+            return match.group("expr")
+    return None

@@ -1,0 +1,417 @@
+"""The checkers of a flow file's fields, and which fields each node kind has.
+
+A checker takes the builder, the field's YAML path and its value; it
+reports problems through the builder and returns the parsed value, or
+``_BAD`` when there is none."""
+
+from __future__ import annotations
+
+import re
+
+from ivr.flow import expressions, speech
+from ivr.flow.matching import normalise
+from ivr.flow.model import (
+    TRANSFER_CAUSES,
+    Choice,
+    PromptItem,
+    Retry,
+)
+
+#: What each look-up needs and which variables its answer sets.
+LOOKUPS = {
+    "order_by_number": {"args": {"number"}, "defaults": {}, "sets": {"order"}},
+    "orders_by_phone": {
+        "args": {"phone"}, "defaults": {"phone": "{{ caller }}"},
+        "sets": {"order", "orders", "count"},
+    },
+}
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+_KEY = re.compile(r"^[0-9*#]$")
+
+
+_LANGUAGE = re.compile(r"^[a-z]{2}-[A-Z]{2}$")
+
+
+#: A value that failed its check; the problem is already recorded.
+_BAD = object()
+
+
+#: The longest literal ``slot`` of a callback node.
+MAX_SLOT_LENGTH = 64
+
+
+def _type_name(value) -> str:
+    return {
+        bool: "a boolean", int: "a number", float: "a number", str: "text",
+        list: "a list", dict: "a mapping", type(None): "nothing",
+    }.get(type(value), type(value).__name__)
+
+
+def _expect(b, path, value, kind, wanted):
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    b.problem(path, f"expected {wanted}, found {_type_name(value)} {value!r}", "wrong-type")
+    return _BAD
+
+
+def text(b, path, value):
+    return _expect(b, path, value, str, "text")
+
+
+def flag(b, path, value):
+    return _expect(b, path, value, bool, "true or false")
+
+
+def count(b, path, value, minimum=0):
+    result = _expect(b, path, value, int, "a whole number")
+    if result is not _BAD and result < minimum:
+        b.problem(path, f"expected a whole number of at least {minimum}, found {result}", "wrong-value")
+        return _BAD
+    return result
+
+
+def positive(b, path, value):
+    return count(b, path, value, minimum=1)
+
+
+def name(b, path, value):
+    result = text(b, path, value)
+    if result is not _BAD and not _NAME.match(result):
+        b.problem(path, f"expected a name of letters, digits and '_', found {result!r}", "wrong-value")
+        return _BAD
+    return result
+
+
+def target(b, path, value):
+    result = text(b, path, value)
+    if result is not _BAD:
+        b.targets.append((path, result))
+    return result
+
+
+def reason(b, path, value):
+    result = text(b, path, value)
+    if result is not _BAD:
+        b.reasons_used.append((path, result))
+    return result
+
+
+def key(b, path, value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # YAML reads an unquoted 1 as a number
+    result = text(b, path, value)
+    if result is not _BAD and not _KEY.match(result):
+        b.problem(path, f"expected one key, 0-9, * or #, found {result!r}", "wrong-value")
+        return _BAD
+    return result
+
+
+def one_of(*allowed):
+    def check(b, path, value):
+        result = text(b, path, value)
+        if result is not _BAD and result not in allowed:
+            b.problem(path, f"expected one of {', '.join(allowed)}, found {result!r}", "wrong-value")
+            return _BAD
+        return result
+    return check
+
+
+def pattern(b, path, value):
+    result = text(b, path, value)
+    if result is _BAD:
+        return result
+    try:
+        re.compile(result)
+    except re.error as error:
+        b.problem(path, f"invalid pattern: {error}", "wrong-value")
+        return _BAD
+    return result
+
+
+def prompts(b, path, value):
+    """A prompt sequence: a template name, or a list of names, ``{play: url}``
+    and ``{pause: seconds}``."""
+    items = value if isinstance(value, list) else [value]
+    result = []
+    for i, item in enumerate(items):
+        at = path + (i,) if isinstance(value, list) else path
+        if isinstance(item, str):
+            b.prompt_refs.append((at, item))
+            result.append(PromptItem("prompt", item))
+        elif isinstance(item, dict) and len(item) == 1 and "play" in item:
+            url = text(b, at + ("play",), item["play"])
+            result.append(PromptItem("play", url))
+        elif isinstance(item, dict) and len(item) == 1 and "pause" in item:
+            result.append(PromptItem("pause", positive(b, at + ("pause",), item["pause"])))
+        else:
+            b.problem(at, "expected a prompt name, {play: URL} or {pause: seconds}, "
+                          f"found {_type_name(item)} {item!r}", "wrong-type")
+    return tuple(result)
+
+
+def prompt_list(b, path, value):
+    """One prompt sequence per attempt."""
+    if _expect(b, path, value, list, "a list with one prompt per attempt") is _BAD:
+        return _BAD
+    return tuple(prompts(b, path + (i,), item) for i, item in enumerate(value))
+
+
+def retry(b, path, value):
+    spec = b.fields(path, value, {"max": count, "say": prompt_list, "to": target})
+    if spec is _BAD:
+        return _BAD
+    return spec
+
+
+def words(b, path, value):
+    """Phrases per language: ``{fr-FR: [suivi, colis], en-US: [tracking]}``."""
+    if _expect(b, path, value, dict, "a mapping of language to a list of words") is _BAD:
+        return _BAD
+    result = {}
+    for lang, phrases in value.items():
+        b.languages_used.append((path + (lang,), lang))
+        if _expect(b, path + (lang,), phrases, list, "a list of words") is _BAD:
+            continue
+        # Kept as written: they are also the speech recogniser's hints.
+        result[lang] = tuple(
+            p for i, p in enumerate(phrases) if text(b, path + (lang, i), p) is not _BAD)
+    return result
+
+
+def labels(b, path, value):
+    """A text per language: ``{fr-FR: faire un retour, en-US: make a return}``."""
+    if _expect(b, path, value, dict, "a mapping of language to text") is _BAD:
+        return _BAD
+    result = {}
+    for lang, label in value.items():
+        b.languages_used.append((path + (lang,), lang))
+        if text(b, path + (lang,), label) is not _BAD:
+            result[lang] = label
+    return result
+
+
+def speech_settings(b, path, value):
+    """Thresholds of the speech matcher: ``{accept: 0.6, confirm: 0.3, margin: 0.3, confidence: 0.5}``."""
+    if _expect(b, path, value, dict, "a mapping of " + ", ".join(speech.Settings.FIELDS)) is _BAD:
+        return _BAD
+    result = {}
+    for field_name, number in value.items():
+        if field_name not in speech.Settings.FIELDS:
+            b.problem(path + (field_name,), f"unknown field {field_name!r}; expected one of "
+                      f"{', '.join(speech.Settings.FIELDS)}", "unknown-field", at_key=True)
+        elif (isinstance(number, bool) or not isinstance(number, (int, float))
+              or not 0 <= number <= 1):
+            b.problem(path + (field_name,), f"expected a number from 0 to 1, found {number!r}",
+                      "wrong-value")
+        else:
+            result[field_name] = float(number)
+    return result
+
+
+def assignments(b, path, value):
+    if _expect(b, path, value, dict, "a mapping of variable to value") is _BAD:
+        return _BAD
+    result = []
+    for variable, spec in value.items():
+        if name(b, path + (variable,), variable) is _BAD:
+            continue
+        b.defined.add(variable)
+        b.add_value_expression(path + (variable,), spec)
+        if variable == "lang" and expressions.value_expression(spec) is None:
+            b.languages_used.append((path + (variable,), spec))
+        result.append((variable, spec))
+    return tuple(result)
+
+
+def choices(b, path, value):
+    if _expect(b, path, value, list, "a list of choices") is _BAD:
+        return _BAD
+    result, seen_keys, seen_words = [], {}, {}
+    for i, item in enumerate(value):
+        at = path + (i,)
+        spec = b.fields(at, item, {
+            "key": key, "words": words, "to": target, "set": assignments,
+            "reason": reason, "confirms": flag, "examples": words, "label": labels,
+        }, required=("to",))
+        if spec is _BAD:
+            continue
+        if "key" not in spec and "words" not in spec:
+            b.problem(at, "a choice needs a key, words or both", "missing-field")
+        choice_key = spec.get("key")
+        if choice_key in seen_keys:
+            b.problem(at + ("key",), f"key {choice_key} is already used by choice "
+                      f"{seen_keys[choice_key] + 1} of this menu", "duplicate-key")
+        elif choice_key is not None:
+            seen_keys[choice_key] = i
+        for lang, phrases in spec.get("words", {}).items():
+            for phrase in map(normalise, phrases):
+                if (lang, phrase) in seen_words:
+                    b.problem(at + ("words", lang), f"word {phrase!r} ({lang}) is already used by "
+                              f"choice {seen_words[lang, phrase] + 1} of this menu", "duplicate-key")
+                seen_words.setdefault((lang, phrase), i)
+        result.append(Choice(
+            key=choice_key, words=spec.get("words", {}), to=spec["to"],
+            assign=spec.get("set", ()), reason=spec.get("reason"),
+            confirms=spec.get("confirms", False),
+            examples=spec.get("examples", {}), label=spec.get("label", {}),
+        ))
+    return tuple(result)
+
+
+def conditions(b, path, value):
+    if _expect(b, path, value, list, "a list of {if: condition, to: node}") is _BAD:
+        return _BAD
+    result = []
+    for i, item in enumerate(value):
+        spec = b.fields(path + (i,), item, {"if": text, "to": target}, required=("if", "to"))
+        if spec is not _BAD:
+            b.expressions.append((path + (i, "if"), spec["if"]))
+            result.append((spec["if"], spec["to"]))
+    return tuple(result)
+
+
+def lookup_args(b, path, value):
+    if _expect(b, path, value, dict, "a mapping of argument to value") is _BAD:
+        return _BAD
+    for argument, spec in value.items():
+        b.add_value_expression(path + (argument,), spec)
+    return dict(value)
+
+
+def sms_text(b, path, value):
+    """The template of a text message: one prompt name, rendered as plain text."""
+    if not isinstance(value, str):
+        b.problem(path, "expected the name of the text message's template (e.g. sms_tracking for "
+                  f"prompts/<language>/sms_tracking.j2), found {_type_name(value)} {value!r}",
+                  "wrong-type")
+        return _BAD
+    b.prompt_refs.append((path, value))
+    return value
+
+
+def sms_to(b, path, value):
+    """Who gets a text: an E.164 number or an expression ("{{ callback_number }}")."""
+    wanted = 'an E.164 number in quotes such as "+33612345678", or an expression such as ' \
+             '"{{ callback_number }}"'
+    if not isinstance(value, str):
+        b.problem(path, f"expected {wanted}, found {_type_name(value)} {value!r}", "wrong-type")
+        return _BAD
+    if expressions.value_expression(value) is not None:
+        b.add_value_expression(path, value)
+    elif not _E164.match(value):
+        b.problem(path, f"expected {wanted}, found {value!r}", "wrong-value")
+        return _BAD
+    return value
+
+
+def callback_slot(b, path, value):
+    """When the caller would like to be called back: a literal such as
+    ``morning``, or an expression (``"{{ slot }}"``)."""
+    wanted = 'a slot such as morning, or an expression such as "{{ slot }}"'
+    if not isinstance(value, str):
+        b.problem(path, f"expected {wanted}, found {_type_name(value)} {value!r}", "wrong-type")
+        return _BAD
+    if expressions.value_expression(value) is not None:
+        b.add_value_expression(path, value)
+        return value
+    if not value.strip():
+        problem = f"expected {wanted}, found {value!r}"
+    elif "{{" in value or "}}" in value:
+        # Text around an expression would be stored as written, braces included.
+        problem = f'expected {wanted}: one whole expression, with no text around it, found {value!r}'
+    elif len(value) > MAX_SLOT_LENGTH:
+        problem = f"expected a slot of at most {MAX_SLOT_LENGTH} characters, found {len(value)}"
+    else:
+        return value
+    b.problem(path, problem, "wrong-value")
+    return _BAD
+
+
+def destination(b, path, value):
+    """Where a transfer rings: exactly one of number, sip or queue."""
+    if _expect(b, path, value, dict, "{number: +33…}, {sip: sip:…} or {queue: name}") is _BAD:
+        return _BAD
+    kinds = [k for k in value if k in ("number", "sip", "queue")]
+    for k in value:
+        if k not in ("number", "sip", "queue"):
+            b.problem(path + (k,), f"unknown destination {k!r}; expected number, sip or queue",
+                      "unknown-field", at_key=True)
+    if len(kinds) != 1:
+        b.problem(path, "expected exactly one of number, sip or queue", "wrong-value")
+        return _BAD
+    kind = kinds[0]
+    address = text(b, path + (kind,), value[kind])
+    if address is _BAD:
+        return _BAD
+    problems = {
+        "number": None if _E164.match(address) else "expected an E.164 number such as +33123456789",
+        "sip": None if address.startswith("sip:") and len(address) < 200
+        else "expected a SIP URI such as sip:support@pbx.example.com",
+        "queue": None if 0 < len(address) <= 64 else "expected a queue name of 1 to 64 characters",
+    }
+    if problems[kind]:
+        b.problem(path + (kind,), f"{problems[kind]}, found {address!r}", "wrong-value")
+        return _BAD
+    return (kind, address)
+
+
+_COMMON = {"kind": text, "description": text, "reason": reason, "resolves": flag}
+
+
+_SAY = {"say": prompts}
+
+
+_GATHER = {"say": prompts, "reprompt": prompt_list, "timeout": positive,
+           "no_input": retry, "no_match": retry}
+
+
+#: Per kind: its own fields, and the fields it cannot do without.
+NODE_FIELDS = {
+    "say": ({**_SAY, "next": target}, ("say", "next")),
+    "menu": ({"choices": choices, "input": one_of("dtmf", "speech", "dtmf speech"),
+              "speech": speech_settings, **_GATHER},
+             ("say", "choices")),
+    "input": ({"min": positive, "max": positive, "finish_on": one_of("#", "*", ""),
+               "pattern": pattern, "save_as": name, "confirm": prompts,
+               "sensitive": flag, "next": target, **_GATHER},
+              ("say", "save_as", "next")),
+    "set": ({"set": assignments, "next": target}, ("set", "next")),
+    "branch": ({"when": conditions, "else": target}, ("when", "else")),
+    "lookup": ({**_SAY, "find": one_of(*LOOKUPS), "with": lookup_args, "found": target,
+                "many": target, "not_found": target, "error": target},
+               ("find", "found", "not_found")),
+    "sms": ({**_SAY, "text": sms_text, "to": sms_to, "next": target, "failed": target},
+            ("text", "next")),
+    "hours": ({"calendar": text, "open": target, "closed": target},
+              ("calendar", "open", "closed")),
+    "transfer": ({**_SAY, "to": destination, "timeout": positive, "caller_id": text,
+                  "cause": one_of(*TRANSFER_CAUSES), "no_answer": target},
+                 ("to",)),
+    "record": ({**_SAY, "max_length": positive, "finish_on": text, "next": target}, ("say",)),
+    "callback": ({"ask_number": prompts, "save_as": name, "slot": callback_slot, "next": target,
+                  **_GATHER},
+                 ("say", "ask_number", "next")),
+    "hangup": (_SAY, ()),
+}
+
+
+_FLOW_FIELDS = {
+    "flow": name, "description": text, "languages": None, "language": None,
+    "voices": None, "timezone": text, "start": target, "human": target,
+    "escape": None, "defaults": None, "limits": None, "reasons": None,
+    "hours": None, "vars": None, "nodes": None, "ask_reason": target,
+    "speech": speech_settings,
+}
+
+
+def _retry(spec, default: Retry = Retry(max=2)) -> Retry:
+    """A retry policy: what ``spec`` sets, the rest from ``default``."""
+    return Retry(max=spec.get("max", default.max), say=spec.get("say", default.say),
+                 to=spec.get("to", default.to))

@@ -1,0 +1,411 @@
+"""What the caller hears: Jinja2 prompt templates, one file per prompt per
+language, laid out as ``<root>/<lang>/<name>.j2``.
+
+A rendered prompt is the body of a TwiML ``<Say>``: an XML fragment whose
+text is escaped and which may carry SSML elements written literally in the
+template (``<break time="500ms"/>``).  Hence autoescaping: order data is
+data, and an ``&`` or ``<`` in a carrier name must never break the TwiML.
+
+Templates are written by people who are not necessarily developers, so
+they run in a sandbox, and an unknown variable is an error
+(``StrictUndefined``) rather than a silent gap in what the caller hears.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from babel import Locale
+from babel.core import UnknownLocaleError
+from jinja2 import meta, nodes
+from jinja2.exceptions import SecurityError
+from markupsafe import Markup
+
+from ivr.flow.prompt_filters import _filters
+from ivr.flow.sandbox import RenderBudget, RenderBudgetExceeded, Sandbox
+
+__all__ = ["FIXED_SERVER_PROMPTS", "PromptError", "PromptLibrary", "PromptProblem",
+           "SERVER_PROMPTS"]
+
+SUFFIX = ".j2"
+
+#: Prompts the server says in every flow without the flow naming them,
+#: and the variables each may read.  Every language of a flow must have
+#: them (lint says which is missing): none falls back to another language.
+SERVER_PROMPTS = {
+    "hold": frozenset(),  # a look-up is slow: "one moment"
+    "failsafe_apology": frozenset(),  # something failed: sorry, here is a person
+    "agent_whisper": frozenset({"reason", "order"}),  # the agent hears why the caller calls
+}
+#: Of those, the ones rendered once, when the flow loads, and kept as
+#: text: the fail-safe must not depend on a template when things fail.
+FIXED_SERVER_PROMPTS = ("hold", "failsafe_apology")
+
+
+class PromptError(Exception):
+    """A prompt could not be found, parsed or rendered.
+
+    ``line`` is the 1-based line in the template, or ``None`` when the
+    problem is not tied to a line (missing template, bad name…).
+    """
+
+    def __init__(self, lang: str, name: str, message: str, line: int | None = None,
+                 kind: str = "error"):
+        self.lang = lang
+        self.name = name
+        self.message = message
+        self.line = line
+        #: What went wrong while rendering: "undefined" (a variable or field
+        #: that is not there), "budget" (over the render budget or a
+        #: sandbox bound), "unsafe" (refused by the sandbox), or "error"
+        #: (anything else).
+        self.kind = kind
+        where = f"{lang}/{name}{SUFFIX}" + (f":{line}" if line else "")
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class PromptProblem:
+    """One finding of :meth:`PromptLibrary.check`, in a linter's shape."""
+
+    path: Path
+    line: int  # 1-based
+    column: int  # 1-based, 1 when unknown
+    message: str
+    code: str  # "prompt-syntax" | "unknown-variable" | "prompt-unsafe"
+
+
+class PromptLibrary:
+    """The prompt templates under ``root``, one sub-folder per language."""
+
+    def __init__(self, root: Path, sources: dict[tuple[str, str], str] | None = None,
+                 budget: RenderBudget = RenderBudget()):
+        self.root = Path(root)
+        #: When set, the templates are these texts, keyed by (lang, name),
+        #: and the files under ``root`` are never read again.
+        self.sources = sources
+        #: What each render may spend (see ``ivr.flow.sandbox``).
+        self.budget = budget
+        self._envs: dict[tuple[str, bool], Sandbox] = {}
+        #: Compiled templates of an in-memory library, which never changes.
+        self._templates: dict[tuple[str, str, bool], jinja2.Template] = {}
+        #: Of those, the ones that read no variable, and what they say.
+        self._fixed: set[tuple[str, str, bool]] = set()
+        self._said: dict[tuple[str, str, bool], str] = {}
+
+    def snapshot(self, prompts) -> "PromptLibrary":
+        """A library holding just ``prompts`` ((lang, name) pairs) in memory.
+
+        A flow version keeps one, so a call in progress goes on with the
+        prompts it started with even when the files change.
+        """
+        return PromptLibrary(
+            self.root,
+            {(lang, name): self.source(lang, name).decode("utf-8") for lang, name in prompts},
+            self.budget,
+        )
+
+    # --- Where the templates are ------------------------------------------
+
+    def languages(self) -> list[str]:
+        """The languages that have a folder under the root, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+        )
+
+    def path(self, lang: str, name: str) -> Path:
+        """Where the template for prompt ``name`` in ``lang`` lives (it may not exist)."""
+        _check_name(lang, name)
+        return self.root / lang / f"{name}{SUFFIX}"
+
+    def exists(self, lang: str, name: str) -> bool:
+        """Whether prompt ``name`` has a template in ``lang``."""
+        try:
+            path = self.path(lang, name)
+        except PromptError:
+            return False
+        if self.sources is not None:
+            return (lang, name) in self.sources
+        return path.is_file()
+
+    def source(self, lang: str, name: str) -> bytes:
+        """The template's raw bytes, e.g. to hash into a flow's version."""
+        path = self.path(lang, name)
+        if self.sources is not None and (lang, name) in self.sources:
+            return self.sources[lang, name].encode("utf-8")
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise PromptError(lang, name, f"no such prompt ({path})") from exc
+
+    # --- Rendering ----------------------------------------------------------
+
+    def render(self, lang: str, name: str, context: dict) -> str:
+        """Render prompt ``name`` in ``lang``: an escaped XML fragment for ``<Say>``.
+
+        Runs of whitespace (the template's layout) become single spaces.
+        Raises :class:`PromptError` for a missing template, a syntax error,
+        an unknown variable or field, a failing filter, or a render over
+        :attr:`budget` (which stops the render, however it loops).
+        """
+        return self._say(lang, name, context, False, lambda text: " ".join(text.split()))
+
+    def render_text(self, lang: str, name: str, context: dict) -> str:
+        """Render prompt ``name`` in ``lang`` as plain text, for a text message.
+
+        Nothing is XML-escaped (a text message is not TwiML: "&" must stay
+        "&"), and filters give plain text too.  Line breaks are kept; runs
+        of spaces become one and blank lines go.  A value that is none is
+        an error rather than the word "None" in the caller's message.
+        Raises :class:`PromptError` as :meth:`render` does.
+        """
+        return self._say(lang, name, context, True, _lines_of_words)
+
+    def _say(self, lang: str, name: str, context: dict, plain: bool, fold) -> str:
+        """What the template says, its layout folded by ``fold``; kept when
+        the template reads no variable (it never changes: the library is in
+        memory, the sandbox pure), as the menus every caller hears do."""
+        key = (lang, name, plain)
+        said = self._said.get(key)
+        if said is None:
+            said = fold(self._render(lang, name, context, plain))
+            if key in self._fixed:
+                self._said[key] = said
+        return said
+
+    def _render(self, lang: str, name: str, context: dict, plain: bool) -> str:
+        template = self._templates.get((lang, name, plain))
+        if template is None:
+            template = self._template(lang, name, plain)
+        try:
+            return template.environment.metered(lambda: template.render(context), self.budget)
+        except Exception as exc:  # a prompt that fails must never reach the caller half-said
+            raise PromptError(
+                lang, name, f"{type(exc).__name__}: {exc}", _template_line(exc, template.filename),
+                failure_kind(exc),
+            ) from exc
+
+    def _template(self, lang: str, name: str, plain: bool) -> jinja2.Template:
+        """The compiled template; kept when the library is in memory (a
+        file-based one lets Jinja see edits to the files)."""
+        env = self._env(lang, name, plain)
+        try:
+            template = env.get_template(f"{name}{SUFFIX}")
+        except jinja2.TemplateNotFound as exc:
+            raise PromptError(lang, name, f"no such prompt ({self.path(lang, name)})") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise PromptError(lang, name, exc.message or str(exc), exc.lineno) from exc
+        if self.sources is not None:
+            self._templates[lang, name, plain] = template
+            if _says_the_same_every_time(env.parse(self.sources[lang, name])):
+                self._fixed.add((lang, name, plain))
+        return template
+
+    # --- Static checks (for the flow linter) --------------------------------
+
+    def is_notice(self, lang: str, name: str, notice: str = "recording") -> bool:
+        """Whether the template is marked as giving ``notice`` (a comment
+        ``{# notice: recording #}``): it tells the caller, say, that their
+        message is recorded.  False for a missing template."""
+        try:
+            source = self.source(lang, name).decode("utf-8", "replace")
+        except PromptError:
+            return False
+        return re.search(rf"\{{#-?\s*notice:\s*{re.escape(notice)}\b", source) is not None
+
+    def variables(self, lang: str, name: str) -> set[str]:
+        """The variables the template reads from its context."""
+        env = self._env(lang, name)
+        source, filename = self._read(env, lang, name)
+        try:
+            # find_undeclared_variables runs the compiler: it also fails on
+            # an unknown filter, which is a syntax error for our purpose.
+            return set(meta.find_undeclared_variables(env.parse(source, name, filename)))
+        except jinja2.TemplateSyntaxError as exc:
+            raise PromptError(lang, name, exc.message or str(exc), exc.lineno) from exc
+
+    def check(self, lang: str, name: str, known_variables: set[str]) -> list[PromptProblem]:
+        """Find problems without rendering: syntax errors (including unknown
+        filters) and variables that are not in ``known_variables``.
+
+        A missing template raises :class:`PromptError`.
+        """
+        env = self._env(lang, name)
+        path = self.path(lang, name)
+        source, filename = self._read(env, lang, name)
+        try:
+            ast = env.parse(source, name, filename)
+            # This compiles (never renders) the template, so an unknown
+            # filter or test surfaces here too, as a syntax error.
+            undeclared = meta.find_undeclared_variables(ast)
+        except jinja2.TemplateSyntaxError as exc:
+            return [PromptProblem(path, exc.lineno or 1, 1, exc.message or str(exc), "prompt-syntax")]
+
+        problems = [
+            PromptProblem(path, line, 1, f"'{attr}' is private: templates cannot reach it",
+                          "prompt-unsafe")
+            for line, attr in _private_names(ast)
+        ]
+        for var in sorted(undeclared - set(known_variables)):
+            line = min(
+                (n.lineno for n in ast.find_all(nodes.Name) if n.name == var and n.ctx == "load"),
+                default=1,
+            )
+            column = _column_of(source, var, line)
+            problems.append(
+                PromptProblem(path, line, column, f"unknown variable '{var}'", "unknown-variable")
+            )
+        problems.sort(key=lambda p: (p.line, p.column, p.message))
+        return problems
+
+    # --- Internals ---------------------------------------------------------
+
+    def _read(self, env: Sandbox, lang: str, name: str) -> tuple[str, str]:
+        try:
+            source, filename, _ = env.loader.get_source(env, f"{name}{SUFFIX}")
+        except jinja2.TemplateNotFound as exc:
+            raise PromptError(lang, name, f"no such prompt ({self.path(lang, name)})") from exc
+        return source, filename
+
+    def _env(self, lang: str, name: str, plain: bool = False) -> Sandbox:
+        """The sandbox for ``lang``: XML-escaping for speech, or ``plain``
+        text for text messages (same loader, filters and strictness)."""
+        _check_name(lang, name)
+        env = self._envs.get((lang, plain))
+        if env is None:
+            try:
+                locale = Locale.parse(lang.replace("-", "_"))
+            except (UnknownLocaleError, ValueError) as exc:
+                raise PromptError(lang, name, f"unknown language {lang!r}") from exc
+            if self.sources is None:
+                loader = jinja2.FileSystemLoader(self.root / lang)
+            else:
+                loader = jinja2.DictLoader({
+                    f"{n}{SUFFIX}": text for (l, n), text in self.sources.items() if l == lang})
+            env = Sandbox(
+                loader=loader,
+                autoescape=not plain,
+                undefined=jinja2.StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                finalize=_no_none if plain else None,
+            )
+            filters = _filters(locale)
+            if plain:
+                filters = {n: _unescaped(f) for n, f in filters.items()}
+            env.filters.update(filters)
+            self._envs[lang, plain] = env
+        return env
+
+
+def _private_names(ast: nodes.Template):
+    """(line, name) of each private attribute a template names, however it
+    names it: ``x.__class__``, ``x['__class__']``, ``x|attr('__class__')``.
+    The sandbox refuses them when they run; naming one is refused at lint,
+    even where no sample reaches."""
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        if isinstance(node, nodes.Getattr):
+            names = [node.attr]
+        elif isinstance(node, nodes.Getitem):
+            names = [node.arg.value] if isinstance(node.arg, nodes.Const) else []
+        else:
+            names = [a.value for a in node.args if node.name == "attr" and isinstance(a, nodes.Const)]
+        for name in names:
+            if isinstance(name, str) and name.startswith("_"):
+                yield node.lineno, name
+
+
+def failure_kind(exc: Exception) -> str:
+    """:attr:`PromptError.kind` for what a render (or an expression) raised."""
+    if isinstance(exc, RenderBudgetExceeded):
+        return "budget"
+    if isinstance(exc, SecurityError):
+        return "unsafe"
+    if isinstance(exc, jinja2.UndefinedError):
+        return "undefined"
+    return "error"
+
+
+def _lines_of_words(text: str) -> str:
+    """A text message's layout: each line's words, blank lines left out."""
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _says_the_same_every_time(ast: nodes.Template) -> bool:
+    """Whether a template's output is fixed: it reads no name at all (no
+    variable, and no global such as ``lipsum``, which
+    ``find_undeclared_variables`` does not report) and draws nothing at
+    random."""
+    if next(ast.find_all(nodes.Name), None) is not None:
+        return False
+    return all(f.name != "random" for f in ast.find_all(nodes.Filter))
+
+
+def _no_none(value):
+    """Plain-text templates: a value that is none fails, as filters do."""
+    if value is None:
+        raise ValueError("no value (None)")
+    return value
+
+
+def _unescaped(filter_):
+    """``filter_`` giving plain text: filters escape for XML, which a text
+    message must not be."""
+    def plain(*args, **kwargs):
+        result = filter_(*args, **kwargs)
+        return result.unescape() if isinstance(result, Markup) else result
+    return plain
+
+
+def _check_name(lang: str, name: str) -> None:
+    # Names come from flow files: keep them inside the library's root.
+    if not lang or "/" in lang or "\\" in lang or lang in (".", ".."):
+        raise PromptError(lang, name, f"invalid language {lang!r}")
+    parts = name.split("/")
+    if "\\" in name or any(p in ("", ".", "..") for p in parts):
+        raise PromptError(lang, name, f"invalid prompt name {name!r}")
+
+
+def _template_line(exc: BaseException, filename: str | None) -> int | None:
+    """The template line where a render error happened.
+
+    Jinja rewrites tracebacks so that template code shows up as frames whose
+    file is the template; the innermost such frame is the failing line.
+    """
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if filename and tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _column_of(source: str, var: str, line: int) -> int:
+    """1-based column of ``var`` on ``line``, looking only inside ``{{ }}`` /
+    ``{% %}`` so that the same word in the spoken text is not taken for it."""
+    lines = source.splitlines()
+    if not 1 <= line <= len(lines):
+        return 1
+    text = lines[line - 1]
+    word = re.compile(rf"(?<![\w.]){re.escape(var)}(?!\w)")
+    for span in re.finditer(r"\{\{.*?(?:\}\}|$)|\{%.*?(?:%\}|$)", text):
+        m = word.search(text, span.start(), span.end())
+        if m:
+            return m.start() + 1
+    return 1
+
+
+# --- Filters -----------------------------------------------------------------
+#
+# Every filter takes its value as plain text (unescaping Markup it may be
+# given), and returns Markup that it escaped itself: the output is safe to
+# put in TwiML whatever the data held, and is never escaped twice.
+
+

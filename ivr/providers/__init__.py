@@ -1,0 +1,1 @@
+"""What each telephony provider speaks, one subpackage per provider."""

@@ -1,0 +1,1 @@
+"""Twilio: actions rendered as TwiML, request signatures, webhook fields."""

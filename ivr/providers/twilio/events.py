@@ -1,0 +1,95 @@
+"""What Twilio's webhook fields say: the engine event of a turn, the call's
+end by the provider's clock, and counts sent as text."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from zoneinfo import ZoneInfo
+
+#: Enqueue action results (Twilio's ``QueueResult``) after which the call
+#: is over as far as the flow is concerned: an agent took it, or the
+#: caller hung up while waiting (abandoned in the queue, still a transfer).
+#: The others (``queue-full``, ``error``, ``system-error``, ``leave``,
+#: ``redirected``) mean nobody took the call: the flow's ``no_answer``.
+_QUEUE_ENDED = ("bridged", "bridging-in-process", "redirected-from-bridged", "hangup")
+
+
+def _count(value: str | None) -> int | None:
+    """A provider's count (sequence number, duration): ASCII digits, at
+    most nine of them, else None (``str.isdigit`` takes "²")."""
+    if value and len(value) <= 9 and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+#: How far a provider's end-of-call time may be ahead of our clock (clock
+#: skew) before it is taken for garbage.
+END_SKEW = timedelta(minutes=5)
+
+
+def provider_end(params: dict, state: dict, received: datetime) -> datetime | None:
+    """When the call ended, by the provider's end-of-call notice: the
+    call's start plus ``CallDuration`` (seconds), else its ``Timestamp``
+    (RFC 2822).  A value missing, garbled, before our last webhook or
+    after the notice arrived (beyond :data:`END_SKEW`) is passed over;
+    None when neither is usable."""
+    last = datetime.fromisoformat(state["now"])
+    # Added in UTC: "+" on a local time misses a change of clocks.
+    latest = received.astimezone(ZoneInfo("UTC")) + END_SKEW
+    duration = _count(params.get("CallDuration"))
+    candidates = [_rfc2822(params.get("Timestamp"))]
+    if duration is not None:
+        candidates.insert(0, datetime.fromisoformat(state["started_at"]) + timedelta(seconds=duration))
+    for moment in candidates:
+        if moment is not None and last <= moment <= latest:
+            return moment
+    return None
+
+
+def _rfc2822(text: str | None) -> datetime | None:
+    """A time such as ``Tue, 24 Nov 2026 09:05:03 +0000``; None if it is not one."""
+    try:
+        moment = parsedate_to_datetime((text or "").strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment is None:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def event_from(params: dict, state: dict) -> dict:
+    """The engine event a webhook carries, given what the call waits for."""
+    waiting = state.get("waiting")
+    if waiting == "dial":
+        queue_result = params.get("QueueResult")
+        status = params.get("DialCallStatus") or _queue_status(queue_result)
+        event = {"type": "dial_result", "status": status or "failed"}
+        if queue_result is not None:
+            event.update(queue_result=queue_result, queue_seconds=_count(params.get("QueueTime")))
+        return event
+    if waiting == "record":
+        return {"type": "recorded", "url": params.get("RecordingUrl"),
+                "duration": params.get("RecordingDuration")}
+    if params.get("Digits") and params["Digits"] != "hangup":
+        return {"type": "digits", "digits": params["Digits"]}
+    if params.get("SpeechResult"):
+        return {"type": "speech", "text": params["SpeechResult"],
+                "confidence": _confidence(params.get("Confidence"))}
+    return {"type": "silence"}
+
+
+def _queue_status(result: str | None) -> str | None:
+    """An Enqueue action's QueueResult, as a dial status."""
+    if result is None:
+        return None
+    return "completed" if result in _QUEUE_ENDED else "failed"
+
+
+def _confidence(value) -> float | None:
+    """The recogniser's confidence in 0..1, or None when it sent none (or nonsense)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0.0 <= number <= 1.0 else None

@@ -1,0 +1,2 @@
+"""Reading the call log: analytics queries, the flow graph, charts and
+``ivr-report``."""

@@ -1,0 +1,417 @@
+"""``ivr-report``: deflection figures from the call log, for people and scripts.
+
+A thin layer over :mod:`ivr.reports.analytics`: it opens the log read-only, turns
+options into :class:`~ivr.reports.analytics.Filters` and
+:class:`~ivr.reports.analytics.Costs`, and prints the rows as a table (people),
+CSV or JSON (scripts).  Library errors become one-line messages and exit
+code 1.
+
+A new subcommand takes ``@report_options`` (``--db``, the period and
+flow filters, ``--format``), opens the log with :func:`ivr.reports.output.open_log` and
+prints with :func:`ivr.reports.output.emit`.
+
+Output formats.  ``table``: aligned columns, rates as ``62.5 %``, money
+with its currency.  ``csv``: one flat row per API row (the transfer
+causes as ``cause_<name>`` columns).  ``json``: the API's rows as they
+are, except money (a ``Decimal``), written as a string ("1234.50") so no
+cent is lost to floating point; rates are numbers between 0 and 1, or
+null when there were no calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+
+import click
+
+from ivr.flow.model import TRANSFER_CAUSES
+from ivr.reports import analytics
+from ivr.reports.output import as_json, count, emit, money, open_log, percent, table
+from ivr.reports.queries import Costs, Filters, ReportError
+
+FORMATS = ("table", "csv", "json")
+
+BY_HELP = f"Group the figures by one of: {', '.join(analytics.DIMENSIONS)}."
+
+
+# --- options -------------------------------------------------------------------
+
+
+class _Money(click.ParamType):
+    """An amount of money, exact (a Decimal), not negative."""
+
+    name = "AMOUNT"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Decimal):
+            return value
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            self.fail(f"{value!r} is not an amount like 3.00", param, ctx)
+        if not amount.is_finite() or amount < 0:
+            self.fail(f"{value!r} is not an amount like 3.00", param, ctx)
+        return amount
+
+
+MONEY = _Money()
+
+
+def report_options(command=None, *, flow: bool = True):
+    """The options every report shares: --db, --since, --until, [--flow],
+    --version, --format."""
+    def decorate(f):
+        options = [
+            click.option("--db", "db_path", default="ivr.db", show_default=True,
+                         type=click.Path(dir_okay=False),
+                         help="The call log the server writes (opened read-only)."),
+            click.option("--since", default=None,
+                         help="First day or local time included, e.g. 2026-11-01 or 2026-11-01T09:00."),
+            click.option("--until", default=None,
+                         help="Day or local time the period ends, excluded, e.g. 2026-12-01."),
+        ]
+        if flow:
+            options.append(click.option("--flow", default=None, help="Only the calls of this flow."))
+        options += [
+            click.option("--version", "version", default=None,
+                         help="Only this flow version (a prefix is enough)."),
+            click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+                         show_default=True, help="table for people, csv or json for scripts."),
+        ]
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorate(command) if command is not None else decorate
+
+
+def cost_options(f):
+    """--by and what the cost saved and the repeats are computed with."""
+    options = [
+        click.option("--by", default=None, metavar="DIMENSION", help=BY_HELP),
+        click.option("--agent-cost", default="3.00", show_default=True, type=MONEY,
+                     help="What a call handled by an agent costs."),
+        click.option("--ivr-cost-per-minute", default="0.02", show_default=True, type=MONEY,
+                     help="What a minute with the IVR costs (telephony and speech)."),
+        click.option("--currency", default="EUR", show_default=True, help="Currency of the costs."),
+        click.option("--repeat-window", default=24.0, show_default=True, metavar="HOURS",
+                     type=click.FloatRange(min=0, min_open=True),
+                     help="A self-served call followed within this many hours by a call from the "
+                          "same caller for the same reason is not counted as deflected."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _filters(since, until, flow, version) -> Filters:
+    return Filters(since=since or None, until=until or None, flow=flow or None, version=version or None)
+
+
+def _costs(agent_cost, ivr_cost_per_minute, currency) -> Costs:
+    return Costs(agent_per_call=agent_cost, ivr_per_minute=ivr_cost_per_minute, currency=currency)
+
+
+def _check_by(by: str | None) -> None:
+    if by is not None and by not in analytics.DIMENSIONS:
+        raise click.ClickException(f"unknown --by {by!r}: expected one of {', '.join(analytics.DIMENSIONS)}")
+
+
+def reporting(f):
+    """Turn the library's errors into one-line messages (exit code 1)."""
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except ReportError as error:
+            raise click.ClickException(str(error)) from None
+        except sqlite3.DatabaseError as error:
+            raise click.ClickException(f"cannot read the call log: {error}") from None
+    return wrapper
+
+
+# --- commands ------------------------------------------------------------------
+
+
+@click.group()
+def main():
+    """Deflection figures from the IVR call log: what the IVR answers,
+    what goes to agents and why, where callers give up.
+
+    Definitions: docs/deflection.md.
+
+    \b
+    Example:
+        ivr-report summary --db ivr.db --since 2026-11-01 --by reason
+    """
+
+
+@main.command()
+@report_options
+@cost_options
+@reporting
+def summary(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_per_minute,
+            currency, repeat_window):
+    """Calls, outcomes, transfer causes, deflection and cost saved; how
+    transfers went at the agents' end (answered, abandoned in the queue).
+
+    Ongoing calls are left out.  Days and hours are the flow's local time.
+
+    \b
+    Example:
+        ivr-report summary --db ivr.db --since 2026-11-01 --until 2026-12-01 --by day
+    """
+    _check_by(by)
+    filters = _filters(since, until, flow, version)
+    costs = _costs(agent_cost, ivr_cost_per_minute, currency)
+    db = open_log(db_path)
+    try:
+        rows = analytics.summary(db, filters, by, costs=costs,
+                                 repeat_window=timedelta(hours=repeat_window))
+    finally:
+        db.close()
+    emit(rows, fmt, lambda: summary_table(rows, by, filters, costs, repeat_window), summary_csv_row)
+
+
+@main.command()
+@click.argument("flow")
+@report_options(flow=False)
+@reporting
+def funnel(flow, db_path, since, until, version, fmt):
+    """Per node of a flow version: calls that reached it, and where they
+    left (hung up, transferred, ended) or went on; the worst drop-off first.
+
+    Without --version, the flow's latest version that has calls.
+
+    \b
+    Example:
+        ivr-report funnel post_sale --db ivr.db --since 2026-11-01
+    """
+    filters = _filters(since, until, None, None)
+    db = open_log(db_path)
+    try:
+        chosen = analytics.funnel_version(db, flow, version, filters)
+        rows = analytics.funnel(db, flow, chosen, filters)
+    finally:
+        db.close()
+    if fmt == "json":
+        click.echo(as_json({"flow": flow, "version": chosen, "nodes": rows}))
+    else:
+        emit(rows, fmt, lambda: funnel_table(rows, flow, chosen, filters),
+             lambda row: {"flow": flow, "version": chosen, **row})
+
+
+@main.command()
+@report_options
+@cost_options
+@reporting
+def reasons(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_per_minute,
+            currency, repeat_window):
+    """Contact reasons ranked by volume, with their deflection rank.
+
+    With --by, the reasons of each flow, day, ... ranked within it.
+
+    \b
+    Example:
+        ivr-report reasons --db ivr.db --since 2026-11-01 --flow post_sale
+    """
+    _check_by(by)
+    filters = _filters(since, until, flow, version)
+    costs = _costs(agent_cost, ivr_cost_per_minute, currency)
+    db = open_log(db_path)
+    try:
+        rows = analytics.reasons(db, filters, by, costs=costs,
+                                 repeat_window=timedelta(hours=repeat_window))
+    finally:
+        db.close()
+    emit(rows, fmt, lambda: reasons_table(rows, by, filters, costs, repeat_window), summary_csv_row)
+
+
+@main.command()
+@report_options
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1),
+              help="How many calls, the most recent first.")
+@reporting
+def calls(db_path, since, until, flow, version, fmt, limit):
+    """The most recent calls, one line each (ongoing ones included).
+
+    Callers appear only as their keyed hash.
+
+    \b
+    Example:
+        ivr-report calls --db ivr.db --flow post_sale --limit 20
+    """
+    filters = _filters(since, until, flow, version)
+    db = open_log(db_path)
+    try:
+        rows = analytics.calls(db, filters, limit)
+    finally:
+        db.close()
+    emit(rows, fmt, lambda: calls_table(rows), dict)
+
+
+# --- output --------------------------------------------------------------------
+
+
+def summary_csv_row(row: dict) -> dict:
+    flat = {}
+    for key, value in row.items():
+        if key == "causes":
+            flat.update({f"cause_{cause}": count for cause, count in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+_LABELS = {"reason": "Reason", "flow": "Flow", "version": "Version", "language": "Language",
+           "day": "Day", "hour": "Hour"}
+
+
+def _group_label(row: dict, by: str) -> str:
+    value = row[by]
+    if value is None:
+        return "(none)"
+    if by == "hour":
+        return f"{value:02d}:00"
+    if by == "version":
+        return f"{row['flow']} {value}"
+    return str(value)
+
+
+def _scope(filters: Filters) -> str | None:
+    parts = []
+    if filters.since:
+        parts.append(f"since {filters.since}")
+    if filters.until:
+        parts.append(f"until {filters.until} (excluded)")
+    if filters.flow:
+        parts.append(f"flow {filters.flow}")
+    if filters.version:
+        parts.append(f"version {filters.version}")
+    return "Calls " + ", ".join(parts) if parts else None
+
+
+def _assumptions(costs: Costs, repeat_window: float) -> str:
+    agent, minute = money(costs.agent_per_call, costs.currency), money(costs.ivr_per_minute, costs.currency)
+    return (f"Repeat window {repeat_window:g} h; an agent call costs {agent}, an IVR minute {minute}.  "
+            "Ongoing calls are not counted.")
+
+
+def summary_table(rows: list[dict], by: str | None, filters: Filters, costs: Costs,
+                  repeat_window: float) -> list[str]:
+    lines = [scope] if (scope := _scope(filters)) else []
+    if not rows:
+        return lines + ["No ended calls."]
+    headers = ([_LABELS[by]] if by else []) + [
+        "Calls", "Self-served", "Transferred", "Abandoned", "Failed", "Deflection", "Repeats",
+        "Adj. deflection", "SMS sent", "Avg IVR s", "Cost saved"]
+    body = [([_group_label(r, by)] if by else []) + [
+        count(r["calls"]), count(r["self_served"]), count(r["transferred"]), count(r["abandoned"]),
+        count(r["failed"]), percent(r["deflection_rate"]), count(r["repeat_calls"]),
+        percent(r["repeat_adjusted_deflection_rate"]), count(r["sms_sent"]), r["avg_ivr_seconds"],
+        money(r["cost_saved"], r["currency"])] for r in rows]
+    lines += table(headers, body, text=1 if by else 0)
+    causes = [c for c in TRANSFER_CAUSES if any(r["causes"][c] for r in rows)]
+    if causes:
+        lines += ["", "Transferred calls by cause:"]
+        lines += table(([_LABELS[by]] if by else []) + causes,
+                       [([_group_label(r, by)] if by else []) + [count(r["causes"][c]) for c in causes]
+                        for r in rows], text=1 if by else 0)
+    lines += transfers_table(rows, [_LABELS[by]] if by else [], lambda r: [_group_label(r, by)] if by else [])
+    if not by:
+        lines += ["", unstated_line(rows[0])]
+    return lines + ["", _assumptions(costs, repeat_window)]
+
+
+def unstated_line(row: dict) -> str:
+    """Calls with no reason: those that ended before stating one, apart
+    from those put through to a person without one."""
+    transferred = row["transferred"]
+    share = percent(row["transferred_without_reason"] / transferred if transferred else None)
+    ended = row["ended_before_reason"]
+    return (f"No reason stated: {count(ended)} call{'' if ended == 1 else 's'} ended before stating a "
+            f"reason; {count(row['transferred_without_reason'])} transferred without one "
+            f"({share} of transferred calls).")
+
+
+def transfers_table(rows: list[dict], label: list[str], group) -> list[str]:
+    """What happened to transferred calls at the agents' end: answered,
+    hung up while waiting in the queue (count, rate, average wait), not
+    answered.  Nothing when no transfer's result is known (a log written
+    before the server kept them)."""
+    known = [r for r in rows if r["transfers_answered"] + r["queue_abandoned"] + r["transfers_unanswered"]]
+    if not known:
+        return []
+    return ["", "Transfers at the agents' end:"] + table(
+        label + ["Answered", "Abandoned in queue", "Queue abandonment", "Avg s before hang-up", "No answer/busy"],
+        [group(r) + [count(r["transfers_answered"]), count(r["queue_abandoned"]),
+                     percent(r["queue_abandonment_rate"]), r["avg_queue_seconds_abandoned"],
+                     count(r["transfers_unanswered"])] for r in known], text=len(label))
+
+
+def reasons_table(rows: list[dict], by: str | None, filters: Filters, costs: Costs,
+                  repeat_window: float) -> list[str]:
+    lines = [scope] if (scope := _scope(filters)) else []
+    if not rows:
+        return lines + ["No ended calls."]
+    within = by not in (None, "reason")
+    totals: dict = {}
+    for r in rows:
+        key = r[by] if within else None
+        totals[key] = totals.get(key, 0) + r["calls"]
+    headers = ([_LABELS[by]] if within else []) + [
+        "Rank", "Reason", "Calls", "Share", "Deflection", "Adj. deflection", "Repeats",
+        "Transferred", "Abandoned", "SMS sent", "Cost saved", "Deflection rank"]
+    body = [([_group_label(r, by)] if within else []) + [
+        r["volume_rank"], r["reason"], count(r["calls"]),
+        percent(r["calls"] / totals[r[by] if within else None]),
+        percent(r["deflection_rate"]), percent(r["repeat_adjusted_deflection_rate"]),
+        count(r["repeat_calls"]), count(r["transferred"]), count(r["abandoned"]),
+        count(r["sms_sent"]), money(r["cost_saved"], r["currency"]), r["deflection_rank"]] for r in rows]
+    lines += table(headers, body, text={0, 2} if within else {1})
+    lines += transfers_table(rows, ([_LABELS[by]] if within else []) + ["Reason"],
+                             lambda r: ([_group_label(r, by)] if within else []) + [r["reason"]])
+    return lines + ["", "Deflection rank: by repeat-adjusted deflection, 1 = the best answered.",
+                    _assumptions(costs, repeat_window)]
+
+
+def funnel_table(rows: list[dict], flow: str, version: str, filters: Filters) -> list[str]:
+    scope = _scope(filters)
+    lines = [f"Funnel of {flow} version {version}" + (f", {scope[0].lower()}{scope[1:]}" if scope else "")]
+    if not rows:
+        return lines + ["No ended calls."]
+    lines += table(
+        ["Node", "Kind", "Reached", "Continued", "Ended", "Hung up", "Transferred", "Dropped", "Drop-off"],
+        [[r["node"], r["kind"], count(r["reached"]), count(r["continued"]), count(r["ended"]),
+          count(r["hung_up"]), count(r["transferred"]), count(r["dropped"]), percent(r["drop_off_rate"])]
+         for r in rows], text=2)
+    worst = rows[0]
+    if worst["dropped"]:
+        lines += ["", f"Worst drop-off: {worst['node']}, {count(worst['dropped'])} of "
+                      f"{count(worst['reached'])} calls ({percent(worst['drop_off_rate'])}): "
+                      f"{count(worst['hung_up'])} hung up, {count(worst['transferred'])} transferred."]
+    else:
+        lines += ["", "No call hung up or was transferred at any node."]
+    return lines
+
+
+def calls_table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return ["No calls."]
+    return table(
+        ["Started", "Call", "Flow", "Version", "Lang", "Reason", "Outcome", "Cause", "Exit node", "IVR s"],
+        [[r["started_at"], r["call_id"], r["flow"], r["version"][:8], r["lang"], r["reason"],
+          r["outcome"] or "ongoing", r["cause"], r["exit_node"],
+          None if r["ivr_seconds"] is None else f"{r['ivr_seconds']:.0f}"] for r in rows], text=9)
+
+
+from ivr.reports.callbacks import callbacks  # noqa: E402 - it uses the helpers above when it runs
+
+main.add_command(callbacks)
+
+from ivr.reports.erase import forget, purge  # noqa: E402 - registered like callbacks
+
+main.add_command(forget)
+main.add_command(purge)

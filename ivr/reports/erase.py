@@ -1,0 +1,145 @@
+"""``ivr-report forget`` and ``ivr-report purge``: erasing call data.
+
+``forget`` answers a caller's erasure request (GDPR article 17): every
+call of that number, as the caller or as the number given for a callback,
+is deleted with its node events, status callbacks, callback request and
+state.  ``purge`` erases the calls older than a number of days (what
+``ivr-serve --retention-days`` does daily), and drops the state of calls
+ended more than the retry window ago.
+
+Unlike the reports these open the log for writing, next to a running
+server if need be (SQLite's WAL lets them share the file; a write waits
+for the server's commit).  Deleted rows are overwritten on disk
+(``secure_delete``) and the WAL is truncated afterwards, so the data is
+not left in free pages.
+
+The commands are registered on the ``ivr-report`` group at the end of
+:mod:`ivr.reports.cli`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import click
+import sqlite_utils
+
+from ivr.store.sqlite.callbacks import stored_caller_key
+from ivr.store.sqlite.store import CallStore
+
+__all__ = ["forget", "purge"]
+
+#: Seconds an ended call's state is kept (``ivr-serve --retry-window``'s default).
+RETRY_WINDOW = 600
+
+#: How the tables are named in the command's output.
+TABLE_WORDS = {"calls": "calls", "node_events": "node events", "status_events": "status callbacks",
+               "callback_requests": "callback requests", "call_state": "call states"}
+
+
+def open_log_for_erasure(path: str) -> CallStore:
+    """The call log at ``path``, writable; a clear error when it is
+    missing or is not a log ``ivr-serve`` wrote (nothing is created)."""
+    try:
+        db = sqlite_utils.Database(path)
+        known = "calls" in db.table_names() and stored_caller_key(db) is not None
+        db.close()
+    except sqlite3.DatabaseError as error:
+        raise click.ClickException(f"{path}: not an SQLite database ({error})") from None
+    if not known:
+        raise click.ClickException(f"{path}: not a call log written by ivr-serve "
+                                   "(no calls table or no caller key)")
+    return CallStore.open(path)
+
+
+def erased_line(erased: dict[str, int]) -> str:
+    """``erased 12 rows: 1 calls, 9 node events, ...``."""
+    parts = ", ".join(f"{erased[table]} {word}" for table, word in TABLE_WORDS.items())
+    return f"erased {sum(erased.values())} rows: {parts}"
+
+
+def _truncate_wal(store: CallStore) -> None:
+    """Checkpoint and truncate the WAL, which still holds the pages as they
+    were before the deletion; a busy server may hold it, and the next
+    checkpoint then overwrites them."""
+    busy, _log, _done = store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        click.echo("note: the server is busy; its next checkpoint overwrites the old pages",
+                   err=True)
+
+
+@click.command()
+@click.option("--number", required=True,
+              help="The caller's number in international form, e.g. +33612345678 "
+                   "(spaces and dashes are allowed), or their sip: address.")
+@click.option("--db", "db_path", default="ivr.db", show_default=True,
+              type=click.Path(dir_okay=False, exists=True),
+              help="The call log the server writes (opened for writing).")
+def forget(number, db_path):
+    """Erase every call of one caller: an erasure request (GDPR).
+
+    Deletes each call made from NUMBER, or in which NUMBER was given to be
+    called back, with its node events, status callbacks, callback request
+    and state, and prints how many rows were erased.  Running it again
+    erases nothing more.  The number itself is never stored in clear: calls
+    are found by its keyed hash.  See docs/reliability.md.
+
+    \b
+    Example:
+        ivr-report forget --number +33612345678 --db ivr.db
+    """
+    text = number.strip()
+    if not (text.startswith("+") or text.lower().startswith(("sip:", "tel:+"))):
+        raise click.ClickException(
+            f"give the number in international form, e.g. +33612345678, not {number!r}: "
+            "calls are stored under the number as the provider sends it")
+    store = open_log_for_erasure(db_path)
+    try:
+        try:
+            erased = store.forget_caller(text)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+        _truncate_wal(store)
+    finally:
+        store.close()
+    click.echo(erased_line(erased))
+
+
+@click.command()
+@click.option("--older-than-days", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="DAYS",
+              help="Erase the calls that started more than DAYS days ago, with all their rows.")
+@click.option("--db", "db_path", default="ivr.db", show_default=True,
+              type=click.Path(dir_okay=False, exists=True),
+              help="The call log the server writes (opened for writing).")
+@click.option("--vacuum", is_flag=True,
+              help="Then give the freed space back to the disk (VACUUM: needs as much free "
+                   "space as the log, and blocks the server's writes while it runs).")
+def purge(older_than_days, db_path, vacuum):
+    """Erase old call data, once (ivr-serve --retention-days does it daily).
+
+    With --older-than-days, the calls that started before then are erased
+    with their node events, status callbacks, callback requests and state.
+    In any case the state of calls ended more than 10 minutes ago is
+    dropped (their events and call rows stay): the server needs it only to
+    answer a provider's retry.  Prints how many rows were erased.
+
+    \b
+    Example:
+        ivr-report purge --older-than-days 365 --db ivr.db
+    """
+    now = datetime.now(timezone.utc)
+    store = open_log_for_erasure(db_path)
+    try:
+        erased = dict.fromkeys(TABLE_WORDS, 0)
+        if older_than_days is not None:
+            erased = store.purge_before((now - timedelta(days=older_than_days)).isoformat())
+        erased["call_state"] += store.drop_ended_states(
+            (now - timedelta(seconds=RETRY_WINDOW)).isoformat())
+        _truncate_wal(store)
+        if vacuum:
+            store.db.execute("VACUUM")
+    finally:
+        store.close()
+    click.echo(erased_line(erased))

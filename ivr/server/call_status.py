@@ -1,0 +1,181 @@
+"""Status callbacks and call ends: the provider's call status, calls that end
+without one (the sweep), and purging what is kept past its time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from twisted.internet import defer
+
+from ivr.engine.step import step
+from ivr.providers.twilio.events import _count, provider_end
+from ivr.store.sqlite.storage_health import fault_cause
+
+#: A call silent this long (seconds) while the IVR waits for the caller
+#: has gone without its status callback: the sweep ends it.
+SWEEP_IDLE = 3600
+
+
+#: The same while with an agent, in a queue or recording: Twilio ends a
+#: <Dial> after its timeLimit of 4 hours.
+SWEEP_ON_TRANSFER = 4 * 3600 + 600
+
+
+#: Seconds an ended call's state is kept, so a provider retry of its last
+#: turn still gets the same TwiML; the sweep then drops it (its node
+#: events and ``calls`` row stay).
+STATE_KEPT_AFTER_END = 600
+
+
+#: Call statuses after which the provider will not call us again.
+TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
+
+
+async def _settled(d: defer.Deferred) -> None:
+    """Wait for ``d`` whatever its outcome (its failure is the turn's, already answered)."""
+    try:
+        await d
+    except defer.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - reported by the turn's own request
+        pass
+
+
+class _StatusCallbacks:
+    """Methods of the call handler, :class:`ivr.server.calls.CallHandler`."""
+
+    def status(self, params: dict, now: datetime | None = None) -> bool:
+        """Take a status callback and commit it; True when it was new.  A
+        terminal status ends the call: one still waiting for the caller was
+        abandoned.  ``now`` replaces the clock, as for :meth:`voice`."""
+        if self.group_commit is not None:
+            self.group_commit.flush()  # the call's last turn may be queued
+        pending = self._unsaved.get(params["CallSid"])
+        try:
+            with self.store.transaction():
+                new, ended = self._apply_status(params, now)
+        except Exception as error:
+            if fault_cause(error) is not None:
+                self.storage.failed(error, f"status of {params['CallSid']}")
+            raise
+        self._written(params["CallSid"], pending)
+        return self._status_taken(new, ended)
+
+    def _apply_status(self, params, now):
+        """The writes of a status callback (database only): whether it was
+        new, and the (call, turn, state) it ended, if any.  The call ends
+        when the provider says it did (see :func:`provider_end`), so the
+        last prompt counts in its time."""
+        call_id, status = params["CallSid"], params.get("CallStatus", "")
+        pending = self._unsaved.get(call_id)
+        if pending is not None:  # its turns answered from memory come first
+            pending.write()
+        if status in TERMINAL_STATUSES:
+            self._hold_answers.pop(call_id, None)
+        received = now or self._now("UTC")
+        new = self.store.record_status(
+            call_id, _count(params.get("SequenceNumber")), status,
+            received.isoformat(), _count(params.get("CallDuration")))
+        if not new or status not in TERMINAL_STATUSES:
+            return new, None
+        record = self.store.load_call(call_id)
+        if record is None:
+            return new, None
+        state = record.state
+        ended_at = provider_end(params, state, received)
+        if record.ended:
+            self._end_later(call_id, record, ended_at)
+            return new, None
+        flow = (self.registry.version(state["flow"], state["version"])
+                or self.registry.current(state["flow"]))
+        if flow is None:
+            self.log.error("call {call} ended on unknown flow {flow}", call=call_id, flow=state["flow"])
+            return new, None
+        ended = (ended_at or received).astimezone(ZoneInfo(flow.timezone))
+        new_state, _actions, node_events = step(flow, state, {"type": "hangup", "now": ended})
+        self._writer(call_id, record.turn, new_state, record.response, node_events)()
+        return new, (call_id, record.turn, new_state)
+
+    def _end_later(self, call_id, record, ended_at):
+        """A call we ended (a goodbye, a transfer) ended for the provider
+        after its last prompt: move its end there, so that prompt counts."""
+        state = record.state
+        if ended_at is None or not state.get("ended_at"):
+            return
+        if ended_at <= datetime.fromisoformat(state["ended_at"]):
+            return
+        local = ended_at.astimezone(datetime.fromisoformat(state["ended_at"]).tzinfo)
+        self._writer(call_id, record.turn, {**state, "ended_at": local.isoformat()},
+                     record.response, [])()
+
+    def _status_taken(self, new: bool, ended) -> bool:
+        self.counters.status_callbacks += 1
+        if ended is not None:
+            self._saved(*ended)
+        return new
+
+    def sweep(self, idle: float = SWEEP_IDLE, on_transfer: float = SWEEP_ON_TRANSFER,
+              state_kept: float = STATE_KEPT_AFTER_END) -> int:
+        """End the calls the provider never closed (a lost status callback):
+        those silent for ``idle`` seconds, or ``on_transfer`` seconds while
+        with an agent or in a queue.  Each ends as a hang-up at its last
+        turn, so it counts as abandoned unless a human already had it, and
+        its time with the IVR is not stretched to the sweep.  Then drop the
+        state of the calls ended more than ``state_kept`` seconds ago (see
+        :meth:`ivr.store.sqlite.store.CallStore.drop_ended_states`).  Returns how many
+        calls were ended.  A store that cannot write stops the sweep until
+        its next run; it never raises (it runs from a timer)."""
+        if self.group_commit is not None:
+            self.group_commit.flush()
+        now = datetime.fromtimestamp(self.clock.seconds(), ZoneInfo("UTC"))
+        try:
+            ended = self._end_silent_calls(now, idle, on_transfer)
+            dropped = self.store.drop_ended_states((now - timedelta(seconds=state_kept)).isoformat())
+        except Exception as error:  # noqa: BLE001 - the next sweep tries again
+            self.storage.failed(error, "sweep")
+            return 0
+        if ended:
+            self.log.info("sweep ended {count} calls with no status callback", count=len(ended))
+        if dropped:
+            self.log.info("sweep dropped the state of {count} ended calls", count=dropped)
+        return len(ended)
+
+    def _end_silent_calls(self, now, idle, on_transfer) -> list[str]:
+        ended = []
+        for call_id in self.store.open_calls((now - timedelta(seconds=idle)).isoformat()):
+            if call_id in self._unsaved:
+                continue  # answered from memory since: the store's state is behind
+            record = self.store.load_call(call_id)
+            state = record.state
+            quiet_since = datetime.fromisoformat(state["now"])
+            if state["waiting"] in ("dial", "record") and (now - quiet_since).total_seconds() < on_transfer:
+                continue  # still with an agent, in a queue or leaving a message
+            flow = (self.registry.version(state["flow"], state["version"])
+                    or self.registry.current(state["flow"]))
+            if flow is None:
+                continue
+            event = {"type": "hangup", "now": quiet_since, "detail": "no status callback"}
+            with self.store.transaction():
+                new_state, _actions, node_events = step(flow, state, event)
+                self._writer(call_id, record.turn, new_state, record.response, node_events)()
+            self.storage.succeeded()
+            self._saved(call_id, record.turn, new_state)
+            ended.append(call_id)
+        return ended
+
+    def purge(self, days: float) -> dict:
+        """Erase the calls that started more than ``days`` days ago, with
+        everything logged of them (``--retention-days``); the rows erased
+        per table.  Never raises (it runs from a timer)."""
+        now = datetime.fromtimestamp(self.clock.seconds(), ZoneInfo("UTC"))
+        cutoff = (now - timedelta(days=days)).isoformat()
+        try:
+            erased = self.store.purge_before(cutoff)
+        except Exception as error:  # noqa: BLE001 - tomorrow's run tries again
+            self.storage.failed(error, "retention purge")
+            return {}
+        self.log.info("retention: erased the calls started before {cutoff}: {calls} calls, "
+                      "{rows} rows", cutoff=cutoff, calls=erased.get("calls", 0),
+                      rows=sum(erased.values()))
+        return erased

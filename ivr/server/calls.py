@@ -1,0 +1,386 @@
+"""Serving live calls: one provider request in, TwiML out, the log kept.
+
+No HTTP here (that is ``ivr.server.web``): this module turns a webhook's
+parameters into an engine event, runs the turn on the flow version the
+call started with, stores the new state, node events and call row in one
+transaction, and answers.  Its promises:
+
+- a retried turn (same ``CallSid`` and turn number) gets the same TwiML
+  and is logged once;
+- any exception apologises and puts the caller through to a human, and
+  the call is marked ``failed``;
+- a look-up slower than ``lookup_timeout`` takes the flow's error branch;
+- a turn the store cannot write (disk full, I/O error, database locked)
+  is still answered: with the flow's apology and transfer to a human,
+  kept in memory (a retry gets the same answer, the call's next turns
+  go on from it) and written once the store writes again.  The failure
+  is logged, counted, and ``/healthz`` answers 503 while it lasts
+  (:class:`ivr.store.sqlite.storage_health.StorageHealth`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ivr.engine import actions as act
+from ivr.engine.state import call_summary
+from ivr.engine.state import new_state as fresh_state
+from ivr.engine.step import step
+from ivr.engine.turn import play_turn_async
+from ivr.flow.prompts import PromptError
+from ivr.phone import mask
+from ivr.providers.twilio.events import event_from
+from ivr.providers.twilio.render import render_twiml
+from ivr.server.call_status import TERMINAL_STATUSES, _settled, _StatusCallbacks
+from ivr.server.helpdesk import NoHelpdesk
+from ivr.server.holding import HOLD_AFTER, HOLD_PAUSE, MAX_HOLD_ANSWERS, Held, server_say
+from ivr.server.registry import UnknownFlow
+from ivr.server.sms import NoSms
+from ivr.server.storage_faults import Unsaved, _both, _StorageFaults
+from ivr.store.sqlite.group_commit import GroupCommit
+from ivr.store.sqlite.storage_health import StorageHealth, fault_cause
+
+#: A look-up that answers while its caller hears the hold's pause waits
+#: for them to come back for it (or hang up) at most the pause, a poll's
+#: wait and this many seconds more; then the turn goes on as if they came.
+COME_BACK_MARGIN = 5
+
+
+@dataclass
+class Counters:
+    """What /metrics reports."""
+
+    turns: int = 0
+    replayed: int = 0
+    holds: int = 0
+    failsafe: int = 0
+    calls_started: int = 0
+    status_callbacks: int = 0
+    #: Turns answered from memory because the store could not write them.
+    unsaved_turns: int = 0
+    by_outcome: dict = field(default_factory=dict)
+
+
+class CallHandler(_StatusCallbacks, _StorageFaults):
+    log = Logger()
+
+    def __init__(self, registry, store, perform, clock, *, lookup_timeout: float = 4.0,
+                 fallback: act.DialTarget | None = None, base_url: str = "",
+                 group_commit: GroupCommit | None = None, hold_after: float = HOLD_AFTER,
+                 send_sms=None, helpdesk=None):
+        self.registry, self.store, self.perform, self.clock = registry, store, perform, clock
+        #: Told of each callback request once its turn is committed
+        #: (``ivr.server.helpdesk``); without one requests are kept, not sent.
+        self.helpdesk = helpdesk or NoHelpdesk()
+        #: Sends the flows' texts (``ivr.server.sms``); without one they all fail.
+        self.send_sms = send_sms or NoSms().send
+        #: When set, turns are committed in groups (see ivr.store.sqlite.group_commit);
+        #: else each turn commits before ``voice`` returns.
+        self.group_commit = group_commit
+        self.lookup_timeout = lookup_timeout
+        self.fallback = fallback
+        self.base_url = base_url.rstrip("/")
+        self.counters = Counters()
+        #: Seconds a turn's look-ups may take before the caller is put on hold.
+        self.hold_after = hold_after
+        self._held: dict[str, Held] = {}
+        #: Whether the store writes (``/healthz``, ``/metrics``).
+        self.storage = StorageHealth()
+        #: Calls answered from memory while the store could not write.
+        self._unsaved: OrderedDict[str, Unsaved] = OrderedDict()
+        #: call -> (turn, hold TwiML) of turns whose request was answered
+        #: with a hold, so a retry after the turn is done still gets it.
+        self._hold_answers: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        #: The fail-safe apology of each language, from the flows played:
+        #: a call whose flow version is gone still hears one.
+        self._apologies: dict[str, act.Say] = {}
+        self._apologies_of = None
+
+    def action_url(self, flow_name: str, turn: int) -> str:
+        """Where the provider sends the answer to ``turn``: the turn number
+        lets a retried request be recognised."""
+        return f"{self.base_url}/voice/{quote(flow_name)}?turn={turn}"
+
+    def poll_url(self, flow_name: str, turn: int) -> str:
+        """Where a caller on hold comes back for the answer to ``turn``."""
+        return f"{self.action_url(flow_name, turn)}&hold=1"
+
+    async def voice(self, flow_name: str, turn: int, params: dict,
+                    now: datetime | None = None, poll: bool = False) -> bytes:
+        """Answer one voice webhook of call ``params['CallSid']``.
+
+        ``now`` replaces the clock for this turn (``ivr-sim`` against a
+        server started with ``--simulated-clock``).  A turn whose look-ups
+        take longer than ``hold_after`` is answered with a hold (see
+        :meth:`_hold`) and goes on; ``poll`` is the caller coming back
+        from it."""
+        call_id = params["CallSid"]
+        held = self._held.get(call_id)
+        if held is not None and held.turn == turn:
+            return await (held.poll() if poll else held.opening.wait())
+        held_answer = self._hold_answers.get(call_id)
+        if held_answer is not None and held_answer[0] == turn and not poll:
+            return held_answer[1]  # a retry of a request answered with a hold
+        try:
+            record = self._last_record(call_id)
+            if record is None and turn > 0 and self._state_dropped(call_id):
+                self.log.info("turn {call} {turn} of a call ended long ago: hung up",
+                              call=call_id, turn=turn)
+                return render_twiml([act.Hangup()], "")
+        except Exception as error:  # noqa: BLE001 - the store cannot even read
+            return self._unreadable(flow_name, turn, params, now, error)
+        if record is not None and (turn <= record.turn or poll):
+            # A retry; or a poll for a turn this process no longer holds (it
+            # restarted): the caller hears the last question again.
+            self.counters.replayed += 1
+            self.log.info("turn {call} {turn} replayed", call=call_id, turn=turn)
+            return record.response
+        self._hold_answers.pop(call_id, None)  # a new turn: older ones are not retried
+        storing = []  # _play notes when only the commit is left
+        work = defer.ensureDeferred(self._play(flow_name, turn, params, now, record, storing))
+        if work.called:
+            return await work
+        held = self._held[call_id] = Held(
+            call_id, turn, work, self._hold_prompt(record, flow_name), clock=self.clock,
+            hold_after=self.hold_after,
+            hold_twiml=lambda held, opening: self._hold_twiml(held, flow_name, storing, opening))
+        work.addBoth(self._release, call_id, held)
+        return await held.opening.wait()
+
+    async def _play(self, flow_name, turn, params, now, record, storing=None) -> bytes:
+        """Play the turn, store it, and return its TwiML.  ``storing`` (a
+        list) gets an item once the turn waits only for its commit."""
+        call_id = params["CallSid"]
+        if record is None:
+            flow = self.registry.current(flow_name)
+            if flow is None:
+                raise UnknownFlow(flow_name)
+            state = None
+            event = {"type": "start", "call_id": call_id, "caller": params.get("From", ""),
+                     "called": params.get("To", "")}
+            self.counters.calls_started += 1
+        else:
+            state = record.state
+            flow = (self.registry.version(state["flow"], state["version"])
+                    or self.registry.current(state["flow"]))
+            event = event_from(params, state)
+        event["now"] = now or self._now(flow.timezone if flow else "UTC")
+        if flow is not None and flow is not self._apologies_of:
+            self._remember_apologies(flow)
+        url = self.action_url(flow_name, turn + 1)
+        try:
+            if flow is None:
+                raise UnknownFlow(f"{state['flow']} version {state['version']}")
+            result = await play_turn_async(flow, state, event, self.perform, self.clock,
+                                           self.lookup_timeout, send_sms=self.send_sms,
+                                           caller_gone=lambda: self._caller_gone(call_id, turn))
+            new_state, node_events = result.state, result.node_events
+            actions = [self._with_whisper(a) for a in result.actions]
+            body = render_twiml(actions, url)
+        except Exception:  # noqa: BLE001 - the caller must reach a human
+            self.log.failure("turn {call} {turn} failed; routing to a human", call=call_id, turn=turn)
+            new_state, body, node_events = self._fail_safe(flow, state, event, url)
+        pending = self._unsaved.get(call_id)
+        write = self._writer(call_id, turn, new_state, body, node_events)
+        if pending is not None:  # the call's turns answered from memory are written first
+            write = _both(pending.write, write)
+        try:
+            await self._commit(write, storing, turn)
+        except Exception as error:  # noqa: BLE001 - the caller must still be answered
+            return self._answer_unsaved(call_id, turn, flow, state, event, url, error, pending,
+                                        (new_state, body, node_events))
+        self._written(call_id, pending)
+        self._saved(call_id, turn, new_state)
+        if new_state.get("callback") and not (state or {}).get("callback"):
+            self.helpdesk.requested(call_id)  # this turn kept the number, now committed
+        if self._unsaved:
+            self.save_unsaved()
+        return body
+
+    async def _commit(self, write, storing, turn):
+        """Run ``write`` now, or in the next group commit."""
+        if self.group_commit is None:
+            write()
+            return
+        if storing is not None:
+            storing.append(turn)
+        await self.group_commit.write(write)
+
+
+    # -- holding a caller while a slow look-up goes on ---------------------------------
+    def _hold_twiml(self, held: "Held", flow_name: str, storing: list, opening: bool) -> bytes | None:
+        """What a turn still running after ``hold_after`` answers: "one
+        moment" (for the turn's own request: ``opening``), a pause, and a
+        redirect to the poll URL; None when only its commit is left (only
+        a slow look-up puts the caller on hold, never the commit).  The
+        look-up's own timeout ends the wait by sending the turn down the
+        flow's error branch."""
+        if storing:
+            return None
+        self.counters.holds += 1
+        self.log.info("turn {call} {turn} on hold ({holds})", call=held.call_id,
+                      turn=held.turn, holds="opening" if opening else "poll")
+        body = self._hold(held, flow_name, opening)
+        if opening:
+            self._hold_answers[held.call_id] = (held.turn, body)
+            if len(self._hold_answers) > MAX_HOLD_ANSWERS:
+                self._hold_answers.popitem(last=False)
+        return body
+
+    def _hold(self, held: "Held", flow_name: str, first: bool) -> bytes:
+        actions = [held.say] if first and held.say is not None else []
+        actions += [act.Pause(HOLD_PAUSE), act.Redirect(self.poll_url(flow_name, held.turn))]
+        return render_twiml(actions, "")
+
+    def _hold_prompt(self, record, flow_name) -> act.Say | None:
+        """"One moment" in the call's language and the flow's voice (the
+        flow's ``hold`` prompt, said when the flow was loaded); None when
+        the flow is gone, and the caller only hears the pause."""
+        if record is not None:
+            state = record.state
+            flow = (self.registry.version(state["flow"], state["version"])
+                    or self.registry.current(state["flow"]))
+            lang = state["lang"]
+        else:
+            flow = self.registry.current(flow_name)
+            lang = flow.default_language if flow else None
+        return server_say(flow, lang, "hold")
+
+    def _caller_gone(self, call_id: str, turn: int) -> defer.Deferred:
+        """Whether the caller of a turn on hold hung up before its answer
+        (see :meth:`Held.caller_gone`): asked as each look-up answers."""
+        held = self._held.get(call_id)
+        if held is None or held.turn != turn:
+            return defer.succeed(False)
+        return held.caller_gone(HOLD_PAUSE + self.hold_after + COME_BACK_MARGIN)
+
+    def _release(self, _result, call_id, held):
+        if self._held.get(call_id) is held:
+            del self._held[call_id]
+
+
+    async def status_committed(self, params: dict, now: datetime | None = None) -> bool:
+        """:meth:`status`, committed with the group of turns when the
+        handler commits in groups; the result once it is committed."""
+        held = self._held.get(params["CallSid"])
+        if held is not None:
+            if params.get("CallStatus", "") in TERMINAL_STATUSES:
+                held.hang_up()  # at the node the turn waits at, not the one after
+            await _settled(held.finished())  # its last turn must be saved first
+        if self.group_commit is None:
+            return self.status(params, now)
+        pending = self._unsaved.get(params["CallSid"])
+        try:
+            new, ended = await self.group_commit.write(lambda: self._apply_status(params, now))
+        except Exception as error:
+            if fault_cause(error) is not None:
+                self.storage.failed(error, f"status of {params['CallSid']}")
+            raise
+        self._written(params["CallSid"], pending)
+        return self._status_taken(new, ended)
+
+
+    def _with_whisper(self, action):
+        """A transfer to a phone number first tells the agent why the caller
+        calls (see :meth:`whisper`); SIP transfers carry it as headers."""
+        if isinstance(action, act.Dial) and action.target.kind == "number" and not action.whisper_url:
+            return replace(action, whisper_url=f"{self.base_url}/whisper")
+        return action
+
+    def whisper(self, params: dict) -> bytes:
+        """What the agent hears before being put through: the reason and the
+        order number, so they need not ask again."""
+        record = self.store.load_call(params.get("X-IVR-Call", ""))
+        state = record.state if record else {}
+        flow = self.registry.current(state.get("flow", "")) if state else None
+        lang = flow.default_language if flow else "fr-FR"
+        reason = params.get("X-IVR-Reason", "")
+        reason_text = (flow.reason_text(reason, lang) if flow else None) or reason.replace("_", " ")
+        order = "".join(c for c in params.get("X-IVR-Order", "") if c.isalnum())
+        if flow is None:
+            return render_twiml([], "")  # the agent is put through without a word
+        try:
+            sentence = flow.prompts.render(lang, "agent_whisper", {"reason": reason_text, "order": order})
+        except PromptError:
+            self.log.failure("the agent whisper of {flow} failed", flow=flow.name)
+            return render_twiml([], "")
+        return render_twiml([act.Say(sentence, voice=flow.voices.get(lang), language=lang)], "")
+
+    def describe(self, call_id: str) -> dict | None:
+        """What a test client may know of a call: where it is, its node
+        events and its summary, without the caller's number (a number to
+        call back shows only its last two digits)."""
+        record = self.store.load_call(call_id)
+        if record is None:
+            return None
+        state = record.state
+        summary = {k: v for k, v in call_summary(state).items() if k != "caller"}
+        if (summary.get("handoff") or {}).get("kind") == "callback" and summary["handoff"]["target"]:
+            # The number to call back is the caller's: shown masked, like in logs.
+            summary["handoff"] = {**summary["handoff"],
+                                  "target": mask(str(summary["handoff"]["target"]))}
+        return {"call_id": call_id, "turn": record.turn, "node": state.get("node"),
+                "waiting": state.get("waiting"), "ended": bool(state.get("ended")),
+                "summary": summary, "node_events": self.store.node_events(call_id)}
+
+    # -- internals -----------------------------------------------------------------
+    def _now(self, timezone: str) -> datetime:
+        return datetime.fromtimestamp(self.clock.seconds(), ZoneInfo(timezone))
+
+    def _writer(self, call_id, turn, state, body, node_events):
+        """The writes of a turn, as a function to run now or in a group commit."""
+        summary = call_summary(state)
+        return lambda: self.store.save_turn(call_id, turn, state, body, node_events, summary,
+                                            caller=state["caller"],
+                                            callback_status=self.helpdesk.initial_status)
+
+    def _saved(self, call_id, turn, state):
+        """Count and log a turn once it is committed."""
+        self.counters.turns += 1
+        outcome = state["outcome"]
+        if state["ended"]:
+            self.counters.by_outcome[outcome] = self.counters.by_outcome.get(outcome, 0) + 1
+        self.log.info("turn {call} {turn} at {node} outcome {outcome}", call=call_id, turn=turn,
+                      node=state["node"], outcome=outcome or "ongoing")
+
+    def _fail_safe(self, flow, state, event, url):
+        """Apologise and transfer: through the engine's own fail-safe when
+        the flow is known, else to the server's fallback destination."""
+        self.counters.failsafe += 1
+        if flow is not None:
+            try:
+                new_state, actions, node_events = step(
+                    flow, state, {**event, "type": "error", "message": "turn failed"})
+                return new_state, render_twiml(actions, url), node_events
+            except Exception:  # noqa: BLE001 - fall through to the last resort
+                self.log.failure("the flow's own fail-safe failed")
+        return self._last_resort(flow, state, event, url)
+
+    def _remember_apologies(self, flow):
+        self._apologies_of = flow
+        for lang in flow.languages:
+            say = server_say(flow, lang, "failsafe_apology")
+            if say is not None:
+                self._apologies[lang] = say
+
+    def _last_resort(self, flow, state, event, url):
+        """Apologise and dial the server's fallback (or hang up): even the
+        flow's own fail-safe failed, or the call's flow version is gone.
+        A call without state has a flow: unknown flows are refused earlier."""
+        ended = dict(state or fresh_state(flow, event, event["now"]))
+        say = server_say(flow, ended["lang"], "failsafe_apology") or self._apologies.get(ended["lang"])
+        actions = ([say] if say else []) + [act.Dial(self.fallback) if self.fallback else act.Hangup()]
+        ended.update(ended=True, outcome="failed", cause="error", waiting=None,
+                         ended_at=event["now"].isoformat(),
+                         handoff={"kind": self.fallback.kind, "target": self.fallback.address,
+                                  "node": None} if self.fallback else None)
+        return ended, render_twiml(actions, url), []
+
+

@@ -1,0 +1,243 @@
+"""Telling a helpdesk about callback requests: an optional webhook.
+
+A call that asks to be called back stores its request in the call log
+(``callback_requests``, written with the turn that kept the number).  With
+a helpdesk URL (``--helpdesk-url``), :class:`Helpdesk` then POSTs it as
+JSON, once that turn is committed::
+
+    POST <url>
+    Authorization: Bearer <IVR_HELPDESK_TOKEN>      (when the token is set)
+    Content-Type: application/json
+
+    {"call_id": "CA…", "number": "+33612345678", "reason": "parcel_lost",
+     "reason_text": "The carrier lost the parcel", "order": "100555",
+     "slot": "morning", "lang": "fr-FR", "requested_at": "2026-11-24T18:30:05+01:00",
+     "flow": "post_sale"}
+
+Any 2xx answer is a delivery.  A connection error, a timeout or a 5xx is
+tried again after 1, 5, 30 and 120 seconds (five attempts in all) on the
+injected clock; a 4xx (or another answer) is not: the helpdesk refused
+this request and would refuse it again.  The row keeps the status
+(``pending`` while attempts remain, then ``sent`` or ``failed``), the
+attempts, the last attempt's error (none once sent) and when it was
+delivered.  Requests still
+``pending`` when the server stops (a retry waiting, a request in flight)
+are sent again when it starts.
+
+Without a URL, :class:`NoHelpdesk` stores requests as ``not_configured``
+and sends nothing; ``ivr-report callbacks`` lists them either way.
+
+The number travels to the helpdesk in clear (it is what the helpdesk is
+for) but never reaches the logs, and error texts quoting it are masked.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.internet import error as net
+from twisted.logger import Logger
+
+from ivr.http_errors import CONNECTION_ERRORS, cancelled, connection_cause
+from ivr.phone import mask_numbers
+
+__all__ = ["DELAYS", "Helpdesk", "HelpdeskService", "NoHelpdesk", "TIMEOUT"]
+
+log = Logger()
+
+#: Seconds before the 2nd, 3rd, 4th and 5th attempt.
+DELAYS = (1, 5, 30, 120)
+#: Seconds the helpdesk has to answer one attempt.
+TIMEOUT = 10.0
+
+
+class _Retry(Exception):
+    """This attempt failed in a way the next one may not (the message says how)."""
+
+
+class _Refused(Exception):
+    """The helpdesk answered, and not with a 2xx: trying again will not help."""
+
+
+class NoHelpdesk:
+    """No helpdesk configured: requests are stored ``not_configured``."""
+
+    initial_status = "not_configured"
+
+    def requested(self, call_id: str) -> None:
+        """Nothing to tell."""
+
+    def resend_pending(self) -> int:
+        return 0
+
+    def stop(self) -> None:
+        """Nothing in flight."""
+
+
+class Helpdesk:
+    """POSTs the callback requests of ``store`` to ``url``.
+
+    ``registry`` (a :class:`ivr.server.registry.FlowRegistry`, optional) gives
+    each reason's description; ``http`` (anything with treq's ``post``,
+    e.g. ``treq.testing.StubTreq``) replaces the connections made on
+    ``clock`` (the reactor), which also times attempts out and spaces
+    the retries.
+    """
+
+    initial_status = "pending"
+
+    def __init__(self, url: str, store, clock, *, token: str | None = None, registry=None,
+                 http=None, timeout: float = TIMEOUT, delays: tuple = DELAYS):
+        self.url, self.store, self.clock, self.registry = url, store, clock, registry
+        self.timeout, self.delays = timeout, tuple(delays)
+        self.pool = None
+        if http is None:
+            http, self.pool = _treq_client(clock)
+        self.http = http
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+        #: Calls being sent: the request in flight, or the timer of the next attempt.
+        self._active: dict = {}
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.delays) + 1
+
+    def requested(self, call_id: str) -> None:
+        """Send ``call_id``'s request, unless it is already on its way or
+        no longer pending.  Call it once the request is committed."""
+        if call_id not in self._active:
+            self._attempt(call_id)
+
+    def resend_pending(self) -> int:
+        """Send every request still ``pending`` (on server start); how many."""
+        pending = self.store.pending_callbacks()
+        for call_id in pending:
+            self.requested(call_id)
+        if pending:
+            log.info("helpdesk: sending {count} callback requests left pending", count=len(pending))
+        return len(pending)
+
+    def stop(self) -> defer.Deferred:
+        """Cancel what is in flight and the retries waiting: those requests
+        stay ``pending`` and are sent at the next start."""
+        active, self._active = self._active, {}
+        for pending in active.values():
+            pending.cancel()
+        return self.pool.closeCachedConnections() if self.pool else defer.succeed(None)
+
+    # -- one attempt ------------------------------------------------------------------
+    def _attempt(self, call_id: str) -> None:
+        self._active.pop(call_id, None)
+        request = self.store.callback_request(call_id)
+        if request is None or request["status"] != "pending":
+            return
+        attempt = request["attempts"] + 1
+        d = defer.Deferred.fromCoroutine(self._post(self._payload(request)))
+        d.addTimeout(self.timeout, self.clock)
+        self._active[call_id] = d
+        d.addCallbacks(self._delivered, self._failed, callbackArgs=(call_id, attempt, d),
+                       errbackArgs=(call_id, attempt, d))
+
+    def _payload(self, request: dict) -> dict:
+        return {
+            "call_id": request["call_id"], "number": request["number"],
+            "reason": request["reason"], "reason_text": self._reason_text(request),
+            "order": request["order_number"], "slot": request["slot"], "lang": request["lang"],
+            "requested_at": request["requested_at"], "flow": request["flow"],
+        }
+
+    def _reason_text(self, request: dict) -> str | None:
+        if self.registry is None:
+            return None
+        flow = (self.registry.version(request["flow"], request["version"])
+                or self.registry.current(request["flow"]))
+        return flow.reason_text(request["reason"], request["lang"]) if flow else None
+
+    async def _post(self, payload: dict) -> None:
+        try:
+            response = await self.http.post(self.url, data=json.dumps(payload).encode("utf-8"),
+                                            headers=self.headers, allow_redirects=False)
+        except (net.TimeoutError, net.TCPTimedOutError) as failure:
+            raise _Retry(f"connect timeout ({type(failure).__name__})") from None
+        except CONNECTION_ERRORS as failure:
+            if cancelled(failure):
+                raise defer.CancelledError() from None
+            raise _Retry(connection_cause(failure, "the helpdesk")) from None
+        try:
+            body = await response.content()
+        except Exception as failure:  # noqa: BLE001 - the answer did not arrive whole
+            if cancelled(failure):
+                raise defer.CancelledError() from None
+            if 200 <= response.code < 300:
+                return  # the helpdesk said yes before the line broke
+            body = b""
+        if 200 <= response.code < 300:
+            return
+        text = body[:200].decode("utf-8", "replace").strip()
+        cause = f"HTTP {response.code}" + (f": {text}" if text else "")
+        raise (_Retry if response.code >= 500 else _Refused)(cause)
+
+    def _delivered(self, _result, call_id: str, attempt: int, d) -> None:
+        if self._active.get(call_id) is d:
+            del self._active[call_id]
+        self.store.update_callback(call_id, "sent", attempt, delivered_at=self._now())
+        log.info("helpdesk: callback request {call} sent (attempt {attempt})", call=call_id,
+                 attempt=attempt)
+
+    def _failed(self, failure, call_id: str, attempt: int, d) -> None:
+        if failure.check(defer.CancelledError):
+            return None  # stopped: the request stays pending for the next start
+        if self._active.get(call_id) is d:
+            del self._active[call_id]
+        retry = failure.check(_Retry, defer.TimeoutError) is not None
+        if failure.check(defer.TimeoutError):
+            cause = f"timeout after {self.timeout:g} s"
+        elif failure.check(_Retry, _Refused):
+            cause = str(failure.value)
+        else:  # no traceback: it could show the number
+            cause = f"unexpected error: {failure.type.__name__}: {failure.value}"
+        cause = mask_numbers(cause)
+        if retry and attempt < self.max_attempts:
+            delay = self.delays[attempt - 1]
+            self.store.update_callback(call_id, "pending", attempt, last_error=cause)
+            self._active[call_id] = self.clock.callLater(delay, self._attempt, call_id)
+            log.warn("helpdesk: callback request {call} attempt {attempt} failed: {cause}; "
+                     "next in {delay} s", call=call_id, attempt=attempt, cause=cause, delay=delay)
+            return None
+        self.store.update_callback(call_id, "failed", attempt, last_error=cause)
+        log.error("helpdesk: callback request {call} not sent after {attempt} attempts: {cause}",
+                  call=call_id, attempt=attempt, cause=cause)
+        return None
+
+    def _now(self) -> str:
+        return datetime.fromtimestamp(self.clock.seconds(), timezone.utc).isoformat(timespec="seconds")
+
+
+class HelpdeskService(service.Service):
+    """Sends the requests left pending when the server starts; cancels
+    what is in flight when it stops (sent again at the next start)."""
+
+    def __init__(self, helpdesk):
+        self.helpdesk = helpdesk
+
+    def startService(self):
+        super().startService()
+        self.helpdesk.resend_pending()
+
+    def stopService(self):
+        super().stopService()
+        return self.helpdesk.stop()
+
+
+def _treq_client(reactor):
+    from treq.client import HTTPClient
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = 2
+    return HTTPClient(Agent(reactor, pool=pool)), pool

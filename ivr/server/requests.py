@@ -1,0 +1,144 @@
+"""What every web resource shares: bounded requests, form bodies parsed
+strictly, and one-line plain-text refusals."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_plus
+
+from twisted.web import http
+from twisted.web.server import Request
+
+#: The largest webhook body accepted.  Twilio's are a few kB.
+MAX_BODY = 64 * 1024
+
+
+#: The longest X-Twilio-Signature: a base64 HMAC-SHA1 is 28 characters.
+MAX_SIGNATURE = 128
+
+
+#: A method name as HTTP defines it (a token); anything else is refused
+#: before Twisted reads it as ASCII.
+_METHOD_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                          b"abcdefghijklmnopqrstuvwxyz")
+
+
+def parse_form(text: str) -> dict[str, list[str]]:
+    """An ``application/x-www-form-urlencoded`` body, strictly: what
+    ``urllib.parse.parse_qs(text, keep_blank_values=True,
+    strict_parsing=True, errors="strict")`` gives (an empty body is no
+    field), decoding only the names and values that need it.  Raises
+    ``ValueError`` for a field without ``=``, ``UnicodeDecodeError`` for
+    percent-encoded bytes that are not UTF-8."""
+    form: dict[str, list[str]] = {}
+    if not text:
+        return form
+    for field in text.split("&"):
+        name, equals, value = field.partition("=")
+        if not equals:
+            raise ValueError(f"bad form field {field[:40]!r}")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name, errors="strict")
+        if "%" in value or "+" in value:
+            value = unquote_plus(value, errors="strict")
+        form.setdefault(name, []).append(value)
+    return form
+
+
+def plain_text(request, code: int, message: str) -> bytes:
+    """Set ``code`` and a plain-text type on ``request``; its body: ``message``
+    on one line."""
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return (message + "\n").encode("utf-8")
+
+
+def finish_with(request, body: bytes = b"") -> None:
+    """Answer a request left open (``NOT_DONE_YET``) with ``body``.  With
+    its length known, Twisted sends the headers and the body in one write;
+    without, it sends a chunked body and then a closing chunk."""
+    request.setHeader(b"content-length", b"%d" % len(body))
+    if body:
+        request.write(body)
+    request.finish()
+
+
+class BadRequest(Exception):
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def header_text(request, name: bytes) -> str | None:
+    """A request header as text, or None when absent; raises
+    :class:`BadRequest` (400) when it is not UTF-8 (Twisted's str lookup
+    would raise instead)."""
+    value = request.getHeader(name)
+    if value is None:
+        return None
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(400, f"{name.decode('ascii')} header is not UTF-8") from None
+
+
+class LimitedRequest(Request):
+    """A request that stops storing its body past :data:`MAX_BODY`, so an
+    oversized upload costs neither memory nor disk."""
+
+    too_large = False
+
+    def gotLength(self, length):
+        if length is not None and length > MAX_BODY:
+            self.too_large = True
+            length = 0
+        super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        if self.too_large or self.content.tell() + len(data) > MAX_BODY:
+            self.too_large = True
+            return
+        super().handleContentChunk(data)
+
+    def processingFailed(self, reason):
+        """A bug in a resource: logged with its traceback, answered with one
+        line of plain text (never the traceback, never Twisted's HTML)."""
+        self._log.failure("unhandled error answering a request", failure=reason)
+        if not self.startedWriting:
+            body = b"internal error; see the server log\n"
+            self.setResponseCode(http.INTERNAL_SERVER_ERROR)
+            self.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            self.setHeader(b"content-length", b"%d" % len(body))
+            self.write(body)
+        if not self.finished:
+            self.finish()
+        return reason
+
+
+def raw_refusal(code: int, status: bytes, message: str) -> bytes:
+    """A whole HTTP response refusing a request the parser could not read:
+    one line of plain text, and the connection closes."""
+    body = (message + "\n").encode("utf-8")
+    return (b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+            % (code, status, len(body), body))
+
+
+class WebhookChannel(http.HTTPChannel):
+    """Twisted's HTTP/1.1 channel, whose refusals of broken HTTP (a bad
+    request line or header, a line past 16 kB) carry a one-line reason
+    like every other refusal, instead of an empty 400 or a silent close."""
+
+    _refused = False
+
+    def _respondToBadRequestAndDisconnect(self):
+        self._refuse(raw_refusal(400, b"Bad Request", "malformed HTTP request"))
+
+    def lineLengthExceeded(self, line):
+        self._refuse(raw_refusal(431, b"Request Header Fields Too Large",
+                                 f"request line or header longer than {self.MAX_LENGTH} bytes"))
+
+    def _refuse(self, response: bytes) -> None:
+        if not self._refused:  # the rest of a long line may come back here
+            self._refused = True
+            self.transport.write(response)
+        self.loseConnection()

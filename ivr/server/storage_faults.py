@@ -1,0 +1,147 @@
+"""Storage faults: when the call store cannot write, turns are answered from
+memory (at most UNSAVED_KEPT calls) and written back once it can."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ivr.server.registry import UnknownFlow
+from ivr.store.sqlite.storage_health import fault_cause
+from ivr.store.sqlite.store import CallRecord
+
+#: Most calls answered from memory while the store cannot write.
+UNSAVED_KEPT = 10_000
+
+
+#: Most of those written back by one pass once the store writes again.
+UNSAVED_WRITTEN_PER_PASS = 200
+
+
+@dataclass
+class Unsaved:
+    """A call answered from memory because the store could not write its
+    turn: the record as answered, and the writes the store still owes."""
+
+    record: CallRecord
+    write: Callable[[], object]
+
+
+def _both(first, then):
+    """The writes of ``first`` then ``then``, as one write."""
+    def write():
+        first()
+        return then()
+    return write
+
+
+class _StorageFaults:
+    """Methods of the call handler, :class:`ivr.server.calls.CallHandler`."""
+
+    # -- a store that cannot write -------------------------------------------------------
+    def _last_record(self, call_id: str) -> CallRecord | None:
+        """The call's last answered turn: from memory when the store could
+        not write it, else from the store."""
+        unsaved = self._unsaved.get(call_id)
+        return unsaved.record if unsaved is not None else self.store.load_call(call_id)
+
+    def _state_dropped(self, call_id: str) -> bool:
+        """Whether the call ended and the sweep dropped its state: a very
+        late request must not start it again (nor rewrite its log)."""
+        row = self.store.call(call_id)
+        return row is not None and row["ended_at"] is not None
+
+    def _answer_unsaved(self, call_id, turn, flow, state, event, url, error, pending, played):
+        """The turn could not be written: answer it from memory.  A call
+        that was going on hears the flow's apology and is put through to
+        its human destination (the engine's fail-safe); one already
+        answered from memory (on its way to that human) goes on as played.
+        The answer and its writes are kept until the store writes again."""
+        cause = self.storage.failed(error, f"turn {turn} of {call_id}")
+        self.counters.unsaved_turns += 1
+        new_state, body, node_events = played
+        if pending is None and new_state["outcome"] != "failed":
+            new_state, body, node_events = self._fail_safe(flow, state, event, url)
+        write = self._writer(call_id, turn, new_state, body, node_events)
+        if pending is not None:
+            write = _both(pending.write, write)
+        self._keep_unsaved(call_id, Unsaved(
+            CallRecord(state=new_state, turn=turn, response=body,
+                       ended=bool(new_state.get("ended"))), write))
+        self.log.warn("turn {call} {turn} answered from memory ({cause}) at {node}",
+                      call=call_id, turn=turn, cause=cause, node=new_state["node"])
+        return body
+
+    def _unreadable(self, flow_name, turn, params, now, error) -> bytes:
+        """The store cannot even read the call: apologise and put the
+        caller through to the current flow's human, keeping nothing (its
+        state, if any, is the store's)."""
+        self.storage.failed(error, f"state of {params['CallSid']}")
+        flow = self.registry.current(flow_name)
+        if flow is None:
+            raise UnknownFlow(flow_name)
+        event = {"type": "start", "call_id": params["CallSid"], "caller": params.get("From", ""),
+                 "called": params.get("To", ""), "now": now or self._now(flow.timezone)}
+        _state, body, _events = self._fail_safe(flow, None, event,
+                                                self.action_url(flow_name, turn + 1))
+        return body
+
+    def _keep_unsaved(self, call_id: str, unsaved: Unsaved) -> None:
+        self._unsaved[call_id] = unsaved
+        self._unsaved.move_to_end(call_id)
+        if len(self._unsaved) > UNSAVED_KEPT:
+            dropped, _ = self._unsaved.popitem(last=False)
+            self.log.error("call {call} answered from memory is forgotten: more than {most} "
+                           "calls wait for the store", call=dropped, most=UNSAVED_KEPT)
+
+    def _written(self, call_id: str, unsaved: Unsaved | None) -> None:
+        """A write committed: the store works, and ``unsaved`` (the call's
+        turns answered from memory, written with it) is no longer owed."""
+        self.storage.succeeded()
+        if unsaved is not None and self._unsaved.get(call_id) is unsaved:
+            del self._unsaved[call_id]
+            if unsaved.record.state.get("callback"):
+                self.helpdesk.requested(call_id)
+
+    def save_unsaved(self, most: int = UNSAVED_WRITTEN_PER_PASS) -> int:
+        """Write up to ``most`` of the calls answered from memory, oldest
+        first, stopping at the first failure; how many were written."""
+        written = 0
+        for call_id, unsaved in list(self._unsaved.items())[:most]:
+            try:
+                with self.store.transaction():
+                    unsaved.write()
+            except Exception as error:  # noqa: BLE001 - kept for the next pass
+                self.storage.failed(error, f"turns of {call_id} answered from memory")
+                if fault_cause(error) is not None:
+                    break
+                # Its writes are broken, not the store: trying again cannot help.
+                if self._unsaved.get(call_id) is unsaved:
+                    del self._unsaved[call_id]
+                continue
+            self._written(call_id, unsaved)
+            written += 1
+        if written:
+            self.log.info("{count} calls answered from memory are now written, {left} left",
+                          count=written, left=len(self._unsaved))
+        return written
+
+    @property
+    def calls_in_memory(self) -> int:
+        """Calls answered from memory whose turns the store still owes."""
+        return len(self._unsaved)
+
+    def probe_storage(self) -> bool:
+        """While writes fail (or calls wait in memory), try a write: the
+        health recovers without waiting for a call.  True when the store
+        writes.  Never raises (it runs from a timer)."""
+        if self.storage.ok and not self._unsaved:
+            return True
+        try:
+            self.store.probe_write()
+        except Exception as error:  # noqa: BLE001 - still failing
+            self.storage.failed(error, "probe")
+            return False
+        self.storage.succeeded()
+        self.save_unsaved()
+        return self.storage.ok

@@ -1,0 +1,462 @@
+"""``twist ivr`` and ``ivr-serve``: options and the service tree.
+
+    twist ivr --listen tcp:8080:interface=127.0.0.1 --db ivr.db
+
+The database is created on first start with its schema and the demo
+orders, so the demo flow can be called right away.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import os
+import re
+import signal
+import sys
+from datetime import date
+from urllib.parse import urlsplit
+
+from twisted.application import internet, service, strports
+from twisted.internet import reactor as default_reactor
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.web.http import combinedLogFormatter
+from twisted.web.server import Site
+
+from ivr.engine.actions import DialTarget
+from ivr.lookups.demo_orders import create_demo_db
+from ivr.lookups.embedded import EmbeddedOrderLookups
+from ivr.lookups.orders import OrderStore
+from ivr.lookups.shops import HttpOrderLookups, OrderLookupsService, ShopConfigError, load_config
+from ivr.server.calls import CallHandler
+from ivr.server.dashboard import check_dashboard_token, make_dashboard
+from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
+from ivr.server.registry import FlowRegistry
+from ivr.server.requests import LimitedRequest, WebhookChannel
+from ivr.server.sms import SmsConfigError, SmsService, TwilioAccount, sender_for
+from ivr.server.web import build_root
+from ivr.store.sqlite.checkpoint import SAFETY_NET_PAGES, Checkpointer
+from ivr.store.sqlite.group_commit import GroupCommit
+from ivr.store.sqlite.store import CallStore
+
+log = Logger()
+
+#: The listen queue of a socket whose description gives none: 1,000
+#: connections opened at once on loopback all wait in it instead of timing
+#: out (the kernel caps it at net.core.somaxconn, 4096 on current Linux).
+DEFAULT_BACKLOG = 2048
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = ("Answer telephony provider voice webhooks (Twilio TwiML) with the flows in "
+                "--flows. Example: twist ivr --listen tcp:8080:interface=127.0.0.1")
+    optParameters = [
+        ["listen", "l", "tcp:8080:interface=127.0.0.1",
+         "Where to listen (a strports description); a TCP, SSL or UNIX socket without "
+         "backlog= gets backlog=%d, not Twisted's 50." % DEFAULT_BACKLOG],
+        ["db", "d", "ivr.db", "SQLite file for calls and orders; created with the demo orders if missing."],
+        ["flows", "f", "flows", "Folder of flow files (*.yaml)."],
+        ["prompts", "p", "prompts", "Folder of prompt templates (<lang>/<name>.j2)."],
+        ["public-url", None, None,
+         "Base URL the provider calls (e.g. https://ivr.example.com), for signatures behind a proxy."],
+        ["twilio-auth-token", None, None,
+         "Twilio auth token (default: $TWILIO_AUTH_TOKEN); when set, every request must be signed."],
+        ["fallback-number", None, None,
+         "Number (E.164) or sip: address callers are put through to if a flow cannot be run."],
+        ["lookup-timeout", None, "4", "Seconds a look-up may take before the flow's error branch."],
+        ["reload-interval", None, "2", "Seconds between checks for changed flow files."],
+        ["orders", None, None,
+         "Look orders up in a shop's API configured by this YAML file (docs/configuration.md, "
+         "e.g. shop.yaml); default: the orders in --db."],
+        ["hold-after", None, "1.5",
+         "Seconds a look-up may take before the caller hears \"one moment\" and holds "
+         "(each webhook is answered within this, whatever --lookup-timeout is)."],
+        ["sweep-after", None, "3600",
+         "Seconds of silence after which a call the provider never closed (no status "
+         "callback) is ended as a hang-up (4 h 10 min while with an agent)."],
+        ["retry-window", None, "600",
+         "Seconds an ended call's state is kept, so a provider retry of its last turn "
+         "gets the same answer; the sweep then drops it (its events and call row stay)."],
+        ["retention-days", None, None,
+         "Erase the calls that started more than this many days ago, with their events, "
+         "status callbacks, callback requests and state: once at start, then daily "
+         "(e.g. 365). Default: keep everything."],
+        ["log-file", None, None,
+         "Write the server's log to this file instead of stdout, rotated by size "
+         "(--log-max-bytes, --log-files), e.g. /var/log/ivr/ivr.log."],
+        ["log-max-bytes", None, "10000000",
+         "With --log-file: rotate the log when it reaches this many bytes."],
+        ["log-files", None, "10",
+         "With --log-file: how many rotated files to keep (ivr.log.1 ... ivr.log.N)."],
+        ["access-log", None, None,
+         "File to append an HTTP access log to (combined format, the values of query "
+         "parameters such as token= or key= replaced by REDACTED); by default only the "
+         "one line per turn and the refused requests are logged."],
+        ["dashboard-token", None, None,
+         "Serve the ops dashboard at /dashboard to requests carrying this token (default: "
+         "$IVR_DASHBOARD_TOKEN); without one there is no dashboard."],
+        ["helpdesk-url", None, None,
+         "POST each callback request as JSON to this URL (e.g. https://helpdesk.example.com/"
+         "callbacks), with $IVR_HELPDESK_TOKEN as a Bearer token when set; without one "
+         "requests are only kept in --db (ivr-report callbacks)."],
+    ]
+    optFlags = [
+        ["sync-every-commit", None,
+         "Have the disk confirm each commit (SQLite synchronous=FULL): a power cut or an "
+         "OS crash then loses no answered turn. By default a process crash loses none, a "
+         "power cut may lose the last commits."],
+        ["simulated-clock", None,
+         "Let requests set their time with X-IVR-Simulated-Time (ivr-sim test --url); "
+         "for test servers only."],
+    ]
+
+    def postOptions(self):
+        if self["twilio-auth-token"] is None:
+            self["twilio-auth-token"] = os.environ.get("TWILIO_AUTH_TOKEN") or None
+        if self["dashboard-token"] is None:
+            self["dashboard-token"] = os.environ.get("IVR_DASHBOARD_TOKEN") or None
+        if self["dashboard-token"] is not None:
+            check_dashboard_token(self["dashboard-token"])
+        for name in ("lookup-timeout", "reload-interval", "sweep-after", "hold-after",
+                     "retry-window"):
+            try:
+                self[name] = float(self[name])
+            except ValueError:
+                raise usage.UsageError(f"--{name} must be a number of seconds") from None
+            if self[name] <= 0:
+                raise usage.UsageError(f"--{name} must be positive")
+        if self["hold-after"] >= 10:
+            raise usage.UsageError("--hold-after must stay well under the provider's 15 s")
+        if self["lookup-timeout"] > 30:
+            raise usage.UsageError("--lookup-timeout over 30 s keeps callers on hold too long")
+        if self["retry-window"] < 60:
+            raise usage.UsageError("--retry-window under 60 s would drop states a provider "
+                                   "may still retry")
+        self["retention-days"] = positive_number(self["retention-days"], "--retention-days", float)
+        self["log-max-bytes"] = positive_number(self["log-max-bytes"], "--log-max-bytes", int)
+        self["log-files"] = positive_number(self["log-files"], "--log-files", int)
+        if self["log-file"] and not os.path.isdir(os.path.dirname(os.path.abspath(self["log-file"]))):
+            raise usage.UsageError(f"--log-file {self['log-file']}: its folder does not exist")
+        self["orders-config"] = shop_config(self["orders"], self["lookup-timeout"])
+        self["helpdesk-url"] = helpdesk_url(self["helpdesk-url"])
+        self["helpdesk-token"] = os.environ.get("IVR_HELPDESK_TOKEN", "").strip() or None
+        try:  # texts: TWILIO_ACCOUNT_SID and friends (docs/flow-language.md, sms)
+            self["sms-account"] = TwilioAccount.from_environment(os.environ, self["twilio-auth-token"])
+        except SmsConfigError as error:
+            raise usage.UsageError(str(error)) from None
+
+
+class ReloadOnHangup(service.Service):
+    """Reload the flows on SIGHUP, as daemons do."""
+
+    def __init__(self, registry, reactor):
+        self.registry, self.reactor = registry, reactor
+
+    previous = None
+
+    def startService(self):
+        super().startService()
+        if hasattr(signal, "SIGHUP"):
+            self.previous = signal.signal(
+                signal.SIGHUP, lambda *_: self.reactor.callFromThread(self._reload))
+
+    def stopService(self):
+        if self.previous is not None:
+            signal.signal(signal.SIGHUP, self.previous)
+        return super().stopService()
+
+    def _reload(self):
+        log.info("SIGHUP: reloading flows")
+        self.registry.reload()
+
+
+_BACKLOG_ENDPOINTS = ("tcp", "tcp6", "ssl", "unix")
+
+
+def with_backlog(description: str, backlog: int = DEFAULT_BACKLOG) -> str:
+    """``description`` (strports) with ``backlog=`` added when it is a TCP,
+    SSL or UNIX socket that sets none."""
+    kind = description.split(":", 1)[0].strip().lower()
+    if kind not in _BACKLOG_ENDPOINTS or re.search(r"(^|:)backlog=", description):
+        return description
+    if ":" not in description:  # "tcp" alone would be refused by strports anyway
+        return description
+    return f"{description}:backlog={backlog}"
+
+
+#: Query parameters whose values the access log never shows.
+_SECRET_PARAM = re.compile(
+    rb"(?i)([?&;](?:[^=&;#]*(?:token|key|secret|pass|auth|sig|session|code)[^=&;#]*)=)[^&;#]*")
+
+
+def scrub_uri(uri: bytes, secrets: tuple[bytes, ...] = ()) -> bytes:
+    """``uri`` with the value of every secret-looking query parameter, and
+    any of ``secrets`` wherever it appears, replaced by ``REDACTED``."""
+    uri = _SECRET_PARAM.sub(rb"\1REDACTED", uri)
+    for secret in secrets:
+        if secret:
+            uri = uri.replace(secret, b"REDACTED")
+    return uri
+
+
+class _ScrubbedRequest:
+    """What the access log formatter reads of a request, its URI and
+    referrer scrubbed (see :func:`scrub_uri`)."""
+
+    def __init__(self, request, secrets):
+        self._request, self._secrets = request, secrets
+        self.uri = scrub_uri(request.uri, secrets)
+
+    def getHeader(self, name):
+        value = self._request.getHeader(name)
+        if value is not None and name.lower() in (b"referer", "referer"):
+            raw = value if isinstance(value, bytes) else value.encode("utf-8", "replace")
+            value = scrub_uri(raw, self._secrets)
+        return value
+
+    def __getattr__(self, name):
+        return getattr(self._request, name)
+
+
+def scrubbing_log_formatter(secrets: tuple[bytes, ...] = ()):
+    """Twisted's combined log format over a scrubbed request: a token put in
+    a query string never lands in the access log."""
+    def formatter(timestamp, request):
+        return combinedLogFormatter(timestamp, _ScrubbedRequest(request, secrets))
+    return formatter
+
+
+class WebhookSite(Site):
+    """A Site that keeps an access log only when given a file for it: each
+    turn is already logged once, and formatting a second line per request
+    costs a tenth of a turn.  The log never holds a token (see
+    :func:`scrubbing_log_formatter`)."""
+
+    #: HTTP/1.1 only (no HTTP/2 is negotiated), refusing broken HTTP in words.
+    protocol = WebhookChannel
+
+    def log(self, request):
+        if self.logPath:
+            super().log(request)
+
+    def getContentFile(self, length):
+        """Request bodies in memory: LimitedRequest keeps at most 64 kB
+        of one.  (Twisted looks this hook up on every request, and without
+        it a body of unknown length goes to a temporary file.)"""
+        return io.BytesIO()
+
+
+class GarbageCollectorTuning(service.Service):
+    """Collect the youngest objects every 10,000 allocations instead of
+    every 700: a turn allocates thousands of short-lived objects, nearly
+    all freed by reference counting, and the collector's passes over
+    them were 5 % of a turn.  The older generations' thresholds, counted
+    in collections of the younger one, are left as they are."""
+
+    def startService(self):
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        super().startService()
+
+
+#: The server connection's SQLite page cache, in KiB.
+PAGE_CACHE_KIB = 64 * 1024
+
+#: See :class:`GarbageCollectorTuning`.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+class FlushOnStop(service.Service):
+    """Commit the turns still queued when the server stops."""
+
+    def __init__(self, group_commit):
+        self.group_commit = group_commit
+
+    def stopService(self):
+        self.group_commit.flush()
+        return super().stopService()
+
+
+def open_database(path: str, sync_every_commit: bool = False) -> tuple[CallStore, OrderStore]:
+    """The call log and the order store, in one SQLite file.  A new file
+    gets the demo orders, dated today."""
+    store = CallStore.open(path, synchronous="FULL" if sync_every_commit else "NORMAL")
+    orders = OrderStore(store.db)
+    if "orders" not in store.db.table_names():
+        create_demo_db(store.db, date.today())
+        log.info("{db}: created with the demo orders", db=path)
+    return store, orders
+
+
+def positive_number(value, option: str, kind):
+    """``value`` as a positive ``kind`` (int or float), None when not
+    given; a usage error naming ``option`` otherwise."""
+    if value is None:
+        return None
+    try:
+        number = kind(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise usage.UsageError(f"{option} must be a positive {'whole ' if kind is int else ''}"
+                               f"number, not {value!r}")
+    return number
+
+
+#: Seconds between two attempts to write while the store fails.
+STORAGE_PROBE_INTERVAL = 5.0
+
+#: Seconds between two retention purges.
+RETENTION_INTERVAL = 24 * 3600.0
+
+
+def log_file(path: str, max_bytes: int, files: int):
+    """The server's log file at ``path``, rotated when it reaches
+    ``max_bytes`` (``path.1`` is the newest old file), keeping ``files``
+    old files; its folder must exist."""
+    from twisted.python.logfile import LogFile
+
+    folder, name = os.path.split(os.path.abspath(path))
+    return LogFile(name, folder, rotateLength=max_bytes, maxRotatedFiles=files)
+
+
+def shop_config(path: str | None, lookup_timeout: float):
+    """The shop back-end configuration at ``path`` (None: the embedded
+    store); its problems become a usage error listing them all."""
+    if path is None:
+        return None
+    try:
+        config = load_config(path)
+    except ShopConfigError as error:
+        raise usage.UsageError(f"--orders {path} is not valid:\n{error}") from None
+    if config.timeout >= lookup_timeout:
+        log.warn("{path}: the shop's timeout ({timeout:g} s) is not under --lookup-timeout "
+                 "({limit:g} s): slow look-ups will end as 'timeout' without the shop's cause",
+                 path=path, timeout=config.timeout, limit=lookup_timeout)
+    return config
+
+
+def helpdesk_url(value: str | None) -> str | None:
+    """``--helpdesk-url``: an http(s) URL with a host, or a usage error."""
+    if not value:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise usage.UsageError(f"--helpdesk-url must be an http:// or https:// URL such as "
+                               f"https://helpdesk.example.com/callbacks, not {value!r}")
+    return value.strip()
+
+
+def fallback_target(value: str | None) -> DialTarget | None:
+    if not value:
+        return None
+    return DialTarget("sip" if value.startswith("sip:") else "number", value)
+
+
+def makeService(options, reactor=default_reactor) -> service.MultiService:
+    store, orders = open_database(options["db"], bool(options["sync-every-commit"]))
+    registry = FlowRegistry(options["flows"], options["prompts"], store)
+    registry.reload_if_changed()
+    if not registry.versions():
+        log.warn("no valid flow in {flows}: every call will be refused", flows=options["flows"])
+    shop = options.get("orders-config")
+    lookups = HttpOrderLookups(shop, reactor) if shop else EmbeddedOrderLookups(orders)
+    texts = sender_for(options.get("sms-account"), reactor)
+    helpdesk = NoHelpdesk()
+    if options.get("helpdesk-url"):
+        helpdesk = Helpdesk(options["helpdesk-url"], store, reactor,
+                            token=options.get("helpdesk-token"), registry=registry)
+        log.info("callback requests are posted to {url}", url=options["helpdesk-url"])
+    handler = CallHandler(
+        registry, store, lookups.perform, reactor,
+        lookup_timeout=options["lookup-timeout"],
+        fallback=fallback_target(options["fallback-number"]),
+        base_url=(options["public-url"] or "").rstrip("/") if options["public-url"] else "",
+        group_commit=GroupCommit(store, reactor),
+        hold_after=options["hold-after"],
+        send_sms=texts.send,
+        helpdesk=helpdesk,
+    )
+    root = build_root(handler, registry, auth_token=options["twilio-auth-token"],
+                      public_url=options["public-url"],
+                      simulated_clock=bool(options["simulated-clock"]),
+                      dashboard=make_dashboard(options["dashboard-token"], options["db"],
+                                               registry, reactor),
+                      dashboard_token=options["dashboard-token"])
+    if options["simulated-clock"]:
+        log.warn("--simulated-clock: requests may set their own time; never use it in production")
+    # Webhook resources read the body themselves (strict UTF-8, body
+    # parameters apart from the query's): Twisted's own parse of it into
+    # request.args would be thrown away, and its Content-Type parsing through
+    # the email package cost a tenth of a turn.
+    secrets = tuple(t.encode("utf-8") for t in (options["dashboard-token"],
+                                                options["twilio-auth-token"]) if t)
+    site = WebhookSite(root, requestFactory=LimitedRequest, logPath=options["access-log"],
+                       parsePOSTFormSubmission=False,
+                       logFormatter=scrubbing_log_formatter(secrets))
+    site.displayTracebacks = False
+    top = service.MultiService()
+    GarbageCollectorTuning().setServiceParent(top)
+    # Checkpoints run in a thread; the commits keep one only as a safety net.
+    store.db.execute(f"PRAGMA wal_autocheckpoint = {SAFETY_NET_PAGES}")
+    # Every turn touches index pages all over the log (call ids are
+    # random): SQLite's default 2 MB page cache was read again and again
+    # from the OS as the log grew.
+    store.db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
+    Checkpointer(options["db"], reactor).setServiceParent(top)
+    # Children stop in reverse order: this one last, once nothing listens.
+    FlushOnStop(handler.group_commit).setServiceParent(top)
+    strports.service(with_backlog(options["listen"]), site, reactor=reactor).setServiceParent(top)
+    reload = internet.TimerService(options["reload-interval"], registry.reload_if_changed)
+    reload.clock = reactor
+    reload.setServiceParent(top)
+    ReloadOnHangup(registry, reactor).setServiceParent(top)
+    # Calls whose status callback never came are ended, not left open.
+    sweep = internet.TimerService(min(300.0, options["sweep-after"] / 4), handler.sweep,
+                                  idle=options["sweep-after"],
+                                  state_kept=options.get("retry-window") or 600.0)
+    sweep.clock = reactor
+    sweep.setName("sweep")
+    sweep.setServiceParent(top)
+    # While writes fail, /healthz recovers as soon as one succeeds, calls or not.
+    probe = internet.TimerService(STORAGE_PROBE_INTERVAL, handler.probe_storage)
+    probe.clock = reactor
+    probe.setName("storage-probe")
+    probe.setServiceParent(top)
+    if options.get("retention-days"):
+        retention = internet.TimerService(RETENTION_INTERVAL, handler.purge,
+                                          options["retention-days"])
+        retention.clock = reactor
+        retention.setName("retention")
+        retention.setServiceParent(top)
+        log.info("calls older than {days:g} days are erased daily", days=options["retention-days"])
+    SmsService(texts).setServiceParent(top)
+    # Requests left pending by the last run are sent again.
+    HelpdeskService(helpdesk).setServiceParent(top)
+    if shop:
+        OrderLookupsService(lookups).setServiceParent(top)
+        log.info("orders from {url} ({preset})", url=shop.base_url, preset=shop.preset or "custom mapping")
+    return top
+
+
+def main(argv=None):
+    """``ivr-serve``: the same service as ``twist ivr``, with the same options."""
+    from twisted.logger import globalLogBeginner
+
+    from ivr.server.logs import text_log_observer
+
+    options = Options()
+    try:
+        options.parseOptions(sys.argv[1:] if argv is None else argv)
+    except usage.UsageError as error:
+        print(f"{options}\nivr-serve: {error}", file=sys.stderr)
+        sys.exit(2)
+    out = sys.stdout
+    if options["log-file"]:
+        out = log_file(options["log-file"], options["log-max-bytes"], options["log-files"])
+    globalLogBeginner.beginLoggingTo([text_log_observer(out)])
+    top = makeService(options, default_reactor)
+    top.startService()
+    default_reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    default_reactor.run()

@@ -1,0 +1,441 @@
+"""The webhook server's HTTP resources (twisted.web).
+
+``POST /voice/<flow>`` (every turn of a call), ``POST /status`` (call
+status callbacks), ``GET /healthz`` and ``GET /metrics``.  Requests are
+checked here, before anything reaches the engine: size, content type,
+UTF-8, form syntax, ``CallSid``, and the provider's signature when an auth
+token is configured.  Bad requests get a 4xx with a one-line reason,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web import http
+from twisted.web.error import UnsupportedMethod
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from ivr.providers.twilio.signature import is_valid_twilio_request
+from ivr.providers.twilio.webhook_fields import FieldError, check_fields, is_call_sid
+from ivr.server.registry import UnknownFlow
+from ivr.server.requests import (
+    _METHOD_CHARS,
+    MAX_BODY,
+    MAX_SIGNATURE,
+    BadRequest,
+    finish_with,
+    header_text,
+    parse_form,
+    plain_text,
+)
+from ivr.store.sqlite.storage_health import fault_cause
+
+TWIML_TYPE = b"text/xml; charset=utf-8"
+
+
+class PlainResource(Resource):
+    """A leaf whose refusals are one line of plain text: a method it does
+    not serve is a 405 naming the ones it does (Twisted's own page is
+    HTML, from a class it deprecates)."""
+
+    isLeaf = True
+
+    def render(self, request):
+        if not request.method or not set(request.method) <= _METHOD_CHARS:
+            return plain_text(request, 400, "malformed method")
+        # Twisted's HEAD calls render_GET, which a POST-only resource lacks.
+        if request.method == b"HEAD" and getattr(self, "render_GET", None) is None:
+            return self._not_allowed(request)
+        try:
+            return super().render(request)
+        except UnsupportedMethod:
+            return self._not_allowed(request)
+
+    def _not_allowed(self, request) -> bytes:
+        """405 naming the methods served (HEAD only where GET is)."""
+        allowed = {name[len("render_"):].encode("ascii") for name in dir(self)
+                   if name.startswith("render_") and name[len("render_"):].isupper()}
+        if b"GET" not in allowed:
+            allowed.discard(b"HEAD")
+        request.setHeader(b"allow", b", ".join(sorted(allowed)))
+        return plain_text(request, 405, "method not allowed")
+
+
+class Root(Resource):
+    """The server's root: an unknown path is a plain-text 404."""
+
+    def getChild(self, path, request):
+        return NotFound()
+
+    def render(self, request):
+        return NotFound().render(request)
+
+
+class NotFound(PlainResource):
+    """Any path the server does not have, whatever the method."""
+
+    def render(self, request):
+        return plain_text(request, 404, "not found")
+
+
+class WebhookResource(PlainResource):
+    """Shared checks for provider webhooks."""
+
+    log = Logger()
+
+    def __init__(self, handler, auth_token: str | None, public_url: str | None,
+                 simulated_clock: bool = False):
+        super().__init__()
+        self.handler, self.auth_token, self.public_url = handler, auth_token, public_url
+        self.simulated_clock = simulated_clock
+
+    def check_signature(self, request, form: dict, raw: bytes) -> None:
+        """Raise :class:`BadRequest` (403) unless the request is correctly
+        signed; nothing to check when no auth token is configured."""
+        if not self.auth_token:
+            return
+        signature = request.getHeader(b"x-twilio-signature")
+        if not signature:
+            raise BadRequest(403, "missing X-Twilio-Signature")
+        # A forged header may be any bytes: only a short ASCII one is compared.
+        if len(signature) > MAX_SIGNATURE or not signature.isascii():
+            raise BadRequest(403, "X-Twilio-Signature is not a signature")
+        if not is_valid_twilio_request(self.auth_token, self.request_url(request), form,
+                                       signature, raw):
+            raise BadRequest(403, "X-Twilio-Signature does not match this request")
+
+    #: Fields a request to this resource must carry.
+    required = ("CallSid",)
+
+    def read_form(self, request) -> dict:
+        """The webhook's parameters, checked against
+        :data:`ivr.providers.twilio.webhook_fields.FIELDS`; raises :class:`BadRequest`."""
+        if getattr(request, "too_large", False):
+            raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
+        content_type = (header_text(request, b"content-type") or "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            raise BadRequest(415, "expected an application/x-www-form-urlencoded body")
+        request.content.seek(0)
+        raw = request.content.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
+        try:
+            form = parse_form(raw.decode("utf-8"))
+        except UnicodeDecodeError:  # raw or percent-encoded bytes that are not UTF-8
+            raise BadRequest(400, "body is not UTF-8") from None
+        except ValueError:
+            raise BadRequest(400, "malformed form body") from None
+        self.check_signature(request, form, raw)
+        try:
+            return check_fields(form, self.required)
+        except FieldError as error:
+            raise BadRequest(400, str(error)) from None
+
+    def simulated_time(self, request):
+        """The turn's time from ``X-IVR-Simulated-Time``, honoured only by a
+        server started with ``--simulated-clock`` (never in production)."""
+        if not self.simulated_clock:
+            return None
+        value = header_text(request, b"x-ivr-simulated-time")
+        if value is None:
+            return None
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise BadRequest(400, "X-IVR-Simulated-Time is not an ISO 8601 time") from None
+        if moment.tzinfo is None:
+            raise BadRequest(400, "X-IVR-Simulated-Time needs a UTC offset")
+        return moment
+
+    def request_url(self, request) -> str:
+        """The URL the provider signed: the public base URL (behind a proxy)
+        plus the path and query it requested."""
+        uri = request.uri.decode("utf-8", "replace")
+        if self.public_url:
+            base = urlsplit(self.public_url)
+            return f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{uri}"
+        scheme = "https" if request.isSecure() else "http"
+        host = (request.getHeader(b"host") or b"localhost").decode("utf-8", "replace")
+        return f"{scheme}://{host}{uri}"
+
+    def refuse(self, request, error: BadRequest) -> bytes:
+        self.log.warn("{method} {path} refused: {code} {reason}", method=request.method.decode(),
+                      path=request.path.decode("utf-8", "replace"), code=error.code, reason=error.reason)
+        return plain_text(request, error.code, error.reason)
+
+
+class VoiceResource(WebhookResource):
+    """``POST /voice/<flow>[?turn=N]``: a turn of a call."""
+
+    def render_POST(self, request):
+        try:
+            flow_name = self._flow_name(request)
+            query = self._query(request)
+            turn = self._turn(query)
+            params = self.read_form(request)
+        except BadRequest as error:
+            return self.refuse(request, error)
+        try:
+            now = self.simulated_time(request)
+        except BadRequest as error:
+            return self.refuse(request, error)
+        result = defer.ensureDeferred(
+            self.handler.voice(flow_name, turn, params, now, poll=self._polls(query)))
+
+        def answered(body):
+            request.setHeader(b"content-type", TWIML_TYPE)
+            finish_with(request, body)
+
+        def failed(failure):
+            if failure.check(defer.CancelledError):
+                return None
+            if failure.check(UnknownFlow):
+                finish_with(request, self.refuse(request,
+                                                 BadRequest(404, f"no flow named {flow_name!r}")))
+            else:  # the handler has its own fail-safe; this is a bug in it
+                self.log.failure("unhandled error in a voice turn", failure)
+                request.setResponseCode(500)
+                finish_with(request)
+
+        result.addCallbacks(answered, failed)
+        # A provider that gave up does not need the answer: stop waiting.
+        request.notifyFinish().addErrback(lambda _: result.cancel())
+        return NOT_DONE_YET
+
+    def _flow_name(self, request) -> str:
+        parts = [p for p in request.postpath if p]
+        if len(parts) != 1:
+            raise BadRequest(404, "expected /voice/<flow>")
+        try:
+            return parts[0].decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest(404, "flow name is not UTF-8") from None
+
+    @staticmethod
+    def _query(request) -> dict[bytes, list[bytes]]:
+        # From the URL we wrote into the TwiML only, never from the body.
+        return http.parse_qs(request.uri.partition(b"?")[2])
+
+    @staticmethod
+    def _polls(query) -> bool:
+        """A caller coming back from a hold (``?hold=1``, from our own Redirect)."""
+        return query.get(b"hold") == [b"1"]
+
+    @staticmethod
+    def _turn(query) -> int:
+        values = query.get(b"turn")
+        if not values:
+            return 0
+        # ASCII digits only: int() also takes " 1", "1_0" and "²".
+        if not values[-1].isdigit() or not values[-1].isascii():
+            raise BadRequest(400, "turn must be a whole number")
+        if len(values[-1]) > 5:
+            raise BadRequest(400, "turn out of range")
+        return int(values[-1])
+
+
+class StatusResource(WebhookResource):
+    """``POST /status``: call status callbacks end the call record."""
+
+    required = ("CallSid", "CallStatus")
+
+    def render_POST(self, request):
+        try:
+            params = self.read_form(request)
+            now = self.simulated_time(request)
+        except BadRequest as error:
+            return self.refuse(request, error)
+        result = defer.ensureDeferred(self.handler.status_committed(params, now))
+        gone = []  # the provider hung up on us: the callback is still kept
+        request.notifyFinish().addErrback(gone.append)
+
+        def taken(_new):
+            if not gone:
+                request.setResponseCode(204)
+                request.finish()
+
+        def failed(failure):
+            # Logged; the provider gets no traceback.
+            self.log.failure("status callback for {call} failed", failure, call=params["CallSid"])
+            if gone:
+                return
+            if fault_cause(failure.value) is not None:  # nothing kept: the provider may retry
+                finish_with(request, plain_text(request, 503, "cannot store the status now"))
+            else:
+                request.setResponseCode(500)
+                finish_with(request, b"internal error\n")
+
+        result.addCallbacks(taken, failed)
+        return NOT_DONE_YET
+
+
+class WhisperResource(WebhookResource):
+    """``POST /whisper?X-IVR-Reason=…``: played to the agent who answers a
+    transfer to a phone number, before the caller is put through."""
+
+    def render_POST(self, request):
+        try:
+            self.read_form(request)
+            query = self._query(request)
+        except BadRequest as error:
+            return self.refuse(request, error)
+        body = self.handler.whisper(query)
+        request.setHeader(b"content-type", TWIML_TYPE)
+        return body
+
+    @staticmethod
+    def _query(request) -> dict[str, str]:
+        """The query we wrote into the Dial (reason, call, order), checked
+        as strictly as a body."""
+        try:
+            text = request.uri.partition(b"?")[2].decode("utf-8")
+            return check_fields(parse_form(text))
+        except UnicodeDecodeError:
+            raise BadRequest(400, "query is not UTF-8") from None
+        except FieldError as error:
+            raise BadRequest(400, str(error)) from None
+        except ValueError:
+            raise BadRequest(400, "malformed query") from None
+
+
+class CallResource(WebhookResource):
+    """``GET /calls/<CallSid>``: where a call is and what it logged, for
+    ``ivr-sim test --url``.  Private: only for a request carrying the
+    dashboard token (``Authorization: Bearer``) or signed like a webhook
+    with the provider's auth token; the caller's number never shows."""
+
+    def __init__(self, handler, auth_token, public_url, dashboard_token: str | None = None):
+        super().__init__(handler, auth_token, public_url)
+        self.dashboard_token = dashboard_token.encode("utf-8") if dashboard_token else None
+
+    def render_GET(self, request):
+        try:
+            self.check_credentials(request)
+            parts = [p for p in request.postpath if p]
+            if len(parts) != 1:
+                raise BadRequest(404, "expected /calls/<CallSid>")
+            call_id = parts[0].decode("ascii", "replace")
+            if not is_call_sid(call_id):
+                raise BadRequest(404, "no such call: a CallSid is CA and 32 hex digits")
+            described = self.handler.describe(call_id)
+            if described is None:
+                raise BadRequest(404, "no such call")
+        except BadRequest as error:
+            return self.refuse(request, error)
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        return json.dumps(described).encode("utf-8")
+
+    def check_credentials(self, request) -> None:
+        """Raise :class:`BadRequest` unless the request carries the dashboard
+        token or a valid provider signature: 403 when the server has
+        neither configured, 401 when none was given, 403 when wrong."""
+        from ivr.server.dashboard import is_authorized  # ivr.server.dashboard imports this module
+
+        if self.dashboard_token is None and not self.auth_token:
+            raise BadRequest(403, "call details are private: start the server with "
+                                  "--dashboard-token or --twilio-auth-token to read them")
+        authorization = request.getHeader(b"authorization")
+        if self.dashboard_token is not None and is_authorized(authorization, self.dashboard_token):
+            return
+        if self.auth_token and request.getHeader(b"x-twilio-signature"):
+            self.check_signature(request, {}, b"")
+            return
+        if authorization is None:
+            raise BadRequest(401, "call details need the dashboard token (Bearer) "
+                                  "or a provider signature")
+        raise BadRequest(403, "wrong credentials for call details")
+
+
+class HealthResource(PlainResource):
+    """``GET /healthz``: the flows serving and their versions, and each flow
+    file on disk that fails validation with its first problem
+    (``file:line:col: error: message [code]``) and how many it has.  Still
+    200 while they fail: the last good version of each keeps serving, and
+    a monitor alerts on a non-empty ``invalid_files``.  503 with
+    ``storage`` naming the cause while the store cannot write (callers are
+    then answered from memory and put through to a human)."""
+
+    def __init__(self, registry, storage=None):
+        super().__init__()
+        self.registry, self.storage = registry, storage
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        body = {"status": "ok", "flows": self.registry.versions(),
+                "invalid_files": self.registry.invalid_files()}
+        if self.storage is not None and not self.storage.ok:
+            request.setResponseCode(503)
+            body.update(status="storage_failing", storage=self.storage.cause)
+        return json.dumps(body).encode("utf-8")
+
+
+class MetricsResource(PlainResource):
+    """Counters in the Prometheus text format."""
+
+    def __init__(self, handler, registry):
+        super().__init__()
+        self.handler, self.registry = handler, registry
+
+    def render_GET(self, request):
+        c = self.handler.counters
+        lines = [
+            "# TYPE ivr_turns_total counter", f"ivr_turns_total {c.turns}",
+            "# TYPE ivr_turns_replayed_total counter", f"ivr_turns_replayed_total {c.replayed}",
+            "# TYPE ivr_failsafe_total counter", f"ivr_failsafe_total {c.failsafe}",
+            "# TYPE ivr_calls_started_total counter", f"ivr_calls_started_total {c.calls_started}",
+            "# TYPE ivr_status_callbacks_total counter",
+            f"ivr_status_callbacks_total {c.status_callbacks}",
+            "# TYPE ivr_calls_ended_total counter",
+        ] + [f'ivr_calls_ended_total{{outcome="{o}"}} {n}' for o, n in sorted(c.by_outcome.items())]
+        lines += self._storage_lines()
+        group = self.handler.group_commit
+        if group is not None:  # writes per commit: how well turns share commits
+            lines += ["# TYPE ivr_commits_total counter", f"ivr_commits_total {group.commits}",
+                      "# TYPE ivr_committed_writes_total counter",
+                      f"ivr_committed_writes_total {group.writes}"]
+        lines += ["# TYPE ivr_flow_info gauge"] + [
+            f'ivr_flow_info{{flow="{name}",version="{version}"}} 1'
+            for name, version in self.registry.versions().items()]
+        request.setHeader(b"content-type", b"text/plain; version=0.0.4")
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    def _storage_lines(self) -> list[str]:
+        """Failed writes by cause, whether the store writes now, and the
+        turns answered from memory because it did not."""
+        storage = getattr(self.handler, "storage", None)
+        if storage is None:
+            return []
+        return ["# TYPE ivr_storage_failures_total counter"] + [
+            f'ivr_storage_failures_total{{cause="{cause}"}} {n}'
+            for cause, n in sorted(storage.failures.items())] + [
+            "# TYPE ivr_storage_ok gauge", f"ivr_storage_ok {int(storage.ok)}",
+            "# TYPE ivr_turns_unsaved_total counter",
+            f"ivr_turns_unsaved_total {self.handler.counters.unsaved_turns}",
+            "# TYPE ivr_calls_in_memory gauge",
+            f"ivr_calls_in_memory {self.handler.calls_in_memory}"]
+
+
+def build_root(handler, registry, *, auth_token=None, public_url=None,
+               simulated_clock=False, dashboard: Resource | None = None,
+               dashboard_token: str | None = None) -> Resource:
+    """The server's resource tree.  ``/dashboard`` exists only when a
+    ``dashboard`` resource is given (the server has a dashboard token);
+    ``dashboard_token`` also opens ``/calls/<sid>``."""
+    root = Root()
+    root.putChild(b"voice", VoiceResource(handler, auth_token, public_url, simulated_clock))
+    root.putChild(b"status", StatusResource(handler, auth_token, public_url, simulated_clock))
+    root.putChild(b"calls", CallResource(handler, auth_token, public_url, dashboard_token))
+    root.putChild(b"whisper", WhisperResource(handler, auth_token, public_url))
+    root.putChild(b"healthz", HealthResource(registry, getattr(handler, "storage", None)))
+    root.putChild(b"metrics", MetricsResource(handler, registry))
+    if dashboard is not None:
+        root.putChild(b"dashboard", dashboard)
+    return root

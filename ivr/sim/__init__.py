@@ -1,0 +1,2 @@
+"""``ivr-sim``: calls played offline or against a server, scenario files,
+utterance sets and the traffic generator."""

@@ -1,0 +1,431 @@
+"""``ivr-sim``: try, test and check call flows from a terminal or in CI.
+
+A thin layer: the library raises specific exceptions, this module turns
+them into clean messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+import sqlite_utils
+
+from ivr.flow.loader import check_flow
+from ivr.flow.problems import FlowError
+from ivr.lookups.demo_orders import DEMO_CALLERS, create_demo_db
+from ivr.lookups.embedded import EmbeddedOrderLookups
+from ivr.lookups.orders import OrderStore
+from ivr.reports.graph import FORMATS as GRAPH_FORMATS
+from ivr.reports.graph import build_graph
+from ivr.reports.graph_render import render as render_graph
+from ivr.sim.call import SimCall
+from ivr.sim.conversation import _converse, _load, _prompts_root, _remote_call, _show
+from ivr.sim.remote import RemoteError
+from ivr.sim.scenarios import ScenarioFileError, demo_lookups, local_time, run_paths
+from ivr.sim.utterances import UtteranceFileError, confusion_table, percent, play_set
+
+CALL_HELP = """\
+At the prompt type what the caller does:
+
+\b
+  1, 123#        press keys
+  say <words>    speak (e.g. "say conseiller")
+  silence        say nothing until the timeout
+  dial <status>  the transfer's result: completed, busy, no-answer, failed
+  record         leave a voicemail
+  wait <secs>    let time pass on the simulated clock
+  hangup         hang up (also Ctrl-D)
+
+With --url the call goes to a running server instead, as the provider's
+webhook requests; --at needs that server started with --simulated-clock.
+"""
+
+URL_HELP = ("Play against the server at this base URL (e.g. http://127.0.0.1:8080) "
+            "instead of in this process.")
+TOKEN_HELP = "Auth token to sign requests with (X-Twilio-Signature), for a server that checks them."
+DASHBOARD_TOKEN_HELP = ("The server's dashboard token, to read the call's details "
+                        "(GET /calls/<sid>) from a server without a provider auth token.")
+
+
+@click.group()
+@click.version_option(package_name="ivr-engine")
+def main():
+    """Try, test and check IVR call flows.
+
+    \b
+    Example:
+        ivr-sim call flows/post_sale.yaml --caller +33612345678
+    """
+
+
+@main.command(epilog=CALL_HELP)
+@click.argument("flow", type=click.Path(dir_okay=False))
+@click.option("--caller", default=DEMO_CALLERS["one_order"], show_default=True,
+              help="The caller's number (E.164); 'anonymous' for a withheld number.")
+@click.option("--lang", default=None, help="Force the caller's language, e.g. en-US.")
+@click.option("--at", "at", default=None,
+              help='Simulated local time of the call, e.g. "2026-12-24 18:30" (default: now).')
+@click.option("--twiml", is_flag=True, help="Also print the TwiML a provider would receive.")
+@click.option("--prompts", default=None, help="Prompts folder (default: prompts/ beside flows/).")
+@click.option("--orders", "orders_db", default=None, type=click.Path(dir_okay=False),
+              help="Order database (default: the demo orders, dated to the simulated day).")
+@click.option("--url", default=None, help=URL_HELP)
+@click.option("--auth-token", envvar="TWILIO_AUTH_TOKEN", default=None, show_envvar=True,
+              help=TOKEN_HELP)
+@click.option("--dashboard-token", envvar="IVR_DASHBOARD_TOKEN", default=None, show_envvar=True,
+              help=DASHBOARD_TOKEN_HELP)
+def call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token, dashboard_token):
+    """Place an interactive call to FLOW in the terminal.
+
+    Prints what the caller hears and the nodes the call goes through, then
+    waits for what the caller does.  With --url, FLOW may also be the name
+    of a flow the server has loaded.
+
+    \b
+    Example:
+        ivr-sim call flows/post_sale.yaml --caller +33612345678 --at "2026-12-24 18:30"
+
+    \b
+    Against a running server:
+        ivr-sim call --url http://127.0.0.1:8080 post_sale --caller +14155550123
+    """
+    if url:
+        return _remote_call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token,
+                            dashboard_token)
+    if not Path(flow).is_file():
+        raise click.BadParameter(f"file {flow!r} does not exist.", param_hint="'FLOW'")
+    loaded = _load(flow, prompts)
+    when = local_time(at, loaded.timezone) if at else datetime.now(ZoneInfo(loaded.timezone))
+    if orders_db:
+        perform = EmbeddedOrderLookups(OrderStore.open(orders_db)).perform
+    else:
+        perform = demo_lookups(when)
+    sim = SimCall(loaded, perform, caller=caller, at=when, lang=lang)
+    click.echo(f"Calling {loaded.name} (version {loaded.version}) from {caller} "
+               f"at {when:%Y-%m-%d %H:%M %Z}")
+    _show(sim.start(), sim, twiml)
+    _converse(sim, twiml)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--prompts", default=None, help="Prompts folder (default: prompts/ beside flows/).")
+@click.option("--url", default=None, help=URL_HELP)
+@click.option("--auth-token", envvar="TWILIO_AUTH_TOKEN", default=None, show_envvar=True,
+              help=TOKEN_HELP)
+@click.option("--flow", "flow_name", default=None,
+              help="With --url: the flow's name on the server (default: the stem of each "
+                   "scenario file's flow:).")
+@click.option("--dashboard-token", envvar="IVR_DASHBOARD_TOKEN", default=None, show_envvar=True,
+              help=DASHBOARD_TOKEN_HELP)
+def test(paths, prompts, url, auth_token, flow_name, dashboard_token):
+    """Run the scenario files in PATHS and report node coverage.
+
+    Exits 1 when any expectation fails.  With --url the scenarios are
+    played against a running server, as the provider would (scenarios
+    with lookups: or lang: are skipped; at: needs the server started with
+    --simulated-clock).
+
+    \b
+    Example:
+        ivr-sim test flows/tests
+
+    \b
+    Against a running server (which shows call details only to its
+    dashboard token or a signed request: set $IVR_DASHBOARD_TOKEN or
+    --auth-token):
+        ivr-sim test --url http://127.0.0.1:8080 flows/tests
+    """
+    try:
+        report = run_paths(paths, prompts, url=url, token=auth_token, flow_name=flow_name,
+                           dashboard_token=dashboard_token)
+    except (ScenarioFileError, FlowError, RemoteError) as error:
+        raise click.ClickException(str(error))
+    for name, why in report.skipped:
+        click.echo(f"SKIP {name}: {why}")
+    for failure in report.failures:
+        click.secho(f"FAIL {failure}", fg="red")
+    for path, share, missed in report.coverage():
+        line = f"coverage {Path(path).name}: {share:.0f}% of nodes"
+        click.echo(line + (f"; never reached: {', '.join(missed)}" if missed else ""))
+    failed = len({f.scenario for f in report.failures})
+    skipped = len(report.skipped)
+    click.echo(f"{report.scenarios - failed - skipped} passed, {failed} failed"
+               + (f", {skipped} skipped" if url or skipped else ""))
+    sys.exit(1 if report.failures else 0)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--prompts", default=None, help="Prompts folder (default: prompts/ beside flows/).")
+def lint(paths, prompts):
+    """Check flow files: print every problem as file:line:col and exit 1 if
+    any is an error (warnings alone exit 0).
+
+    \b
+    Example:
+        ivr-sim lint flows/*.yaml
+    """
+    count = warnings = 0
+    for path in paths:
+        files = sorted(Path(path).glob("*.yaml")) if Path(path).is_dir() else [Path(path)]
+        for file in files:
+            for problem in check_flow(file, _prompts_root(file, prompts)):
+                click.echo(str(problem))
+                count += 1
+                warnings += problem.severity == "warning"
+    detail = f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""
+    click.echo(f"{count} problem{'s' if count != 1 else ''}{detail}", err=True)
+    sys.exit(1 if count > warnings else 0)
+
+
+@main.command("utterances")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--part", type=click.Choice(["all", "tuning", "held_out"]), default="all",
+              help="Play only the tuning or only the held-out phrasings (default: all).")
+@click.option("--quiet", is_flag=True, help="Print only the accuracies, not the tables and misses.")
+def utterances_command(paths, part, quiet):
+    """Play utterance sets against their menus: confusion table and accuracy.
+
+    Each FILE names a flow, a language, a menu and a threshold, and lists
+    phrasings with the choice they mean (flows/utterances/ has the demo
+    flow's).  Exits 1 when the tuning or held-out accuracy of any set is
+    under its threshold.
+
+    \b
+    Example:
+        ivr-sim utterances flows/utterances/*.yaml
+    """
+    files = [f for p in paths for f in (sorted(Path(p).glob("*.yaml")) if Path(p).is_dir() else [Path(p)])]
+    failed = False
+    totals: dict = {}
+    for file in files:
+        try:
+            result = play_set(file)
+        except (UtteranceFileError, FlowError) as error:
+            raise click.ClickException(str(error))
+        shown = {"all": None, "tuning": False, "held_out": True}[part]
+        if shown is not None:
+            result.played = result.part(shown)
+        tuning, held = result.accuracy(result.part(False)), result.accuracy(result.part(True))
+        ok = result.passed
+        failed |= not ok
+        for name, played in (("tuning", result.part(False)), ("held_out", result.part(True))):
+            right, count = totals.get((result.lang, name), (0, 0))
+            totals[result.lang, name] = (right + sum(p.right for p in played), count + len(played))
+        click.echo(f"{'PASS' if ok else 'FAIL'} {file} ({result.node}, {result.lang}): "
+                   f"tuning {percent(tuning)}, held-out {percent(held)}, threshold {percent(result.threshold)}")
+        if quiet:
+            continue
+        click.echo(confusion_table(result))
+        for p in result.played:
+            if not p.right or p.confirmed:
+                what = "confirms" if p.confirmed else "got"
+                click.echo(f"  {'ok  ' if p.right else 'MISS'} {p.say!r}: meant {p.meant}, {what} {p.got} "
+                           f"({p.detail}){' [held out]' if p.held_out else ''}")
+    for (lang, name), (right, count) in sorted(totals.items()):
+        if count:
+            click.echo(f"{lang} {name}: {right}/{count} = {percent(right / count)}")
+    sys.exit(1 if failed else 0)
+
+
+@main.command("demo-orders")
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
+              help="SQLite file to create or refresh.")
+@click.option("--today", default=None, help="Date the demo story is told from (default: today).")
+def demo_orders_command(db_path, today):
+    """Create the demo order store: every status, several carriers, demo callers.
+
+    \b
+    Example:
+        ivr-sim demo-orders --db orders.db
+    """
+    day = date.fromisoformat(today) if today else date.today()
+    create_demo_db(sqlite_utils.Database(db_path), day)
+    click.echo(f"{db_path}: demo orders as of {day}")
+    for name, phone in DEMO_CALLERS.items():
+        click.echo(f"  {phone:<16} {name.replace('_', ' ')}")
+
+
+#: The format ``ivr-sim graph -o FILE`` writes when --format is not given.
+GRAPH_SUFFIXES = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid",
+                  ".svg": "svg"}
+
+
+@main.command("graph")
+@click.argument("flow", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(GRAPH_FORMATS), default=None,
+              help="dot (Graphviz), mermaid or svg (default: from the -o suffix, else dot).")
+@click.option("--stats", "stats_db", default=None, type=click.Path(dir_okay=False),
+              help="Call log (e.g. ivr.db): show on each node how many calls reached it "
+                   "and how many were lost there.")
+@click.option("--since", default=None,
+              help="With --stats: calls from this local date or time on, e.g. 2026-11-01.")
+@click.option("--until", default=None, help="With --stats: calls before this local date or time.")
+@click.option("--version", "version", default=None,
+              help="With --stats: the flow version, or a prefix of it (default: the latest "
+                   "version with calls).")
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False),
+              help="Write to this file instead of standard output.")
+@click.option("--prompts", default=None, help="Prompts folder (default: prompts/ beside flows/).")
+def graph_command(flow, fmt, stats_db, since, until, version, output, prompts):
+    """Draw FLOW: every node and every way out of it.
+
+    Edges carry the key, look-up result or condition that takes them;
+    dashed edges are retries run out, dotted ones the escape to a human.
+    With --stats each node shows how many calls reached it and how many
+    were lost there (hung up or transferred), filled on a heat scale by
+    drop-off rate.
+
+    \b
+    Example:
+        ivr-sim graph flows/post_sale.yaml --format mermaid
+
+    \b
+    The funnel from the call log, as an SVG:
+        ivr-sim graph flows/post_sale.yaml --stats ivr.db --since 2026-11-01 -o post_sale.svg
+    """
+    if not stats_db and (since or until or version):
+        raise click.UsageError("--since, --until and --version need --stats")
+    if fmt is None:
+        fmt = GRAPH_SUFFIXES.get(Path(output).suffix.lower(), "dot") if output else "dot"
+    loaded = _load(flow, prompts)
+    stats = _funnel_rows(loaded, stats_db, since, until, version) if stats_db else None
+    text = render_graph(build_graph(loaded), fmt, stats)
+    if not output:
+        click.echo(text, nl=False)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise click.ClickException(f"cannot write {output}: {error.strerror or error}")
+    click.echo(f"{output}: {loaded.name} as {fmt}", err=True)
+
+
+def _funnel_rows(flow, db_path, since, until, version):
+    """The funnel of ``flow`` in the call log, and a note when its figures
+    are for another version than the file's."""
+    from ivr.reports import analytics  # only --stats reads the call log
+    try:
+        db = analytics.open_report_db(db_path)
+        filters = analytics.Filters(since=since, until=until)
+        chosen = analytics.funnel_version(db, flow.name, version, filters)
+        rows = analytics.funnel(db, flow.name, chosen, filters)
+    except analytics.ReportError as error:
+        raise click.ClickException(str(error))
+    if chosen != flow.version:
+        click.echo(f"note: the figures are for version {chosen} of {flow.name}; "
+                   f"{flow.path} is version {flow.version}", err=True)
+    return rows
+
+
+@main.command()
+@click.argument("flow", type=click.Path(dir_okay=False))
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
+              help="SQLite call log to fill: created with the demo orders when missing, else added to.")
+@click.option("--calls", "count", required=True, type=click.IntRange(min=1), help="How many calls to play.")
+@click.option("--seed", required=True, type=int, help="The same seed plays the same calls.")
+@click.option("--start", default=None,
+              help="First day of the period, e.g. 2026-11-02 (default; Armistice Day, "
+                   "11 November, is a public holiday).")
+@click.option("--days", default=14, show_default=True, type=click.IntRange(1, 28),
+              help="Length of the period; calls start at any hour of it, nights and Sundays included.")
+@click.option("--expect-out", default=None, type=click.Path(dir_okay=False),
+              help="Where to write the expected figures (default: the database path with the "
+                   "suffix .expected.json).")
+@click.option("--prompts", default=None, help="Prompts folder (default: prompts/ beside flows/).")
+def traffic(flow, db_path, count, seed, start, days, expect_out, prompts):
+    """Play a seeded mix of callers into a call log, and write the figures
+    a report over it must show.
+
+    Every call goes through the server's own code (webhooks, status
+    callbacks, the call log) on a simulated clock.  What each kind of
+    caller does and how their call must end is written down by hand, so
+    the expected figures do not come from the engine.  FLOW is the demo
+    flow file, whose callers and orders the mix is written for.
+
+    \b
+    Example:
+        ivr-sim traffic flows/post_sale.yaml --db /tmp/traffic.db --calls 3000 --seed 7
+        ivr-report summary --db /tmp/traffic.db --format json
+    """
+    import time
+
+    from ivr.sim import traffic as gen  # only this command plays traffic
+
+    if not Path(flow).is_file():
+        raise click.BadParameter(f"file {flow!r} does not exist.", param_hint="'FLOW'")
+    try:
+        first_day = date.fromisoformat(start) if start else None
+    except ValueError:
+        raise click.BadParameter(f"{start!r} is not a date like 2026-11-02", param_hint="'--start'") from None
+    before = _calls_in(db_path)
+    began = time.perf_counter()
+    try:
+        played = gen.generate(flow, db_path, calls=count, seed=seed, start=first_day,
+                              days=days, prompts=prompts)
+    except FlowError as error:
+        raise click.ClickException(f"the flow is not valid:\n{error}")
+    except gen.TrafficError as error:
+        raise click.ClickException(str(error))
+    took = time.perf_counter() - began
+    expected = played.expected
+    out = Path(expect_out) if expect_out else Path(db_path).with_suffix(".expected.json")
+    try:
+        expected.write(out)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {out}: {error.strerror or error}")
+    click.echo(f"Played {expected.calls} calls to {expected.flow} (version {expected.version}) "
+               f"into {db_path} in {took:.1f} s ({expected.calls / took:.0f} calls/s)")
+    click.echo(f"  from {expected.start}, {days} days, seed {seed}")
+    if before:
+        click.echo(f"  note: {db_path} already held {before} calls; reports over it count "
+                   "them too, so they show more than the figures below")
+    _show_expected(expected)
+    click.echo(f"Expected figures written to {out}")
+
+
+def _calls_in(db_path: str) -> int:
+    if not Path(db_path).is_file():
+        return 0
+    db = sqlite_utils.Database(db_path)
+    try:
+        if "calls" not in db.table_names():
+            return 0
+        return next(iter(db.query("SELECT count(*) AS n FROM calls")))["n"]
+    finally:
+        db.close()
+
+
+def _show_expected(expected) -> None:
+    click.echo("Callers:")
+    for name, n in sorted(expected.behaviours.items(), key=lambda item: (-item[1], item[0])):
+        click.echo(f"  {n:>6}  {name}")
+    click.echo("Expected figures:")
+    click.echo("  outcomes: " + ", ".join(f"{k} {v}" for k, v in expected.outcomes.items()))
+    click.echo("  transferred by cause: " + ", ".join(
+        f"{k} {v}" for k, v in expected.causes.items() if v))
+    self_served = expected.outcomes["self_served"]
+    click.echo(f"  self-served {self_served}, repeat calls {expected.repeat_calls}, "
+               f"deflected {expected.deflected} "
+               f"({expected.deflected / expected.calls:.1%} repeat-adjusted deflection)")
+    click.echo(f"  {'reason':<24} {'calls':>6} {'self':>6} {'transf':>6} {'aband':>6} {'repeat':>6}")
+    for reason, row in expected.reasons.items():
+        click.echo(f"  {reason:<24} {row['calls']:>6} {row['self_served']:>6} "
+                   f"{row['transferred']:>6} {row['abandoned']:>6} {row['repeat_calls']:>6}")
+    transferred = expected.outcomes["transferred"]
+    share = f"{expected.transferred_without_reason / transferred:.1%}" if transferred else "–"
+    click.echo(f"  no reason stated: {expected.ended_before_reason} ended before stating one, "
+               f"{expected.transferred_without_reason} transferred without one "
+               f"({share} of transferred calls)")
+    rate = expected.queue_abandonment_rate
+    waited = expected.avg_queue_seconds_abandoned
+    click.echo(f"  transfers: answered {expected.transfers_answered}, abandoned in the queue "
+               f"{expected.queue_abandoned} ({'–' if rate is None else f'{rate:.1%}'} of those who "
+               f"waited, after {'–' if waited is None else waited} s on average), "
+               f"unanswered {expected.transfers_unanswered}")
+    click.echo(f"  worst drop-off node: {expected.worst_drop_off}")

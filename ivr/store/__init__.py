@@ -1,0 +1,1 @@
+"""Where calls are kept: one subpackage per backend."""

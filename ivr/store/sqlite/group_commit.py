@@ -1,0 +1,80 @@
+"""Group commit: the turns answered in one reactor iteration share one commit.
+
+A commit is the dearest part of a turn (it writes the WAL), and under load
+many calls' turns arrive together.  :class:`GroupCommit` queues each turn's
+writes and commits them all once the reactor has handled the requests that
+were ready, then fires each turn's Deferred: a request is answered only
+once what it logged is committed, as before, but one commit serves them all.
+
+The writes must touch only the database: when one of them fails the
+group is rolled back and each write is run again in a transaction of its
+own, so only the turn that fails sees the error.  A failure of the
+storage itself (disk full, I/O error, database locked) fails the whole
+group at once: writing each turn alone would fail the same way, slower.
+Either way the transaction is rolled back, so the connection is ready for
+the next group.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from ivr.store.sqlite.storage_health import fault_cause
+
+#: Most writes committed together; a longer queue is committed in several goes.
+MAX_GROUP = 200
+
+
+class GroupCommit:
+    """Queue writes against ``store`` and commit them together on ``clock``."""
+
+    def __init__(self, store, clock, max_group: int = MAX_GROUP):
+        self.store, self.clock, self.max_group = store, clock, max_group
+        self._queue: list[tuple[Callable[[], object], defer.Deferred]] = []
+        self._scheduled = None
+        self.commits = 0
+        self.writes = 0
+
+    def write(self, function: Callable[[], object]) -> defer.Deferred:
+        """Run ``function`` (store writes) in the next group; the Deferred
+        fires with its result once the group is committed."""
+        done = defer.Deferred()
+        self._queue.append((function, done))
+        if self._scheduled is None:
+            self._scheduled = self.clock.callLater(0, self._flush)
+        return done
+
+    def flush(self) -> None:
+        """Commit what is queued now (on shutdown, say)."""
+        if self._scheduled is not None and self._scheduled.active():
+            self._scheduled.cancel()
+        self._flush()
+
+    def _flush(self) -> None:
+        self._scheduled = None
+        while self._queue:
+            group, self._queue = self._queue[:self.max_group], self._queue[self.max_group:]
+            for done, result in self._commit(group):
+                if done.called:
+                    continue  # its request was cancelled (the provider hung up); the write stands
+                if isinstance(result, Failure):
+                    done.errback(result)
+                else:
+                    done.callback(result)
+
+    def _commit(self, group):
+        try:
+            with self.store.transaction():
+                results = [(done, function()) for function, done in group]
+        except Exception as error:  # noqa: BLE001 - the whole group was rolled back
+            if len(group) == 1 or fault_cause(error) is not None:
+                failure = Failure()
+                return [(done, failure) for _function, done in group]
+            # Write each turn alone, so only the one that fails sees it.
+            return [result for item in group for result in self._commit([item])]
+        self.commits += 1
+        self.writes += len(group)
+        return results

@@ -1,0 +1,501 @@
+"""The call log and the call state, in SQLite (through sqlite-utils).
+
+One database holds what a call needs to continue after a restart and what
+the reports count (docs: DESIGN.md sections 4 and 5):
+
+``call_state``     per call: the last turn answered, the engine state after
+                   it and the TwiML answered, so a provider retry of that
+                   turn gets the same answer and a restart loses nothing.
+``node_events``    every node a call reached, keyed by (call_id, seq): a
+                   retried turn that logs the same events counts them once.
+``calls``          one row per call: reason, outcome, cause, hand-off (and
+                   what happened there: answered, abandoned in the queue,
+                   no answer), and the caller as a keyed hash, never the
+                   raw number.
+``status_events``  provider status callbacks, keyed by (call_id, sequence).
+``flow_versions``  the YAML and prompt texts of every flow version that ran.
+``meta``           the store's own settings (the caller-hash key when none
+                   is configured).
+``callback_requests``  one row per call that asked to be called back: the
+                   number (sealed), reason, order, preferred slot, and
+                   whether the helpdesk was told (``ivr.server.helpdesk``).
+
+Caller numbers.  Reports see only ``calls.caller_hash``, an HMAC-SHA256 of
+the normalised number.  The engine state must keep the number itself (a
+callback reads it back, a look-up searches orders by it), so before the state
+is written every string in it equal to the caller's number or to a callback
+number is *sealed* (encrypted and authenticated with a key derived from the
+same secret) and opened again by :meth:`CallStore.load_call`.  The raw number
+is therefore never written to the database file.  When no ``caller_key`` is
+configured the secret lives in the ``meta`` table of the same file: that
+keeps hashes stable across restarts and numbers out of exports and backups
+of the tables, but whoever has the whole file can recover them; configure
+``caller_key`` (kept outside the database) when that matters.
+
+Every write method is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``),
+committed before it returns, or a savepoint inside the caller's
+:meth:`CallStore.transaction` (how :mod:`ivr.store.sqlite.group_commit` writes many
+turns with one commit).  A store's connection belongs to the thread
+that opened it; open one store per thread or process (WAL lets them share
+the file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import sqlite3
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import orjson
+import phonenumbers
+import sqlite_utils
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
+from cryptography.fernet import InvalidToken
+from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
+
+from ivr.phone import is_withheld
+from ivr.store.sqlite.callbacks import (
+    _KEY_NAME,
+    _SEAL_PREFIX,
+    _CallbackRequests,
+    _sealer,
+    stored_caller_key,
+)
+from ivr.store.sqlite.migrations import CALLBACK_STATUSES, _apply_migrations
+from ivr.store.sqlite.retention import _Retention
+from ivr.store.sqlite.sql import _text, _update_sql, _upsert_sql, _utc_iso, _utc_now
+
+__all__ = ["CALLBACK_STATUSES", "CallRecord", "CallStore", "NO_SEQUENCE", "stored_caller_key"]
+
+
+#: The sequence stored for a status callback that carries none.  It ranks
+#: below every numbered callback (providers count from 0), and a second
+#: unnumbered callback for the same call is a duplicate: without a number
+#: there is no telling which of two came last, and a call has one final status.
+NO_SEQUENCE = -1
+
+#: Calls whose last saved record is kept in memory (see ``load_call``).
+LIVE_CALLS_KEPT = 2048
+
+
+#: The first byte of a call state sealed with AES-GCM-SIV (then the nonce
+#: and the ciphertext); a state sealed with Fernet is text.
+_STATE_V2 = b"\x02"
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """A call's saved state: ``turn`` is the last turn answered and
+    ``response`` the TwiML answered for it (what a retry of it gets again)."""
+
+    state: dict
+    turn: int
+    response: bytes
+    ended: bool
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """The last save of a live call, as written: the record, its sealed
+    state, and its ``calls`` row."""
+
+    record: CallRecord
+    state_json: bytes | str
+    row: dict
+
+
+class CallStore(_CallbackRequests, _Retention):
+    """Calls, their per-turn state, node events, status callbacks and flow versions."""
+
+    def __init__(self, db: sqlite_utils.Database, caller_key: bytes | None = None):
+        if caller_key is not None and (not isinstance(caller_key, bytes) or not caller_key):
+            raise TypeError("caller_key must be non-empty bytes")
+        self.db = db
+        _apply_migrations(db)
+        self._key = caller_key if caller_key is not None else self._stored_key()
+        self._hashes: dict[str, str] = {}
+        self._live: OrderedDict[str, CallRecord] = OrderedDict()
+        self._fernet = _sealer(self._key)
+        self._state_cipher = _state_cipher(self._key)
+
+    @classmethod
+    def open(cls, path, caller_key: bytes | None = None, *, synchronous: str = "NORMAL",
+             busy_timeout_ms: int = 5000) -> "CallStore":
+        """A store on the file ``path``, in WAL mode.
+
+        ``synchronous=NORMAL`` (the default) keeps every committed turn
+        through a crash of the process; a power cut or OS crash may lose the
+        last commits.  Pass ``synchronous="FULL"`` to survive those too, at
+        an fsync per commit.
+        """
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"unknown synchronous mode {synchronous!r}")
+        db = sqlite_utils.Database(path)
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        db.enable_wal()
+        db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        return cls(db, caller_key)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"<CallStore {self.db!r}>"
+
+    # -- callers --------------------------------------------------------------------
+    def hash_caller(self, number: str | None) -> str:
+        """The keyed hash (HMAC-SHA256, hex) of ``number`` once normalised;
+        '' when the number is missing or withheld."""
+        if is_withheld(number):
+            return ""
+        cached = self._hashes.get(number)
+        if cached is None:
+            normal = normalise_number(number)
+            cached = hmac.new(self._key, normal.encode("utf-8"), hashlib.sha256).hexdigest() if normal else ""
+            if len(self._hashes) > 10_000:  # every turn of a call hashes the same number
+                self._hashes.clear()
+            self._hashes[number] = cached
+        return cached
+
+    # -- flow versions --------------------------------------------------------------
+    def save_flow_version(self, flow, first_seen: str | None = None) -> bool:
+        """Keep ``flow``'s YAML and prompt texts; True when the version is new.
+
+        A version is a digest of its YAML and prompts, so a version already
+        stored is kept as it is (with its first ``first_seen``)."""
+        sources = getattr(getattr(flow, "prompts", None), "sources", None) or {}
+        prompts = {f"{lang}/{name}": text for (lang, name), text in sorted(sources.items())}
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO flow_versions (flow, version, source, prompts_json, first_seen) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (flow, version) DO NOTHING",
+                [flow.name, flow.version, flow.source or "",
+                 json.dumps(prompts, ensure_ascii=False, sort_keys=True),
+                 first_seen or _utc_now()])
+            return cursor.rowcount > 0
+
+    def flow_version(self, flow_name: str, version: str) -> dict | None:
+        """The stored version: flow, version, source, prompts ({"lang/name": text}), first_seen."""
+        row = self._one("SELECT * FROM flow_versions WHERE flow = ? AND version = ?",
+                        [flow_name, version])
+        if row is None:
+            return None
+        row["prompts"] = json.loads(row.pop("prompts_json"))
+        return row
+
+    # -- turns ----------------------------------------------------------------------
+    def load_call(self, call_id: str) -> CallRecord | None:
+        """The state, last turn and last answer of ``call_id``; None if unknown.
+
+        The record this store saved last for the call is kept in memory and
+        used while the database still holds exactly what was saved then
+        (another process may have saved the call since), saving the
+        decryption of every turn."""
+        row = self.db.conn.execute(
+            "SELECT turn, state_json, response FROM call_state WHERE call_id = ?",
+            [call_id]).fetchone()
+        if row is None:
+            return None
+        kept = self._kept_as_stored(call_id, row[1])
+        if kept is not None:
+            return kept.record
+        state = self._open_state(call_id, row[1])
+        return CallRecord(state=state, turn=row[0], response=bytes(row[2]),
+                          ended=bool(state.get("ended")))
+
+    def save_turn(self, call_id: str, turn: int, state: dict, response: bytes,
+                  node_events: list[dict], summary: dict, caller: str,
+                  callback_status: str = "not_configured") -> None:
+        """Record a turn answered, in one transaction committed before returning.
+
+        The node events are inserted unless already stored (a retried turn
+        counts once).  A turn older than the one stored (a late retry that
+        raced a newer turn) adds its missing events but changes neither the
+        state nor the calls row.  A state holding a callback request
+        (``state["callback"]``, see :func:`ivr.engine.step.callback_request`)
+        stores it with ``callback_status`` unless the call's request is
+        already stored, so the turn that kept the number writes it once.
+        """
+        for event in node_events:
+            if event["call_id"] != call_id:
+                raise ValueError(f"node event of call {event['call_id']!r} saved with {call_id!r}")
+        if summary.get("call_id", call_id) != call_id:
+            raise ValueError(f"summary of call {summary['call_id']!r} saved with {call_id!r}")
+        if isinstance(response, str):
+            response = response.encode("utf-8")
+        caller_hash = self.hash_caller(caller)
+        handoff = summary.get("handoff") or {}
+        # The live state holds the caller's number: sealed as a whole.
+        state_json = self._seal_state(call_id, state)
+        updated_at = _utc_iso(state.get("now")) or _utc_now()
+        values = [int(turn), state_json, sqlite3.Binary(response), updated_at, call_id]
+        with self.transaction():
+            current, before = self._replace_state(call_id, values)
+            self.db.conn.executemany(
+                "INSERT INTO node_events (call_id, seq, flow, version, node, kind, input, "
+                "branch, detail, at, first_visit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                "NOT EXISTS (SELECT 1 FROM node_events WHERE call_id = ?1 AND node = ?5)) "
+                "ON CONFLICT (call_id, seq) DO NOTHING",
+                [[call_id, int(event["seq"]), event["flow"], event["version"], event["node"],
+                  event["kind"], _text(event.get("input")), _text(event.get("branch")),
+                  _text(event.get("detail")), event["at"]] for event in node_events])
+            if current:
+                row = self._write_call_row(call_id, summary, caller_hash, handoff,
+                                           before.row if before else None)
+                self._keep(call_id, _Kept(CallRecord(state=state, turn=int(turn),
+                                                     response=response,
+                                                     ended=bool(state.get("ended"))),
+                                          state_json, row))
+            if state.get("callback"):
+                self._insert_callback(call_id, state, callback_status)
+
+    def _replace_state(self, call_id: str, values: list) -> tuple[bool, "_Kept | None"]:
+        """Store the call's new state unless a later turn is stored: whether
+        it was stored, and this store's last save when the database still
+        held it (its ``calls`` row is then known).  ``values`` are the
+        turn, sealed state, response, time and call id."""
+        kept = self._live.get(call_id)
+        if kept is not None and values[0] >= kept.record.turn:
+            # Replaced only if still what this store saved last: one
+            # statement both checks and writes.
+            cursor = self.db.conn.execute(
+                "UPDATE call_state SET turn = ?, state_json = ?, response = ?, updated_at = ? "
+                "WHERE call_id = ? AND state_json = ?", values + [kept.state_json])
+            if cursor.rowcount:
+                return True, kept
+        cursor = self.db.conn.execute(
+            "INSERT INTO call_state (turn, state_json, response, updated_at, call_id) "
+            "VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (call_id) DO UPDATE SET turn = excluded.turn, "
+            "state_json = excluded.state_json, response = excluded.response, "
+            "updated_at = excluded.updated_at WHERE excluded.turn >= call_state.turn", values)
+        return cursor.rowcount > 0, None
+
+    def _write_call_row(self, call_id: str, summary: dict, caller_hash: str, handoff: dict,
+                        before: dict | None) -> dict:
+        """Write the call's ``calls`` row and return it.  ``before`` is the
+        row as stored, when known: only the columns that changed are then
+        written, which leaves the report indexes alone on most turns
+        (rewriting every column rewrote every index entry of the row)."""
+        kind, target = handoff.get("kind"), handoff.get("target")
+        if kind == "callback" and target:
+            target = self.hash_caller(target)  # a caller's phone number, like caller_hash
+        row = {
+            "call_id": call_id, "flow": summary["flow"], "version": summary["version"],
+            "started_at": summary["started_at"], "ended_at": summary.get("ended_at"),
+            "caller_hash": caller_hash, "country": summary.get("country"),
+            "lang": summary.get("lang"), "reason": summary.get("reason"),
+            "outcome": summary.get("outcome"), "cause": summary.get("cause"),
+            "confirmed": 1 if summary.get("confirmed") else 0,
+            "handoff_kind": kind, "handoff_target": _text(target),
+            "steps": int(summary.get("steps") or 0),
+            "exit_node": summary.get("exit_node"), "ivr_seconds": summary.get("ivr_seconds"),
+            "sms_sent": int(summary.get("sms_sent") or 0),
+            "transfer_result": summary.get("transfer_result"),
+            "queue_seconds": summary.get("queue_seconds"),
+        }
+        if before is None:
+            self.db.conn.execute(_upsert_sql(tuple(row)), list(row.values()))
+            # A status callback may have arrived before the first turn was saved.
+            self._refresh_provider_status(call_id)
+            return row
+        changed = tuple(column for column, value in row.items() if before.get(column) != value)
+        if changed:
+            self.db.conn.execute(_update_sql(changed),
+                                 [row[column] for column in changed] + [call_id])
+        return row
+
+
+    # -- provider status callbacks ------------------------------------------------------
+    def record_status(self, call_id: str, sequence: int | None, status: str, at: str,
+                      duration: int | None) -> bool:
+        """Keep a status callback; False when this (call, sequence) was already seen.
+
+        ``calls.provider_status`` and ``duration_s`` follow the callback with
+        the highest sequence, whatever order they arrive in.  ``sequence``
+        None is stored as :data:`NO_SEQUENCE`.
+        """
+        status = (status or "").strip().lower()
+        if not status:
+            raise ValueError("empty call status")
+        sequence = NO_SEQUENCE if sequence is None else int(sequence)
+        with self.transaction():
+            cursor = self.db.conn.execute(
+                "INSERT INTO status_events (call_id, sequence, status, at, duration_s) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id, sequence) DO NOTHING",
+                [call_id, sequence, status, at, None if duration is None else int(duration)])
+            if cursor.rowcount == 0:
+                return False
+            self._refresh_provider_status(call_id)
+            return True
+
+    def _refresh_provider_status(self, call_id: str) -> None:
+        self.db.conn.execute(
+            "UPDATE calls SET (provider_status, duration_s) = ("
+            "  SELECT status, duration_s FROM status_events"
+            "  WHERE status_events.call_id = calls.call_id ORDER BY sequence DESC LIMIT 1) "
+            "WHERE call_id = ? AND EXISTS (SELECT 1 FROM status_events WHERE call_id = ?)",
+            [call_id, call_id])
+
+    # -- erasing --------------------------------------------------------------------
+    def probe_write(self) -> None:
+        """A small write, committed: raises what a turn's write would raise
+        while the disk is full, failing or locked."""
+        with self.transaction():
+            self.db.conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('write_probe', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [_utc_now()])
+
+
+    # -- reading --------------------------------------------------------------------
+    def node_events(self, call_id: str) -> list[dict]:
+        return list(self.db.query(
+            "SELECT call_id, seq, flow, version, node, kind, input, branch, detail, at "
+            "FROM node_events WHERE call_id = ? ORDER BY seq", [call_id]))
+
+    def call(self, call_id: str) -> dict | None:
+        """The ``calls`` row as stored (``confirmed`` is 0 or 1)."""
+        return self._one("SELECT * FROM calls WHERE call_id = ?", [call_id])
+
+    def open_calls(self, older_than: str) -> list[str]:
+        """Calls not ended whose state was last saved before ``older_than``
+        (ISO 8601; compared in UTC when it has an offset), oldest first."""
+        cutoff = _utc_iso(older_than) or older_than
+        return [row["call_id"] for row in self.db.query(
+            "SELECT s.call_id FROM calls c INDEXED BY idx_calls_open "
+            "JOIN call_state s ON s.call_id = c.call_id "
+            "WHERE c.ended_at IS NULL AND s.updated_at < ? ORDER BY s.updated_at, s.call_id",
+            [cutoff])]
+
+    # -- internals ------------------------------------------------------------------
+    def _keep(self, call_id: str, kept: "_Kept") -> None:
+        self._live[call_id] = kept
+        self._live.move_to_end(call_id)
+        if len(self._live) > LIVE_CALLS_KEPT:
+            self._live.popitem(last=False)
+
+    def _kept_as_stored(self, call_id: str, state_json: bytes | str) -> "_Kept | None":
+        """What this store saved last for ``call_id``, if the database still
+        holds it: each save seals the state afresh (a new random IV), so an
+        identical sealed state means nobody saved the call since."""
+        kept = self._live.get(call_id)
+        if kept is not None and kept.state_json == state_json:
+            return kept
+        return None
+
+    def _one(self, sql: str, params: list) -> dict | None:
+        return next(iter(self.db.query(sql, params)), None)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction, committed on exit.  BEGIN IMMEDIATE takes
+        the write lock up front, so a concurrent writer waits (busy_timeout)
+        instead of failing half-way.  Nested in a caller's transaction, a
+        savepoint: it rolls back alone, and the caller commits."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            # One savepoint name for every level: SQLite releases or rolls
+            # back to the innermost of that name, and the statements stay
+            # in the statement cache (a name of its own each time is a new
+            # statement to compile, twice per turn).
+            conn.execute("SAVEPOINT ivr_write")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:  # an error may have ended the whole transaction
+                    conn.execute("ROLLBACK TO ivr_write")
+                    conn.execute("RELEASE ivr_write")
+                raise
+            conn.execute("RELEASE ivr_write")
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.rollback()
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            self.db.rollback()
+            raise
+
+    def _stored_key(self) -> bytes:
+        key = stored_caller_key(self.db)
+        if key is None:
+            with self.transaction():  # two processes racing: the first insert wins
+                self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                                "ON CONFLICT (key) DO NOTHING", [_KEY_NAME, secrets.token_hex(32)])
+            key = stored_caller_key(self.db)
+        return key
+
+    def _seal_state(self, call_id: str, state: dict) -> bytes | str:
+        """A call's state, sealed: AES-256-GCM-SIV over its JSON, with the
+        call id authenticated alongside (one call's state cannot be passed
+        off as another's).  A random nonce per save; GCM-SIV stays safe
+        if one ever repeats.  Fernet, where OpenSSL has no GCM-SIV."""
+        payload = orjson.dumps(state)
+        if self._state_cipher is None:
+            return self._seal(payload.decode("utf-8"))
+        nonce = os.urandom(12)
+        return _STATE_V2 + nonce + self._state_cipher.encrypt(nonce, payload, call_id.encode())
+
+    def _open_state(self, call_id: str, value: bytes | str) -> dict:
+        if isinstance(value, str):  # sealed with Fernet (as before GCM-SIV)
+            return json.loads(self._open_sealed(value))
+        if value[:1] != _STATE_V2 or self._state_cipher is None:
+            raise ValueError("call state sealed in a format this server cannot open")
+        try:
+            payload = self._state_cipher.decrypt(value[1:13], value[13:], call_id.encode())
+        except InvalidTag:
+            raise ValueError("call state sealed with another caller key or for another call") from None
+        return orjson.loads(payload)
+
+    def _seal(self, text: str) -> str:
+        return _SEAL_PREFIX + self._fernet.encrypt(text.encode("utf-8")).decode("ascii")
+
+    def _open_sealed(self, value: str) -> str:
+        if not value.startswith(_SEAL_PREFIX):
+            raise ValueError("call state is not sealed")
+        try:
+            return self._fernet.decrypt(value[len(_SEAL_PREFIX):].encode("ascii")).decode("utf-8")
+        except InvalidToken:
+            raise ValueError("call state sealed with another caller key") from None
+
+
+def _state_cipher(key: bytes) -> AESGCMSIV | None:
+    """The cipher sealing call states, keyed from the caller key; None when
+    this OpenSSL has no AES-GCM-SIV (states are then sealed with Fernet)."""
+    try:
+        return AESGCMSIV(hmac.new(key, b"ivr.store/state", hashlib.sha256).digest())
+    except UnsupportedAlgorithm:
+        return None
+
+
+def normalise_number(number: str | None) -> str:
+    """The form a number is hashed in: E.164 when it has a country code
+    ("+33 6 12-34-56-78" → "+33612345678"), else its digits; other
+    identifiers (SIP addresses) lower-cased."""
+    text = (number or "").strip()
+    if text.lower().startswith("tel:"):
+        text = text[4:]
+    compact = re.sub(r"[\s().\-/]", "", text)
+    if re.fullmatch(r"\+\d+", compact):
+        try:
+            parsed = phonenumbers.parse(compact, None)
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        except phonenumbers.NumberParseException:
+            return compact
+    if re.fullmatch(r"\d+", compact):
+        return compact
+    return text.lower()
+
+
