@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from ivr.cli import main
+from ivr.flow import load_flow
 from ivr.utterances import confusion_table, play_set
 
 ROOT = Path(__file__).parent.parent
@@ -16,7 +17,7 @@ SETS = sorted((ROOT / "flows" / "utterances").glob("*.yaml"))
 def test_every_menu_of_the_demo_flow_has_a_set_in_each_language():
     covered = {(play_set(path).node, play_set(path).lang) for path in SETS}
     menus = {"main_menu", "confirm_order", "status_delivered", "anything_else",
-             "closed_menu", "callback_slot"}
+             "closed_menu", "callback_slot", "ask_reason"}
     assert covered == {(m, lang) for m in menus for lang in ("fr-FR", "en-US")}
 
 
@@ -27,7 +28,10 @@ def test_utterance_set_passes(path):
 
 
 def test_no_phrasing_that_needs_a_human_is_self_served():
-    # Main menu: 2 (return), 3 (not received), 4 (change) and escape need a human.
+    # Main menu: 2 (return), 3 (not received), 4 (change) and escape need a
+    # human; 1 (the status answer) and 9 (the language) serve the caller.
+    # Tuning and held-out phrasings alike; a confirmation asks the caller first.
+    checked = 0
     for path in SETS:
         result = play_set(path)
         if result.node != "main_menu":
@@ -35,6 +39,21 @@ def test_no_phrasing_that_needs_a_human_is_self_served():
         for played in result.played:
             if played.meant in ("2", "3", "4", "escape") and not played.confirmed:
                 assert played.got not in ("1", "9"), played
+                checked += 1
+    assert checked >= 100
+
+
+def test_every_answer_to_ask_reason_goes_on_to_a_human():
+    # Asked on the way to a person: every choice leads to the flow's human
+    # node, and no_match or the escape skips the question toward the person.
+    flow = load_flow(ROOT / "flows" / "post_sale.yaml", ROOT / "prompts")
+    node = flow.nodes[flow.ask_reason]
+    keys = {c.key for c in node.opts["choices"]}
+    assert {c.to for c in node.opts["choices"]} == {flow.human}
+    played = [p for path in SETS for p in play_set(path).played if play_set(path).node == node.name]
+    assert len(played) >= 60
+    for phrasing in played:
+        assert phrasing.got in keys | {"escape", "no_match"}, phrasing
 
 
 def test_at_least_150_phrasings_per_language_a_third_held_out():
