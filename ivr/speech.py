@@ -64,6 +64,8 @@ SURE = 1.0
 ANSWER_BESIDE_CONTENT = 0.5
 #: Shortest word the fuzzy match may correct, and how close it must be (0..100).
 FUZZY_MIN_LENGTH, FUZZY_CUTOFF = 5, 80
+#: Letters a long misheard word may gain or lose (a short one: one).
+FUZZY_LONG_SLACK = 3
 #: Evidence a negation gives the choice that holds the no words ("I never had
 #: it" to "if you have not received it, press 1"): enough to confirm.
 NEGATION_AS_NO = 0.5
@@ -149,7 +151,7 @@ class Lexicon:
 
     def stem(self, word: str) -> str:
         """One folded word brought to its common form."""
-        return _stemmer(self.stemmer).stemWord(word)
+        return _stem(self.stemmer, word)
 
     @property
     def negation_stems(self) -> frozenset:
@@ -185,9 +187,8 @@ class Lexicon:
 
     def content_at(self, tokens: list) -> list[tuple[int, str, str]]:
         """The folded words that carry meaning, each with its position and stem."""
-        kept = [(i, w) for i, w in enumerate(tokens) if w not in self.filler and w not in self.numbers]
-        stems = _stemmer(self.stemmer).stemWords([w for _, w in kept])
-        return [(i, w, stem) for (i, w), stem in zip(kept, stems)]
+        return [(i, w, _stem(self.stemmer, w)) for i, w in enumerate(tokens)
+                if w not in self.filler and w not in self.numbers]
 
     def digits_in(self, text: str) -> str:
         """Every digit ``text`` says, in order, around other words ("my
@@ -211,6 +212,12 @@ def _stemmer(name: str):
     return snowballstemmer.stemmer(name)
 
 
+@lru_cache(maxsize=1 << 16)
+def _stem(stemmer: str, word: str) -> str:
+    # Callers say the same few thousand words: each is stemmed once.
+    return _stemmer(stemmer).stemWord(word)
+
+
 def load_lexicon(path: Path, lang: str) -> Lexicon:
     """Read a language's speech data (``prompts/<lang>/speech.yaml``)."""
     try:
@@ -232,6 +239,12 @@ def lexicon_from_source(source: str, lang: str, path) -> Lexicon:
     missing = [k for k in fields if k not in data]
     if missing:
         raise LexiconError(f"{path}: missing {', '.join(missing)}")
+    for name, value in data.items():
+        flipped = [item for item in value if isinstance(item, bool)] if isinstance(value, list) else []
+        if flipped:
+            # YAML reads a bare on, off, yes or no as true or false.
+            raise LexiconError(f"{path}: {name} has {flipped[0]!r} where a word was meant: "
+                               "quote words such as \"on\" and \"no\"")
     if data["stemmer"] not in snowballstemmer.algorithms():
         raise LexiconError(f"{path}: unknown stemmer {data['stemmer']!r}; expected one of "
                            f"{', '.join(snowballstemmer.algorithms())}")
@@ -344,7 +357,7 @@ class Matcher:
     def evidence(self, utterance: str) -> dict:
         """Each candidate's evidence for ``utterance`` (candidates with none
         are left out)."""
-        tokens = self.lexicon.tokens(utterance)
+        tokens = self._rejoined(self.lexicon.tokens(utterance))
         negated = self.lexicon.negated(tokens)
         heard = self._heard(tokens, negated)
         said = f" {' '.join(tokens)} "
@@ -459,6 +472,22 @@ class Matcher:
             heard[stem] = (max(before[0], closeness), before[1] or i in negated)
         return heard
 
+    def _rejoined(self, tokens: list) -> list:
+        """Folded words with a word the recogniser cut in two joined again
+        ("re fund", "represent ative") when only the whole is known."""
+        joined, i = [], 0
+        while i < len(tokens):
+            if i + 1 < len(tokens) and not all(self.lexicon.stem(t) in self.strength
+                                               for t in tokens[i:i + 2]):
+                stem = self.lexicon.stem(tokens[i] + tokens[i + 1])
+                if stem in self.strength:
+                    joined.append(tokens[i] + tokens[i + 1])
+                    i += 2
+                    continue
+            joined.append(tokens[i])
+            i += 1
+        return joined
+
     def _misheard(self, word: str, stem: str):
         """The known stem a misheard word stands for, with its closeness
         (0..100), or None.  A word of the language's own lists ("nobody",
@@ -467,6 +496,9 @@ class Matcher:
         if len(stem) < FUZZY_MIN_LENGTH or word in self._function_words or not self.vocabulary:
             return None
         match = process.extractOne(stem, self.vocabulary, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF)
+        # A slip keeps a word's length; "dress" is not "address" misheard.
+        if match is None or abs(len(match[0]) - len(stem)) > (FUZZY_LONG_SLACK if len(stem) >= 8 else 1):
+            return None
         return match
 
 

@@ -185,5 +185,17 @@ def test_speech_data_must_name_every_field():
                             "fr-FR", "speech.yaml")
 
 
+def test_a_word_yaml_reads_as_a_boolean_is_a_clear_error():
+    with pytest.raises(LexiconError, match="filler has True where a word was meant"):
+        lexicon_from_source('stemmer: french\n"yes": [oui]\n"no": [non]\nescape: [agent]\n'
+                            'filler: [euh, on]\nnumbers: {}\n', "fr-FR", "speech.yaml")
+
+
+def test_split_and_misheard_words(demo):
+    assert menu_decision(demo, "I want a re fund", lang="en-US") == ("take", "2")
+    # A slip keeps the word's length: "dress" is not "address" misheard.
+    assert menu_decision(demo, "the dress", lang="en-US") == ("no_match", None)
+
+
 def test_settings_merge_a_menus_overrides():
     assert Settings().merged({"accept": 0.8}) == Settings(accept=0.8)
