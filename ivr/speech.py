@@ -218,6 +218,16 @@ def _stem(stemmer: str, word: str) -> str:
     return _stemmer(stemmer).stemWord(word)
 
 
+class _WordsLoader(yaml.SafeLoader):
+    """YAML without booleans: the bare words on, off, yes and no of a word
+    list stay words (the pronoun "on", the answer "no")."""
+
+
+_WordsLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 def load_lexicon(path: Path, lang: str) -> Lexicon:
     """Read a language's speech data (``prompts/<lang>/speech.yaml``)."""
     try:
@@ -230,7 +240,7 @@ def load_lexicon(path: Path, lang: str) -> Lexicon:
 def lexicon_from_source(source: str, lang: str, path) -> Lexicon:
     """A language's speech data from its YAML text (``path`` names it in errors)."""
     try:
-        data = yaml.safe_load(source)
+        data = yaml.load(source, Loader=_WordsLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as error:
         raise LexiconError(f"cannot read {path}: {error}") from None
     fields = ("stemmer", "yes", "no", "escape", "filler", "numbers")
@@ -239,12 +249,6 @@ def lexicon_from_source(source: str, lang: str, path) -> Lexicon:
     missing = [k for k in fields if k not in data]
     if missing:
         raise LexiconError(f"{path}: missing {', '.join(missing)}")
-    for name, value in data.items():
-        flipped = [item for item in value if isinstance(item, bool)] if isinstance(value, list) else []
-        if flipped:
-            # YAML reads a bare on, off, yes or no as true or false.
-            raise LexiconError(f"{path}: {name} has {flipped[0]!r} where a word was meant: "
-                               "quote words such as \"on\" and \"no\"")
     if data["stemmer"] not in snowballstemmer.algorithms():
         raise LexiconError(f"{path}: unknown stemmer {data['stemmer']!r}; expected one of "
                            f"{', '.join(snowballstemmer.algorithms())}")

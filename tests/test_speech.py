@@ -185,10 +185,11 @@ def test_speech_data_must_name_every_field():
                             "fr-FR", "speech.yaml")
 
 
-def test_a_word_yaml_reads_as_a_boolean_is_a_clear_error():
-    with pytest.raises(LexiconError, match="filler has True where a word was meant"):
-        lexicon_from_source('stemmer: french\n"yes": [oui]\n"no": [non]\nescape: [agent]\n'
-                            'filler: [euh, on]\nnumbers: {}\n', "fr-FR", "speech.yaml")
+def test_bare_on_and_no_in_speech_data_stay_words():
+    # Plain YAML would read them as true and false.
+    lexicon = lexicon_from_source('stemmer: french\nyes: [oui]\nno: [non, no]\nescape: [agent]\n'
+                                  'filler: [euh, on]\nnumbers: {}\n', "fr-FR", "speech.yaml")
+    assert "on" in lexicon.filler and lexicon.no == ("non", "no") and lexicon.yes == ("oui",)
 
 
 def test_split_and_misheard_words(demo):
