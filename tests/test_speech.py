@@ -96,7 +96,77 @@ def test_the_specific_phrase_beats_the_generic_one():
     matcher = Matcher(lexicon, (Candidate("status", (), ("colis",)),
                                 Candidate("missing", (), ("colis pas reçu",))))
     evidence = matcher.evidence("mon colis pas reçu")
-    assert evidence["missing"] > evidence["status"]
+    assert evidence["missing"] > evidence.get("status", 0.0)
+    assert matcher.evidence("mon colis") == {"status": 1.0}
+
+
+@pytest.mark.parametrize("text, lang", [
+    ("je ne sais pas", "fr-FR"), ("I don't know", "en-US"), ("pas du tout", "fr-FR"),
+    ("never", "en-US"),
+])
+def test_a_negation_alone_is_no_reason(demo, text, lang):
+    # Key 3 of ask_reason is "pas reçu": its "pas" counts only with "reçu".
+    assert menu_decision(demo, text, lang=lang, node="ask_reason") == ("no_match", None)
+
+
+@pytest.mark.parametrize("text, lang", [("c'est personnel", "fr-FR"), ("it's personal", "en-US")])
+def test_a_distinct_word_is_not_the_escape_word_it_looks_like(demo, text, lang):
+    assert menu_decision(demo, text, lang=lang, node="ask_reason") == ("no_match", None)
+
+
+def test_nobody_is_not_somebody_misheard(demo):
+    verdict, key = menu_decision(demo, "nobody delivered anything to me", lang="en-US",
+                                 node="status_delivered")
+    assert key == "1"
+
+
+@pytest.mark.parametrize("text, lang, key", [
+    ("yes I did get it", "en-US", "2"),
+    ("yes I got it", "en-US", "2"),
+    ("no I never got it", "en-US", "1"),
+    ("but I never received it", "en-US", "1"),
+    ("no it's fine I got it thanks", "en-US", "2"),
+    ("oui je l'ai bien reçu", "fr-FR", "2"),
+    ("non je l'ai jamais reçu", "fr-FR", "1"),
+    ("non c'est bon j'ai reçu merci", "fr-FR", "2"),
+])
+def test_yes_and_no_beside_what_the_caller_got(demo, text, lang, key):
+    assert menu_decision(demo, text, lang=lang, node="status_delivered")[1] == key
+
+
+def test_a_negation_is_a_weak_no_where_a_choice_holds_the_no_words(demo):
+    # "Si vous ne l'avez pas reçu, tapez 1": a negated sentence is worth a confirmation.
+    assert menu_decision(demo, "je l'ai toujours pas", node="status_delivered") == ("confirm", "1")
+
+
+@pytest.mark.parametrize("text, lang", [
+    ("je voudrais savoir où est mon colis mais je préfère parler à un conseiller", "fr-FR"),
+    ("where is my order I want to talk to an agent", "en-US"),
+])
+def test_a_request_to_talk_to_a_human_wins_over_a_self_served_choice(demo, text, lang):
+    assert menu_decision(demo, text, lang=lang) == ("take", ESCAPE)
+
+
+def test_a_human_who_calls_back_is_the_call_back(demo):
+    # No request to talk: the escape word is part of what the caller asks for.
+    assert menu_decision(demo, "I want an agent to call me back", lang="en-US",
+                         node="closed_menu")[1] == "1"
+
+
+def test_the_refund_of_a_returned_order_is_a_status_question(demo):
+    assert menu_decision(demo, "où en est mon remboursement") == ("take", "1")
+    assert menu_decision(demo, "je veux être remboursé") == ("take", "2")
+
+
+def test_a_decision_takes_under_a_millisecond(demo):
+    import time
+    menu = demo.nodes["main_menu"]
+    matcher, settings = menu.opts["matchers"]["fr-FR"], menu.opts["speech"]
+    text = "bonjour euh j'ai renvoyé le colis la semaine dernière et je n'ai pas été remboursé"
+    start = time.perf_counter()
+    for _ in range(200):
+        matcher.decide(text, settings)
+    assert (time.perf_counter() - start) / 200 < 0.001
 
 
 def test_yes_no_comes_from_the_language_data(demo):
@@ -121,6 +191,19 @@ def test_speech_data_must_name_every_field():
     with pytest.raises(LexiconError, match="missing filler, numbers"):
         lexicon_from_source('stemmer: french\n"yes": [oui]\n"no": [non]\nescape: [agent]\n',
                             "fr-FR", "speech.yaml")
+
+
+def test_bare_on_and_no_in_speech_data_stay_words():
+    # Plain YAML would read them as true and false.
+    lexicon = lexicon_from_source('stemmer: french\nyes: [oui]\nno: [non, no]\nescape: [agent]\n'
+                                  'filler: [euh, on]\nnumbers: {}\n', "fr-FR", "speech.yaml")
+    assert "on" in lexicon.filler and lexicon.no == ("non", "no") and lexicon.yes == ("oui",)
+
+
+def test_split_and_misheard_words(demo):
+    assert menu_decision(demo, "I want a re fund", lang="en-US") == ("take", "2")
+    # A slip keeps the word's length: "dress" is not "address" misheard.
+    assert menu_decision(demo, "the dress", lang="en-US") == ("no_match", None)
 
 
 def test_settings_merge_a_menus_overrides():
