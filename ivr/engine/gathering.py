@@ -9,12 +9,14 @@ from zoneinfo import ZoneInfo
 from ivr.engine import actions as act
 from ivr.flow import expressions
 from ivr.flow import speech as hearing
+from ivr.flow.kinds import waiting_states
 from ivr.flow.matching import normalise
 from ivr.flow.model import REASON_NOT_STATED, Node, PromptItem, Retry
 from ivr.phone import is_withheld
 
-#: What a call waits for while it listens to the caller.
-GATHERING = ("gather", "confirm", "callback_confirm", "callback_number", "confirm_choice")
+#: What a call waits for while it listens to the caller: the waits of the
+#: node kinds that gather input (``ivr.flow.kinds``).
+GATHERING = waiting_states(gathering=True)
 
 
 #: Asked when the matcher is not sure which choice a caller meant.
@@ -94,8 +96,6 @@ class _Gathering:
     def _on_input(self):
         state = self.state
         node = self.flow.nodes[state["node"]]
-        if state["waiting"] not in GATHERING:
-            raise ValueError(f"input arrived while node {node.name!r} waits for {state['waiting']!r}")
         kind = self.event["type"]
         digits = (self.event.get("digits") or "") if kind == "digits" else ""
         said = (self.event.get("text") or "") if kind == "speech" else ""

@@ -88,17 +88,19 @@ class _Run(_FailSafe, _Transfers, _Gathering):
             if kind not in ("hangup", "dial_result"):
                 self.actions.append(act.Hangup())
             return
-        handler = {
-            "hangup": self._on_hangup, "error": self._on_error,
-            "lookup_result": self._on_lookup_result, "dial_result": self._on_dial_result,
-            "sms_result": self._on_sms_result,
-            "recorded": self._on_recorded,
-        }.get(kind)
+        handler = _ANY_TIME.get(kind) or WAITS.get(self.state["waiting"], {}).get(kind)
         if handler:
-            return handler()
-        if kind in ("digits", "speech", "silence"):
-            return self._on_input()
-        raise ValueError(f"unknown event type {kind!r}")
+            return handler(self)
+        if kind not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {kind!r}")
+        self._refuse(kind)
+
+    def _refuse(self, kind: str):
+        """An event the state the call waits in does not accept."""
+        if kind in INPUT_EVENTS:
+            node = self.flow.nodes[self.state["node"]]
+            raise ValueError(f"input arrived while node {node.name!r} waits for {self.state['waiting']!r}")
+        raise ValueError(f"{kind} arrived while the call waits for {self.state['waiting']!r}")
 
     def _start(self):
         self.state = new_state(self.flow, self.event, self.now)
@@ -112,7 +114,7 @@ class _Run(_FailSafe, _Transfers, _Gathering):
             self.state.update(node=name, waiting=None, no_input=0, no_match=0)
             node = self.flow.nodes[name]
             self._mark(node.reason, node.resolves)
-            name = getattr(self, "_enter_" + node.kind)(node)
+            name = ENTER[node.kind](self, node)
 
     def _guard(self, name: str) -> str:
         """The loop guard: past the step or visit limit, go to the human."""
@@ -228,7 +230,7 @@ class _Run(_FailSafe, _Transfers, _Gathering):
         self.actions.append(act.Lookup(request_id, node.opts["find"], args))
 
     def _on_lookup_result(self):
-        node = self._waiting_node("lookup")
+        node = self._current_node()
         if self.event.get("request_id") != self.state["request"]:
             return  # an answer to a request this call no longer waits for
         status = self.event.get("status")
@@ -268,7 +270,7 @@ class _Run(_FailSafe, _Transfers, _Gathering):
         self.actions.append(act.SendSms(request_id, to, body))
 
     def _on_sms_result(self):
-        node = self._waiting_node("sms")
+        node = self._current_node()
         if self.event.get("request_id") != self.state["request"]:
             return  # an answer to a request this call no longer waits for
         self.state["waiting"] = None
@@ -291,7 +293,7 @@ class _Run(_FailSafe, _Transfers, _Gathering):
     def _on_hangup(self):
         name = self.state["node"]
         # A caller on hold for a look-up or a text hung up at that node.
-        if name and self.state["waiting"] in GATHERING + ("lookup", "sms"):
+        if name and self.state["waiting"] in _HOLDS_AT_NODE:
             self._log(name, self.flow.nodes[name].kind, None, "hangup", self.event.get("detail"))
         self._end()
 
@@ -300,10 +302,8 @@ class _Run(_FailSafe, _Transfers, _Gathering):
 
 
     # -- helpers -----------------------------------------------------------------
-    def _waiting_node(self, waiting: str) -> Node:
-        if self.state["waiting"] != waiting:
-            raise ValueError(f"{self.event['type']} arrived while the call waits for "
-                             f"{self.state['waiting']!r}")
+    def _current_node(self) -> Node:
+        """The node the call waits at."""
         return self.flow.nodes[self.state["node"]]
 
     def _masked(self, node: Node, shown):
@@ -360,3 +360,40 @@ class _Run(_FailSafe, _Transfers, _Gathering):
         return taken
 
 
+# --- the machine, declared -----------------------------------------------------------
+
+#: How the engine enters a node of each kind (``ivr.flow.kinds``): the node
+#: to go on to, or None when the node waits or the call ended.
+ENTER = {
+    "say": _Run._enter_say, "menu": _Run._enter_menu, "input": _Run._enter_input,
+    "set": _Run._enter_set, "branch": _Run._enter_branch, "lookup": _Run._enter_lookup,
+    "sms": _Run._enter_sms, "hours": _Run._enter_hours, "transfer": _Run._enter_transfer,
+    "record": _Run._enter_record, "callback": _Run._enter_callback, "hangup": _Run._enter_hangup,
+}
+
+#: What the caller does while the engine listens.
+INPUT_EVENTS = ("digits", "speech", "silence")
+
+_INPUT = {kind: _Run._on_input for kind in INPUT_EVENTS}
+
+#: Each state a call waits in (``ivr.flow.kinds`` declares which kind
+#: waits in which) and the events it accepts, with their handlers.  Any
+#: other event is refused (:meth:`_Run._refuse`).
+WAITS = {
+    "gather": _INPUT, "confirm": _INPUT, "confirm_choice": _INPUT,
+    "callback_confirm": _INPUT, "callback_number": _INPUT,
+    "lookup": {"lookup_result": _Run._on_lookup_result},
+    "sms": {"sms_result": _Run._on_sms_result},
+    "dial": {"dial_result": _Run._on_dial_result},
+    "record": {"recorded": _Run._on_recorded},
+}
+
+#: Events accepted whatever the call waits for.
+_ANY_TIME = {"hangup": _Run._on_hangup, "error": _Run._on_error}
+
+#: Every event type but ``start``, which begins a call.
+EVENT_TYPES = frozenset(_ANY_TIME).union(*WAITS.values())
+
+#: Waits at which a hang-up is the caller's at that node: listening, or
+#: on hold for a look-up or a text.
+_HOLDS_AT_NODE = GATHERING + ("lookup", "sms")

@@ -4,9 +4,8 @@ asked once before a caller is put through."""
 from __future__ import annotations
 
 from ivr.engine import actions as act
+from ivr.flow.kinds import KINDS
 from ivr.flow.model import REASON_NOT_STATED, Node
-
-_HUMAN_KINDS = ("transfer", "callback", "record")
 
 
 class _Transfers:
@@ -43,7 +42,7 @@ class _Transfers:
             finish_on_key=node.opts.get("finish_on", "#")))
 
     def _on_recorded(self):
-        node = self._waiting_node("record")
+        node = self._current_node()
         self.state["vars"]["recording_url"] = self.event.get("url")
         self._leave(node, node.next or "hangup", input_=str(self.event.get("duration", "")))
         if node.next:
@@ -53,7 +52,7 @@ class _Transfers:
             self._end()
 
     def _on_dial_result(self):
-        node = self._waiting_node("dial")
+        node = self._current_node()
         status = self.event.get("status", "failed")
         self._transfer_result(status)
         if status in ("completed", "answered"):
@@ -88,7 +87,7 @@ class _Transfers:
         leads to one.  Such a menu (when to call back, which team) is a
         question on the way to a person, not a way back to self-service."""
         node = self.flow.nodes[name]
-        if name == self.flow.human or node.kind in _HUMAN_KINDS:
+        if name == self.flow.human or KINDS[node.kind].reaches_human:
             return True
         if node.kind != "menu" or name in seen:
             return False

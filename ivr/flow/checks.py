@@ -8,15 +8,12 @@ from ivr.flow import expressions, sample_calls, speech
 from ivr.flow.fields import (
     LOOKUPS,
 )
+from ivr.flow.kinds import KINDS, targets
 from ivr.flow.model import (
     Node,
 )
 from ivr.flow.problems import Problem
 from ivr.flow.prompts import FIXED_SERVER_PROMPTS, SERVER_PROMPTS, PromptError
-
-#: Kinds that lead a caller to a person (an hours node picks between them).
-_HUMAN_KINDS = ("transfer", "callback", "record", "hours")
-
 
 #: What a failed render on sample data is, by ``PromptError.kind``; the
 #: problem's code is ``prompt-<kind>``.
@@ -46,24 +43,6 @@ def _describe(path) -> str:
         field_name = path[-1]
         return f"node {path[1]!r}{detail} '{field_name}'"
     return f"'{'.'.join(str(p) for p in path)}'"
-
-
-def _edges(node: Node):
-    """Every node name ``node`` can lead to."""
-    if node.next:
-        yield node.next
-    for field_name in ("found", "many", "not_found", "error", "open", "closed", "else", "no_answer",
-                       "failed"):
-        if node.opts.get(field_name):
-            yield node.opts[field_name]
-    for choice in node.opts.get("choices", ()):
-        yield choice.to
-    for _condition, to in node.opts.get("when", ()):
-        yield to
-    for retry_field in ("no_input", "no_match"):
-        retry_spec = node.opts.get(retry_field)
-        if retry_spec and retry_spec.to:
-            yield retry_spec.to
 
 
 class _Checks:
@@ -96,7 +75,7 @@ class _Checks:
                 where = _describe(path)
                 self.problem(path, f"{where} goes to unknown node {node_name!r}", "unknown-target")
         human = data.get("human")
-        if isinstance(human, str) and human in nodes and nodes[human].kind not in _HUMAN_KINDS:
+        if isinstance(human, str) and human in nodes and not KINDS[nodes[human].kind].stands_for_human:
             self.problem(("human",), f"'human' must name a transfer, callback, record or hours node; "
                          f"{human!r} is of kind {nodes[human].kind}", "wrong-value")
         for k in settings["escape"].keys:
@@ -116,8 +95,8 @@ class _Checks:
             if current in reachable:
                 continue
             reachable.add(current)
-            pending.extend(t for t in _edges(nodes[current]) if t in nodes)
-        led_to = {t for node in nodes.values() for t in _edges(node)} | set(roots)
+            pending.extend(t for t in targets(nodes[current]) if t in nodes)
+        led_to = {t for node in nodes.values() for t in targets(node)} | set(roots)
         broken_edges = any(name not in raw_nodes for _path, name in self.targets)
         for node_name in nodes:
             if node_name in reachable:
@@ -160,7 +139,7 @@ class _Checks:
                              "add 'reason: …' (the caller's answer is the call's reason)",
                              "missing-field")
             target_node = nodes.get(choice.to)
-            if target_node is not None and choice.to != human and target_node.kind not in _HUMAN_KINDS:
+            if target_node is not None and choice.to != human and not KINDS[target_node.kind].stands_for_human:
                 self.problem(path + ("to",), f"choice {i + 1} of the ask_reason menu {asked!r} goes to "
                              f"{choice.to!r}, a {target_node.kind}; expected the human or a transfer, "
                              "callback, record or hours node (the caller asked for a person)",
@@ -271,7 +250,7 @@ class _Checks:
         template that fails, reads what is not there or runs over its
         budget would fail a live call; so would an expression."""
         # A node nothing leads to is one the engine enters by itself.
-        led_to = {target for node in flow.nodes.values() for target in _edges(node)}
+        led_to = {target for node in flow.nodes.values() for target in targets(node)}
         for finding in sample_calls.rehearse(flow, [n for n in flow.nodes if n not in led_to]):
             if isinstance(finding, sample_calls.ExpressionFinding):
                 self.problem(finding.path, f"expression {finding.source!r} "
@@ -303,7 +282,7 @@ class _Checks:
         for node in nodes.values():
             if node.kind != "record" or gives_notice(node):
                 continue
-            before = [n for n in nodes.values() if node.name in set(_edges(n))]
+            before = [n for n in nodes.values() if node.name in set(targets(n))]
             if node.name in implicit or not before or not all(map(gives_notice, before)):
                 self.warnings.append(self._problem_at(
                     ("nodes", node.name), f"record node {node.name!r} is not preceded by a notice "

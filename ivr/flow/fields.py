@@ -1,4 +1,5 @@
-"""The checkers of a flow file's fields, and which fields each node kind has.
+"""The checkers of a flow file's fields (which fields each node kind has is
+declared in ``ivr.flow.kinds``).
 
 A checker takes the builder, the field's YAML path and its value; it
 reports problems through the builder and returns the parsed value, or
@@ -11,7 +12,6 @@ import re
 from ivr.flow import expressions, speech
 from ivr.flow.matching import normalise
 from ivr.flow.model import (
-    TRANSFER_CAUSES,
     Choice,
     PromptItem,
     Retry,
@@ -360,46 +360,6 @@ def destination(b, path, value):
         b.problem(path + (kind,), f"{problems[kind]}, found {address!r}", "wrong-value")
         return _BAD
     return (kind, address)
-
-
-_COMMON = {"kind": text, "description": text, "reason": reason, "resolves": flag}
-
-
-_SAY = {"say": prompts}
-
-
-_GATHER = {"say": prompts, "reprompt": prompt_list, "timeout": positive,
-           "no_input": retry, "no_match": retry}
-
-
-#: Per kind: its own fields, and the fields it cannot do without.
-NODE_FIELDS = {
-    "say": ({**_SAY, "next": target}, ("say", "next")),
-    "menu": ({"choices": choices, "input": one_of("dtmf", "speech", "dtmf speech"),
-              "speech": speech_settings, **_GATHER},
-             ("say", "choices")),
-    "input": ({"min": positive, "max": positive, "finish_on": one_of("#", "*", ""),
-               "pattern": pattern, "save_as": name, "confirm": prompts,
-               "sensitive": flag, "next": target, **_GATHER},
-              ("say", "save_as", "next")),
-    "set": ({"set": assignments, "next": target}, ("set", "next")),
-    "branch": ({"when": conditions, "else": target}, ("when", "else")),
-    "lookup": ({**_SAY, "find": one_of(*LOOKUPS), "with": lookup_args, "found": target,
-                "many": target, "not_found": target, "error": target},
-               ("find", "found", "not_found")),
-    "sms": ({**_SAY, "text": sms_text, "to": sms_to, "next": target, "failed": target},
-            ("text", "next")),
-    "hours": ({"calendar": text, "open": target, "closed": target},
-              ("calendar", "open", "closed")),
-    "transfer": ({**_SAY, "to": destination, "timeout": positive, "caller_id": text,
-                  "cause": one_of(*TRANSFER_CAUSES), "no_answer": target},
-                 ("to",)),
-    "record": ({**_SAY, "max_length": positive, "finish_on": text, "next": target}, ("say",)),
-    "callback": ({"ask_number": prompts, "save_as": name, "slot": callback_slot, "next": target,
-                  **_GATHER},
-                 ("say", "ask_number", "next")),
-    "hangup": (_SAY, ()),
-}
 
 
 _FLOW_FIELDS = {

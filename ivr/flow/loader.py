@@ -20,11 +20,8 @@ from ivr.flow import expressions, speech, yamlpos
 from ivr.flow.checks import _Checks
 from ivr.flow.fields import (
     _BAD,
-    _COMMON,
     _FLOW_FIELDS,
     _LANGUAGE,
-    LOOKUPS,
-    NODE_FIELDS,
     _expect,
     _retry,
     key,
@@ -37,8 +34,8 @@ from ivr.flow.fields import (
     words,
 )
 from ivr.flow.hours import CalendarError, parse_calendar
+from ivr.flow.kinds import COMMON_FIELDS, KINDS, NODE_KINDS, RETRY_FIELDS
 from ivr.flow.model import (
-    NODE_KINDS,
     Escape,
     Flow,
     Node,
@@ -367,22 +364,18 @@ class _Builder(_Checks):
                 self.problem(path, f"node {node_name!r} has no 'kind'; expected one of "
                              f"{', '.join(NODE_KINDS)}", "missing-field", at_key=True)
                 continue
-            if kind not in NODE_FIELDS:
+            if kind not in KINDS:
                 self.problem(path + ("kind",), f"node {node_name!r} has unknown kind {kind!r}; "
                              f"expected one of {', '.join(NODE_KINDS)}", "unknown-kind")
                 continue
-            own, required = NODE_FIELDS[kind]
-            parsed = self.fields(path, spec, {**_COMMON, **own}, required=required)
+            declared = KINDS[kind]
+            parsed = self.fields(path, spec, {**COMMON_FIELDS, **declared.fields},
+                                 required=declared.required)
             if parsed is _BAD:
                 continue
-            if kind == "input" and parsed.get("save_as"):
-                self.defined.add(parsed["save_as"])
-            if kind == "record":
-                self.defined.add("recording_url")
-            if kind == "callback":
-                self.defined.add(parsed.setdefault("save_as", "callback_number"))
-            if kind == "lookup" and parsed.get("find") in LOOKUPS:
-                self.defined |= LOOKUPS[parsed["find"]]["sets"]
+            for field_name, value in declared.defaults.items():
+                parsed.setdefault(field_name, value)
+            self.defined |= declared.sets(parsed)
             nodes[node_name] = _make_node(node_name, kind, self.doc.key_pos(path).line, parsed)
         return nodes
 
@@ -460,8 +453,8 @@ def _inherit_retries(nodes, settings):
     """Give every gathering node its full no-input and no-match policies:
     a node that only changes ``max`` keeps the flow's apologies."""
     for node in nodes.values():
-        if node.kind in ("menu", "input", "callback"):
-            for field_name in ("no_input", "no_match"):
+        if KINDS[node.kind].gathers:
+            for field_name in RETRY_FIELDS:
                 node.opts[field_name] = _retry(node.opts.get(field_name, {}), settings[field_name])
 
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ivr.flow.kinds import KINDS, RETRY_FIELDS
 from ivr.flow.model import Flow, Node
-
-#: Node kinds that listen to the caller: the escape and retries leave them.
-GATHERING_KINDS = ("menu", "input", "callback")
 
 #: How edges are drawn: ``flow`` an exit the node declares, ``retry`` a
 #: no-input or no-match count run out, ``escape`` the caller asked for a
@@ -92,35 +90,15 @@ def build_graph(flow: Flow) -> FlowGraph:
 
 
 def _exits(flow: Flow, node: Node):
-    opts, name = node.opts, node.name
-    if node.kind in ("say", "set", "record", "callback") and node.next:
-        yield Edge(name, node.next, "next")
-    elif node.kind == "input":
-        yield Edge(name, node.next, "confirmed" if "confirm" in opts else "entered")
-    elif node.kind == "menu":
-        for choice in opts["choices"]:
-            words = [w for phrases in choice.words.values() for w in phrases]
-            label = choice.key or (choice.words.get(flow.default_language) or words)[0]
-            yield Edge(name, choice.to, label, detail=", ".join(words) or None)
-    elif node.kind == "branch":
-        for condition, to in opts["when"]:
-            yield Edge(name, to, _shorten(condition), detail=condition)
-        yield Edge(name, opts["else"], "else")
-    elif node.kind == "lookup":
-        for field in ("found", "many", "not_found", "error"):
-            if opts.get(field):
-                yield Edge(name, opts[field], field.replace("_", " "))
-    elif node.kind == "hours":
-        yield Edge(name, opts["open"], "open")
-        yield Edge(name, opts["closed"], "closed")
-    elif node.kind == "transfer" and opts.get("no_answer"):
-        yield Edge(name, opts["no_answer"], "no answer")
-    elif node.kind == "sms":
-        yield Edge(name, node.next, "sent")
-        yield Edge(name, opts.get("failed") or node.next, "failed")
-    if node.kind in GATHERING_KINDS:
-        for field in ("no_input", "no_match"):
-            yield Edge(name, opts[field].to or flow.human, field.replace("_", " "), "retry")
+    """The edges out of ``node``: the exits its kind declares, then, when
+    it listens to the caller, its exhausted retries and the escape."""
+    name, kind = node.name, KINDS[node.kind]
+    for way_out in kind.exits(node, flow.default_language):
+        label = _shorten(way_out.label) if way_out.condition else way_out.label
+        yield Edge(name, way_out.target, label, detail=way_out.detail)
+    if kind.gathers:
+        for field in RETRY_FIELDS:
+            yield Edge(name, node.opts[field].to or flow.human, field.replace("_", " "), "retry")
         keys = " ".join(flow.escape.keys)
         yield Edge(name, flow.escape.to, f"escape {keys}".strip(), "escape")
 
