@@ -1,12 +1,23 @@
 """ivr.store.protocol: the behaviours every call store has, run against
 the SQLite backend and the in-memory one alike."""
 
+from datetime import date, datetime
+from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlite_utils
+from treq.testing import StubTreq
+from twisted.internet import task
 
 from ivr.engine.state import call_summary
+from ivr.lookups.demo_orders import create_demo_db
+from ivr.lookups.embedded import EmbeddedOrderLookups
+from ivr.server.calls import CallHandler
+from ivr.server.registry import FlowRegistry
+from ivr.server.web import build_root
 from ivr.store.memory import MemoryCallStore
 from ivr.store.protocol import CallStore as CallStoreProtocol
 from ivr.store.sqlite.store import CallStore as SQLiteCallStore
@@ -238,3 +249,47 @@ def test_purging_erases_the_calls_started_before_the_cutoff_across_offsets(store
     erased = store.purge_before("2026-11-24T11:00:00+01:00")
     assert erased["calls"] == 1
     assert store.call("EARLY") is None and store.call("LATE") is not None
+
+
+# --- the server on either backend ---------------------------------------------------
+
+ROOT = Path(__file__).parent.parent
+TUESDAY_10AM = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
+
+
+def serve_a_call(store, digits=("1", "2")):
+    """A whole call to the demo flow through the real web resources on
+    ``store``: the TwiML of each turn."""
+    clock = task.Clock()
+    clock.advance(TUESDAY_10AM)
+    registry = FlowRegistry(ROOT / "flows", ROOT / "prompts", store)
+    registry.reload()
+    orders = EmbeddedOrderLookups(create_demo_db(sqlite_utils.Database(memory=True), date(2026, 11, 24)))
+    http = StubTreq(build_root(CallHandler(registry, store, orders.perform, clock), registry))
+    answers = []
+    for turn, pressed in enumerate((None, *digits)):
+        params = {"CallSid": "CA" + "0" * 31 + "1", "From": CALLER, "To": "+33100000000"}
+        if pressed is not None:
+            params["Digits"] = pressed
+        path = "/voice/post_sale" + (f"?turn={turn}" if turn else "")
+        done = []
+        http.request("POST", "http://ivr.test" + path, data=urlencode(params).encode(),
+                     headers={"Content-Type": "application/x-www-form-urlencoded"}
+                     ).addCallback(lambda r: r.content()).addBoth(done.append)
+        http.flush()
+        assert isinstance(done[0], bytes), done
+        answers.append(done[0])
+    assert clock.getDelayedCalls() == []
+    return answers
+
+
+def test_the_server_answers_the_same_twiml_on_both_backends_and_logs_the_call_alike():
+    sqlite_store = SQLiteCallStore(sqlite_utils.Database(memory=True), caller_key=KEY)
+    memory_store = MemoryCallStore(caller_key=KEY)
+    assert serve_a_call(sqlite_store) == serve_a_call(memory_store)
+    call_id = "CA" + "0" * 31 + "1"
+    on_disk, in_memory = sqlite_store.call(call_id), memory_store.call(call_id)
+    assert on_disk["outcome"] == "self_served"
+    assert {k: in_memory[k] for k in in_memory} == {k: on_disk[k] for k in in_memory}
+    assert [e["node"] for e in memory_store.node_events(call_id)] == [
+        e["node"] for e in sqlite_store.node_events(call_id)]
