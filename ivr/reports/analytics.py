@@ -27,6 +27,7 @@ import sqlite_utils
 
 from ivr.flow.model import OUTCOMES, REASON_NOT_STATED, TRANSFER_CAUSES
 from ivr.reports.queries import _CENT, _MS_PER_DAY, Costs, Filters, ReportError, _where, open_report_db
+from ivr.store.sqlite.reads import repeat_calls_index
 
 __all__ = [
     "Costs", "DIMENSIONS", "Filters", "ReportError", "calls", "funnel", "funnel_version",
@@ -203,7 +204,7 @@ def _repeats(db, filters: Filters, dims: tuple, window: timedelta) -> dict:
         SELECT {', '.join(keys + ['count(*) AS repeat_calls'])}
         FROM calls c
         WHERE c.rowid IN (
-            SELECT s.rowid FROM calls s {_indexed_by(db, "calls", _REPEAT_INDEX)}
+            SELECT s.rowid FROM calls s {repeat_calls_index(db)}
             WHERE s.caller_hash > '' AND s.outcome = 'self_served'{near}
               AND EXISTS (
                 SELECT 1 FROM calls r
@@ -217,21 +218,6 @@ def _repeats(db, filters: Filters, dims: tuple, window: timedelta) -> dict:
         {group_by}"""
     return {tuple(row[f"g{i}"] for i in range(len(dims))): row["repeat_calls"]
             for row in db.query(sql, params)}
-
-
-#: The index that finds a caller's later calls for a reason (ivr.store
-#: migration 0003).  SQLite's planner, without statistics, prefers the
-#: narrower (caller_hash, started_at) index and reads the table for each
-#: call: three times slower.
-_REPEAT_INDEX = "idx_calls_repeat"
-
-
-def _indexed_by(db, table: str, index: str) -> str:
-    """``INDEXED BY index`` when the log has it (a log not yet migrated
-    by the server still reports, only slower)."""
-    found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ? AND tbl_name = ?",
-                       [index, table]).fetchone()
-    return f"INDEXED BY {index}" if found else ""
 
 
 #: What happened at the human's end of a transfer (``calls.transfer_result``).

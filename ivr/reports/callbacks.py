@@ -16,13 +16,13 @@ from __future__ import annotations
 import sqlite3
 
 import click
-import yaml
 
 from ivr.reports import queries
 from ivr.reports.output import emit, open_log, table
 from ivr.reports.queries import ReportError
 from ivr.store.sqlite.callbacks import read_callback_requests, stored_caller_key
 from ivr.store.sqlite.migrations import CALLBACK_STATUSES
+from ivr.store.sqlite.reads import reason_descriptions
 
 __all__ = ["callback_requests", "callbacks"]
 
@@ -59,7 +59,8 @@ def callback_requests(db, path, status: str | None = None, since: str | None = N
         raise ReportError(f"{path}: no caller key in its meta table, so its numbers cannot be "
                           "opened (was the server given its own caller key?)")
     rows = read_callback_requests(db, key, status=status, since=low, until=high)
-    descriptions = _reason_descriptions(db, {(r["flow"], r["version"]) for r in rows})
+    descriptions = {(flow, version): reason_descriptions(db, flow, version)
+                    for flow, version in {(r["flow"], r["version"]) for r in rows}}
     return [{
         "call_id": r["call_id"], "requested_at": r["requested_at"], "number": r["number"],
         "reason": r["reason"],
@@ -78,21 +79,6 @@ def _described(description, lang: str | None) -> str | None:
         chosen = description.get(lang)
         return chosen if isinstance(chosen, str) else (texts[0] if texts else None)
     return description if isinstance(description, str) else None
-
-
-def _reason_descriptions(db, versions) -> dict:
-    """(flow, version) -> {reason: description}, from the stored YAML of
-    each version; a version not stored (or not readable) has none."""
-    found = {}
-    for flow, version in versions:
-        row = next(iter(db.query("SELECT source FROM flow_versions WHERE flow = ? AND version = ?",
-                                 [flow, version])), None)
-        try:
-            reasons = (yaml.safe_load(row["source"]) or {}).get("reasons") if row else None
-        except yaml.YAMLError:
-            reasons = None
-        found[flow, version] = reasons if isinstance(reasons, dict) else {}
-    return found
 
 
 @click.command()

@@ -63,8 +63,7 @@ def _truncate_wal(store: CallStore) -> None:
     """Checkpoint and truncate the WAL, which still holds the pages as they
     were before the deletion; a busy server may hold it, and the next
     checkpoint then overwrites them."""
-    busy, _log, _done = store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    if busy:
+    if not store.truncate_wal():
         click.echo("note: the server is busy; its next checkpoint overwrites the old pages",
                    err=True)
 
@@ -139,7 +138,7 @@ def purge(older_than_days, db_path, vacuum):
             (now - timedelta(seconds=RETRY_WINDOW)).isoformat())
         _truncate_wal(store)
         if vacuum:
-            store.db.execute("VACUUM")
+            store.vacuum()
     finally:
         store.close()
     click.echo(erased_line(erased))

@@ -30,7 +30,6 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
-import yaml
 from markupsafe import Markup
 from twisted.internet import defer, threads
 from twisted.logger import Logger
@@ -41,6 +40,7 @@ from ivr.flow.model import OUTCOMES, TRANSFER_CAUSES
 from ivr.reports import analytics, charts, graph, graph_svg
 from ivr.server.dashboard_page import _TEMPLATE, format_day, format_duration, format_money
 from ivr.server.requests import finish_with, plain_text
+from ivr.store.sqlite.reads import flows_with_calls, reasons_of_latest_version
 
 __all__ = ["BadQuery", "DashboardResource", "InlineReader", "Query", "ThreadedReader",
            "check_dashboard_token", "is_authorized", "make_dashboard", "parse_query"]
@@ -328,13 +328,6 @@ class View:
     graph_svg: Markup | None = None
 
 
-def flows_with_calls(db) -> list[str]:
-    """Flows that have at least one ended call, most calls first."""
-    return [row["flow"] for row in db.query(
-        "SELECT flow, COUNT(*) AS n FROM calls WHERE outcome IS NOT NULL "
-        "GROUP BY flow ORDER BY n DESC, flow")]
-
-
 def gather(db, query: Query, costs: analytics.Costs,
            today: Callable[[str | None], date]) -> View:
     """The page's figures for ``query``; raises :class:`BadQuery` for a flow
@@ -362,15 +355,11 @@ def gather(db, query: Query, costs: analytics.Costs,
 
 
 def _reason_labels(db, flow: str, version: str | None) -> dict[str, str]:
-    """The flow's reason descriptions (``reasons:`` in its YAML), for tooltips."""
-    row = next(iter(db.query(
-        "SELECT source FROM flow_versions WHERE flow = ? ORDER BY (version = ?) DESC, "
-        "first_seen DESC LIMIT 1", [flow, version or ""])), None)
-    try:
-        reasons = (yaml.safe_load(row["source"]) or {}).get("reasons") if row else None
-    except yaml.YAMLError:
-        reasons = None
-    return {str(k): str(v) for k, v in reasons.items()} if isinstance(reasons, dict) else {}
+    """The flow's reason descriptions (``reasons:`` in its YAML), for
+    tooltips: those of ``version`` as the store kept it, else of the
+    version seen last."""
+    reasons = reasons_of_latest_version(db, flow, version)
+    return {str(k): str(v) for k, v in reasons.items()}
 
 
 def _timeline(rows: list[dict], query: Query, by_hour: bool) -> list[dict]:

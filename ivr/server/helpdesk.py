@@ -43,6 +43,7 @@ from twisted.logger import Logger
 
 from ivr.http_errors import CONNECTION_ERRORS, cancelled, connection_cause
 from ivr.phone import mask_numbers
+from ivr.store.protocol import CallStore
 
 __all__ = ["DELAYS", "Helpdesk", "HelpdeskService", "NoHelpdesk", "TIMEOUT"]
 
@@ -89,7 +90,7 @@ class Helpdesk:
 
     initial_status = "pending"
 
-    def __init__(self, url: str, store, clock, *, token: str | None = None, registry=None,
+    def __init__(self, url: str, store: CallStore, clock, *, token: str | None = None, registry=None,
                  http=None, timeout: float = TIMEOUT, delays: tuple = DELAYS):
         self.url, self.store, self.clock, self.registry = url, store, clock, registry
         self.timeout, self.delays = timeout, tuple(delays)

@@ -17,6 +17,7 @@ from ivr.flow.loader import flow_from_source, load_flow
 from ivr.flow.model import Flow
 from ivr.flow.problems import FlowError
 from ivr.flow.prompts import PromptLibrary
+from ivr.store.protocol import CallStore
 
 
 class UnknownFlow(LookupError):
@@ -26,7 +27,7 @@ class UnknownFlow(LookupError):
 class FlowRegistry:
     log = Logger()
 
-    def __init__(self, flows_dir, prompts_dir, store=None):
+    def __init__(self, flows_dir, prompts_dir, store: CallStore | None = None):
         self.flows_dir = Path(flows_dir)
         self.prompts_dir = Path(prompts_dir)
         self.store = store

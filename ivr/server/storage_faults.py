@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ivr.server.registry import UnknownFlow
+from ivr.store.protocol import CallRecord
 from ivr.store.sqlite.storage_health import fault_cause
-from ivr.store.sqlite.store import CallRecord
 
 #: Most calls answered from memory while the store cannot write.
 UNSAVED_KEPT = 10_000

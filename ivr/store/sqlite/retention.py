@@ -79,6 +79,17 @@ class _Retention:
         self._forget_kept(call_ids)
         return counts
 
+    def truncate_wal(self) -> bool:
+        """Checkpoint and truncate the write-ahead log, which still holds
+        pages as they were before an erasure; False when a busy server
+        holds it (its next checkpoint then overwrites them)."""
+        busy, _log, _done = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
+
+    def vacuum(self) -> None:
+        """Rebuild the file to give the pages freed by erasing back to the disk."""
+        self.db.execute("VACUUM")
+
     def _forget_kept(self, call_ids) -> None:
         for call_id in call_ids:
             self._live.pop(call_id, None)

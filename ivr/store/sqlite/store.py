@@ -62,6 +62,7 @@ from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 
 from ivr.phone import is_withheld
+from ivr.store.protocol import CallRecord
 from ivr.store.sqlite.callbacks import (
     _KEY_NAME,
     _SEAL_PREFIX,
@@ -92,17 +93,6 @@ _STATE_V2 = b"\x02"
 
 
 @dataclass(frozen=True)
-class CallRecord:
-    """A call's saved state: ``turn`` is the last turn answered and
-    ``response`` the TwiML answered for it (what a retry of it gets again)."""
-
-    state: dict
-    turn: int
-    response: bytes
-    ended: bool
-
-
-@dataclass(frozen=True)
 class _Kept:
     """The last save of a live call, as written: the record, its sealed
     state, and its ``calls`` row."""
@@ -113,7 +103,8 @@ class _Kept:
 
 
 class CallStore(_CallbackRequests, _Retention):
-    """Calls, their per-turn state, node events, status callbacks and flow versions."""
+    """Calls, their per-turn state, node events, status callbacks and flow
+    versions, in SQLite: the SQLite backend of :class:`ivr.store.protocol.CallStore`."""
 
     def __init__(self, db: sqlite_utils.Database, caller_key: bytes | None = None):
         if caller_key is not None and (not isinstance(caller_key, bytes) or not caller_key):
@@ -497,5 +488,6 @@ def normalise_number(number: str | None) -> str:
     if re.fullmatch(r"\d+", compact):
         return compact
     return text.lower()
+
 
 

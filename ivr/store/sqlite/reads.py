@@ -1,0 +1,65 @@
+"""What the reports and the dashboard read from an SQLite call log besides
+their figures: the flows with calls, the reasons each stored flow version
+describes, and the planner hints that need the log's own index names.
+
+Each function takes the log as a :class:`sqlite_utils.Database` (the
+read-only one the reports open), so the SQL and the schema's names stay
+with the SQLite backend.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+__all__ = ["flows_with_calls", "reason_descriptions", "reasons_of_latest_version",
+           "repeat_calls_index"]
+
+#: The index that finds a caller's later calls for a reason (migration
+#: 0003).  SQLite's planner, without statistics, prefers the narrower
+#: (caller_hash, started_at) index and reads the table for each call:
+#: three times slower.
+_REPEAT_INDEX = "idx_calls_repeat"
+
+
+def flows_with_calls(db) -> list[str]:
+    """Flows that have at least one ended call, most calls first."""
+    return [row["flow"] for row in db.query(
+        "SELECT flow, COUNT(*) AS n FROM calls WHERE outcome IS NOT NULL "
+        "GROUP BY flow ORDER BY n DESC, flow")]
+
+
+def reason_descriptions(db, flow: str, version: str) -> dict:
+    """``{reason: description}`` of the stored ``version`` of ``flow`` (a
+    description is a text, or ``{language: text}``); empty when the version
+    is not stored or its YAML no longer reads."""
+    row = next(iter(db.query("SELECT source FROM flow_versions WHERE flow = ? AND version = ?",
+                             [flow, version])), None)
+    return _reasons(row["source"]) if row else {}
+
+
+def reasons_of_latest_version(db, flow: str, version: str | None) -> dict:
+    """Like :func:`reason_descriptions`, of ``version`` when it is stored,
+    else of the version of ``flow`` seen last."""
+    row = next(iter(db.query(
+        "SELECT source FROM flow_versions WHERE flow = ? ORDER BY (version = ?) DESC, "
+        "first_seen DESC LIMIT 1", [flow, version or ""])), None)
+    return _reasons(row["source"]) if row else {}
+
+
+def repeat_calls_index(db) -> str:
+    """``INDEXED BY`` the index that finds a caller's later calls, for the
+    repeat-call query on ``calls``; '' when the log does not have it yet (a
+    log not yet migrated by the server still reports, only slower)."""
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ? "
+                       "AND tbl_name = 'calls'", [_REPEAT_INDEX]).fetchone()
+    return f"INDEXED BY {_REPEAT_INDEX}" if found else ""
+
+
+def _reasons(source: str) -> dict:
+    # The stored text of a version that ran; read leniently, as a version
+    # that no longer builds still has calls to report on.
+    try:
+        reasons = (yaml.safe_load(source) or {}).get("reasons")
+    except (yaml.YAMLError, AttributeError):
+        reasons = None
+    return reasons if isinstance(reasons, dict) else {}
