@@ -385,10 +385,10 @@ def test_a_hang_up_while_on_hold_ends_the_call_after_its_turn_is_saved(tmp_path)
     assert row["ended_at"] is not None and row["outcome"] == "abandoned"
 
 def test_an_exception_while_rendering_routes_to_a_human_and_fails_the_call(server, monkeypatch):
-    import ivr.server.calls
+    import ivr.providers.twilio.dialect
 
     server.turn(0)
-    real = ivr.server.calls.render_twiml
+    real = ivr.providers.twilio.dialect.render_twiml
     calls = []
 
     def broken_once(actions, url):
@@ -397,7 +397,7 @@ def test_an_exception_while_rendering_routes_to_a_human_and_fails_the_call(serve
             raise RuntimeError("renderer bug")
         return real(actions, url)
 
-    monkeypatch.setattr(ivr.server.calls, "render_twiml", broken_once)
+    monkeypatch.setattr(ivr.providers.twilio.dialect, "render_twiml", broken_once)
     code, body = server.turn(1, Digits="1")
     assert code == 200
     assert "problème technique" in says(body)

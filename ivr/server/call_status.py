@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from twisted.internet import defer
 
 from ivr.engine.step import step
-from ivr.providers.twilio.events import _count, provider_end
+from ivr.providers.dialect import StatusNotice
 from ivr.store.sqlite.storage_health import fault_cause
 
 #: A call silent this long (seconds) while the IVR waits for the caller
@@ -26,10 +26,6 @@ SWEEP_ON_TRANSFER = 4 * 3600 + 600
 #: turn still gets the same TwiML; the sweep then drops it (its node
 #: events and ``calls`` row stay).
 STATE_KEPT_AFTER_END = 600
-
-
-#: Call statuses after which the provider will not call us again.
-TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
 
 
 async def _settled(d: defer.Deferred) -> None:
@@ -51,39 +47,39 @@ class _StatusCallbacks:
         abandoned.  ``now`` replaces the clock, as for :meth:`voice`."""
         if self.group_commit is not None:
             self.group_commit.flush()  # the call's last turn may be queued
-        pending = self._unsaved.get(params["CallSid"])
+        notice = self.dialect.status_from(params)
+        pending = self._unsaved.get(notice.call_id)
         try:
             with self.store.transaction():
-                new, ended = self._apply_status(params, now)
+                new, ended = self._apply_status(notice, now)
         except Exception as error:
             if fault_cause(error) is not None:
-                self.storage.failed(error, f"status of {params['CallSid']}")
+                self.storage.failed(error, f"status of {notice.call_id}")
             raise
-        self._written(params["CallSid"], pending)
+        self._written(notice.call_id, pending)
         return self._status_taken(new, ended)
 
-    def _apply_status(self, params, now):
+    def _apply_status(self, notice: StatusNotice, now):
         """The writes of a status callback (database only): whether it was
         new, and the (call, turn, state) it ended, if any.  The call ends
-        when the provider says it did (see :func:`provider_end`), so the
-        last prompt counts in its time."""
-        call_id, status = params["CallSid"], params.get("CallStatus", "")
+        when the provider says it did (see :meth:`StatusNotice.ended_at`),
+        so the last prompt counts in its time."""
+        call_id, status = notice.call_id, notice.status
         pending = self._unsaved.get(call_id)
         if pending is not None:  # its turns answered from memory come first
             pending.write()
-        if status in TERMINAL_STATUSES:
+        if notice.final:
             self._hold_answers.pop(call_id, None)
         received = now or self._now("UTC")
         new = self.store.record_status(
-            call_id, _count(params.get("SequenceNumber")), status,
-            received.isoformat(), _count(params.get("CallDuration")))
-        if not new or status not in TERMINAL_STATUSES:
+            call_id, notice.sequence, status, received.isoformat(), notice.duration)
+        if not new or not notice.final:
             return new, None
         record = self.store.load_call(call_id)
         if record is None:
             return new, None
         state = record.state
-        ended_at = provider_end(params, state, received)
+        ended_at = notice.ended_at(state, received)
         if record.ended:
             self._end_later(call_id, record, ended_at)
             return new, None

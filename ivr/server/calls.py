@@ -1,11 +1,14 @@
-"""Serving live calls: one provider request in, TwiML out, the log kept.
+"""Serving live calls: one provider request in, the provider's document
+out, the log kept.
 
-No HTTP here (that is ``ivr.server.web``): this module turns a webhook's
-parameters into an engine event, runs the turn on the flow version the
+No HTTP here (that is ``ivr.server.web``), and no provider's field names
+or markup (that is the handler's :class:`ivr.providers.dialect.Dialect`):
+this module has the dialect turn a webhook's parameters into an engine
+event, runs the turn on the flow version the
 call started with, stores the new state, node events and call row in one
 transaction, and answers.  Its promises:
 
-- a retried turn (same ``CallSid`` and turn number) gets the same TwiML
+- a retried turn (same call id and turn number) gets the same document
   and is logged once;
 - any exception apologises and puts the caller through to a human, and
   the call is marked ``failed``;
@@ -36,9 +39,9 @@ from ivr.engine.step import step
 from ivr.engine.turn import play_turn_async
 from ivr.flow.prompts import PromptError
 from ivr.phone import mask
-from ivr.providers.twilio.events import event_from
-from ivr.providers.twilio.render import render_twiml
-from ivr.server.call_status import TERMINAL_STATUSES, _settled, _StatusCallbacks
+from ivr.providers.dialect import Dialect
+from ivr.providers.twilio.dialect import TwilioDialect
+from ivr.server.call_status import _settled, _StatusCallbacks
 from ivr.server.helpdesk import NoHelpdesk
 from ivr.server.holding import HOLD_AFTER, HOLD_PAUSE, MAX_HOLD_ANSWERS, Held, server_say
 from ivr.server.registry import UnknownFlow
@@ -74,8 +77,10 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
     def __init__(self, registry, store, perform, clock, *, lookup_timeout: float = 4.0,
                  fallback: act.DialTarget | None = None, base_url: str = "",
                  group_commit: GroupCommit | None = None, hold_after: float = HOLD_AFTER,
-                 send_sms=None, helpdesk=None):
+                 send_sms=None, helpdesk=None, dialect: Dialect | None = None):
         self.registry, self.store, self.perform, self.clock = registry, store, perform, clock
+        #: The provider's requests and markup; Twilio's unless told.
+        self.dialect: Dialect = dialect or TwilioDialect()
         #: Told of each callback request once its turn is committed
         #: (``ivr.server.helpdesk``); without one requests are kept, not sent.
         self.helpdesk = helpdesk or NoHelpdesk()
@@ -114,14 +119,14 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
 
     async def voice(self, flow_name: str, turn: int, params: dict,
                     now: datetime | None = None, poll: bool = False) -> bytes:
-        """Answer one voice webhook of call ``params['CallSid']``.
+        """Answer one voice webhook (the dialect's ``params``) of a call.
 
         ``now`` replaces the clock for this turn (``ivr-sim`` against a
         server started with ``--simulated-clock``).  A turn whose look-ups
         take longer than ``hold_after`` is answered with a hold (see
         :meth:`_hold`) and goes on; ``poll`` is the caller coming back
         from it."""
-        call_id = params["CallSid"]
+        call_id = self.dialect.call_facts(params).call_id
         held = self._held.get(call_id)
         if held is not None and held.turn == turn:
             return await (held.poll() if poll else held.opening.wait())
@@ -133,7 +138,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             if record is None and turn > 0 and self._state_dropped(call_id):
                 self.log.info("turn {call} {turn} of a call ended long ago: hung up",
                               call=call_id, turn=turn)
-                return render_twiml([act.Hangup()], "")
+                return self.dialect.render([act.Hangup()], "")
         except Exception as error:  # noqa: BLE001 - the store cannot even read
             return self._unreadable(flow_name, turn, params, now, error)
         if record is not None and (turn <= record.turn or poll):
@@ -155,22 +160,23 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         return await held.opening.wait()
 
     async def _play(self, flow_name, turn, params, now, record, storing=None) -> bytes:
-        """Play the turn, store it, and return its TwiML.  ``storing`` (a
+        """Play the turn, store it, and return its document.  ``storing`` (a
         list) gets an item once the turn waits only for its commit."""
-        call_id = params["CallSid"]
+        facts = self.dialect.call_facts(params)
+        call_id = facts.call_id
         if record is None:
             flow = self.registry.current(flow_name)
             if flow is None:
                 raise UnknownFlow(flow_name)
             state = None
-            event = {"type": "start", "call_id": call_id, "caller": params.get("From", ""),
-                     "called": params.get("To", "")}
+            event = {"type": "start", "call_id": call_id, "caller": facts.caller,
+                     "called": facts.called}
             self.counters.calls_started += 1
         else:
             state = record.state
             flow = (self.registry.version(state["flow"], state["version"])
                     or self.registry.current(state["flow"]))
-            event = event_from(params, state)
+            event = self.dialect.event_from(params, state)
         event["now"] = now or self._now(flow.timezone if flow else "UTC")
         if flow is not None and flow is not self._apologies_of:
             self._remember_apologies(flow)
@@ -183,7 +189,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
                                            caller_gone=lambda: self._caller_gone(call_id, turn))
             new_state, node_events = result.state, result.node_events
             actions = [self._with_whisper(a) for a in result.actions]
-            body = render_twiml(actions, url)
+            body = self.dialect.render(actions, url)
         except Exception:  # noqa: BLE001 - the caller must reach a human
             self.log.failure("turn {call} {turn} failed; routing to a human", call=call_id, turn=turn)
             new_state, body, node_events = self._fail_safe(flow, state, event, url)
@@ -237,7 +243,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
     def _hold(self, held: "Held", flow_name: str, first: bool) -> bytes:
         actions = [held.say] if first and held.say is not None else []
         actions += [act.Pause(HOLD_PAUSE), act.Redirect(self.poll_url(flow_name, held.turn))]
-        return render_twiml(actions, "")
+        return self.dialect.render(actions, "")
 
     def _hold_prompt(self, record, flow_name) -> act.Say | None:
         """"One moment" in the call's language and the flow's voice (the
@@ -269,21 +275,22 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
     async def status_committed(self, params: dict, now: datetime | None = None) -> bool:
         """:meth:`status`, committed with the group of turns when the
         handler commits in groups; the result once it is committed."""
-        held = self._held.get(params["CallSid"])
+        notice = self.dialect.status_from(params)
+        held = self._held.get(notice.call_id)
         if held is not None:
-            if params.get("CallStatus", "") in TERMINAL_STATUSES:
+            if notice.final:
                 held.hang_up()  # at the node the turn waits at, not the one after
             await _settled(held.finished())  # its last turn must be saved first
         if self.group_commit is None:
             return self.status(params, now)
-        pending = self._unsaved.get(params["CallSid"])
+        pending = self._unsaved.get(notice.call_id)
         try:
-            new, ended = await self.group_commit.write(lambda: self._apply_status(params, now))
+            new, ended = await self.group_commit.write(lambda: self._apply_status(notice, now))
         except Exception as error:
             if fault_cause(error) is not None:
-                self.storage.failed(error, f"status of {params['CallSid']}")
+                self.storage.failed(error, f"status of {notice.call_id}")
             raise
-        self._written(params["CallSid"], pending)
+        self._written(notice.call_id, pending)
         return self._status_taken(new, ended)
 
 
@@ -305,13 +312,13 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         reason_text = (flow.reason_text(reason, lang) if flow else None) or reason.replace("_", " ")
         order = "".join(c for c in params.get("X-IVR-Order", "") if c.isalnum())
         if flow is None:
-            return render_twiml([], "")  # the agent is put through without a word
+            return self.dialect.render([], "")  # the agent is put through without a word
         try:
             sentence = flow.prompts.render(lang, "agent_whisper", {"reason": reason_text, "order": order})
         except PromptError:
             self.log.failure("the agent whisper of {flow} failed", flow=flow.name)
-            return render_twiml([], "")
-        return render_twiml([act.Say(sentence, voice=flow.voices.get(lang), language=lang)], "")
+            return self.dialect.render([], "")
+        return self.dialect.render([act.Say(sentence, voice=flow.voices.get(lang), language=lang)], "")
 
     def describe(self, call_id: str) -> dict | None:
         """What a test client may know of a call: where it is, its node
@@ -358,7 +365,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             try:
                 new_state, actions, node_events = step(
                     flow, state, {**event, "type": "error", "message": "turn failed"})
-                return new_state, render_twiml(actions, url), node_events
+                return new_state, self.dialect.render(actions, url), node_events
             except Exception:  # noqa: BLE001 - fall through to the last resort
                 self.log.failure("the flow's own fail-safe failed")
         return self._last_resort(flow, state, event, url)
@@ -381,6 +388,6 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
                          ended_at=event["now"].isoformat(),
                          handoff={"kind": self.fallback.kind, "target": self.fallback.address,
                                   "node": None} if self.fallback else None)
-        return ended, render_twiml(actions, url), []
+        return ended, self.dialect.render(actions, url), []
 
 

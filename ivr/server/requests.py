@@ -12,10 +12,6 @@ from twisted.web.server import Request
 MAX_BODY = 64 * 1024
 
 
-#: The longest X-Twilio-Signature: a base64 HMAC-SHA1 is 28 characters.
-MAX_SIGNATURE = 128
-
-
 #: A method name as HTTP defines it (a token); anything else is refused
 #: before Twisted reads it as ASCII.
 _METHOD_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -76,12 +76,13 @@ class _StorageFaults:
         """The store cannot even read the call: apologise and put the
         caller through to the current flow's human, keeping nothing (its
         state, if any, is the store's)."""
-        self.storage.failed(error, f"state of {params['CallSid']}")
+        facts = self.dialect.call_facts(params)
+        self.storage.failed(error, f"state of {facts.call_id}")
         flow = self.registry.current(flow_name)
         if flow is None:
             raise UnknownFlow(flow_name)
-        event = {"type": "start", "call_id": params["CallSid"], "caller": params.get("From", ""),
-                 "called": params.get("To", ""), "now": now or self._now(flow.timezone)}
+        event = {"type": "start", "call_id": facts.call_id, "caller": facts.caller,
+                 "called": facts.called, "now": now or self._now(flow.timezone)}
         _state, body, _events = self._fail_safe(flow, None, event,
                                                 self.action_url(flow_name, turn + 1))
         return body

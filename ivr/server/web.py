@@ -3,8 +3,9 @@
 ``POST /voice/<flow>`` (every turn of a call), ``POST /status`` (call
 status callbacks), ``GET /healthz`` and ``GET /metrics``.  Requests are
 checked here, before anything reaches the engine: size, content type,
-UTF-8, form syntax, ``CallSid``, and the provider's signature when an auth
-token is configured.  Bad requests get a 4xx with a one-line reason,
+UTF-8, form syntax, then, by the route's provider dialect
+(:class:`ivr.providers.dialect.Dialect`), the provider's signature when an
+auth token is configured and its fields.  Bad requests get a 4xx with a one-line reason,
 never a traceback.
 """
 
@@ -21,13 +22,12 @@ from twisted.web.error import UnsupportedMethod
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from ivr.providers.twilio.signature import is_valid_twilio_request
-from ivr.providers.twilio.webhook_fields import FieldError, check_fields, is_call_sid
+from ivr.providers.dialect import Dialect, Refusal
+from ivr.providers.twilio.dialect import TwilioDialect
 from ivr.server.registry import UnknownFlow
 from ivr.server.requests import (
     _METHOD_CHARS,
     MAX_BODY,
-    MAX_SIGNATURE,
     BadRequest,
     finish_with,
     header_text,
@@ -35,8 +35,6 @@ from ivr.server.requests import (
     plain_text,
 )
 from ivr.store.sqlite.storage_health import fault_cause
-
-TWIML_TYPE = b"text/xml; charset=utf-8"
 
 
 class PlainResource(Resource):
@@ -85,37 +83,35 @@ class NotFound(PlainResource):
 
 
 class WebhookResource(PlainResource):
-    """Shared checks for provider webhooks."""
+    """Shared checks for the webhooks of one provider, its ``dialect``."""
 
     log = Logger()
 
     def __init__(self, handler, auth_token: str | None, public_url: str | None,
-                 simulated_clock: bool = False):
+                 simulated_clock: bool = False, dialect: Dialect | None = None):
         super().__init__()
         self.handler, self.auth_token, self.public_url = handler, auth_token, public_url
         self.simulated_clock = simulated_clock
+        self.dialect: Dialect = dialect or TwilioDialect()
 
     def check_signature(self, request, form: dict, raw: bytes) -> None:
         """Raise :class:`BadRequest` (403) unless the request is correctly
         signed; nothing to check when no auth token is configured."""
         if not self.auth_token:
             return
-        signature = request.getHeader(b"x-twilio-signature")
-        if not signature:
-            raise BadRequest(403, "missing X-Twilio-Signature")
-        # A forged header may be any bytes: only a short ASCII one is compared.
-        if len(signature) > MAX_SIGNATURE or not signature.isascii():
-            raise BadRequest(403, "X-Twilio-Signature is not a signature")
-        if not is_valid_twilio_request(self.auth_token, self.request_url(request), form,
-                                       signature, raw):
-            raise BadRequest(403, "X-Twilio-Signature does not match this request")
+        try:
+            self.dialect.verify(self.auth_token, self.request_url(request), form, raw,
+                                request.getHeader)
+        except Refusal as refusal:
+            raise BadRequest(refusal.code, refusal.reason) from None
 
-    #: Fields a request to this resource must carry.
-    required = ("CallSid",)
+    def required(self) -> tuple[str, ...]:
+        """Fields a request to this resource must carry."""
+        return self.dialect.voice_fields
 
     def read_form(self, request) -> dict:
-        """The webhook's parameters, checked against
-        :data:`ivr.providers.twilio.webhook_fields.FIELDS`; raises :class:`BadRequest`."""
+        """The webhook's parameters, checked by the dialect's field rules;
+        raises :class:`BadRequest`."""
         if getattr(request, "too_large", False):
             raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
         content_type = (header_text(request, b"content-type") or "").split(";")[0].strip().lower()
@@ -133,9 +129,9 @@ class WebhookResource(PlainResource):
             raise BadRequest(400, "malformed form body") from None
         self.check_signature(request, form, raw)
         try:
-            return check_fields(form, self.required)
-        except FieldError as error:
-            raise BadRequest(400, str(error)) from None
+            return self.dialect.check(form, self.required())
+        except Refusal as refusal:
+            raise BadRequest(refusal.code, refusal.reason) from None
 
     def simulated_time(self, request):
         """The turn's time from ``X-IVR-Simulated-Time``, honoured only by a
@@ -189,7 +185,7 @@ class VoiceResource(WebhookResource):
             self.handler.voice(flow_name, turn, params, now, poll=self._polls(query)))
 
         def answered(body):
-            request.setHeader(b"content-type", TWIML_TYPE)
+            request.setHeader(b"content-type", self.dialect.content_type)
             finish_with(request, body)
 
         def failed(failure):
@@ -243,7 +239,8 @@ class VoiceResource(WebhookResource):
 class StatusResource(WebhookResource):
     """``POST /status``: call status callbacks end the call record."""
 
-    required = ("CallSid", "CallStatus")
+    def required(self) -> tuple[str, ...]:
+        return self.dialect.status_fields
 
     def render_POST(self, request):
         try:
@@ -262,7 +259,8 @@ class StatusResource(WebhookResource):
 
         def failed(failure):
             # Logged; the provider gets no traceback.
-            self.log.failure("status callback for {call} failed", failure, call=params["CallSid"])
+            self.log.failure("status callback for {call} failed", failure,
+                             call=self.dialect.call_facts(params).call_id)
             if gone:
                 return
             if fault_cause(failure.value) is not None:  # nothing kept: the provider may retry
@@ -286,20 +284,19 @@ class WhisperResource(WebhookResource):
         except BadRequest as error:
             return self.refuse(request, error)
         body = self.handler.whisper(query)
-        request.setHeader(b"content-type", TWIML_TYPE)
+        request.setHeader(b"content-type", self.dialect.content_type)
         return body
 
-    @staticmethod
-    def _query(request) -> dict[str, str]:
+    def _query(self, request) -> dict[str, str]:
         """The query we wrote into the Dial (reason, call, order), checked
         as strictly as a body."""
         try:
             text = request.uri.partition(b"?")[2].decode("utf-8")
-            return check_fields(parse_form(text))
+            return self.dialect.check(parse_form(text))
         except UnicodeDecodeError:
             raise BadRequest(400, "query is not UTF-8") from None
-        except FieldError as error:
-            raise BadRequest(400, str(error)) from None
+        except Refusal as refusal:
+            raise BadRequest(refusal.code, refusal.reason) from None
         except ValueError:
             raise BadRequest(400, "malformed query") from None
 
@@ -310,8 +307,9 @@ class CallResource(WebhookResource):
     dashboard token (``Authorization: Bearer``) or signed like a webhook
     with the provider's auth token; the caller's number never shows."""
 
-    def __init__(self, handler, auth_token, public_url, dashboard_token: str | None = None):
-        super().__init__(handler, auth_token, public_url)
+    def __init__(self, handler, auth_token, public_url, dashboard_token: str | None = None,
+                 dialect: Dialect | None = None):
+        super().__init__(handler, auth_token, public_url, dialect=dialect)
         self.dashboard_token = dashboard_token.encode("utf-8") if dashboard_token else None
 
     def render_GET(self, request):
@@ -321,7 +319,7 @@ class CallResource(WebhookResource):
             if len(parts) != 1:
                 raise BadRequest(404, "expected /calls/<CallSid>")
             call_id = parts[0].decode("ascii", "replace")
-            if not is_call_sid(call_id):
+            if not self.dialect.is_call_id(call_id):
                 raise BadRequest(404, "no such call: a CallSid is CA and 32 hex digits")
             described = self.handler.describe(call_id)
             if described is None:
@@ -344,7 +342,7 @@ class CallResource(WebhookResource):
         authorization = request.getHeader(b"authorization")
         if self.dashboard_token is not None and is_authorized(authorization, self.dashboard_token):
             return
-        if self.auth_token and request.getHeader(b"x-twilio-signature"):
+        if self.auth_token and self.dialect.is_signed(request.getHeader):
             self.check_signature(request, {}, b"")
             return
         if authorization is None:
@@ -428,14 +426,29 @@ def build_root(handler, registry, *, auth_token=None, public_url=None,
                dashboard_token: str | None = None) -> Resource:
     """The server's resource tree.  ``/dashboard`` exists only when a
     ``dashboard`` resource is given (the server has a dashboard token);
-    ``dashboard_token`` also opens ``/calls/<sid>``."""
+    ``dashboard_token`` also opens ``/calls/<sid>``.  The provider routes
+    speak the handler's dialect (Twilio's unless it has another)."""
     root = Root()
-    root.putChild(b"voice", VoiceResource(handler, auth_token, public_url, simulated_clock))
-    root.putChild(b"status", StatusResource(handler, auth_token, public_url, simulated_clock))
-    root.putChild(b"calls", CallResource(handler, auth_token, public_url, dashboard_token))
-    root.putChild(b"whisper", WhisperResource(handler, auth_token, public_url))
+    dialect = getattr(handler, "dialect", None) or TwilioDialect()
+    add_provider_routes(root, dialect, handler, auth_token=auth_token, public_url=public_url,
+                        simulated_clock=simulated_clock, dashboard_token=dashboard_token)
     root.putChild(b"healthz", HealthResource(registry, getattr(handler, "storage", None)))
     root.putChild(b"metrics", MetricsResource(handler, registry))
     if dashboard is not None:
         root.putChild(b"dashboard", dashboard)
     return root
+
+
+def add_provider_routes(root: Resource, dialect: Dialect, handler, *, auth_token=None,
+                        public_url=None, simulated_clock=False,
+                        dashboard_token: str | None = None) -> None:
+    """Put under ``root`` the routes a provider calls (``/voice/<flow>``,
+    ``/status``, ``/whisper``) and ``/calls/<id>``, each checking requests
+    with ``dialect``."""
+    root.putChild(b"voice", VoiceResource(handler, auth_token, public_url, simulated_clock,
+                                          dialect=dialect))
+    root.putChild(b"status", StatusResource(handler, auth_token, public_url, simulated_clock,
+                                            dialect=dialect))
+    root.putChild(b"calls", CallResource(handler, auth_token, public_url, dashboard_token,
+                                         dialect=dialect))
+    root.putChild(b"whisper", WhisperResource(handler, auth_token, public_url, dialect=dialect))

@@ -20,6 +20,7 @@ from ivr.engine.state import call_summary
 from ivr.engine.turn import Perform, SendSmsFn, play_turn
 from ivr.flow.model import Flow
 from ivr.providers.twilio.events import event_from
+from ivr.providers.twilio.fake import queue_result
 from ivr.providers.twilio.render import render_twiml
 from ivr.server.sms import RecordingSms
 
@@ -28,16 +29,6 @@ SECONDS_PER_TURN = 8
 #: Seconds a simulated caller waits in the agents' queue before an agent
 #: answers or they hang up (the provider's ``QueueTime``).
 SIMULATED_QUEUE_SECONDS = 30
-
-
-def queue_result(status: str) -> str:
-    """The Enqueue action's ``QueueResult`` for a dial status: an agent
-    took the call (``bridged``), the caller hung up (``hangup``), or not."""
-    if status in ("completed", "answered"):
-        return "bridged"
-    if status == "canceled":
-        return "hangup"
-    return "error"
 
 
 class InputNotExpected(Exception):

@@ -3,7 +3,9 @@
 ``ivr-sim test --url`` and ``ivr-sim call --url`` use :class:`RemoteCall`
 instead of :class:`ivr.sim.call.SimCall`: the same inputs (keys, speech,
 silence, a dial result, a voicemail, a hang-up), but each one becomes the
-webhook request a provider would send, to the server at ``base_url``:
+webhook request a provider would send, to the server at ``base_url``.  The
+provider is the fake Twilio of :mod:`ivr.providers.twilio.fake`; this
+module only carries its requests over HTTP:
 
 - form POSTs carrying ``CallSid`` (a fresh one per call), ``AccountSid``,
   ``From``, ``To``, ``CallStatus``, ``Direction`` and ``ApiVersion``, plus
@@ -31,33 +33,24 @@ from __future__ import annotations
 
 import json
 import socket
-import uuid
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
+from datetime import datetime, timedelta
 from urllib import error as urlerror
 from urllib import request as urlrequest
-from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
-from xml.sax.saxutils import escape
+from urllib.parse import quote, urlencode, urlsplit
 
-from ivr.engine import actions as act
-from ivr.providers.twilio.signature import signed_headers
-from ivr.sim.call import (
-    SECONDS_PER_TURN,
-    SIMULATED_QUEUE_SECONDS,
-    InputNotExpected,
-    SimTurn,
-    queue_result,
+from ivr.providers.twilio.fake import (
+    FakeTwilioCall,
+    Next,
+    TwimlError,
+    new_call_sid,
 )
+from ivr.providers.twilio.fake import parse_twiml as _parse_twiml
+from ivr.providers.twilio.fake import snippet as _snippet
+from ivr.sim.call import SECONDS_PER_TURN, SIMULATED_QUEUE_SECONDS, InputNotExpected, SimTurn
 
 #: Seconds to wait for the server's answer (Twilio gives up after 15).
 TIMEOUT = 20.0
-#: Redirects followed in a row before the call is given up, as a provider would.
-MAX_REDIRECTS = 10
-#: Confidence sent with every SpeechResult.
-SPEECH_CONFIDENCE = "0.9"
-API_VERSION = "2010-04-01"
 SIMULATED_TIME_HEADER = "X-IVR-Simulated-Time"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -66,21 +59,12 @@ class RemoteError(Exception):
     """The server could not be reached or refused a request."""
 
 
-def new_call_sid() -> str:
-    """A fresh Twilio-style call id: ``CA`` and 32 hex digits."""
-    return "CA" + uuid.uuid4().hex
-
-
-@dataclass
-class _Next:
-    """What the provider does next, from the last TwiML document."""
-
-    wait: str                       # "gather", "dial", "record" or "over"
-    action: str | None = None       # where the answer goes
-    after: str | None = None        # the Redirect after a Gather (a silent caller)
-    queue: bool = False             # the transfer is an <Enqueue>, not a <Dial>
-    finish_on_key: str | None = "#"
-    num_digits: int | None = None
+def parse_twiml(document: bytes, url: str) -> tuple[list, Next]:
+    """:func:`ivr.providers.twilio.fake.parse_twiml`, failing with :class:`RemoteError`."""
+    try:
+        return _parse_twiml(document, url)
+    except TwimlError as error:
+        raise RemoteError(str(error)) from None
 
 
 @dataclass
@@ -110,10 +94,10 @@ class RemoteCall:
 
     def __post_init__(self):
         self.base_url = self.base_url.rstrip("/")
-        self._next: _Next | None = None
+        self._twilio = FakeTwilioCall(self._post, self.caller, self.called, self.call_id,
+                                      self.account_sid, auth_token=self.token)
         self._started_at = self.at
         self._status_sent = False
-        self._sequence = 0
         self._last_seq = 0
         proxies = {} if urlsplit(self.base_url).hostname in _LOOPBACK else None
         self._opener = urlrequest.build_opener(urlrequest.ProxyHandler(proxies))
@@ -135,17 +119,11 @@ class RemoteCall:
 
     def press(self, digits: str) -> SimTurn:
         gather = self._expect("gather", "keys")
-        sent, key = digits, gather.finish_on_key
-        if key and key in sent:
-            sent = sent[:sent.index(key)]  # the provider stops there and does not send the key
-        if gather.num_digits:
-            sent = sent[:gather.num_digits]  # it stops listening after that many keys
-        return self._turn(f"press {digits}", gather.action, {"Digits": sent})
+        return self._turn(f"press {digits}", gather.action, self._twilio.keys(digits))
 
     def say(self, words: str) -> SimTurn:
         gather = self._expect("gather", "speech")
-        return self._turn(f"say {words}", gather.action,
-                          {"SpeechResult": words, "Confidence": SPEECH_CONFIDENCE})
+        return self._turn(f"say {words}", gather.action, self._twilio.speech(words))
 
     def silence(self) -> SimTurn:
         gather = self._expect("gather", "silence")
@@ -160,53 +138,37 @@ class RemoteCall:
         dial = self._expect("dial", f"a dial result ({status})")
         if dial.action is None:  # no action: the call ends after the transfer
             return self._end_turn(f"dial {status}")
-        if dial.queue:
-            params = {"QueueResult": queue_result(status), "QueueSid": "QU" + "0" * 32,
-                      "QueueTime": str(SIMULATED_QUEUE_SECONDS)}
-        else:
-            params = {"DialCallStatus": status, "DialCallSid": "CA" + uuid.uuid4().hex,
-                      "DialBridged": "true" if status in ("completed", "answered") else "false"}
-            if status in ("completed", "answered"):
-                params["DialCallDuration"] = "60"
-        return self._turn(f"dial {status}", dial.action, params)
+        return self._turn(f"dial {status}", dial.action,
+                          self._twilio.transfer_result(status, SIMULATED_QUEUE_SECONDS))
 
     def recorded(self, seconds: int = 20) -> SimTurn:
         record = self._expect("record", "a recording")
-        return self._turn("record", record.action, {
-            "RecordingUrl": "https://recordings.invalid/sim.wav",
-            "RecordingDuration": str(seconds), "RecordingSid": "RE" + "0" * 32, "Digits": "#"})
+        return self._turn("record", record.action, self._twilio.recording(seconds))
 
     def wait(self, seconds: int) -> None:
         self.at += timedelta(seconds=seconds)
 
     # -- one turn --------------------------------------------------------------------
-    def _expect(self, wait: str, what: str) -> _Next:
-        waits = self._next.wait if self._next else "over"
+    def _expect(self, wait: str, what: str) -> Next:
+        waits = self._twilio.next.wait if self._twilio.next else "over"
         if waits != wait:
             doing = {"gather": "keys or speech", "dial": "the result of a transfer",
                      "record": "a recording", "over": "nothing: it is over"}[waits]
             raise InputNotExpected(f"cannot send {what}: the call waits for {doing}")
-        return self._next
+        return self._twilio.next
 
-    def _turn(self, label: str, url: str, extra: dict, status: str = "in-progress") -> SimTurn:
-        documents, actions = [], []
-        for _ in range(MAX_REDIRECTS + 1):
-            body = self._post(url, {**self._params(status), **extra})
-            documents.append(body)
-            parsed, self._next = parse_twiml(body, url)
-            actions.extend(parsed)
-            if self._next.wait != "redirect":
-                break
-            url, extra, status = self._next.action, {}, "in-progress"
-        else:
-            raise RemoteError(f"more than {MAX_REDIRECTS} redirects in a row from {url}")
-        if self._next.wait == "over":
+    def _turn(self, label: str, url: str | None, extra: dict, status: str = "in-progress") -> SimTurn:
+        try:
+            documents, actions = self._twilio.request(url or "", extra, status)
+        except TwimlError as error:
+            raise RemoteError(str(error)) from None
+        if self._twilio.next is None or self._twilio.next.wait == "over":
             self._send_status()
         return self._record(label, actions, b"\n".join(documents))
 
     def _end_turn(self, label: str) -> SimTurn:
         """The call ends on the provider's side: only the status callback."""
-        self._next = _Next("over")
+        self._twilio.next = Next("over")
         self._send_status()
         return self._record(label, [], b"")
 
@@ -226,12 +188,8 @@ class RemoteCall:
         if self._status_sent:
             return
         self._status_sent = True
-        duration = max(0, int((self.at - self._started_at).total_seconds()))
-        params = {**self._params("completed"), "CallDuration": str(duration),
-                  "SequenceNumber": str(self._sequence), "CallbackSource": "call-progress-events",
-                  "Timestamp": format_datetime(self.at.astimezone(timezone.utc), usegmt=True)}
-        self._sequence += 1
-        self._post(f"{self.base_url}/status", params)
+        duration = int((self.at - self._started_at).total_seconds())
+        self._post(f"{self.base_url}/status", self._twilio.status_callback(duration, self.at))
 
     def _describe(self) -> dict:
         url = f"{self.base_url}/calls/{quote(self.call_id, safe='')}"
@@ -245,11 +203,6 @@ class RemoteCall:
         return described
 
     # -- HTTP ------------------------------------------------------------------------
-    def _params(self, status: str) -> dict:
-        return {"CallSid": self.call_id, "AccountSid": self.account_sid, "From": self.caller,
-                "To": self.called, "Caller": self.caller, "Called": self.called,
-                "CallStatus": status, "Direction": "inbound", "ApiVersion": API_VERSION}
-
     def _post(self, url: str, params: dict) -> bytes:
         return self._request("POST", url, params)
 
@@ -262,8 +215,7 @@ class RemoteCall:
         if params is not None:
             data = urlencode(params).encode("utf-8")
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        if self.token:
-            headers.update(signed_headers(self.token, url, params or {}))
+        headers.update(self._twilio.headers(url, params))
         req = urlrequest.Request(url, data=data, headers=headers, method=method)
         try:
             with self._opener.open(req, timeout=self.timeout) as response:
@@ -277,108 +229,3 @@ class RemoteCall:
             raise RemoteError(f"{method} {url}: no answer within {self.timeout:g} s") from None
         except OSError as error:
             raise RemoteError(f"{method} {url}: {error}") from None
-
-
-# --- TwiML back into actions -------------------------------------------------------
-
-
-def parse_twiml(document: bytes, url: str) -> tuple[list, _Next]:
-    """The actions of a TwiML ``document`` fetched from ``url`` and what the
-    provider does once they have played (URLs resolved against ``url``)."""
-    try:
-        root = ET.fromstring(document)
-    except ET.ParseError as error:
-        raise RemoteError(f"{url}: the answer is not TwiML ({error}): {_snippet(document)}") from None
-    if root.tag != "Response":
-        raise RemoteError(f"{url}: the answer's root is <{root.tag}>, not <Response>")
-    actions: list = []
-    verbs = list(root)
-    for index, element in enumerate(verbs):
-        tag = element.tag
-        if tag in ("Say", "Play", "Pause"):
-            actions.append(_prompt(element))
-        elif tag == "Gather":
-            actions.append(act.Gather(
-                prompts=tuple(_prompt(p) for p in element if p.tag in ("Say", "Play", "Pause")),
-                input=element.get("input", "dtmf"),
-                num_digits=_int(element.get("numDigits")),
-                finish_on_key=element.get("finishOnKey"),
-                timeout=_int(element.get("timeout")) or 5,
-                speech_timeout=element.get("speechTimeout"),
-                hints=tuple(h.strip() for h in (element.get("hints") or "").split(",") if h.strip()),
-                language=element.get("language")))
-            following = verbs[index + 1] if index + 1 < len(verbs) else None
-            after = (urljoin(url, (following.text or "").strip())
-                     if following is not None and following.tag == "Redirect" else None)
-            return actions, _Next("gather", urljoin(url, element.get("action") or url), after,
-                                  finish_on_key=element.get("finishOnKey", "#") or None,
-                                  num_digits=actions[-1].num_digits)
-        elif tag == "Dial":
-            actions.append(_dial(element))
-            return actions, _Next("dial", _action(element, url))
-        elif tag == "Enqueue":
-            actions.append(act.Enqueue((element.text or "").strip(), wait_url=element.get("waitUrl")))
-            return actions, _Next("dial", _action(element, url), queue=True)
-        elif tag == "Record":
-            actions.append(act.Record(
-                max_length=_int(element.get("maxLength")) or 3600,
-                timeout=_int(element.get("timeout")) or 5,
-                finish_on_key=element.get("finishOnKey", "1234567890*#"),
-                play_beep=element.get("playBeep", "true") == "true"))
-            return actions, _Next("record", urljoin(url, element.get("action") or url))
-        elif tag == "Redirect":
-            target = urljoin(url, (element.text or "").strip())
-            actions.append(act.Redirect(target))
-            return actions, _Next("redirect", target)
-        elif tag in ("Hangup", "Reject"):
-            actions.append(act.Hangup())
-            return actions, _Next("over")
-    return actions, _Next("over")  # nothing left to play: the provider hangs up
-
-
-def _prompt(element: ET.Element):
-    if element.tag == "Say":
-        inner = escape(element.text or "") + "".join(
-            ET.tostring(child, encoding="unicode") for child in element)
-        return act.Say(inner, voice=element.get("voice"), language=element.get("language"),
-                       loop=_int(element.get("loop")))
-    if element.tag == "Play":
-        return act.Play((element.text or "").strip(), loop=_int(element.get("loop")))
-    return act.Pause(_int(element.get("length")) or 1)
-
-
-def _dial(element: ET.Element) -> act.Dial:
-    noun = next((child for child in element if child.tag in ("Number", "Sip", "Queue", "Client")), None)
-    if noun is None:
-        target = act.DialTarget("number", (element.text or "").strip())
-        whisper = None
-        params: tuple = ()
-    else:
-        kind = {"Number": "number", "Sip": "sip", "Queue": "queue", "Client": "client"}[noun.tag]
-        address = (noun.text or "").strip()
-        params = ()
-        if kind == "sip" and "?" in address:  # headers travel in the URI
-            address, _, headers = address.partition("?")
-            params = tuple((name, unquote(value)) for name, _, value in
-                           (part.partition("=") for part in headers.split("&") if part))
-        target = act.DialTarget(kind, address)
-        whisper = noun.get("url")
-    return act.Dial(target, timeout=_int(element.get("timeout")), caller_id=element.get("callerId"),
-                    params=params, whisper_url=whisper)
-
-
-def _action(element: ET.Element, url: str) -> str | None:
-    action = element.get("action")
-    return urljoin(url, action) if action else None
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _snippet(body: bytes, limit: int = 300) -> str:
-    text = body.decode("utf-8", "replace").strip()
-    return (text[:limit] + "…") if len(text) > limit else (text or "(empty body)")

@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from email.utils import format_datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -41,9 +40,9 @@ from ivr.lookups.demo_orders import (
     demo_orders,
 )
 from ivr.lookups.embedded import EmbeddedOrderLookups
+from ivr.providers.twilio.fake import FakeTwilioCall, Next, TwimlError, parse_twiml
 from ivr.server.calls import CallHandler
 from ivr.server.registry import FlowRegistry
-from ivr.sim.remote import API_VERSION, SPEECH_CONFIDENCE, parse_twiml, queue_result
 from ivr.sim.traffic_behaviours import BEHAVIOURS, EPISODES, FLOW_NAME, ORDERS_VALID_DAYS, Behaviour, TrafficError
 from ivr.sim.traffic_plan import (
     _MAX_ORDERS,
@@ -268,21 +267,22 @@ class _Lookups:
 
 
 class _Provider:
-    """Plays a planned call to the handler as Twilio would: webhooks at the
+    """Plays a planned call to the handler through the fake Twilio
+    (:class:`ivr.providers.twilio.fake.FakeTwilioCall`): webhooks at the
     TwiML's action URLs, the Redirect after a Gather for a silent caller,
     ``QueueResult`` after an Enqueue, ``DialCallStatus`` after a Dial, the
     poll at a hold's Redirect, and the ``completed`` status callback at
-    the end."""
+    the end; each request goes straight to the handler."""
 
     def __init__(self, handler: CallHandler, flow_name: str, lookups: _Lookups):
         self.handler, self.flow_name, self.lookups = handler, flow_name, lookups
+        #: The time of the request being sent.
+        self._now: datetime | None = None
 
     def play(self, call: PlannedCall) -> None:
-        base = {"CallSid": call.call_id, "AccountSid": ACCOUNT_SID, "From": call.caller,
-                "To": CALLED, "Caller": call.caller, "Called": CALLED,
-                "Direction": "inbound", "ApiVersion": API_VERSION}
+        twilio = FakeTwilioCall(self._send, call.caller, CALLED, call.call_id, ACCOUNT_SID)
         url = self.handler.action_url(self.flow_name, 0).split("?")[0]
-        nxt = self._turn(url, {**base, "CallStatus": "ringing"}, call.start)
+        nxt = self._turn(twilio, url, {}, call.start, status="ringing")
         steps = call.spec.steps
         for index, step in enumerate(steps):
             now = later(call.start, call.times[index])
@@ -294,28 +294,26 @@ class _Provider:
                 if index == 0 or steps[index - 1] in ("hangup", "hold", *HOLD_HANG_UPS):
                     raise self._misfit(call, index, "a hold must follow the step put on hold")
                 continue  # played with the step before it
-            extra, url = self._answer(call, index, step, nxt)
+            extra, url = self._answer(call, index, step, twilio)
             if url is None:  # a silence with nothing after the Gather: the provider hangs up
                 break
-            params = {**base, "CallStatus": "in-progress", **extra}
             if index + 1 < len(steps) and steps[index + 1] in HOLD_HANG_UPS:
-                return self._hang_up_on_hold(call, index, url, params, self._ended(call, base))
+                return self._hang_up_on_hold(call, index, url, {**twilio.params(), **extra},
+                                             self._ended(call, twilio))
             if index + 1 < len(steps) and steps[index + 1] == "hold":
-                nxt = self._wait_on_hold(call, index, url, params)
+                nxt = self._wait_on_hold(call, index, url, twilio, extra)
                 continue
-            nxt = self._turn(url, params, now)
+            nxt = self._turn(twilio, url, extra, now)
         else:
             if nxt.wait != "over":
                 raise self._misfit(call, len(steps), f"the call still waits for {nxt.wait}")
-        self.handler.status(*self._ended(call, base))
+        self.handler.status(*self._ended(call, twilio))
 
     @staticmethod
-    def _ended(call, base) -> tuple[dict, datetime]:
+    def _ended(call, twilio: FakeTwilioCall) -> tuple[dict, datetime]:
         """The ``completed`` status callback of ``call``, and when it comes."""
         end = later(call.start, call.times[-1])
-        return ({**base, "CallStatus": "completed", "CallDuration": str(call.times[-1]),
-                 "SequenceNumber": "0",
-                 "Timestamp": format_datetime(end.astimezone(timezone.utc), usegmt=True)}, end)
+        return twilio.status_callback(call.times[-1], end), end
 
     def _put_on_hold(self, call, index, url, params) -> bytes:
         """Send step ``index`` with its look-ups held back past the hold's
@@ -330,18 +328,21 @@ class _Provider:
             raise self._misfit(call, index, "the caller was not put on hold")
         return opening[0]
 
-    def _wait_on_hold(self, call, index, url, params):
+    def _wait_on_hold(self, call, index, url, twilio: FakeTwilioCall, extra: dict) -> Next:
         """Step ``index`` put on hold; its look-ups answer during the
-        hold's pause and the caller comes back for the answer."""
-        _actions, back = parse_twiml(self._put_on_hold(call, index, url, params), url)
+        hold's pause and the caller comes back for the answer (the hold's
+        Redirect, with the call's own fields only)."""
+        opening = self._put_on_hold(call, index, url, {**twilio.params(), **extra})
+        _actions, back = self._parsed(twilio, opening, url)
         self.lookups.answer()
         now = later(call.start, call.times[index + 1])
-        polled = {k: v for k, v in params.items() if k not in ("Digits", "SpeechResult", "Confidence")}
-        answered = self._start_voice(back.action, polled, now)
+        answered = self._start_voice(back.action, twilio.params(), now)
         if not answered:
             raise self._misfit(call, index + 1, "the answer was not ready when the caller came back")
-        _actions, nxt = parse_twiml(self._answered(answered), back.action)
-        return self._turn(nxt.action, polled, now) if nxt.wait == "redirect" else nxt
+        _actions, twilio.next = self._parsed(twilio, self._answered(answered), back.action)
+        if twilio.next.wait == "redirect":
+            return self._turn(twilio, twilio.next.action, {}, now)
+        return twilio.next
 
     def _hang_up_on_hold(self, call, index, url, params, ended) -> None:
         """Play step ``index`` with its look-ups held back past the hold's
@@ -361,41 +362,43 @@ class _Provider:
             raise TrafficError(f"{call.call_id}: the hang-up on hold was never taken")
         self._answered(status)
 
-    def _answer(self, call, index, step, nxt):
+    def _answer(self, call, index, step, twilio: FakeTwilioCall):
         """The parameters of the webhook ``step`` sends, and its URL."""
+        nxt = twilio.next
         word, _, rest = step.partition(" ")
         wanted = {"say": "gather", "silence": "gather", "dial": "dial", "record": "record"}.get(word, "gather")
         if nxt.wait != wanted:
             raise self._misfit(call, index, f"the call waits for {nxt.wait}")
         if word == "say":
-            return {"SpeechResult": rest, "Confidence": SPEECH_CONFIDENCE}, nxt.action
+            return twilio.speech(rest), nxt.action
         if word == "silence":
             return {}, nxt.after
         if word == "dial":
-            if nxt.queue:
-                waited = call.queue_seconds(index) if rest == "canceled" else QUEUE_SECONDS
-                return {"QueueResult": queue_result(rest), "QueueSid": "QU" + "0" * 32,
-                        "QueueTime": str(waited)}, nxt.action
-            return {"DialCallStatus": rest, "DialCallSid": "CA" + "1" * 32}, nxt.action
+            waited = call.queue_seconds(index) if nxt.queue and rest == "canceled" else QUEUE_SECONDS
+            return twilio.transfer_result(rest, waited), nxt.action
         if word == "record":
-            return {"RecordingUrl": "https://recordings.invalid/traffic.wav",
-                    "RecordingDuration": rest, "RecordingSid": "RE" + "0" * 32, "Digits": "#"}, nxt.action
-        sent = step
-        if nxt.finish_on_key and nxt.finish_on_key in sent:
-            sent = sent[:sent.index(nxt.finish_on_key)]  # the provider stops at the key
-        if nxt.num_digits:
-            sent = sent[:nxt.num_digits]
-        return {"Digits": sent}, nxt.action
+            return twilio.recording(rest, "https://recordings.invalid/traffic.wav"), nxt.action
+        return twilio.keys(step), nxt.action
 
-    def _turn(self, url: str, params: dict, now: datetime):
-        for _ in range(10):
-            body = self._voice(url, params, now)
-            _actions, nxt = parse_twiml(body, url)
-            if nxt.wait != "redirect":
-                return nxt
-            url, params = nxt.action, {k: v for k, v in params.items()
-                                       if k not in ("Digits", "SpeechResult", "Confidence")}
-        raise TrafficError(f"{params['CallSid']}: more than 10 redirects in a row")
+    def _turn(self, twilio: FakeTwilioCall, url: str, extra: dict, now: datetime,
+              status: str = "in-progress") -> Next:
+        """Send a webhook at ``now`` and play its answer; what the call waits for then."""
+        self._now = now
+        try:
+            twilio.request(url, extra, status)
+        except TwimlError as error:
+            raise TrafficError(f"{twilio.call_id}: {error}") from None
+        return twilio.next
+
+    @staticmethod
+    def _parsed(twilio: FakeTwilioCall, body: bytes, url: str) -> tuple[list, Next]:
+        try:
+            return parse_twiml(body, url)
+        except TwimlError as error:
+            raise TrafficError(f"{twilio.call_id}: {error}") from None
+
+    def _send(self, url: str, params: dict) -> bytes:
+        return self._voice(url, params, self._now)
 
     def _voice(self, url: str, params: dict, now: datetime) -> bytes:
         answered = self._start_voice(url, params, now)

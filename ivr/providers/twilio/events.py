@@ -3,9 +3,11 @@ end by the provider's clock, and counts sent as text."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
+
+from ivr.providers.dialect import StatusNotice
 
 #: Enqueue action results (Twilio's ``QueueResult``) after which the call
 #: is over as far as the flow is concerned: an agent took it, or the
@@ -23,28 +25,14 @@ def _count(value: str | None) -> int | None:
     return None
 
 
-#: How far a provider's end-of-call time may be ahead of our clock (clock
-#: skew) before it is taken for garbage.
-END_SKEW = timedelta(minutes=5)
-
-
 def provider_end(params: dict, state: dict, received: datetime) -> datetime | None:
-    """When the call ended, by the provider's end-of-call notice: the
-    call's start plus ``CallDuration`` (seconds), else its ``Timestamp``
-    (RFC 2822).  A value missing, garbled, before our last webhook or
-    after the notice arrived (beyond :data:`END_SKEW`) is passed over;
-    None when neither is usable."""
-    last = datetime.fromisoformat(state["now"])
-    # Added in UTC: "+" on a local time misses a change of clocks.
-    latest = received.astimezone(ZoneInfo("UTC")) + END_SKEW
-    duration = _count(params.get("CallDuration"))
-    candidates = [_rfc2822(params.get("Timestamp"))]
-    if duration is not None:
-        candidates.insert(0, datetime.fromisoformat(state["started_at"]) + timedelta(seconds=duration))
-    for moment in candidates:
-        if moment is not None and last <= moment <= latest:
-            return moment
-    return None
+    """When the call ended, by a status callback's ``CallDuration`` (seconds
+    since the start), else its ``Timestamp`` (RFC 2822): see
+    :meth:`ivr.providers.dialect.StatusNotice.ended_at`."""
+    notice = StatusNotice("", params.get("CallStatus", ""), False,
+                          duration=_count(params.get("CallDuration")),
+                          timestamp=_rfc2822(params.get("Timestamp")))
+    return notice.ended_at(state, received)
 
 
 def _rfc2822(text: str | None) -> datetime | None:

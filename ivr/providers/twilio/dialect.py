@@ -1,0 +1,77 @@
+"""Twilio as a :class:`ivr.providers.dialect.Dialect`: its form fields,
+its ``X-Twilio-Signature``, its status callbacks and TwiML, from the
+modules beside this one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ivr.engine.actions import Action
+from ivr.providers.dialect import CallFacts, HeaderFn, Refusal, StatusNotice
+from ivr.providers.twilio import events
+from ivr.providers.twilio.render import render_twiml
+from ivr.providers.twilio.signature import is_valid_twilio_request
+from ivr.providers.twilio.webhook_fields import FieldError, check_fields, is_call_sid
+
+#: Twilio's call statuses after which it will not call us again.
+TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
+
+#: The longest X-Twilio-Signature looked at: a base64 HMAC-SHA1 is 28 characters.
+MAX_SIGNATURE = 128
+
+_SIGNATURE = b"x-twilio-signature"
+
+
+class TwilioDialect:
+    """Twilio's webhooks and TwiML."""
+
+    name = "twilio"
+    content_type = b"text/xml; charset=utf-8"
+    voice_fields = ("CallSid",)
+    status_fields = ("CallSid", "CallStatus")
+
+    def verify(self, secret: str, url: str, form: dict[str, list[str]], raw: bytes,
+               header: HeaderFn) -> None:
+        """Refuse (403) a request whose ``X-Twilio-Signature`` is missing,
+        malformed or not Twilio's for ``url`` and ``form``."""
+        signature = header(_SIGNATURE)
+        if not signature:
+            raise Refusal(403, "missing X-Twilio-Signature")
+        # A forged header may be any bytes: only a short ASCII one is compared.
+        if len(signature) > MAX_SIGNATURE or not signature.isascii():
+            raise Refusal(403, "X-Twilio-Signature is not a signature")
+        if not is_valid_twilio_request(secret, url, form, signature, raw):
+            raise Refusal(403, "X-Twilio-Signature does not match this request")
+
+    def is_signed(self, header: HeaderFn) -> bool:
+        return bool(header(_SIGNATURE))
+
+    def check(self, form: dict[str, list[str]], required: tuple[str, ...] = ()) -> dict[str, str]:
+        """See :func:`ivr.providers.twilio.webhook_fields.check_fields`."""
+        try:
+            return check_fields(form, required)
+        except FieldError as error:
+            raise Refusal(400, str(error)) from None
+
+    def is_call_id(self, value: str) -> bool:
+        return is_call_sid(value)
+
+    def call_facts(self, params: dict) -> CallFacts:
+        return CallFacts(params["CallSid"], params.get("From", ""), params.get("To", ""))
+
+    def event_from(self, params: dict, state: dict) -> dict:
+        """See :func:`ivr.providers.twilio.events.event_from`."""
+        return events.event_from(params, state)
+
+    def status_from(self, params: dict) -> StatusNotice:
+        """A status callback: ``CallStatus``, ``SequenceNumber``,
+        ``CallDuration`` and ``Timestamp`` (RFC 2822)."""
+        status = params.get("CallStatus", "")
+        return StatusNotice(params["CallSid"], status, status in TERMINAL_STATUSES,
+                            sequence=events._count(params.get("SequenceNumber")),
+                            duration=events._count(params.get("CallDuration")),
+                            timestamp=events._rfc2822(params.get("Timestamp")))
+
+    def render(self, actions: Iterable[Action], next_url: str) -> bytes:
+        """TwiML: see :func:`ivr.providers.twilio.render.render_twiml`."""
+        return render_twiml(actions, next_url)
