@@ -57,7 +57,8 @@ class Options(usage.Options):
         ["listen", "l", "tcp:8080:interface=127.0.0.1",
          "Where to listen (a strports description); a TCP, SSL or UNIX socket without "
          "backlog= gets backlog=%d, not Twisted's 50." % DEFAULT_BACKLOG],
-        ["db", "d", "ivr.db", "SQLite file for calls and orders; created if missing, with the demo orders unless --orders is given."],
+        ["db", "d", "ivr.db", "SQLite file for calls and orders; created if missing, "
+         "with the demo orders unless --orders is given."],
         ["flows", "f", "flows", "Folder of flow files (*.yaml)."],
         ["prompts", "p", "prompts", "Folder of prompt templates (<lang>/<name>.j2)."],
         ["public-url", None, None,
