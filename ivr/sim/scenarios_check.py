@@ -4,7 +4,7 @@ A scenario file is read like a flow (:mod:`ivr.flow.yamlcheck`): every
 problem in it (a step that does two things, an expectation nobody knows, a
 time that is not one) is reported at the value at fault, all at once::
 
-    flows/tests/delivery.yaml:14:9: error: unknown field 'heard'; expected one of dial, expect, ... [unknown-field]
+    flows/tests/x.yaml:14:9: error: unknown field 'heard'; expected one of dial, expect, ... [unknown-field]
 
 Whether the calls then go as expected is for the run to say.
 """
