@@ -103,3 +103,21 @@ def test_ivr_sim_test_stops_on_a_bad_scenario_file_before_any_call(tmp_path):
 def test_the_demo_scenario_files_pass_the_check():
     for path in sorted((ROOT / "flows" / "tests").glob("*.yaml")):
         assert check_scenario_file(str(path), path.read_text(encoding="utf-8"))["scenarios"]
+
+
+def test_ivr_sim_test_prints_each_problem_of_a_bad_scenario_file_and_exits_1(tmp_path):
+    from click.testing import CliRunner
+
+    from ivr.sim.cli import main
+
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text(f"flow: {FLOW}\nscenarios:\n  - steps: [{{press: 1, say: oui}}]\n"
+                        "    end: {mood: 1}\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["test", str(scenario), "--prompts", str(ROOT / "prompts")])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: {scenario}:3:24: error: a step does one thing; found press, say: make one step "
+        "of each [wrong-value]",
+        f"{scenario}:4:11: error: unknown field 'mood'; expected one of cause, confirmed, handoff, "
+        "outcome, reason, transfer [unknown-field]",
+    ]
