@@ -1,16 +1,21 @@
 import datetime as dt
+import shutil
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from markupsafe import Markup
 
 from ivr.flow.prompts import PromptError, PromptLibrary, PromptProblem
 
+REPO_PROMPTS = Path(__file__).parent.parent / "prompts"
+
 
 @pytest.fixture
 def root(tmp_path):
-    (tmp_path / "fr-FR").mkdir()
-    (tmp_path / "en-US").mkdir()
+    for lang in ("fr-FR", "en-US"):  # with their speech data: relative_date's words
+        (tmp_path / lang).mkdir()
+        shutil.copy(REPO_PROMPTS / lang / "speech.yaml", tmp_path / lang / "speech.yaml")
     (tmp_path / ".hidden").mkdir()
     return tmp_path
 
@@ -219,13 +224,23 @@ def test_date_rejects_unknown_format(lib, root):
         ("en-US", dt.date(2026, 11, 23), "yesterday"),
         ("en-US", dt.date(2026, 11, 26), "on Thursday"),
         ("en-US", dt.date(2026, 12, 8), "on Tuesday, December 8"),
-        # A language without these words gets the date.
-        ("de-DE", dt.date(2026, 11, 25), "Mittwoch, 25. November"),
     ],
 )
 def test_relative_date(lib, root, lang, value, expected):
     out = say(lib, root, "{{ v|relative_date(today) }}", lang=lang, v=value, today=dt.date(2026, 11, 24))
     assert out == expected
+
+
+def test_relative_date_never_borrows_another_languages_words(lib, root):
+    with pytest.raises(PromptError, match=r"de-DE/speech.yaml has no 'days' with today, tomorrow"):
+        say(lib, root, "{{ v|relative_date(today) }}", lang="de-DE", v=dt.date(2026, 11, 25),
+            today=dt.date(2026, 11, 24))
+    (root / "de-DE" / "speech.yaml").write_text(
+        'days: {today: heute, tomorrow: morgen, yesterday: gestern, before_date: "am ", '
+        'before_weekday: "am "}\n', encoding="utf-8")
+    fresh = PromptLibrary(root)
+    assert say(fresh, root, "{{ v|relative_date(today) }}", lang="de-DE", v=dt.date(2026, 11, 25),
+               today=dt.date(2026, 11, 24)) == "morgen"
 
 
 @pytest.mark.parametrize(

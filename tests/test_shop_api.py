@@ -172,10 +172,10 @@ def test_every_problem_is_reported_with_file_line_and_column():
     assert str(caught.value).splitlines() == [
         "shop.yaml:1:11: error: base_url: expected an http:// or https:// URL, found "
         "'shop.example.com' [wrong-value]",
-        "shop.yaml:2:1: error: token: unknown key 'token'; expected one of preset, base_url, timeout, "
-        "recent_days, auth, breaker, order_by_number, orders_by_phone, fields; never put a secret in "
+        "shop.yaml:2:1: error: token: unknown field 'token'; expected one of auth, base_url, breaker, "
+        "fields, order_by_number, orders_by_phone, preset, recent_days, timeout; never put a secret in "
         "this file: export it in an environment variable and name that variable in auth.secret_env "
-        "[unknown-key]",
+        "[unknown-field]",
         "shop.yaml:3:10: error: timeout: 12 s is too long: a look-up must answer well before the "
         "telephony provider gives up (15 s); use at most a few seconds [wrong-value]",
         "shop.yaml:5:15: error: auth.secret_env: the environment variable NOT_SET is not set (or "
@@ -184,7 +184,7 @@ def test_every_problem_is_reported_with_file_line_and_column():
         "[bad-template]",
         "shop.yaml:8:1: error: orders_by_phone: check_phone needs fields.phone to compare the orders' "
         "numbers with the caller's; map it, or set check_phone: false if this path only ever answers "
-        "the caller's own orders [missing-key]",
+        "the caller's own orders [missing-field]",
         "shop.yaml:16:20: error: fields.status.map.shipped: unknown status 'shiped'; expected one of "
         "preparing, shipped, in_transit, out_for_delivery, delivered, delayed_carrier, "
         "delayed_warehouse, lost, cancelled, returned (or null to try the next rule) [unknown-status]",
@@ -204,7 +204,7 @@ def test_an_unknown_preset_and_a_bad_path_are_refused():
             fields:
               tracking_number: fulfillments..tracking_number
             """)
-    assert sorted(p.code for p in caught.value.problems) == ["bad-path"] + ["missing-key"] * 6 + [
+    assert sorted(p.code for p in caught.value.problems) == ["bad-path"] + ["missing-field"] * 6 + [
         "unknown-preset"]
     assert "unknown preset 'magento'; expected one of prestashop, shopify, woocommerce" in str(caught.value)
     assert ("shop.yaml:4:20: error: fields.tracking_number.path: empty step in path "
@@ -738,7 +738,7 @@ def test_serve_refuses_an_orders_file_with_problems_listing_them_all(tmp_path):
         tap.Options().parseOptions(["--orders", str(path)])
     assert str(caught.value).splitlines() == [
         f"--orders {path} is not valid:",
-        f"{path}:1:9: error: auth: missing key 'secret_env' (from preset 'shopify') [missing-key]",
+        f"{path}:1:9: error: auth: missing field 'secret_env' (from preset 'shopify') [missing-field]",
         f"{path}:2:11: error: base_url: expected an http:// or https:// URL, found "
         "'ftp://shop.example.com' [wrong-value]",
     ]

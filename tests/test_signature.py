@@ -14,7 +14,7 @@ from ivr.providers.twilio.signature import (
 )
 
 # --- Published test vectors -----------------------------------------------------------
-# Source: /work/shared/reference/telephony.md §3.2, which quotes them from
+# Sources:
 #   A: twilio/twilio-python tests/unit/test_request_validator.py (commit 306691e793f4)
 #   B: Twilio docs, "Webhook security" walk-through (twilio.com/docs/usage/security)
 #   C: twilio/twilio-node spec/validation.spec.js

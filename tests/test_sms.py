@@ -46,7 +46,7 @@ from ivr.server.sms import (
 from ivr.sim.call import SimCall
 from ivr.sim.cli import main
 from ivr.sim.remote import RemoteCall
-from ivr.sim.scenarios import run_paths
+from ivr.sim.scenarios import ScenarioFileError, run_paths
 
 ROOT = Path(__file__).parent.parent
 PARIS = ZoneInfo("Europe/Paris")
@@ -650,14 +650,13 @@ def test_a_sim_call_keeps_the_texts_of_each_turn_apart(flow):
     assert [sms.to for sms in kept.sent] == [CALLER]
 
 
-def test_a_scenario_can_make_texts_fail_and_a_wrong_value_is_a_failure(tmp_path):
+def test_a_scenario_can_make_texts_fail(tmp_path):
     scenario = tmp_path / "t.yaml"
     flow_path = (ROOT / "flows" / "post_sale.yaml").as_posix()
     steps = "steps: [{press: 1}, {press: 3, expect: {heard: \"n'ai pas pu\"}}]"
     scenario.write_text(f"flow: {flow_path}\nscenarios:\n"
                         f"  - {{name: fails, sms: failed, {steps}}}\n"
-                        f"  - {{name: sends, {steps}}}\n"
-                        f"  - {{name: typo, sms: maybe, {steps}}}\n")
+                        f"  - {{name: sends, {steps}}}\n")
     report = run_paths([scenario], ROOT / "prompts")
     assert [str(f).split(": ", 1)[1] for f in report.failures] == [
         "sends: turn 2 (press 3): expected to hear \"n'ai pas pu\"\n    heard: [SMS to caller: "
@@ -665,8 +664,18 @@ def test_a_scenario_can_make_texts_fail_and_a_wrong_value_is_a_failure(tmp_path)
         "novembre. / Suivez votre colis : https://www.laposte.fr/outils/suivre-vos-envois?"
         "code=6A1002340000FR] C'est fait : je vous ai envoyé un SMS avec le lien de suivi de votre "
         "colis. Puis-je vous aider pour autre chose ? Pour une autre question, tapez 1. Pour "
-        "terminer l'appel, tapez 2.",
-        "typo: sms: expected sent or failed, found 'maybe'"]
+        "terminer l'appel, tapez 2."]
+
+
+def test_a_wrong_sms_value_is_reported_at_its_line_and_column_before_any_call(tmp_path):
+    scenario = tmp_path / "t.yaml"
+    flow_path = (ROOT / "flows" / "post_sale.yaml").as_posix()
+    scenario.write_text(f"flow: {flow_path}\nscenarios:\n"
+                        "  - {name: sends, steps: [{press: 1}]}\n"
+                        "  - {name: typo, sms: maybe, steps: [{press: 1}]}\n")
+    with pytest.raises(ScenarioFileError) as caught:
+        run_paths([scenario], ROOT / "prompts")
+    assert str(caught.value) == f"{scenario}:4:23: error: expected sent or failed, found 'maybe' [wrong-value]"
 
 
 # --- The server sending over a socket to a fake Twilio ----------------------------------------------

@@ -11,6 +11,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
 
+from ivr.lookups.fake_shop import SECRET_ENV, backend_config
 from ivr.server import tap
 
 ROOT = Path(__file__).parent.parent
@@ -60,6 +61,23 @@ def test_make_service_creates_the_database_with_demo_orders_and_loads_the_flows(
         store, orders = tap.open_database(str(tmp_path / "new.db"))
         assert orders.find_by_number("100234").status == "in_transit"
         assert store.flow_version("post_sale", _current_version(top)) is not None
+    finally:
+        top.stopService()
+
+
+def test_a_database_for_a_shops_api_gets_no_demo_orders(tmp_path, monkeypatch):
+    monkeypatch.setenv(SECRET_ENV, "s3cret")
+    shop = tmp_path / "shop.yaml"
+    shop.write_text(backend_config("shopify", "https://shop.example.com"), encoding="utf-8")
+    options = tap.Options()
+    options.parseOptions(["--db", str(tmp_path / "new.db"), "--flows", str(ROOT / "flows"),
+                          "--prompts", str(ROOT / "prompts"), "--orders", str(shop),
+                          "--listen", "tcp:0:interface=127.0.0.1"])
+    top = tap.makeService(options, MemoryReactorClock())
+    top.startService()
+    try:
+        store, _orders = tap.open_database(str(tmp_path / "new.db"), demo_orders=False)
+        assert "orders" not in store.db.table_names()
     finally:
         top.stopService()
 

@@ -16,6 +16,7 @@ from ivr.flow.model import (
     PromptItem,
     Retry,
 )
+from ivr.flow.yamlcheck import BAD, type_name
 
 #: What each look-up needs and which variables its answer sets.
 LOOKUPS = {
@@ -40,25 +41,18 @@ _LANGUAGE = re.compile(r"^[a-z]{2}-[A-Z]{2}$")
 
 
 #: A value that failed its check; the problem is already recorded.
-_BAD = object()
+_BAD = BAD
 
 
 #: The longest literal ``slot`` of a callback node.
 MAX_SLOT_LENGTH = 64
 
 
-def _type_name(value) -> str:
-    return {
-        bool: "a boolean", int: "a number", float: "a number", str: "text",
-        list: "a list", dict: "a mapping", type(None): "nothing",
-    }.get(type(value), type(value).__name__)
+_type_name = type_name
 
 
 def _expect(b, path, value, kind, wanted):
-    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    b.problem(path, f"expected {wanted}, found {_type_name(value)} {value!r}", "wrong-type")
-    return _BAD
+    return b.expect(path, value, kind, wanted)
 
 
 def text(b, path, value):

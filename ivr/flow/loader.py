@@ -16,7 +16,7 @@ import hashlib
 from pathlib import Path as FilePath
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ivr.flow import expressions, speech, yamlpos
+from ivr.flow import expressions, speech
 from ivr.flow.checks import _Checks
 from ivr.flow.fields import (
     _BAD,
@@ -42,6 +42,7 @@ from ivr.flow.model import (
 )
 from ivr.flow.problems import FlowError, Problem
 from ivr.flow.prompts import PromptLibrary
+from ivr.flow.yamlcheck import YamlChecker, read_text
 
 #: Variables every prompt and expression can read (see docs/flow-language.md).
 BUILTIN_VARIABLES = frozenset({
@@ -75,10 +76,7 @@ def load_flow(path, prompts_root, rehearse: bool = True) -> Flow:
 
 
 def _read(path: FilePath) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise FlowError([Problem(str(path), 1, 1, f"cannot read the file: {error}", "unreadable")])
+    return read_text(path, FlowError)
 
 
 def flow_from_source(path, source: str, prompts: PromptLibrary, rehearse: bool = True) -> Flow:
@@ -109,7 +107,9 @@ def check_flow(path, prompts_root) -> list[Problem]:
 # --- node kinds ----------------------------------------------------------------
 
 
-class _Builder(_Checks):
+class _Builder(YamlChecker, _Checks):
+    error = FlowError
+
     def __init__(self, path: str, source: str, library: PromptLibrary, rehearse: bool = True):
         self.path, self.source, self.library = path, source, library
         self.rehearse = rehearse
@@ -123,32 +123,6 @@ class _Builder(_Checks):
         self.defined: set = set()      # variables the flow sets
         self.doc = None
 
-    # -- reporting ---------------------------------------------------------------
-    def problem(self, path, message, code, at_key=False):
-        pos = self.doc.key_pos(path) if at_key else self.doc.pos(path)
-        self.problems.append(Problem(self.path, pos.line, pos.column, message, code))
-
-    def fields(self, path, value, checkers, required=()):
-        """Check a mapping against ``checkers``; unknown fields and missing
-        required ones are problems.  Returns the parsed fields."""
-        if _expect(self, path, value, dict, "a mapping") is _BAD:
-            return _BAD
-        result = {}
-        for field_name, field_value in value.items():
-            if field_name not in checkers:
-                self.problem(path + (field_name,), f"unknown field {field_name!r}; expected one of "
-                             f"{', '.join(sorted(checkers))}", "unknown-field", at_key=True)
-                continue
-            checker = checkers[field_name]
-            # A None checker: the caller checks this field itself.
-            parsed = field_value if checker is None else checker(self, path + (field_name,), field_value)
-            if parsed is not _BAD:
-                result[field_name] = parsed
-        for field_name in required:
-            if field_name not in value:
-                self.problem(path, f"missing field {field_name!r}", "missing-field", at_key=True)
-        return result
-
     def add_value_expression(self, path, spec):
         expression = expressions.value_expression(spec)
         if expression is not None:
@@ -156,15 +130,7 @@ class _Builder(_Checks):
 
     # -- building ------------------------------------------------------------------
     def build(self) -> Flow:
-        try:
-            self.doc = yamlpos.load(self.source)
-        except yamlpos.YamlSyntaxError as error:
-            raise FlowError([Problem(self.path, error.pos.line, error.pos.column,
-                                     f"YAML syntax: {error.message}", "yaml-syntax")])
-        for dup_path, pos in self.doc.duplicates:
-            self.problems.append(Problem(self.path, pos.line, pos.column,
-                                         f"{dup_path[-1]!r} is defined twice here", "duplicate-key"))
-        data = self.doc.data
+        data = self.parse()
         if not isinstance(data, dict):
             self.problem((), "a flow file must be a mapping with 'start' and 'nodes'", "wrong-type")
             raise FlowError(self.problems)

@@ -12,17 +12,15 @@ from babel.dates import format_date, format_time
 from babel.numbers import format_currency
 from markupsafe import Markup, escape
 
-#: How a language says a day near today, and what comes before a weekday
-#: or a date ("le mardi 8 décembre", "on Tuesday, December 8").
-_NEAR_DAYS = {
-    "fr": {"today": "aujourd'hui", "tomorrow": "demain", "yesterday": "hier", "before_date": "le ",
-           "before_weekday": ""},
-    "en": {"today": "today", "tomorrow": "tomorrow", "yesterday": "yesterday", "before_date": "on ",
-           "before_weekday": "on "},
-}
+#: What ``days:`` of a language's ``speech.yaml`` says, for ``relative_date``:
+#: a day near today, and what comes before a weekday or a date
+#: ("le mardi 8 décembre", "on Tuesday, December 8").
+DAY_WORDS = ("today", "tomorrow", "yesterday", "before_date", "before_weekday")
 
 
-def _filters(locale: Locale) -> dict:
+def _filters(locale: Locale, day_words) -> dict:
+    """The filters for ``locale``; ``day_words()`` gives the language's
+    :data:`DAY_WORDS` (or raises when it has none), read when first needed."""
     french = locale.language == "fr"
     full = locale.date_formats["full"].pattern
     day_only = _without_year(full)
@@ -51,12 +49,11 @@ def _filters(locale: Locale) -> dict:
         """A day as said after a verb, seen from ``today``: "today",
         "tomorrow", "yesterday"; a day within six days by its weekday (fr
         "samedi", en "on Saturday"); else its date (fr "le mardi 8
-        décembre", en "on Tuesday, December 8").  Languages without these
-        words get the date as ``date`` says it."""
+        décembre", en "on Tuesday, December 8").  The words are the
+        language's own (``days:`` in its ``speech.yaml``): a language without
+        them is an error, never another language's words."""
         day, ref = _as_date(value), _as_date(today)
-        words = _NEAR_DAYS.get(locale.language)
-        if not words:
-            return date(day)
+        words = day_words()
         near = {0: "today", 1: "tomorrow", -1: "yesterday"}.get((day - ref).days)
         if near:
             return escape(words[near])

@@ -18,19 +18,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import yaml
 from babel import Locale
 from babel.core import UnknownLocaleError
 from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 from markupsafe import Markup
 
-from ivr.flow.prompt_filters import _filters
+from ivr.flow.prompt_filters import DAY_WORDS, _filters
 from ivr.flow.sandbox import RenderBudget, RenderBudgetExceeded, Sandbox
 
 __all__ = ["FIXED_SERVER_PROMPTS", "PromptError", "PromptLibrary", "PromptProblem",
            "SERVER_PROMPTS"]
 
 SUFFIX = ".j2"
+#: A language's speech data, which also holds its words for days.
+SPEECH_FILE = "speech.yaml"
 
 #: Prompts the server says in every flow without the flow naming them,
 #: and the variables each may read.  Every language of a flow must have
@@ -95,6 +98,8 @@ class PromptLibrary:
         #: Of those, the ones that read no variable, and what they say.
         self._fixed: set[tuple[str, str, bool]] = set()
         self._said: dict[tuple[str, str, bool], str] = {}
+        #: Each language's words for ``relative_date``, once read.
+        self._days: dict[str, dict[str, str]] = {}
 
     def snapshot(self, prompts) -> "PromptLibrary":
         """A library holding just ``prompts`` ((lang, name) pairs) in memory.
@@ -265,6 +270,25 @@ class PromptLibrary:
 
     # --- Internals ---------------------------------------------------------
 
+    def day_words(self, lang: str) -> dict[str, str]:
+        """How ``lang`` says a day near today (``days:`` of its
+        ``speech.yaml``, or the stored copy of it): the words of the
+        ``relative_date`` filter.  Raises ``ValueError`` when they are not
+        there, so a language never borrows another's words."""
+        words = self._days.get(lang)
+        if words is None:
+            words = _days_of(self._speech_source(lang), self.root / lang / SPEECH_FILE)
+            self._days[lang] = words
+        return words
+
+    def _speech_source(self, lang: str) -> str | None:
+        if self.sources is not None and (lang, SPEECH_FILE) in self.sources:
+            return self.sources[lang, SPEECH_FILE]
+        try:
+            return (self.root / lang / SPEECH_FILE).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
     def _read(self, env: Sandbox, lang: str, name: str) -> tuple[str, str]:
         try:
             source, filename, _ = env.loader.get_source(env, f"{name}{SUFFIX}")
@@ -295,12 +319,25 @@ class PromptLibrary:
                 lstrip_blocks=True,
                 finalize=_no_none if plain else None,
             )
-            filters = _filters(locale)
+            filters = _filters(locale, lambda: self.day_words(lang))
             if plain:
                 filters = {n: _unescaped(f) for n, f in filters.items()}
             env.filters.update(filters)
             self._envs[lang, plain] = env
         return env
+
+
+def _days_of(source: str | None, path: Path) -> dict[str, str]:
+    """The ``days:`` words of a ``speech.yaml`` text (read from ``path``)."""
+    try:
+        data = yaml.safe_load(source) if source is not None else None
+    except yaml.YAMLError:
+        data = None
+    days = data.get("days") if isinstance(data, dict) else None
+    if not isinstance(days, dict) or not all(isinstance(days.get(k), str) for k in DAY_WORDS):
+        raise ValueError(f"{path} has no 'days' with {', '.join(DAY_WORDS)} (text each): "
+                         "relative_date says a day in the language's own words")
+    return {k: days[k] for k in DAY_WORDS}
 
 
 def _private_names(ast: nodes.Template):

@@ -2,8 +2,9 @@
 
     twist ivr --listen tcp:8080:interface=127.0.0.1 --db ivr.db
 
-The database is created on first start with its schema and the demo
-orders, so the demo flow can be called right away.
+The database is created on first start with its schema; without
+``--orders`` it also gets the demo orders, so the demo flow can be called
+right away.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class Options(usage.Options):
         ["listen", "l", "tcp:8080:interface=127.0.0.1",
          "Where to listen (a strports description); a TCP, SSL or UNIX socket without "
          "backlog= gets backlog=%d, not Twisted's 50." % DEFAULT_BACKLOG],
-        ["db", "d", "ivr.db", "SQLite file for calls and orders; created with the demo orders if missing."],
+        ["db", "d", "ivr.db", "SQLite file for calls and orders; created if missing, "
+         "with the demo orders unless --orders is given."],
         ["flows", "f", "flows", "Folder of flow files (*.yaml)."],
         ["prompts", "p", "prompts", "Folder of prompt templates (<lang>/<name>.j2)."],
         ["public-url", None, None,
@@ -278,12 +280,14 @@ class FlushOnStop(service.Service):
         return super().stopService()
 
 
-def open_database(path: str, sync_every_commit: bool = False) -> tuple[CallStore, OrderStore]:
+def open_database(path: str, sync_every_commit: bool = False,
+                  demo_orders: bool = True) -> tuple[CallStore, OrderStore]:
     """The call log and the order store, in one SQLite file.  A new file
-    gets the demo orders, dated today."""
+    gets the demo orders, dated today, unless ``demo_orders`` is false (the
+    orders come from a shop's API: made-up ones must never answer a caller)."""
     store = CallStore.open(path, synchronous="FULL" if sync_every_commit else "NORMAL")
     orders = OrderStore(store.db)
-    if "orders" not in store.db.table_names():
+    if demo_orders and "orders" not in store.db.table_names():
         create_demo_db(store.db, date.today())
         log.info("{db}: created with the demo orders", db=path)
     return store, orders
@@ -355,12 +359,13 @@ def fallback_target(value: str | None) -> DialTarget | None:
 
 
 def makeService(options, reactor=default_reactor) -> service.MultiService:
-    store, orders = open_database(options["db"], bool(options["sync-every-commit"]))
+    shop = options.get("orders-config")
+    store, orders = open_database(options["db"], bool(options["sync-every-commit"]),
+                                  demo_orders=shop is None)
     registry = FlowRegistry(options["flows"], options["prompts"], store)
     registry.reload_if_changed()
     if not registry.versions():
         log.warn("no valid flow in {flows}: every call will be refused", flows=options["flows"])
-    shop = options.get("orders-config")
     lookups = HttpOrderLookups(shop, reactor) if shop else EmbeddedOrderLookups(orders)
     texts = sender_for(options.get("sms-account"), reactor)
     helpdesk = NoHelpdesk()

@@ -11,7 +11,7 @@ module only carries its requests over HTTP:
   ``From``, ``To``, ``CallStatus``, ``Direction`` and ``ApiVersion``, plus
   ``Digits`` / ``SpeechResult`` on a Gather action, ``DialCallStatus`` on a
   Dial action, ``QueueResult`` on an Enqueue action and ``RecordingUrl`` on
-  a Record action (``/work/shared/reference/telephony.md`` section 1);
+  a Record action, as Twilio's webhook reference lists them;
 - signed with ``X-Twilio-Signature`` over the exact URL requested when an
   auth token is given;
 - the TwiML answer is parsed back into :mod:`ivr.engine.actions`; a silent caller

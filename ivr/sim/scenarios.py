@@ -21,24 +21,23 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
-import yaml
 
 from ivr.flow.loader import load_flow
+from ivr.flow.yamlcheck import read_text
 from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.phone import mask
 from ivr.server.sms import RecordingSms
 from ivr.sim.call import InputNotExpected, SimCall, SimTurn
 from ivr.sim.remote import RemoteCall
-
-INPUTS = ("press", "say", "silence", "hangup", "dial", "record", "wait")
-#: What ``sms:`` may say of a scenario's texts.
-SMS_RESULTS = ("sent", "failed")
-END_FIELDS = ("outcome", "reason", "cause", "transfer", "handoff", "confirmed")
-
-
-class ScenarioFileError(Exception):
-    """A scenario file cannot be read or does not have the expected shape."""
+from ivr.sim.scenarios_check import (
+    END_FIELDS,
+    EXPECTATIONS,
+    INPUTS,
+    SMS_RESULTS,
+    ScenarioFileError,
+    check_scenario_file,
+)
 
 
 @dataclass
@@ -108,12 +107,10 @@ def run_paths(paths, prompts_root=None, url: str | None = None, token: str | Non
 
 
 def run_file(path: Path, prompts_root, report: Report, server: Server | None = None) -> Report:
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise ScenarioFileError(f"{path}: {error}") from None
-    if not isinstance(spec, dict) or "flow" not in spec or not isinstance(spec.get("scenarios"), list):
-        raise ScenarioFileError(f"{path}: expected a mapping with 'flow' and a list of 'scenarios'")
+    """Run the scenarios of the file at ``path`` into ``report``.  A file of
+    the wrong shape raises :class:`ScenarioFileError` before any call, with
+    every problem at its line and column."""
+    spec = check_scenario_file(str(path), read_text(path, ScenarioFileError))
     flow_path = (path.parent / spec["flow"]).resolve()
     root = Path(prompts_root) if prompts_root else flow_path.parent.parent / "prompts"
     key = str(flow_path)
@@ -263,7 +260,7 @@ def check_turn(turn: SimTurn, call: SimCall | RemoteCall, expect: dict) -> list[
     for text in _as_list(expect.get("twiml")):
         if str(text) not in turn.twiml.decode("utf-8"):
             problems.append(f"expected the TwiML to contain {text!r}\n    twiml: {turn.twiml.decode()}")
-    unknown = set(expect) - {"heard", "not_heard", "node", "path", "twiml"}
+    unknown = set(expect) - set(EXPECTATIONS)
     if unknown:
         problems.append(f"unknown expectation {', '.join(sorted(unknown))}; expected heard, "
                         "not_heard, node, path or twiml")

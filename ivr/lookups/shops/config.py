@@ -17,8 +17,8 @@ from pathlib import Path as FilePath
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from ivr.flow import yamlpos
-from ivr.flow.problems import Problem
+from ivr.flow.problems import Problem, YamlProblems
+from ivr.flow.yamlcheck import BAD, YamlChecker, read_text, type_name
 from ivr.lookups.orders import ORDER_STATUSES
 from ivr.lookups.shops.mapping import (
     DATE_FIELDS,
@@ -52,12 +52,8 @@ _TOP_KEYS = ("preset", "base_url", "timeout", "recent_days", "auth", "breaker",
              "order_by_number", "orders_by_phone", "fields")
 
 
-class ShopConfigError(Exception):
+class ShopConfigError(YamlProblems):
     """The configuration file has problems; ``problems`` lists them all, sorted."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = sorted(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
 
 
 @dataclass(frozen=True)
@@ -107,10 +103,7 @@ def load_config(path, environ: Mapping[str, str] | None = None) -> ShopConfig:
     import os
 
     path = FilePath(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ShopConfigError([Problem(str(path), 1, 1, f"cannot read the file: {error}", "unreadable")])
+    text = read_text(path, ShopConfigError)
     return config_from_text(str(path), text, os.environ if environ is None else environ)
 
 
@@ -119,10 +112,12 @@ def config_from_text(source: str, text: str, environ: Mapping[str, str]) -> Shop
     return _Builder(source, text, environ).build()
 
 
-class _Builder:
-    def __init__(self, source: str, text: str, environ: Mapping[str, str]):
-        self.source, self.text, self.environ = source, text, environ
-        self.problems: list[Problem] = []
+class _Builder(YamlChecker):
+    error = ShopConfigError
+
+    def __init__(self, path: str, text: str, environ: Mapping[str, str]):
+        self.path, self.source, self.environ = path, text, environ
+        self.problems = []
         self.doc = None
         self.user: dict = {}
 
@@ -138,7 +133,7 @@ class _Builder:
             pos = self.doc.key_pos(path) if at_key else self.doc.pos(path)
         where = ".".join(str(p) for p in path)
         prefix = f"{where}: " if where else ""
-        self.problems.append(Problem(self.source, pos.line, pos.column, prefix + message, code))
+        self.problems.append(Problem(self.path, pos.line, pos.column, prefix + message, code))
 
     def _from_preset(self, path) -> bool:
         """Whether the value at ``path`` was written by the preset, not the
@@ -156,40 +151,23 @@ class _Builder:
         return False
 
     def expect(self, path, value, kind, wanted):
-        if isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool)):
-            return True
-        self.problem(path, f"expected {wanted}, found {_type_name(value)}", "wrong-type")
-        return False
+        """Whether ``value`` is of ``kind``; if not, a ``wrong-type`` problem."""
+        return super().expect(path, value, kind, wanted) is not BAD
 
     def keys(self, path, value: dict, allowed, required=()):
-        for key in value:
-            if key not in allowed:
-                self.problem(tuple(path) + (key,), f"unknown key {key!r}; expected one of "
-                             f"{', '.join(allowed)}{_secret_hint(key)}", "unknown-key", at_key=True)
-        for key in required:
-            if key not in value:
-                self.problem(path, f"missing key {key!r}", "missing-key", at_key=True)
+        self.known_fields(path, value, allowed, required, hint=_secret_hint)
 
     # -- building ------------------------------------------------------------------
     def build(self) -> ShopConfig:
-        try:
-            self.doc = yamlpos.load(self.text)
-        except yamlpos.YamlSyntaxError as error:
-            raise ShopConfigError([Problem(self.source, error.pos.line, error.pos.column,
-                                           f"YAML syntax: {error.message}", "yaml-syntax")])
-        for dup_path, pos in self.doc.duplicates:
-            self.problems.append(Problem(self.source, pos.line, pos.column,
-                                         f"{dup_path[-1]!r} is defined twice here", "duplicate-key"))
-        if not isinstance(self.doc.data, dict):
+        if not isinstance(self.parse(), dict):
             self.problem((), "a shop configuration must be a mapping with 'base_url' and "
                          "'preset' or 'fields'", "wrong-type")
-            raise ShopConfigError(self.problems)
+            self.raise_problems()
         self.user = self.doc.data
         self.keys((), self.user, _TOP_KEYS, required=("base_url",))
         data = self._with_preset(self.user)
         config = self._config(data)
-        if self.problems:
-            raise ShopConfigError(self.problems)
+        self.raise_problems()
         return config
 
     def _with_preset(self, user: dict) -> dict:
@@ -227,10 +205,10 @@ class _Builder:
         if by_phone.check_phone and by_phone.path and "phone" not in mapping.fields:
             self.problem(("orders_by_phone",), "check_phone needs fields.phone to compare the "
                          "orders' numbers with the caller's; map it, or set check_phone: false "
-                         "if this path only ever answers the caller's own orders", "missing-key",
+                         "if this path only ever answers the caller's own orders", "missing-field",
                          at_key=True)
         return ShopConfig(
-            source=self.source, base_url=base_url, order_by_number=by_number,
+            source=self.path, base_url=base_url, order_by_number=by_number,
             orders_by_phone=by_phone, mapping=mapping, preset=data.get("preset"),
             timeout=timeout, recent_days=recent_days, **auth, **breaker)
 
@@ -300,7 +278,7 @@ class _Builder:
     def _endpoint(self, name: str, value) -> Endpoint:
         path = (name,)
         if value is None:
-            self.problem((), f"missing key {name!r}: say which path answers it", "missing-key")
+            self.problem((), f"missing field {name!r}: say which path answers it", "missing-field")
             return Endpoint("")
         if not self.expect(path, value, dict, "a mapping with 'path'"):
             return Endpoint("")
@@ -342,7 +320,7 @@ class _Builder:
             return parse_path(value if isinstance(value, str) else "")
         except PathError as error:
             if not isinstance(value, str):
-                self.problem(path, f"expected a path such as 'orders', found {_type_name(value)}",
+                self.problem(path, f"expected a path such as 'orders', found {type_name(value)} {value!r}",
                              "wrong-type")
             else:
                 self.problem(path, str(error), "bad-path")
@@ -352,15 +330,15 @@ class _Builder:
     def _mapping(self, value) -> OrderMapping:
         path = ("fields",)
         if value is None:
-            self.problem((), "missing key 'fields': map the shop's JSON to our order fields, "
-                         "or choose a preset", "missing-key")
+            self.problem((), "missing field 'fields': map the shop's JSON to our order fields, "
+                         "or choose a preset", "missing-field")
             value = {}
         if not self.expect(path, value, dict, "a mapping of our order fields"):
             value = {}
         self.keys(path, value, FIELDS)
         for name in REQUIRED:
             if name not in value:
-                self.problem(path, f"missing field {name!r}", "missing-key", at_key=True)
+                self.problem(path, f"missing field {name!r}", "missing-field", at_key=True)
         specs = {name: self._field(path + (name,), name, spec)
                  for name, spec in value.items() if name in FIELDS and name != "status"}
         rules = self._status(path + ("status",), value.get("status", []))
@@ -376,7 +354,7 @@ class _Builder:
             allowed += ("date",)
         self.keys(path, spec, allowed)
         if "path" not in spec and "default" not in spec:
-            self.problem(path, "missing key 'path' (or 'default' for a fixed value)", "missing-key",
+            self.problem(path, "missing field 'path' (or 'default' for a fixed value)", "missing-field",
                          at_key=True)
         raw = spec.get("path", [])
         located = [(path + ("path", i), p) for i, p in enumerate(raw)] if isinstance(raw, list) \
@@ -414,8 +392,8 @@ class _Builder:
                 self._known_status(rule_path + ("if_present",), if_present)
             mapped = rule.get("map", {})
             if if_present is None and "map" not in rule:
-                self.problem(rule_path, "missing key 'map' (or 'if_present'): say which of our "
-                             "statuses each of the shop's statuses is", "missing-key", at_key=True)
+                self.problem(rule_path, "missing field 'map' (or 'if_present'): say which of our "
+                             "statuses each of the shop's statuses is", "missing-field", at_key=True)
             statuses = {}
             if self.expect(rule_path + ("map",), mapped, dict, "a mapping of the shop's statuses to ours"):
                 for key, ours in mapped.items():
@@ -435,11 +413,6 @@ class _Builder:
             self.problem(path, f"unknown status {status!r}; expected one of "
                          f"{', '.join(ORDER_STATUSES)} (or null to try the next rule)",
                          "unknown-status")
-
-
-def _type_name(value) -> str:
-    return {bool: "a boolean", int: "a number", float: "a number", str: "text",
-            list: "a list", dict: "a mapping", type(None): "nothing"}.get(type(value), type(value).__name__)
 
 
 def _secret_hint(key) -> str:

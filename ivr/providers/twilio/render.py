@@ -4,8 +4,8 @@ The output is serialised the way twilio-python does it (ElementTree,
 attributes sorted, booleans as ``"true"``/``"false"``, ``None`` attributes
 dropped, empty elements as ``<Hangup />``, no pretty-printing), so a document
 can be compared byte for byte with what the official library would emit.
-Facts about verbs, attributes and limits come from
-``/work/shared/reference/telephony.md`` sections 1-2.
+Facts about verbs, attributes and limits come from Twilio's TwiML reference
+(twilio.com/docs/voice/twiml).
 """
 
 from __future__ import annotations

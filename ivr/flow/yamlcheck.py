@@ -1,0 +1,141 @@
+"""Check a YAML file the product reads: one reader, one problem type, one vocabulary.
+
+Flows, shop configurations and scenario files are all checked by a
+subclass of :class:`YamlChecker`: it reads the text with
+:mod:`ivr.flow.yamlpos` (so every value keeps its line and column), reports
+each problem as a :class:`~ivr.flow.problems.Problem` at the value (or the
+key) at fault, and never stops at the first one.  The checker raises its
+``error`` (a :class:`~ivr.flow.problems.YamlProblems`) listing them all,
+sorted by position, one per line::
+
+    shop.yaml:2:1: error: token: unknown field 'token'; expected one of auth, base_url, ... [unknown-field]
+
+The codes every checker shares (see docs/problems.md for the whole list):
+
+=================  ==========================================================
+``yaml-syntax``    the text is not YAML
+``duplicate-key``  a mapping has the same key twice
+``unreadable``     the file cannot be read
+``wrong-type``     a value of the wrong type (text for a number, ...)
+``wrong-value``    a value of the right type that is not allowed
+``unknown-field``  a mapping key that this place does not know
+``missing-field``  a required mapping key is absent
+=================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ivr.flow import yamlpos
+from ivr.flow.problems import Problem, YamlProblems
+
+#: A value that failed its check; the problem is already recorded.
+BAD: Any = object()
+
+
+def type_name(value) -> str:
+    """How a problem names the type of ``value``: "text", "a number"..."""
+    return {
+        bool: "a boolean", int: "a number", float: "a number", str: "text",
+        list: "a list", dict: "a mapping", type(None): "nothing",
+    }.get(type(value), type(value).__name__)
+
+
+def is_a(value, kind) -> bool:
+    """Whether ``value`` is of ``kind`` (a type or a tuple of types); a
+    boolean is never a number, though Python's ``bool`` is an ``int``."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        return False
+    return isinstance(value, kinds)
+
+
+def read_text(path, error: type[YamlProblems]) -> str:
+    """The text of the file at ``path`` (a ``pathlib.Path``); a file that
+    cannot be read raises ``error`` with one ``unreadable`` problem."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error([Problem(str(path), 1, 1, f"cannot read the file: {exc}", "unreadable")]) from None
+
+
+class YamlChecker:
+    """What every checker of a YAML file shares.  A subclass sets ``path``
+    (the file's name, as reported), ``source`` (its text), ``problems``
+    (a list) and ``doc`` (None until :meth:`parse`), and names its
+    ``error``."""
+
+    error: ClassVar[type[YamlProblems]] = YamlProblems
+    path: str
+    source: str
+    problems: list[Problem]
+    doc: Any
+
+    # -- reading ---------------------------------------------------------------------
+    def parse(self):
+        """Read :attr:`source` into :attr:`doc` and return its data; text
+        that is not YAML raises :attr:`error` at once (nothing else can be
+        checked); a duplicated key is a problem."""
+        try:
+            self.doc = yamlpos.load(self.source)
+        except yamlpos.YamlSyntaxError as exc:
+            raise self.error([Problem(self.path, exc.pos.line, exc.pos.column,
+                                      f"YAML syntax: {exc.message}", "yaml-syntax")]) from None
+        for dup_path, pos in self.doc.duplicates:
+            self.problems.append(Problem(self.path, pos.line, pos.column,
+                                         f"{dup_path[-1]!r} is defined twice here", "duplicate-key"))
+        return self.doc.data
+
+    def raise_problems(self) -> None:
+        """Raise :attr:`error` listing every problem found so far, if any."""
+        if self.problems:
+            raise self.error(self.problems)
+
+    # -- reporting -------------------------------------------------------------------
+    def problem(self, path, message, code, at_key=False):
+        """Report ``message`` at the value at ``path`` (or at its key)."""
+        pos = self.doc.key_pos(path) if at_key else self.doc.pos(path)
+        self.problems.append(Problem(self.path, pos.line, pos.column, message, code))
+
+    # -- shared checks ---------------------------------------------------------------
+    def expect(self, path, value, kind, wanted):
+        """``value`` if it is of ``kind``; else a ``wrong-type`` problem
+        ("expected ``wanted``, found text 'soon'") and :data:`BAD`."""
+        if is_a(value, kind):
+            return value
+        self.problem(path, f"expected {wanted}, found {type_name(value)} {value!r}", "wrong-type")
+        return BAD
+
+    def known_fields(self, path, value: dict, allowed, required=(), hint=None) -> None:
+        """Report the keys of the mapping ``value`` that are not in
+        ``allowed`` (``unknown-field``, at the key; ``hint(key)`` may add
+        advice) and those of ``required`` it lacks (``missing-field``)."""
+        path = tuple(path)
+        for field_name in value:
+            if field_name not in allowed:
+                advice = hint(field_name) if hint else ""
+                self.problem(path + (field_name,), f"unknown field {field_name!r}; expected one of "
+                             f"{', '.join(sorted(map(str, allowed)))}{advice}", "unknown-field",
+                             at_key=True)
+        for field_name in required:
+            if field_name not in value:
+                self.problem(path, f"missing field {field_name!r}", "missing-field", at_key=True)
+
+    def fields(self, path, value, checkers, required=()):
+        """Check the mapping ``value`` against ``checkers`` (field name ->
+        ``checker(self, path, value)`` returning the parsed value or
+        :data:`BAD`, or None when the caller checks that field itself).
+        Returns the parsed fields, or :data:`BAD` if ``value`` is no mapping."""
+        if self.expect(path, value, dict, "a mapping") is BAD:
+            return BAD
+        self.known_fields(path, value, checkers, required)
+        result = {}
+        for field_name, field_value in value.items():
+            if field_name not in checkers:
+                continue
+            checker = checkers[field_name]
+            parsed = field_value if checker is None else checker(self, path + (field_name,), field_value)
+            if parsed is not BAD:
+                result[field_name] = parsed
+        return result
