@@ -3,6 +3,7 @@ without one (the sweep), and purging what is kept past its time."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -49,13 +50,23 @@ class _StatusCallbacks:
             self.group_commit.flush()  # the call's last turn may be queued
         notice = self.dialect.status_from(params)
         pending = self._unsaved.get(notice.call_id)
-        try:
+        with self._status_fault(notice):
             with self.store.transaction():
                 new, ended = self._apply_status(notice, now)
+        return self._status_written(notice, pending, new, ended)
+
+    @contextmanager
+    def _status_fault(self, notice: StatusNotice):
+        """Count a storage fault while a status callback is written, and re-raise."""
+        try:
+            yield
         except Exception as error:
             if fault_cause(error) is not None:
                 self.storage.failed(error, f"status of {notice.call_id}")
             raise
+
+    def _status_written(self, notice: StatusNotice, pending, new: bool, ended) -> bool:
+        """A status callback is committed: with it, the call's turns answered from memory."""
         self._written(notice.call_id, pending)
         return self._status_taken(new, ended)
 

@@ -48,7 +48,7 @@ from ivr.server.registry import UnknownFlow
 from ivr.server.sms import NoSms
 from ivr.server.storage_faults import Unsaved, _both, _StorageFaults
 from ivr.store.sqlite.group_commit import GroupCommit
-from ivr.store.sqlite.storage_health import StorageHealth, fault_cause
+from ivr.store.sqlite.storage_health import StorageHealth
 
 #: A look-up that answers while its caller hears the hold's pause waits
 #: for them to come back for it (or hang up) at most the pause, a poll's
@@ -271,7 +271,6 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         if self._held.get(call_id) is held:
             del self._held[call_id]
 
-
     async def status_committed(self, params: dict, now: datetime | None = None) -> bool:
         """:meth:`status`, committed with the group of turns when the
         handler commits in groups; the result once it is committed."""
@@ -284,14 +283,9 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         if self.group_commit is None:
             return self.status(params, now)
         pending = self._unsaved.get(notice.call_id)
-        try:
+        with self._status_fault(notice):
             new, ended = await self.group_commit.write(lambda: self._apply_status(notice, now))
-        except Exception as error:
-            if fault_cause(error) is not None:
-                self.storage.failed(error, f"status of {notice.call_id}")
-            raise
-        self._written(notice.call_id, pending)
-        return self._status_taken(new, ended)
+        return self._status_written(notice, pending, new, ended)
 
 
     def _with_whisper(self, action):
