@@ -1,5 +1,5 @@
 """Deflection figures from the SQLite call log: what ``ivr-report`` prints
-and the dashboard shows (definitions: DESIGN.md section 4, docs/deflection.md).
+and the dashboard shows (definitions: docs/deflection.md).
 
 Every figure comes from SQL aggregations over ``calls`` and
 ``node_events``; no call is ever loaded into Python, so a log of millions

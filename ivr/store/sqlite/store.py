@@ -1,7 +1,7 @@
 """The call log and the call state, in SQLite (through sqlite-utils).
 
 One database holds what a call needs to continue after a restart and what
-the reports count (docs: DESIGN.md sections 4 and 5):
+the reports count (definitions: docs/deflection.md; promises: docs/reliability.md):
 
 ``call_state``     per call: the last turn answered, the engine state after
                    it and the TwiML answered, so a provider retry of that
