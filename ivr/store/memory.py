@@ -19,7 +19,7 @@ from typing import Iterator
 import orjson
 
 from ivr.phone import is_withheld
-from ivr.store.protocol import CallRecord
+from ivr.store.protocol import CallRecord, checked_turn
 from ivr.store.sqlite.migrations import CALLBACK_STATUSES
 from ivr.store.sqlite.sql import _text, _utc_iso, _utc_now
 from ivr.store.sqlite.store import NO_SEQUENCE, normalise_number
@@ -86,13 +86,7 @@ class MemoryCallStore:
                   node_events: list[dict], summary: dict, caller: str,
                   callback_status: str = "not_configured") -> None:
         """Record a turn answered (see :meth:`ivr.store.protocol.CallStore.save_turn`)."""
-        for event in node_events:
-            if event["call_id"] != call_id:
-                raise ValueError(f"node event of call {event['call_id']!r} saved with {call_id!r}")
-        if summary.get("call_id", call_id) != call_id:
-            raise ValueError(f"summary of call {summary['call_id']!r} saved with {call_id!r}")
-        if isinstance(response, str):
-            response = response.encode("utf-8")
+        response = checked_turn(call_id, node_events, summary, response)
         with self.transaction():
             events = self._data["node_events"].setdefault(call_id, {})
             for event in node_events:

@@ -29,6 +29,19 @@ class CallRecord:
     ended: bool
 
 
+
+def checked_turn(call_id: str, node_events: list[dict], summary: dict,
+                 response: bytes | str) -> bytes:
+    """What every backend checks before it saves a turn: the node events
+    and the summary are the call's own; the answer as bytes."""
+    for event in node_events:
+        if event["call_id"] != call_id:
+            raise ValueError(f"node event of call {event['call_id']!r} saved with {call_id!r}")
+    if summary.get("call_id", call_id) != call_id:
+        raise ValueError(f"summary of call {summary['call_id']!r} saved with {call_id!r}")
+    return response.encode("utf-8") if isinstance(response, str) else response
+
+
 @runtime_checkable
 class CallStore(Protocol):
     """Calls, their per-turn state, node events, status callbacks, callback

@@ -62,7 +62,7 @@ from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 
 from ivr.phone import is_withheld
-from ivr.store.protocol import CallRecord
+from ivr.store.protocol import CallRecord, checked_turn
 from ivr.store.sqlite.callbacks import (
     _KEY_NAME,
     _SEAL_PREFIX,
@@ -215,13 +215,7 @@ class CallStore(_CallbackRequests, _Retention):
         stores it with ``callback_status`` unless the call's request is
         already stored, so the turn that kept the number writes it once.
         """
-        for event in node_events:
-            if event["call_id"] != call_id:
-                raise ValueError(f"node event of call {event['call_id']!r} saved with {call_id!r}")
-        if summary.get("call_id", call_id) != call_id:
-            raise ValueError(f"summary of call {summary['call_id']!r} saved with {call_id!r}")
-        if isinstance(response, str):
-            response = response.encode("utf-8")
+        response = checked_turn(call_id, node_events, summary, response)
         caller_hash = self.hash_caller(caller)
         handoff = summary.get("handoff") or {}
         # The live state holds the caller's number: sealed as a whole.
