@@ -1,6 +1,5 @@
 """tools/fuzz_webhooks.py: hostile requests at a running server, counted."""
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -8,6 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import golden_support
 import pytest
 from test_remote import start_server, stop
 
@@ -16,10 +16,7 @@ TOOL = ROOT / "tools" / "fuzz_webhooks.py"
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("fuzz_webhooks", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return golden_support.load_tool("fuzz_webhooks")
 
 
 def fuzz(url, *args):

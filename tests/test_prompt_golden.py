@@ -7,29 +7,21 @@ read the difference as a caller would hear it:
     git diff tests/golden/prompts.txt
 """
 
-import difflib
-import importlib.util
 from pathlib import Path
+
+import golden_support
+from golden_support import assert_golden
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "prompts.txt"
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("render_prompts", ROOT / "tools" / "render_prompts.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return golden_support.load_tool("render_prompts")
 
 
 def test_every_prompt_renders_as_the_golden_file_says():
-    rendered = load_tool().render_all() + "\n"
-    golden = GOLDEN.read_text(encoding="utf-8")
-    diff = "\n".join(difflib.unified_diff(golden.splitlines(), rendered.splitlines(),
-                                          "tests/golden/prompts.txt", "rendered now", lineterm=""))
-    assert rendered == golden, (
-        "a prompt renders differently; if that is meant, run "
-        f"`python tools/render_prompts.py --write` and review the diff:\n{diff}")
+    assert_golden(load_tool().render_all() + "\n", GOLDEN, "a prompt renders differently", "render_prompts")
 
 
 def test_the_golden_file_covers_every_template_in_every_language():
