@@ -158,10 +158,7 @@ def prompt_list(b, path, value):
 
 
 def retry(b, path, value):
-    spec = b.fields(path, value, {"max": count, "say": prompt_list, "to": target})
-    if spec is _BAD:
-        return _BAD
-    return spec
+    return b.fields(path, value, {"max": count, "say": prompt_list, "to": target})
 
 
 def words(b, path, value):
