@@ -33,11 +33,12 @@ from ivr.lookups.shops import HttpOrderLookups, OrderLookupsService, ShopConfigE
 from ivr.server.calls import CallHandler
 from ivr.server.dashboard import check_dashboard_token, make_dashboard
 from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
+from ivr.server.leases import Leases
 from ivr.server.registry import FlowRegistry
 from ivr.server.requests import LimitedRequest, WebhookChannel
 from ivr.server.sms import SmsConfigError, SmsService, TwilioAccount, sender_for
 from ivr.server.web import build_root
-from ivr.store.sqlite.checkpoint import SAFETY_NET_PAGES, Checkpointer
+from ivr.store.sqlite.checkpoint import CHECKPOINT_INTERVAL, SAFETY_NET_PAGES, Checkpointer
 from ivr.store.sqlite.group_commit import GroupCommit
 from ivr.store.sqlite.store import CallStore
 
@@ -99,6 +100,10 @@ class Options(usage.Options):
         ["dashboard-token", None, None,
          "Serve the ops dashboard at /dashboard to requests carrying this token (default: "
          "$IVR_DASHBOARD_TOKEN); without one there is no dashboard."],
+        ["workers", "w", None,
+         "Server processes sharing the listening socket, all on --db (default: one per "
+         "core for ivr-serve, one for twist ivr); --listen must then be a tcp:, tcp6: or "
+         "unix: socket."],
         ["helpdesk-url", None, None,
          "POST each callback request as JSON to this URL (e.g. https://helpdesk.example.com/"
          "callbacks), with $IVR_HELPDESK_TOKEN as a Bearer token when set; without one "
@@ -114,7 +119,17 @@ class Options(usage.Options):
          "for test servers only."],
     ]
 
+    def parseOptions(self, options=None):
+        # Kept as given: each worker process is started with the same options.
+        self["arguments"] = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)
+
     def postOptions(self):
+        self["workers"] = positive_number(self["workers"], "--workers", int)
+        if (self["workers"] or 1) > 1 and not shares_a_socket(self["listen"]):
+            raise usage.UsageError(f"--workers {self['workers']} shares one socket: --listen "
+                                   f"must be a tcp:, tcp6: or unix: description, not "
+                                   f"{self['listen']!r} (terminate TLS in front of the server)")
         if self["twilio-auth-token"] is None:
             self["twilio-auth-token"] = os.environ.get("TWILIO_AUTH_TOKEN") or None
         if self["dashboard-token"] is None:
@@ -175,6 +190,15 @@ class ReloadOnHangup(service.Service):
 
 
 _BACKLOG_ENDPOINTS = ("tcp", "tcp6", "ssl", "unix")
+
+#: The sockets worker processes can share (Twisted adopts these).
+_SHARED_ENDPOINTS = ("tcp", "tcp6", "unix")
+
+
+def shares_a_socket(description: str) -> bool:
+    """Whether the strports ``description`` is a socket the workers of
+    ``--workers`` can share."""
+    return description.split(":", 1)[0].strip().lower() in _SHARED_ENDPOINTS
 
 
 def with_backlog(description: str, backlog: int = DEFAULT_BACKLOG) -> str:
@@ -314,6 +338,17 @@ STORAGE_PROBE_INTERVAL = 5.0
 #: Seconds between two retention purges.
 RETENTION_INTERVAL = 24 * 3600.0
 
+#: Seconds each lease on work that must run once is taken for (see
+#: ivr.server.leases).  A holder renews the lease each time it runs, so
+#: the sweep's and the checkpoints' outlast their interval: the holder
+#: keeps them, and another process takes over within a few intervals of
+#: its death.  The purge's is shorter than a day: the first process to
+#: come to it each day runs it, and a restart does not wait a day more.
+CHECKPOINT_LEASE = 10 * CHECKPOINT_INTERVAL
+SWEEP_LEASE_INTERVALS = 2.5
+HELPDESK_LEASE = 600.0
+RETENTION_LEASE = 3600.0
+
 
 def log_file(path: str, max_bytes: int, files: int):
     """The server's log file at ``path``, rotated when it reaches
@@ -358,7 +393,36 @@ def fallback_target(value: str | None) -> DialTarget | None:
     return DialTarget("sip" if value.startswith("sip:") else "number", value)
 
 
+def listening(options, site, reactor) -> service.Service:
+    """The service accepting the server's connections: on ``--listen``, or
+    on the socket a worker inherited from its supervisor."""
+    if options.get("inherited-socket"):
+        from ivr.server.workers import AdoptedPort
+
+        fd, family = options["inherited-socket"]
+        return AdoptedPort(fd, family, site, reactor)
+    return strports.service(with_backlog(options["listen"]), site, reactor=reactor)
+
+
+def supervise(options, reactor) -> service.MultiService:
+    """``--workers N`` (N > 1): the database made ready once, then N worker
+    processes on one listening socket (see ivr.server.workers)."""
+    from ivr.server.workers import WorkerPool
+
+    store, _orders = open_database(options["db"], bool(options["sync-every-commit"]),
+                                   demo_orders=options.get("orders-config") is None)
+    store.close()
+    top = service.MultiService()
+    WorkerPool(with_backlog(options["listen"]), options["workers"], options["arguments"],
+               reactor).setServiceParent(top)
+    return top
+
+
 def makeService(options, reactor=default_reactor) -> service.MultiService:
+    """The server's service tree: one server, or with ``--workers`` N > 1
+    the supervisor of N servers."""
+    if (options.get("workers") or 1) > 1:
+        return supervise(options, reactor)
     shop = options.get("orders-config")
     store, orders = open_database(options["db"], bool(options["sync-every-commit"]),
                                   demo_orders=shop is None)
@@ -409,16 +473,23 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     # random): SQLite's default 2 MB page cache was read again and again
     # from the OS as the log grew.
     store.db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
-    Checkpointer(options["db"], reactor).setServiceParent(top)
+    # Work that must run once however many processes share the store.
+    leases = Leases(store, reactor)
+    Checkpointer(options["db"], reactor,
+                 may_run=lambda: leases.held("wal-checkpoint", CHECKPOINT_LEASE)
+                 ).setServiceParent(top)
     # Children stop in reverse order: this one last, once nothing listens.
     FlushOnStop(handler.group_commit).setServiceParent(top)
-    strports.service(with_backlog(options["listen"]), site, reactor=reactor).setServiceParent(top)
+    listening(options, site, reactor).setServiceParent(top)
     reload = internet.TimerService(options["reload-interval"], registry.reload_if_changed)
     reload.clock = reactor
     reload.setServiceParent(top)
     ReloadOnHangup(registry, reactor).setServiceParent(top)
     # Calls whose status callback never came are ended, not left open.
-    sweep = internet.TimerService(min(300.0, options["sweep-after"] / 4), handler.sweep,
+    sweep_interval = min(300.0, options["sweep-after"] / 4)
+    sweep = internet.TimerService(sweep_interval,
+                                  leases.once("sweep", SWEEP_LEASE_INTERVALS * sweep_interval,
+                                              handler.sweep),
                                   idle=options["sweep-after"],
                                   state_kept=options.get("retry-window") or 600.0)
     sweep.clock = reactor
@@ -430,7 +501,8 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     probe.setName("storage-probe")
     probe.setServiceParent(top)
     if options.get("retention-days"):
-        retention = internet.TimerService(RETENTION_INTERVAL, handler.purge,
+        retention = internet.TimerService(RETENTION_INTERVAL,
+                                          leases.once("retention", RETENTION_LEASE, handler.purge),
                                           options["retention-days"])
         retention.clock = reactor
         retention.setName("retention")
@@ -438,7 +510,8 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         log.info("calls older than {days:g} days are erased daily", days=options["retention-days"])
     SmsService(texts).setServiceParent(top)
     # Requests left pending by the last run are sent again.
-    HelpdeskService(helpdesk).setServiceParent(top)
+    HelpdeskService(helpdesk, may_resend=lambda: leases.held("helpdesk-resend", HELPDESK_LEASE)
+                    ).setServiceParent(top)
     if shop:
         OrderLookupsService(lookups).setServiceParent(top)
         log.info("orders from {url} ({preset})", url=shop.base_url, preset=shop.preset or "custom mapping")
@@ -446,22 +519,30 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
 
 
 def main(argv=None):
-    """``ivr-serve``: the same service as ``twist ivr``, with the same options."""
+    """``ivr-serve``: the same service as ``twist ivr``, with the same
+    options; one worker process per core unless ``--workers`` says."""
+    options = Options()
+    try:
+        options.parseOptions(sys.argv[1:] if argv is None else argv)
+        if options["workers"] is None:  # one per core, where the socket can be shared
+            options["workers"] = (os.cpu_count() or 1) if shares_a_socket(options["listen"]) else 1
+    except usage.UsageError as error:
+        print(f"{options}\nivr-serve: {error}", file=sys.stderr)
+        sys.exit(2)
+    serve(options, default_reactor)
+
+
+def serve(options, reactor) -> None:
+    """Log, start the service tree of ``options`` and run ``reactor`` until it stops."""
     from twisted.logger import globalLogBeginner
 
     from ivr.server.logs import text_log_observer
 
-    options = Options()
-    try:
-        options.parseOptions(sys.argv[1:] if argv is None else argv)
-    except usage.UsageError as error:
-        print(f"{options}\nivr-serve: {error}", file=sys.stderr)
-        sys.exit(2)
     out = sys.stdout
     if options["log-file"]:
         out = log_file(options["log-file"], options["log-max-bytes"], options["log-files"])
     globalLogBeginner.beginLoggingTo([text_log_observer(out)])
-    top = makeService(options, default_reactor)
+    top = makeService(options, reactor)
     top.startService()
-    default_reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
-    default_reactor.run()
+    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    reactor.run()

@@ -1,0 +1,175 @@
+"""``ivr-serve --workers N``: the supervisor keeps N worker processes on one
+listening socket (in memory, on a Clock), and real workers serve calls
+whose turns land on either of them, through a ``kill -9`` of one."""
+
+from __future__ import annotations
+
+import signal
+import socket
+
+import pytest
+from twisted.internet import error
+from twisted.internet.task import Clock
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from ivr.server import tap, workers
+from ivr.server.workers import WorkerPool, restart_delay, worker_log_path
+
+
+class _Transport:
+    def __init__(self, pid):
+        self.pid, self.signals = pid, []
+
+    def signalProcess(self, name):
+        self.signals.append(name)
+
+
+class _Port:
+    def __init__(self):
+        self.socket = socket.socket()
+        self.closed = False
+
+    def fileno(self):
+        return 77
+
+    def stopListening(self):
+        self.closed = True
+        self.socket.close()
+
+
+class _Spawner:
+    """``reactor.spawnProcess`` recording each worker started."""
+
+    def __init__(self):
+        self.started: list[tuple] = []
+
+    def __call__(self, process, executable, argv, env, childFDs):
+        transport = _Transport(1000 + len(self.started))
+        process.makeConnection(transport)
+        self.started.append((process, argv, env, childFDs))
+        return transport
+
+    def end(self, number, why=None):
+        process = self.started[number][0]
+        process.processEnded(Failure(why or error.ProcessTerminated(signal=signal.SIGKILL)))
+
+
+@pytest.fixture
+def pool():
+    clock, spawner, port = Clock(), _Spawner(), _Port()
+    pool = WorkerPool("tcp:0:interface=127.0.0.1", 2, ["--db", "x.db"], clock,
+                      spawn=spawner, listen=lambda description, reactor: port)
+    pool.startService()
+    yield pool, clock, spawner, port
+    if pool.running:
+        _stop(pool, spawner)
+
+
+def _stop(pool, spawner):
+    stopping = pool.stopService()
+    for number, (process, *_rest) in enumerate(spawner.started):
+        if not process.ended.called:
+            spawner.end(number, error.ProcessDone(0))
+    return stopping
+
+
+def test_each_worker_inherits_the_socket_and_is_told_which_it_is(pool):
+    _pool, _clock, spawner, _port = pool
+    assert len(spawner.started) == 2
+    for number, (_process, argv, env, child_fds) in enumerate(spawner.started, start=1):
+        assert child_fds[77] == 77 and child_fds[0] == "w"
+        assert (env[workers.FD_ENV], env[workers.INDEX_ENV]) == ("77", str(number))
+        assert env[workers.FAMILY_ENV] == "AF_INET"
+        assert argv[-4:] == ["--db", "x.db", "--workers", "1"]
+
+
+def test_a_worker_that_dies_is_restarted_after_a_back_off(pool):
+    _pool, clock, spawner, _port = pool
+    spawner.end(0)
+    assert len(spawner.started) == 2
+    clock.advance(workers.FIRST_RESTART_DELAY)
+    assert len(spawner.started) == 3
+    assert spawner.started[2][2][workers.INDEX_ENV] == "1"
+
+
+def test_a_worker_that_keeps_dying_is_restarted_less_and_less_often(pool):
+    _pool, clock, spawner, _port = pool
+    for _ in range(12):  # two minutes of a worker dying as soon as it starts
+        latest = len(spawner.started) - 1
+        if not spawner.started[latest][0].ended.called:
+            spawner.end(latest)
+        clock.advance(10)
+    # 0.5, 1, 2, 4, 8 s apart, then 16 and 30: not one restart per death.
+    assert 2 + 7 <= len(spawner.started) < 2 + 12
+
+
+def test_a_worker_that_ran_a_while_is_restarted_at_once():
+    assert restart_delay(workers.STABLE_AFTER, 5) == 0
+    assert [restart_delay(1, n) for n in range(8)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+
+
+def test_stopping_terminates_the_workers_then_closes_the_socket(pool):
+    pool_, clock, spawner, port = pool
+    stopping = pool_.stopService()
+    assert [p.transport.signals for p, *_ in spawner.started] == [["TERM"], ["TERM"]]
+    assert not stopping.called and not port.closed
+    spawner.end(0, error.ProcessDone(0))
+    spawner.end(1, error.ProcessDone(0))
+    assert stopping.called and port.closed
+    assert clock.getDelayedCalls() == []
+
+
+def test_workers_that_ignore_sigterm_are_killed_after_the_grace(pool):
+    pool_, clock, spawner, port = pool
+    stopping = pool_.stopService()
+    clock.advance(workers.STOP_GRACE)
+    assert [p.transport.signals for p, *_ in spawner.started] == [["TERM", "KILL"]] * 2
+    spawner.end(0)
+    spawner.end(1)
+    assert stopping.called and clock.getDelayedCalls() == []
+
+
+def test_no_worker_is_restarted_once_stopping(pool):
+    pool_, clock, spawner, _port = pool
+    spawner.end(0)  # a restart is due in half a second...
+    _stop(pool_, spawner)  # ...and cancelled
+    clock.advance(60)
+    assert len(spawner.started) == 2 and clock.getDelayedCalls() == []
+
+
+def test_sighup_is_passed_on_to_every_running_worker(pool):
+    pool_, _clock, spawner, _port = pool
+    pool_.signal_workers("HUP")
+    assert [p.transport.signals for p, *_ in spawner.started] == [["HUP"], ["HUP"]]
+
+
+def test_each_worker_writes_its_own_log_files():
+    assert worker_log_path("/var/log/ivr/ivr.log", 2) == "/var/log/ivr/ivr.worker2.log"
+    assert worker_log_path("access", 1) == "access.worker1"
+
+
+def _options(*arguments):
+    options = tap.Options()
+    options.parseOptions(list(arguments))
+    return options
+
+
+def test_workers_must_be_a_positive_whole_number():
+    for value in ("0", "-1", "two"):
+        with pytest.raises(usage.UsageError, match="--workers"):
+            _options("--workers", value)
+    assert _options("--workers", "3")["workers"] == 3
+
+
+def test_workers_need_a_socket_they_can_share():
+    with pytest.raises(usage.UsageError, match="tcp:, tcp6: or unix:"):
+        _options("--workers", "2", "--listen", "ssl:8443:privateKey=key.pem")
+    assert _options("--workers", "1", "--listen", "ssl:8443:privateKey=key.pem")["workers"] == 1
+
+
+def test_twist_ivr_runs_one_process_unless_told():
+    options = _options()
+    assert options["workers"] is None
+    assert options["arguments"] == []
+    assert _options("--workers", "2", "--db", "x.db")["arguments"] == ["--workers", "2", "--db", "x.db"]
