@@ -8,12 +8,15 @@ import signal
 import socket
 
 import pytest
+from test_web import CA1, Server, body_of, says, slow_server, start_request
 from twisted.internet import error
 from twisted.internet.task import Clock
 from twisted.python import usage
 from twisted.python.failure import Failure
 
 from ivr.server import tap, workers
+from ivr.server.calls import COME_BACK_MARGIN
+from ivr.server.holding import HOLD_PAUSE, PollsElsewhere
 from ivr.server.workers import WorkerPool, restart_delay, worker_log_path
 
 
@@ -173,3 +176,52 @@ def test_twist_ivr_runs_one_process_unless_told():
     assert options["workers"] is None
     assert options["arguments"] == []
     assert _options("--workers", "2", "--db", "x.db")["arguments"] == ["--workers", "2", "--db", "x.db"]
+
+
+# -- a caller on hold whose poll reaches another worker ------------------------------------
+def _poll(server):
+    answer = start_request(server, "/voice/post_sale?turn=1&hold=1", CallSid=CA1)
+    server.http.flush()
+    return body_of(server, answer)
+
+
+def _two_workers(tmp_path):
+    """Two servers on one database file, as two workers: the first with
+    look-ups that wait, the second told a caller may poll it for a turn
+    the first holds."""
+    first, pending = slow_server(tmp_path)
+    second = Server(tmp_path, db_path=first.db_path)
+    second.handler.polls_elsewhere = PollsElsewhere.bounded(4, 1.5, 5)
+    return first, second, pending
+
+
+def test_a_poll_that_reaches_another_worker_holds_until_the_turn_is_stored(tmp_path):
+    first, second, pending = _two_workers(tmp_path)
+    first.turn(0)
+    start_request(first, "/voice/post_sale?turn=1", CallSid=CA1, Digits="1")
+    first.clock.advance(1.5)  # on hold in the first worker
+    waiting = _poll(second)
+    assert b"<Pause" in waiting and b"turn=1&amp;hold=1" in waiting and says(waiting) == ""
+    pending[0].callback({"status": "found", "data": {"orders": [], "count": 1}})
+    # The first worker waits for its caller to come back, who polls the second.
+    first.clock.advance(HOLD_PAUSE + 1.5 + COME_BACK_MARGIN)
+    first.http.flush()
+    answer = _poll(second)  # now in the store: the turn's own answer
+    assert b"hold=1" not in answer and says(answer)
+    assert answer == first.store.load_call(CA1).response
+    assert first.clock.getDelayedCalls() == [] and second.clock.getDelayedCalls() == []
+
+
+def test_a_poll_for_a_turn_no_worker_finishes_stops_waiting(tmp_path):
+    first, second, _pending = _two_workers(tmp_path)
+    first.turn(0)
+    menu = first.store.load_call(CA1).response
+    polls = [_poll(second) for _ in range(second.handler.polls_elsewhere.most + 1)]
+    assert all(b"hold=1" in body for body in polls[:-1])
+    assert polls[-1] == menu  # as after a restart: the last question again
+
+
+def test_one_server_alone_never_waits_for_another(tmp_path):
+    server = Server(tmp_path)
+    server.turn(0)
+    assert _poll(server) == server.store.load_call(CA1).response

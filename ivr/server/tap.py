@@ -30,9 +30,10 @@ from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.lookups.orders import OrderStore
 from ivr.lookups.shops import HttpOrderLookups, OrderLookupsService, ShopConfigError, load_config
-from ivr.server.calls import CallHandler
+from ivr.server.calls import COME_BACK_MARGIN, CallHandler
 from ivr.server.dashboard import check_dashboard_token, make_dashboard
 from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
+from ivr.server.holding import PollsElsewhere
 from ivr.server.leases import Leases
 from ivr.server.registry import FlowRegistry
 from ivr.server.requests import LimitedRequest, WebhookChannel
@@ -447,6 +448,9 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         send_sms=texts.send,
         helpdesk=helpdesk,
     )
+    if options.get("worker"):  # a caller on hold may poll another worker
+        handler.polls_elsewhere = PollsElsewhere.bounded(
+            options["lookup-timeout"], options["hold-after"], COME_BACK_MARGIN)
     root = build_root(handler, registry, auth_token=options["twilio-auth-token"],
                       public_url=options["public-url"],
                       simulated_clock=bool(options["simulated-clock"]),
