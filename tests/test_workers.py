@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import signal
 import socket
+import sqlite3
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from test_web import CA1, Server, body_of, says, slow_server, start_request
 from twisted.internet import error
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.python.failure import Failure
 
@@ -18,6 +23,12 @@ from ivr.server import tap, workers
 from ivr.server.calls import COME_BACK_MARGIN
 from ivr.server.holding import HOLD_PAUSE, PollsElsewhere
 from ivr.server.workers import WorkerPool, restart_delay, worker_log_path
+from ivr.store.sqlite.group_commit import GroupCommit
+from ivr.store.sqlite.storage_health import fault_cause
+from ivr.store.sqlite.store import CallStore
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+ROOT = Path(__file__).parent.parent
 
 
 class _Transport:
@@ -225,3 +236,85 @@ def test_one_server_alone_never_waits_for_another(tmp_path):
     server = Server(tmp_path)
     server.turn(0)
     assert _poll(server) == server.store.load_call(CA1).response
+
+
+# -- one SQLite file, several writing processes ---------------------------------------------
+def _held_write_lock(path, held: threading.Event, release: threading.Event):
+    """Another process's writer: takes the write lock, holds it until told."""
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        held.set()
+        release.wait(timeout=10)
+        other.execute("COMMIT")
+    finally:
+        other.close()
+
+
+def test_a_group_commit_waits_for_another_writer_instead_of_failing(tmp_path):
+    path = tmp_path / "ivr.db"
+    store = CallStore.open(path)
+    clock = Clock()
+    group = GroupCommit(store, clock)
+    held, release = threading.Event(), threading.Event()
+    writer = threading.Thread(target=_held_write_lock, args=(path, held, release))
+    writer.start()
+    assert held.wait(timeout=10)
+    # The other writer lets go a moment later, well within the busy timeout.
+    threading.Timer(0.2, release.set).start()
+    done = group.write(lambda: store.take_lease("sweep", "worker-b", NOW, timedelta(seconds=5)))
+    clock.advance(0)  # the commit blocks until the lock is free, then succeeds
+    writer.join(timeout=10)
+    assert done.result is True and release.is_set()
+    assert clock.getDelayedCalls() == []
+    store.close()
+
+
+def test_a_writer_that_holds_the_lock_past_the_busy_timeout_fails_the_group_as_locked(tmp_path):
+    path = tmp_path / "ivr.db"
+    store = CallStore.open(path, busy_timeout_ms=50)
+    clock = Clock()
+    group = GroupCommit(store, clock)
+    held, release = threading.Event(), threading.Event()
+    writer = threading.Thread(target=_held_write_lock, args=(path, held, release))
+    writer.start()
+    try:
+        assert held.wait(timeout=10)
+        done = group.write(lambda: store.take_lease("sweep", "worker-b", NOW, timedelta(seconds=5)))
+        clock.advance(0)
+        failures = []
+        done.addErrback(failures.append)
+        assert fault_cause(failures[0].value) == "database_locked"
+    finally:
+        release.set()
+        writer.join(timeout=10)
+    assert store.take_lease("sweep", "worker-b", NOW, timedelta(seconds=5)) is True
+    store.close()
+
+
+# -- work that must run once, in services built by makeService --------------------------------
+def _worker_service(tmp_path):
+    reactor = MemoryReactorClock()
+    reactor.advance(NOW.timestamp())
+    options = _options("--db", str(tmp_path / "ivr.db"), "--flows", str(ROOT / "flows"),
+                       "--prompts", str(ROOT / "prompts"), "--listen", "tcp:0:interface=127.0.0.1",
+                       "--retention-days", "365")
+    return tap.makeService(options, reactor), reactor
+
+
+def _run(top, name):
+    function, args, kwargs = top.getServiceNamed(name).call
+    return function(*args, **kwargs)
+
+
+def test_of_two_workers_on_one_database_one_sweeps_until_its_lease_runs_out(tmp_path):
+    first, _ = _worker_service(tmp_path)
+    second, second_clock = _worker_service(tmp_path)
+    assert _run(first, "sweep") == 0  # ran: no call to end
+    assert _run(second, "sweep") is None  # the first holds the lease
+    assert _run(first, "retention")["calls"] == 0  # ran: erased nothing
+    assert _run(second, "retention") is None
+    interval = first.getServiceNamed("sweep").step
+    second_clock.advance(tap.SWEEP_LEASE_INTERVALS * interval)  # the first has stopped renewing
+    assert _run(second, "sweep") == 0
+    assert _run(first, "sweep") is None
