@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from ivr.server import tap, workers
 from ivr.server.calls import COME_BACK_MARGIN
 from ivr.server.holding import HOLD_PAUSE, PollsElsewhere
+from ivr.server.leases import SWEEP_LEASE_INTERVALS
 from ivr.server.workers import WorkerPool, restart_delay, worker_log_path
 from ivr.store.sqlite.group_commit import GroupCommit
 from ivr.store.sqlite.storage_health import fault_cause
@@ -315,6 +316,6 @@ def test_of_two_workers_on_one_database_one_sweeps_until_its_lease_runs_out(tmp_
     assert _run(first, "retention")["calls"] == 0  # ran: erased nothing
     assert _run(second, "retention") is None
     interval = first.getServiceNamed("sweep").step
-    second_clock.advance(tap.SWEEP_LEASE_INTERVALS * interval)  # the first has stopped renewing
+    second_clock.advance(SWEEP_LEASE_INTERVALS * interval)  # the first has stopped renewing
     assert _run(second, "sweep") == 0
     assert _run(first, "sweep") is None

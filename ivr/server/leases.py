@@ -14,9 +14,22 @@ from typing import Callable
 
 from twisted.logger import Logger
 
+from ivr.store.sqlite.checkpoint import CHECKPOINT_INTERVAL
+
 __all__ = ["Leases", "holder_id"]
 
 log = Logger()
+
+#: Seconds the server's leases are taken for (the sweep's: this many of
+#: its intervals).  A holder renews its lease each time it runs, so
+#: the sweep's and the checkpoints' outlast their interval: the holder
+#: keeps them, and another process takes over within a few intervals of
+#: its death.  The purge's is shorter than a day: the first process to
+#: come to it each day runs it, and a restart does not wait a day more.
+CHECKPOINT_LEASE = 10 * CHECKPOINT_INTERVAL
+SWEEP_LEASE_INTERVALS = 2.5
+HELPDESK_LEASE = 600.0
+RETENTION_LEASE = 3600.0
 
 
 def holder_id() -> str:

@@ -34,12 +34,19 @@ from ivr.server.calls import COME_BACK_MARGIN, CallHandler
 from ivr.server.dashboard import check_dashboard_token, make_dashboard
 from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
 from ivr.server.holding import PollsElsewhere
-from ivr.server.leases import Leases
+from ivr.server.leases import (
+    CHECKPOINT_LEASE,
+    HELPDESK_LEASE,
+    RETENTION_LEASE,
+    SWEEP_LEASE_INTERVALS,
+    Leases,
+)
 from ivr.server.registry import FlowRegistry
 from ivr.server.requests import LimitedRequest, WebhookChannel
 from ivr.server.sms import SmsConfigError, SmsService, TwilioAccount, sender_for
 from ivr.server.web import build_root
-from ivr.store.sqlite.checkpoint import CHECKPOINT_INTERVAL, SAFETY_NET_PAGES, Checkpointer
+from ivr.server.workers import shares_a_socket
+from ivr.store.sqlite.checkpoint import SAFETY_NET_PAGES, Checkpointer
 from ivr.store.sqlite.group_commit import GroupCommit
 from ivr.store.sqlite.store import CallStore
 
@@ -192,15 +199,6 @@ class ReloadOnHangup(service.Service):
 
 _BACKLOG_ENDPOINTS = ("tcp", "tcp6", "ssl", "unix")
 
-#: The sockets worker processes can share (Twisted adopts these).
-_SHARED_ENDPOINTS = ("tcp", "tcp6", "unix")
-
-
-def shares_a_socket(description: str) -> bool:
-    """Whether the strports ``description`` is a socket the workers of
-    ``--workers`` can share."""
-    return description.split(":", 1)[0].strip().lower() in _SHARED_ENDPOINTS
-
 
 def with_backlog(description: str, backlog: int = DEFAULT_BACKLOG) -> str:
     """``description`` (strports) with ``backlog=`` added when it is a TCP,
@@ -339,16 +337,6 @@ STORAGE_PROBE_INTERVAL = 5.0
 #: Seconds between two retention purges.
 RETENTION_INTERVAL = 24 * 3600.0
 
-#: Seconds each lease on work that must run once is taken for (see
-#: ivr.server.leases).  A holder renews the lease each time it runs, so
-#: the sweep's and the checkpoints' outlast their interval: the holder
-#: keeps them, and another process takes over within a few intervals of
-#: its death.  The purge's is shorter than a day: the first process to
-#: come to it each day runs it, and a restart does not wait a day more.
-CHECKPOINT_LEASE = 10 * CHECKPOINT_INTERVAL
-SWEEP_LEASE_INTERVALS = 2.5
-HELPDESK_LEASE = 600.0
-RETENTION_LEASE = 3600.0
 
 
 def log_file(path: str, max_bytes: int, files: int):
@@ -405,24 +393,12 @@ def listening(options, site, reactor) -> service.Service:
     return strports.service(with_backlog(options["listen"]), site, reactor=reactor)
 
 
-def supervise(options, reactor) -> service.MultiService:
-    """``--workers N`` (N > 1): the database made ready once, then N worker
-    processes on one listening socket (see ivr.server.workers)."""
-    from ivr.server.workers import WorkerPool
-
-    store, _orders = open_database(options["db"], bool(options["sync-every-commit"]),
-                                   demo_orders=options.get("orders-config") is None)
-    store.close()
-    top = service.MultiService()
-    WorkerPool(with_backlog(options["listen"]), options["workers"], options["arguments"],
-               reactor).setServiceParent(top)
-    return top
-
-
 def makeService(options, reactor=default_reactor) -> service.MultiService:
     """The server's service tree: one server, or with ``--workers`` N > 1
     the supervisor of N servers."""
     if (options.get("workers") or 1) > 1:
+        from ivr.server.workers import supervise
+
         return supervise(options, reactor)
     shop = options.get("orders-config")
     store, orders = open_database(options["db"], bool(options["sync-every-commit"]),
@@ -545,7 +521,8 @@ def serve(options, reactor) -> None:
     out = sys.stdout
     if options["log-file"]:
         out = log_file(options["log-file"], options["log-max-bytes"], options["log-files"])
-    globalLogBeginner.beginLoggingTo([text_log_observer(out)])
+    process = f"worker-{options['worker']}" if options.get("worker") else ""
+    globalLogBeginner.beginLoggingTo([text_log_observer(out, process)])
     top = makeService(options, reactor)
     top.startService()
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)

@@ -39,7 +39,8 @@ from twisted.logger import Logger
 
 import ivr
 
-__all__ = ["AdoptedPort", "WorkerPool", "listening_socket", "worker_log_path", "worker_main"]
+__all__ = ["AdoptedPort", "WorkerPool", "listening_socket", "shares_a_socket", "supervise",
+           "worker_log_path", "worker_main"]
 
 log = Logger()
 
@@ -57,6 +58,16 @@ STABLE_AFTER = 30.0
 
 #: Seconds workers have to finish their requests after SIGTERM before SIGKILL.
 STOP_GRACE = 10.0
+
+
+#: The sockets worker processes can share (Twisted adopts these).
+_SHARED_ENDPOINTS = ("tcp", "tcp6", "unix")
+
+
+def shares_a_socket(description: str) -> bool:
+    """Whether the strports ``description`` is a socket the workers of
+    ``--workers`` can share."""
+    return description.split(":", 1)[0].strip().lower() in _SHARED_ENDPOINTS
 
 
 def listening_socket(description: str, reactor):
@@ -201,6 +212,20 @@ class WorkerPool(service.Service):
             port, self.port = self.port, None
             return port.stopListening() if port is not None else None
         return stopped.addCallback(stopped_all)
+
+
+def supervise(options, reactor) -> service.MultiService:
+    """``--workers N`` (N > 1): the database made ready once, then N worker
+    processes on one listening socket (see ivr.server.workers)."""
+    from ivr.server.tap import open_database, with_backlog
+
+    store, _orders = open_database(options["db"], bool(options["sync-every-commit"]),
+                                   demo_orders=options.get("orders-config") is None)
+    store.close()
+    top = service.MultiService()
+    WorkerPool(with_backlog(options["listen"]), options["workers"], options["arguments"],
+               reactor).setServiceParent(top)
+    return top
 
 
 # -- the worker's side ------------------------------------------------------------------
