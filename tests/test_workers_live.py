@@ -119,6 +119,12 @@ def _stored(db: Path) -> dict[str, tuple[int, bool, int]]:
     return {call: (turn, bool(ended), events) for call, turn, ended, events in rows}
 
 
+def _served_by(server, call: str, turns: int) -> list[tuple[str, str]] | None:
+    """(worker, turn) of each turn of ``call`` logged, once ``turns`` are."""
+    served = re.findall(rf"\[worker-(\d)/\S+\] turn {call} (\d) at", server.log.read_text())
+    return served if len(served) >= turns else None
+
+
 def _call_id(number: int) -> str:
     return f"CA{number:032x}"
 
@@ -151,6 +157,9 @@ def test_the_turns_of_one_call_are_served_by_different_workers(server):
             os.kill(pid, signal.SIGCONT)
     turn, ended, events = _stored(server.db)[call]
     assert (turn, ended) == (2, True) and events >= 3
+    # Each worker's log names it: turns 0 and 2 in the first, 1 in the second.
+    served = _deadline(10, "the three turns logged", lambda: _served_by(server, call, 3))
+    assert sorted((turn, worker) for worker, turn in served) == [("0", "1"), ("1", "2"), ("2", "1")]
 
 
 def _play(server, number: int, answered: list) -> None:
