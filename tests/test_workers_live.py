@@ -208,3 +208,13 @@ def test_a_worker_killed_under_load_loses_no_answered_turn(server):
     finally:
         os.kill(survivor, signal.SIGCONT)
     assert _stored(server.db)[_call_id(0xC0FFEE)][:2] == (2, True)
+
+
+def test_sighup_to_the_supervisor_reloads_the_flows_in_every_worker(server):
+    os.kill(server.process.pid, signal.SIGHUP)
+
+    def reloaded():
+        return set(re.findall(r"\[worker-(\d)/\S+\] SIGHUP: reloading flows",
+                              server.log.read_text())) == {"1", "2"}
+    _deadline(30, "both workers reloading their flows", reloaded)
+    assert server.process.poll() is None  # the supervisor itself goes on
