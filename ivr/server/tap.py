@@ -338,7 +338,6 @@ STORAGE_PROBE_INTERVAL = 5.0
 RETENTION_INTERVAL = 24 * 3600.0
 
 
-
 def log_file(path: str, max_bytes: int, files: int):
     """The server's log file at ``path``, rotated when it reaches
     ``max_bytes`` (``path.1`` is the newest old file), keeping ``files``

@@ -30,12 +30,13 @@ import os
 import signal
 import socket
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from twisted.application import service
 from twisted.internet import abstract, defer, endpoints, error, fdesc, protocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 import ivr
 
@@ -78,7 +79,7 @@ def listening_socket(description: str, reactor):
     results: list = []
     endpoint.listen(protocol.Factory()).addBoth(results.append)
     port = results[0]  # TCP and UNIX endpoints listen at once
-    if isinstance(port, Exception) or hasattr(port, "raiseException"):
+    if isinstance(port, Failure):
         port.raiseException()
     port.stopReading()
     return port
@@ -101,7 +102,6 @@ class _Worker:
     started_at: float = 0.0
     young_deaths: int = 0
     restart: object = None
-    pids: list[int] = field(default_factory=list)
 
 
 class _WorkerProcess(protocol.ProcessProtocol):
@@ -166,7 +166,6 @@ class WorkerPool(service.Service):
                                childFDs={0: "w", 1: 1, 2: 2, fd: fd})
         slot.process, slot.started_at = process, self.reactor.seconds()
         process.pid = transport.pid
-        slot.pids.append(transport.pid)
         log.info("worker {index} started: pid {pid}", index=slot.index, pid=transport.pid)
 
     # -- a worker's end -------------------------------------------------------------
