@@ -319,3 +319,40 @@ def test_of_two_workers_on_one_database_one_sweeps_until_its_lease_runs_out(tmp_
     second_clock.advance(SWEEP_LEASE_INTERVALS * interval)  # the first has stopped renewing
     assert _run(second, "sweep") == 0
     assert _run(first, "sweep") is None
+
+
+# -- no sticky routing: each worker's copy of a call is checked against the file ----------------
+def _save(store, turn, node):
+    state = {"caller": "+33612345678", "node": node, "ended": False}
+    store.save_turn(CA1, turn, state, f"<Response>{node}</Response>".encode(),
+                    [{"call_id": CA1, "seq": turn, "flow": "f", "version": "v", "node": node,
+                      "kind": "menu", "at": "2026-11-24T09:00:00+00:00"}],
+                    {"flow": "f", "version": "v", "started_at": "2026-11-24T09:00:00+00:00"},
+                    caller="+33612345678")
+
+
+def test_turns_alternating_between_two_workers_never_read_a_stale_copy(tmp_path):
+    first, second = CallStore.open(tmp_path / "ivr.db"), CallStore.open(tmp_path / "ivr.db")
+    _save(first, 0, "menu")
+    assert second.load_call(CA1).state["node"] == "menu"
+    _save(second, 1, "track")
+    # The first worker kept its own save of turn 0: the file says otherwise now.
+    assert (first.load_call(CA1).turn, first.load_call(CA1).state["node"]) == (1, "track")
+    _save(first, 2, "goodbye")
+    assert (second.load_call(CA1).turn, second.load_call(CA1).state["node"]) == (2, "goodbye")
+    # A late write of an older turn from a worker's stale copy changes nothing.
+    _save(second, 1, "track")
+    assert first.load_call(CA1).turn == 2
+    assert [e["node"] for e in first.node_events(CA1)] == ["menu", "track", "goodbye"]
+    first.close()
+    second.close()
+
+
+def test_ivr_serve_runs_one_worker_per_core_unless_told(monkeypatch):
+    started = []
+    monkeypatch.setattr(tap, "serve", lambda options, reactor: started.append(options["workers"]))
+    monkeypatch.setattr(tap.os, "cpu_count", lambda: 4)
+    tap.main(["--db", "x.db"])
+    tap.main(["--db", "x.db", "--workers", "1"])
+    tap.main(["--db", "x.db", "--listen", "ssl:8443:privateKey=key.pem"])  # cannot be shared
+    assert started == [4, 1, 1]
