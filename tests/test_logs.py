@@ -87,3 +87,14 @@ def test_the_time_stamp_follows_the_clock_across_seconds():
     lines = _lines(text_log_observer, emit).splitlines()
     assert lines == _lines(textFileLogObserver, emit).splitlines()
     assert lines[0] == lines[1] and lines[1] != lines[2]
+
+
+def test_a_workers_lines_name_it_before_their_system():
+    def emit(log):
+        log.info("turn {call} {turn}", call="CA1", turn=2)
+        log.failure("it broke", Failure(ValueError("boom")))
+
+    plain = _lines(text_log_observer, emit).splitlines()
+    tagged = _lines(lambda out: text_log_observer(out, "worker-2"), emit).splitlines()
+    assert tagged[0] == plain[0].replace(" [", " [worker-2/", 1)
+    assert tagged[1] == plain[1].replace(" [", " [worker-2/", 1)

@@ -43,7 +43,14 @@ from ivr.providers.dialect import Dialect
 from ivr.providers.twilio.dialect import TwilioDialect
 from ivr.server.call_status import _settled, _StatusCallbacks
 from ivr.server.helpdesk import NoHelpdesk
-from ivr.server.holding import HOLD_AFTER, HOLD_PAUSE, MAX_HOLD_ANSWERS, Held, server_say
+from ivr.server.holding import (
+    HOLD_AFTER,
+    HOLD_PAUSE,
+    MAX_HOLD_ANSWERS,
+    Held,
+    PollsElsewhere,
+    server_say,
+)
 from ivr.server.registry import UnknownFlow
 from ivr.server.sms import NoSms
 from ivr.server.storage_faults import Unsaved, _both, _StorageFaults
@@ -107,6 +114,9 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         #: a call whose flow version is gone still hears one.
         self._apologies: dict[str, act.Say] = {}
         self._apologies_of = None
+        #: Polls for turns another server process plays (several share the
+        #: store): none waits unless set (ivr.server.tap does, for workers).
+        self.polls_elsewhere = PollsElsewhere(0)
 
     def action_url(self, flow_name: str, turn: int) -> str:
         """Where the provider sends the answer to ``turn``: the turn number
@@ -141,6 +151,8 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
                 return self.dialect.render([act.Hangup()], "")
         except Exception as error:  # noqa: BLE001 - the store cannot even read
             return self._unreadable(flow_name, turn, params, now, error)
+        if poll and (record is None or record.turn < turn) and self.polls_elsewhere.wait(call_id, turn):
+            return self._hold_again(flow_name, turn)  # the turn plays in another process
         if record is not None and (turn <= record.turn or poll):
             # A retry; or a poll for a turn this process no longer holds (it
             # restarted): the caller hears the last question again.
@@ -239,6 +251,11 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             if len(self._hold_answers) > MAX_HOLD_ANSWERS:
                 self._hold_answers.popitem(last=False)
         return body
+
+    def _hold_again(self, flow_name: str, turn: int) -> bytes:
+        """A pause and the same poll again: for a caller whose held turn
+        another process plays, until the store has its answer."""
+        return self.dialect.render([act.Pause(HOLD_PAUSE), act.Redirect(self.poll_url(flow_name, turn))], "")
 
     def _hold(self, held: "Held", flow_name: str, first: bool) -> bytes:
         actions = [held.say] if first and held.say is not None else []

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import Callable
 
 from twisted.application import service
 from twisted.internet import defer
@@ -220,15 +221,18 @@ class Helpdesk:
 
 
 class HelpdeskService(service.Service):
-    """Sends the requests left pending when the server starts; cancels
-    what is in flight when it stops (sent again at the next start)."""
+    """Sends the requests left pending when the server starts, unless
+    ``may_resend`` refuses (another server process sharing the store does
+    it); cancels what is in flight when it stops (sent again at the next
+    start)."""
 
-    def __init__(self, helpdesk):
-        self.helpdesk = helpdesk
+    def __init__(self, helpdesk, may_resend: Callable[[], bool] = lambda: True):
+        self.helpdesk, self.may_resend = helpdesk, may_resend
 
     def startService(self):
         super().startService()
-        self.helpdesk.resend_pending()
+        if self.may_resend():
+            self.helpdesk.resend_pending()
 
     def stopService(self):
         super().stopService()

@@ -3,6 +3,8 @@ prompt and the provider polls until the answer is ready (or the caller is gone).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
@@ -18,6 +20,38 @@ HOLD_PAUSE = 2
 
 #: How many held turns' hold answers are kept for late retries.
 MAX_HOLD_ANSWERS = 10_000
+
+
+class PollsElsewhere:
+    """Polls for a held turn this process does not hold: with several
+    server processes on one store, the caller's poll may reach another
+    process than the one playing the turn.  It is answered with another
+    pause until the turn's answer is in the store, at most ``most`` times
+    per turn in each process (the turn's process may have died): then
+    the caller hears the last question again, as after a restart."""
+
+    def __init__(self, most: int, kept: int = MAX_HOLD_ANSWERS):
+        self.most, self.kept = most, kept
+        self._seen: OrderedDict[tuple[str, int], int] = OrderedDict()
+
+    @classmethod
+    def bounded(cls, lookup_timeout: float, hold_after: float, margin: float) -> "PollsElsewhere":
+        """As many polls as a held turn can last, in pauses: its look-ups'
+        timeout, then the wait for the caller to come back for the answer
+        (a pause, ``hold_after`` and ``margin``), which the polls reaching
+        another process do not cut short."""
+        return cls(int((lookup_timeout + HOLD_PAUSE + 2 * hold_after + margin) / HOLD_PAUSE) + 2)
+
+    def wait(self, call_id: str, turn: int) -> bool:
+        """Whether this poll of ``turn`` should wait again."""
+        if self.most <= 0:
+            return False
+        key = (call_id, turn)
+        seen = self._seen.pop(key, 0) + 1
+        self._seen[key] = seen
+        if len(self._seen) > self.kept:
+            self._seen.popitem(last=False)
+        return seen <= self.most
 
 
 class _Round:

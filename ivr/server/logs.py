@@ -20,27 +20,38 @@ from twisted.logger import FileLogObserver, formatEventAsClassicLogText, formatT
 __all__ = ["text_log_observer"]
 
 
-def text_log_observer(out: IO[Any]) -> FileLogObserver:
-    """A file observer writing the lines ``textFileLogObserver(out)`` would."""
-    return FileLogObserver(out, _ClassicText())
+def text_log_observer(out: IO[Any], process: str = "") -> FileLogObserver:
+    """A file observer writing the lines ``textFileLogObserver(out)`` would;
+    with ``process`` (``worker-2``, say) each line's system, in brackets,
+    starts with it and a slash, telling the processes of one server apart."""
+    return FileLogObserver(out, _ClassicText(f"{process}/" if process else ""))
 
 
 class _ClassicText:
     """``formatEventAsClassicLogText``, with the fast path described above."""
 
-    def __init__(self):
+    def __init__(self, prefix: str = ""):
         self._second: int | None = None
         self._stamp = "-"
+        self._prefix = prefix
 
     def __call__(self, event: dict) -> str | None:
         text = self._message(event)
         system = event.get("log_system")
         if not text or not isinstance(system, (str, type(None))):
-            return formatEventAsClassicLogText(event)
+            return formatEventAsClassicLogText(self._tagged(event) if self._prefix else event)
         if system is None:
             level = event.get("log_level")
             system = f"{event.get('log_namespace', '-')}#{level.name if level else '-'}"
-        return f"{self._time(event.get('log_time'))} [{system}] {text}\n"
+        return f"{self._time(event.get('log_time'))} [{self._prefix}{system}] {text}\n"
+
+    def _tagged(self, event: dict) -> dict:
+        """``event`` with this process's prefix on its system, for Twisted's formatter."""
+        system = event.get("log_system")
+        if system is None:
+            level = event.get("log_level")
+            system = f"{event.get('log_namespace', '-')}#{level.name if level else '-'}"
+        return {**event, "log_system": f"{self._prefix}{system}"}
 
     @staticmethod
     def _message(event: dict) -> str | None:

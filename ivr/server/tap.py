@@ -30,13 +30,22 @@ from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.lookups.orders import OrderStore
 from ivr.lookups.shops import HttpOrderLookups, OrderLookupsService, ShopConfigError, load_config
-from ivr.server.calls import CallHandler
+from ivr.server.calls import COME_BACK_MARGIN, CallHandler
 from ivr.server.dashboard import check_dashboard_token, make_dashboard
 from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
+from ivr.server.holding import PollsElsewhere
+from ivr.server.leases import (
+    CHECKPOINT_LEASE,
+    HELPDESK_LEASE,
+    RETENTION_LEASE,
+    SWEEP_LEASE_INTERVALS,
+    Leases,
+)
 from ivr.server.registry import FlowRegistry
 from ivr.server.requests import LimitedRequest, WebhookChannel
 from ivr.server.sms import SmsConfigError, SmsService, TwilioAccount, sender_for
 from ivr.server.web import build_root
+from ivr.server.workers import shares_a_socket
 from ivr.store.sqlite.checkpoint import SAFETY_NET_PAGES, Checkpointer
 from ivr.store.sqlite.group_commit import GroupCommit
 from ivr.store.sqlite.store import CallStore
@@ -99,6 +108,10 @@ class Options(usage.Options):
         ["dashboard-token", None, None,
          "Serve the ops dashboard at /dashboard to requests carrying this token (default: "
          "$IVR_DASHBOARD_TOKEN); without one there is no dashboard."],
+        ["workers", "w", None,
+         "Server processes sharing the listening socket, all on --db (default: one per "
+         "core for ivr-serve, one for twist ivr); --listen must then be a tcp:, tcp6: or "
+         "unix: socket."],
         ["helpdesk-url", None, None,
          "POST each callback request as JSON to this URL (e.g. https://helpdesk.example.com/"
          "callbacks), with $IVR_HELPDESK_TOKEN as a Bearer token when set; without one "
@@ -114,7 +127,17 @@ class Options(usage.Options):
          "for test servers only."],
     ]
 
+    def parseOptions(self, options=None):
+        # Kept as given: each worker process is started with the same options.
+        self["arguments"] = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)
+
     def postOptions(self):
+        self["workers"] = positive_number(self["workers"], "--workers", int)
+        if (self["workers"] or 1) > 1 and not shares_a_socket(self["listen"]):
+            raise usage.UsageError(f"--workers {self['workers']} shares one socket: --listen "
+                                   f"must be a tcp:, tcp6: or unix: description, not "
+                                   f"{self['listen']!r} (terminate TLS in front of the server)")
         if self["twilio-auth-token"] is None:
             self["twilio-auth-token"] = os.environ.get("TWILIO_AUTH_TOKEN") or None
         if self["dashboard-token"] is None:
@@ -358,7 +381,24 @@ def fallback_target(value: str | None) -> DialTarget | None:
     return DialTarget("sip" if value.startswith("sip:") else "number", value)
 
 
+def listening(options, site, reactor) -> service.Service:
+    """The service accepting the server's connections: on ``--listen``, or
+    on the socket a worker inherited from its supervisor."""
+    if options.get("inherited-socket"):
+        from ivr.server.workers import AdoptedPort
+
+        fd, family = options["inherited-socket"]
+        return AdoptedPort(fd, family, site, reactor)
+    return strports.service(with_backlog(options["listen"]), site, reactor=reactor)
+
+
 def makeService(options, reactor=default_reactor) -> service.MultiService:
+    """The server's service tree: one server, or with ``--workers`` N > 1
+    the supervisor of N servers."""
+    if (options.get("workers") or 1) > 1:
+        from ivr.server.workers import supervise
+
+        return supervise(options, reactor)
     shop = options.get("orders-config")
     store, orders = open_database(options["db"], bool(options["sync-every-commit"]),
                                   demo_orders=shop is None)
@@ -383,6 +423,9 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         send_sms=texts.send,
         helpdesk=helpdesk,
     )
+    if options.get("worker"):  # a caller on hold may poll another worker
+        handler.polls_elsewhere = PollsElsewhere.bounded(
+            options["lookup-timeout"], options["hold-after"], COME_BACK_MARGIN)
     root = build_root(handler, registry, auth_token=options["twilio-auth-token"],
                       public_url=options["public-url"],
                       simulated_clock=bool(options["simulated-clock"]),
@@ -409,16 +452,23 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     # random): SQLite's default 2 MB page cache was read again and again
     # from the OS as the log grew.
     store.db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
-    Checkpointer(options["db"], reactor).setServiceParent(top)
+    # Work that must run once however many processes share the store.
+    leases = Leases(store, reactor)
+    Checkpointer(options["db"], reactor,
+                 may_run=lambda: leases.held("wal-checkpoint", CHECKPOINT_LEASE)
+                 ).setServiceParent(top)
     # Children stop in reverse order: this one last, once nothing listens.
     FlushOnStop(handler.group_commit).setServiceParent(top)
-    strports.service(with_backlog(options["listen"]), site, reactor=reactor).setServiceParent(top)
+    listening(options, site, reactor).setServiceParent(top)
     reload = internet.TimerService(options["reload-interval"], registry.reload_if_changed)
     reload.clock = reactor
     reload.setServiceParent(top)
     ReloadOnHangup(registry, reactor).setServiceParent(top)
     # Calls whose status callback never came are ended, not left open.
-    sweep = internet.TimerService(min(300.0, options["sweep-after"] / 4), handler.sweep,
+    sweep_interval = min(300.0, options["sweep-after"] / 4)
+    sweep = internet.TimerService(sweep_interval,
+                                  leases.once("sweep", SWEEP_LEASE_INTERVALS * sweep_interval,
+                                              handler.sweep),
                                   idle=options["sweep-after"],
                                   state_kept=options.get("retry-window") or 600.0)
     sweep.clock = reactor
@@ -430,7 +480,8 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     probe.setName("storage-probe")
     probe.setServiceParent(top)
     if options.get("retention-days"):
-        retention = internet.TimerService(RETENTION_INTERVAL, handler.purge,
+        retention = internet.TimerService(RETENTION_INTERVAL,
+                                          leases.once("retention", RETENTION_LEASE, handler.purge),
                                           options["retention-days"])
         retention.clock = reactor
         retention.setName("retention")
@@ -438,7 +489,8 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         log.info("calls older than {days:g} days are erased daily", days=options["retention-days"])
     SmsService(texts).setServiceParent(top)
     # Requests left pending by the last run are sent again.
-    HelpdeskService(helpdesk).setServiceParent(top)
+    HelpdeskService(helpdesk, may_resend=lambda: leases.held("helpdesk-resend", HELPDESK_LEASE)
+                    ).setServiceParent(top)
     if shop:
         OrderLookupsService(lookups).setServiceParent(top)
         log.info("orders from {url} ({preset})", url=shop.base_url, preset=shop.preset or "custom mapping")
@@ -446,22 +498,31 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
 
 
 def main(argv=None):
-    """``ivr-serve``: the same service as ``twist ivr``, with the same options."""
+    """``ivr-serve``: the same service as ``twist ivr``, with the same
+    options; one worker process per core unless ``--workers`` says."""
+    options = Options()
+    try:
+        options.parseOptions(sys.argv[1:] if argv is None else argv)
+        if options["workers"] is None:  # one per core, where the socket can be shared
+            options["workers"] = (os.cpu_count() or 1) if shares_a_socket(options["listen"]) else 1
+    except usage.UsageError as error:
+        print(f"{options}\nivr-serve: {error}", file=sys.stderr)
+        sys.exit(2)
+    serve(options, default_reactor)
+
+
+def serve(options, reactor) -> None:
+    """Log, start the service tree of ``options`` and run ``reactor`` until it stops."""
     from twisted.logger import globalLogBeginner
 
     from ivr.server.logs import text_log_observer
 
-    options = Options()
-    try:
-        options.parseOptions(sys.argv[1:] if argv is None else argv)
-    except usage.UsageError as error:
-        print(f"{options}\nivr-serve: {error}", file=sys.stderr)
-        sys.exit(2)
     out = sys.stdout
     if options["log-file"]:
         out = log_file(options["log-file"], options["log-max-bytes"], options["log-files"])
-    globalLogBeginner.beginLoggingTo([text_log_observer(out)])
-    top = makeService(options, default_reactor)
+    process = f"worker-{options['worker']}" if options.get("worker") else ""
+    globalLogBeginner.beginLoggingTo([text_log_observer(out, process)])
+    top = makeService(options, reactor)
     top.startService()
-    default_reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
-    default_reactor.run()
+    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    reactor.run()

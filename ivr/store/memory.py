@@ -13,13 +13,13 @@ import hashlib
 import hmac
 import secrets
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Iterator
 
 import orjson
 
 from ivr.phone import is_withheld
-from ivr.store.protocol import CallRecord, checked_turn
+from ivr.store.protocol import CallRecord, checked_turn, lease_window
 from ivr.store.sqlite.migrations import CALLBACK_STATUSES
 from ivr.store.sqlite.sql import _text, _utc_iso, _utc_now
 from ivr.store.sqlite.store import NO_SEQUENCE, normalise_number
@@ -39,6 +39,8 @@ class MemoryCallStore:
         self._key = caller_key or secrets.token_bytes(32)
         self._data: dict[str, dict] = {table: {} for table in _CALL_TABLES}
         self._flows: dict[tuple[str, str], dict] = {}
+        #: lease name -> (holder, until)
+        self._leases: dict[str, tuple[str, datetime]] = {}
 
     def close(self) -> None:
         """Nothing to release."""
@@ -247,12 +249,23 @@ class MemoryCallStore:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Writes kept together: an exception restores what was kept before."""
-        before = copy.deepcopy((self._data, self._flows))
+        before = copy.deepcopy((self._data, self._flows, self._leases))
         try:
             yield
         except BaseException:
-            self._data, self._flows = before
+            self._data, self._flows, self._leases = before
             raise
+
+    # -- leases ---------------------------------------------------------------------
+    def take_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``now + ttl``
+        (see :meth:`ivr.store.protocol.CallStore.take_lease`)."""
+        moment, until = lease_window(name, holder, now, ttl)
+        kept = self._leases.get(name)
+        if kept is not None and kept[0] != holder and kept[1] > moment:
+            return False
+        self._leases[name] = (holder, until)
+        return True
 
 
 def _event_row(call_id: str, event: dict) -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
 
 __all__ = ["CallRecord", "CallStore"]
@@ -40,6 +41,18 @@ def checked_turn(call_id: str, node_events: list[dict], summary: dict,
     if summary.get("call_id", call_id) != call_id:
         raise ValueError(f"summary of call {summary['call_id']!r} saved with {call_id!r}")
     return response.encode("utf-8") if isinstance(response, str) else response
+
+
+def lease_window(name: str, holder: str, now: datetime,
+                 ttl: timedelta) -> tuple[datetime, datetime]:
+    """What every backend checks before it takes a lease: the moment and
+    the end of the lease asked for, both in UTC (a naive ``now`` is UTC)."""
+    if not name or not holder:
+        raise ValueError("a lease needs a name and a holder")
+    if ttl <= timedelta(0):
+        raise ValueError(f"a lease lasts a positive time, not {ttl}")
+    moment = now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
+    return moment, moment + ttl
 
 
 @runtime_checkable
@@ -127,6 +140,13 @@ class CallStore(Protocol):
 
     def purge_before(self, started_before: str, batch: int = 1000) -> dict[str, int]:
         """Erase the calls started before ``started_before``; records erased per table."""
+
+    def take_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``now + ttl``:
+        True when it is free, expired at ``now`` or already ``holder``'s;
+        False (and nothing changes) while another holder's lease is valid.
+        A naive ``now`` is taken as UTC.  Raises ``ValueError`` for a
+        ``ttl`` that is not positive or an empty name or holder."""
 
     def close(self) -> None:
         """Release what the store holds open."""

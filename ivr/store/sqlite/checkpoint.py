@@ -56,13 +56,17 @@ class Checkpointer(service.Service):
     """Checkpoint the database at ``path`` every ``interval`` seconds, in
     a thread (``run_in_thread`` runs a function there and returns a
     Deferred; the reactor's pool by default).  A checkpoint still running
-    when the next is due makes that one skip its turn."""
+    when the next is due makes that one skip its turn, and so does one
+    that ``may_run`` refuses (another process sharing the file holds the
+    checkpoints' lease)."""
 
     log = Logger()
 
     def __init__(self, path: str, reactor, interval: float = CHECKPOINT_INTERVAL,
-                 run_in_thread: Callable[..., defer.Deferred] | None = None):
+                 run_in_thread: Callable[..., defer.Deferred] | None = None,
+                 may_run: Callable[[], bool] = lambda: True):
         self.path, self.reactor, self.interval = path, reactor, interval
+        self.may_run = may_run
         self.run_in_thread = run_in_thread or (
             lambda f, *args: threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *args))
         self._loop = task.LoopingCall(self.run_once)
@@ -82,7 +86,7 @@ class Checkpointer(service.Service):
 
     def run_once(self) -> defer.Deferred | None:
         """Start a checkpoint unless one is running; its Deferred."""
-        if self._running is not None:
+        if self._running is not None or not self.may_run():
             return None
         self._running = self.run_in_thread(checkpoint, self.path)
         self._running.addErrback(self._failed).addBoth(self._done)

@@ -204,6 +204,19 @@ def _transfer_result(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+@MIGRATIONS(name="0010_leases")
+def _leases(db: sqlite_utils.Database) -> None:
+    """Leases on work that must run once however many server processes
+    share the file (the sweep, helpdesk re-sends, checkpoints, the
+    retention purge): who holds each, and until when (UTC, ISO 8601 with
+    microseconds, so times compare as strings)."""
+    db.execute("""CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    )""")
+
+
 def mark_first_visits(db: sqlite_utils.Database) -> None:
     """Flag each call's first event at each node (events written without
     the flag: a log from before it, or one built in bulk)."""

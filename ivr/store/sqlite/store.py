@@ -19,6 +19,8 @@ the reports count (definitions: docs/deflection.md; promises: docs/reliability.m
 ``callback_requests``  one row per call that asked to be called back: the
                    number (sealed), reason, order, preferred slot, and
                    whether the helpdesk was told (``ivr.server.helpdesk``).
+``leases``         who runs the work that must run once however many
+                   server processes share the file, and until when.
 
 Caller numbers.  Reports see only ``calls.caller_hash``, an HMAC-SHA256 of
 the normalised number.  The engine state must keep the number itself (a
@@ -70,6 +72,7 @@ from ivr.store.sqlite.callbacks import (
     _sealer,
     stored_caller_key,
 )
+from ivr.store.sqlite.leases import _Leases
 from ivr.store.sqlite.migrations import CALLBACK_STATUSES, _apply_migrations
 from ivr.store.sqlite.retention import _Retention
 from ivr.store.sqlite.sql import _text, _update_sql, _upsert_sql, _utc_iso, _utc_now
@@ -102,7 +105,7 @@ class _Kept:
     row: dict
 
 
-class CallStore(_CallbackRequests, _Retention):
+class CallStore(_CallbackRequests, _Retention, _Leases):
     """Calls, their per-turn state, node events, status callbacks and flow
     versions, in SQLite: the SQLite backend of :class:`ivr.store.protocol.CallStore`."""
 

@@ -1,0 +1,72 @@
+"""Leases in the store: work that must run once, however many server
+processes share it, is done by the one holding its lease."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ivr.store.memory import MemoryCallStore
+from ivr.store.sqlite.store import CallStore
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+TTL = timedelta(seconds=30)
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def stores(request, tmp_path):
+    """Two handles on one store, as two worker processes have: two
+    connections to one file, or the same memory store twice."""
+    if request.param == "memory":
+        store = MemoryCallStore()
+        yield store, store
+        return
+    first = CallStore.open(tmp_path / "ivr.db")
+    second = CallStore.open(tmp_path / "ivr.db")
+    yield first, second
+    first.close()
+    second.close()
+
+
+def test_of_two_holders_asking_for_a_free_lease_the_first_gets_it(stores):
+    a, b = stores
+    assert a.take_lease("sweep", "worker-a", NOW, TTL) is True
+    assert b.take_lease("sweep", "worker-b", NOW, TTL) is False
+
+
+def test_a_holder_renews_its_own_lease(stores):
+    a, b = stores
+    assert a.take_lease("sweep", "worker-a", NOW, TTL)
+    assert a.take_lease("sweep", "worker-a", NOW + TTL / 2, TTL)
+    # Renewed until NOW + 1.5 TTL: still a's after the first term.
+    assert b.take_lease("sweep", "worker-b", NOW + TTL + timedelta(seconds=1), TTL) is False
+
+
+def test_an_expired_lease_passes_to_the_next_holder_and_not_back(stores):
+    a, b = stores
+    assert a.take_lease("sweep", "worker-a", NOW, TTL)
+    assert b.take_lease("sweep", "worker-b", NOW + TTL - timedelta(microseconds=1), TTL) is False
+    assert b.take_lease("sweep", "worker-b", NOW + TTL, TTL) is True
+    assert a.take_lease("sweep", "worker-a", NOW + TTL, TTL) is False
+
+
+def test_leases_of_different_names_are_independent(stores):
+    a, b = stores
+    assert a.take_lease("sweep", "worker-a", NOW, TTL)
+    assert b.take_lease("wal-checkpoint", "worker-b", NOW, TTL)
+
+
+def test_a_lease_compares_moments_whatever_their_offset(stores):
+    a, b = stores
+    paris = timezone(timedelta(hours=1))
+    assert a.take_lease("sweep", "worker-a", NOW.astimezone(paris), TTL)
+    assert b.take_lease("sweep", "worker-b", NOW + TTL / 2, TTL) is False
+    assert b.take_lease("sweep", "worker-b", (NOW + TTL).replace(tzinfo=None), TTL) is True
+
+
+@pytest.mark.parametrize("name, holder, ttl", [
+    ("", "worker-a", TTL), ("sweep", "", TTL), ("sweep", "worker-a", timedelta(0)),
+])
+def test_a_lease_without_a_name_a_holder_or_a_term_is_refused(stores, name, holder, ttl):
+    a, _b = stores
+    with pytest.raises(ValueError):
+        a.take_lease(name, holder, NOW, ttl)
