@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ivr.engine.actions import (
     TERMINAL,
@@ -42,6 +41,7 @@ from ivr.engine.actions import (
     Redirect,
     Say,
 )
+from ivr.providers.urls import with_query
 from ivr.providers.vonage import gaps
 
 CONTENT_TYPE = b"application/json"
@@ -155,7 +155,7 @@ def _connect(dial: Dial, next_url: str) -> dict:
     target = dial.target
     if target.kind == "number":
         endpoint: dict = {"type": "phone", "number": _msisdn(target.address)}
-        whisper = _with_query(dial.whisper_url, dial.params)
+        whisper = with_query(dial.whisper_url, dial.params)
         if whisper:
             endpoint["onAnswer"] = {"url": whisper}
     elif target.kind == "sip":
@@ -208,12 +208,3 @@ def _msisdn(number: str) -> str:
     if not re.fullmatch(r"[0-9]{6,15}", digits):
         raise ValueError(f"{number[:20]!r} is not an international phone number")
     return digits
-
-
-def _with_query(url: str | None, params: tuple[tuple[str, str], ...]) -> str | None:
-    """``url`` with ``params`` added to its query (reason and order for the agent)."""
-    if url is None or not params:
-        return url
-    parts = urlsplit(url)
-    query = "&".join(part for part in (parts.query, urlencode(params)) if part)
-    return urlunsplit(parts._replace(query=query))
