@@ -187,6 +187,7 @@ def test_a_progress_event_is_a_status_notice_at_the_event_url():
     ({"recording_url": "https://api.nexmo.com/v1/files/x", "start_time": "2020-01-01T12:00:00.000Z",
       "end_time": "2020-01-01T12:00:25.000Z"}, {"waiting": "record"},
      {"type": "recorded", "url": "https://api.nexmo.com/v1/files/x", "duration": 25}),
+    ({"payload": {"ivr": "transfer"}}, {"waiting": "dial"}, {"type": "dial_result", "status": "failed"}),
     ({"payload": {"ivr": "recorded"}}, {"waiting": "record"},
      {"type": "recorded", "url": None, "duration": None}),
 ])
@@ -194,6 +195,23 @@ def test_each_request_shape_becomes_its_engine_event(body, state, event):
     d = dialect()
     params = d.check({"conversation_uuid": CALL, **body}, d.voice_fields)
     assert d.event_from(params, state) == event
+
+
+def test_the_sdks_sample_shapes_are_read():
+    # As in vonage-dotnet-sdk Vonage.Test/Voice/Data: a record event without
+    # uuid, a confidence written ".91", timed_out as a string.
+    d = dialect()
+    record = d.check({"timestamp": "2020-01-01T12:00:00.000Z", "start_time": "2020-01-01T12:00:00.000Z",
+                      "end_time": "2020-01-01T12:00:01.000Z", "size": 12222,
+                      "recording_url": "https://api.nexmo.com/v1/files/bbbbbbbb-aaaa-cccc-dddd-0123456789ab",
+                      "recording_uuid": LEG, "conversation_uuid": CALL}, d.voice_fields)
+    assert d.event_from(record, {"waiting": "record"})["duration"] == 1
+    speech = d.check({"from": "442079460000", "to": "447700900000", "uuid": LEG,
+                      "conversation_uuid": CALL, "timed_out": "true", "timestamp": "2020-01-01T12:00:00.000Z",
+                      "speech": {"results": [{"text": "hello world", "confidence": ".91"}],
+                                 "error": "foo", "timeout_reason": "bar"}}, d.voice_fields)
+    assert d.event_from(speech, {"waiting": "gather"}) == {"type": "speech", "text": "hello world",
+                                                           "confidence": 0.91}
 
 
 def test_the_completed_event_is_a_final_notice_with_duration_and_end_time():
@@ -246,7 +264,10 @@ def test_a_dial_is_a_synchronous_connect_with_the_whisper_on_answer():
     dial = act.Dial(act.DialTarget("number", "+33123456789"), timeout=20, caller_id="+33100000000",
                     params=(("X-IVR-Reason", "return_request"), ("X-IVR-Call", CALL)),
                     whisper_url="https://ivr.example/whisper")
-    (connect,) = load(render_ncco([act.Say("Un instant"), dial], URL))[1:]
+    connect, notify = load(render_ncco([act.Say("Un instant"), dial], URL))[1:]
+    # Busy or unavailable, the connect ends and the notify fetches the turn's answer.
+    assert notify == {"action": "notify", "payload": {"ivr": "transfer"}, "eventUrl": [URL],
+                      "eventMethod": "POST"}
     assert connect == {
         "action": "connect", "eventType": "synchronous", "eventUrl": [URL], "eventMethod": "POST",
         "from": "33100000000", "timeout": 20,
@@ -261,9 +282,9 @@ def test_a_dial_is_a_synchronous_connect_with_the_whisper_on_answer():
 
 def test_a_queue_is_a_conversation_the_caller_waits_in():
     for action in (act.Enqueue("post-sale"), act.Dial(act.DialTarget("queue", "post-sale"))):
-        assert load(render_ncco([action], URL)) == [{
+        assert load(render_ncco([action], URL))[0] == {
             "action": "conversation", "name": "post-sale", "startOnEnter": False,
-            "eventUrl": [URL], "eventMethod": "POST"}]
+            "eventUrl": [URL], "eventMethod": "POST"}
 
 
 def test_a_record_reports_its_recording_then_a_notify_fetches_the_next_ncco():
@@ -354,3 +375,22 @@ def test_the_demo_flows_queue_is_a_gap_for_vonage():
     gaps = VonageDialect().gaps(flow)
     assert [(g.node, g.field, g.code) for g in gaps] == [("agent", "to", "provider-no-queue")]
     assert "conversation" in gaps[0].message
+
+
+def test_the_fake_plays_a_hold_then_the_ncco_its_notify_fetches():
+    poll = "https://ivr.example/vonage/voice/f?turn=1&hold=1"
+    hold = render_ncco([act.Say("Un instant"), act.Pause(2), act.Redirect(poll)], URL)
+    answers = iter([hold, render_ncco([act.Gather(prompts=(act.Say("Tapez 1"),))], URL)])
+    sent = []
+
+    def send(request):
+        sent.append(request)
+        return next(answers)
+
+    call = FakeVonageCall(send, "+33612345678", "+33100000000", "https://ivr.example")
+    played = call.answer("https://ivr.example/vonage/voice/f")
+    assert [r.url for r in sent][1] == poll
+    assert json.loads(sent[1].body)["payload"] == {"ivr": "poll"}
+    assert json.loads(sent[1].body)["conversation_uuid"] == call.call_id
+    assert len(played.documents) == 2 and call.next.wait == "gather"
+    assert [type(a).__name__ for a in played.actions] == ["Say", "Pause", "Redirect", "Gather"]

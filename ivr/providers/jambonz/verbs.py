@@ -25,7 +25,6 @@ import re
 from collections.abc import Iterable
 
 from ivr.engine.actions import (
-    TERMINAL,
     Action,
     Dial,
     Enqueue,
@@ -38,6 +37,7 @@ from ivr.engine.actions import (
     Say,
 )
 from ivr.providers.jambonz import gaps
+from ivr.providers.markup import reachable
 from ivr.providers.urls import with_query
 
 CONTENT_TYPE = b"application/json"
@@ -49,14 +49,8 @@ def render_verbs(actions: Iterable[Action], next_url: str) -> bytes:
     ``next_url``.  Raises ``ValueError`` for an effect, an action after a
     terminal one, or a value jambonz cannot take."""
     verbs: list[dict] = []
-    ended_by = None
-    for action in actions:
-        if ended_by is not None:
-            raise ValueError(f"{type(action).__name__} follows {type(ended_by).__name__} "
-                             "and would never be reached")
+    for action in reachable(actions):
         verbs.extend(_verbs(action, next_url))
-        if isinstance(action, TERMINAL):
-            ended_by = action
     return json.dumps(verbs, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

@@ -79,6 +79,8 @@ class FakeVonageCall:
     rest: list = field(default_factory=list)
     #: The input the call waits at (its dtmf/speech settings).
     waiting_input: dict = field(default_factory=dict)
+    #: Whether the connect the call waits at takes an NCCO from its eventUrl.
+    synchronous: bool = False
 
     # -- requests -----------------------------------------------------------------------
     def _headers(self, payload_hash: str) -> dict[str, str]:
@@ -144,14 +146,20 @@ class FakeVonageCall:
         return self._input({"digits": None, "timed_out": True}, speech)
 
     def transfer_ends(self, status: str, queue_seconds: int = 0) -> Played:
-        """The connected leg's (or the conversation's) final status event."""
+        """The connected leg's (or the conversation's) final status event.
+        A synchronous connect's ``eventUrl`` answers a ``timeout`` with the
+        NCCO that replaces the rest; otherwise the connect ends and the NCCO
+        goes on with its next action."""
         nxt = self._expect("dial")
         body = {"from": _digits(self.called), "to": _digits(self.caller), "uuid": str(uuid.uuid4()),
                 "conversation_uuid": self.call_id, "status": LEG_STATUS.get(status, "failed"),
                 "direction": "outbound", "timestamp": self._stamp()}
         if body["status"] == "completed":
             body["duration"] = "60"
-        return self._play(self.post(nxt.action or "", body), nxt.action or "")
+        answer = self.post(nxt.action or "", body)
+        if body["status"] == "timeout" and self.synchronous and answer.strip():
+            return self._play(answer, nxt.action or "")
+        return self._continue([], [])
 
     def record(self, seconds: int) -> Played:
         """The record event, then what follows the record in the NCCO."""
@@ -227,9 +235,11 @@ class FakeVonageCall:
             self.next = Next("gather", url, finish_on_key="#" if dtmf.get("submitOnHash") else None,
                              num_digits=dtmf.get("maxDigits", 4))
         elif kind == "connect":
+            self.synchronous = step.get("eventType") == "synchronous"
             actions.extend(prompts + [ncco_check.connect(step)])
             self.next = Next("dial", url)
         elif kind == "conversation":
+            self.synchronous = False
             actions.extend(prompts + [act.Enqueue(step["name"])])
             self.next = Next("dial", url, queue=True)
         elif kind == "record":

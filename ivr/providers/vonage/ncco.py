@@ -9,8 +9,10 @@ official SDKs' NCCO models (vonage-voice ``models/ncco.py``,
 ``dtmf.maxDigits`` 1-20, ``dtmf.submitOnHash``, ``speech.language``,
 ``speech.context``, ``speech.startTimeout`` 1-60, ``eventUrl``),
 ``connect`` (``endpoint`` phone/sip, ``from`` or ``randomFromNumber``,
-``timeout``, ``eventType: synchronous``, ``eventUrl``; a phone endpoint's
-``onAnswer.url`` is an NCCO played to the callee first), ``conversation``
+``timeout``, ``eventType: synchronous``: its ``eventUrl`` may answer a
+timeout with an NCCO; "a connect action ends when the endpoint you are
+calling is busy or unavailable" and the next action runs; a phone
+endpoint's ``onAnswer.url`` is an NCCO played to the callee first), ``conversation``
 (``name``, ``startOnEnter``), ``record`` (``endOnKey``, ``timeOut`` 3-7200,
 ``endOnSilence`` 3-10, ``beepStart``, ``eventUrl``) and ``notify``
 (``payload``, ``eventUrl``: the NCCO it answers replaces the current one).
@@ -18,7 +20,10 @@ official SDKs' NCCO models (vonage-voice ``models/ncco.py``,
 NCCO has no redirect and no hangup: the caller's input goes to the
 ``input``'s ``eventUrl``, whose answer is the next NCCO; a silent caller
 goes there too (``dtmf.timed_out``); a hold's poll is a ``notify``; the call
-ends when the actions run out.  Where NCCO cannot do what an action asks,
+ends when the actions run out.  A transfer's outcome goes to the turn's URL
+as the connect's event, and a ``notify`` to the same URL follows the
+connect (or the conversation): when the transfer ends without its answer
+being taken, the notify fetches that same turn's document again.  Where NCCO cannot do what an action asks,
 the nearest equivalent is used and logged once (see :mod:`.gaps`).
 """
 
@@ -29,7 +34,6 @@ import re
 from collections.abc import Iterable
 
 from ivr.engine.actions import (
-    TERMINAL,
     Action,
     Dial,
     Enqueue,
@@ -41,6 +45,7 @@ from ivr.engine.actions import (
     Redirect,
     Say,
 )
+from ivr.providers.markup import reachable
 from ivr.providers.urls import with_query
 from ivr.providers.vonage import gaps
 
@@ -54,6 +59,7 @@ MAX_BREAK = 10
 #: What a notify tells us when its answer is the next NCCO.
 POLL_PAYLOAD = {"ivr": "poll"}
 RECORDED_PAYLOAD = {"ivr": "recorded"}
+TRANSFER_PAYLOAD = {"ivr": "transfer"}
 
 
 def render_ncco(actions: Iterable[Action], next_url: str) -> bytes:
@@ -61,14 +67,8 @@ def render_ncco(actions: Iterable[Action], next_url: str) -> bytes:
     and a recording come back to ``next_url``.  Raises ``ValueError`` for
     an effect, an action after a terminal one, or a value NCCO cannot hold."""
     ncco: list[dict] = []
-    ended_by = None
-    for action in actions:
-        if ended_by is not None:
-            raise ValueError(f"{type(action).__name__} follows {type(ended_by).__name__} "
-                             "and would never be reached")
+    for action in reachable(actions):
         ncco.extend(_actions(action, next_url))
-        if isinstance(action, TERMINAL):
-            ended_by = action
     return json.dumps(ncco, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -79,10 +79,10 @@ def _actions(action: Action, next_url: str) -> list[dict]:
         case Gather():
             return _gather(action, next_url)
         case Dial():
-            return [_connect(action, next_url)]
+            return [_connect(action, next_url), _notify(TRANSFER_PAYLOAD, next_url)]
         case Enqueue():
             gaps.log_once("no-queue", "Vonage has no queue: the caller waits in a conversation")
-            return [_conversation(action.queue, next_url)]
+            return [_conversation(action.queue, next_url), _notify(TRANSFER_PAYLOAD, next_url)]
         case Record():
             return _record(action, next_url)
         case Redirect():
