@@ -3,11 +3,12 @@ against the real handler and web resources speaking each one's dialect:
 the same outcomes and reasons as through Twilio.  jambonz keeps no
 voicemail (a gap): its scenarios leave the recording out."""
 
+import importlib
 from dataclasses import dataclass
 
 import pytest
 
-from ivr.providers.fake_call import HttpRequest
+from ivr.providers.fake_call import FakeCall, HttpRequest
 from ivr.providers.jambonz.dialect import JambonzDialect
 from ivr.providers.jambonz.fake import FakeJambonzCall
 from ivr.providers.vonage.dialect import VonageDialect
@@ -44,6 +45,14 @@ def test_each_demo_scenario_ends_as_it_says(tmp_path, name, scenario):
         return case.fake(send, caller, called, BASE, status_path="status")
 
     assert play_scenario(tmp_path, case.dialect(), fake, scenario, skip=case.skip) == []
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_each_fake_is_a_fake_call_made_by_its_registry_entry(name):
+    entry = importlib.import_module(f"ivr.providers.{name}").PROVIDER
+    call = entry.fake(lambda request: b"[]", "+33612345678", "+33100000000", BASE, None)
+    assert isinstance(call, FakeCall) and isinstance(call, CASES[name].fake)
+    assert call.provider == entry.name == entry.dialect().name
 
 
 @pytest.mark.parametrize("name", CASES)
