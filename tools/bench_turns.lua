@@ -30,8 +30,8 @@ function init(args)
       elseif key == "step" then
          local path, params = value:match("^(%S+) ?(.*)$")
          table.insert(steps, { path = path, params = params })
-      elseif key == "delay" then
-         delay_ms = tonumber(value)
+      elseif key == "period" then
+         period_ms = tonumber(value)
       end
    end
    assert(#steps > 0, "no step= given")

@@ -19,7 +19,7 @@ at a time, its turns in order (incoming call, "1", "1", "2", then the
 status callback), a fresh CallSid a call.  Each round measures every
 server, in an order that alternates between rounds, twice: at saturation
 (``--seconds``), then paced at half the rate it just reached (wrk's
-``delay()`` hook, calibrated in a short run first).  The same wrk, with a
+``delay()`` hook on a clock: :data:`PACED_LUA`).  The same wrk, with a
 fixed POST and no script logic, measures the bare resource too: the client
 is not the limit when the scripted calls reach that rate.  Server CPU time
 is read from /proc for the server's processes and their children.
@@ -91,15 +91,33 @@ function done(summary, latency, requests)
       latency.max / 1000, e.connect + e.read + e.write + e.status + e.timeout))
 end
 """
-#: wrk waits whole milliseconds: the wait is dithered between the two
-#: around ``delay_ms`` so that its mean is ``delay_ms``.
+#: Pacing: each connection sends a request every ``period_ms`` (given as
+#: ``period=``), on a schedule read from the monotonic clock (LuaJIT's
+#: ffi), so the rate does not depend on how long answers take; wrk waits
+#: whole milliseconds, the schedule keeps the fractions.  A connection
+#: behind its schedule sends at once but does not catch up in a burst.
 PACED_LUA = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock_id, bench_timespec *tp);
+]]
+local clock_now = ffi.new("bench_timespec")
+local due = nil
+
+local function now_ms()
+   ffi.C.clock_gettime(1, clock_now)  -- CLOCK_MONOTONIC
+   return tonumber(clock_now.tv_sec) * 1000 + tonumber(clock_now.tv_nsec) / 1e6
+end
+
 function delay()
-   local whole = math.floor(delay_ms)
-   if math.random() < delay_ms - whole then
-      return whole + 1
+   local now = now_ms()
+   if due == nil then
+      due = now + math.random() * period_ms  -- the connections spread over a period
+   else
+      due = math.max(due + period_ms, now)
    end
-   return whole
+   return math.floor(due - now + 0.5)
 end
 """
 
@@ -151,8 +169,10 @@ class Server:
     rows: list[dict] = field(default_factory=list)
 
 
-def start_ivr(name: str, workdir: Path, db: str | None, workers: int | None) -> Server:
-    """``ivr-serve`` on ``db`` (a fresh SQLite file in ``workdir`` when None)."""
+def start_ivr(name: str, workdir: Path, db: str | None, workers: int | None,
+              extra: list[str] | None = None) -> Server:
+    """``ivr-serve`` on ``db`` (a fresh SQLite file in ``workdir`` when None),
+    with ``extra`` options."""
     port = free_port()
     sqlite_path = None
     if db is None:
@@ -166,6 +186,7 @@ def start_ivr(name: str, workdir: Path, db: str | None, workers: int | None) -> 
                "--flows", str(ROOT / "flows"), "--prompts", str(ROOT / "prompts")]
     if workers is not None:
         command += ["--workers", str(workers)]
+    command += extra or []
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     wait_ready(port, process)
@@ -227,15 +248,10 @@ def measure(server: Server, script: Path, seconds: int, connections: int,
 
 def measure_paced(server: Server, scripts: dict, seconds: int, connections: int,
                   args: list[str], rate: float) -> dict:
-    """A run paced at ``rate`` requests/s: each connection waits between
-    an answer and its next request; the wait is calibrated in a short run
-    first, since the answer's own time is not known in advance."""
+    """:func:`measure` paced at ``rate`` requests/s (see :data:`PACED_LUA`)."""
     period_ms = 1000 * connections / rate
-    probe = run_wrk(server.port, scripts["paced"], min(2, seconds), connections,
-                    args + [f"delay={period_ms:.3f}"])
-    overhead_ms = max(0.0, 1000 * connections / max(probe["per_second"], 1e-9) - period_ms)
-    delay = max(0.0, period_ms - overhead_ms)
-    row = measure(server, scripts["paced"], seconds, connections, args + [f"delay={delay:.3f}"])
+    row = measure(server, scripts["paced"], seconds, connections,
+                  args + [f"period={period_ms:.3f}"])
     row["target_per_second"] = rate
     return row
 
