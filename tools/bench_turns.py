@@ -301,7 +301,7 @@ def print_medians(servers: list[Server], missing: dict[str, str]) -> None:
     print("\nmedian of the rounds (lowest-highest); ratios are taken round by round")
     columns = ["req/s", "calls/s", "p50 ms", "p99 ms", "CPU ms/req", "CPU ms/req @50%",
                "x bare req/s", "x bare p99"]
-    print(f"{'server':<17}" + "".join(f"{c:>22}" for c in columns))
+    print(f"{'server':<17}" + "".join(f"{c:>24}" for c in columns))
     for server in servers:
         sat = [r["sat"] for r in server.rows]
         cells = [
@@ -314,7 +314,7 @@ def print_medians(servers: list[Server], missing: dict[str, str]) -> None:
             median_spread(_ratios(server, bare, "per_second"), 2),
             median_spread(_ratios(server, bare, "p99_ms"), 2),
         ]
-        print(f"{server.name:<17}" + "".join(f"{c:>22}" for c in cells))
+        print(f"{server.name:<17}" + "".join(f"{c:>24}" for c in cells))
     for name, why in missing.items():
         print(f"{name:<17}{why}")
 
