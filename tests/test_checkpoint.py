@@ -5,7 +5,7 @@ import sqlite3
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from ivr.store.sqlite.checkpoint import Checkpointer, checkpoint
+from ivr.store.sqlite.checkpoint import Checkpointer, bound_the_log, checkpoint
 
 
 def test_checkpoint_copies_the_log_into_the_database_file(tmp_path):
@@ -76,3 +76,34 @@ def test_stopping_waits_for_the_running_checkpoint():
     assert stopped.called
     clock.advance(5.0)
     assert len(thread.started) == 1
+
+
+def test_the_log_file_shrinks_back_once_a_long_reader_is_gone(tmp_path):
+    path = str(tmp_path / "calls.db")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode = WAL")
+    bound_the_log(writer, size_limit=256 * 1024)
+    writer.execute("CREATE TABLE t (x)")
+    clock = task.Clock()
+    checkpointer = Checkpointer(path, clock, interval=0.5,
+                                run_in_thread=lambda f, *args: defer.maybeDeferred(f, *args))
+    checkpointer.startService()
+    wal = tmp_path / "calls.db-wal"
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM t").fetchone()  # a report's snapshot, held
+    for _ in range(10):  # 10 commits of 400 kB while the report reads
+        writer.execute("INSERT INTO t WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+                       "FROM n WHERE i < 100) SELECT randomblob(4000) FROM n")
+        clock.advance(0.5)
+    held = wal.stat().st_size
+    assert held > 4_000_000  # the checkpoints could not copy past the reader
+    reader.execute("COMMIT")
+    clock.advance(0.5)  # the next checkpoint catches up
+    writer.execute("INSERT INTO t VALUES (1)")  # the log starts over, and is cut back
+    assert wal.stat().st_size <= 256 * 1024
+    checkpointer.stopService()
+    assert clock.getDelayedCalls() == []
+    reader.close()
+    writer.close()
+

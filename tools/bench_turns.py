@@ -1,22 +1,32 @@
-"""Throughput and latency of call turns, against a ceiling measured in the same run.
+"""Call turns under wrk: ours against a bare twisted.web resource, in one run.
 
-    python tools/bench_turns.py [--calls 400] [--concurrency 20] [--rounds 3]
+    python tools/bench_turns.py [--seconds 5] [--connections 20] [--rounds 3]
+                                [--workers N] [--postgres postgresql://...]
 
-Starts two servers on 127.0.0.1, each in its own process:
+Starts, on 127.0.0.1, each in its own processes:
 
-- ``ivr-serve`` with a fresh database (WAL, node events logged), and
-- the ceiling: a bare twisted.web resource answering every POST with a
-  fixed TwiML document (no engine, no database).
+- ``bare``: a twisted.web resource answering every POST with a fixed TwiML
+  document (no engine, no database), one process;
+- ``ivr 1 worker``: ``ivr-serve`` on a fresh SQLite database (WAL, every
+  node event logged), with ``--workers 1`` when ivr-serve has that option;
+- ``ivr N workers``: the same with ``--workers N`` (n/a without the option);
+- ``ivr postgresql``: ``ivr-serve --db DSN`` when a DSN is given by
+  ``--postgres`` or ``$IVR_BENCH_POSTGRES`` (n/a otherwise).
 
-Then plays the same load against each with a Twisted client: ``--calls``
-calls, ``--concurrency`` at a time, each a whole demo call with a new
-CallSid (incoming call, "1" for tracking, "1" to confirm the order, "2"
-to hang up, then the status callback), and prints turns/s, p50 and p99
-latency for both and the ratio.  Both are measured ``--rounds`` times,
-taking turns, and the ratio given is the median of the rounds': on a
-shared machine one measurement can fall in a slow moment of the other.
-Everything is bounded by the call count and stops by itself; only
-loopback is used.
+wrk (``apt-get install wrk``) plays whole demo calls with
+``tools/bench_turns.lua``: one thread per connection, each playing one call
+at a time, its turns in order (incoming call, "1", "1", "2", then the
+status callback), a fresh CallSid a call.  Each round measures every
+server, in an order that alternates between rounds, twice: at saturation
+(``--seconds``), then paced at half the rate it just reached (wrk's
+``delay()`` hook on a clock: :data:`PACED_LUA`).  The same wrk, with a
+fixed POST and no script logic, measures the bare resource too: the client
+is not the limit when the scripted calls reach that rate.  Server CPU time
+is read from /proc for the server's processes and their children.
+
+It prints every measurement, then for each server the median of the rounds
+(lowest and highest in brackets) and its ratios to the bare resource, and
+which of the targets are met.  Everything is bounded in time.
 """
 
 from __future__ import annotations
@@ -24,18 +34,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import secrets
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from io import BytesIO
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
+LUA = Path(__file__).resolve().parent / "bench_turns.lua"
 
 CEILING_SERVER = """
 import sys
@@ -62,6 +74,64 @@ reactor.run()
 
 #: The demo call each simulated caller makes: (query turn, extra parameters).
 CALL = [(0, {}), (1, {"Digits": "1"}), (2, {"Digits": "1"}), (3, {"Digits": "2"})]
+#: Its status callback, the last request of a call.
+STATUS = ("/status", "CallStatus=completed&SequenceNumber=0")
+
+#: A fixed POST, without per-call logic: what wrk reaches on its own.
+PLAIN_LUA = """
+wrk.method = "POST"
+wrk.body = "CallSid=CA00000000000000000000000000000000&Digits=1"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+
+function done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format('BENCH {"requests": %d, "seconds": %.6f, "calls": 0, "p50_ms": %.3f, '
+      .. '"p99_ms": %.3f, "max_ms": %.3f, "errors": %d}\\n', summary.requests,
+      summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+      latency.max / 1000, e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+#: Pacing: each connection sends a request every ``period_ms`` (given as
+#: ``period=``), on a schedule read from the monotonic clock (LuaJIT's
+#: ffi), so the rate does not depend on how long answers take; wrk waits
+#: whole milliseconds, the schedule keeps the fractions.  A connection
+#: behind its schedule sends at once but does not catch up in a burst.
+PACED_LUA = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock_id, bench_timespec *tp);
+]]
+local clock_now = ffi.new("bench_timespec")
+local due = nil
+
+local function now_ms()
+   ffi.C.clock_gettime(1, clock_now)  -- CLOCK_MONOTONIC
+   return tonumber(clock_now.tv_sec) * 1000 + tonumber(clock_now.tv_nsec) / 1e6
+end
+
+function delay()
+   local now = now_ms()
+   if due == nil then
+      due = now + math.random() * period_ms  -- the connections spread over a period
+   else
+      due = math.max(due + period_ms, now)
+   end
+   return math.floor(due - now + 0.5)
+end
+"""
+
+#: The targets for one worker, against the bare resource.
+TARGETS = {"throughput": 0.6, "p99": 2.0, "cpu_ms": 0.2}
+
+
+def call_steps() -> list[str]:
+    """The demo call as the Lua script's ``step=PATH PARAMS`` arguments."""
+    steps = []
+    for turn, extra in CALL:
+        path = f"/voice/post_sale?turn={turn}" if turn else "/voice/post_sale"
+        steps.append(f"step={path} " + "&".join(f"{k}={v}" for k, v in extra.items()))
+    return steps + [f"step={STATUS[0]} {STATUS[1]}"]
 
 
 def free_port() -> int:
@@ -71,7 +141,7 @@ def free_port() -> int:
 
 
 def wait_ready(port: int, process: subprocess.Popen) -> None:
-    for _ in range(200):  # bounded: 20 s at most
+    for _ in range(300):  # bounded: 30 s at most
         if process.poll() is not None:
             raise SystemExit(f"server on port {port} exited with {process.returncode}")
         try:
@@ -82,179 +152,305 @@ def wait_ready(port: int, process: subprocess.Popen) -> None:
     raise SystemExit(f"server on port {port} did not start")
 
 
-def start_ivr(workdir: Path) -> tuple[subprocess.Popen, int]:
+def ivr_serve_options() -> str:
+    """ivr-serve's --help, to see which options it has."""
+    return subprocess.run([sys.executable, "-c", "from ivr.server.tap import main; main()",
+                           "--help"], capture_output=True, text=True, cwd=ROOT).stdout
+
+
+@dataclass
+class Server:
+    """A server under test: its process, its port, how it was started."""
+
+    name: str
+    process: subprocess.Popen
+    port: int
+    db: Path | None = None
+    rows: list[dict] = field(default_factory=list)
+
+
+def start_ivr(name: str, workdir: Path, db: str | None, workers: int | None,
+              extra: list[str] | None = None) -> Server:
+    """``ivr-serve`` on ``db`` (a fresh SQLite file in ``workdir`` when None),
+    with ``extra`` options."""
     port = free_port()
-    db = workdir / "bench.db"
-    subprocess.run([sys.executable, "-c", "from ivr.sim.cli import main; main()", "demo-orders",
-                    "--db", str(db)], check=True, capture_output=True, cwd=ROOT)
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from ivr.server.tap import main; main()",
-         "--listen", f"tcp:{port}:interface=127.0.0.1", "--db", str(db),
-         "--flows", str(ROOT / "flows"), "--prompts", str(ROOT / "prompts")],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
+    sqlite_path = None
+    if db is None:
+        sqlite_path = workdir / f"{name.replace(' ', '-')}.db"
+        subprocess.run([sys.executable, "-c", "from ivr.sim.cli import main; main()",
+                        "demo-orders", "--db", str(sqlite_path)],
+                       check=True, capture_output=True, cwd=ROOT)
+        db = str(sqlite_path)
+    command = [sys.executable, "-c", "from ivr.server.tap import main; main()",
+               "--listen", f"tcp:{port}:interface=127.0.0.1", "--db", db,
+               "--flows", str(ROOT / "flows"), "--prompts", str(ROOT / "prompts")]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    command += extra or []
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     wait_ready(port, process)
-    return process, port
+    return Server(name, process, port, sqlite_path)
 
 
-def start_ceiling() -> tuple[subprocess.Popen, int]:
+def start_ceiling() -> Server:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-c", CEILING_SERVER, str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(port, process)
-    return process, port
+    return Server("bare", process, port)
 
 
-def run_load(port: int, calls: int, concurrency: int) -> dict:
-    """Schedule ``calls`` demo calls against ``port`` on the global reactor
-    (this runs in a child process of its own); the caller runs the reactor."""
-    from twisted.internet import defer, reactor
-    from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, readBody
-    from twisted.web.http_headers import Headers
-
-    pool = HTTPConnectionPool(reactor, persistent=True)
-    pool.maxPersistentPerHost = concurrency
-    agent = Agent(reactor, pool=pool)
-    headers = Headers({b"content-type": [b"application/x-www-form-urlencoded"]})
-    latencies: list[float] = []
-    failures = []
-
-    async def post(path: str, params: dict) -> None:
-        body = urlencode(params).encode()
-        started = time.perf_counter()
-        response = await agent.request(b"POST", f"http://127.0.0.1:{port}{path}".encode(),
-                                       headers, FileBodyProducer(BytesIO(body)))
-        await readBody(response)
-        latencies.append(time.perf_counter() - started)
-        if response.code >= 300:
-            failures.append(response.code)
-
-    async def one_call() -> None:
-        sid = "CA" + uuid.uuid4().hex
-        base = {"CallSid": sid, "From": "+33612345678", "To": "+33100000000"}
-        for turn, extra in CALL:
-            query = f"?turn={turn}" if turn else ""
-            await post(f"/voice/post_sale{query}", {**base, **extra})
-        await post("/status", {**base, "CallStatus": "completed", "SequenceNumber": "0"})
-
-    async def worker(remaining: list) -> None:
-        while remaining:
-            remaining.pop()
-            await one_call()
-
-    async def main() -> float:
-        remaining = list(range(calls))
-        started = time.perf_counter()
-        await defer.gatherResults([defer.ensureDeferred(worker(remaining))
-                                   for _ in range(concurrency)], consumeErrors=True)
-        elapsed = time.perf_counter() - started
-        await pool.closeCachedConnections()
-        return elapsed
-
-    result = {}
-
-    def done(value):
-        result["elapsed"] = value
-        reactor.stop()
-
-    def failed(failure):
-        result["error"] = failure
-        reactor.stop()
-
-    reactor.callWhenRunning(lambda: defer.ensureDeferred(main()).addCallbacks(done, failed))
-    return {"latencies": latencies, "failures": failures, "result": result, "reactor": reactor}
+def stop(server: Server) -> None:
+    family = _process_tree(server.process.pid)
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(timeout=5)
+    for pid in family:  # workers a supervisor left behind
+        if pid != server.process.pid:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
 
 
-def figures(latencies: list[float], elapsed: float) -> dict:
-    ordered = sorted(latencies)
-    return {
-        "requests": len(ordered),
-        "per_second": len(ordered) / elapsed,
-        "p50_ms": 1000 * statistics.median(ordered),
-        "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
-    }
+def run_wrk(port: int, script: Path, seconds: int, connections: int,
+            args: list[str]) -> dict:
+    """One wrk run; its BENCH line, plus wrk's own CPU time in ms."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        ["wrk", "-t", str(connections), "-c", str(connections), "-d", f"{round(seconds)}s",
+         "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}", "--", *args],
+        capture_output=True, text=True, timeout=seconds + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("BENCH ")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    row = json.loads(lines[-1][len("BENCH "):])
+    row["per_second"] = row["requests"] / row["seconds"]
+    row["calls_per_second"] = row["calls"] / row["seconds"]
+    row["client_cpu_ms"] = 1000 * (after.ru_utime + after.ru_stime
+                                   - before.ru_utime - before.ru_stime)
+    return row
 
 
-def measure(port: int, calls: int, concurrency: int) -> dict:
-    """Run the load in a child process so each run gets a fresh reactor."""
-    code = (
-        "import json, sys; sys.path.insert(0, %r)\n"
-        "import bench_turns as b\n"
-        "run = b.run_load(%d, %d, %d)\n"
-        "run['reactor'].run()\n"
-        "res = run['result']\n"
-        "if 'error' in res: res['error'].raiseException()\n"
-        "out = b.figures(run['latencies'], res['elapsed'])\n"
-        "out['failures'] = len(run['failures'])\n"
-        "print(json.dumps(out))\n"
-    ) % (str(Path(__file__).parent), port, calls, concurrency)
-    output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                            text=True, timeout=600, cwd=ROOT).stdout
-    return json.loads(output.strip().splitlines()[-1])
+def measure(server: Server, script: Path, seconds: int, connections: int,
+            args: list[str]) -> dict:
+    """:func:`run_wrk`, plus the server's CPU time per request."""
+    before = _cpu_seconds(server.process.pid)
+    row = run_wrk(server.port, script, seconds, connections, args)
+    row["cpu_ms"] = 1000 * (_cpu_seconds(server.process.pid) - before) / max(1, row["requests"])
+    return row
+
+
+def measure_paced(server: Server, scripts: dict, seconds: int, connections: int,
+                  args: list[str], rate: float) -> dict:
+    """:func:`measure` paced at ``rate`` requests/s (see :data:`PACED_LUA`)."""
+    period_ms = 1000 * connections / rate
+    row = measure(server, scripts["paced"], seconds, connections,
+                  args + [f"period={period_ms:.3f}"])
+    row["target_per_second"] = rate
+    return row
+
+
+def median_spread(values: list[float], digits: int) -> str:
+    """'median (lowest-highest)'."""
+    if not values:
+        return "n/a"
+    text = f"{statistics.median(values):.{digits}f}"
+    if len(values) > 1:
+        text += f" ({min(values):.{digits}f}-{max(values):.{digits}f})"
+    return text
+
+
+def report(servers: list[Server], missing: dict[str, str], plain: list[dict], args) -> None:
+    """Print every measurement, the medians and ratios, and the targets."""
+    print(f"wrk, {args.connections} connections (one call at a time each), {args.seconds:g} s a "
+          f"measurement, {args.rounds} rounds, {os.cpu_count()} cores, "
+          f"{len(CALL) + 1} requests a call")
+    print_rounds(servers, plain, args.rounds)
+    print_medians(servers, missing)
+    print_client_check(servers, plain)
+    print_targets(servers)
+    for server in servers:
+        if server.db is not None:
+            print(f"{server.name}: {_count_events(server.db)} node events logged")
+
+
+def print_rounds(servers: list[Server], plain: list[dict], rounds: int) -> None:
+    print(f"{'round':<6}{'server':<17}{'load':<6}{'req/s':>8}{'calls/s':>9}{'p50 ms':>8}"
+          f"{'p99 ms':>8}{'errors':>7}{'CPU ms/req':>11}")
+    for number in range(rounds):
+        for server in servers:
+            measured = server.rows[number]
+            for load in ("sat", "50%"):
+                row = measured[load]
+                share = row["per_second"] / measured["sat"]["per_second"]
+                label = "sat" if load == "sat" else f"{100 * share:.0f}%"
+                print(f"{number + 1:<6}{server.name:<17}{label:<6}{row['per_second']:>8.0f}"
+                      f"{row['calls_per_second']:>9.0f}{row['p50_ms']:>8.2f}{row['p99_ms']:>8.2f}"
+                      f"{row['errors']:>7}{row['cpu_ms']:>11.3f}")
+        print(f"{number + 1:<6}{'bare, plain wrk':<17}{'sat':<6}{plain[number]['per_second']:>8.0f}")
+
+
+def print_medians(servers: list[Server], missing: dict[str, str]) -> None:
+    bare = servers[0]
+    print("\nmedian of the rounds (lowest-highest); ratios are taken round by round")
+    columns = ["req/s", "calls/s", "p50 ms", "p99 ms", "CPU ms/req", "CPU ms/req @50%",
+               "x bare req/s", "x bare p99"]
+    print(f"{'server':<17}" + "".join(f"{c:>24}" for c in columns))
+    for server in servers:
+        sat = [r["sat"] for r in server.rows]
+        cells = [
+            median_spread([r["per_second"] for r in sat], 0),
+            median_spread([r["calls_per_second"] for r in sat], 0),
+            median_spread([r["p50_ms"] for r in sat], 2),
+            median_spread([r["p99_ms"] for r in sat], 2),
+            median_spread([r["cpu_ms"] for r in sat], 3),
+            median_spread([r["50%"]["cpu_ms"] for r in server.rows], 3),
+            median_spread(_ratios(server, bare, "per_second"), 2),
+            median_spread(_ratios(server, bare, "p99_ms"), 2),
+        ]
+        print(f"{server.name:<17}" + "".join(f"{c:>24}" for c in cells))
+    for name, why in missing.items():
+        print(f"{name:<17}{why}")
+
+
+def print_client_check(servers: list[Server], plain: list[dict]) -> None:
+    """Is wrk the limit?  The bare resource under the call script against
+    the same wrk posting a fixed body; wrk's CPU; paced runs on target."""
+    bare = servers[0].rows
+    scripted = [r["sat"]["per_second"] / p["per_second"] for r, p in zip(bare, plain)]
+    client_cpu = [r["sat"]["client_cpu_ms"] / r["sat"]["requests"] for r in bare]
+    on_target = [r["50%"]["per_second"] / r["50%"]["target_per_second"]
+                 for server in servers for r in server.rows]
+    print(f"\nclient: the bare resource under the call script reached "
+          f"{median_spread(scripted, 2)} x its rate under a fixed POST; wrk used "
+          f"{median_spread(client_cpu, 3)} ms of CPU a request; the paced runs reached "
+          f"{median_spread(on_target, 2)} x their target rate")
+
+
+def print_targets(servers: list[Server]) -> None:
+    bare, one = servers[0], servers[1]
+    checks = [
+        ("1 worker >= 0.6 x bare req/s",
+         statistics.median(_ratios(one, bare, "per_second")) >= TARGETS["throughput"]),
+        ("1 worker p99 <= 2 x bare p99",
+         statistics.median(_ratios(one, bare, "p99_ms")) <= TARGETS["p99"]),
+        ("1 worker CPU/request <= 0.2 ms at saturation",
+         statistics.median([r["sat"]["cpu_ms"] for r in one.rows]) <= TARGETS["cpu_ms"]),
+        ("1 worker CPU/request <= 0.2 ms at 50 %",
+         statistics.median([r["50%"]["cpu_ms"] for r in one.rows]) <= TARGETS["cpu_ms"]),
+    ]
+    many = [s for s in servers if s.name.endswith("workers")]
+    if many:
+        checks.append(("N workers >= 1.5 x 1 worker req/s",
+                       statistics.median(_ratios(many[0], one, "per_second")) >= 1.5))
+    for label, met in checks:
+        print(f"target {label}: {'met' if met else 'NOT met'}")
+
+
+def _ratios(server: Server, baseline: Server, key: str) -> list[float]:
+    return [mine["sat"][key] / theirs["sat"][key]
+            for mine, theirs in zip(server.rows, baseline.rows)]
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=400, help="calls per server (default 400)")
-    parser.add_argument("--concurrency", type=int, default=20, help="calls at a time (default 20)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds, each measuring both servers (default 3)")
+    parser.add_argument("--seconds", type=int, default=5,
+                        help="seconds a measurement (default 5)")
+    parser.add_argument("--connections", type=int, default=20,
+                        help="connections, each one call at a time (default 20)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="workers of the N-workers server (default: the cores)")
+    parser.add_argument("--postgres", default=os.environ.get("IVR_BENCH_POSTGRES"),
+                        help="PostgreSQL DSN for the fourth server "
+                             "(default $IVR_BENCH_POSTGRES; without one: n/a)")
     args = parser.parse_args(argv)
-    if not 1 <= args.calls <= 20_000 or not 1 <= args.concurrency <= 500 \
-            or not 1 <= args.rounds <= 10:
-        raise SystemExit("--calls must be 1..20000, --concurrency 1..500 and --rounds 1..10")
-    rounds = []
+    if not 1 <= args.seconds <= 120 or not 1 <= args.connections <= 200 \
+            or not 1 <= args.rounds <= 10 or not 2 <= args.workers <= 64:
+        raise SystemExit("--seconds must be 1..120, --connections 1..200, --rounds 1..10 "
+                         "and --workers 2..64")
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    has_workers = "--workers" in ivr_serve_options()
+    nonce = secrets.token_hex(4)
     with tempfile.TemporaryDirectory() as tmp:
-        servers = []
+        scripts = {"calls": LUA, "paced": Path(tmp) / "paced.lua", "plain": Path(tmp) / "plain.lua"}
+        scripts["paced"].write_text(LUA.read_text() + PACED_LUA)
+        scripts["plain"].write_text(PLAIN_LUA)
+        servers: list[Server] = []
+        missing: dict[str, str] = {}
+        plain: list[dict] = []
         try:
-            ceiling, ceiling_port = start_ceiling()
-            servers.append(ceiling)
-            ivr, ivr_port = start_ivr(Path(tmp))
-            servers.append(ivr)
+            servers.append(start_ceiling())
+            servers.append(start_ivr("ivr 1 worker", Path(tmp), None, 1 if has_workers else None))
+            if has_workers:
+                servers.append(start_ivr(f"ivr {args.workers} workers", Path(tmp), None,
+                                         args.workers))
+            else:
+                missing[f"ivr {args.workers} workers"] = "n/a (ivr-serve has no --workers)"
+            if args.postgres:
+                servers.append(start_ivr("ivr postgresql", Path(tmp), args.postgres,
+                                         1 if has_workers else None))
+            else:
+                missing["ivr postgresql"] = "n/a (no --postgres / $IVR_BENCH_POSTGRES DSN)"
+            for server in servers:  # warm-up: flows compiled, caches filled
+                run_wrk(server.port, LUA, 1, args.connections, [f"nonce={nonce}", *call_steps()])
             for number in range(args.rounds):
-                # The servers take turns going first: a machine that speeds
-                # up or slows down during the run favours neither.
-                order = [("ceiling", ceiling, ceiling_port), ("ivr-serve", ivr, ivr_port)]
-                measured = {name: measure_with_cpu(process, port, args.calls, args.concurrency)
-                            for name, process, port in (order if number % 2 == 0 else order[::-1])}
-                rounds.append(measured)
-            logged = _count_events(Path(tmp) / "bench.db")
+                # The order alternates: a machine that speeds up or slows
+                # down during the run favours no server.
+                order = servers if number % 2 == 0 else servers[::-1]
+                for server in order:
+                    # A nonce per round and load: call ids never repeat.
+                    steps = call_steps()
+                    sat = measure(server, LUA, args.seconds, args.connections,
+                                  [f"nonce={secrets.token_hex(4)}", *steps])
+                    half = measure_paced(server, scripts, args.seconds, args.connections,
+                                         [f"nonce={secrets.token_hex(4)}", *steps],
+                                         sat["per_second"] / 2)
+                    server.rows.append({"sat": sat, "50%": half})
+                plain.append(run_wrk(servers[0].port, scripts["plain"], args.seconds,
+                                     args.connections, []))
         finally:
-            for process in servers:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-    print(f"{args.calls} calls x {len(CALL) + 1} requests, {args.concurrency} at a time, "
-          f"on {os.cpu_count()} cores, {args.rounds} rounds")
-    print(f"{'':16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'server CPU ms/req':>19}")
-    for number, measured in enumerate(rounds, 1):
-        for name in ("ceiling", "ivr-serve"):
-            row = measured[name]
-            print(f"{name + ' #' + str(number):16}{row['per_second']:>10.0f}{row['p50_ms']:>10.1f}"
-                  f"{row['p99_ms']:>10.1f}{row['failures']:>8}{row['cpu_ms']:>19.3f}")
-    print(f"node events logged: {logged}")
-    throughput = [m["ivr-serve"]["per_second"] / m["ceiling"]["per_second"] for m in rounds]
-    cpu = [m["ceiling"]["cpu_ms"] / m["ivr-serve"]["cpu_ms"] for m in rounds]
-    print(f"ratio (ivr-serve / ceiling throughput), median of the rounds: "
-          f"{statistics.median(throughput):.2f}  ({', '.join(f'{r:.2f}' for r in throughput)})")
-    # CPU time moves less than throughput with what else the machine runs.
-    print(f"ratio (ceiling / ivr-serve server CPU per request), median: "
-          f"{statistics.median(cpu):.2f}")
+            for server in servers:
+                stop(server)
+        report(servers, missing, plain, args)
 
 
-def measure_with_cpu(server: subprocess.Popen, port: int, calls: int, concurrency: int) -> dict:
-    """:func:`measure`, plus the server process's CPU time per request."""
-    before = _cpu_seconds(server.pid)
-    row = measure(port, calls, concurrency)
-    row["cpu_ms"] = 1000 * (_cpu_seconds(server.pid) - before) / row["requests"]
-    return row
+def _process_tree(root: int) -> list[int]:
+    """``root`` and its live descendants (Linux /proc)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    family, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        family.append(pid)
+        todo.extend(parents.get(pid, []))
+    return family
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process ``pid`` (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _cpu_seconds(root: int) -> float:
+    """User plus system CPU time of ``root``, its live descendants and the
+    children it has reaped (Linux /proc)."""
+    total = 0
+    for pid in _process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _count_events(db_path: Path) -> int:

@@ -9,7 +9,9 @@ Each batch plays 20 demo calls at a time (incoming call, "1", "1", "2",
 then the status callback) as raw HTTP requests into the ``WebhookSite``
 that ``ivr-serve`` builds, over ``StringTransport``s, with group commit on
 a ``task.Clock`` (one commit per step of the 20 calls) and log lines
-formatted and written to ``/dev/null``.  Call ids come from a seeded
+formatted and written to ``/dev/null``.  (Give valgrind the interpreter
+itself, ``python -c 'import sys; print(sys.executable)'``: a pyenv shim is
+a shell script, and valgrind would count the shell.)  Call ids come from a seeded
 generator, so two runs do the same work.
 
 It prints the CPU time per request (best of ``--repeat`` runs, a guide

@@ -32,13 +32,22 @@ def _compiled(source: str):
         raise ExpressionError(error.message) from None
 
 
+@lru_cache(maxsize=4096)
+def _reads(source: str) -> tuple[str, ...]:
+    """The variables ``source`` reads: the only ones it is given."""
+    return tuple(sorted(variables(source)))
+
+
 def evaluate(source: str, context: dict):
     """Evaluate the expression ``source`` against ``context``.
 
     An unknown variable raises ``jinja2.UndefinedError`` rather than being
     silently false: a flow that tests a variable it never set is a bug.
     """
-    return _compiled(source)(**context)
+    expression = _compiled(source)
+    # Jinja copies what it is given into a new context (twice): the two or
+    # three variables an expression reads, rather than the call's twenty.
+    return expression(**{name: context[name] for name in _reads(source) if name in context})
 
 
 def value(spec, context: dict):

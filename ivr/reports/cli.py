@@ -30,6 +30,7 @@ import click
 from ivr.flow.model import TRANSFER_CAUSES
 from ivr.reports import analytics
 from ivr.reports.output import as_json, count, emit, money, open_log, percent, table
+from ivr.reports.priority import run_in_background
 from ivr.reports.queries import Costs, Filters, ReportError
 
 FORMATS = ("table", "csv", "json")
@@ -124,7 +125,8 @@ def reporting(f):
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         try:
-            return f(*args, **kwargs)
+            # At a lower priority than the server's turns, on a shared machine.
+            return run_in_background(functools.partial(f, *args, **kwargs))
         except ReportError as error:
             raise click.ClickException(str(error)) from None
         except sqlite3.DatabaseError as error:

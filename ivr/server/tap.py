@@ -46,7 +46,7 @@ from ivr.server.requests import LimitedRequest, WebhookChannel
 from ivr.server.sms import SmsConfigError, SmsService, TwilioAccount, sender_for
 from ivr.server.web import build_root
 from ivr.server.workers import shares_a_socket
-from ivr.store.sqlite.checkpoint import SAFETY_NET_PAGES, Checkpointer
+from ivr.store.sqlite.checkpoint import Checkpointer, bound_the_log
 from ivr.store.sqlite.group_commit import GroupCommit
 from ivr.store.sqlite.store import CallStore
 
@@ -446,8 +446,9 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     site.displayTracebacks = False
     top = service.MultiService()
     GarbageCollectorTuning().setServiceParent(top)
-    # Checkpoints run in a thread; the commits keep one only as a safety net.
-    store.db.execute(f"PRAGMA wal_autocheckpoint = {SAFETY_NET_PAGES}")
+    # Checkpoints run in a thread; the commits keep one only as a safety
+    # net, and the log file shrinks back after a long reader.
+    bound_the_log(store.db.conn)
     # Every turn touches index pages all over the log (call ids are
     # random): SQLite's default 2 MB page cache was read again and again
     # from the OS as the log grew.

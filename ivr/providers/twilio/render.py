@@ -202,12 +202,16 @@ def _element(tag: str, inner: str | None, **attrs: object) -> str:
     return f"<{tag}{attributes}>{inner}</{tag}>" if inner else f"<{tag}{attributes} />"
 
 
+# A document's texts and attribute values are mostly the same few strings
+# (the action URL, "POST", "dtmf speech", a language): each is escaped once.
+@lru_cache(maxsize=4096)
 def _text(value: str | None) -> str | None:
     if not value:
         return value
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+@lru_cache(maxsize=4096)
 def _attribute(value: str) -> str:
     return (_text(value).replace('"', "&quot;").replace("\r", "&#13;")
             .replace("\n", "&#10;").replace("\t", "&#09;"))

@@ -11,6 +11,14 @@ never waits for the server's writes nor makes them wait (SQLite does the
 copying and syncing without Python's lock).  The server's connection keeps
 an automatic checkpoint only as a safety net (:data:`SAFETY_NET_PAGES`),
 should the thread ever fall far behind.
+
+A long reader (a report, a dashboard view) holds the log: no checkpoint
+may copy what was committed after the reader began, so the log grows for
+as long as the reader reads.  Once the reader is gone the next checkpoint
+catches up, and SQLite starts the log over at the next commit, but the
+file keeps its largest size unless :data:`JOURNAL_SIZE_LIMIT` is set on
+the writing connection (:func:`bound_the_log`): it is then cut back to the
+limit each time the log starts over.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ from twisted.application import service
 from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 
-__all__ = ["Checkpointer", "SAFETY_NET_PAGES", "checkpoint"]
+__all__ = ["Checkpointer", "JOURNAL_SIZE_LIMIT", "SAFETY_NET_PAGES", "bound_the_log",
+           "checkpoint"]
 
 #: Seconds between checkpoints: at a thousand turns a second, a few
 #: megabytes of log.
@@ -31,6 +40,20 @@ CHECKPOINT_INTERVAL = 0.5
 #: Pages the server's own connection lets the log grow to before it
 #: checkpoints in a commit anyway (40 MB with 4 kB pages).
 SAFETY_NET_PAGES = 10_000
+
+#: Bytes the log file is cut back to when the log starts over: what the
+#: safety net lets it hold, so that steady traffic never regrows it.
+JOURNAL_SIZE_LIMIT = SAFETY_NET_PAGES * 4096
+
+
+def bound_the_log(conn: sqlite3.Connection, *, safety_net_pages: int = SAFETY_NET_PAGES,
+                  size_limit: int = JOURNAL_SIZE_LIMIT) -> None:
+    """Settings of the server's (writing) connection: checkpoints in its
+    commits only past ``safety_net_pages``, and the log file cut back to
+    ``size_limit`` bytes whenever the log starts over (a setting of the
+    connection that starts it over: the writer's)."""
+    conn.execute(f"PRAGMA wal_autocheckpoint = {int(safety_net_pages)}")
+    conn.execute(f"PRAGMA journal_size_limit = {int(size_limit)}")
 
 
 def checkpoint(path: str, passes: int = 8) -> tuple[int, int]:
