@@ -62,8 +62,8 @@ def test_a_scenario_file_reports_each_wrong_value_at_its_line_and_column():
               - teleport
             end: {{outcome: self_served, mood: happy}}
         """) == [
-        "t.yaml:4:9: error: expected a local time such as \"2026-11-24 10:00\", found 'next tuesday' "
-        "[wrong-value]",
+        "t.yaml:4:9: error: 'next tuesday' is not a date and time: write it as 2026-12-24 18:30 "
+        "(year-month-day, 24-hour clock) or in ISO 8601, e.g. 2026-12-24T18:30 [wrong-value]",
         "t.yaml:7:9: error: a step does one thing; found press, say: make one step of each [wrong-value]",
         "t.yaml:9:34: error: unknown field 'colour'; expected one of heard, node, not_heard, path, "
         "twiml [unknown-field]",
@@ -82,10 +82,11 @@ def test_a_scenario_file_of_the_wrong_shape_says_where():
         "[wrong-type]"]
     assert scenario_problems("scenarios: []\nscenarios: []\n") == [
         "t.yaml:1:1: error: missing field 'flow' [missing-field]",
-        "t.yaml:2:1: error: 'scenarios' is defined twice here [duplicate-key]"]
+        "t.yaml:2:1: error: 'scenarios' is given twice in this mapping (first at line 1): keep one "
+        "of them [duplicate-key]"]
     assert scenario_problems("flow: x.yaml\nscenarios: [\n") == [
-        "t.yaml:3:1: error: YAML syntax: expected the node content, but found '<stream end>' "
-        "(while parsing a flow node) [yaml-syntax]"]
+        "t.yaml:2:12: error: the list opened with '[' here is never closed: add ']' after its last "
+        "item (and a comma between items) [yaml-syntax]"]
 
 
 def test_ivr_sim_test_stops_on_a_bad_scenario_file_before_any_call(tmp_path):

@@ -121,6 +121,7 @@ class _Builder(YamlChecker, _Checks):
         self.expressions: list = []    # (yaml path, expression)
         self.languages_used: list = [] # (yaml path, language)
         self.defined: set = set()      # variables the flow sets
+        self.nodes_broken = False      # a node failed to build or is out of place
         self.doc = None
 
     def add_value_expression(self, path, spec):
