@@ -12,6 +12,7 @@ Whether the calls then go as expected is for the run to say.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from ivr.flow.dates import DateError, parse_time
 from ivr.flow.problems import YamlProblems
@@ -98,7 +99,7 @@ class _ScenarioChecker(YamlChecker):
 
     def _expected_nodes(self, data, names: set) -> None:
         """Each node a step expects (``node:``, ``path:``) is one of ``names``."""
-        scenarios = [(("defaults",), data.get("defaults") or {})]
+        scenarios: list[tuple[tuple, Any]] = [(("defaults",), data.get("defaults") or {})]
         scenarios += [(("scenarios", i), s) for i, s in enumerate(data["scenarios"])]
         for path, scenario in scenarios:
             for index, step in enumerate(scenario.get("steps") or ()):
@@ -106,7 +107,7 @@ class _ScenarioChecker(YamlChecker):
                 if not isinstance(expect, dict):
                     continue
                 at = path + ("steps", index, "expect")
-                wanted = [(at + ("node",), expect.get("node"))]
+                wanted: list[tuple[tuple, Any]] = [(at + ("node",), expect.get("node"))]
                 route = expect.get("path")
                 if isinstance(route, list):
                     wanted += [(at + ("path", i), name) for i, name in enumerate(route)]
