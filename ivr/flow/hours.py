@@ -138,6 +138,10 @@ class Calendar:
 # --- Parsing -------------------------------------------------------------------
 
 
+#: The fields of a calendar under ``hours:``.
+CALENDAR_FIELDS = ("timezone", "weekly", "holidays", "exceptions")
+
+
 def parse_calendar(data) -> Calendar:
     """Build a :class:`Calendar` from its spec (a mapping, as parsed from YAML).
 
@@ -145,7 +149,7 @@ def parse_calendar(data) -> Calendar:
     """
     if not isinstance(data, dict):
         raise CalendarError(f"expected a mapping, found {_show(data)}", ())
-    unknown = set(data) - {"timezone", "weekly", "holidays", "exceptions"}
+    unknown = set(data) - set(CALENDAR_FIELDS)
     if unknown:
         key = sorted(map(str, unknown))[0]
         raise CalendarError(

@@ -22,16 +22,15 @@ from ivr.flow.fields import (
     _BAD,
     _FLOW_FIELDS,
     _LANGUAGE,
+    DEFAULTS_FIELDS,
+    ESCAPE_FIELDS,
+    LANGUAGE_FIELDS,
+    LIMITS_FIELDS,
     _expect,
     _retry,
     key,
-    labels,
     name,
-    positive,
-    retry,
-    target,
     text,
-    words,
 )
 from ivr.flow.hours import CalendarError, parse_calendar
 from ivr.flow.kinds import COMMON_FIELDS, KINDS, NODE_KINDS, RETRY_FIELDS
@@ -257,8 +256,7 @@ class _Builder(YamlChecker, _Checks):
     def _settings(self, data, languages, lexicons):
         """Language choice, voices, escape, retry defaults and loop limits."""
         default_lang = languages[0] if languages else "fr-FR"
-        lang_spec = self.fields(("language",), data.get("language", {}), {
-            "default": text, "by_country": None, "other_countries": text})
+        lang_spec = self.fields(("language",), data.get("language", {}), LANGUAGE_FIELDS)
         country_languages = {}
         if lang_spec is not _BAD:
             default_lang = lang_spec.get("default", default_lang)
@@ -280,8 +278,7 @@ class _Builder(YamlChecker, _Checks):
             voices = {}
         for lang in voices:
             self.languages_used.append((("voices", lang), lang))
-        escape = self.fields(("escape",), data.get("escape", {}), {
-            "keys": None, "words": words, "to": target, "label": labels})
+        escape = self.fields(("escape",), data.get("escape", {}), ESCAPE_FIELDS)
         escape = {} if escape is _BAD else escape
         raw_keys = escape.get("keys", ["0"])
         if _expect(self, ("escape", "keys"), raw_keys, list, 'a list of keys such as ["0"]') is _BAD:
@@ -291,11 +288,9 @@ class _Builder(YamlChecker, _Checks):
             if key(self, ("escape", "keys", i), k) is not _BAD)
         escape_words = escape.get("words") or {
             lang: lexicon.escape for lang, lexicon in lexicons.items()}
-        defaults = self.fields(("defaults",), data.get("defaults", {}), {
-            "timeout": positive, "no_input": retry, "no_match": retry})
+        defaults = self.fields(("defaults",), data.get("defaults", {}), DEFAULTS_FIELDS)
         defaults = {} if defaults is _BAD else defaults
-        limits = self.fields(("limits",), data.get("limits", {}), {
-            "max_steps": positive, "max_visits": positive})
+        limits = self.fields(("limits",), data.get("limits", {}), LIMITS_FIELDS)
         limits = {} if limits is _BAD else limits
         return {
             "default_language": default_lang,

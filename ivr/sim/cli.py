@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from datetime import date, datetime
+from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -206,6 +207,20 @@ def lint(paths, prompts):
     click.echo(f"{count} problem{'s' if count != 1 else ''}{detail}", err=True)
     sys.stderr.flush()
     sys.exit(1 if count > warnings else 0)
+
+
+@main.command("schema")
+@click.argument("kind", type=click.Choice(["flow", "scenario"]))
+def schema_command(kind):
+    """Print the JSON Schema of a flow file or a scenario file, for an
+    editor to check and complete them as you type (docs/flow-language.md).
+
+    \b
+    Example:
+        ivr-sim schema flow > .vscode/flow.schema.json
+    """
+    schema = resources.files("ivr.flow").joinpath(f"schema/{kind}.schema.json")
+    click.echo(schema.read_text(encoding="utf-8"), nl=False)
 
 
 @main.command("utterances")
