@@ -111,3 +111,19 @@ def test_lint_count_comes_after_the_problems_on_one_pipe(tmp_path):
     assert lines[-1] == "2 problems"
     assert all(line.startswith(f"{flow}:") and line.endswith("[unknown-target]") for line in lines[:-1])
     assert len(lines) == 3
+
+
+@pytest.mark.parametrize("key, message", [
+    ("24/12/2026", 'bad exception date \'24/12/2026\'; expected "MM-DD" (every year) or '
+                   '"YYYY-MM-DD": write "2026-12-24"'),
+    ("24/12", 'bad exception date \'24/12\'; expected "MM-DD" (every year) or "YYYY-MM-DD": '
+              'write "12-24"'),
+    ("07/12/2026", 'bad exception date \'07/12/2026\'; expected "MM-DD" (every year) or '
+                   '"YYYY-MM-DD"'),
+])
+def test_a_day_first_exception_date_in_a_calendar_says_what_to_write(key, message):
+    from ivr.flow.hours import CalendarError, parse_calendar
+    with pytest.raises(CalendarError) as caught:
+        parse_calendar({"timezone": "Europe/Paris", "weekly": {"mon": "09:00-12:00"},
+                        "exceptions": {key: "closed"}})
+    assert caught.value.message == message

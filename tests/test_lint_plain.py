@@ -178,3 +178,17 @@ def test_a_misspelt_start_does_not_make_its_node_unreachable():
     found = problems("start: find_recent", "start: find_recnt")
     assert [(code, m) for _l, _c, code, m in found] == [
         ("unknown-target", "'start' goes to unknown node 'find_recnt'; did you mean 'find_recent'?")]
+
+
+def test_a_field_indented_deeper_than_the_line_above_can_take_is_the_one_reported():
+    assert problems(WELCOME, WELCOME.replace("    say:", "      say:")) == [
+        (W + 2, 7, "yaml-syntax",
+         "'say' is indented by 6 spaces, deeper than the line above can take: line it up with "
+         "'kind' (4 spaces)")]
+
+
+def test_nothing_where_text_is_expected_says_to_write_it():
+    assert problems("description: Order status and delivery dates, then a human for the rest.",
+                    "description:") == [
+        (5, 13, "wrong-type",
+         "expected text, found nothing: write the value after the colon, or remove the field")]
