@@ -14,7 +14,7 @@ from twisted.internet import task
 
 from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
-from ivr.providers.dialect import Dialect, Refusal
+from ivr.providers.dialect import Dialect, Refusal, WebhookRequest
 from ivr.providers.memory import RecordingDialect
 from ivr.providers.twilio.dialect import TwilioDialect
 from ivr.server.calls import CallHandler
@@ -55,7 +55,9 @@ def test_twilio_status_callbacks_become_notices():
 def test_twilio_refusals_carry_the_http_code():
     dialect = TwilioDialect()
     with pytest.raises(Refusal) as refused:
-        dialect.verify("token", BASE + "/voice/f", {}, b"", lambda name: None)
+        request = WebhookRequest("POST", BASE + "/voice/f", "application/x-www-form-urlencoded",
+                                 b"", {}, lambda name: None)
+        dialect.verify("token", request, {})
     assert (refused.value.code, refused.value.reason) == (403, "missing X-Twilio-Signature")
     with pytest.raises(Refusal) as refused:
         dialect.check({"Digits": ["12"]}, dialect.voice_fields)

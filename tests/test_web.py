@@ -13,11 +13,11 @@ from twisted.internet import defer, task
 
 from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
+from ivr.providers.bodies import parse_form
 from ivr.providers.twilio.render import validate_twiml
 from ivr.providers.twilio.signature import signed_headers
 from ivr.server.calls import CallHandler
 from ivr.server.registry import FlowRegistry
-from ivr.server.requests import parse_form
 from ivr.server.web import build_root
 from ivr.store.sqlite.group_commit import GroupCommit
 from ivr.store.sqlite.store import CallStore

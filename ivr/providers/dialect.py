@@ -80,29 +80,77 @@ class StatusNotice:
 HeaderFn = Callable[[bytes], "bytes | None"]
 
 
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A provider's request as received, before anything trusts it.
+
+    ``url`` is the URL the provider requested (the public base URL, then
+    the path and query string), which is what most providers sign;
+    ``content_type`` is the lower-case media type without parameters
+    ("" when absent); ``query`` is the parsed query string; ``raw`` the body
+    (already bounded in size by the web layer)."""
+
+    method: str
+    url: str
+    content_type: str
+    raw: bytes
+    query: dict[str, list[str]]
+    header: HeaderFn
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Something a flow asks that a provider cannot do as asked: the
+    flow's ``node`` (and ``field`` when one is at fault), a one-line
+    ``message`` that names the nearest equivalent used at run time, and a
+    ``code`` for lint (``provider-no-queue``…)."""
+
+    node: str
+    field: str | None
+    message: str
+    code: str
+
+
 @runtime_checkable
 class Dialect(Protocol):
-    """One voice provider's requests, signatures and markup."""
+    """One voice provider's requests, signatures and markup.
 
-    #: Short name of the provider ("twilio").
+    The server reads a request in this order: :meth:`parse` (body syntax),
+    :meth:`verify` (when a secret is configured for the provider), then
+    :meth:`check` (the fields a route needs); a :class:`Refusal` at any
+    step is the request's 4xx.  ``params`` is whatever :meth:`check`
+    returns (one value per form field, or a JSON object): only the dialect
+    itself reads inside it."""
+
+    #: Short name of the provider ("twilio"); also its route prefix
+    #: (``/<name>/voice/<flow>``), except Twilio's, which keeps ``/voice``.
     name: str
     #: The HTTP content type of what :meth:`render` returns.
     content_type: bytes
+    #: HTTP methods the provider uses for a voice turn ("POST", or "GET").
+    voice_methods: tuple[str, ...]
     #: Fields a voice request and a status notice must carry.
     voice_fields: tuple[str, ...]
     status_fields: tuple[str, ...]
 
-    def verify(self, secret: str, url: str, form: dict[str, list[str]], raw: bytes,
-               header: HeaderFn) -> None:
-        """Raise :class:`Refusal` (403) unless the request to ``url`` is
-        signed with ``secret``; ``form`` is its parsed body, ``raw`` its bytes."""
+    def parse(self, request: WebhookRequest) -> dict:
+        """The request's fields, from its body (form or JSON, by the
+        provider's content type) or its query string (GET); raises
+        :class:`Refusal` (415 for a content type the provider never sends,
+        400 for a malformed body)."""
+
+    def verify(self, secret: str, request: WebhookRequest, fields: dict) -> None:
+        """Raise :class:`Refusal` (403) unless ``request`` is signed with
+        ``secret`` (the provider's configured signing secret or public key)
+        exactly as the provider documents it; ``fields`` is :meth:`parse`'s
+        result.  Never echoes a value in the reason."""
 
     def is_signed(self, header: HeaderFn) -> bool:
         """Whether the request carries this provider's signature at all."""
 
-    def check(self, form: dict[str, list[str]], required: tuple[str, ...] = ()) -> dict[str, str]:
-        """The request's parameters (one value each), checked against the
-        provider's field rules; raises :class:`Refusal` (400)."""
+    def check(self, fields: dict, required: tuple[str, ...] = ()) -> dict:
+        """The request's parameters, checked against the provider's field
+        rules; raises :class:`Refusal` (400)."""
 
     def is_call_id(self, value: str) -> bool:
         """Whether ``value`` has the shape of the provider's call ids."""
@@ -119,4 +167,10 @@ class Dialect(Protocol):
 
     def render(self, actions: Iterable[Action], next_url: str) -> bytes:
         """The provider's document for ``actions``; the caller's answer (and
-        a silent caller) comes back to ``next_url``."""
+        a silent caller) comes back to ``next_url``.  A
+        :class:`ivr.engine.actions.Redirect` (the hold-and-poll of a slow
+        look-up) is rendered the provider's own way."""
+
+    def gaps(self, flow) -> list[Gap]:
+        """What ``flow`` (an :class:`ivr.flow.model.Flow`) asks that this
+        provider cannot do as asked; empty when it can do everything."""

@@ -17,7 +17,8 @@ import json
 from collections.abc import Iterable
 
 from ivr.engine.actions import Action
-from ivr.providers.dialect import CallFacts, HeaderFn, Refusal, StatusNotice
+from ivr.providers.bodies import form_fields
+from ivr.providers.dialect import CallFacts, Gap, HeaderFn, Refusal, StatusNotice, WebhookRequest
 
 #: The status that ends a call.
 FINAL_STATUS = "ended"
@@ -34,27 +35,30 @@ class RecordingDialect:
 
     name = "memory"
     content_type = b"application/json"
+    voice_methods = ("POST",)
     voice_fields = ("call",)
     status_fields = ("call", "status")
 
     def __init__(self) -> None:
         self.rendered: list[tuple[list[Action], str]] = []
 
-    def verify(self, secret: str, url: str, form: dict[str, list[str]], raw: bytes,
-               header: HeaderFn) -> None:
+    def parse(self, request: WebhookRequest) -> dict[str, list[str]]:
+        return form_fields(request)
+
+    def verify(self, secret: str, request: WebhookRequest, fields: dict) -> None:
         """Refuse (403) a request whose ``x-test-secret`` is not ``secret``."""
-        if header(_SECRET) != secret.encode("utf-8"):
+        if request.header(_SECRET) != secret.encode("utf-8"):
             raise Refusal(403, "wrong x-test-secret")
 
     def is_signed(self, header: HeaderFn) -> bool:
         return header(_SECRET) is not None
 
-    def check(self, form: dict[str, list[str]], required: tuple[str, ...] = ()) -> dict[str, str]:
+    def check(self, fields: dict, required: tuple[str, ...] = ()) -> dict[str, str]:
         """The last value of each field; refuses (400) a missing ``required`` one."""
         for name in required:
-            if not form.get(name) or not form[name][-1]:
+            if not fields.get(name) or not fields[name][-1]:
                 raise Refusal(400, f"missing {name}")
-        return {name: values[-1] for name, values in form.items()}
+        return {name: values[-1] for name, values in fields.items()}
 
     def is_call_id(self, value: str) -> bool:
         return bool(value) and value.isascii() and value.isalnum() and len(value) <= 64
@@ -88,3 +92,6 @@ class RecordingDialect:
         self.rendered.append((kept, next_url))
         return json.dumps({"actions": [type(a).__name__ for a in kept],
                            "next": next_url}).encode("utf-8")
+
+    def gaps(self, flow) -> list[Gap]:
+        return []

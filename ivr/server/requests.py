@@ -1,9 +1,7 @@
-"""What every web resource shares: bounded requests, form bodies parsed
-strictly, and one-line plain-text refusals."""
+"""What every web resource shares: bounded requests and one-line
+plain-text refusals (bodies are parsed by :mod:`ivr.providers.bodies`)."""
 
 from __future__ import annotations
-
-from urllib.parse import unquote_plus
 
 from twisted.web import http
 from twisted.web.server import Request
@@ -16,28 +14,6 @@ MAX_BODY = 64 * 1024
 #: before Twisted reads it as ASCII.
 _METHOD_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                           b"abcdefghijklmnopqrstuvwxyz")
-
-
-def parse_form(text: str) -> dict[str, list[str]]:
-    """An ``application/x-www-form-urlencoded`` body, strictly: what
-    ``urllib.parse.parse_qs(text, keep_blank_values=True,
-    strict_parsing=True, errors="strict")`` gives (an empty body is no
-    field), decoding only the names and values that need it.  Raises
-    ``ValueError`` for a field without ``=``, ``UnicodeDecodeError`` for
-    percent-encoded bytes that are not UTF-8."""
-    form: dict[str, list[str]] = {}
-    if not text:
-        return form
-    for field in text.split("&"):
-        name, equals, value = field.partition("=")
-        if not equals:
-            raise ValueError(f"bad form field {field[:40]!r}")
-        if "%" in name or "+" in name:
-            name = unquote_plus(name, errors="strict")
-        if "%" in value or "+" in value:
-            value = unquote_plus(value, errors="strict")
-        form.setdefault(name, []).append(value)
-    return form
 
 
 def plain_text(request, code: int, message: str) -> bytes:

@@ -22,7 +22,8 @@ from twisted.web.error import UnsupportedMethod
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from ivr.providers.dialect import Dialect, Refusal
+from ivr.providers.bodies import parse_form
+from ivr.providers.dialect import Dialect, Refusal, WebhookRequest
 from ivr.providers.twilio.dialect import TwilioDialect
 from ivr.server.registry import UnknownFlow
 from ivr.server.requests import (
@@ -31,7 +32,6 @@ from ivr.server.requests import (
     BadRequest,
     finish_with,
     header_text,
-    parse_form,
     plain_text,
 )
 from ivr.store.sqlite.storage_health import fault_cause
@@ -94,14 +94,13 @@ class WebhookResource(PlainResource):
         self.simulated_clock = simulated_clock
         self.dialect: Dialect = dialect or TwilioDialect()
 
-    def check_signature(self, request, form: dict, raw: bytes) -> None:
+    def check_signature(self, webhook: WebhookRequest, fields: dict) -> None:
         """Raise :class:`BadRequest` (403) unless the request is correctly
         signed; nothing to check when no auth token is configured."""
         if not self.auth_token:
             return
         try:
-            self.dialect.verify(self.auth_token, self.request_url(request), form, raw,
-                                request.getHeader)
+            self.dialect.verify(self.auth_token, webhook, fields)
         except Refusal as refusal:
             raise BadRequest(refusal.code, refusal.reason) from None
 
@@ -109,27 +108,33 @@ class WebhookResource(PlainResource):
         """Fields a request to this resource must carry."""
         return self.dialect.voice_fields
 
-    def read_form(self, request) -> dict:
-        """The webhook's parameters, checked by the dialect's field rules;
-        raises :class:`BadRequest`."""
+    def webhook(self, request) -> WebhookRequest:
+        """The request as the dialect reads it; its body bounded in size."""
         if getattr(request, "too_large", False):
             raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
         content_type = (header_text(request, b"content-type") or "").split(";")[0].strip().lower()
-        if content_type != "application/x-www-form-urlencoded":
-            raise BadRequest(415, "expected an application/x-www-form-urlencoded body")
         request.content.seek(0)
         raw = request.content.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
             raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
         try:
-            form = parse_form(raw.decode("utf-8"))
-        except UnicodeDecodeError:  # raw or percent-encoded bytes that are not UTF-8
-            raise BadRequest(400, "body is not UTF-8") from None
-        except ValueError:
-            raise BadRequest(400, "malformed form body") from None
-        self.check_signature(request, form, raw)
+            query = parse_form(request.uri.partition(b"?")[2].decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise BadRequest(400, "malformed query string") from None
+        return WebhookRequest(request.method.decode("ascii"), self.request_url(request),
+                              content_type, raw, query, request.getHeader)
+
+    def read_form(self, request) -> dict:
+        """The webhook's parameters: parsed, signature checked, then checked
+        by the dialect's field rules; raises :class:`BadRequest`."""
+        webhook = self.webhook(request)
         try:
-            return self.dialect.check(form, self.required())
+            fields = self.dialect.parse(webhook)
+        except Refusal as refusal:
+            raise BadRequest(refusal.code, refusal.reason) from None
+        self.check_signature(webhook, fields)
+        try:
+            return self.dialect.check(fields, self.required())
         except Refusal as refusal:
             raise BadRequest(refusal.code, refusal.reason) from None
 
@@ -343,7 +348,7 @@ class CallResource(WebhookResource):
         if self.dashboard_token is not None and is_authorized(authorization, self.dashboard_token):
             return
         if self.auth_token and self.dialect.is_signed(request.getHeader):
-            self.check_signature(request, {}, b"")
+            self.check_signature(self.webhook(request), {})
             return
         if authorization is None:
             raise BadRequest(401, "call details need the dashboard token (Bearer) "

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ivr.engine.actions import Action
-from ivr.providers.dialect import CallFacts, HeaderFn, Refusal, StatusNotice
+from ivr.providers.bodies import form_fields
+from ivr.providers.dialect import CallFacts, Gap, HeaderFn, Refusal, StatusNotice, WebhookRequest
 from ivr.providers.twilio import events
 from ivr.providers.twilio.render import render_twiml
 from ivr.providers.twilio.signature import is_valid_twilio_request
@@ -27,29 +28,33 @@ class TwilioDialect:
 
     name = "twilio"
     content_type = b"text/xml; charset=utf-8"
+    voice_methods = ("POST",)
     voice_fields = ("CallSid",)
     status_fields = ("CallSid", "CallStatus")
 
-    def verify(self, secret: str, url: str, form: dict[str, list[str]], raw: bytes,
-               header: HeaderFn) -> None:
+    def parse(self, request: WebhookRequest) -> dict[str, list[str]]:
+        """Twilio posts forms (``application/x-www-form-urlencoded``)."""
+        return form_fields(request)
+
+    def verify(self, secret: str, request: WebhookRequest, fields: dict) -> None:
         """Refuse (403) a request whose ``X-Twilio-Signature`` is missing,
-        malformed or not Twilio's for ``url`` and ``form``."""
-        signature = header(_SIGNATURE)
+        malformed or not Twilio's for its URL and ``fields``."""
+        signature = request.header(_SIGNATURE)
         if not signature:
             raise Refusal(403, "missing X-Twilio-Signature")
         # A forged header may be any bytes: only a short ASCII one is compared.
         if len(signature) > MAX_SIGNATURE or not signature.isascii():
             raise Refusal(403, "X-Twilio-Signature is not a signature")
-        if not is_valid_twilio_request(secret, url, form, signature, raw):
+        if not is_valid_twilio_request(secret, request.url, fields, signature, request.raw):
             raise Refusal(403, "X-Twilio-Signature does not match this request")
 
     def is_signed(self, header: HeaderFn) -> bool:
         return bool(header(_SIGNATURE))
 
-    def check(self, form: dict[str, list[str]], required: tuple[str, ...] = ()) -> dict[str, str]:
+    def check(self, fields: dict, required: tuple[str, ...] = ()) -> dict[str, str]:
         """See :func:`ivr.providers.twilio.webhook_fields.check_fields`."""
         try:
-            return check_fields(form, required)
+            return check_fields(fields, required)
         except FieldError as error:
             raise Refusal(400, str(error)) from None
 
@@ -75,3 +80,7 @@ class TwilioDialect:
     def render(self, actions: Iterable[Action], next_url: str) -> bytes:
         """TwiML: see :func:`ivr.providers.twilio.render.render_twiml`."""
         return render_twiml(actions, next_url)
+
+    def gaps(self, flow) -> list[Gap]:
+        """TwiML does all a flow can ask."""
+        return []

@@ -1,0 +1,69 @@
+"""Request bodies as providers send them, parsed strictly for any dialect:
+``application/x-www-form-urlencoded`` forms (Twilio, SignalWire, Telnyx
+TeXML, Plivo) and JSON objects (Vonage, jambonz).  Each refuses what the
+provider never sends with a :class:`ivr.providers.dialect.Refusal` (415
+for another content type, 400 for a malformed body)."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote_plus
+
+from ivr.providers.dialect import Refusal, WebhookRequest
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+def parse_form(text: str) -> dict[str, list[str]]:
+    """An ``application/x-www-form-urlencoded`` body, strictly: what
+    ``urllib.parse.parse_qs(text, keep_blank_values=True,
+    strict_parsing=True, errors="strict")`` gives (an empty body is no
+    field), decoding only the names and values that need it.  Raises
+    ``ValueError`` for a field without ``=``, ``UnicodeDecodeError`` for
+    percent-encoded bytes that are not UTF-8."""
+    form: dict[str, list[str]] = {}
+    if not text:
+        return form
+    for field in text.split("&"):
+        name, equals, value = field.partition("=")
+        if not equals:
+            raise ValueError(f"bad form field {field[:40]!r}")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name, errors="strict")
+        if "%" in value or "+" in value:
+            value = unquote_plus(value, errors="strict")
+        form.setdefault(name, []).append(value)
+    return form
+
+
+def form_fields(request: WebhookRequest) -> dict[str, list[str]]:
+    """The fields of a form POST (or, for a GET, of its query string)."""
+    if request.method == "GET":
+        return dict(request.query)
+    if request.content_type != FORM:
+        raise Refusal(415, f"expected an {FORM} body")
+    try:
+        return parse_form(request.raw.decode("utf-8"))
+    except UnicodeDecodeError:  # raw or percent-encoded bytes that are not UTF-8
+        raise Refusal(400, "body is not UTF-8") from None
+    except ValueError:
+        raise Refusal(400, "malformed form body") from None
+
+
+def json_object(request: WebhookRequest) -> dict:
+    """The JSON object of a POST body (or, for a GET, the query string's
+    fields, one value each)."""
+    if request.method == "GET":
+        return {name: values[-1] for name, values in request.query.items()}
+    if request.content_type != JSON:
+        raise Refusal(415, f"expected an {JSON} body")
+    try:
+        body = json.loads(request.raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise Refusal(400, "body is not UTF-8") from None
+    except ValueError:
+        raise Refusal(400, "malformed JSON body") from None
+    if not isinstance(body, dict):
+        raise Refusal(400, "expected a JSON object")
+    return body
