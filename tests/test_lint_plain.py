@@ -192,3 +192,12 @@ def test_nothing_where_text_is_expected_says_to_write_it():
                     "description:") == [
         (5, 13, "wrong-type",
          "expected text, found nothing: write the value after the colon, or remove the field")]
+
+
+def test_a_misspelt_kind_is_one_problem_with_the_kind_meant():
+    # The start node cannot be built: before, every node after it was
+    # also reported unreachable (42 problems).
+    assert problems("  find_recent:\n    kind: lookup\n", "  find_recent:\n    kind: lookp\n") == [
+        (line_of("  find_recent:\n    kind: lookup") + 1, 11, "unknown-kind",
+         "node 'find_recent' has unknown kind 'lookp'; did you mean 'lookup'? (expected one of say, "
+         "menu, input, set, branch, lookup, sms, hours, transfer, record, callback, hangup)")]

@@ -41,6 +41,7 @@ from ivr.flow.model import (
 )
 from ivr.flow.problems import FlowError, Problem
 from ivr.flow.prompts import PromptLibrary
+from ivr.flow.suggest import closest
 from ivr.flow.yamlcheck import YamlChecker, read_text
 
 #: Variables every prompt and expression can read (see docs/flow-language.md).
@@ -54,6 +55,13 @@ BUILTIN_VARIABLES = frozenset({
 #: the first of its words.
 CONFIRM_CHOICE_VARIABLES = frozenset({"choice_label", "choice_word"})
 
+
+#: The loader's messages that offer a fix, one sentence each.
+MESSAGES = {
+    "unknown-kind": "node {node!r} has unknown kind {kind!r}; expected one of {expected}",
+    "unknown-kind-suggest": "node {node!r} has unknown kind {kind!r}; did you mean {suggestion!r}? "
+                            "(expected one of {expected})",
+}
 
 #: Names that would make a catch-all bucket of the contact reasons.
 CATCH_ALL_REASONS = frozenset({
@@ -327,8 +335,11 @@ class _Builder(YamlChecker, _Checks):
                              f"{', '.join(NODE_KINDS)}", "missing-field", at_key=True)
                 continue
             if kind not in KINDS:
-                self.problem(path + ("kind",), f"node {node_name!r} has unknown kind {kind!r}; "
-                             f"expected one of {', '.join(NODE_KINDS)}", "unknown-kind")
+                suggestion = closest(kind, KINDS)
+                message = MESSAGES["unknown-kind-suggest" if suggestion else "unknown-kind"]
+                self.problem(path + ("kind",), message.format(
+                    node=node_name, kind=kind, suggestion=suggestion, expected=", ".join(NODE_KINDS)),
+                    "unknown-kind")
                 continue
             declared = KINDS[kind]
             parsed = self.fields(path, spec, {**COMMON_FIELDS, **declared.fields},
