@@ -143,7 +143,7 @@ def test_call_can_use_an_order_database_file(tmp_path):
     assert "en route avec Colissimo" in result.output
 
 
-@pytest.mark.parametrize("command", ["call", "test", "lint", "demo-orders"])
+@pytest.mark.parametrize("command", ["call", "test", "lint", "demo-orders", "schema"])
 def test_every_command_has_help_with_an_example(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0

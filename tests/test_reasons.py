@@ -301,8 +301,8 @@ def test_an_ask_reason_menu_that_marks_reasons_and_leads_to_a_person_is_valid(tm
 
 def test_ask_reason_must_name_an_existing_menu(tmp_path, prompts):
     assert lint(tmp_path, prompts, ASKING.replace("ask_reason: why", "ask_reason: whyy")) == [
-        (5, 13, "unknown-target", "'ask_reason' goes to unknown node 'whyy'"),
-        (15, 3, "unreachable-node", "node 'why' is unreachable: no node leads to it")]
+        # The node meant is offered, and not reported unreachable on top.
+        (5, 13, "unknown-target", "'ask_reason' goes to unknown node 'whyy'; did you mean 'why'?")]
     assert lint(tmp_path, prompts, ASKING.replace("ask_reason: why", "ask_reason: bye")) == [
         (5, 13, "wrong-value", "'ask_reason' must name a menu whose choices mark reasons; "
                                "'bye' is of kind hangup"),

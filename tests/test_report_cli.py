@@ -268,8 +268,11 @@ def test_an_sqlite_file_without_our_tables_is_not_an_ivr_call_log(tmp_path):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--since", "last monday", "since 'last monday' is not a time: expected a date like 2026-11-01"),
-    ("--until", "2026-02-30", "until '2026-02-30' is not a time"),
+    ("--since", "last monday", "Invalid value for --since: 'last monday' is not a date and time: "
+                               "write it as 2026-12-24 18:30 (year-month-day, 24-hour clock)"),
+    ("--until", "2026-02-30", "Invalid value for --until: '2026-02-30' is not a date and time"),
+    ("--since", "07/11/2026", "Invalid value for --since: '07/11/2026' could be read day first "
+                              "(2026-11-07) or month first (2026-07-11): write it year first"),
     ("--until", "2026-11-24T10:00Z", "until '2026-11-24T10:00Z' has a UTC offset"),
 ])
 def test_a_bad_period_is_an_error(log, option, value, message):

@@ -363,9 +363,9 @@ def test_an_unknown_text_prompt_is_reported_at_the_text(tmp_path, prompts_root):
                   "  text_caller:\n    kind: sms\n    text: trackin")
     assert problems(tmp_path, prompts_root, text) == [
         (20, 11, "missing-prompt", f"prompt 'trackin' has no en-US version: expected "
-                                   f"{prompts_root / 'en-US' / 'trackin.j2'}"),
+                                   f"{prompts_root / 'en-US' / 'trackin.j2'}; did you mean 'tracking'?"),
         (20, 11, "missing-prompt", f"prompt 'trackin' has no fr-FR version: expected "
-                                   f"{prompts_root / 'fr-FR' / 'trackin.j2'}")]
+                                   f"{prompts_root / 'fr-FR' / 'trackin.j2'}; did you mean 'tracking'?")]
 
 
 @pytest.mark.parametrize("value, column, code, message", [
@@ -390,7 +390,7 @@ def test_text_is_one_prompt_name_and_failed_a_known_node(tmp_path, prompts_root)
         (20, 11, "wrong-type", "expected the name of the text message's template (e.g. "
                                "sms_tracking for prompts/<language>/sms_tracking.j2), found a "
                                "list ['tracking']"),
-        (23, 13, "unknown-target", "node 'text_caller' 'failed' goes to unknown node 'sory'")]
+        (23, 13, "unknown-target", "node 'text_caller' 'failed' goes to unknown node 'sory'; did you mean 'sorry'?")]
 
 
 def test_unknown_fields_of_an_sms_node_are_listed(tmp_path, prompts_root):

@@ -403,8 +403,9 @@ def test_traffic_command_plays_calls_and_writes_the_expectation(tmp_path):
 def test_traffic_command_turns_errors_into_messages(tmp_path):
     result = CliRunner().invoke(main, ["traffic", str(FLOW), "--db", str(tmp_path / "t.db"),
                                        "--calls", "5", "--seed", "1", "--start", "2026-11-31"])
-    assert result.exit_code == 2
-    assert "'2026-11-31' is not a date like 2026-11-02" in result.output
+    assert result.exit_code == 1
+    assert result.output == ("Error: Invalid value for --start: '2026-11-31' is not a date: write "
+                             "it as 2026-12-24 (year-month-day, ISO 8601)\n")
     result = CliRunner().invoke(main, ["traffic", str(tmp_path / "missing.yaml"), "--db",
                                        str(tmp_path / "t.db"), "--calls", "5", "--seed", "1"])
     assert result.exit_code == 2 and "does not exist" in result.output

@@ -14,6 +14,18 @@ from ivr.flow.model import (
 )
 from ivr.flow.problems import Problem
 from ivr.flow.prompts import FIXED_SERVER_PROMPTS, SERVER_PROMPTS, PromptError
+from ivr.flow.suggest import closest
+
+#: The messages of the whole-flow checks that offer a fix, one sentence each.
+MESSAGES = {
+    "unknown-target": "{where} goes to unknown node {name!r}",
+    "unknown-target-suggest": "{where} goes to unknown node {name!r}; did you mean {suggestion!r}?",
+    "misplaced-node": "node {name!r} is not under 'nodes' but inside {inside}, so nothing can go "
+                      "to it: indent it by 2 spaces, like the other nodes",
+    "missing-prompt": "prompt {name!r} has no {lang} version: expected {expected}",
+    "missing-prompt-suggest": "prompt {name!r} has no {lang} version: expected {expected}; did "
+                              "you mean {suggestion!r}?",
+}
 
 #: What a failed render on sample data is, by ``PromptError.kind``; the
 #: problem's code is ``prompt-<kind>``.
@@ -45,6 +57,23 @@ def _describe(path) -> str:
     return f"'{'.'.join(str(p) for p in path)}'"
 
 
+def _value_at(data, path):
+    for step in path:
+        if not isinstance(data, (dict, list)):
+            return None
+        try:
+            data = data[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _looks_like_node(value) -> bool:
+    """A node moved out of 'nodes' by its indentation: a mapping with a
+    'kind', or nothing (its fields then became its neighbours)."""
+    return value is None or (isinstance(value, dict) and "kind" in value)
+
+
 class _Checks:
     """Methods of the flow builder, :class:`ivr.flow.loader._Builder`."""
 
@@ -70,10 +99,19 @@ class _Checks:
     # -- whole-flow checks ---------------------------------------------------------
     def _check_graph(self, data, nodes, flow, settings):
         raw_nodes = data.get("nodes") if isinstance(data.get("nodes"), dict) else {}
+        misplaced = self._misplaced_nodes(raw_nodes)
+        self.nodes_broken = bool(misplaced or set(raw_nodes) - set(nodes))
+        meant = set()  # the nodes misspelt targets were most likely meant to go to
         for path, node_name in self.targets:
+            if node_name in misplaced:
+                continue  # said once, where the node is
             if node_name not in raw_nodes:
                 where = _describe(path)
-                self.problem(path, f"{where} goes to unknown node {node_name!r}", "unknown-target")
+                suggestion = closest(node_name, raw_nodes)
+                meant.add(suggestion)
+                message = MESSAGES["unknown-target-suggest" if suggestion else "unknown-target"].format(
+                    where=where, name=node_name, suggestion=suggestion)
+                self.problem(path, message, "unknown-target")
         human = data.get("human")
         if isinstance(human, str) and human in nodes and not KINDS[nodes[human].kind].stands_for_human:
             self.problem(("human",), f"'human' must name a transfer, callback, record or hours node; "
@@ -86,6 +124,10 @@ class _Checks:
                                      "is the flow's escape key to a human", "duplicate-key")
         if "start" not in data or not isinstance(data.get("start"), str) or not nodes:
             return
+        if self.nodes_broken:
+            # A node that is broken or out of place hides the ways through
+            # it: what looks unreachable would only follow from that problem.
+            return
         roots = [data["start"], data.get("human"), settings["escape"].to,
                  settings["no_input"].to, settings["no_match"].to, data.get("ask_reason")]
         reachable = set()
@@ -96,7 +138,7 @@ class _Checks:
                 continue
             reachable.add(current)
             pending.extend(t for t in targets(nodes[current]) if t in nodes)
-        led_to = {t for node in nodes.values() for t in targets(node)} | set(roots)
+        led_to = {t for node in nodes.values() for t in targets(node)} | set(roots) | meant
         broken_edges = any(name not in raw_nodes for _path, name in self.targets)
         for node_name in nodes:
             if node_name in reachable:
@@ -108,6 +150,45 @@ class _Checks:
                 self.problem(("nodes", node_name), f"node {node_name!r} is unreachable from "
                              f"start {data['start']!r}", "unreachable-node", at_key=True)
 
+    def _misplaced_nodes(self, raw_nodes) -> set:
+        """The nodes gone to but indented out of 'nodes' (inside another node,
+        or at the top level): each is reported once, where it is, and the
+        problems its misplacement causes inside its new parent are dropped."""
+        wanted = {name for _path, name in self.targets if name not in raw_nodes}
+        found: dict = {}
+        for path in sorted(self.doc.keys, key=len):
+            if (path and path[-1] in wanted and path[-1] not in found and path[:-1] != ("nodes",)
+                    and _looks_like_node(_value_at(self.doc.data, path))
+                    and not any(path[:len(outer)] == outer for outer in found.values())):
+                found[path[-1]] = path
+        for node_name, path in found.items():
+            pos = self.doc.key_pos(path)
+            parent = path[:-1]
+            inside = (f"node {parent[1]!r}" if len(parent) >= 2 and parent[0] == "nodes"
+                      else f"'{'.'.join(map(str, parent))}'" if parent else "the top level of the file")
+            # Its fields may have landed in its new parent: the problems
+            # there come from it too.
+            self.problems[:] = [p for p in self.problems if not self._within(parent, p)
+                                and (p.line, p.column) != (pos.line, pos.column)]
+            self.problem(path, MESSAGES["misplaced-node"].format(name=node_name, inside=inside),
+                         "misplaced-node", at_key=True)
+        # The nodes that moved with it are out of place for the same reason.
+        carried = {path[-1] for path in self.doc.keys for outer in found.values()
+                   if len(path) > len(outer) and path[:len(outer)] == outer and path[-1] in wanted}
+        return set(found) | carried
+
+    def _within(self, parent, problem) -> bool:
+        """Whether ``problem`` lies in the YAML block of ``parent`` (a path;
+        the top level holds everything)."""
+        if not parent:
+            return False
+        if problem.path != self.path:
+            return False
+        start = self.doc.key_pos(parent).line
+        after = [pos.line for path, pos in self.doc.keys.items()
+                 if len(path) <= len(parent) and pos.line > start]
+        return start <= problem.line < min(after, default=10**9)
+
     def _check_reasons(self, reasons):
         used = set()
         for path, reason_name in self.reasons_used:
@@ -116,7 +197,7 @@ class _Checks:
                 self.problem(path, f"reason {reason_name!r} is not declared under 'reasons'",
                              "unknown-reason")
         for reason_name in reasons:
-            if reason_name not in used:
+            if reason_name not in used and not self.nodes_broken:
                 self.problem(("reasons", reason_name), f"reason {reason_name!r} is declared but no "
                              "node marks it", "unused-reason", at_key=True)
 
@@ -194,8 +275,10 @@ class _Checks:
                                  "wrong-value")
                     break
                 if not self.library.exists(lang, prompt_name):
-                    self.problem(path, f"prompt {prompt_name!r} has no {lang} version: expected "
-                                 f"{expected}", "missing-prompt")
+                    suggestion = closest(prompt_name, self.library.names(lang))
+                    message = MESSAGES["missing-prompt-suggest" if suggestion else "missing-prompt"]
+                    self.problem(path, message.format(name=prompt_name, lang=lang, expected=expected,
+                                                      suggestion=suggestion), "missing-prompt")
                     continue
                 if (lang, prompt_name) in checked:
                     continue

@@ -108,12 +108,15 @@ def key(b, path, value):
 
 
 def one_of(*allowed):
+    """A checker of text that must be one of ``allowed`` (kept on it as
+    ``allowed``, for the JSON Schema)."""
     def check(b, path, value):
         result = text(b, path, value)
         if result is not _BAD and result not in allowed:
             b.problem(path, f"expected one of {', '.join(allowed)}, found {result!r}", "wrong-value")
             return _BAD
         return result
+    check.allowed = allowed  # type: ignore[attr-defined]
     return check
 
 
@@ -158,7 +161,7 @@ def prompt_list(b, path, value):
 
 
 def retry(b, path, value):
-    return b.fields(path, value, {"max": count, "say": prompt_list, "to": target})
+    return b.fields(path, value, RETRY_POLICY_FIELDS)
 
 
 def words(b, path, value):
@@ -227,10 +230,7 @@ def choices(b, path, value):
     result, seen_keys, seen_words = [], {}, {}
     for i, item in enumerate(value):
         at = path + (i,)
-        spec = b.fields(at, item, {
-            "key": key, "words": words, "to": target, "set": assignments,
-            "reason": reason, "confirms": flag, "examples": words, "label": labels,
-        }, required=("to",))
+        spec = b.fields(at, item, CHOICE_FIELDS, required=CHOICE_REQUIRED)
         if spec is _BAD:
             continue
         if "key" not in spec and "words" not in spec:
@@ -261,7 +261,7 @@ def conditions(b, path, value):
         return _BAD
     result = []
     for i, item in enumerate(value):
-        spec = b.fields(path + (i,), item, {"if": text, "to": target}, required=("if", "to"))
+        spec = b.fields(path + (i,), item, CONDITION_FIELDS, required=tuple(CONDITION_FIELDS))
         if spec is not _BAD:
             b.expressions.append((path + (i, "if"), spec["if"]))
             result.append((spec["if"], spec["to"]))
@@ -352,6 +352,33 @@ def destination(b, path, value):
         return _BAD
     return (kind, address)
 
+
+# --- the fields of the mappings inside a flow -----------------------------------------
+# Declared once here: the loader checks them, and ivr.flow.json_schema
+# describes them for editors.
+
+#: A retry policy (``no_input:``, ``no_match:``).
+RETRY_POLICY_FIELDS = {"max": count, "say": prompt_list, "to": target}
+
+#: A menu's choice, and the fields it cannot do without.
+CHOICE_FIELDS = {
+    "key": key, "words": words, "to": target, "set": assignments,
+    "reason": reason, "confirms": flag, "examples": words, "label": labels,
+}
+CHOICE_REQUIRED = ("to",)
+
+#: A branch's condition (both required).
+CONDITION_FIELDS = {"if": text, "to": target}
+
+#: ``language:`` (``by_country`` is checked by the loader itself).
+LANGUAGE_FIELDS = {"default": text, "by_country": None, "other_countries": text}
+
+#: ``escape:`` (``keys`` is checked by the loader itself).
+ESCAPE_FIELDS = {"keys": None, "words": words, "to": target, "label": labels}
+
+#: ``defaults:`` and ``limits:``.
+DEFAULTS_FIELDS = {"timeout": positive, "no_input": retry, "no_match": retry}
+LIMITS_FIELDS = {"max_steps": positive, "max_visits": positive}
 
 _FLOW_FIELDS = {
     "flow": name, "description": text, "languages": None, "language": None,

@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
 
+from ivr.flow.dates import DateError, parse_day
+
 __all__ = ["Calendar", "CalendarError", "parse_calendar"]
 
 #: How far ahead ``next_opening`` and ``closes_at`` look.
@@ -138,6 +140,10 @@ class Calendar:
 # --- Parsing -------------------------------------------------------------------
 
 
+#: The fields of a calendar under ``hours:``.
+CALENDAR_FIELDS = ("timezone", "weekly", "holidays", "exceptions")
+
+
 def parse_calendar(data) -> Calendar:
     """Build a :class:`Calendar` from its spec (a mapping, as parsed from YAML).
 
@@ -145,7 +151,7 @@ def parse_calendar(data) -> Calendar:
     """
     if not isinstance(data, dict):
         raise CalendarError(f"expected a mapping, found {_show(data)}", ())
-    unknown = set(data) - {"timezone", "weekly", "holidays", "exceptions"}
+    unknown = set(data) - set(CALENDAR_FIELDS)
     if unknown:
         key = sorted(map(str, unknown))[0]
         raise CalendarError(
@@ -329,7 +335,7 @@ def _parse_exceptions(value) -> tuple[dict, dict]:
         path = ("exceptions", key)
         if not isinstance(key, str):
             raise CalendarError(
-                f"bad exception date {key!r}; expected \"MM-DD\" (every year) or \"YYYY-MM-DD\"",
+                _bad_exception_date(key),
                 path,
             )
         text = key.strip()
@@ -342,7 +348,7 @@ def _parse_exceptions(value) -> tuple[dict, dict]:
                 date = dt.date.fromisoformat(text)
         except ValueError:
             raise CalendarError(
-                f"bad exception date {key!r}; expected \"MM-DD\" (every year) or \"YYYY-MM-DD\"",
+                _bad_exception_date(key),
                 path,
             ) from None
         if m:
@@ -350,6 +356,29 @@ def _parse_exceptions(value) -> tuple[dict, dict]:
         else:
             dated[date] = _parse_hours(hours, path)
     return yearly, dated
+
+
+#: How a bad exception date is told, with the date it most likely is.
+BAD_EXCEPTION_DATE = 'bad exception date {key!r}; expected "MM-DD" (every year) or "YYYY-MM-DD"'
+BAD_EXCEPTION_DATE_MEANT = ('bad exception date {key!r}; expected "MM-DD" (every year) or '
+                            '"YYYY-MM-DD": write "{meant}"')
+_DAY_MONTH = re.compile(r"(\d{1,2})/(\d{1,2})")
+
+
+def _bad_exception_date(key) -> str:
+    """The message for an exception date we do not read; a day-first date
+    (``24/12/2026``, ``24/12``) that can only be one day gets that day."""
+    text = str(key).strip()
+    meant = None
+    try:
+        meant = parse_day(text).isoformat()
+    except DateError:
+        found = _DAY_MONTH.fullmatch(text)
+        if found and int(found[1]) > 12 >= int(found[2]) >= 1:
+            meant = f"{int(found[2]):02d}-{int(found[1]):02d}"
+    if meant:
+        return BAD_EXCEPTION_DATE_MEANT.format(key=key, meant=meant)
+    return BAD_EXCEPTION_DATE.format(key=key)
 
 
 def _show(value) -> str:

@@ -22,16 +22,15 @@ from ivr.flow.fields import (
     _BAD,
     _FLOW_FIELDS,
     _LANGUAGE,
+    DEFAULTS_FIELDS,
+    ESCAPE_FIELDS,
+    LANGUAGE_FIELDS,
+    LIMITS_FIELDS,
     _expect,
     _retry,
     key,
-    labels,
     name,
-    positive,
-    retry,
-    target,
     text,
-    words,
 )
 from ivr.flow.hours import CalendarError, parse_calendar
 from ivr.flow.kinds import COMMON_FIELDS, KINDS, NODE_KINDS, RETRY_FIELDS
@@ -42,6 +41,7 @@ from ivr.flow.model import (
 )
 from ivr.flow.problems import FlowError, Problem
 from ivr.flow.prompts import PromptLibrary
+from ivr.flow.suggest import closest
 from ivr.flow.yamlcheck import YamlChecker, read_text
 
 #: Variables every prompt and expression can read (see docs/flow-language.md).
@@ -55,6 +55,13 @@ BUILTIN_VARIABLES = frozenset({
 #: the first of its words.
 CONFIRM_CHOICE_VARIABLES = frozenset({"choice_label", "choice_word"})
 
+
+#: The loader's messages that offer a fix, one sentence each.
+MESSAGES = {
+    "unknown-kind": "node {node!r} has unknown kind {kind!r}; expected one of {expected}",
+    "unknown-kind-suggest": "node {node!r} has unknown kind {kind!r}; did you mean {suggestion!r}? "
+                            "(expected one of {expected})",
+}
 
 #: Names that would make a catch-all bucket of the contact reasons.
 CATCH_ALL_REASONS = frozenset({
@@ -121,6 +128,7 @@ class _Builder(YamlChecker, _Checks):
         self.expressions: list = []    # (yaml path, expression)
         self.languages_used: list = [] # (yaml path, language)
         self.defined: set = set()      # variables the flow sets
+        self.nodes_broken = False      # a node failed to build or is out of place
         self.doc = None
 
     def add_value_expression(self, path, spec):
@@ -256,8 +264,7 @@ class _Builder(YamlChecker, _Checks):
     def _settings(self, data, languages, lexicons):
         """Language choice, voices, escape, retry defaults and loop limits."""
         default_lang = languages[0] if languages else "fr-FR"
-        lang_spec = self.fields(("language",), data.get("language", {}), {
-            "default": text, "by_country": None, "other_countries": text})
+        lang_spec = self.fields(("language",), data.get("language", {}), LANGUAGE_FIELDS)
         country_languages = {}
         if lang_spec is not _BAD:
             default_lang = lang_spec.get("default", default_lang)
@@ -279,8 +286,7 @@ class _Builder(YamlChecker, _Checks):
             voices = {}
         for lang in voices:
             self.languages_used.append((("voices", lang), lang))
-        escape = self.fields(("escape",), data.get("escape", {}), {
-            "keys": None, "words": words, "to": target, "label": labels})
+        escape = self.fields(("escape",), data.get("escape", {}), ESCAPE_FIELDS)
         escape = {} if escape is _BAD else escape
         raw_keys = escape.get("keys", ["0"])
         if _expect(self, ("escape", "keys"), raw_keys, list, 'a list of keys such as ["0"]') is _BAD:
@@ -290,11 +296,9 @@ class _Builder(YamlChecker, _Checks):
             if key(self, ("escape", "keys", i), k) is not _BAD)
         escape_words = escape.get("words") or {
             lang: lexicon.escape for lang, lexicon in lexicons.items()}
-        defaults = self.fields(("defaults",), data.get("defaults", {}), {
-            "timeout": positive, "no_input": retry, "no_match": retry})
+        defaults = self.fields(("defaults",), data.get("defaults", {}), DEFAULTS_FIELDS)
         defaults = {} if defaults is _BAD else defaults
-        limits = self.fields(("limits",), data.get("limits", {}), {
-            "max_steps": positive, "max_visits": positive})
+        limits = self.fields(("limits",), data.get("limits", {}), LIMITS_FIELDS)
         limits = {} if limits is _BAD else limits
         return {
             "default_language": default_lang,
@@ -331,8 +335,11 @@ class _Builder(YamlChecker, _Checks):
                              f"{', '.join(NODE_KINDS)}", "missing-field", at_key=True)
                 continue
             if kind not in KINDS:
-                self.problem(path + ("kind",), f"node {node_name!r} has unknown kind {kind!r}; "
-                             f"expected one of {', '.join(NODE_KINDS)}", "unknown-kind")
+                suggestion = closest(kind, KINDS)
+                message = MESSAGES["unknown-kind-suggest" if suggestion else "unknown-kind"]
+                self.problem(path + ("kind",), message.format(
+                    node=node_name, kind=kind, suggestion=suggestion, expected=", ".join(NODE_KINDS)),
+                    "unknown-kind")
                 continue
             declared = KINDS[kind]
             parsed = self.fields(path, spec, {**COMMON_FIELDS, **declared.fields},

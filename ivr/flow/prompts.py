@@ -27,11 +27,21 @@ from markupsafe import Markup
 
 from ivr.flow.prompt_filters import DAY_WORDS, _filters
 from ivr.flow.sandbox import RenderBudget, RenderBudgetExceeded, Sandbox
+from ivr.flow.suggest import closest
 
 __all__ = ["FIXED_SERVER_PROMPTS", "PromptError", "PromptLibrary", "PromptProblem",
            "SERVER_PROMPTS"]
 
 SUFFIX = ".j2"
+
+#: The messages of the template checks that offer a fix, one sentence each.
+MESSAGES = {
+    "unknown-variable": "unknown variable {name!r}",
+    "unknown-variable-suggest": "unknown variable {name!r}; did you mean {suggestion!r}?",
+    "unknown-filter-suggest": "no filter named {name!r}; did you mean {suggestion!r}?",
+}
+#: Jinja2's words for an unknown filter or test, and the name it gives.
+_UNKNOWN_FILTER = re.compile(r"^No (?P<what>filter|test) named '(?P<name>[^']+)'")
 #: A language's speech data, which also holds its words for days.
 SPEECH_FILE = "speech.yaml"
 
@@ -127,6 +137,15 @@ class PromptLibrary:
         """Where the template for prompt ``name`` in ``lang`` lives (it may not exist)."""
         _check_name(lang, name)
         return self.root / lang / f"{name}{SUFFIX}"
+
+    def names(self, lang: str) -> list[str]:
+        """The names of the prompts ``lang`` has, sorted (for suggestions)."""
+        if self.sources is not None:
+            return sorted(name for (language, name) in self.sources if language == lang)
+        folder = self.root / lang
+        if not folder.is_dir():
+            return []
+        return sorted(p.name[: -len(SUFFIX)] for p in folder.glob(f"*{SUFFIX}") if p.is_file())
 
     def exists(self, lang: str, name: str) -> bool:
         """Whether prompt ``name`` has a template in ``lang``."""
@@ -249,7 +268,7 @@ class PromptLibrary:
             # filter or test surfaces here too, as a syntax error.
             undeclared = meta.find_undeclared_variables(ast)
         except jinja2.TemplateSyntaxError as exc:
-            return [PromptProblem(path, exc.lineno or 1, 1, exc.message or str(exc), "prompt-syntax")]
+            return [PromptProblem(path, exc.lineno or 1, 1, _syntax_message(exc, env), "prompt-syntax")]
 
         problems = [
             PromptProblem(path, line, 1, f"'{attr}' is private: templates cannot reach it",
@@ -262,9 +281,11 @@ class PromptLibrary:
                 default=1,
             )
             column = _column_of(source, var, line)
-            problems.append(
-                PromptProblem(path, line, column, f"unknown variable '{var}'", "unknown-variable")
-            )
+            suggestion = closest(var, known_variables)
+            message = MESSAGES["unknown-variable-suggest" if suggestion else "unknown-variable"]
+            problems.append(PromptProblem(path, line, column,
+                                          message.format(name=var, suggestion=suggestion),
+                                          "unknown-variable"))
         problems.sort(key=lambda p: (p.line, p.column, p.message))
         return problems
 
@@ -398,6 +419,18 @@ def _unescaped(filter_):
         result = filter_(*args, **kwargs)
         return result.unescape() if isinstance(result, Markup) else result
     return plain
+
+
+def _syntax_message(exc: jinja2.TemplateSyntaxError, env) -> str:
+    """Jinja2's message, with the filter meant when it names an unknown one."""
+    message = exc.message or str(exc)
+    unknown = _UNKNOWN_FILTER.match(message)
+    if unknown and unknown.group("what") == "filter":
+        suggestion = closest(unknown.group("name"), env.filters)
+        if suggestion:
+            return MESSAGES["unknown-filter-suggest"].format(name=unknown.group("name"),
+                                                             suggestion=suggestion)
+    return message
 
 
 def _check_name(lang: str, name: str) -> None:

@@ -29,9 +29,26 @@ from typing import Any, ClassVar
 
 from ivr.flow import yamlpos
 from ivr.flow.problems import Problem, YamlProblems
+from ivr.flow.suggest import closest
 
 #: A value that failed its check; the problem is already recorded.
 BAD: Any = object()
+
+#: The messages of every checker, one sentence each with named values.
+MESSAGES = {
+    "unreadable": "cannot read the file: {error}",
+    "duplicate-key": "{key!r} is given twice in this mapping (first at line {first}): keep one "
+                     "of them",
+    "wrong-type": "expected {wanted}, found {found} {value!r}",
+    "boolean-as-text": "expected {wanted}, found {spelled} without quotes, which YAML reads as "
+                       "the boolean {value}: write it in quotes, \"{spelled}\"",
+    "nothing-as-text": "expected {wanted}, found nothing: write the value after the colon, or "
+                       "remove the field",
+    "unknown-field": "unknown field {field!r}; expected one of {expected}",
+    "unknown-field-suggest": "unknown field {field!r}: did you mean {suggestion!r}? (expected one "
+                             "of {expected})",
+    "missing-field": "missing field {field!r}",
+}
 
 
 def type_name(value) -> str:
@@ -57,7 +74,8 @@ def read_text(path, error: type[YamlProblems]) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise error([Problem(str(path), 1, 1, f"cannot read the file: {exc}", "unreadable")]) from None
+        raise error([Problem(str(path), 1, 1, MESSAGES["unreadable"].format(error=exc),
+                             "unreadable")]) from None
 
 
 class YamlChecker:
@@ -80,11 +98,11 @@ class YamlChecker:
         try:
             self.doc = yamlpos.load(self.source)
         except yamlpos.YamlSyntaxError as exc:
-            raise self.error([Problem(self.path, exc.pos.line, exc.pos.column,
-                                      f"YAML syntax: {exc.message}", "yaml-syntax")]) from None
-        for dup_path, pos in self.doc.duplicates:
-            self.problems.append(Problem(self.path, pos.line, pos.column,
-                                         f"{dup_path[-1]!r} is defined twice here", "duplicate-key"))
+            raise self.error([Problem(self.path, exc.pos.line, exc.pos.column, exc.message,
+                                      "yaml-syntax")]) from None
+        for dup_path, pos, first in self.doc.duplicates:
+            message = MESSAGES["duplicate-key"].format(key=dup_path[-1], first=first.line)
+            self.problems.append(Problem(self.path, pos.line, pos.column, message, "duplicate-key"))
         return self.doc.data
 
     def raise_problems(self) -> None:
@@ -104,23 +122,44 @@ class YamlChecker:
         ("expected ``wanted``, found text 'soon'") and :data:`BAD`."""
         if is_a(value, kind):
             return value
-        self.problem(path, f"expected {wanted}, found {type_name(value)} {value!r}", "wrong-type")
+        textual = str in (kind if isinstance(kind, tuple) else (kind,))
+        self.problem(path, self.wrong_type(path, value, wanted, textual), "wrong-type")
         return BAD
+
+    def wrong_type(self, path, value, wanted, textual: bool = True) -> str:
+        """The sentence for ``value`` at ``path`` not being ``wanted``: where
+        text was ``textual``, a ``yes`` read by YAML as a boolean says so;
+        an empty value says it is empty."""
+        spelled = self.doc.spelled.get(tuple(path)) if self.doc is not None else None
+        if isinstance(value, bool) and spelled and textual:
+            return MESSAGES["boolean-as-text"].format(wanted=wanted, spelled=spelled, value=value)
+        if value is None and not spelled:
+            return MESSAGES["nothing-as-text"].format(wanted=wanted)
+        return MESSAGES["wrong-type"].format(wanted=wanted, found=type_name(value), value=value)
 
     def known_fields(self, path, value: dict, allowed, required=(), hint=None) -> None:
         """Report the keys of the mapping ``value`` that are not in
         ``allowed`` (``unknown-field``, at the key; ``hint(key)`` may add
         advice) and those of ``required`` it lacks (``missing-field``)."""
         path = tuple(path)
+        expected = ", ".join(sorted(map(str, allowed)))
+        meant = set()
         for field_name in value:
             if field_name not in allowed:
                 advice = hint(field_name) if hint else ""
-                self.problem(path + (field_name,), f"unknown field {field_name!r}; expected one of "
-                             f"{', '.join(sorted(map(str, allowed)))}{advice}", "unknown-field",
-                             at_key=True)
+                suggestion = closest(field_name, [a for a in allowed if a not in value])
+                if suggestion:
+                    meant.add(suggestion)
+                    message = MESSAGES["unknown-field-suggest"].format(
+                        field=field_name, suggestion=suggestion, expected=expected)
+                else:
+                    message = MESSAGES["unknown-field"].format(field=field_name, expected=expected)
+                self.problem(path + (field_name,), message + advice, "unknown-field", at_key=True)
         for field_name in required:
-            if field_name not in value:
-                self.problem(path, f"missing field {field_name!r}", "missing-field", at_key=True)
+            # A misspelt field is reported once, as misspelt, not also as missing.
+            if field_name not in value and field_name not in meant:
+                self.problem(path, MESSAGES["missing-field"].format(field=field_name),
+                             "missing-field", at_key=True)
 
     def fields(self, path, value, checkers, required=()):
         """Check the mapping ``value`` against ``checkers`` (field name ->

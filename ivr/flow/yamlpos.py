@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from ivr.flow import yamlsyntax
+
 Path = tuple  # a tuple of str keys and int indices
 
 
@@ -29,7 +31,11 @@ class Document:
     data: object
     values: dict = field(default_factory=dict)
     keys: dict = field(default_factory=dict)
+    #: (path, where it is given again, where it was first given) per repeated key.
     duplicates: list = field(default_factory=list)
+    #: The text as written of the scalars YAML read as something other than
+    #: text (``yes`` for True, ``~`` for None), by path.
+    spelled: dict = field(default_factory=dict)
 
     def pos(self, path: Path) -> Pos:
         """Where the value at ``path`` starts, or its nearest located parent."""
@@ -46,7 +52,8 @@ class Document:
 
 
 class YamlSyntaxError(Exception):
-    """The text is not valid YAML; ``pos`` says where the parser gave up."""
+    """The text is not valid YAML; ``pos`` says where the cause is and
+    ``message`` what it is (see :mod:`ivr.flow.yamlsyntax`)."""
 
     def __init__(self, message: str, pos: Pos):
         super().__init__(message)
@@ -70,11 +77,8 @@ def load(text: str) -> Document:
         if root is not None:
             doc.data = _build(root, (), doc, loader)
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        message = error.problem or str(error)
-        if error.context:
-            message = f"{message} ({error.context})"
-        raise YamlSyntaxError(message, _pos(mark) if mark else Pos(1, 1)) from None
+        found = yamlsyntax.explain(text, error)
+        raise YamlSyntaxError(found.message, Pos(found.line, found.column)) from None
     finally:
         loader.dispose()
     return doc
@@ -88,17 +92,20 @@ def _build(node, path: Path, doc: Document, loader):
             key = _scalar(key_node, loader)
             child = path + (key,)
             if key in result:
-                doc.duplicates.append((child, _pos(key_node.start_mark)))
+                doc.duplicates.append((child, _pos(key_node.start_mark), doc.keys[child]))
             doc.keys[child] = _pos(key_node.start_mark)
             result[key] = _build(value_node, child, doc, loader)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), doc, loader) for i, item in enumerate(node.value)]
-    return _scalar(node, loader)
+    return _scalar(node, loader, path, doc)
 
 
-def _scalar(node, loader):
+def _scalar(node, loader, path: Path | None = None, doc: Document | None = None):
     if not isinstance(node, yaml.ScalarNode):
         # A list or mapping used as a mapping key: keep something printable.
         return str(loader.construct_object(node, deep=True))
-    return loader.construct_object(node)
+    value = loader.construct_object(node)
+    if doc is not None and (value is None or isinstance(value, bool)) and node.value:
+        doc.spelled[path] = node.value
+    return value

@@ -27,6 +27,7 @@ from decimal import Decimal, InvalidOperation
 
 import click
 
+from ivr.flow import dates
 from ivr.flow.model import TRANSFER_CAUSES
 from ivr.reports import analytics
 from ivr.reports.output import as_json, count, emit, money, open_log, percent, table
@@ -61,6 +62,43 @@ class _Money(click.ParamType):
 MONEY = _Money()
 
 
+#: A bad date or time given to an option: one line, the form to use.
+BAD_DATE = "Invalid value for {option}: {problem}"
+
+
+def bad_date(param, error: Exception) -> click.ClickException:
+    """The one-line error (exit status 1, no usage text) for the bad date
+    ``error`` given to the option ``param`` (a click parameter or its name)."""
+    option = param if isinstance(param, str) else (param.opts[0] if param else "a date")
+    return click.ClickException(BAD_DATE.format(option=option, problem=error))
+
+
+class LocalTime(click.ParamType):
+    """A local date or time (``2026-11-01``, ``2026-11-01 09:00``, ISO 8601
+    or an unambiguous ``13/11/2026``), passed on in ISO 8601: a bad one is
+    a one-line error saying the form to use, never a traceback."""
+
+    name = "DATE"
+
+    def convert(self, value, param, ctx):
+        if value is None or value == "":
+            return None
+        try:
+            return dates.iso(dates.parse_day(value))
+        except dates.DateError:
+            pass
+        try:
+            moment = dates.parse_time(value)
+        except dates.DateError as error:
+            raise bad_date(param, error) from None
+        # An offset is refused by the report itself, which says why.
+        return str(value) if moment.tzinfo else dates.iso(moment)
+
+
+#: ``--since`` and ``--until`` of every command that reads the call log.
+LOCAL_TIME = LocalTime()
+
+
 def report_options(command=None, *, flow: bool = True):
     """The options every report shares: --db, --since, --until, [--flow],
     --version, --format."""
@@ -69,9 +107,9 @@ def report_options(command=None, *, flow: bool = True):
             click.option("--db", "db_path", default="ivr.db", show_default=True,
                          type=click.Path(dir_okay=False),
                          help="The call log the server writes (opened read-only)."),
-            click.option("--since", default=None,
+            click.option("--since", default=None, type=LOCAL_TIME,
                          help="First day or local time included, e.g. 2026-11-01 or 2026-11-01T09:00."),
-            click.option("--until", default=None,
+            click.option("--until", default=None, type=LOCAL_TIME,
                          help="Day or local time the period ends, excluded, e.g. 2026-12-01."),
         ]
         if flow:

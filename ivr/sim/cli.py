@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import sys
 from datetime import date, datetime
+from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
 import sqlite_utils
 
+from ivr.flow.dates import DateError, parse_day
 from ivr.flow.loader import check_flow
 from ivr.flow.problems import FlowError
 from ivr.lookups.demo_orders import DEMO_CALLERS, create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.lookups.orders import OrderStore
+from ivr.reports.cli import LOCAL_TIME, bad_date
 from ivr.reports.graph import FORMATS as GRAPH_FORMATS
 from ivr.reports.graph import build_graph
 from ivr.reports.graph_render import render as render_graph
@@ -27,6 +30,22 @@ from ivr.sim.conversation import _converse, _load, _prompts_root, _remote_call, 
 from ivr.sim.remote import RemoteError
 from ivr.sim.scenarios import ScenarioFileError, demo_lookups, local_time, run_paths
 from ivr.sim.utterances import UtteranceFileError, confusion_table, percent, play_set
+
+
+class _Day(click.ParamType):
+    """A day (``2026-11-02``, or an unambiguous ``13/11/2026``): a bad one
+    is a one-line error saying the form to use."""
+
+    name = "DATE"
+
+    def convert(self, value, param, ctx):
+        try:
+            return parse_day(value)
+        except DateError as error:
+            raise bad_date(param, error) from None
+
+
+DAY = _Day()
 
 CALL_HELP = """\
 At the prompt type what the caller does:
@@ -99,7 +118,10 @@ def call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token, das
     if not Path(flow).is_file():
         raise click.BadParameter(f"file {flow!r} does not exist.", param_hint="'FLOW'")
     loaded = _load(flow, prompts)
-    when = local_time(at, loaded.timezone) if at else datetime.now(ZoneInfo(loaded.timezone))
+    try:
+        when = local_time(at, loaded.timezone) if at else datetime.now(ZoneInfo(loaded.timezone))
+    except DateError as error:
+        raise bad_date("--at", error) from None
     if orders_db:
         perform = EmbeddedOrderLookups(OrderStore.open(orders_db)).perform
     else:
@@ -179,8 +201,26 @@ def lint(paths, prompts):
                 count += 1
                 warnings += problem.severity == "warning"
     detail = f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""
+    # The problems (standard output) must all be out before the count
+    # (standard error): in a CI log both go to one pipe, in this order.
+    sys.stdout.flush()
     click.echo(f"{count} problem{'s' if count != 1 else ''}{detail}", err=True)
+    sys.stderr.flush()
     sys.exit(1 if count > warnings else 0)
+
+
+@main.command("schema")
+@click.argument("kind", type=click.Choice(["flow", "scenario"]))
+def schema_command(kind):
+    """Print the JSON Schema of a flow file or a scenario file, for an
+    editor to check and complete them as you type (docs/flow-language.md).
+
+    \b
+    Example:
+        ivr-sim schema flow > .vscode/flow.schema.json
+    """
+    schema = resources.files("ivr.flow").joinpath(f"schema/{kind}.schema.json")
+    click.echo(schema.read_text(encoding="utf-8"), nl=False)
 
 
 @main.command("utterances")
@@ -236,7 +276,7 @@ def utterances_command(paths, part, quiet):
 @main.command("demo-orders")
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
               help="SQLite file to create or refresh.")
-@click.option("--today", default=None, help="Date the demo story is told from (default: today).")
+@click.option("--today", default=None, type=DAY, help="Date the demo story is told from (default: today).")
 def demo_orders_command(db_path, today):
     """Create the demo order store: every status, several carriers, demo callers.
 
@@ -244,7 +284,7 @@ def demo_orders_command(db_path, today):
     Example:
         ivr-sim demo-orders --db orders.db
     """
-    day = date.fromisoformat(today) if today else date.today()
+    day = today or date.today()
     create_demo_db(sqlite_utils.Database(db_path), day)
     click.echo(f"{db_path}: demo orders as of {day}")
     for name, phone in DEMO_CALLERS.items():
@@ -263,9 +303,9 @@ GRAPH_SUFFIXES = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "m
 @click.option("--stats", "stats_db", default=None, type=click.Path(dir_okay=False),
               help="Call log (e.g. ivr.db): show on each node how many calls reached it "
                    "and how many were lost there.")
-@click.option("--since", default=None,
+@click.option("--since", default=None, type=LOCAL_TIME,
               help="With --stats: calls from this local date or time on, e.g. 2026-11-01.")
-@click.option("--until", default=None, help="With --stats: calls before this local date or time.")
+@click.option("--until", default=None, type=LOCAL_TIME, help="With --stats: calls before this local date or time.")
 @click.option("--version", "version", default=None,
               help="With --stats: the flow version, or a prefix of it (default: the latest "
                    "version with calls).")
@@ -329,7 +369,7 @@ def _funnel_rows(flow, db_path, since, until, version):
               help="SQLite call log to fill: created with the demo orders when missing, else added to.")
 @click.option("--calls", "count", required=True, type=click.IntRange(min=1), help="How many calls to play.")
 @click.option("--seed", required=True, type=int, help="The same seed plays the same calls.")
-@click.option("--start", default=None,
+@click.option("--start", default=None, type=DAY,
               help="First day of the period, e.g. 2026-11-02 (default; Armistice Day, "
                    "11 November, is a public holiday).")
 @click.option("--days", default=14, show_default=True, type=click.IntRange(1, 28),
@@ -359,10 +399,7 @@ def traffic(flow, db_path, count, seed, start, days, expect_out, prompts):
 
     if not Path(flow).is_file():
         raise click.BadParameter(f"file {flow!r} does not exist.", param_hint="'FLOW'")
-    try:
-        first_day = date.fromisoformat(start) if start else None
-    except ValueError:
-        raise click.BadParameter(f"{start!r} is not a date like 2026-11-02", param_hint="'--start'") from None
+    first_day = start
     before = _calls_in(db_path)
     began = time.perf_counter()
     try:

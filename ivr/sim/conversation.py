@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from ivr.flow.dates import DateError, parse_time
 from ivr.flow.loader import load_flow
 from ivr.flow.problems import FlowError
+from ivr.reports.cli import bad_date
 from ivr.sim.call import InputNotExpected, listens_for
 from ivr.sim.remote import RemoteCall, RemoteError
 from ivr.sim.scenarios import local_time
@@ -48,10 +50,9 @@ def _remote_call(flow, caller, lang, at, twiml, prompts, orders_db, url, token,
         name, zone = flow, None
     if at:
         try:
-            when = local_time(at, zone.key) if zone else datetime.fromisoformat(at)
-        except ValueError:
-            raise click.BadParameter(f"{at!r} is not a time like \"2026-12-24 18:30\"",
-                                     param_hint="'--at'") from None
+            when = local_time(at, zone.key) if zone else parse_time(at)
+        except DateError as error:
+            raise bad_date("--at", error) from None
         if when.tzinfo is None:
             raise click.BadParameter("give a UTC offset (e.g. \"2026-12-24 18:30+01:00\") or "
                                      "a flow file for its timezone", param_hint="'--at'")

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from ivr.flow.dates import parse_time
 from ivr.flow.loader import load_flow
 from ivr.flow.yamlcheck import read_text
 from ivr.lookups.demo_orders import create_demo_db
@@ -110,13 +111,12 @@ def run_file(path: Path, prompts_root, report: Report, server: Server | None = N
     """Run the scenarios of the file at ``path`` into ``report``.  A file of
     the wrong shape raises :class:`ScenarioFileError` before any call, with
     every problem at its line and column."""
-    spec = check_scenario_file(str(path), read_text(path, ScenarioFileError))
-    flow_path = (path.parent / spec["flow"]).resolve()
-    root = Path(prompts_root) if prompts_root else flow_path.parent.parent / "prompts"
-    key = str(flow_path)
-    if key not in report.flows:
-        report.flows[key] = load_flow(flow_path, root)
-    flow = report.flows[key]
+    def nodes_of(flow_file: str):
+        return _flow(path, flow_file, prompts_root, report).nodes
+
+    spec = check_scenario_file(str(path), read_text(path, ScenarioFileError), nodes_of)
+    flow = _flow(path, spec["flow"], prompts_root, report)
+    key = str((path.parent / spec["flow"]).resolve())
     defaults = spec.get("defaults") or {}
     for scenario in spec["scenarios"]:
         scenario = {**defaults, **scenario}
@@ -134,9 +134,21 @@ def run_file(path: Path, prompts_root, report: Report, server: Server | None = N
     return report
 
 
+def _flow(path: Path, flow_file: str, prompts_root, report: Report):
+    """The flow a scenario file at ``path`` names, loaded once per run."""
+    flow_path = (path.parent / flow_file).resolve()
+    root = Path(prompts_root) if prompts_root else flow_path.parent.parent / "prompts"
+    key = str(flow_path)
+    if key not in report.flows:
+        report.flows[key] = load_flow(flow_path, root)
+    return report.flows[key]
+
+
 def local_time(text, timezone: str) -> datetime:
-    """``"2026-12-24 18:30"`` in the flow's timezone, as an aware datetime."""
-    moment = text if isinstance(text, datetime) else datetime.fromisoformat(str(text))
+    """``"2026-12-24 18:30"`` (or another form :mod:`ivr.flow.dates` reads)
+    in the flow's timezone, as an aware datetime.  Raises
+    :class:`ivr.flow.dates.DateError`, which says the form to use."""
+    moment = parse_time(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(timezone))
     return moment

@@ -12,8 +12,11 @@ Whether the calls then go as expected is for the run to say.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
+from ivr.flow.dates import DateError, parse_time
 from ivr.flow.problems import YamlProblems
+from ivr.flow.suggest import closest
 from ivr.flow.yamlcheck import BAD, YamlChecker
 
 #: What a step can do: one input each.
@@ -28,6 +31,18 @@ EXPECTATIONS = ("heard", "not_heard", "node", "path", "twiml")
 SCENARIO_FIELDS = ("name", "caller", "at", "lang", "lookups", "sms", "steps", "end")
 #: The fields at the top of a scenario file.
 FILE_FIELDS = ("flow", "defaults", "scenarios")
+
+#: The messages of this module, one sentence each with named values.
+MESSAGES = {
+    "not-a-mapping": "a scenario file must be a mapping with 'flow' and a list of 'scenarios'",
+    "unknown-step": "expected one of {expected}, found {found!r}",
+    "unknown-step-suggest": "unknown step {found!r}: did you mean {suggestion!r}? (expected one "
+                            "of {expected})",
+    "sms": "expected {expected}, found {found!r}",
+    "two-inputs": "a step does one thing; found {found}: make one step of each",
+    "unknown-node": "the flow has no node {name!r}",
+    "unknown-node-suggest": "the flow has no node {name!r}; did you mean {suggestion!r}?",
+}
 
 #: What each input's value must be (``silence`` and ``hangup`` take none).
 _INPUT_VALUES = {
@@ -44,10 +59,14 @@ class ScenarioFileError(YamlProblems):
     ``problems`` lists every problem, at its line and column."""
 
 
-def check_scenario_file(path: str, source: str) -> dict:
+def check_scenario_file(path: str, source: str, nodes_of=None) -> dict:
     """The data of the scenario file ``path`` whose text is ``source``, once
-    its shape is right; else :class:`ScenarioFileError` listing every problem."""
-    return _ScenarioChecker(path, source).check()
+    its shape is right; else :class:`ScenarioFileError` listing every problem.
+
+    ``nodes_of(flow)``, when given, returns the node names of the file's
+    ``flow:`` (it is called only once the shape is right): the nodes its
+    steps expect (``node:``, ``path:``) must be among them."""
+    return _ScenarioChecker(path, source).check(nodes_of)
 
 
 class _ScenarioChecker(YamlChecker):
@@ -58,11 +77,10 @@ class _ScenarioChecker(YamlChecker):
         self.problems = []
         self.doc = None
 
-    def check(self) -> dict:
+    def check(self, nodes_of=None) -> dict:
         data = self.parse()
         if not isinstance(data, dict):
-            self.problem((), "a scenario file must be a mapping with 'flow' and a list of "
-                         "'scenarios'", "wrong-type")
+            self.problem((), MESSAGES["not-a-mapping"], "wrong-type")
             self.raise_problems()
         self.known_fields((), data, FILE_FIELDS, required=("flow", "scenarios"))
         if "flow" in data:
@@ -74,7 +92,35 @@ class _ScenarioChecker(YamlChecker):
             for index, scenario in enumerate(data["scenarios"]):
                 self._scenario(("scenarios", index), scenario)
         self.raise_problems()
+        if nodes_of is not None:
+            self._expected_nodes(data, set(nodes_of(data["flow"])))
+            self.raise_problems()
         return data
+
+    def _expected_nodes(self, data, names: set) -> None:
+        """Each node a step expects (``node:``, ``path:``) is one of ``names``."""
+        scenarios: list[tuple[tuple, Any]] = [(("defaults",), data.get("defaults") or {})]
+        scenarios += [(("scenarios", i), s) for i, s in enumerate(data["scenarios"])]
+        for path, scenario in scenarios:
+            for index, step in enumerate(scenario.get("steps") or ()):
+                expect = step.get("expect") if isinstance(step, dict) else None
+                if not isinstance(expect, dict):
+                    continue
+                at = path + ("steps", index, "expect")
+                wanted: list[tuple[tuple, Any]] = [(at + ("node",), expect.get("node"))]
+                route = expect.get("path")
+                if isinstance(route, list):
+                    wanted += [(at + ("path", i), name) for i, name in enumerate(route)]
+                else:
+                    wanted.append((at + ("path",), route))
+                for where, name in wanted:
+                    if isinstance(name, str) and name not in names:
+                        self._unknown_node(where, name, names)
+
+    def _unknown_node(self, where, name: str, names: set) -> None:
+        suggestion = closest(name, names)
+        message = MESSAGES["unknown-node-suggest" if suggestion else "unknown-node"]
+        self.problem(where, message.format(name=name, suggestion=suggestion), "unknown-node")
 
     def _scenario(self, path, scenario) -> None:
         if self.expect(path, scenario, dict, "a scenario: a mapping with 'steps'") is BAD:
@@ -86,8 +132,8 @@ class _ScenarioChecker(YamlChecker):
         if "at" in scenario:
             self._time(path + ("at",), scenario["at"])
         if "sms" in scenario and scenario["sms"] not in SMS_RESULTS:
-            self.problem(path + ("sms",), f"expected {' or '.join(SMS_RESULTS)}, found "
-                         f"{scenario['sms']!r}", "wrong-value")
+            self.problem(path + ("sms",), MESSAGES["sms"].format(
+                expected=" or ".join(SMS_RESULTS), found=scenario["sms"]), "wrong-value")
         if scenario.get("lookups") is not None:
             self.expect(path + ("lookups",), scenario["lookups"], dict,
                         "a mapping of look-up name to answer")
@@ -103,15 +149,17 @@ class _ScenarioChecker(YamlChecker):
         if isinstance(value, (datetime, date)):
             return
         try:
-            datetime.fromisoformat(str(value))
-        except ValueError:
-            self.problem(path, f"expected a local time such as \"2026-11-24 10:00\", found {value!r}",
-                         "wrong-value")
+            parse_time(value)
+        except DateError as error:
+            self.problem(path, str(error), "wrong-value")
 
     def _step(self, path, step) -> None:
         if isinstance(step, str):
             if step not in INPUTS:
-                self.problem(path, f"expected one of {', '.join(INPUTS)}, found {step!r}", "wrong-value")
+                suggestion = closest(step, INPUTS)
+                message = MESSAGES["unknown-step-suggest" if suggestion else "unknown-step"]
+                self.problem(path, message.format(expected=", ".join(INPUTS), found=step,
+                                                  suggestion=suggestion), "wrong-value")
             return
         if self.expect(path, step, dict, "a step: an input such as {press: \"1\"} and an "
                        "optional 'expect'") is BAD:
@@ -119,8 +167,8 @@ class _ScenarioChecker(YamlChecker):
         self.known_fields(path, step, INPUTS + ("expect",))
         inputs = [name for name in step if name in INPUTS]
         if len(inputs) > 1:
-            self.problem(path + (inputs[1],), f"a step does one thing; found {', '.join(inputs)}: "
-                         "make one step of each", "wrong-value", at_key=True)
+            self.problem(path + (inputs[1],), MESSAGES["two-inputs"].format(found=", ".join(inputs)),
+                         "wrong-value", at_key=True)
         for name in inputs:
             if name in _INPUT_VALUES and not (name == "record" and step[name] is True):
                 kind, wanted = _INPUT_VALUES[name]
