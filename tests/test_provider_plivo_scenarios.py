@@ -3,6 +3,7 @@ handler and web resources, speaking the Plivo dialect and checking its V3
 signature: the same paths, words, reasons and outcomes as through Twilio."""
 
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,6 +22,7 @@ from ivr.server.registry import FlowRegistry
 from ivr.server.web import build_root
 from ivr.sim.call import SimTurn
 from ivr.sim.scenarios import cannot_run_remotely, check_end, check_turn, local_time
+from ivr.sim.scenarios_check import INPUTS
 from ivr.store.sqlite.store import CallStore
 
 ROOT = Path(__file__).parent.parent
@@ -82,7 +84,7 @@ def play(server: PlivoServer, call: FakePlivoCall, step) -> object:
     if kind == "say":
         return call.say(str(value))
     if kind == "silence":
-        return call.silence() if call.next.after else None
+        return call.silence()
     if kind == "dial":
         return call.transfer_ends(str(value))
     if kind == "record":
@@ -116,20 +118,24 @@ def test_each_demo_scenario_ends_as_through_twilio(tmp_path, scenario):
     steps = [{"answer": True, "expect": {}}] + [
         step if isinstance(step, dict) else {step: True} for step in scenario.get("steps") or []]
     # The first step's expectations are about the answer, as in the scenario runner.
-    if steps[1:] and not any(k in steps[1] for k in ("press", "say", "silence", "hangup", "dial",
-                                                      "record", "wait")):
+    if steps[1:] and not any(k in steps[1] for k in INPUTS):
         steps[0]["expect"] = steps.pop(1).get("expect") or {}
     for step in steps:
-        if "hangup" in step or call.next and call.next.wait == "over":
+        if "hangup" in step:
+            break
+        if call.next and call.next.wait == "over" and "wait" not in step:
+            problems.append(f"{step}: the call already ended")
             break
         played = call.answer(f"{BASE}/voice/post_sale") if "answer" in step else play(server, call, step)
         described = server.handler.describe(call.call_id)
         events = described["node_events"][seen:]
         seen += len(events)
         problems += check_step(played, described, events, step.get("expect") or {})
-    call.hang_up(int(server.clock.seconds() - started), at)
+    call.hang_up(int(server.clock.seconds() - started),
+                 datetime.fromtimestamp(server.clock.seconds(), timezone.utc))
     summary = server.handler.describe(call.call_id)["summary"]
     problems += check_end(summary, scenario.get("end") or {})
     assert problems == []
     assert all(r.headers.get("X-Plivo-Signature-V3") for r in server.requests)
     assert server.store.call(call.call_id)["ended_at"] is not None
+    assert server.clock.getDelayedCalls() == []

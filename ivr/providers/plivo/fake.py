@@ -34,6 +34,8 @@ from ivr.providers.plivo.signature import signed_headers
 #: Redirects followed in a row before the call is given up.
 MAX_REDIRECTS = 10
 FORM = "application/x-www-form-urlencoded"
+#: When the fake's recordings start (``RecordingStartMs``, epoch milliseconds).
+RECORDING_STARTED_MS = 1_764_000_000_000
 #: The engine's (Twilio's) dial statuses as Plivo's ``DialStatus``
 #: (https://plivo.com/docs/voice/xml/dial, action parameters).
 DIAL_STATUS = {"completed": "completed", "answered": "completed", "busy": "busy",
@@ -65,7 +67,6 @@ class FakePlivoCall:
     #: What is left of the last document when the call waits (Plivo goes
     #: on with it when a GetInput hears nothing or a Dial has no action).
     _rest: list[ET.Element] = field(default_factory=list)
-    _url: str = ""
     _confirm: str | None = None
     _input: str = ""
 
@@ -126,7 +127,7 @@ class FakePlivoCall:
 
     def record(self, seconds: int) -> Played:
         recording = self._waiting("record", None)
-        start = 1_764_000_000_000
+        start = RECORDING_STARTED_MS
         return self._fetch(recording.action or "", {
             "RecordUrl": "https://media.plivo.invalid/Recording/sim.mp3",
             "RecordingID": self._b_leg(), "RecordingDuration": str(seconds),
@@ -153,7 +154,6 @@ class FakePlivoCall:
         for _ in range(MAX_REDIRECTS + 1):
             body = self.request(url, extra, status)
             documents.append(body)
-            self._url = url
             self._rest = parse_document(body, url)
             redirect = self._run(actions)
             if redirect is None:

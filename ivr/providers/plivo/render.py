@@ -100,11 +100,8 @@ def _verbs(action: Action, action_url: str) -> list[str]:
         case Dial():
             return [_dial(action, action_url)]
         case Enqueue():
-            log_once("queue", "Plivo XML has no queue: queue transfers ring the SIP user "
-                     f"sip:<queue>@{QUEUE_SIP_DOMAIN} instead")
-            noun = _element("User", _text(f"sip:{action.queue}@{QUEUE_SIP_DOMAIN}"))
-            return [_element("Dial", noun, action=action_url or None, method="POST",
-                             confirmSound=_whisper(None, action.params, action_url))]
+            return [_element("Dial", _queue_user(action.queue), action=action_url or None,
+                             method="POST", confirmSound=_whisper(None, action.params, action_url))]
         case Record():
             return [_element("Record", None, action=action_url or None, method="POST",
                              maxLength=action.max_length, timeout=action.timeout,
@@ -202,14 +199,19 @@ def _dial(dial: Dial, action_url: str) -> str:
         address = target.address if target.address.startswith("sip:") else f"sip:{target.address}"
         noun = _element("User", _text(address))
     elif target.kind == "queue":
-        log_once("queue", "Plivo XML has no queue: queue transfers ring the SIP user "
-                 f"sip:<queue>@{QUEUE_SIP_DOMAIN} instead")
-        noun = _element("User", _text(f"sip:{target.address}@{QUEUE_SIP_DOMAIN}"))
+        noun = _queue_user(target.address)
     else:
         raise ValueError(f"unknown dial target kind {target.kind!r} (expected number, sip or queue)")
     return _element("Dial", noun, action=action_url or None, method="POST",
                     timeout=dial.timeout, callerId=dial.caller_id,
                     confirmSound=_whisper(dial.whisper_url, dial.params, action_url))
+
+
+def _queue_user(queue: str) -> str:
+    """The nearest Plivo has to a queue: the SIP user named after it."""
+    log_once("queue", "Plivo XML has no queue: queue transfers ring the SIP user "
+             f"sip:<queue>@{QUEUE_SIP_DOMAIN} instead")
+    return _element("User", _text(f"sip:{queue}@{QUEUE_SIP_DOMAIN}"))
 
 
 def _whisper(url: str | None, params: tuple[tuple[str, str], ...], action_url: str) -> str | None:
