@@ -238,6 +238,13 @@ def test_a_gather_is_a_get_input_then_a_redirect_for_a_silent_caller():
     assert steps[0].action.finish_on_key == "#" and steps[0].action.language is None
 
 
+def test_hints_are_kept_within_plivos_limits():
+    hints = ("colis", "x" * 101, "a,b") + tuple(f"mot{i}" for i in range(600))
+    _document, steps = played([act.Gather(input="speech", hints=hints)])
+    kept = steps[0].action.hints
+    assert kept[:2] == ("colis", "mot0") and len(kept) == 500
+
+
 def test_a_dial_carries_the_reason_to_the_agent_in_its_confirm_sound():
     params = (("X-IVR-Reason", "return_request"), ("X-IVR-Call", UUID), ("X-IVR-Order", "100234"))
     _document, steps = played([act.Dial(act.DialTarget("number", "+33100000001"), timeout=20,
@@ -251,6 +258,7 @@ def test_a_dial_carries_the_reason_to_the_agent_in_its_confirm_sound():
         "X-IVR-Reason": ["return_request"], "X-IVR-Call": [UUID], "X-IVR-Order": ["100234"]}
     _document, steps = played([act.Dial(act.DialTarget("sip", "agent@pbx.example.com"))])
     assert steps[0].action.target == act.DialTarget("sip", "sip:agent@pbx.example.com")
+    assert steps[0].action.timeout == 30  # TwiML's default: Plivo's Dial has none
     assert steps[0].action.whisper_url == "https://ivr.example.com/plivo/whisper"
 
 

@@ -41,6 +41,11 @@ MAX_DOCUMENT_BYTES = 100 * 1024
 EXECUTION_TIMEOUT = (5, 60)
 END_TIMEOUT = (2, 10)
 MAX_NUM_DIGITS = 32
+#: GetInput's hints: at most 500 phrases of 100 characters, 10,000 in all.
+MAX_HINTS, MAX_HINT, MAX_HINTS_TEXT = 500, 100, 10_000
+#: How long a dialled number rings when the flow does not say: Plivo's Dial
+#: has no default timeout (Dial page); TwiML's default is 30 s.
+DIAL_TIMEOUT = 30
 #: Where a queue is dialled: Plivo XML has no queue, so a queue transfer
 #: rings the SIP user named after it (a Plivo endpoint's URI is
 #: ``sip:<username>@phone.plivo.com``).
@@ -171,9 +176,23 @@ def _get_input(gather: Gather, action_url: str) -> str:
         speechEndTimeout=_speech_end(gather.speech_timeout) if speech else None,
         numDigits=min(gather.num_digits, MAX_NUM_DIGITS) if gather.num_digits else None,
         finishOnKey=_finish_on_key(gather.finish_on_key) if dtmf else None,
-        hints=",".join(gather.hints) or None if speech else None,
+        hints=_hints(gather.hints) if speech else None,
         language=gather.language if speech else None,
     )
+
+
+def _hints(hints: tuple[str, ...]) -> str | None:
+    """The phrases Plivo takes, in order, within its documented limits."""
+    kept: list[str] = []
+    for phrase in hints:
+        if "," in phrase or len(phrase) > MAX_HINT or len(kept) == MAX_HINTS:
+            continue
+        if len(",".join(kept + [phrase])) > MAX_HINTS_TEXT:
+            break
+        kept.append(phrase)
+    if len(kept) < len(hints):
+        log_once("hints", "GetInput takes at most 500 hints of 100 characters: some were left out")
+    return ",".join(kept) or None
 
 
 def _speech_end(value: str | None) -> str | None:
@@ -203,7 +222,7 @@ def _dial(dial: Dial, action_url: str) -> str:
     else:
         raise ValueError(f"unknown dial target kind {target.kind!r} (expected number, sip or queue)")
     return _element("Dial", noun, action=action_url or None, method="POST",
-                    timeout=dial.timeout, callerId=dial.caller_id,
+                    timeout=dial.timeout or DIAL_TIMEOUT, callerId=dial.caller_id,
                     confirmSound=_whisper(dial.whisper_url, dial.params, action_url))
 
 
