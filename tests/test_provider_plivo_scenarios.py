@@ -6,17 +6,20 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlencode
 
 import pytest
 import yaml
 from treq.testing import StubTreq
 from twisted.internet import task
 
+from ivr.engine import actions as act
 from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.providers.fake_call import FakeCall, HttpRequest
 from ivr.providers.plivo.dialect import PlivoDialect
 from ivr.providers.plivo.fake import FakePlivoCall
+from ivr.providers.plivo.signature import signed_headers
 from ivr.server.calls import CallHandler
 from ivr.server.registry import FlowRegistry
 from ivr.server.web import build_root
@@ -61,8 +64,8 @@ class PlivoServer:
         self.http = StubTreq(build_root(self.handler, registry, auth_token=TOKEN, public_url=BASE))
         self.requests: list[HttpRequest] = []
 
-    def send(self, request: HttpRequest) -> bytes:
-        """What the server answers to a request of the fake Plivo."""
+    def answer(self, request: HttpRequest) -> tuple[int, bytes]:
+        """The status code and body the server answers to ``request``."""
         self.requests.append(request)
         d = self.http.request(request.method, request.url, data=request.body, headers=request.headers)
         self.http.flush()
@@ -70,7 +73,11 @@ class PlivoServer:
         d.addCallback(lambda response: response.content().addCallback(
             lambda content: (response.code, content))).addBoth(results.append)
         self.http.flush()
-        code, content = results[0]
+        return results[0]
+
+    def send(self, request: HttpRequest) -> bytes:
+        """What the server answers to a request of the fake Plivo (2xx only)."""
+        code, content = self.answer(request)
         assert 200 <= code < 300, (request.url, code, content)
         self.clock.advance(SECONDS_PER_TURN)
         return content
@@ -138,4 +145,39 @@ def test_each_demo_scenario_ends_as_through_twilio(tmp_path, scenario):
     assert problems == []
     assert all(r.headers.get("X-Plivo-Signature-V3") for r in server.requests)
     assert server.store.call(call.call_id)["ended_at"] is not None
+    assert server.clock.getDelayedCalls() == []
+
+
+def test_unsigned_tampered_or_malformed_callbacks_are_refused_and_nothing_is_written(tmp_path):
+    server = PlivoServer(tmp_path, local_time("2026-11-24 10:00", "Europe/Paris"))
+    url = f"{BASE}/voice/post_sale"
+    call = FakePlivoCall(server.send, "+33612345678", "+33100000000", BASE, TOKEN)
+    params = call.params("ringing")
+    body = urlencode(params).encode()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    unsigned = HttpRequest("POST", url, form, body)
+    assert server.answer(unsigned) == (403, b"missing X-Plivo-Signature-V3\n")
+    tampered = HttpRequest("POST", url, {**form, **signed_headers(TOKEN, "POST", url, params)},
+                           body.replace(b"%2B33612345678", b"%2B33699999999"))
+    assert server.answer(tampered) == (403, b"X-Plivo-Signature-V3 does not match this request\n")
+    bad = {**params, "CallUUID": "CA" + "0" * 32}
+    malformed = HttpRequest("POST", url, {**form, **signed_headers(TOKEN, "POST", url, bad)},
+                            urlencode(bad).encode())
+    assert server.answer(malformed) == (400, b"CallUUID must be a UUID\n")
+    assert server.store.call(call.call_id) is None
+    assert server.clock.getDelayedCalls() == []
+
+
+def test_the_agent_hears_the_reason_and_the_order_before_being_put_through(tmp_path):
+    server = PlivoServer(tmp_path, local_time("2026-11-24 10:00", "Europe/Paris"))
+    call = FakePlivoCall(server.send, "+33612345678", "+33100000000", BASE, TOKEN)
+    call.answer(f"{BASE}/voice/post_sale")
+    call.press("2")  # a return: to the agents' queue, which Plivo dials
+    assert call.next.wait == "dial"
+    played = call.transfer_ends("completed")
+    whisper = played.documents[0].decode()
+    assert whisper.startswith('<?xml version="1.0" encoding="UTF-8"?><Response><Speak')
+    assert "Motif" in whisper and "Commande" in whisper
+    assert played.actions == [act.Hangup()]
+    assert server.handler.describe(call.call_id)["summary"]["outcome"] == "transferred"
     assert server.clock.getDelayedCalls() == []
