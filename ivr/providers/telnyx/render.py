@@ -1,0 +1,71 @@
+"""The engine's actions as a TeXML document.
+
+TeXML is TwiML-compatible (https://developers.telnyx.com/docs/voice/programmable-voice/texml-fundamentals),
+so Twilio's renderer (:func:`ivr.providers.twilio.render.render_twiml`)
+writes it, with what TeXML's ``<Gather>`` does differently
+(https://developers.telnyx.com/docs/voice/programmable-voice/texml-verbs/gather):
+
+- no ``method`` attribute: the action is requested with the TeXML
+  application's method, which must be POST (see docs/providers.md);
+- ``timeout`` is 1 to 120 seconds: a flow's timeout outside that range is
+  brought to the nearest bound (a gap, :func:`ivr.providers.telnyx.gaps.gaps`);
+- ``speechTimeout`` is a number of seconds, without Twilio's ``auto``:
+  "auto" is left out, which leaves the end of speech to Telnyx;
+- speech is recognised by the engine ``transcriptionEngine`` names:
+  Google here, which takes the flow's languages and hints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable
+
+from twisted.logger import Logger
+
+from ivr.engine.actions import Action, Gather
+from ivr.providers.twilio.render import render_twiml
+
+#: TeXML's bounds of Gather's ``timeout``.
+TIMEOUT_RANGE = (1, 120)
+#: The speech engine asked for.
+TRANSCRIPTION_ENGINE = "Google"
+
+_GATHER_TAG = re.compile(r'<Gather (?P<attributes>[^>]*?)(?P<end> ?/?>)')
+_log = Logger()
+_logged: set[str] = set()
+
+
+def _log_once(what: str, message: str) -> None:
+    """Log a nearest equivalent used at run time, once per kind of gap."""
+    if what not in _logged:
+        _logged.add(what)
+        _log.info("telnyx: {message}", message=message)
+
+
+def texml_gather(gather: Gather) -> Gather:
+    """``gather`` within what TeXML's Gather takes."""
+    low, high = TIMEOUT_RANGE
+    timeout = min(max(gather.timeout, low), high)
+    if timeout != gather.timeout:
+        _log_once("timeout", f"Gather timeout {gather.timeout}s is outside TeXML's {low}-{high}s; "
+                             f"{timeout}s used")
+    speech_timeout = gather.speech_timeout
+    if speech_timeout is not None and not speech_timeout.isdigit():
+        speech_timeout = None  # "auto": Telnyx's own end-of-speech detection
+    return dataclasses.replace(gather, timeout=timeout, speech_timeout=speech_timeout)
+
+
+def _gather_attributes(match: re.Match) -> str:
+    attributes = match.group("attributes").replace(' method="POST"', "").replace('method="POST" ', "")
+    if 'input="dtmf"' not in attributes and "input=" in attributes:
+        attributes += f' transcriptionEngine="{TRANSCRIPTION_ENGINE}"'
+    return f"<Gather {attributes}{match.group('end')}"
+
+
+def render_texml(actions: Iterable[Action], action_url: str) -> bytes:
+    """A TeXML document for ``actions``; input and transfers report to
+    ``action_url``.  Raises ``ValueError`` as the TwiML renderer does."""
+    adapted = [texml_gather(action) if isinstance(action, Gather) else action for action in actions]
+    document = render_twiml(adapted, action_url).decode("utf-8")
+    return _GATHER_TAG.sub(_gather_attributes, document).encode("utf-8")
