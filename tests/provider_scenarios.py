@@ -59,9 +59,11 @@ class ProviderServer:
     """The server's routes for one provider, under its prefix, with a
     task clock set to ``at`` and the demo orders as of that day."""
 
-    def __init__(self, tmp_path: Path, dialect: Dialect, prefix: str, at, secret: str | None = None):
+    def __init__(self, tmp_path: Path, make_dialect: Callable[[task.Clock], Dialect], prefix: str, at,
+                 secret: str | None = None):
         self.clock = task.Clock()
         self.clock.advance(at.timestamp())
+        dialect = make_dialect(self.clock)
         self.store = CallStore.open(tmp_path / "ivr.db")
         orders = EmbeddedOrderLookups(create_demo_db(self.store.db, at.date()))
         registry = PreloadedRegistry(tmp_path, ROOT / "prompts", self.store)
@@ -106,12 +108,13 @@ def scenarios() -> list[tuple[Path, dict]]:
     return found
 
 
-def play(tmp_path: Path, scenario: dict, dialect: Dialect, prefix: str, make_fake: FakeMaker,
-         secret: str | None = None) -> list[str]:
+def play(tmp_path: Path, scenario: dict, make_dialect: Callable[[task.Clock], Dialect], prefix: str,
+         make_fake: FakeMaker, secret: str | None = None) -> list[str]:
     """Play ``scenario`` through a fake made by ``make_fake(send, caller,
-    base_url, clock)``; the problems found (empty: it passed)."""
+    base_url, clock)`` to a server speaking ``make_dialect(clock)``, both
+    on the server's clock; the problems found (empty: it passed)."""
     at = local_time(scenario.get("at", "2026-11-24 10:00"), demo_flow().timezone)
-    server = ProviderServer(tmp_path, dialect, prefix, at, secret)
+    server = ProviderServer(tmp_path, make_dialect, prefix, at, secret)
     call = make_fake(server.send, str(scenario.get("caller", "+33612345678")), BASE, server.clock)
     started = server.clock.seconds()
     call.answer(f"{server.base}/voice/post_sale")

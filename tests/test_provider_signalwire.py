@@ -217,4 +217,4 @@ def test_the_demo_scenarios_end_as_through_twilio(tmp_path, path, scenario):
     def make(send, caller, base, clock):
         return FakeSignalWireCall(send, caller, "+33100000000", base, SIGNING_KEY)
 
-    assert play(tmp_path, scenario, SignalWireDialect(), "signalwire/", make, SIGNING_KEY) == []
+    assert play(tmp_path, scenario, lambda clock: SignalWireDialect(), "signalwire/", make, SIGNING_KEY) == []

@@ -43,7 +43,7 @@ _ENGINES = ("Google", "Telnyx", "Azure", "Deepgram", "xAI", "AssemblyAI", "googl
 RULES = MarkupRules(
     attributes={
         "Response": frozenset(),
-        "Say": frozenset({"voice", "language", "loop"}),
+        "Say": frozenset({"voice", "language", "loop", "gender", "effect", "voiceSpeed"}),
         "Play": frozenset({"loop", "digits"}),
         "Pause": frozenset({"length"}),
         "Gather": frozenset({"action", "timeout", "input", "speechTimeout", "partialResultCallback",
@@ -68,7 +68,8 @@ RULES = MarkupRules(
     },
     children={"Response": _VERBS, "Gather": frozenset({"Say", "Play", "Pause"}),
               "Dial": frozenset({"Number", "Sip", "Queue", "Conference"})},
-    values={("Gather", "timeout"): number_in(1, 120),
+    values={("Say", "loop"): number_in(0, 10),
+            ("Gather", "timeout"): number_in(1, 120),
             ("Gather", "input"): one_of("dtmf", "speech", "dtmf speech"),
             ("Gather", "finishOnKey"): keys,
             ("Gather", "minDigits"): number_in(1, 128),

@@ -13,6 +13,11 @@ writes it, with what TeXML's ``<Gather>`` does differently
   "auto" is left out, which leaves the end of speech to Telnyx;
 - speech is recognised by the engine ``transcriptionEngine`` names:
   Google here, which takes the flow's languages and hints.
+
+And ``<Say>`` (https://developers.telnyx.com/docs/voice/programmable-voice/texml-verbs/say):
+the flow's voices (``Polly.Lea-Neural``…) are sent as named, a form the
+page lists; without one Telnyx speaks with ``man``, always in US English,
+so a Say in another language gets ``alice``, which speaks its ``language``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Iterable
 
 from twisted.logger import Logger
 
-from ivr.engine.actions import Action, Gather
+from ivr.engine.actions import Action, Gather, Say
 from ivr.providers.twilio.render import render_twiml
 
 #: TeXML's bounds of Gather's ``timeout``.
@@ -43,6 +48,18 @@ def _log_once(what: str, message: str) -> None:
         _log.info("telnyx: {message}", message=message)
 
 
+def texml_say(say: Say) -> Say:
+    """``say`` with a voice that speaks its language."""
+    if say.voice is None and say.language and say.language.lower() != "en-us":
+        _log_once("voice", f"no voice for {say.language}: Telnyx's default speaks US English; alice used")
+        return dataclasses.replace(say, voice="alice")
+    return say
+
+
+def _texml_prompt(prompt):
+    return texml_say(prompt) if isinstance(prompt, Say) else prompt
+
+
 def texml_gather(gather: Gather) -> Gather:
     """``gather`` within what TeXML's Gather takes."""
     low, high = TIMEOUT_RANGE
@@ -53,7 +70,8 @@ def texml_gather(gather: Gather) -> Gather:
     speech_timeout = gather.speech_timeout
     if speech_timeout is not None and not speech_timeout.isdigit():
         speech_timeout = None  # "auto": Telnyx's own end-of-speech detection
-    return dataclasses.replace(gather, timeout=timeout, speech_timeout=speech_timeout)
+    return dataclasses.replace(gather, timeout=timeout, speech_timeout=speech_timeout,
+                               prompts=tuple(_texml_prompt(prompt) for prompt in gather.prompts))
 
 
 def _gather_attributes(match: re.Match) -> str:
@@ -66,6 +84,7 @@ def _gather_attributes(match: re.Match) -> str:
 def render_texml(actions: Iterable[Action], action_url: str) -> bytes:
     """A TeXML document for ``actions``; input and transfers report to
     ``action_url``.  Raises ``ValueError`` as the TwiML renderer does."""
-    adapted = [texml_gather(action) if isinstance(action, Gather) else action for action in actions]
+    adapted = [texml_gather(action) if isinstance(action, Gather) else _texml_prompt(action)
+               for action in actions]
     document = render_twiml(adapted, action_url).decode("utf-8")
     return _GATHER_TAG.sub(_gather_attributes, document).encode("utf-8")
