@@ -150,6 +150,7 @@ EVERY_ACTION = [
     [act.Gather(input="dtmf", finish_on_key="#", timeout=300)],
     [act.Dial(act.DialTarget("number", "+33100000001"), timeout=20,
               params=(("reason", "return"),), whisper_url="http://ivr.test/telnyx/whisper")],
+    [act.Dial(act.DialTarget("queue", "post-sale"), timeout=300)],
     [act.Enqueue("post-sale", wait_url="http://ivr.test/hold", params=(("reason", "return"),))],
     [act.Record(max_length=60)],
     [act.Say("Goodbye."), act.Hangup()],
@@ -229,6 +230,12 @@ def test_a_timeout_telnyx_cannot_wait_is_a_gap_at_its_node(tmp_path):
                                           if node.kind in ("menu", "input", "callback")
                                           and "timeout" not in node.opts}
     assert "120 seconds are used instead of 150" in gaps[0].message
+    transfer = source.replace("    to: {queue: post-sale}\n", "    to: {queue: post-sale}\n    timeout: 3\n", 1)
+    assert transfer != source
+    (tmp_path / "post_sale.yaml").write_text(transfer, encoding="utf-8")
+    gaps = TelnyxDialect().gaps(load_flow(tmp_path / "post_sale.yaml", ROOT / "prompts"))
+    assert [(gap.field, gap.code) for gap in gaps] == [("timeout", "provider-timeout-range")]
+    assert "lets a transfer ring 5 to 120 seconds; 5 seconds are used instead of 3" in gaps[0].message
 
 
 @pytest.mark.parametrize("path, scenario", scenarios(),

@@ -7,11 +7,12 @@
   ``CallStatus``, ``ConnectionId``, ``From``, ``To``; the end-of-call
   notice (.../texml-call-completed) adds ``CallbackSource``,
   ``SequenceNumber``, ``CallDuration`` and an ISO 8601 ``Timestamp``.
-- Gather's action gets ``Digits`` or ``SpeechResult``; TeXML's pages
-  document no ``Confidence``, so none is sent.  Dial's action gets
-  ``DialCallStatus`` and ``DialCallSid``; Enqueue's (whose fields the
-  Enqueue page does not list) Twilio's ``QueueResult`` and ``QueueTime``;
-  Record's ``RecordingUrl`` and ``RecordingDuration``.
+- Gather's action gets ``Digits``, or ``SpeechResult`` and ``Confidence``
+  (https://developers.telnyx.com/api-reference/callbacks/texml-gather).
+  Dial's action gets ``DialCallStatus`` and ``DialCallSid`` (as in the
+  completed callback); Enqueue's, whose fields the Enqueue page does not
+  list, Twilio's ``QueueResult`` and ``QueueTime``; Record's
+  ``RecordingUrl`` and ``RecordingDuration``.
 - Every request is signed as Telnyx signs it: Ed25519 over
   ``"{timestamp}|{body}"`` with the private key the fake holds
   (``secret``, base64), the timestamp from ``now``.
@@ -39,7 +40,8 @@ _ENGINES = ("Google", "Telnyx", "Azure", "Deepgram", "xAI", "AssemblyAI", "googl
 
 #: TeXML verbs and nouns as Telnyx documents them
 #: (https://developers.telnyx.com/docs/voice/programmable-voice/texml-verbs/…).
-#: Gather's attributes and ranges are its page's table, which has no ``method``.
+#: Gather's and Dial's attributes and ranges are their pages' tables (Gather
+#: has no ``method``); nouns per the TwiML compatibility page (no ``Client``).
 RULES = MarkupRules(
     attributes={
         "Response": frozenset(),
@@ -51,8 +53,9 @@ RULES = MarkupRules(
                              "transcriptionEngine", "apiKeyRef", "region", "finishOnKey", "numDigits",
                              "language", "validDigits", "invalidDigitsAction", "minDigits",
                              "maxDigits"}),
-        "Dial": frozenset({"action", "method", "callerId", "timeout", "timeLimit", "hangupOnStar",
-                           "record", "recordingStatusCallback", "recordingStatusCallbackMethod",
+        "Dial": frozenset({"action", "method", "callerId", "fromDisplayName", "timeout", "timeLimit",
+                           "hangupOnStar", "record", "recordingChannels", "recordMaxLength",
+                           "recordingStatusCallback", "recordingStatusCallbackMethod",
                            "recordingStatusCallbackEvent", "answerOnBridge", "ringTone"}),
         "Number": frozenset({"url", "method", "sendDigits"}) | _CALLBACK,
         "Sip": frozenset({"url", "method", "username", "password"}) | _CALLBACK,
@@ -80,6 +83,8 @@ RULES = MarkupRules(
             ("Enqueue", "method"): one_of("GET", "POST"),
             ("Redirect", "method"): one_of("GET", "POST"),
             ("Dial", "method"): one_of("GET", "POST"),
+            ("Dial", "timeout"): number_in(5, 120),
+            ("Dial", "timeLimit"): number_in(60, 14400),
             ("Record", "method"): one_of("GET", "POST"),
             ("Record", "finishOnKey"): keys},
 )
@@ -124,9 +129,6 @@ class FakeTelnyxCall(CompatFakeCall):
 
     def problems(self, document: bytes) -> list[str]:
         return problems(document, RULES)
-
-    def speech(self, words: str, confidence: float) -> dict[str, str]:
-        return {"SpeechResult": words}
 
     def transfer_result(self, status: str, queue_seconds: int) -> dict[str, str]:
         if self.next is not None and self.next.queue:

@@ -11,6 +11,9 @@ writes it, with what TeXML's ``<Gather>`` does differently
   brought to the nearest bound (a gap, :func:`ivr.providers.telnyx.gaps.gaps`);
 - ``speechTimeout`` is a number of seconds, without Twilio's ``auto``:
   "auto" is left out, which leaves the end of speech to Telnyx;
+- ``<Dial timeout>`` is 5 to 120 seconds
+  (https://developers.telnyx.com/docs/voice/programmable-voice/texml-verbs/dial): brought
+  to the nearest bound likewise;
 - speech is recognised by the engine ``transcriptionEngine`` names:
   Google here, which takes the flow's languages and hints.
 
@@ -28,11 +31,12 @@ from collections.abc import Iterable
 
 from twisted.logger import Logger
 
-from ivr.engine.actions import Action, Gather, Say
+from ivr.engine.actions import Action, Dial, Gather, Say
 from ivr.providers.twilio.render import render_twiml
 
-#: TeXML's bounds of Gather's ``timeout``.
+#: TeXML's bounds of Gather's and Dial's ``timeout``.
 TIMEOUT_RANGE = (1, 120)
+DIAL_TIMEOUT_RANGE = (5, 120)
 #: The speech engine asked for.
 TRANSCRIPTION_ENGINE = "Google"
 
@@ -74,6 +78,25 @@ def texml_gather(gather: Gather) -> Gather:
                                prompts=tuple(_texml_prompt(prompt) for prompt in gather.prompts))
 
 
+def texml_dial(dial: Dial) -> Dial:
+    """``dial`` with a ring timeout TeXML takes."""
+    low, high = DIAL_TIMEOUT_RANGE
+    if dial.timeout is None or low <= dial.timeout <= high:
+        return dial
+    timeout = min(max(dial.timeout, low), high)
+    _log_once("dial-timeout", f"Dial timeout {dial.timeout}s is outside TeXML's {low}-{high}s; "
+                              f"{timeout}s used")
+    return dataclasses.replace(dial, timeout=timeout)
+
+
+def _texml(action: Action) -> Action:
+    if isinstance(action, Gather):
+        return texml_gather(action)
+    if isinstance(action, Dial):
+        return texml_dial(action)
+    return _texml_prompt(action)
+
+
 def _gather_attributes(match: re.Match) -> str:
     attributes = match.group("attributes").replace(' method="POST"', "").replace('method="POST" ', "")
     if 'input="dtmf"' not in attributes and "input=" in attributes:
@@ -84,7 +107,6 @@ def _gather_attributes(match: re.Match) -> str:
 def render_texml(actions: Iterable[Action], action_url: str) -> bytes:
     """A TeXML document for ``actions``; input and transfers report to
     ``action_url``.  Raises ``ValueError`` as the TwiML renderer does."""
-    adapted = [texml_gather(action) if isinstance(action, Gather) else _texml_prompt(action)
-               for action in actions]
+    adapted = [_texml(action) for action in actions]
     document = render_twiml(adapted, action_url).decode("utf-8")
     return _GATHER_TAG.sub(_gather_attributes, document).encode("utf-8")
