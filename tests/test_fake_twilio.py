@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivr.providers.dialect import Refusal
+from ivr.providers.dialect import Refusal, WebhookRequest
 from ivr.providers.twilio.dialect import TwilioDialect
 from ivr.providers.twilio.fake import MAX_REDIRECTS, FakeTwilioCall, TwimlError
 
@@ -94,7 +94,9 @@ def test_its_signature_is_the_one_the_twilio_dialect_accepts():
     headers = {name.lower().encode(): value.encode() for name, value in
                call.headers(url, params).items()}
     form = {name: [value] for name, value in params.items()}
-    TwilioDialect().verify("12345", url, form, b"", headers.get)
+    form_type = "application/x-www-form-urlencoded"
+    TwilioDialect().verify("12345", WebhookRequest("POST", url, form_type, b"", {}, headers.get), form)
     with pytest.raises(Refusal, match="does not match"):
-        TwilioDialect().verify("12345", url + "0", form, b"", headers.get)
+        TwilioDialect().verify("12345", WebhookRequest("POST", url + "0", form_type, b"", {}, headers.get),
+                               form)
     assert FakeTwilioCall(Scripted(), "a", "b").headers(url, params) == {}

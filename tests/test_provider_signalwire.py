@@ -15,6 +15,7 @@ from ivr.providers.signalwire import PROVIDER
 from ivr.providers.signalwire.dialect import SignalWireDialect
 from ivr.providers.signalwire.fake import RULES, FakeSignalWireCall
 from ivr.providers.signalwire.signature import body_signature, is_valid_signalwire_request
+from ivr.providers.twilio.render import render_twiml
 from tests.provider_scenarios import demo_flow, play, scenarios
 
 FORM = "application/x-www-form-urlencoded"
@@ -171,6 +172,16 @@ def test_the_gather_keeps_its_attributes_and_a_redirect_for_a_silent_caller():
     assert 'voice="Polly.Lea-Neural"' in document
     assert document.endswith('<Redirect method="POST">http://ivr.test/signalwire/voice/f?turn=1</Redirect>'
                              "</Response>")
+
+
+def test_google_voices_are_spelled_as_signalwire_spells_them():
+    gather = act.Gather(prompts=(act.Say("Hi.", voice="Google.en-US-Standard-C"),))
+    actions = [act.Say("Hello.", voice="Google.en-GB-Wavenet-A"), gather]
+    document = SignalWireDialect().render(actions, "/signalwire/voice/f?turn=1")
+    assert document.count(b'voice="gcloud.') == 2 and b"Google." not in document
+    assert problems(document, RULES) == []
+    twiml = render_twiml(actions, "/signalwire/voice/f?turn=1")
+    assert any("must be man, woman, alice" in p for p in problems(twiml, RULES))
 
 
 def test_the_fake_refuses_what_signalwire_could_not_play():

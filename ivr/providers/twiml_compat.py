@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import re
 
+from ivr.providers.dialect import Refusal
 from ivr.providers.twilio import webhook_fields as twilio_fields
 from ivr.providers.twilio.webhook_fields import FieldError, FieldRule
 
-__all__ = ["UUID", "check_fields", "id_rule"]
+__all__ = ["UUID", "check_fields", "checked_params", "id_rule"]
 
 #: A UUID as SignalWire and Telnyx print them (8-4-4-4-12 hexadecimal digits).
 UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", re.ASCII)
@@ -57,3 +58,13 @@ def check_fields(form: dict[str, list[str]], required: tuple[str, ...],
                 raise FieldError(f"{name} {why}")
         params[name] = values[-1]
     return params
+
+
+def checked_params(form: dict[str, list[str]], required: tuple[str, ...],
+                   ids: dict[str, FieldRule]) -> dict[str, str]:
+    """:func:`check_fields` for a dialect's ``check``: a bad field is a
+    :class:`ivr.providers.dialect.Refusal` (400)."""
+    try:
+        return check_fields(form, required, ids)
+    except FieldError as error:
+        raise Refusal(400, str(error)) from None

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from ivr.providers.bodies import FORM
 from ivr.providers.fake_call import HttpRequest, MarkupError, Next, Played, SendFn
-from ivr.providers.twilio.fake import TwimlError, parse_twiml
+from ivr.providers.twilio.fake import FakeTwilioCall, TwimlError, parse_twiml
 
 #: Redirects followed in a row before the call is given up.
 MAX_REDIRECTS = 10
@@ -64,13 +64,9 @@ class CompatFakeCall:
 
     def keys(self, digits: str) -> dict[str, str]:
         """A Gather's answer to keys pressed: the provider stops at the
-        finish key (not sent) or after the number of digits asked."""
-        sent, gather = digits, self.next or Next("gather")
-        if gather.finish_on_key and gather.finish_on_key in sent:
-            sent = sent[:sent.index(gather.finish_on_key)]
-        if gather.num_digits:
-            sent = sent[:gather.num_digits]
-        return {"Digits": sent}
+        finish key (not sent) or after the number of digits asked, as
+        Twilio does (its fake's reading, reused: it only reads ``next``)."""
+        return FakeTwilioCall.keys(self, digits)  # type: ignore[arg-type]
 
     def speech(self, words: str, confidence: float) -> dict[str, str]:
         return {"SpeechResult": words, "Confidence": f"{confidence:.2f}"}

@@ -7,7 +7,8 @@ callbacks and TwiML renderer) with what SignalWire does differently:
 
 - the signature: ``X-SignalWire-Signature`` keyed with the project's
   signing key (:mod:`ivr.providers.signalwire.signature`);
-- identifiers are UUIDs (:mod:`ivr.providers.signalwire.webhook_fields`).
+- identifiers are UUIDs (:mod:`ivr.providers.signalwire.webhook_fields`);
+- Google voices are spelled ``gcloud.…`` (:mod:`ivr.providers.signalwire.render`).
 
 What SignalWire adds and the renderer does not use: Gather's
 ``actionOnEmptyResult`` (a silent caller posts to ``action``) and
@@ -15,18 +16,20 @@ What SignalWire adds and the renderer does not use: Gather's
 the next verb (https://developer.signalwire.com/compatibility-api/xml/voice/gather),
 which is Twilio's behaviour, so the ``<Redirect>`` Twilio's renderer puts
 after each Gather brings a silent caller back to the engine the same way.
-Say's ``voice`` is sent as the flow names it (``Polly.Joanna-Neural``…):
-SignalWire's Say takes Amazon Polly and Google voices by those names.
+Polly voices (``Polly.Joanna-Neural``…) are sent as the flow names them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from ivr.engine.actions import Action
 from ivr.providers.dialect import Gap, HeaderFn, Refusal, WebhookRequest
 from ivr.providers.signalwire import webhook_fields
+from ivr.providers.signalwire.render import render_cxml
 from ivr.providers.signalwire.signature import HEADERS, is_valid_signalwire_request
 from ivr.providers.twilio.dialect import MAX_SIGNATURE, TwilioDialect
-from ivr.providers.twilio.webhook_fields import FieldError
-from ivr.providers.twiml_compat import check_fields
+from ivr.providers.twiml_compat import checked_params
 
 
 def _signature(header: HeaderFn) -> bytes | None:
@@ -61,13 +64,14 @@ class SignalWireDialect(TwilioDialect):
 
     def check(self, fields: dict, required: tuple[str, ...] = ()) -> dict[str, str]:
         """Twilio's field rules, with SignalWire's UUID identifiers."""
-        try:
-            return check_fields(fields, required, webhook_fields.ID_FIELDS)
-        except FieldError as error:
-            raise Refusal(400, str(error)) from None
+        return checked_params(fields, required, webhook_fields.ID_FIELDS)
 
     def is_call_id(self, value: str) -> bool:
         return webhook_fields.is_call_id(value)
+
+    def render(self, actions: Iterable[Action], next_url: str) -> bytes:
+        """cXML: see :func:`ivr.providers.signalwire.render.render_cxml`."""
+        return render_cxml(actions, next_url)
 
     def gaps(self, flow) -> list[Gap]:
         """cXML does all a flow can ask, as TwiML does."""

@@ -37,6 +37,13 @@ _RECORDING_CALLBACK = frozenset({"recordingStatusCallback", "recordingStatusCall
 _VERBS = frozenset({"Say", "Play", "Pause", "Gather", "Dial", "Enqueue", "Leave", "Redirect",
                     "Hangup", "Reject", "Record"})
 
+def _voice(value: str) -> str | None:
+    """Say's voices: man, woman, alice, Polly.<Voice>[-Neural], gcloud.<Voice>."""
+    if value in ("man", "woman", "alice") or value.startswith(("Polly.", "gcloud.")):
+        return None
+    return "must be man, woman, alice, Polly.<Voice> or gcloud.<Voice>"
+
+
 #: cXML voice verbs and nouns as SignalWire documents them
 #: (https://developer.signalwire.com/compatibility-api/xml/voice/).
 RULES = MarkupRules(
@@ -64,7 +71,8 @@ RULES = MarkupRules(
     },
     children={"Response": _VERBS, "Gather": frozenset({"Say", "Play", "Pause"}),
               "Dial": frozenset({"Number", "Sip", "Queue", "Conference"})},
-    values={("Gather", "input"): one_of("dtmf", "speech", "dtmf speech", "speech dtmf"),
+    values={("Say", "voice"): _voice,
+            ("Gather", "input"): one_of("dtmf", "speech", "dtmf speech", "speech dtmf"),
             ("Gather", "finishOnKey"): keys,
             ("Gather", "timeout"): number_in(1, 3600),
             ("Gather", "numDigits"): number_in(1, 128),

@@ -25,8 +25,7 @@ from ivr.providers.telnyx.signature import (
     SignatureProblem,
     verify_signature,
 )
-from ivr.providers.twilio.webhook_fields import FieldError
-from ivr.providers.twiml_compat import check_fields
+from ivr.providers.twiml_compat import checked_params
 
 _SIGNATURE = SIGNATURE_HEADER.encode("ascii")
 _TIMESTAMP = TIMESTAMP_HEADER.encode("ascii")
@@ -64,10 +63,7 @@ class TelnyxDialect:
 
     def check(self, fields: dict, required: tuple[str, ...] = ()) -> dict[str, str]:
         """Twilio's field rules, with Telnyx's identifiers."""
-        try:
-            return check_fields(fields, required, webhook_fields.ID_FIELDS)
-        except FieldError as error:
-            raise Refusal(400, str(error)) from None
+        return checked_params(fields, required, webhook_fields.ID_FIELDS)
 
     def is_call_id(self, value: str) -> bool:
         return webhook_fields.is_call_id(value)
