@@ -263,3 +263,19 @@ def test_a_say_without_voice_in_french_gets_alice_and_the_change_is_logged_once(
     TelnyxDialect().render(actions, "/telnyx/voice/f?turn=2")
     messages = sorted(event["message"] for event in logged)
     assert len(messages) == 2 and "120s used" in messages[0] and "alice used" in messages[1]
+
+
+def test_the_server_refuses_an_expired_or_unsigned_request_and_writes_nothing(tmp_path):
+    from ivr.providers.fake_call import HttpRequest
+    from tests.provider_scenarios import ProviderServer
+
+    at = datetime.fromtimestamp(NOW, timezone.utc)
+    server = ProviderServer(tmp_path, lambda clock: TelnyxDialect(now=clock.seconds), "telnyx/", at, PUBLIC)
+    url = f"{server.base}/voice/post_sale"
+    for headers, reason in (({}, "missing telnyx-signature-ed25519"),
+                            (signed(at=NOW - 301), "telnyx-timestamp is more than 5 minutes away")):
+        with pytest.raises(AssertionError, match=f"403 b'{reason}\\\\n'"):
+            server.send(HttpRequest("POST", url, {"Content-Type": FORM, **headers}, BODY))
+    assert server.handler.describe(CALL) is None
+    server.send(HttpRequest("POST", url, {"Content-Type": FORM, **signed()}, BODY))
+    assert server.handler.describe(CALL)["node"] is not None
