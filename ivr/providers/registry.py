@@ -18,7 +18,7 @@ from ivr.providers.dialect import Dialect
 from ivr.providers.fake_call import FakeCall, SendFn
 
 #: Provider packages under ``ivr.providers``, in the order they are listed.
-PROVIDER_PACKAGES = ("twilio", "plivo", "vonage", "jambonz")
+PROVIDER_PACKAGES = ("twilio", "signalwire", "telnyx", "plivo", "vonage", "jambonz")
 
 #: Builds a fake call: ``(send, caller, called, base_url, secret)``, where
 #: ``base_url`` is the server's public URL (routes are appended to it) and
