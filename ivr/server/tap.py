@@ -30,11 +30,20 @@ from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.lookups.orders import OrderStore
 from ivr.lookups.shops import HttpOrderLookups, OrderLookupsService, ShopConfigError, load_config
+from ivr.providers.registry import providers
 from ivr.server.calls import CallHandler
 from ivr.server.dashboard import check_dashboard_token, make_dashboard
 from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
 from ivr.server.registry import FlowRegistry
 from ivr.server.requests import LimitedRequest, WebhookChannel
+from ivr.server.served import (
+    TWILIO_SHARED_KEY_ENV,
+    TWILIO_SHARED_KEY_OPTION,
+    provider_secrets,
+    secret_options,
+    served_providers,
+    warn_unsigned,
+)
 from ivr.server.sms import SmsConfigError, SmsService, TwilioAccount, sender_for
 from ivr.server.web import build_root
 from ivr.store.sqlite.checkpoint import SAFETY_NET_PAGES, Checkpointer
@@ -65,6 +74,11 @@ class Options(usage.Options):
          "Base URL the provider calls (e.g. https://ivr.example.com), for signatures behind a proxy."],
         ["twilio-auth-token", None, None,
          "Twilio auth token (default: $TWILIO_AUTH_TOKEN); when set, every request must be signed."],
+        [TWILIO_SHARED_KEY_OPTION, None, None,
+         f"Secret of the Twilio shared key a Webhook Setting signs with (HMAC-SHA256; default: "
+         f"${TWILIO_SHARED_KEY_ENV}); requests naming it in "
+         f"X-Twilio-Webhooks-Signature-Settings are checked with it."],
+        *secret_options(),
         ["fallback-number", None, None,
          "Number (E.164) or sip: address callers are put through to if a flow cannot be run."],
         ["lookup-timeout", None, "4", "Seconds a look-up may take before the flow's error branch."],
@@ -115,8 +129,9 @@ class Options(usage.Options):
     ]
 
     def postOptions(self):
-        if self["twilio-auth-token"] is None:
-            self["twilio-auth-token"] = os.environ.get("TWILIO_AUTH_TOKEN") or None
+        for option, env in provider_secrets():
+            if self[option] is None:
+                self[option] = os.environ.get(env) or None
         if self["dashboard-token"] is None:
             self["dashboard-token"] = os.environ.get("IVR_DASHBOARD_TOKEN") or None
         if self["dashboard-token"] is not None:
@@ -383,7 +398,10 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         send_sms=texts.send,
         helpdesk=helpdesk,
     )
-    root = build_root(handler, registry, auth_token=options["twilio-auth-token"],
+    served = served_providers({p.name: options.get(p.secret_option) for p in providers().values()},
+                              options.get(TWILIO_SHARED_KEY_OPTION))
+    warn_unsigned(served)
+    root = build_root(handler, registry, served=served,
                       public_url=options["public-url"],
                       simulated_clock=bool(options["simulated-clock"]),
                       dashboard=make_dashboard(options["dashboard-token"], options["db"],
@@ -395,8 +413,9 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     # parameters apart from the query's): Twisted's own parse of it into
     # request.args would be thrown away, and its Content-Type parsing through
     # the email package cost a tenth of a turn.
-    secrets = tuple(t.encode("utf-8") for t in (options["dashboard-token"],
-                                                options["twilio-auth-token"]) if t)
+    secrets = tuple(t.encode("utf-8") for t in (
+        options["dashboard-token"], *(options.get(option) for option, _env in provider_secrets()))
+        if t)
     site = WebhookSite(root, requestFactory=LimitedRequest, logPath=options["access-log"],
                        parsePOSTFormSubmission=False,
                        logFormatter=scrubbing_log_formatter(secrets))
