@@ -45,6 +45,10 @@ class Provider:
     secret_option: str
     secret_env: str
     secret_help: str
+    #: For tests and ``ivr-sim``: ``(server's secret, fake's secret)`` of a
+    #: working pair, when the two differ (a public key and its private key);
+    #: None when the provider signs with the one shared secret.
+    test_keys: Callable[[], tuple[str, str]] | None = None
 
 
 @cache

@@ -40,7 +40,7 @@ from urllib import error as urlerror
 from urllib import request as urlrequest
 from urllib.parse import quote, urlsplit
 
-from ivr.providers.fake_call import FakeCall, HttpRequest, MarkupError, Next, Played
+from ivr.providers.fake_call import FakeCall, HttpRequest, MarkupError, Next, Played, SendFn
 from ivr.providers.registry import provider as registered
 from ivr.providers.twilio.fake import TwimlError
 from ivr.providers.twilio.fake import parse_twiml as _parse_twiml
@@ -89,6 +89,9 @@ class RemoteCall:
     timeout: float = TIMEOUT
     #: The provider's id of the call (its fake makes one per call).
     call_id: str = field(init=False, default="")
+    #: Carries each request and returns the answer's body (raising
+    #: :class:`RemoteError` on a refusal); None: over HTTP to ``base_url``.
+    transport: SendFn | None = None
     state: dict | None = None
     summary: dict = field(default_factory=dict)
     turns: list = field(default_factory=list)
@@ -214,6 +217,8 @@ class RemoteCall:
         """Send one request of the provider's (or ours), at the simulated time."""
         method, url = request.method, request.url
         headers = {SIMULATED_TIME_HEADER: self.at.isoformat(), **request.headers}
+        if self.transport is not None:
+            return self.transport(HttpRequest(method, url, headers, request.body))
         data = request.body if method != "GET" else None
         req = urlrequest.Request(url, data=data, headers=headers, method=method)
         try:
