@@ -470,11 +470,13 @@ def default_served(handler, auth_token: str | None = None,
     with its secret from ``secrets`` (Twilio's is ``auth_token``); or, when
     the handler speaks another dialect than Twilio's (a test of one
     dialect), that dialect alone at the root, checked with ``auth_token``."""
-    dialect = handler.dialect
-    if dialect.name != "twilio":
+    dialect = getattr(handler, "dialect", None)
+    if dialect is not None and dialect.name != "twilio":
         return [Served(dialect, "", auth_token)]
     served = served_providers({**(secrets or {}), "twilio": auth_token},
                               getattr(dialect, "shared_key", None))
+    if dialect is None:
+        return served
     return [Served(dialect, s.prefix, s.secret) if s.name == "twilio" else s for s in served]
 
 
