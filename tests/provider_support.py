@@ -37,21 +37,28 @@ def keys_of(provider: Provider) -> tuple[str, str]:
     return secret, secret
 
 
+def demo_parts(tmp_path: Path):
+    """A clock at 10:00 on the demo day, a SQLite log holding the demo
+    orders, their look-ups and the demo flow's registry."""
+    clock = task.Clock()
+    clock.advance(TUESDAY_10AM)
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    shutil.copy(ROOT / "flows" / "post_sale.yaml", flows)
+    store = CallStore.open(tmp_path / "ivr.db")
+    orders = EmbeddedOrderLookups(create_demo_db(store.db, date(2026, 11, 24)))
+    registry = FlowRegistry(flows, ROOT / "prompts", store)
+    registry.reload_if_changed()
+    return clock, store, orders, registry
+
+
 class MemoryServer:
     """The real handler and web resources over a SQLite log holding the
     demo orders, serving ``served`` (default: every registered provider,
     each with its test secret), driven without a socket."""
 
     def __init__(self, tmp_path: Path, served: list[Served] | None = None):
-        self.clock = task.Clock()
-        self.clock.advance(TUESDAY_10AM)
-        flows = tmp_path / "flows"
-        flows.mkdir()
-        shutil.copy(ROOT / "flows" / "post_sale.yaml", flows)
-        self.store = CallStore.open(tmp_path / "ivr.db")
-        orders = EmbeddedOrderLookups(create_demo_db(self.store.db, date(2026, 11, 24)))
-        registry = FlowRegistry(flows, ROOT / "prompts", self.store)
-        registry.reload_if_changed()
+        self.clock, self.store, orders, registry = demo_parts(tmp_path)
         self.handler = CallHandler(registry, self.store, orders.perform, self.clock)
         self.served = served or served_providers(
             {p.name: keys_of(p)[0] for p in providers().values()})

@@ -413,7 +413,16 @@ class MetricsResource(PlainResource):
 
     def render_GET(self, request):
         c = self.handler.counters
-        lines = self._counter_lines(c) + _by_provider(c)
+        lines = [
+            "# TYPE ivr_turns_total counter", f"ivr_turns_total {c.turns}",
+            "# TYPE ivr_turns_replayed_total counter", f"ivr_turns_replayed_total {c.replayed}",
+            "# TYPE ivr_failsafe_total counter", f"ivr_failsafe_total {c.failsafe}",
+            "# TYPE ivr_calls_started_total counter", f"ivr_calls_started_total {c.calls_started}",
+            "# TYPE ivr_status_callbacks_total counter",
+            f"ivr_status_callbacks_total {c.status_callbacks}",
+            "# TYPE ivr_calls_ended_total counter",
+        ] + [f'ivr_calls_ended_total{{outcome="{o}"}} {n}' for o, n in sorted(c.by_outcome.items())]
+        lines += _by_provider(c)
         lines += self._storage_lines()
         group = self.handler.group_commit
         if group is not None:  # writes per commit: how well turns share commits
@@ -425,18 +434,6 @@ class MetricsResource(PlainResource):
             for name, version in self.registry.versions().items()]
         request.setHeader(b"content-type", b"text/plain; version=0.0.4")
         return ("\n".join(lines) + "\n").encode("utf-8")
-
-    @staticmethod
-    def _counter_lines(c) -> list[str]:
-        return [
-            "# TYPE ivr_turns_total counter", f"ivr_turns_total {c.turns}",
-            "# TYPE ivr_turns_replayed_total counter", f"ivr_turns_replayed_total {c.replayed}",
-            "# TYPE ivr_failsafe_total counter", f"ivr_failsafe_total {c.failsafe}",
-            "# TYPE ivr_calls_started_total counter", f"ivr_calls_started_total {c.calls_started}",
-            "# TYPE ivr_status_callbacks_total counter",
-            f"ivr_status_callbacks_total {c.status_callbacks}",
-            "# TYPE ivr_calls_ended_total counter",
-        ] + [f'ivr_calls_ended_total{{outcome="{o}"}} {n}' for o, n in sorted(c.by_outcome.items())]
 
     def _storage_lines(self) -> list[str]:
         """Failed writes by cause, whether the store writes now, and the
