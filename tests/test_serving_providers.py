@@ -4,6 +4,8 @@ GET turns for a provider that sends them, and Twilio's shared key."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from provider_support import BASE, MemoryServer
 from twisted.logger import globalLogPublisher
@@ -93,3 +95,15 @@ def test_twilio_signed_with_a_shared_key_is_served_and_unsigned_refused(tmp_path
     with pytest.raises(RemoteError, match="HTTP 403: X-Twilio-Signature does not match"):
         wrong.answer(BASE + "/voice/post_sale")
     assert server.store.call(unsigned.call_id) is None
+
+
+def test_a_secret_option_written_with_dashes_is_the_same_option(monkeypatch):
+    import ivr.server.served as served_module
+
+    stub = replace(providers()["twilio"], name="stub", secret_option="--stub-secret",
+                   secret_env="STUB_SECRET", dialect=RecordingDialect)
+    monkeypatch.setattr(served_module, "providers", lambda: {**providers(), "stub": stub})
+    assert ["stub-secret", None, None] == served_module.secret_options()[0][:3]
+    assert ("stub-secret", "STUB_SECRET") in served_module.provider_secrets()
+    assert served_module.secrets_from({"stub-secret": "s"}, {})["stub"] == "s"
+    assert served_module.secrets_from({}, {"STUB_SECRET": "e"})["stub"] == "e"

@@ -40,8 +40,9 @@ class Provider:
     #: Path prefix of its routes: "" for Twilio (``/voice/<flow>``),
     #: "telnyx/" for ``/telnyx/voice/<flow>``.
     prefix: str
-    #: The ``ivr-serve`` option and environment variable of its signing
-    #: secret (auth token, signing key, public key…), and what it is.
+    #: The ``ivr-serve`` option (``"twilio-auth-token"``; leading dashes
+    #: are ignored) and environment variable of its signing secret (auth
+    #: token, signing key, public key…), and what it is.
     secret_option: str
     secret_env: str
     secret_help: str

@@ -26,6 +26,12 @@ TWILIO_SHARED_KEY_OPTION = "twilio-shared-key"
 TWILIO_SHARED_KEY_ENV = "TWILIO_SHARED_KEY"
 
 
+def option_name(provider) -> str:
+    """The ``ivr-serve`` option of ``provider``'s secret, without its
+    dashes (a registry entry may write it either way)."""
+    return provider.secret_option.lstrip("-")
+
+
 @dataclass(frozen=True)
 class Served:
     """One provider as this server serves it: its ``dialect``, the
@@ -65,7 +71,7 @@ def secrets_from(options: Mapping, environ: Mapping[str, str] | None = None) -> 
     """Each provider's secret: its ``ivr-serve`` option, else its
     environment variable; None when neither is set."""
     environ = os.environ if environ is None else environ
-    return {provider.name: options.get(provider.secret_option) or environ.get(provider.secret_env)
+    return {provider.name: options.get(option_name(provider)) or environ.get(provider.secret_env)
             or None for provider in providers().values()}
 
 
@@ -75,7 +81,7 @@ def warn_unsigned(served: list[Served]) -> list[str]:
     known = providers()
     for name in unsigned:
         provider = known.get(name)
-        how = (f"--{provider.secret_option} or {provider.secret_env}" if provider
+        how = (f"--{option_name(provider)} or {provider.secret_env}" if provider
                else "its secret")
         log.warn("provider {provider}: no signing secret ({how}): its requests are "
                  "accepted unsigned", provider=name, how=how)
@@ -85,14 +91,14 @@ def warn_unsigned(served: list[Served]) -> list[str]:
 def secret_options() -> list[list]:
     """The ``ivr-serve`` options of the providers' secrets other than
     Twilio's auth token (which ``ivr-serve`` declares itself)."""
-    return [[p.secret_option, None, None,
+    return [[option_name(p), None, None,
              f"{p.title}: {p.secret_help} (default: ${p.secret_env}); "
              f"without it, its requests are accepted unsigned."]
-            for p in providers().values() if p.secret_option != "twilio-auth-token"]
+            for p in providers().values() if option_name(p) != "twilio-auth-token"]
 
 
 def provider_secrets() -> list[tuple[str, str]]:
     """Every (option, environment variable) of a provider secret,
     Twilio's shared key included."""
-    return [(p.secret_option, p.secret_env) for p in providers().values()] + [
+    return [(option_name(p), p.secret_env) for p in providers().values()] + [
         (TWILIO_SHARED_KEY_OPTION, TWILIO_SHARED_KEY_ENV)]

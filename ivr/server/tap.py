@@ -39,6 +39,7 @@ from ivr.server.requests import LimitedRequest, WebhookChannel
 from ivr.server.served import (
     TWILIO_SHARED_KEY_ENV,
     TWILIO_SHARED_KEY_OPTION,
+    option_name,
     provider_secrets,
     secret_options,
     served_providers,
@@ -398,7 +399,7 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         send_sms=texts.send,
         helpdesk=helpdesk,
     )
-    served = served_providers({p.name: options.get(p.secret_option) for p in providers().values()},
+    served = served_providers({p.name: options.get(option_name(p)) for p in providers().values()},
                               options.get(TWILIO_SHARED_KEY_OPTION))
     warn_unsigned(served)
     root = build_root(handler, registry, served=served,
