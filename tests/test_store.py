@@ -76,7 +76,7 @@ def test_migrations_create_the_schema_and_applying_twice_is_a_no_op():
     names = ["0001_initial", "0002_exit_node_and_ivr_time", "0003_report_indexes",
              "0004_open_calls_index", "0005_callback_requests", "0006_sms_sent",
              "0007_reached_index", "0008_no_state_time_index", "0009_transfer_result",
-             "0010_leases"]
+             "0010_leases", "0011_provider"]
     assert [m.name for m in applied] == names
 
     CallStore(db)
@@ -169,7 +169,8 @@ def test_calls_row_comes_from_the_summary():
     store = memory_store()
     state = make_state(
         ended=True, outcome="transferred", cause="caller_asked", confirmed=True,
-        handoff={"kind": "number", "target": "+33180000000", "node": "agent"})
+        handoff={"kind": "number", "target": "+33180000000", "node": "agent"},
+        provider="twilio")
     save(store, state, turn=2)
     row = store.call("CA1")
     assert row == {
@@ -180,7 +181,7 @@ def test_calls_row_comes_from_the_summary():
         "confirmed": 1, "handoff_kind": "number", "handoff_target": "+33180000000",
         "steps": 2, "provider_status": None, "duration_s": None,
         "exit_node": "agent", "ivr_seconds": 10.0, "sms_sent": 0,
-        "transfer_result": None, "queue_seconds": None,
+        "transfer_result": None, "queue_seconds": None, "provider": "twilio",
     }
     assert store.call("nope") is None
 

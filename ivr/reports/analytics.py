@@ -36,7 +36,7 @@ __all__ = [
 
 #: What a summary can be grouped by.  ``day`` is the local date
 #: (YYYY-MM-DD), ``hour`` the local hour of day (0-23, all days together).
-DIMENSIONS = ("reason", "flow", "version", "language", "day", "hour")
+DIMENSIONS = ("reason", "flow", "version", "language", "day", "hour", "provider")
 
 _GROUP_SQL = {
     "reason": "c.reason",
@@ -45,6 +45,7 @@ _GROUP_SQL = {
     "language": "c.lang",
     "day": "substr(c.started_at, 1, 10)",
     "hour": "CAST(substr(c.started_at, 12, 2) AS INTEGER)",
+    "provider": "c.provider",
 }
 
 #: Dimensions whose rows read best in time order; the others by volume.
@@ -126,6 +127,7 @@ def _rank(rows: list[dict], key: str, value) -> None:
 def _grouped(db, filters: Filters, dims: tuple, costs: Costs, window: timedelta) -> list[dict]:
     if window <= timedelta(0):
         raise ReportError("the repeat window must be longer than zero")
+    _need_provider(db, filters, dims)
     where, params = _where(filters)
     keys = [f"{_GROUP_SQL[d]} AS g{i}" for i, d in enumerate(dims)]
     if "version" in dims and "flow" not in dims:
@@ -236,6 +238,13 @@ def _transfer_result_counts(db) -> list[str]:
         "AS avg_abandoned_queue_seconds"]
 
 
+def _need_provider(db, filters: Filters, dims: tuple = ()) -> None:
+    """Refuse a report by provider on a log written before calls had one."""
+    if (filters.provider or "provider" in dims) and not _has_column(db, "calls", "provider"):
+        raise ReportError("a call log of an older version (no provider column): start "
+                          "ivr-serve on it once to bring it up to date")
+
+
 def _has_column(db, table: str, column: str) -> bool:
     """Whether a log written by an older version already has ``column``
     (reports open the file read-only, so they never migrate it)."""
@@ -320,7 +329,9 @@ def funnel_version(db: sqlite_utils.Database, flow: str, version: str | None = N
                               f"(its versions: {', '.join(versions)})")
         raise ReportError(f"version {prefix!r} of flow {flow!r} is ambiguous "
                           f"({', '.join(matching)}): give more of it")
-    where, params = _where(Filters(since=filters.since, until=filters.until, flow=flow))
+    _need_provider(db, filters)
+    where, params = _where(Filters(since=filters.since, until=filters.until, flow=flow,
+                                   provider=filters.provider))
     latest = next(iter(db.query(
         f"SELECT c.version FROM calls c WHERE {where} ORDER BY c.started_at DESC LIMIT 1", params)), None)
     if latest is None:
@@ -348,7 +359,8 @@ def funnel(db: sqlite_utils.Database, flow: str, version: str | None = None,
     (dropped, then drop-off rate, then node name).
     """
     chosen = funnel_version(db, flow, version, filters)
-    where, params = _where(Filters(since=filters.since, until=filters.until, flow=flow))
+    where, params = _where(Filters(since=filters.since, until=filters.until, flow=flow,
+                                   provider=filters.provider))
     params["version"] = chosen
     where += " AND c.version = :version"
     reached = _reached(db, filters, flow, chosen)
@@ -377,11 +389,12 @@ def funnel(db: sqlite_utils.Database, flow: str, version: str | None = None,
 def _reached(db, filters: Filters, flow: str, version: str) -> dict:
     """{node: (kind, distinct ended calls with an event there)} for the
     calls of one flow version in the period of ``filters``."""
-    if filters.since or filters.until:
+    if filters.since or filters.until or filters.provider:
         # The period's calls (the started_at index: the flow and version
         # terms are kept off their indexes), then their events: as fast as
         # the period is short.
-        where, params = _where(Filters(since=filters.since, until=filters.until))
+        where, params = _where(Filters(since=filters.since, until=filters.until,
+                                       provider=filters.provider))
         params.update(flow=flow, version=version)
         return {row["node"]: (row["kind"], row["reached"]) for row in db.query(
             f"""SELECT e.node AS node, max(e.kind) AS kind, count(DISTINCT e.call_id) AS reached
@@ -419,8 +432,9 @@ CALL_COLUMNS = (
     "outcome", "cause", "confirmed", "handoff_kind", "handoff_target", "steps", "exit_node",
     "ivr_seconds", "provider_status", "duration_s",
 )
-#: Shown by :func:`calls` when the log has them (written since migration 0009).
-_TRANSFER_COLUMNS = ("transfer_result", "queue_seconds")
+#: Shown by :func:`calls` when the log has them (written since migrations
+#: 0009 and 0010).
+_LATER_COLUMNS = ("transfer_result", "queue_seconds", "provider")
 
 
 def calls(db: sqlite_utils.Database, filters: Filters = Filters(), limit: int = 100) -> list[dict]:
@@ -432,8 +446,9 @@ def calls(db: sqlite_utils.Database, filters: Filters = Filters(), limit: int = 
     """
     if not isinstance(limit, int) or limit < 1:
         raise ReportError(f"limit must be a whole number of calls, 1 or more, not {limit!r}")
+    _need_provider(db, filters)
     where, params = _where(filters, ended_only=False)
-    shown = CALL_COLUMNS + tuple(c for c in _TRANSFER_COLUMNS if _has_column(db, "calls", c))
+    shown = CALL_COLUMNS + tuple(c for c in _LATER_COLUMNS if _has_column(db, "calls", c))
     columns = ", ".join(
         "CASE WHEN c.handoff_kind = 'callback' THEN NULL ELSE c.handoff_target END AS handoff_target"
         if column == "handoff_target" else f"c.{column}" for column in shown)

@@ -35,12 +35,14 @@ class Costs:
 class Filters:
     """Which calls a report covers.  ``since`` and ``until`` are local
     times of the calls (a date means its local midnight); ``since`` is
-    inclusive, ``until`` exclusive.  ``version`` may be a prefix."""
+    inclusive, ``until`` exclusive.  ``version`` may be a prefix;
+    ``provider`` is the voice provider the calls came by ("twilio")."""
 
     since: str | None = None
     until: str | None = None
     flow: str | None = None
     version: str | None = None
+    provider: str | None = None
 
 
 def open_report_db(path) -> sqlite_utils.Database:
@@ -125,4 +127,7 @@ def _where(filters: Filters, alias: str = "c", ended_only: bool = True) -> tuple
     if filters.version:
         clauses.append(f"substr({alias}.version, 1, :version_length) = :version")
         params.update(version=filters.version, version_length=len(filters.version))
+    if filters.provider:
+        clauses.append(f"{alias}.provider = :provider")
+        params["provider"] = filters.provider
     return " AND ".join(clauses), params

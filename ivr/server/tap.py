@@ -30,6 +30,7 @@ from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.lookups.orders import OrderStore
 from ivr.lookups.shops import HttpOrderLookups, OrderLookupsService, ShopConfigError, load_config
+from ivr.providers.registry import providers
 from ivr.server.calls import COME_BACK_MARGIN, CallHandler
 from ivr.server.dashboard import check_dashboard_token, make_dashboard
 from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
@@ -43,6 +44,15 @@ from ivr.server.leases import (
 )
 from ivr.server.registry import FlowRegistry
 from ivr.server.requests import LimitedRequest, WebhookChannel
+from ivr.server.served import (
+    TWILIO_SHARED_KEY_ENV,
+    TWILIO_SHARED_KEY_OPTION,
+    option_name,
+    provider_secrets,
+    secret_options,
+    served_providers,
+    warn_unsigned,
+)
 from ivr.server.sms import SmsConfigError, SmsService, TwilioAccount, sender_for
 from ivr.server.web import build_root
 from ivr.server.workers import shares_a_socket
@@ -74,6 +84,11 @@ class Options(usage.Options):
          "Base URL the provider calls (e.g. https://ivr.example.com), for signatures behind a proxy."],
         ["twilio-auth-token", None, None,
          "Twilio auth token (default: $TWILIO_AUTH_TOKEN); when set, every request must be signed."],
+        [TWILIO_SHARED_KEY_OPTION, None, None,
+         f"Secret of the Twilio shared key a Webhook Setting signs with (HMAC-SHA256; default: "
+         f"${TWILIO_SHARED_KEY_ENV}); requests naming it in "
+         f"X-Twilio-Webhooks-Signature-Settings are checked with it."],
+        *secret_options(),
         ["fallback-number", None, None,
          "Number (E.164) or sip: address callers are put through to if a flow cannot be run."],
         ["lookup-timeout", None, "4", "Seconds a look-up may take before the flow's error branch."],
@@ -138,8 +153,9 @@ class Options(usage.Options):
             raise usage.UsageError(f"--workers {self['workers']} shares one socket: --listen "
                                    f"must be a tcp:, tcp6: or unix: description, not "
                                    f"{self['listen']!r} (terminate TLS in front of the server)")
-        if self["twilio-auth-token"] is None:
-            self["twilio-auth-token"] = os.environ.get("TWILIO_AUTH_TOKEN") or None
+        for option, env in provider_secrets():
+            if self[option] is None:
+                self[option] = os.environ.get(env) or None
         if self["dashboard-token"] is None:
             self["dashboard-token"] = os.environ.get("IVR_DASHBOARD_TOKEN") or None
         if self["dashboard-token"] is not None:
@@ -426,7 +442,10 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     if options.get("worker"):  # a caller on hold may poll another worker
         handler.polls_elsewhere = PollsElsewhere.bounded(
             options["lookup-timeout"], options["hold-after"], COME_BACK_MARGIN)
-    root = build_root(handler, registry, auth_token=options["twilio-auth-token"],
+    served = served_providers({p.name: options.get(option_name(p)) for p in providers().values()},
+                              options.get(TWILIO_SHARED_KEY_OPTION))
+    warn_unsigned(served)
+    root = build_root(handler, registry, served=served,
                       public_url=options["public-url"],
                       simulated_clock=bool(options["simulated-clock"]),
                       dashboard=make_dashboard(options["dashboard-token"], options["db"],
@@ -438,8 +457,9 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     # parameters apart from the query's): Twisted's own parse of it into
     # request.args would be thrown away, and its Content-Type parsing through
     # the email package cost a tenth of a turn.
-    secrets = tuple(t.encode("utf-8") for t in (options["dashboard-token"],
-                                                options["twilio-auth-token"]) if t)
+    secrets = tuple(t.encode("utf-8") for t in (
+        options["dashboard-token"], *(options.get(option) for option, _env in provider_secrets()))
+        if t)
     site = WebhookSite(root, requestFactory=LimitedRequest, logPath=options["access-log"],
                        parsePOSTFormSubmission=False,
                        logFormatter=scrubbing_log_formatter(secrets))

@@ -40,7 +40,9 @@ from ivr.lookups.demo_orders import (
     demo_orders,
 )
 from ivr.lookups.embedded import EmbeddedOrderLookups
-from ivr.providers.twilio.fake import FakeTwilioCall, Next, TwimlError, parse_twiml
+from ivr.providers.bodies import parse_form
+from ivr.providers.fake_call import HttpRequest, Next
+from ivr.providers.twilio.fake import FakeTwilioCall, TwimlError, parse_twiml
 from ivr.server.calls import CallHandler
 from ivr.server.registry import FlowRegistry
 from ivr.sim.traffic_behaviours import BEHAVIOURS, EPISODES, FLOW_NAME, ORDERS_VALID_DAYS, Behaviour, TrafficError
@@ -397,8 +399,11 @@ class _Provider:
         except TwimlError as error:
             raise TrafficError(f"{twilio.call_id}: {error}") from None
 
-    def _send(self, url: str, params: dict) -> bytes:
-        return self._voice(url, params, self._now)
+    def _send(self, request: HttpRequest) -> bytes:
+        """The fake's form POST, straight to the handler."""
+        form = parse_form(request.body.decode("utf-8"))
+        return self._voice(request.url, {name: values[-1] for name, values in form.items()},
+                           self._now)
 
     def _voice(self, url: str, params: dict, now: datetime) -> bytes:
         answered = self._start_voice(url, params, now)

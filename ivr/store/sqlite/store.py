@@ -289,6 +289,7 @@ class CallStore(_CallbackRequests, _Retention, _Leases):
             "sms_sent": int(summary.get("sms_sent") or 0),
             "transfer_result": summary.get("transfer_result"),
             "queue_seconds": summary.get("queue_seconds"),
+            "provider": summary.get("provider"),
         }
         if before is None:
             self.db.conn.execute(_upsert_sql(tuple(row)), list(row.values()))
