@@ -124,15 +124,18 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         #: store): none waits unless set (ivr.server.tap does, for workers).
         self.polls_elsewhere = PollsElsewhere(0)
 
-    def action_url(self, flow_name: str, turn: int, prefix: str = "") -> str:
+    def action_url(self, flow_name: str, turn: int, served: Served | None = None) -> str:
         """Where the provider sends the answer to ``turn``: the turn number
-        lets a retried request be recognised; ``prefix`` is the provider's
-        route prefix."""
-        return f"{self.base_url}/{prefix}voice/{quote(flow_name)}?turn={turn}"
+        lets a retried request be recognised; under the route prefix of the
+        provider ``served``, and its request's base URL when it has one."""
+        return f"{self._base(served)}/{served.prefix if served else ''}voice/{quote(flow_name)}?turn={turn}"
 
-    def poll_url(self, flow_name: str, turn: int, prefix: str = "") -> str:
+    def poll_url(self, flow_name: str, turn: int, served: Served | None = None) -> str:
         """Where a caller on hold comes back for the answer to ``turn``."""
-        return f"{self.action_url(flow_name, turn, prefix)}&hold=1"
+        return f"{self.action_url(flow_name, turn, served)}&hold=1"
+
+    def _base(self, served: Served | None) -> str:
+        return served.base if served is not None and served.base is not None else self.base_url
 
     async def voice(self, flow_name: str, turn: int, params: dict,
                     now: datetime | None = None, poll: bool = False,
@@ -210,7 +213,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         event["now"] = now or self._now(flow.timezone if flow else "UTC")
         if flow is not None and flow is not self._apologies_of:
             self._remember_apologies(flow)
-        url = self.action_url(flow_name, turn + 1, served.prefix)
+        url = self.action_url(flow_name, turn + 1, served)
         try:
             if flow is None:
                 raise UnknownFlow(f"{state['flow']} version {state['version']}")
@@ -218,7 +221,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
                                            self.lookup_timeout, send_sms=self.send_sms,
                                            caller_gone=lambda: self._caller_gone(call_id, turn))
             new_state, node_events = result.state, result.node_events
-            actions = [self._with_whisper(a, served.prefix) for a in result.actions]
+            actions = [self._with_whisper(a, served) for a in result.actions]
             body = dialect.render(actions, url)
         except Exception:  # noqa: BLE001 - the caller must reach a human
             self.log.failure("turn {call} {turn} failed; routing to a human", call=call_id, turn=turn)
@@ -275,12 +278,12 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         """A pause and the same poll again: for a caller whose held turn
         another process plays, until the store has its answer."""
         return served.dialect.render(
-            [act.Pause(HOLD_PAUSE), act.Redirect(self.poll_url(flow_name, turn, served.prefix))], "")
+            [act.Pause(HOLD_PAUSE), act.Redirect(self.poll_url(flow_name, turn, served))], "")
 
     def _hold(self, held: "Held", flow_name: str, first: bool, served: Served) -> bytes:
         actions = [held.say] if first and held.say is not None else []
         actions += [act.Pause(HOLD_PAUSE),
-                    act.Redirect(self.poll_url(flow_name, held.turn, served.prefix))]
+                    act.Redirect(self.poll_url(flow_name, held.turn, served))]
         return served.dialect.render(actions, "")
 
     def _hold_prompt(self, record, flow_name) -> act.Say | None:
@@ -327,11 +330,11 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         return self._status_written(notice, pending, new, ended)
 
 
-    def _with_whisper(self, action, prefix: str = ""):
+    def _with_whisper(self, action, served: Served):
         """A transfer to a phone number first tells the agent why the caller
         calls (see :meth:`whisper`); SIP transfers carry it as headers."""
         if isinstance(action, act.Dial) and action.target.kind == "number" and not action.whisper_url:
-            return replace(action, whisper_url=f"{self.base_url}/{prefix}whisper")
+            return replace(action, whisper_url=f"{self._base(served)}/{served.prefix}whisper")
         return action
 
     def whisper(self, params: dict, served: Served | None = None) -> bytes:

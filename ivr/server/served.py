@@ -42,6 +42,10 @@ class Served:
     dialect: Dialect
     prefix: str = ""
     secret: str | None = None
+    #: The server's URL as this request reached it (``https://host``), when
+    #: no public URL is configured: the URLs written into a document are
+    #: then absolute, as Plivo and Vonage require.  None: the handler's own.
+    base: str | None = None
 
     @property
     def name(self) -> str:

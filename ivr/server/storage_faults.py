@@ -87,7 +87,7 @@ class _StorageFaults:
                  "called": facts.called, "provider": served.name,
                  "now": now or self._now(flow.timezone)}
         _state, body, _events = self._fail_safe(
-            flow, None, event, self.action_url(flow_name, turn + 1, served.prefix), served.dialect)
+            flow, None, event, self.action_url(flow_name, turn + 1, served), served.dialect)
         return body
 
     def _keep_unsaved(self, call_id: str, unsaved: Unsaved) -> None:

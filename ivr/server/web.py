@@ -15,6 +15,8 @@ signature when its secret is configured and its fields.  Bad requests get a
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -39,6 +41,9 @@ from ivr.server.requests import (
 )
 from ivr.server.served import Served, served_providers
 from ivr.store.sqlite.storage_health import fault_cause
+
+#: A Host header the server may write into its documents' URLs.
+_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 
 
 class PlainResource(Resource):
@@ -166,6 +171,20 @@ class WebhookResource(PlainResource):
             raise BadRequest(400, "X-IVR-Simulated-Time needs a UTC offset")
         return moment
 
+    def served_for(self, request) -> Served:
+        """The provider this route serves, as this request reached it: with
+        no public URL configured and a provider that needs absolute URLs,
+        those written into its documents start from the request's own
+        scheme and ``Host`` (a host name, address and
+        port only; anything else leaves them relative to the request)."""
+        if self.public_url or not self.served.dialect.absolute_urls:
+            return self.served
+        host = (request.getHeader(b"host") or b"").decode("ascii", "replace")
+        if not host or not _HOST.fullmatch(host):
+            return self.served
+        scheme = "https" if request.isSecure() else "http"
+        return replace(self.served, base=f"{scheme}://{host}")
+
     def request_url(self, request) -> str:
         """The URL the provider signed: the public base URL (behind a proxy)
         plus the path and query it requested."""
@@ -202,7 +221,7 @@ class VoiceResource(WebhookResource):
             return self.refuse(request, error)
         result = defer.ensureDeferred(
             self.handler.voice(flow_name, turn, params, now, poll=self._polls(query),
-                               served=self.served))
+                               served=self.served_for(request)))
 
         def answered(body):
             request.setHeader(b"content-type", self.dialect.content_type)
@@ -270,7 +289,7 @@ class StatusResource(WebhookResource):
             now = self.simulated_time(request)
         except BadRequest as error:
             return self.refuse(request, error)
-        result = defer.ensureDeferred(self.handler.status_committed(params, now, self.served))
+        result = defer.ensureDeferred(self.handler.status_committed(params, now, self.served_for(request)))
         gone = []  # the provider hung up on us: the callback is still kept
         request.notifyFinish().addErrback(gone.append)
 
@@ -307,7 +326,7 @@ class WhisperResource(WebhookResource):
             query = self._query(request)
         except BadRequest as error:
             return self.refuse(request, error)
-        body = self.handler.whisper(query, self.served)
+        body = self.handler.whisper(query, self.served_for(request))
         request.setHeader(b"content-type", self.dialect.content_type)
         return body
 

@@ -37,6 +37,7 @@ class TwilioDialect:
     name = "twilio"
     content_type = b"text/xml; charset=utf-8"
     voice_methods = ("POST",)
+    absolute_urls = False
     voice_fields = ("CallSid",)
     status_fields = ("CallSid", "CallStatus")
 
