@@ -19,6 +19,7 @@ from ivr.server.calls import CallHandler
 from ivr.server.registry import FlowRegistry
 from ivr.server.web import build_root
 from ivr.store.memory import MemoryCallStore
+from ivr.store.postgres.store import PostgresCallStore
 from ivr.store.protocol import CallStore as CallStoreProtocol
 from ivr.store.sqlite.store import CallStore as SQLiteCallStore
 
@@ -26,10 +27,12 @@ CALLER = "+33612345678"
 KEY = b"k" * 32
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgresql"])
 def store(request):
     if request.param == "sqlite":
         made = SQLiteCallStore(sqlite_utils.Database(memory=True), caller_key=KEY)
+    elif request.param == "postgresql":
+        made = PostgresCallStore.connect(request.getfixturevalue("postgres_dsn"), caller_key=KEY)
     else:
         made = MemoryCallStore(caller_key=KEY)
     yield made
@@ -293,3 +296,16 @@ def test_the_server_answers_the_same_twiml_on_both_backends_and_logs_the_call_al
     assert {k: in_memory[k] for k in in_memory} == {k: on_disk[k] for k in in_memory}
     assert [e["node"] for e in memory_store.node_events(call_id)] == [
         e["node"] for e in sqlite_store.node_events(call_id)]
+
+
+def test_the_server_logs_a_call_on_postgresql_exactly_as_on_sqlite(postgres_dsn):
+    sqlite_store = SQLiteCallStore(sqlite_utils.Database(memory=True), caller_key=KEY)
+    postgres_store = PostgresCallStore.connect(postgres_dsn, caller_key=KEY)
+    try:
+        assert serve_a_call(sqlite_store) == serve_a_call(postgres_store)
+        call_id = "CA" + "0" * 31 + "1"
+        assert postgres_store.call(call_id) == sqlite_store.call(call_id)
+        assert postgres_store.node_events(call_id) == sqlite_store.node_events(call_id)
+        assert postgres_store.load_call(call_id) == sqlite_store.load_call(call_id)
+    finally:
+        postgres_store.close()
