@@ -224,3 +224,40 @@ def test_a_lost_server_is_a_storage_fault_and_a_bad_statement_is_not():
 def test_a_server_that_cannot_be_reached_fails_to_open_with_the_reason():
     with pytest.raises(psycopg.OperationalError):
         PostgresCallStore.connect("host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=1")
+
+
+# -- ivr-serve --db postgresql://... --------------------------------------------------
+def test_ivr_serve_keeps_calls_in_postgresql_given_its_url_and_commits_in_a_thread(postgres_dsn):
+    from pathlib import Path
+
+    from twisted.internet.testing import MemoryReactorClock
+
+    from ivr.server import tap
+
+    root = Path(__file__).parent.parent
+    options = tap.Options()
+    options.parseOptions(["--db", postgres_dsn, "--flows", str(root / "flows"),
+                          "--prompts", str(root / "prompts"), "--listen", "tcp:0:interface=127.0.0.1"])
+    top = tap.makeService(options, MemoryReactorClock())
+    top.startService()
+    try:
+        [writer] = [s for s in top if isinstance(s, tap.ThreadPoolService)]
+        assert writer.pool.started and writer.pool.max == 1
+        reload_service = next(s for s in top if isinstance(s, tap.ReloadOnHangup))
+        store = reload_service.registry.store
+        assert isinstance(store, PostgresCallStore)
+        assert store.flow_version("post_sale", reload_service.registry.current("post_sale").version)
+    finally:
+        top.stopService()
+        store.close()
+
+
+def test_ivr_serve_refuses_a_postgresql_it_cannot_reach_in_one_line():
+    from twisted.internet.testing import MemoryReactorClock
+
+    from ivr.server import tap
+
+    options = tap.Options()
+    options.parseOptions(["--db", "postgresql://nobody@127.0.0.1:1/none"])
+    with pytest.raises(tap.usage.UsageError, match="cannot use the PostgreSQL database: .*refused"):
+        tap.makeService(options, MemoryReactorClock())

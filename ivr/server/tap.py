@@ -517,7 +517,11 @@ def main(argv=None):
     if options["log-file"]:
         out = log_file(options["log-file"], options["log-max-bytes"], options["log-files"])
     globalLogBeginner.beginLoggingTo([text_log_observer(out)])
-    top = makeService(options, default_reactor)
+    try:
+        top = makeService(options, default_reactor)
+    except usage.UsageError as error:  # a database that cannot be used, say
+        print(f"ivr-serve: {error}", file=sys.stderr)
+        sys.exit(2)
     top.startService()
     default_reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     default_reactor.run()

@@ -87,6 +87,9 @@ class PostgresDb:
 
     def __init__(self, dsn: str, size: int = 4):
         self.dsn = dsn
+        # One connection first: its error says why (refused, no such user)
+        # where the pool's would only say it timed out.
+        psycopg.connect(dsn, connect_timeout=int(CONNECT_TIMEOUT)).close()
         self.pool = ConnectionPool(dsn, min_size=1, max_size=size, open=False,
                                    kwargs={"autocommit": True}, name="ivr-calls")
         self.pool.open()

@@ -91,19 +91,11 @@ class PostgresCallStore(SQLiteCallStore):
             "WHERE c.ended_at IS NULL AND s.updated_at < ? ORDER BY s.updated_at, s.call_id",
             [cutoff])]
 
-    def purge_before(self, started_before: str, batch: int = 1000) -> dict[str, int]:
-        """Erase the calls that started before ``started_before`` (ISO 8601
-        with an offset) and all that is kept of them, ``batch`` calls per
-        transaction; rows erased per table."""
-        totals = dict.fromkeys(_CALL_TABLES, 0)
-        while True:
-            ids = [row[0] for row in self.db.execute(
-                "SELECT call_id FROM calls WHERE started_at::timestamptz < ?::timestamptz LIMIT ?",
-                [started_before, batch]).fetchall()]
-            if not ids:
-                return totals
-            for table, count in self.erase_calls(ids).items():
-                totals[table] += count
+    def _calls_started_before(self, started_before: str, limit: int) -> list[str]:
+        """At most ``limit`` calls that started before the instant ``started_before``."""
+        return [row[0] for row in self.db.execute(
+            "SELECT call_id FROM calls WHERE started_at::timestamptz < ?::timestamptz LIMIT ?",
+            [started_before, limit]).fetchall()]
 
     def erase_calls(self, call_ids: list[str]) -> dict[str, int]:
         """Delete ``call_ids`` from every table that holds calls, in one
