@@ -101,8 +101,9 @@ class ThrowawayCluster:
 
     def stop(self) -> None:
         try:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w",
-                      "-t", str(int(START_TIMEOUT)), "stop")
+            if (self.data / "postmaster.pid").exists():  # else it never started
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w",
+                          "-t", str(int(START_TIMEOUT)), "stop")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
