@@ -241,8 +241,8 @@ def test_ivr_serve_keeps_calls_in_postgresql_given_its_url_and_commits_in_a_thre
     top = tap.makeService(options, MemoryReactorClock())
     top.startService()
     try:
-        [writer] = [s for s in top if isinstance(s, tap.ThreadPoolService)]
-        assert writer.pool.started and writer.pool.max == 1
+        writer, readers = [s.pool for s in top if isinstance(s, tap.ThreadPoolService)]
+        assert writer.started and writer.max == 1 and readers.started and readers.max == 2
         reload_service = next(s for s in top if isinstance(s, tap.ReloadOnHangup))
         store = reload_service.registry.store
         assert isinstance(store, PostgresCallStore)

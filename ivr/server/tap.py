@@ -316,19 +316,25 @@ def open_postgres(url: str, demo_orders: bool = True):
     return store, OrderStore(orders)
 
 
-def group_commit_for(store, reactor, top: service.MultiService):
-    """How turns are committed: in the reactor's thread on SQLite (one
-    file, commits of a fraction of a millisecond), in a writer thread on
-    PostgreSQL (a commit is a round trip to another host)."""
+def store_threads(store, reactor, top: service.MultiService):
+    """How turns are committed, and how their reads run: in the reactor's
+    thread on SQLite (one local file, a fraction of a millisecond each); on
+    PostgreSQL (a round trip to another host each), commits in one writer
+    thread and reads in a small pool of their own, started and stopped
+    with ``top``.  The group commit, and the read runner (None: at once)."""
     from ivr.store.postgres.store import PostgresCallStore
 
     if not isinstance(store, PostgresCallStore):
-        return GroupCommit(store, reactor)
-    from ivr.store.postgres.group_commit import PooledGroupCommit, writer_pool
+        return GroupCommit(store, reactor), None
+    from twisted.internet.threads import deferToThreadPool
 
-    pool = writer_pool()
-    ThreadPoolService(pool).setServiceParent(top)
-    return PooledGroupCommit(store, reactor, pool, reactor)
+    from ivr.store.postgres.group_commit import PooledGroupCommit, reader_pool, writer_pool
+
+    writer, readers = writer_pool(), reader_pool()
+    ThreadPoolService(writer).setServiceParent(top)
+    ThreadPoolService(readers).setServiceParent(top)
+    return (PooledGroupCommit(store, reactor, writer, reactor),
+            lambda function, *args: deferToThreadPool(reactor, readers, function, *args))
 
 
 class ThreadPoolService(service.Service):
@@ -423,7 +429,7 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     texts = sender_for(options.get("sms-account"), reactor)
     top = service.MultiService()
     # Before FlushOnStop: children stop in reverse order, the writer thread last.
-    group_commit = group_commit_for(store, reactor, top)
+    group_commit, read_in_thread = store_threads(store, reactor, top)
     helpdesk = NoHelpdesk()
     if options.get("helpdesk-url"):
         helpdesk = Helpdesk(options["helpdesk-url"], store, reactor,
@@ -435,6 +441,7 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         fallback=fallback_target(options["fallback-number"]),
         base_url=(options["public-url"] or "").rstrip("/") if options["public-url"] else "",
         group_commit=group_commit,
+        read_in_thread=read_in_thread,
         hold_after=options["hold-after"],
         send_sms=texts.send,
         helpdesk=helpdesk,

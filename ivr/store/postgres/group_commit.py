@@ -23,12 +23,21 @@ from twisted.python.threadpool import ThreadPool
 
 from ivr.store.sqlite.group_commit import MAX_GROUP, GroupCommit
 
-__all__ = ["PooledGroupCommit", "writer_pool"]
+__all__ = ["PooledGroupCommit", "READ_THREADS", "reader_pool", "writer_pool"]
+
+#: Threads reading the store for turns (the store's pool has a connection
+#: for each, and one for the writer).
+READ_THREADS = 2
 
 
 def writer_pool() -> ThreadPool:
     """The one thread the group commits run in (start and stop it with the server)."""
     return ThreadPool(minthreads=1, maxthreads=1, name="ivr-store-writer")
+
+
+def reader_pool() -> ThreadPool:
+    """The threads a turn's reads of the store run in (start and stop it with the server)."""
+    return ThreadPool(minthreads=1, maxthreads=READ_THREADS, name="ivr-store-readers")
 
 
 class PooledGroupCommit(GroupCommit):
