@@ -21,7 +21,6 @@ null when there were no calls.
 from __future__ import annotations
 
 import functools
-import sqlite3
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -32,7 +31,7 @@ from ivr.flow.model import TRANSFER_CAUSES
 from ivr.reports import analytics
 from ivr.reports.output import as_json, count, emit, money, open_log, percent, table
 from ivr.reports.priority import run_in_background
-from ivr.reports.queries import Costs, Filters, ReportError
+from ivr.reports.queries import DATABASE_ERRORS, Costs, Filters, ReportError
 
 FORMATS = ("table", "csv", "json")
 
@@ -106,7 +105,8 @@ def report_options(command=None, *, flow: bool = True):
         options = [
             click.option("--db", "db_path", default="ivr.db", show_default=True,
                          type=click.Path(dir_okay=False),
-                         help="The call log the server writes (opened read-only)."),
+                         help="The call log the server writes (opened read-only): an SQLite "
+                         "file, or a postgresql:// URL."),
             click.option("--since", default=None, type=LOCAL_TIME,
                          help="First day or local time included, e.g. 2026-11-01 or 2026-11-01T09:00."),
             click.option("--until", default=None, type=LOCAL_TIME,
@@ -170,7 +170,7 @@ def reporting(f):
             return run_in_background(functools.partial(f, *args, **kwargs))
         except ReportError as error:
             raise click.ClickException(str(error)) from None
-        except sqlite3.DatabaseError as error:
+        except DATABASE_ERRORS as error:
             raise click.ClickException(f"cannot read the call log: {error}") from None
     return wrapper
 

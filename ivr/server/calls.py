@@ -88,8 +88,13 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
     def __init__(self, registry, store, perform, clock, *, lookup_timeout: float = 4.0,
                  fallback: act.DialTarget | None = None, base_url: str = "",
                  group_commit: GroupCommit | None = None, hold_after: float = HOLD_AFTER,
-                 send_sms=None, helpdesk=None, dialect: Dialect | None = None):
+                 send_sms=None, helpdesk=None, dialect: Dialect | None = None,
+                 read_in_thread=None):
         self.registry, self.store, self.perform, self.clock = registry, store, perform, clock
+        #: Runs a turn's read of the store off the reactor's thread and
+        #: returns a Deferred (a store across the network, PostgreSQL);
+        #: None reads at once (SQLite, memory).
+        self.read_in_thread = read_in_thread
         #: The provider's requests and markup; Twilio's unless told.
         self.dialect: Dialect = dialect or TwilioDialect()
         #: How requests are read when a route does not say (its dialect at the root).
@@ -151,20 +156,23 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         served = served or self.served
         dialect = served.dialect
         call_id = dialect.call_facts(params).call_id
-        held = self._held.get(call_id)
-        if held is not None and held.turn == turn:
-            return await (held.poll() if poll else held.opening.wait())
+        joined = self._join_held(call_id, turn, poll)
+        if joined is not None:
+            return await joined
         held_answer = self._hold_answers.get(call_id)
         if held_answer is not None and held_answer[0] == turn and not poll:
             return held_answer[1]  # a retry of a request answered with a hold
         try:
-            record = self._last_record(call_id)
-            if record is None and turn > 0 and self._state_dropped(call_id):
+            record = await self._read(self._last_record, call_id)
+            if record is None and turn > 0 and await self._read(self._state_dropped, call_id):
                 self.log.info("turn {call} {turn} of a call ended long ago: hung up",
                               call=call_id, turn=turn)
                 return dialect.render([act.Hangup()], "")
         except Exception as error:  # noqa: BLE001 - the store cannot even read
             return self._unreadable(flow_name, turn, params, now, error, served)
+        joined = self._join_held(call_id, turn, poll)  # a copy of it came while we read
+        if joined is not None:
+            return await joined
         if poll and (record is None or record.turn < turn) and self.polls_elsewhere.wait(call_id, turn):
             return self._hold_again(flow_name, turn, served)  # the turn plays in another process
         if record is not None and (turn <= record.turn or poll):
@@ -186,6 +194,21 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
                                                               served))
         work.addBoth(self._release, call_id, held)
         return await held.opening.wait()
+
+    def _join_held(self, call_id: str, turn: int, poll: bool) -> defer.Deferred | None:
+        """The answer of this turn when it is already being played (a
+        retry, or the caller coming back from a hold); None when it is not."""
+        held = self._held.get(call_id)
+        if held is None or held.turn != turn:
+            return None
+        return held.poll() if poll else held.opening.wait()
+
+    def _read(self, function, *args) -> defer.Deferred:
+        """``function(*args)``, a read of the store: in a thread when the
+        handler has one for reads, else at once."""
+        if self.read_in_thread is None:
+            return defer.maybeDeferred(function, *args)
+        return self.read_in_thread(function, *args)
 
     async def _play(self, flow_name, turn, params, now, record, storing=None,
                     served: Served | None = None) -> bytes:

@@ -31,6 +31,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+import sqlite_utils
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
@@ -206,10 +207,13 @@ def _demo_orders(store: CallStore, today: date, plan: list):
                            f"({ORDERS_VALID_DAYS} days from {today})")
     generated = NumberPool().with_orders()
     phones = {call.caller for call in plan if call.caller in generated}
-    if "orders" in store.db.table_names():
+    # The orders live in the call log's SQLite file; beside a log kept
+    # elsewhere (PostgreSQL), in memory for this play.
+    db = store.db if isinstance(store.db, sqlite_utils.Database) else sqlite_utils.Database(memory=True)
+    if "orders" in db.table_names():
         demo = {order.number for order in demo_orders(today)}
         others = []
-        for row in store.db.query("SELECT number, phone FROM orders"):
+        for row in db.query("SELECT number, phone FROM orders"):
             if row["number"] in demo:
                 continue
             if row["phone"] in generated and _is_generated(row["number"], generated[row["phone"]][1]):
@@ -220,7 +224,7 @@ def _demo_orders(store: CallStore, today: date, plan: list):
             raise TrafficError(f"the database holds orders that are not demo orders "
                                f"({', '.join(sorted(others)[:3])}{', …' if len(others) > 3 else ''}); "
                                "generated traffic needs a new database or one with only the demo orders")
-    orders = create_demo_db(store.db, today)
+    orders = create_demo_db(db, today)
     orders.add_many(order for phone in sorted(phones)
                     for order in caller_orders(*generated[phone], phone=phone, today=today))
     return orders
