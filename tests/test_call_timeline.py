@@ -137,7 +137,7 @@ def test_french_headings_with_lang_fr(log):
                                                  "LC_ALL": "", "LC_MESSAGES": ""}).output
     assert out.startswith("Appel:")
     assert fact(out, "Motif") == "in_transit_on_time (Colis en route, dans les délais)"
-    assert fact(out, "Issue") == "transferred"
+    assert fact(out, "Issue") == "Transféré"
     assert "Déroulé:" in out and "Entendu: je voudrais parler" in out
     assert "24 nov. 2026" in out
 
@@ -195,3 +195,22 @@ def test_the_call_command_has_help_with_an_example():
     result = invoke("call", "--help")
     assert result.exit_code == 0
     assert "Example:\n      ivr-report call CA" in result.output
+
+
+def test_a_turn_that_fails_outside_the_flow_logs_the_error_as_the_fail_safes_cause(tmp_path):
+    server = Server(tmp_path)
+    render = server.handler.dialect.render
+    failures = [RuntimeError("render broke for +33612345678")]
+
+    def fails_once(actions, url):
+        if failures:
+            raise failures.pop()
+        return render(actions, url)
+
+    server.turn(0)
+    server.handler.dialect.render = fails_once
+    server.turn(1, Digits="1")
+    data = timeline(server.db_path, CA1)
+    assert data["call"]["outcome"] == "failed"
+    assert data["failsafe_cause"].startswith("RuntimeError: turn failed: RuntimeError: render broke for ")
+    assert ONE_ORDER not in data["failsafe_cause"]

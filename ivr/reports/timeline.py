@@ -18,7 +18,7 @@ from ivr.i18n import N_, Formats, _
 from ivr.reports.call_queries import FAILSAFE_BRANCH, call_events, call_row, flow_version
 from ivr.reports.queries import ReportError
 
-__all__ = ["call_timeline", "describe"]
+__all__ = ["OUTCOME_NAMES", "call_timeline", "describe"]
 
 #: Node kinds that listen to the caller: their event's input is what was said or pressed.
 GATHERING_KINDS = tuple(name for name, kind in KINDS.items() if kind.gathers)
@@ -110,6 +110,11 @@ LABELS = {
 }
 
 
+#: Outcomes as the operator reads them.
+OUTCOME_NAMES = {"self_served": N_("Self-served"), "transferred": N_("Transferred"),
+                 "abandoned": N_("Abandoned"), "failed": N_("Failed")}
+
+
 def describe(timeline: dict, fmt: Formats) -> dict:
     """The timeline as the operator reads it: ``facts`` as (label, text)
     pairs, then ``steps`` each with its time, node, kind and (label, text)
@@ -122,7 +127,9 @@ def describe(timeline: dict, fmt: Formats) -> dict:
     if call.get("provider"):
         facts.append((t(LABELS["provider"]), call["provider"]))
     facts.append((t(LABELS["language"]), call["lang"] or "–"))
-    facts.append((t(LABELS["outcome"]), call["outcome"] or t(LABELS["ongoing"])))
+    outcome = call["outcome"]
+    facts.append((t(LABELS["outcome"]), t(OUTCOME_NAMES[outcome]) if outcome in OUTCOME_NAMES
+                  else outcome or t(LABELS["ongoing"])))
     facts.append((t(LABELS["reason"]), _reason(timeline, fmt)))
     if call["cause"]:
         facts.append((t(LABELS["cause"]), call["cause"]))

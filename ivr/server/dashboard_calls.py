@@ -24,10 +24,10 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET
 
-from ivr.i18n import N_, Formats, language_from
+from ivr.i18n import Formats, language_from
 from ivr.reports import analytics
 from ivr.reports.call_queries import CallSearch, caller_hash, check_search
-from ivr.reports.timeline import call_timeline, describe
+from ivr.reports.timeline import OUTCOME_NAMES, call_timeline, describe
 from ivr.server.dashboard_calls_page import PAGE, words
 from ivr.server.requests import finish_with, plain_text
 
@@ -147,10 +147,6 @@ def _finish(request, work: defer.Deferred) -> None:
 
 
 # -- the pages ---------------------------------------------------------------------
-
-OUTCOME_NAMES = {"self_served": N_("Self-served"), "transferred": N_("Transferred"),
-                 "abandoned": N_("Abandoned"), "failed": N_("Failed")}
-
 
 def _call_page(db, call_id: str, fmt: Formats, base: str) -> tuple[int, str]:
     try:
