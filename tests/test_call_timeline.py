@@ -197,7 +197,8 @@ def test_the_call_command_has_help_with_an_example():
     assert "Example:\n      ivr-report call CA" in result.output
 
 
-def test_a_turn_that_fails_outside_the_flow_logs_the_error_as_the_fail_safes_cause(tmp_path):
+@pytest.mark.parametrize("turn", [0, 1])
+def test_a_turn_that_fails_outside_the_flow_logs_the_error_as_the_fail_safes_cause(tmp_path, turn):
     server = Server(tmp_path)
     render = server.handler.dialect.render
     failures = [RuntimeError("render broke for +33612345678")]
@@ -207,10 +208,21 @@ def test_a_turn_that_fails_outside_the_flow_logs_the_error_as_the_fail_safes_cau
             raise failures.pop()
         return render(actions, url)
 
-    server.turn(0)
+    if turn:
+        server.turn(0)
     server.handler.dialect.render = fails_once
-    server.turn(1, Digits="1")
+    server.turn(turn, Digits="1")
     data = timeline(server.db_path, CA1)
     assert data["call"]["outcome"] == "failed"
     assert data["failsafe_cause"].startswith("RuntimeError: turn failed: RuntimeError: render broke for ")
     assert ONE_ORDER not in data["failsafe_cause"]
+
+
+def test_the_provider_is_shown_when_the_log_records_it(tmp_path):
+    server = Server(tmp_path)
+    server.turn(0)
+    assert "Provider" not in invoke("call", CA1, "--db", server.db_path).output
+    server.store.db.execute("ALTER TABLE calls ADD COLUMN provider TEXT")
+    server.store.db.execute("UPDATE calls SET provider = 'twilio'")
+    server.store.db.conn.commit()
+    assert fact(invoke("call", CA1, "--db", server.db_path).output, "Provider") == "twilio"

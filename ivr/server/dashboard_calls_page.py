@@ -56,7 +56,7 @@ PAGE = _ENV.from_string("""\
          font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif; }
   header, main { max-width:1100px; margin:0 auto; padding:12px 16px; }
   header { display:flex; flex-wrap:wrap; gap:8px 20px; align-items:baseline; }
-  h1 { font-size:20px; margin:0; }
+  h1 { font-size:20px; margin:0; overflow-wrap:anywhere; min-width:0; }
   a { color:#0072B2; }
   section { background:#fff; border:1px solid #e4e7eb; border-radius:10px; padding:12px 16px;
             margin-bottom:16px; min-width:0; }
