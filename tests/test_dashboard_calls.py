@@ -141,3 +141,10 @@ def test_the_call_pages_take_no_other_method_or_path(pages):
 def test_the_dashboard_links_to_the_search():
     page = render_page(View(query=Query().resolved(date(2026, 11, 24)), flows=[]))
     assert '<a id="find-call" href="dashboard/calls">' in page
+
+
+def test_a_did_you_mean_is_in_the_pages_language_and_the_language_stays_with_the_request(pages):
+    _code, body = pages.request("POST", "/dashboard/calls", form={"reason": "parcel_lst", "lang": "fr"})
+    assert "--reason : aucune valeur &#39;parcel_lst&#39; ; vouliez-vous dire &#39;parcel_lost&#39; ?" in body
+    _code, body = pages.request("POST", "/dashboard/calls", form={"reason": "parcel_lst"})
+    assert "did you mean &#39;parcel_lost&#39;?" in body

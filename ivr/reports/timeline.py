@@ -70,9 +70,9 @@ def _moment(text: str | None) -> datetime | None:
 
 
 def _said(stored: dict, event: dict, lang: str | None) -> list[dict]:
-    """The prompts the node says, each with its text when the stored
-    version has it (its placeholders as ``{name}``); only for the first
-    event of a node at a time, where it was said."""
+    """The prompts the node says (its ``say:``), each with its text when the
+    stored version has it in the call's language (placeholders as
+    ``{name}``)."""
     node = stored["nodes"].get(event["node"])
     if not isinstance(node, dict):
         return []

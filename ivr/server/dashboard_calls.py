@@ -16,6 +16,7 @@ sideways: the results become one card per call on a narrow screen.
 
 from __future__ import annotations
 
+import contextvars
 from dataclasses import dataclass
 from datetime import date, timedelta
 from urllib.parse import quote
@@ -24,7 +25,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET
 
-from ivr.i18n import Formats, language_from
+from ivr.i18n import Formats, language_from, use_language
 from ivr.reports import analytics
 from ivr.reports.call_queries import CallSearch, caller_hash, check_search
 from ivr.reports.timeline import OUTCOME_NAMES, call_timeline, describe
@@ -107,7 +108,7 @@ def request_language(request) -> str:
 
 def render_calls(resource, request):
     """Answer ``/dashboard/calls[/<call id>]`` for the dashboard
-    ``resource`` (its reader runs the queries); the token is checked."""
+    ``resource`` (its reader runs the queries), once it has checked the token."""
     path = [segment for segment in request.postpath[1:] if segment]
     fmt = Formats(request_language(request))
     if len(path) > 1:
@@ -118,15 +119,26 @@ def render_calls(resource, request):
     base = "/" + "/".join(p.decode("utf-8", "replace") for p in request.prepath)
     if path:
         call_id = path[0].decode("utf-8", "replace")
-        work = resource.reader(lambda db: _call_page(db, call_id, fmt, base))
+        work = resource.reader(lambda db: _in_language(fmt, _call_page, db, call_id, fmt, base))
     else:
         try:
             query = parse_calls_query(request.args)
         except BadCallsQuery as error:
             return plain_text(request, 400, str(error))
-        work = resource.reader(lambda db: _search_page(db, query, fmt, base))
+        work = resource.reader(lambda db: _in_language(fmt, _search_page, db, query, fmt, base))
     _finish(request, work)
     return NOT_DONE_YET
+
+
+def _in_language(fmt: Formats, function, *args):
+    """``function(*args)`` with the library's messages (a "did you mean",
+    an unknown call) in the request's language, in a context of its own so
+    no other request or thread changes language."""
+    def run():
+        use_language(fmt.lang)
+        return function(*args)
+
+    return contextvars.copy_context().run(run)
 
 
 def _finish(request, work: defer.Deferred) -> None:
