@@ -10,7 +10,6 @@ against the ones the log and its flows know, with a "did you mean".
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass, fields
 
 import yaml
@@ -19,6 +18,7 @@ from ivr.flow.model import OUTCOMES, REASON_NOT_STATED, TRANSFER_CAUSES
 from ivr.i18n import _
 from ivr.reports.queries import ReportError
 from ivr.store.sqlite.callbacks import stored_caller_key
+from ivr.store.sqlite.reads import flow_sources, stored_flow_version
 from ivr.store.sqlite.store import keyed_hash
 
 __all__ = ["CallSearch", "call_events", "call_row", "caller_hash", "check_search",
@@ -115,12 +115,6 @@ def _check_value(name: str, value: str, known: list[str]) -> None:
                       .format(option=option, value=value, known=", ".join(sorted(known)) or "-"))
 
 
-def _sources(db, flow: str | None) -> list[str]:
-    where = "WHERE flow = :flow" if flow else ""
-    return [row["source"] for row in db.query(f"SELECT source FROM flow_versions {where}",
-                                              {"flow": flow} if flow else {})]
-
-
 def _distinct(db, column: str, flow: str | None) -> set[str]:
     where = f"WHERE {column} IS NOT NULL" + (" AND flow = :flow" if flow else "")
     return {row["value"] for row in db.query(f"SELECT DISTINCT {column} AS value FROM calls {where}",
@@ -130,14 +124,14 @@ def _distinct(db, column: str, flow: str | None) -> set[str]:
 def _known_reasons(db, flow: str | None) -> list[str]:
     """Reasons the flows declare, and those calls were logged with."""
     reasons = {REASON_NOT_STATED} | _distinct(db, "reason", flow)
-    for source in _sources(db, flow):
+    for source in flow_sources(db, flow):
         reasons |= set(_yaml_section(source, "reasons"))
     return sorted(reasons)
 
 
 def _known_nodes(db, flow: str | None) -> list[str]:
     nodes = _distinct(db, "exit_node", flow)
-    for source in _sources(db, flow):
+    for source in flow_sources(db, flow):
         nodes |= set(_yaml_section(source, "nodes"))
     return sorted(nodes)
 
@@ -174,17 +168,11 @@ def call_events(db, call_id: str) -> list[dict]:
 
 def flow_version(db, flow: str, version: str) -> dict:
     """What the stored version says that a timeline shows: its reasons'
-    descriptions, each node's prompts, and the prompts' texts
+    descriptions, each node's fields, and the prompts' texts
     (``{"lang/name": text}``); empty when the version is not stored."""
-    row = next(iter(db.query("SELECT source, prompts_json FROM flow_versions "
-                             "WHERE flow = :flow AND version = :version",
-                             {"flow": flow, "version": version})), None)
-    if row is None:
+    stored = stored_flow_version(db, flow, version)
+    if stored is None:
         return {"reasons": {}, "nodes": {}, "prompts": {}}
-    try:
-        prompts = json.loads(row["prompts_json"])
-    except ValueError:
-        prompts = {}
-    return {"reasons": _yaml_section(row["source"], "reasons"),
-            "nodes": _yaml_section(row["source"], "nodes"),
-            "prompts": prompts if isinstance(prompts, dict) else {}}
+    return {"reasons": _yaml_section(stored["source"], "reasons"),
+            "nodes": _yaml_section(stored["source"], "nodes"),
+            "prompts": stored["prompts"]}
