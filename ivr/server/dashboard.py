@@ -38,6 +38,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from ivr.flow.model import OUTCOMES, TRANSFER_CAUSES
 from ivr.reports import analytics, charts, graph, graph_svg
+from ivr.server.dashboard_calls import render_calls
 from ivr.server.dashboard_page import _TEMPLATE, format_day, format_duration, format_money
 from ivr.server.requests import finish_with, plain_text
 from ivr.store.sqlite.reads import flows_with_calls, reasons_of_latest_version
@@ -254,6 +255,8 @@ class DashboardResource(Resource):
             request.setHeader(b"www-authenticate", REALM.encode("ascii"))
             return plain_text(request, 401, "the dashboard needs its token "
                                             "(Bearer, or Basic with the token as password)")
+        if request.postpath and request.postpath[0] == b"calls":
+            return render_calls(self, request)  # the call search and call pages
         if request.postpath and any(request.postpath):
             return plain_text(request, 404, "no such page: the dashboard is /dashboard")
         if request.method not in (b"GET", b"HEAD"):

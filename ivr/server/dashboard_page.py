@@ -103,6 +103,7 @@ _TEMPLATE = _ENV.from_string("""\
     <label>To <input type="date" name="until" id="until" value="{{ until.isoformat() }}"></label>
     <button type="submit">Show</button>
   </form>
+  <a id="find-call" href="dashboard/calls">Find a call</a>
 </div></header>
 <main>
 <p class="note" id="period" data-since="{{ since.isoformat() }}" data-until="{{ until.isoformat() }}">{{ period }} ({{ view.query.days }} day{{ "s" if view.query.days > 1 }}, both included) · calls that ended, in the flow's local time</p>
