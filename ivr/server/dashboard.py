@@ -248,7 +248,7 @@ def make_dashboard(token: str | None, db_path: str, registry, reactor) -> "Dashb
 
 
 class DashboardResource(Resource):
-    """``GET /dashboard[?since=YYYY-MM-DD&until=YYYY-MM-DD&flow=name]``."""
+    """``GET /dashboard[?since=YYYY-MM-DD&until=YYYY-MM-DD&flow=name&lang=fr|en]``."""
 
     isLeaf = True
     log = Logger()
