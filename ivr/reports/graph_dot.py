@@ -17,16 +17,8 @@ import subprocess
 from html import escape, unescape
 from typing import Callable
 
-from ivr.reports.graph import (
-    FlowGraph,
-    _drawn_edges,
-    _shown,
-    _tags,
-    heat_colour,
-    luminance,
-    stats_by_node,
-)
-from ivr.reports.graph_text import _DOT_EDGE_STYLE, DOT_SHAPES, _dot_string
+from ivr.reports.graph import FlowGraph, _drawn_edges, _shown, stats_by_node
+from ivr.reports.graph_text import _DOT_EDGE_STYLE, _dot_string, dot_node
 
 #: Text sizes in the drawing's units (1 unit is 1 px at full size).
 NODE_SIZE, EDGE_SIZE = 15, 13
@@ -50,21 +42,7 @@ def dot_source(graph: FlowGraph, figures: dict | None,
         f'  edge [fontname="Helvetica", fontsize={EDGE_SIZE}, color="#555555", '
         f'fontcolor="#333333"];',
     ]
-    for node in graph.nodes:
-        label = f"{node.name}\n{_tags(node)}"
-        attrs = [f"shape={DOT_SHAPES.get(node.kind, 'box')}"]
-        if figures is not None:
-            row = figures.get(node.name)
-            label += "\n" + figures_line(row)
-            fill = heat_colour(row["drop_off_rate"] if row and row["reached"] else None)
-            attrs.append(f"fillcolor=\"{fill}\"")
-            if luminance(fill) < 0.25:
-                attrs.append("fontcolor=white")
-        if node.resolves:
-            attrs += ["peripheries=2", "color=\"#1a7f37\""]
-        if node.start:
-            attrs.append("penwidth=2")
-        lines.append(f"  {_dot_string(node.name)} [label={_dot_string(label)}, {', '.join(attrs)}];")
+    lines += [dot_node(node, figures, figures_line) for node in graph.nodes]
     for edge in _drawn_edges(graph):
         tip = f"{edge.source} → {edge.target}: {edge.detail or edge.label}"
         lines.append(f"  {_dot_string(edge.source)} -> {_dot_string(edge.target)} "
