@@ -53,7 +53,7 @@ from ivr.server.dashboard_locale import (
 )
 from ivr.server.dashboard_page import _TEMPLATE, format_duration, format_money
 from ivr.server.requests import finish_with, plain_text
-from ivr.store.sqlite.reads import flows_with_calls, reasons_of_latest_version
+from ivr.store.sqlite.reads import days_with_calls, flows_with_calls, reasons_of_latest_version
 
 __all__ = ["BadQuery", "DashboardResource", "InlineReader", "Query", "ThreadedReader",
            "check_dashboard_token", "is_authorized", "make_dashboard", "parse_query"]
@@ -373,7 +373,7 @@ def gather(db, query: Query, costs: analytics.Costs,
     view = View(query=query, flows=sorted(flows), flow=flow)
     if not flows:
         return view
-    view.first_day, view.last_day = _days_with_calls(db, flow)
+    view.first_day, view.last_day = days_with_calls(db, flow)
     view.total = analytics.summary(db, query.filters(flow), costs=costs)[0]
     if not view.total["calls"] and not chosen and view.last_day:
         # Open on the latest period that has calls rather than on an empty one.
@@ -402,15 +402,6 @@ def _reason_labels(db, flow: str, version: str | None) -> dict:
     the version seen last."""
     reasons = reasons_of_latest_version(db, flow, version)
     return {str(k): v for k, v in reasons.items()}
-
-
-def _days_with_calls(db, flow: str) -> tuple[str | None, str | None]:
-    """The first and last local days (``YYYY-MM-DD``) on which an ended
-    call of ``flow`` started; (None, None) when it has none."""
-    # started_at is local time as text, so its first ten characters are the local day.
-    row = db.execute("SELECT min(substr(started_at, 1, 10)), max(substr(started_at, 1, 10)) "
-                     "FROM calls WHERE flow = ? AND outcome IS NOT NULL", [flow]).fetchone()
-    return (row[0], row[1]) if row else (None, None)
 
 
 def _timeline(rows: list[dict], query: Query, by_hour: bool) -> list[dict]:
