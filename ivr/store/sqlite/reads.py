@@ -13,8 +13,8 @@ import json
 
 import yaml
 
-__all__ = ["flow_sources", "flows_with_calls", "reason_descriptions", "reasons_of_latest_version",
-           "stored_flow_version",
+__all__ = ["days_with_calls", "flow_sources", "flows_with_calls", "reason_descriptions",
+           "reasons_of_latest_version", "stored_flow_version",
            "repeat_calls_index"]
 
 #: The index that finds a caller's later calls for a reason (migration
@@ -29,6 +29,15 @@ def flows_with_calls(db) -> list[str]:
     return [row["flow"] for row in db.query(
         "SELECT flow, COUNT(*) AS n FROM calls WHERE outcome IS NOT NULL "
         "GROUP BY flow ORDER BY n DESC, flow")]
+
+
+def days_with_calls(db, flow: str) -> tuple[str | None, str | None]:
+    """The first and last local days (``YYYY-MM-DD``) on which an ended
+    call of ``flow`` started; (None, None) when it has none."""
+    # started_at is local time as text, so its first ten characters are the local day.
+    row = db.execute("SELECT min(substr(started_at, 1, 10)), max(substr(started_at, 1, 10)) "
+                     "FROM calls WHERE flow = ? AND outcome IS NOT NULL", [flow]).fetchone()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def reason_descriptions(db, flow: str, version: str) -> dict:
