@@ -130,7 +130,7 @@ _TEMPLATE = _ENV.from_string("""\
     <label>{{ t.until }} <input type="date" name="until" id="until" value="{{ until.isoformat() }}"></label>
     <button type="submit">{{ t.show }}</button>
   </form>
-  <a id="find-call" href="dashboard/calls?lang={{ lang }}">{{ t.find_call }}</a>
+  <a id="find-call" href="dashboard/calls">{{ t.find_call }}</a>
   <nav class="languages" aria-label="{{ t.language }}">{% for code, name in languages %}<a href="{{ link(lang=code) }}" hreflang="{{ code }}" lang="{{ code }}"{% if code == lang %} aria-current="true"{% endif %}>{{ name }}</a>{% endfor %}</nav>
 </div></header>
 <main>
@@ -180,6 +180,7 @@ _TEMPLATE = _ENV.from_string("""\
 
 <section id="providers"><h2>{{ t.providers_heading }}</h2>
 {% if view.providers %}
+<div class="table-box">
 <table>
   <thead><tr><th>{{ t.provider }}</th><th>{{ t.calls }}</th><th>{{ t.self_served }}</th><th>{{ t.transferred }}</th><th>{{ t.abandoned }}</th><th>{{ t.deflection }}</th></tr></thead>
   <tbody>
@@ -191,6 +192,7 @@ _TEMPLATE = _ENV.from_string("""\
   {% endfor %}
   </tbody>
 </table>
+</div>
 {% else %}<p class="note">{{ t.no_calls_in_period }}</p>{% endif %}
 </section>
 
