@@ -70,7 +70,7 @@ _TEMPLATE = _ENV.from_string("""\
   .card { padding:14px 18px; }
   .card h2 { font-size:12px; text-transform:uppercase; letter-spacing:.04em; color:var(--muted);
              margin:0 0 4px; font-weight:600; }
-  .figure { font-size:28px; font-weight:650; font-variant-numeric:tabular-nums; white-space:nowrap; }
+  .figure { font-size:28px; font-weight:650; font-variant-numeric:tabular-nums; line-height:1.15; }
   .figure small { font-size:14px; font-weight:400; color:var(--muted); }
   .change { font-size:13px; font-weight:600; color:var(--muted); font-variant-numeric:tabular-nums; }
   .note { color:var(--muted); font-size:12px; }
