@@ -17,6 +17,7 @@ from ivr.flow.model import (
     Retry,
 )
 from ivr.flow.yamlcheck import BAD, type_name
+from ivr.i18n import N_
 
 #: What each look-up needs and which variables its answer sets.
 LOOKUPS = {
@@ -56,15 +57,15 @@ def _expect(b, path, value, kind, wanted):
 
 
 def text(b, path, value):
-    return _expect(b, path, value, str, "text")
+    return _expect(b, path, value, str, N_("text"))
 
 
 def flag(b, path, value):
-    return _expect(b, path, value, bool, "true or false")
+    return _expect(b, path, value, bool, N_("true or false"))
 
 
 def count(b, path, value, minimum=0):
-    result = _expect(b, path, value, int, "a whole number")
+    result = _expect(b, path, value, int, N_("a whole number"))
     if result is not _BAD and result < minimum:
         b.problem(path, f"expected a whole number of at least {minimum}, found {result}", "wrong-value")
         return _BAD
@@ -155,7 +156,7 @@ def prompts(b, path, value):
 
 def prompt_list(b, path, value):
     """One prompt sequence per attempt."""
-    if _expect(b, path, value, list, "a list with one prompt per attempt") is _BAD:
+    if _expect(b, path, value, list, N_("a list with one prompt per attempt")) is _BAD:
         return _BAD
     return tuple(prompts(b, path + (i,), item) for i, item in enumerate(value))
 
@@ -166,12 +167,12 @@ def retry(b, path, value):
 
 def words(b, path, value):
     """Phrases per language: ``{fr-FR: [suivi, colis], en-US: [tracking]}``."""
-    if _expect(b, path, value, dict, "a mapping of language to a list of words") is _BAD:
+    if _expect(b, path, value, dict, N_("a mapping of language to a list of words")) is _BAD:
         return _BAD
     result = {}
     for lang, phrases in value.items():
         b.languages_used.append((path + (lang,), lang))
-        if _expect(b, path + (lang,), phrases, list, "a list of words") is _BAD:
+        if _expect(b, path + (lang,), phrases, list, N_("a list of words")) is _BAD:
             continue
         # Kept as written: they are also the speech recogniser's hints.
         result[lang] = tuple(
@@ -181,7 +182,7 @@ def words(b, path, value):
 
 def labels(b, path, value):
     """A text per language: ``{fr-FR: faire un retour, en-US: make a return}``."""
-    if _expect(b, path, value, dict, "a mapping of language to text") is _BAD:
+    if _expect(b, path, value, dict, N_("a mapping of language to text")) is _BAD:
         return _BAD
     result = {}
     for lang, label in value.items():
@@ -210,7 +211,7 @@ def speech_settings(b, path, value):
 
 
 def assignments(b, path, value):
-    if _expect(b, path, value, dict, "a mapping of variable to value") is _BAD:
+    if _expect(b, path, value, dict, N_("a mapping of variable to value")) is _BAD:
         return _BAD
     result = []
     for variable, spec in value.items():
@@ -225,7 +226,7 @@ def assignments(b, path, value):
 
 
 def choices(b, path, value):
-    if _expect(b, path, value, list, "a list of choices") is _BAD:
+    if _expect(b, path, value, list, N_("a list of choices")) is _BAD:
         return _BAD
     result, seen_keys, seen_words = [], {}, {}
     for i, item in enumerate(value):
@@ -257,7 +258,7 @@ def choices(b, path, value):
 
 
 def conditions(b, path, value):
-    if _expect(b, path, value, list, "a list of {if: condition, to: node}") is _BAD:
+    if _expect(b, path, value, list, N_("a list of {if: condition, to: node}")) is _BAD:
         return _BAD
     result = []
     for i, item in enumerate(value):
@@ -269,7 +270,7 @@ def conditions(b, path, value):
 
 
 def lookup_args(b, path, value):
-    if _expect(b, path, value, dict, "a mapping of argument to value") is _BAD:
+    if _expect(b, path, value, dict, N_("a mapping of argument to value")) is _BAD:
         return _BAD
     for argument, spec in value.items():
         b.add_value_expression(path + (argument,), spec)
@@ -327,7 +328,7 @@ def callback_slot(b, path, value):
 
 def destination(b, path, value):
     """Where a transfer rings: exactly one of number, sip or queue."""
-    if _expect(b, path, value, dict, "{number: +33…}, {sip: sip:…} or {queue: name}") is _BAD:
+    if _expect(b, path, value, dict, N_("{number: +33…}, {sip: sip:…} or {queue: name}")) is _BAD:
         return _BAD
     kinds = [k for k in value if k in ("number", "sip", "queue")]
     for k in value:

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays as holidays_lib
 
 from ivr.flow.dates import DateError, parse_day
+from ivr.i18n import N_, _
 
 __all__ = ["Calendar", "CalendarError", "parse_calendar"]
 
@@ -79,7 +80,7 @@ class Calendar:
             return local
         for offset in range(HORIZON.days + 1):
             day = local.date() + dt.timedelta(days=offset)
-            for start, _ in self._ranges(day):
+            for start, _end in self._ranges(day):
                 opening = self._at(day, start)
                 if opening > local:
                     return opening if opening - local <= HORIZON else None
@@ -359,9 +360,9 @@ def _parse_exceptions(value) -> tuple[dict, dict]:
 
 
 #: How a bad exception date is told, with the date it most likely is.
-BAD_EXCEPTION_DATE = 'bad exception date {key!r}; expected "MM-DD" (every year) or "YYYY-MM-DD"'
-BAD_EXCEPTION_DATE_MEANT = ('bad exception date {key!r}; expected "MM-DD" (every year) or '
-                            '"YYYY-MM-DD": write "{meant}"')
+BAD_EXCEPTION_DATE = N_('bad exception date {key!r}; expected "MM-DD" (every year) or "YYYY-MM-DD"')
+BAD_EXCEPTION_DATE_MEANT = N_('bad exception date {key!r}; expected "MM-DD" (every year) or '
+                              '"YYYY-MM-DD": write "{meant}"')
 _DAY_MONTH = re.compile(r"(\d{1,2})/(\d{1,2})")
 
 
@@ -377,8 +378,8 @@ def _bad_exception_date(key) -> str:
         if found and int(found[1]) > 12 >= int(found[2]) >= 1:
             meant = f"{int(found[2]):02d}-{int(found[1]):02d}"
     if meant:
-        return BAD_EXCEPTION_DATE_MEANT.format(key=key, meant=meant)
-    return BAD_EXCEPTION_DATE.format(key=key)
+        return _(BAD_EXCEPTION_DATE_MEANT).format(key=key, meant=meant)
+    return _(BAD_EXCEPTION_DATE).format(key=key)
 
 
 def _show(value) -> str:

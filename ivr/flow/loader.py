@@ -43,6 +43,7 @@ from ivr.flow.problems import FlowError, Problem
 from ivr.flow.prompts import PromptLibrary
 from ivr.flow.suggest import closest
 from ivr.flow.yamlcheck import YamlChecker, read_text
+from ivr.i18n import N_, _
 
 #: Variables every prompt and expression can read (see docs/flow-language.md).
 BUILTIN_VARIABLES = frozenset({
@@ -58,9 +59,9 @@ CONFIRM_CHOICE_VARIABLES = frozenset({"choice_label", "choice_word"})
 
 #: The loader's messages that offer a fix, one sentence each.
 MESSAGES = {
-    "unknown-kind": "node {node!r} has unknown kind {kind!r}; expected one of {expected}",
-    "unknown-kind-suggest": "node {node!r} has unknown kind {kind!r}; did you mean {suggestion!r}? "
-                            "(expected one of {expected})",
+    "unknown-kind": N_("node {node!r} has unknown kind {kind!r}; expected one of {expected}"),
+    "unknown-kind-suggest": N_("node {node!r} has unknown kind {kind!r}; did you mean {suggestion!r}? "
+                            "(expected one of {expected})"),
 }
 
 #: Names that would make a catch-all bucket of the contact reasons.
@@ -206,7 +207,7 @@ class _Builder(YamlChecker, _Checks):
             self.problem((), "the flow has no 'languages': list them, e.g. [fr-FR, en-US]",
                          "missing-field")
             return []
-        if _expect(self, ("languages",), raw, list, "a list of languages such as [fr-FR, en-US]") is _BAD:
+        if _expect(self, ("languages",), raw, list, N_("a list of languages such as [fr-FR, en-US]")) is _BAD:
             return []
         result = []
         for i, lang in enumerate(raw):
@@ -273,23 +274,23 @@ class _Builder(YamlChecker, _Checks):
                     self.languages_used.append((("language", lang), lang_spec[lang]))
             by_country = data.get("language", {}).get("by_country", {})
             if _expect(self, ("language", "by_country"), by_country, dict,
-                       "a mapping of language to a list of country codes") is not _BAD:
+                       N_("a mapping of language to a list of country codes")) is not _BAD:
                 for lang, countries in by_country.items():
                     self.languages_used.append((("language", "by_country", lang), lang))
                     if _expect(self, ("language", "by_country", lang), countries, list,
-                               "a list of country codes such as [FR, BE]") is _BAD:
+                               N_("a list of country codes such as [FR, BE]")) is _BAD:
                         continue
                     for country in countries:
                         country_languages[str(country).upper()] = lang
         voices = data.get("voices", {})
-        if _expect(self, ("voices",), voices, dict, "a mapping of language to voice") is _BAD:
+        if _expect(self, ("voices",), voices, dict, N_("a mapping of language to voice")) is _BAD:
             voices = {}
         for lang in voices:
             self.languages_used.append((("voices", lang), lang))
         escape = self.fields(("escape",), data.get("escape", {}), ESCAPE_FIELDS)
         escape = {} if escape is _BAD else escape
         raw_keys = escape.get("keys", ["0"])
-        if _expect(self, ("escape", "keys"), raw_keys, list, 'a list of keys such as ["0"]') is _BAD:
+        if _expect(self, ("escape", "keys"), raw_keys, list, N_('a list of keys such as ["0"]')) is _BAD:
             raw_keys = []
         escape_keys = tuple(
             str(k) for i, k in enumerate(raw_keys)
@@ -319,7 +320,7 @@ class _Builder(YamlChecker, _Checks):
         if raw is None:
             self.problem((), "the flow has no 'nodes'", "missing-field")
             return {}
-        if _expect(self, ("nodes",), raw, dict, "a mapping of node name to node") is _BAD:
+        if _expect(self, ("nodes",), raw, dict, N_("a mapping of node name to node")) is _BAD:
             return {}
         nodes = {}
         for node_name, spec in raw.items():
@@ -327,7 +328,7 @@ class _Builder(YamlChecker, _Checks):
             if name(self, path, node_name) is _BAD:
                 continue
             if not isinstance(spec, dict):
-                _expect(self, path, spec, dict, "a node: a mapping with a 'kind'")
+                _expect(self, path, spec, dict, N_("a node: a mapping with a 'kind'"))
                 continue
             kind = spec.get("kind")
             if kind is None:
@@ -336,7 +337,7 @@ class _Builder(YamlChecker, _Checks):
                 continue
             if kind not in KINDS:
                 suggestion = closest(kind, KINDS)
-                message = MESSAGES["unknown-kind-suggest" if suggestion else "unknown-kind"]
+                message = _(MESSAGES["unknown-kind-suggest" if suggestion else "unknown-kind"])
                 self.problem(path + ("kind",), message.format(
                     node=node_name, kind=kind, suggestion=suggestion, expected=", ".join(NODE_KINDS)),
                     "unknown-kind")
@@ -359,7 +360,7 @@ class _Builder(YamlChecker, _Checks):
         if raw is None:
             self.problem((), "the flow has no 'reasons': declare its contact reasons", "missing-field")
             return {}, {}
-        if _expect(self, ("reasons",), raw, dict, "a mapping of reason to description") is _BAD:
+        if _expect(self, ("reasons",), raw, dict, N_("a mapping of reason to description")) is _BAD:
             return {}, {}
         default = languages[0] if languages else None
         if isinstance(data.get("language"), dict) and isinstance(data["language"].get("default"), str):
@@ -391,7 +392,7 @@ class _Builder(YamlChecker, _Checks):
 
     def _calendars(self, data):
         raw = data.get("hours", {})
-        if _expect(self, ("hours",), raw, dict, "a mapping of calendar name to opening hours") is _BAD:
+        if _expect(self, ("hours",), raw, dict, N_("a mapping of calendar name to opening hours")) is _BAD:
             return {}
         calendars = {}
         for cal_name, spec in raw.items():
@@ -403,7 +404,7 @@ class _Builder(YamlChecker, _Checks):
 
     def _variables(self, data):
         raw = data.get("vars", {})
-        if _expect(self, ("vars",), raw, dict, "a mapping of variable to initial value") is _BAD:
+        if _expect(self, ("vars",), raw, dict, N_("a mapping of variable to initial value")) is _BAD:
             return {}
         for var in raw:
             name(self, ("vars", var), var)

@@ -28,6 +28,7 @@ from markupsafe import Markup
 from ivr.flow.prompt_filters import DAY_WORDS, _filters
 from ivr.flow.sandbox import RenderBudget, RenderBudgetExceeded, Sandbox
 from ivr.flow.suggest import closest
+from ivr.i18n import N_, _
 
 __all__ = ["FIXED_SERVER_PROMPTS", "PromptError", "PromptLibrary", "PromptProblem",
            "SERVER_PROMPTS"]
@@ -36,9 +37,9 @@ SUFFIX = ".j2"
 
 #: The messages of the template checks that offer a fix, one sentence each.
 MESSAGES = {
-    "unknown-variable": "unknown variable {name!r}",
-    "unknown-variable-suggest": "unknown variable {name!r}; did you mean {suggestion!r}?",
-    "unknown-filter-suggest": "no filter named {name!r}; did you mean {suggestion!r}?",
+    "unknown-variable": N_("unknown variable {name!r}"),
+    "unknown-variable-suggest": N_("unknown variable {name!r}; did you mean {suggestion!r}?"),
+    "unknown-filter-suggest": N_("no filter named {name!r}; did you mean {suggestion!r}?"),
 }
 #: Jinja2's words for an unknown filter or test, and the name it gives.
 _UNKNOWN_FILTER = re.compile(r"^No (?P<what>filter|test) named '(?P<name>[^']+)'")
@@ -282,7 +283,7 @@ class PromptLibrary:
             )
             column = _column_of(source, var, line)
             suggestion = closest(var, known_variables)
-            message = MESSAGES["unknown-variable-suggest" if suggestion else "unknown-variable"]
+            message = _(MESSAGES["unknown-variable-suggest" if suggestion else "unknown-variable"])
             problems.append(PromptProblem(path, line, column,
                                           message.format(name=var, suggestion=suggestion),
                                           "unknown-variable"))
@@ -428,7 +429,7 @@ def _syntax_message(exc: jinja2.TemplateSyntaxError, env) -> str:
     if unknown and unknown.group("what") == "filter":
         suggestion = closest(unknown.group("name"), env.filters)
         if suggestion:
-            return MESSAGES["unknown-filter-suggest"].format(name=unknown.group("name"),
+            return _(MESSAGES["unknown-filter-suggest"]).format(name=unknown.group("name"),
                                                              suggestion=suggestion)
     return message
 
