@@ -62,6 +62,20 @@ MESSAGES = {
     "unknown-kind": N_("node {node!r} has unknown kind {kind!r}; expected one of {expected}"),
     "unknown-kind-suggest": N_("node {node!r} has unknown kind {kind!r}; did you mean {suggestion!r}? "
                             "(expected one of {expected})"),
+    "not-a-flow": N_("a flow file must be a mapping with 'start' and 'nodes'"),
+    "unknown-timezone": N_("unknown timezone {timezone!r}; expected a name such as Europe/Paris"),
+    "no-start": N_("the flow has no 'start': name the node where every call begins"),
+    "no-human": N_("the flow has no 'human': name the transfer node that every exhausted retry, error and "
+                   "escape falls back to (transfer, callback, record or hours)"),
+    "no-languages": N_("the flow has no 'languages': list them, e.g. [fr-FR, en-US]"),
+    "bad-language": N_("expected a language such as fr-FR, found {lang!r}"),
+    "no-speech-data": N_("language {lang!r} has no speech data: expected {where} (yes/no, escape and "
+                         "filler words)"),
+    "no-nodes": N_("the flow has no 'nodes'"),
+    "no-kind": N_("node {node!r} has no 'kind'; expected one of {expected}"),
+    "no-reasons": N_("the flow has no 'reasons': declare its contact reasons"),
+    "catch-all-reason": N_("reason {name!r} is a catch-all bucket; name what the caller wants (e.g. "
+                           "carrier_delay)"),
 }
 
 #: Names that would make a catch-all bucket of the contact reasons.
@@ -141,15 +155,15 @@ class _Builder(YamlChecker, _Checks):
     def build(self) -> Flow:
         data = self.parse()
         if not isinstance(data, dict):
-            self.problem((), "a flow file must be a mapping with 'start' and 'nodes'", "wrong-type")
+            self.problem((), _(MESSAGES["not-a-flow"]), "wrong-type")
             raise FlowError(self.problems)
         flow = self.fields((), data, _FLOW_FIELDS)
         if "timezone" in flow:
             try:
                 ZoneInfo(flow["timezone"])
             except (ZoneInfoNotFoundError, ValueError):
-                self.problem(("timezone",), f"unknown timezone {flow['timezone']!r}; expected a "
-                             "name such as Europe/Paris", "wrong-value")
+                self.problem(("timezone",), _(MESSAGES["unknown-timezone"]).format(timezone=flow["timezone"]),
+                             "wrong-value")
                 del flow["timezone"]
         languages = self._languages(data)
         lexicons = self._lexicons(languages)
@@ -160,12 +174,9 @@ class _Builder(YamlChecker, _Checks):
         calendars = self._calendars(data)
         variables = self._variables(data)
         if "start" not in data:
-            self.problem((), "the flow has no 'start': name the node where every call begins",
-                         "missing-start")
+            self.problem((), _(MESSAGES["no-start"]), "missing-start")
         if "human" not in data:
-            self.problem((), "the flow has no 'human': name the transfer node that every "
-                         "exhausted retry, error and escape falls back to (transfer, callback, record or "
-                         "hours)", "missing-field")
+            self.problem((), _(MESSAGES["no-human"]), "missing-field")
         self._check_graph(data, nodes, flow, settings)
         self._check_reasons(reasons)
         self._check_ask_reason(data, nodes)
@@ -204,8 +215,7 @@ class _Builder(YamlChecker, _Checks):
     def _languages(self, data):
         raw = data.get("languages")
         if raw is None:
-            self.problem((), "the flow has no 'languages': list them, e.g. [fr-FR, en-US]",
-                         "missing-field")
+            self.problem((), _(MESSAGES["no-languages"]), "missing-field")
             return []
         if _expect(self, ("languages",), raw, list, N_("a list of languages such as [fr-FR, en-US]")) is _BAD:
             return []
@@ -214,8 +224,7 @@ class _Builder(YamlChecker, _Checks):
             if text(self, ("languages", i), lang) is _BAD:
                 continue
             if not _LANGUAGE.match(lang):
-                self.problem(("languages", i), f"expected a language such as fr-FR, found {lang!r}",
-                             "wrong-value")
+                self.problem(("languages", i), _(MESSAGES["bad-language"]).format(lang=lang), "wrong-value")
                 continue
             result.append(lang)
         return result
@@ -232,8 +241,8 @@ class _Builder(YamlChecker, _Checks):
                 if stored is not None:
                     result[lang] = speech.lexicon_from_source(stored, lang, where)
                 elif not where.is_file():
-                    self.problem(("languages", i), f"language {lang!r} has no speech data: expected "
-                                 f"{where} (yes/no, escape and filler words)", "missing-speech-data")
+                    self.problem(("languages", i), _(MESSAGES["no-speech-data"]).format(lang=lang, where=where),
+                                 "missing-speech-data")
                 else:
                     result[lang] = speech.load_lexicon(where, lang)
             except speech.LexiconError as error:
@@ -318,7 +327,7 @@ class _Builder(YamlChecker, _Checks):
     def _nodes(self, data):
         raw = data.get("nodes")
         if raw is None:
-            self.problem((), "the flow has no 'nodes'", "missing-field")
+            self.problem((), _(MESSAGES["no-nodes"]), "missing-field")
             return {}
         if _expect(self, ("nodes",), raw, dict, N_("a mapping of node name to node")) is _BAD:
             return {}
@@ -332,8 +341,8 @@ class _Builder(YamlChecker, _Checks):
                 continue
             kind = spec.get("kind")
             if kind is None:
-                self.problem(path, f"node {node_name!r} has no 'kind'; expected one of "
-                             f"{', '.join(NODE_KINDS)}", "missing-field", at_key=True)
+                self.problem(path, _(MESSAGES["no-kind"]).format(node=node_name, expected=", ".join(NODE_KINDS)),
+                             "missing-field", at_key=True)
                 continue
             if kind not in KINDS:
                 suggestion = closest(kind, KINDS)
@@ -358,7 +367,7 @@ class _Builder(YamlChecker, _Checks):
         (one text) and ``{reason: {language: description}}``."""
         raw = data.get("reasons")
         if raw is None:
-            self.problem((), "the flow has no 'reasons': declare its contact reasons", "missing-field")
+            self.problem((), _(MESSAGES["no-reasons"]), "missing-field")
             return {}, {}
         if _expect(self, ("reasons",), raw, dict, N_("a mapping of reason to description")) is _BAD:
             return {}, {}
@@ -377,9 +386,8 @@ class _Builder(YamlChecker, _Checks):
                 text(self, ("reasons", reason_name), description)
                 reasons[reason_name] = description
             if reason_name.lower() in CATCH_ALL_REASONS:
-                self.problem(("reasons", reason_name), f"reason {reason_name!r} is a catch-all bucket; "
-                             "name what the caller wants (e.g. carrier_delay)", "catch-all-reason",
-                             at_key=True)
+                self.problem(("reasons", reason_name), _(MESSAGES["catch-all-reason"]).format(name=reason_name),
+                             "catch-all-reason", at_key=True)
         return reasons, labels
 
     def _reason_labels(self, path, description: dict) -> dict:
