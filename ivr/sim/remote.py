@@ -39,6 +39,7 @@ from urllib import error as urlerror
 from urllib import request as urlrequest
 from urllib.parse import quote, urlencode, urlsplit
 
+from ivr.i18n import N_, _
 from ivr.providers.twilio.fake import (
     FakeTwilioCall,
     Next,
@@ -118,15 +119,15 @@ class RemoteCall:
         return self._turn("call", url, {}, status="ringing")
 
     def press(self, digits: str) -> SimTurn:
-        gather = self._expect("gather", "keys")
+        gather = self._expect("gather", N_("keys"))
         return self._turn(f"press {digits}", gather.action, self._twilio.keys(digits))
 
     def say(self, words: str) -> SimTurn:
-        gather = self._expect("gather", "speech")
+        gather = self._expect("gather", N_("speech"))
         return self._turn(f"say {words}", gather.action, self._twilio.speech(words))
 
     def silence(self) -> SimTurn:
-        gather = self._expect("gather", "silence")
+        gather = self._expect("gather", N_("silence"))
         if gather.after is None:  # nothing after the Gather: the provider hangs up
             return self._end_turn("silence")
         return self._turn("silence", gather.after, {})
@@ -135,14 +136,14 @@ class RemoteCall:
         return self._end_turn("hangup")
 
     def dial_result(self, status: str) -> SimTurn:
-        dial = self._expect("dial", f"a dial result ({status})")
+        dial = self._expect("dial", _("a dial result ({status})").format(status=status))
         if dial.action is None:  # no action: the call ends after the transfer
             return self._end_turn(f"dial {status}")
         return self._turn(f"dial {status}", dial.action,
                           self._twilio.transfer_result(status, SIMULATED_QUEUE_SECONDS))
 
     def recorded(self, seconds: int = 20) -> SimTurn:
-        record = self._expect("record", "a recording")
+        record = self._expect("record", N_("a recording"))
         return self._turn("record", record.action, self._twilio.recording(seconds))
 
     def wait(self, seconds: int) -> None:
@@ -152,9 +153,10 @@ class RemoteCall:
     def _expect(self, wait: str, what: str) -> Next:
         waits = self._twilio.next.wait if self._twilio.next else "over"
         if waits != wait:
-            doing = {"gather": "keys or speech", "dial": "the result of a transfer",
-                     "record": "a recording", "over": "nothing: it is over"}[waits]
-            raise InputNotExpected(f"cannot send {what}: the call waits for {doing}")
+            doing = {"gather": N_("keys or speech"), "dial": N_("the result of a transfer"),
+                     "record": N_("a recording"), "over": N_("nothing: it is over")}[waits]
+            raise InputNotExpected(_("cannot send {what}: the call waits for {doing}").format(
+                what=_(what), doing=_(doing)))
         return self._twilio.next
 
     def _turn(self, label: str, url: str | None, extra: dict, status: str = "in-progress") -> SimTurn:
