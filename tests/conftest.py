@@ -1,9 +1,12 @@
-"""What every test shares: the operator's language is English unless a test
-chooses another, whatever the machine's locale."""
+"""Fixtures shared by the test modules: a PostgreSQL server for the session
+(see ``tests/postgres_support.py``) and a fresh schema on it per test; the
+operator's language English unless a test chooses another, whatever the
+machine's locale."""
 
 import os
 
 import pytest
+from postgres_support import PostgresUnavailable, fresh_schema, postgres_server
 
 from ivr import i18n
 
@@ -20,3 +23,20 @@ def _english_unless_chosen():
     test's messages French (the language is set per process)."""
     yield
     i18n._current.set(None)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_dsn():
+    """The session's PostgreSQL; the test skips, saying why, without one."""
+    try:
+        with postgres_server() as dsn:
+            yield dsn
+    except PostgresUnavailable as reason:
+        pytest.skip(f"PostgreSQL unavailable: {reason}")
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server_dsn):
+    """A DSN on an empty schema of its own, dropped after the test."""
+    with fresh_schema(postgres_server_dsn) as dsn:
+        yield dsn

@@ -21,7 +21,6 @@ null when there were no calls.
 from __future__ import annotations
 
 import functools
-import sqlite3
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -33,7 +32,7 @@ from ivr.i18n import N_, _, ngettext, use_language
 from ivr.reports import analytics
 from ivr.reports.output import as_json, count, emit, moment, money, open_log, percent, seconds, table
 from ivr.reports.priority import run_in_background
-from ivr.reports.queries import Costs, Filters, ReportError
+from ivr.reports.queries import DATABASE_ERRORS, Costs, Filters, ReportError
 from ivr.reports.reason_texts import reason_meanings
 
 FORMATS = ("table", "csv", "json")
@@ -108,7 +107,8 @@ def report_options(command=None, *, flow: bool = True):
         options = [
             click.option("--db", "db_path", default="ivr.db", show_default=True,
                          type=click.Path(dir_okay=False),
-                         help="The call log the server writes (opened read-only)."),
+                         help="The call log the server writes (opened read-only): an SQLite "
+                         "file, or a postgresql:// URL."),
             click.option("--since", default=None, type=LOCAL_TIME,
                          help="First day or local time included, e.g. 2026-11-01 or 2026-11-01T09:00."),
             click.option("--until", default=None, type=LOCAL_TIME,
@@ -119,6 +119,8 @@ def report_options(command=None, *, flow: bool = True):
         options += [
             click.option("--version", "version", default=None,
                          help="Only this flow version (a prefix is enough)."),
+            click.option("--provider", default=None,
+                         help="Only the calls that came by this voice provider, e.g. twilio."),
             click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
                          show_default=True, help="table for people, csv or json for scripts."),
         ]
@@ -147,8 +149,9 @@ def cost_options(f):
     return f
 
 
-def _filters(since, until, flow, version) -> Filters:
-    return Filters(since=since or None, until=until or None, flow=flow or None, version=version or None)
+def _filters(since, until, flow, version, provider=None) -> Filters:
+    return Filters(since=since or None, until=until or None, flow=flow or None,
+                   version=version or None, provider=provider or None)
 
 
 def _costs(agent_cost, ivr_cost_per_minute, currency) -> Costs:
@@ -170,7 +173,7 @@ def reporting(f):
             return run_in_background(functools.partial(f, *args, **kwargs))
         except ReportError as error:
             raise click.ClickException(str(error)) from None
-        except sqlite3.DatabaseError as error:
+        except DATABASE_ERRORS as error:
             raise click.ClickException(_("cannot read the call log: {error}").format(error=error)) from None
     return wrapper
 
@@ -202,7 +205,7 @@ def main(operator_lang):
 @report_options
 @cost_options
 @reporting
-def summary(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_per_minute,
+def summary(db_path, since, until, flow, version, provider, fmt, by, agent_cost, ivr_cost_per_minute,
             currency, repeat_window):
     """Calls, outcomes, transfer causes, deflection and cost saved; how
     transfers went at the agents' end (answered, abandoned in the queue).
@@ -214,7 +217,7 @@ def summary(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_
         ivr-report summary --db ivr.db --since 2026-11-01 --until 2026-12-01 --by day
     """
     _check_by(by)
-    filters = _filters(since, until, flow, version)
+    filters = _filters(since, until, flow, version, provider)
     costs = _costs(agent_cost, ivr_cost_per_minute, currency)
     db = open_log(db_path)
     try:
@@ -230,7 +233,7 @@ def summary(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_
 @click.argument("flow")
 @report_options(flow=False)
 @reporting
-def funnel(flow, db_path, since, until, version, fmt):
+def funnel(flow, db_path, since, until, version, provider, fmt):
     """Per node of a flow version: calls that reached it, and where they
     left (hung up, transferred, ended) or went on; the worst drop-off first.
 
@@ -240,7 +243,7 @@ def funnel(flow, db_path, since, until, version, fmt):
     Example:
         ivr-report funnel post_sale --db ivr.db --since 2026-11-01
     """
-    filters = _filters(since, until, None, None)
+    filters = _filters(since, until, None, None, provider)
     db = open_log(db_path)
     try:
         chosen = analytics.funnel_version(db, flow, version, filters)
@@ -258,7 +261,7 @@ def funnel(flow, db_path, since, until, version, fmt):
 @report_options
 @cost_options
 @reporting
-def reasons(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_per_minute,
+def reasons(db_path, since, until, flow, version, provider, fmt, by, agent_cost, ivr_cost_per_minute,
             currency, repeat_window):
     """Contact reasons ranked by volume, with their deflection rank.
 
@@ -269,7 +272,7 @@ def reasons(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_
         ivr-report reasons --db ivr.db --since 2026-11-01 --flow post_sale
     """
     _check_by(by)
-    filters = _filters(since, until, flow, version)
+    filters = _filters(since, until, flow, version, provider)
     costs = _costs(agent_cost, ivr_cost_per_minute, currency)
     db = open_log(db_path)
     try:
@@ -286,7 +289,7 @@ def reasons(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1),
               help="How many calls, the most recent first.")
 @reporting
-def calls(db_path, since, until, flow, version, fmt, limit):
+def calls(db_path, since, until, flow, version, provider, fmt, limit):
     """The most recent calls, one line each (ongoing ones included).
 
     Callers appear only as their keyed hash.
@@ -295,7 +298,7 @@ def calls(db_path, since, until, flow, version, fmt, limit):
     Example:
         ivr-report calls --db ivr.db --flow post_sale --limit 20
     """
-    filters = _filters(since, until, flow, version)
+    filters = _filters(since, until, flow, version, provider)
     db = open_log(db_path)
     try:
         rows = analytics.calls(db, filters, limit)
@@ -318,7 +321,7 @@ def summary_csv_row(row: dict) -> dict:
 
 
 _LABELS = {"reason": N_("Reason"), "flow": N_("Flow"), "version": N_("Version"), "language": N_("Language"),
-           "day": N_("Day"), "hour": N_("Hour")}
+           "day": N_("Day"), "hour": N_("Hour"), "provider": N_("Provider")}
 
 
 def _group_label(row: dict, by: str) -> str:
@@ -342,6 +345,8 @@ def _scope(filters: Filters) -> str | None:
         parts.append(_("flow {flow}").format(flow=filters.flow))
     if filters.version:
         parts.append(_("version {version}").format(version=filters.version))
+    if filters.provider:
+        parts.append(_("provider {provider}").format(provider=filters.provider))
     # Translators: {filters} is a list of the filters above, e.g. "since 1 Nov 2026, flow post_sale".
     return _("Calls {filters}").format(filters=", ".join(parts)) if parts else None
 
