@@ -184,3 +184,11 @@ def test_ivr_report_stays_english_by_default(tmp_path):
                                 catch_exceptions=False)
     assert result.output.splitlines()[0].split()[:2] == ["Calls", "Self-served"]
     assert result.output.splitlines()[2].endswith(" 60.0  1,404.15 EUR")
+
+
+def test_ivr_report_errors_in_french(tmp_path):
+    missing = tmp_path / "nowhere.db"
+    result = CliRunner().invoke(report_main, ["--lang", "fr", "summary", "--db", str(missing)])
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {missing} : fichier introuvable (donnez le journal d'appels qu'écrit "
+                             "le serveur, par ex. ivr.db)\n")

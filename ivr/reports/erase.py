@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 import click
 import sqlite_utils
 
-from ivr.i18n import _, ngettext
+from ivr.i18n import N_, _
 from ivr.reports.output import open_log
 from ivr.store.postgres.connection import is_postgres_url
 from ivr.store.sqlite.callbacks import stored_caller_key
@@ -36,13 +36,12 @@ __all__ = ["forget", "purge"]
 #: Seconds an ended call's state is kept (``ivr-serve --retry-window``'s default).
 RETRY_WINDOW = 600
 
-#: How the tables are counted in the command's output.
+#: How the tables are counted in the command's output (the English
+#: output is read by scripts as it is: "1 calls" stays as it was).
 TABLE_WORDS = {
-    "calls": lambda n: ngettext("{count} call", "{count} calls", n),
-    "node_events": lambda n: ngettext("{count} node event", "{count} node events", n),
-    "status_events": lambda n: ngettext("{count} status callback", "{count} status callbacks", n),
-    "callback_requests": lambda n: ngettext("{count} callback request", "{count} callback requests", n),
-    "call_state": lambda n: ngettext("{count} call state", "{count} call states", n),
+    "calls": N_("{count} calls"), "node_events": N_("{count} node events"),
+    "status_events": N_("{count} status callbacks"), "callback_requests": N_("{count} callback requests"),
+    "call_state": N_("{count} call states"),
 }
 
 
@@ -92,10 +91,8 @@ def _open_postgres_for_erasure(url: str) -> CallStore:
 
 def erased_line(erased: dict[str, int]) -> str:
     """``erased 12 rows: 1 calls, 9 node events, ...``."""
-    parts = ", ".join(words(erased[table]).format(count=erased[table]) for table, words in TABLE_WORDS.items())
-    total = sum(erased.values())
-    return ngettext("erased {count} row: {parts}", "erased {count} rows: {parts}", total).format(
-        count=total, parts=parts)
+    parts = ", ".join(_(words).format(count=erased[table]) for table, words in TABLE_WORDS.items())
+    return _("erased {count} rows: {parts}").format(count=sum(erased.values()), parts=parts)
 
 
 def _truncate_wal(store: CallStore) -> None:
