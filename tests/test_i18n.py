@@ -148,7 +148,7 @@ def test_ivr_report_summary_in_french_with_money_in_the_french_form(tmp_path):
     assert result.exit_code == 0, result.output
     lines = _no_break(result.output).splitlines()
     assert lines[0] == "Appels : depuis le 1 nov. 2026"
-    assert lines[1].split()[:5] == ["Appels", "Résolus", "par", "le", "SVI"]
+    assert lines[1].split()[:5] == ["Appels", "Résolu", "par", "le", "SVI"]
     # One self-served call saves an agent call (1 404,19 €) less a minute of the IVR for each call (0,02 €).
     assert lines[3].endswith(" 60,0  1 404,15 €")
     assert "Appels transférés, par cause :" in lines
