@@ -77,8 +77,9 @@ def test_a_provider_that_sends_gets_has_its_turns_taken_as_gets(tmp_path):
 def test_a_transfer_whispers_at_its_providers_own_route(tmp_path):
     server = MemoryServer(tmp_path, served=[Served(TwilioDialect())])
     dial = act.Dial(act.DialTarget("number", "+33100000001"))
-    assert server.handler._with_whisper(dial, "telnyx/").whisper_url == "/telnyx/whisper"
-    assert server.handler._with_whisper(dial).whisper_url == "/whisper"
+    telnyx = Served(providers()["telnyx"].dialect(), "telnyx/")
+    assert server.handler._with_whisper(dial, telnyx).whisper_url == "/telnyx/whisper"
+    assert server.handler._with_whisper(dial, server.served[0]).whisper_url == "/whisper"
 
 
 def test_twilio_signed_with_a_shared_key_is_served_and_unsigned_refused(tmp_path):
@@ -103,7 +104,7 @@ def test_a_secret_option_written_with_dashes_is_the_same_option(monkeypatch):
     stub = replace(providers()["twilio"], name="stub", secret_option="--stub-secret",
                    secret_env="STUB_SECRET", dialect=RecordingDialect)
     monkeypatch.setattr(served_module, "providers", lambda: {**providers(), "stub": stub})
-    assert ["stub-secret", None, None] == served_module.secret_options()[0][:3]
+    assert ["stub-secret", None, None] in [option[:3] for option in served_module.secret_options()]
     assert ("stub-secret", "STUB_SECRET") in served_module.provider_secrets()
     assert served_module.secrets_from({"stub-secret": "s"}, {})["stub"] == "s"
     assert served_module.secrets_from({}, {"STUB_SECRET": "e"})["stub"] == "e"

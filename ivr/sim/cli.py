@@ -207,6 +207,8 @@ def test(paths, prompts, url, auth_token, flow_name, dashboard_token, provider_n
         raise click.ClickException(str(error))
     for name, why in report.skipped:
         click.echo(f"SKIP {name}: {why}")
+    for name, where, why in report.gap_steps:
+        click.echo(f"SKIP {name}: {where}: {why}")
     for failure in report.failures:
         click.secho(f"FAIL {failure}", fg="red")
     for path, share, missed in report.coverage():
