@@ -17,6 +17,7 @@ from ivr.providers.twilio.signature import (
     settings_algorithm,
 )
 from ivr.providers.twilio.webhook_fields import FieldError, check_fields, is_call_sid
+from ivr.providers.values import count
 
 #: Twilio's call statuses after which it will not call us again.
 TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
@@ -115,8 +116,8 @@ class TwilioDialect:
         ``CallDuration`` and ``Timestamp`` (RFC 2822)."""
         status = params.get("CallStatus", "")
         return StatusNotice(params["CallSid"], status, status in TERMINAL_STATUSES,
-                            sequence=events._count(params.get("SequenceNumber")),
-                            duration=events._count(params.get("CallDuration")),
+                            sequence=count(params.get("SequenceNumber")),
+                            duration=count(params.get("CallDuration")),
                             timestamp=events._rfc2822(params.get("Timestamp")))
 
     def render(self, actions: Iterable[Action], next_url: str) -> bytes:
