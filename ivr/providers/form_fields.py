@@ -17,8 +17,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ivr.providers.dialect import Refusal
+
 __all__ = ["FORBIDDEN", "FieldError", "FieldRule", "MAX_FIELDS", "MAX_NAME", "NAME",
-           "OTHER_FIELD_MAX", "check_form"]
+           "OTHER_FIELD_MAX", "check_form", "checked"]
 
 #: The most fields a webhook may carry; Twilio's voice webhooks have about 30.
 MAX_FIELDS = 100
@@ -96,3 +98,13 @@ def check_form(form: dict[str, list[str]], rules: Mapping[str, FieldRule],
                 raise FieldError(f"{name} {why}")
         params[name] = values[-1]
     return params
+
+
+def checked(form: dict[str, list[str]], rules: Mapping[str, FieldRule],
+            required: tuple[str, ...] = ()) -> dict[str, str]:
+    """:func:`check_form` for a dialect's ``check``: a field that does not
+    fit is a :class:`ivr.providers.dialect.Refusal` (400)."""
+    try:
+        return check_form(form, rules, required)
+    except FieldError as error:
+        raise Refusal(400, str(error)) from None

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import re
 
-from ivr.providers.dialect import Refusal
-from ivr.providers.form_fields import FieldError, FieldRule, check_form
+from ivr.providers.form_fields import FieldRule, check_form, checked
 from ivr.providers.twilio.webhook_fields import FIELDS
 
 __all__ = ["UUID", "check_fields", "checked_params", "id_rule"]
@@ -43,7 +42,4 @@ def checked_params(form: dict[str, list[str]], required: tuple[str, ...],
                    ids: dict[str, FieldRule]) -> dict[str, str]:
     """:func:`check_fields` for a dialect's ``check``: a bad field is a
     :class:`ivr.providers.dialect.Refusal` (400)."""
-    try:
-        return check_fields(form, required, ids)
-    except FieldError as error:
-        raise Refusal(400, str(error)) from None
+    return checked(form, {**FIELDS, **ids}, required)
