@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from provider_support import BASE, DASHBOARD_TOKEN, ROOT, MemoryServer, keys_of
+from provider_support import BASE, DASHBOARD_TOKEN, ROOT, MemoryServer, demo_flow, keys_of
 
+from ivr.engine import actions as act
 from ivr.providers.fake_call import FakeCall, HttpRequest
 from ivr.providers.memory import RecordingDialect
 from ivr.providers.registry import providers
 from ivr.providers.twilio.dialect import TwilioDialect
 from ivr.server.served import Served
+from ivr.sim.provider_steps import ProviderGaps, twiml_equivalent
 from ivr.sim.remote import RemoteError
 from ivr.sim.scenarios import run_paths
 
@@ -96,3 +98,16 @@ def test_each_providers_route_refuses_its_unsigned_requests_and_writes_nothing(t
     assert signed.answer(voice).actions and signed.next.wait == "gather"
     assert server.store.call(signed.call_id)["provider"] == name
     assert server.clock.getDelayedCalls() == []
+
+
+def test_only_what_a_providers_gap_lacks_is_left_out_of_a_step():
+    flow = demo_flow()
+    jambonz, plivo, twilio = (ProviderGaps.of(name, flow) for name in ("jambonz", "plivo", "twilio"))
+    assert jambonz.blocking_input("record", {"voicemail"}) == "jambonz cannot play it [provider-no-record]"
+    assert jambonz.blocking_input("record", {"main_menu"}) is None
+    assert jambonz.blocking_input("press", {"voicemail"}) is None
+    queue_node = next(gap.node for gap in plivo.gaps)
+    assert plivo.blocking_expectation("<Enqueue", [queue_node]) == "plivo cannot play it [provider-no-queue]"
+    assert plivo.blocking_expectation("<Hangup />", [queue_node]) is None
+    assert twilio.gaps == ()
+    assert twiml_equivalent([act.Say("Au revoir."), act.Hangup()]).endswith("<Hangup /></Response>")
