@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import shutil
 from datetime import date, datetime
+from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from treq.testing import StubTreq
 from twisted.internet import task
 
+from ivr.flow.loader import load_flow
 from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.providers.fake_call import HttpRequest
@@ -35,6 +37,12 @@ def keys_of(provider: Provider) -> tuple[str, str]:
         return provider.test_keys()
     secret = f"secret-of-{provider.name}"
     return secret, secret
+
+
+@cache
+def demo_flow():
+    """The demo flow, loaded once."""
+    return load_flow(ROOT / "flows" / "post_sale.yaml", ROOT / "prompts")
 
 
 def demo_parts(tmp_path: Path):

@@ -197,7 +197,7 @@ def test_a_gather_nests_its_spoken_prompts_and_reports_to_the_next_url():
     assert verb == {"verb": "gather", "input": ["digits", "speech"], "actionHook": URL, "timeout": 6,
                     "dtmfBargein": True, "numDigits": 1, "bargein": True,
                     "recognizer": {"language": "fr-FR", "hints": ["oui", "non"]},
-                    "say": {"text": '<speak>Tapez 1<break time="1s"/>ou dites oui</speak>'}}
+                    "say": {"text": '<speak>Tapez 1 <break time="1s"/> ou dites oui</speak>'}}
     keys = load(render_verbs([act.Gather(finish_on_key="#")], URL))[0]
     assert (keys["input"], keys["finishOnKey"], "numDigits" in keys) == (["digits"], "#", False)
 
@@ -290,6 +290,26 @@ def test_the_fake_posts_signed_json_and_follows_a_redirect():
     for http_request in sent:
         dialect().verify(VECTOR_SECRET, request(http_request.body,
                                                 http_request.headers["Jambonz-Signature"]), {})
+
+
+def test_relative_hooks_resolve_against_the_calls_base_which_a_full_redirect_replaces():
+    sent = []
+    answers = iter([
+        json.dumps([{"verb": "gather", "input": ["digits"], "actionHook": "/jambonz/voice/f?turn=1"}]),
+        json.dumps([{"verb": "redirect", "actionHook": "https://other.example/jambonz/voice/f?turn=2"}]),
+        json.dumps([{"verb": "gather", "input": ["digits"], "actionHook": {"url": "/voice?turn=3"}}]),
+    ])
+
+    def send(http_request):
+        sent.append(http_request)
+        return next(answers).encode()
+
+    call = FakeJambonzCall(send, "+33612345678", "+33100000000", "https://ivr.example")
+    call.answer("https://ivr.example/jambonz/voice/f")
+    assert call.next.action == "https://ivr.example/jambonz/voice/f?turn=1"
+    call.press("1")
+    assert sent[-1].url == "https://other.example/jambonz/voice/f?turn=2"
+    assert call.next.action == "https://other.example/voice?turn=3"
 
 
 # --- gaps ------------------------------------------------------------------------------------

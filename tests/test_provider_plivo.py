@@ -1,20 +1,24 @@
 """The Plivo dialect: its V3 signature (vectors computed with plivo-python's
 own code), its field rules, callbacks as engine events and notices, its
 Plivo XML (read back by the fake, which checks it as Plivo documents it)
-and its gaps."""
+its gaps, and its refusals and agent whisper through the server's Plivo
+routes (the demo scenarios through every provider's fake:
+tests/test_provider_scenarios.py)."""
 
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from provider_support import BASE, MemoryServer, keys_of
 from twisted.logger import Logger
 
 from ivr.engine import actions as act
 from ivr.flow.loader import load_flow
 from ivr.providers.dialect import Dialect, Refusal, WebhookRequest
-from ivr.providers.fake_call import MarkupError
+from ivr.providers.fake_call import HttpRequest, MarkupError
 from ivr.providers.plivo import PROVIDER, render
 from ivr.providers.plivo.dialect import PlivoDialect
+from ivr.providers.plivo.fake import FakePlivoCall
 from ivr.providers.plivo.markup import parse_document, step_of
 from ivr.providers.plivo.signature import signature_base, signed_headers, v3_signature
 from ivr.providers.registry import PROVIDER_PACKAGES
@@ -362,3 +366,43 @@ def test_the_provider_entry():
     assert (PROVIDER.name, PROVIDER.prefix, PROVIDER.secret_option, PROVIDER.secret_env) == (
         "plivo", "plivo/", "plivo-auth-token", "PLIVO_AUTH_TOKEN")
     assert isinstance(PROVIDER.dialect(), PlivoDialect) and PROVIDER.dialect().name == PROVIDER.name
+
+
+# --- Through the server's Plivo routes ------------------------------------------------
+
+
+def test_unsigned_tampered_or_malformed_callbacks_are_refused_and_nothing_is_written(tmp_path):
+    server = MemoryServer(tmp_path)
+    secret = keys_of(PROVIDER)[1]
+    url = f"{BASE}/plivo/voice/post_sale"
+    call = FakePlivoCall(server.send, "+33612345678", "+33100000000", BASE, secret)
+    params = call.params("ringing")
+    body = urlencode(params).encode()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert server.request(HttpRequest("POST", url, form, body)) == (
+        403, b"missing X-Plivo-Signature-V3\n")
+    tampered = HttpRequest("POST", url, {**form, **signed_headers(secret, "POST", url, params)},
+                           body.replace(b"%2B33612345678", b"%2B33699999999"))
+    assert server.request(tampered) == (403, b"X-Plivo-Signature-V3 does not match this request\n")
+    bad = {**params, "CallUUID": "CA" + "0" * 32}
+    malformed = HttpRequest("POST", url, {**form, **signed_headers(secret, "POST", url, bad)},
+                            urlencode(bad).encode())
+    assert server.request(malformed) == (400, b"CallUUID must be a UUID\n")
+    assert server.store.call(call.call_id) is None
+    assert server.clock.getDelayedCalls() == []
+
+
+def test_the_agent_hears_the_reason_and_the_order_before_being_put_through(tmp_path):
+    server = MemoryServer(tmp_path)
+    call = FakePlivoCall(server.send, "+33612345678", "+33100000000", BASE, keys_of(PROVIDER)[1])
+    call.answer(f"{BASE}/plivo/voice/post_sale")
+    call.press("2")  # a return: to the agents' queue, which Plivo dials
+    assert call.next.wait == "dial"
+    played = call.transfer_ends("completed")
+    # The confirmSound fetched at the Plivo route's whisper, checked by Plivo's rules.
+    whisper = played.documents[0].decode()
+    assert whisper.startswith('<?xml version="1.0" encoding="UTF-8"?><Response><Speak')
+    assert "Motif" in whisper and "Commande" in whisper
+    assert played.actions == [act.Hangup()]
+    assert server.handler.describe(call.call_id)["summary"]["outcome"] == "transferred"
+    assert server.clock.getDelayedCalls() == []

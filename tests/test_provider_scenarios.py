@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from provider_support import BASE, DASHBOARD_TOKEN, ROOT, MemoryServer, keys_of
+from provider_support import BASE, DASHBOARD_TOKEN, ROOT, MemoryServer, demo_flow, keys_of
 
+from ivr.engine import actions as act
 from ivr.providers.fake_call import FakeCall, HttpRequest
 from ivr.providers.memory import RecordingDialect
 from ivr.providers.registry import providers
 from ivr.providers.twilio.dialect import TwilioDialect
 from ivr.server.served import Served
+from ivr.sim.provider_steps import ProviderGaps, twiml_equivalent
+from ivr.sim.remote import RemoteError
 from ivr.sim.scenarios import run_paths
 
 SCENARIOS = ROOT / "flows" / "tests"
@@ -26,6 +29,9 @@ def test_every_demo_scenario_plays_through_the_providers_fake(tmp_path, name):
     report = run_paths([SCENARIOS], url=BASE, token=keys_of(provider)[1], provider=name,
                        transport=server.send, dashboard_token=DASHBOARD_TOKEN)
     assert [str(failure) for failure in report.failures] == []
+    # Only steps one of the provider's own gaps keeps from playing are left out.
+    codes = {gap.code for flow in report.flows.values() for gap in provider.dialect().gaps(flow)}
+    assert {why.rpartition("[")[2].rstrip("]") for _, _, why in report.gap_steps} <= codes
     played = report.scenarios - len(report.skipped)
     assert played > 20
     providers_logged = {row["provider"] for row in server.store.db.query(
@@ -75,3 +81,33 @@ def test_one_root_serves_twilio_and_another_provider_each_with_its_secret(tmp_pa
     assert 'ivr_provider_calls_started_total{provider="twilio"} 1' in metrics.decode()
     assert 'ivr_provider_turns_total{provider="memory"} 2' in metrics.decode()
     assert server.clock.getDelayedCalls() == []
+
+
+@pytest.mark.parametrize("name", sorted(providers()))
+def test_each_providers_route_refuses_its_unsigned_requests_and_writes_nothing(tmp_path, name):
+    provider = providers()[name]
+    server = MemoryServer(tmp_path)
+    voice = f"{BASE}/{provider.prefix}voice/post_sale"
+    unsigned = provider.fake(server.send, "+33612345678", "+33100000000", BASE, None)
+    with pytest.raises(RemoteError, match="HTTP 403: "):
+        unsigned.answer(voice)
+    assert server.store.call(unsigned.call_id) is None
+    signed = provider.fake(server.send, "+33612345678", "+33100000000", BASE, keys_of(provider)[1])
+    if hasattr(signed, "clock"):  # its signatures carry a time: the server's
+        signed.clock = server.clock.seconds
+    assert signed.answer(voice).actions and signed.next.wait == "gather"
+    assert server.store.call(signed.call_id)["provider"] == name
+    assert server.clock.getDelayedCalls() == []
+
+
+def test_only_what_a_providers_gap_lacks_is_left_out_of_a_step():
+    flow = demo_flow()
+    jambonz, plivo, twilio = (ProviderGaps.of(name, flow) for name in ("jambonz", "plivo", "twilio"))
+    assert jambonz.blocking_input("record", {"voicemail"}) == "jambonz cannot play it [provider-no-record]"
+    assert jambonz.blocking_input("record", {"main_menu"}) is None
+    assert jambonz.blocking_input("press", {"voicemail"}) is None
+    queue_node = next(gap.node for gap in plivo.gaps)
+    assert plivo.blocking_expectation("<Enqueue", [queue_node]) == "plivo cannot play it [provider-no-queue]"
+    assert plivo.blocking_expectation("<Hangup />", [queue_node]) is None
+    assert twilio.gaps == ()
+    assert twiml_equivalent([act.Say("Au revoir."), act.Hangup()]).endswith("<Hangup /></Response>")

@@ -1,11 +1,13 @@
 """SignalWire (cXML): signatures against the vectors of SignalWire's own
 SDK tests, field rules, events, rendering checked by the fake's reading
-of SignalWire's documented verbs, and the demo scenarios end to end."""
+of SignalWire's documented verbs (the demo scenarios through every
+provider's fake: tests/test_provider_scenarios.py)."""
 
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 import pytest
+from provider_support import demo_flow
 
 from ivr.engine import actions as act
 from ivr.providers.dialect import Dialect, Refusal, WebhookRequest
@@ -16,7 +18,6 @@ from ivr.providers.signalwire.dialect import SignalWireDialect
 from ivr.providers.signalwire.fake import RULES, FakeSignalWireCall
 from ivr.providers.signalwire.signature import body_signature, is_valid_signalwire_request
 from ivr.providers.twilio.render import render_twiml
-from tests.provider_scenarios import demo_flow, play, scenarios
 
 FORM = "application/x-www-form-urlencoded"
 CALL = "a97d4e8a-6047-4e2b-be48-fb96b33b5642"
@@ -221,11 +222,3 @@ def test_the_fakes_requests_are_signalwires():
 def test_cxml_has_no_gap_for_the_demo_flow():
     assert SignalWireDialect().gaps(demo_flow()) == []
 
-
-@pytest.mark.parametrize("path, scenario", scenarios(),
-                         ids=lambda v: v.name if hasattr(v, "name") else str(v.get("name", ""))[:50])
-def test_the_demo_scenarios_end_as_through_twilio(tmp_path, path, scenario):
-    def make(send, caller, base, clock):
-        return FakeSignalWireCall(send, caller, "+33100000000", base, SIGNING_KEY)
-
-    assert play(tmp_path, scenario, lambda clock: SignalWireDialect(), "signalwire/", make, SIGNING_KEY) == []

@@ -1,7 +1,8 @@
 """Telnyx (TeXML): Ed25519 signatures (checked both ways against the
 telnyx SDK's verifier and PyNaCl), field rules, events, rendering checked
-by the fake's reading of Telnyx's documented verbs, gaps, and the demo
-scenarios end to end."""
+by the fake's reading of Telnyx's documented verbs, gaps, and the server's
+refusals through its real route (the demo scenarios through every
+provider's fake: tests/test_provider_scenarios.py)."""
 
 import base64
 from datetime import datetime, timezone
@@ -9,6 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 from freezegun import freeze_time
+from provider_support import BASE, ROOT, MemoryServer, demo_flow
 
 from ivr.engine import actions as act
 from ivr.providers.dialect import Dialect, Refusal, WebhookRequest
@@ -19,7 +21,6 @@ from ivr.providers.telnyx.dialect import TelnyxDialect
 from ivr.providers.telnyx.fake import RULES, FakeTelnyxCall
 from ivr.providers.telnyx.signature import public_key_of, sign
 from ivr.providers.twilio.render import render_twiml
-from tests.provider_scenarios import ROOT, demo_flow, play, scenarios
 
 FORM = "application/x-www-form-urlencoded"
 #: A fixed private key (an Ed25519 seed), so signatures are reproducible.
@@ -194,7 +195,7 @@ def test_the_fakes_requests_are_telnyxs_and_signed():
         return (b'<Response><Gather action="/telnyx/voice/f?turn=1" finishOnKey="#" />'
                 b"<Redirect>/telnyx/voice/f?turn=1</Redirect></Response>")
 
-    call = FakeTelnyxCall(send, "+33612345678", "+33100000000", "http://ivr.test", PRIVATE, now=lambda: NOW)
+    call = FakeTelnyxCall(send, "+33612345678", "+33100000000", "http://ivr.test", PRIVATE, clock=lambda: NOW)
     call.answer("http://ivr.test/telnyx/voice/f")
     call.press("12#9")
     call.silence()
@@ -238,16 +239,6 @@ def test_a_timeout_telnyx_cannot_wait_is_a_gap_at_its_node(tmp_path):
     assert "lets a transfer ring 5 to 120 seconds; 5 seconds are used instead of 3" in gaps[0].message
 
 
-@pytest.mark.parametrize("path, scenario", scenarios(),
-                         ids=lambda v: v.name if hasattr(v, "name") else str(v.get("name", ""))[:50])
-def test_the_demo_scenarios_end_as_through_twilio(tmp_path, path, scenario):
-    def make(send, caller, base, clock):
-        return FakeTelnyxCall(send, caller, "+33100000000", base, PRIVATE, now=clock.seconds)
-
-    assert play(tmp_path, scenario, lambda clock: TelnyxDialect(now=clock.seconds), "telnyx/", make,
-                PUBLIC) == []
-
-
 def test_a_say_without_voice_in_french_gets_alice_and_the_change_is_logged_once(monkeypatch):
     from twisted.logger import Logger
 
@@ -265,17 +256,23 @@ def test_a_say_without_voice_in_french_gets_alice_and_the_change_is_logged_once(
     assert len(messages) == 2 and "120s used" in messages[0] and "alice used" in messages[1]
 
 
-def test_the_server_refuses_an_expired_or_unsigned_request_and_writes_nothing(tmp_path):
-    from ivr.providers.fake_call import HttpRequest
-    from tests.provider_scenarios import ProviderServer
+def test_the_registrys_test_keys_are_a_working_pair():
+    public, private = PROVIDER.test_keys()
+    assert public == public_key_of(private)
 
-    at = datetime.fromtimestamp(NOW, timezone.utc)
-    server = ProviderServer(tmp_path, lambda clock: TelnyxDialect(now=clock.seconds), "telnyx/", at, PUBLIC)
-    url = f"{server.base}/voice/post_sale"
+
+def test_the_server_refuses_an_expired_or_unsigned_request_and_writes_nothing(tmp_path):
+    server = MemoryServer(tmp_path)  # Telnyx's routes hold the test public key
+    now = int(server.clock.seconds())  # the server's clock, not the wall clock's
+    url = f"{BASE}/telnyx/voice/post_sale"
+    private = PROVIDER.test_keys()[1]
     for headers, reason in (({}, "missing telnyx-signature-ed25519"),
-                            (signed(at=NOW - 301), "telnyx-timestamp is more than 5 minutes away")):
-        with pytest.raises(AssertionError, match=f"403 b'{reason}\\\\n'"):
-            server.send(HttpRequest("POST", url, {"Content-Type": FORM, **headers}, BODY))
+                            (signed(at=now - 301, key=private),
+                             "telnyx-timestamp is more than 5 minutes away")):
+        assert server.request(HttpRequest("POST", url, {"Content-Type": FORM, **headers}, BODY)) == (
+            403, f"{reason}\n".encode())
     assert server.handler.describe(CALL) is None
-    server.send(HttpRequest("POST", url, {"Content-Type": FORM, **signed()}, BODY))
-    assert server.handler.describe(CALL)["node"] is not None
+    code, _ = server.request(HttpRequest("POST", url, {"Content-Type": FORM,
+                                                       **signed(at=now - 299, key=private)}, BODY))
+    assert code == 200 and server.handler.describe(CALL)["node"] is not None
+    assert server.clock.getDelayedCalls() == []

@@ -3,12 +3,14 @@ gaps at the node, ``call --markup`` shows the chosen provider's document."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
 from click.testing import CliRunner
 
 import ivr.sim.provider_lint as provider_lint
+from ivr.flow.loader import load_flow
 from ivr.providers.dialect import Gap
 from ivr.providers.memory import RecordingDialect
 from ivr.providers.registry import providers
@@ -43,14 +45,17 @@ def key_position(text: str, key: str, after: str) -> tuple[int, int]:
     raise AssertionError(key)
 
 
-def test_lint_for_every_provider_finds_no_gap_in_twilio():
+def test_lint_for_every_provider_finds_no_gap_in_twilio_and_each_others_at_its_position():
     result = invoke("lint", "--provider", "twilio", FLOW)
     assert result.exit_code == 0, result.output
     assert "warning" not in result.output
-    # Every provider's gaps are warnings: the flow still lints clean.
-    everyone = invoke("lint", "--provider", "all", FLOW)
-    assert everyone.exit_code == 0, everyone.output
-    assert "warning: twilio:" not in everyone.output
+    every = invoke("lint", "--provider", "all", FLOW)
+    assert every.exit_code == 0, every.output  # warnings only
+    warnings = [line for line in every.output.splitlines() if ": warning: " in line]
+    flow = load_flow(FLOW, ROOT / "prompts")
+    assert {line.split(": warning: ")[1].split(":")[0] for line in warnings} == {
+        p.name for p in providers().values() if p.dialect().gaps(flow)}
+    assert all(re.match(rf"{re.escape(str(FLOW))}:\d+:\d+: warning: ", line) for line in warnings)
 
 
 def test_lint_prints_a_providers_gaps_at_the_nodes_position(monkeypatch):

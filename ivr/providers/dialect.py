@@ -88,7 +88,9 @@ class WebhookRequest:
     the path and query string), which is what most providers sign;
     ``content_type`` is the lower-case media type without parameters
     ("" when absent); ``query`` is the parsed query string; ``raw`` the body
-    (already bounded in size by the web layer)."""
+    (already bounded in size by the web layer); ``now`` the server's time
+    of receipt in seconds since the epoch (its clock, or the simulated time
+    of a test call), None when the caller does not say."""
 
     method: str
     url: str
@@ -96,6 +98,12 @@ class WebhookRequest:
     raw: bytes
     query: dict[str, list[str]]
     header: HeaderFn
+    now: float | None = None
+
+    def received_at(self, clock: Callable[[], float]) -> float:
+        """When the request arrived, for a signature's timestamp window:
+        ``now`` when given, else ``clock()``."""
+        return self.now if self.now is not None else clock()
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,17 @@ import re
 from collections.abc import Callable, Mapping
 
 from ivr.providers.dialect import Refusal
+from ivr.providers.form_fields import FORBIDDEN as _FORBIDDEN
+from ivr.providers.form_fields import MAX_FIELDS, MAX_NAME
+from ivr.providers.form_fields import NAME as _NAME
 
-#: The most fields of an object, items of a list and levels of nesting.
-MAX_FIELDS = 100
+#: The most items of a list and levels of nesting (fields of an object:
+#: MAX_FIELDS, as for a form).
 MAX_ITEMS = 50
 MAX_DEPTH = 6
 #: The longest text a field not named by a rule may hold.
 OTHER_TEXT_MAX = 16 * 1024
-MAX_NAME = 64
 
-_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,%d}" % MAX_NAME, re.ASCII)
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
                   re.ASCII)
 

@@ -1,7 +1,8 @@
 """Checking an XML voice document against a provider's documented verbs:
 which elements may hold which, the attributes each takes, and the values
 an attribute may have.  Used by the fakes of the TwiML-compatible
-providers to refuse what the provider could not play."""
+providers to refuse what the provider could not play; and the SSML a
+speaking element holds, as every XML provider's fake reads it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from xml.sax.saxutils import escape
 
 #: Why a value does not fit (None: it fits).
 ValueCheck = Callable[[str], "str | None"]
@@ -29,6 +31,13 @@ class MarkupRules:
     max_bytes: int = 64 * 1024
     #: Elements whose content is free-form (SSML inside Say) and not checked.
     opaque: frozenset[str] = frozenset({"Say"})
+
+
+def ssml_inside(element: ET.Element) -> str:
+    """The text and SSML elements inside a speaking element (TwiML's
+    ``<Say>``, Plivo's ``<Speak>``), as the engine's ``Say`` holds them."""
+    return escape(element.text or "") + "".join(
+        ET.tostring(child, encoding="unicode") for child in element)
 
 
 def number_in(low: int, high: int) -> ValueCheck:

@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import re
 
-from ivr.providers.dialect import Refusal
-from ivr.providers.twilio import webhook_fields as twilio_fields
-from ivr.providers.twilio.webhook_fields import FieldError, FieldRule
+from ivr.providers.form_fields import FieldRule, check_form, checked
+from ivr.providers.twilio.webhook_fields import FIELDS
 
 __all__ = ["UUID", "check_fields", "checked_params", "id_rule"]
 
 #: A UUID as SignalWire and Telnyx print them (8-4-4-4-12 hexadecimal digits).
 UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", re.ASCII)
-
-# Twilio's own check of the characters no field may hold, shared, not copied.
-_FORBIDDEN = twilio_fields._FORBIDDEN
 
 
 def id_rule(pattern: re.Pattern, what: str, max_length: int = 128) -> FieldRule:
@@ -39,32 +35,11 @@ def check_fields(form: dict[str, list[str]], required: tuple[str, ...],
     named in ``ids``, checked by their own rule; the last value of each
     name.  Raises :class:`FieldError` with a one-line message that never
     echoes a value."""
-    for name in required:
-        if not form.get(name) or not form[name][-1]:
-            raise FieldError(f"missing {name}")
-    others = {name: values for name, values in form.items() if name not in ids}
-    params = twilio_fields.check_fields(others, ())
-    for name, values in form.items():
-        rule = ids.get(name)
-        if rule is None:
-            continue
-        if len(values) > 10:
-            raise FieldError(f"{name} is repeated more than 10 times")
-        for value in values:
-            if _FORBIDDEN.search(value):
-                raise FieldError(f"{name} holds a control character")
-            why = rule.problem(value)
-            if why:
-                raise FieldError(f"{name} {why}")
-        params[name] = values[-1]
-    return params
+    return check_form(form, {**FIELDS, **ids}, required)
 
 
 def checked_params(form: dict[str, list[str]], required: tuple[str, ...],
                    ids: dict[str, FieldRule]) -> dict[str, str]:
     """:func:`check_fields` for a dialect's ``check``: a bad field is a
     :class:`ivr.providers.dialect.Refusal` (400)."""
-    try:
-        return check_fields(form, required, ids)
-    except FieldError as error:
-        raise Refusal(400, str(error)) from None
+    return checked(form, {**FIELDS, **ids}, required)

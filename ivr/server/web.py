@@ -29,7 +29,6 @@ from twisted.web.server import NOT_DONE_YET
 
 from ivr.providers.bodies import parse_form
 from ivr.providers.dialect import Refusal, WebhookRequest
-from ivr.providers.twilio.webhook_fields import FieldError, check_fields
 from ivr.server.registry import UnknownFlow
 from ivr.server.requests import (
     _METHOD_CHARS,
@@ -139,7 +138,18 @@ class WebhookResource(PlainResource):
         except (UnicodeDecodeError, ValueError):
             raise BadRequest(400, "malformed query string") from None
         return WebhookRequest(request.method.decode("ascii"), self.request_url(request),
-                              content_type, raw, query, request.getHeader)
+                              content_type, raw, query, request.getHeader,
+                              self.received_at(request))
+
+    def received_at(self, request) -> float | None:
+        """When the request arrived, for a signature's timestamp window: a
+        test call's simulated time (``--simulated-clock`` only), else the
+        handler's clock; None when the handler has none."""
+        moment = self.simulated_time(request)
+        if moment is not None:
+            return moment.timestamp()
+        clock = getattr(self.handler, "clock", None)
+        return clock.seconds() if clock is not None else None
 
     def read_form(self, request) -> dict:
         """The webhook's parameters: parsed, signature checked, then checked
@@ -332,14 +342,14 @@ class WhisperResource(WebhookResource):
 
     def _query(self, request) -> dict[str, str]:
         """The query we wrote into the Dial (reason, call, order), checked
-        as strictly as a Twilio form, whichever the provider."""
+        by the route's own dialect: the call id in it is that provider's."""
         try:
             text = request.uri.partition(b"?")[2].decode("utf-8")
-            return check_fields(parse_form(text))
+            return self.dialect.check(parse_form(text))
         except UnicodeDecodeError:
             raise BadRequest(400, "query is not UTF-8") from None
-        except FieldError as error:
-            raise BadRequest(400, str(error)) from None
+        except Refusal as refusal:
+            raise BadRequest(refusal.code, refusal.reason) from None
         except ValueError:
             raise BadRequest(400, "malformed query") from None
 

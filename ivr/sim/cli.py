@@ -217,6 +217,8 @@ def test(paths, prompts, url, auth_token, flow_name, dashboard_token, provider_n
         raise click.ClickException(str(error))
     for name, why in report.skipped:
         click.echo(_("SKIP {scenario}: {why}").format(scenario=name, why=why))
+    for name, where, why in report.gap_steps:
+        click.echo(_("SKIP {scenario}: {step}: {why}").format(scenario=name, step=where, why=why))
     for failure in report.failures:
         click.secho(_("FAIL {failure}").format(failure=failure), fg="red")
     for path, share, missed in report.coverage():

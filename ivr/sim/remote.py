@@ -102,6 +102,9 @@ class RemoteCall:
         self._provider = registered(self.provider)
         self._fake: FakeCall = self._provider.fake(self._send, self.caller, self.called,
                                                    self.base_url, self.token)
+        if hasattr(self._fake, "clock"):
+            # A fake whose signatures carry a time signs at the call's simulated time.
+            self._fake.clock = lambda: self.at.timestamp()
         self.call_id = self._fake.call_id
         self._started_at = self.at
         self._status_sent = False

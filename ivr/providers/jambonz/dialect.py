@@ -36,7 +36,8 @@ class JambonzDialect:
 
     def verify(self, secret: str, request: WebhookRequest, fields: dict) -> None:
         """See :func:`ivr.providers.jambonz.signature.verify`."""
-        signature.verify(secret, request.header(signature.HEADER), request.raw, self.clock)
+        signature.verify(secret, request.header(signature.HEADER), request.raw,
+                         lambda: request.received_at(self.clock))
 
     def is_signed(self, header: HeaderFn) -> bool:
         return bool(header(signature.HEADER))

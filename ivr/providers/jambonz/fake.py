@@ -18,6 +18,9 @@ and jambonz-feature-server's request code, never from our renderer.
   enqueue, a redirect is followed at once, a hangup (or the end of the
   verbs) ends the call, and the call status hook gets ``completed`` with
   its ``duration`` when the caller hangs up.
+- A hook's relative URL is resolved against the call's base URL: the
+  application's call webhook, replaced by a redirect to a full URL
+  (https://docs.jambonz.org/verbs/verbs/redirect).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urljoin, urlsplit
 
 from ivr.engine import actions as act
 from ivr.providers.fake_call import HttpRequest, MarkupError, Next, Played, SendFn
@@ -69,6 +73,8 @@ class FakeJambonzCall:
     next: Next | None = None
     #: The gather the call waits at.
     waiting_gather: dict = field(default_factory=dict)
+    #: What a hook's relative URL is resolved against.
+    hook_base: str = ""
 
     # -- requests -----------------------------------------------------------------------
     def post(self, url: str, body: dict) -> bytes:
@@ -89,6 +95,7 @@ class FakeJambonzCall:
     # -- FakeCall ------------------------------------------------------------------------
     def answer(self, voice_url: str) -> Played:
         """The application's call webhook."""
+        self.hook_base = voice_url
         return self._request(voice_url, self.call_info("trying"))
 
     def press(self, digits: str) -> Played:
@@ -161,6 +168,15 @@ class FakeJambonzCall:
             url, body = self.next.action or url, self.call_info()
         raise MarkupError(f"more than {MAX_REDIRECTS} redirects in a row from {url}")
 
+    def _hook(self, hook) -> str | None:
+        """A hook as an absolute URL, resolved against the call's base."""
+        url = _hook_url(hook)
+        if not url:
+            return None
+        if urlsplit(url).scheme:
+            return url
+        return urljoin(self.hook_base, url)
+
     def _play(self, verbs: list[dict], actions: list) -> Next:
         for verb in verbs:
             name = verb["verb"]
@@ -169,17 +185,20 @@ class FakeJambonzCall:
             elif name == "gather":
                 self.waiting_gather = verb
                 actions.append(verbs_check.gather(verb))
-                return Next("gather", _hook(verb["actionHook"]),
+                return Next("gather", self._hook(verb["actionHook"]),
                             finish_on_key=verb.get("finishOnKey"), num_digits=verb.get("numDigits"))
             elif name == "dial":
                 actions.append(verbs_check.dial(verb))
-                return Next("dial", _hook(verb.get("actionHook")))
+                return Next("dial", self._hook(verb.get("actionHook")))
             elif name == "enqueue":
-                actions.append(act.Enqueue(verb["name"], wait_url=_hook(verb.get("waitHook"))))
-                return Next("dial", _hook(verb.get("actionHook")), queue=True)
+                actions.append(act.Enqueue(verb["name"], wait_url=self._hook(verb.get("waitHook"))))
+                return Next("dial", self._hook(verb.get("actionHook")), queue=True)
             elif name == "redirect":
-                actions.append(act.Redirect(_hook(verb["actionHook"]) or ""))
-                return Next("redirect", _hook(verb["actionHook"]))
+                url = self._hook(verb["actionHook"]) or ""
+                if urlsplit(_hook_url(verb["actionHook"])).scheme:
+                    self.hook_base = url  # a full URL: the call's new base
+                actions.append(act.Redirect(url))
+                return Next("redirect", url)
             elif name == "hangup":
                 actions.append(act.Hangup())
                 return Next("over")
@@ -188,11 +207,9 @@ class FakeJambonzCall:
         return Next("over")  # nothing left: jambonz hangs up
 
 
-def _hook(hook) -> str | None:
+def _hook_url(hook) -> str:
     """A hook is a URL or an object with its ``url``."""
-    if isinstance(hook, dict):
-        return hook.get("url")
-    return hook
+    return (hook.get("url") if isinstance(hook, dict) else hook) or ""
 
 
 def fake_call(send: SendFn, caller: str, called: str, base_url: str,

@@ -148,8 +148,9 @@ def _nested_prompt(prompts) -> tuple[list[dict], dict]:
         return [], {}
     if all(isinstance(p, (Say, Pause)) for p in prompts):
         first = next((p for p in prompts if isinstance(p, Say)), None)
-        text = "".join(p.ssml if isinstance(p, Say) else f'<break time="{p.length}s"/>'
-                       for p in prompts)
+        # Joined by a space: one prompt's last sentence is not run into the next's.
+        text = " ".join(p.ssml if isinstance(p, Say) else f'<break time="{p.length}s"/>'
+                        for p in prompts)
         say = _say(text, first.voice if first else None, first.language if first else None, None)
         return [], {"say": {k: v for k, v in say.items() if k != "verb"}}
     if len(prompts) == 1 and isinstance(prompts[0], Play):

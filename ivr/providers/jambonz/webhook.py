@@ -19,6 +19,7 @@ import re
 
 from ivr.providers import json_fields as jf
 from ivr.providers.dialect import StatusNotice
+from ivr.providers.values import confidence, count
 
 #: jambonz's CallStatus values (constants.json).
 CALL_STATUSES = frozenset({"trying", "ringing", "early-media", "in-progress", "queued",
@@ -72,7 +73,7 @@ def event_from(params: dict, state: dict) -> dict:
         if result is not None:
             return {"type": "dial_result",
                     "status": "completed" if result in _QUEUE_ENDED else "failed",
-                    "queue_result": result, "queue_seconds": _count(params.get("queue_time"))}
+                    "queue_result": result, "queue_seconds": count(params.get("queue_time"))}
         return {"type": "dial_result",
                 "status": _DIAL_STATUS.get(params.get("dial_call_status") or "", "failed")}
     if waiting == "record":
@@ -92,17 +93,7 @@ def status_from(params: dict) -> StatusNotice:
     """A call status hook: ``call_status`` and, at the end, ``duration``."""
     status = params.get("call_status") or ""
     return StatusNotice(params["call_sid"], status, status in FINAL_STATUSES,
-                        duration=_count(params.get("duration")))
-
-
-def _count(value) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9:
-        return int(value)
-    return None
+                        duration=count(params.get("duration")))
 
 
 def _best_alternative(speech) -> tuple[str, float | None] | None:
@@ -112,7 +103,6 @@ def _best_alternative(speech) -> tuple[str, float | None] | None:
     text = alternatives[0].get("transcript")
     if not isinstance(text, str) or not text.strip():
         return None
-    confidence = alternatives[0].get("confidence")
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
-        return text.strip(), None
-    return text.strip(), float(confidence) if 0.0 <= confidence <= 1.0 else None
+    score = alternatives[0].get("confidence")
+    # A number only: jambonz sends one, never its text.
+    return text.strip(), confidence(score) if isinstance(score, (int, float)) else None

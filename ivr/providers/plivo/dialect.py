@@ -9,12 +9,12 @@ from collections.abc import Iterable
 from ivr.engine.actions import Action
 from ivr.providers.bodies import form_fields
 from ivr.providers.dialect import CallFacts, Gap, HeaderFn, Refusal, StatusNotice, WebhookRequest
+from ivr.providers.form_fields import checked
 from ivr.providers.plivo import events
-from ivr.providers.plivo.fields import check_fields, is_call_uuid
+from ivr.providers.plivo.fields import FIELDS, is_call_uuid
 from ivr.providers.plivo.gaps import plivo_gaps
 from ivr.providers.plivo.render import render_plivo_xml
 from ivr.providers.plivo.signature import is_valid_v3
-from ivr.providers.twilio.webhook_fields import FieldError
 
 _SIGNATURE = b"x-plivo-signature-v3"
 #: The same signature keyed with the main account's auth token, sent beside
@@ -70,11 +70,8 @@ class PlivoDialect:
         return bool(header(_SIGNATURE))
 
     def check(self, fields: dict, required: tuple[str, ...] = ()) -> dict[str, str]:
-        """See :func:`ivr.providers.plivo.fields.check_fields`."""
-        try:
-            return check_fields(fields, required)
-        except FieldError as error:
-            raise Refusal(400, str(error)) from None
+        """Checked against :data:`ivr.providers.plivo.fields.FIELDS`."""
+        return checked(fields, FIELDS, required)
 
     def is_call_id(self, value: str) -> bool:
         return is_call_uuid(value)

@@ -9,6 +9,7 @@ engine never knows which provider spoke.
 from __future__ import annotations
 
 from ivr.providers.dialect import StatusNotice
+from ivr.providers.values import confidence, count
 
 #: Plivo's ``DialStatus`` values (the Dial page's action parameters:
 #: https://plivo.com/docs/voice/xml/dial) as the engine's dial statuses,
@@ -27,14 +28,6 @@ DIAL_STATUSES = {
 TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "timeout", "no-answer", "canceled"})
 
 
-def count(value: str | None) -> int | None:
-    """A count Plivo sends as text (a duration): ASCII digits, at most
-    nine, else None (``-1`` from a session recording included)."""
-    if value and len(value) <= 9 and value.isascii() and value.isdigit():
-        return int(value)
-    return None
-
-
 def event_from(params: dict, state: dict) -> dict:
     """The engine event a callback carries, given what the call waits for."""
     waiting = state.get("waiting")
@@ -49,7 +42,7 @@ def event_from(params: dict, state: dict) -> dict:
         return {"type": "digits", "digits": params["Digits"]}
     if params.get("Speech"):
         return {"type": "speech", "text": params["Speech"],
-                "confidence": _confidence(params.get("SpeechConfidenceScore"))}
+                "confidence": confidence(params.get("SpeechConfidenceScore"))}
     return {"type": "silence"}
 
 
@@ -67,15 +60,6 @@ def _dial_result(params: dict, state: dict) -> dict:
         return {"type": "dial_result", "status": status,
                 "queue_result": "bridged" if status == "completed" else "error", "queue_seconds": None}
     return {"type": "dial_result", "status": status}
-
-
-def _confidence(value) -> float | None:
-    """The recogniser's score in 0..1, or None when it sent none (or nonsense)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 0.0 <= number <= 1.0 else None
 
 
 def status_from(params: dict) -> StatusNotice:

@@ -16,15 +16,9 @@ from __future__ import annotations
 
 import re
 
-from ivr.providers.twilio.webhook_fields import FieldError, FieldRule
+from ivr.providers.form_fields import FieldRule, check_form
 
 __all__ = ["FIELDS", "check_fields", "is_call_uuid"]
-
-MAX_FIELDS = 100
-OTHER_FIELD_MAX = 16 * 1024
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}", re.ASCII)
-# What XML 1.0 cannot carry and no Plivo field holds.
-_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
 #: A Plivo call id (``CallUUID``): a UUID, e.g. 90b6eb07-796c-4d86-a4fd-44ed11667ddb.
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
@@ -83,31 +77,8 @@ def is_call_uuid(value: str) -> bool:
 
 
 def check_fields(form: dict[str, list[str]], required: tuple[str, ...] = ()) -> dict[str, str]:
-    """``form`` checked against :data:`FIELDS`; the last value of each
-    name.  Raises :class:`FieldError` (a one-line message naming the
-    field, never its value)."""
-    if len(form) > MAX_FIELDS:
-        raise FieldError(f"more than {MAX_FIELDS} fields")
-    for name in required:
-        if not form.get(name) or not form[name][-1]:
-            raise FieldError(f"missing {name}")
-    params = {}
-    for name, values in form.items():
-        if not _NAME.fullmatch(name):
-            raise FieldError("a field name is not a short ASCII word")
-        if len(values) > 10:
-            raise FieldError(f"{name} is repeated more than 10 times")
-        for value in values:
-            _check_value(name, value)
-        params[name] = values[-1]
-    return params
-
-
-def _check_value(name: str, value: str) -> None:
-    if _FORBIDDEN.search(value):
-        raise FieldError(f"{name} holds a control character")
-    rule = FIELDS.get(name)
-    why = rule.problem(value) if rule else (
-        f"longer than {OTHER_FIELD_MAX} characters" if len(value) > OTHER_FIELD_MAX else None)
-    if why:
-        raise FieldError(f"{name} {why}")
+    """``form`` checked against :data:`FIELDS` (see
+    :func:`ivr.providers.form_fields.check_form`); the last value of each
+    name.  Raises :class:`ivr.providers.form_fields.FieldError` (a
+    one-line message naming the field, never its value)."""
+    return check_form(form, FIELDS, required)

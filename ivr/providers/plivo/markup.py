@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from ivr.engine import actions as act
 from ivr.providers.fake_call import MarkupError
+from ivr.providers.markup_rules import ssml_inside
 
 #: The largest answer Plivo takes (https://www.plivo.com/docs/voice/xml/request/).
 MAX_DOCUMENT_BYTES = 100 * 1024
@@ -240,9 +241,7 @@ def step_of(element: ET.Element) -> Step:
 def prompt(element: ET.Element):
     """A Speak, Play or Wait as the engine's prompt."""
     if element.tag == "Speak":
-        inner = _escape(element.text or "") + "".join(
-            ET.tostring(child, encoding="unicode") for child in element)
-        return act.Say(inner, voice=element.get("voice"), language=element.get("language"),
+        return act.Say(ssml_inside(element), voice=element.get("voice"), language=element.get("language"),
                        loop=_int(element.get("loop")))
     if element.tag == "Play":
         return act.Play((element.text or "").strip(), loop=_int(element.get("loop")))
@@ -274,6 +273,3 @@ def _dial(element: ET.Element) -> act.Dial:
 def _int(value: str | None) -> int | None:
     return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

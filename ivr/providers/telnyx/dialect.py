@@ -55,7 +55,7 @@ class TelnyxDialect:
         key ``secret`` within five minutes of now."""
         try:
             verify_signature(secret, request.header(_SIGNATURE), request.header(_TIMESTAMP),
-                             request.raw, self.now())
+                             request.raw, request.received_at(self.now))
         except SignatureProblem as problem:
             raise Refusal(403, str(problem)) from None
 

@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 
 from ivr.providers.dialect import StatusNotice
 from ivr.providers.twilio.dialect import TERMINAL_STATUSES
-from ivr.providers.twilio.events import _count, event_from
+from ivr.providers.twilio.events import event_from
+from ivr.providers.values import count
 
 __all__ = ["event_from", "iso_time", "status_from"]
 
@@ -31,6 +32,6 @@ def status_from(params: dict) -> StatusNotice:
     ``CallDuration`` and ``Timestamp``."""
     status = params.get("CallStatus", "")
     return StatusNotice(params["CallSid"], status, status in TERMINAL_STATUSES,
-                        sequence=_count(params.get("SequenceNumber")),
-                        duration=_count(params.get("CallDuration")),
+                        sequence=count(params.get("SequenceNumber")),
+                        duration=count(params.get("CallDuration")),
                         timestamp=iso_time(params.get("Timestamp")))

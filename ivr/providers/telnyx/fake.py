@@ -15,7 +15,7 @@
   ``RecordingUrl`` and ``RecordingDuration``.
 - Every request is signed as Telnyx signs it: Ed25519 over
   ``"{timestamp}|{body}"`` with the private key the fake holds
-  (``secret``, base64), the timestamp from ``now``.
+  (``secret``, base64), the timestamp from ``clock``.
 """
 
 from __future__ import annotations
@@ -112,9 +112,9 @@ class FakeTelnyxCall(CompatFakeCall):
 
     def __init__(self, send: SendFn, caller: str, called: str, base_url: str,
                  secret: str | None = None, call_id: str | None = None,
-                 now: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time):
         super().__init__(send, caller, called, base_url, secret, call_id)
-        self.now = now
+        self.clock = clock
 
     def new_call_id(self) -> str:
         return new_call_id()
@@ -125,7 +125,7 @@ class FakeTelnyxCall(CompatFakeCall):
                 "To": self.called}
 
     def headers(self, url: str, body: bytes, params: dict[str, str]) -> dict[str, str]:
-        return signed_headers(self.secret, int(self.now()), body) if self.secret else {}
+        return signed_headers(self.secret, int(self.clock()), body) if self.secret else {}
 
     def problems(self, document: bytes) -> list[str]:
         return problems(document, RULES)

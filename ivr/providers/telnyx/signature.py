@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 __all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "TOLERANCE_SECONDS", "SignatureProblem",
-           "public_key_of", "sign", "signed_headers", "verify_signature"]
+           "public_key_of", "sign", "signed_headers", "test_key_pair", "verify_signature"]
 
 SIGNATURE_HEADER = "telnyx-signature-ed25519"
 TIMESTAMP_HEADER = "telnyx-timestamp"
@@ -48,6 +48,15 @@ def public_key_of(private_key: str) -> str:
     """The base64 public key (what Telnyx shows) of a base64 private key."""
     raw = _private_key(private_key).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     return base64.b64encode(raw).decode("ascii")
+
+
+def test_key_pair() -> tuple[str, str]:
+    """(public key, private key) of a fixed, well-known key pair, for tests
+    and ``ivr-sim`` against a local server: the server is given the public
+    key, the fake Telnyx signs with the private one.  Never for a real
+    account: anyone can sign with it."""
+    private = base64.b64encode(bytes(range(32))).decode("ascii")
+    return public_key_of(private), private
 
 
 def sign(private_key: str, timestamp: int, raw_body: bytes) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from ivr.engine.actions import Action
 from ivr.providers.bodies import form_fields
 from ivr.providers.dialect import CallFacts, Gap, HeaderFn, Refusal, StatusNotice, WebhookRequest
+from ivr.providers.form_fields import checked
 from ivr.providers.twilio import events
 from ivr.providers.twilio.render import render_twiml
 from ivr.providers.twilio.signature import (
@@ -16,7 +17,8 @@ from ivr.providers.twilio.signature import (
     is_valid_twilio_request,
     settings_algorithm,
 )
-from ivr.providers.twilio.webhook_fields import FieldError, check_fields, is_call_sid
+from ivr.providers.twilio.webhook_fields import FIELDS, is_call_sid
+from ivr.providers.values import count
 
 #: Twilio's call statuses after which it will not call us again.
 TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
@@ -94,11 +96,8 @@ class TwilioDialect:
         return bool(header(_SIGNATURE))
 
     def check(self, fields: dict, required: tuple[str, ...] = ()) -> dict[str, str]:
-        """See :func:`ivr.providers.twilio.webhook_fields.check_fields`."""
-        try:
-            return check_fields(fields, required)
-        except FieldError as error:
-            raise Refusal(400, str(error)) from None
+        """Checked against :data:`ivr.providers.twilio.webhook_fields.FIELDS`."""
+        return checked(fields, FIELDS, required)
 
     def is_call_id(self, value: str) -> bool:
         return is_call_sid(value)
@@ -115,8 +114,8 @@ class TwilioDialect:
         ``CallDuration`` and ``Timestamp`` (RFC 2822)."""
         status = params.get("CallStatus", "")
         return StatusNotice(params["CallSid"], status, status in TERMINAL_STATUSES,
-                            sequence=events._count(params.get("SequenceNumber")),
-                            duration=events._count(params.get("CallDuration")),
+                            sequence=count(params.get("SequenceNumber")),
+                            duration=count(params.get("CallDuration")),
                             timestamp=events._rfc2822(params.get("Timestamp")))
 
     def render(self, actions: Iterable[Action], next_url: str) -> bytes:

@@ -8,6 +8,7 @@ from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
 from ivr.providers.dialect import StatusNotice
+from ivr.providers.values import confidence, count
 
 #: Enqueue action results (Twilio's ``QueueResult``) after which the call
 #: is over as far as the flow is concerned: an agent took it, or the
@@ -17,20 +18,12 @@ from ivr.providers.dialect import StatusNotice
 _QUEUE_ENDED = ("bridged", "bridging-in-process", "redirected-from-bridged", "hangup")
 
 
-def _count(value: str | None) -> int | None:
-    """A provider's count (sequence number, duration): ASCII digits, at
-    most nine of them, else None (``str.isdigit`` takes "²")."""
-    if value and len(value) <= 9 and value.isascii() and value.isdigit():
-        return int(value)
-    return None
-
-
 def provider_end(params: dict, state: dict, received: datetime) -> datetime | None:
     """When the call ended, by a status callback's ``CallDuration`` (seconds
     since the start), else its ``Timestamp`` (RFC 2822): see
     :meth:`ivr.providers.dialect.StatusNotice.ended_at`."""
     notice = StatusNotice("", params.get("CallStatus", ""), False,
-                          duration=_count(params.get("CallDuration")),
+                          duration=count(params.get("CallDuration")),
                           timestamp=_rfc2822(params.get("Timestamp")))
     return notice.ended_at(state, received)
 
@@ -54,7 +47,7 @@ def event_from(params: dict, state: dict) -> dict:
         status = params.get("DialCallStatus") or _queue_status(queue_result)
         event = {"type": "dial_result", "status": status or "failed"}
         if queue_result is not None:
-            event.update(queue_result=queue_result, queue_seconds=_count(params.get("QueueTime")))
+            event.update(queue_result=queue_result, queue_seconds=count(params.get("QueueTime")))
         return event
     if waiting == "record":
         return {"type": "recorded", "url": params.get("RecordingUrl"),
@@ -63,7 +56,7 @@ def event_from(params: dict, state: dict) -> dict:
         return {"type": "digits", "digits": params["Digits"]}
     if params.get("SpeechResult"):
         return {"type": "speech", "text": params["SpeechResult"],
-                "confidence": _confidence(params.get("Confidence"))}
+                "confidence": confidence(params.get("Confidence"))}
     return {"type": "silence"}
 
 
@@ -74,10 +67,3 @@ def _queue_status(result: str | None) -> str | None:
     return "completed" if result in _QUEUE_ENDED else "failed"
 
 
-def _confidence(value) -> float | None:
-    """The recogniser's confidence in 0..1, or None when it sent none (or nonsense)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 0.0 <= number <= 1.0 else None

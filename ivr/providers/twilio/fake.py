@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from urllib.parse import unquote, urlencode, urljoin
-from xml.sax.saxutils import escape
 
 from ivr.engine import actions as act
 from ivr.providers.bodies import FORM
 from ivr.providers.fake_call import HttpRequest, MarkupError, Next, Played, SendFn
+from ivr.providers.markup_rules import ssml_inside
 from ivr.providers.twilio.signature import shared_key_headers, signed_headers
 
 #: Redirects followed in a row before the call is given up, as Twilio would.
@@ -294,9 +294,7 @@ def _gather(element: ET.Element) -> act.Gather:
 
 def _prompt(element: ET.Element):
     if element.tag == "Say":
-        inner = escape(element.text or "") + "".join(
-            ET.tostring(child, encoding="unicode") for child in element)
-        return act.Say(inner, voice=element.get("voice"), language=element.get("language"),
+        return act.Say(ssml_inside(element), voice=element.get("voice"), language=element.get("language"),
                        loop=_int(element.get("loop")))
     if element.tag == "Play":
         return act.Play((element.text or "").strip(), loop=_int(element.get("loop")))

@@ -12,23 +12,17 @@ whose message is one line naming the field, never echoing its value.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from ivr.providers.form_fields import (
+    MAX_FIELDS,
+    OTHER_FIELD_MAX,
+    FieldError,
+    FieldRule,
+    check_form,
+)
 
 __all__ = ["FIELDS", "FieldError", "FieldRule", "MAX_FIELDS", "OTHER_FIELD_MAX",
            "check_fields", "is_call_sid"]
-
-#: The most fields a webhook may carry; Twilio's voice webhooks have about 30.
-MAX_FIELDS = 100
-#: The longest field name, and the longest value of a field not in FIELDS.
-MAX_NAME = 64
-#: Large enough for the JSON of the provider's add-on results (``AddOns``).
-OTHER_FIELD_MAX = 16 * 1024
-
-#: Characters XML 1.0 cannot carry, and that no provider field holds: C0
-#: controls other than tab, line feed and carriage return, DEL, and the two
-#: non-characters U+FFFE and U+FFFF.
-_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,%d}" % MAX_NAME, re.ASCII)
 
 
 def _sid(prefix: str) -> re.Pattern:
@@ -36,33 +30,6 @@ def _sid(prefix: str) -> re.Pattern:
 
 
 _CALL_SID = _sid("CA")
-
-
-@dataclass(frozen=True)
-class FieldRule:
-    """What one field may hold.  ``what`` says it in words for the refusal;
-    ``pattern`` must match the whole value; ``choices`` lists the only
-    values allowed; ``at_most`` bounds a number of ASCII digits."""
-
-    max_length: int
-    what: str
-    pattern: re.Pattern | None = None
-    choices: frozenset | None = None
-    at_most: int | None = None
-
-    def problem(self, value: str) -> str | None:
-        """Why ``value`` does not fit, or None."""
-        if self.at_most is not None and self.pattern.fullmatch(value):
-            # Digits checked before int(): a 20-digit number is refused unread.
-            too_big = len(value.lstrip("0")) > len(str(self.at_most)) or int(value) > self.at_most
-            return f"must be at most {self.at_most}" if too_big else None
-        if len(value) > self.max_length:
-            return f"longer than {self.max_length} characters"
-        if self.choices is not None and value not in self.choices:
-            return f"must be {self.what}"
-        if self.pattern is not None and not self.pattern.fullmatch(value):
-            return f"must be {self.what}"
-        return None
 
 
 def _number(at_most: int) -> FieldRule:
@@ -123,38 +90,13 @@ FIELDS: dict[str, FieldRule] = {
 }
 
 
-class FieldError(ValueError):
-    """A webhook field that does not fit its rule; the message is one line."""
-
-
 def is_call_sid(value: str) -> bool:
     """Whether ``value`` is a Twilio call id: ``CA`` and 32 hex digits."""
     return bool(_CALL_SID.fullmatch(value))
 
 
 def check_fields(form: dict[str, list[str]], required: tuple[str, ...] = ()) -> dict[str, str]:
-    """``form`` (each name's values) checked against :data:`FIELDS`; the
-    last value of each name.  Raises :class:`FieldError` for too many
-    fields, a bad name, a missing ``required`` field, a control character
-    or a value that breaks its rule."""
-    if len(form) > MAX_FIELDS:
-        raise FieldError(f"more than {MAX_FIELDS} fields")
-    for name in required:
-        if not form.get(name) or not form[name][-1]:
-            raise FieldError(f"missing {name}")
-    params = {}
-    for name, values in form.items():
-        if not _NAME.fullmatch(name):
-            raise FieldError("a field name is not a short ASCII word")
-        if len(values) > 10:
-            raise FieldError(f"{name} is repeated more than 10 times")
-        rule = FIELDS.get(name)
-        for value in values:
-            if _FORBIDDEN.search(value):
-                raise FieldError(f"{name} holds a control character")
-            why = rule.problem(value) if rule else (
-                f"longer than {OTHER_FIELD_MAX} characters" if len(value) > OTHER_FIELD_MAX else None)
-            if why:
-                raise FieldError(f"{name} {why}")
-        params[name] = values[-1]
-    return params
+    """``form`` (each name's values) checked against :data:`FIELDS` (see
+    :func:`ivr.providers.form_fields.check_form`); the last value of each
+    name.  Raises :class:`FieldError`."""
+    return check_form(form, FIELDS, required)

@@ -39,7 +39,7 @@ class VonageDialect:
 
     def verify(self, secret: str, request: WebhookRequest, fields: dict) -> None:
         """See :func:`ivr.providers.vonage.signature.verify`."""
-        signature.verify(secret, request, self.clock)
+        signature.verify(secret, request, lambda: request.received_at(self.clock))
 
     def is_signed(self, header: HeaderFn) -> bool:
         value = header(b"authorization") or b""

@@ -221,7 +221,8 @@ class FakeVonageCall:
                     continue
                 return self._wait_at(step, prompts, documents, actions)
             else:
-                actions.extend(prompts)
+                # Nothing left to do: Vonage ends the call, as a hang-up would.
+                actions.extend(prompts + [act.Hangup()])
                 self.next, self.rest = Next("over"), []
                 return Played(documents, actions)
         raise MarkupError(f"more than {MAX_NOTIFIES} notify answers in a row")

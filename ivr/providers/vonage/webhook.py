@@ -24,6 +24,7 @@ from datetime import datetime
 
 from ivr.providers import json_fields as jf
 from ivr.providers.dialect import Refusal, StatusNotice
+from ivr.providers.values import confidence
 
 #: Call statuses after which Vonage will not report on the leg again.
 FINAL_STATUSES = frozenset({"completed", "busy", "cancelled", "unanswered", "rejected",
@@ -140,10 +141,4 @@ def _best_result(speech) -> tuple[str, float | None] | None:
     text = results[0].get("text")
     if not isinstance(text, str) or not text.strip():
         return None
-    try:
-        confidence: float | None = float(results[0].get("confidence"))
-    except (TypeError, ValueError):
-        confidence = None
-    if confidence is not None and not 0.0 <= confidence <= 1.0:
-        confidence = None
-    return text, confidence
+    return text, confidence(results[0].get("confidence"))
