@@ -14,6 +14,7 @@ from ivr.flow.loader import load_flow
 from ivr.flow.problems import FlowError
 from ivr.reports.cli import bad_date
 from ivr.sim.call import InputNotExpected, listens_for
+from ivr.sim.line_editing import line_editing
 from ivr.sim.remote import RemoteCall, RemoteError
 from ivr.sim.scenarios import local_time
 
@@ -70,14 +71,15 @@ def _remote_call(flow, caller, lang, at, twiml, prompts, orders_db, url, token,
 
 
 def _converse(sim, twiml: bool):
-    while not sim.ended:
-        try:
-            line = input("caller> ").strip()
-        except EOFError:
-            line = "hangup"
-        turn = _act(sim, line)
-        if turn is not None:
-            _show(turn, sim, twiml)
+    with line_editing():
+        while not sim.ended:
+            try:
+                line = input("caller> ").strip()
+            except EOFError:
+                line = "hangup"
+            turn = _act(sim, line)
+            if turn is not None:
+                _show(turn, sim, twiml)
     summary = sim.summary
     click.echo(f"Call ended: outcome {summary['outcome']}, reason {summary['reason']}"
                + (f", cause {summary['cause']}" if summary["cause"] else ""))

@@ -15,6 +15,7 @@ heard, and ``sms: failed`` makes them fail.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -58,6 +59,8 @@ class Report:
     scenarios: int = 0
     failures: list = field(default_factory=list)
     skipped: list = field(default_factory=list)  # (scenario, why)
+    #: Every scenario in the order run: (scenario, file, seconds it took).
+    cases: list = field(default_factory=list)
     reached: dict = field(default_factory=dict)  # flow path -> set of nodes
     flows: dict = field(default_factory=dict)    # flow path -> Flow
 
@@ -125,10 +128,13 @@ def run_file(path: Path, prompts_root, report: Report, server: Server | None = N
         why = server and cannot_run_remotely(scenario)
         if why:
             report.skipped.append((name, why))
+            report.cases.append((name, str(path), 0.0))
             continue
         remote = server and Server(server.url, server.token, server.flow or Path(spec["flow"]).stem,
                                    server.dashboard_token)
+        began = time.perf_counter()  # how long it took, for a CI report; never waited on
         failures, reached = run_scenario(flow, scenario, name, remote)
+        report.cases.append((name, str(path), time.perf_counter() - began))
         report.failures.extend(failures)
         report.reached.setdefault(key, set()).update(reached)
     return report
