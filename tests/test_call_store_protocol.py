@@ -19,6 +19,7 @@ from ivr.server.calls import CallHandler
 from ivr.server.registry import FlowRegistry
 from ivr.server.web import build_root
 from ivr.store.memory import MemoryCallStore
+from ivr.store.postgres.store import PostgresCallStore
 from ivr.store.protocol import CallStore as CallStoreProtocol
 from ivr.store.sqlite.store import CallStore as SQLiteCallStore
 
@@ -26,10 +27,12 @@ CALLER = "+33612345678"
 KEY = b"k" * 32
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgresql"])
 def store(request):
     if request.param == "sqlite":
         made = SQLiteCallStore(sqlite_utils.Database(memory=True), caller_key=KEY)
+    elif request.param == "postgresql":
+        made = PostgresCallStore.connect(request.getfixturevalue("postgres_dsn"), caller_key=KEY)
     else:
         made = MemoryCallStore(caller_key=KEY)
     yield made
@@ -257,15 +260,16 @@ ROOT = Path(__file__).parent.parent
 TUESDAY_10AM = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
 
 
-def serve_a_call(store, digits=("1", "2")):
+def serve_a_call(store, digits=("1", "2"), **handler_options):
     """A whole call to the demo flow through the real web resources on
-    ``store``: the TwiML of each turn."""
+    ``store`` (a CallHandler given ``handler_options``): the TwiML of each turn."""
     clock = task.Clock()
     clock.advance(TUESDAY_10AM)
     registry = FlowRegistry(ROOT / "flows", ROOT / "prompts", store)
     registry.reload()
     orders = EmbeddedOrderLookups(create_demo_db(sqlite_utils.Database(memory=True), date(2026, 11, 24)))
-    http = StubTreq(build_root(CallHandler(registry, store, orders.perform, clock), registry))
+    http = StubTreq(build_root(CallHandler(registry, store, orders.perform, clock, **handler_options),
+                               registry))
     answers = []
     for turn, pressed in enumerate((None, *digits)):
         params = {"CallSid": "CA" + "0" * 31 + "1", "From": CALLER, "To": "+33100000000"}
@@ -293,3 +297,42 @@ def test_the_server_answers_the_same_twiml_on_both_backends_and_logs_the_call_al
     assert {k: in_memory[k] for k in in_memory} == {k: on_disk[k] for k in in_memory}
     assert [e["node"] for e in memory_store.node_events(call_id)] == [
         e["node"] for e in sqlite_store.node_events(call_id)]
+
+
+def test_the_server_logs_a_call_on_postgresql_exactly_as_on_sqlite(postgres_dsn):
+    sqlite_store = SQLiteCallStore(sqlite_utils.Database(memory=True), caller_key=KEY)
+    postgres_store = PostgresCallStore.connect(postgres_dsn, caller_key=KEY)
+    try:
+        assert serve_a_call(sqlite_store) == serve_a_call(postgres_store)
+        call_id = "CA" + "0" * 31 + "1"
+        assert postgres_store.call(call_id) == sqlite_store.call(call_id)
+        assert postgres_store.node_events(call_id) == sqlite_store.node_events(call_id)
+        assert postgres_store.load_call(call_id) == sqlite_store.load_call(call_id)
+    finally:
+        postgres_store.close()
+
+
+def test_a_handler_with_a_reader_thread_reads_each_turn_through_it(postgres_dsn):
+    import threading
+
+    from twisted.internet import defer
+
+    reads = []
+
+    def in_a_thread(function, *args):
+        out = []
+        worker = threading.Thread(target=lambda: out.append(function(*args)))
+        worker.start()
+        worker.join(timeout=30)
+        reads.append((function.__name__, worker.ident))
+        return defer.succeed(out[0])
+
+    postgres_store = PostgresCallStore.connect(postgres_dsn, caller_key=KEY)
+    sqlite_store = SQLiteCallStore(sqlite_utils.Database(memory=True), caller_key=KEY)
+    try:
+        threaded = serve_a_call(postgres_store, read_in_thread=in_a_thread)
+        assert threaded == serve_a_call(sqlite_store)
+        assert [name for name, _thread in reads] == ["_last_record"] * 3
+        assert threading.get_ident() not in {thread for _name, thread in reads}
+    finally:
+        postgres_store.close()

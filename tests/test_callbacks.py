@@ -22,6 +22,7 @@ from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.server.calls import CallHandler
 from ivr.server.registry import FlowRegistry
 from ivr.sim.scenarios import demo_lookups
+from ivr.store.postgres.store import PostgresCallStore
 from ivr.store.sqlite.group_commit import GroupCommit
 from ivr.store.sqlite.store import CallStore
 
@@ -164,6 +165,17 @@ def test_a_literal_or_computed_slot_is_recorded_as_text(tmp_path, slot, recorded
 # --- the store ------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request):
+    """A store on SQLite in memory, then on PostgreSQL."""
+    if request.param == "sqlite":
+        made = CallStore(sqlite_utils.Database(memory=True))
+    else:
+        made = PostgresCallStore.connect(request.getfixturevalue("postgres_dsn"))
+    yield made
+    made.close()
+
+
 def save_call(store, call, status="not_configured", turns=None):
     for number, turn in enumerate(call.turns if turns is None else turns):
         store.save_turn("CA1", number, turn.state, b"<Response/>", turn.node_events,
@@ -207,8 +219,8 @@ def test_a_typed_number_is_not_in_the_file_either(tmp_path, demo):
     assert b"699887766" not in db_bytes(path)
 
 
-def test_the_request_is_written_in_the_turns_transaction(demo):
-    store = CallStore(sqlite_utils.Database(memory=True))
+def test_the_request_is_written_in_the_turns_transaction(demo, any_store):
+    store = any_store
     call = Call(demo).press("0", "1", "1", "1")
     save_call(store, call, turns=call.turns[:-1])
     last = call.turns[-1]
@@ -230,8 +242,8 @@ def test_an_unknown_status_is_refused(demo):
                          "('X', 'f', 'v', 't', 's', 'h', 'r', 'queued')")
 
 
-def test_pending_requests_and_their_updates(demo):
-    store = CallStore(sqlite_utils.Database(memory=True))
+def test_pending_requests_and_their_updates(demo, any_store):
+    store = any_store
     save_call(store, Call(demo).press("0", "1", "1", "1"), status="pending")
     assert store.pending_callbacks() == ["CA1"]
     store.update_callback("CA1", "sent", 2, last_error="HTTP 503", delivered_at="2026-11-24T19:01:00+00:00")

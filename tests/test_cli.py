@@ -28,15 +28,15 @@ def test_demo_scenarios_pass_with_full_node_coverage():
 
 def test_every_turn_of_the_demo_scenarios_is_valid_twiml(monkeypatch):
     documents = []
-    import ivr.sim.call as sim
+    from ivr.providers.twilio.dialect import TwilioDialect
 
-    real = sim.render_twiml
+    real = TwilioDialect.render
 
-    def keep(actions, url):
-        documents.append(real(actions, url))
+    def keep(self, actions, url):
+        documents.append(real(self, actions, url))
         return documents[-1]
 
-    monkeypatch.setattr(sim, "render_twiml", keep)
+    monkeypatch.setattr(TwilioDialect, "render", keep)
     run_paths([ROOT / "flows" / "tests"])
     assert len(documents) > 100
     assert [problem for doc in documents for problem in validate_twiml(doc)] == []

@@ -354,3 +354,16 @@ def test_transfers_show_answered_and_queue_abandonment():
     assert page.text("transfers-note").startswith(
         f"3 hung up in the queue ({3 / len(transferred):.1%}".replace("%", " %"))
     assert "after 1 min 30 s on average" in page.text("transfers-note")
+
+
+def test_the_page_shows_the_calls_by_provider_as_the_analytics_count_them():
+    dash = Dashboard()
+    dash.store.db.execute("UPDATE calls SET provider = 'twilio'")
+    dash.store.db.execute("UPDATE calls SET provider = 'telnyx' WHERE rowid % 3 = 0")
+    rows = analytics.summary(dash.store.db, WEEK, "provider")
+    assert {row["provider"] for row in rows} == {"twilio", "telnyx"}
+    page = dash.page()
+    shown = {row["data-provider"]: int(row["data-calls"]) for row in page.find("tr")
+             if "data-provider" in row}
+    assert shown == {row["provider"]: row["calls"] for row in rows}
+    assert sum(shown.values()) == expected(dash.calls)["calls"]

@@ -2,28 +2,18 @@
 served through the in-memory one, which knows nothing of Twilio."""
 
 import json
-import shutil
-from datetime import date, datetime
-from pathlib import Path
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import pytest
+from provider_support import demo_parts
 from treq.testing import StubTreq
-from twisted.internet import task
 
-from ivr.lookups.demo_orders import create_demo_db
-from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.providers.dialect import Dialect, Refusal, WebhookRequest
 from ivr.providers.memory import RecordingDialect
 from ivr.providers.twilio.dialect import TwilioDialect
 from ivr.server.calls import CallHandler
-from ivr.server.registry import FlowRegistry
 from ivr.server.web import build_root
-from ivr.store.sqlite.store import CallStore
 
-ROOT = Path(__file__).parent.parent
-TUESDAY_10AM = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
 BASE = "http://ivr.test"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 ONE_ORDER = "+33612345678"
@@ -68,15 +58,7 @@ class Server:
     """The real handler and web resources, speaking the in-memory dialect."""
 
     def __init__(self, tmp_path, secret=None):
-        self.clock = task.Clock()
-        self.clock.advance(TUESDAY_10AM)
-        flows = tmp_path / "flows"
-        flows.mkdir()
-        shutil.copy(ROOT / "flows" / "post_sale.yaml", flows)
-        self.store = CallStore.open(tmp_path / "ivr.db")
-        orders = EmbeddedOrderLookups(create_demo_db(self.store.db, date(2026, 11, 24)))
-        registry = FlowRegistry(flows, ROOT / "prompts", self.store)
-        registry.reload_if_changed()
+        self.clock, self.store, orders, registry = demo_parts(tmp_path)
         self.dialect = RecordingDialect()
         self.handler = CallHandler(registry, self.store, orders.perform, self.clock,
                                    dialect=self.dialect)

@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivr.providers.bodies import FORM
+from ivr.providers.bodies import parse_form
 from ivr.providers.dialect import Refusal, WebhookRequest
+from ivr.providers.fake_call import FakeCall, HttpRequest, MarkupError
 from ivr.providers.twilio.dialect import TwilioDialect
 from ivr.providers.twilio.fake import MAX_REDIRECTS, FakeTwilioCall, TwimlError
 
@@ -25,9 +26,14 @@ class Scripted:
     def __init__(self, *documents: bytes):
         self.documents = list(documents)
         self.sent: list[tuple[str, dict]] = []
+        self.requests: list[HttpRequest] = []
 
-    def __call__(self, url: str, params: dict) -> bytes:
-        self.sent.append((url, params))
+    def __call__(self, request: HttpRequest) -> bytes:
+        assert request.method == "POST"
+        assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+        form = parse_form(request.body.decode("utf-8"))
+        self.sent.append((request.url, {name: values[-1] for name, values in form.items()}))
+        self.requests.append(request)
         return self.documents.pop(0)
 
 
@@ -89,17 +95,62 @@ def test_status_callbacks_are_numbered_and_dated():
     assert first["Timestamp"] == "Tue, 24 Nov 2026 09:00:40 GMT"
 
 
+def received(request: HttpRequest, url: str | None = None) -> tuple[WebhookRequest, dict]:
+    """A request the fake sent, as the server's web layer hands it to the dialect."""
+    headers = {name.lower().encode(): value.encode() for name, value in request.headers.items()}
+    webhook = WebhookRequest(request.method, url or request.url, "application/x-www-form-urlencoded",
+                             request.body, {}, headers.get)
+    return webhook, TwilioDialect().parse(webhook)
+
+
 def test_its_signature_is_the_one_the_twilio_dialect_accepts():
-    call, _server = call_with(auth_token="12345")
-    url, params = BASE + "/voice/f?turn=1", {**call.params(), "Digits": "1"}
-    headers = {name.lower().encode(): value.encode() for name, value in
-               call.headers(url, params).items()}
-    form = {name: [value] for name, value in params.items()}
-
-    def request(to: str) -> WebhookRequest:
-        return WebhookRequest("POST", to, FORM, b"", {}, headers.get)
-
-    TwilioDialect().verify("12345", request(url), form)
+    call, server = call_with(twiml("<Hangup/>"), auth_token="12345")
+    call.request(BASE + "/voice/f?turn=1", call.keys("1"))
+    webhook, form = received(server.requests[0])
+    TwilioDialect().verify("12345", webhook, form)
     with pytest.raises(Refusal, match="does not match"):
-        TwilioDialect().verify("12345", request(url + "0"), form)
-    assert FakeTwilioCall(Scripted(), "a", "b").headers(url, params) == {}
+        TwilioDialect().verify("12345", *received(server.requests[0], BASE + "/voice/f?turn=10"))
+    assert FakeTwilioCall(Scripted(), "a", "b").headers(BASE, {}) == {}
+
+
+def test_its_shared_key_signature_is_the_one_the_twilio_dialect_accepts():
+    call, server = call_with(twiml("<Hangup/>"), shared_key="shh")
+    call.request(BASE + "/voice/f?turn=1", call.keys("1"))
+    request = server.requests[0]
+    assert request.headers["X-Twilio-Webhooks-Signature-Settings"] == (
+        "key=webhooks_sharedkey_sim,algorithm=HMAC_SHA256")
+    TwilioDialect(shared_key="shh").verify("", *received(request))
+    with pytest.raises(Refusal, match="does not match"):
+        TwilioDialect(shared_key="other").verify("", *received(request))
+    with pytest.raises(Refusal, match="no --twilio-shared-key"):
+        TwilioDialect().verify("12345", *received(request))
+
+
+def test_it_is_a_fake_call_that_plays_inputs_where_the_twiml_sends_them():
+    call, server = call_with(
+        twiml('<Gather action="/voice/f?turn=1" input="dtmf speech"><Say>Menu.</Say></Gather>'
+              '<Redirect>/voice/f?turn=1</Redirect>'),
+        twiml('<Gather action="/voice/f?turn=2"><Say>Encore.</Say></Gather>'),
+        twiml('<Record action="/voice/f?turn=3" maxLength="60" />'),
+        twiml("<Hangup/>"), base_url=BASE)
+    assert isinstance(call, FakeCall) and call.provider == "twilio"
+    played = call.answer(BASE + "/voice/f")
+    assert [type(a).__name__ for a in played.actions] == ["Gather"]
+    call.silence()
+    assert call.next.action == BASE + "/voice/f?turn=2"
+    with pytest.raises(MarkupError, match="waits for gather, not record"):
+        call.record(10)
+    call.say("où est ma commande", confidence=0.5)
+    call.record(12)
+    assert call.next.wait == "over"
+    at = datetime(2026, 11, 24, 10, 0, 40, tzinfo=ZoneInfo("UTC"))
+    server.documents.append(b"")
+    call.hang_up(40, at)
+    urls = [url for url, _ in server.sent]
+    assert urls == [BASE + "/voice/f", BASE + "/voice/f?turn=1", BASE + "/voice/f?turn=2",
+                    BASE + "/voice/f?turn=3", BASE + "/status"]
+    fields = [params for _, params in server.sent]
+    assert fields[0]["CallStatus"] == "ringing" and "Digits" not in fields[1]
+    assert (fields[2]["SpeechResult"], fields[2]["Confidence"]) == ("où est ma commande", "0.5")
+    assert fields[3]["RecordingDuration"] == "12"
+    assert (fields[4]["CallStatus"], fields[4]["CallDuration"]) == ("completed", "40")

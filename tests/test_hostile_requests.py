@@ -172,7 +172,8 @@ def test_call_details_without_any_token_configured_are_403_with_the_reason(tmp_p
     evening_callback(server)
     code, _, body = server.request("GET", f"/calls/{CA1}")
     assert (code, body) == (403, b"call details are private: start the server with "
-                                 b"--dashboard-token or --twilio-auth-token to read them\n")
+                                 b"--dashboard-token or a provider's signing secret "
+                                 b"(e.g. --twilio-auth-token) to read them\n")
 
 
 def test_call_details_need_the_dashboard_token(tmp_path):
@@ -208,7 +209,7 @@ def test_call_details_of_a_malformed_sid_are_404(tmp_path):
     server = calls_server(tmp_path, dashboard_token=DASHBOARD_TOKEN)
     code, _, body = server.request("GET", "/calls/%00", headers={
         "Authorization": f"Bearer {DASHBOARD_TOKEN}"})
-    assert (code, body) == (404, b"no such call: a CallSid is CA and 32 hex digits\n")
+    assert (code, body) == (404, b"no such call: not a call id of any provider served\n")
 
 
 # -- /healthz names the flow files that fail while the last good version serves --

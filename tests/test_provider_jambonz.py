@@ -90,7 +90,7 @@ def test_the_dialect_is_a_dialect_and_registered():
     assert isinstance(JambonzDialect(), Dialect)
     entry = importlib.import_module("ivr.providers.jambonz").PROVIDER
     assert (entry.name, entry.prefix, entry.secret_option) == (
-        "jambonz", "jambonz/", "--jambonz-webhook-secret")
+        "jambonz", "jambonz/", "jambonz-webhook-secret")
 
 
 def test_the_call_webhook_gives_the_call_and_its_numbers():

@@ -13,7 +13,7 @@ from ivr.providers.jambonz.dialect import JambonzDialect
 from ivr.providers.jambonz.fake import FakeJambonzCall
 from ivr.providers.vonage.dialect import VonageDialect
 from ivr.providers.vonage.fake import FakeVonageCall
-from tests.provider_support import BASE, ProviderServer, play_scenario, scenarios
+from tests.provider_server_support import BASE, ProviderServer, play_scenario, scenarios
 
 NOW = 1_795_000_000.0
 

@@ -360,5 +360,5 @@ def test_a_listening_timeout_outside_plivos_range_is_a_gap(tmp_path):
 def test_the_provider_entry():
     assert "plivo" in PROVIDER_PACKAGES
     assert (PROVIDER.name, PROVIDER.prefix, PROVIDER.secret_option, PROVIDER.secret_env) == (
-        "plivo", "plivo/", "--plivo-auth-token", "PLIVO_AUTH_TOKEN")
+        "plivo", "plivo/", "plivo-auth-token", "PLIVO_AUTH_TOKEN")
     assert isinstance(PROVIDER.dialect(), PlivoDialect) and PROVIDER.dialect().name == PROVIDER.name

@@ -287,7 +287,7 @@ def test_an_empty_period_is_an_error(log):
 @pytest.mark.parametrize("command", ["summary", "reasons"])
 def test_an_unknown_by_is_an_error(log, command):
     assert error(command, "--db", log, "--by", "week") == \
-        "Error: unknown --by 'week': expected one of reason, flow, version, language, day, hour"
+        "Error: unknown --by 'week': expected one of reason, flow, version, language, day, hour, provider"
 
 
 def test_an_unknown_flow_for_the_funnel_is_an_error(log):
@@ -368,3 +368,56 @@ def test_a_log_written_before_the_transfer_columns_still_reports(tmp_path):
     row = json.loads(invoke("summary", "--db", path, "--format", "json").output)[0]
     assert (row["transferred"], row["transfers_answered"], row["queue_abandoned"]) == (1, 0, 0)
     assert "transfer_result" not in json.loads(invoke("calls", "--db", path, "--format", "json").output)[0]
+
+
+# --- by provider ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def provider_log(log):
+    """The log, its calls by Twilio but two by Telnyx."""
+    db = sqlite_utils.Database(log)
+    db.execute("UPDATE calls SET provider = 'twilio'")
+    db.execute("UPDATE calls SET provider = 'telnyx' WHERE call_id IN ('CA0004', 'CA0006')")
+    db.close()
+    return log
+
+
+def test_summary_breaks_calls_down_by_provider(provider_log):
+    rows = json.loads(invoke("summary", "--db", provider_log, "--by", "provider",
+                             "--format", "json").output)
+    by_provider = {row["provider"]: (row["calls"], row["self_served"], row["transferred"])
+                   for row in rows}
+    assert by_provider == {"twilio": (6, 4, 1), "telnyx": (2, 1, 1)}
+    table = invoke("summary", "--db", provider_log, "--by", "provider").output
+    assert "Provider" in table and "telnyx" in table
+
+
+def test_reports_filter_by_provider(provider_log):
+    row = json.loads(invoke("summary", "--db", provider_log, "--provider", "telnyx",
+                            "--format", "json").output)[0]
+    assert (row["calls"], row["self_served"], row["transferred"]) == (2, 1, 1)
+    assert "Calls provider telnyx" in invoke("summary", "--db", provider_log,
+                                             "--provider", "telnyx").output
+    shown = json.loads(invoke("calls", "--db", provider_log, "--provider", "telnyx",
+                              "--format", "json").output)
+    assert sorted((c["call_id"], c["provider"]) for c in shown) == [
+        ("CA0004", "telnyx"), ("CA0006", "telnyx")]
+    funnel = json.loads(invoke("funnel", "post_sale", "--db", provider_log, "--provider",
+                               "telnyx", "--format", "json").output)
+    assert {row["node"]: row["reached"] for row in funnel["nodes"]}["main_menu"] == 2
+
+
+def test_a_log_written_before_providers_refuses_a_report_by_provider(tmp_path):
+    from ivr.store.sqlite.migrations import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    MIGRATIONS.apply(db, stop_before="0010_provider")
+    add_call(db, 1, "2026-11-24T09:00:00+01:00", "self_served", "order_status", "alice",
+             ["welcome", "main_menu", "answer"])
+    db.close()
+    result = CliRunner().invoke(main, ["summary", "--db", str(path), "--by", "provider"])
+    assert result.exit_code == 1
+    assert "no provider column): start ivr-serve on it once" in result.output
+    assert invoke("summary", "--db", path).exit_code == 0

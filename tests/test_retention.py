@@ -10,6 +10,7 @@ from test_web import ROOT, TUESDAY_10AM, Server, says
 from twisted.internet.testing import MemoryReactorClock
 
 from ivr.server import tap
+from ivr.store.postgres.store import PostgresCallStore
 from ivr.store.sqlite.store import CallStore
 
 CALLER = "+33612345678"
@@ -84,8 +85,13 @@ def test_purge_erases_the_calls_started_before_the_cutoff_with_all_their_rows(tm
     assert server.handler.purge(days=5) == dict.fromkeys(erased, 0)
 
 
-def test_purge_compares_times_across_utc_offsets(tmp_path):
-    store = CallStore(__import__("sqlite_utils").Database(memory=True))
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_purge_compares_times_across_utc_offsets(backend, request):
+    if backend == "sqlite":
+        store = CallStore(__import__("sqlite_utils").Database(memory=True))
+    else:
+        store = PostgresCallStore.connect(request.getfixturevalue("postgres_dsn"))
+        request.addfinalizer(store.close)
     for sid, started in [("A", "2026-11-01T00:30:00+01:00"), ("B", "2026-11-01T01:30:00+01:00")]:
         store.db.execute("INSERT INTO calls (call_id, flow, version, started_at) "
                          "VALUES (?, 'f', 'v', ?)", [sid, started])

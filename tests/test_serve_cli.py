@@ -1,7 +1,6 @@
 """``ivr-serve`` on click: help, one-line errors, the version, a port in
 use, and the same options as ``twist ivr`` (one declaration for both)."""
 
-import importlib
 import os
 import socket
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.providers.registry import PROVIDER_PACKAGES
+from ivr.providers.registry import providers
 from ivr.server import cli, tap
 from ivr.server.listening import another_port
 from ivr.server.options import SERVE_OPTIONS, Options
@@ -116,19 +115,19 @@ def test_ivr_serve_and_twist_ivr_read_the_same_values(monkeypatch):
     assert click_options["arguments"] == twisted_options["arguments"] == argv
 
 
-def test_every_provider_declaring_its_secret_has_an_option_and_a_variable(monkeypatch):
+def test_every_providers_secret_is_an_option_read_from_its_variable(monkeypatch):
     declared = {option.name: option for option in SERVE_OPTIONS}
-    for package in PROVIDER_PACKAGES:
-        provider = getattr(importlib.import_module(f"ivr.providers.{package}"), "PROVIDER", None)
-        if provider is None:
-            continue
+    for provider in providers().values():
         option = declared[provider.secret_option.lstrip("-")]
         assert option.env == provider.secret_env
-        monkeypatch.setenv(provider.secret_env, f"secret-of-{package}")
-        options = Options()
-        options.parseOptions([])
-        assert options[option.name] == f"secret-of-{package}"
-    assert declared["twilio-auth-token"].env == "TWILIO_AUTH_TOKEN"
+        monkeypatch.setenv(provider.secret_env, f"secret-of-{provider.name}")
+    monkeypatch.setenv("TWILIO_SHARED_KEY", "shared")
+    options = Options()
+    options.parseOptions([])
+    for provider in providers().values():
+        assert options[provider.secret_option.lstrip("-")] == f"secret-of-{provider.name}"
+    assert options["twilio-auth-token"] == "secret-of-twilio"
+    assert options["twilio-shared-key"] == "shared"
 
 
 def test_the_entry_point_still_runs_one_worker_per_core(monkeypatch):

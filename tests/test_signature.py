@@ -4,10 +4,16 @@ import hmac
 
 import pytest
 
+from ivr.providers.dialect import Refusal, WebhookRequest
+from ivr.providers.twilio.dialect import TwilioDialect
 from ivr.providers.twilio.signature import (
+    HMAC_SHA256,
+    SETTINGS_HEADER,
     SIGNATURE_HEADER,
     body_sha256,
     is_valid_twilio_request,
+    settings_algorithm,
+    shared_key_headers,
     signed_headers,
     twilio_signature,
     url_variants,
@@ -298,3 +304,71 @@ def test_signed_headers_json_body():
     url = "https://ivr.example/hook?bodySHA256=" + body_sha256(body)
     sig = signed_headers("tok", url, {})[SIGNATURE_HEADER]
     assert is_valid_twilio_request("tok", url, {}, sig, raw_body=body)
+
+
+# --- Shared-key signatures (HMAC-SHA256) ------------------------------------------------
+# A Webhook Setting signs with a shared key: the same string, HMAC-SHA256, and the header
+# X-Twilio-Webhooks-Signature-Settings (https://www.twilio.com/docs/usage/webhooks/webhook-shared-keys).
+# The vector was computed with the official SDKs' own code, which agree:
+#   twilio-python 9.13.0 (PyPI), twilio/request_validator.py:
+#     RequestValidator("shared-key-secret-12345").compute_signature(URL, PARAMS_DOCS, HMAC_SHA256)
+#   twilio-node 6.3.1 (npm), lib/webhooks/webhooks.js:
+#     getExpectedTwilioSignature("shared-key-secret-12345", URL, PARAMS_DOCS, "HMAC_SHA256")
+# and, with HMAC-SHA1 and the token "12345", both give the docs' own "0/KCTR6DLpKmkAf8muzZqo1nDgQ=".
+SHARED_KEY = "shared-key-secret-12345"
+PARAMS_DOCS = {"CallSid": "CA1234567890ABCDE", "Caller": "+12349013030", "Digits": "1234",
+               "From": "+12349013030", "To": "+18005551212"}
+SHARED_KEY_EXPECTED = "3PKbgFd+fKmR/k9hroxPDgyXbDM2E7mcp7cK0hqONNg="
+
+
+def test_shared_key_vector_computed_with_the_sdks():
+    assert twilio_signature(SHARED_KEY, URI, PARAMS_DOCS, HMAC_SHA256) == SHARED_KEY_EXPECTED
+    assert twilio_signature(TOKEN, URI, PARAMS_DOCS) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    assert is_valid_twilio_request(SHARED_KEY, URI, PARAMS_DOCS, SHARED_KEY_EXPECTED,
+                                   algorithm=HMAC_SHA256)
+    # The same key in HMAC-SHA1, or the vector under SHA-1: no match.
+    assert not is_valid_twilio_request(SHARED_KEY, URI, PARAMS_DOCS, SHARED_KEY_EXPECTED)
+
+
+@pytest.mark.parametrize("settings, algorithm", [
+    (None, "HMAC_SHA1"), ("", "HMAC_SHA1"), ("key=webhooks_sharedkey_1", "HMAC_SHA1"),
+    ("key=webhooks_sharedkey_1,algorithm=HMAC_SHA256", "HMAC_SHA256"),
+    ("algorithm= hmac_sha256 ,key=k", "HMAC_SHA256"), ("key=k,algorithm=HMAC_SHA512", None),
+])
+def test_the_settings_header_names_the_algorithm_as_the_sdks_read_it(settings, algorithm):
+    assert settings_algorithm(settings) == algorithm
+
+
+def _webhook(headers: dict[str, str], url: str = URI) -> WebhookRequest:
+    lowered = {name.lower().encode(): value.encode() for name, value in headers.items()}
+    return WebhookRequest("POST", url, "application/x-www-form-urlencoded", b"", {}, lowered.get)
+
+
+def _form(params: dict) -> dict:
+    return {name: [value] for name, value in params.items()}
+
+
+def test_the_dialect_checks_a_shared_key_signature_with_the_shared_key():
+    headers = shared_key_headers(SHARED_KEY, "webhooks_sharedkey_1", URI, PARAMS_DOCS)
+    assert headers[SIGNATURE_HEADER] == SHARED_KEY_EXPECTED
+    TwilioDialect(shared_key=SHARED_KEY).verify(TOKEN, _webhook(headers), _form(PARAMS_DOCS))
+    TwilioDialect(shared_key=SHARED_KEY).verify("", _webhook(headers), _form(PARAMS_DOCS))
+
+
+@pytest.mark.parametrize("dialect, secret, headers, reason", [
+    (TwilioDialect(), TOKEN, {SETTINGS_HEADER: "key=k,algorithm=HMAC_SHA256"},
+     "signed with a shared key, but no --twilio-shared-key is configured"),
+    (TwilioDialect(shared_key="other"), TOKEN, {SETTINGS_HEADER: "key=k,algorithm=HMAC_SHA256"},
+     "X-Twilio-Signature does not match this request"),
+    (TwilioDialect(shared_key=SHARED_KEY), TOKEN, {SETTINGS_HEADER: "key=k,algorithm=MD5"},
+     "X-Twilio-Webhooks-Signature-Settings names an unknown algorithm"),
+    (TwilioDialect(shared_key=SHARED_KEY), TOKEN, {SETTINGS_HEADER: "algorithm=" + "A" * 300},
+     "X-Twilio-Webhooks-Signature-Settings is malformed"),
+    # Only a shared key configured: an auth-token signature cannot be checked.
+    (TwilioDialect(shared_key=SHARED_KEY), "", {}, "not signed with the shared key"),
+])
+def test_wrong_or_unusable_shared_key_signatures_are_refused(dialect, secret, headers, reason):
+    signed = {SIGNATURE_HEADER: SHARED_KEY_EXPECTED, **headers}
+    with pytest.raises(Refusal) as refused:
+        dialect.verify(secret, _webhook(signed), _form(PARAMS_DOCS))
+    assert (refused.value.code, refused.value.reason) == (403, reason)

@@ -15,6 +15,7 @@ from ivr.engine.state import call_summary
 from ivr.engine.turn import play_turn
 from ivr.flow.loader import load_flow
 from ivr.providers.twilio.render import render_twiml
+from ivr.store.postgres.store import PostgresCallStore
 from ivr.store.sqlite.migrations import MIGRATIONS
 from ivr.store.sqlite.store import NO_SEQUENCE, CallStore, normalise_number
 
@@ -25,6 +26,24 @@ TABLES = {"calls", "call_state", "node_events", "status_events", "flow_versions"
 
 def memory_store(**kwargs):
     return CallStore(sqlite_utils.Database(memory=True), **kwargs)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_store(request):
+    """Makes stores (keyword arguments as :class:`CallStore`'s) on SQLite in
+    memory, then on PostgreSQL: the tests of behaviour every backend has."""
+    made = []
+
+    def make(**kwargs):
+        if request.param == "sqlite":
+            made.append(memory_store(**kwargs))
+        else:
+            made.append(PostgresCallStore.connect(request.getfixturevalue("postgres_dsn"), **kwargs))
+        return made[-1]
+
+    yield make
+    for store in made:
+        store.close()
 
 
 def make_state(call_id="CA1", now="2026-11-24T09:00:10+00:00", ended=False, **changes):
@@ -76,7 +95,7 @@ def test_migrations_create_the_schema_and_applying_twice_is_a_no_op():
     names = ["0001_initial", "0002_exit_node_and_ivr_time", "0003_report_indexes",
              "0004_open_calls_index", "0005_callback_requests", "0006_sms_sent",
              "0007_reached_index", "0008_no_state_time_index", "0009_transfer_result",
-             "0010_leases"]
+             "0010_leases", "0011_provider"]
     assert [m.name for m in applied] == names
 
     CallStore(db)
@@ -99,8 +118,8 @@ def test_file_database_uses_wal(tmp_path):
 # --- turns ----------------------------------------------------------------------
 
 
-def test_save_turn_then_load_call_round_trips():
-    store = memory_store()
+def test_save_turn_then_load_call_round_trips(new_store):
+    store = new_store()
     assert store.load_call("CA1") is None
     state = make_state()
     save(store, state, turn=3, events=make_events(), response=b"<Response><Hangup/></Response>")
@@ -126,8 +145,8 @@ def test_save_turn_is_durable_once_it_returns(tmp_path):
     assert len(other.node_events("CA1")) == 2
 
 
-def test_a_failing_save_turn_writes_nothing():
-    store = memory_store()
+def test_a_failing_save_turn_writes_nothing(new_store):
+    store = new_store()
     bad_events = make_events() + [{"call_id": "CA1", "seq": 3}]  # missing fields
     with pytest.raises(KeyError):
         save(store, make_state(), events=bad_events)
@@ -147,8 +166,8 @@ def test_a_retried_turn_stores_its_node_events_once():
     assert store.db["node_events"].count == 3
 
 
-def test_a_late_retry_of_an_older_turn_does_not_roll_the_call_back():
-    store = memory_store()
+def test_a_late_retry_of_an_older_turn_does_not_roll_the_call_back(new_store):
+    store = new_store()
     save(store, make_state(steps=5), turn=2, events=make_events(seqs=(1, 2)),
          response=b"<Response>turn 2</Response>")
     save(store, make_state(steps=1), turn=1, events=make_events(seqs=(1,)),
@@ -158,18 +177,19 @@ def test_a_late_retry_of_an_older_turn_does_not_roll_the_call_back():
     assert store.call("CA1")["steps"] == 5
 
 
-def test_node_events_of_another_call_are_refused():
-    store = memory_store()
+def test_node_events_of_another_call_are_refused(new_store):
+    store = new_store()
     with pytest.raises(ValueError):
         save(store, make_state(), events=make_events(call_id="CA2"))
     assert store.load_call("CA1") is None
 
 
-def test_calls_row_comes_from_the_summary():
-    store = memory_store()
+def test_calls_row_comes_from_the_summary(new_store):
+    store = new_store()
     state = make_state(
         ended=True, outcome="transferred", cause="caller_asked", confirmed=True,
-        handoff={"kind": "number", "target": "+33180000000", "node": "agent"})
+        handoff={"kind": "number", "target": "+33180000000", "node": "agent"},
+        provider="twilio")
     save(store, state, turn=2)
     row = store.call("CA1")
     assert row == {
@@ -180,13 +200,13 @@ def test_calls_row_comes_from_the_summary():
         "confirmed": 1, "handoff_kind": "number", "handoff_target": "+33180000000",
         "steps": 2, "provider_status": None, "duration_s": None,
         "exit_node": "agent", "ivr_seconds": 10.0, "sms_sent": 0,
-        "transfer_result": None, "queue_seconds": None,
+        "transfer_result": None, "queue_seconds": None, "provider": "twilio",
     }
     assert store.call("nope") is None
 
 
-def test_a_callback_number_is_hashed_in_the_calls_row():
-    store = memory_store()
+def test_a_callback_number_is_hashed_in_the_calls_row(new_store):
+    store = new_store()
     state = make_state(handoff={"kind": "callback", "target": "0699887766", "node": "callback"},
                        vars={"callback_number": "0699887766"}, digits="0699887766")
     save(store, state)
@@ -197,13 +217,13 @@ def test_a_callback_number_is_hashed_in_the_calls_row():
 # --- callers --------------------------------------------------------------------
 
 
-def test_hash_is_keyed_normalised_and_empty_when_withheld():
-    store = memory_store(caller_key=b"k" * 32)
+def test_hash_is_keyed_normalised_and_empty_when_withheld(new_store):
+    store = new_store(caller_key=b"k" * 32)
     digest = store.hash_caller(CALLER)
     assert len(digest) == 64 and CALLER not in digest
     assert store.hash_caller("+33 6 12 34 56 78") == digest
     assert store.hash_caller("tel:+33-6-12-34-56-78") == digest
-    assert memory_store(caller_key=b"x" * 32).hash_caller(CALLER) != digest
+    assert new_store(caller_key=b"x" * 32).hash_caller(CALLER) != digest
     for withheld in ("", None, "anonymous", " Restricted ", "+266696687"):
         assert store.hash_caller(withheld) == ""
     assert normalise_number("+1 (415) 555-0123") == "+14155550123"
@@ -248,9 +268,9 @@ def test_hash_is_stable_across_reopen_and_differs_with_another_key(tmp_path):
     assert "configured" not in repr(keyed)
 
 
-def test_caller_key_must_be_bytes():
+def test_caller_key_must_be_bytes(new_store):
     with pytest.raises(TypeError):
-        memory_store(caller_key="secret")
+        new_store(caller_key="secret")
 
 
 # --- status callbacks -----------------------------------------------------------
@@ -279,8 +299,8 @@ def test_record_status_without_sequence():
     assert store.call("CA1")["provider_status"] == "failed"
 
 
-def test_a_status_before_the_first_turn_is_applied_when_the_call_is_saved():
-    store = memory_store()
+def test_a_status_before_the_first_turn_is_applied_when_the_call_is_saved(new_store):
+    store = new_store()
     assert store.record_status("CA1", 5, "completed", "2026-11-24T09:01:00Z", 42)
     assert store.call("CA1") is None
     save(store, make_state())
@@ -306,9 +326,9 @@ def test_save_flow_version_is_idempotent_and_keeps_the_yaml():
     assert store.db["flow_versions"].count == 1
 
 
-def test_save_flow_version_of_a_real_flow():
+def test_save_flow_version_of_a_real_flow(new_store):
     flow = load_flow(FIXTURES / "shop.yaml", FIXTURES / "prompts")
-    store = memory_store()
+    store = new_store()
     assert store.save_flow_version(flow, first_seen="2026-11-24T09:00:00+00:00")
     stored = store.flow_version(flow.name, flow.version)
     assert stored["source"] == flow.source
@@ -320,8 +340,8 @@ def test_save_flow_version_of_a_real_flow():
 # --- sweeping -------------------------------------------------------------------
 
 
-def test_open_calls():
-    store = memory_store()
+def test_open_calls(new_store):
+    store = new_store()
     save(store, make_state("OLD", now="2026-11-24T09:00:00+00:00"))
     save(store, make_state("NEW", now="2026-11-24T09:30:00+00:00"))
     save(store, make_state("DONE", now="2026-11-24T08:00:00+00:00", ended=True))
@@ -386,8 +406,8 @@ def test_load_call_reads_the_database_when_another_process_saved_a_later_turn(tm
     assert (record.turn, record.state["node"]) == (2, "ask_number")
 
 
-def test_a_rolled_back_turn_is_not_served_from_memory():
-    store = memory_store()
+def test_a_rolled_back_turn_is_not_served_from_memory(new_store):
+    store = new_store()
     save(store, make_state(node="menu"), turn=1)
     with pytest.raises(RuntimeError):
         with store.transaction():
@@ -418,8 +438,8 @@ def test_the_calls_row_is_right_after_another_process_changed_it(tmp_path):
     assert (row["reason"], row["steps"]) == ("order_status", 4)
 
 
-def test_each_turn_updates_the_calls_row_it_changes():
-    store = memory_store()
+def test_each_turn_updates_the_calls_row_it_changes(new_store):
+    store = new_store()
     save(store, make_state(reason="not_stated", steps=1), turn=1)
     save(store, make_state(reason="order_status", steps=3), turn=2)
     save(store, make_state(reason="order_status", steps=5, ended=True), turn=3)
@@ -442,8 +462,8 @@ def test_a_state_sealed_before_gcm_siv_still_opens():
     assert (record.turn, record.state) == (2, state)
 
 
-def test_a_sealed_state_opens_only_for_its_own_call():
-    store = memory_store()
+def test_a_sealed_state_opens_only_for_its_own_call(new_store):
+    store = new_store()
     save(store, make_state(call_id="CA1"), events=make_events(call_id="CA1"))
     save(store, make_state(call_id="CA2", node="other"), events=make_events(call_id="CA2"))
     sealed = store.db.execute("SELECT state_json FROM call_state WHERE call_id = 'CA1'").fetchone()[0]
@@ -483,8 +503,8 @@ def test_upgrading_a_log_flags_each_calls_first_event_at_each_node_and_the_funne
     assert after == before == {"welcome": 2, "menu": 2, "lookup": 1}
 
 
-def test_a_turn_flags_the_first_event_of_the_call_at_each_node_once():
-    store = memory_store()
+def test_a_turn_flags_the_first_event_of_the_call_at_each_node_once(new_store):
+    store = new_store()
     events = [dict(e, node=node) for e, node in zip(make_events(seqs=(1, 2, 3)), ("a", "b", "a"))]
     save(store, make_state(), turn=1, events=events)
     save(store, make_state(), turn=1, events=events)  # a retried turn: nothing new

@@ -25,6 +25,7 @@ def call_summary(state: dict) -> dict:
         "ivr_seconds": ivr_seconds(state),
         "transfer_result": state.get("transfer_result"),
         "queue_seconds": state.get("queue_seconds"),
+        "provider": state.get("provider"),
     }
 
 
@@ -80,6 +81,8 @@ def new_state(flow: Flow, event: dict, now: datetime) -> dict:
     return {
         "call_id": event.get("call_id", "unknown"), "flow": flow.name, "version": flow.version,
         "caller": caller, "called": event.get("called", ""), "country": country,
+        # The voice provider the call came by ("twilio"…), None when not told.
+        "provider": event.get("provider"),
         "lang": lang, "started_at": now.isoformat(), "now": now.isoformat(),
         "ended_at": None, "node": None, "waiting": None, "request": None,
         "vars": copy.deepcopy(dict(flow.variables)), "digits": "", "speech": "",

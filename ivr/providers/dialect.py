@@ -129,6 +129,10 @@ class Dialect(Protocol):
     content_type: bytes
     #: HTTP methods the provider uses for a voice turn ("POST", or "GET").
     voice_methods: tuple[str, ...]
+    #: Whether the URLs in its documents must be absolute (with no public
+    #: URL configured, the server then writes the request's own scheme and
+    #: host); else they are relative to the request, as TwiML allows.
+    absolute_urls: bool
     #: Fields a voice request and a status notice must carry.
     voice_fields: tuple[str, ...]
     status_fields: tuple[str, ...]

@@ -36,6 +36,7 @@ class RecordingDialect:
     name = "memory"
     content_type = b"application/json"
     voice_methods = ("POST",)
+    absolute_urls = False
     voice_fields = ("call",)
     status_fields = ("call", "status")
 

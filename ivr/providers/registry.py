@@ -40,11 +40,16 @@ class Provider:
     #: Path prefix of its routes: "" for Twilio (``/voice/<flow>``),
     #: "telnyx/" for ``/telnyx/voice/<flow>``.
     prefix: str
-    #: The ``ivr-serve`` option and environment variable of its signing
-    #: secret (auth token, signing key, public key…), and what it is.
+    #: The ``ivr-serve`` option (``"twilio-auth-token"``; leading dashes
+    #: are ignored) and environment variable of its signing secret (auth
+    #: token, signing key, public key…), and what it is.
     secret_option: str
     secret_env: str
     secret_help: str
+    #: For tests and ``ivr-sim``: ``(server's secret, fake's secret)`` of a
+    #: working pair, when the two differ (a public key and its private key);
+    #: None when the provider signs with the one shared secret.
+    test_keys: Callable[[], tuple[str, str]] | None = None
 
 
 @cache

@@ -1,4 +1,4 @@
-"""Deflection figures from the SQLite call log: what ``ivr-report`` prints
+"""Deflection figures from the call log (SQLite or PostgreSQL): what ``ivr-report`` prints
 and the dashboard shows (definitions: docs/deflection.md).
 
 Every figure comes from SQL aggregations over ``calls`` and
@@ -16,6 +16,10 @@ periods, days and hours are read from the local text (a day is the
 caller's day, whatever the offset), while the repeat window is measured
 between instants (``julianday`` honours the offset, so a call back across
 a daylight-saving change is still 24 hours away when it is).
+
+The SQL is the subset both databases speak; the few things each says in
+its own words (times as days, sums, planner hints) come from
+:mod:`ivr.reports.dialect`.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import sqlite_utils
 
 from ivr.flow.model import OUTCOMES, REASON_NOT_STATED, TRANSFER_CAUSES
+from ivr.reports.dialect import dialect_of
 from ivr.reports.queries import _CENT, _MS_PER_DAY, Costs, Filters, ReportError, _where, open_report_db
-from ivr.store.sqlite.reads import repeat_calls_index
 
 __all__ = [
     "Costs", "DIMENSIONS", "Filters", "ReportError", "calls", "funnel", "funnel_version",
@@ -36,7 +40,7 @@ __all__ = [
 
 #: What a summary can be grouped by.  ``day`` is the local date
 #: (YYYY-MM-DD), ``hour`` the local hour of day (0-23, all days together).
-DIMENSIONS = ("reason", "flow", "version", "language", "day", "hour")
+DIMENSIONS = ("reason", "flow", "version", "language", "day", "hour", "provider")
 
 _GROUP_SQL = {
     "reason": "c.reason",
@@ -45,6 +49,7 @@ _GROUP_SQL = {
     "language": "c.lang",
     "day": "substr(c.started_at, 1, 10)",
     "hour": "CAST(substr(c.started_at, 12, 2) AS INTEGER)",
+    "provider": "c.provider",
 }
 
 #: Dimensions whose rows read best in time order; the others by volume.
@@ -126,6 +131,7 @@ def _rank(rows: list[dict], key: str, value) -> None:
 def _grouped(db, filters: Filters, dims: tuple, costs: Costs, window: timedelta) -> list[dict]:
     if window <= timedelta(0):
         raise ReportError("the repeat window must be longer than zero")
+    _need_provider(db, filters, dims)
     where, params = _where(filters)
     keys = [f"{_GROUP_SQL[d]} AS g{i}" for i, d in enumerate(dims)]
     if "version" in dims and "flow" not in dims:
@@ -139,13 +145,14 @@ def _grouped(db, filters: Filters, dims: tuple, costs: Costs, window: timedelta)
     unstated = [f"count(*) FILTER (WHERE c.reason = '{REASON_NOT_STATED}' AND c.outcome = '{o}') "
                 f"AS not_stated_{o}" for o in ("abandoned", "transferred")]
     group_by = f"GROUP BY {', '.join(f'g{i}' for i in range(len(dims)))}" if dims else ""
+    total = dialect_of(db).total
     figures = db.query(f"""
         SELECT {', '.join(keys + ['count(*) AS calls'] + outcome_counts + cause_counts + unstated
                           + _transfer_result_counts(db))},
-               sum(c.confirmed) AS confirmed,
-               {"total(c.sms_sent)" if _has_column(db, "calls", "sms_sent") else "0"} AS sms_sent,
+               CAST(sum(c.confirmed) AS INTEGER) AS confirmed,
+               {total("c.sms_sent") if _has_column(db, "calls", "sms_sent") else "0"} AS sms_sent,
                avg(c.ivr_seconds) AS avg_ivr_seconds,
-               total(c.ivr_seconds) AS ivr_seconds
+               {total("c.ivr_seconds")} AS ivr_seconds
         FROM calls c
         WHERE {where}
         {group_by}""", params)
@@ -187,6 +194,8 @@ def _repeats(db, filters: Filters, dims: tuple, window: timedelta) -> dict:
     one; only the repeats found are then read from the table to be grouped.
     """
     where, params = _where(filters)
+    dialect = dialect_of(db)
+    days = dialect.days
     window_ms = round(window.total_seconds() * 1000)
     params.update(window_days=window_ms / _MS_PER_DAY, window_ms=window_ms, ms_per_day=_MS_PER_DAY)
     near = ""
@@ -195,23 +204,23 @@ def _repeats(db, filters: Filters, dims: tuple, window: timedelta) -> dict:
         # +14 h): skips most look-ups outside it; the exact local-time
         # filter comes after.
         if filters.since:
-            near += " AND julianday(s.started_at) >= julianday(:since) - 14.0 / 24"
+            near += f" AND {days('s.started_at')} >= {days(':since')} - 14.0 / 24"
         if filters.until:
-            near += " AND julianday(s.started_at) < julianday(:until) + 12.0 / 24"
+            near += f" AND {days('s.started_at')} < {days(':until')} + 12.0 / 24"
     keys = [f"{_GROUP_SQL[d]} AS g{i}" for i, d in enumerate(dims)]
     group_by = f"GROUP BY {', '.join(f'g{i}' for i in range(len(dims)))}" if dims else ""
     sql = f"""
         SELECT {', '.join(keys + ['count(*) AS repeat_calls'])}
         FROM calls c
-        WHERE c.rowid IN (
-            SELECT s.rowid FROM calls s {repeat_calls_index(db)}
+        WHERE c.{dialect.row_key} IN (
+            SELECT s.{dialect.row_key} FROM calls s {dialect.repeat_hint(db)}
             WHERE s.caller_hash > '' AND s.outcome = 'self_served'{near}
               AND EXISTS (
                 SELECT 1 FROM calls r
                 WHERE r.caller_hash = s.caller_hash AND r.reason = s.reason
-                  AND julianday(r.started_at) > julianday(s.started_at)
-                  AND julianday(r.started_at) <= julianday(s.started_at) + :window_days + 1e-9
-                  AND round((julianday(r.started_at) - julianday(s.started_at)) * :ms_per_day)
+                  AND {days('r.started_at')} > {days('s.started_at')}
+                  AND {days('r.started_at')} <= {days('s.started_at')} + :window_days + 1e-9
+                  AND round(({days('r.started_at')} - {days('s.started_at')}) * :ms_per_day)
                       <= :window_ms
                   AND r.outcome IS NOT NULL))
           AND {where}
@@ -236,10 +245,17 @@ def _transfer_result_counts(db) -> list[str]:
         "AS avg_abandoned_queue_seconds"]
 
 
+def _need_provider(db, filters: Filters, dims: tuple = ()) -> None:
+    """Refuse a report by provider on a log written before calls had one."""
+    if (filters.provider or "provider" in dims) and not _has_column(db, "calls", "provider"):
+        raise ReportError("a call log of an older version (no provider column): start "
+                          "ivr-serve on it once to bring it up to date")
+
+
 def _has_column(db, table: str, column: str) -> bool:
     """Whether a log written by an older version already has ``column``
     (reports open the file read-only, so they never migrate it)."""
-    return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})").fetchall())
+    return column in dialect_of(db).columns(db, table)
 
 
 def _summary_row(row: dict, dims: tuple, repeats: int, costs: Costs) -> dict:
@@ -320,7 +336,9 @@ def funnel_version(db: sqlite_utils.Database, flow: str, version: str | None = N
                               f"(its versions: {', '.join(versions)})")
         raise ReportError(f"version {prefix!r} of flow {flow!r} is ambiguous "
                           f"({', '.join(matching)}): give more of it")
-    where, params = _where(Filters(since=filters.since, until=filters.until, flow=flow))
+    _need_provider(db, filters)
+    where, params = _where(Filters(since=filters.since, until=filters.until, flow=flow,
+                                   provider=filters.provider))
     latest = next(iter(db.query(
         f"SELECT c.version FROM calls c WHERE {where} ORDER BY c.started_at DESC LIMIT 1", params)), None)
     if latest is None:
@@ -348,15 +366,16 @@ def funnel(db: sqlite_utils.Database, flow: str, version: str | None = None,
     (dropped, then drop-off rate, then node name).
     """
     chosen = funnel_version(db, flow, version, filters)
-    where, params = _where(Filters(since=filters.since, until=filters.until, flow=flow))
+    where, params = _where(Filters(since=filters.since, until=filters.until, flow=flow,
+                                   provider=filters.provider))
     params["version"] = chosen
     where += " AND c.version = :version"
     reached = _reached(db, filters, flow, chosen)
     exits = {row["node"]: row for row in db.query(
         f"""SELECT c.exit_node AS node,
-                   sum(c.outcome = 'abandoned') AS hung_up,
-                   sum(c.outcome IN ('transferred', 'failed')) AS transferred,
-                   sum(c.outcome = 'self_served') AS ended
+                   count(*) FILTER (WHERE c.outcome = 'abandoned') AS hung_up,
+                   count(*) FILTER (WHERE c.outcome IN ('transferred', 'failed')) AS transferred,
+                   count(*) FILTER (WHERE c.outcome = 'self_served') AS ended
             FROM calls c WHERE {where} AND c.exit_node IS NOT NULL
             GROUP BY c.exit_node""", params)}
     rows = []
@@ -377,16 +396,19 @@ def funnel(db: sqlite_utils.Database, flow: str, version: str | None = None,
 def _reached(db, filters: Filters, flow: str, version: str) -> dict:
     """{node: (kind, distinct ended calls with an event there)} for the
     calls of one flow version in the period of ``filters``."""
-    if filters.since or filters.until:
+    if filters.since or filters.until or filters.provider:
         # The period's calls (the started_at index: the flow and version
         # terms are kept off their indexes), then their events: as fast as
         # the period is short.
-        where, params = _where(Filters(since=filters.since, until=filters.until))
+        where, params = _where(Filters(since=filters.since, until=filters.until,
+                                       provider=filters.provider))
         params.update(flow=flow, version=version)
+        unindexed = dialect_of(db).unindexed
         return {row["node"]: (row["kind"], row["reached"]) for row in db.query(
             f"""SELECT e.node AS node, max(e.kind) AS kind, count(DISTINCT e.call_id) AS reached
                 FROM calls c JOIN node_events e ON e.call_id = c.call_id
-                WHERE {where} AND +c.flow = :flow AND +c.version = :version
+                WHERE {where} AND {unindexed('c.flow')} = :flow
+                  AND {unindexed('c.version')} = :version
                 GROUP BY e.node""", params)}
     # The whole version: each call's first event at a node is flagged, and
     # the flagged events counted on their partial index alone; then the
@@ -419,8 +441,9 @@ CALL_COLUMNS = (
     "outcome", "cause", "confirmed", "handoff_kind", "handoff_target", "steps", "exit_node",
     "ivr_seconds", "provider_status", "duration_s",
 )
-#: Shown by :func:`calls` when the log has them (written since migration 0009).
-_TRANSFER_COLUMNS = ("transfer_result", "queue_seconds")
+#: Shown by :func:`calls` when the log has them (written since migrations
+#: 0009 and 0010).
+_LATER_COLUMNS = ("transfer_result", "queue_seconds", "provider")
 
 
 def calls(db: sqlite_utils.Database, filters: Filters = Filters(), limit: int = 100) -> list[dict]:
@@ -432,8 +455,9 @@ def calls(db: sqlite_utils.Database, filters: Filters = Filters(), limit: int = 
     """
     if not isinstance(limit, int) or limit < 1:
         raise ReportError(f"limit must be a whole number of calls, 1 or more, not {limit!r}")
+    _need_provider(db, filters)
     where, params = _where(filters, ended_only=False)
-    shown = CALL_COLUMNS + tuple(c for c in _TRANSFER_COLUMNS if _has_column(db, "calls", c))
+    shown = CALL_COLUMNS + tuple(c for c in _LATER_COLUMNS if _has_column(db, "calls", c))
     columns = ", ".join(
         "CASE WHEN c.handoff_kind = 'callback' THEN NULL ELSE c.handoff_target END AS handoff_target"
         if column == "handoff_target" else f"c.{column}" for column in shown)

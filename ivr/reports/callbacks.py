@@ -13,13 +13,11 @@ The command is registered on the ``ivr-report`` group at the end of
 
 from __future__ import annotations
 
-import sqlite3
-
 import click
 
 from ivr.reports import queries
 from ivr.reports.output import emit, open_log, table
-from ivr.reports.queries import ReportError
+from ivr.reports.queries import DATABASE_ERRORS, ReportError
 from ivr.store.sqlite.callbacks import read_callback_requests, stored_caller_key
 from ivr.store.sqlite.migrations import CALLBACK_STATUSES
 from ivr.store.sqlite.reads import reason_descriptions
@@ -112,7 +110,7 @@ def callbacks(db_path, status, since, until, fmt):
                                  since or None, until or None)
     except ReportError as error:
         raise click.ClickException(str(error)) from None
-    except sqlite3.DatabaseError as error:
+    except DATABASE_ERRORS as error:
         raise click.ClickException(f"cannot read the call log: {error}") from None
     finally:
         db.close()

@@ -21,7 +21,6 @@ null when there were no calls.
 from __future__ import annotations
 
 import functools
-import sqlite3
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -32,7 +31,7 @@ from ivr.flow.model import TRANSFER_CAUSES
 from ivr.reports import analytics
 from ivr.reports.output import as_json, count, emit, money, open_log, percent, table
 from ivr.reports.priority import run_in_background
-from ivr.reports.queries import Costs, Filters, ReportError
+from ivr.reports.queries import DATABASE_ERRORS, Costs, Filters, ReportError
 
 FORMATS = ("table", "csv", "json")
 
@@ -106,7 +105,8 @@ def report_options(command=None, *, flow: bool = True):
         options = [
             click.option("--db", "db_path", default="ivr.db", show_default=True,
                          type=click.Path(dir_okay=False),
-                         help="The call log the server writes (opened read-only)."),
+                         help="The call log the server writes (opened read-only): an SQLite "
+                         "file, or a postgresql:// URL."),
             click.option("--since", default=None, type=LOCAL_TIME,
                          help="First day or local time included, e.g. 2026-11-01 or 2026-11-01T09:00."),
             click.option("--until", default=None, type=LOCAL_TIME,
@@ -117,6 +117,8 @@ def report_options(command=None, *, flow: bool = True):
         options += [
             click.option("--version", "version", default=None,
                          help="Only this flow version (a prefix is enough)."),
+            click.option("--provider", default=None,
+                         help="Only the calls that came by this voice provider, e.g. twilio."),
             click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
                          show_default=True, help="table for people, csv or json for scripts."),
         ]
@@ -145,8 +147,9 @@ def cost_options(f):
     return f
 
 
-def _filters(since, until, flow, version) -> Filters:
-    return Filters(since=since or None, until=until or None, flow=flow or None, version=version or None)
+def _filters(since, until, flow, version, provider=None) -> Filters:
+    return Filters(since=since or None, until=until or None, flow=flow or None,
+                   version=version or None, provider=provider or None)
 
 
 def _costs(agent_cost, ivr_cost_per_minute, currency) -> Costs:
@@ -167,7 +170,7 @@ def reporting(f):
             return run_in_background(functools.partial(f, *args, **kwargs))
         except ReportError as error:
             raise click.ClickException(str(error)) from None
-        except sqlite3.DatabaseError as error:
+        except DATABASE_ERRORS as error:
             raise click.ClickException(f"cannot read the call log: {error}") from None
     return wrapper
 
@@ -192,7 +195,7 @@ def main():
 @report_options
 @cost_options
 @reporting
-def summary(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_per_minute,
+def summary(db_path, since, until, flow, version, provider, fmt, by, agent_cost, ivr_cost_per_minute,
             currency, repeat_window):
     """Calls, outcomes, transfer causes, deflection and cost saved; how
     transfers went at the agents' end (answered, abandoned in the queue).
@@ -204,7 +207,7 @@ def summary(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_
         ivr-report summary --db ivr.db --since 2026-11-01 --until 2026-12-01 --by day
     """
     _check_by(by)
-    filters = _filters(since, until, flow, version)
+    filters = _filters(since, until, flow, version, provider)
     costs = _costs(agent_cost, ivr_cost_per_minute, currency)
     db = open_log(db_path)
     try:
@@ -219,7 +222,7 @@ def summary(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_
 @click.argument("flow")
 @report_options(flow=False)
 @reporting
-def funnel(flow, db_path, since, until, version, fmt):
+def funnel(flow, db_path, since, until, version, provider, fmt):
     """Per node of a flow version: calls that reached it, and where they
     left (hung up, transferred, ended) or went on; the worst drop-off first.
 
@@ -229,7 +232,7 @@ def funnel(flow, db_path, since, until, version, fmt):
     Example:
         ivr-report funnel post_sale --db ivr.db --since 2026-11-01
     """
-    filters = _filters(since, until, None, None)
+    filters = _filters(since, until, None, None, provider)
     db = open_log(db_path)
     try:
         chosen = analytics.funnel_version(db, flow, version, filters)
@@ -247,7 +250,7 @@ def funnel(flow, db_path, since, until, version, fmt):
 @report_options
 @cost_options
 @reporting
-def reasons(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_per_minute,
+def reasons(db_path, since, until, flow, version, provider, fmt, by, agent_cost, ivr_cost_per_minute,
             currency, repeat_window):
     """Contact reasons ranked by volume, with their deflection rank.
 
@@ -258,7 +261,7 @@ def reasons(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_
         ivr-report reasons --db ivr.db --since 2026-11-01 --flow post_sale
     """
     _check_by(by)
-    filters = _filters(since, until, flow, version)
+    filters = _filters(since, until, flow, version, provider)
     costs = _costs(agent_cost, ivr_cost_per_minute, currency)
     db = open_log(db_path)
     try:
@@ -274,7 +277,7 @@ def reasons(db_path, since, until, flow, version, fmt, by, agent_cost, ivr_cost_
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1),
               help="How many calls, the most recent first.")
 @reporting
-def calls(db_path, since, until, flow, version, fmt, limit):
+def calls(db_path, since, until, flow, version, provider, fmt, limit):
     """The most recent calls, one line each (ongoing ones included).
 
     Callers appear only as their keyed hash.
@@ -283,7 +286,7 @@ def calls(db_path, since, until, flow, version, fmt, limit):
     Example:
         ivr-report calls --db ivr.db --flow post_sale --limit 20
     """
-    filters = _filters(since, until, flow, version)
+    filters = _filters(since, until, flow, version, provider)
     db = open_log(db_path)
     try:
         rows = analytics.calls(db, filters, limit)
@@ -306,7 +309,7 @@ def summary_csv_row(row: dict) -> dict:
 
 
 _LABELS = {"reason": "Reason", "flow": "Flow", "version": "Version", "language": "Language",
-           "day": "Day", "hour": "Hour"}
+           "day": "Day", "hour": "Hour", "provider": "Provider"}
 
 
 def _group_label(row: dict, by: str) -> str:
@@ -330,6 +333,8 @@ def _scope(filters: Filters) -> str | None:
         parts.append(f"flow {filters.flow}")
     if filters.version:
         parts.append(f"version {filters.version}")
+    if filters.provider:
+        parts.append(f"provider {filters.provider}")
     return "Calls " + ", ".join(parts) if parts else None
 
 

@@ -25,6 +25,8 @@ from datetime import datetime, timedelta, timezone
 import click
 import sqlite_utils
 
+from ivr.reports.output import open_log
+from ivr.store.postgres.connection import is_postgres_url
 from ivr.store.sqlite.callbacks import stored_caller_key
 from ivr.store.sqlite.store import CallStore
 
@@ -38,9 +40,23 @@ TABLE_WORDS = {"calls": "calls", "node_events": "node events", "status_events": 
                "callback_requests": "callback requests", "call_state": "call states"}
 
 
+class CallLog(click.ParamType):
+    """``--db``: an SQLite file that exists, or a PostgreSQL URL."""
+
+    name = "path"
+
+    def convert(self, value, param, ctx):
+        if is_postgres_url(str(value)):
+            return str(value)
+        return click.Path(dir_okay=False, exists=True).convert(value, param, ctx)
+
+
 def open_log_for_erasure(path: str) -> CallStore:
     """The call log at ``path``, writable; a clear error when it is
-    missing or is not a log ``ivr-serve`` wrote (nothing is created)."""
+    missing or is not a log ``ivr-serve`` wrote (nothing is created).
+    A ``postgresql://`` URL opens the log in that database."""
+    if is_postgres_url(path):
+        return _open_postgres_for_erasure(path)
     try:
         db = sqlite_utils.Database(path)
         known = "calls" in db.table_names() and stored_caller_key(db) is not None
@@ -51,6 +67,20 @@ def open_log_for_erasure(path: str) -> CallStore:
         raise click.ClickException(f"{path}: not a call log written by ivr-serve "
                                    "(no calls table or no caller key)")
     return CallStore.open(path)
+
+
+def _open_postgres_for_erasure(url: str) -> CallStore:
+    from ivr.store.postgres.store import PostgresCallStore
+
+    log = open_log(url)  # checked like a report's log, and never migrated from here
+    try:
+        known = stored_caller_key(log) is not None
+    finally:
+        log.close()
+    if not known:
+        raise click.ClickException("the PostgreSQL database holds no caller key: not a call "
+                                   "log written by ivr-serve")
+    return PostgresCallStore.connect(url)
 
 
 def erased_line(erased: dict[str, int]) -> str:
@@ -73,8 +103,9 @@ def _truncate_wal(store: CallStore) -> None:
               help="The caller's number in international form, e.g. +33612345678 "
                    "(spaces and dashes are allowed), or their sip: address.")
 @click.option("--db", "db_path", default="ivr.db", show_default=True,
-              type=click.Path(dir_okay=False, exists=True),
-              help="The call log the server writes (opened for writing).")
+              type=CallLog(),
+              help="The call log the server writes (opened for writing): an SQLite file, "
+                   "or a postgresql:// URL.")
 def forget(number, db_path):
     """Erase every call of one caller: an erasure request (GDPR).
 
@@ -110,8 +141,9 @@ def forget(number, db_path):
               metavar="DAYS",
               help="Erase the calls that started more than DAYS days ago, with all their rows.")
 @click.option("--db", "db_path", default="ivr.db", show_default=True,
-              type=click.Path(dir_okay=False, exists=True),
-              help="The call log the server writes (opened for writing).")
+              type=CallLog(),
+              help="The call log the server writes (opened for writing): an SQLite file, "
+                   "or a postgresql:// URL.")
 @click.option("--vacuum", is_flag=True,
               help="Then give the freed space back to the disk (VACUUM: needs as much free "
                    "space as the log, and blocks the server's writes while it runs).")

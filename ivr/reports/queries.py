@@ -8,13 +8,28 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import sqlite_utils
+
+from ivr.store.postgres.connection import is_postgres_url
 
 _CENT = Decimal("0.01")
 
 
 _MS_PER_DAY = 86_400_000
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import psycopg
+    except ImportError:  # a server without the PostgreSQL backend
+        return (sqlite3.DatabaseError,)
+    return (sqlite3.DatabaseError, psycopg.Error)
+
+
+#: What reading a call log may raise, on either database.
+DATABASE_ERRORS = _database_errors()
 
 
 class ReportError(Exception):
@@ -35,12 +50,14 @@ class Costs:
 class Filters:
     """Which calls a report covers.  ``since`` and ``until`` are local
     times of the calls (a date means its local midnight); ``since`` is
-    inclusive, ``until`` exclusive.  ``version`` may be a prefix."""
+    inclusive, ``until`` exclusive.  ``version`` may be a prefix;
+    ``provider`` is the voice provider the calls came by ("twilio")."""
 
     since: str | None = None
     until: str | None = None
     flow: str | None = None
     version: str | None = None
+    provider: str | None = None
 
 
 def open_report_db(path) -> sqlite_utils.Database:
@@ -49,7 +66,11 @@ def open_report_db(path) -> sqlite_utils.Database:
     Reports never write: the file must exist (it is not created), be an
     SQLite database and hold the ``calls`` and ``node_events`` tables the
     server writes, else :class:`ReportError` says which of these failed.
+    A ``postgresql://`` URL opens the log in that database instead (see
+    :func:`_open_postgres_log`).
     """
+    if is_postgres_url(str(path)):
+        return _open_postgres_log(str(path))
     path = Path(path)
     if not path.exists():
         raise ReportError(f"{path}: no such file (give the call log the server writes, e.g. ivr.db)")
@@ -84,6 +105,31 @@ def open_report_db(path) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
+def _open_postgres_log(url: str):
+    """The call log in the PostgreSQL database at ``url``, for reading,
+    checked like a file (it is reached, and holds a migrated log)."""
+    from ivr.store.postgres.reads import open_postgres_log
+
+    shown = _without_password(url)
+    try:
+        db = open_postgres_log(url)
+    except DATABASE_ERRORS as error:
+        raise ReportError(f"{shown}: cannot connect: {str(error).strip()}") from None
+    missing = {"calls", "node_events"} - set(db.table_names())
+    if missing:
+        db.close()
+        raise ReportError(f"{shown}: not an IVR call log (no {' or '.join(sorted(missing))} table)")
+    return db  # the schema is PostgreSQL's from its first migration on: never older
+
+
+def _without_password(url: str) -> str:
+    """``url`` as errors show it: without a password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
 def _local_bound(text: str | None, name: str) -> str | None:
     """``text`` as the local time it compares with ``started_at`` as text."""
     if text is None or text == "":
@@ -109,7 +155,7 @@ def _where(filters: Filters, alias: str = "c", ended_only: bool = True) -> tuple
     if since and until and until <= since:
         raise ReportError(f"the period is empty: until ({filters.until}) is not after "
                           f"since ({filters.since})")
-    clauses = [f"{alias}.outcome IS NOT NULL" if ended_only else "1"]
+    clauses = [f"{alias}.outcome IS NOT NULL" if ended_only else "1 = 1"]
     params: dict = {}
     # started_at is local text with an offset after the seconds: comparing
     # it with a local time as text is comparing local times, and uses the index.
@@ -125,4 +171,7 @@ def _where(filters: Filters, alias: str = "c", ended_only: bool = True) -> tuple
     if filters.version:
         clauses.append(f"substr({alias}.version, 1, :version_length) = :version")
         params.update(version=filters.version, version_length=len(filters.version))
+    if filters.provider:
+        clauses.append(f"{alias}.provider = :provider")
+        params["provider"] = filters.provider
     return " AND ".join(clauses), params

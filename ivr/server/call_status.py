@@ -42,13 +42,14 @@ async def _settled(d: defer.Deferred) -> None:
 class _StatusCallbacks:
     """Methods of the call handler, :class:`ivr.server.calls.CallHandler`."""
 
-    def status(self, params: dict, now: datetime | None = None) -> bool:
+    def status(self, params: dict, now: datetime | None = None, served=None) -> bool:
         """Take a status callback and commit it; True when it was new.  A
         terminal status ends the call: one still waiting for the caller was
-        abandoned.  ``now`` replaces the clock, as for :meth:`voice`."""
+        abandoned.  ``now`` replaces the clock, as for :meth:`voice`;
+        ``served`` is the provider whose route it came by."""
         if self.group_commit is not None:
             self.group_commit.flush()  # the call's last turn may be queued
-        notice = self.dialect.status_from(params)
+        notice = (served or self.served).dialect.status_from(params)
         pending = self._unsaved.get(notice.call_id)
         with self._status_fault(notice):
             with self.store.transaction():

@@ -52,6 +52,7 @@ from ivr.server.holding import (
     server_say,
 )
 from ivr.server.registry import UnknownFlow
+from ivr.server.served import Served
 from ivr.server.sms import NoSms
 from ivr.server.storage_faults import Unsaved, _both, _StorageFaults
 from ivr.store.sqlite.group_commit import GroupCommit
@@ -76,6 +77,9 @@ class Counters:
     #: Turns answered from memory because the store could not write them.
     unsaved_turns: int = 0
     by_outcome: dict = field(default_factory=dict)
+    #: Turns committed and calls started, by provider name.
+    turns_by_provider: dict = field(default_factory=dict)
+    calls_by_provider: dict = field(default_factory=dict)
 
 
 class CallHandler(_StatusCallbacks, _StorageFaults):
@@ -84,10 +88,17 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
     def __init__(self, registry, store, perform, clock, *, lookup_timeout: float = 4.0,
                  fallback: act.DialTarget | None = None, base_url: str = "",
                  group_commit: GroupCommit | None = None, hold_after: float = HOLD_AFTER,
-                 send_sms=None, helpdesk=None, dialect: Dialect | None = None):
+                 send_sms=None, helpdesk=None, dialect: Dialect | None = None,
+                 read_in_thread=None):
         self.registry, self.store, self.perform, self.clock = registry, store, perform, clock
+        #: Runs a turn's read of the store off the reactor's thread and
+        #: returns a Deferred (a store across the network, PostgreSQL);
+        #: None reads at once (SQLite, memory).
+        self.read_in_thread = read_in_thread
         #: The provider's requests and markup; Twilio's unless told.
         self.dialect: Dialect = dialect or TwilioDialect()
+        #: How requests are read when a route does not say (its dialect at the root).
+        self.served = Served(self.dialect)
         #: Told of each callback request once its turn is committed
         #: (``ivr.server.helpdesk``); without one requests are kept, not sent.
         self.helpdesk = helpdesk or NoHelpdesk()
@@ -118,41 +129,52 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         #: store): none waits unless set (ivr.server.tap does, for workers).
         self.polls_elsewhere = PollsElsewhere(0)
 
-    def action_url(self, flow_name: str, turn: int) -> str:
+    def action_url(self, flow_name: str, turn: int, served: Served | None = None) -> str:
         """Where the provider sends the answer to ``turn``: the turn number
-        lets a retried request be recognised."""
-        return f"{self.base_url}/voice/{quote(flow_name)}?turn={turn}"
+        lets a retried request be recognised; under the route prefix of the
+        provider ``served``, and its request's base URL when it has one."""
+        return f"{self._base(served)}/{served.prefix if served else ''}voice/{quote(flow_name)}?turn={turn}"
 
-    def poll_url(self, flow_name: str, turn: int) -> str:
+    def poll_url(self, flow_name: str, turn: int, served: Served | None = None) -> str:
         """Where a caller on hold comes back for the answer to ``turn``."""
-        return f"{self.action_url(flow_name, turn)}&hold=1"
+        return f"{self.action_url(flow_name, turn, served)}&hold=1"
+
+    def _base(self, served: Served | None) -> str:
+        return served.base if served is not None and served.base is not None else self.base_url
 
     async def voice(self, flow_name: str, turn: int, params: dict,
-                    now: datetime | None = None, poll: bool = False) -> bytes:
+                    now: datetime | None = None, poll: bool = False,
+                    served: Served | None = None) -> bytes:
         """Answer one voice webhook (the dialect's ``params``) of a call.
 
         ``now`` replaces the clock for this turn (``ivr-sim`` against a
         server started with ``--simulated-clock``).  A turn whose look-ups
         take longer than ``hold_after`` is answered with a hold (see
         :meth:`_hold`) and goes on; ``poll`` is the caller coming back
-        from it."""
-        call_id = self.dialect.call_facts(params).call_id
-        held = self._held.get(call_id)
-        if held is not None and held.turn == turn:
-            return await (held.poll() if poll else held.opening.wait())
+        from it.  ``served`` is the provider whose route the request came
+        by (the handler's own dialect unless told)."""
+        served = served or self.served
+        dialect = served.dialect
+        call_id = dialect.call_facts(params).call_id
+        joined = self._join_held(call_id, turn, poll)
+        if joined is not None:
+            return await joined
         held_answer = self._hold_answers.get(call_id)
         if held_answer is not None and held_answer[0] == turn and not poll:
             return held_answer[1]  # a retry of a request answered with a hold
         try:
-            record = self._last_record(call_id)
-            if record is None and turn > 0 and self._state_dropped(call_id):
+            record = await self._read(self._last_record, call_id)
+            if record is None and turn > 0 and await self._read(self._state_dropped, call_id):
                 self.log.info("turn {call} {turn} of a call ended long ago: hung up",
                               call=call_id, turn=turn)
-                return self.dialect.render([act.Hangup()], "")
+                return dialect.render([act.Hangup()], "")
         except Exception as error:  # noqa: BLE001 - the store cannot even read
-            return self._unreadable(flow_name, turn, params, now, error)
+            return self._unreadable(flow_name, turn, params, now, error, served)
+        joined = self._join_held(call_id, turn, poll)  # a copy of it came while we read
+        if joined is not None:
+            return await joined
         if poll and (record is None or record.turn < turn) and self.polls_elsewhere.wait(call_id, turn):
-            return self._hold_again(flow_name, turn)  # the turn plays in another process
+            return self._hold_again(flow_name, turn, served)  # the turn plays in another process
         if record is not None and (turn <= record.turn or poll):
             # A retry; or a poll for a turn this process no longer holds (it
             # restarted): the caller hears the last question again.
@@ -161,20 +183,40 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             return record.response
         self._hold_answers.pop(call_id, None)  # a new turn: older ones are not retried
         storing = []  # _play notes when only the commit is left
-        work = defer.ensureDeferred(self._play(flow_name, turn, params, now, record, storing))
+        work = defer.ensureDeferred(self._play(flow_name, turn, params, now, record, storing,
+                                               served))
         if work.called:
             return await work
         held = self._held[call_id] = Held(
             call_id, turn, work, self._hold_prompt(record, flow_name), clock=self.clock,
             hold_after=self.hold_after,
-            hold_twiml=lambda held, opening: self._hold_twiml(held, flow_name, storing, opening))
+            hold_twiml=lambda held, opening: self._hold_twiml(held, flow_name, storing, opening,
+                                                              served))
         work.addBoth(self._release, call_id, held)
         return await held.opening.wait()
 
-    async def _play(self, flow_name, turn, params, now, record, storing=None) -> bytes:
+    def _join_held(self, call_id: str, turn: int, poll: bool) -> defer.Deferred | None:
+        """The answer of this turn when it is already being played (a
+        retry, or the caller coming back from a hold); None when it is not."""
+        held = self._held.get(call_id)
+        if held is None or held.turn != turn:
+            return None
+        return held.poll() if poll else held.opening.wait()
+
+    def _read(self, function, *args) -> defer.Deferred:
+        """``function(*args)``, a read of the store: in a thread when the
+        handler has one for reads, else at once."""
+        if self.read_in_thread is None:
+            return defer.maybeDeferred(function, *args)
+        return self.read_in_thread(function, *args)
+
+    async def _play(self, flow_name, turn, params, now, record, storing=None,
+                    served: Served | None = None) -> bytes:
         """Play the turn, store it, and return its document.  ``storing`` (a
         list) gets an item once the turn waits only for its commit."""
-        facts = self.dialect.call_facts(params)
+        served = served or self.served
+        dialect = served.dialect
+        facts = dialect.call_facts(params)
         call_id = facts.call_id
         if record is None:
             flow = self.registry.current(flow_name)
@@ -182,17 +224,19 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
                 raise UnknownFlow(flow_name)
             state = None
             event = {"type": "start", "call_id": call_id, "caller": facts.caller,
-                     "called": facts.called}
+                     "called": facts.called, "provider": served.name}
             self.counters.calls_started += 1
+            by_provider = self.counters.calls_by_provider
+            by_provider[served.name] = by_provider.get(served.name, 0) + 1
         else:
             state = record.state
             flow = (self.registry.version(state["flow"], state["version"])
                     or self.registry.current(state["flow"]))
-            event = self.dialect.event_from(params, state)
+            event = dialect.event_from(params, state)
         event["now"] = now or self._now(flow.timezone if flow else "UTC")
         if flow is not None and flow is not self._apologies_of:
             self._remember_apologies(flow)
-        url = self.action_url(flow_name, turn + 1)
+        url = self.action_url(flow_name, turn + 1, served)
         try:
             if flow is None:
                 raise UnknownFlow(f"{state['flow']} version {state['version']}")
@@ -200,11 +244,11 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
                                            self.lookup_timeout, send_sms=self.send_sms,
                                            caller_gone=lambda: self._caller_gone(call_id, turn))
             new_state, node_events = result.state, result.node_events
-            actions = [self._with_whisper(a) for a in result.actions]
-            body = self.dialect.render(actions, url)
+            actions = [self._with_whisper(a, served) for a in result.actions]
+            body = dialect.render(actions, url)
         except Exception:  # noqa: BLE001 - the caller must reach a human
             self.log.failure("turn {call} {turn} failed; routing to a human", call=call_id, turn=turn)
-            new_state, body, node_events = self._fail_safe(flow, state, event, url)
+            new_state, body, node_events = self._fail_safe(flow, state, event, url, dialect)
         pending = self._unsaved.get(call_id)
         write = self._writer(call_id, turn, new_state, body, node_events)
         if pending is not None:  # the call's turns answered from memory are written first
@@ -213,7 +257,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             await self._commit(write, storing, turn)
         except Exception as error:  # noqa: BLE001 - the caller must still be answered
             return self._answer_unsaved(call_id, turn, flow, state, event, url, error, pending,
-                                        (new_state, body, node_events))
+                                        (new_state, body, node_events), dialect)
         self._written(call_id, pending)
         self._saved(call_id, turn, new_state)
         if new_state.get("callback") and not (state or {}).get("callback"):
@@ -233,7 +277,8 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
 
 
     # -- holding a caller while a slow look-up goes on ---------------------------------
-    def _hold_twiml(self, held: "Held", flow_name: str, storing: list, opening: bool) -> bytes | None:
+    def _hold_twiml(self, held: "Held", flow_name: str, storing: list, opening: bool,
+                    served: Served | None = None) -> bytes | None:
         """What a turn still running after ``hold_after`` answers: "one
         moment" (for the turn's own request: ``opening``), a pause, and a
         redirect to the poll URL; None when only its commit is left (only
@@ -245,22 +290,24 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         self.counters.holds += 1
         self.log.info("turn {call} {turn} on hold ({holds})", call=held.call_id,
                       turn=held.turn, holds="opening" if opening else "poll")
-        body = self._hold(held, flow_name, opening)
+        body = self._hold(held, flow_name, opening, served or self.served)
         if opening:
             self._hold_answers[held.call_id] = (held.turn, body)
             if len(self._hold_answers) > MAX_HOLD_ANSWERS:
                 self._hold_answers.popitem(last=False)
         return body
 
-    def _hold_again(self, flow_name: str, turn: int) -> bytes:
+    def _hold_again(self, flow_name: str, turn: int, served: Served) -> bytes:
         """A pause and the same poll again: for a caller whose held turn
         another process plays, until the store has its answer."""
-        return self.dialect.render([act.Pause(HOLD_PAUSE), act.Redirect(self.poll_url(flow_name, turn))], "")
+        return served.dialect.render(
+            [act.Pause(HOLD_PAUSE), act.Redirect(self.poll_url(flow_name, turn, served))], "")
 
-    def _hold(self, held: "Held", flow_name: str, first: bool) -> bytes:
+    def _hold(self, held: "Held", flow_name: str, first: bool, served: Served) -> bytes:
         actions = [held.say] if first and held.say is not None else []
-        actions += [act.Pause(HOLD_PAUSE), act.Redirect(self.poll_url(flow_name, held.turn))]
-        return self.dialect.render(actions, "")
+        actions += [act.Pause(HOLD_PAUSE),
+                    act.Redirect(self.poll_url(flow_name, held.turn, served))]
+        return served.dialect.render(actions, "")
 
     def _hold_prompt(self, record, flow_name) -> act.Say | None:
         """"One moment" in the call's language and the flow's voice (the
@@ -288,33 +335,35 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         if self._held.get(call_id) is held:
             del self._held[call_id]
 
-    async def status_committed(self, params: dict, now: datetime | None = None) -> bool:
+    async def status_committed(self, params: dict, now: datetime | None = None,
+                               served: Served | None = None) -> bool:
         """:meth:`status`, committed with the group of turns when the
         handler commits in groups; the result once it is committed."""
-        notice = self.dialect.status_from(params)
+        notice = (served or self.served).dialect.status_from(params)
         held = self._held.get(notice.call_id)
         if held is not None:
             if notice.final:
                 held.hang_up()  # at the node the turn waits at, not the one after
             await _settled(held.finished())  # its last turn must be saved first
         if self.group_commit is None:
-            return self.status(params, now)
+            return self.status(params, now, served)
         pending = self._unsaved.get(notice.call_id)
         with self._status_fault(notice):
             new, ended = await self.group_commit.write(lambda: self._apply_status(notice, now))
         return self._status_written(notice, pending, new, ended)
 
 
-    def _with_whisper(self, action):
+    def _with_whisper(self, action, served: Served):
         """A transfer to a phone number first tells the agent why the caller
         calls (see :meth:`whisper`); SIP transfers carry it as headers."""
         if isinstance(action, act.Dial) and action.target.kind == "number" and not action.whisper_url:
-            return replace(action, whisper_url=f"{self.base_url}/whisper")
+            return replace(action, whisper_url=f"{self._base(served)}/{served.prefix}whisper")
         return action
 
-    def whisper(self, params: dict) -> bytes:
+    def whisper(self, params: dict, served: Served | None = None) -> bytes:
         """What the agent hears before being put through: the reason and the
         order number, so they need not ask again."""
+        dialect = (served or self.served).dialect
         record = self.store.load_call(params.get("X-IVR-Call", ""))
         state = record.state if record else {}
         flow = self.registry.current(state.get("flow", "")) if state else None
@@ -323,13 +372,13 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         reason_text = (flow.reason_text(reason, lang) if flow else None) or reason.replace("_", " ")
         order = "".join(c for c in params.get("X-IVR-Order", "") if c.isalnum())
         if flow is None:
-            return self.dialect.render([], "")  # the agent is put through without a word
+            return dialect.render([], "")  # the agent is put through without a word
         try:
             sentence = flow.prompts.render(lang, "agent_whisper", {"reason": reason_text, "order": order})
         except PromptError:
             self.log.failure("the agent whisper of {flow} failed", flow=flow.name)
-            return self.dialect.render([], "")
-        return self.dialect.render([act.Say(sentence, voice=flow.voices.get(lang), language=lang)], "")
+            return dialect.render([], "")
+        return dialect.render([act.Say(sentence, voice=flow.voices.get(lang), language=lang)], "")
 
     def describe(self, call_id: str) -> dict | None:
         """What a test client may know of a call: where it is, its node
@@ -362,24 +411,29 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
     def _saved(self, call_id, turn, state):
         """Count and log a turn once it is committed."""
         self.counters.turns += 1
+        provider = state.get("provider") or self.served.name
+        by_provider = self.counters.turns_by_provider
+        by_provider[provider] = by_provider.get(provider, 0) + 1
         outcome = state["outcome"]
         if state["ended"]:
             self.counters.by_outcome[outcome] = self.counters.by_outcome.get(outcome, 0) + 1
         self.log.info("turn {call} {turn} at {node} outcome {outcome}", call=call_id, turn=turn,
                       node=state["node"], outcome=outcome or "ongoing")
 
-    def _fail_safe(self, flow, state, event, url):
+    def _fail_safe(self, flow, state, event, url, dialect: Dialect | None = None):
         """Apologise and transfer: through the engine's own fail-safe when
-        the flow is known, else to the server's fallback destination."""
+        the flow is known, else to the server's fallback destination, in
+        ``dialect`` (the handler's own unless told)."""
+        dialect = dialect or self.dialect
         self.counters.failsafe += 1
         if flow is not None:
             try:
                 new_state, actions, node_events = step(
                     flow, state, {**event, "type": "error", "message": "turn failed"})
-                return new_state, self.dialect.render(actions, url), node_events
+                return new_state, dialect.render(actions, url), node_events
             except Exception:  # noqa: BLE001 - fall through to the last resort
                 self.log.failure("the flow's own fail-safe failed")
-        return self._last_resort(flow, state, event, url)
+        return self._last_resort(flow, state, event, url, dialect)
 
     def _remember_apologies(self, flow):
         self._apologies_of = flow
@@ -388,7 +442,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             if say is not None:
                 self._apologies[lang] = say
 
-    def _last_resort(self, flow, state, event, url):
+    def _last_resort(self, flow, state, event, url, dialect: Dialect):
         """Apologise and dial the server's fallback (or hang up): even the
         flow's own fail-safe failed, or the call's flow version is gone.
         A call without state has a flow: unknown flows are refused earlier."""
@@ -399,6 +453,6 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
                          ended_at=event["now"].isoformat(),
                          handoff={"kind": self.fallback.kind, "target": self.fallback.address,
                                   "node": None} if self.fallback else None)
-        return ended, self.dialect.render(actions, url), []
+        return ended, dialect.render(actions, url), []
 
 

@@ -73,6 +73,8 @@ def _serve(ctx: click.Context, **values) -> None:
         from ivr.server.listening import cannot_listen
 
         raise click.ClickException(cannot_listen(error, options["listen"])) from None
+    except usage.UsageError as error:  # found only on opening it: --db's PostgreSQL, say
+        raise click.ClickException(str(error)) from None
 
 
 def checked_options(values: dict, argv: list[str]) -> Options:

@@ -323,6 +323,8 @@ class View:
     timeline: list[dict] = field(default_factory=list)  # {"key", "label", row or None}
     by_hour: bool = False
     reasons: list[dict] = field(default_factory=list)
+    #: The summary rows by voice provider, most calls first.
+    providers: list[dict] = field(default_factory=list)
     funnel: list[dict] = field(default_factory=list)
     reason_labels: dict = field(default_factory=dict)
     graph_svg: Markup | None = None
@@ -347,6 +349,7 @@ def gather(db, query: Query, costs: analytics.Costs,
     view.timeline = _timeline(analytics.over_time(
         db, filters, by="hour" if view.by_hour else "day", costs=costs), query, view.by_hour)
     view.reasons = analytics.reasons(db, filters, costs=costs)
+    view.providers = analytics.summary(db, filters, "provider", costs=costs)
     if view.total["calls"]:
         view.version = analytics.funnel_version(db, view.flow, None, filters)
         view.funnel = analytics.funnel(db, view.flow, view.version, filters)

@@ -137,6 +137,22 @@ _TEMPLATE = _ENV.from_string("""\
   {% if total.failed %}<p class="note">Also <span id="failed-calls" data-value="{{ total.failed }}">{{ count(total.failed) }}</span> failed call{{ "s" if total.failed != 1 }}: an internal error put the caller through to a human.</p>{% endif %}</section>
 </div>
 
+<section id="providers"><h2>Calls by provider</h2>
+{% if view.providers %}
+<table>
+  <thead><tr><th>Provider</th><th>Calls</th><th>Self-served</th><th>Transferred</th><th>Abandoned</th><th>Deflection</th></tr></thead>
+  <tbody>
+  {% for row in view.providers %}
+    <tr data-provider="{{ row.provider or '' }}" data-calls="{{ row.calls }}">
+      <td>{{ row.provider or "(unknown)" }}</td><td>{{ count(row.calls) }}</td>
+      <td>{{ count(row.self_served) }}</td><td>{{ count(row.transferred) }}</td>
+      <td>{{ count(row.abandoned) }}</td><td>{{ pct(row.deflection_rate) }}</td></tr>
+  {% endfor %}
+  </tbody>
+</table>
+{% else %}<p class="note">No calls in this period.</p>{% endif %}
+</section>
+
 <section id="flow-graph"><h2>The flow: traffic and drop-off by node</h2>
 {% if view.graph_svg %}<input type="checkbox" id="graph-zoom" class="graph-zoom"><label for="graph-zoom">Full size (scroll sideways)</label>
 <p class="note">Each box: calls that reached the node and how many left there (hung up or went to a human); the darker, the more callers lost. Hover a box for details.</p>

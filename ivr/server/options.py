@@ -2,7 +2,7 @@
 
 :data:`SERVE_OPTIONS` lists every option with its default, its help and
 the environment variable it falls back to; the providers' signing secrets
-are added from :mod:`ivr.providers.registry`.  Twisted's parser
+come from their entries in :mod:`ivr.providers.registry`.  Twisted's parser
 (:class:`Options`, what ``twist ivr`` and each worker process read) and
 ``ivr-serve``'s click command (:mod:`ivr.server.cli`) are both built from
 it, and both check the values with :meth:`Options.postOptions`, so the
@@ -11,7 +11,6 @@ two commands cannot drift apart.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from ivr.lookups.shops import ShopConfigError, load_config
-from ivr.providers.registry import PROVIDER_PACKAGES
+from ivr.providers.registry import providers
 from ivr.server.dashboard import MIN_TOKEN_LENGTH, check_dashboard_token
+from ivr.server.served import TWILIO_SHARED_KEY_ENV, TWILIO_SHARED_KEY_OPTION, option_name
 from ivr.server.sms import SmsConfigError, TwilioAccount
 from ivr.server.workers import shares_a_socket
 
@@ -52,27 +52,18 @@ class ServeOption:
     metavar: str | None = None
 
 
-#: The Twilio auth token, until the Twilio package declares its provider entry.
-_TWILIO_AUTH_TOKEN = ServeOption(
-    "twilio-auth-token", "Twilio auth token; when set, every request must be signed.",
-    env="TWILIO_AUTH_TOKEN", metavar="TOKEN")
-
-
 def provider_secret_options() -> list[ServeOption]:
-    """The signing secret of every provider whose package declares its
-    ``PROVIDER`` entry (``--plivo-auth-token``, ``--telnyx-public-key``…),
-    in the registry's order; Twilio's auth token whatever its package says."""
-    found = []
-    for package in PROVIDER_PACKAGES:
-        provider = getattr(importlib.import_module(f"ivr.providers.{package}"), "PROVIDER", None)
-        if provider is None:
-            continue
-        found.append(ServeOption(
-            provider.secret_option.lstrip("-"),
-            f"{provider.title}: {provider.secret_help}; without it, its requests are "
-            f"accepted unsigned.", env=provider.secret_env, metavar="SECRET"))
-    if not any(option.name == _TWILIO_AUTH_TOKEN.name for option in found):
-        found.insert(0, _TWILIO_AUTH_TOKEN)
+    """The signing secret of every provider (``--twilio-auth-token``,
+    ``--telnyx-public-key``…), as its registry entry declares it, in the
+    registry's order; then Twilio's shared key."""
+    found = [ServeOption(option_name(provider),
+                         f"{provider.title}: {provider.secret_help}; without it, its requests "
+                         f"are accepted unsigned.", env=provider.secret_env, metavar="SECRET")
+             for provider in providers().values()]
+    found.append(ServeOption(
+        TWILIO_SHARED_KEY_OPTION, "Secret of the Twilio shared key a Webhook Setting signs with "
+        "(HMAC-SHA256); requests naming it in X-Twilio-Webhooks-Signature-Settings are checked "
+        "with it.", env=TWILIO_SHARED_KEY_ENV, metavar="SECRET"))
     return found
 
 
@@ -83,7 +74,10 @@ def _declare() -> list[ServeOption]:
                     f"UNIX socket without backlog= gets backlog={DEFAULT_BACKLOG}, not "
                     "Twisted's 50.", DEFAULT_LISTEN, "l", metavar="DESCRIPTION"),
         ServeOption("db", "SQLite file for calls and orders; created if missing, with the demo "
-                    "orders unless --orders is given.", "ivr.db", "d", metavar="FILE"),
+                    "orders unless --orders is given. A postgresql:// URL (e.g. "
+                    "postgresql://ivr@db.example.com/ivr) keeps the calls in PostgreSQL instead, "
+                    "shared by several servers (docs/storage.md).", "ivr.db", "d",
+                    metavar="FILE|URL"),
         ServeOption("flows", "Folder of flow files (*.yaml).", "flows", "f", metavar="DIR"),
         ServeOption("prompts", "Folder of prompt templates (<lang>/<name>.j2).", "prompts", "p",
                     metavar="DIR"),

@@ -51,7 +51,8 @@ class _StorageFaults:
         row = self.store.call(call_id)
         return row is not None and row["ended_at"] is not None
 
-    def _answer_unsaved(self, call_id, turn, flow, state, event, url, error, pending, played):
+    def _answer_unsaved(self, call_id, turn, flow, state, event, url, error, pending, played,
+                        dialect=None):
         """The turn could not be written: answer it from memory.  A call
         that was going on hears the flow's apology and is put through to
         its human destination (the engine's fail-safe); one already
@@ -61,7 +62,7 @@ class _StorageFaults:
         self.counters.unsaved_turns += 1
         new_state, body, node_events = played
         if pending is None and new_state["outcome"] != "failed":
-            new_state, body, node_events = self._fail_safe(flow, state, event, url)
+            new_state, body, node_events = self._fail_safe(flow, state, event, url, dialect)
         write = self._writer(call_id, turn, new_state, body, node_events)
         if pending is not None:
             write = _both(pending.write, write)
@@ -72,19 +73,21 @@ class _StorageFaults:
                       call=call_id, turn=turn, cause=cause, node=new_state["node"])
         return body
 
-    def _unreadable(self, flow_name, turn, params, now, error) -> bytes:
+    def _unreadable(self, flow_name, turn, params, now, error, served=None) -> bytes:
         """The store cannot even read the call: apologise and put the
         caller through to the current flow's human, keeping nothing (its
         state, if any, is the store's)."""
-        facts = self.dialect.call_facts(params)
+        served = served or self.served
+        facts = served.dialect.call_facts(params)
         self.storage.failed(error, f"state of {facts.call_id}")
         flow = self.registry.current(flow_name)
         if flow is None:
             raise UnknownFlow(flow_name)
         event = {"type": "start", "call_id": facts.call_id, "caller": facts.caller,
-                 "called": facts.called, "now": now or self._now(flow.timezone)}
-        _state, body, _events = self._fail_safe(flow, None, event,
-                                                self.action_url(flow_name, turn + 1))
+                 "called": facts.called, "provider": served.name,
+                 "now": now or self._now(flow.timezone)}
+        _state, body, _events = self._fail_safe(
+            flow, None, event, self.action_url(flow_name, turn + 1, served), served.dialect)
         return body
 
     def _keep_unsaved(self, call_id: str, unsaved: Unsaved) -> None:

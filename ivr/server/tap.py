@@ -19,6 +19,7 @@ import signal
 import sys
 from datetime import date
 
+import sqlite_utils
 from twisted.application import internet, service, strports
 from twisted.internet import reactor as default_reactor
 from twisted.logger import Logger
@@ -31,6 +32,7 @@ from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.lookups.orders import OrderStore
 from ivr.lookups.shops import HttpOrderLookups, OrderLookupsService
+from ivr.providers.registry import providers
 from ivr.server.calls import COME_BACK_MARGIN, CallHandler
 from ivr.server.dashboard import make_dashboard
 from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
@@ -51,8 +53,16 @@ from ivr.server.options import (  # noqa: F401 (twist ivr finds Options here)
 )
 from ivr.server.registry import FlowRegistry
 from ivr.server.requests import LimitedRequest, WebhookChannel
+from ivr.server.served import (
+    TWILIO_SHARED_KEY_OPTION,
+    option_name,
+    provider_secrets,
+    served_providers,
+    warn_unsigned,
+)
 from ivr.server.sms import SmsService, sender_for
 from ivr.server.web import build_root
+from ivr.store.postgres.connection import is_postgres_url
 from ivr.store.sqlite.checkpoint import Checkpointer, bound_the_log
 from ivr.store.sqlite.group_commit import GroupCommit
 from ivr.store.sqlite.store import CallStore
@@ -193,13 +203,68 @@ def open_database(path: str, sync_every_commit: bool = False,
                   demo_orders: bool = True) -> tuple[CallStore, OrderStore]:
     """The call log and the order store, in one SQLite file.  A new file
     gets the demo orders, dated today, unless ``demo_orders`` is false (the
-    orders come from a shop's API: made-up ones must never answer a caller)."""
+    orders come from a shop's API: made-up ones must never answer a caller).
+    A PostgreSQL URL keeps the call log there (see :func:`open_postgres`)."""
+    if is_postgres_url(path):
+        return open_postgres(path, demo_orders)
     store = CallStore.open(path, synchronous="FULL" if sync_every_commit else "NORMAL")
     orders = OrderStore(store.db)
     if demo_orders and "orders" not in store.db.table_names():
         create_demo_db(store.db, date.today())
         log.info("{db}: created with the demo orders", db=path)
     return store, orders
+
+
+def open_postgres(url: str, demo_orders: bool = True):
+    """The call log in the PostgreSQL database at ``url``, and the demo
+    orders in memory (every server its own copy; a shop's API, ``--orders``,
+    is what production uses)."""
+    from ivr.store.postgres.store import PostgresCallStore
+
+    try:
+        store = PostgresCallStore.connect(url)
+    except Exception as error:  # noqa: BLE001 - said in one line at start
+        raise usage.UsageError(f"--db: cannot use the PostgreSQL database: {error}") from None
+    orders = sqlite_utils.Database(memory=True)
+    if demo_orders:
+        create_demo_db(orders, date.today())
+    return store, OrderStore(orders)
+
+
+def store_threads(store, reactor, top: service.MultiService):
+    """How turns are committed, and how their reads run: in the reactor's
+    thread on SQLite (one local file, a fraction of a millisecond each); on
+    PostgreSQL (a round trip to another host each), commits in one writer
+    thread and reads in a small pool of their own, started and stopped
+    with ``top``.  The group commit, and the read runner (None: at once)."""
+    from ivr.store.postgres.store import PostgresCallStore
+
+    if not isinstance(store, PostgresCallStore):
+        return GroupCommit(store, reactor), None
+    from twisted.internet.threads import deferToThreadPool
+
+    from ivr.store.postgres.group_commit import PooledGroupCommit, reader_pool, writer_pool
+
+    writer, readers = writer_pool(), reader_pool()
+    ThreadPoolService(writer).setServiceParent(top)
+    ThreadPoolService(readers).setServiceParent(top)
+    return (PooledGroupCommit(store, reactor, writer, reactor),
+            lambda function, *args: deferToThreadPool(reactor, readers, function, *args))
+
+
+class ThreadPoolService(service.Service):
+    """Start a thread pool with the server and stop it (its work done) after."""
+
+    def __init__(self, pool):
+        self.pool = pool
+
+    def startService(self):
+        super().startService()
+        self.pool.start()
+
+    def stopService(self):
+        self.pool.stop()
+        return super().stopService()
 
 
 #: Seconds between two attempts to write while the store fails.
@@ -256,6 +321,9 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         log.warn("no valid flow in {flows}: every call will be refused", flows=options["flows"])
     lookups = HttpOrderLookups(shop, reactor) if shop else EmbeddedOrderLookups(orders)
     texts = sender_for(options.get("sms-account"), reactor)
+    top = service.MultiService()
+    # Before FlushOnStop: children stop in reverse order, the writer thread last.
+    group_commit, read_in_thread = store_threads(store, reactor, top)
     helpdesk = NoHelpdesk()
     if options.get("helpdesk-url"):
         helpdesk = Helpdesk(options["helpdesk-url"], store, reactor,
@@ -266,7 +334,8 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         lookup_timeout=options["lookup-timeout"],
         fallback=fallback_target(options["fallback-number"]),
         base_url=(options["public-url"] or "").rstrip("/") if options["public-url"] else "",
-        group_commit=GroupCommit(store, reactor),
+        group_commit=group_commit,
+        read_in_thread=read_in_thread,
         hold_after=options["hold-after"],
         send_sms=texts.send,
         helpdesk=helpdesk,
@@ -274,7 +343,10 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     if options.get("worker"):  # a caller on hold may poll another worker
         handler.polls_elsewhere = PollsElsewhere.bounded(
             options["lookup-timeout"], options["hold-after"], COME_BACK_MARGIN)
-    root = build_root(handler, registry, auth_token=options["twilio-auth-token"],
+    served = served_providers({p.name: options.get(option_name(p)) for p in providers().values()},
+                              options.get(TWILIO_SHARED_KEY_OPTION))
+    warn_unsigned(served)
+    root = build_root(handler, registry, served=served,
                       public_url=options["public-url"],
                       simulated_clock=bool(options["simulated-clock"]),
                       dashboard=make_dashboard(options["dashboard-token"], options["db"],
@@ -286,26 +358,27 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     # parameters apart from the query's): Twisted's own parse of it into
     # request.args would be thrown away, and its Content-Type parsing through
     # the email package cost a tenth of a turn.
-    secrets = tuple(t.encode("utf-8") for t in (options["dashboard-token"],
-                                                options["twilio-auth-token"]) if t)
+    secrets = tuple(t.encode("utf-8") for t in (
+        options["dashboard-token"], *(options.get(option) for option, _env in provider_secrets()))
+        if t)
     site = WebhookSite(root, requestFactory=LimitedRequest, logPath=options["access-log"],
                        parsePOSTFormSubmission=False,
                        logFormatter=scrubbing_log_formatter(secrets))
     site.displayTracebacks = False
-    top = service.MultiService()
     GarbageCollectorTuning().setServiceParent(top)
-    # Checkpoints run in a thread; the commits keep one only as a safety
-    # net, and the log file shrinks back after a long reader.
-    bound_the_log(store.db.conn)
-    # Every turn touches index pages all over the log (call ids are
-    # random): SQLite's default 2 MB page cache was read again and again
-    # from the OS as the log grew.
-    store.db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
     # Work that must run once however many processes share the store.
     leases = Leases(store, reactor)
-    Checkpointer(options["db"], reactor,
-                 may_run=lambda: leases.held("wal-checkpoint", CHECKPOINT_LEASE)
-                 ).setServiceParent(top)
+    if not is_postgres_url(options["db"]):
+        # Checkpoints run in a thread; the commits keep one only as a safety
+        # net, and the log file shrinks back after a long reader.
+        bound_the_log(store.db.conn)
+        # Every turn touches index pages all over the log (call ids are
+        # random): SQLite's default 2 MB page cache was read again and again
+        # from the OS as the log grew.
+        store.db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
+        Checkpointer(options["db"], reactor,
+                     may_run=lambda: leases.held("wal-checkpoint", CHECKPOINT_LEASE)
+                     ).setServiceParent(top)
     # Children stop in reverse order: this one last, once nothing listens.
     FlushOnStop(handler.group_commit).setServiceParent(top)
     listening(options, site, reactor).setServiceParent(top)
@@ -373,7 +446,11 @@ def serve(options, reactor) -> None:
         out = log_file(options["log-file"], options["log-max-bytes"], options["log-files"])
     process = f"worker-{options['worker']}" if options.get("worker") else ""
     globalLogBeginner.beginLoggingTo([text_log_observer(out, process)])
-    top = makeService(options, reactor)
+    try:
+        top = makeService(options, reactor)
+    except usage.UsageError as error:  # a database that cannot be used, say
+        print(f"ivr-serve: {error}", file=sys.stderr)
+        sys.exit(2)
     top.startService()
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     reactor.run()

@@ -1,17 +1,22 @@
 """The webhook server's HTTP resources (twisted.web).
 
-``POST /voice/<flow>`` (every turn of a call), ``POST /status`` (call
-status callbacks), ``GET /healthz`` and ``GET /metrics``.  Requests are
-checked here, before anything reaches the engine: size, content type,
-UTF-8, form syntax, then, by the route's provider dialect
-(:class:`ivr.providers.dialect.Dialect`), the provider's signature when an
-auth token is configured and its fields.  Bad requests get a 4xx with a one-line reason,
-never a traceback.
+For each provider served (:class:`ivr.server.served.Served`), under its
+route prefix (none for Twilio, ``/<name>/`` for the others):
+``POST /voice/<flow>`` (every turn of a call; also GET for a provider that
+sends its turns as GETs), ``POST /status`` (call status callbacks) and
+``POST /whisper``; then ``GET /calls/<id>``, ``GET /healthz`` and
+``GET /metrics``.  Requests are checked here, before anything reaches the
+engine: size, content type, UTF-8, body syntax, then, by the route's
+provider dialect (:class:`ivr.providers.dialect.Dialect`), the provider's
+signature when its secret is configured and its fields.  Bad requests get a
+4xx with a one-line reason, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -23,8 +28,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from ivr.providers.bodies import parse_form
-from ivr.providers.dialect import Dialect, Refusal, WebhookRequest
-from ivr.providers.twilio.dialect import TwilioDialect
+from ivr.providers.dialect import Refusal, WebhookRequest
+from ivr.providers.twilio.webhook_fields import FieldError, check_fields
 from ivr.server.registry import UnknownFlow
 from ivr.server.requests import (
     _METHOD_CHARS,
@@ -34,7 +39,11 @@ from ivr.server.requests import (
     header_text,
     plain_text,
 )
+from ivr.server.served import Served, served_providers
 from ivr.store.sqlite.storage_health import fault_cause
+
+#: A Host header the server may write into its documents' URLs.
+_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 
 
 class PlainResource(Resource):
@@ -83,24 +92,32 @@ class NotFound(PlainResource):
 
 
 class WebhookResource(PlainResource):
-    """Shared checks for the webhooks of one provider, its ``dialect``."""
+    """Shared checks for the webhooks of one provider, ``served``."""
 
     log = Logger()
 
-    def __init__(self, handler, auth_token: str | None, public_url: str | None,
-                 simulated_clock: bool = False, dialect: Dialect | None = None):
+    def __init__(self, handler, served: Served, public_url: str | None,
+                 simulated_clock: bool = False):
         super().__init__()
-        self.handler, self.auth_token, self.public_url = handler, auth_token, public_url
+        self.handler, self.served, self.public_url = handler, served, public_url
+        self.dialect = served.dialect
         self.simulated_clock = simulated_clock
-        self.dialect: Dialect = dialect or TwilioDialect()
+        if "GET" in self.dialect.voice_methods and self.takes_get:
+            # The provider sends this request as a GET (Vonage's answer webhook).
+            self.render_GET = self.render_POST  # type: ignore[attr-defined]
 
-    def check_signature(self, webhook: WebhookRequest, fields: dict) -> None:
+    #: Whether the route takes a GET when its provider sends GETs.
+    takes_get = False
+
+    def check_signature(self, webhook: WebhookRequest, fields: dict,
+                        served: Served | None = None) -> None:
         """Raise :class:`BadRequest` (403) unless the request is correctly
-        signed; nothing to check when no auth token is configured."""
-        if not self.auth_token:
+        signed; nothing to check when the provider has no secret configured."""
+        served = served or self.served
+        if not served.checks_signatures:
             return
         try:
-            self.dialect.verify(self.auth_token, webhook, fields)
+            served.dialect.verify(served.secret or "", webhook, fields)
         except Refusal as refusal:
             raise BadRequest(refusal.code, refusal.reason) from None
 
@@ -154,6 +171,20 @@ class WebhookResource(PlainResource):
             raise BadRequest(400, "X-IVR-Simulated-Time needs a UTC offset")
         return moment
 
+    def served_for(self, request) -> Served:
+        """The provider this route serves, as this request reached it: with
+        no public URL configured and a provider that needs absolute URLs,
+        those written into its documents start from the request's own
+        scheme and ``Host`` (a host name, address and
+        port only; anything else leaves them relative to the request)."""
+        if self.public_url or not self.served.dialect.absolute_urls:
+            return self.served
+        host = (request.getHeader(b"host") or b"").decode("ascii", "replace")
+        if not host or not _HOST.fullmatch(host):
+            return self.served
+        scheme = "https" if request.isSecure() else "http"
+        return replace(self.served, base=f"{scheme}://{host}")
+
     def request_url(self, request) -> str:
         """The URL the provider signed: the public base URL (behind a proxy)
         plus the path and query it requested."""
@@ -174,6 +205,8 @@ class WebhookResource(PlainResource):
 class VoiceResource(WebhookResource):
     """``POST /voice/<flow>[?turn=N]``: a turn of a call."""
 
+    takes_get = True
+
     def render_POST(self, request):
         try:
             flow_name = self._flow_name(request)
@@ -187,7 +220,8 @@ class VoiceResource(WebhookResource):
         except BadRequest as error:
             return self.refuse(request, error)
         result = defer.ensureDeferred(
-            self.handler.voice(flow_name, turn, params, now, poll=self._polls(query)))
+            self.handler.voice(flow_name, turn, params, now, poll=self._polls(query),
+                               served=self.served_for(request)))
 
         def answered(body):
             request.setHeader(b"content-type", self.dialect.content_type)
@@ -244,6 +278,8 @@ class VoiceResource(WebhookResource):
 class StatusResource(WebhookResource):
     """``POST /status``: call status callbacks end the call record."""
 
+    takes_get = True
+
     def required(self) -> tuple[str, ...]:
         return self.dialect.status_fields
 
@@ -253,7 +289,7 @@ class StatusResource(WebhookResource):
             now = self.simulated_time(request)
         except BadRequest as error:
             return self.refuse(request, error)
-        result = defer.ensureDeferred(self.handler.status_committed(params, now))
+        result = defer.ensureDeferred(self.handler.status_committed(params, now, self.served_for(request)))
         gone = []  # the provider hung up on us: the callback is still kept
         request.notifyFinish().addErrback(gone.append)
 
@@ -282,39 +318,43 @@ class WhisperResource(WebhookResource):
     """``POST /whisper?X-IVR-Reason=…``: played to the agent who answers a
     transfer to a phone number, before the caller is put through."""
 
+    takes_get = True
+
     def render_POST(self, request):
         try:
             self.read_form(request)
             query = self._query(request)
         except BadRequest as error:
             return self.refuse(request, error)
-        body = self.handler.whisper(query)
+        body = self.handler.whisper(query, self.served_for(request))
         request.setHeader(b"content-type", self.dialect.content_type)
         return body
 
     def _query(self, request) -> dict[str, str]:
         """The query we wrote into the Dial (reason, call, order), checked
-        as strictly as a body."""
+        as strictly as a Twilio form, whichever the provider."""
         try:
             text = request.uri.partition(b"?")[2].decode("utf-8")
-            return self.dialect.check(parse_form(text))
+            return check_fields(parse_form(text))
         except UnicodeDecodeError:
             raise BadRequest(400, "query is not UTF-8") from None
-        except Refusal as refusal:
-            raise BadRequest(refusal.code, refusal.reason) from None
+        except FieldError as error:
+            raise BadRequest(400, str(error)) from None
         except ValueError:
             raise BadRequest(400, "malformed query") from None
 
 
 class CallResource(WebhookResource):
-    """``GET /calls/<CallSid>``: where a call is and what it logged, for
-    ``ivr-sim test --url``.  Private: only for a request carrying the
-    dashboard token (``Authorization: Bearer``) or signed like a webhook
-    with the provider's auth token; the caller's number never shows."""
+    """``GET /calls/<call id>``: where a call is and what it logged, for
+    ``ivr-sim test --url``.  One route for every provider served.  Private:
+    only for a request carrying the dashboard token (``Authorization:
+    Bearer``) or signed like a webhook by a provider whose secret is
+    configured; the caller's number never shows."""
 
-    def __init__(self, handler, auth_token, public_url, dashboard_token: str | None = None,
-                 dialect: Dialect | None = None):
-        super().__init__(handler, auth_token, public_url, dialect=dialect)
+    def __init__(self, handler, served: list[Served], public_url,
+                 dashboard_token: str | None = None):
+        super().__init__(handler, served[0], public_url)
+        self.all_served = served
         self.dashboard_token = dashboard_token.encode("utf-8") if dashboard_token else None
 
     def render_GET(self, request):
@@ -324,8 +364,8 @@ class CallResource(WebhookResource):
             if len(parts) != 1:
                 raise BadRequest(404, "expected /calls/<CallSid>")
             call_id = parts[0].decode("ascii", "replace")
-            if not self.dialect.is_call_id(call_id):
-                raise BadRequest(404, "no such call: a CallSid is CA and 32 hex digits")
+            if not any(s.dialect.is_call_id(call_id) for s in self.all_served):
+                raise BadRequest(404, "no such call: not a call id of any provider served")
             described = self.handler.describe(call_id)
             if described is None:
                 raise BadRequest(404, "no such call")
@@ -341,15 +381,18 @@ class CallResource(WebhookResource):
         neither configured, 401 when none was given, 403 when wrong."""
         from ivr.server.dashboard import is_authorized  # ivr.server.dashboard imports this module
 
-        if self.dashboard_token is None and not self.auth_token:
+        signing = [s for s in self.all_served if s.checks_signatures]
+        if self.dashboard_token is None and not signing:
             raise BadRequest(403, "call details are private: start the server with "
-                                  "--dashboard-token or --twilio-auth-token to read them")
+                                  "--dashboard-token or a provider's signing secret "
+                                  "(e.g. --twilio-auth-token) to read them")
         authorization = request.getHeader(b"authorization")
         if self.dashboard_token is not None and is_authorized(authorization, self.dashboard_token):
             return
-        if self.auth_token and self.dialect.is_signed(request.getHeader):
-            self.check_signature(self.webhook(request), {})
-            return
+        for served in signing:
+            if served.dialect.is_signed(request.getHeader):
+                self.check_signature(self.webhook(request), {}, served)
+                return
         if authorization is None:
             raise BadRequest(401, "call details need the dashboard token (Bearer) "
                                   "or a provider signature")
@@ -398,6 +441,7 @@ class MetricsResource(PlainResource):
             f"ivr_status_callbacks_total {c.status_callbacks}",
             "# TYPE ivr_calls_ended_total counter",
         ] + [f'ivr_calls_ended_total{{outcome="{o}"}} {n}' for o, n in sorted(c.by_outcome.items())]
+        lines += _by_provider(c)
         lines += self._storage_lines()
         group = self.handler.group_commit
         if group is not None:  # writes per commit: how well turns share commits
@@ -426,17 +470,47 @@ class MetricsResource(PlainResource):
             f"ivr_calls_in_memory {self.handler.calls_in_memory}"]
 
 
+def _by_provider(c) -> list[str]:
+    """Turns and calls started, labelled by provider."""
+    return (["# TYPE ivr_provider_turns_total counter"]
+            + [f'ivr_provider_turns_total{{provider="{p}"}} {n}'
+               for p, n in sorted(c.turns_by_provider.items())]
+            + ["# TYPE ivr_provider_calls_started_total counter"]
+            + [f'ivr_provider_calls_started_total{{provider="{p}"}} {n}'
+               for p, n in sorted(c.calls_by_provider.items())])
+
+
+def default_served(handler, auth_token: str | None = None,
+                   secrets: dict | None = None) -> list[Served]:
+    """What a server serves when not told: every registered provider, each
+    with its secret from ``secrets`` (Twilio's is ``auth_token``); or, when
+    the handler speaks another dialect than Twilio's (a test of one
+    dialect), that dialect alone at the root, checked with ``auth_token``."""
+    dialect = getattr(handler, "dialect", None)
+    if dialect is not None and dialect.name != "twilio":
+        return [Served(dialect, "", auth_token)]
+    served = served_providers({**(secrets or {}), "twilio": auth_token},
+                              getattr(dialect, "shared_key", None))
+    if dialect is None:
+        return served
+    return [Served(dialect, s.prefix, s.secret) if s.name == "twilio" else s for s in served]
+
+
 def build_root(handler, registry, *, auth_token=None, public_url=None,
                simulated_clock=False, dashboard: Resource | None = None,
-               dashboard_token: str | None = None) -> Resource:
+               dashboard_token: str | None = None,
+               served: list[Served] | None = None) -> Resource:
     """The server's resource tree.  ``/dashboard`` exists only when a
     ``dashboard`` resource is given (the server has a dashboard token);
-    ``dashboard_token`` also opens ``/calls/<sid>``.  The provider routes
-    speak the handler's dialect (Twilio's unless it has another)."""
+    ``dashboard_token`` also opens ``/calls/<sid>``.  ``served`` are the
+    providers whose routes are put (see :func:`default_served` when not
+    given)."""
     root = Root()
-    dialect = getattr(handler, "dialect", None) or TwilioDialect()
-    add_provider_routes(root, dialect, handler, auth_token=auth_token, public_url=public_url,
-                        simulated_clock=simulated_clock, dashboard_token=dashboard_token)
+    served = served or default_served(handler, auth_token)
+    for one in served:
+        add_provider_routes(root, one, handler, public_url=public_url,
+                            simulated_clock=simulated_clock)
+    root.putChild(b"calls", CallResource(handler, served, public_url, dashboard_token))
     root.putChild(b"healthz", HealthResource(registry, getattr(handler, "storage", None)))
     root.putChild(b"metrics", MetricsResource(handler, registry))
     if dashboard is not None:
@@ -444,16 +518,16 @@ def build_root(handler, registry, *, auth_token=None, public_url=None,
     return root
 
 
-def add_provider_routes(root: Resource, dialect: Dialect, handler, *, auth_token=None,
-                        public_url=None, simulated_clock=False,
-                        dashboard_token: str | None = None) -> None:
-    """Put under ``root`` the routes a provider calls (``/voice/<flow>``,
-    ``/status``, ``/whisper``) and ``/calls/<id>``, each checking requests
-    with ``dialect``."""
-    root.putChild(b"voice", VoiceResource(handler, auth_token, public_url, simulated_clock,
-                                          dialect=dialect))
-    root.putChild(b"status", StatusResource(handler, auth_token, public_url, simulated_clock,
-                                            dialect=dialect))
-    root.putChild(b"calls", CallResource(handler, auth_token, public_url, dashboard_token,
-                                         dialect=dialect))
-    root.putChild(b"whisper", WhisperResource(handler, auth_token, public_url, dialect=dialect))
+def add_provider_routes(root: Resource, served: Served, handler, *, public_url=None,
+                        simulated_clock=False) -> None:
+    """Put the routes a provider calls (``voice/<flow>``, ``status``,
+    ``whisper``) under ``root``, below its prefix, each checking requests
+    with its dialect and secret."""
+    parent = root
+    for part in served.prefix.strip("/").split("/") if served.prefix else ():
+        child = Root()  # its unknown paths are plain-text 404s too
+        parent.putChild(part.encode("utf-8"), child)
+        parent = child
+    parent.putChild(b"voice", VoiceResource(handler, served, public_url, simulated_clock))
+    parent.putChild(b"status", StatusResource(handler, served, public_url, simulated_clock))
+    parent.putChild(b"whisper", WhisperResource(handler, served, public_url))

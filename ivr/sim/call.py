@@ -3,7 +3,8 @@
 ``ivr-sim call`` and the scenario runner both use :class:`SimCall`.  It
 plays each input as the provider would (digits, speech, silence, a
 hang-up, a dial result) and keeps what the caller heard, the nodes the
-call went through and the TwiML a provider would have received.  Texts
+call went through and the document the provider would have received
+(TwiML unless another ``provider`` is named: rendered by its dialect).  Texts
 are not sent: a :class:`ivr.server.sms.RecordingSms` keeps them, and what the
 caller heard shows each one as ``[SMS to caller: …]``.
 """
@@ -19,9 +20,9 @@ from ivr.engine.gathering import GATHERING
 from ivr.engine.state import call_summary
 from ivr.engine.turn import Perform, SendSmsFn, play_turn
 from ivr.flow.model import Flow
+from ivr.providers.registry import provider as registered
 from ivr.providers.twilio.events import event_from
 from ivr.providers.twilio.fake import queue_result
-from ivr.providers.twilio.render import render_twiml
 from ivr.server.sms import RecordingSms
 
 #: Seconds the simulated clock moves on per turn: a prompt and an answer.
@@ -80,6 +81,12 @@ class SimCall:
     turns: list = field(default_factory=list)
     #: Performs the call's texts; by default they are kept, not sent.
     send_sms: SendSmsFn = field(default_factory=lambda: RecordingSms().send)
+    #: The provider whose document each turn shows (see :mod:`ivr.providers.registry`).
+    provider: str = "twilio"
+
+    def __post_init__(self):
+        chosen = registered(self.provider)
+        self._dialect, self._prefix = chosen.dialect(), chosen.prefix
 
     @property
     def ended(self) -> bool:
@@ -96,7 +103,7 @@ class SimCall:
     def start(self) -> SimTurn:
         return self._play("call", {"type": "start", "call_id": self.call_id,
                                    "caller": self.caller, "called": self.called,
-                                   "lang": self.lang})
+                                   "lang": self.lang, "provider": self.provider})
 
     def press(self, digits: str) -> SimTurn:
         self._expect(GATHERING, "keys")
@@ -151,7 +158,8 @@ class SimCall:
         turn = play_turn(self.flow, self.state, event, self.perform, send_sms)
         self.state = turn.state
         number = len(self.turns)
-        twiml = render_twiml(turn.actions, f"/voice/{self.flow.name}?turn={number + 1}")
+        twiml = self._dialect.render(turn.actions,
+                                     f"/{self._prefix}voice/{self.flow.name}?turn={number + 1}")
         result = SimTurn(number, label, turn.actions, turn.node_events, twiml, self.waiting_node,
                          texts)
         self.turns.append(result)

@@ -6,6 +6,7 @@ them into clean messages and exit codes.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import date, datetime
 from importlib import resources
@@ -22,6 +23,8 @@ from ivr.i18n import _
 from ivr.lookups.demo_orders import DEMO_CALLERS, create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.lookups.orders import OrderStore
+from ivr.providers.registry import provider as registered
+from ivr.providers.registry import providers
 from ivr.reports.cli import LOCAL_TIME, bad_date
 from ivr.reports.graph import FORMATS as GRAPH_FORMATS
 from ivr.reports.graph import build_graph
@@ -30,6 +33,7 @@ from ivr.sim.call import SimCall
 from ivr.sim.conversation import _converse, _load, _prompts_root, _remote_call, _show
 from ivr.sim.junit import write_junit
 from ivr.sim.progress import progress
+from ivr.sim.provider_lint import chosen_providers, gap_problems
 from ivr.sim.remote import RemoteError
 from ivr.sim.scenarios import ScenarioFileError, demo_lookups, local_time, run_paths
 from ivr.sim.utterances import UtteranceFileError, confusion_table, percent, play_set
@@ -69,6 +73,9 @@ webhook requests; --at needs that server started with --simulated-clock.
 URL_HELP = ("Play against the server at this base URL (e.g. http://127.0.0.1:8080) "
             "instead of in this process.")
 TOKEN_HELP = "Auth token to sign requests with (X-Twilio-Signature), for a server that checks them."
+SECRET_HELP = ("With --url: the secret the provider signs requests with (default: the "
+               "provider's environment variable, e.g. $TWILIO_AUTH_TOKEN); see docs/providers.md.")
+PROVIDER_HELP = "With --url: the provider whose requests play the call (default: twilio)."
 DASHBOARD_TOKEN_HELP = ("The server's dashboard token, to read the call's details "
                         "(GET /calls/<sid>) from a server without a provider auth token.")
 
@@ -91,7 +98,9 @@ def main():
 @click.option("--lang", default=None, help="Force the caller's language, e.g. en-US.")
 @click.option("--at", "at", default=None,
               help='Simulated local time of the call, e.g. "2026-12-24 18:30" (default: now).')
-@click.option("--twiml", is_flag=True, help="Also print the TwiML a provider would receive.")
+@click.option("--markup", type=click.Choice(sorted(providers())), default=None,
+              help="Also print the document this provider would receive for each turn.")
+@click.option("--twiml", is_flag=True, help="Same as --markup twilio.")
 @click.option("--prompts", default=None, help="Prompts folder (default: prompts/ beside flows/).")
 @click.option("--orders", "orders_db", default=None, type=click.Path(dir_okay=False),
               help="Order database (default: the demo orders, dated to the simulated day).")
@@ -100,7 +109,11 @@ def main():
               help=TOKEN_HELP)
 @click.option("--dashboard-token", envvar="IVR_DASHBOARD_TOKEN", default=None, show_envvar=True,
               help=DASHBOARD_TOKEN_HELP)
-def call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token, dashboard_token):
+@click.option("--provider", "provider_name", type=click.Choice(sorted(providers())),
+              default=None, help=PROVIDER_HELP)
+@click.option("--secret", default=None, help=SECRET_HELP)
+def call(flow, caller, lang, at, markup, twiml, prompts, orders_db, url, auth_token,
+         dashboard_token, provider_name, secret):
     """Place an interactive call to FLOW in the terminal.
 
     Prints what the caller hears and the nodes the call goes through, then
@@ -114,10 +127,16 @@ def call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token, das
     \b
     Against a running server:
         ivr-sim call --url http://127.0.0.1:8080 post_sale --caller +14155550123
+
+    \b
+    Showing what Telnyx would receive:
+        ivr-sim call flows/post_sale.yaml --markup telnyx
     """
+    markup = markup or ("twilio" if twiml else None)
     if url:
-        return _remote_call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token,
-                            dashboard_token)
+        name = provider_name or markup or "twilio"
+        return _remote_call(flow, caller, lang, at, markup, prompts, orders_db, url,
+                            _secret(name, secret, auth_token), dashboard_token, name)
     if not Path(flow).is_file():
         raise click.BadParameter(f"file {flow!r} does not exist.", param_hint="'FLOW'")
     loaded = _load(flow, prompts)
@@ -129,11 +148,22 @@ def call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token, das
         perform = EmbeddedOrderLookups(OrderStore.open(orders_db)).perform
     else:
         perform = demo_lookups(when)
-    sim = SimCall(loaded, perform, caller=caller, at=when, lang=lang)
+    sim = SimCall(loaded, perform, caller=caller, at=when, lang=lang,
+                  provider=markup or provider_name or "twilio")
     click.echo(f"Calling {loaded.name} (version {loaded.version}) from {caller} "
                f"at {when:%Y-%m-%d %H:%M %Z}")
-    _show(sim.start(), sim, twiml)
-    _converse(sim, twiml)
+    _show(sim.start(), sim, markup)
+    _converse(sim, markup)
+
+
+def _secret(provider_name: str, secret: str | None, auth_token: str | None) -> str | None:
+    """The secret to sign ``provider_name``'s requests with: ``--secret``,
+    else Twilio's ``--auth-token``, else the provider's environment variable."""
+    if secret:
+        return secret
+    if provider_name == "twilio" and auth_token:
+        return auth_token
+    return os.environ.get(registered(provider_name).secret_env) or None
 
 
 @main.command()
@@ -147,10 +177,14 @@ def call(flow, caller, lang, at, twiml, prompts, orders_db, url, auth_token, das
                    "scenario file's flow:).")
 @click.option("--dashboard-token", envvar="IVR_DASHBOARD_TOKEN", default=None, show_envvar=True,
               help=DASHBOARD_TOKEN_HELP)
+@click.option("--provider", "provider_name", type=click.Choice(sorted(providers())),
+              default="twilio", show_default=True, help=PROVIDER_HELP)
+@click.option("--secret", default=None, help=SECRET_HELP)
 @click.option("--junit", "junit_path", default=None, type=click.Path(dir_okay=False),
               help="Also write the results as JUnit XML to this file, for CI (one test case "
                    "per scenario).")
-def test(paths, prompts, url, auth_token, flow_name, dashboard_token, junit_path):
+def test(paths, prompts, url, auth_token, flow_name, dashboard_token, provider_name, secret,
+         junit_path):
     """Run the scenario files in PATHS and report node coverage.
 
     Exits 1 when any expectation fails.  With --url the scenarios are
@@ -171,10 +205,15 @@ def test(paths, prompts, url, auth_token, flow_name, dashboard_token, junit_path
     dashboard token or a signed request: set $IVR_DASHBOARD_TOKEN or
     --auth-token):
         ivr-sim test --url http://127.0.0.1:8080 flows/tests
+
+    \b
+    As Telnyx would play them (the server serves every provider):
+        ivr-sim test --url http://127.0.0.1:8080 --provider telnyx flows/tests
     """
     try:
-        report = run_paths(paths, prompts, url=url, token=auth_token, flow_name=flow_name,
-                           dashboard_token=dashboard_token)
+        report = run_paths(paths, prompts, url=url, token=_secret(provider_name, secret, auth_token),
+                           flow_name=flow_name, dashboard_token=dashboard_token,
+                           provider=provider_name)
     except (ScenarioFileError, FlowError, RemoteError) as error:
         raise click.ClickException(str(error))
     if junit_path:
@@ -199,19 +238,28 @@ def test(paths, prompts, url, auth_token, flow_name, dashboard_token, junit_path
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--prompts", default=None, help="Prompts folder (default: prompts/ beside flows/).")
-def lint(paths, prompts):
+@click.option("--provider", "provider_name", default=None,
+              help="Also warn of what this provider (or 'all') cannot do as the flow asks, "
+                   f"at the node ({', '.join(providers())}).")
+def lint(paths, prompts, provider_name):
     """Check flow files: print every problem as file:line:col and exit 1 if
     any is an error (warnings alone exit 0).
 
     \b
     Example:
         ivr-sim lint flows/*.yaml
+        ivr-sim lint --provider all flows/post_sale.yaml
     """
+    try:
+        chosen = chosen_providers(provider_name) if provider_name else []
+    except KeyError as error:
+        raise click.BadParameter(error.args[0], param_hint="'--provider'") from None
     count = warnings = 0
     for path in paths:
         files = sorted(Path(path).glob("*.yaml")) if Path(path).is_dir() else [Path(path)]
         for file in files:
-            for problem in check_flow(file, _prompts_root(file, prompts)):
+            root = _prompts_root(file, prompts)
+            for problem in check_flow(file, root) + gap_problems(file, root, chosen):
                 click.echo(str(problem))
                 count += 1
                 warnings += problem.severity == "warning"

@@ -35,8 +35,8 @@ def _load(flow_path: str, prompts: str | None):
         raise click.ClickException(f"the flow is not valid:\n{error}")
 
 
-def _remote_call(flow, caller, lang, at, twiml, prompts, orders_db, url, token,
-                 dashboard_token=None):
+def _remote_call(flow, caller, lang, at, markup, prompts, orders_db, url, token,
+                 dashboard_token=None, provider: str = "twilio"):
     """``ivr-sim call --url``: the same conversation with a running server."""
     if lang:
         raise click.UsageError("--lang cannot be used with --url: the server picks the "
@@ -60,17 +60,17 @@ def _remote_call(flow, caller, lang, at, twiml, prompts, orders_db, url, token,
     else:
         when = datetime.now(zone) if zone else datetime.now().astimezone()
     sim = RemoteCall(url, name, caller=caller, at=when, token=token,
-                     dashboard_token=dashboard_token)
+                     dashboard_token=dashboard_token, provider=provider)
     click.echo(f"Calling {name} at {url.rstrip('/')} from {caller} as {sim.call_id} "
                f"at {when:%Y-%m-%d %H:%M %Z}")
     try:
-        _show(sim.start(), sim, twiml)
-        _converse(sim, twiml)
+        _show(sim.start(), sim, markup)
+        _converse(sim, markup)
     except RemoteError as error:
         raise click.ClickException(str(error))
 
 
-def _converse(sim, twiml: bool):
+def _converse(sim, markup: str | None):
     with line_editing():
         while not sim.ended:
             try:
@@ -79,7 +79,7 @@ def _converse(sim, twiml: bool):
                 line = "hangup"
             turn = _act(sim, line)
             if turn is not None:
-                _show(turn, sim, twiml)
+                _show(turn, sim, markup)
     summary = sim.summary
     click.echo(f"Call ended: outcome {summary['outcome']}, reason {summary['reason']}"
                + (f", cause {summary['cause']}" if summary["cause"] else ""))
@@ -118,7 +118,9 @@ def _act_on(sim, line: str):
     return None
 
 
-def _show(turn, sim, twiml: bool):
+def _show(turn, sim, markup: str | None):
+    """Print what a turn did; with ``markup`` (a provider's name), the
+    document that provider received too."""
     if turn.path:
         click.secho("  path: " + " > ".join(turn.path), dim=True)
     if turn.heard:
@@ -126,5 +128,6 @@ def _show(turn, sim, twiml: bool):
     waiting = listens_for(turn.actions)
     if waiting and not sim.ended:
         click.secho(f"  (at {sim.waiting_node}, listening for {waiting})", dim=True)
-    if twiml and turn.twiml:  # a live hang-up is a status callback: no TwiML
-        click.echo("  twiml: " + turn.twiml.decode("utf-8"))
+    if markup and turn.twiml:  # a live hang-up is a status callback: no document
+        label = "twiml" if markup == "twilio" else markup
+        click.echo(f"  {label}: " + turn.twiml.decode("utf-8"))

@@ -4,8 +4,9 @@
 instead of :class:`ivr.sim.call.SimCall`: the same inputs (keys, speech,
 silence, a dial result, a voicemail, a hang-up), but each one becomes the
 webhook request a provider would send, to the server at ``base_url``.  The
-provider is the fake Twilio of :mod:`ivr.providers.twilio.fake`; this
-module only carries its requests over HTTP:
+provider is the fake of the provider named (:mod:`ivr.providers.registry`:
+each provider's :class:`ivr.providers.fake_call.FakeCall`), Twilio's
+unless told; this module only carries its requests over HTTP.  Twilio's:
 
 - form POSTs carrying ``CallSid`` (a fresh one per call), ``AccountSid``,
   ``From``, ``To``, ``CallStatus``, ``Direction`` and ``ApiVersion``, plus
@@ -37,14 +38,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib import error as urlerror
 from urllib import request as urlrequest
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
-from ivr.providers.twilio.fake import (
-    FakeTwilioCall,
-    Next,
-    TwimlError,
-    new_call_sid,
-)
+from ivr.providers.fake_call import FakeCall, HttpRequest, MarkupError, Next, Played, SendFn
+from ivr.providers.registry import provider as registered
+from ivr.providers.twilio.fake import TwimlError
 from ivr.providers.twilio.fake import parse_twiml as _parse_twiml
 from ivr.providers.twilio.fake import snippet as _snippet
 from ivr.sim.call import SECONDS_PER_TURN, SIMULATED_QUEUE_SECONDS, InputNotExpected, SimTurn
@@ -69,7 +67,9 @@ def parse_twiml(document: bytes, url: str) -> tuple[list, Next]:
 
 @dataclass
 class RemoteCall:
-    """A call to the flow ``flow_name`` of the server at ``base_url``.
+    """A call to the flow ``flow_name`` of the server at ``base_url``, as
+    the provider named ``provider`` plays it (signed with ``token``, its
+    secret, when given).
 
     Same public interface as :class:`ivr.sim.call.SimCall`: ``start``, ``press``,
     ``say``, ``silence``, ``hangup``, ``dial_result``, ``recorded`` and
@@ -85,17 +85,23 @@ class RemoteCall:
     #: Sent as a Bearer token to read ``/calls/<sid>`` (the server's dashboard token).
     dashboard_token: str | None = None
     called: str = "+33100000000"
-    call_id: str = field(default_factory=new_call_sid)
-    account_sid: str = "AC" + "0" * 32
+    provider: str = "twilio"
     timeout: float = TIMEOUT
+    #: The provider's id of the call (its fake makes one per call).
+    call_id: str = field(init=False, default="")
+    #: Carries each request and returns the answer's body (raising
+    #: :class:`RemoteError` on a refusal); None: over HTTP to ``base_url``.
+    transport: SendFn | None = None
     state: dict | None = None
     summary: dict = field(default_factory=dict)
     turns: list = field(default_factory=list)
 
     def __post_init__(self):
         self.base_url = self.base_url.rstrip("/")
-        self._twilio = FakeTwilioCall(self._post, self.caller, self.called, self.call_id,
-                                      self.account_sid, auth_token=self.token)
+        self._provider = registered(self.provider)
+        self._fake: FakeCall = self._provider.fake(self._send, self.caller, self.called,
+                                                   self.base_url, self.token)
+        self.call_id = self._fake.call_id
         self._started_at = self.at
         self._status_sent = False
         self._last_seq = 0
@@ -114,61 +120,60 @@ class RemoteCall:
         return self.state["node"] if self.state and not self.ended else None
 
     def start(self) -> SimTurn:
-        url = f"{self.base_url}/voice/{quote(self.flow_name, safe='')}"
-        return self._turn("call", url, {}, status="ringing")
+        url = f"{self.base_url}/{self._provider.prefix}voice/{quote(self.flow_name, safe='')}"
+        return self._turn("call", lambda: self._fake.answer(url))
 
     def press(self, digits: str) -> SimTurn:
-        gather = self._expect("gather", "keys")
-        return self._turn(f"press {digits}", gather.action, self._twilio.keys(digits))
+        self._expect("gather", "keys")
+        return self._turn(f"press {digits}", lambda: self._fake.press(digits))
 
     def say(self, words: str) -> SimTurn:
-        gather = self._expect("gather", "speech")
-        return self._turn(f"say {words}", gather.action, self._twilio.speech(words))
+        self._expect("gather", "speech")
+        return self._turn(f"say {words}", lambda: self._fake.say(words))
 
     def silence(self) -> SimTurn:
-        gather = self._expect("gather", "silence")
-        if gather.after is None:  # nothing after the Gather: the provider hangs up
-            return self._end_turn("silence")
-        return self._turn("silence", gather.after, {})
+        self._expect("gather", "silence")
+        return self._turn("silence", self._fake.silence)
 
     def hangup(self) -> SimTurn:
         return self._end_turn("hangup")
 
     def dial_result(self, status: str) -> SimTurn:
-        dial = self._expect("dial", f"a dial result ({status})")
-        if dial.action is None:  # no action: the call ends after the transfer
-            return self._end_turn(f"dial {status}")
-        return self._turn(f"dial {status}", dial.action,
-                          self._twilio.transfer_result(status, SIMULATED_QUEUE_SECONDS))
+        self._expect("dial", f"a dial result ({status})")
+        return self._turn(f"dial {status}",
+                          lambda: self._fake.transfer_ends(status, SIMULATED_QUEUE_SECONDS))
 
     def recorded(self, seconds: int = 20) -> SimTurn:
-        record = self._expect("record", "a recording")
-        return self._turn("record", record.action, self._twilio.recording(seconds))
+        self._expect("record", "a recording")
+        return self._turn("record", lambda: self._fake.record(seconds))
 
     def wait(self, seconds: int) -> None:
         self.at += timedelta(seconds=seconds)
 
     # -- one turn --------------------------------------------------------------------
     def _expect(self, wait: str, what: str) -> Next:
-        waits = self._twilio.next.wait if self._twilio.next else "over"
-        if waits != wait:
+        nxt = self._fake.next
+        waits = nxt.wait if nxt else "over"
+        if nxt is None or waits != wait:
             doing = {"gather": "keys or speech", "dial": "the result of a transfer",
-                     "record": "a recording", "over": "nothing: it is over"}[waits]
+                     "record": "a recording", "over": "nothing: it is over",
+                     "redirect": "a redirect"}.get(waits, waits)
             raise InputNotExpected(f"cannot send {what}: the call waits for {doing}")
-        return self._twilio.next
+        return nxt
 
-    def _turn(self, label: str, url: str | None, extra: dict, status: str = "in-progress") -> SimTurn:
+    def _turn(self, label: str, play) -> SimTurn:
+        """Play one input through the fake (``play()``); once the call is
+        over on the provider's side, its end-of-call notice is sent."""
         try:
-            documents, actions = self._twilio.request(url or "", extra, status)
-        except TwimlError as error:
+            played: Played = play()
+        except MarkupError as error:
             raise RemoteError(str(error)) from None
-        if self._twilio.next is None or self._twilio.next.wait == "over":
+        if self._fake.next is None or self._fake.next.wait == "over":
             self._send_status()
-        return self._record(label, actions, b"\n".join(documents))
+        return self._record(label, played.actions, b"\n".join(played.documents))
 
     def _end_turn(self, label: str) -> SimTurn:
         """The call ends on the provider's side: only the status callback."""
-        self._twilio.next = Next("over")
         self._send_status()
         return self._record(label, [], b"")
 
@@ -189,11 +194,16 @@ class RemoteCall:
             return
         self._status_sent = True
         duration = int((self.at - self._started_at).total_seconds())
-        self._post(f"{self.base_url}/status", self._twilio.status_callback(duration, self.at))
+        self._fake.hang_up(duration, self.at)
 
     def _describe(self) -> dict:
         url = f"{self.base_url}/calls/{quote(self.call_id, safe='')}"
-        body = self._request("GET", url, None, bearer=self.dashboard_token)
+        headers = {"Authorization": f"Bearer {self.dashboard_token}"} if self.dashboard_token else {}
+        request = HttpRequest("GET", url, headers)
+        sign = getattr(self._fake, "sign", None)  # signed like a webhook, when the fake can
+        if sign is not None and self.token:
+            request = sign(request)
+        body = self._send(request)
         try:
             described = json.loads(body)
         except ValueError:
@@ -203,19 +213,13 @@ class RemoteCall:
         return described
 
     # -- HTTP ------------------------------------------------------------------------
-    def _post(self, url: str, params: dict) -> bytes:
-        return self._request("POST", url, params)
-
-    def _request(self, method: str, url: str, params: dict | None,
-                 bearer: str | None = None) -> bytes:
-        headers = {SIMULATED_TIME_HEADER: self.at.isoformat()}
-        if bearer:
-            headers["Authorization"] = f"Bearer {bearer}"
-        data = None
-        if params is not None:
-            data = urlencode(params).encode("utf-8")
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        headers.update(self._twilio.headers(url, params))
+    def _send(self, request: HttpRequest) -> bytes:
+        """Send one request of the provider's (or ours), at the simulated time."""
+        method, url = request.method, request.url
+        headers = {SIMULATED_TIME_HEADER: self.at.isoformat(), **request.headers}
+        if self.transport is not None:
+            return self.transport(HttpRequest(method, url, headers, request.body))
+        data = request.body if method != "GET" else None
         req = urlrequest.Request(url, data=data, headers=headers, method=method)
         try:
             with self._opener.open(req, timeout=self.timeout) as response:

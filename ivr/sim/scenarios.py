@@ -16,7 +16,7 @@ heard, and ``sms: failed`` makes them fail.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,6 +29,7 @@ from ivr.flow.yamlcheck import read_text
 from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.phone import mask
+from ivr.providers.fake_call import SendFn
 from ivr.server.sms import RecordingSms
 from ivr.sim.call import InputNotExpected, SimCall, SimTurn
 from ivr.sim.remote import RemoteCall
@@ -92,19 +93,25 @@ class Server:
     flow: str | None = None   # the flow's name there; default: the flow file's stem
     #: Read ``/calls/<sid>`` with it (a server without a provider token).
     dashboard_token: str | None = None
+    #: The provider whose fake plays the calls (:mod:`ivr.providers.registry`).
+    provider: str = "twilio"
+    #: Carries the requests instead of HTTP (see :class:`ivr.sim.remote.RemoteCall`).
+    transport: SendFn | None = None
 
 
 def run_paths(paths, prompts_root=None, url: str | None = None, token: str | None = None,
               flow_name: str | None = None, report: Report | None = None,
-              dashboard_token: str | None = None) -> Report:
+              dashboard_token: str | None = None, provider: str = "twilio",
+              transport: SendFn | None = None) -> Report:
     """Run every scenario in the files under ``paths``: in this process, or
-    against the server at ``url`` (signed with ``token`` if given; its
-    call details read with ``dashboard_token``).
+    against the server at ``url`` as ``provider`` plays calls (signed with
+    ``token``, its secret, if given; its call details read with
+    ``dashboard_token``; carried by ``transport`` instead of HTTP if given).
 
     Raises :class:`ivr.sim.remote.RemoteError` when the server cannot be
     reached or refuses a request."""
     report = report or Report()
-    server = Server(url, token, flow_name, dashboard_token) if url else None
+    server = Server(url, token, flow_name, dashboard_token, provider, transport) if url else None
     for path in scenario_files(paths):
         run_file(path, prompts_root, report, server)
     return report
@@ -130,8 +137,7 @@ def run_file(path: Path, prompts_root, report: Report, server: Server | None = N
             report.skipped.append((name, why))
             report.cases.append((name, str(path), 0.0))
             continue
-        remote = server and Server(server.url, server.token, server.flow or Path(spec["flow"]).stem,
-                                   server.dashboard_token)
+        remote = server and replace(server, flow=server.flow or Path(spec["flow"]).stem)
         began = time.perf_counter()  # how long it took, for a CI report; never waited on
         failures, reached = run_scenario(flow, scenario, name, remote)
         report.cases.append((name, str(path), time.perf_counter() - began))
@@ -196,7 +202,8 @@ def run_scenario(flow, scenario: dict, name: str, server: Server | None = None):
     caller = str(scenario.get("caller", "+33612345678"))
     if server:
         call = RemoteCall(server.url, server.flow or flow.name, caller=caller, at=at,
-                          token=server.token, dashboard_token=server.dashboard_token)
+                          token=server.token, dashboard_token=server.dashboard_token,
+                          provider=server.provider, transport=server.transport)
     else:
         wanted = scenario.get("sms", "sent")
         if wanted not in SMS_RESULTS:

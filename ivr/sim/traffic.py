@@ -32,6 +32,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+import sqlite_utils
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
@@ -41,7 +42,9 @@ from ivr.lookups.demo_orders import (
     demo_orders,
 )
 from ivr.lookups.embedded import EmbeddedOrderLookups
-from ivr.providers.twilio.fake import FakeTwilioCall, Next, TwimlError, parse_twiml
+from ivr.providers.bodies import parse_form
+from ivr.providers.fake_call import HttpRequest, Next
+from ivr.providers.twilio.fake import FakeTwilioCall, TwimlError, parse_twiml
 from ivr.server.calls import CallHandler
 from ivr.server.registry import FlowRegistry
 from ivr.sim.traffic_behaviours import BEHAVIOURS, EPISODES, FLOW_NAME, ORDERS_VALID_DAYS, Behaviour, TrafficError
@@ -209,10 +212,13 @@ def _demo_orders(store: CallStore, today: date, plan: list):
                            f"({ORDERS_VALID_DAYS} days from {today})")
     generated = NumberPool().with_orders()
     phones = {call.caller for call in plan if call.caller in generated}
-    if "orders" in store.db.table_names():
+    # The orders live in the call log's SQLite file; beside a log kept
+    # elsewhere (PostgreSQL), in memory for this play.
+    db = store.db if isinstance(store.db, sqlite_utils.Database) else sqlite_utils.Database(memory=True)
+    if "orders" in db.table_names():
         demo = {order.number for order in demo_orders(today)}
         others = []
-        for row in store.db.query("SELECT number, phone FROM orders"):
+        for row in db.query("SELECT number, phone FROM orders"):
             if row["number"] in demo:
                 continue
             if row["phone"] in generated and _is_generated(row["number"], generated[row["phone"]][1]):
@@ -223,7 +229,7 @@ def _demo_orders(store: CallStore, today: date, plan: list):
             raise TrafficError(f"the database holds orders that are not demo orders "
                                f"({', '.join(sorted(others)[:3])}{', …' if len(others) > 3 else ''}); "
                                "generated traffic needs a new database or one with only the demo orders")
-    orders = create_demo_db(store.db, today)
+    orders = create_demo_db(db, today)
     orders.add_many(order for phone in sorted(phones)
                     for order in caller_orders(*generated[phone], phone=phone, today=today))
     return orders
@@ -402,8 +408,11 @@ class _Provider:
         except TwimlError as error:
             raise TrafficError(f"{twilio.call_id}: {error}") from None
 
-    def _send(self, url: str, params: dict) -> bytes:
-        return self._voice(url, params, self._now)
+    def _send(self, request: HttpRequest) -> bytes:
+        """The fake's form POST, straight to the handler."""
+        form = parse_form(request.body.decode("utf-8"))
+        return self._voice(request.url, {name: values[-1] for name, values in form.items()},
+                           self._now)
 
     def _voice(self, url: str, params: dict, now: datetime) -> bytes:
         answered = self._start_voice(url, params, now)

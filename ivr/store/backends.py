@@ -5,13 +5,14 @@ provides a method of the protocol, or provides it with another signature)."""
 from __future__ import annotations
 
 from ivr.store.memory import MemoryCallStore
+from ivr.store.postgres.store import PostgresCallStore
 from ivr.store.protocol import CallStore
 from ivr.store.sqlite.store import CallStore as SQLiteCallStore
 
 __all__ = ["BACKENDS"]
 
 #: Every backend, by name.
-BACKENDS = {"sqlite": SQLiteCallStore, "memory": MemoryCallStore}
+BACKENDS = {"sqlite": SQLiteCallStore, "postgresql": PostgresCallStore, "memory": MemoryCallStore}
 
 
 def _sqlite_is_a_call_store(store: SQLiteCallStore) -> CallStore:
@@ -19,4 +20,8 @@ def _sqlite_is_a_call_store(store: SQLiteCallStore) -> CallStore:
 
 
 def _memory_is_a_call_store(store: MemoryCallStore) -> CallStore:
+    return store
+
+
+def _postgres_is_a_call_store(store: PostgresCallStore) -> CallStore:
     return store

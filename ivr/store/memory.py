@@ -125,6 +125,7 @@ class MemoryCallStore:
             "sms_sent": int(summary.get("sms_sent") or 0),
             "transfer_result": summary.get("transfer_result"),
             "queue_seconds": summary.get("queue_seconds"),
+            "provider": summary.get("provider"),
         }
         self._refresh_provider_status(call_id)
 

@@ -1,12 +1,14 @@
 """What the server, the helpdesk sender, the reports and the dashboard
 need from a call store, as a :class:`typing.Protocol`.
 
-Two backends implement it: :class:`ivr.store.sqlite.store.CallStore`
+Three backends implement it: :class:`ivr.store.sqlite.store.CallStore`
 (SQLite: migrations, sealed state, group commit and checkpoints stay with
-it) and :class:`ivr.store.memory.MemoryCallStore` (dicts, for tests).  Code
-that only keeps and reads calls types its store as :class:`CallStore`; the
-report queries over a whole log (``ivr.reports``) read the SQLite backend
-through the read helpers it provides (``ivr.store.sqlite.reads``).
+it), :class:`ivr.store.postgres.store.PostgresCallStore` (PostgreSQL, for
+several servers on one database) and :class:`ivr.store.memory.MemoryCallStore`
+(dicts, for tests).  Code that only keeps and reads calls types its store as
+:class:`CallStore`; the report queries over a whole log (``ivr.reports``)
+read either database through the read helpers the store provides
+(``ivr.store.sqlite.reads``, ``ivr.store.postgres.reads``).
 """
 
 from __future__ import annotations

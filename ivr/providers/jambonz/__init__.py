@@ -10,7 +10,7 @@ PROVIDER = Provider(
     dialect=JambonzDialect,
     fake=fake_call,
     prefix="jambonz/",
-    secret_option="--jambonz-webhook-secret",
+    secret_option="jambonz-webhook-secret",
     secret_env="JAMBONZ_WEBHOOK_SECRET",
     secret_help="the account's webhook secret, which signs Jambonz-Signature (HMAC-SHA256)",
 )

@@ -21,6 +21,9 @@ class JambonzDialect:
     name = "jambonz"
     content_type = CONTENT_TYPE
     voice_methods = ("POST",)
+    #: Absolute hooks: a relative one would resolve against the application's
+    #: call hook, which need not be this server.
+    absolute_urls = True
     voice_fields = ("call_sid",)
     status_fields = ("call_sid", "call_status")
 

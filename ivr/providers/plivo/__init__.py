@@ -10,7 +10,7 @@ PROVIDER = Provider(
     dialect=PlivoDialect,
     fake=fake_call,
     prefix="plivo/",
-    secret_option="--plivo-auth-token",
+    secret_option="plivo-auth-token",
     secret_env="PLIVO_AUTH_TOKEN",
     secret_help="Plivo auth token (of the account or sub-account owning the number), "
                 "which keys the X-Plivo-Signature-V3 of every callback",

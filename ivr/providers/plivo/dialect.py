@@ -34,6 +34,8 @@ class PlivoDialect:
     content_type = b"text/xml; charset=utf-8"
     # An application's answer and hangup URLs may be set to GET or POST.
     voice_methods = ("POST", "GET")
+    #: Plivo XML wants fully qualified action URLs (the GetInput page).
+    absolute_urls = True
     voice_fields = ("CallUUID",)
     status_fields = ("CallUUID", "CallStatus")
 

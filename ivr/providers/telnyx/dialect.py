@@ -39,6 +39,7 @@ class TelnyxDialect:
     name = "telnyx"
     content_type = b"text/xml; charset=utf-8"
     voice_methods = ("POST",)
+    absolute_urls = False
     voice_fields = ("CallSid",)
     status_fields = ("CallSid", "CallStatus")
 

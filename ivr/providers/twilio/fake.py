@@ -5,13 +5,16 @@ from Twilio's public documentation (not from our renderer), for
 :class:`FakeTwilioCall` is one call as Twilio sees it.  It shapes each
 request (the form fields of a voice webhook, a Gather, Dial, Enqueue or
 Record action and a status callback), signs it with ``X-Twilio-Signature``
-when given the auth token, and executes the TwiML answer: it follows a
-document that only redirects, remembers where a Gather's answer goes
-(its ``action``, turn number included, and the ``<Redirect>`` after it
-for a silent caller), and where a Dial, Enqueue or Record reports.  How a
-request reaches the server is the caller's: ``send(url, params)`` returns
-the answer's bytes (an HTTP POST for ``ivr-sim --url``, a direct call of
-the handler for the traffic generator).
+when given the auth token (or ``X-Twilio-Signature`` in HMAC-SHA256 with
+``X-Twilio-Webhooks-Signature-Settings`` when given a shared key), and
+executes the TwiML answer: it follows a document that only redirects,
+remembers where a Gather's answer goes (its ``action``, turn number
+included, and the ``<Redirect>`` after it for a silent caller), and where a
+Dial, Enqueue or Record reports.  It implements
+:class:`ivr.providers.fake_call.FakeCall`; how a request reaches the server
+is the caller's: ``send(HttpRequest)`` returns the answer's bytes (an HTTP
+POST for ``ivr-sim --url``, the web resources in memory in tests, the
+handler for the traffic generator).
 """
 
 from __future__ import annotations
@@ -19,15 +22,16 @@ from __future__ import annotations
 import hashlib
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime
-from urllib.parse import unquote, urljoin
+from urllib.parse import unquote, urlencode, urljoin
 from xml.sax.saxutils import escape
 
 from ivr.engine import actions as act
-from ivr.providers.twilio.signature import signed_headers
+from ivr.providers.bodies import FORM
+from ivr.providers.fake_call import HttpRequest, MarkupError, Next, Played, SendFn
+from ivr.providers.twilio.signature import shared_key_headers, signed_headers
 
 #: Redirects followed in a row before the call is given up, as Twilio would.
 MAX_REDIRECTS = 10
@@ -39,7 +43,7 @@ ACCOUNT_SID = "AC" + "0" * 32
 _ANSWER_FIELDS = ("Digits", "SpeechResult", "Confidence")
 
 
-class TwimlError(ValueError):
+class TwimlError(MarkupError):
     """The server's answer is not TwiML Twilio could play."""
 
 
@@ -59,24 +63,9 @@ def queue_result(status: str) -> str:
 
 
 @dataclass
-class Next:
-    """What Twilio does next, from the last TwiML document."""
-
-    wait: str                       # "gather", "dial", "record", "redirect" or "over"
-    action: str | None = None       # where the answer goes
-    after: str | None = None        # the Redirect after a Gather (a silent caller)
-    queue: bool = False             # the transfer is an <Enqueue>, not a <Dial>
-    finish_on_key: str | None = "#"
-    num_digits: int | None = None
-
-
-#: Sends a form POST to a URL and returns the answer's body.
-SendFn = Callable[[str, dict], bytes]
-
-
-@dataclass
 class FakeTwilioCall:
-    """One inbound call, as Twilio plays it to the server ``send`` reaches."""
+    """One inbound call, as Twilio plays it to the server ``send`` reaches
+    (a :class:`ivr.providers.fake_call.FakeCall`)."""
 
     send: SendFn
     caller: str
@@ -89,6 +78,64 @@ class FakeTwilioCall:
     next: Next | None = None
     #: Status callbacks sent so far (their ``SequenceNumber``).
     sequence: int = 0
+    #: The server's public URL: the status callback goes to ``<base_url>/status``.
+    base_url: str = ""
+    #: When set (and no auth token), requests are signed with this shared
+    #: key in HMAC-SHA256, as a Webhook Setting makes Twilio do.
+    shared_key: str | None = None
+    #: The shared key's id Twilio names in the settings header.
+    shared_key_id: str = "webhooks_sharedkey_sim"
+
+    provider = "twilio"
+
+    # -- the FakeCall protocol ---------------------------------------------------------
+    def answer(self, voice_url: str) -> Played:
+        """Twilio's first request to the number's voice URL (``ringing``)."""
+        return Played(*self.request(voice_url, {}, status="ringing"))
+
+    def press(self, digits: str) -> Played:
+        return self._answer_gather(self.keys(digits))
+
+    def say(self, words: str, confidence: float = 0.9) -> Played:
+        return self._answer_gather({"SpeechResult": words, "Confidence": f"{confidence:g}"})
+
+    def silence(self) -> Played:
+        """The Gather times out: Twilio goes on to the verb after it (our
+        Redirect), or hangs up when there is none."""
+        gather = self._waiting("gather")
+        if gather.after is None:
+            self.next = Next("over")
+            return Played([], [])
+        return Played(*self.request(gather.after, {}))
+
+    def transfer_ends(self, status: str, queue_seconds: int = 0) -> Played:
+        dial = self._waiting("dial")
+        if dial.action is None:  # no action: the call ends with the transfer
+            self.next = Next("over")
+            return Played([], [])
+        return Played(*self.request(dial.action, self.transfer_result(status, queue_seconds)))
+
+    def record(self, seconds: int) -> Played:
+        return Played(*self.request(self._waiting("record").action or "", self.recording(seconds)))
+
+    def hang_up(self, duration: int, at: datetime) -> None:
+        """The ``completed`` status callback, to the number's status URL."""
+        self.next = Next("over")
+        self.post(f"{self.base_url.rstrip('/')}/status", self.status_callback(duration, at))
+
+    def _answer_gather(self, fields: dict) -> Played:
+        return Played(*self.request(self._waiting("gather").action or "", fields))
+
+    def _waiting(self, wait: str) -> Next:
+        waits = self.next.wait if self.next else "over"
+        if self.next is None or waits != wait:
+            raise MarkupError(f"the call waits for {waits}, not {wait}")
+        return self.next
+
+    def post(self, url: str, params: dict) -> bytes:
+        """Send one form POST, signed as Twilio signs it."""
+        headers = {"Content-Type": FORM, **self.headers(url, params)}
+        return self.send(HttpRequest("POST", url, headers, urlencode(params).encode("utf-8")))
 
     # -- request shapes ----------------------------------------------------------------
     def params(self, status: str = "in-progress") -> dict:
@@ -141,8 +188,17 @@ class FakeTwilioCall:
         return params
 
     def headers(self, url: str, params: dict | None) -> dict[str, str]:
-        """The signature header of a request to ``url`` (none without a token)."""
-        return signed_headers(self.auth_token, url, params or {}) if self.auth_token else {}
+        """The signature headers of a request to ``url`` (none without a secret)."""
+        if self.auth_token:
+            return signed_headers(self.auth_token, url, params or {})
+        if self.shared_key:
+            return shared_key_headers(self.shared_key, self.shared_key_id, url, params or {})
+        return {}
+
+    def sign(self, request: HttpRequest) -> HttpRequest:
+        """``request`` (a GET of ours, e.g. ``/calls/<id>``) signed as Twilio signs."""
+        return HttpRequest(request.method, request.url,
+                           {**request.headers, **self.headers(request.url, {})}, request.body)
 
     def _child_sid(self) -> str:
         # The transfer's own call: a stable id per call and turn.
@@ -158,7 +214,7 @@ class FakeTwilioCall:
         documents: list[bytes] = []
         actions: list = []
         for _ in range(MAX_REDIRECTS + 1):
-            body = self.send(url, {**self.params(status), **extra})
+            body = self.post(url, {**self.params(status), **extra})
             documents.append(body)
             parsed, self.next = parse_twiml(body, url)
             actions.extend(parsed)
@@ -166,6 +222,13 @@ class FakeTwilioCall:
                 return documents, actions
             url, extra, status = self.next.action or url, {}, "in-progress"
         raise TwimlError(f"more than {MAX_REDIRECTS} redirects in a row from {url}")
+
+
+def fake_call(send: SendFn, caller: str, called: str, base_url: str,
+              secret: str | None) -> FakeTwilioCall:
+    """A :class:`FakeTwilioCall` as the registry builds fakes: requests
+    signed with the auth token ``secret`` when given."""
+    return FakeTwilioCall(send, caller, called, auth_token=secret, base_url=base_url)
 
 
 # --- TwiML back into actions -------------------------------------------------------

@@ -13,6 +13,15 @@ query string as it wrote it, and re-normalising the query breaks validation.
 POST parameters, by contrast, are the *decoded* form values (``request.args``
 decoded from UTF-8).
 
+A Webhook Setting can make Twilio sign with a *shared key* instead: the
+same signed string, hashed with HMAC-SHA256 keyed with the shared key's
+secret, in the same ``X-Twilio-Signature`` header, and the request then
+carries ``X-Twilio-Webhooks-Signature-Settings: key=<key id>,algorithm=HMAC_SHA256``
+(https://www.twilio.com/docs/usage/webhooks/webhook-shared-keys; twilio-python
+9.13 ``request_validator.py`` ``get_signature_algorithm`` and
+``compute_signature(..., algorithm)``; twilio-node 6.3
+``lib/webhooks/webhooks.js``).
+
 Standard library only, so the simulator and tests can sign requests without
 Twilio's SDK.
 """
@@ -26,9 +35,14 @@ from collections.abc import Mapping
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
+    "HMAC_SHA1",
+    "HMAC_SHA256",
+    "SETTINGS_HEADER",
     "SIGNATURE_HEADER",
     "body_sha256",
     "is_valid_twilio_request",
+    "settings_algorithm",
+    "shared_key_headers",
     "signed_headers",
     "twilio_signature",
     "url_variants",
@@ -36,6 +50,14 @@ __all__ = [
 
 #: The header Twilio puts the signature in.
 SIGNATURE_HEADER = "X-Twilio-Signature"
+
+#: The header naming the shared key and algorithm of a shared-key signature.
+SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
+
+#: Algorithm names as the settings header writes them.
+HMAC_SHA1 = "HMAC_SHA1"
+HMAC_SHA256 = "HMAC_SHA256"
+_HASHES = {HMAC_SHA1: hashlib.sha1, HMAC_SHA256: hashlib.sha256}
 
 #: Query parameter Twilio adds when it sends a JSON body instead of a form.
 _BODY_HASH_PARAM = "bodySHA256"
@@ -63,7 +85,8 @@ def _values(name: str, value: object) -> list[str]:
     return values
 
 
-def twilio_signature(auth_token: str, url: str, params: Params | None) -> str:
+def twilio_signature(auth_token: str, url: str, params: Params | None,
+                     algorithm: str = HMAC_SHA1) -> str:
     """The ``X-Twilio-Signature`` value Twilio would send for this request.
 
     ``url`` is the full URL Twilio requested: scheme, host, optional port,
@@ -76,8 +99,9 @@ def twilio_signature(auth_token: str, url: str, params: Params | None) -> str:
     value. Names are sorted by code point, which is the same as UTF-8 byte
     order and case-sensitive ASCII order. For a repeated name, its values
     are sorted and de-duplicated, as twilio-python (``sorted(set(values))``)
-    and twilio-node do. The HMAC-SHA1 digest is returned base64-encoded, with
-    the standard alphabet and padding.
+    and twilio-node do. The HMAC-SHA1 digest (HMAC-SHA256 for
+    ``algorithm=HMAC_SHA256``, keyed with a shared key) is returned
+    base64-encoded, with the standard alphabet and padding.
     """
     if not isinstance(url, str):
         raise TypeError("url must be str")
@@ -90,7 +114,7 @@ def twilio_signature(auth_token: str, url: str, params: Params | None) -> str:
         for value in sorted(set(_values(name, params[name]))):
             parts.append(name)
             parts.append(value)
-    mac = hmac.new(auth_token.encode("utf-8"), "".join(parts).encode("utf-8"), hashlib.sha1)
+    mac = hmac.new(auth_token.encode("utf-8"), "".join(parts).encode("utf-8"), _HASHES[algorithm])
     return base64.b64encode(mac.digest()).decode("ascii")
 
 
@@ -175,12 +199,26 @@ def _as_bytes(value: str | bytes) -> bytes:
     return value if isinstance(value, bytes) else value.encode("utf-8")
 
 
+def settings_algorithm(settings: str | None) -> str | None:
+    """The algorithm an ``X-Twilio-Webhooks-Signature-Settings`` value names
+    (``key=…,algorithm=HMAC_SHA256``), upper-cased; :data:`HMAC_SHA1` when
+    the header is absent or names none (as the SDKs read it); None for an
+    algorithm we do not know."""
+    for part in (settings or "").split(","):
+        name, separator, value = part.partition("=")
+        if separator and name.strip() == "algorithm" and value.strip():
+            algorithm = value.strip().upper()
+            return algorithm if algorithm in _HASHES else None
+    return HMAC_SHA1
+
+
 def is_valid_twilio_request(
     auth_token: str,
     url: str,
     params: Params | None,
     signature: str | bytes | None,
     raw_body: bytes | None = None,
+    algorithm: str = HMAC_SHA1,
 ) -> bool:
     """Whether ``signature`` (the ``X-Twilio-Signature`` header) is Twilio's for this request.
 
@@ -194,6 +232,9 @@ def is_valid_twilio_request(
     no parameters, and ``raw_body`` must be given and must hash to that
     value, or the request is rejected. Without ``bodySHA256``, ``raw_body``
     is ignored, so a handler may always pass it.
+
+    ``algorithm`` is :data:`HMAC_SHA256` for a shared-key signature
+    (``auth_token`` is then the shared key's secret).
 
     A missing or empty signature, or an empty auth token, gives False.
     """
@@ -217,7 +258,7 @@ def is_valid_twilio_request(
     # first match, so the time taken does not reveal which variant matched.
     matched = False
     for candidate in url_variants(url):
-        expected = twilio_signature(auth_token, candidate, params)
+        expected = twilio_signature(auth_token, candidate, params, algorithm)
         matched |= hmac.compare_digest(expected.encode("ascii"), header)
     return matched
 
@@ -230,3 +271,11 @@ def signed_headers(auth_token: str, url: str, params: Params | None) -> dict[str
     pass ``params={}``.
     """
     return {SIGNATURE_HEADER: twilio_signature(auth_token, url, params)}
+
+
+def shared_key_headers(shared_key: str, key_id: str, url: str,
+                       params: Params | None) -> dict[str, str]:
+    """Headers of a request Twilio signs with a shared key (HMAC-SHA256),
+    for the simulator and tests."""
+    return {SIGNATURE_HEADER: twilio_signature(shared_key, url, params, HMAC_SHA256),
+            SETTINGS_HEADER: f"key={key_id},algorithm={HMAC_SHA256}"}

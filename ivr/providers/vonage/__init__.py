@@ -10,7 +10,7 @@ PROVIDER = Provider(
     dialect=VonageDialect,
     fake=fake_call,
     prefix="vonage/",
-    secret_option="--vonage-signature-secret",
+    secret_option="vonage-signature-secret",
     secret_env="VONAGE_SIGNATURE_SECRET",
     secret_help="the account's signature secret, which signs the webhooks' JWT (HS256)",
 )

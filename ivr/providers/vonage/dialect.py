@@ -25,6 +25,8 @@ class VonageDialect:
     # The answer webhook is a GET unless the application says POST; every
     # later request (input, notify, connect events) is a JSON POST.
     voice_methods = ("GET", "POST")
+    #: an NCCO's eventUrl is an array of absolute URLs.
+    absolute_urls = True
     voice_fields = ("conversation_uuid",)
     status_fields = ("conversation_uuid", "status")
 

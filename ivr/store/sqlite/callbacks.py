@@ -38,7 +38,7 @@ def read_callback_requests(db: sqlite_utils.Database, caller_key: bytes, *,
     key).  ``status`` None is every status; ``since`` (inclusive) and
     ``until`` (exclusive) are local times as text, compared with
     ``requested_at`` as text (it is the flow's local time).  Only reads."""
-    clauses, params = ["1"], []
+    clauses, params = ["1 = 1"], []
     if status is not None:
         clauses.append("status = ?")
         params.append(status)

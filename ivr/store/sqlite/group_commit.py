@@ -56,14 +56,22 @@ class GroupCommit:
     def _flush(self) -> None:
         self._scheduled = None
         while self._queue:
-            group, self._queue = self._queue[:self.max_group], self._queue[self.max_group:]
-            for done, result in self._commit(group):
-                if done.called:
-                    continue  # its request was cancelled (the provider hung up); the write stands
-                if isinstance(result, Failure):
-                    done.errback(result)
-                else:
-                    done.callback(result)
+            self._deliver(self._commit(self._next_group()))
+
+    def _next_group(self) -> list:
+        group, self._queue = self._queue[:self.max_group], self._queue[self.max_group:]
+        return group
+
+    @staticmethod
+    def _deliver(results) -> None:
+        """Fire each write's Deferred with its result, once committed."""
+        for done, result in results:
+            if done.called:
+                continue  # its request was cancelled (the provider hung up); the write stands
+            if isinstance(result, Failure):
+                done.errback(result)
+            else:
+                done.callback(result)
 
     def _commit(self, group):
         try:

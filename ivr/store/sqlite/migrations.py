@@ -217,6 +217,15 @@ def _leases(db: sqlite_utils.Database) -> None:
     )""")
 
 
+@MIGRATIONS(name="0011_provider")
+def _provider(db: sqlite_utils.Database) -> None:
+    """The voice provider each call came by (``twilio``, ``telnyx``…), so
+    reports, the dashboard and ``/metrics`` break calls down by provider.
+    Calls logged before it all came by Twilio, the only provider then."""
+    db.execute("ALTER TABLE calls ADD COLUMN provider TEXT")
+    db.execute("UPDATE calls SET provider = 'twilio'")
+
+
 def mark_first_visits(db: sqlite_utils.Database) -> None:
     """Flag each call's first event at each node (events written without
     the flag: a log from before it, or one built in bulk)."""

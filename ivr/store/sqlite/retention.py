@@ -35,13 +35,17 @@ class _Retention:
         writers wait for one batch at most."""
         totals = dict.fromkeys(_CALL_TABLES, 0)
         while True:
-            ids = [row[0] for row in self.db.conn.execute(
-                "SELECT call_id FROM calls WHERE julianday(started_at) < julianday(?) LIMIT ?",
-                [started_before, batch]).fetchall()]
+            ids = self._calls_started_before(started_before, batch)
             if not ids:
                 return totals
             for table, count in self.erase_calls(ids).items():
                 totals[table] += count
+
+    def _calls_started_before(self, started_before: str, limit: int) -> list[str]:
+        """At most ``limit`` calls that started before the instant ``started_before``."""
+        return [row[0] for row in self.db.conn.execute(
+            "SELECT call_id FROM calls WHERE julianday(started_at) < julianday(?) LIMIT ?",
+            [started_before, limit]).fetchall()]
 
     def forget_caller(self, number: str) -> dict[str, int]:
         """Erase every call of the caller ``number`` (the caller, or the

@@ -16,6 +16,8 @@ import sqlite3
 
 from twisted.logger import Logger
 
+from ivr.store.postgres.faults import postgres_fault_cause
+
 __all__ = ["StorageHealth", "fault_cause"]
 
 #: SQLite result codes (their names) and what monitoring is told.
@@ -44,10 +46,14 @@ _MESSAGES = (
 def fault_cause(error: BaseException) -> str | None:
     """What ``error`` says of the storage (``disk_full``, ``io_error``,
     ``database_locked``, ``cannot_open``, ``read_only``, ``corrupt``,
-    ``database_error``), or None when it is not a storage fault (a bug in
-    one turn's data, say: a constraint, a bad parameter)."""
+    ``database_error``; on PostgreSQL also ``server_unreachable``), or None
+    when it is not a storage fault (a bug in one turn's data, say: a
+    constraint, a bad parameter)."""
     if isinstance(error, OSError):
         return "disk_full" if error.errno == errno.ENOSPC else "io_error"
+    postgres = postgres_fault_cause(error)
+    if postgres is not None:
+        return postgres
     if not isinstance(error, sqlite3.Error) or isinstance(
             error, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
         return None

@@ -113,12 +113,15 @@ class CallStore(_CallbackRequests, _Retention, _Leases):
         if caller_key is not None and (not isinstance(caller_key, bytes) or not caller_key):
             raise TypeError("caller_key must be non-empty bytes")
         self.db = db
-        _apply_migrations(db)
+        self._migrate(db)
         self._key = caller_key if caller_key is not None else self._stored_key()
         self._hashes: dict[str, str] = {}
         self._live: OrderedDict[str, CallRecord] = OrderedDict()
         self._fernet = _sealer(self._key)
         self._state_cipher = _state_cipher(self._key)
+
+    #: Brings a database up to this store's schema (a backend's own migrations).
+    _migrate = staticmethod(_apply_migrations)
 
     @classmethod
     def open(cls, path, caller_key: bytes | None = None, *, synchronous: str = "NORMAL",
@@ -230,7 +233,8 @@ class CallStore(_CallbackRequests, _Retention, _Leases):
             self.db.conn.executemany(
                 "INSERT INTO node_events (call_id, seq, flow, version, node, kind, input, "
                 "branch, detail, at, first_visit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                "NOT EXISTS (SELECT 1 FROM node_events WHERE call_id = ?1 AND node = ?5)) "
+                "CAST(NOT EXISTS (SELECT 1 FROM node_events WHERE call_id = ?1 AND node = ?5) "
+                "AS INTEGER)) "
                 "ON CONFLICT (call_id, seq) DO NOTHING",
                 [[call_id, int(event["seq"]), event["flow"], event["version"], event["node"],
                   event["kind"], _text(event.get("input")), _text(event.get("branch")),
@@ -289,6 +293,7 @@ class CallStore(_CallbackRequests, _Retention, _Leases):
             "sms_sent": int(summary.get("sms_sent") or 0),
             "transfer_result": summary.get("transfer_result"),
             "queue_seconds": summary.get("queue_seconds"),
+            "provider": summary.get("provider"),
         }
         if before is None:
             self.db.conn.execute(_upsert_sql(tuple(row)), list(row.values()))

@@ -1,0 +1,263 @@
+"""ivr.store.postgres: what the PostgreSQL backend adds to the protocol's
+behaviours (tests/test_call_store_protocol.py runs those on it): its
+migrations, its group commit off the reactor's thread, leases, faults."""
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+from twisted.internet import defer, task
+
+from ivr.engine.state import call_summary
+from ivr.store.postgres.connection import is_postgres_url, psycopg_sql
+from ivr.store.postgres.faults import postgres_fault_cause
+from ivr.store.postgres.group_commit import PooledGroupCommit
+from ivr.store.postgres.migrations import MIGRATIONS, pending_migrations
+from ivr.store.postgres.store import PostgresCallStore
+from ivr.store.sqlite.migrations import MIGRATIONS as SQLITE_MIGRATIONS
+from ivr.store.sqlite.storage_health import fault_cause
+
+KEY = b"k" * 32
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store(postgres_dsn):
+    made = PostgresCallStore.connect(postgres_dsn, caller_key=KEY)
+    yield made
+    made.close()
+
+
+def state(call_id="CA1", **changes):
+    made = {"call_id": call_id, "flow": "shop", "version": "v1", "caller": "+33612345678",
+            "called": "+33100000000", "country": "FR", "lang": "fr-FR",
+            "started_at": "2026-11-24T09:00:00+00:00", "now": "2026-11-24T09:00:10+00:00",
+            "ended_at": None, "node": "menu", "waiting": "gather", "reason": None,
+            "confirmed": False, "cause": None, "handoff": None, "outcome": None,
+            "ended": False, "steps": 1, "vars": {"phone": "+33612345678"}}
+    made.update(changes)
+    return made
+
+
+def saver(store, call_id, turn=1):
+    made = state(call_id)
+    return lambda: store.save_turn(call_id, turn, made, b"<Response/>", [], call_summary(made),
+                                   made["caller"]) or call_id
+
+
+# -- placeholders and URLs ----------------------------------------------------------
+def test_sqlite_placeholders_become_psycopgs_numbered_ones_reordered():
+    assert psycopg_sql("SELECT ?2, ?1, ?2 WHERE x LIKE '5%'") == (
+        "SELECT %s, %s, %s WHERE x LIKE '5%%'", (1, 0, 1))
+    assert psycopg_sql("SELECT ? + ?") == ("SELECT %s + %s", None)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("postgresql://ivr@db.example.com/ivr", True), ("postgres://ivr@localhost/ivr", True),
+    ("ivr.db", False), ("/var/lib/ivr/postgresql.db", False)])
+def test_only_a_postgresql_url_names_a_postgresql_database(value, expected):
+    assert is_postgres_url(value) is expected
+
+
+# -- migrations ---------------------------------------------------------------------
+def test_the_migrations_are_sqlites_by_name_in_order_then_the_leases():
+    names = [name for name, _statements in MIGRATIONS]
+    sqlite_names = [migration.name for migration in SQLITE_MIGRATIONS._migrations]
+    assert [name for name in names if name in sqlite_names] == sqlite_names
+    assert "0010_leases" in names
+
+
+def test_a_new_database_is_migrated_once_and_a_second_store_finds_nothing_to_do(postgres_dsn):
+    first = PostgresCallStore.connect(postgres_dsn, caller_key=KEY)
+    second = PostgresCallStore.connect(postgres_dsn, caller_key=KEY)
+    try:
+        with psycopg.connect(postgres_dsn) as conn:
+            assert pending_migrations(conn) == []
+            assert conn.execute("SELECT count(*) FROM ivr_migrations").fetchone()[0] == len(MIGRATIONS)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_servers_without_a_caller_key_share_the_one_kept_in_the_database(postgres_dsn):
+    first = PostgresCallStore.connect(postgres_dsn)
+    second = PostgresCallStore.connect(postgres_dsn)
+    try:
+        assert first.hash_caller("+33612345678") == second.hash_caller("+33 6 12 34 56 78") != ""
+        first.save_turn("CA1", 1, state(), b"<Response/>", [], call_summary(state()), "+33612345678")
+        assert second.load_call("CA1").state["caller"] == "+33612345678"
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_state_is_sealed_in_the_database(store):
+    store.save_turn("CA1", 1, state(), b"<Response/>", [], call_summary(state()), "+33612345678")
+    sealed = store.db.execute("SELECT state_json FROM call_state").fetchone()[0]
+    assert b"33612345678" not in bytes(sealed) and bytes(sealed)[:1] == b"\x02"
+
+
+def test_a_turn_saved_by_another_server_is_read_back_not_the_copy_in_memory(postgres_dsn):
+    one = PostgresCallStore.connect(postgres_dsn, caller_key=KEY)
+    other = PostgresCallStore.connect(postgres_dsn, caller_key=KEY)
+    try:
+        one.save_turn("CA1", 1, state(node="menu"), b"<one/>", [], call_summary(state()), "+33612345678")
+        other.save_turn("CA1", 2, state(node="order"), b"<two/>", [], call_summary(state()), "+33612345678")
+        record = one.load_call("CA1")
+        assert (record.turn, record.state["node"], record.response) == (2, "order", b"<two/>")
+        # A late retry of turn 1 on the first server does not roll the call back.
+        one.save_turn("CA1", 1, state(node="menu"), b"<one/>", [], call_summary(state()), "+33612345678")
+        assert other.load_call("CA1").turn == 2
+    finally:
+        one.close()
+        other.close()
+
+
+# -- leases -------------------------------------------------------------------------
+def test_a_lease_is_held_by_one_holder_until_it_expires(store):
+    ttl = timedelta(seconds=30)
+    assert store.take_lease("sweep", "a", NOW, ttl)
+    assert not store.take_lease("sweep", "b", NOW + timedelta(seconds=29), ttl)
+    assert store.take_lease("sweep", "a", NOW + timedelta(seconds=29), ttl)  # renewed
+    assert not store.take_lease("sweep", "b", NOW + timedelta(seconds=58), ttl)
+    assert store.take_lease("sweep", "b", NOW + timedelta(seconds=59), ttl)  # a's expired
+    assert store.take_lease("helpdesk", "a", NOW, ttl)  # another lease is free
+
+
+def test_a_lease_asked_for_at_once_by_many_goes_to_one(store):
+    results, start = {}, threading.Barrier(8)
+
+    def ask(holder):
+        start.wait(timeout=10)
+        results[holder] = store.take_lease("checkpoint", holder, NOW, timedelta(seconds=30))
+
+    threads = [threading.Thread(target=ask, args=(f"w{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert sorted(results.values()) == [False] * 7 + [True]
+
+
+def test_a_lease_needs_an_aware_time(store):
+    with pytest.raises(ValueError, match="aware"):
+        store.take_lease("sweep", "a", NOW.replace(tzinfo=None), timedelta(seconds=30))
+
+
+# -- group commit off the reactor's thread ------------------------------------------
+def in_a_thread(threads_used):
+    """Run each group in a thread of its own, as the pool does, and wait for it."""
+    def run(function, *args):
+        out = []
+        worker = threading.Thread(target=lambda: out.append(function(*args)))
+        worker.start()
+        worker.join(timeout=30)
+        threads_used.append(worker.ident)
+        return defer.succeed(out[0])
+    return run
+
+
+def test_turns_answered_together_commit_together_outside_the_reactors_thread(store):
+    clock, threads_used = task.Clock(), []
+    group = PooledGroupCommit(store, clock, in_thread=in_a_thread(threads_used))
+    done = [group.write(saver(store, f"CA{n}")) for n in range(3)]
+    assert not any(d.called for d in done) and store.call("CA0") is None
+    clock.advance(0)
+    assert [d.result for d in done] == ["CA0", "CA1", "CA2"]
+    assert (group.commits, group.writes) == (1, 3)
+    assert threads_used and threading.get_ident() not in threads_used
+    assert store.load_call("CA2").turn == 1
+    assert clock.getDelayedCalls() == []
+
+
+def test_writes_queued_while_a_group_commits_go_in_the_next_commit(store):
+    clock, calls = task.Clock(), []
+
+    def later_in_a_thread(function, *args):
+        calls.append((function, args, defer.Deferred()))
+        return calls[-1][2]
+
+    def finish(call):
+        function, args, done = call
+        done.callback(function(*args))
+
+    group = PooledGroupCommit(store, clock, in_thread=later_in_a_thread)
+    first = group.write(saver(store, "CA1"))
+    clock.advance(0)
+    later = [group.write(saver(store, "CA2")), group.write(saver(store, "CA3"))]
+    clock.advance(0)
+    assert len(calls) == 1 and not first.called  # one commit at a time
+    finish(calls[0])
+    assert first.result == "CA1" and len(calls) == 2 and len(calls[1][1][0]) == 2
+    finish(calls[1])
+    assert [d.result for d in later] == ["CA2", "CA3"] and group.commits == 2
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_failing_write_fails_alone_in_its_group(store):
+    clock = task.Clock()
+    group = PooledGroupCommit(store, clock, in_thread=in_a_thread([]))
+
+    def broken():
+        store.db.execute("INSERT INTO no_such_table VALUES (1)")
+
+    done = [group.write(saver(store, "CA1")), group.write(broken), group.write(saver(store, "CA2"))]
+    clock.advance(0)
+    failures = []
+    done[1].addErrback(failures.append)
+    assert done[0].result == "CA1" and done[2].result == "CA2"
+    assert failures and isinstance(failures[0].value, psycopg.errors.UndefinedTable)
+    assert store.call("CA1") is not None and store.call("CA2") is not None
+
+
+# -- faults -------------------------------------------------------------------------
+def test_a_lost_server_is_a_storage_fault_and_a_bad_statement_is_not():
+    assert fault_cause(psycopg.OperationalError("connection refused")) == "server_unreachable"
+    assert fault_cause(psycopg.errors.DiskFull("no space")) == "disk_full"
+    assert fault_cause(psycopg.errors.AdminShutdown("terminating")) == "server_unreachable"
+    assert fault_cause(psycopg.errors.DeadlockDetected("deadlock")) == "database_locked"
+    assert fault_cause(psycopg.errors.UniqueViolation("duplicate")) is None
+    assert postgres_fault_cause(ValueError("not psycopg's")) is None
+
+
+def test_a_server_that_cannot_be_reached_fails_to_open_with_the_reason():
+    with pytest.raises(psycopg.OperationalError):
+        PostgresCallStore.connect("host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=1")
+
+
+# -- ivr-serve --db postgresql://... --------------------------------------------------
+def test_ivr_serve_keeps_calls_in_postgresql_given_its_url_and_commits_in_a_thread(postgres_dsn):
+    from pathlib import Path
+
+    from twisted.internet.testing import MemoryReactorClock
+
+    from ivr.server import tap
+
+    root = Path(__file__).parent.parent
+    options = tap.Options()
+    options.parseOptions(["--db", postgres_dsn, "--flows", str(root / "flows"),
+                          "--prompts", str(root / "prompts"), "--listen", "tcp:0:interface=127.0.0.1"])
+    top = tap.makeService(options, MemoryReactorClock())
+    top.startService()
+    try:
+        writer, readers = [s.pool for s in top if isinstance(s, tap.ThreadPoolService)]
+        assert writer.started and writer.max == 1 and readers.started and readers.max == 2
+        reload_service = next(s for s in top if isinstance(s, tap.ReloadOnHangup))
+        store = reload_service.registry.store
+        assert isinstance(store, PostgresCallStore)
+        assert store.flow_version("post_sale", reload_service.registry.current("post_sale").version)
+    finally:
+        top.stopService()
+        store.close()
+
+
+def test_ivr_serve_refuses_a_postgresql_it_cannot_reach_in_one_line():
+    from twisted.internet.testing import MemoryReactorClock
+
+    from ivr.server import tap
+
+    options = tap.Options()
+    options.parseOptions(["--db", "postgresql://nobody@127.0.0.1:1/none"])
+    with pytest.raises(tap.usage.UsageError, match="cannot use the PostgreSQL database: .*refused"):
+        tap.makeService(options, MemoryReactorClock())
