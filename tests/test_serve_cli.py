@@ -164,3 +164,11 @@ def test_twist_ivr_help_lists_the_options_once_installed(tmp_path):
                     "`pip install --config-settings editable_mode=compat -e .` "
                     f"(import ivr gives {found.stdout.strip() or found.stderr.strip()!r})")
     _assert_lists_every_option(_twist_help(env, tmp_path))
+
+
+def test_lang_is_for_that_run_only(capsys, monkeypatch):
+    from ivr.i18n import current_language
+
+    monkeypatch.setenv("LANGUAGE", "en")
+    _run(capsys, "--lang", "fr", "--help")
+    assert current_language() == "en"

@@ -10,6 +10,7 @@ for a bad command line and 1 when the server cannot start.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 
@@ -108,6 +109,11 @@ def _language(argv: list[str]) -> str | None:
 def main(argv=None) -> None:
     """Run ``ivr-serve`` with ``argv`` (default: the command line)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # The language is set for this run only, not for whoever called main().
+    contextvars.copy_context().run(_main, argv)
+
+
+def _main(argv: list[str]) -> None:
     use_language(_language(argv))
     command = serve_command()
     try:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from twisted.logger import Logger
 from twisted.python import usage
 
+from ivr.i18n import use_language
 from ivr.lookups.shops import ShopConfigError, load_config
 from ivr.providers.registry import providers
 from ivr.server.dashboard import MIN_TOKEN_LENGTH, check_dashboard_token
@@ -163,6 +164,8 @@ class Options(usage.Options):
     def postOptions(self):
         """Fill what the environment gives, check every value; a bad one
         raises :class:`twisted.python.usage.UsageError` in one sentence."""
+        if self["lang"]:  # twist ivr's messages too; else the environment's, read when shown
+            use_language(self["lang"])
         for option in SERVE_OPTIONS:
             if option.env and self.get(option.name) is None:
                 self[option.name] = os.environ.get(option.env) or None
