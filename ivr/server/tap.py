@@ -44,13 +44,7 @@ from ivr.server.leases import (
     SWEEP_LEASE_INTERVALS,
     Leases,
 )
-from ivr.server.options import (  # noqa: F401 (twist ivr finds Options here)
-    DEFAULT_BACKLOG,
-    Options,
-    helpdesk_url,
-    positive_number,
-    shop_config,
-)
+from ivr.server.options import DEFAULT_BACKLOG, Options  # noqa: F401 (twist ivr finds Options here)
 from ivr.server.registry import FlowRegistry
 from ivr.server.requests import LimitedRequest, WebhookChannel
 from ivr.server.served import (
