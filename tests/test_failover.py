@@ -53,7 +53,9 @@ class Serve:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
                     return
-            except (urllib.error.URLError, ConnectionError):
+            # ivr-serve binds its port first: a connection may then wait in
+            # the queue until the server has started (TimeoutError).
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"ivr-serve on {self.port} did not start: "
                                          f"{Path(self.log.name).read_text(errors='replace')}")
