@@ -43,7 +43,7 @@ class Serve:
             [sys.executable, "-c", "from ivr.server.tap import main; main()",
              "--listen", f"tcp:{self.port}:interface=127.0.0.1", "--db", db,
              "--flows", str(ROOT / "flows"), "--prompts", str(ROOT / "prompts"),
-             "--simulated-clock"],
+             "--simulated-clock", "--workers", "1"],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=tmp_path,
             env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -53,8 +53,6 @@ class Serve:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
                     return
-            # ivr-serve binds its port first: a connection may then wait in
-            # the queue until the server has started (TimeoutError).
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"ivr-serve on {self.port} did not start: "

@@ -413,7 +413,7 @@ def test_a_log_written_before_providers_refuses_a_report_by_provider(tmp_path):
 
     path = tmp_path / "old.db"
     db = sqlite_utils.Database(path)
-    MIGRATIONS.apply(db, stop_before="0010_provider")
+    MIGRATIONS.apply(db, stop_before="0011_provider")
     add_call(db, 1, "2026-11-24T09:00:00+01:00", "self_served", "order_status", "alice",
              ["welcome", "main_menu", "answer"])
     db.close()

@@ -77,9 +77,12 @@ def test_a_provider_that_sends_gets_has_its_turns_taken_as_gets(tmp_path):
 def test_a_transfer_whispers_at_its_providers_own_route(tmp_path):
     server = MemoryServer(tmp_path, served=[Served(TwilioDialect())])
     dial = act.Dial(act.DialTarget("number", "+33100000001"))
-    telnyx_route = Served(TwilioDialect(), "telnyx/")
-    assert server.handler._with_whisper(dial, telnyx_route).whisper_url == "/telnyx/whisper"
+    telnyx = Served(TwilioDialect(), "telnyx/")
+    assert server.handler._with_whisper(dial, telnyx).whisper_url == "/telnyx/whisper"
     assert server.handler._with_whisper(dial, Served(TwilioDialect())).whisper_url == "/whisper"
+    # A provider that needs absolute URLs gets the request's own base.
+    based = replace(telnyx, base="https://ivr.example")
+    assert server.handler._with_whisper(dial, based).whisper_url == "https://ivr.example/telnyx/whisper"
 
 
 def test_twilio_signed_with_a_shared_key_is_served_and_unsigned_refused(tmp_path):
