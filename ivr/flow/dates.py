@@ -14,14 +14,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from ivr.i18n import N_, _
+
 #: The messages of this module, one sentence each with named values.
 MESSAGES = {
-    "not-a-time": "{text!r} is not a date and time: write it as 2026-12-24 18:30 (year-month-day, "
-                  "24-hour clock) or in ISO 8601, e.g. 2026-12-24T18:30",
-    "not-a-day": "{text!r} is not a date: write it as 2026-12-24 (year-month-day, ISO 8601)",
-    "ambiguous": "{text!r} could be read day first ({one}) or month first ({other}): write it "
-                 "year first, as the one you mean",
-    "month-first": "{text!r} puts the month first: write it year first, as {iso}",
+    "not-a-time": N_("{text!r} is not a date and time: write it as 2026-12-24 18:30 (year-month-day, "
+                  "24-hour clock) or in ISO 8601, e.g. 2026-12-24T18:30"),
+    "not-a-day": N_("{text!r} is not a date: write it as 2026-12-24 (year-month-day, ISO 8601)"),
+    "ambiguous": N_("{text!r} could be read day first ({one}) or month first ({other}): write it "
+                 "year first, as the one you mean"),
+    "month-first": N_("{text!r} puts the month first: write it year first, as {iso}"),
 }
 
 _DAY_FIRST = re.compile(
@@ -46,7 +48,7 @@ def parse_time(text) -> dt.datetime:
         return dt.datetime.fromisoformat(value)
     except ValueError:
         pass
-    return _day_first(value, MESSAGES["not-a-time"])
+    return _day_first(value, _(MESSAGES["not-a-time"]))
 
 
 def parse_day(text) -> dt.date:
@@ -58,9 +60,9 @@ def parse_day(text) -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError:
         pass
-    moment = _day_first(value, MESSAGES["not-a-day"])
+    moment = _day_first(value, _(MESSAGES["not-a-day"]))
     if moment.time() != dt.time():
-        raise DateError(MESSAGES["not-a-day"].format(text=value))
+        raise DateError(_(MESSAGES["not-a-day"]).format(text=value))
     return moment.date()
 
 
@@ -82,12 +84,12 @@ def _day_first(value: str, wrong: str) -> dt.datetime:
     day_first = _make(year, b, a, clock)
     month_first = _make(year, a, b, clock)
     if day_first and month_first and day_first != month_first:
-        raise DateError(MESSAGES["ambiguous"].format(
+        raise DateError(_(MESSAGES["ambiguous"]).format(
             text=value, one=_shown(day_first, found), other=_shown(month_first, found)))
     if day_first:
         return day_first
     if month_first:
-        raise DateError(MESSAGES["month-first"].format(text=value, iso=_shown(month_first, found)))
+        raise DateError(_(MESSAGES["month-first"]).format(text=value, iso=_shown(month_first, found)))
     raise DateError(wrong.format(text=value))
 
 

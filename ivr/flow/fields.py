@@ -17,6 +17,7 @@ from ivr.flow.model import (
     Retry,
 )
 from ivr.flow.yamlcheck import BAD, type_name
+from ivr.i18n import N_, _
 
 #: What each look-up needs and which variables its answer sets.
 LOOKUPS = {
@@ -47,6 +48,32 @@ _BAD = BAD
 #: The longest literal ``slot`` of a callback node.
 MAX_SLOT_LENGTH = 64
 
+#: The messages of the field checks, one sentence each with named values.
+MESSAGES = {
+    "too-small": N_("expected a whole number of at least {minimum}, found {found}"),
+    "bad-name": N_("expected a name of letters, digits and '_', found {found!r}"),
+    "bad-key": N_("expected one key, 0-9, * or #, found {found!r}"),
+    "not-allowed": N_("expected one of {expected}, found {found!r}"),
+    "bad-pattern": N_("invalid pattern: {error}"),
+    "bad-say-item": N_("expected a prompt name, {{play: URL}} or {{pause: seconds}}, found {type} {value!r}"),
+    "unknown-field": N_("unknown field {field!r}; expected one of {expected}"),
+    "not-a-ratio": N_("expected a number from 0 to 1, found {found!r}"),
+    "empty-choice": N_("a choice needs a key, words or both"),
+    "key-taken": N_("key {key} is already used by choice {other} of this menu"),
+    "word-taken": N_("word {word!r} ({lang}) is already used by choice {other} of this menu"),
+    "bad-sms-template": N_("expected the name of the text message's template (e.g. sms_tracking for "
+                           "prompts/<language>/sms_tracking.j2), found {type} {value!r}"),
+    "wrong-type": N_("expected {wanted}, found {found} {value!r}"),
+    "wrong-value": N_("expected {wanted}, found {value!r}"),
+    "text-around-expression": N_("expected {wanted}: one whole expression, with no text around it, found {value!r}"),
+    "slot-too-long": N_("expected a slot of at most {maximum} characters, found {length}"),
+    "unknown-destination": N_("unknown destination {key!r}; expected number, sip or queue"),
+    "one-destination": N_("expected exactly one of number, sip or queue"),
+    "bad-number": N_("expected an E.164 number such as +33123456789, found {address!r}"),
+    "bad-sip": N_("expected a SIP URI such as sip:support@pbx.example.com, found {address!r}"),
+    "bad-queue": N_("expected a queue name of 1 to 64 characters, found {address!r}"),
+}
+
 
 _type_name = type_name
 
@@ -56,17 +83,17 @@ def _expect(b, path, value, kind, wanted):
 
 
 def text(b, path, value):
-    return _expect(b, path, value, str, "text")
+    return _expect(b, path, value, str, N_("text"))
 
 
 def flag(b, path, value):
-    return _expect(b, path, value, bool, "true or false")
+    return _expect(b, path, value, bool, N_("true or false"))
 
 
 def count(b, path, value, minimum=0):
-    result = _expect(b, path, value, int, "a whole number")
+    result = _expect(b, path, value, int, N_("a whole number"))
     if result is not _BAD and result < minimum:
-        b.problem(path, f"expected a whole number of at least {minimum}, found {result}", "wrong-value")
+        b.problem(path, _(MESSAGES["too-small"]).format(minimum=minimum, found=result), "wrong-value")
         return _BAD
     return result
 
@@ -78,7 +105,7 @@ def positive(b, path, value):
 def name(b, path, value):
     result = text(b, path, value)
     if result is not _BAD and not _NAME.match(result):
-        b.problem(path, f"expected a name of letters, digits and '_', found {result!r}", "wrong-value")
+        b.problem(path, _(MESSAGES["bad-name"]).format(found=result), "wrong-value")
         return _BAD
     return result
 
@@ -102,7 +129,7 @@ def key(b, path, value):
         value = str(value)  # YAML reads an unquoted 1 as a number
     result = text(b, path, value)
     if result is not _BAD and not _KEY.match(result):
-        b.problem(path, f"expected one key, 0-9, * or #, found {result!r}", "wrong-value")
+        b.problem(path, _(MESSAGES["bad-key"]).format(found=result), "wrong-value")
         return _BAD
     return result
 
@@ -113,7 +140,8 @@ def one_of(*allowed):
     def check(b, path, value):
         result = text(b, path, value)
         if result is not _BAD and result not in allowed:
-            b.problem(path, f"expected one of {', '.join(allowed)}, found {result!r}", "wrong-value")
+            b.problem(path, _(MESSAGES["not-allowed"]).format(expected=", ".join(allowed), found=result),
+                      "wrong-value")
             return _BAD
         return result
     check.allowed = allowed  # type: ignore[attr-defined]
@@ -127,7 +155,7 @@ def pattern(b, path, value):
     try:
         re.compile(result)
     except re.error as error:
-        b.problem(path, f"invalid pattern: {error}", "wrong-value")
+        b.problem(path, _(MESSAGES["bad-pattern"]).format(error=error), "wrong-value")
         return _BAD
     return result
 
@@ -148,14 +176,13 @@ def prompts(b, path, value):
         elif isinstance(item, dict) and len(item) == 1 and "pause" in item:
             result.append(PromptItem("pause", positive(b, at + ("pause",), item["pause"])))
         else:
-            b.problem(at, "expected a prompt name, {play: URL} or {pause: seconds}, "
-                          f"found {_type_name(item)} {item!r}", "wrong-type")
+            b.problem(at, _(MESSAGES["bad-say-item"]).format(type=_type_name(item), value=item), "wrong-type")
     return tuple(result)
 
 
 def prompt_list(b, path, value):
     """One prompt sequence per attempt."""
-    if _expect(b, path, value, list, "a list with one prompt per attempt") is _BAD:
+    if _expect(b, path, value, list, N_("a list with one prompt per attempt")) is _BAD:
         return _BAD
     return tuple(prompts(b, path + (i,), item) for i, item in enumerate(value))
 
@@ -166,12 +193,12 @@ def retry(b, path, value):
 
 def words(b, path, value):
     """Phrases per language: ``{fr-FR: [suivi, colis], en-US: [tracking]}``."""
-    if _expect(b, path, value, dict, "a mapping of language to a list of words") is _BAD:
+    if _expect(b, path, value, dict, N_("a mapping of language to a list of words")) is _BAD:
         return _BAD
     result = {}
     for lang, phrases in value.items():
         b.languages_used.append((path + (lang,), lang))
-        if _expect(b, path + (lang,), phrases, list, "a list of words") is _BAD:
+        if _expect(b, path + (lang,), phrases, list, N_("a list of words")) is _BAD:
             continue
         # Kept as written: they are also the speech recogniser's hints.
         result[lang] = tuple(
@@ -181,7 +208,7 @@ def words(b, path, value):
 
 def labels(b, path, value):
     """A text per language: ``{fr-FR: faire un retour, en-US: make a return}``."""
-    if _expect(b, path, value, dict, "a mapping of language to text") is _BAD:
+    if _expect(b, path, value, dict, N_("a mapping of language to text")) is _BAD:
         return _BAD
     result = {}
     for lang, label in value.items():
@@ -198,19 +225,18 @@ def speech_settings(b, path, value):
     result = {}
     for field_name, number in value.items():
         if field_name not in speech.Settings.FIELDS:
-            b.problem(path + (field_name,), f"unknown field {field_name!r}; expected one of "
-                      f"{', '.join(speech.Settings.FIELDS)}", "unknown-field", at_key=True)
+            b.problem(path + (field_name,), _(MESSAGES["unknown-field"]).format(
+                field=field_name, expected=", ".join(speech.Settings.FIELDS)), "unknown-field", at_key=True)
         elif (isinstance(number, bool) or not isinstance(number, (int, float))
               or not 0 <= number <= 1):
-            b.problem(path + (field_name,), f"expected a number from 0 to 1, found {number!r}",
-                      "wrong-value")
+            b.problem(path + (field_name,), _(MESSAGES["not-a-ratio"]).format(found=number), "wrong-value")
         else:
             result[field_name] = float(number)
     return result
 
 
 def assignments(b, path, value):
-    if _expect(b, path, value, dict, "a mapping of variable to value") is _BAD:
+    if _expect(b, path, value, dict, N_("a mapping of variable to value")) is _BAD:
         return _BAD
     result = []
     for variable, spec in value.items():
@@ -225,7 +251,7 @@ def assignments(b, path, value):
 
 
 def choices(b, path, value):
-    if _expect(b, path, value, list, "a list of choices") is _BAD:
+    if _expect(b, path, value, list, N_("a list of choices")) is _BAD:
         return _BAD
     result, seen_keys, seen_words = [], {}, {}
     for i, item in enumerate(value):
@@ -234,18 +260,18 @@ def choices(b, path, value):
         if spec is _BAD:
             continue
         if "key" not in spec and "words" not in spec:
-            b.problem(at, "a choice needs a key, words or both", "missing-field")
+            b.problem(at, _(MESSAGES["empty-choice"]), "missing-field")
         choice_key = spec.get("key")
         if choice_key in seen_keys:
-            b.problem(at + ("key",), f"key {choice_key} is already used by choice "
-                      f"{seen_keys[choice_key] + 1} of this menu", "duplicate-key")
+            b.problem(at + ("key",), _(MESSAGES["key-taken"]).format(key=choice_key, other=seen_keys[choice_key] + 1),
+                      "duplicate-key")
         elif choice_key is not None:
             seen_keys[choice_key] = i
         for lang, phrases in spec.get("words", {}).items():
             for phrase in map(normalise, phrases):
                 if (lang, phrase) in seen_words:
-                    b.problem(at + ("words", lang), f"word {phrase!r} ({lang}) is already used by "
-                              f"choice {seen_words[lang, phrase] + 1} of this menu", "duplicate-key")
+                    b.problem(at + ("words", lang), _(MESSAGES["word-taken"]).format(
+                        word=phrase, lang=lang, other=seen_words[lang, phrase] + 1), "duplicate-key")
                 seen_words.setdefault((lang, phrase), i)
         result.append(Choice(
             key=choice_key, words=spec.get("words", {}), to=spec["to"],
@@ -257,7 +283,7 @@ def choices(b, path, value):
 
 
 def conditions(b, path, value):
-    if _expect(b, path, value, list, "a list of {if: condition, to: node}") is _BAD:
+    if _expect(b, path, value, list, N_("a list of {if: condition, to: node}")) is _BAD:
         return _BAD
     result = []
     for i, item in enumerate(value):
@@ -269,7 +295,7 @@ def conditions(b, path, value):
 
 
 def lookup_args(b, path, value):
-    if _expect(b, path, value, dict, "a mapping of argument to value") is _BAD:
+    if _expect(b, path, value, dict, N_("a mapping of argument to value")) is _BAD:
         return _BAD
     for argument, spec in value.items():
         b.add_value_expression(path + (argument,), spec)
@@ -279,9 +305,7 @@ def lookup_args(b, path, value):
 def sms_text(b, path, value):
     """The template of a text message: one prompt name, rendered as plain text."""
     if not isinstance(value, str):
-        b.problem(path, "expected the name of the text message's template (e.g. sms_tracking for "
-                  f"prompts/<language>/sms_tracking.j2), found {_type_name(value)} {value!r}",
-                  "wrong-type")
+        b.problem(path, _(MESSAGES["bad-sms-template"]).format(type=_type_name(value), value=value), "wrong-type")
         return _BAD
     b.prompt_refs.append((path, value))
     return value
@@ -289,15 +313,16 @@ def sms_text(b, path, value):
 
 def sms_to(b, path, value):
     """Who gets a text: an E.164 number or an expression ("{{ callback_number }}")."""
-    wanted = 'an E.164 number in quotes such as "+33612345678", or an expression such as ' \
-             '"{{ callback_number }}"'
+    wanted = _('an E.164 number in quotes such as "+33612345678", or an expression such as '
+               '"{{ callback_number }}"')
     if not isinstance(value, str):
-        b.problem(path, f"expected {wanted}, found {_type_name(value)} {value!r}", "wrong-type")
+        b.problem(path, _(MESSAGES["wrong-type"]).format(wanted=wanted, found=_type_name(value), value=value),
+                  "wrong-type")
         return _BAD
     if expressions.value_expression(value) is not None:
         b.add_value_expression(path, value)
     elif not _E164.match(value):
-        b.problem(path, f"expected {wanted}, found {value!r}", "wrong-value")
+        b.problem(path, _(MESSAGES["wrong-value"]).format(wanted=wanted, value=value), "wrong-value")
         return _BAD
     return value
 
@@ -305,20 +330,21 @@ def sms_to(b, path, value):
 def callback_slot(b, path, value):
     """When the caller would like to be called back: a literal such as
     ``morning``, or an expression (``"{{ slot }}"``)."""
-    wanted = 'a slot such as morning, or an expression such as "{{ slot }}"'
+    wanted = _('a slot such as morning, or an expression such as "{{ slot }}"')
     if not isinstance(value, str):
-        b.problem(path, f"expected {wanted}, found {_type_name(value)} {value!r}", "wrong-type")
+        b.problem(path, _(MESSAGES["wrong-type"]).format(wanted=wanted, found=_type_name(value), value=value),
+                  "wrong-type")
         return _BAD
     if expressions.value_expression(value) is not None:
         b.add_value_expression(path, value)
         return value
     if not value.strip():
-        problem = f"expected {wanted}, found {value!r}"
+        problem = _(MESSAGES["wrong-value"]).format(wanted=wanted, value=value)
     elif "{{" in value or "}}" in value:
         # Text around an expression would be stored as written, braces included.
-        problem = f'expected {wanted}: one whole expression, with no text around it, found {value!r}'
+        problem = _(MESSAGES["text-around-expression"]).format(wanted=wanted, value=value)
     elif len(value) > MAX_SLOT_LENGTH:
-        problem = f"expected a slot of at most {MAX_SLOT_LENGTH} characters, found {len(value)}"
+        problem = _(MESSAGES["slot-too-long"]).format(maximum=MAX_SLOT_LENGTH, length=len(value))
     else:
         return value
     b.problem(path, problem, "wrong-value")
@@ -327,28 +353,26 @@ def callback_slot(b, path, value):
 
 def destination(b, path, value):
     """Where a transfer rings: exactly one of number, sip or queue."""
-    if _expect(b, path, value, dict, "{number: +33…}, {sip: sip:…} or {queue: name}") is _BAD:
+    if _expect(b, path, value, dict, N_("{number: +33…}, {sip: sip:…} or {queue: name}")) is _BAD:
         return _BAD
     kinds = [k for k in value if k in ("number", "sip", "queue")]
     for k in value:
         if k not in ("number", "sip", "queue"):
-            b.problem(path + (k,), f"unknown destination {k!r}; expected number, sip or queue",
-                      "unknown-field", at_key=True)
+            b.problem(path + (k,), _(MESSAGES["unknown-destination"]).format(key=k), "unknown-field", at_key=True)
     if len(kinds) != 1:
-        b.problem(path, "expected exactly one of number, sip or queue", "wrong-value")
+        b.problem(path, _(MESSAGES["one-destination"]), "wrong-value")
         return _BAD
     kind = kinds[0]
     address = text(b, path + (kind,), value[kind])
     if address is _BAD:
         return _BAD
     problems = {
-        "number": None if _E164.match(address) else "expected an E.164 number such as +33123456789",
-        "sip": None if address.startswith("sip:") and len(address) < 200
-        else "expected a SIP URI such as sip:support@pbx.example.com",
-        "queue": None if 0 < len(address) <= 64 else "expected a queue name of 1 to 64 characters",
+        "number": None if _E164.match(address) else "bad-number",
+        "sip": None if address.startswith("sip:") and len(address) < 200 else "bad-sip",
+        "queue": None if 0 < len(address) <= 64 else "bad-queue",
     }
     if problems[kind]:
-        b.problem(path + (kind,), f"{problems[kind]}, found {address!r}", "wrong-value")
+        b.problem(path + (kind,), _(MESSAGES[problems[kind]]).format(address=address), "wrong-value")
         return _BAD
     return (kind, address)
 

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays as holidays_lib
 
 from ivr.flow.dates import DateError, parse_day
+from ivr.i18n import N_, _
 
 __all__ = ["Calendar", "CalendarError", "parse_calendar"]
 
@@ -79,7 +80,7 @@ class Calendar:
             return local
         for offset in range(HORIZON.days + 1):
             day = local.date() + dt.timedelta(days=offset)
-            for start, _ in self._ranges(day):
+            for start, _end in self._ranges(day):
                 opening = self._at(day, start)
                 if opening > local:
                     return opening if opening - local <= HORIZON else None
@@ -150,17 +151,15 @@ def parse_calendar(data) -> Calendar:
     Raises :class:`CalendarError` with the path of the first problem found.
     """
     if not isinstance(data, dict):
-        raise CalendarError(f"expected a mapping, found {_show(data)}", ())
+        raise CalendarError(_(MESSAGES["not-a-mapping"]).format(found=_show(data)), ())
     unknown = set(data) - set(CALENDAR_FIELDS)
     if unknown:
         key = sorted(map(str, unknown))[0]
-        raise CalendarError(
-            f"unknown key {key!r}; expected timezone, weekly, holidays or exceptions", (key,)
-        )
+        raise CalendarError(_(MESSAGES["unknown-key"]).format(key=key), (key,))
 
     timezone = _parse_timezone(data.get("timezone"))
     if "weekly" not in data:
-        raise CalendarError("missing key 'weekly' (days not listed are closed)", ("weekly",))
+        raise CalendarError(_(MESSAGES["no-weekly"]), ("weekly",))
     weekly = _parse_weekly(data["weekly"])
     hols = _parse_holidays(data["holidays"]) if data.get("holidays") is not None else None
     yearly, dated = _parse_exceptions(data.get("exceptions") or {})
@@ -170,23 +169,18 @@ def parse_calendar(data) -> Calendar:
 def _parse_timezone(value) -> ZoneInfo:
     path = ("timezone",)
     if value is None:
-        raise CalendarError("missing key 'timezone' (e.g. 'Europe/Paris')", path)
+        raise CalendarError(_(MESSAGES["no-timezone"]), path)
     if not isinstance(value, str):
-        raise CalendarError(f"expected a timezone name like 'Europe/Paris', found {_show(value)}", path)
+        raise CalendarError(_(MESSAGES["timezone-type"]).format(found=_show(value)), path)
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise CalendarError(
-            f"unknown timezone {value!r}; expected an IANA name like 'Europe/Paris'", path
-        ) from None
+        raise CalendarError(_(MESSAGES["unknown-timezone"]).format(timezone=value), path) from None
 
 
 def _parse_weekly(value) -> tuple[tuple[Range, ...], ...]:
     if not isinstance(value, dict):
-        raise CalendarError(
-            f"expected a mapping of days to hours (mon-fri: \"09:00-18:00\"), found {_show(value)}",
-            ("weekly",),
-        )
+        raise CalendarError(_(MESSAGES["weekly-type"]).format(found=_show(value)), ("weekly",))
     week: list[tuple[Range, ...] | None] = [None] * 7
     for key, hours in value.items():
         path = ("weekly", key)
@@ -194,7 +188,7 @@ def _parse_weekly(value) -> tuple[tuple[Range, ...], ...]:
         ranges = _parse_hours(hours, path)
         for d in days:
             if week[d] is not None:
-                raise CalendarError(f"{DAYS[d]} is given hours twice", path)
+                raise CalendarError(_(MESSAGES["day-twice"]).format(day=DAYS[d]), path)
             week[d] = ranges
     return tuple(r or () for r in week)
 
@@ -202,26 +196,19 @@ def _parse_weekly(value) -> tuple[tuple[Range, ...], ...]:
 def _parse_days(key, path: tuple) -> list[int]:
     """ "mon-fri", "sat", "mon,wed", "mon-wed,fri" → weekday indexes."""
     if not isinstance(key, str):
-        raise CalendarError(f"expected day names like 'mon-fri', found {_show(key)}", path)
+        raise CalendarError(_(MESSAGES["days-type"]).format(found=_show(key)), path)
     days: list[int] = []
     for item in key.split(","):
         ends = [e.strip().lower() for e in item.split("-")]
         for end in ends:
             if end not in DAYS:
-                raise CalendarError(
-                    f"unknown day {end!r} in {key!r}; expected mon tue wed thu fri sat sun, "
-                    "a range like mon-fri or a list like mon,wed",
-                    path,
-                )
+                raise CalendarError(_(MESSAGES["unknown-day"]).format(day=end, key=key), path)
         if len(ends) > 2:
-            raise CalendarError(f"bad day range {item.strip()!r}; expected like mon-fri", path)
+            raise CalendarError(_(MESSAGES["bad-day-range"]).format(range=item.strip()), path)
         first, last = DAYS.index(ends[0]), DAYS.index(ends[-1])
         if last < first:
-            raise CalendarError(
-                f"bad day range {item.strip()!r}: {ends[-1]} comes before {ends[0]} "
-                "(weeks run mon to sun; write e.g. 'fri,sat,sun,mon')",
-                path,
-            )
+            raise CalendarError(_(MESSAGES["days-backwards"]).format(range=item.strip(), last=ends[-1],
+                                                                     first=ends[0]), path)
         days.extend(range(first, last + 1))
     return days
 
@@ -238,31 +225,23 @@ def _parse_hours(value, path: tuple) -> tuple[Range, ...]:
     elif isinstance(value, list) and all(isinstance(v, str) for v in value):
         items = value
     else:
-        raise CalendarError(
-            f"expected \"closed\" or hours like \"09:00-18:00\", found {_show(value)}", path
-        )
+        raise CalendarError(_(MESSAGES["hours-type"]).format(found=_show(value)), path)
     ranges = []
     for item in items:
         parts = item.strip().split("-")
         if len(parts) != 2:
-            raise CalendarError(
-                f"bad range {item.strip()!r}; expected \"HH:MM-HH:MM\" like \"09:00-18:00\"", path
-            )
+            raise CalendarError(_(MESSAGES["bad-range"]).format(range=item.strip()), path)
         start, end = (_parse_time(p.strip(), path) for p in parts)
         if start >= end:
-            raise CalendarError(
-                f"bad range {item.strip()!r}: the end must be after the start "
-                "(ranges cannot run past midnight; use \"24:00\" and the next day)",
-                path,
-            )
+            raise CalendarError(_(MESSAGES["range-backwards"]).format(range=item.strip()), path)
         if start == 1440:
-            raise CalendarError(f"bad range {item.strip()!r}: 24:00 can only end a range", path)
+            raise CalendarError(_(MESSAGES["range-from-midnight"]).format(range=item.strip()), path)
         ranges.append((start, end))
     ranges.sort()
     merged: list[Range] = []
     for start, end in ranges:
         if merged and start < merged[-1][1]:
-            raise CalendarError(f"ranges overlap in {value!r}", path)
+            raise CalendarError(_(MESSAGES["ranges-overlap"]).format(hours=value), path)
         if merged and start == merged[-1][1]:  # "09:00-12:00, 12:00-14:00" is one opening
             merged[-1] = (merged[-1][0], end)
         else:
@@ -276,7 +255,7 @@ def _parse_time(text: str, path: tuple) -> int:
         hour, minute = int(m[1]), int(m[2])
         if (hour < 24 and minute < 60) or (hour, minute) == (24, 0):
             return hour * 60 + minute
-    raise CalendarError(f"bad time {text!r}; expected HH:MM between 00:00 and 24:00", path)
+    raise CalendarError(_(MESSAGES["bad-time"]).format(time=text), path)
 
 
 def _parse_holidays(value) -> holidays_lib.HolidayBase:
@@ -286,33 +265,27 @@ def _parse_holidays(value) -> holidays_lib.HolidayBase:
         unknown = set(value) - {"country", "subdiv"}
         if unknown:
             key = sorted(map(str, unknown))[0]
-            raise CalendarError(f"unknown key {key!r}; expected country and subdiv", path + (key,))
+            raise CalendarError(_(MESSAGES["unknown-holidays-key"]).format(key=key), path + (key,))
         if "country" not in value:
-            raise CalendarError("missing key 'country' (e.g. FR)", path + ("country",))
+            raise CalendarError(_(MESSAGES["no-country"]), path + ("country",))
         country, subdiv = value["country"], value.get("subdiv")
         path = path + ("country",)
     else:
         country = value
     if not isinstance(country, str):
-        raise CalendarError(f"expected a country code like FR, found {_show(country)}", path)
+        raise CalendarError(_(MESSAGES["country-type"]).format(found=_show(country)), path)
     country = country.strip().upper()
     supported = holidays_lib.list_supported_countries()
     if country not in supported:
-        raise CalendarError(
-            f"unknown country code {country!r}; expected an ISO 3166 code known to the "
-            "holidays package, like FR or US",
-            path,
-        )
+        raise CalendarError(_(MESSAGES["unknown-country"]).format(country=country), path)
     if subdiv is not None:
         subdiv = str(subdiv).strip()
         try:
             return holidays_lib.country_holidays(country, subdiv=subdiv)
         except NotImplementedError:
-            raise CalendarError(
-                f"unknown subdivision {subdiv!r} of {country}; expected one of "
-                + ", ".join(supported[country]),
-                ("holidays", "subdiv"),
-            ) from None
+            raise CalendarError(_(MESSAGES["unknown-subdivision"]).format(
+                subdiv=subdiv, country=country, expected=", ".join(supported[country])),
+                ("holidays", "subdiv")) from None
     return holidays_lib.country_holidays(country)
 
 
@@ -321,10 +294,7 @@ _YEARLY = re.compile(r"(\d{2})-(\d{2})")
 
 def _parse_exceptions(value) -> tuple[dict, dict]:
     if not isinstance(value, dict):
-        raise CalendarError(
-            f"expected a mapping of dates to hours (\"12-24\": \"09:00-16:00\"), found {_show(value)}",
-            ("exceptions",),
-        )
+        raise CalendarError(_(MESSAGES["exceptions-type"]).format(found=_show(value)), ("exceptions",))
     yearly: dict[tuple[int, int], tuple[Range, ...]] = {}
     dated: dict[dt.date, tuple[Range, ...]] = {}
     for key, hours in value.items():
@@ -359,9 +329,40 @@ def _parse_exceptions(value) -> tuple[dict, dict]:
 
 
 #: How a bad exception date is told, with the date it most likely is.
-BAD_EXCEPTION_DATE = 'bad exception date {key!r}; expected "MM-DD" (every year) or "YYYY-MM-DD"'
-BAD_EXCEPTION_DATE_MEANT = ('bad exception date {key!r}; expected "MM-DD" (every year) or '
-                            '"YYYY-MM-DD": write "{meant}"')
+#: The messages of the calendar checks, one sentence each with named values.
+MESSAGES = {
+    "not-a-mapping": N_("expected a mapping, found {found}"),
+    "unknown-key": N_("unknown key {key!r}; expected timezone, weekly, holidays or exceptions"),
+    "no-weekly": N_("missing key 'weekly' (days not listed are closed)"),
+    "no-timezone": N_("missing key 'timezone' (e.g. 'Europe/Paris')"),
+    "timezone-type": N_("expected a timezone name like 'Europe/Paris', found {found}"),
+    "unknown-timezone": N_("unknown timezone {timezone!r}; expected an IANA name like 'Europe/Paris'"),
+    "weekly-type": N_("expected a mapping of days to hours (mon-fri: \"09:00-18:00\"), found {found}"),
+    "day-twice": N_("{day} is given hours twice"),
+    "days-type": N_("expected day names like 'mon-fri', found {found}"),
+    "unknown-day": N_("unknown day {day!r} in {key!r}; expected mon tue wed thu fri sat sun, a range like "
+                      "mon-fri or a list like mon,wed"),
+    "bad-day-range": N_("bad day range {range!r}; expected like mon-fri"),
+    "days-backwards": N_("bad day range {range!r}: {last} comes before {first} (weeks run mon to sun; write "
+                         "e.g. 'fri,sat,sun,mon')"),
+    "hours-type": N_("expected \"closed\" or hours like \"09:00-18:00\", found {found}"),
+    "bad-range": N_("bad range {range!r}; expected \"HH:MM-HH:MM\" like \"09:00-18:00\""),
+    "range-backwards": N_("bad range {range!r}: the end must be after the start (ranges cannot run past "
+                          "midnight; use \"24:00\" and the next day)"),
+    "range-from-midnight": N_("bad range {range!r}: 24:00 can only end a range"),
+    "ranges-overlap": N_("ranges overlap in {hours!r}"),
+    "bad-time": N_("bad time {time!r}; expected HH:MM between 00:00 and 24:00"),
+    "unknown-holidays-key": N_("unknown key {key!r}; expected country and subdiv"),
+    "no-country": N_("missing key 'country' (e.g. FR)"),
+    "country-type": N_("expected a country code like FR, found {found}"),
+    "unknown-country": N_("unknown country code {country!r}; expected an ISO 3166 code known to the holidays "
+                          "package, like FR or US"),
+    "unknown-subdivision": N_("unknown subdivision {subdiv!r} of {country}; expected one of {expected}"),
+    "exceptions-type": N_("expected a mapping of dates to hours (\"12-24\": \"09:00-16:00\"), found {found}"),
+}
+BAD_EXCEPTION_DATE = N_('bad exception date {key!r}; expected "MM-DD" (every year) or "YYYY-MM-DD"')
+BAD_EXCEPTION_DATE_MEANT = N_('bad exception date {key!r}; expected "MM-DD" (every year) or '
+                              '"YYYY-MM-DD": write "{meant}"')
 _DAY_MONTH = re.compile(r"(\d{1,2})/(\d{1,2})")
 
 
@@ -377,8 +378,8 @@ def _bad_exception_date(key) -> str:
         if found and int(found[1]) > 12 >= int(found[2]) >= 1:
             meant = f"{int(found[2]):02d}-{int(found[1]):02d}"
     if meant:
-        return BAD_EXCEPTION_DATE_MEANT.format(key=key, meant=meant)
-    return BAD_EXCEPTION_DATE.format(key=key)
+        return _(BAD_EXCEPTION_DATE_MEANT).format(key=key, meant=meant)
+    return _(BAD_EXCEPTION_DATE).format(key=key)
 
 
 def _show(value) -> str:

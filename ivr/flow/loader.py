@@ -43,6 +43,7 @@ from ivr.flow.problems import FlowError, Problem
 from ivr.flow.prompts import PromptLibrary
 from ivr.flow.suggest import closest
 from ivr.flow.yamlcheck import YamlChecker, read_text
+from ivr.i18n import N_, _
 
 #: Variables every prompt and expression can read (see docs/flow-language.md).
 BUILTIN_VARIABLES = frozenset({
@@ -58,9 +59,23 @@ CONFIRM_CHOICE_VARIABLES = frozenset({"choice_label", "choice_word"})
 
 #: The loader's messages that offer a fix, one sentence each.
 MESSAGES = {
-    "unknown-kind": "node {node!r} has unknown kind {kind!r}; expected one of {expected}",
-    "unknown-kind-suggest": "node {node!r} has unknown kind {kind!r}; did you mean {suggestion!r}? "
-                            "(expected one of {expected})",
+    "unknown-kind": N_("node {node!r} has unknown kind {kind!r}; expected one of {expected}"),
+    "unknown-kind-suggest": N_("node {node!r} has unknown kind {kind!r}; did you mean {suggestion!r}? "
+                            "(expected one of {expected})"),
+    "not-a-flow": N_("a flow file must be a mapping with 'start' and 'nodes'"),
+    "unknown-timezone": N_("unknown timezone {timezone!r}; expected a name such as Europe/Paris"),
+    "no-start": N_("the flow has no 'start': name the node where every call begins"),
+    "no-human": N_("the flow has no 'human': name the transfer node that every exhausted retry, error and "
+                   "escape falls back to (transfer, callback, record or hours)"),
+    "no-languages": N_("the flow has no 'languages': list them, e.g. [fr-FR, en-US]"),
+    "bad-language": N_("expected a language such as fr-FR, found {lang!r}"),
+    "no-speech-data": N_("language {lang!r} has no speech data: expected {where} (yes/no, escape and "
+                         "filler words)"),
+    "no-nodes": N_("the flow has no 'nodes'"),
+    "no-kind": N_("node {node!r} has no 'kind'; expected one of {expected}"),
+    "no-reasons": N_("the flow has no 'reasons': declare its contact reasons"),
+    "catch-all-reason": N_("reason {name!r} is a catch-all bucket; name what the caller wants (e.g. "
+                           "carrier_delay)"),
 }
 
 #: Names that would make a catch-all bucket of the contact reasons.
@@ -140,15 +155,15 @@ class _Builder(YamlChecker, _Checks):
     def build(self) -> Flow:
         data = self.parse()
         if not isinstance(data, dict):
-            self.problem((), "a flow file must be a mapping with 'start' and 'nodes'", "wrong-type")
+            self.problem((), _(MESSAGES["not-a-flow"]), "wrong-type")
             raise FlowError(self.problems)
         flow = self.fields((), data, _FLOW_FIELDS)
         if "timezone" in flow:
             try:
                 ZoneInfo(flow["timezone"])
             except (ZoneInfoNotFoundError, ValueError):
-                self.problem(("timezone",), f"unknown timezone {flow['timezone']!r}; expected a "
-                             "name such as Europe/Paris", "wrong-value")
+                self.problem(("timezone",), _(MESSAGES["unknown-timezone"]).format(timezone=flow["timezone"]),
+                             "wrong-value")
                 del flow["timezone"]
         languages = self._languages(data)
         lexicons = self._lexicons(languages)
@@ -159,12 +174,9 @@ class _Builder(YamlChecker, _Checks):
         calendars = self._calendars(data)
         variables = self._variables(data)
         if "start" not in data:
-            self.problem((), "the flow has no 'start': name the node where every call begins",
-                         "missing-start")
+            self.problem((), _(MESSAGES["no-start"]), "missing-start")
         if "human" not in data:
-            self.problem((), "the flow has no 'human': name the transfer node that every "
-                         "exhausted retry, error and escape falls back to (transfer, callback, record or "
-                         "hours)", "missing-field")
+            self.problem((), _(MESSAGES["no-human"]), "missing-field")
         self._check_graph(data, nodes, flow, settings)
         self._check_reasons(reasons)
         self._check_ask_reason(data, nodes)
@@ -203,18 +215,16 @@ class _Builder(YamlChecker, _Checks):
     def _languages(self, data):
         raw = data.get("languages")
         if raw is None:
-            self.problem((), "the flow has no 'languages': list them, e.g. [fr-FR, en-US]",
-                         "missing-field")
+            self.problem((), _(MESSAGES["no-languages"]), "missing-field")
             return []
-        if _expect(self, ("languages",), raw, list, "a list of languages such as [fr-FR, en-US]") is _BAD:
+        if _expect(self, ("languages",), raw, list, N_("a list of languages such as [fr-FR, en-US]")) is _BAD:
             return []
         result = []
         for i, lang in enumerate(raw):
             if text(self, ("languages", i), lang) is _BAD:
                 continue
             if not _LANGUAGE.match(lang):
-                self.problem(("languages", i), f"expected a language such as fr-FR, found {lang!r}",
-                             "wrong-value")
+                self.problem(("languages", i), _(MESSAGES["bad-language"]).format(lang=lang), "wrong-value")
                 continue
             result.append(lang)
         return result
@@ -231,8 +241,8 @@ class _Builder(YamlChecker, _Checks):
                 if stored is not None:
                     result[lang] = speech.lexicon_from_source(stored, lang, where)
                 elif not where.is_file():
-                    self.problem(("languages", i), f"language {lang!r} has no speech data: expected "
-                                 f"{where} (yes/no, escape and filler words)", "missing-speech-data")
+                    self.problem(("languages", i), _(MESSAGES["no-speech-data"]).format(lang=lang, where=where),
+                                 "missing-speech-data")
                 else:
                     result[lang] = speech.load_lexicon(where, lang)
             except speech.LexiconError as error:
@@ -273,23 +283,23 @@ class _Builder(YamlChecker, _Checks):
                     self.languages_used.append((("language", lang), lang_spec[lang]))
             by_country = data.get("language", {}).get("by_country", {})
             if _expect(self, ("language", "by_country"), by_country, dict,
-                       "a mapping of language to a list of country codes") is not _BAD:
+                       N_("a mapping of language to a list of country codes")) is not _BAD:
                 for lang, countries in by_country.items():
                     self.languages_used.append((("language", "by_country", lang), lang))
                     if _expect(self, ("language", "by_country", lang), countries, list,
-                               "a list of country codes such as [FR, BE]") is _BAD:
+                               N_("a list of country codes such as [FR, BE]")) is _BAD:
                         continue
                     for country in countries:
                         country_languages[str(country).upper()] = lang
         voices = data.get("voices", {})
-        if _expect(self, ("voices",), voices, dict, "a mapping of language to voice") is _BAD:
+        if _expect(self, ("voices",), voices, dict, N_("a mapping of language to voice")) is _BAD:
             voices = {}
         for lang in voices:
             self.languages_used.append((("voices", lang), lang))
         escape = self.fields(("escape",), data.get("escape", {}), ESCAPE_FIELDS)
         escape = {} if escape is _BAD else escape
         raw_keys = escape.get("keys", ["0"])
-        if _expect(self, ("escape", "keys"), raw_keys, list, 'a list of keys such as ["0"]') is _BAD:
+        if _expect(self, ("escape", "keys"), raw_keys, list, N_('a list of keys such as ["0"]')) is _BAD:
             raw_keys = []
         escape_keys = tuple(
             str(k) for i, k in enumerate(raw_keys)
@@ -317,9 +327,9 @@ class _Builder(YamlChecker, _Checks):
     def _nodes(self, data):
         raw = data.get("nodes")
         if raw is None:
-            self.problem((), "the flow has no 'nodes'", "missing-field")
+            self.problem((), _(MESSAGES["no-nodes"]), "missing-field")
             return {}
-        if _expect(self, ("nodes",), raw, dict, "a mapping of node name to node") is _BAD:
+        if _expect(self, ("nodes",), raw, dict, N_("a mapping of node name to node")) is _BAD:
             return {}
         nodes = {}
         for node_name, spec in raw.items():
@@ -327,16 +337,16 @@ class _Builder(YamlChecker, _Checks):
             if name(self, path, node_name) is _BAD:
                 continue
             if not isinstance(spec, dict):
-                _expect(self, path, spec, dict, "a node: a mapping with a 'kind'")
+                _expect(self, path, spec, dict, N_("a node: a mapping with a 'kind'"))
                 continue
             kind = spec.get("kind")
             if kind is None:
-                self.problem(path, f"node {node_name!r} has no 'kind'; expected one of "
-                             f"{', '.join(NODE_KINDS)}", "missing-field", at_key=True)
+                self.problem(path, _(MESSAGES["no-kind"]).format(node=node_name, expected=", ".join(NODE_KINDS)),
+                             "missing-field", at_key=True)
                 continue
             if kind not in KINDS:
                 suggestion = closest(kind, KINDS)
-                message = MESSAGES["unknown-kind-suggest" if suggestion else "unknown-kind"]
+                message = _(MESSAGES["unknown-kind-suggest" if suggestion else "unknown-kind"])
                 self.problem(path + ("kind",), message.format(
                     node=node_name, kind=kind, suggestion=suggestion, expected=", ".join(NODE_KINDS)),
                     "unknown-kind")
@@ -357,9 +367,9 @@ class _Builder(YamlChecker, _Checks):
         (one text) and ``{reason: {language: description}}``."""
         raw = data.get("reasons")
         if raw is None:
-            self.problem((), "the flow has no 'reasons': declare its contact reasons", "missing-field")
+            self.problem((), _(MESSAGES["no-reasons"]), "missing-field")
             return {}, {}
-        if _expect(self, ("reasons",), raw, dict, "a mapping of reason to description") is _BAD:
+        if _expect(self, ("reasons",), raw, dict, N_("a mapping of reason to description")) is _BAD:
             return {}, {}
         default = languages[0] if languages else None
         if isinstance(data.get("language"), dict) and isinstance(data["language"].get("default"), str):
@@ -376,9 +386,8 @@ class _Builder(YamlChecker, _Checks):
                 text(self, ("reasons", reason_name), description)
                 reasons[reason_name] = description
             if reason_name.lower() in CATCH_ALL_REASONS:
-                self.problem(("reasons", reason_name), f"reason {reason_name!r} is a catch-all bucket; "
-                             "name what the caller wants (e.g. carrier_delay)", "catch-all-reason",
-                             at_key=True)
+                self.problem(("reasons", reason_name), _(MESSAGES["catch-all-reason"]).format(name=reason_name),
+                             "catch-all-reason", at_key=True)
         return reasons, labels
 
     def _reason_labels(self, path, description: dict) -> dict:
@@ -391,7 +400,7 @@ class _Builder(YamlChecker, _Checks):
 
     def _calendars(self, data):
         raw = data.get("hours", {})
-        if _expect(self, ("hours",), raw, dict, "a mapping of calendar name to opening hours") is _BAD:
+        if _expect(self, ("hours",), raw, dict, N_("a mapping of calendar name to opening hours")) is _BAD:
             return {}
         calendars = {}
         for cal_name, spec in raw.items():
@@ -403,7 +412,7 @@ class _Builder(YamlChecker, _Checks):
 
     def _variables(self, data):
         raw = data.get("vars", {})
-        if _expect(self, ("vars",), raw, dict, "a mapping of variable to initial value") is _BAD:
+        if _expect(self, ("vars",), raw, dict, N_("a mapping of variable to initial value")) is _BAD:
             return {}
         for var in raw:
             name(self, ("vars", var), var)

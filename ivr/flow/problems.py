@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ivr.i18n import N_, _
+
+#: How a problem's severity is shown.  Translators: editors find problems by
+#: the line's shape, ``file:line:col: error: message [code]``: one word each.
+SEVERITIES = {"error": N_("error"), "warning": N_("warning")}
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -20,7 +26,8 @@ class Problem:
     severity: str = "error"
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: {self.severity}: {self.message} [{self.code}]"
+        severity = _(SEVERITIES.get(self.severity, self.severity))
+        return f"{self.path}:{self.line}:{self.column}: {severity}: {self.message} [{self.code}]"
 
 
 class YamlProblems(Exception):

@@ -28,6 +28,7 @@ from markupsafe import Markup
 from ivr.flow.prompt_filters import DAY_WORDS, _filters
 from ivr.flow.sandbox import RenderBudget, RenderBudgetExceeded, Sandbox
 from ivr.flow.suggest import closest
+from ivr.i18n import N_, _
 
 __all__ = ["FIXED_SERVER_PROMPTS", "PromptError", "PromptLibrary", "PromptProblem",
            "SERVER_PROMPTS"]
@@ -36,9 +37,14 @@ SUFFIX = ".j2"
 
 #: The messages of the template checks that offer a fix, one sentence each.
 MESSAGES = {
-    "unknown-variable": "unknown variable {name!r}",
-    "unknown-variable-suggest": "unknown variable {name!r}; did you mean {suggestion!r}?",
-    "unknown-filter-suggest": "no filter named {name!r}; did you mean {suggestion!r}?",
+    "unknown-variable": N_("unknown variable {name!r}"),
+    "unknown-variable-suggest": N_("unknown variable {name!r}; did you mean {suggestion!r}?"),
+    "unknown-filter-suggest": N_("no filter named {name!r}; did you mean {suggestion!r}?"),
+    "no-such-prompt": N_("no such prompt ({path})"),
+    "private": N_("'{attr}' is private: templates cannot reach it"),
+    "unknown-language": N_("unknown language {lang!r}"),
+    "invalid-language": N_("invalid language {lang!r}"),
+    "invalid-name": N_("invalid prompt name {name!r}"),
 }
 #: Jinja2's words for an unknown filter or test, and the name it gives.
 _UNKNOWN_FILTER = re.compile(r"^No (?P<what>filter|test) named '(?P<name>[^']+)'")
@@ -165,7 +171,7 @@ class PromptLibrary:
         try:
             return path.read_bytes()
         except OSError as exc:
-            raise PromptError(lang, name, f"no such prompt ({path})") from exc
+            raise PromptError(lang, name, _(MESSAGES["no-such-prompt"]).format(path=path)) from exc
 
     # --- Rendering ----------------------------------------------------------
 
@@ -221,7 +227,7 @@ class PromptLibrary:
         try:
             template = env.get_template(f"{name}{SUFFIX}")
         except jinja2.TemplateNotFound as exc:
-            raise PromptError(lang, name, f"no such prompt ({self.path(lang, name)})") from exc
+            raise PromptError(lang, name, _(MESSAGES["no-such-prompt"]).format(path=self.path(lang, name))) from exc
         except jinja2.TemplateSyntaxError as exc:
             raise PromptError(lang, name, exc.message or str(exc), exc.lineno) from exc
         if self.sources is not None:
@@ -271,8 +277,7 @@ class PromptLibrary:
             return [PromptProblem(path, exc.lineno or 1, 1, _syntax_message(exc, env), "prompt-syntax")]
 
         problems = [
-            PromptProblem(path, line, 1, f"'{attr}' is private: templates cannot reach it",
-                          "prompt-unsafe")
+            PromptProblem(path, line, 1, _(MESSAGES["private"]).format(attr=attr), "prompt-unsafe")
             for line, attr in _private_names(ast)
         ]
         for var in sorted(undeclared - set(known_variables)):
@@ -282,7 +287,7 @@ class PromptLibrary:
             )
             column = _column_of(source, var, line)
             suggestion = closest(var, known_variables)
-            message = MESSAGES["unknown-variable-suggest" if suggestion else "unknown-variable"]
+            message = _(MESSAGES["unknown-variable-suggest" if suggestion else "unknown-variable"])
             problems.append(PromptProblem(path, line, column,
                                           message.format(name=var, suggestion=suggestion),
                                           "unknown-variable"))
@@ -312,9 +317,9 @@ class PromptLibrary:
 
     def _read(self, env: Sandbox, lang: str, name: str) -> tuple[str, str]:
         try:
-            source, filename, _ = env.loader.get_source(env, f"{name}{SUFFIX}")
+            source, filename, _uptodate = env.loader.get_source(env, f"{name}{SUFFIX}")
         except jinja2.TemplateNotFound as exc:
-            raise PromptError(lang, name, f"no such prompt ({self.path(lang, name)})") from exc
+            raise PromptError(lang, name, _(MESSAGES["no-such-prompt"]).format(path=self.path(lang, name))) from exc
         return source, filename
 
     def _env(self, lang: str, name: str, plain: bool = False) -> Sandbox:
@@ -326,7 +331,7 @@ class PromptLibrary:
             try:
                 locale = Locale.parse(lang.replace("-", "_"))
             except (UnknownLocaleError, ValueError) as exc:
-                raise PromptError(lang, name, f"unknown language {lang!r}") from exc
+                raise PromptError(lang, name, _(MESSAGES["unknown-language"]).format(lang=lang)) from exc
             if self.sources is None:
                 loader = jinja2.FileSystemLoader(self.root / lang)
             else:
@@ -428,7 +433,7 @@ def _syntax_message(exc: jinja2.TemplateSyntaxError, env) -> str:
     if unknown and unknown.group("what") == "filter":
         suggestion = closest(unknown.group("name"), env.filters)
         if suggestion:
-            return MESSAGES["unknown-filter-suggest"].format(name=unknown.group("name"),
+            return _(MESSAGES["unknown-filter-suggest"]).format(name=unknown.group("name"),
                                                              suggestion=suggestion)
     return message
 
@@ -436,10 +441,10 @@ def _syntax_message(exc: jinja2.TemplateSyntaxError, env) -> str:
 def _check_name(lang: str, name: str) -> None:
     # Names come from flow files: keep them inside the library's root.
     if not lang or "/" in lang or "\\" in lang or lang in (".", ".."):
-        raise PromptError(lang, name, f"invalid language {lang!r}")
+        raise PromptError(lang, name, _(MESSAGES["invalid-language"]).format(lang=lang))
     parts = name.split("/")
     if "\\" in name or any(p in ("", ".", "..") for p in parts):
-        raise PromptError(lang, name, f"invalid prompt name {name!r}")
+        raise PromptError(lang, name, _(MESSAGES["invalid-name"]).format(name=name))
 
 
 def _template_line(exc: BaseException, filename: str | None) -> int | None:

@@ -30,33 +30,35 @@ from typing import Any, ClassVar
 from ivr.flow import yamlpos
 from ivr.flow.problems import Problem, YamlProblems
 from ivr.flow.suggest import closest
+from ivr.i18n import N_, _
 
 #: A value that failed its check; the problem is already recorded.
 BAD: Any = object()
 
 #: The messages of every checker, one sentence each with named values.
 MESSAGES = {
-    "unreadable": "cannot read the file: {error}",
-    "duplicate-key": "{key!r} is given twice in this mapping (first at line {first}): keep one "
-                     "of them",
-    "wrong-type": "expected {wanted}, found {found} {value!r}",
-    "boolean-as-text": "expected {wanted}, found {spelled} without quotes, which YAML reads as "
-                       "the boolean {value}: write it in quotes, \"{spelled}\"",
-    "nothing-as-text": "expected {wanted}, found nothing: write the value after the colon, or "
-                       "remove the field",
-    "unknown-field": "unknown field {field!r}; expected one of {expected}",
-    "unknown-field-suggest": "unknown field {field!r}: did you mean {suggestion!r}? (expected one "
-                             "of {expected})",
-    "missing-field": "missing field {field!r}",
+    "unreadable": N_("cannot read the file: {error}"),
+    "duplicate-key": N_("{key!r} is given twice in this mapping (first at line {first}): keep one "
+                     "of them"),
+    "wrong-type": N_("expected {wanted}, found {found} {value!r}"),
+    "boolean-as-text": N_("expected {wanted}, found {spelled} without quotes, which YAML reads as "
+                       "the boolean {value}: write it in quotes, \"{spelled}\""),
+    "nothing-as-text": N_("expected {wanted}, found nothing: write the value after the colon, or "
+                       "remove the field"),
+    "unknown-field": N_("unknown field {field!r}; expected one of {expected}"),
+    "unknown-field-suggest": N_("unknown field {field!r}: did you mean {suggestion!r}? (expected one "
+                             "of {expected})"),
+    "missing-field": N_("missing field {field!r}"),
 }
 
 
 def type_name(value) -> str:
     """How a problem names the type of ``value``: "text", "a number"..."""
-    return {
-        bool: "a boolean", int: "a number", float: "a number", str: "text",
-        list: "a list", dict: "a mapping", type(None): "nothing",
-    }.get(type(value), type(value).__name__)
+    name = {
+        bool: N_("a boolean"), int: N_("a number"), float: N_("a number"), str: N_("text"),
+        list: N_("a list"), dict: N_("a mapping"), type(None): N_("nothing"),
+    }.get(type(value))
+    return _(name) if name else type(value).__name__
 
 
 def is_a(value, kind) -> bool:
@@ -74,7 +76,7 @@ def read_text(path, error: type[YamlProblems]) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise error([Problem(str(path), 1, 1, MESSAGES["unreadable"].format(error=exc),
+        raise error([Problem(str(path), 1, 1, _(MESSAGES["unreadable"]).format(error=exc),
                              "unreadable")]) from None
 
 
@@ -101,7 +103,7 @@ class YamlChecker:
             raise self.error([Problem(self.path, exc.pos.line, exc.pos.column, exc.message,
                                       "yaml-syntax")]) from None
         for dup_path, pos, first in self.doc.duplicates:
-            message = MESSAGES["duplicate-key"].format(key=dup_path[-1], first=first.line)
+            message = _(MESSAGES["duplicate-key"]).format(key=dup_path[-1], first=first.line)
             self.problems.append(Problem(self.path, pos.line, pos.column, message, "duplicate-key"))
         return self.doc.data
 
@@ -132,10 +134,10 @@ class YamlChecker:
         an empty value says it is empty."""
         spelled = self.doc.spelled.get(tuple(path)) if self.doc is not None else None
         if isinstance(value, bool) and spelled and textual:
-            return MESSAGES["boolean-as-text"].format(wanted=wanted, spelled=spelled, value=value)
+            return _(MESSAGES["boolean-as-text"]).format(wanted=_(wanted), spelled=spelled, value=value)
         if value is None and not spelled:
-            return MESSAGES["nothing-as-text"].format(wanted=wanted)
-        return MESSAGES["wrong-type"].format(wanted=wanted, found=type_name(value), value=value)
+            return _(MESSAGES["nothing-as-text"]).format(wanted=_(wanted))
+        return _(MESSAGES["wrong-type"]).format(wanted=_(wanted), found=type_name(value), value=value)
 
     def known_fields(self, path, value: dict, allowed, required=(), hint=None) -> None:
         """Report the keys of the mapping ``value`` that are not in
@@ -150,15 +152,15 @@ class YamlChecker:
                 suggestion = closest(field_name, [a for a in allowed if a not in value])
                 if suggestion:
                     meant.add(suggestion)
-                    message = MESSAGES["unknown-field-suggest"].format(
+                    message = _(MESSAGES["unknown-field-suggest"]).format(
                         field=field_name, suggestion=suggestion, expected=expected)
                 else:
-                    message = MESSAGES["unknown-field"].format(field=field_name, expected=expected)
+                    message = _(MESSAGES["unknown-field"]).format(field=field_name, expected=expected)
                 self.problem(path + (field_name,), message + advice, "unknown-field", at_key=True)
         for field_name in required:
             # A misspelt field is reported once, as misspelt, not also as missing.
             if field_name not in value and field_name not in meant:
-                self.problem(path, MESSAGES["missing-field"].format(field=field_name),
+                self.problem(path, _(MESSAGES["missing-field"]).format(field=field_name),
                              "missing-field", at_key=True)
 
     def fields(self, path, value, checkers, required=()):
@@ -166,7 +168,7 @@ class YamlChecker:
         ``checker(self, path, value)`` returning the parsed value or
         :data:`BAD`, or None when the caller checks that field itself).
         Returns the parsed fields, or :data:`BAD` if ``value`` is no mapping."""
-        if self.expect(path, value, dict, "a mapping") is BAD:
+        if self.expect(path, value, dict, N_("a mapping")) is BAD:
             return BAD
         self.known_fields(path, value, checkers, required)
         result = {}

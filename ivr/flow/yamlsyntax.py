@@ -16,25 +16,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ivr.i18n import N_, _
+
 #: The messages of this module, by problem code.
 MESSAGES = {
-    "yaml-tab": "a tab is used for indentation; YAML needs spaces: replace the tab with two spaces",
-    "yaml-colon": "the text of {key!r} contains ': ', which YAML reads as a new field: put the "
-                  "whole text in quotes, e.g. {key}: \"{text}\"",
-    "yaml-indent-under": "{key!r} is indented by {found} spaces but the lines after it by {wanted}: "
-                         "indent it by {wanted} spaces like them",
-    "yaml-indent-over": "{key!r} is indented by {found} spaces, deeper than the line above can take: "
-                        "line it up with {sibling!r} ({wanted} spaces)",
-    "yaml-indent-lost": "{key!r} is indented by {found} spaces, which lines it up with no field above "
-                        "(they are at {levels} spaces): line it up with the fields of its mapping",
-    "yaml-unclosed-quote": "the text opened with {quote} here is never closed: add the closing "
-                           "{quote} at the end of the text",
-    "yaml-unclosed-bracket": "the {what} opened with {opening!r} here is never closed: add {closing!r} "
-                             "after its last item (and a comma between items)",
-    "yaml-syntax": "this is not valid YAML: {detail}",
+    "yaml-tab": N_("a tab is used for indentation; YAML needs spaces: replace the tab with two spaces"),
+    "yaml-colon": N_("the text of {key!r} contains ': ', which YAML reads as a new field: put the "
+                  "whole text in quotes, e.g. {key}: \"{text}\""),
+    "yaml-indent-under": N_("{key!r} is indented by {found} spaces but the lines after it by {wanted}: "
+                         "indent it by {wanted} spaces like them"),
+    "yaml-indent-over": N_("{key!r} is indented by {found} spaces, deeper than the line above can take: "
+                        "line it up with {sibling!r} ({wanted} spaces)"),
+    "yaml-indent-lost": N_("{key!r} is indented by {found} spaces, which lines it up with no field above "
+                        "(they are at {levels} spaces): line it up with the fields of its mapping"),
+    "yaml-unclosed-quote": N_("the text opened with {quote} here is never closed: add the closing "
+                           "{quote} at the end of the text"),
+    "yaml-unclosed-bracket": N_("the list opened with {opening!r} here is never closed: add {closing!r} "
+                                "after its last item (and a comma between items)"),
+    "yaml-unclosed-brace": N_("the mapping opened with {opening!r} here is never closed: add {closing!r} "
+                              "after its last item (and a comma between items)"),
+    "yaml-syntax": N_("this is not valid YAML: {detail}"),
 }
 
-_FLOW = {"flow sequence": ("list", "[", "]"), "flow mapping": ("mapping", "{", "}")}
+_FLOW = {"flow sequence": ("yaml-unclosed-bracket", "[", "]"), "flow mapping": ("yaml-unclosed-brace", "{", "}")}
 #: ``key: text`` at the start of a line, the key plain or quoted.
 _KEY_VALUE = re.compile(r"""^(?P<indent>\s*)(?:-\s+)?(?P<key>"[^"]*"|'[^']*'|[^\s#'"][^:#]*?):\s+(?P<value>\S.*)$""")
 #: A line that opens a quoted text after ``key:`` or ``-``.
@@ -63,7 +67,7 @@ def explain(source: str, error) -> Explanation:
         if found is not None:
             return found
     detail = f"{problem} ({context})" if context else problem or str(error)
-    return Explanation(MESSAGES["yaml-syntax"].format(detail=detail), line + 1, column + 1)
+    return Explanation(_(MESSAGES["yaml-syntax"]).format(detail=detail), line + 1, column + 1)
 
 
 def _significant(lines, index: int) -> bool:
@@ -86,8 +90,8 @@ def _tab(lines, line, column, problem, context, error):
     for index, text in enumerate(lines[: line + 1]):
         head = text[: len(text) - len(text.lstrip(" \t"))]
         if "\t" in head:
-            return Explanation(MESSAGES["yaml-tab"], index + 1, head.index("\t") + 1)
-    return Explanation(MESSAGES["yaml-tab"], line + 1, column + 1)
+            return Explanation(_(MESSAGES["yaml-tab"]), index + 1, head.index("\t") + 1)
+    return Explanation(_(MESSAGES["yaml-tab"]), line + 1, column + 1)
 
 
 def _unclosed_quote(lines, line, column, problem, context, error):
@@ -114,7 +118,7 @@ def _left_open(text: str) -> bool:
 
 
 def _quote_at(quote, index, col):
-    message = MESSAGES["yaml-unclosed-quote"].format(quote=quote)
+    message = _(MESSAGES["yaml-unclosed-quote"]).format(quote=quote)
     return Explanation(message, index + 1, col + 1)
 
 
@@ -130,8 +134,8 @@ def _unclosed_bracket(lines, line, column, problem, context, error):
     if opener is None:
         return None
     kind = "flow sequence" if lines[opener[0]][opener[1]] == "[" else "flow mapping"
-    what, opening, closing = _FLOW[kind]
-    message = MESSAGES["yaml-unclosed-bracket"].format(what=what, opening=opening, closing=closing)
+    which, opening, closing = _FLOW[kind]
+    message = _(MESSAGES[which]).format(opening=opening, closing=closing)
     return Explanation(message, opener[0] + 1, opener[1] + 1)
 
 
@@ -163,7 +167,7 @@ def _colon_in_text(lines, line, column, problem, context, error):
         return None
     key = found.group("key").strip("'\"")
     text = found.group("value").split(" #", 1)[0].rstrip()
-    message = MESSAGES["yaml-colon"].format(key=key, text=text.replace('"', '\\"'))
+    message = _(MESSAGES["yaml-colon"]).format(key=key, text=text.replace('"', '\\"'))
     return Explanation(message, line + 1, column + 1)
 
 
@@ -194,10 +198,10 @@ def _bad_indent(lines, line, column, problem, context, error):
         after = _next(lines, line)
         if after is not None and _indent(lines[after]) == here:
             # The lines after agree with it: the line above is the odd one.
-            message = MESSAGES["yaml-indent-under"].format(
+            message = _(MESSAGES["yaml-indent-under"]).format(
                 key=_key(lines[before]), found=_indent(lines[before]), wanted=here)
             return Explanation(message, before + 1, _indent(lines[before]) + 1)
-        message = MESSAGES["yaml-indent-over"].format(
+        message = _(MESSAGES["yaml-indent-over"]).format(
             key=_key(lines[line]), found=here, sibling=_key(lines[before]),
             wanted=_indent(lines[before]))
         return Explanation(message, line + 1, here + 1)
@@ -213,14 +217,14 @@ def _lost(lines, line, here):
             if levels and levels[-1] > here > indent and _seen_at(lines, index, here):
                 # Lines at its depth came before this shallower one: this
                 # one broke the block, the line reported only follows it.
-                message = MESSAGES["yaml-indent-under"].format(
+                message = _(MESSAGES["yaml-indent-under"]).format(
                     key=_key(lines[index]), found=indent, wanted=here)
                 return Explanation(message, index + 1, indent + 1)
             levels.append(indent)
         if indent == 0:
             break
     shown = ", ".join(str(level) for level in sorted(set(levels)))
-    message = MESSAGES["yaml-indent-lost"].format(key=_key(lines[line]), found=here, levels=shown)
+    message = _(MESSAGES["yaml-indent-lost"]).format(key=_key(lines[line]), found=here, levels=shown)
     return Explanation(message, line + 1, here + 1)
 
 

@@ -30,6 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import sqlite_utils
 
 from ivr.flow.model import OUTCOMES, REASON_NOT_STATED, TRANSFER_CAUSES
+from ivr.i18n import _
 from ivr.reports.call_queries import CallSearch, search_where
 from ivr.reports.dialect import dialect_of
 from ivr.reports.queries import _CENT, _MS_PER_DAY, Costs, Filters, ReportError, _where, open_report_db
@@ -86,7 +87,8 @@ def summary(db: sqlite_utils.Database, filters: Filters = Filters(), by: str | N
     else by calls, most first.
     """
     if by is not None and by not in DIMENSIONS:
-        raise ReportError(f"unknown dimension {by!r}: expected one of {', '.join(DIMENSIONS)}")
+        raise ReportError(_("unknown dimension {by!r}: expected one of {expected}").format(
+            by=by, expected=", ".join(DIMENSIONS)))
     return _grouped(db, filters, (by,) if by else (), costs, repeat_window)
 
 
@@ -95,7 +97,7 @@ def over_time(db: sqlite_utils.Database, filters: Filters = Filters(), by: str =
     """:func:`summary` rows by local ``day`` or ``hour`` of day, in time
     order.  Days and hours without calls have no row."""
     if by not in _TIME_ORDERED:
-        raise ReportError(f"over_time is by day or hour, not {by!r}")
+        raise ReportError(_("over_time is by day or hour, not {by!r}").format(by=by))
     return summary(db, filters, by, costs=costs, repeat_window=repeat_window)
 
 
@@ -109,7 +111,8 @@ def reasons(db: sqlite_utils.Database, filters: Filters = Filters(), by: str | N
     ranked within it.
     """
     if by is not None and by not in DIMENSIONS:
-        raise ReportError(f"unknown dimension {by!r}: expected one of {', '.join(DIMENSIONS)}")
+        raise ReportError(_("unknown dimension {by!r}: expected one of {expected}").format(
+            by=by, expected=", ".join(DIMENSIONS)))
     dims = ("reason",) if by in (None, "reason") else (by, "reason")
     rows = _grouped(db, filters, dims, costs, repeat_window)
     groups: dict = {}
@@ -131,7 +134,7 @@ def _rank(rows: list[dict], key: str, value) -> None:
 
 def _grouped(db, filters: Filters, dims: tuple, costs: Costs, window: timedelta) -> list[dict]:
     if window <= timedelta(0):
-        raise ReportError("the repeat window must be longer than zero")
+        raise ReportError(_("the repeat window must be longer than zero"))
     _need_provider(db, filters, dims)
     where, params = _where(filters)
     keys = [f"{_GROUP_SQL[d]} AS g{i}" for i, d in enumerate(dims)]
@@ -249,8 +252,8 @@ def _transfer_result_counts(db) -> list[str]:
 def _need_provider(db, filters: Filters, dims: tuple = ()) -> None:
     """Refuse a report by provider on a log written before calls had one."""
     if (filters.provider or "provider" in dims) and not _has_column(db, "calls", "provider"):
-        raise ReportError("a call log of an older version (no provider column): start "
-                          "ivr-serve on it once to bring it up to date")
+        raise ReportError(_("a call log of an older version (no provider column): start "
+                            "ivr-serve on it once to bring it up to date"))
 
 
 def _has_column(db, table: str, column: str) -> bool:
@@ -333,10 +336,10 @@ def funnel_version(db: sqlite_utils.Database, flow: str, version: str | None = N
         if len(matching) == 1:
             return matching[0]
         if not matching:
-            raise ReportError(f"flow {flow!r} has no version {prefix!r} "
-                              f"(its versions: {', '.join(versions)})")
-        raise ReportError(f"version {prefix!r} of flow {flow!r} is ambiguous "
-                          f"({', '.join(matching)}): give more of it")
+            raise ReportError(_("flow {flow!r} has no version {prefix!r} (its versions: {versions})").format(
+                flow=flow, prefix=prefix, versions=", ".join(versions)))
+        raise ReportError(_("version {prefix!r} of flow {flow!r} is ambiguous ({matching}): give more of it")
+                          .format(prefix=prefix, flow=flow, matching=", ".join(matching)))
     _need_provider(db, filters)
     where, params = _where(Filters(since=filters.since, until=filters.until, flow=flow,
                                    provider=filters.provider))
@@ -350,8 +353,13 @@ def funnel_version(db: sqlite_utils.Database, flow: str, version: str | None = N
 def _no_calls(db, flow: str, period: bool) -> str:
     flows = [r["flow"] for r in db.query(
         "SELECT DISTINCT flow FROM calls WHERE outcome IS NOT NULL ORDER BY flow")]
-    known = f"flows with calls: {', '.join(flows)}" if flows else "the log has no ended calls"
-    return f"flow {flow!r} has no calls{' in that period' if period else ''} ({known})"
+    if not flows:
+        template = (_("flow {flow!r} has no calls in that period (the log has no ended calls)") if period
+                    else _("flow {flow!r} has no calls (the log has no ended calls)"))
+    else:
+        template = (_("flow {flow!r} has no calls in that period (flows with calls: {flows})") if period
+                    else _("flow {flow!r} has no calls (flows with calls: {flows})"))
+    return template.format(flow=flow, flows=", ".join(flows))
 
 
 def funnel(db: sqlite_utils.Database, flow: str, version: str | None = None,
@@ -456,7 +464,7 @@ def calls(db: sqlite_utils.Database, filters: Filters = Filters(), limit: int = 
     (``handoff_target`` of a callback, itself a hash) is left out.
     """
     if not isinstance(limit, int) or limit < 1:
-        raise ReportError(f"limit must be a whole number of calls, 1 or more, not {limit!r}")
+        raise ReportError(_("limit must be a whole number of calls, 1 or more, not {limit!r}").format(limit=limit))
     _need_provider(db, filters)
     where, params = _where(filters, ended_only=False)
     searched, search_params = search_where(search)

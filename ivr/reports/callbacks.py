@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import click
 
+from ivr.i18n import N_, _
 from ivr.reports import queries
-from ivr.reports.output import emit, open_log, table
+from ivr.reports.output import emit, moment, open_log, table
 from ivr.reports.queries import DATABASE_ERRORS, ReportError
 from ivr.store.sqlite.callbacks import read_callback_requests, stored_caller_key
 from ivr.store.sqlite.migrations import CALLBACK_STATUSES
@@ -28,7 +29,7 @@ __all__ = ["callback_requests", "callbacks"]
 STATUS_CHOICES = CALLBACK_STATUSES + ("all",)
 
 #: What the table shows for a number sealed with another key.
-UNREADABLE = "(sealed with another key)"
+UNREADABLE = N_("(sealed with another key)")
 
 
 def callback_requests(db, path, status: str | None = None, since: str | None = None,
@@ -111,29 +112,30 @@ def callbacks(db_path, status, since, until, fmt):
     except ReportError as error:
         raise click.ClickException(str(error)) from None
     except DATABASE_ERRORS as error:
-        raise click.ClickException(f"cannot read the call log: {error}") from None
+        raise click.ClickException(_("cannot read the call log: {error}").format(error=error)) from None
     finally:
         db.close()
     unreadable = sum(1 for r in rows if r["number"] is None)
     if unreadable:
-        click.echo(f"Warning: {unreadable} number(s) were sealed with another caller key and "
-                   "cannot be shown.", err=True)
+        click.echo(_("Warning: {count} number(s) were sealed with another caller key and cannot be shown.")
+                   .format(count=unreadable), err=True)
     emit(rows, fmt, lambda: callbacks_table(rows, status, since, until), dict)
 
 
 def callbacks_table(rows: list[dict], status: str, since: str | None, until: str | None) -> list[str]:
     """The requests for people: one line each, then what each reason means."""
-    scope = [f"status {status}"] if status != "all" else []
+    scope = [_("status {status}").format(status=status)] if status != "all" else []
     if since:
-        scope.append(f"since {since}")
+        scope.append(_("since {since}").format(since=moment(since)))
     if until:
-        scope.append(f"until {until} (excluded)")
-    lines = ["Callback requests " + ", ".join(scope)] if scope else []
+        scope.append(_("until {until} (excluded)").format(until=moment(until)))
+    # Translators: {filters} is a list of the filters above, e.g. "status pending, since 1 Nov 2026".
+    lines = [_("Callback requests {filters}").format(filters=", ".join(scope))] if scope else []
     if not rows:
-        return lines + ["No callback requests."]
+        return lines + [_("No callback requests.")]
     lines += table(
-        ["Requested", "Number", "Reason", "Order", "Slot", "Status", "Tries", "Call"],
-        [[_local_minute(r["requested_at"]), r["number"] or UNREADABLE, r["reason"], r["order_number"],
+        [_("Requested"), _("Number"), _("Reason"), _("Order"), _("Slot"), _("Status"), _("Tries"), _("Call")],
+        [[_local_minute(r["requested_at"]), r["number"] or _(UNREADABLE), r["reason"], r["order_number"],
           r["slot"], r["status"], r["attempts"], r["call_id"]] for r in rows],
         text={0, 1, 2, 3, 4, 5, 7})
     meanings = {r["reason"]: r["reason_text"] for r in rows if r["reason_text"]}
@@ -141,7 +143,7 @@ def callbacks_table(rows: list[dict], status: str, since: str | None, until: str
         lines += [""] + [f"{reason}: {text}" for reason, text in sorted(meanings.items())]
     errors = [r for r in rows if r["status"] in ("pending", "failed") and r["last_error"]]
     if errors:
-        lines += ["", "Helpdesk errors:"] + [f"{r['call_id']}: {r['last_error']}" for r in errors]
+        lines += ["", _("Helpdesk errors:")] + [f"{r['call_id']}: {r['last_error']}" for r in errors]
     return lines
 
 

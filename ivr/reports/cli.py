@@ -28,11 +28,13 @@ import click
 
 from ivr.flow import dates
 from ivr.flow.model import TRANSFER_CAUSES
+from ivr.i18n import N_, _, ngettext, use_language
 from ivr.reports import analytics
 from ivr.reports.call_cli import search_from_options, search_options
-from ivr.reports.output import as_json, count, emit, money, open_log, percent, table
+from ivr.reports.output import as_json, count, emit, moment, money, open_log, percent, seconds, table
 from ivr.reports.priority import run_in_background
 from ivr.reports.queries import DATABASE_ERRORS, Costs, Filters, ReportError
+from ivr.reports.reason_texts import reason_meanings
 
 FORMATS = ("table", "csv", "json")
 
@@ -53,9 +55,9 @@ class _Money(click.ParamType):
         try:
             amount = Decimal(str(value).strip())
         except InvalidOperation:
-            self.fail(f"{value!r} is not an amount like 3.00", param, ctx)
+            self.fail(_("{value!r} is not an amount like 3.00").format(value=value), param, ctx)
         if not amount.is_finite() or amount < 0:
-            self.fail(f"{value!r} is not an amount like 3.00", param, ctx)
+            self.fail(_("{value!r} is not an amount like 3.00").format(value=value), param, ctx)
         return amount
 
 
@@ -63,14 +65,14 @@ MONEY = _Money()
 
 
 #: A bad date or time given to an option: one line, the form to use.
-BAD_DATE = "Invalid value for {option}: {problem}"
+BAD_DATE = N_("Invalid value for {option}: {problem}")
 
 
 def bad_date(param, error: Exception) -> click.ClickException:
     """The one-line error (exit status 1, no usage text) for the bad date
     ``error`` given to the option ``param`` (a click parameter or its name)."""
-    option = param if isinstance(param, str) else (param.opts[0] if param else "a date")
-    return click.ClickException(BAD_DATE.format(option=option, problem=error))
+    option = param if isinstance(param, str) else (param.opts[0] if param else _("a date"))
+    return click.ClickException(_(BAD_DATE).format(option=option, problem=error))
 
 
 class LocalTime(click.ParamType):
@@ -159,7 +161,8 @@ def _costs(agent_cost, ivr_cost_per_minute, currency) -> Costs:
 
 def _check_by(by: str | None) -> None:
     if by is not None and by not in analytics.DIMENSIONS:
-        raise click.ClickException(f"unknown --by {by!r}: expected one of {', '.join(analytics.DIMENSIONS)}")
+        raise click.ClickException(_("unknown --by {by!r}: expected one of {expected}").format(
+            by=by, expected=", ".join(analytics.DIMENSIONS)))
 
 
 def reporting(f):
@@ -172,15 +175,20 @@ def reporting(f):
         except ReportError as error:
             raise click.ClickException(str(error)) from None
         except DATABASE_ERRORS as error:
-            raise click.ClickException(f"cannot read the call log: {error}") from None
+            raise click.ClickException(_("cannot read the call log: {error}").format(error=error)) from None
     return wrapper
 
 
 # --- commands ------------------------------------------------------------------
 
 
+#: The help of --lang.
+LANG_HELP = "The language of the headings and figures: fr or en (default: from LANG, LC_ALL; English unless French)."
+
+
 @click.group()
-def main():
+@click.option("--lang", "operator_lang", default=None, metavar="LANG", help=LANG_HELP)
+def main(operator_lang):
     """Deflection figures from the IVR call log: what the IVR answers,
     what goes to agents and why, where callers give up.
 
@@ -189,7 +197,9 @@ def main():
     \b
     Example:
         ivr-report summary --db ivr.db --since 2026-11-01 --by reason
+        ivr-report --lang fr summary --db ivr.db
     """
+    use_language(operator_lang)
 
 
 @main.command()
@@ -214,9 +224,10 @@ def summary(db_path, since, until, flow, version, provider, fmt, by, agent_cost,
     try:
         rows = analytics.summary(db, filters, by, costs=costs,
                                  repeat_window=timedelta(hours=repeat_window))
+        meanings = reason_meanings(db, filters.flow, filters.version) if by == "reason" and fmt == "table" else {}
     finally:
         db.close()
-    emit(rows, fmt, lambda: summary_table(rows, by, filters, costs, repeat_window), summary_csv_row)
+    emit(rows, fmt, lambda: summary_table(rows, by, filters, costs, repeat_window, meanings), summary_csv_row)
 
 
 @main.command()
@@ -268,9 +279,10 @@ def reasons(db_path, since, until, flow, version, provider, fmt, by, agent_cost,
     try:
         rows = analytics.reasons(db, filters, by, costs=costs,
                                  repeat_window=timedelta(hours=repeat_window))
+        meanings = reason_meanings(db, filters.flow, filters.version) if fmt == "table" else {}
     finally:
         db.close()
-    emit(rows, fmt, lambda: reasons_table(rows, by, filters, costs, repeat_window), summary_csv_row)
+    emit(rows, fmt, lambda: reasons_table(rows, by, filters, costs, repeat_window, meanings), summary_csv_row)
 
 
 @main.command()
@@ -315,14 +327,14 @@ def summary_csv_row(row: dict) -> dict:
     return flat
 
 
-_LABELS = {"reason": "Reason", "flow": "Flow", "version": "Version", "language": "Language",
-           "day": "Day", "hour": "Hour", "provider": "Provider"}
+_LABELS = {"reason": N_("Reason"), "flow": N_("Flow"), "version": N_("Version"), "language": N_("Language"),
+           "day": N_("Day"), "hour": N_("Hour"), "provider": N_("Provider")}
 
 
 def _group_label(row: dict, by: str) -> str:
     value = row[by]
     if value is None:
-        return "(none)"
+        return _("(none)")
     if by == "hour":
         return f"{value:02d}:00"
     if by == "version":
@@ -333,48 +345,57 @@ def _group_label(row: dict, by: str) -> str:
 def _scope(filters: Filters) -> str | None:
     parts = []
     if filters.since:
-        parts.append(f"since {filters.since}")
+        parts.append(_("since {since}").format(since=moment(filters.since)))
     if filters.until:
-        parts.append(f"until {filters.until} (excluded)")
+        parts.append(_("until {until} (excluded)").format(until=moment(filters.until)))
     if filters.flow:
-        parts.append(f"flow {filters.flow}")
+        parts.append(_("flow {flow}").format(flow=filters.flow))
     if filters.version:
-        parts.append(f"version {filters.version}")
+        parts.append(_("version {version}").format(version=filters.version))
     if filters.provider:
-        parts.append(f"provider {filters.provider}")
-    return "Calls " + ", ".join(parts) if parts else None
+        parts.append(_("provider {provider}").format(provider=filters.provider))
+    # Translators: {filters} is a list of the filters above, e.g. "since 1 Nov 2026, flow post_sale".
+    return _("Calls {filters}").format(filters=", ".join(parts)) if parts else None
 
 
 def _assumptions(costs: Costs, repeat_window: float) -> str:
     agent, minute = money(costs.agent_per_call, costs.currency), money(costs.ivr_per_minute, costs.currency)
-    return (f"Repeat window {repeat_window:g} h; an agent call costs {agent}, an IVR minute {minute}.  "
-            "Ongoing calls are not counted.")
+    return _("Repeat window {hours} h; an agent call costs {agent}, an IVR minute {minute}.  "
+             "Ongoing calls are not counted.").format(hours=f"{repeat_window:g}", agent=agent, minute=minute)
 
 
 def summary_table(rows: list[dict], by: str | None, filters: Filters, costs: Costs,
-                  repeat_window: float) -> list[str]:
+                  repeat_window: float, meanings: dict | None = None) -> list[str]:
     lines = [scope] if (scope := _scope(filters)) else []
     if not rows:
-        return lines + ["No ended calls."]
-    headers = ([_LABELS[by]] if by else []) + [
-        "Calls", "Self-served", "Transferred", "Abandoned", "Failed", "Deflection", "Repeats",
-        "Adj. deflection", "SMS sent", "Avg IVR s", "Cost saved"]
+        return lines + [_("No ended calls.")]
+    headers = ([_(_LABELS[by])] if by else []) + [
+        _("Calls"), _("Self-served"), _("Transferred"), _("Abandoned"), _("Failed"), _("Deflection"), _("Repeats"),
+        _("Adj. deflection"), _("SMS sent"), _("Avg IVR s"), _("Cost saved")]
     body = [([_group_label(r, by)] if by else []) + [
         count(r["calls"]), count(r["self_served"]), count(r["transferred"]), count(r["abandoned"]),
         count(r["failed"]), percent(r["deflection_rate"]), count(r["repeat_calls"]),
-        percent(r["repeat_adjusted_deflection_rate"]), count(r["sms_sent"]), r["avg_ivr_seconds"],
+        percent(r["repeat_adjusted_deflection_rate"]), count(r["sms_sent"]), seconds(r["avg_ivr_seconds"]),
         money(r["cost_saved"], r["currency"])] for r in rows]
     lines += table(headers, body, text=1 if by else 0)
     causes = [c for c in TRANSFER_CAUSES if any(r["causes"][c] for r in rows)]
     if causes:
-        lines += ["", "Transferred calls by cause:"]
-        lines += table(([_LABELS[by]] if by else []) + causes,
+        lines += ["", _("Transferred calls by cause:")]
+        lines += table(([_(_LABELS[by])] if by else []) + causes,
                        [([_group_label(r, by)] if by else []) + [count(r["causes"][c]) for c in causes]
                         for r in rows], text=1 if by else 0)
-    lines += transfers_table(rows, [_LABELS[by]] if by else [], lambda r: [_group_label(r, by)] if by else [])
+    lines += transfers_table(rows, [_(_LABELS[by])] if by else [], lambda r: [_group_label(r, by)] if by else [])
     if not by:
         lines += ["", unstated_line(rows[0])]
+    lines += reason_lines([r[by] for r in rows] if by == "reason" else [], meanings or {})
     return lines + ["", _assumptions(costs, repeat_window)]
+
+
+def reason_lines(reasons: list, meanings: dict[str, str]) -> list[str]:
+    """What each reason shown means, in the flow's own words: a blank line
+    and ``reason: description`` lines (nothing when the flows describe none)."""
+    described = [f"{reason}: {meanings[reason]}" for reason in dict.fromkeys(reasons) if reason in meanings]
+    return ["", _("What the reasons mean:")] + described if described else []
 
 
 def unstated_line(row: dict) -> str:
@@ -383,9 +404,11 @@ def unstated_line(row: dict) -> str:
     transferred = row["transferred"]
     share = percent(row["transferred_without_reason"] / transferred if transferred else None)
     ended = row["ended_before_reason"]
-    return (f"No reason stated: {count(ended)} call{'' if ended == 1 else 's'} ended before stating a "
-            f"reason; {count(row['transferred_without_reason'])} transferred without one "
-            f"({share} of transferred calls).")
+    return ngettext("No reason stated: {ended} call ended before stating a reason; {transferred} transferred "
+                    "without one ({share} of transferred calls).",
+                    "No reason stated: {ended} calls ended before stating a reason; {transferred} transferred "
+                    "without one ({share} of transferred calls).", ended).format(
+        ended=count(ended), transferred=count(row["transferred_without_reason"]), share=share)
 
 
 def transfers_table(rows: list[dict], label: list[str], group) -> list[str]:
@@ -396,26 +419,27 @@ def transfers_table(rows: list[dict], label: list[str], group) -> list[str]:
     known = [r for r in rows if r["transfers_answered"] + r["queue_abandoned"] + r["transfers_unanswered"]]
     if not known:
         return []
-    return ["", "Transfers at the agents' end:"] + table(
-        label + ["Answered", "Abandoned in queue", "Queue abandonment", "Avg s before hang-up", "No answer/busy"],
+    return ["", _("Transfers at the agents' end:")] + table(
+        label + [_("Answered"), _("Abandoned in queue"), _("Queue abandonment"), _("Avg s before hang-up"),
+                 _("No answer/busy")],
         [group(r) + [count(r["transfers_answered"]), count(r["queue_abandoned"]),
-                     percent(r["queue_abandonment_rate"]), r["avg_queue_seconds_abandoned"],
+                     percent(r["queue_abandonment_rate"]), seconds(r["avg_queue_seconds_abandoned"]),
                      count(r["transfers_unanswered"])] for r in known], text=len(label))
 
 
 def reasons_table(rows: list[dict], by: str | None, filters: Filters, costs: Costs,
-                  repeat_window: float) -> list[str]:
+                  repeat_window: float, meanings: dict | None = None) -> list[str]:
     lines = [scope] if (scope := _scope(filters)) else []
     if not rows:
-        return lines + ["No ended calls."]
+        return lines + [_("No ended calls.")]
     within = by not in (None, "reason")
     totals: dict = {}
     for r in rows:
         key = r[by] if within else None
         totals[key] = totals.get(key, 0) + r["calls"]
-    headers = ([_LABELS[by]] if within else []) + [
-        "Rank", "Reason", "Calls", "Share", "Deflection", "Adj. deflection", "Repeats",
-        "Transferred", "Abandoned", "SMS sent", "Cost saved", "Deflection rank"]
+    headers = ([_(_LABELS[by])] if within else []) + [
+        _("Rank"), _("Reason"), _("Calls"), _("Share"), _("Deflection"), _("Adj. deflection"), _("Repeats"),
+        _("Transferred"), _("Abandoned"), _("SMS sent"), _("Cost saved"), _("Deflection rank")]
     body = [([_group_label(r, by)] if within else []) + [
         r["volume_rank"], r["reason"], count(r["calls"]),
         percent(r["calls"] / totals[r[by] if within else None]),
@@ -423,39 +447,45 @@ def reasons_table(rows: list[dict], by: str | None, filters: Filters, costs: Cos
         count(r["repeat_calls"]), count(r["transferred"]), count(r["abandoned"]),
         count(r["sms_sent"]), money(r["cost_saved"], r["currency"]), r["deflection_rank"]] for r in rows]
     lines += table(headers, body, text={0, 2} if within else {1})
-    lines += transfers_table(rows, ([_LABELS[by]] if within else []) + ["Reason"],
+    lines += transfers_table(rows, ([_(_LABELS[by])] if within else []) + [_("Reason")],
                              lambda r: ([_group_label(r, by)] if within else []) + [r["reason"]])
-    return lines + ["", "Deflection rank: by repeat-adjusted deflection, 1 = the best answered.",
+    lines += reason_lines([r["reason"] for r in rows], meanings or {})
+    return lines + ["", _("Deflection rank: by repeat-adjusted deflection, 1 = the best answered."),
                     _assumptions(costs, repeat_window)]
 
 
 def funnel_table(rows: list[dict], flow: str, version: str, filters: Filters) -> list[str]:
     scope = _scope(filters)
-    lines = [f"Funnel of {flow} version {version}" + (f", {scope[0].lower()}{scope[1:]}" if scope else "")]
+    heading = _("Funnel of {flow} version {version}").format(flow=flow, version=version)
+    lines = [heading + (f", {scope[0].lower()}{scope[1:]}" if scope else "")]
     if not rows:
-        return lines + ["No ended calls."]
+        return lines + [_("No ended calls.")]
     lines += table(
-        ["Node", "Kind", "Reached", "Continued", "Ended", "Hung up", "Transferred", "Dropped", "Drop-off"],
+        [_("Node"), _("Kind"), _("Reached"), _("Continued"), _("Ended"), _("Hung up"), _("Transferred"),
+         _("Dropped"), _("Drop-off")],
         [[r["node"], r["kind"], count(r["reached"]), count(r["continued"]), count(r["ended"]),
           count(r["hung_up"]), count(r["transferred"]), count(r["dropped"]), percent(r["drop_off_rate"])]
          for r in rows], text=2)
     worst = rows[0]
     if worst["dropped"]:
-        lines += ["", f"Worst drop-off: {worst['node']}, {count(worst['dropped'])} of "
-                      f"{count(worst['reached'])} calls ({percent(worst['drop_off_rate'])}): "
-                      f"{count(worst['hung_up'])} hung up, {count(worst['transferred'])} transferred."]
+        lines += ["", _("Worst drop-off: {node}, {dropped} of {reached} calls ({rate}): {hung_up} hung up, "
+                        "{transferred} transferred.").format(
+            node=worst["node"], dropped=count(worst["dropped"]), reached=count(worst["reached"]),
+            rate=percent(worst["drop_off_rate"]), hung_up=count(worst["hung_up"]),
+            transferred=count(worst["transferred"]))]
     else:
-        lines += ["", "No call hung up or was transferred at any node."]
+        lines += ["", _("No call hung up or was transferred at any node.")]
     return lines
 
 
 def calls_table(rows: list[dict]) -> list[str]:
     if not rows:
-        return ["No calls."]
+        return [_("No calls.")]
     return table(
-        ["Started", "Call", "Flow", "Version", "Lang", "Reason", "Outcome", "Cause", "Exit node", "IVR s"],
+        [_("Started"), _("Call"), _("Flow"), _("Version"), _("Lang"), _("Reason"), _("Outcome"), _("Cause"),
+         _("Exit node"), _("IVR s")],
         [[r["started_at"], r["call_id"], r["flow"], r["version"][:8], r["lang"], r["reason"],
-          r["outcome"] or "ongoing", r["cause"], r["exit_node"],
+          r["outcome"] or _("ongoing"), r["cause"], r["exit_node"],
           None if r["ivr_seconds"] is None else f"{r['ivr_seconds']:.0f}"] for r in rows], text=9)
 
 

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 import click
 import sqlite_utils
 
+from ivr.i18n import N_, _
 from ivr.reports.output import open_log
 from ivr.store.postgres.connection import is_postgres_url
 from ivr.store.sqlite.callbacks import stored_caller_key
@@ -35,9 +36,13 @@ __all__ = ["forget", "purge"]
 #: Seconds an ended call's state is kept (``ivr-serve --retry-window``'s default).
 RETRY_WINDOW = 600
 
-#: How the tables are named in the command's output.
-TABLE_WORDS = {"calls": "calls", "node_events": "node events", "status_events": "status callbacks",
-               "callback_requests": "callback requests", "call_state": "call states"}
+#: How the tables are counted in the command's output (the English
+#: output is read by scripts as it is: "1 calls" stays as it was).
+TABLE_WORDS = {
+    "calls": N_("{count} calls"), "node_events": N_("{count} node events"),
+    "status_events": N_("{count} status callbacks"), "callback_requests": N_("{count} callback requests"),
+    "call_state": N_("{count} call states"),
+}
 
 
 class CallLog(click.ParamType):
@@ -62,10 +67,11 @@ def open_log_for_erasure(path: str) -> CallStore:
         known = "calls" in db.table_names() and stored_caller_key(db) is not None
         db.close()
     except sqlite3.DatabaseError as error:
-        raise click.ClickException(f"{path}: not an SQLite database ({error})") from None
+        raise click.ClickException(_("{file}: not an SQLite database ({error})").format(
+            file=path, error=error)) from None
     if not known:
-        raise click.ClickException(f"{path}: not a call log written by ivr-serve "
-                                   "(no calls table or no caller key)")
+        raise click.ClickException(_("{file}: not a call log written by ivr-serve "
+                                     "(no calls table or no caller key)").format(file=path))
     return CallStore.open(path)
 
 
@@ -78,15 +84,15 @@ def _open_postgres_for_erasure(url: str) -> CallStore:
     finally:
         log.close()
     if not known:
-        raise click.ClickException("the PostgreSQL database holds no caller key: not a call "
-                                   "log written by ivr-serve")
+        raise click.ClickException(_("the PostgreSQL database holds no caller key: not a call "
+                                     "log written by ivr-serve"))
     return PostgresCallStore.connect(url)
 
 
 def erased_line(erased: dict[str, int]) -> str:
     """``erased 12 rows: 1 calls, 9 node events, ...``."""
-    parts = ", ".join(f"{erased[table]} {word}" for table, word in TABLE_WORDS.items())
-    return f"erased {sum(erased.values())} rows: {parts}"
+    parts = ", ".join(_(words).format(count=erased[table]) for table, words in TABLE_WORDS.items())
+    return _("erased {count} rows: {parts}").format(count=sum(erased.values()), parts=parts)
 
 
 def _truncate_wal(store: CallStore) -> None:
@@ -94,7 +100,7 @@ def _truncate_wal(store: CallStore) -> None:
     were before the deletion; a busy server may hold it, and the next
     checkpoint then overwrites them."""
     if not store.truncate_wal():
-        click.echo("note: the server is busy; its next checkpoint overwrites the old pages",
+        click.echo(_("note: the server is busy; its next checkpoint overwrites the old pages"),
                    err=True)
 
 
@@ -121,9 +127,9 @@ def forget(number, db_path):
     """
     text = number.strip()
     if not (text.startswith("+") or text.lower().startswith(("sip:", "tel:+"))):
-        raise click.ClickException(
-            f"give the number in international form, e.g. +33612345678, not {number!r}: "
-            "calls are stored under the number as the provider sends it")
+        raise click.ClickException(_(
+            "give the number in international form, e.g. +33612345678, not {number!r}: "
+            "calls are stored under the number as the provider sends it").format(number=number))
     store = open_log_for_erasure(db_path)
     try:
         try:

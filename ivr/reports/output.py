@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime
 from decimal import Decimal
 
 import click
 
+from ivr.i18n import current_language, formats
 from ivr.reports import analytics
 from ivr.reports.queries import ReportError
 
@@ -48,16 +50,52 @@ def as_json(value) -> str:
                       default=lambda v: str(v) if isinstance(v, Decimal) else repr(v))
 
 
+# The figures of a table are in the operator's locale ("1 404,15 €" in
+# French).  English keeps the shapes it has always had ("1,404.15 EUR",
+# "62.5 %"), which people's scripts and notes already read.
+
 def percent(rate) -> str:
-    return "–" if rate is None else f"{rate * 100:.1f} %"
+    """A rate (0 to 1) as a percentage with one decimal; "–" for none."""
+    if rate is None:
+        return "–"
+    if current_language() == "en":
+        return f"{rate * 100:.1f} %"
+    return formats().percent(rate, 1)
 
 
 def money(amount, currency: str) -> str:
-    return f"{amount:,.2f} {currency}"
+    """An amount with its currency."""
+    if current_language() == "en":
+        return f"{amount:,.2f} {currency}"
+    return formats().money(amount, currency)
 
 
 def count(n) -> str:
-    return f"{n:,}"
+    """A whole number with the locale's thousands separator."""
+    if current_language() == "en":
+        return f"{n:,}"
+    return formats().number(n)
+
+
+def seconds(value):
+    """A duration in seconds with its decimals; None (shown "–") for none."""
+    if value is None or current_language() == "en":
+        return value
+    return formats().number(value, 1)
+
+
+def moment(text: str | None) -> str | None:
+    """A local day or time as the reports take it (``2026-11-01``,
+    ``2026-11-01T09:00``), in the operator's locale."""
+    if not text or current_language() == "en":
+        return text
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if len(text) <= 10:
+        return formats().day(value.date())
+    return formats().moment(value)
 
 
 def table(headers: list[str], rows: list[list], text: int | set = 1) -> list[str]:

@@ -15,6 +15,7 @@ core, and the reactor's thread would wait with it.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 import threading
@@ -29,13 +30,15 @@ BACKGROUND_NICENESS = 10
 
 def run_in_background(function: Callable[..., Any], *args) -> Any:
     """``function(*args)`` in a thread of lower priority; its result, or
-    its exception raised here."""
+    its exception raised here.  It runs in the caller's context (the
+    operator's language, :mod:`ivr.i18n`)."""
     outcome: dict[str, Any] = {}
+    context = contextvars.copy_context()
 
     def run() -> None:
         _lower_this_thread()
         try:
-            outcome["result"] = function(*args)
+            outcome["result"] = context.run(function, *args)
         except BaseException as error:  # noqa: BLE001 - handed to the caller
             outcome["error"] = error
 

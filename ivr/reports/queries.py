@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import sqlite_utils
 
+from ivr.i18n import _
 from ivr.store.postgres.connection import is_postgres_url
 
 _CENT = Decimal("0.01")
@@ -73,30 +74,32 @@ def open_report_db(path) -> sqlite_utils.Database:
         return _open_postgres_log(str(path))
     path = Path(path)
     if not path.exists():
-        raise ReportError(f"{path}: no such file (give the call log the server writes, e.g. ivr.db)")
+        raise ReportError(_("{file}: no such file (give the call log the server writes, e.g. ivr.db)").format(
+            file=path))
     if not path.is_file():
-        raise ReportError(f"{path}: not a file")
+        raise ReportError(_("{file}: not a file").format(file=path))
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as error:
-        raise ReportError(f"{path}: cannot open: {error}") from None
+        raise ReportError(_("{file}: cannot open: {error}").format(file=path, error=error)) from None
     try:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.OperationalError as error:  # locked, unreadable, ...
         conn.close()
-        raise ReportError(f"{path}: cannot read it: {error}") from None
+        raise ReportError(_("{file}: cannot read it: {error}").format(file=path, error=error)) from None
     except sqlite3.DatabaseError:
         conn.close()
-        raise ReportError(f"{path}: not an SQLite database") from None
+        raise ReportError(_("{file}: not an SQLite database").format(file=path)) from None
     missing = {"calls", "node_events"} - tables
     if missing:
         conn.close()
-        raise ReportError(f"{path}: not an IVR call log (no {' or '.join(sorted(missing))} table)")
+        raise ReportError(_("{file}: not an IVR call log (no {tables} table)").format(
+            file=path, tables=" or ".join(sorted(missing))))
     columns = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
     if not {"exit_node", "ivr_seconds"} <= columns:
         conn.close()
-        raise ReportError(f"{path}: a call log of an older version (no exit_node column): "
-                          f"start ivr-serve on it once to bring it up to date")
+        raise ReportError(_("{file}: a call log of an older version (no exit_node column): start ivr-serve "
+                            "on it once to bring it up to date").format(file=path))
     # Reports read much and write nothing: map the file (no copy per page
     # read) and keep sorts for GROUP BY in memory.
     conn.execute("PRAGMA mmap_size = 2147418112")
@@ -114,11 +117,12 @@ def _open_postgres_log(url: str):
     try:
         db = open_postgres_log(url)
     except DATABASE_ERRORS as error:
-        raise ReportError(f"{shown}: cannot connect: {str(error).strip()}") from None
+        raise ReportError(_("{file}: cannot connect: {error}").format(file=shown, error=str(error).strip())) from None
     missing = {"calls", "node_events"} - set(db.table_names())
     if missing:
         db.close()
-        raise ReportError(f"{shown}: not an IVR call log (no {' or '.join(sorted(missing))} table)")
+        raise ReportError(_("{file}: not an IVR call log (no {tables} table)").format(
+            file=shown, tables=" or ".join(sorted(missing))))
     return db  # the schema is PostgreSQL's from its first migration on: never older
 
 
@@ -134,16 +138,17 @@ def _local_bound(text: str | None, name: str) -> str | None:
     """``text`` as the local time it compares with ``started_at`` as text."""
     if text is None or text == "":
         return None
-    expected = "expected a date like 2026-11-01 or a local time like 2026-11-01T09:00"
+    expected = _("expected a date like 2026-11-01 or a local time like 2026-11-01T09:00")
     try:
         if len(text.strip()) == 10:
             return date.fromisoformat(text.strip()).isoformat()
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ReportError(f"{name} {text!r} is not a time: {expected}") from None
+        raise ReportError(_("{name} {text!r} is not a time: {expected}").format(
+            name=name, text=text, expected=expected)) from None
     if moment.tzinfo is not None:
-        raise ReportError(f"{name} {text!r} has a UTC offset: calls are compared in their local "
-                          f"time, so give it without one ({expected})")
+        raise ReportError(_("{name} {text!r} has a UTC offset: calls are compared in their local time, so "
+                            "give it without one ({expected})").format(name=name, text=text, expected=expected))
     return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
 
 

@@ -20,7 +20,7 @@ from ivr.engine.gathering import GATHERING
 from ivr.engine.state import call_summary
 from ivr.engine.turn import Perform, SendSmsFn, play_turn
 from ivr.flow.model import Flow
-from ivr.i18n import _
+from ivr.i18n import N_, _
 from ivr.providers.registry import provider as registered
 from ivr.providers.twilio.events import event_from
 from ivr.providers.twilio.fake import queue_result
@@ -113,22 +113,22 @@ class SimCall:
                                    "lang": self.lang, "provider": self.provider})
 
     def press(self, digits: str) -> SimTurn:
-        self._expect(GATHERING, "keys")
+        self._expect(GATHERING, N_("keys"))
         return self._play(f"press {digits}", {"type": "digits", "digits": digits.rstrip("#")})
 
     def say(self, words: str) -> SimTurn:
-        self._expect(GATHERING, "speech")
+        self._expect(GATHERING, N_("speech"))
         return self._play(f"say {words}", {"type": "speech", "text": words})
 
     def silence(self) -> SimTurn:
-        self._expect(GATHERING, "silence")
+        self._expect(GATHERING, N_("silence"))
         return self._play("silence", {"type": "silence"})
 
     def hangup(self) -> SimTurn:
         return self._play("hangup", {"type": "hangup"})
 
     def dial_result(self, status: str) -> SimTurn:
-        self._expect(("dial",), "a transfer result")
+        self._expect(("dial",), N_("a transfer result"))
         if (self.state.get("handoff") or {}).get("kind") == "queue":
             # What the provider's Enqueue action would say (see ivr.providers.twilio.events.event_from).
             event = event_from({"QueueResult": queue_result(status),
@@ -138,7 +138,7 @@ class SimCall:
         return self._play(f"dial {status}", event)
 
     def recorded(self, seconds: int = 20) -> SimTurn:
-        self._expect(("record",), "a recording")
+        self._expect(("record",), N_("a recording"))
         return self._play("record", {"type": "recorded", "duration": seconds,
                                      "url": "https://recordings.invalid/sim.wav"})
 
@@ -148,9 +148,10 @@ class SimCall:
     def _expect(self, waiting: tuple, what: str) -> None:
         actual = self.state["waiting"] if self.state else None
         if actual not in waiting:
-            doing = {"dial": "a transfer", "record": "a recording", None: "nothing"}.get(
+            doing = {"dial": N_("a transfer"), "record": N_("a recording"), None: N_("nothing")}.get(
                 actual, "keys or speech")
-            raise InputNotExpected(f"cannot send {what}: the call waits for {doing}")
+            raise InputNotExpected(_("cannot send {what}: the call waits for {doing}").format(
+                what=_(what), doing=_(doing)))
 
     def _play(self, label: str, event: dict) -> SimTurn:
         event["now"] = self.at

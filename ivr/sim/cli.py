@@ -19,7 +19,7 @@ import sqlite_utils
 from ivr.flow.dates import DateError, parse_day
 from ivr.flow.loader import check_flow
 from ivr.flow.problems import FlowError
-from ivr.i18n import _
+from ivr.i18n import _, formats, ngettext, use_language
 from ivr.lookups.demo_orders import DEMO_CALLERS, create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.lookups.orders import OrderStore
@@ -80,15 +80,23 @@ DASHBOARD_TOKEN_HELP = ("The server's dashboard token, to read the call's detail
                         "(GET /calls/<sid>) from a server without a provider auth token.")
 
 
+#: The help of the group's --lang (the operator's language, not the caller's).
+OPERATOR_LANG_HELP = ("The language ivr-sim speaks: fr or en (default: from LANG, LC_ALL; "
+                      "English unless French).")
+
+
 @click.group()
 @click.version_option(package_name="ivr-engine")
-def main():
+@click.option("--lang", "operator_lang", default=None, metavar="LANG", help=OPERATOR_LANG_HELP)
+def main(operator_lang):
     """Try, test and check IVR call flows.
 
     \b
     Example:
         ivr-sim call flows/post_sale.yaml --caller +33612345678
+        ivr-sim --lang fr lint flows/post_sale.yaml
     """
+    use_language(operator_lang)
 
 
 @main.command(epilog=CALL_HELP)
@@ -138,7 +146,7 @@ def call(flow, caller, lang, at, markup, twiml, prompts, orders_db, url, auth_to
         return _remote_call(flow, caller, lang, at, markup, prompts, orders_db, url,
                             _secret(name, secret, auth_token), dashboard_token, name)
     if not Path(flow).is_file():
-        raise click.BadParameter(f"file {flow!r} does not exist.", param_hint="'FLOW'")
+        raise click.BadParameter(_("file {flow!r} does not exist.").format(flow=flow), param_hint="'FLOW'")
     loaded = _load(flow, prompts)
     try:
         when = local_time(at, loaded.timezone) if at else datetime.now(ZoneInfo(loaded.timezone))
@@ -150,8 +158,9 @@ def call(flow, caller, lang, at, markup, twiml, prompts, orders_db, url, auth_to
         perform = demo_lookups(when)
     sim = SimCall(loaded, perform, caller=caller, at=when, lang=lang,
                   provider=markup or provider_name or "twilio")
-    click.echo(f"Calling {loaded.name} (version {loaded.version}) from {caller} "
-               f"at {when:%Y-%m-%d %H:%M %Z}")
+    click.echo(_("Calling {flow} (version {version}) from {caller} at {when}").format(
+        flow=loaded.name, version=loaded.version, caller=caller,
+        when=f"{when:%Y-%m-%d %H:%M %Z}"))
     _show(sim.start(), sim, markup)
     _converse(sim, markup)
 
@@ -222,16 +231,24 @@ def test(paths, prompts, url, auth_token, flow_name, dashboard_token, provider_n
         except OSError as error:
             raise click.ClickException(f"cannot write {junit_path}: {error.strerror or error}")
     for name, why in report.skipped:
-        click.echo(f"SKIP {name}: {why}")
+        click.echo(_("SKIP {scenario}: {why}").format(scenario=name, why=why))
     for failure in report.failures:
-        click.secho(f"FAIL {failure}", fg="red")
+        click.secho(_("FAIL {failure}").format(failure=failure), fg="red")
     for path, share, missed in report.coverage():
-        line = f"coverage {Path(path).name}: {share:.0f}% of nodes"
-        click.echo(line + (f"; never reached: {', '.join(missed)}" if missed else ""))
+        if missed:
+            line = _("coverage {file}: {share} of nodes; never reached: {missed}")
+        else:
+            line = _("coverage {file}: {share} of nodes")
+        click.echo(line.format(file=Path(path).name, share=formats().percent(share / 100, 0),
+                               missed=", ".join(missed)))
     failed = len({f.scenario for f in report.failures})
     skipped = len(report.skipped)
-    click.echo(f"{report.scenarios - failed - skipped} passed, {failed} failed"
-               + (f", {skipped} skipped" if url or skipped else ""))
+    passed = report.scenarios - failed - skipped
+    if url or skipped:
+        click.echo(_("{passed} passed, {failed} failed, {skipped} skipped").format(
+            passed=passed, failed=failed, skipped=skipped))
+    else:
+        click.echo(_("{passed} passed, {failed} failed").format(passed=passed, failed=failed))
     sys.exit(1 if report.failures else 0)
 
 
@@ -263,13 +280,24 @@ def lint(paths, prompts, provider_name):
                 click.echo(str(problem))
                 count += 1
                 warnings += problem.severity == "warning"
-    detail = f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""
     # The problems (standard output) must all be out before the count
     # (standard error): in a CI log both go to one pipe, in this order.
     sys.stdout.flush()
-    click.echo(f"{count} problem{'s' if count != 1 else ''}{detail}", err=True)
+    click.echo(_problem_count(count, warnings), err=True)
     sys.stderr.flush()
     sys.exit(1 if count > warnings else 0)
+
+
+def _problem_count(count: int, warnings: int) -> str:
+    """"3 problems (1 warning)", in the operator's language."""
+    if not warnings:
+        template = ngettext("{count} problem", "{count} problems", count)
+    elif warnings == 1:
+        template = ngettext("{count} problem ({warnings} warning)", "{count} problems ({warnings} warning)",
+                            count)
+    else:  # count >= warnings >= 2
+        template = _("{count} problems ({warnings} warnings)")
+    return template.format(count=count, warnings=warnings)
 
 
 @main.command("schema")
@@ -316,16 +344,16 @@ def utterances_command(paths, part, quiet):
         for name, played in (("tuning", result.part(False)), ("held_out", result.part(True))):
             right, count = totals.get((result.lang, name), (0, 0))
             totals[result.lang, name] = (right + sum(p.right for p in played), count + len(played))
-        click.echo(f"{'PASS' if ok else 'FAIL'} {file} ({result.node}, {result.lang}): "
-                   f"tuning {percent(tuning)}, held-out {percent(held)}, threshold {percent(result.threshold)}")
+        verdict = _("PASS {file} ({node}, {lang}): tuning {tuning}, held-out {held}, threshold {threshold}") \
+            if ok else _("FAIL {file} ({node}, {lang}): tuning {tuning}, held-out {held}, threshold {threshold}")
+        click.echo(verdict.format(file=file, node=result.node, lang=result.lang, tuning=percent(tuning),
+                                  held=percent(held), threshold=percent(result.threshold)))
         if quiet:
             continue
         click.echo(confusion_table(result))
         for p in result.played:
             if not p.right or p.confirmed:
-                what = "confirms" if p.confirmed else "got"
-                click.echo(f"  {'ok  ' if p.right else 'MISS'} {p.say!r}: meant {p.meant}, {what} {p.got} "
-                           f"({p.detail}){' [held out]' if p.held_out else ''}")
+                click.echo("  " + _played_line(p))
     for (lang, name), (right, count) in sorted(totals.items()):
         if count:
             click.echo(f"{lang} {name}: {right}/{count} = {percent(right / count)}")
@@ -346,6 +374,17 @@ def _played_sets(files):
     return results
 
 
+def _played_line(p) -> str:
+    """A phrasing that missed or needed a confirmation: what it meant, what it got."""
+    mark = "ok  " if p.right else "MISS"  # a column marker, the same in every language
+    if p.confirmed:
+        template = _("{mark} {say!r}: meant {meant}, confirms {got} ({detail})")
+    else:
+        template = _("{mark} {say!r}: meant {meant}, got {got} ({detail})")
+    line = template.format(mark=mark, say=p.say, meant=p.meant, got=p.got, detail=p.detail)
+    return line + (" " + _("[held out]") if p.held_out else "")
+
+
 @main.command("demo-orders")
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False),
               help="SQLite file to create or refresh.")
@@ -359,7 +398,7 @@ def demo_orders_command(db_path, today):
     """
     day = today or date.today()
     create_demo_db(sqlite_utils.Database(db_path), day)
-    click.echo(f"{db_path}: demo orders as of {day}")
+    click.echo(_("{db}: demo orders as of {day}").format(db=db_path, day=day))
     for name, phone in DEMO_CALLERS.items():
         click.echo(f"  {phone:<16} {name.replace('_', ' ')}")
 
@@ -403,7 +442,7 @@ def graph_command(flow, fmt, stats_db, since, until, version, output, prompts):
         ivr-sim graph flows/post_sale.yaml --stats ivr.db --since 2026-11-01 -o post_sale.svg
     """
     if not stats_db and (since or until or version):
-        raise click.UsageError("--since, --until and --version need --stats")
+        raise click.UsageError(_("--since, --until and --version need --stats"))
     if fmt is None:
         fmt = GRAPH_SUFFIXES.get(Path(output).suffix.lower(), "dot") if output else "dot"
     loaded = _load(flow, prompts)
@@ -415,8 +454,9 @@ def graph_command(flow, fmt, stats_db, since, until, version, output, prompts):
     try:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as error:
-        raise click.ClickException(f"cannot write {output}: {error.strerror or error}")
-    click.echo(f"{output}: {loaded.name} as {fmt}", err=True)
+        raise click.ClickException(_("cannot write {file}: {error}").format(file=output,
+                                                                            error=error.strerror or error))
+    click.echo(_("{file}: {flow} as {format}").format(file=output, flow=loaded.name, format=fmt), err=True)
 
 
 def _funnel_rows(flow, db_path, since, until, version):
@@ -431,8 +471,8 @@ def _funnel_rows(flow, db_path, since, until, version):
     except analytics.ReportError as error:
         raise click.ClickException(str(error))
     if chosen != flow.version:
-        click.echo(f"note: the figures are for version {chosen} of {flow.name}; "
-                   f"{flow.path} is version {flow.version}", err=True)
+        click.echo(_("note: the figures are for version {chosen} of {flow}; {file} is version {version}").format(
+            chosen=chosen, flow=flow.name, file=flow.path, version=flow.version), err=True)
     return rows
 
 
@@ -471,7 +511,7 @@ def traffic(flow, db_path, count, seed, start, days, expect_out, prompts):
     from ivr.sim import traffic as gen  # only this command plays traffic
 
     if not Path(flow).is_file():
-        raise click.BadParameter(f"file {flow!r} does not exist.", param_hint="'FLOW'")
+        raise click.BadParameter(_("file {flow!r} does not exist.").format(flow=flow), param_hint="'FLOW'")
     first_day = start
     before = _calls_in(db_path)
     began = time.perf_counter()
@@ -480,7 +520,7 @@ def traffic(flow, db_path, count, seed, start, days, expect_out, prompts):
             played = gen.generate(flow, db_path, calls=count, seed=seed, start=first_day,
                                   days=days, prompts=prompts, progress=advance)
     except FlowError as error:
-        raise click.ClickException(f"the flow is not valid:\n{error}")
+        raise click.ClickException(_("the flow is not valid:\n{problems}").format(problems=error))
     except gen.TrafficError as error:
         raise click.ClickException(str(error))
     took = time.perf_counter() - began
@@ -489,15 +529,17 @@ def traffic(flow, db_path, count, seed, start, days, expect_out, prompts):
     try:
         expected.write(out)
     except OSError as error:
-        raise click.ClickException(f"cannot write {out}: {error.strerror or error}")
-    click.echo(f"Played {expected.calls} calls to {expected.flow} (version {expected.version}) "
-               f"into {db_path} in {took:.1f} s ({expected.calls / took:.0f} calls/s)")
-    click.echo(f"  from {expected.start}, {days} days, seed {seed}")
+        raise click.ClickException(_("cannot write {file}: {error}").format(file=out, error=error.strerror or error))
+    number = formats().number
+    click.echo(_("Played {calls} calls to {flow} (version {version}) into {db} in {took} s ({rate} calls/s)").format(
+        calls=number(expected.calls), flow=expected.flow, version=expected.version, db=db_path,
+        took=number(took, 1), rate=number(expected.calls / took)))
+    click.echo("  " + _("from {start}, {days} days, seed {seed}").format(start=expected.start, days=days, seed=seed))
     if before:
-        click.echo(f"  note: {db_path} already held {before} calls; reports over it count "
-                   "them too, so they show more than the figures below")
+        click.echo("  " + _("note: {db} already held {calls} calls; reports over it count them too, so they "
+                            "show more than the figures below").format(db=db_path, calls=number(before)))
     _show_expected(expected)
-    click.echo(f"Expected figures written to {out}")
+    click.echo(_("Expected figures written to {file}").format(file=out))
 
 
 def _calls_in(db_path: str) -> int:
@@ -513,30 +555,36 @@ def _calls_in(db_path: str) -> int:
 
 
 def _show_expected(expected) -> None:
-    click.echo("Callers:")
+    fmt = formats()
+    number, percent = fmt.number, fmt.percent
+    click.echo(_("Callers:"))
     for name, n in sorted(expected.behaviours.items(), key=lambda item: (-item[1], item[0])):
-        click.echo(f"  {n:>6}  {name}")
-    click.echo("Expected figures:")
-    click.echo("  outcomes: " + ", ".join(f"{k} {v}" for k, v in expected.outcomes.items()))
-    click.echo("  transferred by cause: " + ", ".join(
-        f"{k} {v}" for k, v in expected.causes.items() if v))
-    self_served = expected.outcomes["self_served"]
-    click.echo(f"  self-served {self_served}, repeat calls {expected.repeat_calls}, "
-               f"deflected {expected.deflected} "
-               f"({expected.deflected / expected.calls:.1%} repeat-adjusted deflection)")
-    click.echo(f"  {'reason':<24} {'calls':>6} {'self':>6} {'transf':>6} {'aband':>6} {'repeat':>6}")
+        click.echo(f"  {number(n):>6}  {name}")
+    click.echo(_("Expected figures:"))
+    click.echo("  " + _("outcomes: {counts}").format(
+        counts=", ".join(f"{k} {number(v)}" for k, v in expected.outcomes.items())))
+    click.echo("  " + _("transferred by cause: {counts}").format(
+        counts=", ".join(f"{k} {number(v)}" for k, v in expected.causes.items() if v)))
+    click.echo("  " + _("self-served {self_served}, repeat calls {repeats}, deflected {deflected} ({share} "
+                        "repeat-adjusted deflection)").format(
+        self_served=number(expected.outcomes["self_served"]), repeats=number(expected.repeat_calls),
+        deflected=number(expected.deflected), share=percent(expected.deflected / expected.calls)))
+    headings = (_("reason"), _("calls"), _("self"), _("transf"), _("aband"), _("repeat"))
+    click.echo("  " + f"{headings[0]:<24} " + " ".join(f"{h:>6}" for h in headings[1:]))
     for reason, row in expected.reasons.items():
-        click.echo(f"  {reason:<24} {row['calls']:>6} {row['self_served']:>6} "
-                   f"{row['transferred']:>6} {row['abandoned']:>6} {row['repeat_calls']:>6}")
+        figures = (row["calls"], row["self_served"], row["transferred"], row["abandoned"], row["repeat_calls"])
+        click.echo(f"  {reason:<24} " + " ".join(f"{number(n):>6}" for n in figures))
     transferred = expected.outcomes["transferred"]
-    share = f"{expected.transferred_without_reason / transferred:.1%}" if transferred else "–"
-    click.echo(f"  no reason stated: {expected.ended_before_reason} ended before stating one, "
-               f"{expected.transferred_without_reason} transferred without one "
-               f"({share} of transferred calls)")
+    share = percent(expected.transferred_without_reason / transferred) if transferred else "–"
+    click.echo("  " + _("no reason stated: {before} ended before stating one, {without} transferred without "
+                        "one ({share} of transferred calls)").format(
+        before=number(expected.ended_before_reason), without=number(expected.transferred_without_reason),
+        share=share))
     rate = expected.queue_abandonment_rate
     waited = expected.avg_queue_seconds_abandoned
-    click.echo(f"  transfers: answered {expected.transfers_answered}, abandoned in the queue "
-               f"{expected.queue_abandoned} ({'–' if rate is None else f'{rate:.1%}'} of those who "
-               f"waited, after {'–' if waited is None else waited} s on average), "
-               f"unanswered {expected.transfers_unanswered}")
-    click.echo(f"  worst drop-off node: {expected.worst_drop_off}")
+    click.echo("  " + _("transfers: answered {answered}, abandoned in the queue {abandoned} ({rate} of those "
+                        "who waited, after {waited} s on average), unanswered {unanswered}").format(
+        answered=number(expected.transfers_answered), abandoned=number(expected.queue_abandoned),
+        rate="–" if rate is None else percent(rate), waited="–" if waited is None else waited,
+        unanswered=number(expected.transfers_unanswered)))
+    click.echo("  " + _("worst drop-off node: {node}").format(node=expected.worst_drop_off))

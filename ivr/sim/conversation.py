@@ -12,6 +12,7 @@ import click
 from ivr.flow.dates import DateError, parse_time
 from ivr.flow.loader import load_flow
 from ivr.flow.problems import FlowError
+from ivr.i18n import _
 from ivr.reports.cli import bad_date
 from ivr.sim.call import InputNotExpected, listens_for
 from ivr.sim.line_editing import line_editing
@@ -32,17 +33,17 @@ def _load(flow_path: str, prompts: str | None):
     try:
         return load_flow(path, _prompts_root(path, prompts))
     except FlowError as error:
-        raise click.ClickException(f"the flow is not valid:\n{error}")
+        raise click.ClickException(_("the flow is not valid:\n{problems}").format(problems=error))
 
 
 def _remote_call(flow, caller, lang, at, markup, prompts, orders_db, url, token,
                  dashboard_token=None, provider: str = "twilio"):
     """``ivr-sim call --url``: the same conversation with a running server."""
     if lang:
-        raise click.UsageError("--lang cannot be used with --url: the server picks the "
-                               "language from the caller's number")
+        raise click.UsageError(_("--lang cannot be used with --url: the server picks the "
+                                 "language from the caller's number"))
     if orders_db:
-        raise click.UsageError("--orders cannot be used with --url: the server uses its own orders")
+        raise click.UsageError(_("--orders cannot be used with --url: the server uses its own orders"))
     path = Path(flow)
     if path.is_file():  # the file gives the flow's name and timezone
         loaded = _load(flow, prompts)
@@ -55,14 +56,14 @@ def _remote_call(flow, caller, lang, at, markup, prompts, orders_db, url, token,
         except DateError as error:
             raise bad_date("--at", error) from None
         if when.tzinfo is None:
-            raise click.BadParameter("give a UTC offset (e.g. \"2026-12-24 18:30+01:00\") or "
-                                     "a flow file for its timezone", param_hint="'--at'")
+            raise click.BadParameter(_("give a UTC offset (e.g. \"2026-12-24 18:30+01:00\") or "
+                                       "a flow file for its timezone"), param_hint="'--at'")
     else:
         when = datetime.now(zone) if zone else datetime.now().astimezone()
     sim = RemoteCall(url, name, caller=caller, at=when, token=token,
                      dashboard_token=dashboard_token, provider=provider)
-    click.echo(f"Calling {name} at {url.rstrip('/')} from {caller} as {sim.call_id} "
-               f"at {when:%Y-%m-%d %H:%M %Z}")
+    click.echo(_("Calling {flow} at {url} from {caller} as {call_id} at {when}").format(
+        flow=name, url=url.rstrip("/"), caller=caller, call_id=sim.call_id, when=f"{when:%Y-%m-%d %H:%M %Z}"))
     try:
         _show(sim.start(), sim, markup)
         _converse(sim, markup)
@@ -81,8 +82,9 @@ def _converse(sim, markup: str | None):
             if turn is not None:
                 _show(turn, sim, markup)
     summary = sim.summary
-    click.echo(f"Call ended: outcome {summary['outcome']}, reason {summary['reason']}"
-               + (f", cause {summary['cause']}" if summary["cause"] else ""))
+    ended = (_("Call ended: outcome {outcome}, reason {reason}, cause {cause}") if summary["cause"]
+             else _("Call ended: outcome {outcome}, reason {reason}"))
+    click.echo(ended.format(outcome=summary["outcome"], reason=summary["reason"], cause=summary["cause"]))
 
 
 def _act(sim, line: str):
@@ -94,7 +96,7 @@ def _act(sim, line: str):
 
 
 def _act_on(sim, line: str):
-    word, _, rest = line.partition(" ")
+    word, _space, rest = line.partition(" ")
     if not line:
         return None
     if word == "say" and rest:
@@ -109,12 +111,12 @@ def _act_on(sim, line: str):
         return sim.recorded()
     if word == "wait" and rest.strip().isdigit():
         sim.wait(int(rest))
-        click.echo(f"(clock is now {sim.at:%Y-%m-%d %H:%M})")
+        click.echo(_("(clock is now {time})").format(time=f"{sim.at:%Y-%m-%d %H:%M}"))
         return None
     if all(c in "0123456789*#" for c in line):
         return sim.press(line)
-    click.echo("Type keys (1, 123#), 'say <words>', 'silence', 'dial <status>', "
-               "'record', 'wait <seconds>' or 'hangup'.")
+    click.echo(_("Type keys (1, 123#), 'say <words>', 'silence', 'dial <status>', "
+                 "'record', 'wait <seconds>' or 'hangup'."))
     return None
 
 
@@ -122,14 +124,15 @@ def _show(turn, sim, markup: str | None):
     """Print what a turn did; with ``markup`` (a provider's name), the
     document that provider received too."""
     if turn.path:
-        click.secho("  path: " + " > ".join(turn.path), dim=True)
+        click.secho("  " + _("path: {path}").format(path=" > ".join(turn.path)), dim=True)
     if turn.heard:
-        click.echo("  heard: " + turn.heard)
+        click.echo("  " + _("heard: {text}").format(text=turn.heard))
     for incident in turn.incidents:
         click.echo("  " + incident)
     waiting = listens_for(turn.actions)
     if waiting and not sim.ended:
-        click.secho(f"  (at {sim.waiting_node}, listening for {waiting})", dim=True)
+        click.secho("  " + _("(at {node}, listening for {waiting})").format(node=sim.waiting_node, waiting=waiting),
+                    dim=True)
     if markup and turn.twiml:  # a live hang-up is a status callback: no document
         label = "twiml" if markup == "twilio" else markup
         click.echo(f"  {label}: " + turn.twiml.decode("utf-8"))

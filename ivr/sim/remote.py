@@ -40,6 +40,7 @@ from urllib import error as urlerror
 from urllib import request as urlrequest
 from urllib.parse import quote, urlsplit
 
+from ivr.i18n import N_, _
 from ivr.providers.fake_call import FakeCall, HttpRequest, MarkupError, Next, Played, SendFn
 from ivr.providers.registry import provider as registered
 from ivr.providers.twilio.fake import TwimlError
@@ -124,27 +125,27 @@ class RemoteCall:
         return self._turn("call", lambda: self._fake.answer(url))
 
     def press(self, digits: str) -> SimTurn:
-        self._expect("gather", "keys")
+        self._expect("gather", N_("keys"))
         return self._turn(f"press {digits}", lambda: self._fake.press(digits))
 
     def say(self, words: str) -> SimTurn:
-        self._expect("gather", "speech")
+        self._expect("gather", N_("speech"))
         return self._turn(f"say {words}", lambda: self._fake.say(words))
 
     def silence(self) -> SimTurn:
-        self._expect("gather", "silence")
+        self._expect("gather", N_("silence"))
         return self._turn("silence", self._fake.silence)
 
     def hangup(self) -> SimTurn:
         return self._end_turn("hangup")
 
     def dial_result(self, status: str) -> SimTurn:
-        self._expect("dial", f"a dial result ({status})")
+        self._expect("dial", _("a dial result ({status})").format(status=status))
         return self._turn(f"dial {status}",
                           lambda: self._fake.transfer_ends(status, SIMULATED_QUEUE_SECONDS))
 
     def recorded(self, seconds: int = 20) -> SimTurn:
-        self._expect("record", "a recording")
+        self._expect("record", N_("a recording"))
         return self._turn("record", lambda: self._fake.record(seconds))
 
     def wait(self, seconds: int) -> None:
@@ -155,10 +156,11 @@ class RemoteCall:
         nxt = self._fake.next
         waits = nxt.wait if nxt else "over"
         if nxt is None or waits != wait:
-            doing = {"gather": "keys or speech", "dial": "the result of a transfer",
-                     "record": "a recording", "over": "nothing: it is over",
-                     "redirect": "a redirect"}.get(waits, waits)
-            raise InputNotExpected(f"cannot send {what}: the call waits for {doing}")
+            doing = {"gather": N_("keys or speech"), "dial": N_("the result of a transfer"),
+                     "record": N_("a recording"), "over": N_("nothing: it is over"),
+                     "redirect": N_("a redirect")}.get(waits, waits)
+            raise InputNotExpected(_("cannot send {what}: the call waits for {doing}").format(
+                what=_(what), doing=_(doing)))
         return nxt
 
     def _turn(self, label: str, play) -> SimTurn:

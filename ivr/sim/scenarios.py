@@ -26,6 +26,7 @@ import sqlite_utils
 from ivr.flow.dates import parse_time
 from ivr.flow.loader import load_flow
 from ivr.flow.yamlcheck import read_text
+from ivr.i18n import _
 from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.phone import mask
@@ -187,11 +188,11 @@ def demo_lookups(at: datetime, mocks: dict | None = None):
 def cannot_run_remotely(scenario: dict) -> str | None:
     """Why a scenario cannot be played against a live server, if it cannot."""
     if scenario.get("lookups"):
-        return "forces look-up answers (lookups:), which a live server cannot be told"
+        return _("forces look-up answers (lookups:), which a live server cannot be told")
     if scenario.get("lang"):
-        return "forces a language (lang:), which a provider's request cannot carry"
+        return _("forces a language (lang:), which a provider's request cannot carry")
     if scenario.get("sms"):
-        return "forces the texts' result (sms:), which a live server cannot be told"
+        return _("forces the texts' result (sms:), which a live server cannot be told")
     return None
 
 
@@ -207,8 +208,8 @@ def run_scenario(flow, scenario: dict, name: str, server: Server | None = None):
     else:
         wanted = scenario.get("sms", "sent")
         if wanted not in SMS_RESULTS:
-            return [Failure(name, "sms", f"expected {' or '.join(SMS_RESULTS)}, "
-                            f"found {wanted!r}")], set()
+            return [Failure(name, "sms", _("expected {expected}, found {found!r}").format(
+                expected=" or ".join(SMS_RESULTS), found=wanted))], set()
         # Texts are kept and shown, never sent; ``sms: failed`` fails them all.
         sms = RecordingSms(fail="forced by the scenario" if wanted == "failed" else None)
         call = SimCall(flow, demo_lookups(at, scenario.get("lookups")), caller=caller, at=at,
@@ -221,25 +222,28 @@ def run_scenario(flow, scenario: dict, name: str, server: Server | None = None):
         inputs = [k for k in step if k in INPUTS]
         unknown = [k for k in step if k not in INPUTS and k != "expect"]
         if unknown or len(inputs) > 1:
-            failures.append(Failure(name, f"step {index}", f"expected one of {', '.join(INPUTS)} "
-                                    f"and an optional 'expect', found {', '.join(step)}"))
+            failures.append(Failure(name, _("step {index}").format(index=index), _(
+                "expected one of {expected} and an optional 'expect', found {found}").format(
+                    expected=", ".join(INPUTS), found=", ".join(step))))
             break
         if inputs and inputs[0] != "wait" and call.ended:
-            failures.append(Failure(name, f"step {index} ({inputs[0]})",
-                                    f"the call already ended at {call.state['node']!r}"))
+            failures.append(Failure(name, _("step {index} ({input})").format(index=index, input=inputs[0]),
+                                    _("the call already ended at {node!r}").format(node=call.state["node"])))
             break
         if inputs:
             try:
                 turn = _play(call, inputs[0], step[inputs[0]]) or turn
             except InputNotExpected as error:
-                failures.append(Failure(name, f"step {index} ({inputs[0]})", str(error)))
+                failures.append(Failure(name, _("step {index} ({input})").format(index=index, input=inputs[0]),
+                                        str(error)))
                 break
-        failures.extend(Failure(name, f"turn {turn.number} ({turn.input})", problem)
+        failures.extend(Failure(name, _("turn {number} ({input})").format(number=turn.number, input=turn.input),
+                                problem)
                         for problem in check_turn(turn, call, step.get("expect") or {}))
     if (scenario.get("end") or server) and not call.ended:
         call.hangup()  # what the caller does when the script runs out
     if scenario.get("end"):
-        failures.extend(Failure(name, "end of call", problem)
+        failures.extend(Failure(name, _("end of call"), problem)
                         for problem in check_end(call.summary, scenario["end"]))
     reached = {e["node"] for t in call.turns for e in t.node_events}
     return _with_incidents(failures, call), reached
@@ -280,26 +284,27 @@ def check_turn(turn: SimTurn, call: SimCall | RemoteCall, expect: dict) -> list[
     folded = heard.casefold()
     for text in _as_list(expect.get("heard")):
         if str(text).casefold() not in folded:
-            problems.append(f"expected to hear {text!r}\n    heard: {heard}")
+            problems.append(_("expected to hear {text!r}\n    heard: {heard}").format(text=text, heard=heard))
     for text in _as_list(expect.get("not_heard")):
         if str(text).casefold() in folded:
-            problems.append(f"expected not to hear {text!r}\n    heard: {heard}")
+            problems.append(_("expected not to hear {text!r}\n    heard: {heard}").format(text=text, heard=heard))
     node = call.state["node"]
     if "node" in expect and expect["node"] != node:
-        problems.append(f"expected the call at node {expect['node']!r}, found {node!r}"
-                        f"\n    path: {' > '.join(turn.path)}")
+        problems.append(_("expected the call at node {wanted!r}, found {node!r}\n    path: {path}").format(
+            wanted=expect["node"], node=node, path=" > ".join(turn.path)))
     path = turn.path
     wanted = _as_list(expect.get("path"))
     if wanted and not _in_order(wanted, path):
-        problems.append(f"expected the path to go through {' > '.join(wanted)}"
-                        f"\n    path: {' > '.join(path)}")
+        problems.append(_("expected the path to go through {wanted}\n    path: {path}").format(
+            wanted=" > ".join(wanted), path=" > ".join(path)))
     for text in _as_list(expect.get("twiml")):
         if str(text) not in turn.twiml.decode("utf-8"):
-            problems.append(f"expected the TwiML to contain {text!r}\n    twiml: {turn.twiml.decode()}")
+            problems.append(_("expected the TwiML to contain {text!r}\n    twiml: {twiml}").format(
+                text=text, twiml=turn.twiml.decode()))
     unknown = set(expect) - set(EXPECTATIONS)
     if unknown:
-        problems.append(f"unknown expectation {', '.join(sorted(unknown))}; expected heard, "
-                        "not_heard, node, path or twiml")
+        problems.append(_("unknown expectation {unknown}; expected heard, not_heard, node, path or twiml").format(
+            unknown=", ".join(sorted(unknown))))
     return problems
 
 
@@ -313,11 +318,12 @@ def check_end(summary: dict, expect: dict) -> list[str]:
     wanted = expect.get("transfer")
     if actual["handoff"] == "callback" and wanted is not None and actual["transfer"] == mask(str(wanted)):
         actual["transfer"] = wanted  # a server shows the number to call back masked
-    problems = [f"expected {k} {v!r}, found {actual[k]!r}"
+    problems = [_("expected {field} {wanted!r}, found {found!r}").format(field=k, wanted=v, found=actual[k])
                 for k, v in expect.items() if k in actual and actual[k] != v]
     unknown = set(expect) - set(END_FIELDS)
     if unknown:
-        problems.append(f"unknown end field {', '.join(sorted(unknown))}; expected {', '.join(END_FIELDS)}")
+        problems.append(_("unknown end field {unknown}; expected {expected}").format(
+            unknown=", ".join(sorted(unknown)), expected=", ".join(END_FIELDS)))
     return problems
 
 

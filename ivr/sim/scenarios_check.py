@@ -18,6 +18,7 @@ from ivr.flow.dates import DateError, parse_time
 from ivr.flow.problems import YamlProblems
 from ivr.flow.suggest import closest
 from ivr.flow.yamlcheck import BAD, YamlChecker
+from ivr.i18n import N_, _
 
 #: What a step can do: one input each.
 INPUTS = ("press", "say", "silence", "hangup", "dial", "record", "wait")
@@ -34,23 +35,23 @@ FILE_FIELDS = ("flow", "defaults", "scenarios")
 
 #: The messages of this module, one sentence each with named values.
 MESSAGES = {
-    "not-a-mapping": "a scenario file must be a mapping with 'flow' and a list of 'scenarios'",
-    "unknown-step": "expected one of {expected}, found {found!r}",
-    "unknown-step-suggest": "unknown step {found!r}: did you mean {suggestion!r}? (expected one "
-                            "of {expected})",
-    "sms": "expected {expected}, found {found!r}",
-    "two-inputs": "a step does one thing; found {found}: make one step of each",
-    "unknown-node": "the flow has no node {name!r}",
-    "unknown-node-suggest": "the flow has no node {name!r}; did you mean {suggestion!r}?",
+    "not-a-mapping": N_("a scenario file must be a mapping with 'flow' and a list of 'scenarios'"),
+    "unknown-step": N_("expected one of {expected}, found {found!r}"),
+    "unknown-step-suggest": N_("unknown step {found!r}: did you mean {suggestion!r}? (expected one "
+                            "of {expected})"),
+    "sms": N_("expected {expected}, found {found!r}"),
+    "two-inputs": N_("a step does one thing; found {found}: make one step of each"),
+    "unknown-node": N_("the flow has no node {name!r}"),
+    "unknown-node-suggest": N_("the flow has no node {name!r}; did you mean {suggestion!r}?"),
 }
 
 #: What each input's value must be (``silence`` and ``hangup`` take none).
 _INPUT_VALUES = {
-    "press": ((str, int), "keys such as \"123\""),
-    "say": ((str, int, float), "what the caller says"),
-    "dial": (str, "a transfer result such as busy"),
-    "record": ((int, bool), "a number of seconds"),
-    "wait": (int, "a number of seconds"),
+    "press": ((str, int), N_("keys such as \"123\"")),
+    "say": ((str, int, float), N_("what the caller says")),
+    "dial": (str, N_("a transfer result such as busy")),
+    "record": ((int, bool), N_("a number of seconds")),
+    "wait": (int, N_("a number of seconds")),
 }
 
 
@@ -80,15 +81,15 @@ class _ScenarioChecker(YamlChecker):
     def check(self, nodes_of=None) -> dict:
         data = self.parse()
         if not isinstance(data, dict):
-            self.problem((), MESSAGES["not-a-mapping"], "wrong-type")
+            self.problem((), _(MESSAGES["not-a-mapping"]), "wrong-type")
             self.raise_problems()
         self.known_fields((), data, FILE_FIELDS, required=("flow", "scenarios"))
         if "flow" in data:
-            self.expect(("flow",), data["flow"], str, "the path of a flow file")
+            self.expect(("flow",), data["flow"], str, N_("the path of a flow file"))
         if data.get("defaults") is not None:
             self._scenario(("defaults",), data["defaults"])
         if "scenarios" in data and self.expect(("scenarios",), data["scenarios"], list,
-                                               "a list of scenarios") is not BAD:
+                                               N_("a list of scenarios")) is not BAD:
             for index, scenario in enumerate(data["scenarios"]):
                 self._scenario(("scenarios", index), scenario)
         self.raise_problems()
@@ -119,29 +120,29 @@ class _ScenarioChecker(YamlChecker):
 
     def _unknown_node(self, where, name: str, names: set) -> None:
         suggestion = closest(name, names)
-        message = MESSAGES["unknown-node-suggest" if suggestion else "unknown-node"]
+        message = _(MESSAGES["unknown-node-suggest" if suggestion else "unknown-node"])
         self.problem(where, message.format(name=name, suggestion=suggestion), "unknown-node")
 
     def _scenario(self, path, scenario) -> None:
-        if self.expect(path, scenario, dict, "a scenario: a mapping with 'steps'") is BAD:
+        if self.expect(path, scenario, dict, N_("a scenario: a mapping with 'steps'")) is BAD:
             return
         self.known_fields(path, scenario, SCENARIO_FIELDS)
         for name in ("caller", "lang"):
             if name in scenario:
-                self.expect(path + (name,), scenario[name], (str, int), "text")
+                self.expect(path + (name,), scenario[name], (str, int), N_("text"))
         if "at" in scenario:
             self._time(path + ("at",), scenario["at"])
         if "sms" in scenario and scenario["sms"] not in SMS_RESULTS:
-            self.problem(path + ("sms",), MESSAGES["sms"].format(
+            self.problem(path + ("sms",), _(MESSAGES["sms"]).format(
                 expected=" or ".join(SMS_RESULTS), found=scenario["sms"]), "wrong-value")
         if scenario.get("lookups") is not None:
             self.expect(path + ("lookups",), scenario["lookups"], dict,
-                        "a mapping of look-up name to answer")
+                        N_("a mapping of look-up name to answer"))
         if scenario.get("end") is not None and self.expect(
-                path + ("end",), scenario["end"], dict, "a mapping such as {outcome: self_served}") is not BAD:
+                path + ("end",), scenario["end"], dict, N_("a mapping such as {outcome: self_served}")) is not BAD:
             self.known_fields(path + ("end",), scenario["end"], END_FIELDS)
         steps = scenario.get("steps")
-        if steps is not None and self.expect(path + ("steps",), steps, list, "a list of steps") is not BAD:
+        if steps is not None and self.expect(path + ("steps",), steps, list, N_("a list of steps")) is not BAD:
             for index, step in enumerate(steps):
                 self._step(path + ("steps", index), step)
 
@@ -157,17 +158,17 @@ class _ScenarioChecker(YamlChecker):
         if isinstance(step, str):
             if step not in INPUTS:
                 suggestion = closest(step, INPUTS)
-                message = MESSAGES["unknown-step-suggest" if suggestion else "unknown-step"]
+                message = _(MESSAGES["unknown-step-suggest" if suggestion else "unknown-step"])
                 self.problem(path, message.format(expected=", ".join(INPUTS), found=step,
                                                   suggestion=suggestion), "wrong-value")
             return
-        if self.expect(path, step, dict, "a step: an input such as {press: \"1\"} and an "
-                       "optional 'expect'") is BAD:
+        if self.expect(path, step, dict, N_("a step: an input such as {press: \"1\"} and an "
+                          "optional 'expect'")) is BAD:
             return
         self.known_fields(path, step, INPUTS + ("expect",))
         inputs = [name for name in step if name in INPUTS]
         if len(inputs) > 1:
-            self.problem(path + (inputs[1],), MESSAGES["two-inputs"].format(found=", ".join(inputs)),
+            self.problem(path + (inputs[1],), _(MESSAGES["two-inputs"]).format(found=", ".join(inputs)),
                          "wrong-value", at_key=True)
         for name in inputs:
             if name in _INPUT_VALUES and not (name == "record" and step[name] is True):
@@ -175,5 +176,5 @@ class _ScenarioChecker(YamlChecker):
                 self.expect(path + (name,), step[name], kind, wanted)
         expect = step.get("expect")
         if expect is not None and self.expect(path + ("expect",), expect, dict,
-                                              "a mapping such as {heard: ...}") is not BAD:
+                                              N_("a mapping such as {heard: ...}")) is not BAD:
             self.known_fields(path + ("expect",), expect, EXPECTATIONS)

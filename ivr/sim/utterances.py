@@ -27,6 +27,7 @@ import yaml
 
 from ivr.flow.loader import load_flow
 from ivr.flow.speech import ESCAPE
+from ivr.i18n import _, formats
 
 NO_MATCH, CONFIRM = "no_match", "confirm"
 
@@ -80,19 +81,22 @@ def play_set(path) -> Result:
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise UtteranceFileError(f"{path}: cannot read the set: {error}") from None
+        raise UtteranceFileError(_("{file}: cannot read the set: {error}").format(file=path, error=error)) from None
     if not isinstance(spec, dict):
-        raise UtteranceFileError(f"{path}: expected a mapping with flow, lang, node, threshold, utterances")
+        raise UtteranceFileError(_("{file}: expected a mapping with flow, lang, node, threshold, utterances")
+                                 .format(file=path))
     missing = [k for k in ("flow", "lang", "node", "threshold", "utterances") if k not in spec]
     if missing:
-        raise UtteranceFileError(f"{path}: missing {', '.join(missing)}")
+        raise UtteranceFileError(_("{file}: missing {fields}").format(file=path, fields=", ".join(missing)))
     flow_path = path.parent / spec["flow"]
     flow = load_flow(flow_path, flow_path.resolve().parent.parent / "prompts")
     node = flow.nodes.get(spec["node"])
     if node is None or node.kind != "menu":
-        raise UtteranceFileError(f"{path}: {spec['node']!r} is not a menu of {flow_path}")
+        raise UtteranceFileError(_("{file}: {node!r} is not a menu of {flow}").format(
+            file=path, node=spec["node"], flow=flow_path))
     if spec["lang"] not in flow.languages:
-        raise UtteranceFileError(f"{path}: {spec['lang']!r} is not a language of {flow_path}")
+        raise UtteranceFileError(_("{file}: {lang!r} is not a language of {flow}").format(
+            file=path, lang=spec["lang"], flow=flow_path))
     names = [c.key or str(i + 1) for i, c in enumerate(node.opts["choices"])]
     result = Result(str(path), node.name, spec["lang"], float(spec["threshold"]),
                     names + [ESCAPE])
@@ -100,11 +104,13 @@ def play_set(path) -> Result:
     for held_out, items in ((False, spec["utterances"]), (True, spec.get("held_out") or ())):
         for i, item in enumerate(items):
             if not isinstance(item, dict) or "say" not in item or "meant" not in item:
-                raise UtteranceFileError(f"{path}: utterance {i + 1}: expected {{say: ..., meant: ...}}")
+                raise UtteranceFileError(_("{file}: utterance {number}: expected {{say: ..., meant: ...}}").format(
+                    file=path, number=i + 1))
             meant = str(item["meant"])
             if meant not in result.columns + [NO_MATCH]:
-                raise UtteranceFileError(f"{path}: utterance {item['say']!r} means {meant!r}; expected "
-                                         f"one of {', '.join(result.columns + [NO_MATCH])}")
+                raise UtteranceFileError(_("{file}: utterance {say!r} means {meant!r}; expected one of {expected}")
+                                         .format(file=path, say=item["say"], meant=meant,
+                                                 expected=", ".join(result.columns + [NO_MATCH])))
             decision = matcher.decide(str(item["say"]), node.opts["speech"], item.get("confidence"))
             got = NO_MATCH if decision.verdict == "no_match" else (
                 ESCAPE if decision.candidate == ESCAPE else names[decision.candidate])
@@ -121,7 +127,8 @@ def confusion_table(result: Result, held_out: bool | None = None) -> str:
     confirmed = Counter(p.meant for p in played if p.confirmed)
     missed = Counter(p.meant for p in played if p.got == NO_MATCH)
     columns = result.columns
-    header = ["meant\\got"] + columns + [CONFIRM, NO_MATCH]
+    # Translators: the corner of the confusion table: rows are what a phrasing meant, columns what it got.
+    header = [_("meant\\got")] + columns + [CONFIRM, NO_MATCH]
     rows = [header]
     for meant in columns + [NO_MATCH]:
         if not any(p.meant == meant for p in played):
@@ -133,4 +140,5 @@ def confusion_table(result: Result, held_out: bool | None = None) -> str:
 
 
 def percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+    """An accuracy in the operator's locale ("87.5%"); "n/a" for none."""
+    return _("n/a") if value is None else formats().percent(value, 1)

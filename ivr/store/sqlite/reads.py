@@ -13,8 +13,8 @@ import json
 
 import yaml
 
-__all__ = ["days_with_calls", "flow_sources", "flows_with_calls", "reason_descriptions",
-           "reasons_of_latest_version", "stored_flow_version",
+__all__ = ["days_with_calls", "default_language", "flow_sources", "flows_with_calls",
+           "reason_descriptions", "reasons_of_latest_version", "stored_flow_version",
            "repeat_calls_index"]
 
 #: The index that finds a caller's later calls for a reason (migration
@@ -97,3 +97,22 @@ def _reasons(source: str) -> dict:
     except (yaml.YAMLError, AttributeError):
         reasons = None
     return reasons if isinstance(reasons, dict) else {}
+
+
+def default_language(db, flow: str, version: str | None) -> str | None:
+    """The default language of ``version`` of ``flow`` as stored (else of
+    the version seen last): ``language.default``, else the first of
+    ``languages``; None when the log does not say."""
+    row = next(iter(db.query(
+        "SELECT source FROM flow_versions WHERE flow = ? ORDER BY (version = ?) DESC, "
+        "first_seen DESC LIMIT 1", [flow, version or ""])), None)
+    try:
+        data = yaml.safe_load(row["source"]) if row else None
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    language, languages = data.get("language"), data.get("languages")
+    if isinstance(language, dict) and isinstance(language.get("default"), str):
+        return language["default"]
+    return str(languages[0]) if isinstance(languages, list) and languages else None
