@@ -92,15 +92,6 @@ def warn_unsigned(served: list[Served]) -> list[str]:
     return unsigned
 
 
-def secret_options() -> list[list]:
-    """The ``ivr-serve`` options of the providers' secrets other than
-    Twilio's auth token (which ``ivr-serve`` declares itself)."""
-    return [[option_name(p), None, None,
-             f"{p.title}: {p.secret_help} (default: ${p.secret_env}); "
-             f"without it, its requests are accepted unsigned."]
-            for p in providers().values() if option_name(p) != "twilio-auth-token"]
-
-
 def provider_secrets() -> list[tuple[str, str]]:
     """Every (option, environment variable) of a provider secret,
     Twilio's shared key included."""

@@ -1,4 +1,6 @@
-"""``twist ivr`` and ``ivr-serve``: options and the service tree.
+"""``twist ivr`` and ``ivr-serve``: the service tree (the options are
+declared in :mod:`ivr.server.options`, ``ivr-serve``'s command line in
+:mod:`ivr.server.cli`).
 
     twist ivr --listen tcp:8080:interface=127.0.0.1 --db ivr.db
 
@@ -16,13 +18,12 @@ import re
 import signal
 import sys
 from datetime import date
-from urllib.parse import urlsplit
 
 import sqlite_utils
 from twisted.application import internet, service, strports
 from twisted.internet import reactor as default_reactor
 from twisted.logger import Logger
-from twisted.python import usage
+from twisted.python import usage  # noqa: F401 (its UsageError is what Options raise)
 from twisted.web.http import combinedLogFormatter
 from twisted.web.server import Site
 
@@ -30,10 +31,10 @@ from ivr.engine.actions import DialTarget
 from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.lookups.orders import OrderStore
-from ivr.lookups.shops import HttpOrderLookups, OrderLookupsService, ShopConfigError, load_config
+from ivr.lookups.shops import HttpOrderLookups, OrderLookupsService
 from ivr.providers.registry import providers
 from ivr.server.calls import COME_BACK_MARGIN, CallHandler
-from ivr.server.dashboard import check_dashboard_token, make_dashboard
+from ivr.server.dashboard import make_dashboard
 from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
 from ivr.server.holding import PollsElsewhere
 from ivr.server.leases import (
@@ -43,155 +44,24 @@ from ivr.server.leases import (
     SWEEP_LEASE_INTERVALS,
     Leases,
 )
+from ivr.server.options import DEFAULT_BACKLOG, Options  # noqa: F401 (twist ivr finds Options here)
 from ivr.server.registry import FlowRegistry
 from ivr.server.requests import LimitedRequest, WebhookChannel
 from ivr.server.served import (
-    TWILIO_SHARED_KEY_ENV,
     TWILIO_SHARED_KEY_OPTION,
     option_name,
     provider_secrets,
-    secret_options,
     served_providers,
     warn_unsigned,
 )
-from ivr.server.sms import SmsConfigError, SmsService, TwilioAccount, sender_for
+from ivr.server.sms import SmsService, sender_for
 from ivr.server.web import build_root
-from ivr.server.workers import shares_a_socket
 from ivr.store.postgres.connection import is_postgres_url
 from ivr.store.sqlite.checkpoint import Checkpointer, bound_the_log
 from ivr.store.sqlite.group_commit import GroupCommit
 from ivr.store.sqlite.store import CallStore
 
 log = Logger()
-
-#: The listen queue of a socket whose description gives none: 1,000
-#: connections opened at once on loopback all wait in it instead of timing
-#: out (the kernel caps it at net.core.somaxconn, 4096 on current Linux).
-DEFAULT_BACKLOG = 2048
-
-
-class Options(usage.Options):
-    synopsis = "[options]"
-    longdesc = ("Answer telephony provider voice webhooks (Twilio TwiML) with the flows in "
-                "--flows. Example: twist ivr --listen tcp:8080:interface=127.0.0.1")
-    optParameters = [
-        ["listen", "l", "tcp:8080:interface=127.0.0.1",
-         "Where to listen (a strports description); a TCP, SSL or UNIX socket without "
-         "backlog= gets backlog=%d, not Twisted's 50." % DEFAULT_BACKLOG],
-        ["db", "d", "ivr.db", "SQLite file for calls and orders; created if missing, "
-         "with the demo orders unless --orders is given. A postgresql:// URL (e.g. "
-         "postgresql://ivr@db.example.com/ivr) keeps the calls in PostgreSQL instead, "
-         "shared by several servers (docs/storage.md)."],
-        ["flows", "f", "flows", "Folder of flow files (*.yaml)."],
-        ["prompts", "p", "prompts", "Folder of prompt templates (<lang>/<name>.j2)."],
-        ["public-url", None, None,
-         "Base URL the provider calls (e.g. https://ivr.example.com), for signatures behind a proxy."],
-        ["twilio-auth-token", None, None,
-         "Twilio auth token (default: $TWILIO_AUTH_TOKEN); when set, every request must be signed."],
-        [TWILIO_SHARED_KEY_OPTION, None, None,
-         f"Secret of the Twilio shared key a Webhook Setting signs with (HMAC-SHA256; default: "
-         f"${TWILIO_SHARED_KEY_ENV}); requests naming it in "
-         f"X-Twilio-Webhooks-Signature-Settings are checked with it."],
-        *secret_options(),
-        ["fallback-number", None, None,
-         "Number (E.164) or sip: address callers are put through to if a flow cannot be run."],
-        ["lookup-timeout", None, "4", "Seconds a look-up may take before the flow's error branch."],
-        ["reload-interval", None, "2", "Seconds between checks for changed flow files."],
-        ["orders", None, None,
-         "Look orders up in a shop's API configured by this YAML file (docs/configuration.md, "
-         "e.g. shop.yaml); default: the orders in --db."],
-        ["hold-after", None, "1.5",
-         "Seconds a look-up may take before the caller hears \"one moment\" and holds "
-         "(each webhook is answered within this, whatever --lookup-timeout is)."],
-        ["sweep-after", None, "3600",
-         "Seconds of silence after which a call the provider never closed (no status "
-         "callback) is ended as a hang-up (4 h 10 min while with an agent)."],
-        ["retry-window", None, "600",
-         "Seconds an ended call's state is kept, so a provider retry of its last turn "
-         "gets the same answer; the sweep then drops it (its events and call row stay)."],
-        ["retention-days", None, None,
-         "Erase the calls that started more than this many days ago, with their events, "
-         "status callbacks, callback requests and state: once at start, then daily "
-         "(e.g. 365). Default: keep everything."],
-        ["log-file", None, None,
-         "Write the server's log to this file instead of stdout, rotated by size "
-         "(--log-max-bytes, --log-files), e.g. /var/log/ivr/ivr.log."],
-        ["log-max-bytes", None, "10000000",
-         "With --log-file: rotate the log when it reaches this many bytes."],
-        ["log-files", None, "10",
-         "With --log-file: how many rotated files to keep (ivr.log.1 ... ivr.log.N)."],
-        ["access-log", None, None,
-         "File to append an HTTP access log to (combined format, the values of query "
-         "parameters such as token= or key= replaced by REDACTED); by default only the "
-         "one line per turn and the refused requests are logged."],
-        ["dashboard-token", None, None,
-         "Serve the ops dashboard at /dashboard to requests carrying this token (default: "
-         "$IVR_DASHBOARD_TOKEN); without one there is no dashboard."],
-        ["workers", "w", None,
-         "Server processes sharing the listening socket, all on --db (default: one per "
-         "core for ivr-serve, one for twist ivr); --listen must then be a tcp:, tcp6: or "
-         "unix: socket."],
-        ["helpdesk-url", None, None,
-         "POST each callback request as JSON to this URL (e.g. https://helpdesk.example.com/"
-         "callbacks), with $IVR_HELPDESK_TOKEN as a Bearer token when set; without one "
-         "requests are only kept in --db (ivr-report callbacks)."],
-    ]
-    optFlags = [
-        ["sync-every-commit", None,
-         "Have the disk confirm each commit (SQLite synchronous=FULL): a power cut or an "
-         "OS crash then loses no answered turn. By default a process crash loses none, a "
-         "power cut may lose the last commits."],
-        ["simulated-clock", None,
-         "Let requests set their time with X-IVR-Simulated-Time (ivr-sim test --url); "
-         "for test servers only."],
-    ]
-
-    def parseOptions(self, options=None):
-        # Kept as given: each worker process is started with the same options.
-        self["arguments"] = list(sys.argv[1:] if options is None else options)
-        super().parseOptions(options)
-
-    def postOptions(self):
-        self["workers"] = positive_number(self["workers"], "--workers", int)
-        if (self["workers"] or 1) > 1 and not shares_a_socket(self["listen"]):
-            raise usage.UsageError(f"--workers {self['workers']} shares one socket: --listen "
-                                   f"must be a tcp:, tcp6: or unix: description, not "
-                                   f"{self['listen']!r} (terminate TLS in front of the server)")
-        for option, env in provider_secrets():
-            if self[option] is None:
-                self[option] = os.environ.get(env) or None
-        if self["dashboard-token"] is None:
-            self["dashboard-token"] = os.environ.get("IVR_DASHBOARD_TOKEN") or None
-        if self["dashboard-token"] is not None:
-            check_dashboard_token(self["dashboard-token"])
-        for name in ("lookup-timeout", "reload-interval", "sweep-after", "hold-after",
-                     "retry-window"):
-            try:
-                self[name] = float(self[name])
-            except ValueError:
-                raise usage.UsageError(f"--{name} must be a number of seconds") from None
-            if self[name] <= 0:
-                raise usage.UsageError(f"--{name} must be positive")
-        if self["hold-after"] >= 10:
-            raise usage.UsageError("--hold-after must stay well under the provider's 15 s")
-        if self["lookup-timeout"] > 30:
-            raise usage.UsageError("--lookup-timeout over 30 s keeps callers on hold too long")
-        if self["retry-window"] < 60:
-            raise usage.UsageError("--retry-window under 60 s would drop states a provider "
-                                   "may still retry")
-        self["retention-days"] = positive_number(self["retention-days"], "--retention-days", float)
-        self["log-max-bytes"] = positive_number(self["log-max-bytes"], "--log-max-bytes", int)
-        self["log-files"] = positive_number(self["log-files"], "--log-files", int)
-        if self["log-file"] and not os.path.isdir(os.path.dirname(os.path.abspath(self["log-file"]))):
-            raise usage.UsageError(f"--log-file {self['log-file']}: its folder does not exist")
-        self["orders-config"] = shop_config(self["orders"], self["lookup-timeout"])
-        self["helpdesk-url"] = helpdesk_url(self["helpdesk-url"])
-        self["helpdesk-token"] = os.environ.get("IVR_HELPDESK_TOKEN", "").strip() or None
-        try:  # texts: TWILIO_ACCOUNT_SID and friends (docs/flow-language.md, sms)
-            self["sms-account"] = TwilioAccount.from_environment(os.environ, self["twilio-auth-token"])
-        except SmsConfigError as error:
-            raise usage.UsageError(str(error)) from None
-
 
 class ReloadOnHangup(service.Service):
     """Reload the flows on SIGHUP, as daemons do."""
@@ -391,21 +261,6 @@ class ThreadPoolService(service.Service):
         return super().stopService()
 
 
-def positive_number(value, option: str, kind):
-    """``value`` as a positive ``kind`` (int or float), None when not
-    given; a usage error naming ``option`` otherwise."""
-    if value is None:
-        return None
-    try:
-        number = kind(value)
-    except ValueError:
-        number = 0
-    if number <= 0:
-        raise usage.UsageError(f"{option} must be a positive {'whole ' if kind is int else ''}"
-                               f"number, not {value!r}")
-    return number
-
-
 #: Seconds between two attempts to write while the store fails.
 STORAGE_PROBE_INTERVAL = 5.0
 
@@ -423,33 +278,6 @@ def log_file(path: str, max_bytes: int, files: int):
     return LogFile(name, folder, rotateLength=max_bytes, maxRotatedFiles=files)
 
 
-def shop_config(path: str | None, lookup_timeout: float):
-    """The shop back-end configuration at ``path`` (None: the embedded
-    store); its problems become a usage error listing them all."""
-    if path is None:
-        return None
-    try:
-        config = load_config(path)
-    except ShopConfigError as error:
-        raise usage.UsageError(f"--orders {path} is not valid:\n{error}") from None
-    if config.timeout >= lookup_timeout:
-        log.warn("{path}: the shop's timeout ({timeout:g} s) is not under --lookup-timeout "
-                 "({limit:g} s): slow look-ups will end as 'timeout' without the shop's cause",
-                 path=path, timeout=config.timeout, limit=lookup_timeout)
-    return config
-
-
-def helpdesk_url(value: str | None) -> str | None:
-    """``--helpdesk-url``: an http(s) URL with a host, or a usage error."""
-    if not value:
-        return None
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise usage.UsageError(f"--helpdesk-url must be an http:// or https:// URL such as "
-                               f"https://helpdesk.example.com/callbacks, not {value!r}")
-    return value.strip()
-
-
 def fallback_target(value: str | None) -> DialTarget | None:
     if not value:
         return None
@@ -464,6 +292,10 @@ def listening(options, site, reactor) -> service.Service:
 
         fd, family = options["inherited-socket"]
         return AdoptedPort(fd, family, site, reactor)
+    if options.get("listening-port") is not None:
+        from ivr.server.listening import PreboundPort
+
+        return PreboundPort(options["listening-port"], site)
     return strports.service(with_backlog(options["listen"]), site, reactor=reactor)
 
 
@@ -583,23 +415,25 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
 
 def main(argv=None):
     """``ivr-serve``: the same service as ``twist ivr``, with the same
-    options; one worker process per core unless ``--workers`` says."""
-    options = Options()
-    try:
-        options.parseOptions(sys.argv[1:] if argv is None else argv)
-        if options["workers"] is None:  # one per core, where the socket can be shared
-            options["workers"] = (os.cpu_count() or 1) if shares_a_socket(options["listen"]) else 1
-    except usage.UsageError as error:
-        print(f"{options}\nivr-serve: {error}", file=sys.stderr)
-        sys.exit(2)
-    serve(options, default_reactor)
+    options (see :mod:`ivr.server.cli`)."""
+    from ivr.server.cli import main as serve_main
+
+    serve_main(argv)
 
 
 def serve(options, reactor) -> None:
-    """Log, start the service tree of ``options`` and run ``reactor`` until it stops."""
+    """Bind ``--listen``, log, start the service tree of ``options`` and
+    run ``reactor`` until it stops.  A socket that cannot be bound raises
+    :class:`twisted.internet.error.CannotListenError` before anything
+    (database, log file) is created."""
     from twisted.logger import globalLogBeginner
 
+    from ivr.server.listening import bind_early
     from ivr.server.logs import text_log_observer
+
+    if not options.get("inherited-socket"):  # a worker's socket is bound already
+        options["listening-port"] = bind_early(with_backlog(options["listen"]), reactor,
+                                               for_workers=(options.get("workers") or 1) > 1)
 
     out = sys.stdout
     if options["log-file"]:
@@ -614,3 +448,7 @@ def serve(options, reactor) -> None:
     top.startService()
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     reactor.run()
+
+
+if __name__ == "__main__":
+    main()

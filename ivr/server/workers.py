@@ -71,13 +71,14 @@ def shares_a_socket(description: str) -> bool:
     return description.split(":", 1)[0].strip().lower() in _SHARED_ENDPOINTS
 
 
-def listening_socket(description: str, reactor):
+def listening_socket(description: str, reactor, factory: protocol.Factory | None = None):
     """The listening port of the strports ``description`` (TCP, TCP6 or
-    UNIX), created and left to the workers: this process never accepts on
-    it.  Raises what listening raises (the address in use, say)."""
+    UNIX), created and not accepting: left to the workers, or to
+    ``factory`` once it is ready to serve.  Raises what listening raises
+    (the address in use, say)."""
     endpoint = endpoints.serverFromString(reactor, description)
     results: list = []
-    endpoint.listen(protocol.Factory()).addBoth(results.append)
+    endpoint.listen(factory or protocol.Factory()).addBoth(results.append)
     port = results[0]  # TCP and UNIX endpoints listen at once
     if isinstance(port, Failure):
         port.raiseException()
@@ -222,8 +223,10 @@ def supervise(options, reactor) -> service.MultiService:
                                    demo_orders=options.get("orders-config") is None)
     store.close()
     top = service.MultiService()
+    bound = options.get("listening-port")  # ivr-serve binds it before the database
     WorkerPool(with_backlog(options["listen"]), options["workers"], options["arguments"],
-               reactor).setServiceParent(top)
+               reactor, listen=(lambda _description, _reactor: bound) if bound else listening_socket
+               ).setServiceParent(top)
     return top
 
 

@@ -31,6 +31,8 @@ from ivr.reports.graph import build_graph
 from ivr.reports.graph_render import render as render_graph
 from ivr.sim.call import SimCall
 from ivr.sim.conversation import _converse, _load, _prompts_root, _remote_call, _show
+from ivr.sim.junit import write_junit
+from ivr.sim.progress import progress
 from ivr.sim.provider_lint import chosen_providers, gap_problems
 from ivr.sim.remote import RemoteError
 from ivr.sim.scenarios import ScenarioFileError, demo_lookups, local_time, run_paths
@@ -187,7 +189,11 @@ def _secret(provider_name: str, secret: str | None, auth_token: str | None) -> s
 @click.option("--provider", "provider_name", type=click.Choice(sorted(providers())),
               default="twilio", show_default=True, help=PROVIDER_HELP)
 @click.option("--secret", default=None, help=SECRET_HELP)
-def test(paths, prompts, url, auth_token, flow_name, dashboard_token, provider_name, secret):
+@click.option("--junit", "junit_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write the results as JUnit XML to this file, for CI (one test case "
+                   "per scenario).")
+def test(paths, prompts, url, auth_token, flow_name, dashboard_token, provider_name, secret,
+         junit_path):
     """Run the scenario files in PATHS and report node coverage.
 
     Exits 1 when any expectation fails.  With --url the scenarios are
@@ -198,6 +204,10 @@ def test(paths, prompts, url, auth_token, flow_name, dashboard_token, provider_n
     \b
     Example:
         ivr-sim test flows/tests
+
+    \b
+    In CI, with a report the CI service shows:
+        ivr-sim test flows/tests --junit results/scenarios.xml
 
     \b
     Against a running server (which shows call details only to its
@@ -215,6 +225,11 @@ def test(paths, prompts, url, auth_token, flow_name, dashboard_token, provider_n
                            provider=provider_name)
     except (ScenarioFileError, FlowError, RemoteError) as error:
         raise click.ClickException(str(error))
+    if junit_path:
+        try:
+            write_junit(report, junit_path)
+        except OSError as error:
+            raise click.ClickException(f"cannot write {junit_path}: {error.strerror or error}")
     for name, why in report.skipped:
         click.echo(_("SKIP {scenario}: {why}").format(scenario=name, why=why))
     for name, where, why in report.gap_steps:
@@ -321,11 +336,7 @@ def utterances_command(paths, part, quiet):
     files = [f for p in paths for f in (sorted(Path(p).glob("*.yaml")) if Path(p).is_dir() else [Path(p)])]
     failed = False
     totals: dict = {}
-    for file in files:
-        try:
-            result = play_set(file)
-        except (UtteranceFileError, FlowError) as error:
-            raise click.ClickException(str(error))
+    for file, result in _played_sets(files):
         shown = {"all": None, "tuning": False, "held_out": True}[part]
         if shown is not None:
             result.played = result.part(shown)
@@ -349,6 +360,20 @@ def utterances_command(paths, part, quiet):
         if count:
             click.echo(f"{lang} {name}: {right}/{count} = {percent(right / count)}")
     sys.exit(1 if failed else 0)
+
+
+def _played_sets(files):
+    """(file, result) for each utterance set in ``files``, all played
+    before any is printed, under a progress bar."""
+    results = []
+    with progress(len(files), _("Playing utterance sets")) as advance:
+        for file in files:
+            try:
+                results.append((file, play_set(file)))
+            except (UtteranceFileError, FlowError) as error:
+                raise click.ClickException(str(error))
+            advance(1)
+    return results
 
 
 def _played_line(p) -> str:
@@ -493,8 +518,9 @@ def traffic(flow, db_path, count, seed, start, days, expect_out, prompts):
     before = _calls_in(db_path)
     began = time.perf_counter()
     try:
-        played = gen.generate(flow, db_path, calls=count, seed=seed, start=first_day,
-                              days=days, prompts=prompts)
+        with progress(count, _("Playing calls")) as advance:
+            played = gen.generate(flow, db_path, calls=count, seed=seed, start=first_day,
+                                  days=days, prompts=prompts, progress=advance)
     except FlowError as error:
         raise click.ClickException(_("the flow is not valid:\n{problems}").format(problems=error))
     except gen.TrafficError as error:

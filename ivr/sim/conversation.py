@@ -15,6 +15,7 @@ from ivr.flow.problems import FlowError
 from ivr.i18n import _
 from ivr.reports.cli import bad_date
 from ivr.sim.call import InputNotExpected, listens_for
+from ivr.sim.line_editing import line_editing
 from ivr.sim.remote import RemoteCall, RemoteError
 from ivr.sim.scenarios import local_time
 
@@ -71,14 +72,15 @@ def _remote_call(flow, caller, lang, at, markup, prompts, orders_db, url, token,
 
 
 def _converse(sim, markup: str | None):
-    while not sim.ended:
-        try:
-            line = input("caller> ").strip()
-        except EOFError:
-            line = "hangup"
-        turn = _act(sim, line)
-        if turn is not None:
-            _show(turn, sim, markup)
+    with line_editing():
+        while not sim.ended:
+            try:
+                line = input("caller> ").strip()
+            except EOFError:
+                line = "hangup"
+            turn = _act(sim, line)
+            if turn is not None:
+                _show(turn, sim, markup)
     summary = sim.summary
     ended = (_("Call ended: outcome {outcome}, reason {reason}, cause {cause}") if summary["cause"]
              else _("Call ended: outcome {outcome}, reason {reason}"))

@@ -15,6 +15,7 @@ heard, and ``sms: failed`` makes them fail.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -63,6 +64,8 @@ class Report:
     skipped: list = field(default_factory=list)  # (scenario, why)
     #: Steps a provider's gap keeps from playing as written: (scenario, where, why).
     gap_steps: list = field(default_factory=list)
+    #: Every scenario in the order run: (scenario, file, seconds it took).
+    cases: list = field(default_factory=list)
     reached: dict = field(default_factory=dict)  # flow path -> set of nodes
     flows: dict = field(default_factory=dict)    # flow path -> Flow
 
@@ -136,9 +139,12 @@ def run_file(path: Path, prompts_root, report: Report, server: Server | None = N
         why = server and cannot_run_remotely(scenario)
         if why:
             report.skipped.append((name, why))
+            report.cases.append((name, str(path), 0.0))
             continue
         remote = server and replace(server, flow=server.flow or Path(spec["flow"]).stem)
+        began = time.perf_counter()  # how long it took, for a CI report; never waited on
         failures, reached = run_scenario(flow, scenario, name, remote, report.gap_steps)
+        report.cases.append((name, str(path), time.perf_counter() - began))
         report.failures.extend(failures)
         report.reached.setdefault(key, set()).update(reached)
     return report

@@ -25,6 +25,7 @@ database, so that only the deliberate repeat episodes call twice.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -105,7 +106,7 @@ class Traffic:
 
 def generate(flow, database, *, calls: int, seed: int, start: date | datetime | None = None,
              days: int = DEFAULT_DAYS, repeat_window: timedelta = timedelta(hours=24),
-             prompts=None) -> Traffic:
+             prompts=None, progress: Callable[[int], object] | None = None) -> Traffic:
     """Play ``calls`` planned calls to the post_sale flow into ``database``.
 
     ``flow`` is the flow file (its folder is loaded as the server loads
@@ -114,6 +115,7 @@ def generate(flow, database, *, calls: int, seed: int, start: date | datetime | 
     with the schema and the demo orders when missing) or a
     :class:`CallStore`.  The demo orders are dated from the first day of
     the period, as a new server dates them from the day it starts.
+    ``progress`` is called with 1 after each call.
     """
     check_figures(calls, days, repeat_window)
     if not isinstance(flow, FlowRegistry):
@@ -123,15 +125,16 @@ def generate(flow, database, *, calls: int, seed: int, start: date | datetime | 
     current = _current(registry)
     period_start = _start_moment(start, ZoneInfo(current.timezone))
     plan = plan_calls(calls, seed, period_start, days, repeat_window)
-    play(plan, registry, store, period_start.date())
+    play(plan, registry, store, period_start.date(), progress)
     expected = expectation(plan, flow=FLOW_NAME, version=current.version, seed=seed,
                            start=period_start, days=days, repeat_window=repeat_window)
     return Traffic(plan, expected)
 
 
-def play(plan: list[PlannedCall], registry: FlowRegistry, store: CallStore, today: date) -> None:
+def play(plan: list[PlannedCall], registry: FlowRegistry, store: CallStore, today: date,
+         progress: Callable[[int], object] | None = None) -> None:
     """Play ``plan`` through a :class:`CallHandler` on ``store``, over the
-    demo orders dated from ``today``."""
+    demo orders dated from ``today``; ``progress(1)`` after each call."""
     _current(registry)
     _refuse_known_calls(store, plan)
     orders = _demo_orders(store, today, plan)
@@ -140,6 +143,8 @@ def play(plan: list[PlannedCall], registry: FlowRegistry, store: CallStore, toda
     provider = _Provider(CallHandler(registry, store, lookups.perform, clock), FLOW_NAME, lookups)
     for call in plan:
         provider.play(call)
+        if progress is not None:
+            progress(1)
     if clock.getDelayedCalls():
         raise TrafficError("look-up timers were left pending after the calls")
 
