@@ -105,6 +105,30 @@ def test_lint_speaks_french_from_lang_one_sentence_per_problem(tmp_path):
     assert linted.stderr == "3 problèmes\n"
 
 
+def test_one_flow_with_a_tab_a_bad_indent_and_a_misspelt_node_gets_three_french_sentences(tmp_path):
+    # Lint reads on past a mistake of indentation (as it was most likely
+    # meant), so one run shows every real problem of the file.
+    lines = (ROOT / "flows" / "post_sale.yaml").read_text(encoding="utf-8").splitlines(True)
+    assert lines[132] == "    next: main_menu\n" and lines[236] == "    say: several_orders\n"
+    assert lines[261] == "    say: ask_order_number\n"
+    lines[132] = "    next: main_mnu\n"
+    lines[236] = "\tsay: several_orders\n"
+    lines[261] = "     say: ask_order_number\n"
+    flow = tmp_path / "post_sale.yaml"
+    flow.write_text("".join(lines), encoding="utf-8")
+    linted = _lint([flow], {"LANG": "fr_FR.UTF-8"})
+    assert linted.returncode == 1
+    assert linted.stdout.splitlines() == [
+        f"{flow}:133:11: erreur: le champ 'next' du nœud 'welcome' mène à un nœud inconnu, 'main_mnu' ; "
+        "vouliez-vous dire 'main_menu' ? [unknown-target]",
+        f"{flow}:237:1: erreur: une tabulation sert d'indentation, or YAML n'accepte que des espaces : "
+        "remplacez la tabulation par deux espaces [yaml-syntax]",
+        f"{flow}:262:6: erreur: 'say' est indenté de 5 espaces, plus que la ligne du dessus ne le permet : "
+        "alignez-le sur 'kind' (4 espaces) [yaml-syntax]",
+    ]
+    assert linted.stderr == "3 problèmes\n"
+
+
 def test_lint_stays_english_by_default(tmp_path):
     *_, typo = _broken_flows(tmp_path)
     linted = _lint([typo], {"LANG": "C.UTF-8"})

@@ -100,8 +100,14 @@ class YamlChecker:
         try:
             self.doc = yamlpos.load(self.source)
         except yamlpos.YamlSyntaxError as exc:
-            raise self.error([Problem(self.path, exc.pos.line, exc.pos.column, exc.message,
-                                      "yaml-syntax")]) from None
+            syntax = [Problem(self.path, pos.line, pos.column, message, "yaml-syntax")
+                      for message, pos in exc.problems]
+            if exc.document is None:  # nothing past the mistake can be read
+                raise self.error(syntax) from None
+            # Read on past mistakes of indentation, as they were most likely
+            # meant, so one run shows every problem of the file.
+            self.problems.extend(syntax)
+            self.doc = exc.document
         for dup_path, pos, first in self.doc.duplicates:
             message = _(MESSAGES["duplicate-key"]).format(key=dup_path[-1], first=first.line)
             self.problems.append(Problem(self.path, pos.line, pos.column, message, "duplicate-key"))

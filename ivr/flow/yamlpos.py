@@ -52,13 +52,22 @@ class Document:
 
 
 class YamlSyntaxError(Exception):
-    """The text is not valid YAML; ``pos`` says where the cause is and
-    ``message`` what it is (see :mod:`ivr.flow.yamlsyntax`)."""
+    """The text is not valid YAML; ``pos`` says where the (first) cause is
+    and ``message`` what it is (see :mod:`ivr.flow.yamlsyntax`).
+    ``problems`` lists every mistake found, each as (message, pos), and
+    ``document`` is the text read past them (its indentation mistakes
+    corrected as they were most likely meant), or None when it could not
+    be read past the first."""
 
-    def __init__(self, message: str, pos: Pos):
+    def __init__(self, problems: list[tuple[str, Pos]], document: Document | None = None):
+        message, pos = problems[0]
         super().__init__(message)
-        self.message = message
-        self.pos = pos
+        self.message, self.pos = message, pos
+        self.problems, self.document = problems, document
+
+
+#: Mistakes of indentation read past in one text before giving up.
+MAX_REPAIRS = 20
 
 
 def _pos(mark) -> Pos:
@@ -68,17 +77,41 @@ def _pos(mark) -> Pos:
 def load(text: str) -> Document:
     """Parse ``text`` (one YAML document) and return a :class:`Document`.
 
-    Raises :class:`YamlSyntaxError` for text that is not YAML.
+    Raises :class:`YamlSyntaxError` for text that is not YAML, with every
+    mistake of indentation (a tab, a line too deep or too shallow) found
+    by re-indenting each as it was most likely meant and reading on.
     """
+    found: list[yamlsyntax.Explanation] = []
+    current = text
+    for _attempt in range(MAX_REPAIRS + 1):
+        try:
+            doc = _parse(current)
+        except yaml.MarkedYAMLError as error:
+            explanation = yamlsyntax.explain(current, error)
+            if any(e.line == explanation.line for e in found):
+                break  # the same line again: the correction did not help
+            found.append(explanation)
+            current = yamlsyntax.repaired(current, explanation)
+            if current is None:
+                break
+            continue
+        if not found:
+            return doc
+        raise YamlSyntaxError(_problems(found), doc)
+    raise YamlSyntaxError(_problems(found))
+
+
+def _problems(found) -> list[tuple[str, Pos]]:
+    return [(e.message, Pos(e.line, e.column)) for e in found]
+
+
+def _parse(text: str) -> Document:
     loader = yaml.SafeLoader(text)
     doc = Document(data=None)
     try:
         root = loader.get_single_node()
         if root is not None:
             doc.data = _build(root, (), doc, loader)
-    except yaml.MarkedYAMLError as error:
-        found = yamlsyntax.explain(text, error)
-        raise YamlSyntaxError(found.message, Pos(found.line, found.column)) from None
     finally:
         loader.dispose()
     return doc

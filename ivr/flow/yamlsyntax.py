@@ -53,6 +53,23 @@ class Explanation:
     message: str
     line: int
     column: int
+    #: How to read on past it: the 1-based line to re-indent and the
+    #: indentation it most likely meant (None: nothing past it can be read).
+    reindent: tuple[int, int] | None = None
+
+
+def repaired(source: str, found: Explanation) -> str | None:
+    """``source`` with the line ``found`` blames re-indented as it most
+    likely meant, so the lines after it can be read and checked too; None
+    when the mistake is not one of indentation."""
+    if found.reindent is None:
+        return None
+    number, indent = found.reindent
+    lines = source.splitlines(keepends=True)
+    if not 0 < number <= len(lines):
+        return None
+    lines[number - 1] = " " * indent + lines[number - 1].lstrip(" \t")
+    return "".join(lines)
 
 
 def explain(source: str, error) -> Explanation:
@@ -90,8 +107,19 @@ def _tab(lines, line, column, problem, context, error):
     for index, text in enumerate(lines[: line + 1]):
         head = text[: len(text) - len(text.lstrip(" \t"))]
         if "\t" in head:
-            return Explanation(_(MESSAGES["yaml-tab"]), index + 1, head.index("\t") + 1)
+            return Explanation(_(MESSAGES["yaml-tab"]), index + 1, head.index("\t") + 1,
+                               (index + 1, _meant_indent(lines, index)))
     return Explanation(_(MESSAGES["yaml-tab"]), line + 1, column + 1)
+
+
+def _meant_indent(lines, index: int) -> int:
+    """The indentation a line indented with a tab most likely meant: that
+    of the line above, one level deeper when the line above opens a block."""
+    before = _previous(lines, index)
+    if before is None:
+        return 0
+    above = lines[before].rstrip()
+    return _indent(above) + (2 if above.endswith(":") else 0)
 
 
 def _unclosed_quote(lines, line, column, problem, context, error):
@@ -200,11 +228,11 @@ def _bad_indent(lines, line, column, problem, context, error):
             # The lines after agree with it: the line above is the odd one.
             message = _(MESSAGES["yaml-indent-under"]).format(
                 key=_key(lines[before]), found=_indent(lines[before]), wanted=here)
-            return Explanation(message, before + 1, _indent(lines[before]) + 1)
+            return Explanation(message, before + 1, _indent(lines[before]) + 1, (before + 1, here))
         message = _(MESSAGES["yaml-indent-over"]).format(
             key=_key(lines[line]), found=here, sibling=_key(lines[before]),
             wanted=_indent(lines[before]))
-        return Explanation(message, line + 1, here + 1)
+        return Explanation(message, line + 1, here + 1, (line + 1, _indent(lines[before])))
     return _lost(lines, line, here)
 
 
