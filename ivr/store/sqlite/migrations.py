@@ -16,8 +16,10 @@ CALLBACK_STATUSES = ("pending", "sent", "failed", "not_configured")
 
 MIGRATIONS = Migrations("ivr")
 
-#: The covering index of the reports' figures (migration 0012): a flow's
-#: calls in time order with every column a summary counts or groups by.
+#: The covering index of the reports' figures (migration 0012, on both
+#: databases): a flow's calls in time order with every column a summary
+#: counts or groups by.  Part of a migration: never changed (a column the
+#: figures need later is a new migration).
 REPORT_FIGURES_INDEX = "idx_calls_report_figures"
 REPORT_FIGURES_COLUMNS = (
     "flow", "started_at", "version", "outcome", "cause", "reason", "lang", "provider",
