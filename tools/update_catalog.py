@@ -58,8 +58,10 @@ def merged(lang: str, template: Catalog) -> Catalog:
 
 def po_bytes(catalog: Catalog) -> bytes:
     out = BytesIO()
+    # No source locations: they would change with every edit of the code
+    # and make the catalogue look behind when no message changed.
     write_po(out, catalog, width=100, omit_header=False, sort_output=True,
-             include_previous=False)
+             include_previous=False, no_location=True)
     return _stable(out.getvalue())
 
 

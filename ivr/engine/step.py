@@ -82,6 +82,8 @@ class _Run(_FailSafe, _Transfers, _Gathering):
         if kind == "start":
             return self._start()
         if self.state is None:
+            if kind == "error":  # the runner failed on the first turn: keep its cause
+                self._on_error()
             raise ValueError(f"event {kind!r} for a call that has not started")
         self.state["now"] = self.now_iso
         if self.state["ended"]:

@@ -30,6 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import sqlite_utils
 
 from ivr.flow.model import OUTCOMES, REASON_NOT_STATED, TRANSFER_CAUSES
+from ivr.reports.call_queries import CallSearch, search_where
 from ivr.reports.dialect import dialect_of
 from ivr.reports.queries import (
     _CENT,
@@ -474,9 +475,10 @@ CALL_COLUMNS = (
 _LATER_COLUMNS = ("transfer_result", "queue_seconds", "provider")
 
 
-def calls(db: sqlite_utils.Database, filters: Filters = Filters(), limit: int = 100) -> list[dict]:
-    """The most recent calls of ``filters`` (calls in progress included,
-    with outcome None), newest first, at most ``limit``.
+def calls(db: sqlite_utils.Database, filters: Filters = Filters(), limit: int = 100,
+          search: CallSearch = CallSearch()) -> list[dict]:
+    """The most recent calls of ``filters`` and ``search`` (calls in
+    progress included, with outcome None), newest first, at most ``limit``.
 
     Nothing about the caller but ``caller_hash``: a callback's number
     (``handoff_target`` of a callback, itself a hash) is left out.
@@ -485,6 +487,8 @@ def calls(db: sqlite_utils.Database, filters: Filters = Filters(), limit: int = 
         raise ReportError(f"limit must be a whole number of calls, 1 or more, not {limit!r}")
     _need_provider(db, filters)
     where, params = _where(filters, ended_only=False)
+    searched, search_params = search_where(search)
+    where, params = f"{where} AND {searched}", {**params, **search_params}
     shown = CALL_COLUMNS + tuple(c for c in _LATER_COLUMNS if _has_column(db, "calls", c))
     columns = ", ".join(
         "CASE WHEN c.handoff_kind = 'callback' THEN NULL ELSE c.handoff_target END AS handoff_target"

@@ -159,10 +159,12 @@ def line_chart(x_labels: Sequence[str], series: Sequence[Series], *, title: str,
 
 def stacked_bar_chart(categories: Sequence[tuple[str, str]], segments: Sequence[Segment],
                       values: dict[str, dict[str, float]], *, title: str, width: int = 640,
-                      hints: dict[str, str] | None = None, empty_text: str = "No data") -> str:
+                      hints: dict[str, str] | None = None, empty_text: str = "No data",
+                      count_format: Callable[[float], str] = format_count) -> str:
     """Horizontal stacked bars: a row per category (``(key, label)``), a
     coloured part per segment, the row's total at its end.  ``hints``
-    (by category key) are the labels' tooltips."""
+    (by category key) are the labels' tooltips; ``count_format`` writes
+    the figures (in the reader's locale)."""
     label_w = _label_width([label for _, label in categories])
     left, right, top, row_h, bar_h = label_w + 16, 56, 44, 30, 18
     height = top + max(1, len(categories)) * row_h + 34
@@ -175,7 +177,7 @@ def stacked_bar_chart(categories: Sequence[tuple[str, str]], segments: Sequence[
     out = [_open(width, height, title, "stacked-bars")]
     out.append(_legend([(s.label, s.color, False) for s in segments], 16, 30))
     axis_y = top + max(1, len(categories)) * row_h
-    out.append(_x_axis(ticks, left, scale, top, axis_y))
+    out.append(_x_axis(ticks, left, scale, top, axis_y, count_format))
     if not categories or not any(totals.values()):
         out.append(_text(left + plot_w / 2, top + 20, empty_text, anchor="middle", cls="empty",
                          fill=MUTED))
@@ -191,17 +193,19 @@ def stacked_bar_chart(categories: Sequence[tuple[str, str]], segments: Sequence[
             out.append(
                 f'<rect x="{x:.2f}" y="{y:.1f}" width="{w:.2f}" height="{bar_h}" fill="{_a(s.color)}" '
                 f'data-category="{_a(key)}" data-segment="{_a(s.key)}" data-value="{_num(value)}">'
-                f'<title>{_t(label)}: {_t(format_count(value))} {_t(s.label.lower())}</title></rect>')
+                f'<title>{_t(label)} · {_t(s.label)}: {_t(count_format(value))}</title></rect>')
             x += w
-        out.append(_text(x + 6, y + bar_h / 2 + 4, format_count(totals[key]), cls="total", fill=TEXT))
+        out.append(_text(x + 6, y + bar_h / 2 + 4, count_format(totals[key]), cls="total", fill=TEXT))
         out.append("</g>")
     out.append("</svg>")
     return "".join(out)
 
 
 def bar_chart(bars: Sequence[Bar], *, title: str, color: str = PALETTE[0], width: int = 640,
-              empty_text: str = "No data") -> str:
-    """Horizontal bars, one per item, with the value at the end of each."""
+              empty_text: str = "No data",
+              count_format: Callable[[float], str] = format_count) -> str:
+    """Horizontal bars, one per item, with the value at the end of each
+    (written by ``count_format``)."""
     label_w = _label_width([b.label for b in bars])
     left, right, top, row_h, bar_h = label_w + 16, 56, 16, 28, 16
     height = top + max(1, len(bars)) * row_h + 34
@@ -211,7 +215,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, color: str = PALETTE[0], width
 
     out = [_open(width, height, title, "bars")]
     axis_y = top + max(1, len(bars)) * row_h
-    out.append(_x_axis(ticks, left, scale, top, axis_y))
+    out.append(_x_axis(ticks, left, scale, top, axis_y, count_format))
     if not bars or not any(b.value for b in bars):
         out.append(_text(left + plot_w / 2, top + 18, empty_text, anchor="middle", cls="empty",
                          fill=MUTED))
@@ -223,8 +227,8 @@ def bar_chart(bars: Sequence[Bar], *, title: str, color: str = PALETTE[0], width
                          fill=TEXT, hint=b.hint or b.label))
         out.append(f'<rect x="{left}" y="{y:.1f}" width="{w:.2f}" height="{bar_h}" '
                    f'fill="{_a(color)}" data-key="{_a(b.key)}" data-value="{_num(b.value)}">'
-                   f'<title>{_t(b.hint or b.label)}: {_t(format_count(b.value))}</title></rect>')
-        out.append(_text(left + w + 6, y + bar_h / 2 + 4, format_count(b.value), cls="value",
+                   f'<title>{_t(b.hint or b.label)}: {_t(count_format(b.value))}</title></rect>')
+        out.append(_text(left + w + 6, y + bar_h / 2 + 4, count_format(b.value), cls="value",
                          fill=TEXT))
         out.append("</g>")
     out.append("</svg>")
@@ -258,13 +262,14 @@ def _legend(items, x: float, y: float, *, lines: bool = False) -> str:
     return "".join(out)
 
 
-def _x_axis(ticks: list[float], left: float, scale: float, top: float, axis_y: float) -> str:
+def _x_axis(ticks: list[float], left: float, scale: float, top: float, axis_y: float,
+            count_format: Callable[[float], str] = format_count) -> str:
     out = []
     for tick in ticks:
         x = left + tick * scale
         out.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{axis_y}" '
                    f'stroke="{GRID}" data-tick="{_num(tick)}"/>')
-        out.append(_text(x, axis_y + 16, format_count(tick), anchor="middle", cls="x-tick",
+        out.append(_text(x, axis_y + 16, count_format(tick), anchor="middle", cls="x-tick",
                          fill=MUTED))
     out.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{axis_y}" stroke="{MUTED}"/>')
     return "".join(out)

@@ -29,6 +29,7 @@ import click
 from ivr.flow import dates
 from ivr.flow.model import TRANSFER_CAUSES
 from ivr.reports import analytics
+from ivr.reports.call_cli import search_from_options, search_options
 from ivr.reports.output import as_json, count, emit, money, open_log, percent, table
 from ivr.reports.priority import run_in_background
 from ivr.reports.queries import DATABASE_ERRORS, Costs, Filters, ReportError
@@ -276,20 +277,26 @@ def reasons(db_path, since, until, flow, version, provider, fmt, by, agent_cost,
 @report_options
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1),
               help="How many calls, the most recent first.")
+@search_options
 @reporting
-def calls(db_path, since, until, flow, version, provider, fmt, limit):
-    """The most recent calls, one line each (ongoing ones included).
+def calls(db_path, since, until, flow, version, provider, fmt, limit, **search):
+    """The most recent calls, one line each (ongoing ones included),
+    searched by outcome, reason, transfer cause, exit node, failure or
+    caller.  One call's timeline: ivr-report call CALL_ID.
 
     Callers appear only as their keyed hash.
 
     \b
     Example:
         ivr-report calls --db ivr.db --flow post_sale --limit 20
+        ivr-report calls --since 2026-11-01 --failed
+        ivr-report calls --reason parcel_lost --exit-node agent
+        ivr-report calls --caller +33612345678
     """
     filters = _filters(since, until, flow, version, provider)
     db = open_log(db_path)
     try:
-        rows = analytics.calls(db, filters, limit)
+        rows = analytics.calls(db, filters, limit, search_from_options(db, flow, **search))
     finally:
         db.close()
     emit(rows, fmt, lambda: calls_table(rows), dict)
@@ -460,3 +467,7 @@ from ivr.reports.erase import forget, purge  # noqa: E402 - registered like call
 
 main.add_command(forget)
 main.add_command(purge)
+
+from ivr.reports.call_cli import call  # noqa: E402 - registered like callbacks
+
+main.add_command(call)

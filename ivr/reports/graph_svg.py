@@ -66,17 +66,18 @@ def _attr(value) -> str:
     return escape(str(value), quote=True)
 
 
-def to_svg(graph: FlowGraph, stats=None) -> str:
+def to_svg(graph: FlowGraph, stats=None, *, legend: bool = True) -> str:
     """A standalone SVG of the graph for the ops dashboard: no script, no
     external font, presentation attributes only, so it can be inlined in
     a page.  With ``stats`` each box shows reached / dropped and is filled
     on a heat scale by drop-off rate: where callers are lost.  Each node's
     ``<g>`` carries ``data-node`` and, with stats, ``data-reached``,
-    ``data-dropped`` and ``data-drop-off-rate``."""
+    ``data-dropped`` and ``data-drop-off-rate``.  Without ``legend`` the
+    heading and key are left out (a page that shows its own)."""
     figures = stats_by_node(stats) if stats is not None else None
     plan = layout(graph, figures)
     width = max(plan.width, 640)
-    legend, legend_height = _legend(graph, figures, width)
+    key, legend_height = _legend(graph, figures, width) if legend else ("", 0)
     height = plan.height + legend_height
     marker = f"arrow-{mermaid_id(graph.flow)}"
     out = [
@@ -89,7 +90,7 @@ def to_svg(graph: FlowGraph, stats=None) -> str:
             f'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
             for kind, (colour, _) in _EDGE_STROKE.items()) + "</defs>",
         f'<rect width="{_n(width)}" height="{_n(height)}" fill="#ffffff"/>',
-        legend,
+        key,
         f'<g class="drawing" transform="translate(0,{_n(legend_height)})">',
         '<g class="edges" fill="none">',
     ]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from ivr.reports.graph import (
     FlowGraph,
+    GraphNode,
     _drawn_edges,
     _figures_line,
     _guard_note,
@@ -30,6 +33,28 @@ def _dot_string(text: str) -> str:
     return f'"{text}"'
 
 
+def dot_node(node: GraphNode, figures: dict | None,
+             figures_line: Callable[[dict | None], str]) -> str:
+    """A node's DOT statement: its shape by kind, its name and tags, and
+    with ``figures`` the line ``figures_line`` writes and a heat fill."""
+    label = f"{node.name}\n{_tags(node)}"
+    attrs = [f"shape={DOT_SHAPES.get(node.kind, 'box')}"]
+    if node.kind == "set":
+        attrs.append('style="rounded,filled"')
+    if figures is not None:
+        row = figures.get(node.name)
+        label += "\n" + figures_line(row)
+        fill = heat_colour(row["drop_off_rate"] if row and row["reached"] else None)
+        attrs.append(f"fillcolor=\"{fill}\"")
+        if luminance(fill) < 0.25:
+            attrs.append("fontcolor=white")
+    if node.resolves:
+        attrs += ["peripheries=2", "color=\"#1a7f37\""]
+    if node.start:
+        attrs.append("penwidth=2")
+    return f"  {_dot_string(node.name)} [label={_dot_string(label)}, {', '.join(attrs)}];"
+
+
 def to_dot(graph: FlowGraph, stats=None) -> str:
     """Graphviz DOT source of the graph: shapes by node kind, resolving
     nodes with a double green border; with ``stats``, nodes filled on the
@@ -44,23 +69,7 @@ def to_dot(graph: FlowGraph, stats=None) -> str:
         "  node [fontname=\"Helvetica\", fontsize=11, style=filled, fillcolor=white];",
         "  edge [fontname=\"Helvetica\", fontsize=9];",
     ]
-    for node in graph.nodes:
-        label = f"{node.name}\n{_tags(node)}"
-        attrs = [f"shape={DOT_SHAPES.get(node.kind, 'box')}"]
-        if node.kind == "set":
-            attrs.append('style="rounded,filled"')
-        if figures is not None:
-            row = figures.get(node.name)
-            label += "\n" + _figures_line(row)
-            fill = heat_colour(row["drop_off_rate"] if row and row["reached"] else None)
-            attrs.append(f"fillcolor=\"{fill}\"")
-            if luminance(fill) < 0.25:
-                attrs.append("fontcolor=white")
-        if node.resolves:
-            attrs += ["peripheries=2", "color=\"#1a7f37\""]
-        if node.start:
-            attrs.append("penwidth=2")
-        lines.append(f"  {_dot_string(node.name)} [label={_dot_string(label)}, {', '.join(attrs)}];")
+    lines += [dot_node(node, figures, _figures_line) for node in graph.nodes]
     for edge in _drawn_edges(graph):
         extra = f", tooltip={_dot_string(edge.detail)}" if edge.detail else ""
         lines.append(f"  {_dot_string(edge.source)} -> {_dot_string(edge.target)} "

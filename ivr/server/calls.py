@@ -38,7 +38,7 @@ from ivr.engine.state import new_state as fresh_state
 from ivr.engine.step import step
 from ivr.engine.turn import play_turn_async
 from ivr.flow.prompts import PromptError
-from ivr.phone import mask
+from ivr.phone import mask, mask_numbers
 from ivr.providers.dialect import Dialect
 from ivr.providers.twilio.dialect import TwilioDialect
 from ivr.server.call_status import _settled, _StatusCallbacks
@@ -246,9 +246,9 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             new_state, node_events = result.state, result.node_events
             actions = [self._with_whisper(a, served) for a in result.actions]
             body = dialect.render(actions, url)
-        except Exception:  # noqa: BLE001 - the caller must reach a human
+        except Exception as error:  # noqa: BLE001 - the caller must reach a human
             self.log.failure("turn {call} {turn} failed; routing to a human", call=call_id, turn=turn)
-            new_state, body, node_events = self._fail_safe(flow, state, event, url, dialect)
+            new_state, body, node_events = self._fail_safe(flow, state, event, url, dialect, error)
         pending = self._unsaved.get(call_id)
         write = self._writer(call_id, turn, new_state, body, node_events)
         if pending is not None:  # the call's turns answered from memory are written first
@@ -420,16 +420,20 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         self.log.info("turn {call} {turn} at {node} outcome {outcome}", call=call_id, turn=turn,
                       node=state["node"], outcome=outcome or "ongoing")
 
-    def _fail_safe(self, flow, state, event, url, dialect: Dialect | None = None):
+    def _fail_safe(self, flow, state, event, url, dialect: Dialect | None = None,
+                   error: Exception | None = None):
         """Apologise and transfer: through the engine's own fail-safe when
         the flow is known, else to the server's fallback destination, in
-        ``dialect`` (the handler's own unless told)."""
+        ``dialect`` (the handler's own unless told).  The engine logs
+        ``error`` (numbers masked) as the fail-safe's cause."""
         dialect = dialect or self.dialect
         self.counters.failsafe += 1
         if flow is not None:
+            message = "turn failed" if error is None else mask_numbers(
+                f"turn failed: {type(error).__name__}: {error}")
             try:
                 new_state, actions, node_events = step(
-                    flow, state, {**event, "type": "error", "message": "turn failed"})
+                    flow, state, {**event, "type": "error", "message": message})
                 return new_state, dialect.render(actions, url), node_events
             except Exception:  # noqa: BLE001 - fall through to the last resort
                 self.log.failure("the flow's own fail-safe failed")

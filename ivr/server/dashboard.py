@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
@@ -36,11 +37,24 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from ivr.flow.model import OUTCOMES, TRANSFER_CAUSES
-from ivr.reports import analytics, charts, graph, graph_svg
-from ivr.server.dashboard_page import _TEMPLATE, format_day, format_duration, format_money
+from ivr.flow.model import OUTCOMES
+from ivr.i18n import LOCALES, Formats
+from ivr.reports import analytics, graph, graph_dot, graph_svg
+from ivr.server.dashboard_calls import render_calls
+from ivr.server.dashboard_charts import OUTCOME_COLORS, page_charts
+from ivr.server.dashboard_locale import (
+    OUTCOME_LABELS,
+    change_text,
+    changes,
+    choose_language,
+    figures_line,
+    graph_key,
+    page_texts,
+    previous_period,
+)
+from ivr.server.dashboard_page import _TEMPLATE, format_duration, format_money
 from ivr.server.requests import finish_with, plain_text
-from ivr.store.sqlite.reads import flows_with_calls, reasons_of_latest_version
+from ivr.store.sqlite.reads import days_with_calls, flows_with_calls, reasons_of_latest_version
 
 __all__ = ["BadQuery", "DashboardResource", "InlineReader", "Query", "ThreadedReader",
            "check_dashboard_token", "is_authorized", "make_dashboard", "parse_query"]
@@ -51,17 +65,13 @@ MAX_DAYS = 366
 DEFAULT_DAYS = 7
 #: The shortest token accepted: 16 random characters are not guessed.
 MIN_TOKEN_LENGTH = 16
+#: The smallest text of the flow drawing on screen, in px: it is never drawn smaller.
+MIN_TEXT_PX = 11
+#: Each language by its own name, for the page's language links.
+LANGUAGE_NAMES = {"en": "English", "fr": "Français"}
 #: How many of the funnel's worst nodes the table lists.
 WORST_NODES = 5
 REALM = 'Basic realm="IVR dashboard", charset="UTF-8"'
-OUTCOME_LABELS = {"self_served": "Self-served", "transferred": "Transferred",
-                  "abandoned": "Abandoned", "failed": "Failed"}
-OUTCOME_COLORS = {"self_served": "#009E73", "transferred": "#0072B2",
-                  "abandoned": "#E69F00", "failed": "#D55E00"}
-CAUSE_LABELS = {"caller_asked": "Caller asked", "no_input": "No input", "no_match": "No match",
-                "not_found": "Order not found", "closed": "Closed", "error": "Error",
-                "loop_guard": "Loop guard", "policy": "Policy (by design)",
-                "dial_failed": "Dial failed", "callback": "Callback requested"}
 # What the browser may load: nothing but the page's own inline styles.
 SECURITY_HEADERS = {
     b"content-security-policy": b"default-src 'none'; style-src 'unsafe-inline'; "
@@ -134,6 +144,15 @@ def parse_query(args: dict[bytes, list[bytes]]) -> Query:
         raise BadQuery(f"the period covers {(until - since).days + 1} days; "
                        f"at most {MAX_DAYS} fit on the page")
     return Query(since, until, flow)
+
+
+def _arg(args: dict[bytes, list[bytes]], name: bytes) -> str | None:
+    """The last value of a query parameter as text; None when absent or not UTF-8."""
+    values = args.get(name)
+    try:
+        return values[-1].decode("utf-8") if values else None
+    except UnicodeDecodeError:
+        return None
 
 
 def _date(text: str | None, name: str) -> date | None:
@@ -234,7 +253,7 @@ def make_dashboard(token: str | None, db_path: str, registry, reactor) -> "Dashb
 
 
 class DashboardResource(Resource):
-    """``GET /dashboard[?since=YYYY-MM-DD&until=YYYY-MM-DD&flow=name]``."""
+    """``GET /dashboard[?since=YYYY-MM-DD&until=YYYY-MM-DD&flow=name&lang=fr|en]``."""
 
     isLeaf = True
     log = Logger()
@@ -258,6 +277,8 @@ class DashboardResource(Resource):
             request.setHeader(b"www-authenticate", REALM.encode("ascii"))
             return plain_text(request, 401, "the dashboard needs its token "
                                             "(Bearer, or Basic with the token as password)")
+        if request.postpath and request.postpath[0] == b"calls":
+            return render_calls(self, request)  # the call search and call pages
         if request.postpath and any(request.postpath):
             return plain_text(request, 404, "no such page: the dashboard is /dashboard")
         if request.method not in (b"GET", b"HEAD"):
@@ -270,14 +291,18 @@ class DashboardResource(Resource):
             query = parse_query(request.args)
         except BadQuery as error:
             return plain_text(request, 400, str(error))
+        lang = choose_language(_arg(request.args, b"lang"),
+                               (request.getHeader(b"accept-language") or b"").decode("latin-1"))
         today = self._today_by_flow()
-        result = self.reader(lambda db: gather(db, query, self.costs, today))
+        result = self.reader(lambda db: replace(gather(db, query, self.costs, today), lang=lang))
         # The flow object comes from the registry, on the reactor's thread;
         # drawing and the page are pure, back in the pool.
         result.addCallback(lambda view: self.reader.call(draw, view, self._flow_of(view)))
 
         def rendered(page):
             request.setHeader(b"content-type", b"text/html; charset=utf-8")
+            request.setHeader(b"content-language", lang.encode("ascii"))
+            request.setHeader(b"vary", b"Accept-Language, Authorization")
             finish_with(request, page.encode("utf-8"))
 
         def failed(failure):
@@ -332,6 +357,15 @@ class View:
     funnel: list[dict] = field(default_factory=list)
     reason_labels: dict = field(default_factory=dict)
     graph_svg: Markup | None = None
+    #: The operator's language: ``en`` or ``fr``.
+    lang: str = "en"
+    #: The first and last days (ISO) with ended calls of the flow, any period.
+    first_day: str | None = None
+    last_day: str | None = None
+    #: The figures of the period of the same length just before.
+    previous: dict = field(default_factory=dict)
+    #: What drew the flow: ``dot`` (Graphviz) or ``own`` (the built-in layout).
+    graph_drawn_by: str = ""
 
 
 def gather(db, query: Query, costs: analytics.Costs,
@@ -343,12 +377,23 @@ def gather(db, query: Query, costs: analytics.Costs,
         known = ", ".join(sorted(flows)) or "none yet"
         raise BadQuery(f"no calls logged for flow {query.flow!r} (flows with calls: {known})")
     flow = query.flow or (flows[0] if flows else None)
+    chosen = query.since is not None
     query = query.resolved(today(flow))
     view = View(query=query, flows=sorted(flows), flow=flow)
     if not flows:
         return view
+    view.first_day, view.last_day = days_with_calls(db, flow)
+    view.total = analytics.summary(db, query.filters(flow), costs=costs)[0]
+    if not view.total["calls"] and not chosen and view.last_day:
+        # Open on the latest period that has calls rather than on an empty one.
+        last = date.fromisoformat(view.last_day)
+        query = replace(query, since=last - timedelta(days=query.days - 1), until=last)
+        view.query = query
+        view.total = analytics.summary(db, query.filters(flow), costs=costs)[0]
     filters = query.filters(view.flow)
-    view.total = analytics.summary(db, filters, costs=costs)[0]
+    before = previous_period(query.since, query.until)
+    view.previous = analytics.summary(db, replace(query, since=before[0], until=before[1])
+                                      .filters(flow), costs=costs)[0]
     view.by_hour = query.days == 1
     view.timeline = _timeline(analytics.over_time(
         db, filters, by="hour" if view.by_hour else "day", costs=costs), query, view.by_hour)
@@ -361,12 +406,12 @@ def gather(db, query: Query, costs: analytics.Costs,
     return view
 
 
-def _reason_labels(db, flow: str, version: str | None) -> dict[str, str]:
-    """The flow's reason descriptions (``reasons:`` in its YAML), for
-    tooltips: those of ``version`` as the store kept it, else of the
-    version seen last."""
+def _reason_labels(db, flow: str, version: str | None) -> dict:
+    """The flow's reason descriptions (``reasons:`` in its YAML: a text, or
+    one per language): those of ``version`` as the store kept it, else of
+    the version seen last."""
     reasons = reasons_of_latest_version(db, flow, version)
-    return {str(k): str(v) for k, v in reasons.items()}
+    return {str(k): v for k, v in reasons.items()}
 
 
 def _timeline(rows: list[dict], query: Query, by_hour: bool) -> list[dict]:
@@ -389,62 +434,58 @@ def _timeline(rows: list[dict], query: Query, by_hour: bool) -> list[dict]:
 # -- the page -----------------------------------------------------------------------
 
 
-def _charts(view: View) -> dict[str, Markup]:
-    if not view.flow:
-        return {}
-    labels = [slot["label"] for slot in view.timeline]
-    keys = [slot["key"] for slot in view.timeline]
-
-    def values(name):
-        return [slot["row"][name] if slot["row"] and slot["row"]["calls"] else None
-                for slot in view.timeline]
-
-    timeline = charts.line_chart(
-        labels, [
-            charts.Series("deflection_rate", "Deflection", values("deflection_rate"), "#0072B2"),
-            charts.Series("repeat_adjusted_deflection_rate", "Repeat-adjusted deflection",
-                          values("repeat_adjusted_deflection_rate"), "#CC79A7", dashed=True),
-        ], x_keys=keys, width=1240, height=300,
-        title="Deflection by " + ("hour" if view.by_hour else "day"),
-        empty_text="No calls in this period")
-    reasons = sorted(view.reasons, key=lambda r: (-r["calls"], r["reason"]))
-    outcomes = charts.stacked_bar_chart(
-        [(r["reason"], r["reason"].replace("_", " ")) for r in reasons],
-        [charts.Segment(o, OUTCOME_LABELS.get(o, o), OUTCOME_COLORS.get(o, "#777")) for o in OUTCOMES],
-        {r["reason"]: {o: r[o] for o in OUTCOMES} for r in reasons},
-        title="Outcomes by reason", width=610, hints=view.reason_labels,
-        empty_text="No calls in this period")
-    causes = view.total.get("causes", {}) if view.total else {}
-    bars = [charts.Bar(c, CAUSE_LABELS.get(c, c), causes[c], hint=c)
-            for c in sorted(causes, key=lambda c: (-causes[c], TRANSFER_CAUSES.index(c)
-                                                   if c in TRANSFER_CAUSES else 99, c))
-            if causes[c]]
-    transfers = charts.bar_chart(bars, title="Transfer causes", color="#0072B2", width=610,
-                                 empty_text="No transfers in this period")
-    return {"timeline": Markup(timeline), "outcomes": Markup(outcomes),
-            "causes": Markup(transfers)}
-
-
 def draw(view: View, flow) -> str:
     """The page, with ``flow`` (the version the funnel is of, or None)
-    drawn with each node's traffic."""
+    drawn with each node's traffic: by Graphviz when it is installed, by
+    the built-in layout otherwise."""
     if flow is not None:
-        view.graph_svg = Markup(graph_svg.to_svg(graph.build_graph(flow), stats=view.funnel))
+        fmt = Formats(view.lang)
+        flow_graph = graph.build_graph(flow)
+        drawing = graph_dot.dot_svg(flow_graph, view.funnel, figures_line=figures_line(fmt))
+        view.graph_drawn_by = "dot" if drawing else "own"
+        if drawing is None:
+            drawing = graph_svg.to_svg(flow_graph, stats=view.funnel, legend=False)
+        view.graph_svg = Markup(readable(drawing))
     return render_page(view)
 
 
+def readable(svg: str, smallest_px: float = MIN_TEXT_PX) -> str:
+    """``svg`` never drawn smaller than its smallest text stays readable
+    (``smallest_px`` on screen): a minimum width in proportion, so on a
+    narrow page the drawing scrolls sideways in its box instead."""
+    sizes = [float(size) for size in re.findall(r'font-size="([\d.]+)"', svg)]
+    width = re.search(r'<svg[^>]*?\swidth="([\d.]+)', svg)
+    if not sizes or not width:
+        return svg
+    least = float(width.group(1)) * smallest_px / min(sizes)
+    return svg.replace("<svg ", f'<svg style="min-width:{least:.0f}px" ', 1)
+
+
 def render_page(view: View) -> str:
-    """The dashboard as an HTML document."""
+    """The dashboard as an HTML document, in the view's language."""
+    fmt = Formats(view.lang)
     total = view.total or {}
     currency = total.get("currency", "EUR")
     worst = [row for row in view.funnel if row["dropped"]][:WORST_NODES]
+    before = previous_period(view.query.since, view.query.until)
+    differences = changes(total, view.previous) if total else {}
+    last = date.fromisoformat(view.last_day) if view.last_day else view.query.until
+
+    def link(**changed) -> str:
+        wanted = {"flow": view.flow, "since": view.query.since, "until": view.query.until,
+                  "lang": view.lang, **changed}
+        return "?" + urlencode({k: str(v) for k, v in wanted.items() if v is not None})
+
     return _TEMPLATE.render(
-        view=view, total=total, charts=_charts(view), worst=worst,
-        since=view.query.since, until=view.query.until,
-        period=f"{format_day(view.query.since)} – {format_day(view.query.until)}"
-        if view.query.days > 1 else format_day(view.query.since),
-        cost_saved=format_money(total.get("cost_saved"), currency), currency=currency,
-        pct=charts.format_percent, count=charts.format_count, duration=format_duration,
-        outcome_labels=OUTCOME_LABELS, outcome_colors=OUTCOME_COLORS)
-
-
+        view=view, lang=view.lang, t=page_texts(fmt, view, total, before), total=total,
+        charts=page_charts(view, fmt), worst=worst, since=view.query.since, until=view.query.until,
+        previous=before, changes=differences, link=link,
+        change_texts={name: change_text(fmt, name, d, currency)
+                      for name, d in differences.items() if d is not None},
+        latest_since=last - timedelta(days=view.query.days - 1),
+        cost_saved=format_money(total.get("cost_saved"), currency, fmt), currency=currency,
+        pct=lambda v: "–" if v is None else fmt.percent(v), count=fmt.number,
+        duration=format_duration, outcomes=OUTCOMES,
+        outcome_labels={o: fmt.gettext(label) for o, label in OUTCOME_LABELS.items()},
+        outcome_colors=OUTCOME_COLORS, graph_key=graph_key(fmt, graph.heat_colour, graph.NOT_REACHED),
+        languages=[(code, LANGUAGE_NAMES[code]) for code in LOCALES])

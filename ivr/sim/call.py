@@ -20,6 +20,7 @@ from ivr.engine.gathering import GATHERING
 from ivr.engine.state import call_summary
 from ivr.engine.turn import Perform, SendSmsFn, play_turn
 from ivr.flow.model import Flow
+from ivr.i18n import _
 from ivr.providers.registry import provider as registered
 from ivr.providers.twilio.events import event_from
 from ivr.providers.twilio.fake import queue_result
@@ -56,6 +57,12 @@ class SimTurn:
     waiting_at: str | None = None
     #: The texts sent during the turn, as ``[SMS to caller: …]``.
     texts: list = field(default_factory=list)
+
+    @property
+    def incidents(self) -> list[str]:
+        """Why the turn went wrong, as the log keeps it: the fail-safe's
+        cause, a text message that was not sent."""
+        return incidents(self.node_events)
 
     @property
     def path(self) -> list[str]:
@@ -171,6 +178,20 @@ class SimCall:
         """A text as the transcript shows it, on one line."""
         to = "caller" if sms.to == self.caller else sms.to
         return f"[SMS to {to}: {' / '.join(sms.body.splitlines())}]"
+
+
+def incidents(node_events) -> list[str]:
+    """One sentence per fail-safe or failed text message in ``node_events``,
+    with the cause the engine logged (numbers in it already masked)."""
+    found = []
+    for event in node_events:
+        if event.get("branch") == "failsafe":
+            found.append(_("The fail-safe put the caller through to a person because of: {cause}")
+                         .format(cause=event.get("detail") or _("no cause was logged")))
+        elif event.get("kind") == "sms" and event.get("input") == "failed":
+            found.append(_("The text message of node {node} was not sent: {error}")
+                         .format(node=event["node"], error=event.get("detail") or _("no cause was logged")))
+    return found
 
 
 def spoken(action) -> list[str]:

@@ -123,6 +123,8 @@ def _show(turn, sim, markup: str | None):
         click.secho("  path: " + " > ".join(turn.path), dim=True)
     if turn.heard:
         click.echo("  heard: " + turn.heard)
+    for incident in turn.incidents:
+        click.echo("  " + incident)
     waiting = listens_for(turn.actions)
     if waiting and not sim.ended:
         click.secho(f"  (at {sim.waiting_node}, listening for {waiting})", dim=True)

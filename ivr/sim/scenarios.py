@@ -30,7 +30,7 @@ from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.phone import mask
 from ivr.providers.fake_call import SendFn
 from ivr.server.sms import RecordingSms
-from ivr.sim.call import InputNotExpected, SimCall, SimTurn
+from ivr.sim.call import InputNotExpected, SimCall, SimTurn, incidents
 from ivr.sim.remote import RemoteCall
 from ivr.sim.scenarios_check import (
     END_FIELDS,
@@ -236,7 +236,18 @@ def run_scenario(flow, scenario: dict, name: str, server: Server | None = None):
         failures.extend(Failure(name, "end of call", problem)
                         for problem in check_end(call.summary, scenario["end"]))
     reached = {e["node"] for t in call.turns for e in t.node_events}
-    return failures, reached
+    return _with_incidents(failures, call), reached
+
+
+def _with_incidents(failures: list[Failure], call) -> list[Failure]:
+    """The failures, the last one saying why the call went wrong when it
+    did (the fail-safe's cause, a text not sent): often why it failed."""
+    found = [incident for turn in call.turns for incident in incidents(turn.node_events)]
+    if not failures or not found:
+        return failures
+    last = failures[-1]
+    return failures[:-1] + [Failure(last.scenario, last.where,
+                                    "\n    ".join([last.message, *found]))]
 
 
 def _play(call: SimCall | RemoteCall, kind: str, value) -> SimTurn | None:

@@ -9,9 +9,12 @@ with the SQLite backend.
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
-__all__ = ["flows_with_calls", "reason_descriptions", "reasons_of_latest_version",
+__all__ = ["days_with_calls", "flow_sources", "flows_with_calls", "reason_descriptions",
+           "reasons_of_latest_version", "stored_flow_version",
            "repeat_calls_index"]
 
 #: The index that finds a caller's later calls for a reason (migration
@@ -26,6 +29,15 @@ def flows_with_calls(db) -> list[str]:
     return [row["flow"] for row in db.query(
         "SELECT flow, COUNT(*) AS n FROM calls WHERE outcome IS NOT NULL "
         "GROUP BY flow ORDER BY n DESC, flow")]
+
+
+def days_with_calls(db, flow: str) -> tuple[str | None, str | None]:
+    """The first and last local days (``YYYY-MM-DD``) on which an ended
+    call of ``flow`` started; (None, None) when it has none."""
+    # started_at is local time as text, so its first ten characters are the local day.
+    row = db.execute("SELECT min(substr(started_at, 1, 10)), max(substr(started_at, 1, 10)) "
+                     "FROM calls WHERE flow = ? AND outcome IS NOT NULL", [flow]).fetchone()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def reason_descriptions(db, flow: str, version: str) -> dict:
@@ -44,6 +56,28 @@ def reasons_of_latest_version(db, flow: str, version: str | None) -> dict:
         "SELECT source FROM flow_versions WHERE flow = ? ORDER BY (version = ?) DESC, "
         "first_seen DESC LIMIT 1", [flow, version or ""])), None)
     return _reasons(row["source"]) if row else {}
+
+
+def flow_sources(db, flow: str | None = None) -> list[str]:
+    """The YAML of every stored flow version (of ``flow`` only, when given)."""
+    where = "WHERE flow = :flow" if flow else ""
+    return [row["source"] for row in db.query(f"SELECT source FROM flow_versions {where}",
+                                              {"flow": flow} if flow else {})]
+
+
+def stored_flow_version(db, flow: str, version: str) -> dict | None:
+    """The stored ``version`` of ``flow``: its YAML (``source``) and its
+    prompts' texts (``prompts``, ``{"lang/name": text}``); None when not stored."""
+    row = next(iter(db.query("SELECT source, prompts_json FROM flow_versions "
+                             "WHERE flow = :flow AND version = :version",
+                             {"flow": flow, "version": version})), None)
+    if row is None:
+        return None
+    try:
+        prompts = json.loads(row["prompts_json"])
+    except ValueError:
+        prompts = {}
+    return {"source": row["source"], "prompts": prompts if isinstance(prompts, dict) else {}}
 
 
 def repeat_calls_index(db) -> str:

@@ -155,8 +155,7 @@ class CallStore(_CallbackRequests, _Retention, _Leases):
             return ""
         cached = self._hashes.get(number)
         if cached is None:
-            normal = normalise_number(number)
-            cached = hmac.new(self._key, normal.encode("utf-8"), hashlib.sha256).hexdigest() if normal else ""
+            cached = keyed_hash(self._key, number)
             if len(self._hashes) > 10_000:  # every turn of a call hashes the same number
                 self._hashes.clear()
             self._hashes[number] = cached
@@ -471,6 +470,16 @@ def _state_cipher(key: bytes) -> AESGCMSIV | None:
         return AESGCMSIV(hmac.new(key, b"ivr.store/state", hashlib.sha256).digest())
     except UnsupportedAlgorithm:
         return None
+
+
+def keyed_hash(key: bytes, number: str | None) -> str:
+    """The HMAC-SHA256 (hex) of ``number`` once normalised, with ``key``;
+    '' for a number that is missing or withheld.  What ``calls.caller_hash``
+    holds: a report finds a caller's calls by it, without the number."""
+    if is_withheld(number):
+        return ""
+    normal = normalise_number(number)
+    return hmac.new(key, normal.encode("utf-8"), hashlib.sha256).hexdigest() if normal else ""
 
 
 def normalise_number(number: str | None) -> str:
