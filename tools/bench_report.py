@@ -408,6 +408,9 @@ def run(args, deadline: float) -> int:
     last_week = analytics.Filters(since=(date.fromisoformat(last_day) - timedelta(days=6)).isoformat())
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"SQLite {sqlite3.sqlite_version}")
+    # What the dashboard reads for the log's whole span (since inclusive, until exclusive).
+    quarter = analytics.Filters(since=FIRST_DAY.isoformat(),
+                                until=(FIRST_DAY + timedelta(days=DAYS)).isoformat(), flow="post_sale")
     scan = "SELECT count(*), sum(ivr_seconds) FROM calls"
     baseline = best_of(args.runs, lambda: db.execute(scan).fetchall())
     cases = [
@@ -417,14 +420,26 @@ def run(args, deadline: float) -> int:
         ("funnel post_sale", lambda: analytics.funnel(db, "post_sale")),
         ("funnel, last 7 days", lambda: analytics.funnel(db, "post_sale", filters=last_week)),
         ("reasons", lambda: analytics.reasons(db)),
+        ("summary, 90 days, flow", lambda: analytics.summary(db, quarter)),
+        ("funnel, 90 days", lambda: analytics.funnel(db, "post_sale", filters=quarter)),
+        ("dashboard, 90 days", lambda: dashboard_view(db)),
     ]
-    print(f"{'query':<22} {'best s':>8} {'x baseline':>11}")
-    print(f"{'baseline (full scan)':<22} {baseline:>8.2f} {1:>11.1f}")
+    print(f"{'query':<24} {'best s':>8} {'x baseline':>11}")
+    print(f"{'baseline (full scan)':<24} {baseline:>8.2f} {1:>11.1f}")
     for name, fn in cases:
         seconds = best_of(args.runs, fn)
-        print(f"{name:<22} {seconds:>8.2f} {seconds / baseline:>11.1f}")
+        print(f"{name:<24} {seconds:>8.2f} {seconds / baseline:>11.1f}")
     db.close()
     return 0
+
+
+def dashboard_view(db) -> None:
+    """The figures of one dashboard page over the log's 90 days of
+    ``post_sale`` (what ``GET /dashboard?since=...&until=...`` reads)."""
+    from ivr.server.dashboard import Query, gather
+
+    last = FIRST_DAY + timedelta(days=DAYS - 1)
+    gather(db, Query(FIRST_DAY, last, "post_sale"), analytics.Costs(), lambda _flow: last)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@
 Builds (once; reused by the next run with the same ``--calls``) a large
 synthetic call log with ``tools/bench_report.py``'s generator, starts
 ``ivr-serve`` on it (127.0.0.1, a dashboard token set), finds the rate
-wrk's whole demo calls reach (``tools/bench_turns.lua``, 5 s after 3 s of
-warm-up), then plays
+wrk's whole demo calls reach (``tools/bench_turns.lua``, 5 s after a
+warm-up that lasts until calls are answered, then 3 s more), then plays
 them paced at half that rate in windows of ``--window`` seconds, in turn:
 
 - ``quiet``: nothing else;
@@ -132,6 +132,20 @@ def window(server: bench_turns.Server, scripts: dict, args, rate: float, phase: 
     return row
 
 
+def warm_up(server: bench_turns.Server, connections: int, most: int = 20) -> None:
+    """Whole calls for 3 s at a time until some are answered (the server's
+    workers start, and read the log's pages in, for several seconds on a
+    loaded machine), then 3 s more; at most ``most`` tries."""
+    for _ in range(most):
+        steps = [f"nonce={secrets.token_hex(4)}", *bench_turns.call_steps()]
+        if bench_turns.run_wrk(server.port, bench_turns.LUA, 3, connections, steps)["requests"]:
+            break
+    else:
+        raise SystemExit(f"the server answered no call in {3 * most} s")
+    steps = [f"nonce={secrets.token_hex(4)}", *bench_turns.call_steps()]
+    bench_turns.run_wrk(server.port, bench_turns.LUA, 3, connections, steps)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=200_000,
@@ -160,10 +174,10 @@ def main(argv=None) -> None:
         wal.start()
         rows = []
         try:
-            for seconds in (3, 5):  # a warm-up (the log's pages read in), then the rate
-                steps = [f"nonce={secrets.token_hex(4)}", *bench_turns.call_steps()]
-                saturation = bench_turns.run_wrk(server.port, bench_turns.LUA, seconds,
-                                                 args.connections, steps)["per_second"]
+            warm_up(server, args.connections)
+            steps = [f"nonce={secrets.token_hex(4)}", *bench_turns.call_steps()]
+            saturation = bench_turns.run_wrk(server.port, bench_turns.LUA, 5, args.connections,
+                                             steps)["per_second"]
             for _ in range(args.rounds):
                 for phase in PHASES:
                     rows.append(window(server, scripts, args, saturation / 2, phase, db, token,

@@ -33,7 +33,16 @@ from ivr.flow.model import OUTCOMES, REASON_NOT_STATED, TRANSFER_CAUSES
 from ivr.i18n import _
 from ivr.reports.call_queries import CallSearch, search_where
 from ivr.reports.dialect import dialect_of
-from ivr.reports.queries import _CENT, _MS_PER_DAY, Costs, Filters, ReportError, _where, open_report_db
+from ivr.reports.queries import (
+    _CENT,
+    _MS_PER_DAY,
+    Costs,
+    Filters,
+    ReportError,
+    _local_bound,
+    _where,
+    open_report_db,
+)
 
 __all__ = [
     "Costs", "DIMENSIONS", "Filters", "ReportError", "calls", "funnel", "funnel_version",
@@ -405,7 +414,8 @@ def funnel(db: sqlite_utils.Database, flow: str, version: str | None = None,
 def _reached(db, filters: Filters, flow: str, version: str) -> dict:
     """{node: (kind, distinct ended calls with an event there)} for the
     calls of one flow version in the period of ``filters``."""
-    if filters.since or filters.until or filters.provider:
+    if filters.provider or ((filters.since or filters.until)
+                            and not _version_within(db, filters, flow, version)):
         # The period's calls (the started_at index: the flow and version
         # terms are kept off their indexes), then their events: as fast as
         # the period is short.
@@ -419,7 +429,8 @@ def _reached(db, filters: Filters, flow: str, version: str) -> dict:
                 WHERE {where} AND {unindexed('c.flow')} = :flow
                   AND {unindexed('c.version')} = :version
                 GROUP BY e.node""", params)}
-    # The whole version: each call's first event at a node is flagged, and
+    # The whole version (or a period that holds all its calls, as a
+    # dashboard over a quarter does): each call's first event at a node is flagged, and
     # the flagged events counted on their partial index alone; then the
     # calls still in progress (few) taken out.
     params = {"flow": flow, "version": version}
@@ -440,6 +451,23 @@ def _reached(db, filters: Filters, flow: str, version: str) -> dict:
         if row["node"] in reached:
             reached[row["node"]][1] -= row["reached"]
     return {node: (kind, count) for node, (kind, count) in reached.items() if count > 0}
+
+
+def _version_within(db, filters: Filters, flow: str, version: str) -> bool:
+    """Whether every call of the flow version, ended or not, started in the
+    period of ``filters``: its funnel is then the whole version's, counted
+    from the flagged events' index rather than from each call's events.
+    Looks for a call before the period and one after it (ranges of the
+    report figures index, empty when the period holds the version)."""
+    _where(filters)  # a bad or empty period is refused here as everywhere
+    for name, before_or_after in (("since", "<"), ("until", ">=")):
+        bound = _local_bound(getattr(filters, name), name)
+        if bound is not None and next(iter(db.query(
+                f"SELECT 1 AS found FROM calls c WHERE c.flow = :flow "
+                f"AND c.started_at {before_or_after} :bound AND c.version = :version LIMIT 1",
+                {"flow": flow, "version": version, "bound": bound})), None) is not None:
+            return False
+    return True
 
 
 # --- calls ---------------------------------------------------------------------

@@ -193,13 +193,17 @@ def is_authorized(header: bytes | None, token: bytes) -> bool:
 class ThreadedReader:
     """Runs report functions in the reactor's thread pool: called with a
     function of the database, on a read-only connection opened for it and
-    closed after; :meth:`call` for other pure work (drawing the page)."""
+    closed after; :meth:`call` for other pure work (drawing the page).
+
+    One report function at a time: views asked for together wait their
+    turn rather than each taking a thread (and a core) from the turns."""
 
     def __init__(self, path: str, reactor):
         self.path, self.reactor = path, reactor
+        self.one_at_a_time = defer.DeferredSemaphore(1)
 
     def __call__(self, function: Callable[[sqlite_utils.Database], Any]) -> defer.Deferred:
-        return self.call(self._run, function)
+        return self.one_at_a_time.run(self.call, self._run, function)
 
     def call(self, function: Callable, *args) -> defer.Deferred:
         return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
