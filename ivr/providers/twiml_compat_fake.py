@@ -16,6 +16,7 @@ carries, the answer of each input, its signature and its verbs.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -27,7 +28,7 @@ from ivr.providers.twilio.fake import FakeTwilioCall, TwimlError, parse_twiml
 MAX_REDIRECTS = 10
 
 
-class CompatFakeCall:
+class CompatFakeCall(ABC):
     """One call as a TwiML-compatible provider plays it to ``send``."""
 
     provider = ""
@@ -47,20 +48,24 @@ class CompatFakeCall:
         self.sent: list[HttpRequest] = []
 
     # -- what each provider says -----------------------------------------------------
+    @abstractmethod
     def new_call_id(self) -> str:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def fields(self, status: str) -> dict[str, str]:
         """The fields every request of the call carries."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def headers(self, url: str, body: bytes, params: dict[str, str]) -> dict[str, str]:
         """The signature headers of a request (none without a secret)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def problems(self, document: bytes) -> list[str]:
         """Why the provider could not play ``document`` (empty: it can)."""
-        raise NotImplementedError
+        ...
 
     def keys(self, digits: str) -> dict[str, str]:
         """A Gather's answer to keys pressed: the provider stops at the
@@ -71,14 +76,17 @@ class CompatFakeCall:
     def speech(self, words: str, confidence: float) -> dict[str, str]:
         return {"SpeechResult": words, "Confidence": f"{confidence:.2f}"}
 
+    @abstractmethod
     def transfer_result(self, status: str, queue_seconds: int) -> dict[str, str]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def recording(self, seconds: int) -> dict[str, str]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def status_fields(self, duration: int, at: datetime) -> dict[str, str]:
-        raise NotImplementedError
+        ...
 
     # -- FakeCall ---------------------------------------------------------------------
     def answer(self, voice_url: str) -> Played:
