@@ -90,8 +90,9 @@ class Repeat(threading.Thread):
 
 
 def summary_report(db: Path) -> None:
-    """One ``ivr-report summary`` on the live database, as an operator runs it."""
-    subprocess.run([sys.executable, "-c", "from ivr.reports.cli import main; main()", "summary",
+    """One ``ivr-report summary`` on the live database, as an operator runs it
+    (through its console script's entry point)."""
+    subprocess.run([sys.executable, "-c", "from ivr.reports.launch import main; main()", "summary",
                     "--db", str(db)], check=True, capture_output=True, cwd=ROOT, timeout=600)
 
 

@@ -13,8 +13,9 @@ with any user name and the token as password, which a browser prompts
 for).  It is self-contained: inline CSS and SVG, no script, no external
 font or stylesheet, so it works on a network with no way out.
 
-The queries run in the reactor's thread pool on their own read-only
-SQLite connection, so a slow report never delays a call's turn.
+The queries run in a worker process of the lowest CPU priority on their
+own read-only connection (:mod:`ivr.server.dashboard_worker`), so a slow
+report never delays a call's turn.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import pickle
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
@@ -53,6 +55,7 @@ from ivr.server.dashboard_locale import (
     previous_period,
 )
 from ivr.server.dashboard_page import _TEMPLATE, format_duration, format_money
+from ivr.server.dashboard_worker import ProcessReader
 from ivr.server.requests import finish_with, plain_text
 from ivr.store.sqlite.reads import days_with_calls, flows_with_calls, reasons_of_latest_version
 
@@ -192,8 +195,11 @@ def is_authorized(header: bytes | None, token: bytes) -> bool:
 
 class ThreadedReader:
     """Runs report functions in the reactor's thread pool: called with a
-    function of the database, on a read-only connection opened for it and
-    closed after; :meth:`call` for other pure work (drawing the page).
+    function of the database (and its other arguments), on a read-only
+    connection opened for it and closed after; :meth:`call` for other pure
+    work (drawing the page).  The server uses a
+    :class:`~ivr.server.dashboard_worker.ProcessReader` instead, which runs
+    them in a process of its own.
 
     One report function at a time: views asked for together wait their
     turn rather than each taking a thread (and a core) from the turns."""
@@ -202,30 +208,36 @@ class ThreadedReader:
         self.path, self.reactor = path, reactor
         self.one_at_a_time = defer.DeferredSemaphore(1)
 
-    def __call__(self, function: Callable[[sqlite_utils.Database], Any]) -> defer.Deferred:
-        return self.one_at_a_time.run(self.call, self._run, function)
+    def __call__(self, function: Callable[..., Any], *args) -> defer.Deferred:
+        return self.one_at_a_time.run(self.call, self._run, function, *args)
 
     def call(self, function: Callable, *args) -> defer.Deferred:
         return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
                                          function, *args)
 
-    def _run(self, function):
+    def _run(self, function, *args):
         db = analytics.open_report_db(self.path)
         try:
-            return function(db)
+            return function(db, *args)
         finally:
             db.close()
 
 
 class InlineReader:
     """Runs a report function at once on a given database (tests, or an
-    in-memory log)."""
+    in-memory log).  The job and its result are pickled and unpickled on
+    the way, as they are to and from the server's worker process, so a job
+    that could not cross to it fails here too."""
 
     def __init__(self, db: sqlite_utils.Database):
         self.db = db
 
-    def __call__(self, function: Callable[[sqlite_utils.Database], Any]) -> defer.Deferred:
-        return defer.maybeDeferred(function, self.db)
+    def __call__(self, function: Callable[..., Any], *args) -> defer.Deferred:
+        return defer.maybeDeferred(self._run, pickle.dumps((function, args)))
+
+    def _run(self, job: bytes) -> Any:
+        function, args = pickle.loads(job)
+        return pickle.loads(pickle.dumps(function(self.db, *args)))
 
     def call(self, function: Callable, *args) -> defer.Deferred:
         return defer.maybeDeferred(function, *args)
@@ -249,7 +261,7 @@ def make_dashboard(token: str | None, db_path: str, registry, reactor) -> "Dashb
     ``/dashboard`` at all) without a token."""
     if not token:
         return None
-    return DashboardResource(token, ThreadedReader(db_path, reactor), reactor, registry=registry)
+    return DashboardResource(token, ProcessReader(db_path, reactor), reactor, registry=registry)
 
 
 class DashboardResource(Resource):
@@ -294,7 +306,7 @@ class DashboardResource(Resource):
         lang = choose_language(_arg(request.args, b"lang"),
                                (request.getHeader(b"accept-language") or b"").decode("latin-1"))
         today = self._today_by_flow()
-        result = self.reader(lambda db: replace(gather(db, query, self.costs, today), lang=lang))
+        result = self.reader(gather_view, query, self.costs, today, lang)
         # The flow object comes from the registry, on the reactor's thread;
         # drawing and the page are pure, back in the pool.
         result.addCallback(lambda view: self.reader.call(draw, view, self._flow_of(view)))
@@ -319,16 +331,13 @@ class DashboardResource(Resource):
         request.notifyFinish().addErrback(lambda _: result.cancel())
         return NOT_DONE_YET
 
-    def _today_by_flow(self) -> Callable[[str | None], date]:
-        """Today by the server's clock, in a flow's timezone (the one its
-        calls are logged in; UTC for a flow no longer loaded).  Read now,
-        so the function can run in another thread."""
-        now = self.clock.seconds()
+    def _today_by_flow(self) -> "TodayByFlow":
+        """Today by the server's clock, in a flow's timezone.  Read now, so
+        the function can run in another thread or process."""
         zones = {}
         if self.registry is not None:
             zones = {name: self.registry.current(name).timezone for name in self.registry.versions()}
-        return lambda flow: datetime.fromtimestamp(
-            now, ZoneInfo(zones[flow]) if flow in zones else timezone.utc).date()
+        return TodayByFlow(self.clock.seconds(), zones)
 
     def _flow_of(self, view: "View"):
         """The flow version the page draws; None when unknown or its YAML no
@@ -339,6 +348,20 @@ class DashboardResource(Resource):
 
 
 # -- figures ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TodayByFlow:
+    """The date at ``now`` (seconds since the epoch) in a flow's timezone
+    (``zones``: the one its calls are logged in; UTC for a flow no longer
+    loaded)."""
+
+    now: float
+    zones: dict[str, str]
+
+    def __call__(self, flow: str | None) -> date:
+        zone = ZoneInfo(self.zones[flow]) if flow in self.zones else timezone.utc
+        return datetime.fromtimestamp(self.now, zone).date()
+
 
 @dataclass
 class View:
@@ -404,6 +427,12 @@ def gather(db, query: Query, costs: analytics.Costs,
         view.funnel = analytics.funnel(db, view.flow, view.version, filters)
     view.reason_labels = _reason_labels(db, view.flow, view.version)
     return view
+
+
+def gather_view(db, query: Query, costs: analytics.Costs, today: Callable[[str | None], date],
+                lang: str) -> View:
+    """:func:`gather`'s view, to be shown in ``lang``."""
+    return replace(gather(db, query, costs, today), lang=lang)
 
 
 def _reason_labels(db, flow: str, version: str | None) -> dict:

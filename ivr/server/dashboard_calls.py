@@ -119,24 +119,27 @@ def render_calls(resource, request):
     base = "/" + "/".join(p.decode("utf-8", "replace") for p in request.prepath)
     if path:
         call_id = path[0].decode("utf-8", "replace")
-        work = resource.reader(lambda db: _in_language(fmt, _call_page, db, call_id, fmt, base))
+        work = resource.reader(_page_in_language, _call_page, call_id, fmt.lang, base)
     else:
         try:
             query = parse_calls_query(request.args)
         except BadCallsQuery as error:
             return plain_text(request, 400, str(error))
-        work = resource.reader(lambda db: _in_language(fmt, _search_page, db, query, fmt, base))
+        work = resource.reader(_page_in_language, _search_page, query, fmt.lang, base)
     _finish(request, work)
     return NOT_DONE_YET
 
 
-def _in_language(fmt: Formats, function, *args):
-    """``function(*args)`` with the library's messages (a "did you mean",
-    an unknown call) in the request's language, in a context of its own so
-    no other request or thread changes language."""
+def _page_in_language(db, page, subject, lang: str, base: str) -> tuple[int, str]:
+    """``page(db, subject, fmt, base)`` with the library's messages (a "did
+    you mean", an unknown call) in the operator's language ``lang``, in a
+    context of its own so no other request or thread changes language.  A
+    job the dashboard's reader can send to its worker process."""
+    fmt = Formats(lang)
+
     def run():
         use_language(fmt.lang)
-        return function(*args)
+        return page(db, subject, fmt, base)
 
     return contextvars.copy_context().run(run)
 
