@@ -206,3 +206,24 @@ def test_forget_and_purge_erase_from_a_postgresql_log(postgres_dsn):
         assert list(log.query("SELECT call_id FROM calls")) == []
     finally:
         log.close()
+
+
+def test_the_dashboard_s_worker_reads_both_logs_as_the_server_s_own_process_does(logs):
+    import io
+    import pickle
+    import struct
+
+    from ivr.server.dashboard import Query, TodayByFlow, gather_view
+    from ivr.server.dashboard_worker import serve
+
+    job = (gather_view, Query(date(2026, 10, 22), date(2026, 11, 12)), analytics.Costs(),
+           TodayByFlow(0.0, {}), "en")
+    views = []
+    for log, location in zip(logs[:2], logs[3]):
+        body = pickle.dumps((job[0], job[1:]))
+        answers = io.BytesIO()
+        serve(location, io.BytesIO(struct.pack(">I", len(body)) + body), answers)
+        kind, view = pickle.loads(answers.getvalue()[4:])
+        assert kind == "result" and view == gather_view(log, *job[1:])
+        views.append(view)
+    assert views[0] == views[1] and views[0].total["calls"]
