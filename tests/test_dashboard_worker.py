@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 from dashboard_support import insert_traffic
-from twisted.internet import defer, error
+from twisted.internet import defer, error, task
 from twisted.python.failure import Failure
 
 from ivr.reports import analytics
-from ivr.server.dashboard import Query, TodayByFlow, gather_view
-from ivr.server.dashboard_worker import BOOT, ProcessReader, WorkerGone, serve
+from ivr.reports.graph import build_graph
+from ivr.server.dashboard import Query, TodayByFlow, draw, gather_view
+from ivr.server.dashboard_worker import BOOT, TIME_LIMIT, ProcessReader, TooSlow, WorkerGone, serve
 from ivr.server.registry import FlowRegistry
 from ivr.store.sqlite.store import CallStore
 
@@ -44,8 +45,8 @@ def frame(body: bytes) -> bytes:
     return LENGTH.pack(len(body)) + body
 
 
-def job(function, *args) -> bytes:
-    return frame(pickle.dumps((function, args)))
+def job(function, *args, reads=True) -> bytes:
+    return frame(pickle.dumps((function, args, reads)))
 
 
 def answers_of(stream: bytes) -> list:
@@ -149,10 +150,11 @@ class FakeProcess:
         self.signals.append(signal)
 
 
-class FakeReactor:
+class FakeReactor(task.Clock):
     """Spawns nothing: records the workers asked for and the shutdown triggers."""
 
     def __init__(self):
+        super().__init__()
         self.spawned, self.triggers = [], {}
 
     def spawnProcess(self, worker, executable, args, env, childFDs):  # noqa: N802
@@ -174,6 +176,14 @@ class FakeReactor:
             function()
 
 
+@pytest.fixture
+def reactor():
+    """A fake reactor; no time limit left running at the end."""
+    fake = FakeReactor()
+    yield fake
+    assert fake.getDelayedCalls() == []
+
+
 def answer(worker, kind, value, chunk=7):
     body = frame(pickle.dumps((kind, value)))
     for at in range(0, len(body), chunk):  # as a pipe may cut it
@@ -185,17 +195,18 @@ def end(worker):
 
 
 def outcome(d):
+    """What ``d`` fired with (it fires with None after: call once)."""
     results = []
     d.addBoth(results.append)
     return results[0] if results else None
 
 
-def test_jobs_go_to_one_worker_one_at_a_time_and_answers_come_back():
-    reactor = FakeReactor()
+def test_jobs_go_to_one_worker_one_at_a_time_and_answers_come_back(reactor):
     reader = ProcessReader("ivr.db", reactor)
     first, second = reader(analytics.summary, analytics.Filters()), reader(fails_to_read)
     (worker,) = reactor.spawned
-    assert answers_of(bytes(worker.transport.written)) == [(analytics.summary, (analytics.Filters(),))]
+    assert answers_of(bytes(worker.transport.written)) == [
+        (analytics.summary, (analytics.Filters(),), True)]
     answer(worker, "result", [{"calls": 3}])
     assert outcome(first) == [{"calls": 3}]
     # Only now the second job, to the same worker.
@@ -205,8 +216,7 @@ def test_jobs_go_to_one_worker_one_at_a_time_and_answers_come_back():
     assert reactor.spawned == [worker]
 
 
-def test_a_worker_that_dies_fails_its_job_and_the_next_view_starts_another():
-    reactor = FakeReactor()
+def test_a_worker_that_dies_fails_its_job_and_the_next_view_starts_another(reactor):
     reader = ProcessReader("ivr.db", reactor)
     lost = reader(analytics.summary, analytics.Filters())
     end(reactor.spawned[0])
@@ -217,8 +227,7 @@ def test_a_worker_that_dies_fails_its_job_and_the_next_view_starts_another():
     assert outcome(again) == []
 
 
-def test_a_view_abandoned_by_its_browser_kills_the_worker():
-    reactor = FakeReactor()
+def test_a_view_abandoned_by_its_browser_kills_the_worker(reactor):
     reader = ProcessReader("ivr.db", reactor)
     abandoned = reader(analytics.summary, analytics.Filters())
     abandoned.cancel()
@@ -229,10 +238,10 @@ def test_a_view_abandoned_by_its_browser_kills_the_worker():
     answer(worker, "result", [])  # nor to answer
     reader(analytics.summary, analytics.Filters())
     assert len(reactor.spawned) == 2
+    answer(reactor.spawned[1], "result", [])
 
 
-def test_the_server_s_shutdown_kills_the_worker_and_waits_for_its_end():
-    reactor = FakeReactor()
+def test_the_server_s_shutdown_kills_the_worker_and_waits_for_its_end(reactor):
     reader = ProcessReader("ivr.db", reactor)
     assert reactor.triggers == {}  # no worker, nothing to stop
     pending = reader(analytics.summary, analytics.Filters())
@@ -245,8 +254,7 @@ def test_the_server_s_shutdown_kills_the_worker_and_waits_for_its_end():
     assert reader.worker is None
 
 
-def test_stopping_the_reader_removes_its_shutdown_trigger():
-    reactor = FakeReactor()
+def test_stopping_the_reader_removes_its_shutdown_trigger(reactor):
     reader = ProcessReader("ivr.db", reactor)
     reader(analytics.summary, analytics.Filters())
     assert len(reactor.triggers) == 1
@@ -255,10 +263,75 @@ def test_stopping_the_reader_removes_its_shutdown_trigger():
     assert outcome(stopped) is None and reactor.triggers == {}
 
 
-def test_a_job_that_cannot_be_sent_fails_its_view_only():
-    reactor = FakeReactor()
+def test_a_job_that_cannot_be_sent_fails_its_view_only(reactor):
     reader = ProcessReader("ivr.db", reactor)
     assert outcome(reader(lambda db: 1)).check(pickle.PicklingError, AttributeError)
     ok = reader(analytics.summary, analytics.Filters())
     answer(reactor.spawned[0], "result", [])
     assert outcome(ok) == []
+
+
+def test_a_job_past_its_time_limit_kills_the_worker_and_fails_its_view(reactor):
+    reader = ProcessReader("ivr.db", reactor)
+    got = []
+    reader(analytics.summary, analytics.Filters()).addBoth(got.append)
+    reactor.advance(TIME_LIMIT - 1)
+    assert got == []
+    reactor.advance(1)
+    assert got[0].check(TooSlow)
+    (worker,) = reactor.spawned
+    assert worker.transport.signals == ["KILL"]
+    end(worker)
+
+
+def test_an_answer_in_time_cancels_the_time_limit(reactor):
+    reader = ProcessReader("ivr.db", reactor)
+    quick = reader.call(draw, "a view", None)
+    (worker,) = reactor.spawned
+    assert answers_of(bytes(worker.transport.written)) == [(draw, ("a view", None), False)]
+    answer(worker, "result", "<html>")
+    assert outcome(quick) == "<html>"
+
+
+def test_the_worker_draws_the_page_as_the_server_s_own_process_does(log):
+    registry = FlowRegistry(ROOT / "flows", ROOT / "prompts")
+    registry.reload()
+    view = in_process(log, *week_view_job())
+    flow_graph = build_graph(registry.version(view.flow, view.version))
+    answers = io.BytesIO()
+    serve(log, io.BytesIO(job(draw, view, flow_graph, reads=False)), answers)
+    ((kind, page),) = answers_of(answers.getvalue())
+    assert kind == "result" and page == draw(in_process(log, *week_view_job()), flow_graph)
+    assert "<svg" in page
+
+
+class SlowReader:
+    """A reader whose every job ran past its time limit."""
+
+    def __call__(self, function, *args):
+        return defer.fail(TooSlow("the figures took longer than 60 s"))
+
+    call = __call__
+
+
+@pytest.mark.parametrize("path", ["/dashboard", "/dashboard/calls", "/dashboard/calls/CA1"])
+def test_a_view_past_its_time_limit_says_the_machine_is_too_busy(path):
+    from treq.testing import StubTreq
+
+    from ivr.server.dashboard import DashboardResource
+    from ivr.server.web import build_root
+
+    registry = FlowRegistry(ROOT / "flows", ROOT / "prompts")
+    registry.reload()
+    clock = task.Clock()
+    http = StubTreq(build_root(None, registry, dashboard=DashboardResource(
+        "t" * 32, SlowReader(), clock, registry=registry)))
+    got = []
+    http.request("GET", "http://ivr.test" + path, headers={"Authorization": "Bearer " + "t" * 32}
+                 ).addCallback(lambda response: response.text("utf-8").addCallback(
+                     lambda text: (response.code, response.headers.getRawHeaders("retry-after"),
+                                   text))).addBoth(got.append)
+    http.flush()
+    assert got == [(503, ["60"], "the server's machine is too busy to compute the figures now; "
+                                 "try again in a minute\n")]
+    assert clock.getDelayedCalls() == []

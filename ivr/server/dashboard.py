@@ -55,7 +55,7 @@ from ivr.server.dashboard_locale import (
     previous_period,
 )
 from ivr.server.dashboard_page import _TEMPLATE, format_duration, format_money
-from ivr.server.dashboard_worker import ProcessReader
+from ivr.server.dashboard_worker import ProcessReader, TooSlow, too_busy
 from ivr.server.requests import finish_with, plain_text
 from ivr.store.sqlite.reads import days_with_calls, flows_with_calls, reasons_of_latest_version
 
@@ -233,14 +233,14 @@ class InlineReader:
         self.db = db
 
     def __call__(self, function: Callable[..., Any], *args) -> defer.Deferred:
-        return defer.maybeDeferred(self._run, pickle.dumps((function, args)))
+        return defer.maybeDeferred(self._run, pickle.dumps((function, args)), True)
 
-    def _run(self, job: bytes) -> Any:
+    def _run(self, job: bytes, reads: bool) -> Any:
         function, args = pickle.loads(job)
-        return pickle.loads(pickle.dumps(function(self.db, *args)))
+        return pickle.loads(pickle.dumps(function(self.db, *args) if reads else function(*args)))
 
     def call(self, function: Callable, *args) -> defer.Deferred:
-        return defer.maybeDeferred(function, *args)
+        return defer.maybeDeferred(self._run, pickle.dumps((function, args)), False)
 
 
 def check_dashboard_token(token: str) -> None:
@@ -307,9 +307,9 @@ class DashboardResource(Resource):
                                (request.getHeader(b"accept-language") or b"").decode("latin-1"))
         today = self._today_by_flow()
         result = self.reader(gather_view, query, self.costs, today, lang)
-        # The flow object comes from the registry, on the reactor's thread;
-        # drawing and the page are pure, back in the pool.
-        result.addCallback(lambda view: self.reader.call(draw, view, self._flow_of(view)))
+        # The flow's graph comes from the registry, on the reactor's thread;
+        # drawing and the page are pure, back with the reader.
+        result.addCallback(lambda view: self.reader.call(draw, view, self._graph_of(view)))
 
         def rendered(page):
             request.setHeader(b"content-type", b"text/html; charset=utf-8")
@@ -322,6 +322,8 @@ class DashboardResource(Resource):
                 return None
             if failure.check(BadQuery, analytics.ReportError):
                 finish_with(request, plain_text(request, 400, str(failure.value)))
+            elif failure.check(TooSlow):
+                finish_with(request, too_busy(request))
             else:
                 self.log.failure("dashboard failed", failure)
                 finish_with(request, plain_text(request, 500, "the dashboard could not be drawn; "
@@ -339,12 +341,13 @@ class DashboardResource(Resource):
             zones = {name: self.registry.current(name).timezone for name in self.registry.versions()}
         return TodayByFlow(self.clock.seconds(), zones)
 
-    def _flow_of(self, view: "View"):
-        """The flow version the page draws; None when unknown or its YAML no
-        longer loads."""
+    def _graph_of(self, view: "View") -> graph.FlowGraph | None:
+        """The graph of the flow version the page draws; None when unknown
+        or its YAML no longer loads."""
         if self.registry is None or not view.flow or not view.version:
             return None
-        return self.registry.version(view.flow, view.version)
+        flow = self.registry.version(view.flow, view.version)
+        return graph.build_graph(flow) if flow is not None else None
 
 
 # -- figures ------------------------------------------------------------------------
@@ -463,13 +466,13 @@ def _timeline(rows: list[dict], query: Query, by_hour: bool) -> list[dict]:
 # -- the page -----------------------------------------------------------------------
 
 
-def draw(view: View, flow) -> str:
-    """The page, with ``flow`` (the version the funnel is of, or None)
-    drawn with each node's traffic: by Graphviz when it is installed, by
-    the built-in layout otherwise."""
-    if flow is not None:
+def draw(view: View, flow_graph: graph.FlowGraph | None) -> str:
+    """The page, with ``flow_graph`` (:func:`ivr.reports.graph.build_graph`
+    of the version the funnel is of, or None) drawn with each node's
+    traffic: by Graphviz when it is installed, by the built-in layout
+    otherwise."""
+    if flow_graph is not None:
         fmt = Formats(view.lang)
-        flow_graph = graph.build_graph(flow)
         drawing = graph_dot.dot_svg(flow_graph, view.funnel, figures_line=figures_line(fmt))
         view.graph_drawn_by = "dot" if drawing else "own"
         if drawing is None:

@@ -30,6 +30,7 @@ from ivr.reports import analytics
 from ivr.reports.call_queries import CallSearch, caller_hash, check_search
 from ivr.reports.timeline import OUTCOME_NAMES, call_timeline, describe
 from ivr.server.dashboard_calls_page import PAGE, words
+from ivr.server.dashboard_worker import TooSlow, too_busy
 from ivr.server.requests import finish_with, plain_text
 
 __all__ = ["CallsQuery", "parse_calls_query", "render_calls"]
@@ -154,6 +155,8 @@ def _finish(request, work: defer.Deferred) -> None:
     def failed(failure):
         if failure.check(defer.CancelledError):
             return None
+        if failure.check(TooSlow):
+            return finish_with(request, too_busy(request))
         _log.failure("dashboard call page failed", failure)
         finish_with(request, plain_text(request, 500, "the page could not be drawn; see the server log"))
 

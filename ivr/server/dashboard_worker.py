@@ -9,16 +9,24 @@ next ones, that lowers its priority before importing anything heavy
 (:func:`ivr.reports.priority.lower_this_process`): the turns take the
 cores first.
 
-The server sends a job, a picklable ``(function, args)`` (module-level
-functions and plain data: no lambdas), over the worker's standard input;
-the worker opens the log read-only (:func:`ivr.reports.queries.open_report_db`,
-an SQLite file or a PostgreSQL URL alike), runs ``function(db, *args)``,
-closes the log and writes back the result, or the exception it raised.
+The server sends a job, a picklable ``(function, args, reads)``
+(module-level functions and plain data: no lambdas), over the worker's
+standard input; for a job that ``reads`` the worker opens the log
+read-only (:func:`ivr.reports.queries.open_report_db`, an SQLite file or
+a PostgreSQL URL alike), runs ``function(db, *args)`` and closes the log;
+for another (drawing the page) it runs ``function(*args)``.  It writes
+back the result, or the exception raised.
 One job at a time (:class:`ProcessReader`), so at most one worker and one
 job exist per server.  A worker that dies fails its job and the next view
 starts another; a view abandoned by its browser kills the worker rather
 than let it finish for nobody; the server's shutdown kills it, and a
 worker whose server went away ends when its standard input closes.
+
+On a machine whose cores are all busy the worker may wait long for CPU,
+and while it reads, SQLite cannot start its log (the ``-wal`` file) over:
+the file grows with every commit of the server.  So a job has a time limit
+(:data:`TIME_LIMIT`): past it the worker is killed and the view fails with
+:class:`TooSlow` (the page says to try again later).
 """
 
 from __future__ import annotations
@@ -30,21 +38,38 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from twisted.internet import defer, error, protocol, threads
+from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
 
-__all__ = ["ProcessReader", "WorkerGone", "serve"]
+from ivr.server.requests import plain_text
+
+__all__ = ["TIME_LIMIT", "ProcessReader", "TooSlow", "WorkerGone", "serve", "too_busy"]
 
 #: What the worker runs first: its priority lowered before any heavy import.
 BOOT = ("from ivr.reports.priority import lower_this_process; lower_this_process(); "
         "from ivr.server.dashboard_worker import serve; serve()")
 #: The largest job or answer accepted, in bytes (a page of figures is far smaller).
 MAX_FRAME = 64 * 1024 * 1024
+#: The longest a job may take, in seconds: a browser has given up by then,
+#: and the log file grows while the worker reads.
+TIME_LIMIT = 60.0
 _LENGTH = struct.Struct(">I")
+
+
+def too_busy(request) -> bytes:
+    """Answer a view whose job failed with :class:`TooSlow`: 503, try again
+    later; the body to finish it with."""
+    request.setHeader(b"retry-after", b"60")
+    return plain_text(request, 503, "the server's machine is too busy to compute the figures "
+                                    "now; try again in a minute")
 
 
 class WorkerGone(RuntimeError):
     """The worker process ended before answering."""
+
+
+class TooSlow(RuntimeError):
+    """A job took longer than its time limit: the machine is too busy now."""
 
 
 # -- the worker's side ----------------------------------------------------------------
@@ -69,12 +94,15 @@ def _answer(path: str, job: bytes) -> bytes:
     from ivr.reports.queries import open_report_db
 
     try:
-        function, args = pickle.loads(job)
-        db = open_report_db(path)
-        try:
-            outcome = ("result", function(db, *args))
-        finally:
-            db.close()
+        function, args, reads = pickle.loads(job)
+        if not reads:
+            outcome = ("result", function(*args))
+        else:
+            db = open_report_db(path)
+            try:
+                outcome = ("result", function(db, *args))
+            finally:
+                db.close()
     except Exception as raised:  # noqa: BLE001 - handed to the server, which decides
         outcome = ("error", raised)
     try:
@@ -110,9 +138,9 @@ class _Worker(protocol.ProcessProtocol):
         self.ended: defer.Deferred = defer.Deferred()
         self._buffer = bytearray()
 
-    def ask(self, function: Callable, args: tuple) -> defer.Deferred:
+    def ask(self, function: Callable, args: tuple, reads: bool) -> defer.Deferred:
         assert self.asked is None, "one job at a time"
-        job = pickle.dumps((function, args))
+        job = pickle.dumps((function, args, reads))
         self.asked = defer.Deferred(self._abandon)
         self.transport.write(_LENGTH.pack(len(job)) + job)
         return self.asked
@@ -129,7 +157,7 @@ class _Worker(protocol.ProcessProtocol):
             return
         (length,) = _LENGTH.unpack_from(self._buffer)
         if length > MAX_FRAME:
-            self._fail(WorkerGone(f"the dashboard worker answered {length} bytes"))
+            self.fail(WorkerGone(f"the dashboard worker answered {length} bytes"))
             self.stop()
         elif len(self._buffer) >= _LENGTH.size + length:
             body = bytes(self._buffer[_LENGTH.size:_LENGTH.size + length])
@@ -151,14 +179,15 @@ class _Worker(protocol.ProcessProtocol):
         else:
             asked.callback(value)
 
-    def _fail(self, reason: Exception) -> None:
+    def fail(self, reason: Exception) -> None:
+        """Fail the job asked, if any (its answer, should it come, is dropped)."""
         asked, self.asked = self.asked, None
         if asked is not None:
             asked.errback(reason)
 
     def processEnded(self, reason) -> None:  # noqa: N802 - Twisted's name
         self.alive = False
-        self._fail(WorkerGone(f"the dashboard worker ended: {reason.value}"))
+        self.fail(WorkerGone(f"the dashboard worker ended: {reason.value}"))
         self.ended.callback(None)
 
     def stop(self) -> defer.Deferred:
@@ -176,32 +205,44 @@ class ProcessReader:
     """Runs report functions in the dashboard's worker process (see the
     module's docstring): ``reader(function, *args)`` is a Deferred of
     ``function(db, *args)`` on the log at ``path`` opened read-only;
-    :meth:`call` runs other pure work (drawing the page, a few
-    milliseconds) in the reactor's thread pool.
+    :meth:`call` runs other pure work there (drawing the page), which in
+    a thread of the server would hold its Python lock.
 
-    One report function at a time: views asked for together wait their
-    turn rather than each taking a process (and a core) from the turns."""
+    One job at a time: views asked for together wait their turn rather
+    than each taking a process (and a core) from the turns."""
 
-    def __init__(self, path: str, reactor):
-        self.path, self.reactor = path, reactor
+    def __init__(self, path: str, reactor, time_limit: float = TIME_LIMIT):
+        self.path, self.reactor, self.time_limit = path, reactor, time_limit
         self.one_at_a_time = defer.DeferredSemaphore(1)
         self.worker: _Worker | None = None
         self._on_shutdown: Any = None
 
     def __call__(self, function: Callable[..., Any], *args) -> defer.Deferred:
-        return self.one_at_a_time.run(self._ask, function, args)
+        return self.one_at_a_time.run(self._ask, function, args, True)
 
     def call(self, function: Callable, *args) -> defer.Deferred:
-        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
-                                         function, *args)
+        return self.one_at_a_time.run(self._ask, function, args, False)
 
-    def _ask(self, function: Callable, args: tuple) -> defer.Deferred:
+    def _ask(self, function: Callable, args: tuple, reads: bool) -> defer.Deferred:
         try:
             if self.worker is None or not self.worker.alive:
                 self.worker = self._start()
-            return self.worker.ask(function, args)
+            worker = self.worker
+            answer = worker.ask(function, args, reads)
         except Exception:  # noqa: BLE001 - a job that cannot be sent fails its view only
             return defer.fail()
+        limit = self.reactor.callLater(self.time_limit, self._too_slow, worker)
+
+        def settled(outcome):
+            if limit.active():
+                limit.cancel()
+            return outcome
+
+        return answer.addBoth(settled)
+
+    def _too_slow(self, worker: _Worker) -> None:
+        worker.fail(TooSlow(f"the figures took longer than {self.time_limit:g} s"))
+        worker.stop()
 
     def _start(self) -> _Worker:
         worker = _Worker()
