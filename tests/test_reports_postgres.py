@@ -220,7 +220,7 @@ def test_the_dashboard_s_worker_reads_both_logs_as_the_server_s_own_process_does
            TodayByFlow(0.0, {}), "en")
     views = []
     for log, location in zip(logs[:2], logs[3]):
-        body = pickle.dumps((job[0], job[1:]))
+        body = pickle.dumps((job[0], job[1:], True))
         answers = io.BytesIO()
         serve(location, io.BytesIO(struct.pack(">I", len(body)) + body), answers)
         kind, view = pickle.loads(answers.getvalue()[4:])

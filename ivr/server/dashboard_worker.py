@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from twisted.internet import defer, error, protocol
-from twisted.logger import Logger
 
 from ivr.server.requests import plain_text
 
@@ -129,8 +128,6 @@ def _write_frame(stream: BinaryIO, body: bytes) -> None:
 
 class _Worker(protocol.ProcessProtocol):
     """One worker process, seen from the server: at most one job asked."""
-
-    log = Logger()
 
     def __init__(self) -> None:
         self.alive = True
