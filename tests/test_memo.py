@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from markupsafe import Markup
 
+from ivr.engine.names import CallNames
 from ivr.flow import expressions
 from ivr.flow.memo import MISSING, Memo, key_of
 from ivr.flow.prompts import MEMO_SIZE, PromptError, PromptLibrary
@@ -149,3 +150,35 @@ def test_an_expression_giving_a_dict_or_list_gives_a_new_one_each_time():
     assert first == second == {"n": "1"} and first is not second
     assert expressions.evaluate("[x]", {"x": "1"}) is not expressions.evaluate("[x]", {"x": "1"})
 
+
+def call_state(**changes) -> dict:
+    state = {"caller": "+33612345678", "called": "+33100000000", "call_id": "CA1",
+             "country": "FR", "lang": "fr-FR", "no_input": 1, "no_match": 1, "digits": "1",
+             "speech": "", "reason": "billing", "pending": {"label": "L", "word": "W"},
+             "vars": {"order": {"number": "1"}, "caller": "shadowed", "opens_at": None}}
+    state.update(changes)
+    return state
+
+
+def test_the_call_names_are_the_state_read_at_the_calls_local_time():
+    now = datetime(2026, 12, 7, 8, 30, tzinfo=ZoneInfo("UTC"))
+    names = CallNames(call_state(), now, "Europe/Paris")
+    assert dict(names) == {
+        "order": {"number": "1"}, "caller": "+33612345678", "called": "+33100000000",
+        "call_id": "CA1", "country": "FR", "lang": "fr-FR",
+        "now": datetime(2026, 12, 7, 9, 30, tzinfo=PARIS), "today": date(2026, 12, 7),
+        "hour": 9, "weekday": 1, "attempt": 3, "digits": "1", "speech": "",
+        "reason": "billing", "opens_at": None, "choice_label": "L", "choice_word": "W"}
+    assert "order" in names and "missing" not in names and names.get("missing") is None
+    with pytest.raises(KeyError):
+        names["missing"]
+
+
+def test_the_call_names_follow_the_state_and_keep_a_value_given():
+    state = call_state(pending=None)
+    names = CallNames(state, datetime(2026, 12, 7, 8, 30, tzinfo=PARIS), "Europe/Paris")
+    state["vars"]["status_told"] = True
+    state["lang"] = "en-US"
+    names["reason"] = "assigned"
+    assert (names["status_told"], names["lang"], names["reason"]) == (True, "en-US", "assigned")
+    assert names["choice_label"] is None
