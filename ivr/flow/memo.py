@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import OrderedDict
 
 __all__ = ["MAX_KEY_TEXT", "MISSING", "PERSONAL", "Memo", "key_of", "keyable"]
 
@@ -73,20 +74,24 @@ def keyable(value) -> bool:
 
 class Memo:
     """A bounded map of results: past ``size`` entries, the one used least
-    recently goes."""
+    recently goes.  Each step is one operation of an ``OrderedDict``, so a
+    memo shared with another thread stays whole."""
 
     __slots__ = ("_kept", "size")
 
     def __init__(self, size: int):
         self.size = size
-        self._kept: dict = {}
+        self._kept: OrderedDict = OrderedDict()
 
     def get(self, key):
         """The result kept for ``key``, or :data:`MISSING`."""
         kept = self._kept
-        result = kept.pop(key, MISSING)
+        result = kept.get(key, MISSING)
         if result is not MISSING:
-            kept[key] = result  # now the most recently used
+            try:
+                kept.move_to_end(key)  # now the most recently used
+            except KeyError:  # another thread let it go meanwhile
+                pass
         return result
 
     def put(self, key, result) -> None:
@@ -94,7 +99,10 @@ class Memo:
         kept = self._kept
         kept[key] = result
         if len(kept) > self.size:
-            del kept[next(iter(kept))]
+            try:
+                kept.popitem(last=False)
+            except KeyError:  # another thread emptied it meanwhile
+                pass
 
     def __len__(self) -> int:
         return len(self._kept)
