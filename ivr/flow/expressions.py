@@ -9,6 +9,7 @@ logic, and its sandbox keeps flow files from reaching Python internals.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
@@ -47,7 +48,7 @@ def _reads(source: str) -> tuple[tuple[str, ...], bool]:
     return names, keeps
 
 
-def evaluate(source: str, context: dict):
+def evaluate(source: str, context: Mapping):
     """Evaluate the expression ``source`` against ``context``.
 
     An unknown variable raises ``jinja2.UndefinedError`` rather than being
@@ -72,7 +73,7 @@ def evaluate(source: str, context: dict):
     return result
 
 
-def value(spec, context: dict):
+def value(spec, context: Mapping):
     """The value of a ``set:`` or look-up argument: ``"{{ expr }}"`` is
     evaluated (keeping its type), anything else is taken literally."""
     expression = value_expression(spec)

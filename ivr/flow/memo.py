@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 
 __all__ = ["MAX_KEY_TEXT", "MISSING", "PERSONAL", "Memo", "key_of", "keyable"]
 
@@ -48,8 +49,8 @@ _ABSENT = object()
 MISSING = object()
 
 
-def key_of(names, context) -> tuple | None:
-    """The values of ``names`` in ``context`` (a dict) with their types, or
+def key_of(names, context: Mapping) -> tuple | None:
+    """The values of ``names`` in ``context`` with their types, or
     None when one of them makes no key."""
     key = []
     for name in names:

@@ -14,6 +14,7 @@ they run in a sandbox, and an unknown variable is an error
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -179,7 +180,7 @@ class PromptLibrary:
 
     # --- Rendering ----------------------------------------------------------
 
-    def render(self, lang: str, name: str, context: dict) -> str:
+    def render(self, lang: str, name: str, context: Mapping) -> str:
         """Render prompt ``name`` in ``lang``: an escaped XML fragment for ``<Say>``.
 
         Runs of whitespace (the template's layout) become single spaces.
@@ -189,7 +190,7 @@ class PromptLibrary:
         """
         return self._say(lang, name, context, False, lambda text: " ".join(text.split()))
 
-    def render_text(self, lang: str, name: str, context: dict) -> str:
+    def render_text(self, lang: str, name: str, context: Mapping) -> str:
         """Render prompt ``name`` in ``lang`` as plain text, for a text message.
 
         Nothing is XML-escaped (a text message is not TwiML: "&" must stay
@@ -200,7 +201,7 @@ class PromptLibrary:
         """
         return self._say(lang, name, context, True, _lines_of_words)
 
-    def _say(self, lang: str, name: str, context: dict, plain: bool, fold) -> str:
+    def _say(self, lang: str, name: str, context: Mapping, plain: bool, fold) -> str:
         """What the template says, its layout folded by ``fold``.
 
         A template of an in-memory library (which never changes) is given
@@ -228,7 +229,7 @@ class PromptLibrary:
             self._said.put(key, said)
         return said
 
-    def _render(self, lang: str, name: str, template: jinja2.Template, context: dict) -> str:
+    def _render(self, lang: str, name: str, template: jinja2.Template, context: Mapping) -> str:
         try:
             return template.environment.metered(lambda: template.render(context), self.budget)
         except Exception as exc:  # a prompt that fails must never reach the caller half-said
