@@ -26,11 +26,11 @@ Events (dicts, ``type`` plus ``now``, a timezone-aware datetime):
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from ivr.engine import actions as act
 from ivr.engine.failsafe import _FailSafe
 from ivr.engine.gathering import GATHERING, _Gathering
+from ivr.engine.names import CallNames
 from ivr.engine.state import final_reason_answered, new_state
 from ivr.engine.transfers import _Transfers
 from ivr.flow import expressions
@@ -75,6 +75,7 @@ class _Run(_FailSafe, _Transfers, _Gathering):
         self.events: list = []
         self.now: datetime = event["now"]
         self.now_iso = self.now.isoformat()  # every node event and change is stamped with it
+        self._names: CallNames | None = None
 
     # -- dispatch ----------------------------------------------------------------
     def handle(self):
@@ -314,7 +315,8 @@ class _Run(_FailSafe, _Transfers, _Gathering):
         return shown
 
     def _assign(self, assignments):
-        context = self._context()
+        # Its own names: what one assignment sets, the next one reads.
+        context = CallNames(self.state, self.now, self.flow.timezone)
         for variable, spec in assignments:
             result = expressions.value(spec, context)
             if variable == "lang":
@@ -325,20 +327,12 @@ class _Run(_FailSafe, _Transfers, _Gathering):
                 self.state["vars"][variable] = result
             context[variable] = result
 
-    def _context(self) -> dict:
-        state = self.state
-        local = self.now.astimezone(ZoneInfo(self.flow.timezone))
-        return {
-            **state["vars"],
-            "caller": state["caller"], "called": state["called"], "call_id": state["call_id"],
-            "country": state["country"], "lang": state["lang"], "now": local,
-            "today": local.date(), "hour": local.hour, "weekday": local.isoweekday(),
-            "attempt": 1 + state["no_input"] + state["no_match"],
-            "digits": state["digits"], "speech": state["speech"], "reason": state["reason"],
-            "opens_at": state["vars"].get("opens_at"),
-            "choice_label": (state.get("pending") or {}).get("label"),
-            "choice_word": (state.get("pending") or {}).get("word"),
-        }
+    def _context(self) -> CallNames:
+        """What prompts and expressions read, as the call's state says now."""
+        names = self._names
+        if names is None or names.state is not self.state:
+            names = self._names = CallNames(self.state, self.now, self.flow.timezone)
+        return names
 
     def _say(self, prompts):
         lang = self.state["lang"]

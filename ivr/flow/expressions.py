@@ -9,15 +9,20 @@ logic, and its sandbox keeps flow files from reaching Python internals.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 
+from ivr.flow.memo import MISSING, PERSONAL, Memo, key_of, keyable
 from ivr.flow.sandbox import Sandbox
 
 _env = Sandbox(undefined=StrictUndefined)
 
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.S)
+
+#: Values of expressions, by the values of the variables they read (see ``ivr.flow.memo``).
+_values = Memo(4096)
 
 
 class ExpressionError(Exception):
@@ -33,24 +38,42 @@ def _compiled(source: str):
 
 
 @lru_cache(maxsize=4096)
-def _reads(source: str) -> tuple[str, ...]:
-    """The variables ``source`` reads: the only ones it is given."""
-    return tuple(sorted(variables(source)))
+def _reads(source: str) -> tuple[tuple[str, ...], bool]:
+    """The variables ``source`` reads, the only ones it is given; and
+    whether its value may be kept by theirs (it reads nothing of the
+    caller's and draws nothing at random)."""
+    names = tuple(sorted(variables(source)))
+    ast = _env.parse("{{ " + source + " }}")
+    keeps = PERSONAL.isdisjoint(names) and all(f.name != "random" for f in ast.find_all(nodes.Filter))
+    return names, keeps
 
 
-def evaluate(source: str, context: dict):
+def evaluate(source: str, context: Mapping):
     """Evaluate the expression ``source`` against ``context``.
 
     An unknown variable raises ``jinja2.UndefinedError`` rather than being
     silently false: a flow that tests a variable it never set is a bug.
+    A value that is plain (a flag, a word, a date) is kept by the values
+    of the variables read, when they are plain too: the sandbox is pure.
     """
     expression = _compiled(source)
+    names, keeps = _reads(source)
+    key = key_of(names, context) if keeps else None
+    if key is not None:
+        key = (source, key)
+        result = _values.get(key)
+        if result is not MISSING:
+            return result
     # Jinja copies what it is given into a new context (twice): the two or
     # three variables an expression reads, rather than the call's twenty.
-    return expression(**{name: context[name] for name in _reads(source) if name in context})
+    result = expression(**{name: value for name in names
+                           if (value := context.get(name, MISSING)) is not MISSING})
+    if key is not None and keyable(result):
+        _values.put(key, result)
+    return result
 
 
-def value(spec, context: dict):
+def value(spec, context: Mapping):
     """The value of a ``set:`` or look-up argument: ``"{{ expr }}"`` is
     evaluated (keeping its type), anything else is taken literally."""
     expression = value_expression(spec)

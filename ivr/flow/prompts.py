@@ -14,8 +14,10 @@ they run in a sandbox, and an unknown variable is an error
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import jinja2
 import yaml
@@ -25,6 +27,7 @@ from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 from markupsafe import Markup
 
+from ivr.flow.memo import MISSING, PERSONAL, Memo, key_of
 from ivr.flow.prompt_filters import DAY_WORDS, _filters
 from ivr.flow.sandbox import RenderBudget, RenderBudgetExceeded, Sandbox
 from ivr.flow.suggest import closest
@@ -62,6 +65,8 @@ SERVER_PROMPTS = {
 #: Of those, the ones rendered once, when the flow loads, and kept as
 #: text: the fail-safe must not depend on a template when things fail.
 FIXED_SERVER_PROMPTS = ("hold", "failsafe_apology")
+#: How many rendered prompts an in-memory library keeps (see PromptLibrary._say).
+MEMO_SIZE = 512
 
 
 class PromptError(Exception):
@@ -109,11 +114,11 @@ class PromptLibrary:
         #: What each render may spend (see ``ivr.flow.sandbox``).
         self.budget = budget
         self._envs: dict[tuple[str, bool], Sandbox] = {}
-        #: Compiled templates of an in-memory library, which never changes.
-        self._templates: dict[tuple[str, str, bool], jinja2.Template] = {}
-        #: Of those, the ones that read no variable, and what they say.
-        self._fixed: set[tuple[str, str, bool]] = set()
-        self._said: dict[tuple[str, str, bool], str] = {}
+        #: Compiled templates of an in-memory library, which never changes,
+        #: each with the names it reads and whether what it says may be kept.
+        self._templates: dict[tuple[str, str, bool], _Compiled] = {}
+        #: What those said, by the values of the names they read.
+        self._said = Memo(MEMO_SIZE)
         #: Each language's words for ``relative_date``, once read.
         self._days: dict[str, dict[str, str]] = {}
 
@@ -175,7 +180,7 @@ class PromptLibrary:
 
     # --- Rendering ----------------------------------------------------------
 
-    def render(self, lang: str, name: str, context: dict) -> str:
+    def render(self, lang: str, name: str, context: Mapping) -> str:
         """Render prompt ``name`` in ``lang``: an escaped XML fragment for ``<Say>``.
 
         Runs of whitespace (the template's layout) become single spaces.
@@ -185,7 +190,7 @@ class PromptLibrary:
         """
         return self._say(lang, name, context, False, lambda text: " ".join(text.split()))
 
-    def render_text(self, lang: str, name: str, context: dict) -> str:
+    def render_text(self, lang: str, name: str, context: Mapping) -> str:
         """Render prompt ``name`` in ``lang`` as plain text, for a text message.
 
         Nothing is XML-escaped (a text message is not TwiML: "&" must stay
@@ -196,22 +201,35 @@ class PromptLibrary:
         """
         return self._say(lang, name, context, True, _lines_of_words)
 
-    def _say(self, lang: str, name: str, context: dict, plain: bool, fold) -> str:
-        """What the template says, its layout folded by ``fold``; kept when
-        the template reads no variable (it never changes: the library is in
-        memory, the sandbox pure), as the menus every caller hears do."""
-        key = (lang, name, plain)
-        said = self._said.get(key)
-        if said is None:
-            said = fold(self._render(lang, name, context, plain))
-            if key in self._fixed:
-                self._said[key] = said
+    def _say(self, lang: str, name: str, context: Mapping, plain: bool, fold) -> str:
+        """What the template says, its layout folded by ``fold``.
+
+        A template of an in-memory library (which never changes) is given
+        only the names it reads, and what it says is kept by their values
+        when they make a key (``ivr.flow.memo``): the sandbox is pure, so
+        the same values say the same thing.  The menus every caller hears
+        render once, a prompt that reads the date once a day; one that
+        reads an order, the time or the caller's number renders each
+        time, within its budget.
+        """
+        compiled = self._templates.get((lang, name, plain))
+        if compiled is None:
+            compiled = self._template(lang, name, plain)
+        if compiled.reads is None:
+            return fold(self._render(lang, name, compiled.template, context))
+        key = key_of(compiled.reads, context) if compiled.keeps else None
+        if key is not None:
+            key = (lang, name, plain, key)
+            said = self._said.get(key)
+            if said is not MISSING:
+                return said
+        read = {n: value for n in compiled.reads if (value := context.get(n, MISSING)) is not MISSING}
+        said = fold(self._render(lang, name, compiled.template, read))
+        if key is not None:
+            self._said.put(key, said)
         return said
 
-    def _render(self, lang: str, name: str, context: dict, plain: bool) -> str:
-        template = self._templates.get((lang, name, plain))
-        if template is None:
-            template = self._template(lang, name, plain)
+    def _render(self, lang: str, name: str, template: jinja2.Template, context: Mapping) -> str:
         try:
             return template.environment.metered(lambda: template.render(context), self.budget)
         except Exception as exc:  # a prompt that fails must never reach the caller half-said
@@ -220,7 +238,7 @@ class PromptLibrary:
                 failure_kind(exc),
             ) from exc
 
-    def _template(self, lang: str, name: str, plain: bool) -> jinja2.Template:
+    def _template(self, lang: str, name: str, plain: bool) -> "_Compiled":
         """The compiled template; kept when the library is in memory (a
         file-based one lets Jinja see edits to the files)."""
         env = self._env(lang, name, plain)
@@ -230,11 +248,14 @@ class PromptLibrary:
             raise PromptError(lang, name, _(MESSAGES["no-such-prompt"]).format(path=self.path(lang, name))) from exc
         except jinja2.TemplateSyntaxError as exc:
             raise PromptError(lang, name, exc.message or str(exc), exc.lineno) from exc
-        if self.sources is not None:
-            self._templates[lang, name, plain] = template
-            if _says_the_same_every_time(env.parse(self.sources[lang, name])):
-                self._fixed.add((lang, name, plain))
-        return template
+        if self.sources is None:
+            return _Compiled(template, None, False)
+        ast = env.parse(self.sources[lang, name])
+        reads = _names_read(ast)
+        keeps = reads is not None and PERSONAL.isdisjoint(reads) and _draws_nothing_at_random(ast)
+        compiled = _Compiled(template, reads, keeps)
+        self._templates[lang, name, plain] = compiled
+        return compiled
 
     # --- Static checks (for the flow linter) --------------------------------
 
@@ -400,13 +421,31 @@ def _lines_of_words(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _says_the_same_every_time(ast: nodes.Template) -> bool:
-    """Whether a template's output is fixed: it reads no name at all (no
-    variable, and no global such as ``lipsum``, which
-    ``find_undeclared_variables`` does not report) and draws nothing at
-    random."""
-    if next(ast.find_all(nodes.Name), None) is not None:
-        return False
+class _Compiled(NamedTuple):
+    """A template of an in-memory library, ready to render."""
+
+    template: jinja2.Template
+    #: Every name it reads (None: any, as a template that includes another
+    #: reads that one's names): the only ones it is given.
+    reads: tuple[str, ...] | None
+    #: Whether what it says may be kept by the values of ``reads``.
+    keeps: bool
+
+
+def _names_read(ast: nodes.Template) -> tuple[str, ...] | None:
+    """Every name a template uses, sorted: its variables, and the globals
+    and names it sets too (a flow variable may shadow a global, and one
+    given that it does not read changes nothing).  None when it takes
+    other templates, which read names of their own."""
+    if next(ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)), None):
+        return None
+    return tuple(sorted({n.name for n in ast.find_all((nodes.Name, nodes.NSRef))}))
+
+
+def _draws_nothing_at_random(ast: nodes.Template) -> bool:
+    """Whether a template says the same for the same values: it uses no
+    ``random`` filter (the sandbox has no other source of chance, nor a
+    clock)."""
     return all(f.name != "random" for f in ast.find_all(nodes.Filter))
 
 

@@ -1,0 +1,184 @@
+"""Prompts and expressions kept by the values they read: said once for the
+same values, never kept when they read the time, draw at random or read
+what identifies a caller, and still bounded by the sandbox on a miss."""
+
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from markupsafe import Markup
+
+from ivr.engine.names import CallNames
+from ivr.flow import expressions
+from ivr.flow.memo import MISSING, Memo, key_of
+from ivr.flow.prompts import MEMO_SIZE, PromptError, PromptLibrary
+from ivr.flow.sandbox import RenderBudget
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+class CountingClock:
+    """A render budget's clock that counts its reads: each render reads it."""
+
+    def __init__(self, step: float = 0.0):
+        self.reads, self.now, self.step = 0, 0.0, step
+
+    def __call__(self) -> float:
+        self.reads += 1
+        self.now += self.step
+        return self.now
+
+
+def library(clock, **templates) -> PromptLibrary:
+    return PromptLibrary(Path("."), {("en-US", name): text for name, text in templates.items()},
+                         RenderBudget(clock=clock))
+
+
+def renders(lib, clock, name, **context) -> tuple[str, bool]:
+    """What ``name`` says, and whether it was rendered (not kept)."""
+    before = clock.reads
+    said = lib.render("en-US", name, context)
+    return said, clock.reads > before
+
+
+def test_a_prompt_is_rendered_once_for_the_same_values():
+    clock = CountingClock()
+    lib = library(clock, back="Back {{ day }}, {{ today }}.")
+    assert renders(lib, clock, "back", day="Monday", today=date(2026, 12, 7)) == (
+        "Back Monday, 2026-12-07.", True)
+    assert renders(lib, clock, "back", day="Monday", today=date(2026, 12, 7), other={"x": 1}) == (
+        "Back Monday, 2026-12-07.", False)
+    assert renders(lib, clock, "back", day="Tuesday", today=date(2026, 12, 7)) == (
+        "Back Tuesday, 2026-12-07.", True)
+
+
+@pytest.mark.parametrize("template, context", [
+    ("{{ now.hour }}", {"now": datetime(2026, 12, 7, 9, tzinfo=PARIS)}),
+    ("{{ ['a', 'b']|random }}", {}),
+    ("{{ caller|digits }}", {"caller": "+33612345678"}),
+    ("{{ number }}", {"number": "06 12 34 56 78"}),
+    ("{{ order.number }}", {"order": {"number": "1"}}),
+    ("{{ ratio }}", {"ratio": 0.5}),
+    ("{{ note }}", {"note": "x" * 300}),
+])
+def test_a_prompt_reading_the_time_chance_a_caller_or_a_dict_is_rendered_each_time(template, context):
+    clock = CountingClock()
+    lib = library(clock, p=template)
+    lib.render("en-US", "p", context)
+    assert renders(lib, clock, "p", **context)[1] is True
+
+
+@pytest.mark.parametrize("value, said", [
+    (1, "1"), (True, "True"), ("1", "1"), (None, "None"),
+    ("a&b", "a&amp;b"), (Markup("a&amp;b"), "a&amp;b"), ("a&amp;b", "a&amp;amp;b"),
+])
+def test_values_equal_in_python_but_said_differently_are_kept_apart(value, said):
+    clock = CountingClock()
+    lib = library(clock, p="{{ x }}")
+    for warm in (1, True, "1", None, "a&b", "a&amp;b"):
+        lib.render("en-US", "p", {"x": warm})
+    assert lib.render("en-US", "p", {"x": value}) == said
+
+
+def test_the_time_limit_still_applies_to_a_render_not_kept():
+    clock = CountingClock()
+    lib = library(clock, p="{% for i in range(40) %}{{ day }}{% endfor %}")
+    assert renders(lib, clock, "p", day="a")[1] is True
+    clock.step = 1.0  # every read of the clock now finds a second gone
+    with pytest.raises(PromptError) as caught:
+        lib.render("en-US", "p", {"day": "b"})
+    assert caught.value.kind == "budget"
+    assert renders(lib, clock, "p", day="a") == ("a" * 40, False)  # kept before: no render
+
+
+def test_a_render_that_fails_is_not_kept():
+    clock = CountingClock()
+    lib = library(clock, p="{{ day.missing }}")
+    for _ in range(2):
+        before = clock.reads
+        with pytest.raises(PromptError):
+            lib.render("en-US", "p", {"day": "a"})
+        assert clock.reads > before
+
+
+def test_the_kept_prompts_are_bounded():
+    clock = CountingClock()
+    lib = library(clock, p="{{ n }}")
+    for n in range(MEMO_SIZE + 50):
+        assert lib.render("en-US", "p", {"n": n}) == str(n)
+    assert len(lib._said) == MEMO_SIZE
+    assert renders(lib, clock, "p", n=0)[1] is True  # the oldest went first
+    assert renders(lib, clock, "p", n=MEMO_SIZE + 49)[1] is False
+
+
+def test_a_library_read_from_files_keeps_nothing(tmp_path):
+    (tmp_path / "en-US").mkdir()
+    (tmp_path / "en-US" / "p.j2").write_text("Hello {{ day }}.")
+    clock = CountingClock()
+    lib = PromptLibrary(tmp_path, budget=RenderBudget(clock=clock))
+    assert lib.render("en-US", "p", {"day": "Monday"}) == "Hello Monday."
+    (tmp_path / "en-US" / "p.j2").write_text("Bye {{ day }}.")
+    assert renders(lib, clock, "p", day="Monday") == ("Bye Monday.", True)
+
+
+def test_memo_forgets_the_least_recently_used():
+    memo = Memo(2)
+    memo.put("a", 1)
+    memo.put("b", None)
+    assert memo.get("a") == 1  # now b is the oldest
+    memo.put("c", 3)
+    assert (memo.get("a"), memo.get("b"), memo.get("c")) == (1, MISSING, 3)
+
+
+def test_a_key_holds_each_value_with_its_type_and_marks_a_missing_name():
+    assert key_of(("a", "b"), {"a": 1}) != key_of(("a", "b"), {"a": True})
+    assert key_of(("a", "b"), {"a": 1}) != key_of(("a", "b"), {"a": 1, "b": None})
+    assert key_of(("a",), {"a": datetime(2026, 12, 7, tzinfo=PARIS)}) is None
+    assert key_of(("a",), {"a": "+33612345678"}) is None
+
+
+def test_an_expression_gives_the_right_value_for_values_equal_in_python():
+    for value, expected in ((1, "int"), (True, "bool"), ("1", "str"), (1, "int")):
+        assert expressions.evaluate("(x is sameas true) and 'bool' or (x is string) and 'str' or 'int'",
+                                    {"x": value}) == expected
+
+
+def test_an_expression_giving_a_dict_or_list_gives_a_new_one_each_time():
+    first = expressions.evaluate("{'n': x}", {"x": "1"})
+    second = expressions.evaluate("{'n': x}", {"x": "1"})
+    assert first == second == {"n": "1"} and first is not second
+    assert expressions.evaluate("[x]", {"x": "1"}) is not expressions.evaluate("[x]", {"x": "1"})
+
+
+def call_state(**changes) -> dict:
+    state = {"caller": "+33612345678", "called": "+33100000000", "call_id": "CA1",
+             "country": "FR", "lang": "fr-FR", "no_input": 1, "no_match": 1, "digits": "1",
+             "speech": "", "reason": "billing", "pending": {"label": "L", "word": "W"},
+             "vars": {"order": {"number": "1"}, "caller": "shadowed", "opens_at": None}}
+    state.update(changes)
+    return state
+
+
+def test_the_call_names_are_the_state_read_at_the_calls_local_time():
+    now = datetime(2026, 12, 7, 8, 30, tzinfo=ZoneInfo("UTC"))
+    names = CallNames(call_state(), now, "Europe/Paris")
+    assert dict(names) == {
+        "order": {"number": "1"}, "caller": "+33612345678", "called": "+33100000000",
+        "call_id": "CA1", "country": "FR", "lang": "fr-FR",
+        "now": datetime(2026, 12, 7, 9, 30, tzinfo=PARIS), "today": date(2026, 12, 7),
+        "hour": 9, "weekday": 1, "attempt": 3, "digits": "1", "speech": "",
+        "reason": "billing", "opens_at": None, "choice_label": "L", "choice_word": "W"}
+    assert "order" in names and "missing" not in names and names.get("missing") is None
+    with pytest.raises(KeyError):
+        names["missing"]
+
+
+def test_the_call_names_follow_the_state_and_keep_a_value_given():
+    state = call_state(pending=None)
+    names = CallNames(state, datetime(2026, 12, 7, 8, 30, tzinfo=PARIS), "Europe/Paris")
+    state["vars"]["status_told"] = True
+    state["lang"] = "en-US"
+    names["reason"] = "assigned"
+    assert (names["status_told"], names["lang"], names["reason"]) == (True, "en-US", "assigned")
+    assert names["choice_label"] is None
