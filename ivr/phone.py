@@ -25,14 +25,37 @@ def is_withheld(number: str | None) -> bool:
     return (number or "").strip().lower() in WITHHELD_CALLER_IDS
 
 
+#: A number already in clean E.164 form: "+", then 7 to 15 digits.
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
 def country_of(number: str | None) -> str | None:
     """The ISO country of an E.164 number ("FR"), or None when unknown or withheld."""
     if is_withheld(number) or not (number or "").startswith("+"):
         return None
+    single = _single_country(number)
+    if single is not None:
+        return single
     try:
         return phonenumbers.region_code_for_number(phonenumbers.parse(number)) or None
     except phonenumbers.NumberParseException:
         return None
+
+
+def _single_country(number) -> str | None:
+    """The country of a clean E.164 number whose calling code belongs to
+    one country alone ("+33" is France): the answer of a full parse,
+    without it (a parse costs as much as a whole turn's engine step).
+    None when a full parse must decide: a calling code shared by several
+    countries ("+1", "+44"), or a number not in clean E.164 form."""
+    if not _E164.fullmatch(number):
+        return None
+    digits = number[1:]
+    for length in (1, 2, 3):  # calling codes are prefix-free
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:length]))
+        if regions is not None:
+            return regions[0] if len(regions) == 1 else None
+    return None
 
 
 #: Number types a text message can reach.  Landlines, toll-free and
