@@ -229,9 +229,14 @@ class VoiceResource(WebhookResource):
             now = self.simulated_time(request)
         except BadRequest as error:
             return self.refuse(request, error)
-        result = defer.ensureDeferred(
-            self.handler.voice(flow_name, turn, params, now, poll=self._polls(query),
-                               served=self.served_for(request)))
+        try:
+            result = self.handler.answer(flow_name, turn, params, now, poll=self._polls(query),
+                                         served=self.served_for(request))
+        except Exception:  # noqa: BLE001 - answered below like a failed Deferred
+            result = defer.fail()
+        if not isinstance(result, defer.Deferred):  # answered at once
+            request.setHeader(b"content-type", self.dialect.content_type)
+            return result
 
         def answered(body):
             request.setHeader(b"content-type", self.dialect.content_type)
@@ -299,7 +304,7 @@ class StatusResource(WebhookResource):
             now = self.simulated_time(request)
         except BadRequest as error:
             return self.refuse(request, error)
-        result = defer.ensureDeferred(self.handler.status_committed(params, now, self.served_for(request)))
+        result = self.handler.status_committed(params, now, self.served_for(request))
         gone = []  # the provider hung up on us: the callback is still kept
         request.notifyFinish().addErrback(gone.append)
 
