@@ -228,8 +228,8 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         held = self._held[call_id] = Held(
             call_id, turn, work, None if storing else self._hold_prompt(record, flow_name),
             clock=self.clock, hold_after=None if storing else self.hold_after,
-            hold_twiml=lambda held, opening: self._hold_twiml(held, flow_name, storing, opening,
-                                                              served))
+            hold_twiml=None if storing else (
+                lambda held, opening: self._hold_twiml(held, flow_name, storing, opening, served)))
         work.addBoth(self._release, call_id, held)
         return held.opening.wait()
 

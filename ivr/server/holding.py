@@ -124,7 +124,7 @@ class Held:
         self.say = say
         self.clock, self.hold_after, self.hold_twiml = clock, hold_after, hold_twiml
         self.result = None
-        self._finished = _Round()
+        self._finished: _Round | None = None  # made when first asked for
         self.opening = self._round(True)
         self._polling: _Round | None = None
         #: Holds answered so far (the opening's and the polls').
@@ -171,6 +171,10 @@ class Held:
 
     def finished(self) -> defer.Deferred:
         """A Deferred firing with the turn's TwiML (or failing) once it is done."""
+        if self._finished is None:
+            self._finished = _Round()
+            if self.done:
+                self._finished.settle(self.result)
         return self._finished.wait()
 
     def hang_up(self) -> None:

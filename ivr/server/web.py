@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web import http
 from twisted.web.error import UnsupportedMethod
+from twisted.web.http import parse_qs
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -273,7 +273,7 @@ class VoiceResource(WebhookResource):
     @staticmethod
     def _query(request) -> dict[bytes, list[bytes]]:
         # From the URL we wrote into the TwiML only, never from the body.
-        return http.parse_qs(request.uri.partition(b"?")[2])
+        return parse_qs(request.uri.partition(b"?")[2])
 
     @staticmethod
     def _polls(query) -> bool:
