@@ -85,7 +85,8 @@ class WebhookRequest:
     """A provider's request as received, before anything trusts it.
 
     ``url`` is the URL the provider requested (the public base URL, then
-    the path and query string), which is what most providers sign;
+    the path and query string), which is what most providers sign ("" when
+    the server checks no signature of the request: only ``verify`` reads it);
     ``content_type`` is the lower-case media type without parameters
     ("" when absent); ``query`` is the parsed query string; ``raw`` the body
     (already bounded in size by the web layer); ``now`` the server's time

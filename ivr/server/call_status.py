@@ -62,9 +62,17 @@ class _StatusCallbacks:
         try:
             yield
         except Exception as error:
-            if fault_cause(error) is not None:
-                self.storage.failed(error, f"status of {notice.call_id}")
+            self._count_status_fault(notice, error)
             raise
+
+    def _count_status_fault(self, notice: StatusNotice, error: BaseException) -> None:
+        if fault_cause(error) is not None:
+            self.storage.failed(error, f"status of {notice.call_id}")
+
+    def _status_not_written(self, failure, notice: StatusNotice):
+        """A group commit of a status callback failed: counted, passed on."""
+        self._count_status_fault(notice, failure.value)
+        return failure
 
     def _status_written(self, notice: StatusNotice, pending, new: bool, ended) -> bool:
         """A status callback is committed: with it, the call's turns answered from memory."""

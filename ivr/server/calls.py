@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ivr.engine import actions as act
 from ivr.engine.state import call_summary
@@ -51,10 +52,11 @@ from ivr.server.holding import (
     PollsElsewhere,
     server_say,
 )
+from ivr.server.playing import TurnInPlay, run_eagerly
 from ivr.server.registry import UnknownFlow
 from ivr.server.served import Served
 from ivr.server.sms import NoSms
-from ivr.server.storage_faults import Unsaved, _both, _StorageFaults
+from ivr.server.storage_faults import Unsaved, _StorageFaults
 from ivr.store.sqlite.group_commit import GroupCommit
 from ivr.store.sqlite.storage_health import StorageHealth
 
@@ -142,10 +144,11 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
     def _base(self, served: Served | None) -> str:
         return served.base if served is not None and served.base is not None else self.base_url
 
-    async def voice(self, flow_name: str, turn: int, params: dict,
-                    now: datetime | None = None, poll: bool = False,
-                    served: Served | None = None) -> bytes:
-        """Answer one voice webhook (the dialect's ``params``) of a call.
+    def voice(self, flow_name: str, turn: int, params: dict,
+              now: datetime | None = None, poll: bool = False,
+              served: Served | None = None) -> defer.Deferred:
+        """Answer one voice webhook (the dialect's ``params``) of a call: a
+        Deferred firing with the provider's document.
 
         ``now`` replaces the clock for this turn (``ivr-sim`` against a
         server started with ``--simulated-clock``).  A turn whose look-ups
@@ -153,26 +156,60 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         :meth:`_hold`) and goes on; ``poll`` is the caller coming back
         from it.  ``served`` is the provider whose route the request came
         by (the handler's own dialect unless told)."""
+        try:
+            answer = self.answer(flow_name, turn, params, now, poll, served)
+        except Exception:  # noqa: BLE001 - the Deferred carries it
+            return defer.fail()
+        return answer if isinstance(answer, defer.Deferred) else defer.succeed(answer)
+
+    def answer(self, flow_name: str, turn: int, params: dict, now: datetime | None = None,
+               poll: bool = False, served: Served | None = None) -> bytes | defer.Deferred:
+        """:meth:`voice`, with the document itself when it is ready at once
+        (a retry, a replay, a turn committed without group commit), else a
+        Deferred of it; raises what the Deferred would fail with."""
         served = served or self.served
-        dialect = served.dialect
-        call_id = dialect.call_facts(params).call_id
+        call_id = served.dialect.call_facts(params).call_id
         joined = self._join_held(call_id, turn, poll)
         if joined is not None:
-            return await joined
+            return joined
         held_answer = self._hold_answers.get(call_id)
         if held_answer is not None and held_answer[0] == turn and not poll:
             return held_answer[1]  # a retry of a request answered with a hold
+        if self.read_in_thread is not None:
+            return defer.ensureDeferred(
+                self._answer_read_in_thread(flow_name, turn, params, now, poll, served, call_id))
         try:
-            record = await self._read(self._last_record, call_id)
-            if record is None and turn > 0 and await self._read(self._state_dropped, call_id):
-                self.log.info("turn {call} {turn} of a call ended long ago: hung up",
-                              call=call_id, turn=turn)
-                return dialect.render([act.Hangup()], "")
+            record = self._last_record(call_id)
+            if record is None and turn > 0 and self._state_dropped(call_id):
+                return self._long_ended(call_id, turn, served)
+        except Exception as error:  # noqa: BLE001 - the store cannot even read
+            return self._unreadable(flow_name, turn, params, now, error, served)
+        return self._answer_from(record, flow_name, turn, params, now, poll, served, call_id)
+
+    async def _answer_read_in_thread(self, flow_name, turn, params, now, poll, served,
+                                     call_id) -> bytes:
+        """:meth:`answer` for a store read off the reactor's thread."""
+        try:
+            record = await self.read_in_thread(self._last_record, call_id)
+            if record is None and turn > 0 and await self.read_in_thread(self._state_dropped,
+                                                                         call_id):
+                return self._long_ended(call_id, turn, served)
         except Exception as error:  # noqa: BLE001 - the store cannot even read
             return self._unreadable(flow_name, turn, params, now, error, served)
         joined = self._join_held(call_id, turn, poll)  # a copy of it came while we read
         if joined is not None:
             return await joined
+        answer = self._answer_from(record, flow_name, turn, params, now, poll, served, call_id)
+        return (await answer) if isinstance(answer, defer.Deferred) else answer
+
+    def _long_ended(self, call_id: str, turn: int, served: Served) -> bytes:
+        self.log.info("turn {call} {turn} of a call ended long ago: hung up",
+                      call=call_id, turn=turn)
+        return served.dialect.render([act.Hangup()], "")
+
+    def _answer_from(self, record, flow_name, turn, params, now, poll, served,
+                     call_id) -> bytes | defer.Deferred:
+        """The answer to a turn of a call whose last answered turn is ``record``."""
         if poll and (record is None or record.turn < turn) and self.polls_elsewhere.wait(call_id, turn):
             return self._hold_again(flow_name, turn, served)  # the turn plays in another process
         if record is not None and (turn <= record.turn or poll):
@@ -182,18 +219,19 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             self.log.info("turn {call} {turn} replayed", call=call_id, turn=turn)
             return record.response
         self._hold_answers.pop(call_id, None)  # a new turn: older ones are not retried
-        storing = []  # _play notes when only the commit is left
-        work = defer.ensureDeferred(self._play(flow_name, turn, params, now, record, storing,
-                                               served))
-        if work.called:
-            return await work
+        storing: list = []  # _play notes when only the commit is left
+        work = self._play(flow_name, turn, params, now, record, storing, served)
+        if not isinstance(work, defer.Deferred) or work.called:
+            return work
+        # Retries, polls and the status callback join the turn while it
+        # plays; once only its commit is left it can no longer hold.
         held = self._held[call_id] = Held(
-            call_id, turn, work, self._hold_prompt(record, flow_name), clock=self.clock,
-            hold_after=self.hold_after,
-            hold_twiml=lambda held, opening: self._hold_twiml(held, flow_name, storing, opening,
-                                                              served))
+            call_id, turn, work, None if storing else self._hold_prompt(record, flow_name),
+            clock=self.clock, hold_after=None if storing else self.hold_after,
+            hold_twiml=None if storing else (
+                lambda held, opening: self._hold_twiml(held, flow_name, storing, opening, served)))
         work.addBoth(self._release, call_id, held)
-        return await held.opening.wait()
+        return held.opening.wait()
 
     def _join_held(self, call_id: str, turn: int, poll: bool) -> defer.Deferred | None:
         """The answer of this turn when it is already being played (a
@@ -203,17 +241,11 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             return None
         return held.poll() if poll else held.opening.wait()
 
-    def _read(self, function, *args) -> defer.Deferred:
-        """``function(*args)``, a read of the store: in a thread when the
-        handler has one for reads, else at once."""
-        if self.read_in_thread is None:
-            return defer.maybeDeferred(function, *args)
-        return self.read_in_thread(function, *args)
-
-    async def _play(self, flow_name, turn, params, now, record, storing=None,
-                    served: Served | None = None) -> bytes:
-        """Play the turn, store it, and return its document.  ``storing`` (a
-        list) gets an item once the turn waits only for its commit."""
+    def _play(self, flow_name, turn, params, now, record, storing=None,
+              served: Served | None = None) -> bytes | defer.Deferred:
+        """Play the turn, store it, and return its document (or a Deferred
+        of it).  ``storing`` (a list) gets an item once the turn waits only
+        for its commit."""
         served = served or self.served
         dialect = served.dialect
         facts = dialect.call_facts(params)
@@ -236,45 +268,19 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         event["now"] = now or self._now(flow.timezone if flow else "UTC")
         if flow is not None and flow is not self._apologies_of:
             self._remember_apologies(flow)
-        url = self.action_url(flow_name, turn + 1, served)
+        playing = TurnInPlay(self, call_id, turn, flow, state, event,
+                             self.action_url(flow_name, turn + 1, served), dialect, storing)
         try:
             if flow is None:
                 raise UnknownFlow(f"{state['flow']} version {state['version']}")
-            result = await play_turn_async(flow, state, event, self.perform, self.clock,
-                                           self.lookup_timeout, send_sms=self.send_sms,
-                                           caller_gone=lambda: self._caller_gone(call_id, turn))
-            new_state, node_events = result.state, result.node_events
-            actions = [self._with_whisper(a, served) for a in result.actions]
-            body = dialect.render(actions, url)
-        except Exception as error:  # noqa: BLE001 - the caller must reach a human
-            self.log.failure("turn {call} {turn} failed; routing to a human", call=call_id, turn=turn)
-            new_state, body, node_events = self._fail_safe(flow, state, event, url, dialect, error)
-        pending = self._unsaved.get(call_id)
-        write = self._writer(call_id, turn, new_state, body, node_events)
-        if pending is not None:  # the call's turns answered from memory are written first
-            write = _both(pending.write, write)
-        try:
-            await self._commit(write, storing, turn)
-        except Exception as error:  # noqa: BLE001 - the caller must still be answered
-            return self._answer_unsaved(call_id, turn, flow, state, event, url, error, pending,
-                                        (new_state, body, node_events), dialect)
-        self._written(call_id, pending)
-        self._saved(call_id, turn, new_state)
-        if new_state.get("callback") and not (state or {}).get("callback"):
-            self.helpdesk.requested(call_id)  # this turn kept the number, now committed
-        if self._unsaved:
-            self.save_unsaved()
-        return body
-
-    async def _commit(self, write, storing, turn):
-        """Run ``write`` now, or in the next group commit."""
-        if self.group_commit is None:
-            write()
-            return
-        if storing is not None:
-            storing.append(turn)
-        await self.group_commit.write(write)
-
+            played = run_eagerly(play_turn_async(
+                flow, state, event, self.perform, self.clock, self.lookup_timeout,
+                send_sms=self.send_sms, caller_gone=lambda: self._caller_gone(call_id, turn)))
+        except Exception:  # noqa: BLE001 - the caller must reach a human
+            return playing.failed(Failure())
+        if isinstance(played, defer.Deferred):  # a look-up answers later
+            return played.addCallbacks(playing.played, playing.failed, callbackArgs=(served,))
+        return playing.played(played, served)
 
     # -- holding a caller while a slow look-up goes on ---------------------------------
     def _hold_twiml(self, held: "Held", flow_name: str, storing: list, opening: bool,
@@ -335,23 +341,33 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         if self._held.get(call_id) is held:
             del self._held[call_id]
 
-    async def status_committed(self, params: dict, now: datetime | None = None,
-                               served: Served | None = None) -> bool:
+    def status_committed(self, params: dict, now: datetime | None = None,
+                         served: Served | None = None) -> defer.Deferred:
         """:meth:`status`, committed with the group of turns when the
-        handler commits in groups; the result once it is committed."""
-        notice = (served or self.served).dialect.status_from(params)
+        handler commits in groups: a Deferred of its result once it is
+        committed.  A call's turn still in play is committed first."""
+        try:
+            notice = (served or self.served).dialect.status_from(params)
+        except Exception:  # noqa: BLE001 - the Deferred carries it
+            return defer.fail()
         held = self._held.get(notice.call_id)
         if held is not None:
             if notice.final:
                 held.hang_up()  # at the node the turn waits at, not the one after
-            await _settled(held.finished())  # its last turn must be saved first
-        if self.group_commit is None:
-            return self.status(params, now, served)
-        pending = self._unsaved.get(notice.call_id)
-        with self._status_fault(notice):
-            new, ended = await self.group_commit.write(lambda: self._apply_status(notice, now))
-        return self._status_written(notice, pending, new, ended)
+            return defer.ensureDeferred(self._status_after(held, notice, params, now, served))
+        return self._commit_status(notice, params, now, served)
 
+    async def _status_after(self, held: Held, notice, params, now, served) -> bool:
+        await _settled(held.finished())  # its last turn must be saved first
+        return await self._commit_status(notice, params, now, served)
+
+    def _commit_status(self, notice, params, now, served) -> defer.Deferred:
+        if self.group_commit is None:
+            return defer.maybeDeferred(self.status, params, now, served)
+        pending = self._unsaved.get(notice.call_id)
+        written = self.group_commit.write(lambda: self._apply_status(notice, now))
+        return written.addCallbacks(lambda result: self._status_written(notice, pending, *result),
+                                    self._status_not_written, errbackArgs=(notice,))
 
     def _with_whisper(self, action, served: Served):
         """A transfer to a phone number first tells the agent why the caller

@@ -114,16 +114,17 @@ class Held:
     TwiML once it is ready, else ``hold_twiml(self, False)`` after
     ``hold_after``.  ``hold_twiml`` returns None when the turn must not
     hold (only its commit is left): the answer then waits for the turn.
-    So concurrent retries never get different bytes."""
+    So concurrent retries never get different bytes.  With ``hold_after``
+    None (the turn waits only for its commit) no round ever holds."""
 
     def __init__(self, call_id: str, turn: int, work: defer.Deferred, say: act.Say | None, *,
-                 clock, hold_after: float, hold_twiml):
+                 clock, hold_after: float | None, hold_twiml):
         self.call_id, self.turn = call_id, turn
         #: What the caller hears the first time they are put on hold.
         self.say = say
         self.clock, self.hold_after, self.hold_twiml = clock, hold_after, hold_twiml
         self.result = None
-        self._finished = _Round()
+        self._finished: _Round | None = None  # made when first asked for
         self.opening = self._round(True)
         self._polling: _Round | None = None
         #: Holds answered so far (the opening's and the polls').
@@ -141,7 +142,8 @@ class Held:
 
     def _round(self, opening: bool) -> _Round:
         round_ = _Round()
-        round_.timer = self.clock.callLater(self.hold_after, self._time_up, round_, opening)
+        if self.hold_after is not None:  # None: only the commit is left, which never holds
+            round_.timer = self.clock.callLater(self.hold_after, self._time_up, round_, opening)
         return round_
 
     def _time_up(self, round_: _Round, opening: bool) -> None:
@@ -169,6 +171,10 @@ class Held:
 
     def finished(self) -> defer.Deferred:
         """A Deferred firing with the turn's TwiML (or failing) once it is done."""
+        if self._finished is None:
+            self._finished = _Round()
+            if self.done:
+                self._finished.settle(self.result)
         return self._finished.wait()
 
     def hang_up(self) -> None:

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web import http
 from twisted.web.error import UnsupportedMethod
+from twisted.web.http import parse_qs
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -124,8 +124,10 @@ class WebhookResource(PlainResource):
         """Fields a request to this resource must carry."""
         return self.dialect.voice_fields
 
-    def webhook(self, request) -> WebhookRequest:
-        """The request as the dialect reads it; its body bounded in size."""
+    def webhook(self, request, signed: bool = True) -> WebhookRequest:
+        """The request as the dialect reads it; its body bounded in size.
+        Its URL only when its signature is ``signed`` (checked): nothing
+        else reads it, and building it is a tenth of the request's checks."""
         if getattr(request, "too_large", False):
             raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
         content_type = (header_text(request, b"content-type") or "").split(";")[0].strip().lower()
@@ -137,7 +139,8 @@ class WebhookResource(PlainResource):
             query = parse_form(request.uri.partition(b"?")[2].decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             raise BadRequest(400, "malformed query string") from None
-        return WebhookRequest(request.method.decode("ascii"), self.request_url(request),
+        return WebhookRequest(request.method.decode("ascii"),
+                              self.request_url(request) if signed else "",
                               content_type, raw, query, request.getHeader,
                               self.received_at(request))
 
@@ -154,7 +157,7 @@ class WebhookResource(PlainResource):
     def read_form(self, request) -> dict:
         """The webhook's parameters: parsed, signature checked, then checked
         by the dialect's field rules; raises :class:`BadRequest`."""
-        webhook = self.webhook(request)
+        webhook = self.webhook(request, signed=self.served.checks_signatures)
         try:
             fields = self.dialect.parse(webhook)
         except Refusal as refusal:
@@ -229,9 +232,14 @@ class VoiceResource(WebhookResource):
             now = self.simulated_time(request)
         except BadRequest as error:
             return self.refuse(request, error)
-        result = defer.ensureDeferred(
-            self.handler.voice(flow_name, turn, params, now, poll=self._polls(query),
-                               served=self.served_for(request)))
+        try:
+            result = self.handler.answer(flow_name, turn, params, now, poll=self._polls(query),
+                                         served=self.served_for(request))
+        except Exception:  # noqa: BLE001 - answered below like a failed Deferred
+            result = defer.fail()
+        if not isinstance(result, defer.Deferred):  # answered at once
+            request.setHeader(b"content-type", self.dialect.content_type)
+            return result
 
         def answered(body):
             request.setHeader(b"content-type", self.dialect.content_type)
@@ -265,7 +273,7 @@ class VoiceResource(WebhookResource):
     @staticmethod
     def _query(request) -> dict[bytes, list[bytes]]:
         # From the URL we wrote into the TwiML only, never from the body.
-        return http.parse_qs(request.uri.partition(b"?")[2])
+        return parse_qs(request.uri.partition(b"?")[2])
 
     @staticmethod
     def _polls(query) -> bool:
@@ -299,7 +307,7 @@ class StatusResource(WebhookResource):
             now = self.simulated_time(request)
         except BadRequest as error:
             return self.refuse(request, error)
-        result = defer.ensureDeferred(self.handler.status_committed(params, now, self.served_for(request)))
+        result = self.handler.status_committed(params, now, self.served_for(request))
         gone = []  # the provider hung up on us: the callback is still kept
         request.notifyFinish().addErrback(gone.append)
 

@@ -101,22 +101,10 @@ def _add_verb(out: list[str], action: Action, action_url: str, method: str) -> N
         case Say() | Play() | Pause():
             out.append(_prompt(action))
         case Gather():
-            out.append(_element(
-                "Gather",
-                "".join(_prompt(prompt) for prompt in action.prompts),
-                action=action_url,
-                method=method,
-                input=action.input,
-                numDigits=action.num_digits,
-                finishOnKey=action.finish_on_key,
-                timeout=action.timeout,
-                speechTimeout=action.speech_timeout,
-                hints=", ".join(action.hints) or None,
-                language=action.language,
-            ))
-            # With no input Twilio falls through to the next verb, and with
-            # none it hangs up: send the silent caller back to the engine.
-            out.append(_element("Redirect", _text(action_url), method=method))
+            out.append(_gather("".join(_prompt(prompt) for prompt in action.prompts), action_url,
+                               method, action.input, action.num_digits, action.finish_on_key,
+                               action.timeout, action.speech_timeout, action.hints,
+                               action.language))
         case Dial():
             out.append(_dial(action, action_url, method))
         case Enqueue():
@@ -144,6 +132,32 @@ def _add_verb(out: list[str], action: Action, action_url: str, method: str) -> N
             out.append("<Hangup />")
         case _:
             raise ValueError(f"cannot render {action!r} as TwiML")
+
+
+# A flow's menus come back call after call, with the same action URL at
+# the same turn: each distinct Gather is serialised once.  Keyed by type too,
+# so that a timeout of 5 and one of 5.0 are not taken for each other.
+@lru_cache(maxsize=4096, typed=True)
+def _gather(prompts: str, action_url: str, method: str, input: str, num_digits: int | None,
+            finish_on_key: str | None, timeout: int, speech_timeout: str | None,
+            hints: tuple[str, ...], language: str | None) -> str:
+    """A ``<Gather>`` around ``prompts`` (serialised), then its ``<Redirect>``."""
+    gather = _element(
+        "Gather",
+        prompts,
+        action=action_url,
+        method=method,
+        input=input,
+        numDigits=num_digits,
+        finishOnKey=finish_on_key,
+        timeout=timeout,
+        speechTimeout=speech_timeout,
+        hints=", ".join(hints) or None,
+        language=language,
+    )
+    # With no input Twilio falls through to the next verb, and with
+    # none it hangs up: send the silent caller back to the engine.
+    return gather + _element("Redirect", _text(action_url), method=method)
 
 
 def _prompt(prompt: Say | Play | Pause) -> str:

@@ -1,0 +1,108 @@
+"""A turn in play, from the engine's answer to the committed document,
+without a coroutine or a Deferred where none is needed.
+
+Most turns need no wait before their commit: their state is in memory
+or read at once, and their look-ups (if any) answer at once.  Such a turn
+runs synchronously up to the commit, and with group commit its request
+waits on that commit's Deferred alone.  A turn whose look-up answers
+later goes on where it waits, driven by Twisted (see :func:`run_eagerly`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import Any
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from ivr.server.storage_faults import _both
+
+
+def run_eagerly(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coroutine`` now: its result when it finishes without waiting
+    (its exception raised here), else a Deferred of the rest.  Awaiting a
+    Deferred checks, each time the coroutine resumes, whether it has
+    fired, so Twisted drives the rest from where it waits."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    return defer.Deferred.fromCoroutine(coroutine)
+
+
+class TurnInPlay:
+    """One turn of a call between the engine and the answer: renders the
+    played turn in the provider's markup (the fail-safe when it failed),
+    commits it and returns the document, or a Deferred of it."""
+
+    __slots__ = ("handler", "call_id", "turn", "flow", "state", "event", "url", "dialect",
+                 "storing")
+
+    def __init__(self, handler, call_id: str, turn: int, flow, state, event: dict, url: str,
+                 dialect, storing: list | None):
+        self.handler, self.call_id, self.turn = handler, call_id, turn
+        self.flow, self.state, self.event, self.url = flow, state, event, url
+        self.dialect, self.storing = dialect, storing
+
+    def played(self, result, served) -> bytes | defer.Deferred:
+        """The engine's :class:`ivr.engine.turn.Turn`: rendered and committed."""
+        try:
+            actions = [self.handler._with_whisper(a, served) for a in result.actions]
+            body = self.dialect.render(actions, self.url)
+        except Exception:  # noqa: BLE001 - the caller must reach a human
+            return self.failed(Failure())
+        return self.commit(result.state, body, result.node_events)
+
+    def failed(self, failure: Failure) -> bytes | defer.Deferred:
+        """The turn failed: the caller is put through to a human, committed."""
+        handler = self.handler
+        handler.log.failure("turn {call} {turn} failed; routing to a human", failure,
+                            call=self.call_id, turn=self.turn)
+        new_state, body, node_events = handler._fail_safe(
+            self.flow, self.state, self.event, self.url, self.dialect, failure.value)
+        return self.commit(new_state, body, node_events)
+
+    def commit(self, new_state: dict, body: bytes, node_events: list) -> bytes | defer.Deferred:
+        """Write the turn (after the call's turns answered from memory):
+        now without group commit, else in the next group."""
+        handler = self.handler
+        pending = handler._unsaved.get(self.call_id)
+        write = handler._writer(self.call_id, self.turn, new_state, body, node_events)
+        if pending is not None:  # the call's turns answered from memory are written first
+            write = _both(pending.write, write)
+        played = (new_state, body, node_events)
+        if handler.group_commit is None:
+            try:
+                write()
+            except Exception as error:  # noqa: BLE001 - the caller must still be answered
+                return self.unsaved(error, pending, played)
+            return self.written(None, pending, played)
+        if self.storing is not None:
+            self.storing.append(self.turn)  # only the commit is left: never a hold now
+        return handler.group_commit.write(write).addCallbacks(
+            self.written, self._not_written, callbackArgs=(pending, played),
+            errbackArgs=(pending, played))
+
+    def written(self, _result, pending, played) -> bytes:
+        """Committed: counted, logged, the helpdesk told; the document."""
+        handler, call_id = self.handler, self.call_id
+        new_state, body, _node_events = played
+        handler._written(call_id, pending)
+        handler._saved(call_id, self.turn, new_state)
+        if new_state.get("callback") and not (self.state or {}).get("callback"):
+            handler.helpdesk.requested(call_id)  # this turn kept the number, now committed
+        if handler._unsaved:
+            handler.save_unsaved()
+        return body
+
+    def _not_written(self, failure: Failure, pending, played) -> bytes:
+        if not isinstance(failure.value, Exception):
+            return failure  # type: ignore[return-value]
+        return self.unsaved(failure.value, pending, played)
+
+    def unsaved(self, error: Exception, pending, played) -> bytes:
+        """The store could not write the turn: answered from memory."""
+        return self.handler._answer_unsaved(
+            self.call_id, self.turn, self.flow, self.state, self.event, self.url, error, pending,
+            played, self.dialect)
