@@ -86,6 +86,36 @@ def test_a_writer_that_finds_the_lock_taken_waits_for_it_not_for_sqlite(tmp_path
     first.close()
 
 
+def test_two_writers_writing_at_once_never_meet_in_sqlite(tmp_path):
+    """Two stores on one file write 50 times each at the same time with
+    no busy timeout: any write that reached BEGIN IMMEDIATE while the
+    other held SQLite's lock would fail; none does."""
+    path = tmp_path / "ivr.db"
+    CallStore.open(path).close()
+    start = threading.Barrier(2, timeout=10)
+    errors: list = []
+
+    def writer(name):
+        store = CallStore.open(path)
+        store.db.execute("PRAGMA busy_timeout = 0")
+        start.wait()
+        try:
+            for n in range(50):
+                _write(store, f"{name}{n}")
+        except Exception as error:  # noqa: BLE001 - the test reports it
+            errors.append(error)
+        store.close()
+
+    threads = [threading.Thread(target=writer, args=(name,)) for name in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == [] and not any(thread.is_alive() for thread in threads)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM meta WHERE key GLOB '[ab][0-9]*'").fetchone() == (100,)
+
+
 def test_a_lock_held_past_the_busy_timeout_fails_the_write_as_locked_then_recovers(tmp_path):
     path = tmp_path / "ivr.db"
     holder, writer = CallStore.open(path), CallStore.open(path, busy_timeout_ms=50)

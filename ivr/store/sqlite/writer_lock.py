@@ -72,7 +72,7 @@ class WriterLock:
         fd = self._fd
         if fd is None:
             return False
-        if self._waiter is None or not self._waiter.blocked:
+        if self._waiter is None or self._waiter.idle():
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return True
@@ -98,6 +98,10 @@ class WriterLock:
             self._waiter.close(fd)  # it closes the file once out of flock
         else:
             os.close(fd)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            self.close()  # a store dropped without close(), as its connection is
 
     def __enter__(self) -> bool:
         self._held = self.acquire()
@@ -195,6 +199,12 @@ class _Waiter:
         self.blocked = False
         self._asking = self._granted = self._failed = self._closing = False
         threading.Thread(target=self._run, name="ivr-writer-lock", daemon=True).start()
+
+    def idle(self) -> bool:
+        """Whether the thread is out of ``flock`` (and has let go what it
+        took for nobody): the writer may then ``flock`` the file itself."""
+        with self._condition:
+            return not self.blocked
 
     def take(self, timeout: float) -> bool | None:
         """Wait up to ``timeout`` s: True when the lock is held, False
