@@ -530,6 +530,7 @@ def test_with_group_commit_a_turn_is_answered_once_its_events_are_committed(tmp_
     assert server.handler.group_commit.commits == 1
     _, _, metrics = server.request("GET", "/metrics")
     assert b"ivr_commits_total 1\n" in metrics and b"ivr_committed_writes_total 2\n" in metrics
+    assert b"ivr_writer_lock_waits_total 0\n" in metrics  # no other process writes the file
 
     taken = []
     server.http.request("POST", BASE + "/status", headers=FORM, data=urlencode(

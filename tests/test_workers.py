@@ -4,6 +4,7 @@ whose turns land on either of them, through a ``kill -9`` of one."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sqlite3
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from test_web import CA1, Server, body_of, says, slow_server, start_request
-from twisted.internet import error
+from twisted.internet import error, protocol, tcp
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
@@ -188,6 +189,45 @@ def test_twist_ivr_runs_one_process_unless_told():
     assert options["workers"] is None
     assert options["arguments"] == []
     assert _options("--workers", "2", "--db", "x.db")["arguments"] == ["--workers", "2", "--db", "x.db"]
+
+
+def test_a_worker_accepts_one_waiting_connection_at_a_time():
+    """Three clients wait on the shared socket: a worker takes one each
+    time the socket is readable (Twisted's own port would take all three
+    at once), leaving the others to a worker that is waiting too."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(8)
+    listening.setblocking(False)
+    clients = [socket.create_connection(listening.getsockname(), timeout=10) for _ in range(3)]
+    reactor = MemoryReactorClock()
+    built = []
+
+    def adopt(fd, family, factory):
+        port = tcp.Port._fromListeningDescriptor(reactor, fd, family, factory)
+        port.startListening()
+        return port
+    reactor.adoptStreamPort = adopt
+    factory = protocol.Factory.forProtocol(protocol.Protocol)
+    factory.buildProtocol = lambda address: built.append(address) or protocol.Protocol()
+    adopted = workers.AdoptedPort(os.dup(listening.fileno()), socket.AF_INET, factory, reactor)
+    listening.close()
+    adopted.startService()
+    try:
+        accepted = []
+        for _ in range(4):
+            adopted.port.doRead()
+            accepted.append(len(built))
+        assert accepted == [1, 2, 3, 3]
+    finally:
+        for reader in list(reactor.readers):
+            if reader is not adopted.port:
+                reader.socket.close()
+        adopted.stopService()
+        reactor.advance(0)
+        for client in clients:
+            client.close()
+    assert reactor.getDelayedCalls() == []
 
 
 # -- a caller on hold whose poll reaches another worker ------------------------------------

@@ -441,6 +441,19 @@ class HealthResource(PlainResource):
         return json.dumps(body).encode("utf-8")
 
 
+def _writer_lock_lines(lock) -> list[str]:
+    """How often this process's writes waited for another process's (see
+    ivr.store.sqlite.writer_lock), for how long, and how often too long."""
+    if lock is None or not lock.available:
+        return []
+    return ["# TYPE ivr_writer_lock_waits_total counter",
+            f"ivr_writer_lock_waits_total {lock.waits}",
+            "# TYPE ivr_writer_lock_wait_seconds_total counter",
+            f"ivr_writer_lock_wait_seconds_total {lock.waited:.6f}",
+            "# TYPE ivr_writer_lock_timeouts_total counter",
+            f"ivr_writer_lock_timeouts_total {lock.timeouts}"]
+
+
 class MetricsResource(PlainResource):
     """Counters in the Prometheus text format."""
 
@@ -466,6 +479,7 @@ class MetricsResource(PlainResource):
             lines += ["# TYPE ivr_commits_total counter", f"ivr_commits_total {group.commits}",
                       "# TYPE ivr_committed_writes_total counter",
                       f"ivr_committed_writes_total {group.writes}"]
+        lines += _writer_lock_lines(getattr(self.handler.store, "writer_lock", None))
         lines += ["# TYPE ivr_flow_info gauge"] + [
             f'ivr_flow_info{{flow="{name}",version="{version}"}} 1'
             for name, version in self.registry.versions().items()]

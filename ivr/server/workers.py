@@ -243,11 +243,29 @@ class AdoptedPort(service.Service):
         super().startService()
         self.port = self.reactor.adoptStreamPort(self.fd, self.family, self.factory)
         os.close(self.fd)  # the port listens on a copy of it
+        accept_one_at_a_time(self.port)
 
     def stopService(self):
         super().stopService()
         port, self.port = self.port, None
         return port.stopListening() if port is not None else None
+
+
+def accept_one_at_a_time(port) -> None:
+    """Have the listening ``port`` accept one waiting connection each time
+    the reactor finds it readable, rather than every waiting one (up to a
+    hundred at first, Twisted's default).  Workers share the socket: a
+    worker that took every waiting connection would serve each of them for
+    as long as the client keeps it open (a provider's keep-alive pool, say)
+    while the other workers idle.  Accepting one at a time lets each
+    connection go to a worker that is waiting on the socket, so an idle
+    worker takes the next one."""
+    read = port.doRead
+
+    def doRead():
+        port.numberAccepts = 1  # Twisted raises it again after each accept
+        return read()
+    port.doRead = doRead
 
 
 class ParentPipe(abstract.FileDescriptor):

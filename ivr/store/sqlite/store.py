@@ -76,6 +76,7 @@ from ivr.store.sqlite.leases import _Leases
 from ivr.store.sqlite.migrations import CALLBACK_STATUSES, _apply_migrations
 from ivr.store.sqlite.retention import _Retention
 from ivr.store.sqlite.sql import _text, _update_sql, _upsert_sql, _utc_iso, _utc_now
+from ivr.store.sqlite.writer_lock import NO_WRITER_LOCK, writer_lock_beside
 
 __all__ = ["CALLBACK_STATUSES", "CallRecord", "CallStore", "NO_SEQUENCE", "stored_caller_key"]
 
@@ -109,6 +110,10 @@ class CallStore(_CallbackRequests, _Retention, _Leases):
     """Calls, their per-turn state, node events, status callbacks and flow
     versions, in SQLite: the SQLite backend of :class:`ivr.store.protocol.CallStore`."""
 
+    #: Taken around each write transaction (see ivr.store.sqlite.writer_lock);
+    #: :meth:`open` gives a store on a file the lock beside it.
+    writer_lock = NO_WRITER_LOCK
+
     def __init__(self, db: sqlite_utils.Database, caller_key: bytes | None = None):
         if caller_key is not None and (not isinstance(caller_key, bytes) or not caller_key):
             raise TypeError("caller_key must be non-empty bytes")
@@ -139,10 +144,13 @@ class CallStore(_CallbackRequests, _Retention, _Leases):
         db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         db.enable_wal()
         db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-        return cls(db, caller_key)
+        store = cls(db, caller_key)
+        store.writer_lock = writer_lock_beside(path, busy_timeout_ms / 1000)
+        return store
 
     def close(self) -> None:
         self.db.close()
+        self.writer_lock.close()
 
     def __repr__(self) -> str:  # never show the key
         return f"<CallStore {self.db!r}>"
@@ -390,8 +398,11 @@ class CallStore(_CallbackRequests, _Retention, _Leases):
     def transaction(self) -> Iterator[None]:
         """One write transaction, committed on exit.  BEGIN IMMEDIATE takes
         the write lock up front, so a concurrent writer waits (busy_timeout)
-        instead of failing half-way.  Nested in a caller's transaction, a
-        savepoint: it rolls back alone, and the caller commits."""
+        instead of failing half-way; the writer lock beside the file
+        (:attr:`writer_lock`) has the writers of other processes wait for
+        it in the kernel rather than in SQLite's busy handler.  Nested in a
+        caller's transaction, a savepoint: it rolls back alone, and the
+        caller commits."""
         conn = self.db.conn
         if conn.in_transaction:
             # One savepoint name for every level: SQLite releases or rolls
@@ -408,17 +419,18 @@ class CallStore(_CallbackRequests, _Retention, _Leases):
                 raise
             conn.execute("RELEASE ivr_write")
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.rollback()
-            raise
-        try:
-            conn.execute("COMMIT")
-        except BaseException:
-            self.db.rollback()
-            raise
+        with self.writer_lock:  # writers of every process in turn, each woken at once
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.rollback()
+                raise
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                self.db.rollback()
+                raise
 
     def _stored_key(self) -> bytes:
         key = stored_caller_key(self.db)
