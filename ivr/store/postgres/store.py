@@ -91,6 +91,11 @@ class PostgresCallStore(SQLiteCallStore):
             "WHERE c.ended_at IS NULL AND s.updated_at < ? ORDER BY s.updated_at, s.call_id",
             [cutoff])]
 
+    def _data_version(self) -> None:
+        """None: PostgreSQL has no counter of other sessions' commits, so
+        each node event asks whether it is the call's first at its node."""
+        return None
+
     def _calls_started_before(self, started_before: str, limit: int) -> list[str]:
         """At most ``limit`` calls that started before the instant ``started_before``."""
         return [row[0] for row in self.db.execute(

@@ -44,6 +44,7 @@ the file).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -74,6 +75,7 @@ from ivr.store.sqlite.callbacks import (
 )
 from ivr.store.sqlite.leases import _Leases
 from ivr.store.sqlite.migrations import CALLBACK_STATUSES, _apply_migrations
+from ivr.store.sqlite.node_log import LoggedNodes, _NodeLog
 from ivr.store.sqlite.retention import _Retention
 from ivr.store.sqlite.sql import _text, _update_sql, _upsert_sql, _utc_iso, _utc_now
 
@@ -98,14 +100,15 @@ _STATE_V2 = b"\x02"
 @dataclass(frozen=True)
 class _Kept:
     """The last save of a live call, as written: the record, its sealed
-    state, and its ``calls`` row."""
+    state, its ``calls`` row and, when known, its logged nodes."""
 
     record: CallRecord
     state_json: bytes | str
     row: dict
+    logged: LoggedNodes | None = None
 
 
-class CallStore(_CallbackRequests, _Retention, _Leases):
+class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog):
     """Calls, their per-turn state, node events, status callbacks and flow
     versions, in SQLite: the SQLite backend of :class:`ivr.store.protocol.CallStore`."""
 
@@ -227,26 +230,26 @@ class CallStore(_CallbackRequests, _Retention, _Leases):
         state_json = self._seal_state(call_id, state)
         updated_at = _utc_iso(state.get("now")) or _utc_now()
         values = [int(turn), state_json, sqlite3.Binary(response), updated_at, call_id]
+        rows = [[call_id, int(event["seq"]), event["flow"], event["version"], event["node"],
+                 event["kind"], _text(event.get("input")), _text(event.get("branch")),
+                 _text(event.get("detail")), event["at"]] for event in node_events]
         with self.transaction():
             current, before = self._replace_state(call_id, values)
-            self.db.conn.executemany(
-                "INSERT INTO node_events (call_id, seq, flow, version, node, kind, input, "
-                "branch, detail, at, first_visit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                "CAST(NOT EXISTS (SELECT 1 FROM node_events WHERE call_id = ?1 AND node = ?5) "
-                "AS INTEGER)) "
-                "ON CONFLICT (call_id, seq) DO NOTHING",
-                [[call_id, int(event["seq"]), event["flow"], event["version"], event["node"],
-                  event["kind"], _text(event.get("input")), _text(event.get("branch")),
-                  _text(event.get("detail")), event["at"]] for event in node_events])
+            logged = self._log_events(call_id, rows, before.logged if before else None)
             if current:
                 row = self._write_call_row(call_id, summary, caller_hash, handoff,
                                            before.row if before else None)
-                self._keep(call_id, _Kept(CallRecord(state=state, turn=int(turn),
-                                                     response=response,
-                                                     ended=bool(state.get("ended"))),
-                                          state_json, row))
+                kept = _Kept(CallRecord(state=state, turn=int(turn), response=response,
+                                        ended=bool(state.get("ended"))),
+                             state_json, row, logged)
             if state.get("callback"):
                 self._insert_callback(call_id, state, callback_status)
+        if current:
+            self._keep(call_id, kept)
+        elif call_id in self._live:
+            # A late retry may have logged events the kept record does not
+            # know of (and its commit is not known here): they are read again.
+            self._live[call_id] = dataclasses.replace(self._live[call_id], logged=None)
 
     def _replace_state(self, call_id: str, values: list) -> tuple[bool, "_Kept | None"]:
         """Store the call's new state unless a later turn is stored: whether
