@@ -61,6 +61,8 @@ class _NodeLog:
         call's logged nodes after, when this connection knows them.
         ``known`` is what it knew at the call's last save, if that save is
         still the stored one."""
+        if not rows:
+            return known  # nothing written: still what it was then
         version = self._data_version()
         if version is None:
             self.db.conn.executemany(_INSERT_ASKING, rows)
