@@ -47,12 +47,6 @@ class PostgresCallStore(SQLiteCallStore):
     _migrate = staticmethod(_migrate)
     db: PostgresDb  # type: ignore[assignment]  # SQLite's Database, spoken by this adapter
 
-    def __init__(self, db, caller_key: bytes | None = None):
-        super().__init__(db, caller_key)
-        if self._state_cipher is None:
-            raise RuntimeError("this OpenSSL has no AES-GCM-SIV, which the PostgreSQL store "
-                               "seals call states with")
-
     @classmethod
     def connect(cls, dsn: str, caller_key: bytes | None = None,
                 pool_size: int = POOL_SIZE) -> "PostgresCallStore":

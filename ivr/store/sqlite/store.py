@@ -78,6 +78,7 @@ from ivr.store.sqlite.migrations import CALLBACK_STATUSES, _apply_migrations
 from ivr.store.sqlite.node_log import LoggedNodes, _NodeLog
 from ivr.store.sqlite.retention import _Retention
 from ivr.store.sqlite.sql import _text, _update_sql, _upsert_sql, _utc_iso, _utc_now
+from ivr.store.sqlite.state_seal import CallKeys
 
 __all__ = ["CALLBACK_STATUSES", "CallRecord", "CallStore", "NO_SEQUENCE", "stored_caller_key"]
 
@@ -93,8 +94,12 @@ LIVE_CALLS_KEPT = 2048
 
 
 #: The first byte of a call state sealed with AES-GCM-SIV (then the nonce
-#: and the ciphertext); a state sealed with Fernet is text.
+#: and the ciphertext), as states were sealed before; a state sealed with
+#: Fernet (before that) is text.
 _STATE_V2 = b"\x02"
+#: The first byte of a call state sealed with AES-GCM under the call's own
+#: key (then the nonce and the ciphertext): how states are sealed now.
+_STATE_V3 = b"\x03"
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,7 @@ class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog):
         self._live: OrderedDict[str, CallRecord] = OrderedDict()
         self._fernet = _sealer(self._key)
         self._state_cipher = _state_cipher(self._key)
+        self._call_keys = CallKeys(self._key)
 
     #: Brings a database up to this store's schema (a backend's own migrations).
     _migrate = staticmethod(_apply_migrations)
@@ -432,24 +438,28 @@ class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog):
             key = stored_caller_key(self.db)
         return key
 
-    def _seal_state(self, call_id: str, state: dict) -> bytes | str:
-        """A call's state, sealed: AES-256-GCM-SIV over its JSON, with the
-        call id authenticated alongside (one call's state cannot be passed
-        off as another's).  A random nonce per save; GCM-SIV stays safe
-        if one ever repeats.  Fernet, where OpenSSL has no GCM-SIV."""
-        payload = orjson.dumps(state)
-        if self._state_cipher is None:
-            return self._seal(payload.decode("utf-8"))
+    def _seal_state(self, call_id: str, state: dict) -> bytes:
+        """A call's state, sealed: AES-256-GCM over its JSON with the call's
+        own key (:mod:`ivr.store.sqlite.state_seal`) and a random nonce per
+        save, the call id authenticated alongside (one call's state cannot
+        be passed off as another's)."""
         nonce = os.urandom(12)
-        return _STATE_V2 + nonce + self._state_cipher.encrypt(nonce, payload, call_id.encode())
+        return _STATE_V3 + nonce + self._call_keys.cipher(call_id).encrypt(
+            nonce, orjson.dumps(state), call_id.encode())
 
     def _open_state(self, call_id: str, value: bytes | str) -> dict:
+        """A sealed state opened: sealed per call, or as states were sealed
+        before (AES-GCM-SIV under the store's key; Fernet before that)."""
         if isinstance(value, str):  # sealed with Fernet (as before GCM-SIV)
             return json.loads(self._open_sealed(value))
-        if value[:1] != _STATE_V2 or self._state_cipher is None:
+        if value[:1] == _STATE_V3:
+            cipher = self._call_keys.cipher(call_id)
+        elif value[:1] == _STATE_V2 and self._state_cipher is not None:
+            cipher = self._state_cipher
+        else:
             raise ValueError("call state sealed in a format this server cannot open")
         try:
-            payload = self._state_cipher.decrypt(value[1:13], value[13:], call_id.encode())
+            payload = cipher.decrypt(value[1:13], value[13:], call_id.encode())
         except InvalidTag:
             raise ValueError("call state sealed with another caller key or for another call") from None
         return orjson.loads(payload)
