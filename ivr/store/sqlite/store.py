@@ -48,7 +48,6 @@ import dataclasses
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 import sqlite3
@@ -57,10 +56,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-import orjson
 import phonenumbers
 import sqlite_utils
-from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 
@@ -78,7 +76,7 @@ from ivr.store.sqlite.migrations import CALLBACK_STATUSES, _apply_migrations
 from ivr.store.sqlite.node_log import LoggedNodes, _NodeLog
 from ivr.store.sqlite.retention import _Retention
 from ivr.store.sqlite.sql import _text, _update_sql, _upsert_sql, _utc_iso, _utc_now
-from ivr.store.sqlite.state_seal import CallKeys
+from ivr.store.sqlite.state_seal import CallKeys, _SealedStates
 
 __all__ = ["CALLBACK_STATUSES", "CallRecord", "CallStore", "NO_SEQUENCE", "stored_caller_key"]
 
@@ -93,14 +91,6 @@ NO_SEQUENCE = -1
 LIVE_CALLS_KEPT = 2048
 
 
-#: The first byte of a call state sealed with AES-GCM-SIV (then the nonce
-#: and the ciphertext), as states were sealed before; a state sealed with
-#: Fernet (before that) is text.
-_STATE_V2 = b"\x02"
-#: The first byte of a call state sealed with AES-GCM under the call's own
-#: key (then the nonce and the ciphertext): how states are sealed now.
-_STATE_V3 = b"\x03"
-
 
 @dataclass(frozen=True)
 class _Kept:
@@ -113,7 +103,7 @@ class _Kept:
     logged: LoggedNodes | None = None
 
 
-class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog):
+class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog, _SealedStates):
     """Calls, their per-turn state, node events, status callbacks and flow
     versions, in SQLite: the SQLite backend of :class:`ivr.store.protocol.CallStore`."""
 
@@ -437,32 +427,6 @@ class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog):
                                 "ON CONFLICT (key) DO NOTHING", [_KEY_NAME, secrets.token_hex(32)])
             key = stored_caller_key(self.db)
         return key
-
-    def _seal_state(self, call_id: str, state: dict) -> bytes:
-        """A call's state, sealed: AES-256-GCM over its JSON with the call's
-        own key (:mod:`ivr.store.sqlite.state_seal`) and a random nonce per
-        save, the call id authenticated alongside (one call's state cannot
-        be passed off as another's)."""
-        nonce = os.urandom(12)
-        return _STATE_V3 + nonce + self._call_keys.cipher(call_id).encrypt(
-            nonce, orjson.dumps(state), call_id.encode())
-
-    def _open_state(self, call_id: str, value: bytes | str) -> dict:
-        """A sealed state opened: sealed per call, or as states were sealed
-        before (AES-GCM-SIV under the store's key; Fernet before that)."""
-        if isinstance(value, str):  # sealed with Fernet (as before GCM-SIV)
-            return json.loads(self._open_sealed(value))
-        if value[:1] == _STATE_V3:
-            cipher = self._call_keys.cipher(call_id)
-        elif value[:1] == _STATE_V2 and self._state_cipher is not None:
-            cipher = self._state_cipher
-        else:
-            raise ValueError("call state sealed in a format this server cannot open")
-        try:
-            payload = cipher.decrypt(value[1:13], value[13:], call_id.encode())
-        except InvalidTag:
-            raise ValueError("call state sealed with another caller key or for another call") from None
-        return orjson.loads(payload)
 
     def _seal(self, text: str) -> str:
         return _SEAL_PREFIX + self._fernet.encrypt(text.encode("utf-8")).decode("ascii")
