@@ -91,7 +91,6 @@ NO_SEQUENCE = -1
 LIVE_CALLS_KEPT = 2048
 
 
-
 @dataclass(frozen=True)
 class _Kept:
     """The last save of a live call, as written: the record, its sealed
