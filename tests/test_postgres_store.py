@@ -95,7 +95,7 @@ def test_servers_without_a_caller_key_share_the_one_kept_in_the_database(postgre
 def test_the_state_is_sealed_in_the_database(store):
     store.save_turn("CA1", 1, state(), b"<Response/>", [], call_summary(state()), "+33612345678")
     sealed = store.db.execute("SELECT state_json FROM call_state").fetchone()[0]
-    assert b"33612345678" not in bytes(sealed) and bytes(sealed)[:1] == b"\x02"
+    assert b"33612345678" not in bytes(sealed) and bytes(sealed)[:1] == b"\x03"
 
 
 def test_a_turn_saved_by_another_server_is_read_back_not_the_copy_in_memory(postgres_dsn):

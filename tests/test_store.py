@@ -473,14 +473,36 @@ def test_a_sealed_state_opens_only_for_its_own_call(new_store):
         store.load_call("CA2")
 
 
-def test_states_are_sealed_with_fernet_where_openssl_has_no_gcm_siv(monkeypatch):
+def test_states_are_sealed_with_the_calls_own_key_even_where_openssl_has_no_gcm_siv(monkeypatch):
     monkeypatch.setattr("ivr.store.sqlite.store._state_cipher", lambda key: None)
     store = memory_store()
     save(store, make_state(node="menu"), turn=1)
     sealed = store.db.execute("SELECT state_json FROM call_state").fetchone()[0]
-    assert sealed.startswith("sealed:v1:")
+    assert sealed[:1] == b"\x03" and CALLER.encode() not in sealed
     store._live.clear()
     assert store.load_call("CA1").state == make_state(node="menu")
+
+
+def test_a_state_sealed_with_gcm_siv_still_opens():
+    # Calls in progress when the server is upgraded keep their GCM-SIV-sealed state.
+    store = memory_store()
+    state = make_state(node="ask_number")
+    nonce = bytes(12)
+    sealed = b"\x02" + nonce + store._state_cipher.encrypt(
+        nonce, json.dumps(state).encode(), b"CA1")
+    store.db.execute("INSERT INTO call_state (call_id, turn, state_json, response, updated_at) "
+                     "VALUES (?, ?, ?, ?, ?)", ["CA1", 2, sealed, b"<Response/>", "2026-11-24T09:00:10"])
+    record = store.load_call("CA1")
+    assert (record.turn, record.state) == (2, state)
+
+
+def test_each_call_seals_with_a_key_of_its_own():
+    store = memory_store()
+    one, other = store._call_keys.cipher("CA1"), store._call_keys.cipher("CA2")
+    nonce = bytes(12)
+    assert one.encrypt(nonce, b"state", b"") != other.encrypt(nonce, b"state", b"")
+    assert memory_store(caller_key=b"k" * 32)._call_keys.cipher("CA1").encrypt(nonce, b"state", b"") \
+        != memory_store(caller_key=b"j" * 32)._call_keys.cipher("CA1").encrypt(nonce, b"state", b"")
 
 
 def test_upgrading_a_log_flags_each_calls_first_event_at_each_node_and_the_funnel_is_unchanged():

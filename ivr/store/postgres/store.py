@@ -47,12 +47,6 @@ class PostgresCallStore(SQLiteCallStore):
     _migrate = staticmethod(_migrate)
     db: PostgresDb  # type: ignore[assignment]  # SQLite's Database, spoken by this adapter
 
-    def __init__(self, db, caller_key: bytes | None = None):
-        super().__init__(db, caller_key)
-        if self._state_cipher is None:
-            raise RuntimeError("this OpenSSL has no AES-GCM-SIV, which the PostgreSQL store "
-                               "seals call states with")
-
     @classmethod
     def connect(cls, dsn: str, caller_key: bytes | None = None,
                 pool_size: int = POOL_SIZE) -> "PostgresCallStore":
@@ -90,6 +84,11 @@ class PostgresCallStore(SQLiteCallStore):
             "SELECT s.call_id FROM calls c JOIN call_state s ON s.call_id = c.call_id "
             "WHERE c.ended_at IS NULL AND s.updated_at < ? ORDER BY s.updated_at, s.call_id",
             [cutoff])]
+
+    def _data_version(self) -> None:
+        """None: PostgreSQL has no counter of other sessions' commits, so
+        each node event asks whether it is the call's first at its node."""
+        return None
 
     def _calls_started_before(self, started_before: str, limit: int) -> list[str]:
         """At most ``limit`` calls that started before the instant ``started_before``."""

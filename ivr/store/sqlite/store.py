@@ -44,10 +44,10 @@ the file).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 import sqlite3
@@ -56,10 +56,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-import orjson
 import phonenumbers
 import sqlite_utils
-from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 
@@ -74,8 +73,10 @@ from ivr.store.sqlite.callbacks import (
 )
 from ivr.store.sqlite.leases import _Leases
 from ivr.store.sqlite.migrations import CALLBACK_STATUSES, _apply_migrations
+from ivr.store.sqlite.node_log import LoggedNodes, _NodeLog
 from ivr.store.sqlite.retention import _Retention
 from ivr.store.sqlite.sql import _text, _update_sql, _upsert_sql, _utc_iso, _utc_now
+from ivr.store.sqlite.state_seal import CallKeys, _SealedStates
 from ivr.store.sqlite.writer_lock import NO_WRITER_LOCK, writer_lock_beside
 
 __all__ = ["CALLBACK_STATUSES", "CallRecord", "CallStore", "NO_SEQUENCE", "stored_caller_key"]
@@ -91,22 +92,18 @@ NO_SEQUENCE = -1
 LIVE_CALLS_KEPT = 2048
 
 
-#: The first byte of a call state sealed with AES-GCM-SIV (then the nonce
-#: and the ciphertext); a state sealed with Fernet is text.
-_STATE_V2 = b"\x02"
-
-
 @dataclass(frozen=True)
 class _Kept:
     """The last save of a live call, as written: the record, its sealed
-    state, and its ``calls`` row."""
+    state, its ``calls`` row and, when known, its logged nodes."""
 
     record: CallRecord
     state_json: bytes | str
     row: dict
+    logged: LoggedNodes | None = None
 
 
-class CallStore(_CallbackRequests, _Retention, _Leases):
+class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog, _SealedStates):
     """Calls, their per-turn state, node events, status callbacks and flow
     versions, in SQLite: the SQLite backend of :class:`ivr.store.protocol.CallStore`."""
 
@@ -124,6 +121,7 @@ class CallStore(_CallbackRequests, _Retention, _Leases):
         self._live: OrderedDict[str, CallRecord] = OrderedDict()
         self._fernet = _sealer(self._key)
         self._state_cipher = _state_cipher(self._key)
+        self._call_keys = CallKeys(self._key)
 
     #: Brings a database up to this store's schema (a backend's own migrations).
     _migrate = staticmethod(_apply_migrations)
@@ -235,26 +233,26 @@ class CallStore(_CallbackRequests, _Retention, _Leases):
         state_json = self._seal_state(call_id, state)
         updated_at = _utc_iso(state.get("now")) or _utc_now()
         values = [int(turn), state_json, sqlite3.Binary(response), updated_at, call_id]
+        rows = [[call_id, int(event["seq"]), event["flow"], event["version"], event["node"],
+                 event["kind"], _text(event.get("input")), _text(event.get("branch")),
+                 _text(event.get("detail")), event["at"]] for event in node_events]
         with self.transaction():
             current, before = self._replace_state(call_id, values)
-            self.db.conn.executemany(
-                "INSERT INTO node_events (call_id, seq, flow, version, node, kind, input, "
-                "branch, detail, at, first_visit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                "CAST(NOT EXISTS (SELECT 1 FROM node_events WHERE call_id = ?1 AND node = ?5) "
-                "AS INTEGER)) "
-                "ON CONFLICT (call_id, seq) DO NOTHING",
-                [[call_id, int(event["seq"]), event["flow"], event["version"], event["node"],
-                  event["kind"], _text(event.get("input")), _text(event.get("branch")),
-                  _text(event.get("detail")), event["at"]] for event in node_events])
+            logged = self._log_events(call_id, rows, before.logged if before else None)
             if current:
                 row = self._write_call_row(call_id, summary, caller_hash, handoff,
                                            before.row if before else None)
-                self._keep(call_id, _Kept(CallRecord(state=state, turn=int(turn),
-                                                     response=response,
-                                                     ended=bool(state.get("ended"))),
-                                          state_json, row))
+                kept = _Kept(CallRecord(state=state, turn=int(turn), response=response,
+                                        ended=bool(state.get("ended"))),
+                             state_json, row, logged)
             if state.get("callback"):
                 self._insert_callback(call_id, state, callback_status)
+        if current:
+            self._keep(call_id, kept)
+        elif call_id in self._live:
+            # A late retry may have logged events the kept record does not
+            # know of (and its commit is not known here): they are read again.
+            self._live[call_id] = dataclasses.replace(self._live[call_id], logged=None)
 
     def _replace_state(self, call_id: str, values: list) -> tuple[bool, "_Kept | None"]:
         """Store the call's new state unless a later turn is stored: whether
@@ -440,28 +438,6 @@ class CallStore(_CallbackRequests, _Retention, _Leases):
                                 "ON CONFLICT (key) DO NOTHING", [_KEY_NAME, secrets.token_hex(32)])
             key = stored_caller_key(self.db)
         return key
-
-    def _seal_state(self, call_id: str, state: dict) -> bytes | str:
-        """A call's state, sealed: AES-256-GCM-SIV over its JSON, with the
-        call id authenticated alongside (one call's state cannot be passed
-        off as another's).  A random nonce per save; GCM-SIV stays safe
-        if one ever repeats.  Fernet, where OpenSSL has no GCM-SIV."""
-        payload = orjson.dumps(state)
-        if self._state_cipher is None:
-            return self._seal(payload.decode("utf-8"))
-        nonce = os.urandom(12)
-        return _STATE_V2 + nonce + self._state_cipher.encrypt(nonce, payload, call_id.encode())
-
-    def _open_state(self, call_id: str, value: bytes | str) -> dict:
-        if isinstance(value, str):  # sealed with Fernet (as before GCM-SIV)
-            return json.loads(self._open_sealed(value))
-        if value[:1] != _STATE_V2 or self._state_cipher is None:
-            raise ValueError("call state sealed in a format this server cannot open")
-        try:
-            payload = self._state_cipher.decrypt(value[1:13], value[13:], call_id.encode())
-        except InvalidTag:
-            raise ValueError("call state sealed with another caller key or for another call") from None
-        return orjson.loads(payload)
 
     def _seal(self, text: str) -> str:
         return _SEAL_PREFIX + self._fernet.encrypt(text.encode("utf-8")).decode("ascii")

@@ -1,0 +1,91 @@
+"""A turn's node events, written with each call's first event at each node
+flagged (``first_visit``, what the funnel counts).
+
+The flag says whether the call had an event at that node before.  Asking
+the database once per event (a subquery scanning the call's events) was a
+fifth of a turn's store work; the store knows the answer when the call's
+logged nodes are known: what this connection saw at the call's last save,
+while nobody else has written to the database since (``PRAGMA
+data_version`` is unchanged) and the new events come after every stored
+one.  Otherwise, the call's logged nodes are read in one statement first;
+when a new event's sequence number may already be stored (a retried turn),
+each event is asked about as before, so a retry flags nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+#: A turn's events when each one asks the database whether it is the call's first at its node.
+_INSERT_ASKING = (
+    "INSERT INTO node_events (call_id, seq, flow, version, node, kind, input, "
+    "branch, detail, at, first_visit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+    "CAST(NOT EXISTS (SELECT 1 FROM node_events WHERE call_id = ?1 AND node = ?5) "
+    "AS INTEGER)) "
+    "ON CONFLICT (call_id, seq) DO NOTHING")
+
+#: A turn's events, their flags known.
+_INSERT_FLAGGED = (
+    "INSERT INTO node_events (call_id, seq, flow, version, node, kind, input, "
+    "branch, detail, at, first_visit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (call_id, seq) DO NOTHING")
+
+
+@dataclass(frozen=True)
+class LoggedNodes:
+    """A call's logged events as one connection knows them: the nodes
+    reached, the highest sequence number stored, and the database's
+    ``data_version`` then (what another connection's commit changes)."""
+
+    nodes: frozenset
+    last_seq: int
+    data_version: int
+
+
+class _NodeLog:
+    """Methods of the call store, :class:`ivr.store.sqlite.store.CallStore`."""
+
+    db: sqlite_utils.Database
+
+    def _data_version(self) -> int | None:
+        """What changes when another connection commits (None: this
+        database cannot tell, so nothing is known between statements)."""
+        return self.db.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def _log_events(self, call_id: str, rows: list[list],
+                    known: LoggedNodes | None) -> LoggedNodes | None:
+        """Insert a turn's events (``rows``: call id, seq, flow, version,
+        node, kind, input, branch, detail, at), each stored once: the
+        call's logged nodes after, when this connection knows them.
+        ``known`` is what it knew at the call's last save, if that save is
+        still the stored one."""
+        if not rows:
+            return known  # nothing written: still what it was then
+        version = self._data_version()
+        if version is None:
+            self.db.conn.executemany(_INSERT_ASKING, rows)
+            return None
+        if known is None or known.data_version != version:
+            known = self._logged_nodes(call_id, version)
+        seqs = [row[1] for row in rows]
+        if len(set(seqs)) != len(seqs) or any(seq <= known.last_seq for seq in seqs):
+            # A retried turn: some of its events may be stored already.
+            self.db.conn.executemany(_INSERT_ASKING, rows)
+            return None
+        nodes = set(known.nodes)
+        for row in rows:
+            row.append(0 if row[4] in nodes else 1)
+            nodes.add(row[4])
+        self.db.conn.executemany(_INSERT_FLAGGED, rows)
+        last_seq = max(seqs, default=known.last_seq)
+        return LoggedNodes(frozenset(nodes), last_seq, version)
+
+    def _logged_nodes(self, call_id: str, version: int) -> LoggedNodes:
+        """The call's logged nodes and highest sequence number, as stored."""
+        stored = self.db.conn.execute(
+            "SELECT node, max(seq) FROM node_events WHERE call_id = ? GROUP BY node",
+            [call_id]).fetchall()
+        return LoggedNodes(frozenset(node for node, _seq in stored),
+                           max((seq for _node, seq in stored), default=-1), version)
