@@ -124,13 +124,18 @@ def reasons(db: sqlite_utils.Database, filters: Filters = Filters(), by: str | N
             by=by, expected=", ".join(DIMENSIONS)))
     dims = ("reason",) if by in (None, "reason") else (by, "reason")
     rows = _grouped(db, filters, dims, costs, repeat_window)
+    _rank_reasons(rows, by if len(dims) == 2 else None)
+    return rows
+
+
+def _rank_reasons(rows: list[dict], by: str | None) -> None:
+    """Give each reason row its ranks, within its value of ``by`` if any."""
     groups: dict = {}
     for row in rows:
-        groups.setdefault(row[by] if len(dims) == 2 else None, []).append(row)
+        groups.setdefault(row[by] if by else None, []).append(row)
     for members in groups.values():
         _rank(members, "volume_rank", lambda r: r["calls"])
         _rank(members, "deflection_rank", lambda r: r["repeat_adjusted_deflection_rate"] or 0.0)
-    return rows
 
 
 def _rank(rows: list[dict], key: str, value) -> None:
@@ -141,7 +146,10 @@ def _rank(rows: list[dict], key: str, value) -> None:
         row[key] = ordered[position - 1][key] if same else position + 1
 
 
-def _grouped(db, filters: Filters, dims: tuple, costs: Costs, window: timedelta) -> list[dict]:
+def _grouped(db, filters: Filters, dims: tuple, costs: Costs, window: timedelta,
+             repeats: dict | None = None) -> list[dict]:
+    """The summary rows of ``filters`` by ``dims``; ``repeats`` (repeat
+    calls per group of ``dims``) when already counted, else counted here."""
     if window <= timedelta(0):
         raise ReportError(_("the repeat window must be longer than zero"))
     _need_provider(db, filters, dims)
@@ -169,7 +177,8 @@ def _grouped(db, filters: Filters, dims: tuple, costs: Costs, window: timedelta)
         FROM calls c
         WHERE {where}
         {group_by}""", params)
-    repeats = _repeats(db, filters, dims, window)
+    if repeats is None:
+        repeats = _repeats(db, filters, dims, window)
     rows = []
     for row in figures:
         group = tuple(row[f"g{i}"] for i in range(len(dims)))

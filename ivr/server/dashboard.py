@@ -42,6 +42,7 @@ from twisted.web.server import NOT_DONE_YET
 from ivr.flow.model import OUTCOMES
 from ivr.i18n import LOCALES, Formats
 from ivr.reports import analytics, graph, graph_dot, graph_svg
+from ivr.reports.period import PeriodFigures, period_figures
 from ivr.server.dashboard_calls import render_calls
 from ivr.server.dashboard_charts import OUTCOME_COLORS, page_charts
 from ivr.server.dashboard_locale import (
@@ -409,27 +410,33 @@ def gather(db, query: Query, costs: analytics.Costs,
     if not flows:
         return view
     view.first_day, view.last_day = days_with_calls(db, flow)
-    view.total = analytics.summary(db, query.filters(flow), costs=costs)[0]
-    if not view.total["calls"] and not chosen and view.last_day:
+    figures = _period_figures(db, query, flow, costs)
+    if not figures.total["calls"] and not chosen and view.last_day:
         # Open on the latest period that has calls rather than on an empty one.
         last = date.fromisoformat(view.last_day)
         query = replace(query, since=last - timedelta(days=query.days - 1), until=last)
         view.query = query
-        view.total = analytics.summary(db, query.filters(flow), costs=costs)[0]
+        figures = _period_figures(db, query, flow, costs)
     filters = query.filters(view.flow)
     before = previous_period(query.since, query.until)
     view.previous = analytics.summary(db, replace(query, since=before[0], until=before[1])
                                       .filters(flow), costs=costs)[0]
     view.by_hour = query.days == 1
-    view.timeline = _timeline(analytics.over_time(
-        db, filters, by="hour" if view.by_hour else "day", costs=costs), query, view.by_hour)
-    view.reasons = analytics.reasons(db, filters, costs=costs)
-    view.providers = analytics.summary(db, filters, "provider", costs=costs)
+    view.total = figures.total
+    view.timeline = _timeline(figures.over_time, query, view.by_hour)
+    view.reasons = figures.reasons
+    view.providers = figures.providers
     if view.total["calls"]:
         view.version = analytics.funnel_version(db, view.flow, None, filters)
         view.funnel = analytics.funnel(db, view.flow, view.version, filters)
     view.reason_labels = _reason_labels(db, view.flow, view.version)
     return view
+
+
+def _period_figures(db, query: Query, flow: str, costs: analytics.Costs) -> PeriodFigures:
+    """The period's summary and its rows by day (by hour for one day), by
+    reason and by provider."""
+    return period_figures(db, query.filters(flow), "hour" if query.days == 1 else "day", costs=costs)
 
 
 def gather_view(db, query: Query, costs: analytics.Costs, today: Callable[[str | None], date],
