@@ -31,6 +31,9 @@ def log():
                            ivr_seconds=seconds, cause=cause)
         log.db.execute("UPDATE calls SET provider = ? WHERE call_id = ?",
                        ["telnyx" if n % 3 == 0 else "twilio", call_id])
+        if outcome == "transferred":
+            log.db.execute("UPDATE calls SET transfer_result = 'abandoned_in_queue', queue_seconds = ? "
+                           "WHERE call_id = ?", [seconds / 3, call_id])
     log.call(started_at="2026-11-24T12:00:00+01:00", flow="other", caller="alice")
     return log
 
@@ -53,16 +56,18 @@ def test_the_figures_are_those_of_the_separate_reports(log, filters, by):
     assert together == separately(log.db, filters, by)
 
 
-def test_the_fixture_has_repeats_in_several_groups(log):
+def test_the_fixture_has_repeats_in_several_groups_and_waits_in_the_queue(log):
+    assert analytics.summary(log.db)[0]["avg_queue_seconds_abandoned"] == pytest.approx(27.6)
     by_day = analytics.over_time(log.db, Filters(flow="shop"))
     assert [row["repeat_calls"] for row in by_day] == [2, 2, 1, 0]
 
 
-def test_the_repeat_calls_are_looked_for_once(log):
+def test_the_calls_and_the_repeat_calls_are_read_once(log):
     statements = []
     log.db.conn.set_trace_callback(statements.append)
     period_figures(log.db, Filters(flow="shop"))
     log.db.conn.set_trace_callback(None)
+    assert sum("count(*) AS calls" in sql for sql in statements) == 1
     assert sum("repeat_calls" in sql for sql in statements) == 1
 
 

@@ -153,6 +153,15 @@ def _grouped(db, filters: Filters, dims: tuple, costs: Costs, window: timedelta,
     if window <= timedelta(0):
         raise ReportError(_("the repeat window must be longer than zero"))
     _need_provider(db, filters, dims)
+    figures = _figures(db, filters, dims)
+    if repeats is None:
+        repeats = _repeats(db, filters, dims, window)
+    return _summary_rows(figures, dims, repeats, costs)
+
+
+def _figures(db, filters: Filters, dims: tuple) -> list[dict]:
+    """One row of counts and sums per group of ``dims`` (``g0``, ``g1``…),
+    one in all without ``dims``: what :func:`_summary_row` makes figures of."""
     where, params = _where(filters)
     keys = [f"{_GROUP_SQL[d]} AS g{i}" for i, d in enumerate(dims)]
     if "version" in dims and "flow" not in dims:
@@ -173,12 +182,17 @@ def _grouped(db, filters: Filters, dims: tuple, costs: Costs, window: timedelta,
                CAST(sum(c.confirmed) AS INTEGER) AS confirmed,
                {total("c.sms_sent") if _has_column(db, "calls", "sms_sent") else "0"} AS sms_sent,
                avg(c.ivr_seconds) AS avg_ivr_seconds,
+               count(c.ivr_seconds) AS ivr_seconds_count,
                {total("c.ivr_seconds")} AS ivr_seconds
         FROM calls c
         WHERE {where}
         {group_by}""", params)
-    if repeats is None:
-        repeats = _repeats(db, filters, dims, window)
+    return list(figures)
+
+
+def _summary_rows(figures: list[dict], dims: tuple, repeats: dict, costs: Costs) -> list[dict]:
+    """The summary rows of :func:`_figures`' rows, in their order (by time,
+    else most calls first)."""
     rows = []
     for row in figures:
         group = tuple(row[f"g{i}"] for i in range(len(dims)))
@@ -260,11 +274,16 @@ def _transfer_result_counts(db) -> list[str]:
     waited by the callers who gave up in the queue (zeros on a log written
     before the server kept them)."""
     if not _has_column(db, "calls", "transfer_result"):
-        return [f"0 AS transfer_{r}" for r in TRANSFER_RESULTS] + ["NULL AS avg_abandoned_queue_seconds"]
+        return [f"0 AS transfer_{r}" for r in TRANSFER_RESULTS] + [
+            "NULL AS avg_abandoned_queue_seconds", "NULL AS abandoned_queue_seconds",
+            "0 AS abandoned_queue_count"]
+    abandoned = "FILTER (WHERE c.transfer_result = 'abandoned_in_queue')"
     return [f"count(*) FILTER (WHERE c.transfer_result = '{r}') AS transfer_{r}"
             for r in TRANSFER_RESULTS] + [
-        "avg(c.queue_seconds) FILTER (WHERE c.transfer_result = 'abandoned_in_queue') "
-        "AS avg_abandoned_queue_seconds"]
+        f"avg(c.queue_seconds) {abandoned} AS avg_abandoned_queue_seconds",
+        # The average's parts, for a figure added up from groups.
+        f"sum(c.queue_seconds) {abandoned} AS abandoned_queue_seconds",
+        f"count(c.queue_seconds) {abandoned} AS abandoned_queue_count"]
 
 
 def _need_provider(db, filters: Filters, dims: tuple = ()) -> None:
