@@ -97,7 +97,7 @@ def _added_up(figures: list[dict], finest: tuple, dims: tuple) -> list[dict]:
     for key, members in groups.items():
         row: dict = {f"g{i}": value for i, value in enumerate(key)}
         for column in members[0]:
-            if column.startswith("g") and column[1:].isdigit() or column in _AVERAGES:
+            if (column.startswith("g") and column[1:].isdigit()) or column in _AVERAGES:
                 continue
             values = [m[column] for m in members if m[column] is not None]
             if column in _FRACTIONS:
