@@ -474,7 +474,7 @@ def test_a_sealed_state_opens_only_for_its_own_call(new_store):
 
 
 def test_states_are_sealed_with_the_calls_own_key_even_where_openssl_has_no_gcm_siv(monkeypatch):
-    monkeypatch.setattr("ivr.store.sqlite.store._state_cipher", lambda key: None)
+    monkeypatch.setattr("ivr.store.sqlite.store.gcm_siv_cipher", lambda key: None)
     store = memory_store()
     save(store, make_state(node="menu"), turn=1)
     sealed = store.db.execute("SELECT state_json FROM call_state").fetchone()[0]

@@ -20,7 +20,7 @@ import os
 from typing import Callable
 
 import orjson
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESGCMSIV
 
 #: The first byte of a call state sealed with AES-GCM-SIV (then the nonce
@@ -33,6 +33,16 @@ _STATE_V3 = b"\x03"
 
 #: Calls whose key is kept (a live call seals its state on every turn).
 KEYS_KEPT = 4096
+
+
+def gcm_siv_cipher(key: bytes) -> AESGCMSIV | None:
+    """The AES-GCM-SIV cipher states were sealed with before, keyed from
+    the caller key ``key``: it opens those still stored.  None when this
+    OpenSSL has no AES-GCM-SIV."""
+    try:
+        return AESGCMSIV(hmac.new(key, b"ivr.store/state", hashlib.sha256).digest())
+    except UnsupportedAlgorithm:
+        return None
 
 
 class CallKeys:

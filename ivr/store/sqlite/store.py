@@ -58,9 +58,7 @@ from typing import Iterator
 
 import phonenumbers
 import sqlite_utils
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.fernet import InvalidToken
-from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 
 from ivr.phone import is_withheld
 from ivr.store.protocol import CallRecord, checked_turn
@@ -76,7 +74,7 @@ from ivr.store.sqlite.migrations import CALLBACK_STATUSES, _apply_migrations
 from ivr.store.sqlite.node_log import LoggedNodes, _NodeLog
 from ivr.store.sqlite.retention import _Retention
 from ivr.store.sqlite.sql import _text, _update_sql, _upsert_sql, _utc_iso, _utc_now
-from ivr.store.sqlite.state_seal import CallKeys, _SealedStates
+from ivr.store.sqlite.state_seal import CallKeys, _SealedStates, gcm_siv_cipher
 from ivr.store.sqlite.writer_lock import NO_WRITER_LOCK, writer_lock_beside
 
 __all__ = ["CALLBACK_STATUSES", "CallRecord", "CallStore", "NO_SEQUENCE", "stored_caller_key"]
@@ -120,7 +118,7 @@ class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog, _SealedStates)
         self._hashes: dict[str, str] = {}
         self._live: OrderedDict[str, CallRecord] = OrderedDict()
         self._fernet = _sealer(self._key)
-        self._state_cipher = _state_cipher(self._key)
+        self._state_cipher = gcm_siv_cipher(self._key)
         self._call_keys = CallKeys(self._key)
 
     #: Brings a database up to this store's schema (a backend's own migrations).
@@ -449,15 +447,6 @@ class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog, _SealedStates)
             return self._fernet.decrypt(value[len(_SEAL_PREFIX):].encode("ascii")).decode("utf-8")
         except InvalidToken:
             raise ValueError("call state sealed with another caller key") from None
-
-
-def _state_cipher(key: bytes) -> AESGCMSIV | None:
-    """The cipher sealing call states, keyed from the caller key; None when
-    this OpenSSL has no AES-GCM-SIV (states are then sealed with Fernet)."""
-    try:
-        return AESGCMSIV(hmac.new(key, b"ivr.store/state", hashlib.sha256).digest())
-    except UnsupportedAlgorithm:
-        return None
 
 
 def keyed_hash(key: bytes, number: str | None) -> str:
