@@ -11,7 +11,10 @@ Starts, on 127.0.0.1, each in its own processes:
   node event logged), with ``--workers 1`` when ivr-serve has that option;
 - ``ivr N workers``: the same with ``--workers N`` (n/a without the option);
 - ``ivr postgresql``: ``ivr-serve --db DSN`` when a DSN is given by
-  ``--postgres`` or ``$IVR_BENCH_POSTGRES`` (n/a otherwise).
+  ``--postgres`` or ``$IVR_BENCH_POSTGRES`` (n/a otherwise);
+- ``floor`` with ``--floor``: ``tools/bench_floor_server.py``, the bare
+  resource plus the SQLite writes of a turn, group-committed as ivr-serve
+  does: what a durable turn costs with no engine, templates, checks or log.
 
 wrk (``apt-get install wrk``) plays whole demo calls with
 ``tools/bench_turns.lua``: one thread per connection, each playing one call
@@ -201,6 +204,15 @@ def start_ceiling() -> Server:
     return Server("bare", process, port)
 
 
+def start_floor(workdir: Path) -> Server:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "tools" / "bench_floor_server.py"),
+                                str(port), str(workdir / "floor.db")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(port, process)
+    return Server("floor", process, port)
+
+
 def stop(server: Server) -> None:
     family = _process_tree(server.process.pid)
     server.process.terminate()
@@ -370,6 +382,9 @@ def main(argv=None) -> None:
     parser.add_argument("--postgres", default=os.environ.get("IVR_BENCH_POSTGRES"),
                         help="PostgreSQL DSN for the fourth server "
                              "(default $IVR_BENCH_POSTGRES; without one: n/a)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure tools/bench_floor_server.py (the writes of a "
+                             "turn, nothing else)")
     args = parser.parse_args(argv)
     if not 1 <= args.seconds <= 120 or not 1 <= args.connections <= 200 \
             or not 1 <= args.rounds <= 10 or not 2 <= args.workers <= 64:
@@ -399,6 +414,8 @@ def main(argv=None) -> None:
                                          1 if has_workers else None))
             else:
                 missing["ivr postgresql"] = "n/a (no --postgres / $IVR_BENCH_POSTGRES DSN)"
+            if args.floor:
+                servers.append(start_floor(Path(tmp)))
             for server in servers:  # warm-up: flows compiled, caches filled
                 run_wrk(server.port, LUA, 1, args.connections, [f"nonce={nonce}", *call_steps()])
             for number in range(args.rounds):
