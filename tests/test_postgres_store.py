@@ -11,7 +11,7 @@ from twisted.internet import defer, task
 
 from ivr.engine.state import call_summary
 from ivr.store.postgres.connection import is_postgres_url, psycopg_sql
-from ivr.store.postgres.faults import postgres_fault_cause
+from ivr.store.postgres.faults import StoreTimeout, postgres_fault_cause
 from ivr.store.postgres.group_commit import PooledGroupCommit
 from ivr.store.postgres.migrations import MIGRATIONS, pending_migrations
 from ivr.store.postgres.store import PostgresCallStore
@@ -209,6 +209,49 @@ def test_a_failing_write_fails_alone_in_its_group(store):
     assert done[0].result == "CA1" and done[2].result == "CA2"
     assert failures and isinstance(failures[0].value, psycopg.errors.UndefinedTable)
     assert store.call("CA1") is not None and store.call("CA2") is not None
+
+
+def test_a_commit_the_database_does_not_answer_fails_at_its_deadline_as_a_storage_fault(store):
+    clock, stuck = task.Clock(), []
+
+    def hanging(function, *args):  # the database never answers
+        stuck.append((function, args, defer.Deferred()))
+        return stuck[-1][2]
+
+    group = PooledGroupCommit(store, clock, in_thread=hanging, deadline=3.0)
+    first = group.write(saver(store, "CA1"))
+    clock.advance(0)
+    behind = group.write(saver(store, "CA2"))  # queued behind the group that hangs
+    failures: list = []
+    first.addErrback(failures.append)
+    behind.addErrback(failures.append)
+    clock.advance(2.9)
+    assert failures == []
+    clock.advance(0.1)
+    assert [f.check(StoreTimeout) for f in failures] == [StoreTimeout, StoreTimeout]
+    assert fault_cause(failures[0].value) == "server_unreachable"
+    # The database answers at last: the group in flight commits (its turn
+    # was answered from memory meanwhile), the write behind it was dropped.
+    function, args, done = stuck[0]
+    done.callback(function(*args))
+    assert store.call("CA1") is not None and store.call("CA2") is None
+    assert len(stuck) == 1 and clock.getDelayedCalls() == []
+
+
+def test_a_lease_asked_off_the_reactor_runs_the_work_only_when_taken(store):
+    from ivr.server.leases import Leases
+
+    clock = task.Clock()
+    clock.advance(NOW.timestamp())
+    ran = []
+    in_thread = lambda function, *args: defer.maybeDeferred(function, *args)  # noqa: E731
+    mine = Leases(store, clock, holder="a", in_thread=in_thread)
+    theirs = Leases(store, clock, holder="b", in_thread=in_thread)
+    assert mine.once("sweep", 30, lambda: ran.append("a") or 1)().result == 1
+    assert theirs.once("sweep", 30, lambda: ran.append("b") or 2)().result is None
+    broken = Leases(store, clock, holder="c", in_thread=lambda *_: defer.fail(StoreTimeout("x")))
+    assert broken.once("retention", 30, lambda: ran.append("c"))().result is None
+    assert ran == ["a"]
 
 
 # -- faults -------------------------------------------------------------------------

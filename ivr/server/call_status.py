@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from ivr.engine.step import step
 from ivr.providers.dialect import StatusNotice
@@ -41,6 +42,11 @@ async def _settled(d: defer.Deferred) -> None:
 
 class _StatusCallbacks:
     """Methods of the call handler, :class:`ivr.server.calls.CallHandler`."""
+
+    #: Runs long store work (the retention purge) in a thread and returns
+    #: its Deferred; None runs it at once.  ``ivr-serve`` sets it on
+    #: PostgreSQL, where a long delete must not stop the server.
+    in_background = None
 
     def status(self, params: dict, now: datetime | None = None, served=None) -> bool:
         """Take a status callback and commit it; True when it was new.  A
@@ -132,7 +138,7 @@ class _StatusCallbacks:
         return new
 
     def sweep(self, idle: float = SWEEP_IDLE, on_transfer: float = SWEEP_ON_TRANSFER,
-              state_kept: float = STATE_KEPT_AFTER_END) -> int:
+              state_kept: float = STATE_KEPT_AFTER_END) -> int | defer.Deferred:
         """End the calls the provider never closed (a lost status callback):
         those silent for ``idle`` seconds, or ``on_transfer`` seconds while
         with an agent or in a queue.  Each ends as a hang-up at its last
@@ -140,58 +146,103 @@ class _StatusCallbacks:
         its time with the IVR is not stretched to the sweep.  Then drop the
         state of the calls ended more than ``state_kept`` seconds ago (see
         :meth:`ivr.store.sqlite.store.CallStore.drop_ended_states`).  Returns how many
-        calls were ended.  A store that cannot write stops the sweep until
-        its next run; it never raises (it runs from a timer)."""
+        calls were ended (a Deferred of it on a store read off the reactor).
+        A store that cannot write stops the sweep until its next run; it
+        never raises (it runs from a timer)."""
+        now = datetime.fromtimestamp(self.clock.seconds(), ZoneInfo("UTC"))
+        silent_since = (now - timedelta(seconds=idle)).isoformat()
+        ended_before = (now - timedelta(seconds=state_kept)).isoformat()
+        if self.read_in_thread is not None and self.group_commit is not None:
+            return defer.ensureDeferred(
+                self._sweep_off_reactor(now, silent_since, on_transfer, ended_before))
         if self.group_commit is not None:
             self.group_commit.flush()
-        now = datetime.fromtimestamp(self.clock.seconds(), ZoneInfo("UTC"))
         try:
-            ended = self._end_silent_calls(now, idle, on_transfer)
-            dropped = self.store.drop_ended_states((now - timedelta(seconds=state_kept)).isoformat())
+            ended = []
+            for call_id in self.store.open_calls(silent_since):
+                if call_id in self._unsaved:
+                    continue  # answered from memory since: the store's state is behind
+                record = self.store.load_call(call_id)
+                ending = self._sweep_ending(call_id, record, now, on_transfer)
+                if ending is not None:
+                    with self.store.transaction():
+                        ending[0]()
+                    self._swept(call_id, record.turn, ending[1], ended)
+            dropped = self.store.drop_ended_states(ended_before)
         except Exception as error:  # noqa: BLE001 - the next sweep tries again
             self.storage.failed(error, "sweep")
             return 0
+        return self._sweep_done(ended, dropped)
+
+    async def _sweep_off_reactor(self, now, silent_since, on_transfer, ended_before) -> int:
+        """:meth:`sweep` on a store read and written off the reactor's
+        thread (PostgreSQL), so a database that hangs stops only the sweep."""
+        try:
+            ended: list[str] = []
+            for call_id in await self.read_in_thread(self.store.open_calls, silent_since):
+                if call_id in self._unsaved:
+                    continue
+                record = await self.read_in_thread(self.store.load_call, call_id)
+                ending = self._sweep_ending(call_id, record, now, on_transfer)
+                if ending is not None:
+                    await self.group_commit.write(ending[0])
+                    self._swept(call_id, record.turn, ending[1], ended)
+            dropped = await self.group_commit.write(
+                lambda: self.store.drop_ended_states(ended_before))
+        except Exception as error:  # noqa: BLE001 - the next sweep tries again
+            self.storage.failed(error, "sweep")
+            return 0
+        return self._sweep_done(ended, dropped)
+
+    def _sweep_ending(self, call_id, record, now, on_transfer):
+        """The write that ends a silent call as a hang-up, and its new
+        state; None while it must stay open."""
+        state = record.state
+        quiet_since = datetime.fromisoformat(state["now"])
+        if state["waiting"] in ("dial", "record") and (now - quiet_since).total_seconds() < on_transfer:
+            return None  # still with an agent, in a queue or leaving a message
+        flow = (self.registry.version(state["flow"], state["version"])
+                or self.registry.current(state["flow"]))
+        if flow is None:
+            return None
+        event = {"type": "hangup", "now": quiet_since, "detail": "no status callback"}
+        new_state, _actions, node_events = step(flow, state, event)
+        return self._writer(call_id, record.turn, new_state, record.response, node_events), new_state
+
+    def _swept(self, call_id: str, turn: int, new_state: dict, ended: list) -> None:
+        self.storage.succeeded()
+        self._saved(call_id, turn, new_state)
+        ended.append(call_id)
+
+    def _sweep_done(self, ended: list, dropped: int) -> int:
         if ended:
             self.log.info("sweep ended {count} calls with no status callback", count=len(ended))
         if dropped:
             self.log.info("sweep dropped the state of {count} ended calls", count=dropped)
         return len(ended)
 
-    def _end_silent_calls(self, now, idle, on_transfer) -> list[str]:
-        ended = []
-        for call_id in self.store.open_calls((now - timedelta(seconds=idle)).isoformat()):
-            if call_id in self._unsaved:
-                continue  # answered from memory since: the store's state is behind
-            record = self.store.load_call(call_id)
-            state = record.state
-            quiet_since = datetime.fromisoformat(state["now"])
-            if state["waiting"] in ("dial", "record") and (now - quiet_since).total_seconds() < on_transfer:
-                continue  # still with an agent, in a queue or leaving a message
-            flow = (self.registry.version(state["flow"], state["version"])
-                    or self.registry.current(state["flow"]))
-            if flow is None:
-                continue
-            event = {"type": "hangup", "now": quiet_since, "detail": "no status callback"}
-            with self.store.transaction():
-                new_state, _actions, node_events = step(flow, state, event)
-                self._writer(call_id, record.turn, new_state, record.response, node_events)()
-            self.storage.succeeded()
-            self._saved(call_id, record.turn, new_state)
-            ended.append(call_id)
-        return ended
-
-    def purge(self, days: float) -> dict:
+    def purge(self, days: float) -> dict | defer.Deferred:
         """Erase the calls that started more than ``days`` days ago, with
         everything logged of them (``--retention-days``); the rows erased
-        per table.  Never raises (it runs from a timer)."""
+        per table, or a Deferred of them when run :attr:`in_background`.
+        Never raises nor fails (it runs from a timer)."""
         now = datetime.fromtimestamp(self.clock.seconds(), ZoneInfo("UTC"))
         cutoff = (now - timedelta(days=days)).isoformat()
+        if self.in_background is not None:
+            return self.in_background(self.store.purge_before, cutoff).addCallbacks(
+                self._purged, self._not_purged, callbackArgs=(cutoff,))
         try:
             erased = self.store.purge_before(cutoff)
-        except Exception as error:  # noqa: BLE001 - tomorrow's run tries again
-            self.storage.failed(error, "retention purge")
-            return {}
+        except Exception:  # noqa: BLE001 - tomorrow's run tries again
+            return self._not_purged(Failure())
+        return self._purged(erased, cutoff)
+
+    def _purged(self, erased: dict, cutoff: str) -> dict:
         self.log.info("retention: erased the calls started before {cutoff}: {calls} calls, "
                       "{rows} rows", cutoff=cutoff, calls=erased.get("calls", 0),
                       rows=sum(erased.values()))
         return erased
+
+    def _not_purged(self, failure: Failure) -> dict:
+        self.storage.failed(failure.value, "retention purge")
+        return {}

@@ -190,7 +190,11 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
                                      call_id) -> bytes:
         """:meth:`answer` for a store read off the reactor's thread."""
         try:
-            record = await self.read_in_thread(self._last_record, call_id)
+            # A call answered from memory goes on from there, not from a
+            # store that may be the one that hangs.
+            unsaved = self._unsaved.get(call_id)
+            record = (unsaved.record if unsaved is not None
+                      else await self.read_in_thread(self.store.load_call, call_id))
             if record is None and turn > 0 and await self.read_in_thread(self._state_dropped,
                                                                          call_id):
                 return self._long_ended(call_id, turn, served)

@@ -12,7 +12,9 @@ import socket
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ivr.store.sqlite.checkpoint import CHECKPOINT_INTERVAL
 
@@ -40,33 +42,55 @@ def holder_id() -> str:
 
 class Leases:
     """This process's leases on ``store``, timed by ``clock`` (an
-    ``IReactorTime``)."""
+    ``IReactorTime``).  With ``in_thread`` (a function running a store
+    call off the reactor's thread and returning its Deferred: PostgreSQL's
+    reads), :meth:`once` asks for the lease there."""
 
-    def __init__(self, store, clock, holder: str | None = None):
+    def __init__(self, store, clock, holder: str | None = None,
+                 in_thread: Callable[..., Deferred] | None = None):
         self.store, self.clock = store, clock
         self.holder = holder or holder_id()
+        self.in_thread = in_thread
         self._held: set[str] = set()
 
     def held(self, name: str, ttl: float) -> bool:
         """Take or renew the lease ``name`` for ``ttl`` seconds: whether this
         process holds it now.  A store that cannot answer holds nothing
         (the work waits for its next run); it never raises."""
-        now = datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
         try:
-            taken = self.store.take_lease(name, self.holder, now, timedelta(seconds=ttl))
+            taken = self.store.take_lease(*self._asking(name, ttl))
         except Exception:  # noqa: BLE001 - the next run asks again
-            log.failure("lease {lease}: the store could not be asked", lease=name)
-            taken = False
+            return self._not_asked(Failure(), name)
         self._note(name, taken)
         return taken
 
+    def held_later(self, name: str, ttl: float) -> Deferred:
+        """:meth:`held`, asked in ``in_thread``: a Deferred of whether this
+        process holds the lease; it never fails."""
+        assert self.in_thread is not None, "held_later needs in_thread"
+        asked = self.in_thread(self.store.take_lease, *self._asking(name, ttl))
+        return asked.addCallbacks(lambda taken: self._note(name, taken) or taken,
+                                  self._not_asked, errbackArgs=(name,))
+
     def once(self, name: str, ttl: float, work: Callable) -> Callable:
         """``work`` run only while this process holds the lease ``name``
-        (else the call returns None)."""
+        (else the call returns None, or with ``in_thread`` a Deferred of it)."""
         def leased(*args, **kwargs):
+            if self.in_thread is not None:
+                return self.held_later(name, ttl).addCallback(
+                    lambda taken: work(*args, **kwargs) if taken else None)
             return work(*args, **kwargs) if self.held(name, ttl) else None
         leased.__name__ = f"leased_{getattr(work, '__name__', 'work')}"
         return leased
+
+    def _asking(self, name: str, ttl: float) -> tuple:
+        now = datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
+        return name, self.holder, now, timedelta(seconds=ttl)
+
+    def _not_asked(self, failure: Failure, name: str) -> bool:
+        log.failure("lease {lease}: the store could not be asked", failure, lease=name)
+        self._note(name, False)
+        return False
 
     def _note(self, name: str, taken: bool) -> None:
         """Log when this process starts or stops holding a lease."""

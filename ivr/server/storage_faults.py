@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
 from ivr.server.registry import UnknownFlow
 from ivr.store.protocol import CallRecord
 from ivr.store.sqlite.storage_health import fault_cause
@@ -25,6 +28,8 @@ class Unsaved:
 
     record: CallRecord
     write: Callable[[], object]
+    #: Queued in a group commit that runs off the reactor (PostgreSQL).
+    queued: bool = False
 
 
 def _both(first, then):
@@ -109,7 +114,11 @@ class _StorageFaults:
 
     def save_unsaved(self, most: int = UNSAVED_WRITTEN_PER_PASS) -> int:
         """Write up to ``most`` of the calls answered from memory, oldest
-        first, stopping at the first failure; how many were written."""
+        first, stopping at the first failure; how many were written.  On a
+        store read off the reactor (PostgreSQL) they are queued in the group
+        commit instead, never waited for here: how many were queued."""
+        if self.read_in_thread is not None and self.group_commit is not None:
+            return self._queue_unsaved(most)
         written = 0
         for call_id, unsaved in list(self._unsaved.items())[:most]:
             try:
@@ -130,22 +139,51 @@ class _StorageFaults:
                           count=written, left=len(self._unsaved))
         return written
 
+    def _queue_unsaved(self, most: int) -> int:
+        queued = 0
+        for call_id, unsaved in list(self._unsaved.items())[:most]:
+            if unsaved.queued:
+                continue
+            unsaved.queued = True
+            queued += 1
+            self.group_commit.write(unsaved.write).addCallbacks(
+                lambda _result, call_id=call_id, unsaved=unsaved: self._written(call_id, unsaved),
+                self._unsaved_not_written, errbackArgs=(call_id, unsaved))
+        return queued
+
+    def _unsaved_not_written(self, failure, call_id: str, unsaved: Unsaved) -> None:
+        unsaved.queued = False
+        self.storage.failed(failure.value, f"turns of {call_id} answered from memory")
+        if fault_cause(failure.value) is None and self._unsaved.get(call_id) is unsaved:
+            del self._unsaved[call_id]  # its writes are broken, not the store
+
     @property
     def calls_in_memory(self) -> int:
         """Calls answered from memory whose turns the store still owes."""
         return len(self._unsaved)
 
-    def probe_storage(self) -> bool:
+    def probe_storage(self) -> bool | defer.Deferred:
         """While writes fail (or calls wait in memory), try a write: the
         health recovers without waiting for a call.  True when the store
-        writes.  Never raises (it runs from a timer)."""
+        writes (a Deferred of it when the store is written off the reactor,
+        on PostgreSQL: a database that hangs must not stop the server).
+        Never raises nor fails (it runs from a timer)."""
         if self.storage.ok and not self._unsaved:
             return True
+        if self.read_in_thread is not None and self.group_commit is not None:
+            return self.group_commit.write(self.store.probe_write).addCallbacks(
+                self._probed, self._probe_failed)
         try:
             self.store.probe_write()
         except Exception as error:  # noqa: BLE001 - still failing
-            self.storage.failed(error, "probe")
-            return False
+            return self._probe_failed(Failure(error))
+        return self._probed(None)
+
+    def _probed(self, _result) -> bool:
         self.storage.succeeded()
         self.save_unsaved()
         return self.storage.ok
+
+    def _probe_failed(self, failure: Failure) -> bool:
+        self.storage.failed(failure.value, "probe")
+        return False

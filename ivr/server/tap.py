@@ -230,20 +230,28 @@ def store_threads(store, reactor, top: service.MultiService):
     thread on SQLite (one local file, a fraction of a millisecond each); on
     PostgreSQL (a round trip to another host each), commits in one writer
     thread and reads in a small pool of their own, started and stopped
-    with ``top``.  The group commit, and the read runner (None: at once)."""
+    with ``top``, each bounded in time.  The group commit, and the read
+    runner (None: at once)."""
     from ivr.store.postgres.store import PostgresCallStore
 
     if not isinstance(store, PostgresCallStore):
         return GroupCommit(store, reactor), None
     from twisted.internet.threads import deferToThreadPool
 
-    from ivr.store.postgres.group_commit import PooledGroupCommit, reader_pool, writer_pool
+    from ivr.store.postgres.group_commit import (
+        STORE_DEADLINE,
+        PooledGroupCommit,
+        reader_pool,
+        within,
+        writer_pool,
+    )
 
     writer, readers = writer_pool(), reader_pool()
     ThreadPoolService(writer).setServiceParent(top)
     ThreadPoolService(readers).setServiceParent(top)
     return (PooledGroupCommit(store, reactor, writer, reactor),
-            lambda function, *args: deferToThreadPool(reactor, readers, function, *args))
+            lambda function, *args: within(deferToThreadPool(reactor, readers, function, *args),
+                                           STORE_DEADLINE, reactor, "read"))
 
 
 class ThreadPoolService(service.Service):
@@ -361,7 +369,11 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     site.displayTracebacks = False
     GarbageCollectorTuning().setServiceParent(top)
     # Work that must run once however many processes share the store.
-    leases = Leases(store, reactor)
+    leases = Leases(store, reactor, in_thread=read_in_thread)
+    if read_in_thread is not None:  # a long purge must not stop the server either
+        from twisted.internet.threads import deferToThread
+
+        handler.in_background = deferToThread
     if not is_postgres_url(options["db"]):
         # Checkpoints run in a thread; the commits keep one only as a safety
         # net, and the log file shrinks back after a long reader.

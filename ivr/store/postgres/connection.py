@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any, Iterator, Sequence
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -30,6 +31,23 @@ __all__ = ["PostgresDb", "is_postgres_url", "psycopg_sql"]
 
 #: How long opening the store waits for a first connection, in seconds.
 CONNECT_TIMEOUT = 10.0
+
+#: How long a statement waits for a connection of the pool, in seconds
+#: (psycopg_pool's default, 30 s, is longer than a caller waits).
+BORROW_TIMEOUT = 2.0
+
+#: libpq's connection settings unless the DSN gives its own: a new
+#: connection gives up after 5 s, and one to a host that stopped answering
+#: (a network dropping packets) breaks within about 20 s, so the pool opens
+#: another instead of a thread waiting on it for the kernel's 15 minutes.
+CONNECTION_DEFAULTS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 20_000,  # ms without an acknowledgement of data sent
+}
 
 _PLACEHOLDER = re.compile(r"\?(\d*)|%")
 
@@ -90,8 +108,11 @@ class PostgresDb:
         # One connection first: its error says why (refused, no such user)
         # where the pool's would only say it timed out.
         psycopg.connect(dsn, connect_timeout=int(CONNECT_TIMEOUT)).close()
+        given = conninfo_to_dict(dsn)
+        settings = {key: value for key, value in CONNECTION_DEFAULTS.items() if key not in given}
         self.pool = ConnectionPool(dsn, min_size=1, max_size=size, open=False,
-                                   kwargs={"autocommit": True}, name="ivr-calls")
+                                   kwargs={"autocommit": True, **settings},
+                                   timeout=BORROW_TIMEOUT, name="ivr-calls")
         self.pool.open()
         try:
             self.pool.wait(timeout=CONNECT_TIMEOUT)

@@ -7,7 +7,14 @@ psycopg: a server without the PostgreSQL backend installed still runs.
 
 from __future__ import annotations
 
-__all__ = ["postgres_fault_cause"]
+__all__ = ["StoreTimeout", "postgres_fault_cause"]
+
+
+class StoreTimeout(Exception):
+    """PostgreSQL did not answer a turn's read or commit in time (a server
+    that hangs, a network that drops packets): the caller is not kept
+    waiting on it."""
+
 
 #: SQLSTATE (or its class, the first two characters) and the cause.
 _CAUSES = {
@@ -26,6 +33,8 @@ _CAUSES = {
 def postgres_fault_cause(error: BaseException) -> str | None:
     """The storage fault ``error`` is when it is one of psycopg's; None when
     it is not psycopg's, or not the storage's (a constraint, bad SQL)."""
+    if isinstance(error, StoreTimeout):
+        return "server_unreachable"
     if not type(error).__module__.startswith(("psycopg", "psycopg_pool")):
         return None
     state = getattr(error, "sqlstate", None)

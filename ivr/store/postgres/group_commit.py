@@ -10,6 +10,15 @@ large Twisted applications run their blocking database calls (Synapse's
 ``runInteraction``).  The pool has one thread: groups commit one after
 the other, in the order their turns were answered, so a call's turns
 reach the database in order; the next group gathers while one commits.
+
+A database that hangs (a stopped server, a network dropping packets) must
+not keep callers waiting: each write, and each read run by
+:func:`within`, fails with :class:`ivr.store.postgres.faults.StoreTimeout`
+after :data:`STORE_DEADLINE` seconds, a storage fault like any other (the
+turn is answered from memory, its caller put through to a human).  A write
+still queued then is dropped from the queue; one already in the
+transaction the thread is stuck in may still commit once the database
+answers again, and the turn answered from memory is then written over it.
 """
 
 from __future__ import annotations
@@ -21,9 +30,16 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from ivr.store.postgres.faults import StoreTimeout
 from ivr.store.sqlite.group_commit import MAX_GROUP, GroupCommit
 
-__all__ = ["PooledGroupCommit", "READ_THREADS", "reader_pool", "writer_pool"]
+__all__ = ["PooledGroupCommit", "READ_THREADS", "STORE_DEADLINE", "reader_pool", "within",
+           "writer_pool"]
+
+#: Seconds a turn waits for PostgreSQL to read or to commit.  A read and a
+#: commit both at the limit still answer well within the 10 to 15 s
+#: providers wait for a webhook.
+STORE_DEADLINE = 3.0
 
 #: Threads reading the store for turns (the store's pool has a connection
 #: for each, and one for the writer).
@@ -40,6 +56,18 @@ def reader_pool() -> ThreadPool:
     return ThreadPool(minthreads=1, maxthreads=READ_THREADS, name="ivr-store-readers")
 
 
+def within(deferred: defer.Deferred, seconds: float, clock, what: str,
+           on_late: Callable[[], object] | None = None) -> defer.Deferred:
+    """``deferred``, failed with :class:`StoreTimeout` if it has not fired
+    after ``seconds`` on ``clock`` (its late result is then ignored), and
+    then ``on_late`` called."""
+    def timed_out(_result, _timeout):
+        if on_late is not None:
+            on_late()
+        raise StoreTimeout(f"PostgreSQL did not answer the {what} within {seconds:g} s")
+    return deferred.addTimeout(seconds, clock, onTimeoutCancel=timed_out)
+
+
 class PooledGroupCommit(GroupCommit):
     """Queue writes against ``store`` and commit each group in ``in_thread``
     (by default :func:`deferToThreadPool` on ``reactor`` and ``pool``)."""
@@ -48,8 +76,10 @@ class PooledGroupCommit(GroupCommit):
 
     def __init__(self, store, clock, pool: ThreadPool | None = None, reactor=None,
                  max_group: int = MAX_GROUP,
-                 in_thread: Callable[..., defer.Deferred] | None = None):
+                 in_thread: Callable[..., defer.Deferred] | None = None,
+                 deadline: float = STORE_DEADLINE):
         super().__init__(store, clock, max_group)
+        self.deadline = deadline
         if in_thread is None:
             if pool is None or reactor is None:
                 raise TypeError("give the thread pool and the reactor, or in_thread")
@@ -61,8 +91,15 @@ class PooledGroupCommit(GroupCommit):
         if self._committing:  # gathered for the commit after the current one
             done: defer.Deferred = defer.Deferred()
             self._queue.append((function, done))
-            return done
-        return super().write(function)
+        else:
+            done = super().write(function)
+        return within(done, self.deadline, self.clock, "commit",
+                      on_late=lambda: self._unqueue(function))
+
+    def _unqueue(self, function) -> None:
+        """A write whose deadline passed before its group started is
+        dropped: its turn is answered from memory, and written from there."""
+        self._queue = [item for item in self._queue if item[0] is not function]
 
     def flush(self) -> None:
         """Commit what is queued now, in this thread (on shutdown: the
