@@ -362,3 +362,34 @@ def test_the_server_is_built_with_a_helpdesk_only_when_given_a_url(tmp_path, arg
     assert isinstance(service.helpdesk, kind)
     top.startService()
     top.stopService()
+
+
+def test_with_a_store_read_off_the_reactor_every_store_call_goes_there():
+    store = requested_store()
+    sender, clock, stub, fake = helpdesk(store)
+    asked: list = []
+
+    def in_thread(function, *args):
+        asked.append(getattr(function, "func", function).__name__)
+        return defer.maybeDeferred(function, *args)
+
+    sender.in_thread = in_thread
+    assert sender.resend_pending().result == 1
+    stub.flush()
+    assert len(fake.requests) == 1 and row(store)[:2] == ("sent", 1)
+    assert asked == ["pending_callbacks", "callback_request", "update_callback"]
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_store_that_cannot_be_asked_sends_nothing_and_raises_nothing():
+    store = requested_store()
+    sender, clock, stub, fake = helpdesk(store)
+    sender.in_thread = lambda function, *args: defer.fail(OSError("no answer"))
+    assert sender.resend_pending().result == 0
+    sender.requested("CA1")
+    stub.flush()
+    assert fake.requests == [] and clock.getDelayedCalls() == []
+    sender.in_thread = lambda function, *args: defer.maybeDeferred(function, *args)
+    sender.requested("CA1")  # the store answers again: sent
+    stub.flush()
+    assert len(fake.requests) == 1 and row(store)[:2] == ("sent", 1)

@@ -1,7 +1,8 @@
 """A PostgreSQL that hangs (every process of the cluster stopped with
 SIGSTOP: connections stay open, nothing answers) must not drop callers:
 ``ivr-serve`` answers each turn within seconds, putting the caller through
-to a human, reports the storage failing, and serves normally again once
+to a human (and the agent's whisper, putting the agent through), reports
+the storage failing, and serves normally again once
 the database answers.
 
 A throwaway cluster of its own (stopping the session's would stall the
@@ -14,6 +15,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlencode
 
 import pytest
 from postgres_support import PostgresUnavailable, ThrowawayCluster, binaries
@@ -84,6 +86,14 @@ def test_a_database_that_hangs_puts_callers_through_to_a_human_within_seconds(cl
                 assert took < ANSWERED_WITHIN, (sid, took)
                 # The flow's apology, then the human: the caller is not dropped.
                 assert "<Say" in answer and "<Enqueue" in answer, answer
+            # The agent answering a transfer hears the whisper, or silence: put through.
+            started = time.monotonic()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{server.port}/whisper?X-IVR-Call={call_sid(1)}"
+                "&X-IVR-Reason=parcel_lost", data=urlencode({"CallSid": call_sid(9)}).encode())
+            with urllib.request.urlopen(request, timeout=20) as response:
+                assert response.status == 200 and b"<Response" in response.read()
+            assert time.monotonic() - started < ANSWERED_WITHIN
             status, body = health(server)
             assert (status, body["storage"]) == (503, "server_unreachable")
         finally:

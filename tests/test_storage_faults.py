@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 from test_web import BASE, FORM, Server, says
-from twisted.internet import task
+from twisted.internet import defer, task
 from twisted.logger import Logger, LogLevel
 
 from ivr.store.sqlite.group_commit import GroupCommit
@@ -346,3 +346,66 @@ def test_a_call_whose_own_writes_are_broken_does_not_hold_back_the_others(tmp_pa
     assert server.handler.calls_in_memory == 0
     assert server.store.call(call_sid("FINE"))["outcome"] == "failed"
     assert server.handler.storage.failures["write_error"] == 1 and server.handler.storage.ok
+
+
+def test_the_agent_whisper_on_a_store_that_cannot_read_puts_the_agent_through(tmp_path,
+                                                                               monkeypatch):
+    server = failing_server(tmp_path)
+
+    def unreadable(call_id):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(server.store, "load_call", unreadable)
+    code, body = server.post(f"/whisper?X-IVR-Call={call_sid('CA1')}&X-IVR-Reason=parcel_lost",
+                             CallSid=call_sid("CA2"))
+    # A failed whisper would leave the caller unconnected: a silent one puts them through.
+    assert code == 200 and ET.fromstring(body).find("Say") is None
+    assert health(server)[1]["storage"] == "io_error"
+
+
+def test_call_details_on_a_store_that_cannot_read_are_503_in_one_line(tmp_path, monkeypatch):
+    from test_hostile_requests import calls_server
+
+    server = calls_server(tmp_path, dashboard_token="d" * 24)
+
+    def unreadable(call_id):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(server.store, "load_call", unreadable)
+    code, _headers, body = server.request("GET", f"/calls/{call_sid('CA1')}",
+                                          headers={"Authorization": "Bearer " + "d" * 24})
+    assert (code, body) == (503, b"cannot read the call now\n")
+
+
+def test_whisper_and_call_details_read_off_the_reactor_when_the_store_is(tmp_path):
+    from test_hostile_requests import calls_server
+
+    server = calls_server(tmp_path, dashboard_token="d" * 24)
+    reads = []
+    later: list = []
+
+    def in_thread(function, *args):
+        reads.append(function)
+        later.append(defer.Deferred())
+        later[-1].addCallback(lambda _: function(*args))
+        return later[-1]
+
+    voice(server, 0)
+    server.handler.read_in_thread = in_thread
+    answers: list = []
+    server.http.request("POST", BASE + f"/whisper?X-IVR-Call={call_sid('CA1')}&X-IVR-Reason=x",
+                        headers=FORM, data=urlencode({"CallSid": call_sid("CA2")}).encode()
+                        ).addCallback(answers.append)
+    server.http.flush()
+    assert answers == [] and len(later) == 1  # waits for the read
+    later[0].callback(None)
+    server.http.flush()
+    assert answers[0].code == 200
+    assert ET.fromstring(server.successful(answers[0].content())).find("Say") is not None
+    details: list = []
+    server.http.request("GET", BASE + f"/calls/{call_sid('CA1')}",
+                        headers={"Authorization": "Bearer " + "d" * 24}).addCallback(details.append)
+    server.http.flush()
+    later[1].errback(sqlite3.OperationalError("disk I/O error"))
+    server.http.flush()
+    assert details[0].code == 503

@@ -380,11 +380,27 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             return replace(action, whisper_url=f"{self._base(served)}/{served.prefix}whisper")
         return action
 
-    def whisper(self, params: dict, served: Served | None = None) -> bytes:
+    def whisper(self, params: dict, served: Served | None = None) -> bytes | defer.Deferred:
         """What the agent hears before being put through: the reason and the
-        order number, so they need not ask again."""
+        order number, so they need not ask again (a Deferred of it when the
+        store is read off the reactor).  A store that cannot read the call
+        puts the agent through without a word: never a failed whisper, which
+        would leave the caller unconnected."""
         dialect = (served or self.served).dialect
-        record = self.store.load_call(params.get("X-IVR-Call", ""))
+        call_id = params.get("X-IVR-Call", "")
+        if self.read_in_thread is not None:
+            return self.read_in_thread(self.store.load_call, call_id).addBoth(
+                self._whisper_of, call_id, params, dialect)
+        try:
+            record = self.store.load_call(call_id)
+        except Exception:  # noqa: BLE001 - the agent is put through all the same
+            return self._whisper_of(Failure(), call_id, params, dialect)
+        return self._whisper_of(record, call_id, params, dialect)
+
+    def _whisper_of(self, record, call_id: str, params: dict, dialect) -> bytes:
+        if isinstance(record, Failure):
+            self.storage.failed(record.value, f"whisper of {call_id}")
+            record = None
         state = record.state if record else {}
         flow = self.registry.current(state.get("flow", "")) if state else None
         lang = flow.default_language if flow else "fr-FR"
@@ -400,10 +416,17 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             return dialect.render([], "")
         return dialect.render([act.Say(sentence, voice=flow.voices.get(lang), language=lang)], "")
 
-    def describe(self, call_id: str) -> dict | None:
+    def describe(self, call_id: str) -> dict | None | defer.Deferred:
         """What a test client may know of a call: where it is, its node
         events and its summary, without the caller's number (a number to
-        call back shows only its last two digits)."""
+        call back shows only its last two digits); a Deferred of it when
+        the store is read off the reactor.  Raises (fails with) what the
+        store raises."""
+        if self.read_in_thread is not None:
+            return self.read_in_thread(self._description, call_id)
+        return self._description(call_id)
+
+    def _description(self, call_id: str) -> dict | None:
         record = self.store.load_call(call_id)
         if record is None:
             return None

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from functools import partial
 from typing import Callable
 
 from twisted.application import service
@@ -86,14 +87,17 @@ class Helpdesk:
     each reason's description; ``http`` (anything with treq's ``post``,
     e.g. ``treq.testing.StubTreq``) replaces the connections made on
     ``clock`` (the reactor), which also times attempts out and spaces
-    the retries.
+    the retries.  ``in_thread`` (a function running a store call off the
+    reactor's thread and returning its Deferred: PostgreSQL's reads) runs
+    the store's reads and writes; without it they run at once.
     """
 
     initial_status = "pending"
 
     def __init__(self, url: str, store: CallStore, clock, *, token: str | None = None, registry=None,
-                 http=None, timeout: float = TIMEOUT, delays: tuple = DELAYS):
+                 http=None, timeout: float = TIMEOUT, delays: tuple = DELAYS, in_thread=None):
         self.url, self.store, self.clock, self.registry = url, store, clock, registry
+        self.in_thread = in_thread
         self.timeout, self.delays = timeout, tuple(delays)
         self.pool = None
         if http is None:
@@ -115,14 +119,31 @@ class Helpdesk:
         if call_id not in self._active:
             self._attempt(call_id)
 
-    def resend_pending(self) -> int:
-        """Send every request still ``pending`` (on server start); how many."""
-        pending = self.store.pending_callbacks()
+    def resend_pending(self) -> int | defer.Deferred:
+        """Send every request still ``pending`` (on server start); how many
+        (with ``in_thread``, a Deferred of it: 0 when the store cannot say)."""
+        if self.in_thread is None:
+            return self._resend(self.store.pending_callbacks())
+        return self.in_thread(self.store.pending_callbacks).addCallbacks(
+            self._resend, self._store_failed, errbackArgs=("pending requests", 0))
+
+    def _resend(self, pending: list) -> int:
         for call_id in pending:
             self.requested(call_id)
         if pending:
             log.info("helpdesk: sending {count} callback requests left pending", count=len(pending))
         return len(pending)
+
+    def _stored(self, method, *args, **kwargs) -> defer.Deferred:
+        """A store call: in ``in_thread`` when given, else at once."""
+        if self.in_thread is None:
+            return defer.maybeDeferred(method, *args, **kwargs)
+        return self.in_thread(partial(method, *args, **kwargs))
+
+    @staticmethod
+    def _store_failed(failure, what: str, result=None):
+        log.failure("helpdesk: the store could not be asked for the {what}", failure, what=what)
+        return result
 
     def stop(self) -> defer.Deferred:
         """Cancel what is in flight and the retries waiting: those requests
@@ -134,8 +155,19 @@ class Helpdesk:
 
     # -- one attempt ------------------------------------------------------------------
     def _attempt(self, call_id: str) -> None:
-        self._active.pop(call_id, None)
-        request = self.store.callback_request(call_id)
+        reading = self._active[call_id] = self._stored(self.store.callback_request, call_id)
+        reading.addCallbacks(self._send, self._not_read,
+                             callbackArgs=(call_id, reading), errbackArgs=(call_id, reading))
+
+    def _not_read(self, failure, call_id: str, reading) -> None:
+        if self._active.get(call_id) is reading:
+            del self._active[call_id]  # the next requested() tries again
+        self._store_failed(failure, "request")
+
+    def _send(self, request: dict | None, call_id: str, reading) -> None:
+        if self._active.get(call_id) is not reading:
+            return  # stopped while it was read
+        del self._active[call_id]
         if request is None or request["status"] != "pending":
             return
         attempt = request["attempts"] + 1
@@ -187,7 +219,7 @@ class Helpdesk:
     def _delivered(self, _result, call_id: str, attempt: int, d) -> None:
         if self._active.get(call_id) is d:
             del self._active[call_id]
-        self.store.update_callback(call_id, "sent", attempt, delivered_at=self._now())
+        self._update(call_id, "sent", attempt, delivered_at=self._now())
         log.info("helpdesk: callback request {call} sent (attempt {attempt})", call=call_id,
                  attempt=attempt)
 
@@ -206,15 +238,19 @@ class Helpdesk:
         cause = mask_numbers(cause)
         if retry and attempt < self.max_attempts:
             delay = self.delays[attempt - 1]
-            self.store.update_callback(call_id, "pending", attempt, last_error=cause)
+            self._update(call_id, "pending", attempt, last_error=cause)
             self._active[call_id] = self.clock.callLater(delay, self._attempt, call_id)
             log.warn("helpdesk: callback request {call} attempt {attempt} failed: {cause}; "
                      "next in {delay} s", call=call_id, attempt=attempt, cause=cause, delay=delay)
             return None
-        self.store.update_callback(call_id, "failed", attempt, last_error=cause)
+        self._update(call_id, "failed", attempt, last_error=cause)
         log.error("helpdesk: callback request {call} not sent after {attempt} attempts: {cause}",
                   call=call_id, attempt=attempt, cause=cause)
         return None
+
+    def _update(self, call_id: str, status: str, attempt: int, **fields) -> None:
+        self._stored(self.store.update_callback, call_id, status, attempt, **fields).addErrback(
+            self._store_failed, f"status of {call_id}'s request")
 
     def _now(self) -> str:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc).isoformat(timespec="seconds")
@@ -226,13 +262,15 @@ class HelpdeskService(service.Service):
     it); cancels what is in flight when it stops (sent again at the next
     start)."""
 
-    def __init__(self, helpdesk, may_resend: Callable[[], bool] = lambda: True):
+    def __init__(self, helpdesk, may_resend: Callable[[], object] = lambda: True):
         self.helpdesk, self.may_resend = helpdesk, may_resend
 
     def startService(self):
         super().startService()
-        if self.may_resend():
-            self.helpdesk.resend_pending()
+        # may_resend may answer later (a lease asked off the reactor).
+        defer.maybeDeferred(self.may_resend).addCallback(
+            lambda may: self.helpdesk.resend_pending() if may else None).addErrback(
+            lambda failure: log.failure("helpdesk: pending requests not sent again", failure))
 
     def stopService(self):
         super().stopService()

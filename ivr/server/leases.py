@@ -64,6 +64,10 @@ class Leases:
         self._note(name, taken)
         return taken
 
+    def asked(self, name: str, ttl: float) -> bool | Deferred:
+        """:meth:`held`, or with ``in_thread`` :meth:`held_later`."""
+        return self.held(name, ttl) if self.in_thread is None else self.held_later(name, ttl)
+
     def held_later(self, name: str, ttl: float) -> Deferred:
         """:meth:`held`, asked in ``in_thread``: a Deferred of whether this
         process holds the lease; it never fails."""
@@ -76,10 +80,10 @@ class Leases:
         """``work`` run only while this process holds the lease ``name``
         (else the call returns None, or with ``in_thread`` a Deferred of it)."""
         def leased(*args, **kwargs):
-            if self.in_thread is not None:
-                return self.held_later(name, ttl).addCallback(
-                    lambda taken: work(*args, **kwargs) if taken else None)
-            return work(*args, **kwargs) if self.held(name, ttl) else None
+            taken = self.asked(name, ttl)
+            if isinstance(taken, Deferred):
+                return taken.addCallback(lambda taken: work(*args, **kwargs) if taken else None)
+            return work(*args, **kwargs) if taken else None
         leased.__name__ = f"leased_{getattr(work, '__name__', 'work')}"
         return leased
 

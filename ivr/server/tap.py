@@ -329,7 +329,8 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     helpdesk = NoHelpdesk()
     if options.get("helpdesk-url"):
         helpdesk = Helpdesk(options["helpdesk-url"], store, reactor,
-                            token=options.get("helpdesk-token"), registry=registry)
+                            token=options.get("helpdesk-token"), registry=registry,
+                            in_thread=read_in_thread)
         log.info("callback requests are posted to {url}", url=options["helpdesk-url"])
     handler = CallHandler(
         registry, store, lookups.perform, reactor,
@@ -417,7 +418,7 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         log.info("calls older than {days:g} days are erased daily", days=options["retention-days"])
     SmsService(texts).setServiceParent(top)
     # Requests left pending by the last run are sent again.
-    HelpdeskService(helpdesk, may_resend=lambda: leases.held("helpdesk-resend", HELPDESK_LEASE)
+    HelpdeskService(helpdesk, may_resend=lambda: leases.asked("helpdesk-resend", HELPDESK_LEASE)
                     ).setServiceParent(top)
     if shop:
         OrderLookupsService(lookups).setServiceParent(top)

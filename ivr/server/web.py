@@ -344,9 +344,11 @@ class WhisperResource(WebhookResource):
             query = self._query(request)
         except BadRequest as error:
             return self.refuse(request, error)
-        body = self.handler.whisper(query, self.served_for(request))
+        answer = self.handler.whisper(query, self.served_for(request))
         request.setHeader(b"content-type", self.dialect.content_type)
-        return body
+        if not isinstance(answer, defer.Deferred):
+            return answer
+        return _finish_later(request, answer)
 
     def _query(self, request) -> dict[str, str]:
         """The query we wrote into the Dial (reason, call, order), checked
@@ -385,13 +387,26 @@ class CallResource(WebhookResource):
             if not any(s.dialect.is_call_id(call_id) for s in self.all_served):
                 raise BadRequest(404, "no such call: not a call id of any provider served")
             described = self.handler.describe(call_id)
-            if described is None:
-                raise BadRequest(404, "no such call")
         except BadRequest as error:
             return self.refuse(request, error)
+        except Exception as error:  # noqa: BLE001 - the store's, said in one line
+            return self._unreadable(request, error)
+        if not isinstance(described, defer.Deferred):
+            return self._description(request, described)
+        return _finish_later(request, described.addCallbacks(
+            lambda found: self._description(request, found),
+            lambda failure: self._unreadable(request, failure.value)))
+
+    def _description(self, request, described: dict | None) -> bytes:
+        if described is None:
+            return self.refuse(request, BadRequest(404, "no such call"))
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         return json.dumps(described).encode("utf-8")
+
+    def _unreadable(self, request, error: BaseException) -> bytes:
+        self.log.error("call details not read: {error}", error=error)
+        return plain_text(request, 503, "cannot read the call now")
 
     def check_credentials(self, request) -> None:
         """Raise :class:`BadRequest` unless the request carries the dashboard
@@ -415,6 +430,17 @@ class CallResource(WebhookResource):
             raise BadRequest(401, "call details need the dashboard token (Bearer) "
                                   "or a provider signature")
         raise BadRequest(403, "wrong credentials for call details")
+
+
+def _finish_later(request, answer: defer.Deferred) -> object:
+    """``NOT_DONE_YET``, and ``request`` finished with ``answer``'s body
+    once it comes, unless the client went away."""
+    gone: list = []
+    request.notifyFinish().addErrback(gone.append)
+    answer.addCallback(lambda body: None if gone else finish_with(request, body))
+    answer.addErrback(lambda failure: WebhookResource.log.failure(
+        "answer to {uri} failed", failure, uri=request.uri))
+    return NOT_DONE_YET
 
 
 class HealthResource(PlainResource):
