@@ -409,3 +409,19 @@ def test_whisper_and_call_details_read_off_the_reactor_when_the_store_is(tmp_pat
     later[1].errback(sqlite3.OperationalError("disk I/O error"))
     server.http.flush()
     assert details[0].code == 503
+
+
+def test_a_flow_edit_on_a_full_disk_serves_at_once_and_is_kept_once_it_can_be(tmp_path):
+    server = failing_server(tmp_path)
+    old = server.registry.current("post_sale").version
+    flow_file = server.flows / "post_sale.yaml"
+    flow_file.write_text(flow_file.read_text().replace("limits: {max_steps: 60",
+                                                       "limits: {max_steps: 61"))
+    server.conn.failing = disk_full()
+    assert server.registry.reload_if_changed()  # no error: the reload timer goes on
+    new = server.registry.current("post_sale").version
+    assert new != old and server.store.flow_version("post_sale", new) is None
+    server.conn.failing = None
+    assert server.registry.reload_if_changed()  # the next tick keeps it
+    assert server.store.flow_version("post_sale", new)["source"] == flow_file.read_text()
+    assert not server.registry.reload_if_changed()

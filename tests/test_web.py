@@ -589,3 +589,23 @@ def test_the_form_parser_refuses_what_urllib_refuses(body):
         parse_qs(body, keep_blank_values=True, strict_parsing=True, errors="strict")
     # Both tell a body that is not UTF-8 from a malformed one (two different answers).
     assert isinstance(ours.value, UnicodeDecodeError) == isinstance(theirs.value, UnicodeDecodeError)
+
+
+def test_read_off_the_reactor_a_version_never_loaded_is_rebuilt_there_too(tmp_path):
+    first = Server(tmp_path)
+    first.turn(0)
+    old = first.registry.current("post_sale").version
+    first.store.db.close()
+    flow_file = first.flows / "post_sale.yaml"
+    flow_file.write_text(flow_file.read_text().replace("limits: {max_steps: 60",
+                                                       "limits: {max_steps: 61"))
+    second = Server(tmp_path)  # a restart on a new version of the flow
+    assert second.registry.current("post_sale").version != old
+    in_thread: list = []
+    second.handler.read_in_thread = lambda function, *args: (
+        in_thread.append(getattr(function, "__name__", function)) or
+        defer.maybeDeferred(function, *args))
+    _, body = second.turn(1, Digits="1")
+    assert "Je vous le confirme" in says(body)
+    assert in_thread == ["load_call", "version"]
+    assert {e["version"] for e in second.store.node_events(CA1)} == {old}

@@ -198,6 +198,11 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             if record is None and turn > 0 and await self.read_in_thread(self._state_dropped,
                                                                          call_id):
                 return self._long_ended(call_id, turn, served)
+            if record is not None and not self.registry.knows(record.state["flow"],
+                                                              record.state["version"]):
+                # A version this process never loaded is rebuilt from the store.
+                await self.read_in_thread(self.registry.version, record.state["flow"],
+                                          record.state["version"])
         except Exception as error:  # noqa: BLE001 - the store cannot even read
             return self._unreadable(flow_name, turn, params, now, error, served)
         joined = self._join_held(call_id, turn, poll)  # a copy of it came while we read

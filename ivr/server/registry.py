@@ -4,7 +4,9 @@ A flow file that fails validation is never loaded: its problems are
 logged with file:line:col and the last good version keeps serving.
 Every version ever loaded stays available, because a call runs to its end
 on the version it started with; after a restart an old version is rebuilt
-from the copy kept in the call log.
+from the copy kept in the call log.  A store that cannot keep a version
+(full disk, a database that does not answer) does not stop the reload: the
+version serves from memory and is kept at the next reload tick.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ivr.flow.loader import flow_from_source, load_flow
 from ivr.flow.model import Flow
@@ -31,6 +34,9 @@ class FlowRegistry:
         self.flows_dir = Path(flows_dir)
         self.prompts_dir = Path(prompts_dir)
         self.store = store
+        #: Runs a store call off the reactor's thread and returns its
+        #: Deferred (``ivr-serve`` sets it on PostgreSQL); None: at once.
+        self.in_thread = None
         self._current: dict[str, Flow] = {}
         self._versions: dict[tuple[str, str], Flow] = {}
         self._fingerprint = None
@@ -101,10 +107,33 @@ class FlowRegistry:
         previous = self._current.get(flow.name)
         self._current[flow.name] = flow
         self._versions.setdefault((flow.name, flow.version), flow)
-        if self.store is not None:
-            self.store.save_flow_version(flow)
+        self._keep_version(flow)
         if previous is None or previous.version != flow.version:
             self.log.info("{flow} version {version} loaded", flow=flow.name, version=flow.version)
+
+    def _keep_version(self, flow: Flow) -> None:
+        """Keep ``flow``'s sources in the store, for reports and for the
+        processes that will meet its calls."""
+        if self.store is None:
+            return
+        if self.in_thread is not None:
+            self.in_thread(self.store.save_flow_version, flow).addErrback(
+                self._version_not_kept, flow)
+            return
+        try:
+            self.store.save_flow_version(flow)
+        except Exception:  # noqa: BLE001 - the flow serves all the same
+            self._version_not_kept(Failure(), flow)
+
+    def _version_not_kept(self, failure: Failure, flow: Flow) -> None:
+        self.log.error("{flow} version {version} not kept in the store ({error}): it serves "
+                       "from memory and is kept at the next reload", flow=flow.name,
+                       version=flow.version, error=failure.getErrorMessage())
+        self._fingerprint = None  # the next tick reloads, and keeps it then
+
+    def knows(self, name: str, version: str) -> bool:
+        """Whether ``version`` of ``name`` is in memory (no store read to get it)."""
+        return (name, version) in self._versions
 
     def _rebuild(self, name: str, stored: dict) -> Flow | None:
         sources = {tuple(key.split("/", 1)): text for key, text in stored["prompts"].items()}

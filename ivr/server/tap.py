@@ -326,6 +326,7 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     top = service.MultiService()
     # Before FlushOnStop: children stop in reverse order, the writer thread last.
     group_commit, read_in_thread = store_threads(store, reactor, top)
+    registry.in_thread = read_in_thread  # flow versions kept off the reactor too
     helpdesk = NoHelpdesk()
     if options.get("helpdesk-url"):
         helpdesk = Helpdesk(options["helpdesk-url"], store, reactor,
