@@ -36,8 +36,9 @@ of the tables, but whoever has the whole file can recover them; configure
 
 Every write method is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``),
 committed before it returns, or a savepoint inside the caller's
-:meth:`CallStore.transaction` (how :mod:`ivr.store.sqlite.group_commit` writes many
-turns with one commit).  A store's connection belongs to the thread
+:meth:`CallStore.transaction`; inside :meth:`CallStore.group_transaction`
+(how :mod:`ivr.store.sqlite.group_commit` writes many turns with one
+commit), part of the whole, with no savepoint.  A store's connection belongs to the thread
 that opened it; open one store per thread or process (WAL lets them share
 the file).
 """

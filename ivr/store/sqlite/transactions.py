@@ -1,8 +1,8 @@
 """The SQLite store's write transactions.
 
 :class:`Transaction` is what :meth:`ivr.store.sqlite.store.CallStore.transaction`
-returns: a class rather than a generator context manager (``contextlib``'s
-machinery cost more than the statements of a small transaction).
+returns: a class rather than a generator context manager, whose
+``contextlib`` machinery ran around every turn's writes.
 
 Outermost, it takes the writer lock, then ``BEGIN IMMEDIATE``, and commits
 on exit.  While it is open no other connection can commit, so the
@@ -13,7 +13,9 @@ Nested, a savepoint that rolls back alone, except inside a group's
 transaction (:meth:`ivr.store.sqlite.store.CallStore.group_transaction`): a
 group commit rolls back the whole group on any failure and writes each of
 its writes again alone, so a savepoint per write only cost two statements
-a turn.
+a turn, and a temporary file: past 64 KiB of savepoint journal in a
+transaction SQLite spills it to a file, written page by page until the
+commit.
 """
 
 from __future__ import annotations
