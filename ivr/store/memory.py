@@ -257,6 +257,9 @@ class MemoryCallStore:
             self._data, self._flows, self._leases = before
             raise
 
+    #: A group commit's transaction: a transaction.
+    group_transaction = transaction
+
     # -- leases ---------------------------------------------------------------------
     def take_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
         """Take or renew the lease ``name`` for ``holder`` until ``now + ttl``

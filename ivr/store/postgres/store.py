@@ -75,6 +75,9 @@ class PostgresCallStore(SQLiteCallStore):
         with db.pool.connection() as conn, db.bound(conn), conn.transaction():
             yield
 
+    #: A group commit's transaction: a transaction (its writes keep their savepoints).
+    group_transaction = transaction
+
     # -- what SQLite says in its own words ------------------------------------------
     def open_calls(self, older_than: str) -> list[str]:
         """Calls not ended whose state was last saved before ``older_than``

@@ -12,7 +12,8 @@ own, so only the turn that fails sees the error.  A failure of the
 storage itself (disk full, I/O error, database locked) fails the whole
 group at once: writing each turn alone would fail the same way, slower.
 Either way the transaction is rolled back, so the connection is ready for
-the next group.
+the next group.  As a failed write never stays in a committed group, the
+writes take no savepoint of their own (``group_transaction``).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class GroupCommit:
 
     def _commit(self, group):
         try:
-            with self.store.transaction():
+            with self.store.group_transaction():
                 results = [(done, function()) for function, done in group]
         except Exception as error:  # noqa: BLE001 - the whole group was rolled back
             if len(group) == 1 or fault_cause(error) is not None:

@@ -48,11 +48,20 @@ class _NodeLog:
     """Methods of the call store, :class:`ivr.store.sqlite.store.CallStore`."""
 
     db: sqlite_utils.Database
+    _txn_open: bool
+    _txn_version: int | None
 
     def _data_version(self) -> int | None:
         """What changes when another connection commits (None: this
-        database cannot tell, so nothing is known between statements)."""
-        return self.db.conn.execute("PRAGMA data_version").fetchone()[0]
+        database cannot tell, so nothing is known between statements).
+        Read once per write transaction of this store: while it is open no
+        other connection can commit."""
+        version = self._txn_version
+        if version is None:
+            version = self.db.conn.execute("PRAGMA data_version").fetchone()[0]
+            if self._txn_open:  # within this store's transaction
+                self._txn_version = version
+        return version
 
     def _log_events(self, call_id: str, rows: list[list],
                     known: LoggedNodes | None) -> LoggedNodes | None:

@@ -36,8 +36,9 @@ of the tables, but whoever has the whole file can recover them; configure
 
 Every write method is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``),
 committed before it returns, or a savepoint inside the caller's
-:meth:`CallStore.transaction` (how :mod:`ivr.store.sqlite.group_commit` writes many
-turns with one commit).  A store's connection belongs to the thread
+:meth:`CallStore.transaction`; inside :meth:`CallStore.group_transaction`
+(how :mod:`ivr.store.sqlite.group_commit` writes many turns with one
+commit), part of the whole, with no savepoint.  A store's connection belongs to the thread
 that opened it; open one store per thread or process (WAL lets them share
 the file).
 """
@@ -52,9 +53,8 @@ import re
 import secrets
 import sqlite3
 from collections import OrderedDict
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Iterator
 
 import phonenumbers
 import sqlite_utils
@@ -75,6 +75,7 @@ from ivr.store.sqlite.node_log import LoggedNodes, _NodeLog
 from ivr.store.sqlite.retention import _Retention
 from ivr.store.sqlite.sql import _text, _update_sql, _upsert_sql, _utc_iso, _utc_now
 from ivr.store.sqlite.state_seal import CallKeys, _SealedStates, gcm_siv_cipher
+from ivr.store.sqlite.transactions import Transaction
 from ivr.store.sqlite.writer_lock import NO_WRITER_LOCK, writer_lock_beside
 
 __all__ = ["CALLBACK_STATUSES", "CallRecord", "CallStore", "NO_SEQUENCE", "stored_caller_key"]
@@ -108,6 +109,11 @@ class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog, _SealedStates)
     #: Taken around each write transaction (see ivr.store.sqlite.writer_lock);
     #: :meth:`open` gives a store on a file the lock beside it.
     writer_lock = NO_WRITER_LOCK
+    #: Whether this store's outermost transaction is open, whether its
+    #: nested writes skip their savepoints, and ``data_version`` once read
+    #: in it (see ivr.store.sqlite.transactions).
+    _txn_open = _txn_whole = False
+    _txn_version: int | None = None
 
     def __init__(self, db: sqlite_utils.Database, caller_key: bytes | None = None):
         if caller_key is not None and (not isinstance(caller_key, bytes) or not caller_key):
@@ -390,43 +396,22 @@ class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog, _SealedStates)
     def _one(self, sql: str, params: list) -> dict | None:
         return next(iter(self.db.query(sql, params)), None)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """One write transaction, committed on exit.  BEGIN IMMEDIATE takes
         the write lock up front, so a concurrent writer waits (busy_timeout)
         instead of failing half-way; the writer lock beside the file
         (:attr:`writer_lock`) has the writers of other processes wait for
         it in the kernel rather than in SQLite's busy handler.  Nested in a
         caller's transaction, a savepoint: it rolls back alone, and the
-        caller commits."""
-        conn = self.db.conn
-        if conn.in_transaction:
-            # One savepoint name for every level: SQLite releases or rolls
-            # back to the innermost of that name, and the statements stay
-            # in the statement cache (a name of its own each time is a new
-            # statement to compile, twice per turn).
-            conn.execute("SAVEPOINT ivr_write")
-            try:
-                yield
-            except BaseException:
-                if conn.in_transaction:  # an error may have ended the whole transaction
-                    conn.execute("ROLLBACK TO ivr_write")
-                    conn.execute("RELEASE ivr_write")
-                raise
-            conn.execute("RELEASE ivr_write")
-            return
-        with self.writer_lock:  # writers of every process in turn, each woken at once
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self.db.rollback()
-                raise
-            try:
-                conn.execute("COMMIT")
-            except BaseException:
-                self.db.rollback()
-                raise
+        caller commits (but see :meth:`group_transaction`)."""
+        return Transaction(self)
+
+    def group_transaction(self) -> AbstractContextManager[None]:
+        """A transaction that is kept or dropped whole: the writes nested in
+        it take no savepoint, so one that fails leaves its statements done
+        so far in it, and the caller must roll the whole transaction back
+        (as :class:`ivr.store.sqlite.group_commit.GroupCommit` does)."""
+        return Transaction(self, whole=True)
 
     def _stored_key(self) -> bytes:
         key = stored_caller_key(self.db)
