@@ -332,7 +332,7 @@ def test_a_handler_with_a_reader_thread_reads_each_turn_through_it(postgres_dsn)
     try:
         threaded = serve_a_call(postgres_store, read_in_thread=in_a_thread)
         assert threaded == serve_a_call(sqlite_store)
-        assert [name for name, _thread in reads] == ["_last_record"] * 3
+        assert [name for name, _thread in reads] == ["load_call"] * 3
         assert threading.get_ident() not in {thread for _name, thread in reads}
     finally:
         postgres_store.close()
