@@ -73,3 +73,36 @@ def test_a_cancelled_wait_still_writes_and_the_others_are_answered():
     gone.addErrback(lambda failure: None)
     clock.advance(0)
     assert kept.result == "b" and rows(store) == ["a", "b"]
+
+
+def test_then_runs_once_committed_and_its_result_is_the_answer():
+    store, clock, group = make()
+    seen = []
+    done = group.write(insert(store, "a"),
+                       lambda result: seen.append((result, rows(store))) or result.upper())
+    assert seen == [] and not done.called
+    clock.advance(0)
+    assert seen == [("a", ["a"])] and done.result == "A"
+
+
+def test_then_hears_of_a_failed_write_and_runs_even_for_a_cancelled_wait():
+    store, clock, group = make()
+    heard = []
+    gone = group.write(insert(store, "a"), lambda result: heard.append(result) or result)
+    bad = group.write(insert(store, None),
+                      lambda failure: heard.append(failure) or "answered from memory")
+    gone.cancel()  # the provider hung up: the write and its then still happen
+    gone.addErrback(lambda failure: None)
+    clock.advance(0)
+    assert heard[0] == "a" and "NOT NULL" in str(heard[1].value)
+    assert bad.result == "answered from memory" and rows(store) == ["a"]
+
+
+def test_a_then_that_raises_fails_its_own_wait_only():
+    store, clock, group = make()
+    broken = group.write(insert(store, "a"), lambda result: 1 / 0)
+    kept = group.write(insert(store, "b"))
+    errors = []
+    broken.addErrback(errors.append)
+    clock.advance(0)
+    assert errors[0].check(ZeroDivisionError) and kept.result == "b"

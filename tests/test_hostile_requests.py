@@ -326,8 +326,8 @@ def test_a_turn_whose_look_up_is_done_is_not_held_while_it_commits(tmp_path):
     lookups = []
     server.handler.perform = lambda lookup, now: lookups.append(defer.Deferred()) or lookups[-1]
     commits = []
-    server.handler.group_commit.write = lambda write: commits.append(
-        (write, defer.Deferred())) or commits[-1][1]
+    server.handler.group_commit.write = lambda write, then: commits.append(
+        (write, defer.Deferred())) or commits[-1][1].addBoth(then)
     opening = start_request(server, "/voice/post_sale", CallSid=CA1, From=CALLER)
     lookups[0].callback({"status": "not_found", "data": {"orders": [], "count": 0}})  # no order first
     [(write, committed)] = commits

@@ -211,6 +211,27 @@ def test_a_failing_write_fails_alone_in_its_group(store):
     assert store.call("CA1") is not None and store.call("CA2") is not None
 
 
+def test_then_hears_of_the_deadline_and_runs_when_its_wait_is_cancelled(store):
+    clock, stuck = task.Clock(), []
+
+    def hanging(function, *args):  # the database never answers
+        stuck.append((function, args, defer.Deferred()))
+        return stuck[-1][2]
+
+    group = PooledGroupCommit(store, clock, in_thread=hanging, deadline=3.0)
+    heard: list = []
+    late = group.write(saver(store, "CA1"), lambda result: heard.append(result) or "from memory")
+    gone = group.write(saver(store, "CA2"), lambda result: heard.append(result) or "unheard")
+    gone.cancel()  # the provider hung up: then still runs, at the deadline here
+    gone.addErrback(lambda failure: None)
+    clock.advance(3)
+    assert late.result == "from memory"
+    assert [f.check(StoreTimeout) for f in heard] == [StoreTimeout, StoreTimeout]
+    function, args, done = stuck[0]
+    done.callback(function(*args))  # a late commit: then does not run again
+    assert len(heard) == 2 and clock.getDelayedCalls() == []
+
+
 def test_a_commit_the_database_does_not_answer_fails_at_its_deadline_as_a_storage_fault(store):
     clock, stuck = task.Clock(), []
 

@@ -346,9 +346,9 @@ def test_a_turn_waiting_only_for_its_commit_is_never_put_on_hold(tmp_path):
     server = Server(tmp_path, group_commit=True)
     commits = []
 
-    def slow_commit(write):  # a slow disk: the commit ends when the test says
+    def slow_commit(write, then):  # a slow disk: the commit ends when the test says
         commits.append((write, defer.Deferred()))
-        return commits[-1][1]
+        return commits[-1][1].addBoth(then)
 
     server.handler.group_commit.write = slow_commit
     first = start_request(server, "/voice/post_sale", CallSid=CA1, From="+33612345678")
@@ -542,6 +542,35 @@ def test_with_group_commit_a_turn_is_answered_once_its_events_are_committed(tmp_
     server.http.flush()
     assert [r.code for r in taken] == [204]
     assert server.store.call(CA1)["outcome"] == "abandoned"
+
+
+def test_a_retry_and_the_status_callback_join_a_turn_waiting_for_its_commit(tmp_path):
+    server = Server(tmp_path, group_commit=True)
+    first = start_request(server, "/voice/post_sale", CallSid=CA1, From=NO_ORDER)
+    retry = start_request(server, "/voice/post_sale", CallSid=CA1, From=NO_ORDER)
+    status = start_request(server, "/status", CallSid=CA1, CallStatus="completed",
+                           SequenceNumber="1")
+    assert first == retry == status == []
+    server.clock.advance(0)  # the turn's commit, then the status callback's
+    server.http.flush()
+    assert "Bonjour" in says(body_of(server, first))
+    assert body_of(server, retry) == body_of(server, first)
+    assert [r.code for r in status] == [204] and server.handler.group_commit.commits == 2
+    assert (server.handler.counters.turns, server.handler.counters.replayed) == (2, 0)
+    assert server.store.call(CA1)["outcome"] == "abandoned"
+    assert server.handler._held == {} and server.clock.getDelayedCalls() == []
+
+
+def test_a_turn_whose_request_is_dropped_while_it_commits_is_still_kept_and_counted(tmp_path):
+    server = Server(tmp_path, group_commit=True)
+    answer = server.handler.answer("post_sale", 0, {"CallSid": CA1, "From": NO_ORDER})
+    answer.cancel()  # what the resource does when the provider hangs up on the request
+    answer.addErrback(lambda failure: None)
+    server.clock.advance(0)
+    assert server.handler.counters.turns == 1 and server.handler._held == {}
+    assert server.store.node_events(CA1)
+    code, body = server.post("/voice/post_sale", CallSid=CA1, From=NO_ORDER)  # its retry
+    assert code == 200 and "Bonjour" in says(body) and server.handler.counters.replayed == 1
 
 
 def test_the_sweep_ends_calls_whose_status_callback_never_came(server):

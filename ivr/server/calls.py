@@ -115,7 +115,8 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         self.counters = Counters()
         #: Seconds a turn's look-ups may take before the caller is put on hold.
         self.hold_after = hold_after
-        self._held: dict[str, Held] = {}
+        #: The turns in play that requests of their call may join.
+        self._held: dict[str, Held | TurnInPlay] = {}
         #: Whether the store writes (``/healthz``, ``/metrics``).
         self.storage = StorageHealth()
         #: Calls answered from memory while the store could not write.
@@ -228,19 +229,23 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             self.log.info("turn {call} {turn} replayed", call=call_id, turn=turn)
             return record.response
         self._hold_answers.pop(call_id, None)  # a new turn: older ones are not retried
-        storing: list = []  # _play notes when only the commit is left
+        storing: list = []  # _play puts the turn there when only its commit is left
         work = self._play(flow_name, turn, params, now, record, storing, served)
         if not isinstance(work, defer.Deferred) or work.called:
             return work
         # Retries, polls and the status callback join the turn while it
-        # plays; once only its commit is left it can no longer hold.
+        # plays.  One waiting only for its commit never holds: it lets go
+        # of them itself once committed (TurnInPlay.committed).
+        if storing:
+            self._held[call_id] = storing[0]
+            return work
         held = self._held[call_id] = Held(
-            call_id, turn, work, None if storing else self._hold_prompt(record, flow_name),
-            clock=self.clock, hold_after=None if storing else self.hold_after,
-            hold_twiml=None if storing else (
-                lambda held, opening: self._hold_twiml(held, flow_name, storing, opening, served)))
+            call_id, turn, work, self._hold_prompt(record, flow_name),
+            clock=self.clock, hold_after=self.hold_after,
+            hold_twiml=lambda held, opening: self._hold_twiml(held, flow_name, storing, opening,
+                                                              served))
         work.addBoth(self._release, call_id, held)
-        return held.opening.wait()
+        return held.join()
 
     def _join_held(self, call_id: str, turn: int, poll: bool) -> defer.Deferred | None:
         """The answer of this turn when it is already being played (a
@@ -248,7 +253,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         held = self._held.get(call_id)
         if held is None or held.turn != turn:
             return None
-        return held.poll() if poll else held.opening.wait()
+        return held.poll() if poll else held.join()
 
     def _play(self, flow_name, turn, params, now, record, storing=None,
               served: Served | None = None) -> bytes | defer.Deferred:
@@ -342,7 +347,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         """Whether the caller of a turn on hold hung up before its answer
         (see :meth:`Held.caller_gone`): asked as each look-up answers."""
         held = self._held.get(call_id)
-        if held is None or held.turn != turn:
+        if not isinstance(held, Held) or held.turn != turn:
             return defer.succeed(False)
         return held.caller_gone(HOLD_PAUSE + self.hold_after + COME_BACK_MARGIN)
 
@@ -366,7 +371,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             return defer.ensureDeferred(self._status_after(held, notice, params, now, served))
         return self._commit_status(notice, params, now, served)
 
-    async def _status_after(self, held: Held, notice, params, now, served) -> bool:
+    async def _status_after(self, held: Held | TurnInPlay, notice, params, now, served) -> bool:
         await _settled(held.finished())  # its last turn must be saved first
         return await self._commit_status(notice, params, now, served)
 

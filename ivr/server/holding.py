@@ -159,6 +159,10 @@ class Held:
             if round_ is not None:
                 round_.settle(result)
 
+    def join(self) -> defer.Deferred:
+        """The answer for the turn's request or a retry of it (the opening)."""
+        return self.opening.wait()
+
     def poll(self) -> defer.Deferred:
         """The answer for a poll: joins the open poll round, or starts one.
         A poll is the caller back from the hold's pause."""

@@ -4,8 +4,11 @@ without a coroutine or a Deferred where none is needed.
 Most turns need no wait before their commit: their state is in memory
 or read at once, and their look-ups (if any) answer at once.  Such a turn
 runs synchronously up to the commit, and with group commit its request
-waits on that commit's Deferred alone.  A turn whose look-up answers
-later goes on where it waits, driven by Twisted (see :func:`run_eagerly`).
+waits on that commit's Deferred alone: the :class:`TurnInPlay` itself,
+kept by the handler until then, gives the same answer to its retries,
+its polls and its call's status callback (see :meth:`TurnInPlay.join`).
+A turn whose look-up answers later goes on where it waits, driven by
+Twisted (see :func:`run_eagerly`).
 """
 
 from __future__ import annotations
@@ -34,16 +37,20 @@ def run_eagerly(coroutine: Coroutine[Any, Any, Any]) -> Any:
 class TurnInPlay:
     """One turn of a call between the engine and the answer: renders the
     played turn in the provider's markup (the fail-safe when it failed),
-    commits it and returns the document, or a Deferred of it."""
+    commits it and returns the document, or a Deferred of it.  While it
+    waits for a group commit, requests of the call may join it."""
 
     __slots__ = ("handler", "call_id", "turn", "flow", "state", "event", "url", "dialect",
-                 "storing")
+                 "storing", "pending", "played_turn", "joined")
 
     def __init__(self, handler, call_id: str, turn: int, flow, state, event: dict, url: str,
                  dialect, storing: list | None):
         self.handler, self.call_id, self.turn = handler, call_id, turn
         self.flow, self.state, self.event, self.url = flow, state, event, url
         self.dialect, self.storing = dialect, storing
+        self.pending = self.played_turn = None  # set when it goes to a group commit
+        #: Requests waiting for its committed answer besides its own.
+        self.joined: list[defer.Deferred] | None = None
 
     def played(self, result, served) -> bytes | defer.Deferred:
         """The engine's :class:`ivr.engine.turn.Turn`: rendered and committed."""
@@ -79,10 +86,48 @@ class TurnInPlay:
                 return self.unsaved(error, pending, played)
             return self.written(None, pending, played)
         if self.storing is not None:
-            self.storing.append(self.turn)  # only the commit is left: never a hold now
-        return handler.group_commit.write(write).addCallbacks(
-            self.written, self._not_written, callbackArgs=(pending, played),
-            errbackArgs=(pending, played))
+            self.storing.append(self)  # only the commit is left: never a hold now
+        self.pending, self.played_turn = pending, played
+        return handler.group_commit.write(write, self.committed)
+
+    def committed(self, result) -> bytes | Failure:
+        """The group commit's ``then``: the document once the group is
+        committed (answered from memory when it could not be), for the
+        turn's request and the requests that joined it."""
+        try:
+            if isinstance(result, Failure):
+                answer = self._not_written(result, self.pending, self.played_turn)
+            else:
+                answer = self.written(result, self.pending, self.played_turn)
+        except BaseException:  # noqa: BLE001 - the requests' Deferreds carry it
+            answer = Failure()
+        self.handler._release(None, self.call_id, self)
+        joined, self.joined = self.joined, None
+        for waiter in joined or ():
+            if isinstance(answer, Failure):
+                waiter.errback(answer)
+            else:
+                waiter.callback(answer)
+        return answer
+
+    def join(self) -> defer.Deferred:
+        """The answer for a retry of the turn, a poll or the call's status
+        callback: a Deferred firing once the turn is committed (a turn
+        waiting only for its commit never holds)."""
+        waiter: defer.Deferred = defer.Deferred(self._leave)
+        if self.joined is None:
+            self.joined = []
+        self.joined.append(waiter)
+        return waiter
+
+    poll = finished = join
+
+    def _leave(self, waiter: defer.Deferred) -> None:
+        if self.joined is not None and waiter in self.joined:
+            self.joined.remove(waiter)
+
+    def hang_up(self) -> None:
+        """The call ended: nothing to stop, its look-ups are done."""
 
     def written(self, _result, pending, played) -> bytes:
         """Committed: counted, logged, the helpdesk told; the document."""

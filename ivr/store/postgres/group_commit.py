@@ -28,6 +28,7 @@ from typing import Callable
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from ivr.store.postgres.faults import StoreTimeout
@@ -68,6 +69,27 @@ def within(deferred: defer.Deferred, seconds: float, clock, what: str,
     return deferred.addTimeout(seconds, clock, onTimeoutCancel=timed_out)
 
 
+def _then(written: defer.Deferred, then: Callable[[object], object]) -> defer.Deferred:
+    """A Deferred of ``then`` applied to what ``written`` gives (the
+    commit's result, its failure or the deadline's), which its holder may
+    cancel without stopping ``then`` (see :meth:`GroupCommit.write`)."""
+    answer: defer.Deferred = defer.Deferred()
+
+    def settle(result):
+        try:
+            result = then(result)
+        except BaseException:  # noqa: BLE001 - as a Deferred's callback would
+            result = Failure()
+        if not answer.called:
+            if isinstance(result, Failure):
+                answer.errback(result)
+            else:
+                answer.callback(result)
+
+    written.addBoth(settle)
+    return answer
+
+
 class PooledGroupCommit(GroupCommit):
     """Queue writes against ``store`` and commit each group in ``in_thread``
     (by default :func:`deferToThreadPool` on ``reactor`` and ``pool``)."""
@@ -87,10 +109,13 @@ class PooledGroupCommit(GroupCommit):
         self._in_thread = in_thread
         self._committing = False
 
-    def write(self, function: Callable[[], object]) -> defer.Deferred:
+    def write(self, function: Callable[[], object],
+              then: Callable[[object], object] | None = None) -> defer.Deferred:
+        if then is not None:  # then also hears of the deadline, as a StoreTimeout
+            return _then(self.write(function), then)
         if self._committing:  # gathered for the commit after the current one
             done: defer.Deferred = defer.Deferred()
-            self._queue.append((function, done))
+            self._queue.append((function, done, None))
         else:
             done = super().write(function)
         return within(done, self.deadline, self.clock, "commit",
@@ -117,7 +142,7 @@ class PooledGroupCommit(GroupCommit):
         committed = self._in_thread(self._commit, group)
         # Whatever happens in the thread, every write of the group hears of it.
         committed.addCallbacks(self._deliver, lambda failure: self._deliver(
-            [(done, failure) for _function, done in group]))
+            [(done, then, failure) for _function, done, then in group]))
         committed.addErrback(lambda failure: self.log.failure("group commit", failure))
         committed.addBoth(self._committed)
 

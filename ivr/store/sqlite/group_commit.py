@@ -5,6 +5,10 @@ many calls' turns arrive together.  :class:`GroupCommit` queues each turn's
 writes and commits them all once the reactor has handled the requests that
 were ready, then fires each turn's Deferred: a request is answered only
 once what it logged is committed, as before, but one commit serves them all.
+A write may come with ``then``, the work its result needs once committed
+(counting, logging, the answer's document): it runs before the Deferred
+fires, even when the Deferred was cancelled, so the waiting request can
+hold the group commit's own Deferred without another in between.
 
 The writes must touch only the database: when one of them fails the
 group is rolled back and each write is run again in a transaction of its
@@ -34,16 +38,20 @@ class GroupCommit:
 
     def __init__(self, store, clock, max_group: int = MAX_GROUP):
         self.store, self.clock, self.max_group = store, clock, max_group
-        self._queue: list[tuple[Callable[[], object], defer.Deferred]] = []
+        self._queue: list[tuple[Callable[[], object], defer.Deferred, Callable | None]] = []
         self._scheduled = None
         self.commits = 0
         self.writes = 0
 
-    def write(self, function: Callable[[], object]) -> defer.Deferred:
+    def write(self, function: Callable[[], object],
+              then: Callable[[object], object] | None = None) -> defer.Deferred:
         """Run ``function`` (store writes) in the next group; the Deferred
-        fires with its result once the group is committed."""
-        done = defer.Deferred()
-        self._queue.append((function, done))
+        fires with its result once the group is committed.  With ``then``,
+        it fires with ``then(result)`` instead (``result`` a
+        :class:`~twisted.python.failure.Failure` when the write failed),
+        and ``then`` runs even when the Deferred was cancelled."""
+        done: defer.Deferred = defer.Deferred()
+        self._queue.append((function, done, then))
         if self._scheduled is None:
             self._scheduled = self.clock.callLater(0, self._flush)
         return done
@@ -66,7 +74,12 @@ class GroupCommit:
     @staticmethod
     def _deliver(results) -> None:
         """Fire each write's Deferred with its result, once committed."""
-        for done, result in results:
+        for done, then, result in results:
+            if then is not None:
+                try:
+                    result = then(result)
+                except BaseException:  # noqa: BLE001 - as a Deferred's callback would
+                    result = Failure()
             if done.called:
                 continue  # its request was cancelled (the provider hung up); the write stands
             if isinstance(result, Failure):
@@ -77,11 +90,11 @@ class GroupCommit:
     def _commit(self, group):
         try:
             with self.store.group_transaction():
-                results = [(done, function()) for function, done in group]
+                results = [(done, then, function()) for function, done, then in group]
         except Exception as error:  # noqa: BLE001 - the whole group was rolled back
             if len(group) == 1 or fault_cause(error) is not None:
                 failure = Failure()
-                return [(done, failure) for _function, done in group]
+                return [(done, then, failure) for _function, done, then in group]
             # Write each turn alone, so only the one that fails sees it.
             return [result for item in group for result in self._commit([item])]
         self.commits += 1
