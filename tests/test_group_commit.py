@@ -106,3 +106,13 @@ def test_a_then_that_raises_fails_its_own_wait_only():
     broken.addErrback(errors.append)
     clock.advance(0)
     assert errors[0].check(ZeroDivisionError) and kept.result == "b"
+
+
+def test_after_delivery_runs_once_the_groups_answers_are_given():
+    store, clock, group = make()
+    order = []
+    group.after_delivery = lambda: order.append("after")
+    for value in "abcd":  # two groups of max_group 3
+        group.write(insert(store, value)).addCallback(order.append)
+    clock.advance(0)
+    assert order == ["a", "b", "c", "after", "d", "after"]

@@ -136,3 +136,13 @@ def test_broken_http_is_refused_with_a_one_line_reason(tmp_path, raw, status, re
         assert b"content-type: text/plain; charset=utf-8" in head and body == reason
     finally:
         top.stopService()
+
+
+def test_the_servers_group_commit_writes_the_log_lines_of_its_answers_before_they_are_sent(
+        tmp_path):
+    top, _reactor = _service(tmp_path, "--listen", "tcp:0:interface=127.0.0.1")
+    try:
+        [flushing] = [child for child in top if isinstance(child, tap.FlushOnStop)]
+        assert flushing.group_commit.after_delivery is tap.flush_log_lines
+    finally:
+        top.stopService()

@@ -38,3 +38,29 @@ def test_bad_log_sizes_are_refused(argv):
 def test_a_log_file_in_a_missing_folder_is_refused(tmp_path):
     with pytest.raises(tap.usage.UsageError, match="its folder does not exist"):
         tap.Options().parseOptions(["--log-file", str(tmp_path / "nowhere" / "ivr.log")])
+
+
+def test_ivr_serve_writes_the_lines_left_when_its_reactor_stops(tmp_path, monkeypatch):
+    from twisted.application import service
+    from twisted.internet import task
+
+    observers = []
+
+    class Beginner:
+        def beginLoggingTo(self, given):
+            observers.extend(given)
+
+    class Reactor(task.Clock):
+        def addSystemEventTrigger(self, *args):
+            pass
+
+        def run(self):  # the last pass logs a line, then the reactor stops
+            Logger(namespace="ivr.server", observer=observers[0]).info("turn CA1 3 at goodbye")
+
+    monkeypatch.setattr("twisted.logger.globalLogBeginner", Beginner())
+    monkeypatch.setattr(tap, "makeService", lambda options, reactor: service.MultiService())
+    options = tap.Options()
+    options.parseOptions(["--log-file", str(tmp_path / "ivr.log")])
+    options["inherited-socket"] = (3, None)  # nothing to bind here
+    tap.serve(options, Reactor())
+    assert (tmp_path / "ivr.log").read_text().endswith("turn CA1 3 at goodbye\n")

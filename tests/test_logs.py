@@ -1,12 +1,14 @@
 """The server's log observer writes what Twisted's text observer writes."""
 
 import io
+import threading
 
 import pytest
+from twisted.internet import task
 from twisted.logger import Logger, LogLevel, textFileLogObserver
 from twisted.python.failure import Failure
 
-from ivr.server.logs import text_log_observer
+from ivr.server.logs import flush_log_lines, text_log_observer
 
 SUMMER = 1782900000.25  # 2026-07-01, a daylight-saving time offset in most zones
 WINTER = 1795000000.75
@@ -98,3 +100,76 @@ def test_a_workers_lines_name_it_before_their_system():
     tagged = _lines(lambda out: text_log_observer(out, "worker-2"), emit).splitlines()
     assert tagged[0] == plain[0].replace(" [", " [worker-2/", 1)
     assert tagged[1] == plain[1].replace(" [", " [worker-2/", 1)
+
+
+class _Writes(io.StringIO):
+    """A text file that remembers each write."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes = []
+
+    def write(self, text):
+        self.writes.append(text)
+        return super().write(text)
+
+
+def _turns(log, count, start=0):
+    for turn in range(start, start + count):
+        _at(SUMMER, log).info("turn {call} {turn}", call="CA1", turn=turn)
+
+
+def _batched():
+    clock, out = task.Clock(), _Writes()
+    return clock, out, Logger(namespace="ivr.calls.CallHandler",
+                              observer=text_log_observer(out, reactor=clock))
+
+
+def test_the_lines_of_one_pass_of_the_reactor_are_written_in_one_write_at_the_next():
+    clock, out, log = _batched()
+    _turns(log, 3)
+    assert out.writes == []
+    clock.advance(0)
+    assert len(out.writes) == 1
+    assert out.getvalue() == _lines(textFileLogObserver, lambda log: _turns(log, 3))
+    _turns(log, 1, start=3)
+    clock.advance(0)
+    assert len(out.writes) == 2 and out.getvalue().count("\n") == 4
+    assert clock.getDelayedCalls() == []
+
+
+def test_flush_log_lines_writes_them_at_once_and_the_next_pass_writes_nothing():
+    clock, out, log = _batched()
+    _turns(log, 2)
+    flush_log_lines()  # what the group commit does once it has answered
+    assert len(out.writes) == 1 and out.getvalue().count("\n") == 2
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_line_from_another_thread_is_written_at_once_after_those_waiting():
+    clock, out, log = _batched()
+    _turns(log, 1)
+    thread = threading.Thread(target=_turns, args=(log, 1, 1))
+    thread.start()
+    thread.join()
+    assert [line.split()[-1] for line in out.getvalue().splitlines()] == ["0", "1"]
+    clock.advance(0)
+    assert len(out.writes) == 1 and clock.getDelayedCalls() == []
+
+
+def test_batched_lines_go_to_a_binary_file_as_utf_8():
+    clock, out = task.Clock(), io.BytesIO()
+    log = Logger(namespace="ivr.calls.CallHandler", observer=text_log_observer(out, reactor=clock))
+    _at(SUMMER, log).info("appel {call} terminé", call="CA1")
+    clock.advance(0)
+    assert out.getvalue().decode("utf-8").endswith("appel CA1 terminé\n")
+
+
+def test_a_long_batch_is_written_in_whole_lines_a_pipe_takes_in_one_piece(monkeypatch):
+    monkeypatch.setattr("ivr.server.logs.ATOMIC_WRITE", 200)
+    clock, out, log = _batched()
+    _turns(log, 10)
+    clock.advance(0)
+    assert len(out.writes) > 1
+    assert all(len(text.encode()) <= 200 and text.endswith("\n") for text in out.writes)
+    assert out.getvalue() == _lines(textFileLogObserver, lambda log: _turns(log, 10))

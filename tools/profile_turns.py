@@ -9,7 +9,7 @@ Each batch plays 20 demo calls at a time (incoming call, "1", "1", "2",
 then the status callback) as raw HTTP requests into the ``WebhookSite``
 that ``ivr-serve`` builds, over ``StringTransport``s, with group commit on
 a ``task.Clock`` (one commit per step of the 20 calls) and log lines
-formatted and written to ``/dev/null``.  (Give valgrind the interpreter
+formatted and written to ``/dev/null`` as ``ivr-serve`` writes them.  (Give valgrind the interpreter
 itself, ``python -c 'import sys; print(sys.executable)'``: a pyenv shim is
 a shell script, and valgrind would count the shell.)  Call ids come from a seeded
 generator, so two runs do the same work.
@@ -47,7 +47,7 @@ from twisted.logger import globalLogBeginner  # noqa: E402
 
 from ivr.lookups.embedded import EmbeddedOrderLookups  # noqa: E402
 from ivr.server.calls import CallHandler  # noqa: E402
-from ivr.server.logs import text_log_observer  # noqa: E402
+from ivr.server.logs import flush_log_lines, text_log_observer  # noqa: E402
 from ivr.server.registry import FlowRegistry  # noqa: E402
 from ivr.server.requests import LimitedRequest  # noqa: E402
 from ivr.server.tap import (  # noqa: E402
@@ -78,8 +78,10 @@ class Bench:
         registry.reload_if_changed()
         self.clock = task.Clock()
         self.clock.advance(time.time())
+        group_commit = GroupCommit(store, self.clock)
+        group_commit.after_delivery = flush_log_lines  # as ivr-serve does
         handler = CallHandler(registry, store, EmbeddedOrderLookups(orders).perform, self.clock,
-                              group_commit=GroupCommit(store, self.clock))
+                              group_commit=group_commit)
         self.site = WebhookSite(build_root(handler, registry), requestFactory=LimitedRequest,
                                 logPath=None, parsePOSTFormSubmission=False)
         self.ids = random.Random(7)
@@ -124,10 +126,12 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if not 1 <= args.batches <= 500 or not 1 <= args.repeat <= 10:
         raise SystemExit("--batches must be 1..500 and --repeat 1..10")
-    globalLogBeginner.beginLoggingTo([text_log_observer(open(os.devnull, "w"))],
-                                     redirectStandardIO=False)
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(Path(tmp) / "profile.db")
+        # As ivr-serve logs: the lines of one pass of the reactor in one write.
+        globalLogBeginner.beginLoggingTo(
+            [text_log_observer(open(os.devnull, "w"), reactor=bench.clock)],
+            redirectStandardIO=False)
         for _ in range(3):  # warm-up: the flow compiled, the caches filled
             bench.batch()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])  # as ivr-serve does

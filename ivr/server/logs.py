@@ -9,22 +9,113 @@ here writes exactly the same text: the time stamp is formatted once per
 second, and a message with plain ``{name}`` fields (ours) is formatted by
 ``str.format_map``.  Anything else (failures, call fields, events without
 a format) goes through Twisted's own formatter.
+
+Given the reactor, the observer writes the lines of one pass of the
+reactor together, in one ``write`` of at most ``PIPE_BUF`` bytes
+(Twisted's writes and flushes each line: a system call per turn).
+Twisted sends what a request writes at the reactor's next pass over its
+sockets, so a line is written before the answer it goes with leaves the
+process: one logged while the reactor reads requests (a retry's, say) at
+its next pass over its timed calls, which comes first; a turn's, logged
+as the group commit hands its group's answers out, once they are all
+handed out (the group commit calls :func:`flush_log_lines`).  A line
+logged by another timed call (a hold's) is written at the next pass.  So
+a crash of the server loses no line of a turn it answered, and
+``tail -f`` shows each line within a pass of the reactor.  Lines logged
+by another thread are written at once, after those waiting; ``ivr-serve``
+writes what is left when the reactor stops.
 """
 
 from __future__ import annotations
 
+import select
+import threading
+import weakref
 from typing import IO, Any
 
 from twisted.logger import FileLogObserver, formatEventAsClassicLogText, formatTime
 
-__all__ = ["text_log_observer"]
+__all__ = ["flush_log_lines", "text_log_observer"]
+
+#: Most bytes of lines written at once: a pipe takes that many in one
+#: piece, so the lines of processes sharing one (the workers write to the
+#: supervisor's standard output) never mix.  A longer line goes alone.
+ATOMIC_WRITE = getattr(select, "PIPE_BUF", 512)
+
+#: The observers holding lines to write (see :func:`flush_log_lines`).
+_BATCHING: weakref.WeakSet[BatchedFileLogObserver] = weakref.WeakSet()
 
 
-def text_log_observer(out: IO[Any], process: str = "") -> FileLogObserver:
+def text_log_observer(out: IO[Any], process: str = "", reactor=None) -> FileLogObserver:
     """A file observer writing the lines ``textFileLogObserver(out)`` would;
     with ``process`` (``worker-2``, say) each line's system, in brackets,
-    starts with it and a slash, telling the processes of one server apart."""
-    return FileLogObserver(out, _ClassicText(f"{process}/" if process else ""))
+    starts with it and a slash, telling the processes of one server apart.
+    With ``reactor``, the lines of one pass of the reactor are written in
+    one go (see the module's notes; flush it once the reactor stops)."""
+    formatter = _ClassicText(f"{process}/" if process else "")
+    if reactor is None:
+        return FileLogObserver(out, formatter)
+    return BatchedFileLogObserver(out, formatter, reactor)
+
+
+def flush_log_lines() -> None:
+    """Write the lines the batching observers hold, now (in the reactor's
+    thread): the group commit calls it once it has handed out a group's
+    answers."""
+    for observer in list(_BATCHING):
+        observer.flush()
+
+
+class BatchedFileLogObserver(FileLogObserver):
+    """A :class:`FileLogObserver` writing the lines logged in one pass of
+    ``reactor`` in one write, at the reactor's next pass (or sooner, by
+    :meth:`flush`).  Make it in the thread that runs the reactor."""
+
+    def __init__(self, out: IO[Any], formatEvent, reactor):
+        super().__init__(out, formatEvent)
+        self._reactor = reactor
+        self._thread = threading.get_ident()
+        self._lines: list[str] = []
+        self._lock = threading.Lock()  # another thread may log, or flush
+        self._flushing = None  # the reactor's call to flush, while lines wait
+        _BATCHING.add(self)
+
+    def __call__(self, event) -> None:
+        text = self.formatEvent(event)
+        if not text:
+            return
+        with self._lock:
+            self._lines.append(text)
+        if threading.get_ident() != self._thread:
+            self._write_waiting()
+        elif self._flushing is None:
+            self._flushing = self._reactor.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        """Write the lines waiting, in one write (in the reactor's thread)."""
+        flushing, self._flushing = self._flushing, None
+        if flushing is not None and flushing.active():
+            flushing.cancel()
+        self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+            chunk: list[str] = []
+            size = 0
+            for line in lines:
+                length = len(line) if line.isascii() else len(line.encode("utf-8"))
+                if chunk and size + length > ATOMIC_WRITE:
+                    self._write("".join(chunk))
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += length
+            if chunk:
+                self._write("".join(chunk))
+
+    def _write(self, text: str) -> None:
+        self._outFile.write(text if self._encoding is None else text.encode(self._encoding))
+        self._outFile.flush()
 
 
 class _ClassicText:

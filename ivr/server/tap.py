@@ -44,6 +44,7 @@ from ivr.server.leases import (
     SWEEP_LEASE_INTERVALS,
     Leases,
 )
+from ivr.server.logs import flush_log_lines
 from ivr.server.options import DEFAULT_BACKLOG, Options  # noqa: F401 (twist ivr finds Options here)
 from ivr.server.registry import FlowRegistry
 from ivr.server.requests import LimitedRequest, WebhookChannel
@@ -327,6 +328,7 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
     # Before FlushOnStop: children stop in reverse order, the writer thread last.
     group_commit, read_in_thread = store_threads(store, reactor, top)
     registry.in_thread = read_in_thread  # flow versions kept off the reactor too
+    group_commit.after_delivery = flush_log_lines  # the answers' lines, before they are sent
     helpdesk = NoHelpdesk()
     if options.get("helpdesk-url"):
         helpdesk = Helpdesk(options["helpdesk-url"], store, reactor,
@@ -453,15 +455,18 @@ def serve(options, reactor) -> None:
     if options["log-file"]:
         out = log_file(options["log-file"], options["log-max-bytes"], options["log-files"])
     process = f"worker-{options['worker']}" if options.get("worker") else ""
-    globalLogBeginner.beginLoggingTo([text_log_observer(out, process)])
+    globalLogBeginner.beginLoggingTo([text_log_observer(out, process, reactor)])
     try:
-        top = makeService(options, reactor)
-    except usage.UsageError as error:  # a database that cannot be used, say
-        print(f"ivr-serve: {error}", file=sys.stderr)
-        sys.exit(2)
-    top.startService()
-    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
-    reactor.run()
+        try:
+            top = makeService(options, reactor)
+        except usage.UsageError as error:  # a database that cannot be used, say
+            print(f"ivr-serve: {error}", file=sys.stderr)
+            sys.exit(2)
+        top.startService()
+        reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+        reactor.run()
+    finally:
+        flush_log_lines()  # the lines of the reactor's last pass
 
 
 if __name__ == "__main__":

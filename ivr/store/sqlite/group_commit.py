@@ -42,6 +42,9 @@ class GroupCommit:
         self._scheduled = None
         self.commits = 0
         self.writes = 0
+        #: Called once each group's Deferreds have fired (``ivr-serve``
+        #: writes the log lines of the answers then, before they are sent).
+        self.after_delivery: Callable[[], object] | None = None
 
     def write(self, function: Callable[[], object],
               then: Callable[[object], object] | None = None) -> defer.Deferred:
@@ -71,8 +74,7 @@ class GroupCommit:
         group, self._queue = self._queue[:self.max_group], self._queue[self.max_group:]
         return group
 
-    @staticmethod
-    def _deliver(results) -> None:
+    def _deliver(self, results) -> None:
         """Fire each write's Deferred with its result, once committed."""
         for done, then, result in results:
             if then is not None:
@@ -86,6 +88,8 @@ class GroupCommit:
                 done.errback(result)
             else:
                 done.callback(result)
+        if self.after_delivery is not None:
+            self.after_delivery()
 
     def _commit(self, group):
         try:
