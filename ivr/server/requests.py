@@ -101,6 +101,15 @@ class WebhookChannel(http.HTTPChannel):
     like every other refusal, instead of an empty 400 or a silent close."""
 
     _refused = False
+    _host = None
+
+    def getHost(self):
+        """The connection's local address, asked of the socket once: Twisted's
+        Request asks for it on every request, a ``getsockname`` system call
+        each time, and a connected socket's address does not change."""
+        if self._host is None:
+            self._host = self.transport.getHost()
+        return self._host
 
     def _respondToBadRequestAndDisconnect(self):
         self._refuse(raw_refusal(400, b"Bad Request", "malformed HTTP request"))
