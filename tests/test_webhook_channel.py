@@ -1,15 +1,20 @@
 """The server's HTTP channel (``ivr.server.requests.WebhookChannel``): the
-answers it writes and what it asks of the socket."""
+answers it writes, what it asks of the socket, and answers sent the moment
+they are written (``ivr.server.sending``)."""
 
 import re
+import select
+import socket
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from twisted.internet import tcp
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from ivr.server import tap
+from ivr.server.sending import send_now
 
 ROOT = Path(__file__).parent.parent
 CA1 = "CA" + "0" * 31 + "1"
@@ -77,3 +82,130 @@ def test_a_connection_asks_the_socket_its_address_once(served):
     channel.dataReceived(HEALTHZ)
     assert answers(transport.value()) == [b"HTTP/1.1 200 OK"] * 2
     assert transport.host_asked == 1
+
+
+def test_an_answer_is_written_in_one_piece_with_its_headers(served):
+    site, reactor = served
+    transport = CountingTransport()
+    channel = connect(site, transport)
+    channel.dataReceived(form_post("/voice/post_sale", {"CallSid": CA1, "From": "+33612345678"}))
+    reactor.advance(0)  # the group commit
+    head, _, body = transport.value().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and body.endswith(b"</Response>")
+    assert transport.writes == 1
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"HTTP/1.1 200 OK"),
+    (b"HEAD /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"HTTP/1.1 405 Method Not Allowed"),
+])
+def test_an_answer_without_a_body_still_sends_its_headers(served, request_bytes, status):
+    site, _reactor = served
+    transport = StringTransport()
+    channel = connect(site, transport)
+    channel.dataReceived(request_bytes)
+    head, _, body = transport.value().partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == status and body == b""
+    channel.dataReceived(HEALTHZ)  # the connection is kept
+    assert answers(transport.value()) == [status, b"HTTP/1.1 200 OK"]
+
+
+def test_a_status_callback_gets_its_204_headers_once_committed(served):
+    site, reactor = served
+    transport = StringTransport()
+    channel = connect(site, transport)
+    channel.dataReceived(form_post("/status", {"CallSid": CA1, "CallStatus": "completed"}))
+    assert transport.value() == b""
+    reactor.advance(0)
+    assert answers(transport.value()) == [b"HTTP/1.1 204 No Content"]
+    assert transport.value().endswith(b"\r\n\r\n")
+
+
+def test_pipelined_requests_are_answered_in_order(served):
+    site, reactor = served
+    transport = StringTransport()
+    channel = connect(site, transport)
+    channel.dataReceived(form_post("/voice/post_sale", {"CallSid": CA1}) + HEALTHZ
+                         + b"GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    reactor.advance(0)
+    assert answers(transport.value()) == [b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK",
+                                          b"HTTP/1.1 404 Not Found"]
+    assert transport.value().count(b"</Response>") == 1
+
+
+def test_a_closing_request_gets_its_answer_then_the_connection_closes(served):
+    site, _reactor = served
+    transport = StringTransport()
+    channel = connect(site, transport)
+    channel.dataReceived(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answers(transport.value()) == [b"HTTP/1.1 200 OK"]
+    assert transport.value().endswith(b"}") and transport.disconnecting
+
+
+# -- send_now, on real loopback sockets -------------------------------------------------
+
+@pytest.fixture
+def connected():
+    """A TCP transport over a loopback connection, on a MemoryReactorClock
+    (which only records what it is asked to watch), and the client's socket."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname(), timeout=5)
+    accepted, address = listener.accept()
+    listener.close()
+    reactor = MemoryReactorClock()
+    transport = tcp.Server(accepted, StringTransport(), address, None, 1, reactor)
+    transport.connected, transport.repstr = True, "<loopback>"
+    yield transport, reactor, client
+    client.close()
+    accepted.close()
+
+
+def received(client, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = client.recv(size - len(data))
+        assert chunk, "the connection closed"
+        data += chunk
+    return data
+
+
+def test_an_answer_is_sent_at_once_without_watching_the_socket(connected):
+    transport, reactor, client = connected
+    send_now(transport, b"HTTP/1.1 200 OK\r\n\r\nanswer")
+    assert reactor.getWriters() == []
+    assert received(client, 25) == b"HTTP/1.1 200 OK\r\n\r\nanswer"
+
+
+def test_bytes_already_waiting_in_twisteds_buffer_are_not_overtaken(connected):
+    transport, reactor, client = connected
+    transport.write(b"first ")  # buffered: sent when the reactor finds the socket writable
+    send_now(transport, b"second")
+    assert reactor.getWriters() == [transport]
+    client.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        client.recv(100)
+    client.setblocking(True)
+    transport.doWrite()
+    assert received(client, 12) == b"first second"
+    assert reactor.getWriters() == []
+
+
+def test_what_the_socket_does_not_take_is_left_to_twisted(connected):
+    transport, reactor, client = connected
+    transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    payload = bytes(range(256)) * 8192  # 2 MB: more than the socket takes at once
+    send_now(transport, payload)
+    assert reactor.getWriters() == [transport]  # the rest waits in Twisted's buffer
+    got = b""
+    while len(got) < len(payload):  # the reactor's part: write once the socket is writable
+        if reactor.getWriters():
+            select.select([], [transport.socket], [], 5)
+            transport.doWrite()
+        got += client.recv(1 << 16)
+    assert got == payload and reactor.getWriters() == []
+
+
+def test_other_transports_get_a_plain_write():
+    transport = StringTransport()
+    send_now(transport, b"answer")
+    assert transport.value() == b"answer"

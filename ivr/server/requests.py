@@ -4,7 +4,10 @@ plain-text refusals (bodies are parsed by :mod:`ivr.providers.bodies`)."""
 from __future__ import annotations
 
 from twisted.web import http
+from twisted.web.http_headers import Headers
 from twisted.web.server import Request
+
+from ivr.server.sending import send_now
 
 #: The largest webhook body accepted.  Twilio's are a few kB.
 MAX_BODY = 64 * 1024
@@ -98,10 +101,51 @@ def raw_refusal(code: int, status: bytes, message: str) -> bytes:
 class WebhookChannel(http.HTTPChannel):
     """Twisted's HTTP/1.1 channel, whose refusals of broken HTTP (a bad
     request line or header, a line past 16 kB) carry a one-line reason
-    like every other refusal, instead of an empty 400 or a silent close."""
+    like every other refusal, instead of an empty 400 or a silent close.
+    An answer's status line and headers are held until its body is written,
+    then both are sent at once (:func:`ivr.server.sending.send_now`)."""
 
     _refused = False
     _host = None
+    #: The status line and headers of the answer being written, not sent yet.
+    _head = b""
+
+    def writeHeaders(self, version, code, reason, headers):
+        if not isinstance(headers, Headers):  # Twisted's own sanitising, for other callers
+            super().writeHeaders(version, code, reason, headers)
+            return
+        lines = [version, b" ", code, b" ", reason, b"\r\n"]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                lines.extend((name, b": ", value, b"\r\n"))
+        lines.append(b"\r\n")
+        self._flush_head()
+        self._head = b"".join(lines)
+
+    def write(self, data):
+        head, self._head = self._head, b""
+        send_now(self.transport, head + data)
+
+    def writeSequence(self, iovec):
+        self.write(b"".join(iovec))
+
+    def _flush_head(self) -> None:
+        """Send the headers held, when the answer has no body (HEAD, 204, an
+        empty answer) or the connection is about to close."""
+        if self._head:
+            self.write(b"")
+
+    def requestDone(self, request):
+        self._flush_head()
+        super().requestDone(request)
+
+    def loseConnection(self):
+        self._flush_head()
+        return super().loseConnection()
+
+    def connectionLost(self, reason):
+        self._head = b""
+        super().connectionLost(reason)
 
     def getHost(self):
         """The connection's local address, asked of the socket once: Twisted's
@@ -121,5 +165,6 @@ class WebhookChannel(http.HTTPChannel):
     def _refuse(self, response: bytes) -> None:
         if not self._refused:  # the rest of a long line may come back here
             self._refused = True
+            self._flush_head()
             self.transport.write(response)
         self.loseConnection()
