@@ -12,8 +12,11 @@ import pytest
 from twisted.internet import tcp
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.web import http, server
+from twisted.web.server import Site
 
-from ivr.server import tap
+from ivr.server import requests, tap
+from ivr.server.requests import WebhookChannel
 from ivr.server.sending import send_now
 
 ROOT = Path(__file__).parent.parent
@@ -209,3 +212,65 @@ def test_other_transports_get_a_plain_write():
     transport = StringTransport()
     send_now(transport, b"answer")
     assert transport.value() == b"answer"
+
+
+# -- the same answers as Twisted's own channel and request --------------------------------
+
+SAME_AS_TWISTED = [
+    HEALTHZ,
+    b"GET /healthz?x=1&y=&z;w=2 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nAccept: text/plain\r\n\r\n",
+    b"HEAD /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"HEAD /voice/post_sale HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /no/such/page HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /voice%2Fpost_sale HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"DELETE /status HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /healthz HTTP/1.0\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n",
+    form_post("/voice/post%5Fsale?turn=x", {"CallSid": CA1}),
+    form_post("/voice/post_sale?turn=1;hold=1", {"CallSid": CA1}),
+    form_post("/voice/post_sale?turn=1&bad", {"CallSid": CA1}),
+    form_post("/voice/post_sale", {"From": "+33612345678"}),
+    form_post("/voice/nope/post_sale", {"CallSid": CA1}),
+    form_post("/status", {"CallSid": CA1, "CallStatus": "exploded"}),
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n6\r\nCallSi\r\n6\r\nd=CA1&\r\n0\r\n\r\n",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"
+    b"Expect: 100-continue\r\n\r\nabc",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Bad: a\x00b\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n",
+    HEALTHZ + b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n" + HEALTHZ,
+]
+
+
+def twisted_channel(site):
+    """Twisted's own channel and request over the same resources."""
+    class TwistedChannel(http.HTTPChannel):
+        # Only malformed HTTP differs on purpose: refused with a one-line reason.
+        _respondToBadRequestAndDisconnect = WebhookChannel._respondToBadRequestAndDisconnect
+        _refuse, _refused = WebhookChannel._refuse, False
+        _flush_head, _head = WebhookChannel._flush_head, b""
+
+    reference = Site(site.resource, parsePOSTFormSubmission=False)
+    reference.protocol = TwistedChannel
+    return reference.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+
+
+@pytest.mark.parametrize("raw", SAME_AS_TWISTED)
+def test_answers_are_byte_for_byte_twisteds(served, monkeypatch, raw):
+    site, reactor = served
+    monkeypatch.setattr(http, "datetimeToString", lambda *a: b"Tue, 24 Nov 2026 10:00:00 GMT")
+    monkeypatch.setattr(server, "datetimeToString", http.datetimeToString)
+    monkeypatch.setattr(requests, "datetimeToString", http.datetimeToString)
+    got = []
+    for channel in (connect(site, StringTransport()), twisted_channel(site)):
+        if not channel.transport:
+            channel.makeConnection(StringTransport())
+        channel.dataReceived(raw)
+        reactor.advance(0)
+        got.append((channel.transport.value(), bool(channel.transport.disconnecting)))
+    assert got[0] == got[1]
+
