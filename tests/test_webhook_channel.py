@@ -9,11 +9,12 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from twisted.internet import tcp
+from twisted.internet import task, tcp
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.web import http, server
-from twisted.web.server import Site
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
 
 from ivr.server import requests, tap
 from ivr.server.requests import WebhookChannel
@@ -274,3 +275,74 @@ def test_answers_are_byte_for_byte_twisteds(served, monkeypatch, raw):
         got.append((channel.transport.value(), bool(channel.transport.disconnecting)))
     assert got[0] == got[1]
 
+
+# -- the idle time-out: one timer per connection --------------------------------------------
+
+class Slow(Resource):
+    """A leaf answered only when the test says so."""
+
+    isLeaf = True
+
+    def __init__(self):
+        super().__init__()
+        self.waiting = []
+
+    def render_GET(self, request):
+        self.waiting.append(request)
+        return NOT_DONE_YET
+
+
+def timed(site, clock):
+    """A connection whose idle time-out runs on ``clock``."""
+    channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+    channel.callLater = clock.callLater
+    channel.makeConnection(StringTransport())
+    return channel
+
+
+def test_an_idle_connection_is_closed_after_the_time_out(served):
+    site, _reactor = served
+    clock = task.Clock()
+    channel = timed(site, clock)
+    channel.dataReceived(HEALTHZ)
+    clock.advance(site.timeOut - 1)
+    assert not channel.transport.disconnecting
+    channel.dataReceived(HEALTHZ)  # the wait starts again
+    clock.advance(site.timeOut - 1)
+    assert not channel.transport.disconnecting
+    clock.advance(1)
+    assert channel.transport.disconnecting
+    channel.connectionLost(None)
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_request_answered_after_the_time_out_keeps_its_connection(served):
+    site, _reactor = served
+    clock, slow = task.Clock(), Slow()
+    site.resource.putChild(b"slow", slow)
+    channel = timed(site, clock)
+    channel.dataReceived(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+    clock.advance(site.timeOut * 2.5)  # answering: never idle
+    assert not channel.transport.disconnecting
+    [request] = slow.waiting
+    request.write(b"done")
+    request.finish()
+    assert channel.transport.value().endswith(b"4\r\ndone\r\n0\r\n\r\n")
+    clock.advance(site.timeOut - 1)  # idle from the answer on
+    assert not channel.transport.disconnecting
+    clock.advance(1)
+    assert channel.transport.disconnecting
+    channel.connectionLost(None)
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_connection_keeps_one_timer_from_request_to_request(served):
+    site, _reactor = served
+    clock = task.Clock()
+    channel = timed(site, clock)
+    [timer] = clock.getDelayedCalls()
+    for _ in range(3):
+        channel.dataReceived(HEALTHZ)
+        assert clock.getDelayedCalls() == [timer]
+    channel.connectionLost(None)
+    assert clock.getDelayedCalls() == []

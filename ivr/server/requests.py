@@ -170,6 +170,8 @@ class WebhookChannel(http.HTTPChannel):
     _host = None
     #: The status line and headers of the answer being written, not sent yet.
     _head = b""
+    #: The idle time-out's timer (see :meth:`setTimeout`).
+    _idle_timer = None
 
     def headerReceived(self, line):
         """Twisted's checks of a header line, the header stored once they
@@ -239,7 +241,36 @@ class WebhookChannel(http.HTTPChannel):
 
     def connectionLost(self, reason):
         self._head = b""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         super().connectionLost(reason)
+
+    def setTimeout(self, period):
+        """Twisted's idle time-out (``TimeoutMixin``), with one timer kept for
+        the connection's life.  Twisted turns it off while a request is
+        answered by cancelling its timer, and makes a new one once it is
+        answered: two changes to the reactor's heap of timers per request.
+        Here the timer stays, moved on with ``reset``; should it fire while a
+        request is answered (the time-out off), it only waits again."""
+        previous, self.timeOut = self.timeOut, period
+        if period is not None:
+            if self._idle_timer is None:
+                self._idle_timer = self.callLater(period, self._idle_timed_out)
+            else:
+                self._idle_timer.reset(period)
+        return previous
+
+    def resetTimeout(self):
+        if self._idle_timer is not None and self.timeOut is not None:
+            self._idle_timer.reset(self.timeOut)
+
+    def _idle_timed_out(self) -> None:
+        self._idle_timer = None
+        if self.timeOut is not None:
+            self.timeoutConnection()
+        elif self._savedTimeOut:  # a request is being answered: not idle
+            self._idle_timer = self.callLater(self._savedTimeOut, self._idle_timed_out)
 
     def getHost(self):
         """The connection's local address, asked of the socket once: Twisted's
