@@ -1,0 +1,348 @@
+"""The server's HTTP channel (``ivr.server.requests.WebhookChannel``): the
+answers it writes, what it asks of the socket, and answers sent the moment
+they are written (``ivr.server.sending``)."""
+
+import re
+import select
+import socket
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from twisted.internet import task, tcp
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.web import http, server
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
+
+from ivr.server import requests, tap
+from ivr.server.requests import WebhookChannel
+from ivr.server.sending import send_now
+
+ROOT = Path(__file__).parent.parent
+CA1 = "CA" + "0" * 31 + "1"
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The site ivr-serve builds, on a MemoryReactorClock, and that reactor."""
+    reactor = MemoryReactorClock()
+    options = tap.Options()
+    options.parseOptions(["--db", str(tmp_path / "ivr.db"), "--flows", str(ROOT / "flows"),
+                          "--prompts", str(ROOT / "prompts"), "--listen", "tcp:0:interface=127.0.0.1"])
+    top = tap.makeService(options, reactor)
+    top.startService()
+    [(_port, site, _backlog, _interface)] = reactor.tcpServers
+    yield site, reactor
+    top.stopService()
+
+
+class CountingTransport(StringTransport):
+    """A transport that counts the writes it gets and the times its local
+    address is asked for."""
+
+    def __init__(self):
+        super().__init__()
+        self.host_asked = self.writes = 0
+
+    def getHost(self):
+        self.host_asked += 1
+        return super().getHost()
+
+    def write(self, data):
+        self.writes += 1
+        super().write(data)
+
+    def writeSequence(self, iovec):
+        self.writes += 1
+        super().writeSequence(iovec)
+
+
+def connect(site, transport):
+    channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+    channel.makeConnection(transport)
+    return channel
+
+
+def answers(raw: bytes) -> list[bytes]:
+    """The status lines of the answers in ``raw``."""
+    return re.findall(rb"HTTP/1\.1 [0-9]{3} [^\r]*", raw)
+
+
+def form_post(path: str, fields: dict) -> bytes:
+    body = urlencode(fields).encode()
+    return (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
+
+
+def test_a_connection_asks_the_socket_its_address_once(served):
+    site, _reactor = served
+    transport = CountingTransport()
+    channel = connect(site, transport)
+    channel.dataReceived(HEALTHZ)
+    channel.dataReceived(HEALTHZ)
+    assert answers(transport.value()) == [b"HTTP/1.1 200 OK"] * 2
+    assert transport.host_asked == 1
+
+
+def test_an_answer_is_written_in_one_piece_with_its_headers(served):
+    site, reactor = served
+    transport = CountingTransport()
+    channel = connect(site, transport)
+    channel.dataReceived(form_post("/voice/post_sale", {"CallSid": CA1, "From": "+33612345678"}))
+    reactor.advance(0)  # the group commit
+    head, _, body = transport.value().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and body.endswith(b"</Response>")
+    assert transport.writes == 1
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"HTTP/1.1 200 OK"),
+    (b"HEAD /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"HTTP/1.1 405 Method Not Allowed"),
+])
+def test_an_answer_without_a_body_still_sends_its_headers(served, request_bytes, status):
+    site, _reactor = served
+    transport = StringTransport()
+    channel = connect(site, transport)
+    channel.dataReceived(request_bytes)
+    head, _, body = transport.value().partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == status and body == b""
+    channel.dataReceived(HEALTHZ)  # the connection is kept
+    assert answers(transport.value()) == [status, b"HTTP/1.1 200 OK"]
+
+
+def test_a_status_callback_gets_its_204_headers_once_committed(served):
+    site, reactor = served
+    transport = StringTransport()
+    channel = connect(site, transport)
+    channel.dataReceived(form_post("/status", {"CallSid": CA1, "CallStatus": "completed"}))
+    assert transport.value() == b""
+    reactor.advance(0)
+    assert answers(transport.value()) == [b"HTTP/1.1 204 No Content"]
+    assert transport.value().endswith(b"\r\n\r\n")
+
+
+def test_pipelined_requests_are_answered_in_order(served):
+    site, reactor = served
+    transport = StringTransport()
+    channel = connect(site, transport)
+    channel.dataReceived(form_post("/voice/post_sale", {"CallSid": CA1}) + HEALTHZ
+                         + b"GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    reactor.advance(0)
+    assert answers(transport.value()) == [b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK",
+                                          b"HTTP/1.1 404 Not Found"]
+    assert transport.value().count(b"</Response>") == 1
+
+
+def test_a_closing_request_gets_its_answer_then_the_connection_closes(served):
+    site, _reactor = served
+    transport = StringTransport()
+    channel = connect(site, transport)
+    channel.dataReceived(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answers(transport.value()) == [b"HTTP/1.1 200 OK"]
+    assert transport.value().endswith(b"}") and transport.disconnecting
+
+
+# -- send_now, on real loopback sockets -------------------------------------------------
+
+@pytest.fixture
+def connected():
+    """A TCP transport over a loopback connection, on a MemoryReactorClock
+    (which only records what it is asked to watch), and the client's socket."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname(), timeout=5)
+    accepted, address = listener.accept()
+    listener.close()
+    reactor = MemoryReactorClock()
+    transport = tcp.Server(accepted, StringTransport(), address, None, 1, reactor)
+    transport.connected, transport.repstr = True, "<loopback>"
+    yield transport, reactor, client
+    client.close()
+    accepted.close()
+
+
+def received(client, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = client.recv(size - len(data))
+        assert chunk, "the connection closed"
+        data += chunk
+    return data
+
+
+def test_an_answer_is_sent_at_once_without_watching_the_socket(connected):
+    transport, reactor, client = connected
+    send_now(transport, b"HTTP/1.1 200 OK\r\n\r\nanswer")
+    assert reactor.getWriters() == []
+    assert received(client, 25) == b"HTTP/1.1 200 OK\r\n\r\nanswer"
+
+
+def test_bytes_already_waiting_in_twisteds_buffer_are_not_overtaken(connected):
+    transport, reactor, client = connected
+    transport.write(b"first ")  # buffered: sent when the reactor finds the socket writable
+    send_now(transport, b"second")
+    assert reactor.getWriters() == [transport]
+    client.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        client.recv(100)
+    client.setblocking(True)
+    transport.doWrite()
+    assert received(client, 12) == b"first second"
+    assert reactor.getWriters() == []
+
+
+def test_what_the_socket_does_not_take_is_left_to_twisted(connected):
+    transport, reactor, client = connected
+    transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    payload = bytes(range(256)) * 8192  # 2 MB: more than the socket takes at once
+    send_now(transport, payload)
+    assert reactor.getWriters() == [transport]  # the rest waits in Twisted's buffer
+    got = b""
+    while len(got) < len(payload):  # the reactor's part: write once the socket is writable
+        if reactor.getWriters():
+            select.select([], [transport.socket], [], 5)
+            transport.doWrite()
+        got += client.recv(1 << 16)
+    assert got == payload and reactor.getWriters() == []
+
+
+def test_other_transports_get_a_plain_write():
+    transport = StringTransport()
+    send_now(transport, b"answer")
+    assert transport.value() == b"answer"
+
+
+# -- the same answers as Twisted's own channel and request --------------------------------
+
+SAME_AS_TWISTED = [
+    HEALTHZ,
+    b"GET /healthz?x=1&y=&z;w=2 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nAccept: text/plain\r\n\r\n",
+    b"HEAD /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"HEAD /voice/post_sale HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /no/such/page HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /voice%2Fpost_sale HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"DELETE /status HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /healthz HTTP/1.0\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n",
+    form_post("/voice/post%5Fsale?turn=x", {"CallSid": CA1}),
+    form_post("/voice/post_sale?turn=1;hold=1", {"CallSid": CA1}),
+    form_post("/voice/post_sale?turn=1&bad", {"CallSid": CA1}),
+    form_post("/voice/post_sale", {"From": "+33612345678"}),
+    form_post("/voice/nope/post_sale", {"CallSid": CA1}),
+    form_post("/status", {"CallSid": CA1, "CallStatus": "exploded"}),
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n6\r\nCallSi\r\n6\r\nd=CA1&\r\n0\r\n\r\n",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"
+    b"Expect: 100-continue\r\n\r\nabc",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Bad: a\x00b\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n",
+    HEALTHZ + b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n" + HEALTHZ,
+]
+
+
+def twisted_channel(site):
+    """Twisted's own channel and request over the same resources."""
+    class TwistedChannel(http.HTTPChannel):
+        # Only malformed HTTP differs on purpose: refused with a one-line reason.
+        _respondToBadRequestAndDisconnect = WebhookChannel._respondToBadRequestAndDisconnect
+        _refuse, _refused = WebhookChannel._refuse, False
+        _flush_head, _head = WebhookChannel._flush_head, b""
+
+    reference = Site(site.resource, parsePOSTFormSubmission=False)
+    reference.protocol = TwistedChannel
+    return reference.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+
+
+@pytest.mark.parametrize("raw", SAME_AS_TWISTED)
+def test_answers_are_byte_for_byte_twisteds(served, monkeypatch, raw):
+    site, reactor = served
+    monkeypatch.setattr(http, "datetimeToString", lambda *a: b"Tue, 24 Nov 2026 10:00:00 GMT")
+    monkeypatch.setattr(server, "datetimeToString", http.datetimeToString)
+    monkeypatch.setattr(requests, "datetimeToString", http.datetimeToString)
+    got = []
+    for channel in (connect(site, StringTransport()), twisted_channel(site)):
+        if not channel.transport:
+            channel.makeConnection(StringTransport())
+        channel.dataReceived(raw)
+        reactor.advance(0)
+        got.append((channel.transport.value(), bool(channel.transport.disconnecting)))
+    assert got[0] == got[1]
+
+
+# -- the idle time-out: one timer per connection --------------------------------------------
+
+class Slow(Resource):
+    """A leaf answered only when the test says so."""
+
+    isLeaf = True
+
+    def __init__(self):
+        super().__init__()
+        self.waiting = []
+
+    def render_GET(self, request):
+        self.waiting.append(request)
+        return NOT_DONE_YET
+
+
+def timed(site, clock):
+    """A connection whose idle time-out runs on ``clock``."""
+    channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+    channel.callLater = clock.callLater
+    channel.makeConnection(StringTransport())
+    return channel
+
+
+def test_an_idle_connection_is_closed_after_the_time_out(served):
+    site, _reactor = served
+    clock = task.Clock()
+    channel = timed(site, clock)
+    channel.dataReceived(HEALTHZ)
+    clock.advance(site.timeOut - 1)
+    assert not channel.transport.disconnecting
+    channel.dataReceived(HEALTHZ)  # the wait starts again
+    clock.advance(site.timeOut - 1)
+    assert not channel.transport.disconnecting
+    clock.advance(1)
+    assert channel.transport.disconnecting
+    channel.connectionLost(None)
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_request_answered_after_the_time_out_keeps_its_connection(served):
+    site, _reactor = served
+    clock, slow = task.Clock(), Slow()
+    site.resource.putChild(b"slow", slow)
+    channel = timed(site, clock)
+    channel.dataReceived(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+    clock.advance(site.timeOut * 2.5)  # answering: never idle
+    assert not channel.transport.disconnecting
+    [request] = slow.waiting
+    request.write(b"done")
+    request.finish()
+    assert channel.transport.value().endswith(b"4\r\ndone\r\n0\r\n\r\n")
+    clock.advance(site.timeOut - 1)  # idle from the answer on
+    assert not channel.transport.disconnecting
+    clock.advance(1)
+    assert channel.transport.disconnecting
+    channel.connectionLost(None)
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_connection_keeps_one_timer_from_request_to_request(served):
+    site, _reactor = served
+    clock = task.Clock()
+    channel = timed(site, clock)
+    [timer] = clock.getDelayedCalls()
+    for _ in range(3):
+        channel.dataReceived(HEALTHZ)
+        assert clock.getDelayedCalls() == [timer]
+    channel.connectionLost(None)
+    assert clock.getDelayedCalls() == []
