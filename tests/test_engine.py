@@ -1,6 +1,7 @@
 """The engine: one event in, new state, actions and node events out."""
 
 import copy
+import dataclasses
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -522,3 +523,22 @@ def test_the_webhook_passes_the_recognisers_confidence():
     assert event == {"type": "speech", "text": "retour", "confidence": 0.42}
     assert event_from({"SpeechResult": "retour", "Confidence": "abc"},
                       {"waiting": "gather"})["confidence"] is None
+
+
+def test_a_menu_listens_the_same_each_time_in_each_language(flow):
+    first = Call(flow).actions[0]
+    again = Call(flow).actions[0]
+    english = Call(flow, lang="en-US").actions[0]
+    assert (again.hints, again.input, again.num_digits) == (first.hints, first.input, first.num_digits)
+    assert english.language == "en-US" and english.hints != first.hints
+    assert len(set(first.hints)) == len(first.hints)  # each word once
+
+
+def test_a_flow_changed_by_replace_listens_afresh(flow):
+    Call(flow)
+    assert flow.listening  # worked out on the first menu
+    narrower = dataclasses.replace(flow, escape=dataclasses.replace(flow.escape, words={}))
+    assert narrower.listening == {}
+    [gather] = Call(narrower).actions
+    assert not set(flow.escape.words["fr-FR"]) & set(gather.hints)
+

@@ -67,6 +67,16 @@ class _Gathering:
         self._say(apology)
         self._say(prompts if prompts is not None else node.prompt_for_attempt(attempt))
         lang = state["lang"]
+        listening = self.flow.listening.get((node.name, waiting, yes_no, lang))
+        if listening is None:
+            listening = self.flow.listening[node.name, waiting, yes_no, lang] = self._listening(
+                node, waiting, yes_no, lang)
+        self.actions.append(act.Gather(prompts=tuple(self._pop_prompts()), language=lang,
+                                       **listening))
+
+    def _listening(self, node, waiting, yes_no, lang) -> dict:
+        """The Gather's settings but its prompts and language: what the node
+        listens for, the same each time (kept per flow version)."""
         hints = list(self.flow.escape.words.get(lang, ()))
         if waiting == "gather" and node.kind == "menu":
             for choice in node.opts["choices"]:
@@ -87,11 +97,10 @@ class _Gathering:
             gather = dict(input="dtmf speech" if hints else "dtmf",
                           num_digits=high if low == high else None,
                           finish_on_key=node.opts.get("finish_on", "#"))
-        self.actions.append(act.Gather(
-            prompts=tuple(self._pop_prompts()), timeout=node.opts.get("timeout", self.flow.timeout),
-            speech_timeout="auto" if "speech" in gather["input"] else None,
-            hints=tuple(dict.fromkeys(hints)) if "speech" in gather["input"] else (),
-            language=lang, **gather))
+        speech = "speech" in gather["input"]
+        return dict(gather, timeout=node.opts.get("timeout", self.flow.timeout),
+                    speech_timeout="auto" if speech else None,
+                    hints=tuple(dict.fromkeys(hints)) if speech else ())
 
     def _on_input(self):
         state = self.state

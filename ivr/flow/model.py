@@ -141,3 +141,7 @@ class Flow:
     #: for inputs of digits (escape only); built once per version.
     yes_no: Mapping[str, Any] = field(default_factory=dict)
     escape_only: Mapping[str, Any] = field(default_factory=dict)
+    #: What each node listens for, by (node, wait, yes or no, language): the engine's
+    #: Gather settings and hints, worked out on first use (a version never
+    #: changes, so neither do they).  Not a field of the flow's value.
+    listening: dict = field(default_factory=dict, init=False, compare=False, repr=False)
