@@ -125,12 +125,9 @@ class _StorageFaults:
                 with self.store.transaction():
                     unsaved.write()
             except Exception as error:  # noqa: BLE001 - kept for the next pass
-                self.storage.failed(error, f"turns of {call_id} answered from memory")
+                self._unsaved_not_written(Failure(), call_id, unsaved)
                 if fault_cause(error) is not None:
                     break
-                # Its writes are broken, not the store: trying again cannot help.
-                if self._unsaved.get(call_id) is unsaved:
-                    del self._unsaved[call_id]
                 continue
             self._written(call_id, unsaved)
             written += 1
@@ -152,10 +149,12 @@ class _StorageFaults:
         return queued
 
     def _unsaved_not_written(self, failure, call_id: str, unsaved: Unsaved) -> None:
+        """Kept for the next pass when the store failed; dropped when its
+        own writes are broken (trying again cannot help)."""
         unsaved.queued = False
         self.storage.failed(failure.value, f"turns of {call_id} answered from memory")
         if fault_cause(failure.value) is None and self._unsaved.get(call_id) is unsaved:
-            del self._unsaved[call_id]  # its writes are broken, not the store
+            del self._unsaved[call_id]
 
     @property
     def calls_in_memory(self) -> int:
