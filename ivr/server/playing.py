@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from ivr.server.storage_faults import _both
+from ivr.store.sqlite.group_commit import fire
 
 
 def run_eagerly(coroutine: Coroutine[Any, Any, Any]) -> Any:
@@ -104,10 +105,7 @@ class TurnInPlay:
         self.handler._release(None, self.call_id, self)
         joined, self.joined = self.joined, None
         for waiter in joined or ():
-            if isinstance(answer, Failure):
-                waiter.errback(answer)
-            else:
-                waiter.callback(answer)
+            fire(waiter, answer)
         return answer
 
     def join(self) -> defer.Deferred:

@@ -28,11 +28,10 @@ from typing import Callable
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from ivr.store.postgres.faults import StoreTimeout
-from ivr.store.sqlite.group_commit import MAX_GROUP, GroupCommit
+from ivr.store.sqlite.group_commit import MAX_GROUP, GroupCommit, fire, then_applied
 
 __all__ = ["PooledGroupCommit", "READ_THREADS", "STORE_DEADLINE", "reader_pool", "within",
            "writer_pool"]
@@ -76,15 +75,9 @@ def _then(written: defer.Deferred, then: Callable[[object], object]) -> defer.De
     answer: defer.Deferred = defer.Deferred()
 
     def settle(result):
-        try:
-            result = then(result)
-        except BaseException:  # noqa: BLE001 - as a Deferred's callback would
-            result = Failure()
+        result = then_applied(then, result)
         if not answer.called:
-            if isinstance(result, Failure):
-                answer.errback(result)
-            else:
-                answer.callback(result)
+            fire(answer, result)
 
     written.addBoth(settle)
     return answer

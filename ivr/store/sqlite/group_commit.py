@@ -29,6 +29,24 @@ from twisted.python.failure import Failure
 
 from ivr.store.sqlite.storage_health import fault_cause
 
+
+def then_applied(then: Callable[[object], object], result: object) -> object:
+    """``then(result)``, or the :class:`Failure` it raised, as a Deferred's
+    callback would turn it."""
+    try:
+        return then(result)
+    except BaseException:  # noqa: BLE001 - as a Deferred's callback would
+        return Failure()
+
+
+def fire(deferred: defer.Deferred, result: object) -> None:
+    """Fire ``deferred`` with ``result``: its errback for a :class:`Failure`."""
+    if isinstance(result, Failure):
+        deferred.errback(result)
+    else:
+        deferred.callback(result)
+
+
 #: Most writes committed together; a longer queue is committed in several goes.
 MAX_GROUP = 200
 
@@ -78,16 +96,9 @@ class GroupCommit:
         """Fire each write's Deferred with its result, once committed."""
         for done, then, result in results:
             if then is not None:
-                try:
-                    result = then(result)
-                except BaseException:  # noqa: BLE001 - as a Deferred's callback would
-                    result = Failure()
-            if done.called:
-                continue  # its request was cancelled (the provider hung up); the write stands
-            if isinstance(result, Failure):
-                done.errback(result)
-            else:
-                done.callback(result)
+                result = then_applied(then, result)
+            if not done.called:  # else its request was cancelled (the provider hung up)
+                fire(done, result)
         if self.after_delivery is not None:
             self.after_delivery()
 
