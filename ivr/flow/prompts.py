@@ -231,7 +231,7 @@ class PromptLibrary:
 
     def _render(self, lang: str, name: str, template: jinja2.Template, context: Mapping) -> str:
         try:
-            return template.environment.metered(lambda: template.render(context), self.budget)
+            return template.environment.render_within(template, context, self.budget)
         except Exception as exc:  # a prompt that fails must never reach the caller half-said
             raise PromptError(
                 lang, name, f"{type(exc).__name__}: {exc}", _template_line(exc, template.filename),

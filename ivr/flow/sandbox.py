@@ -10,7 +10,7 @@ call's data), every render is bounded:
   items; ``*``, ``+``, ``%``, ``~`` and every filter or string method build
   at most :data:`MAX_VALUE_SIZE` characters or items; ``**`` and ``*`` on
   numbers stay under :data:`MAX_INT_BITS` bits; ``lipsum`` is gone;
-- a :class:`RenderBudget` while :meth:`Sandbox.metered` runs: a number of
+- a :class:`RenderBudget` while :meth:`Sandbox.render_within` runs: a number of
   operations (attribute reads, item reads, calls, operators, filters, loop
   turns), a time, and a size of output.  Each operation counts, and the
   clock is read every 16, so a runaway render stops itself (threads cannot
@@ -28,11 +28,13 @@ import functools
 import gc
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable
 
-from jinja2 import nodes
+from jinja2 import Template, nodes
 from jinja2.compiler import CodeGenerator
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = [
@@ -190,19 +192,29 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
     # --- the budget ---------------------------------------------------------
 
-    def metered(self, render: Callable[[], str], budget: RenderBudget) -> str:
-        """Run ``render()`` (which renders templates of this sandbox) within
-        ``budget``; raises :class:`RenderBudgetExceeded` when it goes over.
-        One render at a time per sandbox: the reactor's thread renders them
-        all."""
+    def render_within(self, template: Template, names: Mapping, budget: RenderBudget) -> str:
+        """``template.render(names)`` within ``budget``; raises
+        :class:`RenderBudgetExceeded` when it goes over.  One render at a
+        time per sandbox: the reactor's thread renders them all."""
         global _running
         outer = self._meter, self._count, self._next_check, _running
         self._meter = _running = _Meter(budget)
         self._count, self._next_check = 0, min(_CLOCK_EVERY, budget.operations)
         try:
-            return render()
+            return self.concat(template.root_render_func(self.context_of(template, names)))
+        except Exception:
+            self.handle_exception()  # the template's lines in the traceback, as render() does
         finally:
             self._meter, self._count, self._next_check, _running = outer
+
+    def context_of(self, template: Template, names: Mapping) -> Context:
+        """A new context to render ``template`` with ``names``, as Jinja's
+        ``render()`` builds it (the template's globals under ``names``),
+        from one dict: ``render()`` copies what it is given, then copies
+        it again with the globals, and a compiled expression does the
+        same after Python copied its keyword arguments."""
+        return self.context_class(self, {**template.globals, **names}, template.name,
+                                  template.blocks, template.globals)
 
     def _tick(self) -> None:
         self._count += 1
