@@ -16,3 +16,17 @@ def test_profile_turns_plays_whole_calls_and_prints_the_cost_of_a_request():
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"100 requests: \d+\.\d{3} ms of CPU a request \(best of 1; "
                         r"no network, no other process\)\n", done.stdout)
+
+
+def test_profile_turns_with_another_writer_commits_from_a_second_connection(tmp_path):
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import profile_turns
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    bench = profile_turns.Bench(tmp_path / "profile.db", other_writer=7)
+    bench.batch()  # 20 calls of 5 requests: the other connection commits after the 98th last
+    assert bench.requests == 100
+    stored = bench.other.execute("SELECT value FROM meta WHERE key = 'other_writer'").fetchone()
+    assert stored == ("98",)
+    bench.other.close()

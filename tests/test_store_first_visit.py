@@ -100,3 +100,35 @@ def test_events_of_a_rolled_back_turn_are_flagged_when_it_is_written_again(open_
     save(store, 2, events((2, "b")))
     save(store, 3, events((3, "b")))
     assert flags(store) == [(1, "a", 1), (2, "b", 1), (3, "b", 0)]
+
+
+def test_another_process_filling_a_gap_in_the_calls_events_is_seen(open_store):
+    mine, other = open_store(), open_store()
+    save(mine, 2, events((1, "a"), (3, "b")))
+    # A late retry elsewhere logs the missing sequence number: the last
+    # event stays the same, the call has one more.
+    save(other, 1, events((2, "c")))
+    save(mine, 3, events((4, "c"), (5, "d")))
+    assert flags(mine) == [(1, "a", 1), (2, "c", 1), (3, "b", 1), (4, "c", 0), (5, "d", 1)]
+
+
+def test_another_processs_commit_elsewhere_does_not_make_a_turn_read_the_calls_events(tmp_path):
+    """With another process writing to the file between any two turns
+    (``ivr-serve --workers 2``), a turn still flags its events from what
+    its store saw at the call's last save, after one look at the call's
+    events' count and last sequence number."""
+    mine = CallStore.open(tmp_path / "ivr.db", caller_key=b"k" * 32)
+    other = CallStore.open(tmp_path / "ivr.db", caller_key=b"k" * 32)
+    try:
+        save(mine, 1, events((1, "a"), (2, "b")))
+        other.probe_write()  # another call's turn, say
+        statements = []
+        mine.db.conn.set_trace_callback(statements.append)
+        save(mine, 2, events((3, "b"), (4, "c")))
+        mine.db.conn.set_trace_callback(None)
+        assert flags(mine) == [(1, "a", 1), (2, "b", 1), (3, "b", 0), (4, "c", 1)]
+        reads = [s for s in statements if s.startswith("SELECT") and "node_events" in s]
+        assert reads == ["SELECT count(*), max(seq) FROM node_events WHERE call_id = 'CA1'"]
+    finally:
+        mine.close()
+        other.close()

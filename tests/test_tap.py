@@ -91,8 +91,18 @@ def test_the_server_collects_young_objects_less_often(monkeypatch):
     thresholds = []
     monkeypatch.setattr(gc, "get_threshold", lambda: (700, 10, 10))  # Python's defaults
     monkeypatch.setattr(gc, "set_threshold", lambda *values: thresholds.append(values))
+    monkeypatch.setattr(gc, "freeze", lambda: None)
     tap.GarbageCollectorTuning().startService()
     assert thresholds == [(tap.GC_YOUNG_THRESHOLD, 10, 10)] and tap.GC_YOUNG_THRESHOLD > 700
+
+
+def test_what_the_server_built_at_start_is_kept_out_of_full_collections(monkeypatch):
+    done = []
+    monkeypatch.setattr(gc, "set_threshold", lambda *values: None)
+    monkeypatch.setattr(gc, "collect", lambda: done.append("collect"))
+    monkeypatch.setattr(gc, "freeze", lambda: done.append("freeze"))
+    tap.GarbageCollectorTuning().startService()
+    assert done == ["collect", "freeze"]  # start-up's garbage freed first, not kept
 
 
 def _site(tmp_path, flags=()):

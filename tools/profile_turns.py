@@ -4,6 +4,7 @@ Site, in one process, with no network and no other process.
     python tools/profile_turns.py [--batches 20] [--repeat 3] [--profile]
     valgrind --tool=cachegrind --cache-sim=no python tools/profile_turns.py --batches 1 --repeat 1
     valgrind --tool=cachegrind --cache-sim=no python tools/profile_turns.py --batches 6 --repeat 1
+    python tools/profile_turns.py --other-writer 5   # as one of two workers on the file
 
 Each batch plays 20 demo calls at a time (incoming call, "1", "1", "2",
 then the status callback) as raw HTTP requests into the ``WebhookSite``
@@ -19,7 +20,12 @@ only on a shared machine) or, with ``--profile``, the cProfile table.  Under cac
 instruction count is repeatable to a fraction of a percent: the
 difference between a run of 6 batches and one of 1, divided by the 500
 requests between them, is the cost of a request, to compare a change
-against.  (Set ``OPENBLAS_NUM_THREADS=1`` if numpy is installed: its
+against.  With ``--other-writer K``, a second connection to the file
+commits a small write after every K requests, as the other process of
+``ivr-serve --workers 2`` does between this one's reads and commits:
+what SQLite does again when another connection has written (each read
+transaction that follows drops the connection's page cache) is counted
+too.  (Set ``OPENBLAS_NUM_THREADS=1`` if numpy is installed: its
 threads spin under valgrind.)  It stops by itself after its batches.
 """
 
@@ -31,6 +37,7 @@ import gc
 import os
 import pstats
 import random
+import sqlite3
 import sys
 import tempfile
 import time
@@ -57,6 +64,7 @@ from ivr.server.tap import (  # noqa: E402
     open_database,
 )
 from ivr.server.web import build_root  # noqa: E402
+from ivr.store.sqlite.checkpoint import bound_the_log  # noqa: E402
 from ivr.store.sqlite.group_commit import GroupCommit  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -71,7 +79,7 @@ STEPS = [(f"/voice/post_sale?turn={turn}" if turn else "/voice/post_sale", extra
 class Bench:
     """The server's Site over a fresh database, on a Clock."""
 
-    def __init__(self, db_path: Path):
+    def __init__(self, db_path: Path, other_writer: int = 0):
         store, orders = open_database(str(db_path))
         store.db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
         registry = FlowRegistry(ROOT / "flows", ROOT / "prompts", store)
@@ -85,6 +93,23 @@ class Bench:
         self.site = WebhookSite(build_root(handler, registry), requestFactory=LimitedRequest,
                                 logPath=None, parsePOSTFormSubmission=False)
         self.ids = random.Random(7)
+        #: Another connection's commit after every this many requests (0: none).
+        self.other_every, self.other = other_writer, None
+        if other_writer:
+            self.other = sqlite3.connect(str(db_path), isolation_level=None)
+            self.other.execute("PRAGMA synchronous = NORMAL")  # as a worker's connection
+            bound_the_log(self.other)
+        self.requests = 0
+
+    def _request_done(self) -> None:
+        """Count a request; commit the other connection's write when due."""
+        self.requests += 1
+        if self.other is not None and self.requests % self.other_every == 0:
+            self.other.execute("BEGIN IMMEDIATE")
+            self.other.execute("INSERT INTO meta (key, value) VALUES ('other_writer', ?) "
+                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                               [str(self.requests)])
+            self.other.execute("COMMIT")
 
     def batch(self) -> None:
         """20 whole calls, each step of them answered by one commit."""
@@ -99,6 +124,7 @@ class Bench:
             for protocol, _transport, call_id in connections:
                 protocol.dataReceived(_request(path, {"CallSid": call_id, "From": "+33612345678",
                                                       "To": "+33100000000", **extra}))
+                self._request_done()
             self.clock.advance(0)  # the group commit, then the answers
             for _protocol, transport, _call_id in connections:
                 answer = transport.value()
@@ -123,11 +149,15 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of the batches, the best one printed (default 3)")
     parser.add_argument("--profile", action="store_true", help="print the cProfile table")
+    parser.add_argument("--other-writer", type=int, default=0, metavar="K",
+                        help="another connection commits after every K requests (default 0: "
+                             "none), as the other process of two workers does")
     args = parser.parse_args(argv)
-    if not 1 <= args.batches <= 500 or not 1 <= args.repeat <= 10:
-        raise SystemExit("--batches must be 1..500 and --repeat 1..10")
+    if not 1 <= args.batches <= 500 or not 1 <= args.repeat <= 10 \
+            or not 0 <= args.other_writer <= 1000:
+        raise SystemExit("--batches must be 1..500, --repeat 1..10 and --other-writer 0..1000")
     with tempfile.TemporaryDirectory() as tmp:
-        bench = Bench(Path(tmp) / "profile.db")
+        bench = Bench(Path(tmp) / "profile.db", args.other_writer)
         # As ivr-serve logs: the lines of one pass of the reactor in one write.
         globalLogBeginner.beginLoggingTo(
             [text_log_observer(open(os.devnull, "w"), reactor=bench.clock)],

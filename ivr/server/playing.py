@@ -73,6 +73,7 @@ class TurnInPlay:
             return self.written(None, pending, played)
         if self.storing is not None:
             self.storing.append(self)  # only the commit is left: never a hold now
+            self.storing = None
         self.pending, self.played_turn = pending, played
         return handler.group_commit.write(write, self.committed)
 

@@ -7,7 +7,15 @@ fifth of a turn's store work; the store knows the answer when the call's
 logged nodes are known: what this connection saw at the call's last save,
 while nobody else has written to the database since (``PRAGMA
 data_version`` is unchanged) and the new events come after every stored
-one.  Otherwise, the call's logged nodes are read in one statement first;
+one.  When another connection has written (another server process on the
+same file commits between any two of this one's turns), what was seen is
+still the call's when the call's events are as many as then and end at
+the same sequence number: one look at the primary key's index, where
+reading the logged nodes again reads every event's row.  (That is enough
+because the only write that adds a call's events without replacing its
+state, which the caller has checked is still its own, is a late retry of
+an older turn, and events are removed only with the call's state.)
+Otherwise, the call's logged nodes are read in one statement first;
 when a new event's sequence number may already be stored (a retried turn),
 each event is asked about as before, so a retry flags nothing twice.
 """
@@ -36,12 +44,14 @@ _INSERT_FLAGGED = (
 @dataclass(frozen=True)
 class LoggedNodes:
     """A call's logged events as one connection knows them: the nodes
-    reached, the highest sequence number stored, and the database's
-    ``data_version`` then (what another connection's commit changes)."""
+    reached, the highest sequence number stored, how many events are
+    stored, and the database's ``data_version`` then (what another
+    connection's commit changes)."""
 
     nodes: frozenset
     last_seq: int
     data_version: int
+    count: int
 
 
 class _NodeLog:
@@ -76,7 +86,8 @@ class _NodeLog:
         if version is None:
             self.db.conn.executemany(_INSERT_ASKING, rows)
             return None
-        if known is None or known.data_version != version:
+        if known is None or (known.data_version != version
+                             and not self._still_logged(call_id, known)):
             known = self._logged_nodes(call_id, version)
         seqs = [row[1] for row in rows]
         if len(set(seqs)) != len(seqs) or any(seq <= known.last_seq for seq in seqs):
@@ -87,14 +98,25 @@ class _NodeLog:
         for row in rows:
             row.append(0 if row[4] in nodes else 1)
             nodes.add(row[4])
-        self.db.conn.executemany(_INSERT_FLAGGED, rows)
+        inserted = self.db.conn.executemany(_INSERT_FLAGGED, rows).rowcount
+        if inserted != len(rows):  # some were stored already: read them again next time
+            return None
         last_seq = max(seqs, default=known.last_seq)
-        return LoggedNodes(frozenset(nodes), last_seq, version)
+        return LoggedNodes(frozenset(nodes), last_seq, version, known.count + inserted)
+
+    def _still_logged(self, call_id: str, known: LoggedNodes) -> bool:
+        """Whether the call's stored events are still those of ``known``:
+        as many, and the last the same (events are only ever added, but
+        with the call's state)."""
+        count, last_seq = self.db.conn.execute(
+            "SELECT count(*), max(seq) FROM node_events WHERE call_id = ?", [call_id]).fetchone()
+        return count == known.count and (last_seq if count else -1) == known.last_seq
 
     def _logged_nodes(self, call_id: str, version: int) -> LoggedNodes:
         """The call's logged nodes and highest sequence number, as stored."""
         stored = self.db.conn.execute(
-            "SELECT node, max(seq) FROM node_events WHERE call_id = ? GROUP BY node",
+            "SELECT node, max(seq), count(*) FROM node_events WHERE call_id = ? GROUP BY node",
             [call_id]).fetchall()
-        return LoggedNodes(frozenset(node for node, _seq in stored),
-                           max((seq for _node, seq in stored), default=-1), version)
+        return LoggedNodes(frozenset(node for node, _seq, _count in stored),
+                           max((seq for _node, seq, _count in stored), default=-1), version,
+                           sum(count for _node, _seq, count in stored))
