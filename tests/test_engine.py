@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ivr.engine import actions as act
-from ivr.engine.state import call_summary
+from ivr.engine.state import call_summary, new_state
 from ivr.engine.step import step
 from ivr.engine.turn import play_turn
 from ivr.flow.loader import load_flow
@@ -542,3 +542,12 @@ def test_a_flow_changed_by_replace_listens_afresh(flow):
     [gather] = Call(narrower).actions
     assert not set(flow.escape.words["fr-FR"]) & set(gather.hints)
 
+
+
+def test_a_new_calls_list_and_dict_variables_are_its_own(flow):
+    shared = {"tags": ["a"], "limits": {"max": 1}, "greeting": "hello"}
+    defaults = dataclasses.replace(flow, variables=shared)
+    state = new_state(defaults, {"call_id": "CA1", "caller": "+33612345678"}, TUESDAY_10AM)
+    assert state["vars"] == shared
+    assert state["vars"]["tags"] is not shared["tags"]
+    assert state["vars"]["limits"] is not shared["limits"]

@@ -1,6 +1,8 @@
 """What the engine asks the caller's side to do: the outputs of ``engine.step``.
 
-Actions are plain frozen dataclasses.  They say *what* happens on the call
+Actions are plain dataclasses with slots (cheaper to make than frozen
+ones, a few each turn); nothing changes one once made: the renderers make a
+new one with ``dataclasses.replace``.  They say *what* happens on the call
 (speak, listen, transfer…) and never *how* a provider spells it: the web
 layer and ``ivr-sim`` turn them into TwiML with ``ivr.providers.twilio.render``, or into text
 for a terminal.  Effects (look-ups, text messages) are requests the runner
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 # --- What the caller hears -------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Say:
     """Text to speak.  ``ssml`` is an XML fragment: text that is already
     escaped, optionally with SSML elements (``<break time="1s"/>``)."""
@@ -27,7 +29,7 @@ class Say:
     loop: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Play:
     """Audio played from a URL."""
 
@@ -35,7 +37,7 @@ class Play:
     loop: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Pause:
     length: int = 1
 
@@ -46,7 +48,7 @@ Prompt = Say | Play | Pause
 # --- What the caller may answer ---------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Gather:
     """Listen for keys and/or speech while ``prompts`` play (barge-in).
 
@@ -68,7 +70,7 @@ class Gather:
 # --- Where the call goes ------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DialTarget:
     """One party to ring: ``kind`` is ``"number"``, ``"sip"`` or ``"queue"``."""
 
@@ -76,7 +78,7 @@ class DialTarget:
     address: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Dial:
     """Ring a human.  ``params`` (reason, order…) travel with the transfer:
     as SIP ``?headers`` on a SIP address, as query parameters on the
@@ -89,7 +91,7 @@ class Dial:
     whisper_url: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Enqueue:
     """Put the caller in a named queue, waiting for an agent."""
 
@@ -98,7 +100,7 @@ class Enqueue:
     params: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Record:
     """Record a message (voicemail)."""
 
@@ -108,14 +110,14 @@ class Record:
     play_beep: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Redirect:
     """Fetch the next instructions from ``url`` (hold-and-poll)."""
 
     url: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Hangup:
     pass
 
@@ -123,7 +125,7 @@ class Hangup:
 # --- Requests to the runner, never sent to the provider ---------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Lookup:
     """Ask the runner to look something up; the answer comes back as a
     ``lookup_result`` event carrying the same ``request_id``."""
@@ -133,7 +135,7 @@ class Lookup:
     args: dict = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SendSms:
     """Ask the runner to text ``body`` to ``to`` (E.164); the answer comes
     back as an ``sms_result`` event carrying the same ``request_id``."""

@@ -67,6 +67,17 @@ def ivr_seconds(state: dict) -> float | None:
     return max(0.0, seconds)
 
 
+#: Values a call may share with its flow: nothing can change them.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+
+
+def _own_copy(variables) -> dict:
+    """The flow's variables, as a call's own: a list or a dict is copied
+    (deeply), a text or a number is shared."""
+    return {name: value if type(value) in _IMMUTABLE else copy.deepcopy(value)
+            for name, value in variables.items()}
+
+
 def new_state(flow: Flow, event: dict, now: datetime) -> dict:
     """The state of a call that starts with ``event``: the caller's
     language comes from the event, else their number's country, else the
@@ -85,7 +96,7 @@ def new_state(flow: Flow, event: dict, now: datetime) -> dict:
         "provider": event.get("provider"),
         "lang": lang, "started_at": now.isoformat(), "now": now.isoformat(),
         "ended_at": None, "node": None, "waiting": None, "request": None,
-        "vars": copy.deepcopy(dict(flow.variables)), "digits": "", "speech": "",
+        "vars": _own_copy(flow.variables), "digits": "", "speech": "",
         "no_input": 0, "no_match": 0, "visits": {}, "steps": 0, "seq": 0,
         "reason": None, "resolved": False, "answered": [], "reason_asked": None,
         "confirmed": False,

@@ -112,11 +112,14 @@ class _Run(_FailSafe, _Transfers, _Gathering):
     # -- moving through the graph -------------------------------------------------
     def _run(self, name: str | None):
         """Enter ``name`` and follow the flow until a node waits or the call ends."""
+        nodes = self.flow.nodes
         while name is not None and not self.state["ended"]:
             name = self._guard(name)
-            self.state.update(node=name, waiting=None, no_input=0, no_match=0)
-            node = self.flow.nodes[name]
-            self._mark(node.reason, node.resolves)
+            state = self.state
+            state["node"], state["waiting"], state["no_input"], state["no_match"] = name, None, 0, 0
+            node = nodes[name]
+            if node.reason or node.resolves:
+                self._mark(node.reason, node.resolves)
             name = ENTER[node.kind](self, node)
 
     def _guard(self, name: str) -> str:
@@ -335,17 +338,20 @@ class _Run(_FailSafe, _Transfers, _Gathering):
         return names
 
     def _say(self, prompts):
+        if not prompts:
+            return
         lang = self.state["lang"]
         context = None
+        say = self.actions.append
         for item in prompts:
             if item.kind == "prompt":
                 context = context or self._context()
                 ssml = self.flow.prompts.render(lang, item.value, context)
-                self.actions.append(act.Say(ssml, voice=self.flow.voices.get(lang), language=lang))
+                say(act.Say(ssml, self.flow.voices.get(lang), lang))
             elif item.kind == "play":
-                self.actions.append(act.Play(item.value))
+                say(act.Play(item.value))
             else:
-                self.actions.append(act.Pause(item.value))
+                say(act.Pause(item.value))
 
     def _pop_prompts(self):
         """Take the prompts said since the last thing that waits, so they can

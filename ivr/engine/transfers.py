@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from ivr.engine import actions as act
 from ivr.flow.kinds import KINDS
-from ivr.flow.model import REASON_NOT_STATED, Node
+from ivr.flow.model import REASON_NOT_STATED, Flow, Node
+
+
+def _leads_to_human(flow: Flow, name: str, seen: frozenset) -> bool:
+    node = flow.nodes[name]
+    if name == flow.human or KINDS[node.kind].reaches_human:
+        return True
+    if node.kind != "menu" or name in seen:
+        return False
+    return all(_leads_to_human(flow, c.to, seen | {name}) for c in node.opts["choices"])
 
 
 class _Transfers:
@@ -81,17 +90,16 @@ class _Transfers:
         self.state["transfer_result"] = result
         self.state["queue_seconds"] = self.event.get("queue_seconds")
 
-    def _leads_to_human(self, name: str, seen: frozenset = frozenset()) -> bool:
+    def _leads_to_human(self, name: str) -> bool:
         """Whether going to ``name`` is going to a person: the human, a
         transfer, callback or record node, or a menu whose every choice
         leads to one.  Such a menu (when to call back, which team) is a
-        question on the way to a person, not a way back to self-service."""
-        node = self.flow.nodes[name]
-        if name == self.flow.human or KINDS[node.kind].reaches_human:
-            return True
-        if node.kind != "menu" or name in seen:
-            return False
-        return all(self._leads_to_human(c.to, seen | {name}) for c in node.opts["choices"])
+        question on the way to a person, not a way back to self-service.
+        Worked out once per flow version."""
+        known = self.flow.to_human.get(name)
+        if known is None:
+            known = self.flow.to_human[name] = _leads_to_human(self.flow, name, frozenset())
+        return known
 
     # -- asking the reason before a person ----------------------------------------
     def _toward_human(self, name: str) -> str:

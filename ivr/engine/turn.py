@@ -5,10 +5,10 @@ engine may ask for effects along the way (look-ups, text messages); the
 turn performs them and feeds each answer back, until the call waits for
 the caller again.
 
-:func:`turn_steps` is that loop as a generator that yields each effect and
-receives its answer, so the simulator (:func:`play_turn`, blocking) and
-the web server (:func:`play_turn_async`, Deferreds with a timeout) drive
-exactly the same logic.  Each effect goes to its performer: ``perform``
+:class:`TurnSteps` is that loop, one effect at a time, so the simulator
+(:func:`play_turn`, blocking) and the web server (:func:`play_turn_now`
+and :func:`play_turn_async`, Deferreds with a timeout) drive exactly the
+same logic.  Each effect goes to its performer: ``perform``
 for a :class:`~ivr.engine.actions.Lookup`, ``send_sms`` for a
 :class:`~ivr.engine.actions.SendSms`.  A performer that raises or is too slow is
 answered as a failure (the look-up's ``error`` branch, the text's
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Callable, Generator
+from typing import Callable
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -41,36 +41,65 @@ SendSmsFn = Callable[[act.SendSms, datetime], dict]
 Effect = act.Lookup | act.SendSms
 
 
-@dataclass
+@dataclass(slots=True)
 class Turn:
     state: dict
     actions: list
     node_events: list
 
 
+class TurnSteps:
+    """One turn's loop: step the engine, and say which effect to perform
+    next, until the call waits for the caller again.
 
-def turn_steps(flow: Flow, state: dict | None, event: dict) -> Generator[Effect, dict, Turn]:
-    """Run ``event`` through the engine; yield each effect, receive its
-    answer (the payload of its result event), and return the :class:`Turn`."""
-    actions, node_events = [], []
-    for _ in range(MAX_LOOKUPS_PER_TURN + 1):
-        state, out, events = step(flow, state, event)
-        node_events.extend(events)
-        effects = [a for a in out if isinstance(a, act.EFFECTS)]
-        actions.extend(a for a in out if not isinstance(a, act.EFFECTS))
-        if not effects:
-            return Turn(state, fold_prompts(actions), node_events)
-        result = yield effects[0]
+    :meth:`begin` and :meth:`answer` each return the next effect to
+    perform, or the finished :class:`Turn`.  A plain object rather than a
+    generator: most turns perform no effect, or ones that answer at once,
+    and finish without being suspended."""
+
+    __slots__ = ("flow", "state", "now", "actions", "node_events", "steps")
+
+    def __init__(self, flow: Flow, state: dict | None, now: datetime):
+        self.flow, self.state, self.now = flow, state, now
+        self.actions: list = []
+        self.node_events: list = []
+        self.steps = 0
+
+    def begin(self, event: dict) -> Effect | Turn:
+        """Run the turn's ``event``: its first effect, or the turn."""
+        return self._step(event)
+
+    def answer(self, effect: Effect, result: dict) -> Effect | Turn:
+        """Give ``effect`` its answer (the payload of its result event):
+        the next effect, or the turn."""
         if result is HUNG_UP:
             # The caller never heard what came after: the call ends where it waited.
-            state, _out, events = step(flow, state, {"type": "hangup", "now": event["now"],
-                                                     "detail": "hung up on hold"})
-            return Turn(state, [act.Hangup()], node_events + events)
-        event = {"type": _RESULT_EVENTS[type(effects[0])], "now": event["now"],
-                 "request_id": effects[0].request_id, **result}
-    state, out, events = step(flow, state, {"type": "error", "now": event["now"],
-                                            "message": "too many look-ups or texts in one turn"})
-    return Turn(state, fold_prompts(actions + out), node_events + events)
+            state, _out, events = step(self.flow, self.state, {"type": "hangup", "now": self.now,
+                                                               "detail": "hung up on hold"})
+            self.node_events.extend(events)
+            return Turn(state, [act.Hangup()], self.node_events)
+        if self.steps > MAX_LOOKUPS_PER_TURN:
+            state, out, events = step(self.flow, self.state, {
+                "type": "error", "now": self.now,
+                "message": "too many look-ups or texts in one turn"})
+            self.node_events.extend(events)
+            return Turn(state, fold_prompts(self.actions + out), self.node_events)
+        return self._step({"type": _RESULT_EVENTS[type(effect)], "now": self.now,
+                           "request_id": effect.request_id, **result})
+
+    def _step(self, event: dict) -> Effect | Turn:
+        self.steps += 1
+        self.state, out, events = step(self.flow, self.state, event)
+        self.node_events.extend(events)
+        actions, effect = self.actions, None
+        for action in out:
+            if not isinstance(action, act.EFFECTS):
+                actions.append(action)
+            elif effect is None:  # one at a time: the next step asks again
+                effect = action
+        if effect is None:
+            return Turn(self.state, fold_prompts(actions), self.node_events)
+        return effect
 
 
 def play_turn(flow: Flow, state: dict | None, event: dict, perform: Perform,
@@ -82,8 +111,9 @@ def play_turn(flow: Flow, state: dict | None, event: dict, perform: Perform,
     error or failed branch instead of the call failing.  The same loop as
     :func:`play_turn_async`: with blocking performers it finishes at once.
     """
-    played = defer.ensureDeferred(
-        play_turn_async(flow, state, event, perform, None, None, send_sms=send_sms))
+    played = play_turn_now(flow, state, event, perform, None, None, send_sms=send_sms)
+    if not isinstance(played, defer.Deferred):
+        return played
     outcome: list = []
     played.addBoth(outcome.append)
     if not outcome:
@@ -105,23 +135,61 @@ async def play_turn_async(flow: Flow, state: dict | None, event: dict, perform,
     answers) says the caller hung up before hearing the answer, the call
     ends at the node that waited for the effect (see :data:`HUNG_UP`).
     """
+    played = play_turn_now(flow, state, event, perform, clock, timeout, send_sms, caller_gone)
+    return (await played) if isinstance(played, defer.Deferred) else played
+
+
+def play_turn_now(flow: Flow, state: dict | None, event: dict, perform,
+                  clock, timeout: float | None, send_sms=None,
+                  caller_gone: Callable[[], defer.Deferred] | None = None) -> Turn | defer.Deferred:
+    """:func:`play_turn_async`, run now: the :class:`Turn` when every
+    effect answers at once (an exception raised here), else a Deferred of
+    it, the rest of the turn driven by Twisted from where it waits."""
     performers = _performers(perform, send_sms)
-    steps = turn_steps(flow, state, event)
-    answer = None
-    while True:
+    now = event["now"]
+    steps = TurnSteps(flow, state, now)
+    played = steps.begin(event)
+    while not isinstance(played, Turn):
+        effect = played
         try:
-            effect = steps.send(answer)
-        except StopIteration as done:
-            return done.value
-        pending = defer.maybeDeferred(performers[type(effect)], effect, event["now"])
-        if timeout is not None:
-            pending.addTimeout(timeout, clock)
-        try:
-            answer = await pending
-        except Exception as error:  # noqa: BLE001 - timeouts and failures alike
+            answer = performers[type(effect)](effect, now)
+        except Exception as error:  # noqa: BLE001 - failures are answers
             answer = effect_failed(effect, error)
-        if caller_gone is not None and await caller_gone():
+        gone = None
+        if not isinstance(answer, defer.Deferred) and caller_gone is not None:
+            gone = caller_gone()
+            if gone.called and isinstance(gone.result, bool):  # known now: no need to wait
+                answer = HUNG_UP if gone.result else answer
+                gone = None
+        if isinstance(answer, defer.Deferred) or gone is not None:
+            return defer.Deferred.fromCoroutine(_go_on(
+                steps, effect, answer, gone, performers, now, clock, timeout, caller_gone))
+        played = steps.answer(effect, answer)
+    return played
+
+
+async def _go_on(steps: TurnSteps, effect: Effect, answer, gone: defer.Deferred | None,
+                 performers: dict, now: datetime, clock, timeout: float | None,
+                 caller_gone: Callable[[], defer.Deferred] | None) -> Turn:
+    """The rest of a turn from an effect whose answer (or whether its
+    caller is gone) is not known yet."""
+    while True:
+        if isinstance(answer, defer.Deferred):
+            if timeout is not None:
+                answer.addTimeout(timeout, clock)
+            try:
+                answer = await answer
+            except Exception as error:  # noqa: BLE001 - timeouts and failures alike
+                answer = effect_failed(effect, error)
+        if gone is None and caller_gone is not None:
+            gone = caller_gone()
+        if gone is not None and await gone:
             answer = HUNG_UP
+        played = steps.answer(effect, answer)
+        if isinstance(played, Turn):
+            return played
+        effect, gone = played, None
+        answer = defer.maybeDeferred(performers[type(effect)], effect, now)
 
 
 def _performers(perform, send_sms) -> dict:

@@ -145,3 +145,6 @@ class Flow:
     #: Gather settings and hints, worked out on first use (a version never
     #: changes, so neither do they).  Not a field of the flow's value.
     listening: dict = field(default_factory=dict, init=False, compare=False, repr=False)
+    #: Whether going to each node is going to a person, by node name: the
+    #: engine's answer, worked out on first use.  Not a field of the flow's value.
+    to_human: dict = field(default_factory=dict, init=False, compare=False, repr=False)

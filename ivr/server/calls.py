@@ -37,7 +37,7 @@ from ivr.engine import actions as act
 from ivr.engine.state import call_summary
 from ivr.engine.state import new_state as fresh_state
 from ivr.engine.step import step
-from ivr.engine.turn import play_turn_async
+from ivr.engine.turn import play_turn_now
 from ivr.flow.prompts import PromptError
 from ivr.phone import mask, mask_numbers
 from ivr.providers.dialect import Dialect
@@ -52,7 +52,7 @@ from ivr.server.holding import (
     PollsElsewhere,
     server_say,
 )
-from ivr.server.playing import TurnInPlay, run_eagerly
+from ivr.server.playing import TurnInPlay
 from ivr.server.registry import UnknownFlow
 from ivr.server.served import Served
 from ivr.server.sms import NoSms
@@ -287,9 +287,9 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         try:
             if flow is None:
                 raise UnknownFlow(f"{state['flow']} version {state['version']}")
-            played = run_eagerly(play_turn_async(
+            played = play_turn_now(
                 flow, state, event, self.perform, self.clock, self.lookup_timeout,
-                send_sms=self.send_sms, caller_gone=lambda: self._caller_gone(call_id, turn)))
+                send_sms=self.send_sms, caller_gone=lambda: self._caller_gone(call_id, turn))
         except Exception:  # noqa: BLE001 - the caller must reach a human
             return playing.failed(Failure())
         if isinstance(played, defer.Deferred):  # a look-up answers later

@@ -8,31 +8,16 @@ waits on that commit's Deferred alone: the :class:`TurnInPlay` itself,
 kept by the handler until then, gives the same answer to its retries,
 its polls and its call's status callback (see :meth:`TurnInPlay.join`).
 A turn whose look-up answers later goes on where it waits, driven by
-Twisted (see :func:`run_eagerly`).
+Twisted (see :func:`ivr.engine.turn.play_turn_now`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Coroutine
-from typing import Any
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from ivr.server.storage_faults import _both
 from ivr.store.sqlite.group_commit import fire
-
-
-def run_eagerly(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Run ``coroutine`` now: its result when it finishes without waiting
-    (its exception raised here), else a Deferred of the rest.  Awaiting a
-    Deferred checks, each time the coroutine resumes, whether it has
-    fired, so Twisted drives the rest from where it waits."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return done.value
-    return defer.Deferred.fromCoroutine(coroutine)
 
 
 class TurnInPlay:
