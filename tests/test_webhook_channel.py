@@ -454,6 +454,18 @@ def test_requests_are_read_as_twisted_reads_them_however_they_arrive(fixed_date,
         assert fed(ours, pieces) == fed(twisteds, pieces), pieces
 
 
+@pytest.mark.parametrize("raw", [b"GET /healthz?" + b"x" * 30 + b" HTTP/1.1\r\n\r\n",
+                                 b"GET /healthz HTTP/1.1\r\nHost: " + b"x" * 20 + b"\r\n\r\n",
+                                 b"GET /healthz HTTP/1.1\r\nHost: " + b"x" * 12 + b"\r\n\r\n"],
+                         ids=short)
+def test_a_lower_limit_on_the_heads_size_is_kept(fixed_date, raw):
+    channels = echo_channels()
+    for channel in channels:
+        channel.totalHeadersSize = 40
+    ours, twisteds = channels
+    assert fed(ours, [raw]) == fed(twisteds, [raw])
+
+
 def for_a_new_call(pieces: list[bytes], number: int) -> list[bytes]:
     """``pieces`` cut at the same places, for call ``number`` rather than
     ``CA1`` (a call's next turn played twice would get another answer)."""

@@ -58,7 +58,7 @@ def read_head(line: bytes, buffer: bytes, max_size: int, max_headers: int) -> He
     LF in a value, a folded line, two Content-Length headers or one not in
     digits, any Transfer-Encoding)."""
     request_line = _request_line(line)
-    if request_line is None:
+    if request_line is None or len(line) > max_size:
         return None
     if buffer.startswith(b"\r\n"):
         return Head(*request_line, {}, 0, 0, buffer[2:])
