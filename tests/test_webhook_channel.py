@@ -252,6 +252,7 @@ def twisted_channel(site):
     class TwistedChannel(http.HTTPChannel):
         # Only malformed HTTP differs on purpose: refused with a one-line reason.
         _respondToBadRequestAndDisconnect = WebhookChannel._respondToBadRequestAndDisconnect
+        lineLengthExceeded = WebhookChannel.lineLengthExceeded
         _refuse, _refused = WebhookChannel._refuse, False
         _flush_head, _head = WebhookChannel._flush_head, b""
 
@@ -274,6 +275,236 @@ def test_answers_are_byte_for_byte_twisteds(served, monkeypatch, raw):
         reactor.advance(0)
         got.append((channel.transport.value(), bool(channel.transport.disconnecting)))
     assert got[0] == got[1]
+
+
+# -- the head read in one pass (ivr.server.request_head): the same as line by line ---------
+
+def twilio_post(path: str = "/voice/post_sale?turn=1", fields: dict | None = None,
+                extra: bytes = b"") -> bytes:
+    """A webhook as Twilio sends it: a dozen headers."""
+    body = urlencode(fields or {"CallSid": CA1, "From": "+33612345678", "Digits": "1"}).encode()
+    return (b"POST %s HTTP/1.1\r\nHost: ivr.example.com\r\nUser-Agent: TwilioProxy/1.1\r\n"
+            b"Content-Length: %d\r\nAccept: */*\r\nCache-Control: max-age=259200\r\n"
+            b"Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n"
+            b"I-Twilio-Idempotency-Token: 0f9a8b7c-1234-4d5e-8f90-abcdefabcdef\r\n"
+            b"X-Home-Region: us1\r\nX-Twilio-Signature: 0123456789abcdefABCDEF+/xyz=\r\n"
+            b"Accept-Encoding: gzip\r\n%s\r\n%s" % (path.encode(), len(body), extra, body))
+
+
+def many_headers(count: int) -> bytes:
+    return (b"GET /healthz HTTP/1.1\r\nHost: a\r\n"
+            + b"".join(b"X-H%d: %d\r\n" % (i, i) for i in range(count - 1)) + b"\r\n")
+
+
+def long_header(size: int) -> bytes:
+    """A request whose request line and headers add up to ``size`` bytes
+    (Twisted's limit: 16,384, line breaks not counted)."""
+    start = b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Long: "
+    return start + b"x" * (size - len(start) + 4) + b"\r\n\r\n"
+
+
+SAME_HEAD_AS_TWISTED = [
+    twilio_post(),
+    twilio_post("/status", {"CallSid": CA1, "CallStatus": "completed"}),
+    twilio_post() + twilio_post("/voice/post_sale?turn=2") + HEALTHZ,
+    twilio_post(extra=b"Connection: close\r\n") + HEALTHZ,
+    twilio_post(extra=b"Cookie: a=1; b=2\r\nCookie: c\r\n"),
+    twilio_post(extra=b"Content-Length: 0\r\n"),
+    twilio_post(extra=b"Transfer-Encoding: identity\r\n"),
+    twilio_post(extra=b"Transfer-Encoding: gzip\r\n"),
+    twilio_post(extra=b"Expect: 100-Continue\r\n"),
+    twilio_post(extra=b"Connection: Keep-Alive\r\n") + HEALTHZ,
+    twilio_post(extra=b"Connection: keep-alive close\r\n") + HEALTHZ,
+    twilio_post(extra=b"x-twilio-signature: twice\r\nHOST: again\r\n"),
+    b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" + HEALTHZ,
+    b"POST /status HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc" + HEALTHZ,
+    b"POST /status HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc",
+    b"\r\n" + HEALTHZ,
+    b"\r\n\r\n" + HEALTHZ,
+    HEALTHZ + b"\r\n" + HEALTHZ,
+    b"GET /healthz HTTP/1.1\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nhost:a\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: \t a \t \r\nX-Empty:\r\nX-Blank: \t\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: caf\xc3\xa9\r\nX-Bytes: \x01\x7f\xff\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Colons: a:b::c\r\n\r\n",
+    b"GET /healthz?a=%41&b HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /healthz\x7f\xb0 HTTP/1.1\r\nHost: a\r\n\r\n",
+    # Malformed: refused with a 400 (or 431) and the connection closed.
+    b"GET /healthz\xb1 HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /healthz HTTP/1.2\r\nHost: a\r\n\r\n",
+    b"GET /healthz http/1.1\r\nHost: a\r\n\r\n",
+    b"GET  /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /healthz HTTP/1.1 \r\nHost: a\r\n\r\n",
+    b"GET /healthz\r\nHost: a\r\n\r\n",
+    b"G(T /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
+    b" /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /heal\tthz HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost a\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost : a\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\n: a\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nX(y): a\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\n Host: a\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\n\tX-Folded: b\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Bad: a\rb\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Bad: a\nb\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\nX-Bad: b\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHo\x00st: a\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\n\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\r\n\r\n",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Length: 3 3\r\n\r\nabc",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Length: \xd9\xa3\r\n\r\nabc",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Length:  0003 \r\n\r\nabc" + HEALTHZ,
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"3\r\nabc\r\n0\r\n\r\n",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+    b"3\r\nabc\r\n0\r\n\r\n",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"
+    b"3\r\nabc\r\n0\r\n\r\n" + HEALTHZ,
+    b"POST /status HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    b"POST /status HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+    form_post("/status", {"CallSid": CA1}) + b"NOT HTTP\r\n\r\n",
+    HEALTHZ + b"GET /healthz HTTP/1.1\r\nHost a\r\n\r\n" + HEALTHZ,
+    many_headers(500),
+    many_headers(501),
+    long_header(16384),
+    long_header(16385),
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Long: " + b"x" * 16400 + b"\r\n\r\n",
+    b"GET /" + b"x" * 16400 + b" HTTP/1.1\r\nHost: a\r\n\r\n",
+]
+
+
+def short(raw: bytes) -> str:
+    """A test's name for a request: its first line, its length."""
+    return f"{raw[:40]!r}...({len(raw)} bytes)"
+
+
+def boundaries(raw: bytes) -> list[int]:
+    """Where to split ``raw`` in two: everywhere in a short request; in a
+    long one, a hundred places and every byte around the line breaks near
+    its start and around the end of each head."""
+    if len(raw) <= 1500:
+        return list(range(1, len(raw)))
+    cuts = set(range(1, len(raw), len(raw) // 100))
+    marks = [m.start() for m in re.finditer(b"\r\n", raw[:200])]
+    marks += [m.start() for m in re.finditer(b"\r\n\r\n", raw)]
+    cuts.update(at + d for at in marks for d in range(-3, 6))
+    return sorted(cut for cut in cuts if 0 < cut < len(raw))
+
+
+def pieces_of(raw: bytes) -> list[list[bytes]]:
+    """``raw`` whole, in two pieces split at each of its :func:`boundaries`,
+    and (when short) byte by byte."""
+    ways = [[raw]] + [[raw[:cut], raw[cut:]] for cut in boundaries(raw)]
+    if len(raw) <= 1500:
+        ways.append([raw[i:i + 1] for i in range(len(raw))])
+    return ways
+
+
+class Echo(Resource):
+    """A leaf answering with what the channel read of the request."""
+
+    isLeaf = True
+
+    def render(self, request):
+        return repr((request.method, request.uri, request.clientproto, request.args,
+                     sorted(request.requestHeaders.getAllRawHeaders()),
+                     request.content.read(), request.channel.persistent)).encode()
+
+
+def echo_channels():
+    """The server's channel and Twisted's, over sites that echo the
+    request, both with the server's request."""
+    ours = tap.WebhookSite(Echo(), requestFactory=requests.LimitedRequest,
+                           logPath=None, parsePOSTFormSubmission=False)
+    reference = twisted_channel(Site(Echo(), parsePOSTFormSubmission=False))
+    reference.requestFactory = requests.LimitedRequest
+    channels = [connect(ours, StringTransport()), reference]
+    channels[1].makeConnection(StringTransport())
+    return channels
+
+
+def fed(channel, pieces, reactor=None):
+    """What ``channel`` answers to ``pieces``, received one by one until it
+    closes the connection (a TCP transport stops reading then)."""
+    for piece in pieces:
+        if channel.transport.disconnecting:
+            break
+        channel.dataReceived(piece)
+    if reactor is not None:
+        reactor.advance(0)
+    return channel.transport.value(), bool(channel.transport.disconnecting)
+
+
+@pytest.fixture
+def fixed_date(monkeypatch):
+    monkeypatch.setattr(http, "datetimeToString", lambda *a: b"Tue, 24 Nov 2026 10:00:00 GMT")
+    monkeypatch.setattr(server, "datetimeToString", http.datetimeToString)
+    monkeypatch.setattr(requests, "datetimeToString", http.datetimeToString)
+
+
+@pytest.mark.parametrize("raw", SAME_AS_TWISTED + SAME_HEAD_AS_TWISTED, ids=short)
+def test_requests_are_read_as_twisted_reads_them_however_they_arrive(fixed_date, raw):
+    for pieces in pieces_of(raw):
+        ours, twisteds = echo_channels()
+        assert fed(ours, pieces) == fed(twisteds, pieces), pieces
+
+
+@pytest.mark.parametrize("raw", [b"GET /healthz?" + b"x" * 30 + b" HTTP/1.1\r\n\r\n",
+                                 b"GET /healthz HTTP/1.1\r\nHost: " + b"x" * 20 + b"\r\n\r\n",
+                                 b"GET /healthz HTTP/1.1\r\nHost: " + b"x" * 12 + b"\r\n\r\n"],
+                         ids=short)
+def test_a_lower_limit_on_the_heads_size_is_kept(fixed_date, raw):
+    channels = echo_channels()
+    for channel in channels:
+        channel.totalHeadersSize = 40
+    ours, twisteds = channels
+    assert fed(ours, [raw]) == fed(twisteds, [raw])
+
+
+def for_a_new_call(pieces: list[bytes], number: int) -> list[bytes]:
+    """``pieces`` cut at the same places, for call ``number`` rather than
+    ``CA1`` (a call's next turn played twice would get another answer)."""
+    raw = b"".join(pieces).replace(CA1.encode(), b"CA%032x" % number)
+    ends = [sum(map(len, pieces[:i + 1])) for i in range(len(pieces))]
+    return [raw[start:end] for start, end in zip([0] + ends, ends)]
+
+
+@pytest.mark.parametrize("raw", SAME_HEAD_AS_TWISTED, ids=short)
+def test_answers_are_twisteds_however_the_request_arrives(served, fixed_date, raw):
+    site, reactor = served
+    for number, pieces in enumerate(pieces_of(raw)[::7]):
+        ours, twisteds = connect(site, StringTransport()), twisted_channel(site)
+        twisteds.makeConnection(StringTransport())
+        assert (fed(ours, for_a_new_call(pieces, 2 * number + 2), reactor)
+                == fed(twisteds, for_a_new_call(pieces, 2 * number + 3), reactor)), pieces
+
+
+def test_a_body_arriving_later_and_the_next_request_are_read_in_order(fixed_date):
+    ours, twisteds = echo_channels()
+    raw = twilio_post() + HEALTHZ
+    cut = raw.index(b"\r\n\r\n") + 10
+    for channel in (ours, twisteds):
+        channel.dataReceived(raw[:cut])
+        assert b"HTTP/1.1" not in channel.transport.value()
+    assert fed(ours, [raw[cut:]]) == fed(twisteds, [raw[cut:]])
+    assert answers(ours.transport.value()) == [b"HTTP/1.1 200 OK"] * 2
+
+
+@pytest.mark.parametrize("raw", [HEALTHZ, twilio_post(), form_post("/status", {"CallSid": CA1}),
+                                 b"GET /healthz HTTP/1.0\r\n\r\n", many_headers(500),
+                                 twilio_post(extra=b"Connection: close\r\nCookie: a=b\r\n")],
+                         ids=short)
+def test_an_ordinary_head_is_read_in_one_pass(monkeypatch, raw):
+    read = []
+    monkeypatch.setattr(WebhookChannel, "headerReceived", lambda self, line: read.append(line))
+    ours, _twisteds = echo_channels()
+    ours.dataReceived(raw)
+    assert read == [] and ours.transport.value().startswith((b"HTTP/1.1 200 OK", b"HTTP/1.0 200 OK"))
 
 
 # -- the idle time-out: one timer per connection --------------------------------------------

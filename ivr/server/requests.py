@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from twisted.python import failure
 from twisted.web import http, resource, server
-from twisted.web.http import datetimeToString, parse_qs, unquote
+from twisted.web.http import _IdentityTransferDecoder, datetimeToString, parse_qs, unquote
 from twisted.web.http_headers import Headers, InvalidHeaderName, _nameEncoder
+from twisted.web.iweb import INonQueuedRequestFactory
 from twisted.web.server import Request
 
+from ivr.server.request_head import Head, read_head
 from ivr.server.sending import send_now
 
 #: The largest webhook body accepted.  Twilio's are a few kB.
@@ -157,6 +159,8 @@ def raw_refusal(code: int, status: bytes, message: str) -> bytes:
 
 
 _LENGTH_HEADERS = frozenset((b"Content-Length", b"Transfer-Encoding"))
+#: The headers Twisted's ``allHeadersReceived`` acts on.
+_SHORT_HEADERS = frozenset((b"Cookie", b"Connection", b"Expect"))
 
 
 class WebhookChannel(http.HTTPChannel):
@@ -164,7 +168,9 @@ class WebhookChannel(http.HTTPChannel):
     request line or header, a line past 16 kB) carry a one-line reason
     like every other refusal, instead of an empty 400 or a silent close.
     An answer's status line and headers are held until its body is written,
-    then both are sent at once (:func:`ivr.server.sending.send_now`)."""
+    then both are sent at once (:func:`ivr.server.sending.send_now`).  A
+    request's head all in the buffer is read in one pass
+    (:func:`ivr.server.request_head.read_head`)."""
 
     _refused = False
     _host = None
@@ -172,6 +178,60 @@ class WebhookChannel(http.HTTPChannel):
     _head = b""
     #: The idle time-out's timer (see :meth:`setTimeout`).
     _idle_timer = None
+
+    def lineReceived(self, line):
+        """Twisted's, but for a request line whose headers are all in the
+        buffer already: the head is then read in one pass
+        (:func:`ivr.server.request_head.read_head`), unless it holds anything
+        Twisted would refuse or treat apart, read Twisted's way."""
+        if line and self._HTTPChannel__first_line == 1 and self.persistent:
+            head = read_head(line, self._buffer, min(self.totalHeadersSize, self.MAX_LENGTH),
+                             self.maxHeaders)
+            if head is not None:
+                self._head_received(head)
+                return
+        super().lineReceived(line)
+
+    def _head_received(self, head: Head) -> None:
+        """What Twisted's ``lineReceived`` does from a request line to the
+        blank line after the headers, for a head read at once: the request
+        made and its headers stored, then the body read (``LineReceiver``
+        hands the rest of the buffer to ``rawDataReceived``) or, with none,
+        the request answered."""
+        factory = self.requestFactory
+        if INonQueuedRequestFactory.providedBy(factory):
+            request = factory(self)
+        else:
+            request = factory(self, len(self.requests))
+        self.requests.append(request)
+        request.requestHeaders._rawHeaders = head.headers
+        self._command, self._path, self._version = head.method, head.target, head.version
+        self._HTTPChannel__first_line = 0
+        self._receivedHeaderCount = head.count
+        self._buffer = rest = head.rest
+        self.length = length = head.length
+        self._all_headers_received(request, head)
+        if length == 0:
+            self.allContentReceived()
+        elif len(rest) >= length and not (self.transport and self.transport.disconnecting):
+            # What LineReceiver and Twisted's decoder do with a body all here.
+            self._buffer = b""
+            request.handleContentChunk(rest[:length])
+            self._finishRequestBody(rest[length:])
+        else:
+            self._transferDecoder = _IdentityTransferDecoder(
+                length, request.handleContentChunk, self._finishRequestBody)
+            self.setRawMode()
+
+    def _all_headers_received(self, request, head: Head) -> None:
+        """Twisted's ``allHeadersReceived``, in short when the request has no
+        Cookie, Connection or Expect header: nothing to parse, a connection
+        kept for HTTP/1.1 only, no 100 Continue to send."""
+        if _SHORT_HEADERS.isdisjoint(head.headers):
+            self.persistent = head.version == b"HTTP/1.1"
+            request.gotLength(head.length)
+        else:
+            self.allHeadersReceived()
 
     def headerReceived(self, line):
         """Twisted's checks of a header line, the header stored once they
