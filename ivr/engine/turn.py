@@ -95,15 +95,16 @@ def play_turn(flow: Flow, state: dict | None, event: dict, perform: Perform,
 
 async def play_turn_async(flow: Flow, state: dict | None, event: dict, perform,
                           clock, timeout: float | None, send_sms=None,
-                          caller_gone: Callable[[], defer.Deferred] | None = None) -> Turn:
+                          caller_gone: Callable[[], bool | defer.Deferred] | None = None) -> Turn:
     """Play a turn whose effects may return Deferreds.
 
     Each effect gets ``timeout`` seconds on ``clock`` (None: no limit); a
     slow or failing one is answered as a failure so the caller goes down
     the error (or failed) branch well before the provider gives up on the
-    request.  When ``caller_gone()`` (a Deferred, asked as each effect
-    answers) says the caller hung up before hearing the answer, the call
-    ends at the node that waited for the effect (see :data:`HUNG_UP`).
+    request.  When ``caller_gone()`` (a flag or a Deferred of one, asked as
+    each effect answers) says the caller hung up before hearing the
+    answer, the call ends at the node that waited for the effect (see
+    :data:`HUNG_UP`).
     """
     performers = _performers(perform, send_sms)
     steps = turn_steps(flow, state, event)
@@ -113,15 +114,31 @@ async def play_turn_async(flow: Flow, state: dict | None, event: dict, perform,
             effect = steps.send(answer)
         except StopIteration as done:
             return done.value
-        pending = defer.maybeDeferred(performers[type(effect)], effect, event["now"])
-        if timeout is not None:
-            pending.addTimeout(timeout, clock)
-        try:
-            answer = await pending
-        except Exception as error:  # noqa: BLE001 - timeouts and failures alike
-            answer = effect_failed(effect, error)
-        if caller_gone is not None and await caller_gone():
-            answer = HUNG_UP
+        answer = _answer_now(performers[type(effect)], effect, event["now"])
+        if isinstance(answer, defer.Deferred):  # it answers later: within the timeout
+            if timeout is not None:
+                answer.addTimeout(timeout, clock)
+            try:
+                answer = await answer
+            except Exception as error:  # noqa: BLE001 - timeouts and failures alike
+                answer = effect_failed(effect, error)
+        if caller_gone is not None:
+            gone = caller_gone()
+            if gone if isinstance(gone, bool) else await gone:
+                answer = HUNG_UP
+
+
+def _answer_now(performer, effect: Effect, now: datetime) -> dict | defer.Deferred:
+    """The performer's answer to ``effect`` when it gives one at once (the
+    failure's answer when it raises), else a Deferred of it.  An answer
+    given at once cannot be late: it needs no Deferred and no timer."""
+    try:
+        answer = performer(effect, now)
+    except Exception as error:  # noqa: BLE001 - the flow's error (or failed) branch
+        return effect_failed(effect, error)
+    if isinstance(answer, dict):
+        return answer
+    return defer.maybeDeferred(lambda: answer)  # a Deferred, a coroutine or a Failure
 
 
 def _performers(perform, send_sms) -> dict:
