@@ -8,11 +8,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from twisted.internet import defer, task
 
 from ivr.engine import actions as act
 from ivr.engine.state import call_summary, new_state
 from ivr.engine.step import step
-from ivr.engine.turn import play_turn
+from ivr.engine.turn import play_turn, play_turn_async
 from ivr.flow.loader import load_flow
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -217,6 +218,46 @@ def test_lookup_that_raises_is_an_error_branch_not_a_failure(flow):
         raise ConnectionError("refused")
     call = Call(flow, lookup=broken).press("1").press("100234").press("1")
     assert call.node == "agent" and call.summary["outcome"] == "transferred"
+
+
+class TimerCountingClock(task.Clock):
+    """A Clock that counts the timers set on it."""
+
+    def __init__(self):
+        super().__init__()
+        self.timers = 0
+
+    def callLater(self, *args, **kwargs):
+        self.timers += 1
+        return super().callLater(*args, **kwargs)
+
+
+def _turn_to_the_look_up(flow, perform, clock):
+    """The turn whose look-up finds the order, played with a timeout on ``clock``."""
+    state = Call(flow).press("1").press("100234").state
+    return defer.ensureDeferred(play_turn_async(
+        flow, state, {"type": "digits", "digits": "1", "now": TUESDAY_10AM},
+        perform, clock, 4.0))
+
+
+def test_a_look_up_that_answers_at_once_sets_no_timer(flow):
+    clock = TimerCountingClock()
+    asked = []
+    played = _turn_to_the_look_up(
+        flow, lambda request, now: asked.append(request) or {"status": "found", "data": {"order": ORDER}},
+        clock)
+    assert played.called and played.result.state["vars"]["order"] == ORDER
+    assert len(asked) == 1 and clock.timers == 0
+
+
+def test_a_look_up_that_answers_later_is_timed_out_on_the_clock(flow):
+    clock = TimerCountingClock()
+    played = _turn_to_the_look_up(flow, lambda request, now: defer.Deferred(), clock)
+    assert clock.timers == 1
+    clock.advance(4.0)
+    [event] = [e for e in played.result.node_events if e["node"] == "find"]
+    assert (event["branch"], event["detail"]) == ("agent", "timeout")
+    assert clock.getDelayedCalls() == []
 
 
 def test_not_found_routes_with_cause_not_found(flow):

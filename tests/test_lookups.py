@@ -100,6 +100,26 @@ def test_every_demo_order_can_be_looked_up_by_number(lookups, status):
     assert answer["data"]["order"]["status"] == status
 
 
+def test_every_stored_order_is_told_as_its_order_dict(store, lookups):
+    for order in demo_orders(TODAY):
+        assert by_number(lookups, order.number)["data"]["order"] == order_dict(order, NOW)
+
+
+@pytest.mark.parametrize("column, value", [
+    ("status", "teleported"), ("shipped_on", "yesterday"), ("total", "a lot"),
+])
+def test_a_stored_row_an_order_would_refuse_is_an_error_answer(store, lookups, column, value):
+    store.db.execute(f"UPDATE orders SET {column} = ? WHERE number = '100234'", [value])
+    assert by_number(lookups, "100234")["status"] == "error"
+    assert by_phone(lookups, DEMO_CALLERS["one_order"])["status"] == "error"
+
+
+def test_a_stored_number_that_is_not_digits_is_an_error_answer(store, lookups):
+    store.db.execute("UPDATE orders SET number = '10023A' WHERE number = '100234'")
+    answer = by_phone(lookups, DEMO_CALLERS["one_order"])
+    assert answer["status"] == "error" and "digits" in answer["error"]
+
+
 # --- orders_by_phone ---------------------------------------------------------------
 
 
@@ -176,10 +196,10 @@ def test_a_store_without_its_table_is_an_error_not_an_exception():
 
 
 class BrokenStore:
-    def find_by_number(self, number):
+    def row_by_number(self, number):
         raise RuntimeError("disk on fire")
 
-    def find_by_phone(self, phone, since):
+    def rows_by_phone(self, phone, since):
         raise RuntimeError("disk on fire")
 
 

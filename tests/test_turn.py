@@ -80,3 +80,39 @@ def test_a_performer_that_raises_takes_the_error_branch(flow, before_the_look_up
     turn = play_turn_now(flow, state, event, broken, None, None)
     [looked] = [e for e in turn.node_events if e["node"] == "find"]
     assert (looked["input"], looked["detail"]) == ("error", "OSError: no database")
+
+
+@pytest.mark.parametrize("gone", [True, False])
+def test_whether_the_caller_is_gone_may_be_told_as_a_plain_flag(flow, before_the_look_up, gone):
+    state, event = before_the_look_up
+    turn = play_turn_now(flow, state, event, found, task.Clock(), 5.0, caller_gone=lambda: gone)
+    assert not isinstance(turn, defer.Deferred)
+    assert (turn.actions == [act.Hangup()]) is gone
+
+
+def test_a_caller_gone_not_known_yet_is_waited_for(flow, before_the_look_up):
+    state, event = before_the_look_up
+    gone = defer.Deferred()
+    played = play_turn_now(flow, state, event, found, task.Clock(), 5.0, caller_gone=lambda: gone)
+    assert isinstance(played, defer.Deferred) and not played.called
+    gone.callback(True)
+    turn = []
+    played.addCallback(turn.append)
+    assert turn[0].actions == [act.Hangup()]
+
+
+def test_a_performer_written_as_a_coroutine_is_awaited(flow, before_the_look_up):
+    state, event = before_the_look_up
+    answer = defer.Deferred()
+
+    async def later(lookup, now):
+        return await answer
+
+    clock = task.Clock()
+    played = play_turn_now(flow, state, event, later, clock, 5.0)
+    assert isinstance(played, defer.Deferred) and not played.called
+    answer.callback(found(None, AT))
+    turn = []
+    played.addCallback(turn.append)
+    assert turn[0].state["vars"]["order"] == ORDER
+    assert clock.getDelayedCalls() == []

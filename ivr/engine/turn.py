@@ -125,15 +125,16 @@ def play_turn(flow: Flow, state: dict | None, event: dict, perform: Perform,
 
 async def play_turn_async(flow: Flow, state: dict | None, event: dict, perform,
                           clock, timeout: float | None, send_sms=None,
-                          caller_gone: Callable[[], defer.Deferred] | None = None) -> Turn:
+                          caller_gone: Callable[[], bool | defer.Deferred] | None = None) -> Turn:
     """Play a turn whose effects may return Deferreds.
 
     Each effect gets ``timeout`` seconds on ``clock`` (None: no limit); a
     slow or failing one is answered as a failure so the caller goes down
     the error (or failed) branch well before the provider gives up on the
-    request.  When ``caller_gone()`` (a Deferred, asked as each effect
-    answers) says the caller hung up before hearing the answer, the call
-    ends at the node that waited for the effect (see :data:`HUNG_UP`).
+    request.  When ``caller_gone()`` (a flag or a Deferred of one, asked as
+    each effect answers) says the caller hung up before hearing the
+    answer, the call ends at the node that waited for the effect (see
+    :data:`HUNG_UP`).
     """
     played = play_turn_now(flow, state, event, perform, clock, timeout, send_sms, caller_gone)
     return (await played) if isinstance(played, defer.Deferred) else played
@@ -141,7 +142,8 @@ async def play_turn_async(flow: Flow, state: dict | None, event: dict, perform,
 
 def play_turn_now(flow: Flow, state: dict | None, event: dict, perform,
                   clock, timeout: float | None, send_sms=None,
-                  caller_gone: Callable[[], defer.Deferred] | None = None) -> Turn | defer.Deferred:
+                  caller_gone: Callable[[], bool | defer.Deferred] | None = None,
+                  ) -> Turn | defer.Deferred:
     """:func:`play_turn_async`, run now: the :class:`Turn` when every
     effect answers at once (an exception raised here), else a Deferred of
     it, the rest of the turn driven by Twisted from where it waits."""
@@ -151,16 +153,12 @@ def play_turn_now(flow: Flow, state: dict | None, event: dict, perform,
     played = steps.begin(event)
     while not isinstance(played, Turn):
         effect = played
-        try:
-            answer = performers[type(effect)](effect, now)
-        except Exception as error:  # noqa: BLE001 - failures are answers
-            answer = effect_failed(effect, error)
-        gone = None
-        if not isinstance(answer, defer.Deferred) and caller_gone is not None:
-            gone = caller_gone()
-            if gone.called and isinstance(gone.result, bool):  # known now: no need to wait
-                answer = HUNG_UP if gone.result else answer
-                gone = None
+        answer = _answer_now(performers[type(effect)], effect, now)
+        gone = None if isinstance(answer, defer.Deferred) or caller_gone is None else caller_gone()
+        if isinstance(gone, defer.Deferred) and gone.called and isinstance(gone.result, bool):
+            gone = gone.result  # known now: no need to wait
+        if isinstance(gone, bool):
+            answer, gone = (HUNG_UP if gone else answer), None
         if isinstance(answer, defer.Deferred) or gone is not None:
             return defer.Deferred.fromCoroutine(_go_on(
                 steps, effect, answer, gone, performers, now, clock, timeout, caller_gone))
@@ -168,13 +166,13 @@ def play_turn_now(flow: Flow, state: dict | None, event: dict, perform,
     return played
 
 
-async def _go_on(steps: TurnSteps, effect: Effect, answer, gone: defer.Deferred | None,
+async def _go_on(steps: TurnSteps, effect: Effect, answer, gone: bool | defer.Deferred | None,
                  performers: dict, now: datetime, clock, timeout: float | None,
-                 caller_gone: Callable[[], defer.Deferred] | None) -> Turn:
+                 caller_gone: Callable[[], bool | defer.Deferred] | None) -> Turn:
     """The rest of a turn from an effect whose answer (or whether its
     caller is gone) is not known yet."""
     while True:
-        if isinstance(answer, defer.Deferred):
+        if isinstance(answer, defer.Deferred):  # it answers later: within the timeout
             if timeout is not None:
                 answer.addTimeout(timeout, clock)
             try:
@@ -183,13 +181,26 @@ async def _go_on(steps: TurnSteps, effect: Effect, answer, gone: defer.Deferred 
                 answer = effect_failed(effect, error)
         if gone is None and caller_gone is not None:
             gone = caller_gone()
-        if gone is not None and await gone:
+        if gone is not None and (gone if isinstance(gone, bool) else await gone):
             answer = HUNG_UP
         played = steps.answer(effect, answer)
         if isinstance(played, Turn):
             return played
         effect, gone = played, None
-        answer = defer.maybeDeferred(performers[type(effect)], effect, now)
+        answer = _answer_now(performers[type(effect)], effect, now)
+
+
+def _answer_now(performer, effect: Effect, now: datetime) -> dict | defer.Deferred:
+    """The performer's answer to ``effect`` when it gives one at once (the
+    failure's answer when it raises), else a Deferred of it.  An answer
+    given at once cannot be late: it needs no Deferred and no timer."""
+    try:
+        answer = performer(effect, now)
+    except Exception as error:  # noqa: BLE001 - the flow's error (or failed) branch
+        return effect_failed(effect, error)
+    if isinstance(answer, dict):
+        return answer
+    return defer.maybeDeferred(lambda: answer)  # a Deferred, a coroutine or a Failure
 
 
 def _performers(perform, send_sms) -> dict:

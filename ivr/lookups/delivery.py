@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import holidays
-
-from ivr.lookups.orders import Order
 
 DEFAULT_COUNTRY = "FR"
 DEFAULT_CARRIER = "colissimo"
@@ -176,7 +174,23 @@ DEFAULT_POLICY = DeliveryPolicy()
 # --- Estimation -----------------------------------------------------------------
 
 
-def estimate_delivery(order: Order, now: datetime, policy: DeliveryPolicy = DEFAULT_POLICY) -> date | None:
+class Parcel(Protocol):
+    """What an estimate reads of an order: an ``ivr.lookups.orders.Order``,
+    or the same values read straight from a stored row."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def carrier(self) -> str | None: ...
+    @property
+    def ordered_on(self) -> date: ...
+    @property
+    def shipped_on(self) -> date | None: ...
+    @property
+    def delivered_on(self) -> date | None: ...
+
+
+def estimate_delivery(order: Parcel, now: datetime, policy: DeliveryPolicy = DEFAULT_POLICY) -> date | None:
     """The date to tell the caller, or ``None`` when there is none to give
     (lost, cancelled, returned).  Never a date before ``now``'s date for a
     parcel still on its way."""
@@ -184,7 +198,7 @@ def estimate_delivery(order: Order, now: datetime, policy: DeliveryPolicy = DEFA
     return estimator(order, now, policy)
 
 
-def _preparing(order: Order, now: datetime, policy: DeliveryPolicy) -> date:
+def _preparing(order: Parcel, now: datetime, policy: DeliveryPolicy) -> date:
     ships_on = _ship_date(order.ordered_on, now, policy)
     return _add(ships_on, policy.transit(order.carrier), policy)
 
@@ -210,11 +224,11 @@ def _earliest_ship_date(now: datetime, policy: DeliveryPolicy) -> date:
     return _next(today, policy)
 
 
-def _in_transit(order: Order, now: datetime, policy: DeliveryPolicy) -> date:
+def _in_transit(order: Parcel, now: datetime, policy: DeliveryPolicy) -> date:
     return _not_past(_transit_eta(order, now, policy), now, policy)
 
 
-def _transit_eta(order: Order, now: datetime, policy: DeliveryPolicy) -> date:
+def _transit_eta(order: Parcel, now: datetime, policy: DeliveryPolicy) -> date:
     # A shipped order without a ship date is a data glitch: count from today
     # rather than guess an earlier day.
     shipped_on = order.shipped_on or now.date()
@@ -226,25 +240,25 @@ def _not_past(d: date, now: datetime, policy: DeliveryPolicy) -> date:
     return d if d >= today else _next(today, policy)
 
 
-def _out_for_delivery(order: Order, now: datetime, policy: DeliveryPolicy) -> date:
+def _out_for_delivery(order: Parcel, now: datetime, policy: DeliveryPolicy) -> date:
     return now.date()
 
 
-def _delayed_carrier(order: Order, now: datetime, policy: DeliveryPolicy) -> date:
+def _delayed_carrier(order: Parcel, now: datetime, policy: DeliveryPolicy) -> date:
     late = _add(_transit_eta(order, now, policy), policy.delay_days["delayed_carrier"], policy)
     return max(late, _next(now.date(), policy))
 
 
-def _delayed_warehouse(order: Order, now: datetime, policy: DeliveryPolicy) -> date:
+def _delayed_warehouse(order: Parcel, now: datetime, policy: DeliveryPolicy) -> date:
     days = policy.delay_days["delayed_warehouse"] + policy.transit(order.carrier)
     return _add(now.date(), days, policy)
 
 
-def _delivered(order: Order, now: datetime, policy: DeliveryPolicy) -> date | None:
+def _delivered(order: Parcel, now: datetime, policy: DeliveryPolicy) -> date | None:
     return order.delivered_on
 
 
-def _no_date(order: Order, now: datetime, policy: DeliveryPolicy) -> None:
+def _no_date(order: Parcel, now: datetime, policy: DeliveryPolicy) -> None:
     return None
 
 

@@ -17,11 +17,21 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from ivr.engine.actions import Lookup
 from ivr.lookups.delivery import DEFAULT_POLICY, DeliveryPolicy, estimate_delivery
-from ivr.lookups.orders import CARRIERS, Order, OrderStore, normalise_number, normalise_phone
+from ivr.lookups.orders import (
+    CARRIERS,
+    Order,
+    OrderStore,
+    check_number_and_status,
+    normalise_number,
+    normalise_phone,
+    stored_date,
+    stored_row,
+    to_money,
+)
 from ivr.phone import is_withheld
 
 log = logging.getLogger(__name__)
@@ -79,17 +89,17 @@ class EmbeddedOrderLookups:
             # Speech recognition can hand over words; that is "not found"
             # for the caller, not a fault in the flow.
             return result(NOT_FOUND, {"number": number, "reason": "invalid_number"})
-        order = self.store.find_by_number(number)
-        if order is None:
+        row = self.store.row_by_number(number)
+        if row is None:
             return result(NOT_FOUND, {"number": number})
-        return result(FOUND, {"order": order_dict(order, now, self.policy)})
+        return result(FOUND, {"order": row_dict(row, now, self.policy)})
 
     def _orders_by_phone(self, args: dict, now: datetime) -> dict:
         phone = normalise_phone(str(args.get("phone") or ""))
         if is_withheld(phone):
             return result(NOT_FOUND, {"orders": [], "count": 0, "reason": "no_caller_id"})
         since = now.date() - timedelta(days=self.recent_days)
-        orders = [order_dict(o, now, self.policy) for o in self.store.find_by_phone(phone, since)]
+        orders = [row_dict(row, now, self.policy) for row in self.store.rows_by_phone(phone, since)]
         if not orders:
             return result(NOT_FOUND, {"orders": [], "count": 0})
         if len(orders) == 1:
@@ -110,22 +120,41 @@ def error(message: str) -> dict:
 def order_dict(order: Order, now: datetime, policy: DeliveryPolicy = DEFAULT_POLICY) -> dict:
     """``order`` as JSON-friendly values for prompts, with its expected
     delivery date as of ``now``."""
+    return row_dict(stored_row(order), now, policy)
+
+
+def row_dict(row: tuple, now: datetime, policy: DeliveryPolicy = DEFAULT_POLICY) -> dict:
+    """:func:`order_dict` of the order stored as ``row``
+    (``ivr.lookups.orders.ROW_COLUMNS``), without building the ``Order``.
+    Raises ``ValueError`` for a row an ``Order`` would refuse."""
+    (number, _phone, status, carrier, tracking_number, tracking_url,
+     ordered_on, shipped_on, delivered_on, items, total, currency) = row
+    check_number_and_status(number, status)
+    parcel = _Parcel(status, carrier, date.fromisoformat(ordered_on),
+                     stored_date(shipped_on), stored_date(delivered_on))
+    expected_on = estimate_delivery(parcel, now, policy)
     return {
-        "number": order.number,
-        "status": order.status,
-        "carrier": order.carrier,
-        "carrier_name": CARRIERS.get(order.carrier, order.carrier) if order.carrier else None,
-        "tracking_number": order.tracking_number,
-        "tracking_url": order.tracking_url,
-        "ordered_on": _iso(order.ordered_on),
-        "shipped_on": _iso(order.shipped_on),
-        "delivered_on": _iso(order.delivered_on),
-        "expected_on": _iso(estimate_delivery(order, now, policy)),
-        "items": order.items,
-        "total": str(order.total),
-        "currency": order.currency,
+        "number": number,
+        "status": status,
+        "carrier": carrier,
+        "carrier_name": CARRIERS.get(carrier, carrier) if carrier else None,
+        "tracking_number": tracking_number,
+        "tracking_url": tracking_url,
+        "ordered_on": parcel.ordered_on.isoformat(),
+        "shipped_on": parcel.shipped_on and parcel.shipped_on.isoformat(),
+        "delivered_on": parcel.delivered_on and parcel.delivered_on.isoformat(),
+        "expected_on": expected_on and expected_on.isoformat(),
+        "items": items,
+        "total": str(to_money(total)),
+        "currency": currency,
     }
 
 
-def _iso(d: date | None) -> str | None:
-    return d.isoformat() if d else None
+class _Parcel(NamedTuple):
+    """The values of a stored row that an estimate reads."""
+
+    status: str
+    carrier: str | None
+    ordered_on: date
+    shipped_on: date | None
+    delivered_on: date | None

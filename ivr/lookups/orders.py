@@ -76,12 +76,19 @@ class Order:
     currency: str = "EUR"
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.number, str) and self.number.isdigit()):
-            raise ValueError(f"order number must be a string of digits, got {self.number!r}")
-        if self.status not in ORDER_STATUSES:
-            raise ValueError(f"unknown order status {self.status!r}; expected one of {ORDER_STATUSES}")
+        check_number_and_status(self.number, self.status)
         # Frozen: normalising in place needs object.__setattr__.
         object.__setattr__(self, "total", to_money(self.total))
+
+
+def check_number_and_status(number: object, status: object) -> None:
+    """Raise ``ValueError`` unless ``number`` is a string of digits and
+    ``status`` one of :data:`ORDER_STATUSES` (what an :class:`Order`
+    refuses, for a stored row read without building one)."""
+    if not (isinstance(number, str) and number.isdigit()):
+        raise ValueError(f"order number must be a string of digits, got {number!r}")
+    if status not in ORDER_STATUSES:
+        raise ValueError(f"unknown order status {status!r}; expected one of {ORDER_STATUSES}")
 
 
 def to_money(value: Decimal | str | int) -> Decimal:
@@ -163,32 +170,40 @@ class OrderStore:
 
     def find_by_number(self, number: str) -> Order | None:
         """The order with this number, or ``None``."""
-        rows = self._select(f"SELECT * FROM {TABLE} WHERE number = ?", [normalise_number(number)])
-        return _from_row(rows[0]) if rows else None
+        row = self.row_by_number(number)
+        return None if row is None else _from_row(row)
 
     def find_by_phone(self, phone: str, since: date) -> list[Order]:
         """Orders placed from ``phone`` on or after ``since``, newest first."""
-        rows = self._select(
-            f"SELECT * FROM {TABLE} WHERE phone = ? AND ordered_on >= ? "
-            "ORDER BY ordered_on DESC, number DESC",
+        return [_from_row(row) for row in self.rows_by_phone(phone, since)]
+
+    def row_by_number(self, number: str) -> tuple | None:
+        """:meth:`find_by_number` as the stored row (:data:`ROW_COLUMNS`),
+        unchecked: what a look-up reads, without building an ``Order``."""
+        rows = self._select(f"{_SELECT} WHERE number = ?", [normalise_number(number)])
+        return rows[0] if rows else None
+
+    def rows_by_phone(self, phone: str, since: date) -> list[tuple]:
+        """:meth:`find_by_phone` as the stored rows (:data:`ROW_COLUMNS`), unchecked."""
+        return self._select(
+            f"{_SELECT} WHERE phone = ? AND ordered_on >= ? ORDER BY ordered_on DESC, number DESC",
             [normalise_phone(phone), since.isoformat()],
         )
-        return [_from_row(row) for row in rows]
 
-    def _select(self, sql: str, params: list) -> list[dict]:
+    def _select(self, sql: str, params: list) -> list[tuple]:
         # Straight on the connection: sqlite-utils' query() wraps each
         # SELECT in a savepoint, two more statements for every look-up.
-        cursor = self.db.conn.execute(sql, params)
-        keys = [column[0] for column in cursor.description]
-        return [dict(zip(keys, row)) for row in cursor]
+        return self.db.conn.execute(sql, params).fetchall()
 
 
 _DATE_FIELDS = ("ordered_on", "shipped_on", "delivered_on")
-_COLUMNS = tuple(f.name for f in fields(Order))
+#: The columns of a stored row as the store reads them: ``Order``'s fields, in order.
+ROW_COLUMNS = tuple(f.name for f in fields(Order))
+_SELECT = f"SELECT {', '.join(ROW_COLUMNS)} FROM {TABLE}"
 
 
 def _to_row(order: Order) -> dict:
-    row = {name: getattr(order, name) for name in _COLUMNS}
+    row = {name: getattr(order, name) for name in ROW_COLUMNS}
     row["phone"] = normalise_phone(order.phone)
     for name in _DATE_FIELDS:
         row[name] = row[name].isoformat() if row[name] else None
@@ -196,8 +211,19 @@ def _to_row(order: Order) -> dict:
     return row
 
 
-def _from_row(row: dict) -> Order:
-    values = {name: row[name] for name in _COLUMNS}
-    for name in _DATE_FIELDS:
-        values[name] = date.fromisoformat(values[name]) if values[name] else None
-    return Order(**values)
+def stored_row(order: Order) -> tuple:
+    """``order`` as the store writes it, in :data:`ROW_COLUMNS` order."""
+    return tuple(_to_row(order).values())
+
+
+def stored_date(value: str | None) -> date | None:
+    """A date column as a ``date`` (``None`` when empty)."""
+    return date.fromisoformat(value) if value else None
+
+
+def _from_row(row: tuple) -> Order:
+    (number, phone, status, carrier, tracking_number, tracking_url,
+     ordered_on, shipped_on, delivered_on, items, total, currency) = row
+    return Order(number, phone, status, carrier, tracking_number, tracking_url,
+                 date.fromisoformat(ordered_on), stored_date(shipped_on), stored_date(delivered_on),
+                 items, total, currency)

@@ -343,12 +343,13 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             lang = flow.default_language if flow else None
         return server_say(flow, lang, "hold")
 
-    def _caller_gone(self, call_id: str, turn: int) -> defer.Deferred:
+    def _caller_gone(self, call_id: str, turn: int) -> bool | defer.Deferred:
         """Whether the caller of a turn on hold hung up before its answer
-        (see :meth:`Held.caller_gone`): asked as each look-up answers."""
+        (see :meth:`Held.caller_gone`): asked as each look-up answers.
+        False at once for a turn that was never put on hold."""
         held = self._held.get(call_id)
         if not isinstance(held, Held) or held.turn != turn:
-            return defer.succeed(False)
+            return False
         return held.caller_gone(HOLD_PAUSE + self.hold_after + COME_BACK_MARGIN)
 
     def _release(self, _result, call_id, held):
