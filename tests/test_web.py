@@ -638,3 +638,19 @@ def test_read_off_the_reactor_a_version_never_loaded_is_rebuilt_there_too(tmp_pa
     assert "Je vous le confirme" in says(body)
     assert in_thread == ["load_call", "version"]
     assert {e["version"] for e in second.store.node_events(CA1)} == {old}
+
+
+@pytest.mark.parametrize("query", [
+    b"", b"turn=3", b"turn=3&hold=1", b"turn=3&turn=4", b"turn=&hold=1", b"turn", b"=3",
+    b"turn=3;hold=1", b"&&turn=1&", b"turn=1=2", b"turn=%31", b"turn=+1", b"t%75rn=1",
+    b"turn=%ff", b"a=b;c&d=e=f;;g=",
+])
+def test_the_voice_query_reads_as_twisted_s_parse_qs(query):
+    from twisted.web.http import parse_qs as twisted_parse_qs
+
+    from ivr.server.web import VoiceResource
+
+    class Request:
+        uri = b"/voice/post_sale?" + query if query else b"/voice/post_sale"
+
+    assert VoiceResource._query(Request()) == twisted_parse_qs(query)

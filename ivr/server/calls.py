@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -64,6 +65,12 @@ from ivr.store.sqlite.storage_health import StorageHealth
 #: for them to come back for it (or hang up) at most the pause, a poll's
 #: wait and this many seconds more; then the turn goes on as if they came.
 COME_BACK_MARGIN = 5
+
+
+@lru_cache(maxsize=256)
+def _quoted(flow_name: str) -> str:
+    """A flow's name as its URLs carry it; the same few names every turn."""
+    return quote(flow_name)
 
 
 @dataclass
@@ -136,7 +143,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         """Where the provider sends the answer to ``turn``: the turn number
         lets a retried request be recognised; under the route prefix of the
         provider ``served``, and its request's base URL when it has one."""
-        return f"{self._base(served)}/{served.prefix if served else ''}voice/{quote(flow_name)}?turn={turn}"
+        return f"{self._base(served)}/{served.prefix if served else ''}voice/{_quoted(flow_name)}?turn={turn}"
 
     def poll_url(self, flow_name: str, turn: int, served: Served | None = None) -> str:
         """Where a caller on hold comes back for the answer to ``turn``."""
@@ -230,7 +237,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             return record.response
         self._hold_answers.pop(call_id, None)  # a new turn: older ones are not retried
         storing: list = []  # _play puts the turn there when only its commit is left
-        work = self._play(flow_name, turn, params, now, record, storing, served)
+        work = self._play(flow_name, turn, params, now, record, call_id, storing, served)
         if not isinstance(work, defer.Deferred) or work.called:
             return work
         # Retries, polls and the status callback join the turn while it
@@ -255,16 +262,16 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
             return None
         return held.poll() if poll else held.join()
 
-    def _play(self, flow_name, turn, params, now, record, storing=None,
+    def _play(self, flow_name, turn, params, now, record, call_id: str, storing=None,
               served: Served | None = None) -> bytes | defer.Deferred:
-        """Play the turn, store it, and return its document (or a Deferred
-        of it).  ``storing`` (a list) gets an item once the turn waits only
-        for its commit."""
+        """Play the turn of the call ``call_id`` (the one ``params`` name), store
+        it, and return its document (or a Deferred of it).  ``storing`` (a
+        list) gets an item once the turn waits only for its commit."""
         served = served or self.served
         dialect = served.dialect
-        facts = dialect.call_facts(params)
-        call_id = facts.call_id
         if record is None:
+            facts = dialect.call_facts(params)
+            call_id = facts.call_id
             flow = self.registry.current(flow_name)
             if flow is None:
                 raise UnknownFlow(flow_name)

@@ -45,6 +45,10 @@ from ivr.store.sqlite.storage_health import fault_cause
 _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 
 
+#: The methods served most, and the name of each one's ``render_`` method.
+_RENDERERS = {b"POST": "render_POST", b"GET": "render_GET"}
+
+
 class PlainResource(Resource):
     """A leaf whose refusals are one line of plain text: a method it does
     not serve is a 405 naming the ones it does (Twisted's own page is
@@ -53,6 +57,14 @@ class PlainResource(Resource):
     isLeaf = True
 
     def render(self, request):
+        # A POST or GET straight to its method (what Twisted's render would
+        # call), without the checks below that such a method always passes.
+        renderer = getattr(self, _RENDERERS.get(request.method, ""), None)
+        if renderer is not None:
+            try:
+                return renderer(request)
+            except UnsupportedMethod:
+                return self._not_allowed(request)
         if not request.method or not set(request.method) <= _METHOD_CHARS:
             return plain_text(request, 400, "malformed method")
         # Twisted's HEAD calls render_GET, which a POST-only resource lacks.
@@ -272,8 +284,19 @@ class VoiceResource(WebhookResource):
 
     @staticmethod
     def _query(request) -> dict[bytes, list[bytes]]:
+        """What Twisted's ``parse_qs`` gives (fields without ``=`` or a
+        value dropped), unquoting only a query that needs it: ours
+        (``turn=N``, ``hold=1``) never does."""
         # From the URL we wrote into the TwiML only, never from the body.
-        return parse_qs(request.uri.partition(b"?")[2])
+        raw = request.uri.partition(b"?")[2]
+        if b"%" in raw or b"+" in raw:
+            return parse_qs(raw)
+        query: dict[bytes, list[bytes]] = {}
+        for item in raw.replace(b";", b"&").split(b"&"):
+            name, equals, value = item.partition(b"=")
+            if equals and value:
+                query.setdefault(name, []).append(value)
+        return query
 
     @staticmethod
     def _polls(query) -> bool:
