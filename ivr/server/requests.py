@@ -35,7 +35,9 @@ def finish_with(request, body: bytes = b"") -> None:
     """Answer a request left open (``NOT_DONE_YET``) with ``body``.  With
     its length known, Twisted sends the headers and the body in one write;
     without, it sends a chunked body and then a closing chunk."""
-    request.setHeader(b"content-length", b"%d" % len(body))
+    # Stored as Twisted's setHeader would store it, without canonicalising
+    # a constant name or sanitising digits.
+    request.responseHeaders._rawHeaders[b"Content-Length"] = [b"%d" % len(body)]
     if body:
         request.write(body)
     request.finish()

@@ -112,6 +112,8 @@ class WebhookResource(PlainResource):
         super().__init__()
         self.handler, self.served, self.public_url = handler, served, public_url
         self.dialect = served.dialect
+        #: The dialect's content type as Twisted's setHeader stores it.
+        self.content_type = b" ".join(self.dialect.content_type.splitlines())
         self.simulated_clock = simulated_clock
         if "GET" in self.dialect.voice_methods and self.takes_get:
             # The provider sends this request as a GET (Vonage's answer webhook).
@@ -249,12 +251,14 @@ class VoiceResource(WebhookResource):
                                          served=self.served_for(request))
         except Exception:  # noqa: BLE001 - answered below like a failed Deferred
             result = defer.fail()
+        # Stored as Twisted's setHeader would store it: the name canonical,
+        # the value's line breaks made spaces once (self.content_type).
         if not isinstance(result, defer.Deferred):  # answered at once
-            request.setHeader(b"content-type", self.dialect.content_type)
+            request.responseHeaders._rawHeaders[b"Content-Type"] = [self.content_type]
             return result
 
         def answered(body):
-            request.setHeader(b"content-type", self.dialect.content_type)
+            request.responseHeaders._rawHeaders[b"Content-Type"] = [self.content_type]
             finish_with(request, body)
 
         def failed(failure):
