@@ -308,6 +308,25 @@ def test_a_status_before_the_first_turn_is_applied_when_the_call_is_saved(new_st
     assert (row["provider_status"], row["duration_s"]) == ("completed", 42)
 
 
+def test_the_highest_status_wins_across_saves_and_stores(tmp_path):
+    path = tmp_path / "calls.db"
+    store = CallStore(sqlite_utils.Database(path))
+    store.record_status("CA1", 5, "completed", "2026-11-24T09:01:00Z", 42)
+    store.record_status("CA1", 3, "in-progress", "2026-11-24T09:00:30Z", None)
+    save(store, make_state())
+    assert (store.call("CA1")["provider_status"], store.call("CA1")["duration_s"]) \
+        == ("completed", 42)
+    # Another store (a restart) saves the call again: its status stays.
+    other = CallStore(sqlite_utils.Database(path))
+    save(other, make_state(now="2026-11-24T09:00:20+00:00"), turn=2)
+    store.record_status("CA1", 4, "ringing", "2026-11-24T09:00:40Z", None)
+    assert (other.call("CA1")["provider_status"], other.call("CA1")["duration_s"]) \
+        == ("completed", 42)
+    store.record_status("CA1", 6, "canceled", "2026-11-24T09:01:05Z", 0)
+    assert (other.call("CA1")["provider_status"], other.call("CA1")["duration_s"]) \
+        == ("canceled", 0)
+
+
 # --- flow versions ----------------------------------------------------------------
 
 

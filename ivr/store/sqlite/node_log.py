@@ -90,7 +90,7 @@ class _NodeLog:
                              and not self._still_logged(call_id, known)):
             known = self._logged_nodes(call_id, version)
         seqs = [row[1] for row in rows]
-        if len(set(seqs)) != len(seqs) or any(seq <= known.last_seq for seq in seqs):
+        if min(seqs) <= known.last_seq or len(set(seqs)) != len(seqs):
             # A retried turn: some of its events may be stored already.
             self.db.conn.executemany(_INSERT_ASKING, rows)
             return None
@@ -101,7 +101,7 @@ class _NodeLog:
         inserted = self.db.conn.executemany(_INSERT_FLAGGED, rows).rowcount
         if inserted != len(rows):  # some were stored already: read them again next time
             return None
-        last_seq = max(seqs, default=known.last_seq)
+        last_seq = max(seqs)
         return LoggedNodes(frozenset(nodes), last_seq, version, known.count + inserted)
 
     def _still_logged(self, call_id: str, known: LoggedNodes) -> bool:

@@ -87,6 +87,13 @@ __all__ = ["CALLBACK_STATUSES", "CallRecord", "CallStore", "NO_SEQUENCE", "store
 #: there is no telling which of two came last, and a call has one final status.
 NO_SEQUENCE = -1
 
+#: The columns of a ``calls`` row a turn writes, in the order
+#: ``CallStore._write_call_row`` gives their values.
+CALL_COLUMNS = ("call_id", "flow", "version", "started_at", "ended_at", "caller_hash",
+                "country", "lang", "reason", "outcome", "cause", "confirmed", "handoff_kind",
+                "handoff_target", "steps", "exit_node", "ivr_seconds", "sms_sent",
+                "transfer_result", "queue_seconds", "provider")
+
 #: Calls whose last saved record is kept in memory (see ``load_call``).
 LIVE_CALLS_KEPT = 2048
 
@@ -98,7 +105,7 @@ class _Kept:
 
     record: CallRecord
     state_json: bytes | str
-    row: dict
+    row: tuple
     logged: LoggedNodes | None = None
 
 
@@ -281,38 +288,32 @@ class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog, _SealedStates)
         return cursor.rowcount > 0, None
 
     def _write_call_row(self, call_id: str, summary: dict, caller_hash: str, handoff: dict,
-                        before: dict | None) -> dict:
-        """Write the call's ``calls`` row and return it.  ``before`` is the
-        row as stored, when known: only the columns that changed are then
-        written, which leaves the report indexes alone on most turns
-        (rewriting every column rewrote every index entry of the row)."""
+                        before: tuple | None) -> tuple:
+        """Write the call's ``calls`` row and return its values (in the
+        order of :data:`CALL_COLUMNS`).  ``before`` is the row as stored,
+        when known: only the columns that changed are then written, which
+        leaves the report indexes alone on most turns (rewriting every
+        column rewrote every index entry of the row)."""
         kind, target = handoff.get("kind"), handoff.get("target")
         if kind == "callback" and target:
             target = self.hash_caller(target)  # a caller's phone number, like caller_hash
-        row = {
-            "call_id": call_id, "flow": summary["flow"], "version": summary["version"],
-            "started_at": summary["started_at"], "ended_at": summary.get("ended_at"),
-            "caller_hash": caller_hash, "country": summary.get("country"),
-            "lang": summary.get("lang"), "reason": summary.get("reason"),
-            "outcome": summary.get("outcome"), "cause": summary.get("cause"),
-            "confirmed": 1 if summary.get("confirmed") else 0,
-            "handoff_kind": kind, "handoff_target": _text(target),
-            "steps": int(summary.get("steps") or 0),
-            "exit_node": summary.get("exit_node"), "ivr_seconds": summary.get("ivr_seconds"),
-            "sms_sent": int(summary.get("sms_sent") or 0),
-            "transfer_result": summary.get("transfer_result"),
-            "queue_seconds": summary.get("queue_seconds"),
-            "provider": summary.get("provider"),
-        }
+        get = summary.get
+        row = (call_id, summary["flow"], summary["version"], summary["started_at"],
+               get("ended_at"), caller_hash, get("country"), get("lang"), get("reason"),
+               get("outcome"), get("cause"), 1 if get("confirmed") else 0, kind, _text(target),
+               int(get("steps") or 0), get("exit_node"), get("ivr_seconds"),
+               int(get("sms_sent") or 0), get("transfer_result"), get("queue_seconds"),
+               get("provider"))
         if before is None:
-            self.db.conn.execute(_upsert_sql(tuple(row)), list(row.values()))
+            self.db.conn.execute(_upsert_sql(CALL_COLUMNS), row)
             # A status callback may have arrived before the first turn was saved.
             self._refresh_provider_status(call_id)
             return row
-        changed = tuple(column for column, value in row.items() if before.get(column) != value)
+        changed = [(column, value) for column, value, old in zip(CALL_COLUMNS, row, before)
+                   if value != old]
         if changed:
-            self.db.conn.execute(_update_sql(changed),
-                                 [row[column] for column in changed] + [call_id])
+            self.db.conn.execute(_update_sql(tuple(column for column, _ in changed)),
+                                 [value for _, value in changed] + [call_id])
         return row
 
 
