@@ -93,7 +93,7 @@ class TurnLogger(Logger):
         namespace = self._namespaces.get(owner)
         if namespace is None:
             namespace = self._namespaces[owner] = f"{owner.__module__}.{owner.__name__}"
-        bound = _new_logger(TurnLogger)
+        bound = _new_logger(type(self))
         bound.namespace, bound.source, bound.observer = namespace, \
             owner if instance is None else instance, self.observer
         return bound
