@@ -8,7 +8,7 @@ from twisted.internet import task
 from twisted.logger import Logger, LogLevel, textFileLogObserver
 from twisted.python.failure import Failure
 
-from ivr.server.logs import flush_log_lines, text_log_observer
+from ivr.server.logs import TurnLogger, flush_log_lines, text_log_observer
 
 SUMMER = 1782900000.25  # 2026-07-01, a daylight-saving time offset in most zones
 WINTER = 1795000000.75
@@ -173,3 +173,52 @@ def test_a_long_batch_is_written_in_whole_lines_a_pipe_takes_in_one_piece(monkey
     assert len(out.writes) > 1
     assert all(len(text.encode()) <= 200 and text.endswith("\n") for text in out.writes)
     assert out.getvalue() == _lines(textFileLogObserver, lambda log: _turns(log, 10))
+
+
+class _Quick:
+    log = TurnLogger(observer=_Recorder())
+
+
+class _Plain:
+    log = Logger(observer=_Recorder())
+
+
+class _QuickChild(_Quick):
+    pass
+
+
+def _emitted(owner, **fields):
+    handler = owner()
+    handler.log.info("turn {call} {turn} at {node} outcome {outcome}", **fields)
+    event = type(handler).log.observer.events.pop()
+    return handler, event
+
+
+def test_a_turn_logger_emits_the_event_twisteds_logger_does():
+    fields = {"call": "CA1", "turn": 3, "node": "main_menu", "outcome": "ongoing"}
+    quick, event = _emitted(_Quick, **fields)
+    plain, expected = _emitted(_Plain, **fields)
+    assert event["log_logger"].namespace == f"{__name__}._Quick"
+    assert event["log_source"] is quick and expected["log_source"] is plain
+    assert isinstance(event.pop("log_time"), float)
+    expected.pop("log_time")
+    for key in ("log_logger", "log_source", "log_namespace"):
+        event.pop(key), expected.pop(key)
+    assert event == expected  # the level, the format, the fields
+
+
+def test_a_turn_logger_names_the_class_it_is_read_from():
+    _child, event = _emitted(_QuickChild, call="CA2", turn=1, node="n", outcome="ended")
+    assert event["log_namespace"] == f"{__name__}._QuickChild"
+    assert _Quick.log.source is _Quick and _Quick().log.namespace == f"{__name__}._Quick"
+
+
+def test_a_turn_logger_keeps_the_trace_and_the_other_levels():
+    trace: list = []
+    handler = _Quick()
+    handler.log.info("traced", log_trace=trace)
+    handler.log.warn("warned {n}", n=1)
+    events = _Quick.log.observer.events
+    assert trace and trace[0][1] is _Quick.log.observer
+    assert [e["log_level"] for e in events[-2:]] == [LogLevel.info, LogLevel.warn]
+    events.clear()

@@ -31,7 +31,6 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ivr.engine import actions as act
@@ -53,6 +52,7 @@ from ivr.server.holding import (
     PollsElsewhere,
     server_say,
 )
+from ivr.server.logs import TurnLogger
 from ivr.server.playing import TurnInPlay
 from ivr.server.registry import UnknownFlow
 from ivr.server.served import Served
@@ -92,7 +92,7 @@ class Counters:
 
 
 class CallHandler(_StatusCallbacks, _StorageFaults):
-    log = Logger()
+    log = TurnLogger()
 
     def __init__(self, registry, store, perform, clock, *, lookup_timeout: float = 4.0,
                  fallback: act.DialTarget | None = None, base_url: str = "",
