@@ -1,5 +1,6 @@
 """The webhook server in memory: real twisted.web resources, no socket."""
 
+import random
 import shutil
 import xml.etree.ElementTree as ET
 from datetime import date, datetime
@@ -603,14 +604,15 @@ def test_the_sweep_leaves_a_call_with_an_agent_until_the_dial_time_limit(server)
 @pytest.mark.parametrize("body", [
     "", "CallSid=CA1", "a=1&b=2&a=3", "From=%2B33612345678&City=PARIS+CEDEX+08",
     "empty=&x=y", "=nameless", "sp%20ace=%C3%A9t%C3%A9", "plus=a+b%2Bc", "bad%zz=%",
-    "dup=1&dup=", "k%3Dv=x%26y",
+    "dup=1&dup=", "k%3Dv=x%26y", "mix=é%C3%A9+ü", "name%C3%A9=%E2%82%AC€", "a+b=%25",
 ])
 def test_the_form_parser_reads_bodies_as_urllib_does(body):
     expected = parse_qs(body, keep_blank_values=True, strict_parsing=bool(body), errors="strict")
     assert parse_form(body) == expected
 
 
-@pytest.mark.parametrize("body", ["novalue", "a=1&&b=2", "a=1&", "&", "x=%ff"])
+@pytest.mark.parametrize("body", ["novalue", "a=1&&b=2", "a=1&", "&", "x=%ff", "x=%C3é",
+                                  "x=é%A9", "x=%E2%82€", "%C3=1"])
 def test_the_form_parser_refuses_what_urllib_refuses(body):
     with pytest.raises(ValueError) as ours:
         parse_form(body)
@@ -618,6 +620,22 @@ def test_the_form_parser_refuses_what_urllib_refuses(body):
         parse_qs(body, keep_blank_values=True, strict_parsing=True, errors="strict")
     # Both tell a body that is not UTF-8 from a malformed one (two different answers).
     assert isinstance(ours.value, UnicodeDecodeError) == isinstance(theirs.value, UnicodeDecodeError)
+
+
+def test_the_form_parser_decodes_escapes_beside_any_characters_as_urllib_does():
+    pieces = ["%", "C3", "A9", "E2", "82", "ff", "+", "a", "é", "€", "%C3", "%A9", "%E2%82",
+              "%AC", "%2B", "0"]
+    chosen = random.Random(7)
+    for _ in range(3000):
+        value = "".join(chosen.choice(pieces) for _ in range(chosen.randint(1, 8)))
+        try:
+            expected = parse_qs(f"x={value}", keep_blank_values=True, strict_parsing=True,
+                                errors="strict")
+        except UnicodeDecodeError:
+            with pytest.raises(UnicodeDecodeError):
+                parse_form(f"x={value}")
+        else:
+            assert parse_form(f"x={value}") == expected, value
 
 
 def test_read_off_the_reactor_a_version_never_loaded_is_rebuilt_there_too(tmp_path):
