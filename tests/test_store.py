@@ -569,3 +569,21 @@ def test_a_log_from_before_transfer_results_is_upgraded_and_its_calls_stay_unkno
     save(store, state, turn=2)
     row = store.call("CA1")
     assert (row["transfer_result"], row["queue_seconds"]) == ("abandoned_in_queue", 47)
+
+
+def test_the_sealed_state_and_the_answer_are_stored_as_blobs(tmp_path):
+    store = CallStore.open(tmp_path / "ivr.db", caller_key=b"k" * 32)
+    try:
+        for turn in (0, 1):
+            store.save_turn("CA1", turn, {"call_id": "CA1", "steps": turn}, b"<Response/>", [],
+                            {"flow": "f", "version": "v", "started_at": "2026-11-24T09:00:00+00:00"},
+                            "+33612345678")
+        assert store.db.conn.execute(
+            "SELECT typeof(state_json), typeof(response), response FROM call_state").fetchall() \
+            == [("blob", "blob", b"<Response/>")]
+        other = CallStore.open(tmp_path / "ivr.db", caller_key=b"k" * 32)
+        record = other.load_call("CA1")
+        other.close()
+        assert (record.turn, record.response, record.state["steps"]) == (1, b"<Response/>", 1)
+    finally:
+        store.close()

@@ -132,3 +132,21 @@ def test_another_processs_commit_elsewhere_does_not_make_a_turn_read_the_calls_e
     finally:
         mine.close()
         other.close()
+
+
+def test_an_events_missing_texts_are_null_and_its_texts_are_kept_as_given(open_store):
+    """The texts of an event (input, branch, detail) are stored as given,
+    whatever they look like ("0", ""), and a missing one as NULL, whether
+    the turn flags its events itself or asks the database."""
+    store = open_store()
+    texts = [("0", None, ""), (None, "0", None), ("", "", "0"), (None, None, None)]
+    logged = [dict(event, input=given, branch=branch, detail=detail)
+              for event, (given, branch, detail) in zip(events((1, "a"), (2, "b"), (3, "a"), (4, "c")),
+                                                        texts)]
+    save(store, 1, logged[:2])
+    save(store, 2, logged[2:])
+    save(store, 2, logged[2:])  # a retry: these events ask the database
+    rows = [tuple(row.values()) for row in store.db.query(
+        "SELECT input, branch, detail FROM node_events ORDER BY seq")]
+    assert rows == texts
+    assert flags(store) == [(1, "a", 1), (2, "b", 1), (3, "a", 0), (4, "c", 1)]

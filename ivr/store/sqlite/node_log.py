@@ -34,11 +34,22 @@ _INSERT_ASKING = (
     "AS INTEGER)) "
     "ON CONFLICT (call_id, seq) DO NOTHING")
 
-#: A turn's events, their flags known.
+#: A turn's events, their flags known (SQLite only: PostgreSQL has no
+#: ``data_version``, so it always asks).  A missing input, branch or detail
+#: is bound as the integer 0 and stored as NULL (``NULLIF``): Python's
+#: sqlite3 binds ``None`` only after looking for an adapter, which builds
+#: and drops an ``AttributeError`` for each value (about 3 thousand
+#: instructions; a turn binds six or seven), where an ``int`` is bound at
+#: once.  These columns only ever get texts (``_text``), and SQLite never
+#: finds a text equal to an integer, so no text becomes NULL.
 _INSERT_FLAGGED = (
     "INSERT INTO node_events (call_id, seq, flow, version, node, kind, input, "
-    "branch, detail, at, first_visit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "branch, detail, at, first_visit) VALUES (?, ?, ?, ?, ?, ?, NULLIF(?, 0), "
+    "NULLIF(?, 0), NULLIF(?, 0), ?, ?) "
     "ON CONFLICT (call_id, seq) DO NOTHING")
+
+#: What :data:`_INSERT_FLAGGED` binds for a missing text.
+_NO_TEXT = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,9 @@ class _NodeLog:
         for row in rows:
             row.append(0 if row[4] in nodes else 1)
             nodes.add(row[4])
+            for column in (6, 7, 8):  # input, branch, detail (see _INSERT_FLAGGED)
+                if row[column] is None:
+                    row[column] = _NO_TEXT
         inserted = self.db.conn.executemany(_INSERT_FLAGGED, rows).rowcount
         if inserted != len(rows):  # some were stored already: read them again next time
             return None

@@ -71,14 +71,16 @@ class _SealedStates:
     _state_cipher: AESGCMSIV | None  # opens states sealed with GCM-SIV, where OpenSSL has it
     _open_sealed: Callable[[str], str]  # opens text sealed with the store's Fernet
 
-    def _seal_state(self, call_id: str, state: dict) -> bytes:
+    def _seal_state(self, call_id: str, state: dict) -> bytearray:
         """A call's state, sealed: AES-256-GCM over its JSON with the call's
         own key (:mod:`ivr.store.sqlite.state_seal`) and a random nonce per
         save, the call id authenticated alongside (one call's state cannot
-        be passed off as another's)."""
+        be passed off as another's).  A ``bytearray``, which Python's
+        sqlite3 binds at once (``bytes`` go through its adapters' look-up,
+        which builds and drops an ``AttributeError`` each time)."""
         nonce = os.urandom(12)
-        return _STATE_V3 + nonce + self._call_keys.cipher(call_id).encrypt(
-            nonce, orjson.dumps(state), call_id.encode())
+        return bytearray().join((_STATE_V3, nonce, self._call_keys.cipher(call_id).encrypt(
+            nonce, orjson.dumps(state), call_id.encode())))
 
     def _open_state(self, call_id: str, value: bytes | str) -> dict:
         """A sealed state opened: sealed per call, or as states were sealed

@@ -51,7 +51,6 @@ import hmac
 import json
 import re
 import secrets
-import sqlite3
 from collections import OrderedDict
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -104,7 +103,7 @@ class _Kept:
     state, its ``calls`` row and, when known, its logged nodes."""
 
     record: CallRecord
-    state_json: bytes | str
+    state_json: bytearray
     row: tuple
     logged: LoggedNodes | None = None
 
@@ -243,7 +242,8 @@ class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog, _SealedStates)
         # The live state holds the caller's number: sealed as a whole.
         state_json = self._seal_state(call_id, state)
         updated_at = _utc_iso(state.get("now")) or _utc_now()
-        values = [int(turn), state_json, sqlite3.Binary(response), updated_at, call_id]
+        # A bytearray, as the sealed state (see _SealedStates._seal_state).
+        values = [int(turn), state_json, bytearray(response), updated_at, call_id]
         rows = [[call_id, int(event["seq"]), event["flow"], event["version"], event["node"],
                  event["kind"], _text(event.get("input")), _text(event.get("branch")),
                  _text(event.get("detail")), event["at"]] for event in node_events]
