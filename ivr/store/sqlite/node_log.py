@@ -22,7 +22,7 @@ each event is asked about as before, so a retry flags nothing twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import sqlite_utils
 
@@ -52,12 +52,12 @@ _INSERT_FLAGGED = (
 _NO_TEXT = 0
 
 
-@dataclass(frozen=True)
-class LoggedNodes:
+class LoggedNodes(NamedTuple):
     """A call's logged events as one connection knows them: the nodes
     reached, the highest sequence number stored, how many events are
     stored, and the database's ``data_version`` then (what another
-    connection's commit changes)."""
+    connection's commit changes).  A named tuple, as the store's
+    ``_Kept``: a turn makes one."""
 
     nodes: frozenset
     last_seq: int
