@@ -8,17 +8,7 @@ import pytest
 
 from ivr.store.sqlite import sql
 from ivr.store.sqlite.sql import _utc_iso
-
-
-def by_datetime(text):
-    """What ``_utc_iso`` must give: ``text`` parsed, converted and formatted."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        return text
-    return moment.astimezone(timezone.utc).isoformat()
+from ivr.store.sqlite.sql import _utc_iso_parsed as by_datetime  # parsed, converted, formatted
 
 
 @pytest.fixture(autouse=True)
