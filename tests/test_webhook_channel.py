@@ -5,6 +5,7 @@ they are written (``ivr.server.sending``)."""
 import re
 import select
 import socket
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -18,7 +19,7 @@ from twisted.web import http, server
 from twisted.web.resource import EncodingResourceWrapper, Resource
 from twisted.web.server import NOT_DONE_YET, GzipEncoderFactory, Site
 
-from ivr.server import requests, tap
+from ivr.server import http_date, requests, tap
 from ivr.server.requests import WebhookChannel
 from ivr.server.sending import send_now
 
@@ -226,7 +227,7 @@ def fix_the_date(monkeypatch):
     """The Date of Twisted's answers and of the server's, fixed."""
     monkeypatch.setattr(http, "datetimeToString", lambda *a: FIXED_DATE)
     monkeypatch.setattr(server, "datetimeToString", http.datetimeToString)
-    monkeypatch.setattr(requests, "datetimeToString", http.datetimeToString)
+    monkeypatch.setattr(requests, "date_header", lambda: FIXED_DATE)
 
 
 SAME_AS_TWISTED = [
@@ -791,3 +792,42 @@ def test_an_answer_to_a_lost_connection_is_refused_as_twisted_refuses_it(fixed_d
         with pytest.raises(RuntimeError, match="connection was lost"):
             request.finish()
         assert channel.transport.value() == b""
+
+
+# -- the Date header, formatted once a second ---------------------------------------------
+
+def test_the_date_is_formatted_once_a_second_and_anew_each_second():
+    now = [1_764_000_000.25]
+    date = http_date.DateHeader(lambda: now[0]).now
+    first = date()
+    assert first == http.datetimeToString(1_764_000_000) == b"Mon, 24 Nov 2025 16:00:00 GMT"
+    now[0] = 1_764_000_000.999
+    assert date() is first
+    now[0] = 1_764_000_001.0  # the next second
+    assert date() == b"Mon, 24 Nov 2025 16:00:01 GMT"
+    now[0] = 1_764_003_599.5  # a jump forward, across the hour
+    assert date() == b"Mon, 24 Nov 2025 16:59:59 GMT"
+    now[0] = 1_764_000_000.5  # the clock set back
+    assert date() == first
+
+
+def test_the_servers_date_is_the_wall_clocks():
+    before = time.time()
+    got = http_date.date_header()
+    after = time.time()
+    assert got in {http.datetimeToString(int(before)), http.datetimeToString(int(after))}
+
+
+def test_each_answer_carries_the_date_of_its_second(monkeypatch):
+    now = [1_764_000_000.5]
+    monkeypatch.setattr(requests, "date_header", http_date.DateHeader(lambda: now[0]).now)
+    site = tap.WebhookSite(Answers(), requestFactory=requests.LimitedRequest, logPath=None)
+    channel = connect(site, StringTransport())
+    dates = []
+    for moment in (1_764_000_000.5, 1_764_000_000.9, 1_764_000_001.0, 1_764_000_061.2):
+        now[0] = moment
+        channel.transport.clear()
+        channel.dataReceived(b"GET /typed/now HTTP/1.1\r\nHost: a\r\n\r\n")
+        dates.append(re.search(rb"\r\nDate: ([^\r]*)\r\n", channel.transport.value())[1])
+    assert dates == [b"Mon, 24 Nov 2025 16:00:00 GMT"] * 2 + [b"Mon, 24 Nov 2025 16:00:01 GMT",
+                                                               b"Mon, 24 Nov 2025 16:01:01 GMT"]

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 from twisted.python import failure
 from twisted.web import http, resource, server
-from twisted.web.http import (
-    NO_BODY_CODES,
-    _IdentityTransferDecoder,
-    datetimeToString,
-    parse_qs,
-    unquote,
-)
+from twisted.web.http import NO_BODY_CODES, _IdentityTransferDecoder, parse_qs, unquote
 from twisted.web.http_headers import Headers, InvalidHeaderName, _nameEncoder
 from twisted.web.iweb import INonQueuedRequestFactory
 from twisted.web.server import Request
 
+from ivr.server.http_date import date_header
 from ivr.server.request_head import Head, read_head
 from ivr.server.sending import send_now
 
@@ -117,7 +112,7 @@ class LimitedRequest(Request):
         self.site = site = self.channel.site
         raw = self.responseHeaders._rawHeaders
         raw[b"Server"] = [server.version]
-        raw[b"Date"] = [datetimeToString()]
+        raw[b"Date"] = [date_header()]
         self.prepath = []
         path = self.path
         self.postpath = (list(map(unquote, path[1:].split(b"/"))) if b"%" in path
