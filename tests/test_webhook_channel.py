@@ -14,12 +14,14 @@ from twisted.internet import task, tcp
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import capturedLogs
 from twisted.python import failure
 from twisted.web import http, server
 from twisted.web.resource import EncodingResourceWrapper, Resource
 from twisted.web.server import NOT_DONE_YET, GzipEncoderFactory, Site
+from twisted.web.test.requesthelper import DummyRequest
 
-from ivr.server import http_date, requests, tap
+from ivr.server import http_date, requests, tap, web
 from ivr.server.requests import WebhookChannel
 from ivr.server.sending import send_now
 
@@ -831,3 +833,67 @@ def test_each_answer_carries_the_date_of_its_second(monkeypatch):
         dates.append(re.search(rb"\r\nDate: ([^\r]*)\r\n", channel.transport.value())[1])
     assert dates == [b"Mon, 24 Nov 2025 16:00:00 GMT"] * 2 + [b"Mon, 24 Nov 2025 16:00:01 GMT",
                                                                b"Mon, 24 Nov 2025 16:01:01 GMT"]
+
+
+# -- when_lost: a lost connection told without a Deferred per answer ----------------------
+
+def waiting_request():
+    """A request of the server's, read and waiting for its answer."""
+    answers = Answers()
+    site = tap.WebhookSite(answers, requestFactory=requests.LimitedRequest, logPath=None)
+    channel = connect(site, StringTransport())
+    channel.dataReceived(b"GET /typed/later HTTP/1.1\r\nHost: a\r\n\r\n")
+    [(_answer, request)] = answers.pending
+    return channel, request
+
+
+def test_a_lost_connection_is_told_in_order_with_notify_finish():
+    channel, request = waiting_request()
+    told = []
+    requests.when_lost(request, lambda reason: told.append(("first", reason.value)))
+    request.notifyFinish().addErrback(lambda reason: told.append(("deferred", reason.value)))
+    requests.when_lost(request, lambda reason: told.append(("last", reason.value)))
+    lost = ConnectionDone()
+    channel.connectionLost(failure.Failure(lost))
+    assert told == [("first", lost), ("deferred", lost), ("last", lost)]
+
+
+def test_a_finished_answer_tells_no_loss():
+    channel, request = waiting_request()
+    told, finished = [], []
+    requests.when_lost(request, told.append)
+    request.notifyFinish().addCallback(finished.append)
+    requests.finish_with(request, b"done")
+    channel.connectionLost(failure.Failure(ConnectionDone()))
+    assert told == [] and finished == [None]
+
+
+def test_an_error_once_the_connection_is_lost_is_logged_and_the_rest_still_told():
+    channel, request = waiting_request()
+    told = []
+    requests.when_lost(request, lambda reason: 1 / 0)
+    requests.when_lost(request, told.append)
+    with capturedLogs() as events:
+        channel.connectionLost(failure.Failure(ConnectionDone()))
+    assert len(told) == 1
+    [event] = [e for e in events if e.get("log_failure") is not None]
+    assert event["log_failure"].check(ZeroDivisionError)
+
+
+def test_another_request_is_told_through_notify_finish():
+    request = DummyRequest([b""])
+    told = []
+    requests.when_lost(request, told.append)
+    request.processingFailed(failure.Failure(ConnectionDone()))
+    assert [reason.value.__class__ for reason in told] == [ConnectionDone]
+
+
+def test_a_turn_is_cancelled_when_the_caller_hangs_up_before_its_answer(served, monkeypatch):
+    site, reactor = served
+    channel = connect(site, StringTransport())
+    channel.dataReceived(form_post("/voice/post_sale", {"CallSid": CA1, "From": "+33612345678"}))
+    finished = []
+    monkeypatch.setattr(web, "finish_with", lambda *args: finished.append(args))
+    channel.connectionLost(failure.Failure(ConnectionDone()))
+    reactor.advance(0)  # the group commit: the turn is kept, its answer not written
+    assert finished == [] and channel.transport.value() == b""

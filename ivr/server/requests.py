@@ -3,6 +3,9 @@ plain-text refusals (bodies are parsed by :mod:`ivr.providers.bodies`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from twisted.logger import Logger
 from twisted.python import failure
 from twisted.web import http, resource, server
 from twisted.web.http import NO_BODY_CODES, _IdentityTransferDecoder, parse_qs, unquote
@@ -42,6 +45,41 @@ def finish_with(request, body: bytes = b"") -> None:
     if body:
         request.write(body)
     request.finish()
+
+
+def when_lost(request, lost: Callable[[failure.Failure], object]) -> None:
+    """Call ``lost`` with the reason should ``request``'s connection be lost
+    before its answer is finished: ``request.notifyFinish().addErrback(lost)``,
+    without a Deferred to make, chain and fire for every answer finished
+    when ``request`` is a :class:`LimitedRequest`."""
+    if isinstance(request, LimitedRequest):
+        request.notifications.append(_LostNotice(lost))
+    else:
+        request.notifyFinish().addErrback(lost)
+
+
+class _LostNotice:
+    """An entry of Twisted's ``Request.notifications`` (which holds the
+    Deferreds of ``notifyFinish``): Twisted calls ``callback(None)`` once the
+    answer is finished, ``errback(reason)`` when the connection is lost
+    first, and only the latter matters here."""
+
+    __slots__ = ("lost",)
+    _log = Logger()
+
+    def __init__(self, lost: Callable[[failure.Failure], object]):
+        self.lost = lost
+
+    def callback(self, _result) -> None:
+        """The answer is finished: nothing to do."""
+
+    def errback(self, reason) -> None:
+        """The connection was lost: ``lost(reason)``, an error in it logged
+        (a Deferred's errback would have kept it, to be logged unhandled)."""
+        try:
+            self.lost(reason if isinstance(reason, failure.Failure) else failure.Failure(reason))
+        except Exception:  # noqa: BLE001 - logged, and the other notices still run
+            self._log.failure("error after a lost connection")
 
 
 def _no_body(data) -> None:
