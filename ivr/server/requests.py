@@ -400,8 +400,42 @@ class WebhookChannel(http.HTTPChannel):
             self.write(b"")
 
     def requestDone(self, request):
-        self._flush_head()
-        super().requestDone(request)
+        """Twisted's (the next request read, or the connection closed), the
+        headers held sent first; the request compared by identity (Twisted's
+        ``!=`` runs ``Request.__eq__``, which does the same in Python)."""
+        if self._head:
+            self.write(b"")
+        requests = self.requests
+        if request is not requests[0]:
+            raise TypeError
+        del requests[0]
+        if not self._waitingForTransport:
+            self._networkProducer.resumeProducing()
+        if self.persistent:
+            self._handlingRequest = False
+            if self._savedTimeOut:
+                self.setTimeout(self._savedTimeOut)
+            data = b"".join(self._dataBuffer)
+            self._dataBuffer = []
+            self.setLineMode(data)
+        else:
+            self.loseConnection()
+
+    def allContentReceived(self):
+        """Twisted's: the channel made ready for the next request, its idle
+        time-out off while this one is answered, then the request handed
+        its method, target and version (left in place: Twisted deletes
+        them, and the next request line sets them again)."""
+        self.length = 0
+        self._receivedHeaderCount = 0
+        self._receivedHeaderSize = 0
+        self._HTTPChannel__first_line = 1
+        self._transferDecoder = None
+        if self.timeOut:
+            self._savedTimeOut = self.setTimeout(None)
+        self._handlingRequest = True
+        self.line_mode = 0
+        self.requests[-1].requestReceived(self._command, self._path, self._version)
 
     def loseConnection(self):
         self._flush_head()
