@@ -646,24 +646,12 @@ class Answers(Resource):
         request.finish()
         return NOT_DONE_YET
 
-    def _chunked(self, request):
-        request.write(b"one")
-        request.write(b"two")
-        request.finish()
-        return NOT_DONE_YET
+    def _chunked(self, request):  # no length: Twisted's chunks
+        return written_in_pieces(request, [b"one", b"two"])
 
     def _pieces(self, request):
         request.setHeader(b"content-length", b"6")
-        request.write(b"one")
-        request.write(b"two")
-        request.finish()
-        return NOT_DONE_YET
-
-    def _unfinished_then_finished(self, request):
-        request.setHeader(b"content-length", b"3")
-        request.write(b"one")
-        request.finish()
-        return NOT_DONE_YET
+        return written_in_pieces(request, [b"one", b"two"])
 
     def _length_zero_typed(self, request):
         request.setHeader(b"content-type", b"text/plain")
@@ -695,11 +683,18 @@ class Answers(Resource):
 
     def _streamed(self, request):
         request.registerProducer(Streaming(), True)
-        for piece in (b"a", b"bb", b"ccc"):
-            request.write(piece)
+        request.write(b"a")
+        request.write(b"bb")
         request.unregisterProducer()
-        request.finish()
-        return NOT_DONE_YET
+        return written_in_pieces(request, [b"ccc"])
+
+
+def written_in_pieces(request, pieces: list[bytes]) -> object:
+    """``request`` answered with ``pieces``, one write each."""
+    for piece in pieces:
+        request.write(piece)
+    request.finish()
+    return NOT_DONE_YET
 
 
 class Streaming:
@@ -716,7 +711,7 @@ class Streaming:
 
 
 ANSWER_WAYS = ["typed", "untyped", "empty", "no-content", "no-content-written", "not-modified",
-               "chunked", "pieces", "unfinished-then-finished", "length-zero-typed", "refused",
+               "chunked", "pieces", "length-zero-typed", "refused",
                "reason", "cookie", "etag", "modified", "two-values", "streamed"]
 
 
