@@ -5,18 +5,23 @@ they are written (``ivr.server.sending``)."""
 import re
 import select
 import socket
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 from twisted.internet import task, tcp
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import capturedLogs
+from twisted.python import failure
 from twisted.web import http, server
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.resource import EncodingResourceWrapper, Resource
+from twisted.web.server import NOT_DONE_YET, GzipEncoderFactory, Site
+from twisted.web.test.requesthelper import DummyRequest
 
-from ivr.server import requests, tap
+from ivr.server import http_date, requests, tap, web
 from ivr.server.requests import WebhookChannel
 from ivr.server.sending import send_now
 
@@ -217,6 +222,16 @@ def test_other_transports_get_a_plain_write():
 
 # -- the same answers as Twisted's own channel and request --------------------------------
 
+FIXED_DATE = b"Tue, 24 Nov 2026 10:00:00 GMT"
+
+
+def fix_the_date(monkeypatch):
+    """The Date of Twisted's answers and of the server's, fixed."""
+    monkeypatch.setattr(http, "datetimeToString", lambda *a: FIXED_DATE)
+    monkeypatch.setattr(server, "datetimeToString", http.datetimeToString)
+    monkeypatch.setattr(requests, "date_header", lambda: FIXED_DATE)
+
+
 SAME_AS_TWISTED = [
     HEALTHZ,
     b"GET /healthz?x=1&y=&z;w=2 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nAccept: text/plain\r\n\r\n",
@@ -264,9 +279,7 @@ def twisted_channel(site):
 @pytest.mark.parametrize("raw", SAME_AS_TWISTED)
 def test_answers_are_byte_for_byte_twisteds(served, monkeypatch, raw):
     site, reactor = served
-    monkeypatch.setattr(http, "datetimeToString", lambda *a: b"Tue, 24 Nov 2026 10:00:00 GMT")
-    monkeypatch.setattr(server, "datetimeToString", http.datetimeToString)
-    monkeypatch.setattr(requests, "datetimeToString", http.datetimeToString)
+    fix_the_date(monkeypatch)
     got = []
     for channel in (connect(site, StringTransport()), twisted_channel(site)):
         if not channel.transport:
@@ -442,9 +455,7 @@ def fed(channel, pieces, reactor=None):
 
 @pytest.fixture
 def fixed_date(monkeypatch):
-    monkeypatch.setattr(http, "datetimeToString", lambda *a: b"Tue, 24 Nov 2026 10:00:00 GMT")
-    monkeypatch.setattr(server, "datetimeToString", http.datetimeToString)
-    monkeypatch.setattr(requests, "datetimeToString", http.datetimeToString)
+    fix_the_date(monkeypatch)
 
 
 @pytest.mark.parametrize("raw", SAME_AS_TWISTED + SAME_HEAD_AS_TWISTED, ids=short)
@@ -577,3 +588,307 @@ def test_a_connection_keeps_one_timer_from_request_to_request(served):
         assert clock.getDelayedCalls() == [timer]
     channel.connectionLost(None)
     assert clock.getDelayedCalls() == []
+
+
+# -- answers written and finished in one step (LimitedRequest.write, finish) -------------
+
+class Answers(Resource):
+    """A leaf answering ``/<way>/<now|later>`` the way named: at once, or
+    once the test calls :meth:`answer_pending` (as a turn answers after
+    its commit)."""
+
+    isLeaf = True
+
+    def __init__(self):
+        super().__init__()
+        self.pending = []
+
+    def render(self, request):
+        way, when = (request.postpath + [b"", b""])[:2]
+        answer = getattr(self, "_" + way.decode().replace("-", "_"))
+        if when == b"now":
+            return answer(request)
+        request.notifyFinish().addErrback(lambda _: None)
+        self.pending.append((answer, request))
+        return NOT_DONE_YET
+
+    def answer_pending(self):
+        while self.pending:
+            answer, request = self.pending.pop(0)
+            body = answer(request)
+            if body is not NOT_DONE_YET:
+                requests.finish_with(request, body)
+
+    def _typed(self, request):
+        request.setHeader(b"content-type", b"application/xml")
+        return b"<Response/>"
+
+    def _untyped(self, request):  # Twisted's default type, text/html
+        return b"<p>hello</p>"
+
+    def _empty(self, request):
+        return b""
+
+    def _no_content(self, request):
+        request.setResponseCode(204)
+        request.finish()
+        return NOT_DONE_YET
+
+    def _no_content_written(self, request):  # what is written after the head is dropped
+        request.setResponseCode(204)
+        request.write(b"dropped")
+        request.finish()
+        return NOT_DONE_YET
+
+    def _not_modified(self, request):
+        request.setResponseCode(304)
+        request.setHeader(b"content-length", b"12")
+        request.finish()
+        return NOT_DONE_YET
+
+    def _chunked(self, request):  # no length: Twisted's chunks
+        return written_in_pieces(request, [b"one", b"two"])
+
+    def _pieces(self, request):
+        request.setHeader(b"content-length", b"6")
+        return written_in_pieces(request, [b"one", b"two"])
+
+    def _length_zero_typed(self, request):
+        request.setHeader(b"content-type", b"text/plain")
+        return b""
+
+    def _refused(self, request):
+        return requests.plain_text(request, 429, "too many")
+
+    def _reason(self, request):
+        request.setResponseCode(200, b"Fine Thanks")
+        return b"ok"
+
+    def _cookie(self, request):
+        request.addCookie(b"a", b"1", path=b"/")
+        return b"cookie"
+
+    def _etag(self, request):
+        request.setETag(b"abc")
+        return b"tagged"
+
+    def _modified(self, request):
+        request.setLastModified(1_764_000_000)
+        return b"dated"
+
+    def _two_values(self, request):
+        request.responseHeaders.addRawHeader(b"x-twice", b"1")
+        request.responseHeaders.addRawHeader(b"x-twice", b"2")
+        return b"twice"
+
+    def _streamed(self, request):
+        request.registerProducer(Streaming(), True)
+        request.write(b"a")
+        request.write(b"bb")
+        request.unregisterProducer()
+        return written_in_pieces(request, [b"ccc"])
+
+
+def written_in_pieces(request, pieces: list[bytes]) -> object:
+    """``request`` answered with ``pieces``, one write each."""
+    for piece in pieces:
+        request.write(piece)
+    request.finish()
+    return NOT_DONE_YET
+
+
+class Streaming:
+    """A push producer (its answer written by the resource)."""
+
+    def pauseProducing(self):
+        pass
+
+    def resumeProducing(self):
+        pass
+
+    def stopProducing(self):
+        pass
+
+
+ANSWER_WAYS = ["typed", "untyped", "empty", "no-content", "no-content-written", "not-modified",
+               "chunked", "pieces", "length-zero-typed", "refused",
+               "reason", "cookie", "etag", "modified", "two-values", "streamed"]
+
+
+def answer_requests(way: str, when: str) -> list[bytes]:
+    path = f"/{way}/{when}".encode()
+    return [b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path,
+            b"HEAD %s HTTP/1.1\r\nHost: a\r\n\r\n" % path,
+            b"GET %s HTTP/1.0\r\n\r\n" % path,
+            b"GET %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % path,
+            b"GET %s HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n" % path,
+            b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path + HEALTHZ.replace(b"healthz", b"typed/now")]
+
+
+def answering_channels(resource):
+    """The server's channel and request, and Twisted's own, over ``resource``
+    (whose answers are gzipped when asked, through Twisted's encoder)."""
+    wrapped = EncodingResourceWrapper(resource, [GzipEncoderFactory()])
+    ours = tap.WebhookSite(wrapped, requestFactory=requests.LimitedRequest, logPath=None,
+                           parsePOSTFormSubmission=False)
+    twisteds = twisted_channel(Site(wrapped, parsePOSTFormSubmission=False))
+    channels = [connect(ours, StringTransport()), twisteds]
+    twisteds.makeConnection(StringTransport())
+    return channels
+
+
+@pytest.mark.parametrize("way", ANSWER_WAYS)
+@pytest.mark.parametrize("when", ["now", "later"])
+def test_answers_are_written_as_twisteds_request_writes_them(fixed_date, way, when):
+    for raw in answer_requests(way, when):
+        got = []
+        for channel in answering_channels(answers := Answers()):
+            channel.dataReceived(raw)
+            answers.answer_pending()
+            got.append((channel.transport.value(), bool(channel.transport.disconnecting)))
+        assert got[0] == got[1], raw
+        assert got[0][0].startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")), raw
+
+
+def test_a_whole_answer_is_sent_in_one_write(fixed_date):
+    site = tap.WebhookSite(Answers(), requestFactory=requests.LimitedRequest, logPath=None)
+    transport = CountingTransport()
+    connect(site, transport).dataReceived(b"GET /typed/now HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert transport.value() == (b"HTTP/1.1 200 OK\r\nServer: " + server.version + b"\r\nDate: "
+                                 + FIXED_DATE + b"\r\nContent-Type: application/xml\r\n"
+                                 b"Content-Length: 11\r\n\r\n<Response/>")
+    assert transport.writes == 1
+
+
+@pytest.mark.parametrize("way", ["typed", "no-content", "chunked"])
+def test_writing_after_the_finish_is_refused_as_twisted_refuses_it(fixed_date, way):
+    outcomes = []
+    for channel in answering_channels(answers := Answers()):
+        channel.dataReceived(b"GET /%s/later HTTP/1.1\r\nHost: a\r\n\r\n" % way.encode())
+        [(_answer, request)] = answers.pending
+        answers.answer_pending()
+        try:
+            request.write(b"more")
+        except RuntimeError as error:
+            outcomes.append(str(error))
+        else:  # a 204's writes after its head are dropped
+            outcomes.append(None)
+        with pytest.warns(UserWarning, match="called twice"):
+            request.finish()
+        outcomes.append(channel.transport.value())
+    assert outcomes[:2] == outcomes[2:]
+    assert (outcomes[0] is None) == (way == "no-content")
+
+
+def test_an_answer_to_a_lost_connection_is_refused_as_twisted_refuses_it(fixed_date):
+    for channel in answering_channels(answers := Answers()):
+        channel.dataReceived(b"GET /typed/later HTTP/1.1\r\nHost: a\r\n\r\n")
+        _answer, request = answers.pending.pop()
+        channel.connectionLost(failure.Failure(ConnectionDone()))
+        request.write(b"dropped")  # Twisted's: nothing written, no error
+        with pytest.raises(RuntimeError, match="connection was lost"):
+            request.finish()
+        assert channel.transport.value() == b""
+
+
+# -- the Date header, formatted once a second ---------------------------------------------
+
+def test_the_date_is_formatted_once_a_second_and_anew_each_second():
+    now = [1_764_000_000.25]
+    date = http_date.DateHeader(lambda: now[0]).now
+    first = date()
+    assert first == http.datetimeToString(1_764_000_000) == b"Mon, 24 Nov 2025 16:00:00 GMT"
+    now[0] = 1_764_000_000.999
+    assert date() is first
+    now[0] = 1_764_000_001.0  # the next second
+    assert date() == b"Mon, 24 Nov 2025 16:00:01 GMT"
+    now[0] = 1_764_003_599.5  # a jump forward, across the hour
+    assert date() == b"Mon, 24 Nov 2025 16:59:59 GMT"
+    now[0] = 1_764_000_000.5  # the clock set back
+    assert date() == first
+
+
+def test_the_servers_date_is_the_wall_clocks():
+    before = time.time()
+    got = http_date.date_header()
+    after = time.time()
+    assert got in {http.datetimeToString(int(before)), http.datetimeToString(int(after))}
+
+
+def test_each_answer_carries_the_date_of_its_second(monkeypatch):
+    now = [1_764_000_000.5]
+    monkeypatch.setattr(requests, "date_header", http_date.DateHeader(lambda: now[0]).now)
+    site = tap.WebhookSite(Answers(), requestFactory=requests.LimitedRequest, logPath=None)
+    channel = connect(site, StringTransport())
+    dates = []
+    for moment in (1_764_000_000.5, 1_764_000_000.9, 1_764_000_001.0, 1_764_000_061.2):
+        now[0] = moment
+        channel.transport.clear()
+        channel.dataReceived(b"GET /typed/now HTTP/1.1\r\nHost: a\r\n\r\n")
+        dates.append(re.search(rb"\r\nDate: ([^\r]*)\r\n", channel.transport.value())[1])
+    assert dates == [b"Mon, 24 Nov 2025 16:00:00 GMT"] * 2 + [b"Mon, 24 Nov 2025 16:00:01 GMT",
+                                                               b"Mon, 24 Nov 2025 16:01:01 GMT"]
+
+
+# -- when_lost: a lost connection told without a Deferred per answer ----------------------
+
+def waiting_request():
+    """A request of the server's, read and waiting for its answer."""
+    answers = Answers()
+    site = tap.WebhookSite(answers, requestFactory=requests.LimitedRequest, logPath=None)
+    channel = connect(site, StringTransport())
+    channel.dataReceived(b"GET /typed/later HTTP/1.1\r\nHost: a\r\n\r\n")
+    [(_answer, request)] = answers.pending
+    return channel, request
+
+
+def test_a_lost_connection_is_told_in_order_with_notify_finish():
+    channel, request = waiting_request()
+    told = []
+    requests.when_lost(request, lambda reason: told.append(("first", reason.value)))
+    request.notifyFinish().addErrback(lambda reason: told.append(("deferred", reason.value)))
+    requests.when_lost(request, lambda reason: told.append(("last", reason.value)))
+    lost = ConnectionDone()
+    channel.connectionLost(failure.Failure(lost))
+    assert told == [("first", lost), ("deferred", lost), ("last", lost)]
+
+
+def test_a_finished_answer_tells_no_loss():
+    channel, request = waiting_request()
+    told, finished = [], []
+    requests.when_lost(request, told.append)
+    request.notifyFinish().addCallback(finished.append)
+    requests.finish_with(request, b"done")
+    channel.connectionLost(failure.Failure(ConnectionDone()))
+    assert told == [] and finished == [None]
+
+
+def test_an_error_once_the_connection_is_lost_is_logged_and_the_rest_still_told():
+    channel, request = waiting_request()
+    told = []
+    requests.when_lost(request, lambda reason: 1 / 0)
+    requests.when_lost(request, told.append)
+    with capturedLogs() as events:
+        channel.connectionLost(failure.Failure(ConnectionDone()))
+    assert len(told) == 1
+    [event] = [e for e in events if e.get("log_failure") is not None]
+    assert event["log_failure"].check(ZeroDivisionError)
+
+
+def test_another_request_is_told_through_notify_finish():
+    request = DummyRequest([b""])
+    told = []
+    requests.when_lost(request, told.append)
+    request.processingFailed(failure.Failure(ConnectionDone()))
+    assert [reason.value.__class__ for reason in told] == [ConnectionDone]
+
+
+def test_a_turn_is_cancelled_when_the_caller_hangs_up_before_its_answer(served, monkeypatch):
+    site, reactor = served
+    channel = connect(site, StringTransport())
+    channel.dataReceived(form_post("/voice/post_sale", {"CallSid": CA1, "From": "+33612345678"}))
+    finished = []
+    monkeypatch.setattr(web, "finish_with", lambda *args: finished.append(args))
+    channel.connectionLost(failure.Failure(ConnectionDone()))
+    reactor.advance(0)  # the group commit: the turn is kept, its answer not written
+    assert finished == [] and channel.transport.value() == b""

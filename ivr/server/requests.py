@@ -3,13 +3,17 @@ plain-text refusals (bodies are parsed by :mod:`ivr.providers.bodies`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from twisted.logger import Logger
 from twisted.python import failure
 from twisted.web import http, resource, server
-from twisted.web.http import _IdentityTransferDecoder, datetimeToString, parse_qs, unquote
+from twisted.web.http import NO_BODY_CODES, _IdentityTransferDecoder, parse_qs, unquote
 from twisted.web.http_headers import Headers, InvalidHeaderName, _nameEncoder
 from twisted.web.iweb import INonQueuedRequestFactory
 from twisted.web.server import Request
 
+from ivr.server.http_date import date_header
 from ivr.server.request_head import Head, read_head
 from ivr.server.sending import send_now
 
@@ -43,6 +47,46 @@ def finish_with(request, body: bytes = b"") -> None:
     request.finish()
 
 
+def when_lost(request, lost: Callable[[failure.Failure], object]) -> None:
+    """Call ``lost`` with the reason should ``request``'s connection be lost
+    before its answer is finished: ``request.notifyFinish().addErrback(lost)``,
+    without a Deferred to make, chain and fire for every answer finished
+    when ``request`` is a :class:`LimitedRequest`."""
+    if isinstance(request, LimitedRequest):
+        request.notifications.append(_LostNotice(lost))
+    else:
+        request.notifyFinish().addErrback(lost)
+
+
+class _LostNotice:
+    """An entry of Twisted's ``Request.notifications`` (which holds the
+    Deferreds of ``notifyFinish``): Twisted calls ``callback(None)`` once the
+    answer is finished, ``errback(reason)`` when the connection is lost
+    first, and only the latter matters here."""
+
+    __slots__ = ("lost",)
+    _log = Logger()
+
+    def __init__(self, lost: Callable[[failure.Failure], object]):
+        self.lost = lost
+
+    def callback(self, _result) -> None:
+        """The answer is finished: nothing to do."""
+
+    def errback(self, reason) -> None:
+        """The connection was lost: ``lost(reason)``, an error in it logged
+        (a Deferred's errback would have kept it, to be logged unhandled)."""
+        try:
+            self.lost(reason if isinstance(reason, failure.Failure) else failure.Failure(reason))
+        except Exception:  # noqa: BLE001 - logged, and the other notices still run
+            self._log.failure("error after a lost connection")
+
+
+def _no_body(data) -> None:
+    """What an answer without a body (HEAD, 204, 304) does with what is
+    written after its headers, as Twisted's does: nothing."""
+
+
 class BadRequest(Exception):
     def __init__(self, code: int, reason: str):
         super().__init__(reason)
@@ -67,8 +111,9 @@ class LimitedRequest(Request):
     oversized upload costs neither memory nor disk.  It does less per
     request than Twisted's, for the same answers (tested byte for byte
     against Twisted's own in ``tests/test_webhook_channel.py``): the query
-    parsed into ``request.args`` only when read, and :meth:`process`
-    without its general-purpose steps."""
+    parsed into ``request.args`` only when read, :meth:`process` without
+    its general-purpose steps, and an answer's head and body written in
+    one piece (:meth:`write`, :meth:`finish`)."""
 
     too_large = False
     _args = None
@@ -105,7 +150,7 @@ class LimitedRequest(Request):
         self.site = site = self.channel.site
         raw = self.responseHeaders._rawHeaders
         raw[b"Server"] = [server.version]
-        raw[b"Date"] = [datetimeToString()]
+        raw[b"Date"] = [date_header()]
         self.prepath = []
         path = self.path
         self.postpath = (list(map(unquote, path[1:].split(b"/"))) if b"%" in path
@@ -123,6 +168,53 @@ class LimitedRequest(Request):
             self.render(resrc)
         except BaseException:
             self.processingFailed(failure.Failure())
+
+    def write(self, data):
+        """Twisted's ``Request.write`` (``server.Request``'s, then
+        ``http.Request``'s).  An answer's first write, unless its body is to
+        be chunked or anything else is asked of it (an encoder, a cookie, an
+        ETag or Last-Modified), is handed to the channel with its status line
+        and headers, to be sent in one piece: the same bytes, without
+        Twisted's steps."""
+        if (self.startedWriting or self.finished or self._disconnected
+                or self._encoder is not None or self._inFakeHead or self.lastModified is not None
+                or self.etag is not None or self.cookies
+                or not isinstance(self.channel, WebhookChannel)):
+            return super().write(data)
+        raw = self.responseHeaders._rawHeaders
+        code = self.code
+        length = raw.get(b"Content-Length")
+        bodiless = code in NO_BODY_CODES or self.method == b"HEAD"
+        if length is None and not bodiless and self.clientproto == b"HTTP/1.1":
+            return super().write(data)  # a chunked body
+        if (code not in NO_BODY_CODES and b"Content-Type" not in raw
+                and self.defaultContentType is not None and not (length and length[0] == b"0")):
+            raw[b"Content-Type"] = [self.defaultContentType]
+        self.startedWriting = 1
+        if bodiless:  # Twisted drops what is written after the headers
+            self.write = _no_body
+            data = b""
+        else:
+            self.sentLength += len(data)
+        self.channel.write_answer(self.clientproto, b"%d" % code, self.code_message, raw, data)
+        return None
+
+    def finish(self):
+        """Twisted's ``Request.finish`` (``server.Request``'s, then
+        ``http.Request``'s), in one step for an answer with no encoder."""
+        if self._encoder is not None or self._disconnected or self.finished:
+            return super().finish()  # Twisted's error or warning
+        if not self.startedWriting:
+            self.write(b"")
+        if self.chunked:
+            self.channel.write(b"0\r\n\r\n")
+        factory = getattr(self.channel, "factory", None)
+        if factory is not None:
+            factory.log(self)
+        self.finished = 1
+        if not self.queued:
+            self._cleanup()
+        return None
 
     def gotLength(self, length):
         if length is not None and length > MAX_BODY:
@@ -284,6 +376,20 @@ class WebhookChannel(http.HTTPChannel):
         head, self._head = self._head, b""
         send_now(self.transport, head + data)
 
+    def write_answer(self, version: bytes, code: bytes, reason: bytes,
+                     headers: dict[bytes, list[bytes]], body: bytes) -> None:
+        """What :meth:`writeHeaders` then :meth:`write` send, in one piece:
+        ``headers`` as Twisted stores them (``Headers._rawHeaders``)."""
+        lines = [version, b" ", code, b" ", reason, b"\r\n"]
+        for name, values in headers.items():
+            for value in values:
+                lines.extend((name, b": ", value, b"\r\n"))
+        lines.append(b"\r\n")
+        lines.append(body)
+        if self._head:
+            self.write(b"")
+        send_now(self.transport, b"".join(lines))
+
     def writeSequence(self, iovec):
         self.write(b"".join(iovec))
 
@@ -294,8 +400,42 @@ class WebhookChannel(http.HTTPChannel):
             self.write(b"")
 
     def requestDone(self, request):
-        self._flush_head()
-        super().requestDone(request)
+        """Twisted's (the next request read, or the connection closed), the
+        headers held sent first; the request compared by identity (Twisted's
+        ``!=`` runs ``Request.__eq__``, which does the same in Python)."""
+        if self._head:
+            self.write(b"")
+        requests = self.requests
+        if request is not requests[0]:
+            raise TypeError
+        del requests[0]
+        if not self._waitingForTransport:
+            self._networkProducer.resumeProducing()
+        if self.persistent:
+            self._handlingRequest = False
+            if self._savedTimeOut:
+                self.setTimeout(self._savedTimeOut)
+            data = b"".join(self._dataBuffer)
+            self._dataBuffer = []
+            self.setLineMode(data)
+        else:
+            self.loseConnection()
+
+    def allContentReceived(self):
+        """Twisted's: the channel made ready for the next request, its idle
+        time-out off while this one is answered, then the request handed
+        its method, target and version (left in place: Twisted deletes
+        them, and the next request line sets them again)."""
+        self.length = 0
+        self._receivedHeaderCount = 0
+        self._receivedHeaderSize = 0
+        self._HTTPChannel__first_line = 1
+        self._transferDecoder = None
+        if self.timeOut:
+            self._savedTimeOut = self.setTimeout(None)
+        self._handlingRequest = True
+        self.line_mode = 0
+        self.requests[-1].requestReceived(self._command, self._path, self._version)
 
     def loseConnection(self):
         self._flush_head()

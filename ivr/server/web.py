@@ -37,6 +37,7 @@ from ivr.server.requests import (
     finish_with,
     header_text,
     plain_text,
+    when_lost,
 )
 from ivr.server.served import Served, served_providers
 from ivr.store.sqlite.storage_health import fault_cause
@@ -274,7 +275,7 @@ class VoiceResource(WebhookResource):
 
         result.addCallbacks(answered, failed)
         # A provider that gave up does not need the answer: stop waiting.
-        request.notifyFinish().addErrback(lambda _: result.cancel())
+        when_lost(request, lambda _: result.cancel())
         return NOT_DONE_YET
 
     def _flow_name(self, request) -> str:
