@@ -63,8 +63,14 @@ def _at(moment, log):
     lambda log: _at(SUMMER, log).info(""),
     lambda log: _at(None, log).info("no time stamp"),
     lambda log: _at(SUMMER, log).emit(LogLevel.error, "{a} then {b}", a=1, b=None),
+    lambda log: _at(SUMMER, log).info("plain {field} over lines", field="one\ntwo"),
+    lambda log: _at(SUMMER, log).info("a system not text", log_system=42),
+    lambda log: _at(SUMMER, log).info(None, field="no format"),
+    lambda log: _at(SUMMER, log).info("the legacy text wins", log_text="legacy"),
+    lambda log: _at(SUMMER, log).info("numbered {0}"),
 ], ids=["turn", "newline-and-repr", "format-spec", "system", "call-field", "missing-field",
-        "empty", "no-time", "error-level"])
+        "empty", "no-time", "error-level", "newline-in-field", "system-not-text", "no-format",
+        "legacy-text", "numbered-field"])
 def test_lines_are_the_ones_twisted_writes(emit):
     assert _lines(text_log_observer, emit) == _lines(textFileLogObserver, emit)
 
@@ -144,6 +150,20 @@ def test_flush_log_lines_writes_them_at_once_and_the_next_pass_writes_nothing():
     flush_log_lines()  # what the group commit does once it has answered
     assert len(out.writes) == 1 and out.getvalue().count("\n") == 2
     assert clock.getDelayedCalls() == []
+
+
+def test_flush_log_lines_writes_every_observer_waiting_and_only_those():
+    (clock, out, log), (other_clock, other_out, other_log) = _batched(), _batched()
+    _turns(log, 2)
+    _turns(other_log, 1)
+    clock.advance(0)  # the first one's own pass: it no longer waits
+    assert len(out.writes) == 1 and other_out.writes == []
+    flush_log_lines()
+    assert len(out.writes) == 1 and len(other_out.writes) == 1
+    _turns(log, 1, start=2)
+    flush_log_lines()
+    assert len(out.writes) == 2 and out.getvalue().count("\n") == 3
+    assert clock.getDelayedCalls() == [] and other_clock.getDelayedCalls() == []
 
 
 def test_a_line_from_another_thread_is_written_at_once_after_those_waiting():

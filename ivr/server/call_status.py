@@ -80,6 +80,13 @@ class _StatusCallbacks:
         self._count_status_fault(notice, failure.value)
         return failure
 
+    def _status_committed(self, notice: StatusNotice, pending, result):
+        """A status callback's group commit is done: its result (whether it
+        was new), or its failure, counted."""
+        if isinstance(result, Failure):
+            return self._status_not_written(result, notice)
+        return self._status_written(notice, pending, *result)
+
     def _status_written(self, notice: StatusNotice, pending, new: bool, ended) -> bool:
         """A status callback is committed: with it, the call's turns answered from memory."""
         self._written(notice.call_id, pending)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -71,6 +71,10 @@ COME_BACK_MARGIN = 5
 def _quoted(flow_name: str) -> str:
     """A flow's name as its URLs carry it; the same few names every turn."""
     return quote(flow_name)
+
+
+#: The time zone of each name: the flows' few, looked up once a turn.
+_zone = lru_cache(maxsize=64)(ZoneInfo)
 
 
 @dataclass
@@ -138,6 +142,8 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
         #: Polls for turns another server process plays (several share the
         #: store): none waits unless set (ivr.server.tap does, for workers).
         self.polls_elsewhere = PollsElsewhere(0)
+        #: The handler's logger, bound once (the class's makes one at each read).
+        self.log = self.log
 
     def action_url(self, flow_name: str, turn: int, served: Served | None = None) -> str:
         """Where the provider sends the answer to ``turn``: the turn number
@@ -296,7 +302,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
                 raise UnknownFlow(f"{state['flow']} version {state['version']}")
             played = play_turn_now(
                 flow, state, event, self.perform, self.clock, self.lookup_timeout,
-                send_sms=self.send_sms, caller_gone=lambda: self._caller_gone(call_id, turn))
+                send_sms=self.send_sms, caller_gone=playing.caller_gone)
         except Exception:  # noqa: BLE001 - the caller must reach a human
             return playing.failed(Failure())
         if isinstance(played, defer.Deferred):  # a look-up answers later
@@ -386,10 +392,11 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
     def _commit_status(self, notice, params, now, served) -> defer.Deferred:
         if self.group_commit is None:
             return defer.maybeDeferred(self.status, params, now, served)
-        pending = self._unsaved.get(notice.call_id)
-        written = self.group_commit.write(lambda: self._apply_status(notice, now))
-        return written.addCallbacks(lambda result: self._status_written(notice, pending, *result),
-                                    self._status_not_written, errbackArgs=(notice,))
+        # Counted and logged once committed (the group commit's ``then``),
+        # without a callback of its own on the request's Deferred.
+        return self.group_commit.write(partial(self._apply_status, notice, now),
+                                       partial(self._status_committed, notice,
+                                               self._unsaved.get(notice.call_id)))
 
     def _with_whisper(self, action, served: Served):
         """A transfer to a phone number first tells the agent why the caller
@@ -460,7 +467,7 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
 
     # -- internals -----------------------------------------------------------------
     def _now(self, timezone: str) -> datetime:
-        return datetime.fromtimestamp(self.clock.seconds(), ZoneInfo(timezone))
+        return datetime.fromtimestamp(self.clock.seconds(), _zone(timezone))
 
     def _writer(self, call_id, turn, state, body, node_events):
         """The writes of a turn, as a function to run now or in a group commit."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
+from ivr.engine.actions import Dial
 from ivr.server.storage_faults import _both
 from ivr.store.sqlite.group_commit import fire
 
@@ -41,7 +42,10 @@ class TurnInPlay:
     def played(self, result, served) -> bytes | defer.Deferred:
         """The engine's :class:`ivr.engine.turn.Turn`: rendered and committed."""
         try:
-            actions = [self.handler._with_whisper(a, served) for a in result.actions]
+            handler = self.handler
+            # Only a transfer to a number is changed (the agent's whisper).
+            actions = [handler._with_whisper(a, served) if isinstance(a, Dial) else a
+                       for a in result.actions]
             body = self.dialect.render(actions, self.url)
         except Exception:  # noqa: BLE001 - the caller must reach a human
             return self.failed(Failure())
@@ -81,6 +85,7 @@ class TurnInPlay:
         """The group commit's ``then``: the document once the group is
         committed (answered from memory when it could not be), for the
         turn's request and the requests that joined it."""
+        handler, call_id = self.handler, self.call_id
         try:
             if isinstance(result, Failure):
                 answer = self._not_written(result, self.pending, self.played_turn)
@@ -88,10 +93,12 @@ class TurnInPlay:
                 answer = self.written(result, self.pending, self.played_turn)
         except BaseException:  # noqa: BLE001 - the requests' Deferreds carry it
             answer = Failure()
-        self.handler._release(None, self.call_id, self)
-        joined, self.joined = self.joined, None
-        for waiter in joined or ():
-            fire(waiter, answer)
+        if handler._held.get(call_id) is self:  # CallHandler._release, inline
+            del handler._held[call_id]
+        if self.joined is not None:
+            joined, self.joined = self.joined, None
+            for waiter in joined:
+                fire(waiter, answer)
         return answer
 
     def join(self) -> defer.Deferred:
@@ -110,6 +117,11 @@ class TurnInPlay:
         if self.joined is not None and waiter in self.joined:
             self.joined.remove(waiter)
 
+    def caller_gone(self) -> bool | defer.Deferred:
+        """Whether the turn's caller hung up while on hold (see
+        :meth:`ivr.server.calls.CallHandler._caller_gone`)."""
+        return self.handler._caller_gone(self.call_id, self.turn)
+
     def hang_up(self) -> None:
         """The call ended: nothing to stop, its look-ups are done."""
 
@@ -117,7 +129,10 @@ class TurnInPlay:
         """Committed: counted, logged, the helpdesk told; the document."""
         handler, call_id = self.handler, self.call_id
         new_state, body, _node_events = played
-        handler._written(call_id, pending)
+        if pending is None:
+            handler.storage.succeeded()  # what CallHandler._written does then
+        else:
+            handler._written(call_id, pending)
         handler._saved(call_id, self.turn, new_state)
         if new_state.get("callback") and not (self.state or {}).get("callback"):
             handler.helpdesk.requested(call_id)  # this turn kept the number, now committed

@@ -89,16 +89,27 @@ class GroupCommit:
             self._deliver(self._commit(self._next_group()))
 
     def _next_group(self) -> list:
-        group, self._queue = self._queue[:self.max_group], self._queue[self.max_group:]
+        if len(self._queue) <= self.max_group:  # usually: the whole queue, not a copy
+            group, self._queue = self._queue, []
+        else:
+            group, self._queue = self._queue[:self.max_group], self._queue[self.max_group:]
         return group
 
     def _deliver(self, results) -> None:
-        """Fire each write's Deferred with its result, once committed."""
+        """Fire each write's Deferred with its result, once committed
+        (:func:`then_applied` and :func:`fire`, inline: once per turn)."""
         for done, then, result in results:
             if then is not None:
-                result = then_applied(then, result)
-            if not done.called:  # else its request was cancelled (the provider hung up)
-                fire(done, result)
+                try:
+                    result = then(result)
+                except BaseException:  # noqa: BLE001 - as a Deferred's callback would
+                    result = Failure()
+            if done.called:  # its request was cancelled (the provider hung up)
+                continue
+            if isinstance(result, Failure):
+                done.errback(result)
+            else:
+                done.callback(result)
         if self.after_delivery is not None:
             self.after_delivery()
 
