@@ -13,7 +13,10 @@ a ``task.Clock`` (one commit per step of the 20 calls) and log lines
 formatted and written to ``/dev/null`` as ``ivr-serve`` writes them.  (Give valgrind the interpreter
 itself, ``python -c 'import sys; print(sys.executable)'``: a pyenv shim is
 a shell script, and valgrind would count the shell.)  Call ids come from a seeded
-generator, so two runs do the same work.
+generator, and the calls' moment is fixed (``--at``, a Tuesday at 10:00
+in Paris by default, with the demo orders dated that day), so two runs
+do the same work: the demo flow's opening hours and its orders' dates
+relative to the call's day change what a call does and says.
 
 It prints the CPU time per request (best of ``--repeat`` runs, a guide
 only on a shared machine) or, with ``--profile``, the cProfile table.  Under cachegrind the
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import datetime
 import gc
 import os
 import pstats
@@ -52,6 +56,7 @@ from twisted.internet.address import IPv4Address  # noqa: E402
 from twisted.internet.testing import StringTransport  # noqa: E402
 from twisted.logger import globalLogBeginner  # noqa: E402
 
+from ivr.lookups.demo_orders import create_demo_db  # noqa: E402
 from ivr.lookups.embedded import EmbeddedOrderLookups  # noqa: E402
 from ivr.server.calls import CallHandler  # noqa: E402
 from ivr.server.logs import flush_log_lines, text_log_observer  # noqa: E402
@@ -71,6 +76,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_turns import CALL  # noqa: E402
 
 CALLS_AT_A_TIME = 20
+#: The calls' moment unless ``--at`` says otherwise: a Tuesday morning in Paris.
+DEFAULT_MOMENT = "2026-12-08T10:00:00+01:00"
 #: The demo call of tools/bench_turns.py, then its status callback.
 STEPS = [(f"/voice/post_sale?turn={turn}" if turn else "/voice/post_sale", extra)
          for turn, extra in CALL] + [("/status", {"CallStatus": "completed", "SequenceNumber": "0"})]
@@ -79,13 +86,14 @@ STEPS = [(f"/voice/post_sale?turn={turn}" if turn else "/voice/post_sale", extra
 class Bench:
     """The server's Site over a fresh database, on a Clock."""
 
-    def __init__(self, db_path: Path, other_writer: int = 0):
+    def __init__(self, db_path: Path, at: datetime.datetime, other_writer: int = 0):
+        create_demo_db(str(db_path), at.date())  # the orders dated the calls' day
         store, orders = open_database(str(db_path))
         store.db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
         registry = FlowRegistry(ROOT / "flows", ROOT / "prompts", store)
         registry.reload_if_changed()
         self.clock = task.Clock()
-        self.clock.advance(time.time())
+        self.clock.advance(at.timestamp())
         group_commit = GroupCommit(store, self.clock)
         group_commit.after_delivery = flush_log_lines  # as ivr-serve does
         handler = CallHandler(registry, store, EmbeddedOrderLookups(orders).perform, self.clock,
@@ -152,12 +160,15 @@ def main(argv=None) -> None:
     parser.add_argument("--other-writer", type=int, default=0, metavar="K",
                         help="another connection commits after every K requests (default 0: "
                              "none), as the other process of two workers does")
+    parser.add_argument("--at", type=parse_moment, default=parse_moment(DEFAULT_MOMENT),
+                        help="the calls' moment, ISO 8601 with its offset "
+                             f"(default {DEFAULT_MOMENT}: inside the demo flow's hours)")
     args = parser.parse_args(argv)
     if not 1 <= args.batches <= 500 or not 1 <= args.repeat <= 10 \
             or not 0 <= args.other_writer <= 1000:
         raise SystemExit("--batches must be 1..500, --repeat 1..10 and --other-writer 0..1000")
     with tempfile.TemporaryDirectory() as tmp:
-        bench = Bench(Path(tmp) / "profile.db", args.other_writer)
+        bench = Bench(Path(tmp) / "profile.db", args.at, args.other_writer)
         # As ivr-serve logs: the lines of one pass of the reactor in one write.
         globalLogBeginner.beginLoggingTo(
             [text_log_observer(open(os.devnull, "w"), reactor=bench.clock)],
@@ -175,6 +186,14 @@ def main(argv=None) -> None:
                    for _ in range(args.repeat))
         print(f"{requests} requests: {1000 * best / requests:.3f} ms of CPU a request "
               f"(best of {args.repeat}; no network, no other process)")
+
+
+def parse_moment(text: str) -> datetime.datetime:
+    """An ISO 8601 moment with its UTC offset."""
+    moment = datetime.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (e.g. +01:00)")
+    return moment
 
 
 def _cpu(function) -> float:
