@@ -7,13 +7,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from jinja2.runtime import Context
 from markupsafe import Markup
 
 from ivr.engine.names import CallNames
 from ivr.flow import expressions
 from ivr.flow.memo import MISSING, Memo, key_of
 from ivr.flow.prompts import MEMO_SIZE, PromptError, PromptLibrary
-from ivr.flow.sandbox import RenderBudget
+from ivr.flow.sandbox import RenderBudget, Sandbox
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -182,3 +183,56 @@ def test_the_call_names_follow_the_state_and_keep_a_value_given():
     names["reason"] = "assigned"
     assert (names["status_told"], names["lang"], names["reason"]) == (True, "en-US", "assigned")
     assert names["choice_label"] is None
+
+
+# --- What a render or a condition is given ---------------------------------------
+
+
+@pytest.mark.parametrize("template, context, said", [
+    ("{% for i in range(n) %}{{ i }}{% endfor %}", {"n": 3}, "012"),
+    ("{{ dict(a=x)['a'] }}", {"x": "1"}, "1"),
+    ("{% set ns = namespace(n=x) %}{{ ns.n }}", {"x": "2"}, "2"),
+    ("{{ range }}-{{ x }}", {"range": "mine", "x": "3"}, "mine-3"),  # a variable hides a global
+    ("{{ x }}", {"x": "4", "range": "unread"}, "4"),
+])
+def test_a_prompt_reads_the_sandboxs_globals_and_the_variables_that_hide_them(template, context,
+                                                                               said):
+    clock = CountingClock()
+    lib = library(clock, p=template)
+    assert renders(lib, clock, "p", **context) == (said, True)
+    assert lib.render("en-US", "p", context) == said
+
+
+def test_a_prompt_that_takes_another_is_given_every_name_and_the_globals():
+    clock = CountingClock()
+    lib = library(clock, p="{% include 'q.j2' %}", q="{% for i in range(n) %}{{ i }}{% endfor %}")
+    assert renders(lib, clock, "p", n=2) == ("01", True)
+
+
+@pytest.mark.parametrize("source, context, value", [
+    ("range(n)|list|length", {"n": 3}, 3),
+    ("dict(a=x)", {"x": "1"}, {"a": "1"}),
+    ("namespace(a=x).a ~ joiner('-')()", {"x": "1"}, "1"),
+    ("x", {"x": "5", "dict": "unread"}, "5"),
+])
+def test_an_expression_reads_the_sandboxs_globals_and_the_variables_that_hide_them(source, context,
+                                                                                   value):
+    assert expressions.evaluate(source, context) == value
+    assert expressions.evaluate(source, context) == value
+
+
+def test_a_context_holds_what_jinjas_own_holds():
+    sandbox = Sandbox()
+    template = sandbox.from_string("{{ x }}")
+    ours = sandbox.context_of(template, {"x": 1})
+    jinjas = Context(sandbox, {**template.globals, "x": 1}, template.name, template.blocks,
+                     template.globals)
+    assert isinstance(ours, Context)
+    assert vars(ours).keys() == vars(jinjas).keys()
+    for name in ("parent", "vars", "environment", "exported_vars", "name", "blocks"):
+        assert getattr(ours, name) == getattr(jinjas, name), name
+    assert set(ours.globals_keys) == jinjas.globals_keys
+    assert ours.globals_keys - {"range"} == jinjas.globals_keys - {"range"}
+    assert vars(ours.eval_ctx) == vars(jinjas.eval_ctx)
+    alone = sandbox.context_of(template, {"x": 1}, own=True)
+    assert alone.parent == {"x": 1} and alone.resolve_or_missing("x") == 1

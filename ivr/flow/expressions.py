@@ -15,7 +15,7 @@ from functools import lru_cache
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
 
 from ivr.flow.memo import MISSING, PERSONAL, Memo, key_of, keyable
-from ivr.flow.sandbox import Sandbox
+from ivr.flow.sandbox import Sandbox, reads_no_global
 
 _env = Sandbox(undefined=StrictUndefined)
 
@@ -39,14 +39,18 @@ def _compiled(source: str) -> Template:
 
 
 @lru_cache(maxsize=4096)
-def _reads(source: str) -> tuple[tuple[str, ...], bool]:
-    """The variables ``source`` reads, the only ones it is given; and
-    whether its value may be kept by theirs (it reads nothing of the
-    caller's and draws nothing at random)."""
+def _reads(source: str) -> tuple[tuple[str, ...], bool, bool]:
+    """The variables ``source`` reads, the only ones it is given; whether
+    its value may be kept by theirs (it reads nothing of the caller's and
+    draws nothing at random); and whether it uses none of the sandbox's
+    globals (its context is then the names it reads alone).  The
+    variables leave out the globals it calls (``range``), which every
+    name it uses does not."""
     names = tuple(sorted(variables(source)))
     ast = _env.parse("{{ " + source + " }}")
     keeps = PERSONAL.isdisjoint(names) and all(f.name != "random" for f in ast.find_all(nodes.Filter))
-    return names, keeps
+    used = {name.name for name in ast.find_all(nodes.Name)}
+    return names, keeps, reads_no_global(_compiled(source), used)
 
 
 def evaluate(source: str, context: Mapping):
@@ -58,7 +62,7 @@ def evaluate(source: str, context: Mapping):
     of the variables read, when they are plain too: the sandbox is pure.
     """
     expression = _compiled(source)
-    names, keeps = _reads(source)
+    names, keeps, alone = _reads(source)
     key = key_of(names, context) if keeps else None
     if key is not None:
         key = (source, key)
@@ -69,7 +73,8 @@ def evaluate(source: str, context: Mapping):
     # call's twenty; in a context built once (a compiled expression's call
     # copies its arguments three times).
     run = _env.context_of(expression, {name: value for name in names
-                                       if (value := context.get(name, MISSING)) is not MISSING})
+                                       if (value := context.get(name, MISSING)) is not MISSING},
+                          own=alone)
     for _ in expression.root_render_func(run):  # it says nothing: it sets ``result``
         pass
     result = run.vars["result"]

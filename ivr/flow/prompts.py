@@ -29,7 +29,7 @@ from markupsafe import Markup
 
 from ivr.flow.memo import MISSING, PERSONAL, Memo, key_of
 from ivr.flow.prompt_filters import DAY_WORDS, _filters
-from ivr.flow.sandbox import RenderBudget, RenderBudgetExceeded, Sandbox
+from ivr.flow.sandbox import RenderBudget, RenderBudgetExceeded, Sandbox, reads_no_global
 from ivr.flow.suggest import closest
 from ivr.i18n import N_, _
 
@@ -224,14 +224,15 @@ class PromptLibrary:
             if said is not MISSING:
                 return said
         read = {n: value for n in compiled.reads if (value := context.get(n, MISSING)) is not MISSING}
-        said = fold(self._render(lang, name, compiled.template, read))
+        said = fold(self._render(lang, name, compiled.template, read, compiled.alone))
         if key is not None:
             self._said.put(key, said)
         return said
 
-    def _render(self, lang: str, name: str, template: jinja2.Template, context: Mapping) -> str:
+    def _render(self, lang: str, name: str, template: jinja2.Template, context: Mapping,
+                own: bool = False) -> str:
         try:
-            return template.environment.render_within(template, context, self.budget)
+            return template.environment.render_within(template, context, self.budget, own=own)
         except Exception as exc:  # a prompt that fails must never reach the caller half-said
             raise PromptError(
                 lang, name, f"{type(exc).__name__}: {exc}", _template_line(exc, template.filename),
@@ -249,11 +250,11 @@ class PromptLibrary:
         except jinja2.TemplateSyntaxError as exc:
             raise PromptError(lang, name, exc.message or str(exc), exc.lineno) from exc
         if self.sources is None:
-            return _Compiled(template, None, False)
+            return _Compiled(template, None, False, False)
         ast = env.parse(self.sources[lang, name])
         reads = _names_read(ast)
         keeps = reads is not None and PERSONAL.isdisjoint(reads) and _draws_nothing_at_random(ast)
-        compiled = _Compiled(template, reads, keeps)
+        compiled = _Compiled(template, reads, keeps, reads is not None and reads_no_global(template, reads))
         self._templates[lang, name, plain] = compiled
         return compiled
 
@@ -430,6 +431,9 @@ class _Compiled(NamedTuple):
     reads: tuple[str, ...] | None
     #: Whether what it says may be kept by the values of ``reads``.
     keeps: bool
+    #: Whether it reads none of the sandbox's globals: its context is then
+    #: made of the names it reads alone (``Sandbox.context_of``).
+    alone: bool
 
 
 def _names_read(ast: nodes.Template) -> tuple[str, ...] | None:

@@ -34,12 +34,12 @@ from typing import Callable
 
 from jinja2 import Template, nodes
 from jinja2.compiler import CodeGenerator
-from jinja2.runtime import Context
+from jinja2.runtime import Context, EvalContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = [
     "MAX_INT_BITS", "MAX_OPERATIONS", "MAX_OUTPUT", "MAX_RANGE", "MAX_SECONDS",
-    "MAX_VALUE_SIZE", "RenderBudget", "RenderBudgetExceeded", "Sandbox",
+    "MAX_VALUE_SIZE", "RenderBudget", "RenderBudgetExceeded", "Sandbox", "reads_no_global",
 ]
 
 #: The most items a ``range()`` may hold.
@@ -163,6 +163,25 @@ class _MeteredFilters(dict):
         return self[name] if name in self else default
 
 
+class _Context(Context):
+    """Jinja's ``Context``, its attributes set as Jinja sets them, for less
+    work: every prompt rendered and every condition tested makes one.
+    ``globals_keys`` is a view of the template's globals' keys rather than
+    a copy (nothing changes them once templates are loaded, and Jinja
+    only subtracts other keys from it), and a template without blocks
+    (all ours) gets its empty dict of blocks without a comprehension."""
+
+    def __init__(self, environment, parent, name, blocks, globals=None):  # noqa: A002 - Jinja's own signature
+        self.parent = parent
+        self.vars = {}
+        self.environment = environment
+        self.eval_ctx = EvalContext(environment, name)
+        self.exported_vars = set()
+        self.name = name
+        self.globals_keys = set() if globals is None else globals.keys()
+        self.blocks = {k: [v] for k, v in blocks.items()} if blocks else {}
+
+
 class Sandbox(ImmutableSandboxedEnvironment):
     """A sandboxed environment whose templates see its globals as a plain
     dict, cannot change the data they are given (``order.update(...)``
@@ -174,6 +193,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
     loaded and never change."""
 
     code_generator_class = _MeteredCode
+    context_class = _Context
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def __init__(self, *args, **kwargs):
@@ -192,29 +212,36 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
     # --- the budget ---------------------------------------------------------
 
-    def render_within(self, template: Template, names: Mapping, budget: RenderBudget) -> str:
+    def render_within(self, template: Template, names: Mapping, budget: RenderBudget, *,
+                      own: bool = False) -> str:
         """``template.render(names)`` within ``budget``; raises
         :class:`RenderBudgetExceeded` when it goes over.  One render at a
-        time per sandbox: the reactor's thread renders them all."""
+        time per sandbox: the reactor's thread renders them all.  ``own``
+        as for :meth:`context_of`."""
         global _running
         outer = self._meter, self._count, self._next_check, _running
         self._meter = _running = _Meter(budget)
         self._count, self._next_check = 0, min(_CLOCK_EVERY, budget.operations)
         try:
-            return self.concat(template.root_render_func(self.context_of(template, names)))
+            return self.concat(template.root_render_func(self.context_of(template, names, own=own)))
         except Exception:
             self.handle_exception()  # the template's lines in the traceback, as render() does
         finally:
             self._meter, self._count, self._next_check, _running = outer
 
-    def context_of(self, template: Template, names: Mapping) -> Context:
+    def context_of(self, template: Template, names: Mapping, *, own: bool = False) -> Context:
         """A new context to render ``template`` with ``names``, as Jinja's
         ``render()`` builds it (the template's globals under ``names``),
         from one dict: ``render()`` copies what it is given, then copies
         it again with the globals, and a compiled expression does the
-        same after Python copied its keyword arguments."""
-        return self.context_class(self, {**template.globals, **names}, template.name,
-                                  template.blocks, template.globals)
+        same after Python copied its keyword arguments.
+
+        ``own``: ``names`` is a dict made for this context alone, and the
+        template reads none of its globals and takes no other template
+        (see :func:`reads_no_global`): the context holds ``names`` as
+        they are, without the globals, which it would never read."""
+        parent = names if own else {**template.globals, **names}
+        return _Context(self, parent, template.name, template.blocks, template.globals)
 
     def _tick(self) -> None:
         self._count += 1
@@ -304,6 +331,12 @@ class Sandbox(ImmutableSandboxedEnvironment):
                 _check_sizes(name, args[value_at], args[value_at + 1:], kwargs)
             return bounded(filter_(*args, **kwargs))
         return bounded_filter
+
+
+def reads_no_global(template: Template, names) -> bool:
+    """Whether none of ``names`` (every name a template or an expression
+    uses) is one of ``template``'s globals (``range``, ``dict``, ...)."""
+    return template.globals.keys().isdisjoint(names)
 
 
 def _bounded_range(*args) -> range:
