@@ -46,15 +46,19 @@ def served(tmp_path):
 
 class CountingTransport(StringTransport):
     """A transport that counts the writes it gets and the times its local
-    address is asked for."""
+    and remote addresses are asked for."""
 
     def __init__(self):
         super().__init__()
-        self.host_asked = self.writes = 0
+        self.host_asked = self.peer_asked = self.writes = 0
 
     def getHost(self):
         self.host_asked += 1
         return super().getHost()
+
+    def getPeer(self):
+        self.peer_asked += 1
+        return super().getPeer()
 
     def write(self, data):
         self.writes += 1
@@ -83,7 +87,7 @@ def form_post(path: str, fields: dict) -> bytes:
             b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
 
 
-def test_a_connection_asks_the_socket_its_address_once(served):
+def test_a_connection_asks_the_socket_its_addresses_once(served):
     site, _reactor = served
     transport = CountingTransport()
     channel = connect(site, transport)
@@ -91,6 +95,8 @@ def test_a_connection_asks_the_socket_its_address_once(served):
     channel.dataReceived(HEALTHZ)
     assert answers(transport.value()) == [b"HTTP/1.1 200 OK"] * 2
     assert transport.host_asked == 1
+    assert transport.peer_asked == 1
+    assert channel.getPeer() == transport.getPeer()
 
 
 def test_an_answer_is_written_in_one_piece_with_its_headers(served):

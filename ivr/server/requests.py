@@ -268,6 +268,7 @@ class WebhookChannel(http.HTTPChannel):
 
     _refused = False
     _host = None
+    _peer = None
     #: The status line and headers of the answer being written, not sent yet.
     _head = b""
     #: The idle time-out's timer (see :meth:`setTimeout`).
@@ -481,6 +482,14 @@ class WebhookChannel(http.HTTPChannel):
         if self._host is None:
             self._host = self.transport.getHost()
         return self._host
+
+    def getPeer(self):
+        """The connection's remote address, made once: Twisted's Request
+        asks for it on every request, and a TCP transport builds a new
+        address object each time for a peer that does not change."""
+        if self._peer is None:
+            self._peer = self.transport.getPeer()
+        return self._peer
 
     def _respondToBadRequestAndDisconnect(self):
         self._refuse(raw_refusal(400, b"Bad Request", "malformed HTTP request"))
