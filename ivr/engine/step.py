@@ -30,6 +30,7 @@ from datetime import datetime
 from ivr.engine import actions as act
 from ivr.engine.failsafe import _FailSafe
 from ivr.engine.gathering import GATHERING, _Gathering
+from ivr.engine.moments import iso_text
 from ivr.engine.names import CallNames
 from ivr.engine.state import final_reason_answered, new_state
 from ivr.engine.transfers import _Transfers
@@ -74,7 +75,7 @@ class _Run(_FailSafe, _Transfers, _Gathering):
         self.actions: list = []
         self.events: list = []
         self.now: datetime = event["now"]
-        self.now_iso = self.now.isoformat()  # every node event and change is stamped with it
+        self.now_iso = iso_text(self.now)  # every node event and change is stamped with it
         self._names: CallNames | None = None
 
     # -- dispatch ----------------------------------------------------------------
@@ -214,7 +215,7 @@ class _Run(_FailSafe, _Transfers, _Gathering):
         self._cause("closed", node.name, on_the_way=True)
         opening = calendar.next_opening(self.now)
         # Prompts say when agents are back without copying the calendar.
-        self.state["vars"]["opens_at"] = opening.isoformat() if opening else None
+        self.state["vars"]["opens_at"] = iso_text(opening) if opening else None
         return self._leave(node, node.opts["closed"])
 
     def _enter_hangup(self, node):
