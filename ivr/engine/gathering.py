@@ -122,14 +122,9 @@ class _Gathering:
                         detail=heard.detail if heard else None)
             self._cause("caller_asked", node.name)
             return self._run(self._toward_human(self.flow.escape.to))
-        handler = {
-            "gather": self._menu_input if node.kind == "menu" else self._digits_input,
-            "confirm": self._confirm_input,
-            "callback_confirm": self._callback_confirm_input,
-            "callback_number": self._callback_number_input,
-            "confirm_choice": self._confirm_choice_input,
-        }[state["waiting"]]
-        handler(node, digits, speech if heard is None else heard)
+        waiting = state["waiting"]
+        handler = _INPUT_HANDLERS[waiting if waiting != "gather" or node.kind != "menu" else "menu"]
+        handler(self, node, digits, speech if heard is None else heard)
 
     def _hear(self, node, said: str) -> hearing.Decision:
         """What an utterance means where the call waits: a menu's choices,
@@ -311,3 +306,14 @@ class _Gathering:
         }[waiting]
         self._gather(node, waiting=waiting, prompts=prompts, apology=apology,
                      yes_no=waiting in _YES_NO_WAITS)
+
+
+#: What takes the caller's input in each wait (a menu's choices or an
+#: input node's digits when the call waits at a ``gather``).
+_INPUT_HANDLERS = {
+    "menu": _Gathering._menu_input, "gather": _Gathering._digits_input,
+    "confirm": _Gathering._confirm_input,
+    "callback_confirm": _Gathering._callback_confirm_input,
+    "callback_number": _Gathering._callback_number_input,
+    "confirm_choice": _Gathering._confirm_choice_input,
+}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from datetime import datetime
 
+from ivr.engine.moments import iso_text
 from ivr.flow.model import REASON_NOT_STATED, Flow
 from ivr.phone import country_of
 
@@ -89,12 +90,13 @@ def new_state(flow: Flow, event: dict, now: datetime) -> dict:
         lang = flow.country_languages.get(country) if country else None
     if lang is None:
         lang = flow.other_countries_language if country and flow.other_countries_language else flow.default_language
+    started = iso_text(now)
     return {
         "call_id": event.get("call_id", "unknown"), "flow": flow.name, "version": flow.version,
         "caller": caller, "called": event.get("called", ""), "country": country,
         # The voice provider the call came by ("twilio"…), None when not told.
         "provider": event.get("provider"),
-        "lang": lang, "started_at": now.isoformat(), "now": now.isoformat(),
+        "lang": lang, "started_at": started, "now": started,
         "ended_at": None, "node": None, "waiting": None, "request": None,
         "vars": _own_copy(flow.variables), "digits": "", "speech": "",
         "no_input": 0, "no_match": 0, "visits": {}, "steps": 0, "seq": 0,

@@ -30,6 +30,7 @@ from datetime import datetime
 from ivr.engine import actions as act
 from ivr.engine.failsafe import _FailSafe
 from ivr.engine.gathering import GATHERING, _Gathering
+from ivr.engine.moments import iso_text
 from ivr.engine.names import CallNames
 from ivr.engine.state import final_reason_answered, new_state
 from ivr.engine.transfers import _Transfers
@@ -74,7 +75,7 @@ class _Run(_FailSafe, _Transfers, _Gathering):
         self.actions: list = []
         self.events: list = []
         self.now: datetime = event["now"]
-        self.now_iso = self.now.isoformat()  # every node event and change is stamped with it
+        self.now_iso = iso_text(self.now)  # every node event and change is stamped with it
         self._names: CallNames | None = None
 
     # -- dispatch ----------------------------------------------------------------
@@ -112,10 +113,14 @@ class _Run(_FailSafe, _Transfers, _Gathering):
     # -- moving through the graph -------------------------------------------------
     def _run(self, name: str | None):
         """Enter ``name`` and follow the flow until a node waits or the call ends."""
-        nodes = self.flow.nodes
-        while name is not None and not self.state["ended"]:
-            name = self._guard(name)
-            state = self.state
+        flow = self.flow
+        nodes, state = flow.nodes, self.state
+        visits = state["visits"]
+        while name is not None and not state["ended"]:
+            steps = state["steps"] = state["steps"] + 1
+            seen = visits[name] = visits.get(name, 0) + 1
+            if steps > flow.max_steps or seen > flow.max_visits:
+                name = self._guard(name)
             state["node"], state["waiting"], state["no_input"], state["no_match"] = name, None, 0, 0
             node = nodes[name]
             if node.reason or node.resolves:
@@ -123,22 +128,19 @@ class _Run(_FailSafe, _Transfers, _Gathering):
             name = ENTER[node.kind](self, node)
 
     def _guard(self, name: str) -> str:
-        """The loop guard: past the step or visit limit, go to the human."""
+        """The loop guard, once ``name`` is past the step or visit limit
+        (counted): go to the human."""
         state = self.state
-        state["steps"] += 1
-        state["visits"][name] = state["visits"].get(name, 0) + 1
-        over = (state["steps"] > self.flow.max_steps
-                or state["visits"][name] > self.flow.max_visits)
-        if over and state.get("guarded") and state["steps"] > 2 * self.flow.max_steps:
-            # Even the way to a human loops: only the fail-safe is left.
-            raise RuntimeError(f"the flow still loops at {name!r} after the loop guard")
-        if over and state.get("guarded") is None:
+        if state.get("guarded") is None:
             state["guarded"] = name
             self._log(name, self.flow.nodes[name].kind, None, "loop_guard",
                       detail=f"steps={state['steps']} visits={state['visits'][name]}")
             self._cause("loop_guard", name)
             state["visits"][self.flow.human] = 0
             return self.flow.human
+        if state["steps"] > 2 * self.flow.max_steps:
+            # Even the way to a human loops: only the fail-safe is left.
+            raise RuntimeError(f"the flow still loops at {name!r} after the loop guard")
         return name
 
     def _leave(self, node: Node, branch: str | None, input_: str | None = None, detail=None):
@@ -146,9 +148,10 @@ class _Run(_FailSafe, _Transfers, _Gathering):
         return branch
 
     def _log(self, name, kind, input_, branch, detail=None):
-        self.state["seq"] += 1
+        state = self.state
+        seq = state["seq"] = state["seq"] + 1
         self.events.append({
-            "call_id": self.state["call_id"], "seq": self.state["seq"],
+            "call_id": state["call_id"], "seq": seq,
             "flow": self.flow.name, "version": self.flow.version,
             "node": name, "kind": kind, "input": input_, "branch": branch,
             "detail": detail, "at": self.now_iso,
@@ -214,7 +217,7 @@ class _Run(_FailSafe, _Transfers, _Gathering):
         self._cause("closed", node.name, on_the_way=True)
         opening = calendar.next_opening(self.now)
         # Prompts say when agents are back without copying the calendar.
-        self.state["vars"]["opens_at"] = opening.isoformat() if opening else None
+        self.state["vars"]["opens_at"] = iso_text(opening) if opening else None
         return self._leave(node, node.opts["closed"])
 
     def _enter_hangup(self, node):
