@@ -47,6 +47,27 @@ _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](
 
 #: The methods served most, and the name of each one's ``render_`` method.
 _RENDERERS = {b"POST": "render_POST", b"GET": "render_GET"}
+#: The methods providers use, as text.
+_METHOD_NAMES = {b"POST": "POST", b"GET": "GET"}
+
+#: The media type of each Content-Type header seen (a bounded few short
+#: ones: providers send one or two), so that it is not parsed every request.
+_MEDIA_TYPES: dict[bytes | None, str] = {}
+_MEDIA_TYPES_MAX = 64
+_MEDIA_TYPE_LONGEST = 128
+
+
+def _media_type(request) -> str:
+    """The lower-case media type of the request's Content-Type, without
+    its parameters ("" when absent); :class:`BadRequest` (400) when the
+    header is not UTF-8."""
+    value = request.getHeader(b"content-type")
+    media_type = _MEDIA_TYPES.get(value)
+    if media_type is None:
+        media_type = (header_text(request, b"content-type") or "").split(";")[0].strip().lower()
+        if len(_MEDIA_TYPES) < _MEDIA_TYPES_MAX and (value is None or len(value) <= _MEDIA_TYPE_LONGEST):
+            _MEDIA_TYPES[value] = media_type
+    return media_type
 
 
 class PlainResource(Resource):
@@ -144,16 +165,19 @@ class WebhookResource(PlainResource):
         else reads it, and building it is a tenth of the request's checks."""
         if getattr(request, "too_large", False):
             raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
-        content_type = (header_text(request, b"content-type") or "").split(";")[0].strip().lower()
+        content_type = _media_type(request)
         request.content.seek(0)
         raw = request.content.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
             raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
-        try:
-            query = parse_form(request.uri.partition(b"?")[2].decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise BadRequest(400, "malformed query string") from None
-        return WebhookRequest(request.method.decode("ascii"),
+        query: dict[str, list[str]] = {}
+        query_text = request.uri.partition(b"?")[2]
+        if query_text:
+            try:
+                query = parse_form(query_text.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise BadRequest(400, "malformed query string") from None
+        return WebhookRequest(_METHOD_NAMES.get(request.method) or request.method.decode("ascii"),
                               self.request_url(request) if signed else "",
                               content_type, raw, query, request.getHeader,
                               self.received_at(request))
