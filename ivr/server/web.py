@@ -195,12 +195,14 @@ class WebhookResource(PlainResource):
     def read_form(self, request) -> dict:
         """The webhook's parameters: parsed, signature checked, then checked
         by the dialect's field rules; raises :class:`BadRequest`."""
-        webhook = self.webhook(request, signed=self.served.checks_signatures)
+        signed = self.served.checks_signatures  # read once: a property of the provider's
+        webhook = self.webhook(request, signed=signed)
         try:
             fields = self.dialect.parse(webhook)
         except Refusal as refusal:
             raise BadRequest(refusal.code, refusal.reason) from None
-        self.check_signature(webhook, fields)
+        if signed:
+            self.check_signature(webhook, fields)
         try:
             return self.dialect.check(fields, self.required())
         except Refusal as refusal:
@@ -261,8 +263,7 @@ class VoiceResource(WebhookResource):
     def render_POST(self, request):
         try:
             flow_name = self._flow_name(request)
-            query = self._query(request)
-            turn = self._turn(query)
+            turn, polls = self._turn_and_poll(request)
             params = self.read_form(request)
         except BadRequest as error:
             return self.refuse(request, error)
@@ -271,7 +272,7 @@ class VoiceResource(WebhookResource):
         except BadRequest as error:
             return self.refuse(request, error)
         try:
-            result = self.handler.answer(flow_name, turn, params, now, poll=self._polls(query),
+            result = self.handler.answer(flow_name, turn, params, now, poll=polls,
                                          served=self.served_for(request))
         except Exception:  # noqa: BLE001 - answered below like a failed Deferred
             result = defer.fail()
@@ -302,7 +303,9 @@ class VoiceResource(WebhookResource):
         return NOT_DONE_YET
 
     def _flow_name(self, request) -> str:
-        parts = [p for p in request.postpath if p]
+        parts = request.postpath
+        if len(parts) != 1 or not parts[0]:  # not /voice/<flow> as we write it
+            parts = [p for p in parts if p]
         if len(parts) != 1:
             raise BadRequest(404, "expected /voice/<flow>")
         try:
@@ -310,13 +313,33 @@ class VoiceResource(WebhookResource):
         except UnicodeDecodeError:
             raise BadRequest(404, "flow name is not UTF-8") from None
 
+    @classmethod
+    def _turn_and_poll(cls, request) -> tuple[int, bool]:
+        """The turn number and whether the caller comes back from a hold,
+        from the query (see :meth:`_query`, :meth:`_turn` and :meth:`_polls`);
+        raises :class:`BadRequest`.  Each query answered is kept in a bounded
+        table: ours are few (``turn=N``, ``&hold=1``), and reading one again
+        was a tenth of the route's own work."""
+        raw = request.uri.partition(b"?")[2]
+        known = _TURNS.get(raw)
+        if known is None:
+            query = cls._query_text(raw)
+            known = cls._turn(query), cls._polls(query)
+            if len(_TURNS) < _TURNS_MAX and len(raw) <= _TURN_QUERY_LONGEST:
+                _TURNS[raw] = known
+        return known
+
+    @classmethod
+    def _query(cls, request) -> dict[bytes, list[bytes]]:
+        """The query of the request's URL, as :meth:`_query_text` reads it."""
+        return cls._query_text(request.uri.partition(b"?")[2])
+
     @staticmethod
-    def _query(request) -> dict[bytes, list[bytes]]:
+    def _query_text(raw: bytes) -> dict[bytes, list[bytes]]:
         """What Twisted's ``parse_qs`` gives (fields without ``=`` or a
         value dropped), unquoting only a query that needs it: ours
         (``turn=N``, ``hold=1``) never does."""
         # From the URL we wrote into the TwiML only, never from the body.
-        raw = request.uri.partition(b"?")[2]
         if b"%" in raw or b"+" in raw:
             return parse_qs(raw)
         query: dict[bytes, list[bytes]] = {}
@@ -342,6 +365,13 @@ class VoiceResource(WebhookResource):
         if len(values[-1]) > 5:
             raise BadRequest(400, "turn out of range")
         return int(values[-1])
+
+
+#: The turn number and hold flag of each voice query answered: a bounded
+#: few short ones (see VoiceResource._turn_and_poll).
+_TURNS: dict[bytes, tuple[int, bool]] = {}
+_TURNS_MAX = 1024
+_TURN_QUERY_LONGEST = 32
 
 
 class StatusResource(WebhookResource):
