@@ -10,6 +10,10 @@ from test_web import BASE, CA1, CA2, FORM, TOKEN, Server, body_of, says, slow_se
 from treq.testing import StubTreq
 from twisted.internet import defer
 
+from ivr.providers.form_fields import FORBIDDEN, OTHER_FIELD_MAX, check_form
+from ivr.providers.plivo.fields import FIELDS as PLIVO_FIELDS
+from ivr.providers.signalwire.webhook_fields import ID_FIELDS as SIGNALWIRE_IDS
+from ivr.providers.telnyx.webhook_fields import ID_FIELDS as TELNYX_IDS
 from ivr.providers.twilio.signature import signed_headers
 from ivr.providers.twilio.webhook_fields import FIELDS, FieldError, check_fields
 from ivr.server.web import build_root
@@ -142,6 +146,36 @@ def test_every_declared_numeric_rule_refuses_non_ascii_digits():
     for name in numeric:
         with pytest.raises(FieldError, match=f"^{name} must be a whole number in ASCII digits$"):
             check_fields({"CallSid": [CA1], name: ["３"]})
+
+
+def full_check(rule, value: str) -> str | None:
+    """What the quick test of a value (its length, printable, one pattern)
+    stands in for: the control characters, then the rule's own checks."""
+    if FORBIDDEN.search(value):
+        return "holds a control character"
+    if rule is None:
+        return f"longer than {OTHER_FIELD_MAX} characters" if len(value) > OTHER_FIELD_MAX else None
+    return rule.problem(value)
+
+
+@pytest.mark.parametrize("rules", [FIELDS, PLIVO_FIELDS, {**FIELDS, **TELNYX_IDS},
+                                   {**FIELDS, **SIGNALWIRE_IDS}])
+def test_each_rule_takes_a_value_exactly_when_its_full_checks_do(rules):
+    values = ["", "0", "00", "1", "999999999", "1000000000", "9999999", "10000000", "0000000001",
+              "-1", "1.5", "2e3", "３", "completed", "Completed", "completed ", "in-progress",
+              "bridged", "hangup", "12#*", CA1, CA1.upper(), CA1[:-1], "AC" + CA1[2:], "+33612345678",
+              "PARIS CEDEX 08", "tab\there", "line\nbreak", "cr\rhere", "nbsp\u00a0here",
+              "zero\u200bwidth", "bell\x07", "del\x7f", "nonchar\ufffe", "é" * 20, "x" * 129,
+              "x" * 4097, "x" * (OTHER_FIELD_MAX + 1), "https://example.com/r.wav", "http://a b",
+              "3c4a1f6e-0b1d-4c1e-9d2f-1a2b3c4d5e6f", "v3:abc-DEF_123", "Reason_1"]
+    for name, rule in [*rules.items(), ("NotARule", None)]:
+        for value in values:
+            why = full_check(rule, value)
+            if why is None:
+                assert check_form({name: [value]}, rules) == {name: value}, (name, value)
+            else:
+                with pytest.raises(FieldError, match=f"^{name} "):
+                    check_form({name: [value]}, rules)
 
 
 # -- /calls/<sid> is private -----------------------------------------------------

@@ -278,6 +278,22 @@ def test_json_body_hash_in_url_tampered_fails():
     assert not is_valid_twilio_request(TOKEN, bad_url, {}, twilio_signature(TOKEN, bad_url, {}), raw_body=BODY)
 
 
+def test_a_percent_encoded_body_hash_name_still_binds_the_body():
+    url = URI_WITH_BODY.replace("bodySHA256", "%62ody%53HA256")
+    assert url != URI_WITH_BODY
+    signature = twilio_signature(TOKEN, url, {})
+    assert is_valid_twilio_request(TOKEN, url, {}, signature, raw_body=BODY)
+    assert not is_valid_twilio_request(TOKEN, url, {}, signature, raw_body=BODY + b" ")
+    assert not is_valid_twilio_request(TOKEN, url, {}, signature)
+
+
+def test_a_form_s_lists_sign_as_their_values_repeated_or_not():
+    form = {"CallSid": ["CA1"], "Digits": ["2", "1", "2"], "From": ["+33612345678"]}
+    one_by_one = {"CallSid": "CA1", "Digits": ["1", "2"], "From": "+33612345678"}
+    assert twilio_signature(TOKEN, URI, form) == twilio_signature(TOKEN, URI, one_by_one)
+    assert is_valid_twilio_request(TOKEN, URI, form, twilio_signature(TOKEN, URI, one_by_one))
+
+
 def test_json_body_missing_fails():
     assert not is_valid_twilio_request(TOKEN, URI_WITH_BODY, {}, JSON_SIG)
     assert not is_valid_twilio_request(TOKEN, URI_WITH_BODY, {}, JSON_SIG, raw_body=b"")

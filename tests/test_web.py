@@ -624,7 +624,7 @@ def test_the_form_parser_refuses_what_urllib_refuses(body):
 
 def test_the_form_parser_decodes_escapes_beside_any_characters_as_urllib_does():
     pieces = ["%", "C3", "A9", "E2", "82", "ff", "+", "a", "é", "€", "%C3", "%A9", "%E2%82",
-              "%AC", "%2B", "0"]
+              "%AC", "%2B", "0", "%26", "%3d", "%25", "%2", "%3A", "=", "&y="]
     chosen = random.Random(7)
     for _ in range(3000):
         value = "".join(chosen.choice(pieces) for _ in range(chosen.randint(1, 8)))
@@ -672,3 +672,29 @@ def test_the_voice_query_reads_as_twisted_s_parse_qs(query):
         uri = b"/voice/post_sale?" + query if query else b"/voice/post_sale"
 
     assert VoiceResource._query(Request()) == twisted_parse_qs(query)
+
+
+@pytest.mark.parametrize("query", [
+    b"", b"turn=3", b"turn=3&hold=1", b"hold=1&turn=3", b"turn=3&hold=2", b"turn=3;hold=1",
+    b"turn=%33", b"turn=x", b"turn=\xc2\xb2", b"turn=123456", b"turn=1_0", b"turn=3&turn=4",
+])
+def test_a_voice_query_answered_again_gets_the_same_turn_and_hold(query):
+    from ivr.server.requests import BadRequest
+    from ivr.server.web import VoiceResource
+
+    class Request:
+        uri = b"/voice/post_sale?" + query if query else b"/voice/post_sale"
+
+    def read():
+        try:
+            return VoiceResource._turn_and_poll(Request())
+        except BadRequest as error:
+            return error.code, error.reason
+
+    parsed = VoiceResource._query(Request())
+    try:
+        expected = (VoiceResource._turn(parsed), VoiceResource._polls(parsed))
+    except BadRequest as error:
+        expected = error.code, error.reason
+    assert read() == expected
+    assert read() == expected  # kept, or refused again

@@ -25,16 +25,52 @@ def parse_form(text: str) -> dict[str, list[str]]:
     form: dict[str, list[str]] = {}
     if not text:
         return form
+    each_field = "%" in text or "+" in text
+    if each_field:
+        decoded = _decoded_at_once(text)
+        if decoded is not None:
+            text, each_field = decoded, False
     for field in text.split("&"):
         name, equals, value = field.partition("=")
         if not equals:
-            raise ValueError(f"bad form field {field[:40]!r}")
-        if "%" in name or "+" in name:
-            name = _unquoted(name)
-        if "%" in value or "+" in value:
-            value = _unquoted(value)
+            raise ValueError("a form field without '='")
+        if each_field:
+            if "%" in name or "+" in name:
+                name = _unquoted(name)
+            if "%" in value or "+" in value:
+                value = _unquoted(value)
         form.setdefault(name, []).append(value)
     return form
+
+
+_HEX = "0123456789ABCDEFabcdef"
+#: The escapes decoded in a whole body at once ("%2B" and "%2b" for "+"), and
+#: their characters: those of ASCII characters but the form's "&" and "=".
+_BODY_ESCAPES = {high + low: chr(int(high + low, 16)) for high in "01234567" for low in _HEX
+                 if chr(int(high + low, 16)) not in "&="}
+
+
+def _decoded_at_once(text: str) -> str | None:
+    """``text`` with its ``+`` made spaces and its escapes decoded, in one
+    pass over the whole body, when every escape in it is one of
+    :data:`_BODY_ESCAPES` (what providers send: ``%2B`` in numbers, ``%3A``
+    and ``%2F`` in URLs); None when one is the escape of a byte outside
+    ASCII, of "&" or of "=" (then each name and value is decoded apart).
+    The same fields as decoding each: an escape never spans an "&" or an
+    "=", which are not hexadecimal digits, and what an escape gives is not
+    read again.  A ``%`` not followed by two hexadecimal digits stays, as
+    ``unquote_plus`` leaves it."""
+    pieces = text.replace("+", " ").split("%")
+    decoded = [pieces[0]]
+    for piece in pieces[1:]:
+        char = _BODY_ESCAPES.get(piece[:2])
+        if char is not None:
+            decoded.append(char + piece[2:])
+        elif len(piece) > 1 and piece[0] in _HEX and piece[1] in _HEX:
+            return None
+        else:
+            decoded.append("%" + piece)
+    return "".join(decoded)
 
 
 def _unquoted(text: str) -> str:

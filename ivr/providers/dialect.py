@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from ivr.engine.actions import Action
@@ -34,8 +34,12 @@ class Refusal(ValueError):
         self.code, self.reason = code, reason
 
 
-@dataclass(frozen=True)
-class CallFacts:
+# CallFacts, StatusNotice and WebhookRequest are made for every request:
+# named tuples, as immutable as frozen dataclasses, cost a fifth as much
+# to make (a frozen dataclass sets each field through object.__setattr__).
+
+
+class CallFacts(NamedTuple):
     """Who a request is about: the provider's call id, the caller's and
     the called number (empty when the provider did not send them)."""
 
@@ -44,8 +48,7 @@ class CallFacts:
     called: str = ""
 
 
-@dataclass(frozen=True)
-class StatusNotice:
+class StatusNotice(NamedTuple):
     """A provider's call-status notice.  ``status`` is the provider's own
     word for it (kept as sent); ``final`` says the provider will not call
     again; ``sequence`` orders notices of one call; ``duration`` (seconds
@@ -80,8 +83,7 @@ class StatusNotice:
 HeaderFn = Callable[[bytes], "bytes | None"]
 
 
-@dataclass(frozen=True)
-class WebhookRequest:
+class WebhookRequest(NamedTuple):
     """A provider's request as received, before anything trusts it.
 
     ``url`` is the URL the provider requested (the public base URL, then

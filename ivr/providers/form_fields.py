@@ -38,8 +38,6 @@ MAX_REPEATS = 10
 FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 #: A field name: a short ASCII word.
 NAME = re.compile(r"[A-Za-z0-9_.\-]{1,%d}" % MAX_NAME, re.ASCII)
-#: Any character but the FORBIDDEN ones.
-_ALLOWED = "[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]"
 
 
 class FieldError(ValueError):
@@ -57,24 +55,29 @@ class FieldRule:
     pattern: re.Pattern | None = None
     choices: frozenset | None = None
     at_most: int | None = None
-    #: Matches only values that fit and hold no FORBIDDEN character, in one
-    #: search; a value it does not match gets the full check.
-    fits: re.Pattern = field(init=False, repr=False, compare=False)
+    #: (the longest value, a test of the whole value or None): a value no
+    #: longer, printable (so without a FORBIDDEN character) and passing the
+    #: test fits; any other gets the full check.
+    quick: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "fits", self._fits())
+        object.__setattr__(self, "quick", (self.max_length, self._quick_test()))
 
-    def _fits(self) -> re.Pattern:
-        parts = [f"(?={_ALLOWED}{{0,{self.max_length}}}\\Z)"]
+    def _quick_test(self):
+        """What a value must also pass to fit without the full check: None
+        for text, the choices' membership, else one compiled pattern."""
+        if self.pattern is None and self.at_most is None:
+            return None if self.choices is None else self.choices.__contains__
+        parts = []
         if self.at_most is not None:  # fewer digits than the largest number: never too big
             digits = len(str(self.at_most)) - 1
             parts.append(f"(?=[0-9]{{1,{digits}}}\\Z)" if digits > 0 else "(?!)")
         if self.choices is not None:
             parts.append(f"(?=(?:{'|'.join(re.escape(c) for c in sorted(self.choices))})\\Z)")
-        if self.pattern is not None:
-            parts.append(f"(?:{self.pattern.pattern})")
-            return re.compile("".join(parts), self.pattern.flags)
-        return re.compile("".join(parts) + "(?s:.*)")
+        if self.pattern is None:
+            return re.compile("".join(parts) + "(?s:.*)").fullmatch
+        parts.append(f"(?:{self.pattern.pattern})")
+        return re.compile("".join(parts), self.pattern.flags).fullmatch
 
     def problem(self, value: str) -> str | None:
         """Why ``value`` does not fit, or None."""
@@ -109,10 +112,10 @@ def check_form(form: dict[str, list[str]], rules: Mapping[str, FieldRule],
         if len(values) > MAX_REPEATS:
             raise FieldError(f"{name} is repeated more than {MAX_REPEATS} times")
         rule = rules.get(name)
-        fits = rule.fits if rule else _OTHER_FITS
+        longest, test = rule.quick if rule else _OTHER_QUICK
         for value in values:
-            if fits.fullmatch(value):
-                continue  # one search: the checks below would all pass
+            if len(value) <= longest and value.isprintable() and (test is None or test(value)):
+                continue  # the checks below would all pass
             if FORBIDDEN.search(value):
                 raise FieldError(f"{name} holds a control character")
             why = rule.problem(value) if rule else (
@@ -126,8 +129,8 @@ def check_form(form: dict[str, list[str]], rules: Mapping[str, FieldRule],
 #: Field names found to be short ASCII words: providers send the same few.
 _NAMES_SEEN: set[str] = set()
 _NAMES_SEEN_MAX = 1024
-#: A value of a field no rule names that fits: short enough, no FORBIDDEN character.
-_OTHER_FITS = re.compile(f"{_ALLOWED}{{0,{OTHER_FIELD_MAX}}}")
+#: :attr:`FieldRule.quick` for a field no rule names: any text short enough.
+_OTHER_QUICK = (OTHER_FIELD_MAX, None)
 
 
 def _new_name(name: str) -> bool:

@@ -48,6 +48,27 @@ _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](
 
 #: The methods served most, and the name of each one's ``render_`` method.
 _RENDERERS = {b"POST": "render_POST", b"GET": "render_GET"}
+#: The methods providers use, as text.
+_METHOD_NAMES = {b"POST": "POST", b"GET": "GET"}
+
+#: The media type of each Content-Type header seen (a bounded few short
+#: ones: providers send one or two), so that it is not parsed every request.
+_MEDIA_TYPES: dict[bytes | None, str] = {}
+_MEDIA_TYPES_MAX = 64
+_MEDIA_TYPE_LONGEST = 128
+
+
+def _media_type(request) -> str:
+    """The lower-case media type of the request's Content-Type, without
+    its parameters ("" when absent); :class:`BadRequest` (400) when the
+    header is not UTF-8."""
+    value = request.getHeader(b"content-type")
+    media_type = _MEDIA_TYPES.get(value)
+    if media_type is None:
+        media_type = (header_text(request, b"content-type") or "").split(";")[0].strip().lower()
+        if len(_MEDIA_TYPES) < _MEDIA_TYPES_MAX and (value is None or len(value) <= _MEDIA_TYPE_LONGEST):
+            _MEDIA_TYPES[value] = media_type
+    return media_type
 
 
 class PlainResource(Resource):
@@ -145,16 +166,19 @@ class WebhookResource(PlainResource):
         else reads it, and building it is a tenth of the request's checks."""
         if getattr(request, "too_large", False):
             raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
-        content_type = (header_text(request, b"content-type") or "").split(";")[0].strip().lower()
+        content_type = _media_type(request)
         request.content.seek(0)
         raw = request.content.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
             raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
-        try:
-            query = parse_form(request.uri.partition(b"?")[2].decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise BadRequest(400, "malformed query string") from None
-        return WebhookRequest(request.method.decode("ascii"),
+        query: dict[str, list[str]] = {}
+        query_text = request.uri.partition(b"?")[2]
+        if query_text:
+            try:
+                query = parse_form(query_text.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise BadRequest(400, "malformed query string") from None
+        return WebhookRequest(_METHOD_NAMES.get(request.method) or request.method.decode("ascii"),
                               self.request_url(request) if signed else "",
                               content_type, raw, query, request.getHeader,
                               self.received_at(request))
@@ -172,12 +196,14 @@ class WebhookResource(PlainResource):
     def read_form(self, request) -> dict:
         """The webhook's parameters: parsed, signature checked, then checked
         by the dialect's field rules; raises :class:`BadRequest`."""
-        webhook = self.webhook(request, signed=self.served.checks_signatures)
+        signed = self.served.checks_signatures  # read once: a property of the provider's
+        webhook = self.webhook(request, signed=signed)
         try:
             fields = self.dialect.parse(webhook)
         except Refusal as refusal:
             raise BadRequest(refusal.code, refusal.reason) from None
-        self.check_signature(webhook, fields)
+        if signed:
+            self.check_signature(webhook, fields)
         try:
             return self.dialect.check(fields, self.required())
         except Refusal as refusal:
@@ -238,8 +264,7 @@ class VoiceResource(WebhookResource):
     def render_POST(self, request):
         try:
             flow_name = self._flow_name(request)
-            query = self._query(request)
-            turn = self._turn(query)
+            turn, polls = self._turn_and_poll(request)
             params = self.read_form(request)
         except BadRequest as error:
             return self.refuse(request, error)
@@ -248,7 +273,7 @@ class VoiceResource(WebhookResource):
         except BadRequest as error:
             return self.refuse(request, error)
         try:
-            result = self.handler.answer(flow_name, turn, params, now, poll=self._polls(query),
+            result = self.handler.answer(flow_name, turn, params, now, poll=polls,
                                          served=self.served_for(request))
         except Exception:  # noqa: BLE001 - answered below like a failed Deferred
             result = defer.fail()
@@ -279,7 +304,9 @@ class VoiceResource(WebhookResource):
         return NOT_DONE_YET
 
     def _flow_name(self, request) -> str:
-        parts = [p for p in request.postpath if p]
+        parts = request.postpath
+        if len(parts) != 1 or not parts[0]:  # not /voice/<flow> as we write it
+            parts = [p for p in parts if p]
         if len(parts) != 1:
             raise BadRequest(404, "expected /voice/<flow>")
         try:
@@ -287,13 +314,33 @@ class VoiceResource(WebhookResource):
         except UnicodeDecodeError:
             raise BadRequest(404, "flow name is not UTF-8") from None
 
+    @classmethod
+    def _turn_and_poll(cls, request) -> tuple[int, bool]:
+        """The turn number and whether the caller comes back from a hold,
+        from the query (see :meth:`_query`, :meth:`_turn` and :meth:`_polls`);
+        raises :class:`BadRequest`.  Each query answered is kept in a bounded
+        table: ours are few (``turn=N``, ``&hold=1``), and reading one again
+        was a tenth of the route's own work."""
+        raw = request.uri.partition(b"?")[2]
+        known = _TURNS.get(raw)
+        if known is None:
+            query = cls._query_text(raw)
+            known = cls._turn(query), cls._polls(query)
+            if len(_TURNS) < _TURNS_MAX and len(raw) <= _TURN_QUERY_LONGEST:
+                _TURNS[raw] = known
+        return known
+
+    @classmethod
+    def _query(cls, request) -> dict[bytes, list[bytes]]:
+        """The query of the request's URL, as :meth:`_query_text` reads it."""
+        return cls._query_text(request.uri.partition(b"?")[2])
+
     @staticmethod
-    def _query(request) -> dict[bytes, list[bytes]]:
+    def _query_text(raw: bytes) -> dict[bytes, list[bytes]]:
         """What Twisted's ``parse_qs`` gives (fields without ``=`` or a
         value dropped), unquoting only a query that needs it: ours
         (``turn=N``, ``hold=1``) never does."""
         # From the URL we wrote into the TwiML only, never from the body.
-        raw = request.uri.partition(b"?")[2]
         if b"%" in raw or b"+" in raw:
             return parse_qs(raw)
         query: dict[bytes, list[bytes]] = {}
@@ -319,6 +366,13 @@ class VoiceResource(WebhookResource):
         if len(values[-1]) > 5:
             raise BadRequest(400, "turn out of range")
         return int(values[-1])
+
+
+#: The turn number and hold flag of each voice query answered: a bounded
+#: few short ones (see VoiceResource._turn_and_poll).
+_TURNS: dict[bytes, tuple[int, bool]] = {}
+_TURNS_MAX = 1024
+_TURN_QUERY_LONGEST = 32
 
 
 class StatusResource(WebhookResource):

@@ -43,7 +43,7 @@ SSML_TAGS = frozenset(
     {"break", "emphasis", "lang", "p", "phoneme", "prosody", "s", "say-as", "sub", "w"}
 )
 
-_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>'
 # Header names go into the URI unescaped, so anything beyond these would
 # split or corrupt the header list (Twilio warning 13252).
 _SIP_HEADER_NAME = re.compile(r"[A-Za-z0-9-]+\Z")
@@ -66,7 +66,7 @@ def render_twiml(actions: Iterable[Action], action_url: str, *, method: str = "P
     """
     if method not in ("GET", "POST"):
         raise ValueError(f"method must be 'GET' or 'POST', not {method!r}")
-    verbs: list[str] = []
+    verbs: list[bytes] = []
     ended_by = None
     for action in actions:
         if isinstance(action, Lookup):
@@ -81,8 +81,8 @@ def render_twiml(actions: Iterable[Action], action_url: str, *, method: str = "P
         if isinstance(action, TERMINAL):
             ended_by = action
 
-    body = "".join(verbs)
-    document = (_DECLARATION + (f"<Response>{body}</Response>" if body else "<Response />")).encode("utf-8")
+    body = b"".join(verbs)
+    document = _DECLARATION + (b"<Response>" + body + b"</Response>" if body else b"<Response />")
     if len(document) >= MAX_DOCUMENT_BYTES:
         raise ValueError(
             f"TwiML document is {len(document)} bytes; Twilio refuses {MAX_DOCUMENT_BYTES} or more"
@@ -93,30 +93,38 @@ def render_twiml(actions: Iterable[Action], action_url: str, *, method: str = "P
 # --- One element per action ---------------------------------------------------
 # Elements are written as strings, exactly as ElementTree would serialise
 # them (a turn renders one document, and building a tree to serialise it
-# was a tenth of the turn's time).
+# was a tenth of the turn's time), then encoded to UTF-8 each on its own:
+# a Gather, most of a document, is kept encoded.
 
 
-def _add_verb(out: list[str], action: Action, action_url: str, method: str) -> None:
+def _add_verb(out: list[bytes], action: Action, action_url: str, method: str) -> None:
     match action:
-        case Say() | Play() | Pause():
-            out.append(_prompt(action))
         case Gather():
-            out.append(_gather("".join(_prompt(prompt) for prompt in action.prompts), action_url,
+            out.append(_gather(tuple([_prompt(prompt) for prompt in action.prompts]), action_url,
                                method, action.input, action.num_digits, action.finish_on_key,
                                action.timeout, action.speech_timeout, action.hints,
                                action.language))
+        case _:
+            out.append(_verb(action, action_url, method).encode("utf-8"))
+
+
+def _verb(action: Action, action_url: str, method: str) -> str:
+    """The element of an action other than a Gather."""
+    match action:
+        case Say() | Play() | Pause():
+            return _prompt(action)
         case Dial():
-            out.append(_dial(action, action_url, method))
+            return _dial(action, action_url, method)
         case Enqueue():
-            out.append(_element(
+            return _element(
                 "Enqueue",
                 _text(_queue_name(action.queue)),
                 action=action_url,
                 method=method,
                 waitUrl=_with_query(action.wait_url, action.params),
-            ))
+            )
         case Record():
-            out.append(_element(
+            return _element(
                 "Record",
                 None,
                 action=action_url,
@@ -125,11 +133,11 @@ def _add_verb(out: list[str], action: Action, action_url: str, method: str) -> N
                 timeout=action.timeout,
                 finishOnKey=action.finish_on_key,
                 playBeep=action.play_beep,
-            ))
+            )
         case Redirect():
-            out.append(_element("Redirect", _text(action.url), method="POST"))
+            return _element("Redirect", _text(action.url), method="POST")
         case Hangup():
-            out.append("<Hangup />")
+            return "<Hangup />"
         case _:
             raise ValueError(f"cannot render {action!r} as TwiML")
 
@@ -138,13 +146,16 @@ def _add_verb(out: list[str], action: Action, action_url: str, method: str) -> N
 # the same turn: each distinct Gather is serialised once.  Keyed by type too,
 # so that a timeout of 5 and one of 5.0 are not taken for each other.
 @lru_cache(maxsize=4096, typed=True)
-def _gather(prompts: str, action_url: str, method: str, input: str, num_digits: int | None,
-            finish_on_key: str | None, timeout: int, speech_timeout: str | None,
-            hints: tuple[str, ...], language: str | None) -> str:
-    """A ``<Gather>`` around ``prompts`` (serialised), then its ``<Redirect>``."""
+def _gather(prompts: tuple[str, ...], action_url: str, method: str, input: str,
+            num_digits: int | None, finish_on_key: str | None, timeout: int,
+            speech_timeout: str | None, hints: tuple[str, ...], language: str | None) -> bytes:
+    """A ``<Gather>`` around ``prompts`` (each serialised), then its
+    ``<Redirect>``, in UTF-8.  Keyed by the prompts' elements, which
+    :func:`_say` keeps, rather than by their text joined: a tuple of kept
+    strings hashes without reading them."""
     gather = _element(
         "Gather",
-        prompts,
+        "".join(prompts),
         action=action_url,
         method=method,
         input=input,
@@ -157,7 +168,7 @@ def _gather(prompts: str, action_url: str, method: str, input: str, num_digits: 
     )
     # With no input Twilio falls through to the next verb, and with
     # none it hangs up: send the silent caller back to the engine.
-    return gather + _element("Redirect", _text(action_url), method=method)
+    return (gather + _element("Redirect", _text(action_url), method=method)).encode("utf-8")
 
 
 def _prompt(prompt: Say | Play | Pause) -> str:
