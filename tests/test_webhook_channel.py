@@ -5,6 +5,7 @@ they are written (``ivr.server.sending``)."""
 import re
 import select
 import socket
+import sqlite3
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -898,3 +899,20 @@ def test_a_turn_is_cancelled_when_the_caller_hangs_up_before_its_answer(served, 
     channel.connectionLost(failure.Failure(ConnectionDone()))
     reactor.advance(0)  # the group commit: the turn is kept, its answer not written
     assert finished == [] and channel.transport.value() == b""
+
+
+def test_a_status_callback_is_kept_when_the_provider_hangs_up_before_its_answer(
+        served, tmp_path):
+    site, reactor = served
+    voice = connect(site, StringTransport())
+    voice.dataReceived(form_post("/voice/post_sale", {"CallSid": CA1, "From": "+33612345678"}))
+    reactor.advance(0)
+    channel = connect(site, StringTransport())
+    channel.dataReceived(form_post("/status", {"CallSid": CA1, "CallStatus": "completed",
+                                               "SequenceNumber": "0"}))
+    channel.connectionLost(failure.Failure(ConnectionDone()))
+    reactor.advance(0)  # the group commit: the call ends, no answer is written
+    assert channel.transport.value() == b""
+    with sqlite3.connect(tmp_path / "ivr.db") as db:
+        assert db.execute("SELECT provider_status FROM calls WHERE call_id = ?",
+                          [CA1]).fetchone() == ("completed",)

@@ -391,7 +391,7 @@ class StatusResource(WebhookResource):
             return self.refuse(request, error)
         result = self.handler.status_committed(params, now, self.served_for(request))
         gone = []  # the provider hung up on us: the callback is still kept
-        request.notifyFinish().addErrback(gone.append)
+        when_lost(request, gone.append)
 
         def taken(_new):
             if not gone:
@@ -518,7 +518,7 @@ def _finish_later(request, answer: defer.Deferred) -> object:
     """``NOT_DONE_YET``, and ``request`` finished with ``answer``'s body
     once it comes, unless the client went away."""
     gone: list = []
-    request.notifyFinish().addErrback(gone.append)
+    when_lost(request, gone.append)
     answer.addCallback(lambda body: None if gone else finish_with(request, body))
     answer.addErrback(lambda failure: WebhookResource.log.failure(
         "answer to {uri} failed", failure, uri=request.uri))
