@@ -4,8 +4,8 @@ For each provider served (:class:`ivr.server.served.Served`), under its
 route prefix (none for Twilio, ``/<name>/`` for the others):
 ``POST /voice/<flow>`` (every turn of a call; also GET for a provider that
 sends its turns as GETs), ``POST /status`` (call status callbacks) and
-``POST /whisper``; then ``GET /calls/<id>``, ``GET /healthz`` and
-``GET /metrics``.  Requests are checked here, before anything reaches the
+``POST /whisper``; then ``GET /calls/<id>``, and ``GET /healthz`` and
+``GET /metrics`` (:mod:`ivr.server.monitoring`).  Requests are checked here, before anything reaches the
 engine: size, content type, UTF-8, body syntax, then, by the route's
 provider dialect (:class:`ivr.providers.dialect.Dialect`), the provider's
 signature when its secret is configured and its fields.  Bad requests get a
@@ -22,16 +22,16 @@ from urllib.parse import urlsplit
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web.error import UnsupportedMethod
 from twisted.web.http import parse_qs
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from ivr.providers.bodies import parse_form
 from ivr.providers.dialect import Refusal, WebhookRequest
+from ivr.server.monitoring import HealthResource, MetricsResource
+from ivr.server.plain_resources import PlainResource, Root
 from ivr.server.registry import UnknownFlow
 from ivr.server.requests import (
-    _METHOD_CHARS,
     MAX_BODY,
     BadRequest,
     finish_with,
@@ -46,8 +46,6 @@ from ivr.store.sqlite.storage_health import fault_cause
 _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 
 
-#: The methods served most, and the name of each one's ``render_`` method.
-_RENDERERS = {b"POST": "render_POST", b"GET": "render_GET"}
 #: The methods providers use, as text.
 _METHOD_NAMES = {b"POST": "POST", b"GET": "GET"}
 
@@ -69,59 +67,6 @@ def _media_type(request) -> str:
         if len(_MEDIA_TYPES) < _MEDIA_TYPES_MAX and (value is None or len(value) <= _MEDIA_TYPE_LONGEST):
             _MEDIA_TYPES[value] = media_type
     return media_type
-
-
-class PlainResource(Resource):
-    """A leaf whose refusals are one line of plain text: a method it does
-    not serve is a 405 naming the ones it does (Twisted's own page is
-    HTML, from a class it deprecates)."""
-
-    isLeaf = True
-
-    def render(self, request):
-        # A POST or GET straight to its method (what Twisted's render would
-        # call), without the checks below that such a method always passes.
-        renderer = getattr(self, _RENDERERS.get(request.method, ""), None)
-        if renderer is not None:
-            try:
-                return renderer(request)
-            except UnsupportedMethod:
-                return self._not_allowed(request)
-        if not request.method or not set(request.method) <= _METHOD_CHARS:
-            return plain_text(request, 400, "malformed method")
-        # Twisted's HEAD calls render_GET, which a POST-only resource lacks.
-        if request.method == b"HEAD" and getattr(self, "render_GET", None) is None:
-            return self._not_allowed(request)
-        try:
-            return super().render(request)
-        except UnsupportedMethod:
-            return self._not_allowed(request)
-
-    def _not_allowed(self, request) -> bytes:
-        """405 naming the methods served (HEAD only where GET is)."""
-        allowed = {name[len("render_"):].encode("ascii") for name in dir(self)
-                   if name.startswith("render_") and name[len("render_"):].isupper()}
-        if b"GET" not in allowed:
-            allowed.discard(b"HEAD")
-        request.setHeader(b"allow", b", ".join(sorted(allowed)))
-        return plain_text(request, 405, "method not allowed")
-
-
-class Root(Resource):
-    """The server's root: an unknown path is a plain-text 404."""
-
-    def getChild(self, path, request):
-        return NotFound()
-
-    def render(self, request):
-        return NotFound().render(request)
-
-
-class NotFound(PlainResource):
-    """Any path the server does not have, whatever the method."""
-
-    def render(self, request):
-        return plain_text(request, 404, "not found")
 
 
 class WebhookResource(PlainResource):
@@ -523,101 +468,6 @@ def _finish_later(request, answer: defer.Deferred) -> object:
     answer.addErrback(lambda failure: WebhookResource.log.failure(
         "answer to {uri} failed", failure, uri=request.uri))
     return NOT_DONE_YET
-
-
-class HealthResource(PlainResource):
-    """``GET /healthz``: the flows serving and their versions, and each flow
-    file on disk that fails validation with its first problem
-    (``file:line:col: error: message [code]``) and how many it has.  Still
-    200 while they fail: the last good version of each keeps serving, and
-    a monitor alerts on a non-empty ``invalid_files``.  503 with
-    ``storage`` naming the cause while the store cannot write (callers are
-    then answered from memory and put through to a human)."""
-
-    def __init__(self, registry, storage=None):
-        super().__init__()
-        self.registry, self.storage = registry, storage
-
-    def render_GET(self, request):
-        request.setHeader(b"content-type", b"application/json")
-        request.setHeader(b"cache-control", b"no-store")
-        body = {"status": "ok", "flows": self.registry.versions(),
-                "invalid_files": self.registry.invalid_files()}
-        if self.storage is not None and not self.storage.ok:
-            request.setResponseCode(503)
-            body.update(status="storage_failing", storage=self.storage.cause)
-        return json.dumps(body).encode("utf-8")
-
-
-def _writer_lock_lines(lock) -> list[str]:
-    """How often this process's writes waited for another process's (see
-    ivr.store.sqlite.writer_lock), for how long, and how often too long."""
-    if lock is None or not lock.available:
-        return []
-    return ["# TYPE ivr_writer_lock_waits_total counter",
-            f"ivr_writer_lock_waits_total {lock.waits}",
-            "# TYPE ivr_writer_lock_wait_seconds_total counter",
-            f"ivr_writer_lock_wait_seconds_total {lock.waited:.6f}",
-            "# TYPE ivr_writer_lock_timeouts_total counter",
-            f"ivr_writer_lock_timeouts_total {lock.timeouts}"]
-
-
-class MetricsResource(PlainResource):
-    """Counters in the Prometheus text format."""
-
-    def __init__(self, handler, registry):
-        super().__init__()
-        self.handler, self.registry = handler, registry
-
-    def render_GET(self, request):
-        c = self.handler.counters
-        lines = [
-            "# TYPE ivr_turns_total counter", f"ivr_turns_total {c.turns}",
-            "# TYPE ivr_turns_replayed_total counter", f"ivr_turns_replayed_total {c.replayed}",
-            "# TYPE ivr_failsafe_total counter", f"ivr_failsafe_total {c.failsafe}",
-            "# TYPE ivr_calls_started_total counter", f"ivr_calls_started_total {c.calls_started}",
-            "# TYPE ivr_status_callbacks_total counter",
-            f"ivr_status_callbacks_total {c.status_callbacks}",
-            "# TYPE ivr_calls_ended_total counter",
-        ] + [f'ivr_calls_ended_total{{outcome="{o}"}} {n}' for o, n in sorted(c.by_outcome.items())]
-        lines += _by_provider(c)
-        lines += self._storage_lines()
-        group = self.handler.group_commit
-        if group is not None:  # writes per commit: how well turns share commits
-            lines += ["# TYPE ivr_commits_total counter", f"ivr_commits_total {group.commits}",
-                      "# TYPE ivr_committed_writes_total counter",
-                      f"ivr_committed_writes_total {group.writes}"]
-        lines += _writer_lock_lines(getattr(self.handler.store, "writer_lock", None))
-        lines += ["# TYPE ivr_flow_info gauge"] + [
-            f'ivr_flow_info{{flow="{name}",version="{version}"}} 1'
-            for name, version in self.registry.versions().items()]
-        request.setHeader(b"content-type", b"text/plain; version=0.0.4")
-        return ("\n".join(lines) + "\n").encode("utf-8")
-
-    def _storage_lines(self) -> list[str]:
-        """Failed writes by cause, whether the store writes now, and the
-        turns answered from memory because it did not."""
-        storage = getattr(self.handler, "storage", None)
-        if storage is None:
-            return []
-        return ["# TYPE ivr_storage_failures_total counter"] + [
-            f'ivr_storage_failures_total{{cause="{cause}"}} {n}'
-            for cause, n in sorted(storage.failures.items())] + [
-            "# TYPE ivr_storage_ok gauge", f"ivr_storage_ok {int(storage.ok)}",
-            "# TYPE ivr_turns_unsaved_total counter",
-            f"ivr_turns_unsaved_total {self.handler.counters.unsaved_turns}",
-            "# TYPE ivr_calls_in_memory gauge",
-            f"ivr_calls_in_memory {self.handler.calls_in_memory}"]
-
-
-def _by_provider(c) -> list[str]:
-    """Turns and calls started, labelled by provider."""
-    return (["# TYPE ivr_provider_turns_total counter"]
-            + [f'ivr_provider_turns_total{{provider="{p}"}} {n}'
-               for p, n in sorted(c.turns_by_provider.items())]
-            + ["# TYPE ivr_provider_calls_started_total counter"]
-            + [f'ivr_provider_calls_started_total{{provider="{p}"}} {n}'
-               for p, n in sorted(c.calls_by_provider.items())])
 
 
 def default_served(handler, auth_token: str | None = None,
