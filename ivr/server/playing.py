@@ -93,8 +93,7 @@ class TurnInPlay:
                 answer = self.written(result, self.pending, self.played_turn)
         except BaseException:  # noqa: BLE001 - the requests' Deferreds carry it
             answer = Failure()
-        if handler._held.get(call_id) is self:  # CallHandler._release, inline
-            del handler._held[call_id]
+        handler._release(None, call_id, self)
         if self.joined is not None:
             joined, self.joined = self.joined, None
             for waiter in joined:
@@ -129,10 +128,7 @@ class TurnInPlay:
         """Committed: counted, logged, the helpdesk told; the document."""
         handler, call_id = self.handler, self.call_id
         new_state, body, _node_events = played
-        if pending is None:
-            handler.storage.succeeded()  # what CallHandler._written does then
-        else:
-            handler._written(call_id, pending)
+        handler._written(call_id, pending)
         handler._saved(call_id, self.turn, new_state)
         if new_state.get("callback") and not (self.state or {}).get("callback"):
             handler.helpdesk.requested(call_id)  # this turn kept the number, now committed

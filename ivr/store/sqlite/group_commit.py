@@ -96,20 +96,12 @@ class GroupCommit:
         return group
 
     def _deliver(self, results) -> None:
-        """Fire each write's Deferred with its result, once committed
-        (:func:`then_applied` and :func:`fire`, inline: once per turn)."""
+        """Fire each write's Deferred with its result, once committed."""
         for done, then, result in results:
             if then is not None:
-                try:
-                    result = then(result)
-                except BaseException:  # noqa: BLE001 - as a Deferred's callback would
-                    result = Failure()
-            if done.called:  # its request was cancelled (the provider hung up)
-                continue
-            if isinstance(result, Failure):
-                done.errback(result)
-            else:
-                done.callback(result)
+                result = then_applied(then, result)
+            if not done.called:  # else its request was cancelled (the provider hung up)
+                fire(done, result)
         if self.after_delivery is not None:
             self.after_delivery()
 
