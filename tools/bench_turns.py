@@ -35,8 +35,10 @@ which of the targets are met.  Everything is bounded in time.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import re
 import resource
 import secrets
 import shutil
@@ -48,6 +50,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "bench_turns.lua"
@@ -143,16 +146,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(port: int, process: subprocess.Popen) -> None:
-    for _ in range(300):  # bounded: 30 s at most
+def wait_ready(port: int, process: subprocess.Popen,
+               serving: Callable[[], bool] = lambda: True, seconds: float = 60) -> None:
+    """Wait until the server on ``port`` answers ``GET /healthz`` (any HTTP
+    answer: the bare and floor servers have no such page) and ``serving()``
+    says every process of it serves.  The socket is bound before the
+    server is built (``ivr-serve`` binds it first, to fail at once on a
+    port in use), so a connection accepted says nothing yet."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"server on port {port} exited with {process.returncode}")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
+            try:
+                connection.request("GET", "/healthz")
+                connection.getresponse().read()
+            finally:
+                connection.close()
+            if serving():
+                return
+        except (OSError, http.client.HTTPException):
+            pass  # not answering yet
+        time.sleep(0.1)
     raise SystemExit(f"server on port {port} did not start")
+
+
+def workers_serving(log: Path, workers: int) -> Callable[[], bool]:
+    """Whether each of ``ivr-serve``'s ``workers`` worker processes logged
+    its site started (``--workers 1`` is one process: its answer says so)."""
+    if workers <= 1:
+        return lambda: True
+    return lambda: len(set(re.findall(r"\[(worker-\d+)/-\] WebhookSite starting on",
+                                      log.read_text(errors="replace")))) >= workers
 
 
 def ivr_serve_options() -> str:
@@ -190,9 +216,10 @@ def start_ivr(name: str, workdir: Path, db: str | None, workers: int | None,
     if workers is not None:
         command += ["--workers", str(workers)]
     command += extra or []
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    wait_ready(port, process)
+    log = workdir / f"{name.replace(' ', '-')}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    wait_ready(port, process, workers_serving(log, workers or 1))
     return Server(name, process, port, sqlite_path)
 
 
