@@ -22,6 +22,8 @@ __all__ = ["opening_on", "where_in_drawing"]
 _SVG = "{http://www.w3.org/2000/svg}"
 #: Drawing units left above the entry node when the box opens.
 ABOVE = 16
+#: A transform as (scale x, scale y, translation x, translation y): none.
+_UNMOVED = (1.0, 1.0, 0.0, 0.0)
 _TRANSFORM = re.compile(r"(translate|scale)\(\s*([-\d.eE]+)(?:[\s,]+([-\d.eE]+))?\s*\)")
 
 
@@ -37,17 +39,17 @@ def opening_on(svg: str, node: str) -> str:
 
 
 def where_in_drawing(svg: str, node: str) -> tuple[float, float] | None:
-    """Where ``node``'s box starts, at its centre and a little above its
-    top, as fractions of the drawing's width and height; None when the
-    drawing has no ``<g data-node>`` of that name with text in it.  Both
-    layouts write a node's lines centred on it (``text-anchor="middle"``),
-    within the translations of the groups around it."""
+    """The point the drawing's box opens on: ``node``'s centre, a little
+    above its top, as fractions of the drawing's width and height; None
+    when the drawing has no ``<g data-node>`` of that name with text in
+    it.  Both layouts write a node's lines centred on it
+    (``text-anchor="middle"``), within the moves of the groups around it."""
     try:
         root = ET.fromstring(svg)
     except ET.ParseError:
         return None
     box = [float(v) for v in root.get("viewBox", "").replace(",", " ").split()]
-    found = _node_group(root, node, (1.0, 1.0, 0.0, 0.0))
+    found = _node_group(root, node, _UNMOVED)
     if len(box) != 4 or not box[2] or not box[3] or found is None:
         return None
     group, (sx, sy, tx, ty) = found
@@ -57,7 +59,7 @@ def where_in_drawing(svg: str, node: str) -> tuple[float, float] | None:
         return None
     x = lines[0][0] * sx + tx
     top = min(y - size for _x, y, size in lines) * sy + ty - ABOVE
-    return (_within(((x - box[0]) / box[2])), _within((top - box[1]) / box[3]))
+    return _within((x - box[0]) / box[2]), _within((top - box[1]) / box[3])
 
 
 def _node_group(element: ET.Element, node: str, transform: tuple) -> tuple | None:
