@@ -14,6 +14,7 @@ and the drawing's text is at least 11 px on screen.  A screenshot of each
 is kept in ``test-output/dashboard-<lang>-<width>.png``.
 """
 
+import json
 import os
 import re
 import shutil
@@ -26,8 +27,9 @@ from pathlib import Path
 import pytest
 from chromium_pipe import FLAGS, Browser
 from dashboard_support import Page, expected, insert_traffic
+from test_dashboard import Dashboard
 
-from ivr.reports import analytics
+from ivr.reports import analytics, graph_dot
 from ivr.server.registry import FlowRegistry
 from ivr.store.sqlite.store import CallStore
 
@@ -218,3 +220,52 @@ def test_the_page_fits_the_window_and_its_drawing_is_readable(server, browser, w
     assert shot.stat().st_size > 50_000  # a drawn page, not a blank one
     assert TOKEN not in log_path.read_text(errors="replace")
     print(f"screenshot: {shot} ({size[0]} x {size[1]} px)")
+
+
+# -- the drawing opens on the flow ------------------------------------------------------
+
+#: Where the entry node is seen in the drawing's box when the page opens,
+#: in px from the box's visible top-left corner, and the box's visible size.
+ENTRY_SEEN = """(name => {
+  const graph = document.querySelector('.graph'), box = graph.getBoundingClientRect();
+  const node = graph.querySelector(`g[data-node="${name}"]`).getBoundingClientRect();
+  const left = box.left + graph.clientLeft, top = box.top + graph.clientTop;
+  return {drawnBy: graph.dataset.drawnBy, width: graph.clientWidth, height: graph.clientHeight,
+          left: node.left - left, right: node.right - left, top: node.top - top,
+          bottom: node.bottom - top};
+})(%s)"""
+
+
+@pytest.fixture(scope="module")
+def own_layout_page(tmp_path_factory):
+    """The dashboard drawn without Graphviz (the own layout), saved as a file."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(graph_dot.shutil, "which", lambda _name: None)
+    try:
+        dash = Dashboard(token=TOKEN)
+        code, _headers, body = dash.get(f"/dashboard?{PERIOD}",
+                                        {"Authorization": f"Bearer {TOKEN}"})
+    finally:
+        patch.undo()
+    assert code == 200, body
+    page = tmp_path_factory.mktemp("own-layout") / "dashboard.html"
+    page.write_text(body, encoding="utf-8")
+    return page, dash.flow.start
+
+
+@pytest.mark.parametrize("layout", ["server", "own"])
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_drawing_opens_on_the_flow_s_entry_node(server, own_layout_page, browser, width,
+                                                     layout):
+    page, entry = own_layout_page  # the entry node of the flow both pages draw
+    if layout == "own":
+        browser.open(page.as_uri(), width=width, height=WIDTHS[width], headers={})
+        drawn_by = "own"
+    else:
+        browser.open(f"http://{server[0]}/dashboard?{PERIOD}", width=width, height=WIDTHS[width],
+                     headers={"Authorization": f"Bearer {TOKEN}"})
+        drawn_by = "dot" if shutil.which("dot") else "own"
+    seen = browser.evaluate(ENTRY_SEEN % json.dumps(entry))
+    assert seen["drawnBy"] == drawn_by
+    assert 0 <= seen["left"] and seen["right"] <= seen["width"], seen
+    assert 0 <= seen["top"] and seen["bottom"] <= seen["height"], seen

@@ -105,6 +105,42 @@ def test_what_the_server_built_at_start_is_kept_out_of_full_collections(monkeypa
     assert done == ["collect", "freeze"]  # start-up's garbage freed first, not kept
 
 
+def test_a_flow_version_replaced_after_the_start_up_freeze_is_kept_not_stranded(tmp_path,
+                                                                               monkeypatch):
+    """The server freezes what it built at start, and a frozen object that
+    becomes garbage in a cycle is never collected: the start-up version a
+    reload replaces stays in the registry (calls in progress run on it),
+    and nothing frozen becomes garbage."""
+    monkeypatch.setattr(gc, "set_threshold", lambda *values: None)  # the test process's own
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    flow_file = flows / "post_sale.yaml"
+    flow_file.write_text((ROOT / "flows" / "post_sale.yaml").read_text(encoding="utf-8"),
+                         encoding="utf-8")
+    options = tap.Options()
+    options.parseOptions(["--db", str(tmp_path / "ivr.db"), "--flows", str(flows),
+                          "--prompts", str(ROOT / "prompts"), "--listen", "tcp:0:interface=127.0.0.1"])
+    top = tap.makeService(options, MemoryReactorClock())
+    registry = next(s for s in top if isinstance(s, tap.ReloadOnHangup)).registry
+    gc.unfreeze()  # what other tests froze is not this server's
+    top.startService()  # collects, then freezes
+    try:
+        first = registry.current("post_sale")
+        flow_file.write_text(flow_file.read_text(encoding="utf-8") + "\n# edited\n",
+                             encoding="utf-8")
+        registry.reload()
+        assert registry.current("post_sale").version != first.version
+        assert registry.version("post_sale", first.version) is first
+        del first
+        gc.collect()
+        gc.unfreeze()
+        stranded = gc.collect()  # what was frozen and is now garbage
+    finally:
+        gc.unfreeze()
+        top.stopService()
+    assert stranded == 0
+
+
 def _site(tmp_path, flags=()):
     reactor = MemoryReactorClock()
     options = tap.Options()

@@ -1,5 +1,6 @@
 """The webhook server in memory: real twisted.web resources, no socket."""
 
+import io
 import random
 import shutil
 import xml.etree.ElementTree as ET
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from treq.testing import StubTreq
 from twisted.internet import defer, task
+from twisted.logger import globalLogPublisher
 
 from ivr.lookups.demo_orders import create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
@@ -18,6 +20,7 @@ from ivr.providers.bodies import parse_form
 from ivr.providers.twilio.render import validate_twiml
 from ivr.providers.twilio.signature import signed_headers
 from ivr.server.calls import CallHandler
+from ivr.server.logs import text_log_observer
 from ivr.server.registry import FlowRegistry
 from ivr.server.web import build_root
 from ivr.store.sqlite.group_commit import GroupCommit
@@ -328,6 +331,30 @@ def test_a_look_up_answered_while_the_caller_holds_is_the_poll_answer(tmp_path):
     assert "numéro de commande" in says(body_of(server, poll))
     # The provider retrying that poll gets the same answer, from the database.
     assert server.post("/voice/post_sale?turn=1&hold=1", CallSid=CA1)[1] == body_of(server, poll)
+    assert server.clock.getDelayedCalls() == []
+
+
+def test_the_hold_s_log_line_is_written_in_the_pass_that_puts_the_caller_on_hold(tmp_path):
+    server, pending = slow_server(tmp_path)
+    server.turn(0)
+    first = start_request(server, "/voice/post_sale?turn=1", CallSid=CA1, Digits="1")
+    # A reactor runs what its timed calls schedule at its next pass, after it
+    # has sent what they answered: the next pass is a Clock left where it is.
+    next_pass, out = task.Clock(), io.StringIO()
+    observer = text_log_observer(out, reactor=next_pass)
+    globalLogPublisher.addObserver(observer)
+    try:
+        server.clock.advance(1.5)  # the hold's timed call
+        server.http.flush()
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert b"Redirect" in body_of(server, first)
+    assert f"turn {CA1} 1 on hold (opening)" in out.getvalue()
+    assert next_pass.getDelayedCalls() == []
+    poll = start_request(server, "/voice/post_sale?turn=1&hold=1", CallSid=CA1)
+    pending[0].callback({"status": "not_found", "data": {"orders": [], "count": 0}})
+    server.http.flush()
+    assert "numéro de commande" in says(body_of(server, poll))
     assert server.clock.getDelayedCalls() == []
 
 

@@ -45,6 +45,7 @@ from ivr.reports import analytics, graph, graph_dot, graph_svg
 from ivr.reports.period import PeriodFigures, period_figures
 from ivr.server.dashboard_calls import render_calls
 from ivr.server.dashboard_charts import OUTCOME_COLORS, page_charts
+from ivr.server.dashboard_drawing import opening_on
 from ivr.server.dashboard_locale import (
     OUTCOME_LABELS,
     change_text,
@@ -484,7 +485,7 @@ def draw(view: View, flow_graph: graph.FlowGraph | None) -> str:
         view.graph_drawn_by = "dot" if drawing else "own"
         if drawing is None:
             drawing = graph_svg.to_svg(flow_graph, stats=view.funnel, legend=False)
-        view.graph_svg = Markup(readable(drawing))
+        view.graph_svg = Markup(opening_on(readable(drawing), flow_graph.start))
     return render_page(view)
 
 

@@ -84,6 +84,9 @@ _TEMPLATE = _ENV.from_string("""\
   .graph { overflow:auto; max-width:100%; max-height:85vh; border:1px solid var(--line);
            border-radius:6px; }
   .graph svg { display:block; max-width:100%; height:auto; }
+  .graph-canvas { position:relative; width:fit-content; }
+  .graph-entry { position:absolute; width:1px; height:1px; scroll-initial-target:nearest;
+                 scroll-snap-align:start center; }
   .table-box { overflow-x:auto; max-width:100%; }
   table { border-collapse:collapse; width:100%; font-variant-numeric:tabular-nums; }
   th, td { text-align:right; padding:6px 10px; border-bottom:1px solid var(--line); white-space:nowrap; }

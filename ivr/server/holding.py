@@ -9,6 +9,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from ivr.engine import actions as act
+from ivr.server.logs import flush_log_lines
 
 #: Seconds a turn's look-ups may take before the caller hears the flow's
 #: ``hold`` prompt, then a pause of HOLD_PAUSE seconds before the poll.
@@ -152,6 +153,9 @@ class Held:
         if hold is not None:
             self.holds += 1
             round_.settle(hold)
+            # A timed call: the reactor sends the hold at the end of this
+            # pass, and would write its log line only at the next one.
+            flush_log_lines()
 
     def _done(self, result):
         self.result = result

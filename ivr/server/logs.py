@@ -18,10 +18,12 @@ sockets, so a line is written before the answer it goes with leaves the
 process: one logged while the reactor reads requests (a retry's, say) at
 its next pass over its timed calls, which comes first; a turn's, logged
 as the group commit hands its group's answers out, once they are all
-handed out (the group commit calls :func:`flush_log_lines`).  A line
-logged by another timed call (a hold's) is written at the next pass.  So
-a crash of the server loses no line of a turn it answered, and
-``tail -f`` shows each line within a pass of the reactor.  Lines logged
+handed out (the group commit calls :func:`flush_log_lines`); a hold's,
+logged by the hold's timed call, once it has handed the hold out
+(:class:`ivr.server.holding.Held` calls it).  A line logged by another
+timed call is written at the next pass.  So a crash of the server loses
+no line of a turn it answered, nor of a hold it sent, and ``tail -f``
+shows each line within a pass of the reactor.  Lines logged
 by another thread are written at once, after those waiting; ``ivr-serve``
 writes what is left when the reactor stops.
 """
