@@ -5,17 +5,14 @@ over each provider's log show the same figures."""
 import json
 import uuid
 from dataclasses import asdict, replace
-from datetime import datetime
-from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 import sqlite_utils
 from click.testing import CliRunner
+from test_traffic import FLOW, GROUND_TRUTH_START, START, _moments, registry  # noqa: F401 - a fixture used here
 
 from ivr.providers.registry import provider as registered
 from ivr.providers.registry import providers
-from ivr.server.registry import FlowRegistry
 from ivr.sim.cli import main
 from ivr.sim.traffic import generate, play, played_by, single_call
 from ivr.sim.traffic_behaviours import BEHAVIOURS, TrafficError
@@ -24,13 +21,6 @@ from ivr.sim.traffic_plan import Expected, plan_calls
 from ivr.sim.traffic_player import CALLED
 from ivr.store.sqlite.store import CallStore
 
-ROOT = Path(__file__).parent.parent
-FLOW = ROOT / "flows" / "post_sale.yaml"
-PARIS = ZoneInfo("Europe/Paris")
-START = datetime(2026, 11, 2, tzinfo=PARIS)
-OPEN = datetime(2026, 11, 3, 10, 0, tzinfo=PARIS)
-EVENING = datetime(2026, 11, 3, 20, 0, tzinfo=PARIS)
-NIGHT = datetime(2026, 11, 4, 3, 30, tzinfo=PARIS)
 PROVIDERS = sorted(providers())
 #: What each provider's call ids start with (the rest: its own alphabet).
 PREFIXES = {"twilio": "CA", "signalwire": "", "telnyx": "v3:", "plivo": "", "vonage": "CON-",
@@ -39,15 +29,6 @@ PREFIXES = {"twilio": "CA", "signalwire": "", "telnyx": "v3:", "plivo": "", "von
 NO_QUEUE = {"plivo", "vonage"}
 CALLS = 600
 SEED = 2026
-FIRST_DAY = datetime(2026, 10, 22).date()
-
-
-@pytest.fixture(scope="module")
-def registry():
-    flows = FlowRegistry(ROOT / "flows", ROOT / "prompts")
-    flows.reload()
-    return flows
-
 
 def _fresh_id(name: str) -> str:
     """A call id the provider's own fake makes."""
@@ -111,10 +92,6 @@ def test_the_same_seed_played_by_another_provider_into_one_database_is_refused(t
 
 # --- one behaviour at a time, as each provider plays it -------------------------------
 
-def _moments(behaviour):
-    return {"open": [OPEN], "closed": [EVENING, NIGHT], "any": [OPEN, NIGHT]}[behaviour.hours]
-
-
 def _ended(store, call) -> dict:
     row = store.call(call.call_id)
     return {"reason": row["reason"], "outcome": row["outcome"], "cause": row["cause"],
@@ -126,7 +103,7 @@ def _ended(store, call) -> dict:
 
 
 @pytest.mark.parametrize("name", [p for p in PROVIDERS if p != "twilio"])
-def test_each_behaviour_played_by_each_provider_ends_as_the_table_says(registry, name):
+def test_each_behaviour_played_by_each_provider_ends_as_the_table_says(registry, name):  # noqa: F811
     misfits = {}
     for behaviour, spec in sorted(BEHAVIOURS.items()):
         for at in _moments(spec):
@@ -159,7 +136,7 @@ def played(tmp_path_factory):
     for name in [*PROVIDERS, "all"]:
         path = folder / f"{name}.db"
         names = tuple(PROVIDERS) if name == "all" else (name,)
-        traffic = generate(FLOW, path, calls=CALLS, seed=SEED, start=FIRST_DAY, days=21,
+        traffic = generate(FLOW, path, calls=CALLS, seed=SEED, start=GROUND_TRUTH_START, days=21,
                            providers=names)
         logs[name] = (analytics.open_report_db(path), traffic.expected)
     return analytics, logs
