@@ -493,7 +493,12 @@ def _funnel_rows(flow, db_path, since, until, version):
               help="Where to write the expected figures (default: the database path with the "
                    "suffix .expected.json).")
 @click.option("--prompts", default=None, help="Prompts folder (default: prompts/ beside flows/).")
-def traffic(flow, db_path, count, seed, start, days, expect_out, prompts):
+@click.option("--provider", "provider_names", multiple=True,
+              type=click.Choice([*sorted(providers()), "all"]),
+              help="The provider whose requests play the calls (default: twilio); given more "
+                   "than once, or 'all', the providers play the calls in turn.  The same seed "
+                   "plays the same calls whatever the provider.")
+def traffic(flow, db_path, count, seed, start, days, expect_out, prompts, provider_names):
     """Play a seeded mix of callers into a call log, and write the figures
     a report over it must show.
 
@@ -507,6 +512,12 @@ def traffic(flow, db_path, count, seed, start, days, expect_out, prompts):
     Example:
         ivr-sim traffic flows/post_sale.yaml --db /tmp/traffic.db --calls 3000 --seed 7
         ivr-report summary --db /tmp/traffic.db --format json
+
+    \b
+    The same calls as Telnyx plays them, then shared by every provider:
+        ivr-sim traffic flows/post_sale.yaml --db /tmp/telnyx.db --calls 3000 --seed 7 --provider telnyx
+        ivr-sim traffic flows/post_sale.yaml --db /tmp/mix.db --calls 3000 --seed 7 --provider all
+        ivr-report summary --db /tmp/mix.db --by provider
     """
     import time
 
@@ -520,7 +531,8 @@ def traffic(flow, db_path, count, seed, start, days, expect_out, prompts):
     try:
         with progress(count, _("Playing calls")) as advance:
             played = gen.generate(flow, db_path, calls=count, seed=seed, start=first_day,
-                                  days=days, prompts=prompts, progress=advance)
+                                  days=days, prompts=prompts, progress=advance,
+                                  providers=_traffic_providers(provider_names))
     except FlowError as error:
         raise click.ClickException(_("the flow is not valid:\n{problems}").format(problems=error))
     except gen.TrafficError as error:
@@ -537,11 +549,20 @@ def traffic(flow, db_path, count, seed, start, days, expect_out, prompts):
         calls=number(expected.calls), flow=expected.flow, version=expected.version, db=db_path,
         took=number(took, 1), rate=number(expected.calls / took)))
     click.echo("  " + _("from {start}, {days} days, seed {seed}").format(start=expected.start, days=days, seed=seed))
+    click.echo("  " + _("played by {providers}").format(providers=", ".join(expected.providers)))
     if before:
         click.echo("  " + _("note: {db} already held {calls} calls; reports over it count them too, so they "
                             "show more than the figures below").format(db=db_path, calls=number(before)))
     _show_expected(expected)
     click.echo(_("Expected figures written to {file}").format(file=out))
+
+
+def _traffic_providers(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The providers ``--provider`` names, in the order given, each once:
+    every registered one for ``all``, Twilio when none is named."""
+    if "all" in names:
+        return tuple(providers())
+    return tuple(dict.fromkeys(names)) or ("twilio",)
 
 
 def _calls_in(db_path: str) -> int:

@@ -4,8 +4,10 @@ Reports are only as right as the figures they are checked against.  This
 module plays a seeded mix of callers through the server's own code path
 (:class:`ivr.server.calls.CallHandler` on a :class:`ivr.store.sqlite.store.CallStore`, the
 flows of a :class:`ivr.server.registry.FlowRegistry`, the embedded order look-ups
-over the demo orders), each turn a webhook with the parameters Twilio
-sends, each call ended by the ``completed`` status callback.  Time is
+over the demo orders), each turn a webhook as the call's provider sends
+it (Twilio's by default; any registered provider's fake, see
+:mod:`ivr.sim.traffic_player`), each call ended by the provider's
+end-of-call notice.  Time is
 simulated: every call starts at a seeded moment of the traffic period,
 nights, Sundays and public holidays included.
 
@@ -25,16 +27,14 @@ database, so that only the deliberate repeat episodes call twice.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
-from twisted.internet import defer, task
-from twisted.python.failure import Failure
+from twisted.internet import task
 
 from ivr.flow.loader import load_flow
 from ivr.lookups.demo_orders import (
@@ -42,12 +42,10 @@ from ivr.lookups.demo_orders import (
     demo_orders,
 )
 from ivr.lookups.embedded import EmbeddedOrderLookups
-from ivr.providers.bodies import parse_form
-from ivr.providers.fake_call import HttpRequest, Next
-from ivr.providers.twilio.fake import FakeTwilioCall, TwimlError, parse_twiml
 from ivr.server.calls import CallHandler
 from ivr.server.registry import FlowRegistry
 from ivr.sim.traffic_behaviours import BEHAVIOURS, EPISODES, FLOW_NAME, ORDERS_VALID_DAYS, Behaviour, TrafficError
+from ivr.sim.traffic_ids import PLAN_PROVIDER, check_providers, every_shape, played_by
 from ivr.sim.traffic_plan import (
     _MAX_ORDERS,
     FIRST_GENERATED_ORDER,
@@ -61,22 +59,17 @@ from ivr.sim.traffic_plan import (
     later,
     plan_calls,
 )
+from ivr.sim.traffic_player import Lookups, TrafficPlayer, queue_wait_unreported
 from ivr.store.sqlite.store import CallStore
 
 __all__ = ["BEHAVIOURS", "EPISODES", "Behaviour", "Expected", "NumberPool",
            "PlannedCall", "Traffic", "TrafficError", "caller_orders", "check_figures",
-           "expectation", "generate", "plan_calls", "later", "play", "single_call"]
+           "expectation", "generate", "plan_calls", "later", "play", "played_by", "single_call"]
 
 #: Where the period starts when none is given: two weeks with two Sundays
 #: and Armistice Day (Wednesday 11 November), a French public holiday.
 DEFAULT_START = date(2026, 11, 2)
 DEFAULT_DAYS = 14
-CALLED = "+33100000000"
-#: Steps that hang up while the step before them is on hold.
-HOLD_HANG_UPS = ("hangup on hold", "hangup on hold answered")
-#: Seconds an answered or failed transfer waited in the agents' queue.
-QUEUE_SECONDS = 30
-ACCOUNT_SID = "AC" + "0" * 32
 
 
 # --- The behaviour table ------------------------------------------------------------
@@ -106,7 +99,8 @@ class Traffic:
 
 def generate(flow, database, *, calls: int, seed: int, start: date | datetime | None = None,
              days: int = DEFAULT_DAYS, repeat_window: timedelta = timedelta(hours=24),
-             prompts=None, progress: Callable[[int], object] | None = None) -> Traffic:
+             prompts=None, progress: Callable[[int], object] | None = None,
+             providers: Sequence[str] = (PLAN_PROVIDER,)) -> Traffic:
     """Play ``calls`` planned calls to the post_sale flow into ``database``.
 
     ``flow`` is the flow file (its folder is loaded as the server loads
@@ -115,19 +109,28 @@ def generate(flow, database, *, calls: int, seed: int, start: date | datetime | 
     with the schema and the demo orders when missing) or a
     :class:`CallStore`.  The demo orders are dated from the first day of
     the period, as a new server dates them from the day it starts.
-    ``progress`` is called with 1 after each call.
+    ``progress`` is called with 1 after each call.  ``providers`` play
+    the calls in turn (one name: all of them), each with call ids of its
+    own shape; the plan, and so the expected figures, are the same
+    whichever provider plays them.
     """
     check_figures(calls, days, repeat_window)
+    check_providers(providers)
     if not isinstance(flow, FlowRegistry):
         flow = _check_flow_file(Path(flow), prompts)
     store = database if isinstance(database, CallStore) else CallStore.open(database)
     registry = flow if isinstance(flow, FlowRegistry) else _registry(flow, store)
     current = _current(registry)
     period_start = _start_moment(start, ZoneInfo(current.timezone))
-    plan = plan_calls(calls, seed, period_start, days, repeat_window)
+    planned = plan_calls(calls, seed, period_start, days, repeat_window)
+    # Played before by any provider, the same calls would count twice (and
+    # as each other's repeats).
+    _refuse_known_ids(store, [call_id for call in planned for call_id in every_shape(call.call_id)])
+    plan = played_by(planned, providers)
     play(plan, registry, store, period_start.date(), progress)
     expected = expectation(plan, flow=FLOW_NAME, version=current.version, seed=seed,
-                           start=period_start, days=days, repeat_window=repeat_window)
+                           start=period_start, days=days, repeat_window=repeat_window,
+                           wait_unreported=queue_wait_unreported(set(providers), current))
     return Traffic(plan, expected)
 
 
@@ -136,24 +139,27 @@ def play(plan: list[PlannedCall], registry: FlowRegistry, store: CallStore, toda
     """Play ``plan`` through a :class:`CallHandler` on ``store``, over the
     demo orders dated from ``today``; ``progress(1)`` after each call."""
     _current(registry)
-    _refuse_known_calls(store, plan)
+    _refuse_known_ids(store, [call.call_id for call in plan])
     orders = _demo_orders(store, today, plan)
     clock = task.Clock()
-    lookups = _Lookups(EmbeddedOrderLookups(orders).perform)
-    provider = _Provider(CallHandler(registry, store, lookups.perform, clock), FLOW_NAME, lookups)
+    lookups = Lookups(EmbeddedOrderLookups(orders).perform)
+    player = TrafficPlayer(CallHandler(registry, store, lookups.perform, clock), FLOW_NAME, lookups)
     for call in plan:
-        provider.play(call)
+        player.play(call)
         if progress is not None:
             progress(1)
     if clock.getDelayedCalls():
         raise TrafficError("look-up timers were left pending after the calls")
 
 
-def single_call(behaviour: str, start: datetime, seed: int = 0) -> PlannedCall:
-    """A plan of one call of ``behaviour`` starting at ``start``, to check
-    one line of the table on its own."""
+def single_call(behaviour: str, start: datetime, seed: int = 0,
+                provider: str = PLAN_PROVIDER) -> PlannedCall:
+    """A plan of one call of ``behaviour`` starting at ``start``, played
+    by ``provider``, to check one line of the table on its own."""
     spec = BEHAVIOURS[behaviour]
-    return _planned(random.Random(seed), spec, NumberPool().take(spec.caller), start)
+    [call] = played_by([_planned(random.Random(seed), spec, NumberPool().take(spec.caller), start)],
+                       (provider,))
+    return call
 
 
 def _current(registry: FlowRegistry):
@@ -240,8 +246,7 @@ def _is_generated(number: str, place: int) -> bool:
     return number.isdigit() and first <= int(number) < first + _MAX_ORDERS
 
 
-def _refuse_known_calls(store: CallStore, plan: list) -> None:
-    ids = [c.call_id for c in plan]
+def _refuse_known_ids(store: CallStore, ids: list[str]) -> None:
     for chunk in range(0, len(ids), 500):
         part = ids[chunk:chunk + 500]
         row = next(iter(store.db.query(
@@ -250,195 +255,3 @@ def _refuse_known_calls(store: CallStore, plan: list) -> None:
         if row is not None:
             raise TrafficError("the database already holds calls of this seed and period; "
                                "use another seed or a new database")
-
-
-class _Lookups:
-    """The embedded order look-ups, answered at once, or, while ``slow``,
-    only when :meth:`answer` is called: a look-up that keeps its caller on
-    hold."""
-
-    def __init__(self, perform):
-        self._perform = perform
-        self.slow = False
-        self.pending: list = []
-
-    def perform(self, lookup, now):
-        if not self.slow:
-            return self._perform(lookup, now)
-        answer = defer.Deferred()
-        self.pending.append((answer, lookup, now))
-        return answer
-
-    def answer(self) -> None:
-        """Answer the look-ups held back, as they would have answered."""
-        self.slow = False
-        pending, self.pending = self.pending, []
-        for answer, lookup, now in pending:
-            answer.callback(self._perform(lookup, now))
-
-
-class _Provider:
-    """Plays a planned call to the handler through the fake Twilio
-    (:class:`ivr.providers.twilio.fake.FakeTwilioCall`): webhooks at the
-    TwiML's action URLs, the Redirect after a Gather for a silent caller,
-    ``QueueResult`` after an Enqueue, ``DialCallStatus`` after a Dial, the
-    poll at a hold's Redirect, and the ``completed`` status callback at
-    the end; each request goes straight to the handler."""
-
-    def __init__(self, handler: CallHandler, flow_name: str, lookups: _Lookups):
-        self.handler, self.flow_name, self.lookups = handler, flow_name, lookups
-        #: The time of the request being sent.
-        self._now: datetime | None = None
-
-    def play(self, call: PlannedCall) -> None:
-        twilio = FakeTwilioCall(self._send, call.caller, CALLED, call.call_id, ACCOUNT_SID)
-        url = self.handler.action_url(self.flow_name, 0).split("?")[0]
-        nxt = self._turn(twilio, url, {}, call.start, status="ringing")
-        steps = call.spec.steps
-        for index, step in enumerate(steps):
-            now = later(call.start, call.times[index])
-            if step == "hangup":
-                if nxt.wait == "over":
-                    raise self._misfit(call, index, "the call is already over")
-                break
-            if step == "hold" or step in HOLD_HANG_UPS:
-                if index == 0 or steps[index - 1] in ("hangup", "hold", *HOLD_HANG_UPS):
-                    raise self._misfit(call, index, "a hold must follow the step put on hold")
-                continue  # played with the step before it
-            extra, url = self._answer(call, index, step, twilio)
-            if url is None:  # a silence with nothing after the Gather: the provider hangs up
-                break
-            if index + 1 < len(steps) and steps[index + 1] in HOLD_HANG_UPS:
-                return self._hang_up_on_hold(call, index, url, {**twilio.params(), **extra},
-                                             self._ended(call, twilio))
-            if index + 1 < len(steps) and steps[index + 1] == "hold":
-                nxt = self._wait_on_hold(call, index, url, twilio, extra)
-                continue
-            nxt = self._turn(twilio, url, extra, now)
-        else:
-            if nxt.wait != "over":
-                raise self._misfit(call, len(steps), f"the call still waits for {nxt.wait}")
-        self.handler.status(*self._ended(call, twilio))
-
-    @staticmethod
-    def _ended(call, twilio: FakeTwilioCall) -> tuple[dict, datetime]:
-        """The ``completed`` status callback of ``call``, and when it comes."""
-        end = later(call.start, call.times[-1])
-        return twilio.status_callback(call.times[-1], end), end
-
-    def _put_on_hold(self, call, index, url, params) -> bytes:
-        """Send step ``index`` with its look-ups held back past the hold's
-        wait: the hold's TwiML ("one moment", a pause, a Redirect back)."""
-        self.lookups.slow = True
-        opening = self._start_voice(url, params, later(call.start, call.times[index]))
-        if opening or not self.lookups.pending:
-            self.lookups.slow = False
-            raise self._misfit(call, index, "the step has no look-up to wait for")
-        self.handler.clock.advance(self.handler.hold_after)
-        if not opening or b"hold=1" not in self._answered(opening):
-            raise self._misfit(call, index, "the caller was not put on hold")
-        return opening[0]
-
-    def _wait_on_hold(self, call, index, url, twilio: FakeTwilioCall, extra: dict) -> Next:
-        """Step ``index`` put on hold; its look-ups answer during the
-        hold's pause and the caller comes back for the answer (the hold's
-        Redirect, with the call's own fields only)."""
-        opening = self._put_on_hold(call, index, url, {**twilio.params(), **extra})
-        _actions, back = self._parsed(twilio, opening, url)
-        self.lookups.answer()
-        now = later(call.start, call.times[index + 1])
-        answered = self._start_voice(back.action, twilio.params(), now)
-        if not answered:
-            raise self._misfit(call, index + 1, "the answer was not ready when the caller came back")
-        _actions, twilio.next = self._parsed(twilio, self._answered(answered), back.action)
-        if twilio.next.wait == "redirect":
-            return self._turn(twilio, twilio.next.action, {}, now)
-        return twilio.next
-
-    def _hang_up_on_hold(self, call, index, url, params, ended) -> None:
-        """Play step ``index`` with its look-ups held back past the hold's
-        wait: the caller hears "one moment" and a pause, then hangs up,
-        before the look-ups answer or (``hangup on hold answered``) after
-        they answered during the pause.  The status callback waits for
-        the turn, as the server's does."""
-        self._put_on_hold(call, index, url, params)
-        answered_first = call.spec.steps[index + 1] == "hangup on hold answered"
-        if answered_first:
-            self.lookups.answer()
-        status = []
-        defer.ensureDeferred(self.handler.status_committed(*ended)).addBoth(status.append)
-        if not answered_first:
-            self.lookups.answer()
-        if not status:
-            raise TrafficError(f"{call.call_id}: the hang-up on hold was never taken")
-        self._answered(status)
-
-    def _answer(self, call, index, step, twilio: FakeTwilioCall):
-        """The parameters of the webhook ``step`` sends, and its URL."""
-        nxt = twilio.next
-        word, _, rest = step.partition(" ")
-        wanted = {"say": "gather", "silence": "gather", "dial": "dial", "record": "record"}.get(word, "gather")
-        if nxt.wait != wanted:
-            raise self._misfit(call, index, f"the call waits for {nxt.wait}")
-        if word == "say":
-            return twilio.speech(rest), nxt.action
-        if word == "silence":
-            return {}, nxt.after
-        if word == "dial":
-            waited = call.queue_seconds(index) if nxt.queue and rest == "canceled" else QUEUE_SECONDS
-            return twilio.transfer_result(rest, waited), nxt.action
-        if word == "record":
-            return twilio.recording(rest, "https://recordings.invalid/traffic.wav"), nxt.action
-        return twilio.keys(step), nxt.action
-
-    def _turn(self, twilio: FakeTwilioCall, url: str, extra: dict, now: datetime,
-              status: str = "in-progress") -> Next:
-        """Send a webhook at ``now`` and play its answer; what the call waits for then."""
-        self._now = now
-        try:
-            twilio.request(url, extra, status)
-        except TwimlError as error:
-            raise TrafficError(f"{twilio.call_id}: {error}") from None
-        return twilio.next
-
-    @staticmethod
-    def _parsed(twilio: FakeTwilioCall, body: bytes, url: str) -> tuple[list, Next]:
-        try:
-            return parse_twiml(body, url)
-        except TwimlError as error:
-            raise TrafficError(f"{twilio.call_id}: {error}") from None
-
-    def _send(self, request: HttpRequest) -> bytes:
-        """The fake's form POST, straight to the handler."""
-        form = parse_form(request.body.decode("utf-8"))
-        return self._voice(request.url, {name: values[-1] for name, values in form.items()},
-                           self._now)
-
-    def _voice(self, url: str, params: dict, now: datetime) -> bytes:
-        answered = self._start_voice(url, params, now)
-        if not answered:
-            raise TrafficError("a turn did not answer at once: the embedded look-ups should never wait")
-        return self._answered(answered)
-
-    def _start_voice(self, url: str, params: dict, now: datetime) -> list:
-        """Send a voice webhook: a list that gets its answer (or failure)."""
-        query = parse_qs(urlsplit(url).query)
-        turn = int(query.get("turn", ["0"])[-1])
-        poll = query.get("hold") == ["1"]  # back from a hold
-        answered = []
-        defer.ensureDeferred(self.handler.voice(self.flow_name, turn, params, now=now, poll=poll)
-                             ).addBoth(answered.append)
-        return answered
-
-    @staticmethod
-    def _answered(answered: list):
-        if isinstance(answered[0], Failure):
-            answered[0].raiseException()
-        return answered[0]
-
-    @staticmethod
-    def _misfit(call, index, why) -> TrafficError:
-        steps = call.spec.steps
-        step = steps[index] if index < len(steps) else "(end of script)"
-        return TrafficError(f"behaviour {call.behaviour!r} no longer fits the flow: "
-                            f"step {index + 1} ({step}): {why}")

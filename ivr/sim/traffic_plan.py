@@ -57,6 +57,8 @@ class PlannedCall:
     start: datetime
     times: tuple
     episode: str | None = None
+    #: The voice provider that plays the call (its fake), by registry name.
+    provider: str = "twilio"
 
     @property
     def spec(self) -> Behaviour:
@@ -180,8 +182,7 @@ def _separate(plan: list, window: timedelta) -> None:
         seen.add(moment)
         if moment != int(call.start.timestamp()):
             start = datetime.fromtimestamp(moment, call.start.tzinfo)
-            plan[index] = PlannedCall(call.call_id, call.behaviour, call.caller, start,
-                                      call.times, call.episode)
+            plan[index] = replace(call, start=start)
 
 
 class NumberPool:
@@ -319,7 +320,7 @@ class Expected:
     """The figures a report over the generated calls must show, exactly.
 
     ``causes`` count transferred calls only; ``reasons`` hold the same
-    figures per reason; ``nodes`` the funnel's exits per node (``reached``
+    figures per reason, ``providers`` per provider; ``nodes`` the funnel's exits per node (``reached``
     from the table's node lists); ``repeat_calls`` are self-served calls
     followed within the window by a call from the same (not withheld)
     caller for the same reason."""
@@ -352,6 +353,8 @@ class Expected:
     transfers_unanswered: int = 0
     queue_abandonment_rate: float | None = None
     avg_queue_seconds_abandoned: float | None = None
+    #: The same figures as ``reasons``, per provider that played calls.
+    providers: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -368,8 +371,12 @@ class Expected:
 
 def expectation(plan: list[PlannedCall], *, flow: str = FLOW_NAME, version: str = "",
                 seed: int = 0, start: datetime | None = None, days: int = 0,
-                repeat_window: timedelta = timedelta(hours=24)) -> Expected:
-    """The figures the call plan must produce, from the behaviour table."""
+                repeat_window: timedelta = timedelta(hours=24),
+                wait_unreported: frozenset[str] = frozenset()) -> Expected:
+    """The figures the call plan must produce, from the behaviour table.
+    ``wait_unreported`` names the providers that do not say how long a
+    caller waited in the agents' queue (they have none): their calls have
+    no queue seconds to average."""
     repeats = _repeat_calls(plan, repeat_window)
 
     def figures(calls) -> dict:
@@ -386,12 +393,14 @@ def expectation(plan: list[PlannedCall], *, flow: str = FLOW_NAME, version: str 
                 "transfers_unanswered": results["no_answer"]}
 
     total = figures(plan)
-    waits = [seconds for result, seconds in (c.transfer_result() for c in plan)
+    waits = [seconds for result, seconds in (c.transfer_result() for c in plan
+                                             if c.provider not in wait_unreported)
              if result == "abandoned_in_queue"]
     waited = total["transfers_answered"] + total["queue_abandoned"]
-    by_reason = defaultdict(list)
+    by_reason, by_provider = defaultdict(list), defaultdict(list)
     for call in plan:
         by_reason[call.spec.reason].append(call)
+        by_provider[call.provider].append(call)
     nodes: dict = {}
     for call in plan:
         spec = call.spec
@@ -416,6 +425,7 @@ def expectation(plan: list[PlannedCall], *, flow: str = FLOW_NAME, version: str 
         transfers_unanswered=total["transfers_unanswered"],
         queue_abandonment_rate=total["queue_abandoned"] / waited if waited else None,
         avg_queue_seconds_abandoned=round(sum(waits) / len(waits), 1) if waits else None,
+        providers={name: figures(calls) for name, calls in sorted(by_provider.items())},
     )
 
 

@@ -38,6 +38,9 @@ STATUSES = FINAL_STATUSES | PROGRESS_STATUSES | {"disconnected", "transfer", "tr
 DIAL_STATUS = {"completed": "completed", "busy": "busy", "timeout": "no-answer",
                "unanswered": "no-answer", "cancelled": "canceled", "rejected": "failed",
                "failed": "failed"}
+#: A conversation's leg status as a queue's result: an agent took the
+#: call, the caller hung up while waiting, or neither.
+QUEUE_RESULT = {"completed": "bridged", "cancelled": "hangup"}
 
 _ADDRESS = jf.text(128, what="a phone number or address")
 _TIME = jf.text(64)
@@ -82,8 +85,12 @@ def event_from(params: dict, state: dict) -> dict:
         status = DIAL_STATUS.get(params.get("status") or "", "failed")
         event = {"type": "dial_result", "status": status}
         if (state.get("handoff") or {}).get("kind") == "queue":
-            # A conversation stands in for the queue: its leg's status is the result.
-            event.update(queue_result=params.get("status"), queue_seconds=None)
+            # A conversation stands in for the queue: its leg's status is the
+            # result, in the words the engine reads (Twilio's QueueResult);
+            # a caller who hung up while waiting ended the queue, as Twilio says.
+            result = QUEUE_RESULT.get(params.get("status") or "", "error")
+            event.update(status="completed" if result != "error" else status,
+                         queue_result=result, queue_seconds=None)
         return event
     if waiting == "record":
         return {"type": "recorded", "url": params.get("recording_url"),

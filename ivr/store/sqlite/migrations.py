@@ -3,7 +3,9 @@ existing databases record which ones they have)."""
 
 from __future__ import annotations
 
+import difflib
 import sqlite3
+from collections.abc import Iterable
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -14,7 +16,37 @@ from sqlite_utils.migrations import Migrations
 CALLBACK_STATUSES = ("pending", "sent", "failed", "not_configured")
 
 
-MIGRATIONS = Migrations("ivr")
+class UnknownMigration(ValueError):
+    """``stop_before`` names a migration the set does not hold."""
+
+
+class CheckedMigrations(Migrations):
+    """sqlite-utils' :class:`Migrations`, whose :meth:`apply` refuses a
+    ``stop_before`` name it does not hold: sqlite-utils ignores such a
+    name (one CLI value is offered to every set), so a typo would apply
+    every migration, and a test meant for an old schema would run on the
+    new one."""
+
+    def apply(self, db: sqlite_utils.Database, *,
+              stop_before: str | Iterable[str] | None = None) -> None:
+        """Apply the pending migrations, stopping before the first named
+        in ``stop_before``; :class:`UnknownMigration` for a name the set
+        does not hold, before anything is applied."""
+        names = [stop_before] if isinstance(stop_before, str) else list(stop_before or ())
+        known = [migration.name for migration in self._migrations]
+        for name in names:
+            if name not in known:
+                raise UnknownMigration(_unknown(name, self.name, known))
+        super().apply(db, stop_before=names or None)
+
+
+def _unknown(name: str, set_name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
+    return f"stop_before: no migration named {name!r} in the set {set_name!r}{hint}"
+
+
+MIGRATIONS = CheckedMigrations("ivr")
 
 #: The covering index of the reports' figures (migration 0012, on both
 #: databases): a flow's calls in time order with every column a summary
