@@ -458,18 +458,14 @@ def _reached(db, filters: Filters, flow: str, version: str) -> dict:
                   AND {unindexed('c.version')} = :version
                 GROUP BY e.node""", params)}
     # The whole version (or a period that holds all its calls, as a
-    # dashboard over a quarter does): each call's first event at a node is flagged, and
-    # the flagged events counted on their partial index alone; then the
-    # calls still in progress (few) taken out.
+    # dashboard over a quarter does): each call's first event at a node is
+    # flagged and counted as it is written (node_reached: one row per node
+    # on SQLite, rows to add up on PostgreSQL); then the calls still in
+    # progress (few) taken out.
     params = {"flow": flow, "version": version}
     reached = {row["node"]: [row["kind"], row["reached"]] for row in db.query(
-        """SELECT n.node AS node, n.reached AS reached,
-                  (SELECT kind FROM node_events k
-                   WHERE k.flow = :flow AND k.version = :version AND k.node = n.node
-                     AND k.first_visit = 1 LIMIT 1) AS kind
-           FROM (SELECT node, count(*) AS reached FROM node_events
-                 WHERE flow = :flow AND version = :version AND first_visit = 1
-                 GROUP BY node) n""", params)}
+        """SELECT node, min(kind) AS kind, CAST(sum(reached) AS BIGINT) AS reached FROM node_reached
+           WHERE flow = :flow AND version = :version GROUP BY node""", params)}
     for row in db.query(
             """SELECT e.node AS node, count(DISTINCT e.call_id) AS reached
                FROM calls c JOIN node_events e ON e.call_id = c.call_id
