@@ -7,8 +7,9 @@ returns: a class rather than a generator context manager, whose
 Outermost, it takes the writer lock, then ``BEGIN IMMEDIATE``, and commits
 on exit, after writing the first visits its turns counted
 (:meth:`ivr.store.sqlite.node_log._NodeLog._write_reached`; dropped with
-a rollback, and a savepoint's with the savepoint's).  While it is open no other connection can commit, so the
-database's ``PRAGMA data_version`` is read at most once per transaction
+a rollback, and a savepoint's with the savepoint's).  While it is open no
+other connection can commit, so the database's ``PRAGMA data_version`` is
+read at most once per transaction
 (:meth:`ivr.store.sqlite.node_log._NodeLog._data_version`).
 
 Nested, a savepoint that rolls back alone, except inside a group's
