@@ -54,8 +54,20 @@ def save(store, turn, logged):
 
 
 def flags(store):
+    """The stored events' (seq, node, first-visit flag), once checked that
+    the funnel's counts (``node_reached``) are the flagged events'."""
+    assert reached_counts(store) == {row["node"]: row["n"] for row in store.db.query(
+        "SELECT node, count(*) AS n FROM node_events WHERE first_visit = 1 GROUP BY node")}
     return [(row["seq"], row["node"], row["first_visit"]) for row in store.db.query(
         "SELECT seq, node, first_visit FROM node_events ORDER BY seq")]
+
+
+def reached_counts(store):
+    """{node: calls counted there} as the funnel reads them (PostgreSQL
+    keeps rows to add up)."""
+    return {row["node"]: row["n"] for row in store.db.query(
+        "SELECT node, CAST(sum(reached) AS BIGINT) AS n FROM node_reached "
+        "GROUP BY node HAVING sum(reached) <> 0")}
 
 
 def test_turn_after_turn_only_the_first_event_at_each_node_is_flagged(open_store):

@@ -439,6 +439,22 @@ def funnel(db: sqlite_utils.Database, flow: str, version: str | None = None,
     return rows
 
 
+#: A flow version's calls per node as counted when written: one row per
+#: node on SQLite, rows of +1 and -1 to add up on PostgreSQL.
+_COUNTED_REACHED = """SELECT node, min(kind) AS kind, CAST(sum(reached) AS BIGINT) AS reached
+    FROM node_reached WHERE flow = :flow AND version = :version GROUP BY node"""
+
+#: The same from the flagged events, on a log the server has not brought
+#: up to date yet (reports never migrate it): its partial index of them.
+_FLAGGED_REACHED = """SELECT n.node AS node, n.reached AS reached,
+          (SELECT kind FROM node_events k
+           WHERE k.flow = :flow AND k.version = :version AND k.node = n.node
+             AND k.first_visit = 1 LIMIT 1) AS kind
+   FROM (SELECT node, count(*) AS reached FROM node_events
+         WHERE flow = :flow AND version = :version AND first_visit = 1
+         GROUP BY node) n"""
+
+
 def _reached(db, filters: Filters, flow: str, version: str) -> dict:
     """{node: (kind, distinct ended calls with an event there)} for the
     calls of one flow version in the period of ``filters``."""
@@ -458,18 +474,13 @@ def _reached(db, filters: Filters, flow: str, version: str) -> dict:
                   AND {unindexed('c.version')} = :version
                 GROUP BY e.node""", params)}
     # The whole version (or a period that holds all its calls, as a
-    # dashboard over a quarter does): each call's first event at a node is flagged, and
-    # the flagged events counted on their partial index alone; then the
-    # calls still in progress (few) taken out.
+    # dashboard over a quarter does): each call's first event at a node is
+    # flagged and counted as it is written (node_reached); then the calls
+    # still in progress (few) taken out.
     params = {"flow": flow, "version": version}
+    counted = "node_reached" in db.table_names()
     reached = {row["node"]: [row["kind"], row["reached"]] for row in db.query(
-        """SELECT n.node AS node, n.reached AS reached,
-                  (SELECT kind FROM node_events k
-                   WHERE k.flow = :flow AND k.version = :version AND k.node = n.node
-                     AND k.first_visit = 1 LIMIT 1) AS kind
-           FROM (SELECT node, count(*) AS reached FROM node_events
-                 WHERE flow = :flow AND version = :version AND first_visit = 1
-                 GROUP BY node) n""", params)}
+        _COUNTED_REACHED if counted else _FLAGGED_REACHED, params)}
     for row in db.query(
             """SELECT e.node AS node, count(DISTINCT e.call_id) AS reached
                FROM calls c JOIN node_events e ON e.call_id = c.call_id

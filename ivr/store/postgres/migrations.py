@@ -16,11 +16,12 @@ import psycopg
 
 from ivr.store.sqlite.migrations import (
     CALLBACK_STATUSES,
+    COUNT_FLAGGED,
     REPORT_FIGURES_COLUMNS,
     REPORT_FIGURES_INDEX,
 )
 
-__all__ = ["MIGRATIONS", "apply_migrations", "pending_migrations"]
+__all__ = ["FOLD_REACHED", "MIGRATIONS", "apply_migrations", "pending_migrations"]
 
 #: The advisory lock servers take to migrate (any number the product owns).
 _MIGRATION_LOCK = 0x1F0_CA11
@@ -119,7 +120,55 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
     ("0012_report_figures_index", (
         f"CREATE INDEX {REPORT_FIGURES_INDEX} ON calls ({', '.join(REPORT_FIGURES_COLUMNS)})",
     )),
+    # The funnel's calls per node, counted as the events are written (see
+    # SQLite's).  Several servers write here at once, so a node's count is
+    # not one row that every turn updates (each group's transaction would
+    # hold it until its commit, and two could wait on each other): a
+    # trigger adds a row of +1 for each first visit written and of -1 for
+    # each one deleted, the funnel sums them, and the retention purge folds
+    # them into one row per node (PostgresCallStore.purge_before).
+    ("0013_reached_counts", (
+        "CREATE TABLE node_reached (flow TEXT NOT NULL, version TEXT NOT NULL, "
+        "node TEXT NOT NULL, kind TEXT NOT NULL, reached BIGINT NOT NULL)",
+        "CREATE INDEX idx_node_reached ON node_reached (flow, version, node)",
+        f"INSERT INTO node_reached (flow, version, node, kind, reached) {COUNT_FLAGGED}",
+        """CREATE FUNCTION ivr_count_first_visits() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP <> 'INSERT' THEN
+                IF OLD.first_visit = 1 THEN
+                    INSERT INTO node_reached (flow, version, node, kind, reached)
+                    VALUES (OLD.flow, OLD.version, OLD.node, OLD.kind, -1);
+                END IF;
+            END IF;
+            IF TG_OP <> 'DELETE' THEN
+                IF NEW.first_visit = 1 THEN
+                    INSERT INTO node_reached (flow, version, node, kind, reached)
+                    VALUES (NEW.flow, NEW.version, NEW.node, NEW.kind, 1);
+                END IF;
+            END IF;
+            RETURN NULL;
+        END $$""",
+        # Called only for the rows that count (most events are not first visits).
+        "CREATE TRIGGER node_events_counted AFTER INSERT ON node_events "
+        "FOR EACH ROW WHEN (NEW.first_visit = 1) EXECUTE FUNCTION ivr_count_first_visits()",
+        "CREATE TRIGGER node_events_uncounted AFTER DELETE ON node_events "
+        "FOR EACH ROW WHEN (OLD.first_visit = 1) EXECUTE FUNCTION ivr_count_first_visits()",
+        "CREATE TRIGGER node_events_recounted AFTER UPDATE OF first_visit, flow, version, node, "
+        "kind ON node_events FOR EACH ROW WHEN (OLD.first_visit = 1 OR NEW.first_visit = 1) "
+        "EXECUTE FUNCTION ivr_count_first_visits()",
+        "DROP INDEX IF EXISTS idx_node_events_reached",
+    )),
 ]
+
+#: The counts of :data:`MIGRATIONS` ``0013_reached_counts`` folded into one
+#: row per node (rows another transaction adds meanwhile are not seen, so
+#: not folded).
+FOLD_REACHED = (
+    "WITH counted AS (DELETE FROM node_reached "
+    "RETURNING flow, version, node, kind, reached) "
+    "INSERT INTO node_reached (flow, version, node, kind, reached) "
+    "SELECT flow, version, node, min(kind), sum(reached) FROM counted "
+    "GROUP BY flow, version, node HAVING sum(reached) <> 0")
 
 
 def _applied(conn: psycopg.Connection) -> set[str]:

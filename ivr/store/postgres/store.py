@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Iterator
 
 from ivr.store.postgres.connection import PostgresDb
-from ivr.store.postgres.migrations import apply_migrations
+from ivr.store.postgres.migrations import FOLD_REACHED, apply_migrations
 from ivr.store.sqlite.retention import _CALL_TABLES
 from ivr.store.sqlite.sql import _utc_iso
 from ivr.store.sqlite.store import CallStore as SQLiteCallStore
@@ -98,6 +98,15 @@ class PostgresCallStore(SQLiteCallStore):
         return [row[0] for row in self.db.execute(
             "SELECT call_id FROM calls WHERE started_at::timestamptz < ?::timestamptz LIMIT ?",
             [started_before, limit]).fetchall()]
+
+    def purge_before(self, started_before: str, batch: int = 1000) -> dict[str, int]:
+        """SQLite's purge, then the funnel's counts folded into one row per
+        node: each first visit written added a row, each one purged another
+        (see ``0013_reached_counts`` in ivr.store.postgres.migrations)."""
+        totals = super().purge_before(started_before, batch)
+        with self.transaction():
+            self.db.execute(FOLD_REACHED)
+        return totals
 
     def erase_calls(self, call_ids: list[str]) -> dict[str, int]:
         """Delete ``call_ids`` from every table that holds calls, in one

@@ -279,11 +279,52 @@ def _report_figures_index(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE INDEX {REPORT_FIGURES_INDEX} ON calls ({', '.join(REPORT_FIGURES_COLUMNS)})")
 
 
+#: Each flow version's node as first counted (its kind: one per node of a
+#: version, whose name is a digest of the flow) and how many calls reached it.
+REACHED_COUNTS = ("CREATE TABLE node_reached (flow TEXT NOT NULL, version TEXT NOT NULL, "
+                  "node TEXT NOT NULL, kind TEXT NOT NULL, reached INTEGER NOT NULL, "
+                  "PRIMARY KEY (flow, version, node)) WITHOUT ROWID")
+
+#: What the flagged events of the log add up to, per flow version and node.
+COUNT_FLAGGED = ("SELECT flow, version, node, min(kind), count(*) FROM node_events "
+                 "WHERE first_visit = 1 GROUP BY flow, version, node")
+
+
+@MIGRATIONS(name="0013_reached_counts")
+def _reached_counts(db: sqlite_utils.Database) -> None:
+    """The funnel's calls per node, counted as the events are written
+    (``node_reached``), instead of the partial index of flagged events:
+    each node of a commit's turns wrote its own page of that index, 15 of
+    the 51 pages a commit wrote under load; the counts of a flow version
+    share one page.  The store adds a turn's first visits to the counts
+    it writes before each commit (``ivr.store.sqlite.node_log``); a
+    trigger takes the events deleted (the retention purge, an erasure)
+    off; :func:`mark_first_visits` counts a log built in bulk again."""
+    db.execute(REACHED_COUNTS)
+    db.execute(f"INSERT INTO node_reached (flow, version, node, kind, reached) {COUNT_FLAGGED}")
+    db.execute("CREATE TRIGGER node_reached_forget AFTER DELETE ON node_events "
+               "WHEN OLD.first_visit = 1 BEGIN "
+               "UPDATE node_reached SET reached = reached - 1 "
+               "WHERE flow = OLD.flow AND version = OLD.version AND node = OLD.node; END")
+    db.execute("DROP INDEX IF EXISTS idx_node_events_reached")
+
+
 def mark_first_visits(db: sqlite_utils.Database) -> None:
     """Flag each call's first event at each node (events written without
-    the flag: a log from before it, or one built in bulk)."""
+    the flag: a log from before it, or one built in bulk), and count the
+    flagged events again (:func:`count_first_visits`)."""
     db.execute("UPDATE node_events SET first_visit = 1 WHERE rowid IN "
                "(SELECT min(rowid) FROM node_events GROUP BY call_id, node)")
+    if "node_reached" in db.table_names():  # not during migration 0007
+        count_first_visits(db)
+
+
+def count_first_visits(db: sqlite_utils.Database) -> None:
+    """Count the log's flagged events again into ``node_reached``: after
+    events were written with their flags by anything but the store (a
+    log built in bulk, a test's)."""
+    db.execute("DELETE FROM node_reached")
+    db.execute(f"INSERT INTO node_reached (flow, version, node, kind, reached) {COUNT_FLAGGED}")
 
 
 def _apply_migrations(db: sqlite_utils.Database) -> None:

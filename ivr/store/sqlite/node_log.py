@@ -17,11 +17,21 @@ state, which the caller has checked is still its own, is a late retry of
 an older turn, and events are removed only with the call's state.)
 Otherwise, the call's logged nodes are read in one statement first;
 when a new event's sequence number may already be stored (a retried turn),
-each event is asked about as before, so a retry flags nothing twice.
+the call's stored events are read, and only those not stored are written,
+so a retry flags nothing twice.
+
+Each flagged event adds one to its node's count in ``node_reached`` (what
+the funnel reads; migration ``0013_reached_counts``).  The counts a
+transaction's turns add are kept until it commits and written then, one
+row per node (:meth:`_NodeLog._write_reached`): a statement per commit
+rather than one per turn, and the one page of the flow version's counts
+rather than a page per node.  PostgreSQL, which asks per event, counts in
+a trigger of its own (``ivr.store.postgres.migrations``).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import NamedTuple
 
 import sqlite_utils
@@ -51,6 +61,11 @@ _INSERT_FLAGGED = (
 #: What :data:`_INSERT_FLAGGED` binds for a missing text.
 _NO_TEXT = 0
 
+#: A commit's first visits added to their nodes' counts.
+_ADD_REACHED = (
+    "INSERT INTO node_reached (flow, version, node, kind, reached) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (flow, version, node) DO UPDATE SET reached = reached + excluded.reached")
+
 
 class LoggedNodes(NamedTuple):
     """A call's logged events as one connection knows them: the nodes
@@ -71,6 +86,10 @@ class _NodeLog:
     db: sqlite_utils.Database
     _txn_open: bool
     _txn_version: int | None
+    _live: OrderedDict
+    #: First visits written in the open transaction, not yet counted:
+    #: (flow, version, node, kind) -> how many.
+    _reached: dict[tuple, int]
 
     def _data_version(self) -> int | None:
         """What changes when another connection commits (None: this
@@ -103,20 +122,65 @@ class _NodeLog:
         seqs = [row[1] for row in rows]
         if min(seqs) <= known.last_seq or len(set(seqs)) != len(seqs):
             # A retried turn: some of its events may be stored already.
-            self.db.conn.executemany(_INSERT_ASKING, rows)
+            self._log_new_events(call_id, rows)
             return None
-        nodes = set(known.nodes)
+        nodes = self._flag(rows, set(known.nodes))
+        inserted = self.db.conn.executemany(_INSERT_FLAGGED, rows).rowcount
+        if inserted != len(rows):
+            # Cannot be (every event stored has a lower sequence number, and
+            # no other connection writes in this transaction); were it so,
+            # the counts would be off: the whole transaction is dropped, and
+            # the call's events read again when the turn is written again.
+            kept = self._live.get(call_id)
+            if kept is not None:
+                self._live[call_id] = kept._replace(logged=None)
+            raise RuntimeError(f"node events of {call_id} were stored already")
+        last_seq = max(seqs)
+        return LoggedNodes(frozenset(nodes), last_seq, version, known.count + inserted)
+
+    def _log_new_events(self, call_id: str, rows: list[list]) -> None:
+        """Insert those of ``rows`` whose sequence numbers the call has not
+        stored (the first of each), flagged and counted as when they came."""
+        stored = self.db.conn.execute(
+            "SELECT seq, node FROM node_events WHERE call_id = ?", [call_id]).fetchall()
+        seen = {seq for seq, _node in stored}
+        new = []
         for row in rows:
-            row.append(0 if row[4] in nodes else 1)
-            nodes.add(row[4])
+            if row[1] not in seen:
+                seen.add(row[1])
+                new.append(row)
+        self._flag(new, {node for _seq, node in stored})
+        if new:
+            self.db.conn.executemany(_INSERT_FLAGGED, new)
+
+    def _flag(self, rows: list[list], nodes: set) -> set:
+        """Append to each row its first-visit flag (its node not in
+        ``nodes``, the call's logged nodes, nor in a row before it), bind
+        its missing texts as :data:`_NO_TEXT`, and count the first visits
+        for the transaction's commit.  The nodes logged after."""
+        reached = self._reached
+        for row in rows:
+            node = row[4]
+            if node in nodes:
+                row.append(0)
+            else:
+                row.append(1)
+                nodes.add(node)
+                key = (row[2], row[3], node, row[5])
+                reached[key] = reached.get(key, 0) + 1
             for column in (6, 7, 8):  # input, branch, detail (see _INSERT_FLAGGED)
                 if row[column] is None:
                     row[column] = _NO_TEXT
-        inserted = self.db.conn.executemany(_INSERT_FLAGGED, rows).rowcount
-        if inserted != len(rows):  # some were stored already: read them again next time
-            return None
-        last_seq = max(seqs)
-        return LoggedNodes(frozenset(nodes), last_seq, version, known.count + inserted)
+        return nodes
+
+    def _write_reached(self) -> None:
+        """Add the open transaction's first visits to their nodes' counts
+        (just before it commits)."""
+        reached = self._reached
+        if reached:
+            self.db.conn.executemany(_ADD_REACHED,
+                                     [key + (count,) for key, count in reached.items()])
+            reached.clear()
 
     def _still_logged(self, call_id: str, known: LoggedNodes) -> bool:
         """Whether the call's stored events are still those of ``known``:

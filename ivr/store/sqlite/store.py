@@ -12,6 +12,9 @@ the reports count (definitions: docs/deflection.md; promises: docs/reliability.m
                    what happened there: answered, abandoned in the queue,
                    no answer), and the caller as a keyed hash, never the
                    raw number.
+``node_reached``   per flow version and node, how many calls reached it
+                   (each call's first event there, ``first_visit``): what
+                   the funnel reads, counted as the events are written.
 ``status_events``  provider status callbacks, keyed by (call_id, sequence).
 ``flow_versions``  the YAML and prompt texts of every flow version that ran.
 ``meta``           the store's own settings (the caller-hash key when none
@@ -125,6 +128,7 @@ class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog, _SealedStates)
     def __init__(self, db: sqlite_utils.Database, caller_key: bytes | None = None):
         if caller_key is not None and (not isinstance(caller_key, bytes) or not caller_key):
             raise TypeError("caller_key must be non-empty bytes")
+        self._reached: dict[tuple, int] = {}
         self.db = db
         self._migrate(db)
         self._key = caller_key if caller_key is not None else self._stored_key()

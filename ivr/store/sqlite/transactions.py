@@ -5,8 +5,11 @@ returns: a class rather than a generator context manager, whose
 ``contextlib`` machinery ran around every turn's writes.
 
 Outermost, it takes the writer lock, then ``BEGIN IMMEDIATE``, and commits
-on exit.  While it is open no other connection can commit, so the
-database's ``PRAGMA data_version`` is read at most once per transaction
+on exit, after writing the first visits its turns counted
+(:meth:`ivr.store.sqlite.node_log._NodeLog._write_reached`; dropped with
+a rollback, and a savepoint's with the savepoint's).  While it is open no
+other connection can commit, so the database's ``PRAGMA data_version`` is
+read at most once per transaction
 (:meth:`ivr.store.sqlite.node_log._NodeLog._data_version`).
 
 Nested, a savepoint that rolls back alone, except inside a group's
@@ -27,11 +30,12 @@ class Transaction:
     """One write transaction of ``store`` (a savepoint when nested, but
     in a ``whole`` transaction)."""
 
-    __slots__ = ("_store", "_whole", "_outer", "_savepoint")
+    __slots__ = ("_store", "_whole", "_outer", "_savepoint", "_reached")
 
     def __init__(self, store: Any, whole: bool = False):
         self._store, self._whole = store, whole
         self._outer = self._savepoint = False
+        self._reached: dict | None = None
 
     def __enter__(self) -> None:
         store = self._store
@@ -44,6 +48,8 @@ class Transaction:
             if not store._txn_whole:
                 conn.execute("SAVEPOINT ivr_write")
                 self._savepoint = True
+                # The first visits counted so far, as they are if it rolls back.
+                self._reached = dict(store._reached)
             return
         # Writers of every process in turn, each woken at once.
         store.writer_lock.__enter__()
@@ -66,12 +72,15 @@ class Transaction:
             elif conn.in_transaction:  # an error may have ended the whole transaction
                 conn.execute("ROLLBACK TO ivr_write")
                 conn.execute("RELEASE ivr_write")
+                store._reached.clear()
+                store._reached.update(self._reached)
 
     def _end(self, commit: bool) -> None:
         """Commit (or roll back), then let the next writer in."""
         store = self._store
         try:
             if commit:
+                store._write_reached()  # the first visits of its turns, counted
                 store.db.conn.execute("COMMIT")
             else:
                 store.db.rollback()
@@ -80,4 +89,5 @@ class Transaction:
             raise
         finally:
             store._txn_open, store._txn_whole, store._txn_version = False, False, None
+            store._reached.clear()
             store.writer_lock.__exit__(None, None, None)
