@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from ivr.click_i18n import OperatorCommand, language_chosen
 from ivr.i18n import Formats, _, use_language
 from ivr.reports.call_queries import CallSearch, caller_hash, check_search
 from ivr.reports.output import as_json, open_log
@@ -51,11 +52,11 @@ def search_from_options(db, flow: str | None, outcome, reason, transfer_cause, e
 
 def lang_option(f):
     """--lang: the language headings are printed in (default: from LANG)."""
-    return click.option("--lang", default=None, metavar="LANG",
+    return click.option("--lang", default=None, metavar="LANG", is_eager=True, callback=language_chosen,
                         help="fr or en (default: from LANG, LC_ALL, LANGUAGE).")(f)
 
 
-@click.command()
+@click.command(cls=OperatorCommand)
 @click.argument("call_id")
 @click.option("--db", "db_path", default="ivr.db", show_default=True,
               type=click.Path(dir_okay=False),
