@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from twisted.logger import Logger
 from twisted.python import usage
 
-from ivr.i18n import use_language
+from ivr.i18n import _, use_language
 from ivr.lookups.shops import ShopConfigError, load_config
 from ivr.providers.registry import providers
 from ivr.server.dashboard import MIN_TOKEN_LENGTH, check_dashboard_token
@@ -234,7 +234,7 @@ def shop_config(path: str | None, lookup_timeout: float):
     try:
         config = load_config(path)
     except ShopConfigError as error:
-        raise usage.UsageError(f"--orders {path} is not valid:\n{error}") from None
+        raise usage.UsageError(_("--orders {path} is not valid:").format(path=path) + f"\n{error}") from None
     if config.timeout >= lookup_timeout:
         log.warn("{path}: the shop's timeout ({timeout:g} s) is not under --lookup-timeout "
                  "({limit:g} s): slow look-ups will end as 'timeout' without the shop's cause",
