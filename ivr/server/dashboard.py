@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import hashlib
 import hmac
 import pickle
@@ -40,7 +41,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from ivr.flow.model import OUTCOMES
-from ivr.i18n import LOCALES, Formats
+from ivr.i18n import LOCALES, Formats, use_language
 from ivr.reports import analytics, graph, graph_dot, graph_svg
 from ivr.reports.period import PeriodFigures, period_figures
 from ivr.server.dashboard_calls import render_calls
@@ -479,13 +480,19 @@ def draw(view: View, flow_graph: graph.FlowGraph | None) -> str:
     traffic: by Graphviz when it is installed, by the built-in layout
     otherwise."""
     if flow_graph is not None:
-        fmt = Formats(view.lang)
-        drawing = graph_dot.dot_svg(flow_graph, view.funnel, figures_line=figures_line(fmt))
-        view.graph_drawn_by = "dot" if drawing else "own"
-        if drawing is None:
-            drawing = graph_svg.to_svg(flow_graph, stats=view.funnel, legend=False)
-        view.graph_svg = Markup(readable(drawing))
+        # The drawing's words in the page's language, not the server's.
+        contextvars.copy_context().run(_draw_graph, view, flow_graph)
     return render_page(view)
+
+
+def _draw_graph(view: View, flow_graph: graph.FlowGraph) -> None:
+    use_language(view.lang)
+    fmt = Formats(view.lang)
+    drawing = graph_dot.dot_svg(flow_graph, view.funnel, figures_line=figures_line(fmt))
+    view.graph_drawn_by = "dot" if drawing else "own"
+    if drawing is None:
+        drawing = graph_svg.to_svg(flow_graph, stats=view.funnel, legend=False)
+    view.graph_svg = Markup(readable(drawing))
 
 
 def readable(svg: str, smallest_px: float = MIN_TEXT_PX) -> str:
