@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from ivr.click_i18n import OperatorCommand, language_chosen
-from ivr.i18n import Formats, _, use_language
+from ivr.i18n import Formats, _
 from ivr.reports.call_queries import CallSearch, caller_hash, check_search
 from ivr.reports.output import as_json, open_log
 from ivr.reports.timeline import call_timeline, describe
@@ -81,7 +81,7 @@ def call(call_id, db_path, as_json_output, lang):
 
 
 def _print_call(call_id, db_path, as_json_output, lang):
-    use_language(lang)
+    # --lang's callback chose the language (without it, the group's).
     db = open_log(db_path)
     try:
         timeline = call_timeline(db, call_id)
