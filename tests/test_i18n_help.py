@@ -145,3 +145,21 @@ def test_every_help_text_has_its_french():
 ])
 def test_the_click_words_an_operator_sees_have_their_french(message):
     assert translations("fr", "click").gettext(message) != message
+
+
+@pytest.mark.parametrize(("argv", "french", "english"), [
+    (["--hold-after", "12"], "--hold-after doit rester bien en dessous des 15 s de l'opérateur",
+     "--hold-after must stay well under the provider's 15 s"),
+    (["--workers", "0"], "--workers doit être un nombre entier positif, et non '0'",
+     "--workers must be a positive whole number, not '0'"),
+    (["--dashboard-token", "short"], "--dashboard-token doit faire au moins 16 caractères (créez-en un avec : "
+     "python -c 'import secrets; print(secrets.token_urlsafe(24))')",
+     "--dashboard-token must be at least 16 characters (make one with: "
+     "python -c 'import secrets; print(secrets.token_urlsafe(24))')"),
+])
+def test_ivr_serve_refuses_a_bad_value_in_the_operators_language(capsys, argv, french, english):
+    for lang, expected in (("fr", french), ("en", english)):
+        with pytest.raises(SystemExit) as done:
+            serve_cli.main(["--lang", lang, *argv])
+        assert done.value.code == 2
+        assert capsys.readouterr().err == f"ivr-serve: {expected}\n"

@@ -41,7 +41,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from ivr.flow.model import OUTCOMES
-from ivr.i18n import LOCALES, Formats, use_language
+from ivr.i18n import LOCALES, Formats, _, use_language
 from ivr.reports import analytics, graph, graph_dot, graph_svg
 from ivr.reports.period import PeriodFigures, period_figures
 from ivr.server.dashboard_calls import render_calls
@@ -251,11 +251,11 @@ def check_dashboard_token(token: str) -> None:
     from twisted.python.usage import UsageError
 
     if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
-        raise UsageError("--dashboard-token must be printable ASCII without spaces")
+        raise UsageError(_("--dashboard-token must be printable ASCII without spaces"))
     if len(token) < MIN_TOKEN_LENGTH:
-        raise UsageError(f"--dashboard-token must be at least {MIN_TOKEN_LENGTH} characters "
-                         f"(make one with: python -c 'import secrets; "
-                         f"print(secrets.token_urlsafe(24))')")
+        raise UsageError(_("--dashboard-token must be at least {length} characters (make one with: "
+                           "python -c 'import secrets; print(secrets.token_urlsafe(24))')").format(
+                               length=MIN_TOKEN_LENGTH))
 
 
 def make_dashboard(token: str | None, db_path: str, registry, reactor) -> "DashboardResource | None":
