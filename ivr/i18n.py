@@ -83,10 +83,11 @@ def current_language() -> str:
 
 
 @cache
-def translations(lang: str) -> gettext.NullTranslations:
-    """The catalogue of ``lang``, compiled in memory from its ``.po`` file;
-    no translation (the English source) when it has none."""
-    po = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+def translations(lang: str, domain: str = DOMAIN) -> gettext.NullTranslations:
+    """The catalogue of ``lang``, compiled in memory from its ``.po`` file
+    (``domain``: ours, or ``click`` for click's own words); no translation
+    (the English source) when it has none."""
+    po = LOCALE_DIR / lang / "LC_MESSAGES" / f"{domain}.po"
     if not po.is_file():
         return gettext.NullTranslations()
     with po.open("rb") as handle:

@@ -142,6 +142,11 @@ def test_french_headings_with_lang_fr(log):
     assert "24 nov. 2026" in out
 
 
+def test_the_groups_lang_fr_holds_for_the_call(log):
+    out = invoke("--lang", "fr", "call", CA1, "--db", log).output
+    assert out.startswith("Appel:")
+
+
 # -- the search -----------------------------------------------------------------------
 
 

@@ -175,3 +175,14 @@ def test_the_drawing_is_never_shrunk_below_readable_text():
 def test_the_page_keys_the_drawing_in_the_operator_s_language(dash):
     page = Page(dash.get("/dashboard?lang=fr", AUTH)[2])
     assert "résout la demande de l'appelant" in page.text("graph-key")
+
+
+def test_without_graphviz_the_boxes_are_written_in_the_page_s_language(monkeypatch):
+    monkeypatch.setattr(graph_dot.shutil, "which", lambda _name: None)
+    dash = Dashboard()
+    french = {e["data-node"]: e["text"] for e in dash.page("?lang=fr").nodes if e["tag"] == "g"}
+    english = {e["data-node"]: e["text"] for e in dash.page("?lang=en").nodes if e["tag"] == "g"}
+    assert "arrivés 73 · perdus 11 (15%)" in french["main_menu"]
+    assert "arrivés 73 : raccroché 5, transféré 6, terminé 0, continué 62" in french["main_menu"]
+    assert "reached 73 · dropped 11 (15%)" in english["main_menu"]
+    assert "reached 73: hung up 5, transferred 6, ended 0, continued 62" in english["main_menu"]

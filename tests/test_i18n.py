@@ -214,5 +214,5 @@ def test_ivr_report_errors_in_french(tmp_path):
     missing = tmp_path / "nowhere.db"
     result = CliRunner().invoke(report_main, ["--lang", "fr", "summary", "--db", str(missing)])
     assert result.exit_code == 1
-    assert result.output == (f"Error: {missing} : fichier introuvable (donnez le journal d'appels qu'écrit "
+    assert result.output == (f"Erreur : {missing} : fichier introuvable (donnez le journal d'appels qu'écrit "
                              "le serveur, par ex. ivr.db)\n")

@@ -44,6 +44,8 @@ import yaml
 from rapidfuzz import fuzz, process
 from text_to_num import alpha2digit
 
+from ivr.i18n import _
+
 from .matching import normalise
 
 #: The language data file beside a language's prompts.
@@ -233,7 +235,7 @@ def load_lexicon(path: Path, lang: str) -> Lexicon:
     try:
         source = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise LexiconError(f"cannot read {path}: {error}") from None
+        raise LexiconError(_("cannot read {path}: {error}").format(path=path, error=error)) from None
     return lexicon_from_source(source, lang, path)
 
 
@@ -242,16 +244,16 @@ def lexicon_from_source(source: str, lang: str, path) -> Lexicon:
     try:
         data = yaml.load(source, Loader=_WordsLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as error:
-        raise LexiconError(f"cannot read {path}: {error}") from None
+        raise LexiconError(_("cannot read {path}: {error}").format(path=path, error=error)) from None
     fields = ("stemmer", "yes", "no", "escape", "filler", "numbers")
     if not isinstance(data, dict):
-        raise LexiconError(f"{path}: expected a mapping with {', '.join(fields)}")
+        raise LexiconError(_("{path}: expected a mapping with {fields}").format(path=path, fields=", ".join(fields)))
     missing = [k for k in fields if k not in data]
     if missing:
-        raise LexiconError(f"{path}: missing {', '.join(missing)}")
+        raise LexiconError(_("{path}: missing {fields}").format(path=path, fields=", ".join(missing)))
     if data["stemmer"] not in snowballstemmer.algorithms():
-        raise LexiconError(f"{path}: unknown stemmer {data['stemmer']!r}; expected one of "
-                           f"{', '.join(snowballstemmer.algorithms())}")
+        raise LexiconError(_("{path}: unknown stemmer {stemmer!r}; expected one of {expected}").format(
+            path=path, stemmer=data["stemmer"], expected=", ".join(snowballstemmer.algorithms())))
     return Lexicon(
         lang=lang, stemmer=data["stemmer"],
         yes=tuple(map(str, data["yes"])), no=tuple(map(str, data["no"])),

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import click
 
-from ivr.i18n import Formats, _, use_language
+from ivr.click_i18n import OperatorCommand, language_chosen
+from ivr.i18n import Formats, _
 from ivr.reports.call_queries import CallSearch, caller_hash, check_search
 from ivr.reports.output import as_json, open_log
 from ivr.reports.timeline import call_timeline, describe
@@ -51,11 +52,11 @@ def search_from_options(db, flow: str | None, outcome, reason, transfer_cause, e
 
 def lang_option(f):
     """--lang: the language headings are printed in (default: from LANG)."""
-    return click.option("--lang", default=None, metavar="LANG",
+    return click.option("--lang", default=None, metavar="LANG", is_eager=True, callback=language_chosen,
                         help="fr or en (default: from LANG, LC_ALL, LANGUAGE).")(f)
 
 
-@click.command()
+@click.command(cls=OperatorCommand)
 @click.argument("call_id")
 @click.option("--db", "db_path", default="ivr.db", show_default=True,
               type=click.Path(dir_okay=False),
@@ -80,7 +81,7 @@ def call(call_id, db_path, as_json_output, lang):
 
 
 def _print_call(call_id, db_path, as_json_output, lang):
-    use_language(lang)
+    # --lang's callback chose the language (without it, the group's).
     db = open_log(db_path)
     try:
         timeline = call_timeline(db, call_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import click
 
+from ivr.click_i18n import OperatorCommand
 from ivr.i18n import N_, _
 from ivr.reports import queries
 from ivr.reports.output import emit, moment, open_log, table
@@ -80,7 +81,7 @@ def _described(description, lang: str | None) -> str | None:
     return description if isinstance(description, str) else None
 
 
-@click.command()
+@click.command(cls=OperatorCommand)
 @click.option("--db", "db_path", default="ivr.db", show_default=True, type=click.Path(dir_okay=False),
               help="The call log the server writes (opened read-only).")
 @click.option("--status", type=click.Choice(STATUS_CHOICES), default="all", show_default=True,

@@ -26,9 +26,10 @@ from decimal import Decimal, InvalidOperation
 
 import click
 
+from ivr.click_i18n import OperatorGroup, language_chosen, speak_click_in_operator_language
 from ivr.flow import dates
 from ivr.flow.model import TRANSFER_CAUSES
-from ivr.i18n import N_, _, ngettext, use_language
+from ivr.i18n import N_, _, ngettext
 from ivr.reports import analytics
 from ivr.reports.call_cli import search_from_options, search_options
 from ivr.reports.output import as_json, count, emit, moment, money, open_log, percent, seconds, table
@@ -186,8 +187,12 @@ def reporting(f):
 LANG_HELP = "The language of the headings and figures: fr or en (default: from LANG, LC_ALL; English unless French)."
 
 
-@click.group()
-@click.option("--lang", "operator_lang", default=None, metavar="LANG", help=LANG_HELP)
+speak_click_in_operator_language()
+
+
+@click.group(cls=OperatorGroup)
+@click.option("--lang", "operator_lang", default=None, metavar="LANG", help=LANG_HELP,
+              is_eager=True, callback=language_chosen)
 def main(operator_lang):
     """Deflection figures from the IVR call log: what the IVR answers,
     what goes to agents and why, where callers give up.
@@ -199,7 +204,7 @@ def main(operator_lang):
         ivr-report summary --db ivr.db --since 2026-11-01 --by reason
         ivr-report --lang fr summary --db ivr.db
     """
-    use_language(operator_lang)
+    # The language is chosen by --lang's callback, before --help is shown.
 
 
 @main.command()

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 import click
 import sqlite_utils
 
+from ivr.click_i18n import OperatorCommand
 from ivr.i18n import N_, _
 from ivr.reports.output import open_log
 from ivr.store.postgres.connection import is_postgres_url
@@ -104,7 +105,7 @@ def _truncate_wal(store: CallStore) -> None:
                    err=True)
 
 
-@click.command()
+@click.command(cls=OperatorCommand)
 @click.option("--number", required=True,
               help="The caller's number in international form, e.g. +33612345678 "
                    "(spaces and dashes are allowed), or their sip: address.")
@@ -142,7 +143,7 @@ def forget(number, db_path):
     click.echo(erased_line(erased))
 
 
-@click.command()
+@click.command(cls=OperatorCommand)
 @click.option("--older-than-days", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="DAYS",
               help="Erase the calls that started more than DAYS days ago, with all their rows.")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ivr.flow.kinds import KINDS, RETRY_FIELDS
 from ivr.flow.model import Flow, Node
+from ivr.i18n import N_, _
 
 #: How edges are drawn: ``flow`` an exit the node declares, ``retry`` a
 #: no-input or no-match count run out, ``escape`` the caller asked for a
@@ -196,16 +197,19 @@ def luminance(colour: str) -> float:
 
 
 def _figures_line(figures: dict | None) -> str:
+    """What a node's box says of its calls, in the operator's language."""
     if not figures or not figures["reached"]:
-        return "not reached"
+        return _("not reached")
     rate = figures["drop_off_rate"] or 0
-    return f"reached {figures['reached']} · dropped {figures['dropped']} ({rate:.0%})"
+    return _("reached {reached} · dropped {dropped} ({rate})").format(
+        reached=figures["reached"], dropped=figures["dropped"], rate=f"{rate:.0%}")
 
 
 def _tags(node: GraphNode) -> str:
-    tags = [node.kind] + [t for t, on in (("start", node.start), ("human", node.human),
-                                          ("resolves", node.resolves), ("↻", node.guarded)) if on]
-    return " · ".join(tags)
+    """A node's kind (its code) and marks (in the operator's language)."""
+    marks = [_(t) for t, on in ((N_("start"), node.start), (N_("human"), node.human),
+                                (N_("resolves"), node.resolves), ("↻", node.guarded)) if on]
+    return " · ".join([node.kind] + marks)
 
 
 def _drawn_edges(graph: FlowGraph) -> list:
@@ -235,5 +239,5 @@ def _shown(label: str) -> str:
 
 def _guard_note(graph: FlowGraph) -> str | None:
     if any(n.guarded for n in graph.nodes):
-        return f"↻ on a loop: the loop guard may send the call to {graph.human}"
+        return "↻ " + _("on a loop: the loop guard may send the call to {human}").format(human=graph.human)
     return None

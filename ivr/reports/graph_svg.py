@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
+from ivr.i18n import N_, _
 from ivr.reports.graph import (
     NOT_REACHED,
     FlowGraph,
@@ -31,8 +32,8 @@ from ivr.reports.graph_text import mermaid_id
 _EDGE_STROKE = {"flow": ("#555555", ""), "retry": ("#b35806", "6 4"), "escape": ("#2166ac", "2 3")}
 
 
-_EDGE_MEANING = {"flow": "an exit of the node", "retry": "retries run out",
-                 "escape": "escape to a human"}
+_EDGE_MEANING = {"flow": N_("an exit of the node"), "retry": N_("retries run out"),
+                 "escape": N_("escape to a human")}
 
 
 def _n(value: float) -> str:
@@ -73,7 +74,8 @@ def to_svg(graph: FlowGraph, stats=None, *, legend: bool = True) -> str:
     on a heat scale by drop-off rate: where callers are lost.  Each node's
     ``<g>`` carries ``data-node`` and, with stats, ``data-reached``,
     ``data-dropped`` and ``data-drop-off-rate``.  Without ``legend`` the
-    heading and key are left out (a page that shows its own)."""
+    heading and key are left out (a page that shows its own).  Its words
+    are in the operator's language."""
     figures = stats_by_node(stats) if stats is not None else None
     plan = layout(graph, figures)
     width = max(plan.width, 640)
@@ -119,9 +121,9 @@ def _svg_node(node: GraphNode, box: Box, figures: dict | None) -> str:
     fill = "#ffffff"
     tip = [f"{node.name} ({node.kind})"]
     if node.reason:
-        tip.append(f"reason: {node.reason}")
+        tip.append(_("reason: {reason}").format(reason=node.reason))
     if node.resolves:
-        tip.append("resolves the caller's question")
+        tip.append(_("resolves the caller's question"))
     if figures is not None:
         row = figures.get(node.name) or dict.fromkeys(
             ("reached", "hung_up", "transferred", "ended", "continued", "dropped"), 0)
@@ -129,8 +131,8 @@ def _svg_node(node: GraphNode, box: Box, figures: dict | None) -> str:
         fill = heat_colour(rate)
         data += (f' data-reached="{row["reached"]}" data-dropped="{row["dropped"]}" '
                  f'data-drop-off-rate="{"" if rate is None else round(rate, 4)}"')
-        tip.append(f"reached {row['reached']}: hung up {row['hung_up']}, transferred "
-                   f"{row['transferred']}, ended {row['ended']}, continued {row['continued']}")
+        tip.append(_("reached {reached}: hung up {hung_up}, transferred {transferred}, ended {ended}, "
+                     "continued {continued}").format(**row))
     ink = "#ffffff" if luminance(fill) < 0.25 else "#1a1a1a"
     stroke, width = ("#1a7f37", 2.5) if node.resolves else ("#333333", 2 if node.start else 1)
     parts = [f'<g class="node node-{_attr(node.kind)}" {data}>',
@@ -154,26 +156,26 @@ def _legend(graph: FlowGraph, figures: dict | None, width: float):
     returns the SVG and its height."""
     items = [('<rect x="0" y="-10" width="24" height="13" rx="3" fill="#ffffff" stroke="#1a7f37" '
               'stroke-width="2.5"/><rect x="3" y="-7" width="18" height="7" rx="2" fill="none" '
-              'stroke="#1a7f37"/>', "resolves the caller's question")]
+              'stroke="#1a7f37"/>', _("resolves the caller's question"))]
     for kind, (colour, dashes) in _EDGE_STROKE.items():
         dash = f' stroke-dasharray="{dashes}"' if dashes else ""
         items.append((f'<path d="M0,-4 H24" stroke="{colour}" stroke-width="1.3"{dash}/>',
-                       _EDGE_MEANING[kind]))
+                       _(_EDGE_MEANING[kind])))
     note = _guard_note(graph)
     if note:
         items.append(('<text x="12" y="0" text-anchor="middle" font-size="13">↻</text>',
                       note.removeprefix("↻ ")))
     if figures is not None:
-        items.append(("", "drop-off rate (hung up or transferred ÷ reached):"))
+        items.append(("", _("drop-off rate (hung up or transferred ÷ reached):")))
         for rate in (0, 0.25, 0.5, 0.75, 1):
             items.append((f'<rect x="0" y="-10" width="24" height="13" fill="{heat_colour(rate)}" '
                           'stroke="#999999" stroke-width="0.5"/>', f"{rate:.0%}"))
         items.append((f'<rect x="0" y="-10" width="24" height="13" fill="{NOT_REACHED}" '
-                      'stroke="#999999" stroke-width="0.5"/>', "not reached"))
+                      'stroke="#999999" stroke-width="0.5"/>', _("not reached")))
         unknown = sorted(set(figures) - {n.name for n in graph.nodes})
         if unknown:
             shown = ", ".join(unknown[:5]) + (", …" if len(unknown) > 5 else "")
-            items.append(("", f"figures for nodes not in this version: {shown}"))
+            items.append(("", _("figures for nodes not in this version: {nodes}").format(nodes=shown)))
     parts = ['<g class="legend" font-size="11" fill="#1a1a1a">',
              f'<text x="{MARGIN}" y="{MARGIN + 6}" font-size="14" font-weight="bold">'
              f"{_attr(graph.flow)} · version {_attr(graph.version)}</text>"]

@@ -18,6 +18,7 @@ import click
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
+from ivr.click_i18n import speak_click_in_operator_language
 from ivr.i18n import _, use_language
 from ivr.server.options import SERVE_OPTIONS, Options, ServeOption
 from ivr.server.workers import shares_a_socket
@@ -44,7 +45,7 @@ def _help() -> str:
 
 def _click_option(option: ServeOption) -> click.Option:
     names = [f"--{option.name}"] + ([f"-{option.short}"] if option.short else [])
-    text = option.help + (f" [env: {option.env}]" if option.env else "")
+    text = _(option.help) + (f" [env: {option.env}]" if option.env else "")
     if option.flag:
         return click.Option(names, is_flag=True, default=False, help=text)
     return click.Option(names, default=option.default, show_default=option.default is not None,
@@ -115,6 +116,7 @@ def main(argv=None) -> None:
 
 def _main(argv: list[str]) -> None:
     use_language(_language(argv))
+    speak_click_in_operator_language()
     command = serve_command()
     try:
         with command.make_context(PROG, list(argv)) as ctx:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import hashlib
 import hmac
 import pickle
@@ -40,7 +41,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from ivr.flow.model import OUTCOMES
-from ivr.i18n import LOCALES, Formats
+from ivr.i18n import LOCALES, Formats, _, use_language
 from ivr.reports import analytics, graph, graph_dot, graph_svg
 from ivr.reports.period import PeriodFigures, period_figures
 from ivr.server.dashboard_calls import render_calls
@@ -251,11 +252,11 @@ def check_dashboard_token(token: str) -> None:
     from twisted.python.usage import UsageError
 
     if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
-        raise UsageError("--dashboard-token must be printable ASCII without spaces")
+        raise UsageError(_("--dashboard-token must be printable ASCII without spaces"))
     if len(token) < MIN_TOKEN_LENGTH:
-        raise UsageError(f"--dashboard-token must be at least {MIN_TOKEN_LENGTH} characters "
-                         f"(make one with: python -c 'import secrets; "
-                         f"print(secrets.token_urlsafe(24))')")
+        raise UsageError(_("--dashboard-token must be at least {length} characters (make one with: "
+                           "python -c 'import secrets; print(secrets.token_urlsafe(24))')").format(
+                               length=MIN_TOKEN_LENGTH))
 
 
 def make_dashboard(token: str | None, db_path: str, registry, reactor) -> "DashboardResource | None":
@@ -480,13 +481,19 @@ def draw(view: View, flow_graph: graph.FlowGraph | None) -> str:
     traffic: by Graphviz when it is installed, by the built-in layout
     otherwise."""
     if flow_graph is not None:
-        fmt = Formats(view.lang)
-        drawing = graph_dot.dot_svg(flow_graph, view.funnel, figures_line=figures_line(fmt))
-        view.graph_drawn_by = "dot" if drawing else "own"
-        if drawing is None:
-            drawing = graph_svg.to_svg(flow_graph, stats=view.funnel, legend=False)
-        view.graph_svg = Markup(opening_on(readable(drawing), flow_graph.start))
+        # The drawing's words in the page's language, not the server's.
+        contextvars.copy_context().run(_draw_graph, view, flow_graph)
     return render_page(view)
+
+
+def _draw_graph(view: View, flow_graph: graph.FlowGraph) -> None:
+    use_language(view.lang)
+    fmt = Formats(view.lang)
+    drawing = graph_dot.dot_svg(flow_graph, view.funnel, figures_line=figures_line(fmt))
+    view.graph_drawn_by = "dot" if drawing else "own"
+    if drawing is None:
+        drawing = graph_svg.to_svg(flow_graph, stats=view.funnel, legend=False)
+    view.graph_svg = Markup(opening_on(readable(drawing), flow_graph.start))
 
 
 def readable(svg: str, smallest_px: float = MIN_TEXT_PX) -> str:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from twisted.logger import Logger
 from twisted.python import usage
 
-from ivr.i18n import use_language
+from ivr.i18n import _, use_language
 from ivr.lookups.shops import ShopConfigError, load_config
 from ivr.providers.registry import providers
 from ivr.server.dashboard import MIN_TOKEN_LENGTH, check_dashboard_token
@@ -171,9 +171,10 @@ class Options(usage.Options):
                 self[option.name] = os.environ.get(option.env) or None
         self["workers"] = positive_number(self["workers"], "--workers", int)
         if (self["workers"] or 1) > 1 and not shares_a_socket(self["listen"]):
-            raise usage.UsageError(f"--workers {self['workers']} shares one socket: --listen "
-                                   f"must be a tcp:, tcp6: or unix: description, not "
-                                   f"{self['listen']!r} (terminate TLS in front of the server)")
+            raise usage.UsageError(_("--workers {workers} shares one socket: --listen must be a tcp:, "
+                                     "tcp6: or unix: description, not {listen!r} (terminate TLS in "
+                                     "front of the server)").format(workers=self["workers"],
+                                                                    listen=self["listen"]))
         if self["dashboard-token"] is not None:
             check_dashboard_token(self["dashboard-token"])
         check_waits(self)
@@ -181,7 +182,8 @@ class Options(usage.Options):
         self["log-max-bytes"] = positive_number(self["log-max-bytes"], "--log-max-bytes", int)
         self["log-files"] = positive_number(self["log-files"], "--log-files", int)
         if self["log-file"] and not os.path.isdir(os.path.dirname(os.path.abspath(self["log-file"]))):
-            raise usage.UsageError(f"--log-file {self['log-file']}: its folder does not exist")
+            raise usage.UsageError(_("--log-file {path}: its folder does not exist").format(
+                path=self["log-file"]))
         self["orders-config"] = shop_config(self["orders"], self["lookup-timeout"])
         self["helpdesk-url"] = helpdesk_url(self["helpdesk-url"])
         self["helpdesk-token"] = os.environ.get("IVR_HELPDESK_TOKEN", "").strip() or None
@@ -199,16 +201,16 @@ def check_waits(options) -> None:
         try:
             options[name] = float(options[name])
         except ValueError:
-            raise usage.UsageError(f"--{name} must be a number of seconds") from None
+            raise usage.UsageError(_("--{name} must be a number of seconds").format(name=name)) from None
         if options[name] <= 0:
-            raise usage.UsageError(f"--{name} must be positive")
+            raise usage.UsageError(_("--{name} must be positive").format(name=name))
     if options["hold-after"] >= 10:
-        raise usage.UsageError("--hold-after must stay well under the provider's 15 s")
+        raise usage.UsageError(_("--hold-after must stay well under the provider's 15 s"))
     if options["lookup-timeout"] > 30:
-        raise usage.UsageError("--lookup-timeout over 30 s keeps callers on hold too long")
+        raise usage.UsageError(_("--lookup-timeout over 30 s keeps callers on hold too long"))
     if options["retry-window"] < 60:
-        raise usage.UsageError("--retry-window under 60 s would drop states a provider "
-                               "may still retry")
+        raise usage.UsageError(_("--retry-window under 60 s would drop states a provider "
+                                 "may still retry"))
 
 
 def positive_number(value, option: str, kind):
@@ -221,8 +223,9 @@ def positive_number(value, option: str, kind):
     except ValueError:
         number = 0
     if number <= 0:
-        raise usage.UsageError(f"{option} must be a positive {'whole ' if kind is int else ''}"
-                               f"number, not {value!r}")
+        wanted = (_("{option} must be a positive whole number, not {value!r}") if kind is int
+                  else _("{option} must be a positive number, not {value!r}"))
+        raise usage.UsageError(wanted.format(option=option, value=value))
     return number
 
 
@@ -234,7 +237,7 @@ def shop_config(path: str | None, lookup_timeout: float):
     try:
         config = load_config(path)
     except ShopConfigError as error:
-        raise usage.UsageError(f"--orders {path} is not valid:\n{error}") from None
+        raise usage.UsageError(_("--orders {path} is not valid:").format(path=path) + f"\n{error}") from None
     if config.timeout >= lookup_timeout:
         log.warn("{path}: the shop's timeout ({timeout:g} s) is not under --lookup-timeout "
                  "({limit:g} s): slow look-ups will end as 'timeout' without the shop's cause",
@@ -248,6 +251,6 @@ def helpdesk_url(value: str | None) -> str | None:
         return None
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise usage.UsageError(f"--helpdesk-url must be an http:// or https:// URL such as "
-                               f"https://helpdesk.example.com/callbacks, not {value!r}")
+        raise usage.UsageError(_("--helpdesk-url must be an http:// or https:// URL such as "
+                                 "https://helpdesk.example.com/callbacks, not {value!r}").format(value=value))
     return value.strip()

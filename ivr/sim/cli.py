@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo
 import click
 import sqlite_utils
 
+from ivr.click_i18n import OperatorGroup, language_chosen, speak_click_in_operator_language
 from ivr.flow.dates import DateError, parse_day
 from ivr.flow.loader import check_flow
 from ivr.flow.problems import FlowError
-from ivr.i18n import _, formats, ngettext, use_language
+from ivr.i18n import _, formats, ngettext
 from ivr.lookups.demo_orders import DEMO_CALLERS, create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.lookups.orders import OrderStore
@@ -85,9 +86,14 @@ OPERATOR_LANG_HELP = ("The language ivr-sim speaks: fr or en (default: from LANG
                       "English unless French).")
 
 
-@click.group()
-@click.version_option(package_name="ivr-engine")
-@click.option("--lang", "operator_lang", default=None, metavar="LANG", help=OPERATOR_LANG_HELP)
+speak_click_in_operator_language()
+
+
+@click.group(cls=OperatorGroup)
+# Click would word this help in the language of the moment of import: English, translated when shown.
+@click.version_option(package_name="ivr-engine", help="Show the version and exit.")
+@click.option("--lang", "operator_lang", default=None, metavar="LANG", help=OPERATOR_LANG_HELP,
+              is_eager=True, callback=language_chosen)
 def main(operator_lang):
     """Try, test and check IVR call flows.
 
@@ -96,7 +102,7 @@ def main(operator_lang):
         ivr-sim call flows/post_sale.yaml --caller +33612345678
         ivr-sim --lang fr lint flows/post_sale.yaml
     """
-    use_language(operator_lang)
+    # The language is chosen by --lang's callback, before --help is shown.
 
 
 @main.command(epilog=CALL_HELP)

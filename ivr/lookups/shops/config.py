@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from ivr.flow.problems import Problem, YamlProblems
 from ivr.flow.yamlcheck import BAD, YamlChecker, read_text, type_name
+from ivr.i18n import N_, _
 from ivr.lookups.orders import ORDER_STATUSES
 from ivr.lookups.shops.mapping import (
     DATE_FIELDS,
@@ -128,7 +129,8 @@ class _Builder(YamlChecker):
         path = tuple(path)
         if self._from_preset(path):
             pos = self.doc.pos(("preset",))
-            message = f"{message} (from preset {self.user['preset']!r})"
+            message = _("{message} (from preset {preset!r})").format(message=message,
+                                                                      preset=self.user["preset"])
         else:
             pos = self.doc.key_pos(path) if at_key else self.doc.pos(path)
         where = ".".join(str(p) for p in path)
@@ -160,8 +162,8 @@ class _Builder(YamlChecker):
     # -- building ------------------------------------------------------------------
     def build(self) -> ShopConfig:
         if not isinstance(self.parse(), dict):
-            self.problem((), "a shop configuration must be a mapping with 'base_url' and "
-                         "'preset' or 'fields'", "wrong-type")
+            self.problem((), _("a shop configuration must be a mapping with 'base_url' and "
+                               "'preset' or 'fields'"), "wrong-type")
             self.raise_problems()
         self.user = self.doc.data
         self.keys((), self.user, _TOP_KEYS, required=("base_url",))
@@ -175,8 +177,8 @@ class _Builder(YamlChecker):
         if name is None:
             return user
         if name not in PRESETS:
-            self.problem(("preset",), f"unknown preset {name!r}; expected one of "
-                         f"{', '.join(sorted(PRESETS))}", "unknown-preset")
+            self.problem(("preset",), _("unknown preset {name!r}; expected one of {expected}").format(
+                name=name, expected=", ".join(sorted(PRESETS))), "unknown-preset")
             return user
         merged = {k: v for k, v in PRESETS[name].items()}
         for key, value in user.items():
@@ -191,10 +193,11 @@ class _Builder(YamlChecker):
 
     def _config(self, data: dict) -> ShopConfig:
         base_url = self._base_url(data.get("base_url"))
-        timeout = self._positive(("timeout",), data.get("timeout", DEFAULT_TIMEOUT), "seconds")
+        timeout = self._positive(("timeout",), data.get("timeout", DEFAULT_TIMEOUT))
         if isinstance(timeout, float) and timeout >= 10:
-            self.problem(("timeout",), f"{timeout:g} s is too long: a look-up must answer well "
-                         "before the telephony provider gives up (15 s); use at most a few seconds",
+            self.problem(("timeout",), _("{timeout} s is too long: a look-up must answer well "
+                                         "before the telephony provider gives up (15 s); use at "
+                                         "most a few seconds").format(timeout=f"{timeout:g}"),
                          "wrong-value")
         recent_days = self._count(("recent_days",), data.get("recent_days", DEFAULT_RECENT_DAYS))
         auth = self._auth(data.get("auth"))
@@ -203,9 +206,10 @@ class _Builder(YamlChecker):
         by_phone = self._endpoint("orders_by_phone", data.get("orders_by_phone"))
         mapping = self._mapping(data.get("fields"))
         if by_phone.check_phone and by_phone.path and "phone" not in mapping.fields:
-            self.problem(("orders_by_phone",), "check_phone needs fields.phone to compare the "
-                         "orders' numbers with the caller's; map it, or set check_phone: false "
-                         "if this path only ever answers the caller's own orders", "missing-field",
+            self.problem(("orders_by_phone",), _("check_phone needs fields.phone to compare the "
+                                                 "orders' numbers with the caller's; map it, or set "
+                                                 "check_phone: false if this path only ever answers "
+                                                 "the caller's own orders"), "missing-field",
                          at_key=True)
         return ShopConfig(
             source=self.path, base_url=base_url, order_by_number=by_number,
@@ -215,72 +219,77 @@ class _Builder(YamlChecker):
     def _base_url(self, value) -> str:
         if value is None:
             return ""
-        if not self.expect(("base_url",), value, str, "a URL such as https://shop.example.com"):
+        if not self.expect(("base_url",), value, str, N_("a URL such as https://shop.example.com")):
             return ""
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            self.problem(("base_url",), f"expected an http:// or https:// URL, found {value!r}",
-                         "wrong-value")
+            self.problem(("base_url",), _("expected an http:// or https:// URL, found {value!r}").format(
+                value=value), "wrong-value")
         return value.rstrip("/")
 
-    def _positive(self, path, value, unit) -> float:
-        if not self.expect(path, value, (int, float), f"a number of {unit}"):
+    def _positive(self, path, value) -> float:
+        if not self.expect(path, value, (int, float), N_("a number of seconds")):
             return DEFAULT_TIMEOUT
         if value <= 0:
-            self.problem(path, f"expected a positive number of {unit}, found {value}", "wrong-value")
+            self.problem(path, _("expected a positive number of seconds, found {value}").format(value=value),
+                         "wrong-value")
         return float(value)
 
     def _count(self, path, value, minimum=0) -> int:
-        if not self.expect(path, value, int, "a whole number"):
+        if not self.expect(path, value, int, N_("a whole number")):
             return 0
         if value < minimum:
-            self.problem(path, f"expected a whole number >= {minimum}, found {value}", "wrong-value")
+            self.problem(path, _("expected a whole number >= {minimum}, found {value}").format(
+                minimum=minimum, value=value), "wrong-value")
         return value
 
     def _auth(self, value) -> dict:
         if value is None:
             return {}
-        if not self.expect(("auth",), value, dict, "a mapping with 'header' and 'secret_env'"):
+        if not self.expect(("auth",), value, dict, N_("a mapping with 'header' and 'secret_env'")):
             return {}
         self.keys(("auth",), value, ("header", "scheme", "secret_env"), required=("secret_env",))
         header = value.get("header", "Authorization")
-        self.expect(("auth", "header"), header, str, "a header name such as X-Shopify-Access-Token")
+        self.expect(("auth", "header"), header, str, N_("a header name such as X-Shopify-Access-Token"))
         scheme = value.get("scheme", "token")
         if scheme not in AUTH_SCHEMES:
-            self.problem(("auth", "scheme"), f"unknown scheme {scheme!r}; expected one of "
-                         f"{', '.join(AUTH_SCHEMES)}", "wrong-value")
+            self.problem(("auth", "scheme"), _("unknown scheme {scheme!r}; expected one of {expected}").format(
+                scheme=scheme, expected=", ".join(AUTH_SCHEMES)), "wrong-value")
         env = value.get("secret_env")
         secret = None
         if env is not None and self.expect(("auth", "secret_env"), env, str,
-                                           "the name of an environment variable"):
+                                           N_("the name of an environment variable")):
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
-                self.problem(("auth", "secret_env"), f"{env!r} is not an environment variable "
-                             "name: put the secret in the environment and its name here",
+                self.problem(("auth", "secret_env"), _("{env!r} is not an environment variable "
+                                                       "name: put the secret in the environment and "
+                                                       "its name here").format(env=env),
                              "wrong-value")
             else:
                 secret = self.environ.get(env)
                 if not secret:
-                    self.problem(("auth", "secret_env"), f"the environment variable {env} is not "
-                                 "set (or empty): export it before starting the server",
+                    self.problem(("auth", "secret_env"), _("the environment variable {env} is not "
+                                                           "set (or empty): export it before starting "
+                                                           "the server").format(env=env),
                                  "missing-secret")
         return {"auth_header": header if isinstance(header, str) else None,
                 "auth_scheme": scheme, "secret_env": env, "secret": secret}
 
     def _breaker(self, value) -> dict:
-        if not self.expect(("breaker",), value, dict, "a mapping with 'failures' and 'cooldown'"):
+        if not self.expect(("breaker",), value, dict, N_("a mapping with 'failures' and 'cooldown'")):
             return {}
         self.keys(("breaker",), value, ("failures", "cooldown"))
         return {"failures": self._count(("breaker", "failures"),
                                         value.get("failures", DEFAULT_FAILURES), minimum=1),
                 "cooldown": self._positive(("breaker", "cooldown"),
-                                           value.get("cooldown", DEFAULT_COOLDOWN), "seconds")}
+                                           value.get("cooldown", DEFAULT_COOLDOWN))}
 
     def _endpoint(self, name: str, value) -> Endpoint:
         path = (name,)
         if value is None:
-            self.problem((), f"missing field {name!r}: say which path answers it", "missing-field")
+            self.problem((), _("missing field {field!r}: say which path answers it").format(field=name),
+                         "missing-field")
             return Endpoint("")
-        if not self.expect(path, value, dict, "a mapping with 'path'"):
+        if not self.expect(path, value, dict, N_("a mapping with 'path'")):
             return Endpoint("")
         allowed = ("path", "orders") + (("find", "check_phone") if name == "orders_by_phone" else ())
         self.keys(path, value, allowed, required=("path",))
@@ -288,29 +297,30 @@ class _Builder(YamlChecker):
         names = PLACEHOLDERS[name] | ({"found"} if find else set())
         url = self._template(path + ("path",), value.get("path", ""), names)
         check = value.get("check_phone", True)
-        self.expect(path + ("check_phone",), check, bool, "true or false")
+        self.expect(path + ("check_phone",), check, bool, N_("true or false"))
         return Endpoint(url, self._path(path + ("orders",), value.get("orders")), find, check is True)
 
     def _find(self, path, value) -> Find | None:
-        if not self.expect(path, value, dict, "a mapping with 'path', 'items' and 'value'"):
+        if not self.expect(path, value, dict, N_("a mapping with 'path', 'items' and 'value'")):
             return None
         self.keys(path, value, ("path", "items", "value", "join"), required=("path", "value"))
         join = value.get("join")
         if join is not None:
-            self.expect(path + ("join",), join, str, "text such as '|'")
+            self.expect(path + ("join",), join, str, N_("text such as '|'"))
         return Find(self._template(path + ("path",), value.get("path", ""), PLACEHOLDERS["orders_by_phone"]),
                     self._path(path + ("items",), value.get("items")),
                     self._path(path + ("value",), value.get("value", "id")), join)
 
     def _template(self, path, value, names: set) -> str:
-        if not self.expect(path, value, str, "a path such as /orders/{number}"):
+        if not self.expect(path, value, str, N_("a path such as /orders/{number}")):
             return ""
         if "://" in value:
-            self.problem(path, "expected a path relative to base_url, found a full URL", "wrong-value")
+            self.problem(path, _("expected a path relative to base_url, found a full URL"), "wrong-value")
         for placeholder in _PLACEHOLDER.findall(value):
             if placeholder not in names:
-                self.problem(path, f"unknown placeholder {{{placeholder}}}; expected "
-                             f"{', '.join('{' + n + '}' for n in sorted(names))}", "bad-template")
+                self.problem(path, _("unknown placeholder {placeholder}; expected {expected}").format(
+                    placeholder="{" + placeholder + "}",
+                    expected=", ".join("{" + n + "}" for n in sorted(names))), "bad-template")
         return value
 
     def _path(self, path, value):
@@ -320,8 +330,8 @@ class _Builder(YamlChecker):
             return parse_path(value if isinstance(value, str) else "")
         except PathError as error:
             if not isinstance(value, str):
-                self.problem(path, f"expected a path such as 'orders', found {type_name(value)} {value!r}",
-                             "wrong-type")
+                self.problem(path, _("expected a path such as 'orders', found {found} {value!r}").format(
+                    found=type_name(value), value=value), "wrong-type")
             else:
                 self.problem(path, str(error), "bad-path")
             return None
@@ -330,15 +340,16 @@ class _Builder(YamlChecker):
     def _mapping(self, value) -> OrderMapping:
         path = ("fields",)
         if value is None:
-            self.problem((), "missing field 'fields': map the shop's JSON to our order fields, "
-                         "or choose a preset", "missing-field")
+            self.problem((), _("missing field 'fields': map the shop's JSON to our order fields, "
+                               "or choose a preset"), "missing-field")
             value = {}
-        if not self.expect(path, value, dict, "a mapping of our order fields"):
+        if not self.expect(path, value, dict, N_("a mapping of our order fields")):
             value = {}
         self.keys(path, value, FIELDS)
         for name in REQUIRED:
             if name not in value:
-                self.problem(path, f"missing field {name!r}", "missing-field", at_key=True)
+                self.problem(path, _("missing field {field!r}").format(field=name), "missing-field",
+                             at_key=True)
         specs = {name: self._field(path + (name,), name, spec)
                  for name, spec in value.items() if name in FIELDS and name != "status"}
         rules = self._status(path + ("status",), value.get("status", []))
@@ -347,14 +358,14 @@ class _Builder(YamlChecker):
     def _field(self, path, name, spec) -> FieldSpec | None:
         if isinstance(spec, (str, list)):
             spec = {"path": spec}
-        if not self.expect(path, spec, dict, "a path, a list of paths or a mapping with 'path'"):
+        if not self.expect(path, spec, dict, N_("a path, a list of paths or a mapping with 'path'")):
             return None
         allowed = ("path", "map", "unmapped", "sum", "default")
         if name in DATE_FIELDS:
             allowed += ("date",)
         self.keys(path, spec, allowed)
         if "path" not in spec and "default" not in spec:
-            self.problem(path, "missing field 'path' (or 'default' for a fixed value)", "missing-field",
+            self.problem(path, _("missing field 'path' (or 'default' for a fixed value)"), "missing-field",
                          at_key=True)
         raw = spec.get("path", [])
         located = [(path + ("path", i), p) for i, p in enumerate(raw)] if isinstance(raw, list) \
@@ -362,18 +373,18 @@ class _Builder(YamlChecker):
         paths = tuple(p for p in (self._path(where, text) for where, text in located) if p is not None)
         unmapped = spec.get("unmapped", "keep")
         if unmapped not in UNMAPPED:
-            self.problem(path + ("unmapped",), f"expected one of {', '.join(UNMAPPED)}, found "
-                         f"{unmapped!r}", "wrong-value")
+            self.problem(path + ("unmapped",), _("expected one of {expected}, found {value!r}").format(
+                expected=", ".join(UNMAPPED), value=unmapped), "wrong-value")
         mapped = spec.get("map")
         if mapped is not None and self.expect(path + ("map",), mapped, dict,
-                                              "a mapping of the shop's values to ours"):
+                                              N_("a mapping of the shop's values to ours")):
             mapped = {map_key(k): v for k, v in mapped.items()}
         else:
             mapped = None
         date_format = spec.get("date", "iso")
-        self.expect(path + ("date",), date_format, str, "iso, timestamp or a strptime format")
+        self.expect(path + ("date",), date_format, str, N_("iso, timestamp or a strptime format"))
         summed = spec.get("sum", False)
-        self.expect(path + ("sum",), summed, bool, "true or false")
+        self.expect(path + ("sum",), summed, bool, N_("true or false"))
         return FieldSpec(name, paths, mapped, unmapped, summed is True, date_format, spec.get("default"))
 
     def _status(self, path, value) -> tuple:
@@ -383,7 +394,7 @@ class _Builder(YamlChecker):
             rule_path = path + (i,) if isinstance(value, list) else path
             if isinstance(rule, str):
                 rule = {"path": rule}
-            if not self.expect(rule_path, rule, dict, "a mapping with 'path' and 'map'"):
+            if not self.expect(rule_path, rule, dict, N_("a mapping with 'path' and 'map'")):
                 continue
             self.keys(rule_path, rule, ("path", "map", "if_present", "unmapped"), required=("path",))
             rule_path_value = self._path(rule_path + ("path",), rule.get("path"))
@@ -392,31 +403,33 @@ class _Builder(YamlChecker):
                 self._known_status(rule_path + ("if_present",), if_present)
             mapped = rule.get("map", {})
             if if_present is None and "map" not in rule:
-                self.problem(rule_path, "missing field 'map' (or 'if_present'): say which of our "
-                             "statuses each of the shop's statuses is", "missing-field", at_key=True)
+                self.problem(rule_path, _("missing field 'map' (or 'if_present'): say which of our "
+                                          "statuses each of the shop's statuses is"), "missing-field",
+                             at_key=True)
             statuses = {}
-            if self.expect(rule_path + ("map",), mapped, dict, "a mapping of the shop's statuses to ours"):
+            if self.expect(rule_path + ("map",), mapped, dict, N_("a mapping of the shop's statuses to ours")):
                 for key, ours in mapped.items():
                     if ours is not None:
                         self._known_status(rule_path + ("map", key), ours)
                     statuses[None if key is None else map_key(key)] = ours
             unmapped = rule.get("unmapped", "error")
             if unmapped not in ("error", "next"):
-                self.problem(rule_path + ("unmapped",), f"expected error or next, found {unmapped!r}",
-                             "wrong-value")
+                self.problem(rule_path + ("unmapped",), _("expected error or next, found {value!r}").format(
+                    value=unmapped), "wrong-value")
             if rule_path_value is not None:
                 parsed.append(StatusRule(rule_path_value, statuses, if_present, unmapped))
         return tuple(parsed)
 
     def _known_status(self, path, status):
         if status not in ORDER_STATUSES:
-            self.problem(path, f"unknown status {status!r}; expected one of "
-                         f"{', '.join(ORDER_STATUSES)} (or null to try the next rule)",
+            self.problem(path, _("unknown status {status!r}; expected one of {expected} (or null to "
+                                 "try the next rule)").format(status=status,
+                                                              expected=", ".join(ORDER_STATUSES)),
                          "unknown-status")
 
 
 def _secret_hint(key) -> str:
     if any(word in str(key).lower() for word in _SECRET_WORDS):
-        return ("; never put a secret in this file: export it in an environment variable "
-                "and name that variable in auth.secret_env")
+        return _("; never put a secret in this file: export it in an environment variable "
+                 "and name that variable in auth.secret_env")
     return ""

@@ -26,6 +26,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from ivr.i18n import _
 from ivr.lookups.orders import Order, to_money
 
 #: Our order fields a mapping may fill.
@@ -81,24 +82,26 @@ def parse_path(text: str) -> Path:
     ``name[field=value]`` for the first element of the list ``name`` whose
     ``field`` equals ``value``.  Raises :class:`PathError`."""
     if not isinstance(text, str) or not text.strip():
-        raise PathError("a path must be non-empty text such as 'fulfillments.0.tracking_number'")
+        raise PathError(_("a path must be non-empty text such as 'fulfillments.0.tracking_number'"))
     steps: list = []
     for part in text.split("."):
         if part == "":
-            raise PathError(f"empty step in path {text!r} (two dots in a row, or a dot at an end)")
+            raise PathError(_("empty step in path {path!r} (two dots in a row, or a dot at an end)").format(
+                path=text))
         selector = _SELECTOR.match(part)
         if selector:
             if selector["key"]:
                 steps.append(selector["key"])
             steps.append(Select(selector["field"], selector["value"]))
         elif "[" in part or "]" in part:
-            raise PathError(f"bad selector {part!r} in path {text!r}; expected name[field=value]")
+            raise PathError(_("bad selector {part!r} in path {path!r}; expected name[field=value]").format(
+                part=part, path=text))
         elif _INDEX.match(part):
             steps.append(int(part))
         else:
             steps.append(part)
     if steps.count("*") > 1:
-        raise PathError(f"path {text!r} has more than one '*'")
+        raise PathError(_("path {path!r} has more than one '*'").format(path=text))
     return Path(text, tuple(steps))
 
 
