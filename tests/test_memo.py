@@ -8,13 +8,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from jinja2.runtime import Context
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from ivr.engine.names import CallNames
 from ivr.flow import expressions
-from ivr.flow.memo import MISSING, Memo, key_of
+from ivr.flow.memo import MISSING, Memo, key_of, read_with_key
 from ivr.flow.prompts import MEMO_SIZE, PromptError, PromptLibrary
-from ivr.flow.sandbox import RenderBudget, Sandbox
+from ivr.flow.sandbox import RenderBudget, RenderBudgetExceeded, Sandbox
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -236,3 +236,60 @@ def test_a_context_holds_what_jinjas_own_holds():
     assert vars(ours.eval_ctx) == vars(jinjas.eval_ctx)
     alone = sandbox.context_of(template, {"x": 1}, own=True)
     assert alone.parent == {"x": 1} and alone.resolve_or_missing("x") == 1
+
+
+def test_a_read_gives_the_values_it_has_and_the_key_of_them():
+    context = {"lang": "fr-FR", "flag": True, "order": {"status": "shipped"}}
+    read, key = read_with_key(("flag", "lang", "missing"), context)
+    assert read == {"flag": True, "lang": "fr-FR"}
+    assert key == key_of(("flag", "lang", "missing"), context)
+    assert key is not None
+    read, key = read_with_key(("lang", "order"), context)
+    assert read == {"lang": "fr-FR", "order": {"status": "shipped"}} and key is None
+    assert read_with_key(("lang",), context, keeps=False) == ({"lang": "fr-FR"}, None)
+
+
+@pytest.mark.parametrize("value", ["Tom & Jerry <b>", "l'été \"chaud\"", "", 42, None, 1.5,
+                                   Markup("<break time='1s'/>"), date(2026, 12, 8)])
+def test_what_a_template_says_is_escaped_as_markupsafe_escapes_it(value):
+    lib = library(CountingClock(), said="[{{ value }}]")
+    said = lib.render("en-US", "said", {"value": value})
+    assert said == f"[{escape(value)}]"
+
+
+def test_a_template_that_changes_its_escaping_gets_its_own_evaluation_context():
+    """``{% autoescape %}`` changes the render's evaluation context, and a
+    failure inside it leaves it changed: such a template never shares one."""
+    lib = library(CountingClock(), switch="{% if fail %}{% autoescape false %}{{ boom.x.y }}"
+                                          "{% endautoescape %}{% endif %}{{ a }}",
+                  plain="{{ a }}")
+    with pytest.raises(PromptError):
+        lib.render("en-US", "switch", {"fail": True, "a": "<"})
+    assert lib.render("en-US", "switch", {"fail": False, "a": "<"}) == "&lt;"
+    assert lib._templates["en-US", "switch", False].eval_ctx is None
+    assert lib.render("en-US", "plain", {"a": "<"}) == "&lt;"
+    assert lib._templates["en-US", "plain", False].eval_ctx is not None
+
+
+def test_the_filters_are_bounded_once_however_they_are_set():
+    sandbox = Sandbox()
+    calls = []
+
+    def shout(text):
+        calls.append(text)
+        return text.upper()
+
+    sandbox.filters["shout"] = shout
+    sandbox.filters.update(loud=shout)
+    sandbox.filters.setdefault("quiet", shout)
+    sandbox.filters |= {"louder": shout}
+    sandbox.filters["again"] = sandbox.filters["shout"]  # already bounded: not wrapped twice
+    for name in ("shout", "loud", "quiet", "louder", "again"):
+        assert getattr(sandbox.filters[name], "metered", False), name
+        assert sandbox.filters.get(name) is sandbox.filters[name]
+        template = sandbox.from_string("{{ v | " + name + " }}")
+        assert sandbox.render_within(template, {"v": "a"}, RenderBudget(operations=1)) == "A"
+    with pytest.raises(RenderBudgetExceeded):  # counted: one operation over the budget
+        sandbox.render_within(sandbox.from_string("{{ v | shout | again }}"), {"v": "a"},
+                              RenderBudget(operations=1))
+    assert calls == ["a"] * 6  # the second filter stopped before it ran

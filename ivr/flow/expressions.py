@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from functools import lru_cache
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
+from jinja2.nodes import EvalContext
 
-from ivr.flow.memo import MISSING, PERSONAL, Memo, key_of, keyable
+from ivr.flow.memo import MISSING, PERSONAL, Memo, keyable, read_with_key
 from ivr.flow.sandbox import Sandbox, reads_no_global
 
 _env = Sandbox(undefined=StrictUndefined)
@@ -53,6 +54,24 @@ def _reads(source: str) -> tuple[tuple[str, ...], bool, bool]:
     return names, keeps, reads_no_global(_compiled(source), used)
 
 
+#: Each expression's compiled template and what ``_reads`` says of it, in
+#: one look-up (two ``lru_cache`` calls cost as much as a kept value's key).
+_plans: dict[str, tuple] = {}
+_PLANS_KEPT = 4096
+
+
+def _plan(source: str) -> tuple:
+    """``(template, names, keeps, alone, eval_ctx)`` of ``source``, kept
+    (an expression never changes its evaluation context: one serves every
+    evaluation); raises :class:`ExpressionError`."""
+    expression = _compiled(source)
+    plan = (expression, *_reads(source), EvalContext(_env, expression.name))
+    if len(_plans) >= _PLANS_KEPT:
+        _plans.clear()
+    _plans[source] = plan
+    return plan
+
+
 def evaluate(source: str, context: Mapping):
     """Evaluate the expression ``source`` against ``context``.
 
@@ -61,20 +80,21 @@ def evaluate(source: str, context: Mapping):
     A value that is plain (a flag, a word, a date) is kept by the values
     of the variables read, when they are plain too: the sandbox is pure.
     """
-    expression = _compiled(source)
-    names, keeps, alone = _reads(source)
-    key = key_of(names, context) if keeps else None
+    plan = _plans.get(source)
+    if plan is None:
+        plan = _plan(source)
+    expression, names, keeps, alone, eval_ctx = plan
+    # Only the two or three variables the expression reads, rather than the
+    # call's twenty, each read once for the key and the context.
+    read, key = read_with_key(names, context, keeps)
     if key is not None:
         key = (source, key)
         result = _values.get(key)
         if result is not MISSING:
             return result
-    # Only the two or three variables the expression reads, rather than the
-    # call's twenty; in a context built once (a compiled expression's call
-    # copies its arguments three times).
-    run = _env.context_of(expression, {name: value for name in names
-                                       if (value := context.get(name, MISSING)) is not MISSING},
-                          own=alone)
+    # In a context built once (a compiled expression's call copies its
+    # arguments three times).
+    run = _env.context_of(expression, read, own=alone, eval_ctx=eval_ctx)
     for _ in expression.root_render_func(run):  # it says nothing: it sets ``result``
         pass
     result = run.vars["result"]

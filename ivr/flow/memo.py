@@ -28,7 +28,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 
-__all__ = ["MAX_KEY_TEXT", "MISSING", "PERSONAL", "Memo", "key_of", "keyable"]
+__all__ = ["MAX_KEY_TEXT", "MISSING", "PERSONAL", "Memo", "key_of", "keyable", "read_with_key"]
 
 #: Texts longer than this make no key: a key holds its values.
 MAX_KEY_TEXT = 256
@@ -52,17 +52,30 @@ MISSING = object()
 def key_of(names, context: Mapping) -> tuple | None:
     """The values of ``names`` in ``context`` with their types, or
     None when one of them makes no key."""
-    key = []
+    return read_with_key(names, context)[1]
+
+
+def read_with_key(names, context: Mapping, keeps: bool = True) -> tuple[dict, tuple | None]:
+    """The values of ``names`` that ``context`` has (what a render or an
+    expression is given), and their key as :func:`key_of` makes it (None
+    when ``keeps`` is false or a value makes no key): one read of each
+    name for both, where a miss of the memo read them twice."""
+    read = {}
+    key: list | None = [] if keeps else None
     for name in names:
         value = context.get(name, _ABSENT)
         if value is _ABSENT:
-            key.append(_ABSENT)
+            if key is not None:
+                key.append(_ABSENT)
             continue
-        if not keyable(value):
-            return None
-        key.append(type(value))
-        key.append(value)
-    return tuple(key)
+        read[name] = value
+        if key is not None:
+            if keyable(value):
+                key.append(type(value))
+                key.append(value)
+            else:
+                key = None
+    return read, (None if key is None else tuple(key))
 
 
 def keyable(value) -> bool:

@@ -25,11 +25,18 @@ from babel import Locale
 from babel.core import UnknownLocaleError
 from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
+from jinja2.nodes import EvalContext
 from markupsafe import Markup
 
-from ivr.flow.memo import MISSING, PERSONAL, Memo, key_of
+from ivr.flow.memo import MISSING, PERSONAL, Memo, read_with_key
 from ivr.flow.prompt_filters import DAY_WORDS, _filters
-from ivr.flow.sandbox import RenderBudget, RenderBudgetExceeded, Sandbox, reads_no_global
+from ivr.flow.sandbox import (
+    RenderBudget,
+    RenderBudgetExceeded,
+    Sandbox,
+    reads_no_global,
+    shared_eval_context,
+)
 from ivr.flow.suggest import closest
 from ivr.i18n import N_, _
 
@@ -217,22 +224,23 @@ class PromptLibrary:
             compiled = self._template(lang, name, plain)
         if compiled.reads is None:
             return fold(self._render(lang, name, compiled.template, context))
-        key = key_of(compiled.reads, context) if compiled.keeps else None
+        read, key = read_with_key(compiled.reads, context, compiled.keeps)
         if key is not None:
             key = (lang, name, plain, key)
             said = self._said.get(key)
             if said is not MISSING:
                 return said
-        read = {n: value for n in compiled.reads if (value := context.get(n, MISSING)) is not MISSING}
-        said = fold(self._render(lang, name, compiled.template, read, compiled.alone))
+        said = fold(self._render(lang, name, compiled.template, read, compiled.alone,
+                                 compiled.eval_ctx))
         if key is not None:
             self._said.put(key, said)
         return said
 
     def _render(self, lang: str, name: str, template: jinja2.Template, context: Mapping,
-                own: bool = False) -> str:
+                own: bool = False, eval_ctx: EvalContext | None = None) -> str:
         try:
-            return template.environment.render_within(template, context, self.budget, own=own)
+            return template.environment.render_within(template, context, self.budget, own=own,
+                                                      eval_ctx=eval_ctx)
         except Exception as exc:  # a prompt that fails must never reach the caller half-said
             raise PromptError(
                 lang, name, f"{type(exc).__name__}: {exc}", _template_line(exc, template.filename),
@@ -254,7 +262,8 @@ class PromptLibrary:
         ast = env.parse(self.sources[lang, name])
         reads = _names_read(ast)
         keeps = reads is not None and PERSONAL.isdisjoint(reads) and _draws_nothing_at_random(ast)
-        compiled = _Compiled(template, reads, keeps, reads is not None and reads_no_global(template, reads))
+        compiled = _Compiled(template, reads, keeps, reads is not None and reads_no_global(template, reads),
+                             None if reads is None else shared_eval_context(env, template.name, ast))
         self._templates[lang, name, plain] = compiled
         return compiled
 
@@ -434,6 +443,9 @@ class _Compiled(NamedTuple):
     #: Whether it reads none of the sandbox's globals: its context is then
     #: made of the names it reads alone (``Sandbox.context_of``).
     alone: bool
+    #: The evaluation context its renders share, None when it may change
+    #: one (``ivr.flow.sandbox.shared_eval_context``).
+    eval_ctx: EvalContext | None = None
 
 
 def _names_read(ast: nodes.Template) -> tuple[str, ...] | None:

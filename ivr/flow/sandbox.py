@@ -32,14 +32,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable
 
+import markupsafe
 from jinja2 import Template, nodes
 from jinja2.compiler import CodeGenerator
 from jinja2.runtime import Context, EvalContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import escape
 
 __all__ = [
     "MAX_INT_BITS", "MAX_OPERATIONS", "MAX_OUTPUT", "MAX_RANGE", "MAX_SECONDS",
     "MAX_VALUE_SIZE", "RenderBudget", "RenderBudgetExceeded", "Sandbox", "reads_no_global",
+    "shared_eval_context",
 ]
 
 #: The most items a ``range()`` may hold.
@@ -127,6 +130,14 @@ gc.callbacks.append(_collector_pauses)
 _NEVER = float("inf")
 
 
+def _text_of_escape(text: str) -> str:
+    return str(escape(text))
+
+
+#: The text markupsafe's ``escape()`` wraps in a ``Markup`` (its C function).
+_escape_text: Callable[[str], str] = getattr(markupsafe, "_escape_inner", _text_of_escape)
+
+
 class _MeteredCode(CodeGenerator):
     """Compiles every ``{% for %}`` so that each turn of the loop counts as
     an operation: an empty loop body calls nothing the sandbox would see."""
@@ -136,6 +147,19 @@ class _MeteredCode(CodeGenerator):
                                None, None, lineno=node.iter.lineno)
         super().visit_For(node, frame)
 
+    def _output_child_pre(self, node, frame, finalize):
+        # What ``{{ value }}`` writes, escaped by ``environment.said``:
+        # markupsafe's ``escape`` builds a ``Markup`` through two Python
+        # calls for each value, which the join of the output turns back
+        # into text.  Any other case (no escaping, or a volatile one) is
+        # Jinja's.
+        if frame.eval_ctx.autoescape and not frame.eval_ctx.volatile:
+            self.write("environment.said(")
+            if finalize.src is not None:
+                self.write(finalize.src)
+        else:
+            super()._output_child_pre(node, frame, finalize)
+
     def visit_Concat(self, node, frame):
         # ``a ~ b``: checked once built, so a doubling loop stops at twice the bound.
         self.write("environment.bounded(")
@@ -144,23 +168,31 @@ class _MeteredCode(CodeGenerator):
 
 
 class _MeteredFilters(dict):
-    """The filters, each counted and bounded when a template takes it."""
+    """The filters, each counted and bounded: wrapped when set, so that a
+    template takes its filters (on every render) by dict's own look-up."""
 
     def __init__(self, sandbox: "Sandbox", filters: dict):
-        super().__init__(filters)
+        super().__init__()
         self._sandbox = sandbox
-        self._bounded: dict[str, tuple] = {}  # name -> (filter, its bounded form)
+        self.update(filters)
 
-    def __getitem__(self, name):
-        # Templates take their filters on every render: wrap each once.
-        filter_ = super().__getitem__(name)
-        kept = self._bounded.get(name)
-        if kept is None or kept[0] is not filter_:
-            kept = self._bounded[name] = (filter_, self._sandbox.metered_filter(name, filter_))
-        return kept[1]
+    def __setitem__(self, name, filter_):
+        if not getattr(filter_, "metered", False):  # never counted twice
+            filter_ = self._sandbox.metered_filter(name, filter_)
+        super().__setitem__(name, filter_)
 
-    def get(self, name, default=None):
-        return self[name] if name in self else default
+    def update(self, *args, **kwargs):
+        for name, filter_ in dict(*args, **kwargs).items():
+            self[name] = filter_
+
+    def setdefault(self, name, default=None):
+        if name not in self:
+            self[name] = default
+        return super().__getitem__(name)
+
+    def __ior__(self, other):  # type: ignore[override,misc]
+        self.update(other)
+        return self
 
 
 class _Context(Context):
@@ -169,13 +201,16 @@ class _Context(Context):
     ``globals_keys`` is a view of the template's globals' keys rather than
     a copy (nothing changes them once templates are loaded, and Jinja
     only subtracts other keys from it), and a template without blocks
-    (all ours) gets its empty dict of blocks without a comprehension."""
+    (all ours) gets its empty dict of blocks without a comprehension.
+    ``eval_ctx``: one shared by the renders of a template that never
+    changes it (see :func:`shared_eval_context`), else a new one."""
 
-    def __init__(self, environment, parent, name, blocks, globals=None):  # noqa: A002 - Jinja's own signature
+    def __init__(self, environment, parent, name, blocks, globals=None,  # noqa: A002 - Jinja's own signature
+                 eval_ctx=None):
         self.parent = parent
         self.vars = {}
         self.environment = environment
-        self.eval_ctx = EvalContext(environment, name)
+        self.eval_ctx = EvalContext(environment, name) if eval_ctx is None else eval_ctx
         self.exported_vars = set()
         self.name = name
         self.globals_keys = set() if globals is None else globals.keys()
@@ -213,23 +248,25 @@ class Sandbox(ImmutableSandboxedEnvironment):
     # --- the budget ---------------------------------------------------------
 
     def render_within(self, template: Template, names: Mapping, budget: RenderBudget, *,
-                      own: bool = False) -> str:
+                      own: bool = False, eval_ctx: EvalContext | None = None) -> str:
         """``template.render(names)`` within ``budget``; raises
         :class:`RenderBudgetExceeded` when it goes over.  One render at a
         time per sandbox: the reactor's thread renders them all.  ``own``
-        as for :meth:`context_of`."""
+        and ``eval_ctx`` as for :meth:`context_of`."""
         global _running
         outer = self._meter, self._count, self._next_check, _running
         self._meter = _running = _Meter(budget)
         self._count, self._next_check = 0, min(_CLOCK_EVERY, budget.operations)
         try:
-            return self.concat(template.root_render_func(self.context_of(template, names, own=own)))
+            return self.concat(template.root_render_func(
+                self.context_of(template, names, own=own, eval_ctx=eval_ctx)))
         except Exception:
             self.handle_exception()  # the template's lines in the traceback, as render() does
         finally:
             self._meter, self._count, self._next_check, _running = outer
 
-    def context_of(self, template: Template, names: Mapping, *, own: bool = False) -> Context:
+    def context_of(self, template: Template, names: Mapping, *, own: bool = False,
+                   eval_ctx: EvalContext | None = None) -> Context:
         """A new context to render ``template`` with ``names``, as Jinja's
         ``render()`` builds it (the template's globals under ``names``),
         from one dict: ``render()`` copies what it is given, then copies
@@ -239,9 +276,20 @@ class Sandbox(ImmutableSandboxedEnvironment):
         ``own``: ``names`` is a dict made for this context alone, and the
         template reads none of its globals and takes no other template
         (see :func:`reads_no_global`): the context holds ``names`` as
-        they are, without the globals, which it would never read."""
+        they are, without the globals, which it would never read.
+
+        ``eval_ctx``: the template's shared evaluation context (see
+        :func:`shared_eval_context`), None for a new one."""
         parent = names if own else {**template.globals, **names}
-        return _Context(self, parent, template.name, template.blocks, template.globals)
+        return _Context(self, parent, template.name, template.blocks, template.globals, eval_ctx)
+
+    @staticmethod
+    def said(value) -> str:
+        """What ``{{ value }}`` writes where the output is escaped: the
+        text of markupsafe's ``escape(value)``."""
+        if type(value) is str:
+            return _escape_text(value)
+        return escape(value)
 
     def _tick(self) -> None:
         self._count += 1
@@ -330,7 +378,18 @@ class Sandbox(ImmutableSandboxedEnvironment):
             if len(args) > value_at + 1 or kwargs:
                 _check_sizes(name, args[value_at], args[value_at + 1:], kwargs)
             return bounded(filter_(*args, **kwargs))
+        bounded_filter.metered = True  # type: ignore[attr-defined]
         return bounded_filter
+
+
+def shared_eval_context(environment: "Sandbox", name: str | None, ast: nodes.Template) -> EvalContext | None:
+    """One evaluation context for every render of the template parsed as
+    ``ast``, when nothing in it changes one (``{% autoescape %}`` does, and
+    leaves it changed if its body fails); None when something may.  Making
+    a new one is a third of the cost of a render's context."""
+    if ast.find(nodes.EvalContextModifier) is not None:
+        return None
+    return EvalContext(environment, name)
 
 
 def reads_no_global(template: Template, names) -> bool:
