@@ -126,11 +126,17 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
     # hold it until its commit, and two could wait on each other): a
     # trigger adds a row of +1 for each first visit written and of -1 for
     # each one deleted, the funnel sums them, and the retention purge folds
-    # them into one row per node (PostgresCallStore.purge_before).
+    # them into one row per node (PostgresCallStore.purge_before).  Until
+    # then a version's rows are as many as its first visits, as the partial
+    # index of them had entries: the index holds what the funnel reads (kind
+    # and count), so PostgreSQL may sum them from the index alone (an
+    # index-only scan, once vacuum has marked their pages visible), as it
+    # counted that index's entries.
     ("0013_reached_counts", (
         "CREATE TABLE node_reached (flow TEXT NOT NULL, version TEXT NOT NULL, "
         "node TEXT NOT NULL, kind TEXT NOT NULL, reached BIGINT NOT NULL)",
-        "CREATE INDEX idx_node_reached ON node_reached (flow, version, node)",
+        "CREATE INDEX idx_node_reached ON node_reached (flow, version, node) "
+        "INCLUDE (kind, reached)",
         f"INSERT INTO node_reached (flow, version, node, kind, reached) {COUNT_FLAGGED}",
         """CREATE FUNCTION ivr_count_first_visits() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
