@@ -311,6 +311,8 @@ def test_ivr_serve_keeps_calls_in_postgresql_given_its_url_and_commits_in_a_thre
         store = reload_service.registry.store
         assert isinstance(store, PostgresCallStore)
         assert store.flow_version("post_sale", reload_service.registry.current("post_sale").version)
+        # Its funnel counts, a row per first visit, are folded every hour.
+        assert top.getServiceNamed("reached-fold").step == tap.REACHED_FOLD_INTERVAL == 3600
     finally:
         top.stopService()
         store.close()

@@ -136,6 +136,18 @@ def test_without_retention_days_nothing_is_purged(tmp_path):
     top = tap.makeService(options, MemoryReactorClock())
     with pytest.raises(KeyError):
         top.getServiceNamed("retention")
+    with pytest.raises(KeyError):  # SQLite's funnel counts are one row per node already
+        top.getServiceNamed("reached-fold")
+
+
+def test_a_fold_of_the_funnel_counts_that_fails_is_noted_and_raises_nothing(tmp_path):
+    server = Server(tmp_path)
+
+    def fails():
+        raise sqlite3.OperationalError("disk I/O error")
+    server.store.fold_reached_counts = fails
+    assert server.handler.fold_counts() is None
+    assert server.handler.storage.failures == {"io_error": 1}
 
 
 @pytest.mark.parametrize("argv, message", [

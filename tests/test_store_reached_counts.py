@@ -146,3 +146,21 @@ def test_a_log_from_before_the_counts_is_counted_and_loses_the_flagged_events_in
     assert "idx_node_events_reached" not in {index.name for index in db["node_events"].indexes}
     assert dict(db.execute("SELECT node, reached FROM node_reached").fetchall()) == {
         "welcome": 2, "menu": 1}
+
+
+def test_postgresql_folds_its_rows_of_first_visits_into_one_per_node(request):
+    store = PostgresCallStore.connect(request.getfixturevalue("postgres_dsn"),
+                                      caller_key=b"k" * 32)
+    try:
+        save(store, "CA1", 1, events("CA1", (1, "welcome"), (2, "menu")))
+        save(store, "CA2", 1, events("CA2", (1, "welcome"), (2, "lookup")))
+        before = counted(store)
+        assert store.db.execute("SELECT count(*) FROM node_reached").fetchone()[0] == 4
+        store.fold_reached_counts()
+        assert counted(store) == before == {"welcome": ("say", 2), "menu": ("menu", 1),
+                                            "lookup": ("say", 1)}
+        assert store.db.execute("SELECT count(*) FROM node_reached").fetchone()[0] == 3
+        save(store, "CA1", 2, events("CA1", (3, "lookup")))  # counted on top of the fold
+        assert counted(store)["lookup"] == ("say", 2)
+    finally:
+        store.close()

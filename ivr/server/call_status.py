@@ -244,6 +244,23 @@ class _StatusCallbacks:
             return self._not_purged(Failure())
         return self._purged(erased, cutoff)
 
+    def fold_counts(self) -> None | defer.Deferred:
+        """Fold the funnel's counts of a store that keeps them as rows to
+        add up (PostgreSQL's ``fold_reached_counts``), in the background
+        when the store's work runs there.  Never raises nor fails (it runs
+        from a timer)."""
+        if self.in_background is not None:
+            return self.in_background(self.store.fold_reached_counts).addErrback(
+                self._not_folded)
+        try:
+            self.store.fold_reached_counts()
+        except Exception:  # noqa: BLE001 - the next hour's run tries again
+            self._not_folded(Failure())
+        return None
+
+    def _not_folded(self, failure: Failure) -> None:
+        self.storage.failed(failure.value, "folding the funnel's counts")
+
     def _purged(self, erased: dict, cutoff: str) -> dict:
         self.log.info("retention: erased the calls started before {cutoff}: {calls} calls, "
                       "{rows} rows", cutoff=cutoff, calls=erased.get("calls", 0),

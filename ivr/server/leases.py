@@ -27,11 +27,13 @@ log = Logger()
 #: the sweep's and the checkpoints' outlast their interval: the holder
 #: keeps them, and another process takes over within a few intervals of
 #: its death.  The purge's is shorter than a day: the first process to
-#: come to it each day runs it, and a restart does not wait a day more.
+#: come to it each day runs it, and a restart does not wait a day more;
+#: the fold of PostgreSQL's funnel counts' is shorter than its hour.
 CHECKPOINT_LEASE = 10 * CHECKPOINT_INTERVAL
 SWEEP_LEASE_INTERVALS = 2.5
 HELPDESK_LEASE = 600.0
 RETENTION_LEASE = 3600.0
+REACHED_FOLD_LEASE = 600.0
 
 
 def holder_id() -> str:

@@ -40,6 +40,7 @@ from ivr.server.holding import PollsElsewhere
 from ivr.server.leases import (
     CHECKPOINT_LEASE,
     HELPDESK_LEASE,
+    REACHED_FOLD_LEASE,
     RETENTION_LEASE,
     SWEEP_LEASE_INTERVALS,
     Leases,
@@ -283,6 +284,9 @@ STORAGE_PROBE_INTERVAL = 5.0
 
 #: Seconds between two retention purges.
 RETENTION_INTERVAL = 24 * 3600.0
+#: Seconds between two folds of PostgreSQL's funnel counts (each first
+#: visit adds a row to them; see ivr.store.postgres.migrations).
+REACHED_FOLD_INTERVAL = 3600.0
 
 
 def log_file(path: str, max_bytes: int, files: int):
@@ -427,6 +431,13 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         retention.setName("retention")
         retention.setServiceParent(top)
         log.info("calls older than {days:g} days are erased daily", days=options["retention-days"])
+    if is_postgres_url(options["db"]):
+        fold = internet.TimerService(REACHED_FOLD_INTERVAL,
+                                     leases.once("reached-fold", REACHED_FOLD_LEASE,
+                                                 handler.fold_counts))
+        fold.clock = reactor
+        fold.setName("reached-fold")
+        fold.setServiceParent(top)
     SmsService(texts).setServiceParent(top)
     # Requests left pending by the last run are sent again.
     HelpdeskService(helpdesk, may_resend=lambda: leases.asked("helpdesk-resend", HELPDESK_LEASE)

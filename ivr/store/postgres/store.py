@@ -104,9 +104,16 @@ class PostgresCallStore(SQLiteCallStore):
         node: each first visit written added a row, each one purged another
         (see ``0013_reached_counts`` in ivr.store.postgres.migrations)."""
         totals = super().purge_before(started_before, batch)
+        self.fold_reached_counts()
+        return totals
+
+    def fold_reached_counts(self) -> None:
+        """The funnel's counts folded into one row per node: each first
+        visit written adds a row (see ``0013_reached_counts`` in
+        ivr.store.postgres.migrations), which ``ivr-serve`` folds every
+        hour, so they stay few without a retention purge too."""
         with self.transaction():
             self.db.execute(FOLD_REACHED)
-        return totals
 
     def erase_calls(self, call_ids: list[str]) -> dict[str, int]:
         """Delete ``call_ids`` from every table that holds calls, in one
