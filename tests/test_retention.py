@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 from test_storage_faults import call_sid
 from test_web import ROOT, TUESDAY_10AM, Server, says
+from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 
 from ivr.server import tap
@@ -148,6 +149,22 @@ def test_a_fold_of_the_funnel_counts_that_fails_is_noted_and_raises_nothing(tmp_
     server.store.fold_reached_counts = fails
     assert server.handler.fold_counts() is None
     assert server.handler.storage.failures == {"io_error": 1}
+
+
+def test_purge_and_fold_run_in_the_background_when_the_store_does(tmp_path):
+    server = Server(tmp_path)
+    call(server, call_sid("CAOLD"))
+    server.clock.advance(10 * 86400)
+    server.handler.in_background = lambda work, *args: defer.maybeDeferred(work, *args)
+    purged = server.handler.purge(days=5)
+    assert purged.result["calls"] == 1 and server.store.call(call_sid("CAOLD")) is None
+
+    def fails():
+        raise sqlite3.OperationalError("database or disk is full")
+    server.store.fold_reached_counts = fails
+    folded = server.handler.fold_counts()
+    assert folded.called and folded.result is None  # the failure noted, not passed on
+    assert server.handler.storage.failures == {"disk_full": 1}
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -235,28 +235,30 @@ class _StatusCallbacks:
         Never raises nor fails (it runs from a timer)."""
         now = datetime.fromtimestamp(self.clock.seconds(), ZoneInfo("UTC"))
         cutoff = (now - timedelta(days=days)).isoformat()
-        if self.in_background is not None:
-            return self.in_background(self.store.purge_before, cutoff).addCallbacks(
-                self._purged, self._not_purged, callbackArgs=(cutoff,))
-        try:
-            erased = self.store.purge_before(cutoff)
-        except Exception:  # noqa: BLE001 - tomorrow's run tries again
-            return self._not_purged(Failure())
-        return self._purged(erased, cutoff)
+        return self._timed_store_work(lambda: self.store.purge_before(cutoff),
+                                      lambda erased: self._purged(erased, cutoff),
+                                      self._not_purged)
 
     def fold_counts(self) -> None | defer.Deferred:
         """Fold the funnel's counts of a store that keeps them as rows to
         add up (PostgreSQL's ``fold_reached_counts``), in the background
         when the store's work runs there.  Never raises nor fails (it runs
-        from a timer)."""
+        from a timer); a failure is tried again the next hour."""
+        return self._timed_store_work(self.store.fold_reached_counts, lambda _: None,
+                                      self._not_folded)
+
+    def _timed_store_work(self, work, done, failed):
+        """``done(work())`` for a timer: ``work`` :attr:`in_background` when
+        set (a Deferred of the result), else now; ``done`` runs in the
+        reactor's thread either way.  A failure of ``work`` goes to
+        ``failed``, never raised."""
         if self.in_background is not None:
-            return self.in_background(self.store.fold_reached_counts).addErrback(
-                self._not_folded)
+            return self.in_background(work).addCallbacks(done, failed)
         try:
-            self.store.fold_reached_counts()
-        except Exception:  # noqa: BLE001 - the next hour's run tries again
-            self._not_folded(Failure())
-        return None
+            result = work()
+        except Exception:  # noqa: BLE001 - the timer's next run tries again
+            return failed(Failure())
+        return done(result)
 
     def _not_folded(self, failure: Failure) -> None:
         self.storage.failed(failure.value, "folding the funnel's counts")
