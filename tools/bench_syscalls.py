@@ -18,7 +18,6 @@ system calls together.  Everything is bounded in time.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import shutil
 import signal
@@ -75,19 +74,6 @@ def per_request(counts: dict[str, float], requests: int) -> list[tuple[str, floa
     return rows
 
 
-def cpu_split(pids: list[int]) -> tuple[float, float]:
-    """User and system CPU seconds of ``pids`` (Linux /proc)."""
-    user = system = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        user, system = user + int(fields[11]), system + int(fields[12])
-    ticks = os.sysconf("SC_CLK_TCK")
-    return user / ticks, system / ticks
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=1, help="ivr-serve's workers (default 1)")
@@ -116,7 +102,7 @@ def main(argv=None) -> None:
         try:
             bench_turns.run_wrk(server.port, bench_turns.LUA, 1, args.connections,
                                 [f"nonce={secrets.token_hex(4)}", *steps])
-            pids = bench_turns._process_tree(server.process.pid)
+            pids = bench_turns.process_tree(server.process.pid)
             row, counts, (user, system) = _measure(server.port, pids, script, args,
                                                    [f"nonce={secrets.token_hex(4)}", *steps,
                                                     *extra])
@@ -144,9 +130,9 @@ def _measure(port: int, pids: list[int], script: Path, args, wrk_args: list[str]
         time.sleep(0.2)  # perf attaches before the load starts
         if perf.poll() is not None:
             raise SystemExit(f"perf stat failed: {perf.stderr.read().strip()}")
-        before = cpu_split(pids)
+        before = bench_turns.cpu_times(pids)
         row = bench_turns.run_wrk(port, script, args.seconds, args.connections, wrk_args)
-        after = cpu_split(pids)
+        after = bench_turns.cpu_times(pids)
     finally:
         if perf.poll() is None:
             perf.send_signal(signal.SIGINT)

@@ -241,7 +241,7 @@ def start_floor(workdir: Path) -> Server:
 
 
 def stop(server: Server) -> None:
-    family = _process_tree(server.process.pid)
+    family = process_tree(server.process.pid)
     server.process.terminate()
     try:
         server.process.wait(timeout=15)
@@ -470,7 +470,7 @@ def main(argv=None) -> None:
         report(servers, missing, plain, args)
 
 
-def _process_tree(root: int) -> list[int]:
+def process_tree(root: int) -> list[int]:
     """``root`` and its live descendants (Linux /proc)."""
     parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -488,17 +488,25 @@ def _process_tree(root: int) -> list[int]:
     return family
 
 
-def _cpu_seconds(root: int) -> float:
-    """User plus system CPU time of ``root``, its live descendants and the
-    children it has reaped (Linux /proc)."""
-    total = 0
-    for pid in _process_tree(root):
+def cpu_times(pids: list[int]) -> tuple[float, float]:
+    """User and system CPU seconds of ``pids``, each with the children it
+    has reaped (Linux /proc)."""
+    user = system = 0
+    for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += sum(int(f) for f in fields[11:15])
-    return total / os.sysconf("SC_CLK_TCK")
+        user += int(fields[11]) + int(fields[13])
+        system += int(fields[12]) + int(fields[14])
+    ticks = os.sysconf("SC_CLK_TCK")
+    return user / ticks, system / ticks
+
+
+def _cpu_seconds(root: int) -> float:
+    """User plus system CPU time of ``root`` and its live descendants, with
+    the children they have reaped."""
+    return sum(cpu_times(process_tree(root)))
 
 
 def _count_events(db_path: Path) -> int:
