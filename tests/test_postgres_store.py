@@ -318,6 +318,27 @@ def test_ivr_serve_keeps_calls_in_postgresql_given_its_url_and_commits_in_a_thre
         store.close()
 
 
+def test_ivr_serve_on_postgresql_lets_a_poll_wait_for_a_turn_another_server_plays(postgres_dsn):
+    """Behind a load balancer a caller on hold may poll the other server:
+    one process alone (--workers 1) waits for the turn's answer too,
+    rather than playing the last question again."""
+    from pathlib import Path
+
+    from twisted.internet.testing import MemoryReactorClock
+
+    from ivr.server import tap
+
+    root = Path(__file__).parent.parent
+    options = tap.Options()
+    options.parseOptions(["--db", postgres_dsn, "--flows", str(root / "flows"), "--workers", "1",
+                          "--prompts", str(root / "prompts"), "--listen", "tcp:0:interface=127.0.0.1"])
+    handler = tap.makeService(options, MemoryReactorClock()).getServiceNamed("storage-probe").call[0].__self__
+    try:
+        assert handler.polls_elsewhere.most > 0
+    finally:
+        handler.store.close()
+
+
 def test_ivr_serve_refuses_a_postgresql_it_cannot_reach_in_one_line():
     from twisted.internet.testing import MemoryReactorClock
 

@@ -22,9 +22,11 @@ from twisted.python.failure import Failure
 
 from ivr.server import tap, workers
 from ivr.server.calls import COME_BACK_MARGIN
+from ivr.server.helpdesk import HelpdeskService
 from ivr.server.holding import HOLD_PAUSE, PollsElsewhere
 from ivr.server.leases import SWEEP_LEASE_INTERVALS
 from ivr.server.workers import WorkerPool, restart_delay, worker_log_path
+from ivr.store.sqlite.checkpoint import Checkpointer
 from ivr.store.sqlite.group_commit import GroupCommit
 from ivr.store.sqlite.storage_health import fault_cause
 from ivr.store.sqlite.store import CallStore
@@ -359,6 +361,34 @@ def test_of_two_workers_on_one_database_one_sweeps_until_its_lease_runs_out(tmp_
     second_clock.advance(SWEEP_LEASE_INTERVALS * interval)  # the first has stopped renewing
     assert _run(second, "sweep") == 0
     assert _run(first, "sweep") is None
+
+
+def test_of_two_workers_on_one_database_one_checkpoints_and_one_sends_requests_again(tmp_path):
+    first, _ = _worker_service(tmp_path)
+    second, _ = _worker_service(tmp_path)
+    checkpoints = [next(s for s in top if isinstance(s, Checkpointer)) for top in (first, second)]
+    assert [checkpoint.may_run() for checkpoint in checkpoints] == [True, False]
+    resends = [next(s for s in top if isinstance(s, HelpdeskService)) for top in (first, second)]
+    assert [resend.may_resend() for resend in resends] == [True, False]
+    for top in (first, second):
+        _handler_of(top).store.close()
+
+
+def _handler_of(top):
+    """The call handler of a service tree built by makeService."""
+    return top.getServiceNamed("storage-probe").call[0].__self__
+
+
+@pytest.mark.parametrize("worker, waits", [(None, False), (2, True)])
+def test_only_a_worker_lets_a_poll_for_a_turn_it_does_not_hold_wait(tmp_path, worker, waits):
+    options = _options("--db", str(tmp_path / "ivr.db"), "--flows", str(ROOT / "flows"),
+                       "--prompts", str(ROOT / "prompts"), "--listen", "tcp:0:interface=127.0.0.1")
+    options["worker"] = worker
+    handler = _handler_of(tap.makeService(options, MemoryReactorClock()))
+    try:
+        assert (handler.polls_elsewhere.most > 0) is waits
+    finally:
+        handler.store.close()
 
 
 # -- no sticky routing: each worker's copy of a call is checked against the file ----------------

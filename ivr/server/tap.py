@@ -358,7 +358,9 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         send_sms=texts.send,
         helpdesk=helpdesk,
     )
-    if options.get("worker"):  # a caller on hold may poll another worker
+    if options.get("worker") or is_postgres_url(options["db"]):
+        # A caller on hold may poll another process than the one playing the
+        # turn: another worker, or another server on the same PostgreSQL.
         handler.polls_elsewhere = PollsElsewhere.bounded(
             options["lookup-timeout"], options["hold-after"], COME_BACK_MARGIN)
     served = served_providers({p.name: options.get(option_name(p)) for p in providers().values()},
