@@ -2,6 +2,8 @@
 log and a PostgreSQL one gives every report exactly the same figures, as
 library calls and as ``ivr-report`` prints them."""
 
+import json
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from ivr.reports import analytics
 from ivr.reports.callbacks import callback_requests
 from ivr.reports.cli import main as report
 from ivr.reports.queries import Filters, ReportError, open_report_db
+from ivr.reports.timeline import call_timeline
 from ivr.server.registry import FlowRegistry
 from ivr.sim.traffic import generate
 from ivr.store.postgres.store import PostgresCallStore
@@ -38,7 +41,8 @@ FILTERS = [
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory, postgres_server_dsn):
     """The same traffic in an SQLite file and in a PostgreSQL schema: the
-    two logs, opened as the reports open them, and the flow version."""
+    two logs, opened as the reports open them, the flow version, their
+    locations, and the number of a caller who called most (not withheld)."""
     from postgres_support import fresh_schema
 
     path = tmp_path_factory.mktemp("reports") / "ivr.db"
@@ -60,7 +64,9 @@ def logs(tmp_path_factory, postgres_server_dsn):
             store.close()
         sqlite_log, postgres_log = open_report_db(path), open_report_db(dsn)
         try:
-            yield sqlite_log, postgres_log, traffic.expected.version, (str(path), dsn)
+            frequent = Counter(call.caller for call in traffic.plan
+                               if call.caller.startswith("+")).most_common(1)[0][0]
+            yield sqlite_log, postgres_log, traffic.expected.version, (str(path), dsn), frequent
         finally:
             sqlite_log.close()
             postgres_log.close()
@@ -142,6 +148,38 @@ def test_ivr_report_prints_the_same_on_both(logs, command):
     assert printed[1] == printed[0]
 
 
+def _printed_on_both(logs, command: list[str]) -> list[str]:
+    printed = []
+    for location in logs[3]:
+        result = CliRunner().invoke(report, [*command, "--db", location], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        printed.append(result.output)
+    return printed
+
+
+@pytest.mark.parametrize("search", [
+    ["--outcome", "transferred"], ["--reason", "parcel_lost"], ["--transfer-cause", "caller_asked"],
+    ["--exit-node", "agent"], ["--caller", None],
+], ids=lambda search: search[0])
+def test_call_searches_print_the_same_on_both(logs, search):
+    search = [value or logs[4] for value in search]  # None: the most frequent caller's number
+    printed = _printed_on_both(logs, ["calls", "--limit", "1000", "--format", "json", *search])
+    assert len(json.loads(printed[0])) > 0 and printed[1] == printed[0]
+
+
+def test_each_call_s_timeline_is_the_same_on_both(logs):
+    sqlite_log, _postgres_log = logs[:2]
+    rows = analytics.calls(sqlite_log, Filters(), limit=1000)
+    assert len(rows) == CALLS
+    for row in rows:
+        on_sqlite, on_postgres = both(logs, call_timeline, row["call_id"])
+        assert on_postgres == on_sqlite, row["call_id"]
+    one_of_each = {row["outcome"]: row["call_id"] for row in rows}
+    for call_id in one_of_each.values():
+        printed = _printed_on_both(logs, ["call", call_id])
+        assert call_id in printed[0] and printed[1] == printed[0]
+
+
 def test_a_postgresql_url_that_cannot_be_reached_is_a_clear_error():
     result = CliRunner().invoke(
         report, ["summary", "--db", "postgresql://nobody:secret@127.0.0.1:1/none?connect_timeout=2"])
@@ -155,7 +193,8 @@ def test_a_database_without_a_call_log_is_refused(postgres_dsn):
         open_report_db(postgres_dsn)
 
 
-@pytest.mark.parametrize("query", ["", "?since=2026-10-22&until=2026-11-12", "?since=2026-10-25&until=2026-10-26"])
+@pytest.mark.parametrize("query", ["", "?since=2026-10-22&until=2026-11-12", "?since=2026-10-25&until=2026-10-26",
+                                   "/calls?outcome=transferred&since=2026-10-22&until=2026-11-12"])
 def test_the_dashboard_shows_the_same_page_on_both(logs, query):
     from datetime import datetime
     from zoneinfo import ZoneInfo
