@@ -4,7 +4,9 @@ processes share it, is done by the one holding its lease."""
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from twisted.internet.task import Clock
 
+from ivr.server.leases import Leases
 from ivr.store.memory import MemoryCallStore
 from ivr.store.sqlite.store import CallStore
 
@@ -70,3 +72,22 @@ def test_a_lease_without_a_name_a_holder_or_a_term_is_refused(stores, name, hold
     a, _b = stores
     with pytest.raises(ValueError):
         a.take_lease(name, holder, NOW, ttl)
+
+
+def test_a_lease_given_up_passes_at_once_and_another_holder_s_is_kept(stores):
+    a, b = stores
+    clock = Clock()
+    clock.advance(NOW.timestamp())
+    mine, theirs = Leases(a, clock, holder="worker-a"), Leases(b, clock, holder="worker-b")
+    assert mine.held("helpdesk-resend", 600) and not theirs.held("helpdesk-resend", 600)
+    assert theirs.release("helpdesk-resend") is None  # not theirs: nothing to give up
+    assert not theirs.held("helpdesk-resend", 600)
+    mine.release("helpdesk-resend")
+    assert theirs.held("helpdesk-resend", 600)  # at once, not in ten minutes
+    clock.advance(600)
+    assert mine.held("helpdesk-resend", 600)  # theirs ran out
+    clock.advance(600)
+    assert theirs.held("helpdesk-resend", 600)  # mine ran out, unknown to it
+    mine.release("helpdesk-resend")  # too late: theirs is kept
+    assert not Leases(a, clock, holder="worker-c").held("helpdesk-resend", 600)
+    assert clock.getDelayedCalls() == []

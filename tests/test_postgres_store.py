@@ -275,6 +275,30 @@ def test_a_lease_asked_off_the_reactor_runs_the_work_only_when_taken(store):
     assert ran == ["a"]
 
 
+def test_a_lease_given_up_off_the_reactor_passes_at_once(store):
+    from ivr.server.leases import Leases
+
+    clock = task.Clock()
+    clock.advance(NOW.timestamp())
+    in_thread = lambda function, *args: defer.maybeDeferred(function, *args)  # noqa: E731
+    mine = Leases(store, clock, holder="a", in_thread=in_thread)
+    theirs = Leases(store, clock, holder="b", in_thread=in_thread)
+    assert mine.asked("helpdesk-resend", 600).result is True
+    assert theirs.asked("helpdesk-resend", 600).result is False
+    mine.release("helpdesk-resend")
+    assert theirs.asked("helpdesk-resend", 600).result is True
+    failing: list = []
+
+    def flaky(function, *args):
+        return defer.fail(StoreTimeout("x")) if failing else defer.maybeDeferred(function, *args)
+    clock.advance(600)
+    broken = Leases(store, clock, holder="c", in_thread=flaky)
+    assert broken.asked("helpdesk-resend", 600).result is True
+    failing.append(True)
+    assert broken.release("helpdesk-resend").result is None  # logged, never a failure
+    assert clock.getDelayedCalls() == []
+
+
 # -- faults -------------------------------------------------------------------------
 def test_a_lost_server_is_a_storage_fault_and_a_bad_statement_is_not():
     assert fault_cause(psycopg.OperationalError("connection refused")) == "server_unreachable"

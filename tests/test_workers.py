@@ -374,6 +374,21 @@ def test_of_two_workers_on_one_database_one_checkpoints_and_one_sends_requests_a
         _handler_of(top).store.close()
 
 
+def test_a_server_restarted_at_once_sends_the_pending_requests_again(tmp_path):
+    first, _ = _worker_service(tmp_path)
+    second, _ = _worker_service(tmp_path)  # shares the file, never held the lease
+    resend = next(s for s in first if isinstance(s, HelpdeskService))
+    resend.startService()
+    for top in (second, first):  # stopped: the holder gives the lease up, the other has none
+        next(s for s in top if isinstance(s, HelpdeskService)).stopService()
+    restarted, _ = _worker_service(tmp_path)  # at the same moment, within the lease's term
+    assert next(s for s in restarted if isinstance(s, HelpdeskService)).may_resend() is True
+    later, _ = _worker_service(tmp_path)
+    assert next(s for s in later if isinstance(s, HelpdeskService)).may_resend() is False
+    for top in (first, second, restarted, later):
+        _handler_of(top).store.close()
+
+
 def _handler_of(top):
     """The call handler of a service tree built by makeService."""
     return top.getServiceNamed("storage-probe").call[0].__self__

@@ -260,10 +260,12 @@ class HelpdeskService(service.Service):
     """Sends the requests left pending when the server starts, unless
     ``may_resend`` refuses (another server process sharing the store does
     it); cancels what is in flight when it stops (sent again at the next
-    start)."""
+    start), and calls ``release`` (the lease ``may_resend`` took is given
+    up, so that the next start sends them however soon it comes)."""
 
-    def __init__(self, helpdesk, may_resend: Callable[[], object] = lambda: True):
-        self.helpdesk, self.may_resend = helpdesk, may_resend
+    def __init__(self, helpdesk, may_resend: Callable[[], object] = lambda: True,
+                 release: Callable[[], object] = lambda: None):
+        self.helpdesk, self.may_resend, self.release = helpdesk, may_resend, release
 
     def startService(self):
         super().startService()
@@ -274,7 +276,9 @@ class HelpdeskService(service.Service):
 
     def stopService(self):
         super().stopService()
-        return self.helpdesk.stop()
+        released = defer.maybeDeferred(self.release)  # never fails
+        stopped = defer.maybeDeferred(self.helpdesk.stop)
+        return released.addCallback(lambda _: stopped)
 
 
 def _treq_client(reactor):

@@ -442,8 +442,8 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         fold.setServiceParent(top)
     SmsService(texts).setServiceParent(top)
     # Requests left pending by the last run are sent again.
-    HelpdeskService(helpdesk, may_resend=lambda: leases.asked("helpdesk-resend", HELPDESK_LEASE)
-                    ).setServiceParent(top)
+    HelpdeskService(helpdesk, may_resend=lambda: leases.asked("helpdesk-resend", HELPDESK_LEASE),
+                    release=lambda: leases.release("helpdesk-resend")).setServiceParent(top)
     if shop:
         OrderLookupsService(lookups).setServiceParent(top)
         log.info("orders from {url} ({preset})", url=shop.base_url, preset=shop.preset or "custom mapping")
