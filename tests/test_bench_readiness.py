@@ -77,3 +77,28 @@ def test_several_workers_serve_once_each_logged_its_site(tmp_path):
         out.write("2026-12-07T01:25:13+0000 [worker-2/-] WebhookSite starting on 18555\n")
     assert serving()
     assert bench_turns.workers_serving(log, 1)()  # one process: its answer says so
+
+
+@pytest.mark.parametrize("installs", [True, False])
+def test_wrk_is_installed_from_debian_s_packages_when_missing(monkeypatch, installs):
+    ran = []
+    found = {"wrk": None, "sudo": "/usr/bin/sudo"}
+
+    def run(command, **kwargs):
+        ran.append(command)
+        if installs and command[-1] == "wrk":
+            found["wrk"] = "/usr/bin/wrk"
+        return subprocess.CompletedProcess(command, 0)
+    monkeypatch.setattr(bench_turns.shutil, "which", found.get)
+    monkeypatch.setattr(bench_turns.os, "geteuid", lambda: 1000)
+    if installs:
+        bench_turns.ensure_wrk(run)
+    else:
+        with pytest.raises(SystemExit, match="apt-get install -y wrk"):
+            bench_turns.ensure_wrk(run)
+    assert ran == [["sudo", "apt-get", "update", "-qq"],
+                   ["sudo", "apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"]]
+    ran.clear()
+    found["wrk"] = "/usr/bin/wrk"
+    bench_turns.ensure_wrk(run)  # there: nothing to do
+    assert ran == []

@@ -16,7 +16,7 @@ Starts, on 127.0.0.1, each in its own processes:
   resource plus the SQLite writes of a turn, group-committed as ivr-serve
   does: what a durable turn costs with no engine, templates, checks or log.
 
-wrk (``apt-get install wrk``) plays whole demo calls with
+wrk (installed from Debian's packages when missing) plays whole demo calls with
 ``tools/bench_turns.lua``: one thread per connection, each playing one call
 at a time, its turns in order (incoming call, "1", "1", "2", then the
 status callback), a fresh CallSid a call.  Each round measures every
@@ -138,6 +138,25 @@ def call_steps() -> list[str]:
         path = f"/voice/post_sale?turn={turn}" if turn else "/voice/post_sale"
         steps.append(f"step={path} " + "&".join(f"{k}={v}" for k, v in extra.items()))
     return steps + [f"step={STATUS[0]} {STATUS[1]}"]
+
+
+def ensure_wrk(run: Callable = subprocess.run) -> None:
+    """Install wrk from Debian's packages when it is missing, as ``.ci/run``
+    does (through sudo unless root); exit saying how when that fails."""
+    if shutil.which("wrk") is not None:
+        return
+    sudo = [] if os.geteuid() == 0 or shutil.which("sudo") is None else ["sudo"]
+    print("wrk is missing: installing Debian's wrk package", file=sys.stderr, flush=True)
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"]):
+        try:
+            if run([*sudo, *command], env=environment, capture_output=True, timeout=900).returncode:
+                break
+        except (OSError, subprocess.SubprocessError):  # no apt-get: not Debian
+            break
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed and could not be installed: apt-get install -y wrk")
 
 
 def free_port() -> int:
@@ -421,8 +440,7 @@ def main(argv=None) -> None:
             or not 1 <= args.rounds <= 10 or not 2 <= args.workers <= 64:
         raise SystemExit("--seconds must be 1..120, --connections 1..200, --rounds 1..10 "
                          "and --workers 2..64")
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    ensure_wrk()
     has_workers = "--workers" in ivr_serve_options()
     nonce = secrets.token_hex(4)
     with tempfile.TemporaryDirectory() as tmp:

@@ -162,6 +162,7 @@ def main(argv=None) -> None:
             or not 1 <= args.rounds <= 10 or not 1 <= args.connections <= 200:
         raise SystemExit("--calls must be 1000..5000000, --window 3..300, --rounds 1..10, "
                          "--connections 1..200")
+    bench_turns.ensure_wrk()
     db = args.db or Path(tempfile.gettempdir()) / f"ivr-soak-{args.calls}.db"
     if not bench_report.is_cached(db, args.calls):
         bench_report.build(db, args.calls, time.monotonic() + 1800)
