@@ -75,6 +75,22 @@ def test_both_backends_satisfy_the_protocol(store):
     assert isinstance(store, CallStoreProtocol)
 
 
+def test_a_turn_writer_writes_when_called_and_raises_what_save_turn_would(store):
+    state = make_state()
+    write = store.turn_writer("CA1", 1, state, b"<Response/>", make_events(),
+                              call_summary(state), CALLER)
+    assert store.load_call("CA1") is None  # nothing written until it is called
+    write()
+    assert store.load_call("CA1").turn == 1
+    assert [event["seq"] for event in store.node_events("CA1")] == [1, 2]
+    foreign = store.turn_writer("CA1", 2, make_state(steps=3), b"<Response/>",
+                                make_events(call_id="CA2", seqs=(3,)), call_summary(state), CALLER)
+    with pytest.raises(ValueError, match="CA2"):
+        foreign()
+    assert store.load_call("CA1").turn == 1
+    assert [event["seq"] for event in store.node_events("CA1")] == [1, 2]
+
+
 def test_a_saved_turn_loads_back(store):
     assert store.load_call("CA1") is None
     state = make_state()

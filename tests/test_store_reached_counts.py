@@ -97,6 +97,21 @@ def test_a_group_rolled_back_counts_nothing_and_its_turns_count_when_written_aga
     assert counted(store) == flagged(store) == {"welcome": ("say", 2), "menu": ("menu", 1)}
 
 
+def test_a_turn_writer_run_again_after_its_group_rolled_back_logs_and_counts_once(store):
+    # How a group commit writes each turn alone after another turn failed.
+    now = state("CA1", 1)
+    write = store.turn_writer("CA1", 1, now, b"<Response/>",
+                              events("CA1", (1, "welcome"), (2, "menu")), call_summary(now),
+                              CALLERS["CA1"])
+    with pytest.raises(Boom), store.group_transaction():
+        write()
+        raise Boom
+    assert store.load_call("CA1") is None and counted(store) == {}
+    write()
+    assert [event["seq"] for event in store.node_events("CA1")] == [1, 2]
+    assert counted(store) == flagged(store) == {"welcome": ("say", 1), "menu": ("menu", 1)}
+
+
 def test_a_write_rolled_back_alone_in_a_callers_transaction_counts_nothing(store):
     with store.transaction():
         save(store, "CA1", 1, events("CA1", (1, "welcome")))

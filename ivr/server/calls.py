@@ -472,9 +472,9 @@ class CallHandler(_StatusCallbacks, _StorageFaults):
     def _writer(self, call_id, turn, state, body, node_events):
         """The writes of a turn, as a function to run now or in a group commit."""
         summary = call_summary(state)
-        return lambda: self.store.save_turn(call_id, turn, state, body, node_events, summary,
-                                            caller=state["caller"],
-                                            callback_status=self.helpdesk.initial_status)
+        return self.store.turn_writer(call_id, turn, state, body, node_events, summary,
+                                      caller=state["caller"],
+                                      callback_status=self.helpdesk.initial_status)
 
     def _saved(self, call_id, turn, state):
         """Count and log a turn once it is committed."""

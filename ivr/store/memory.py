@@ -14,7 +14,8 @@ import hmac
 import secrets
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Iterator
+from functools import partial
+from typing import Callable, Iterator
 
 import orjson
 
@@ -83,6 +84,15 @@ class MemoryCallStore:
         state = orjson.loads(kept["state"])
         return CallRecord(state=state, turn=kept["turn"], response=kept["response"],
                           ended=bool(state.get("ended")))
+
+    def turn_writer(self, call_id: str, turn: int, state: dict, response: bytes,
+                    node_events: list[dict], summary: dict, caller: str,
+                    callback_status: str = "not_configured") -> Callable[[], None]:
+        """:meth:`save_turn`, to call later (see
+        :meth:`ivr.store.protocol.CallStore.turn_writer`); it needs no
+        preparing."""
+        return partial(self.save_turn, call_id, turn, state, response, node_events, summary,
+                       caller, callback_status)
 
     def save_turn(self, call_id: str, turn: int, state: dict, response: bytes,
                   node_events: list[dict], summary: dict, caller: str,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 __all__ = ["CallRecord", "CallStore"]
 
@@ -91,6 +91,13 @@ class CallStore(Protocol):
         events only; a state holding ``callback`` keeps its request once,
         with ``callback_status``.  Raises ``ValueError`` for events or a
         summary of another call."""
+
+    def turn_writer(self, call_id: str, turn: int, state: dict, response: bytes,
+                    node_events: list[dict], summary: dict, caller: str,
+                    callback_status: str = "not_configured") -> Callable[[], None]:
+        """:meth:`save_turn` as a function to call later (in a group
+        commit's transaction), having done now what needs no database; what
+        :meth:`save_turn` would raise, it raises when called."""
 
     def record_status(self, call_id: str, sequence: int | None, status: str, at: str,
                       duration: int | None) -> bool:

@@ -55,7 +55,8 @@ import re
 import secrets
 from collections import OrderedDict
 from contextlib import AbstractContextManager
-from typing import NamedTuple
+from functools import partial
+from typing import Callable, NamedTuple
 
 import phonenumbers
 import sqlite_utils
@@ -89,7 +90,7 @@ __all__ = ["CALLBACK_STATUSES", "CallRecord", "CallStore", "NO_SEQUENCE", "store
 NO_SEQUENCE = -1
 
 #: The columns of a ``calls`` row a turn writes, in the order
-#: ``CallStore._write_call_row`` gives their values.
+#: ``CallStore._call_row`` gives their values.
 CALL_COLUMNS = ("call_id", "flow", "version", "started_at", "ended_at", "caller_hash",
                 "country", "lang", "reason", "outcome", "cause", "confirmed", "handoff_kind",
                 "handoff_target", "steps", "exit_node", "ivr_seconds", "sms_sent",
@@ -110,6 +111,22 @@ class _Kept(NamedTuple):
     state_json: bytearray
     row: tuple
     logged: LoggedNodes | None = None
+
+
+class _PreparedTurn(NamedTuple):
+    """A turn's writes made ready (see :meth:`CallStore.turn_writer`): the
+    answer as bytes, the sealed state, the events' rows and the ``calls``
+    row."""
+
+    call_id: str
+    turn: int
+    state: dict
+    response: bytes
+    state_json: bytearray
+    updated_at: str
+    events: tuple
+    row: tuple
+    callback_status: str
 
 
 class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog, _SealedStates):
@@ -241,28 +258,58 @@ class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog, _SealedStates)
         stores it with ``callback_status`` unless the call's request is
         already stored, so the turn that kept the number writes it once.
         """
+        self._write_turn(self._prepared_turn(call_id, turn, state, response, node_events,
+                                             summary, caller, callback_status))
+
+    def turn_writer(self, call_id: str, turn: int, state: dict, response: bytes,
+                    node_events: list[dict], summary: dict, caller: str,
+                    callback_status: str = "not_configured") -> Callable[[], None]:
+        """:meth:`save_turn` as a function to call later, in a group
+        commit's transaction: the checks, the caller's hash, the sealed
+        state and the rows are made now, so the transaction holds the
+        writers' lock (which the other processes wait for) for its
+        statements alone.  A check that fails raises when it is called."""
+        try:
+            prepared = self._prepared_turn(call_id, turn, state, response, node_events,
+                                           summary, caller, callback_status)
+        except Exception as error:  # noqa: BLE001 - raised where save_turn would raise it
+            return partial(_raise, error)
+        return partial(self._write_turn, prepared)
+
+    def _prepared_turn(self, call_id: str, turn: int, state: dict, response: bytes,
+                       node_events: list[dict], summary: dict, caller: str,
+                       callback_status: str) -> _PreparedTurn:
+        """What :meth:`save_turn` writes, made without the database."""
         response = checked_turn(call_id, node_events, summary, response)
-        caller_hash = self.hash_caller(caller)
-        handoff = summary.get("handoff") or {}
         # The live state holds the caller's number: sealed as a whole.
         state_json = self._seal_state(call_id, state)
         updated_at = _utc_iso(state.get("now")) or _utc_now()
+        events = tuple((call_id, int(event["seq"]), event["flow"], event["version"],
+                        event["node"], event["kind"], _text(event.get("input")),
+                        _text(event.get("branch")), _text(event.get("detail")), event["at"])
+                       for event in node_events)
+        row = self._call_row(call_id, summary, self.hash_caller(caller))
+        return _PreparedTurn(call_id, int(turn), state, response, state_json, updated_at,
+                             events, row, callback_status)
+
+    def _write_turn(self, turn: _PreparedTurn) -> None:
+        """Write a prepared turn, in one transaction (see :meth:`save_turn`)."""
+        call_id, state = turn.call_id, turn.state
         # A bytearray, as the sealed state (see _SealedStates._seal_state).
-        values = [int(turn), state_json, bytearray(response), updated_at, call_id]
-        rows = [[call_id, int(event["seq"]), event["flow"], event["version"], event["node"],
-                 event["kind"], _text(event.get("input")), _text(event.get("branch")),
-                 _text(event.get("detail")), event["at"]] for event in node_events]
+        values = [turn.turn, turn.state_json, bytearray(turn.response), turn.updated_at,
+                  call_id]
+        # Fresh lists: the log appends each event's first-visit flag.
+        rows = [list(event) for event in turn.events]
         with self.transaction():
             current, before = self._replace_state(call_id, values)
             logged = self._log_events(call_id, rows, before.logged if before else None)
             if current:
-                row = self._write_call_row(call_id, summary, caller_hash, handoff,
-                                           before.row if before else None)
-                kept = _Kept(CallRecord(state=state, turn=int(turn), response=response,
+                self._write_call_row(call_id, turn.row, before.row if before else None)
+                kept = _Kept(CallRecord(state=state, turn=turn.turn, response=turn.response,
                                         ended=bool(state.get("ended"))),
-                             state_json, row, logged)
+                             turn.state_json, turn.row, logged)
             if state.get("callback"):
-                self._insert_callback(call_id, state, callback_status)
+                self._insert_callback(call_id, state, turn.callback_status)
         if current:
             self._keep(call_id, kept)
         elif call_id in self._live:
@@ -292,34 +339,36 @@ class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog, _SealedStates)
             "updated_at = excluded.updated_at WHERE excluded.turn >= call_state.turn", values)
         return cursor.rowcount > 0, None
 
-    def _write_call_row(self, call_id: str, summary: dict, caller_hash: str, handoff: dict,
-                        before: tuple | None) -> tuple:
-        """Write the call's ``calls`` row and return its values (in the
-        order of :data:`CALL_COLUMNS`).  ``before`` is the row as stored,
-        when known: only the columns that changed are then written, which
-        leaves the report indexes alone on most turns (rewriting every
-        column rewrote every index entry of the row)."""
+    def _call_row(self, call_id: str, summary: dict, caller_hash: str) -> tuple:
+        """The call's ``calls`` row after a turn, in the order of
+        :data:`CALL_COLUMNS`."""
+        handoff = summary.get("handoff") or {}
         kind, target = handoff.get("kind"), handoff.get("target")
         if kind == "callback" and target:
             target = self.hash_caller(target)  # a caller's phone number, like caller_hash
         get = summary.get
-        row = (call_id, summary["flow"], summary["version"], summary["started_at"],
-               get("ended_at"), caller_hash, get("country"), get("lang"), get("reason"),
-               get("outcome"), get("cause"), 1 if get("confirmed") else 0, kind, _text(target),
-               int(get("steps") or 0), get("exit_node"), get("ivr_seconds"),
-               int(get("sms_sent") or 0), get("transfer_result"), get("queue_seconds"),
-               get("provider"))
+        return (call_id, summary["flow"], summary["version"], summary["started_at"],
+                get("ended_at"), caller_hash, get("country"), get("lang"), get("reason"),
+                get("outcome"), get("cause"), 1 if get("confirmed") else 0, kind,
+                _text(target), int(get("steps") or 0), get("exit_node"), get("ivr_seconds"),
+                int(get("sms_sent") or 0), get("transfer_result"), get("queue_seconds"),
+                get("provider"))
+
+    def _write_call_row(self, call_id: str, row: tuple, before: tuple | None) -> None:
+        """Write the call's ``calls`` row (see :meth:`_call_row`).  ``before``
+        is the row as stored, when known: only the columns that changed are
+        then written, which leaves the report indexes alone on most turns
+        (rewriting every column rewrote every index entry of the row)."""
         if before is None:
             self.db.conn.execute(_upsert_sql(CALL_COLUMNS), row)
             # A status callback may have arrived before the first turn was saved.
             self._refresh_provider_status(call_id)
-            return row
+            return
         changed = [(column, value) for column, value, old in zip(CALL_COLUMNS, row, before)
                    if value != old]
         if changed:
             self.db.conn.execute(_update_sql(tuple(column for column, _ in changed)),
                                  [value for _, value in changed] + [call_id])
-        return row
 
 
     # -- provider status callbacks ------------------------------------------------------
@@ -438,6 +487,10 @@ class CallStore(_CallbackRequests, _Retention, _Leases, _NodeLog, _SealedStates)
             return self._fernet.decrypt(value[len(_SEAL_PREFIX):].encode("ascii")).decode("utf-8")
         except InvalidToken:
             raise ValueError("call state sealed with another caller key") from None
+
+
+def _raise(error: Exception) -> None:
+    raise error
 
 
 def keyed_hash(key: bytes, number: str | None) -> str:
