@@ -218,26 +218,29 @@ class Server:
 
 
 def start_ivr(name: str, workdir: Path, db: str | None, workers: int | None,
-              extra: list[str] | None = None) -> Server:
+              extra: list[str] | None = None, root: Path = ROOT) -> Server:
     """``ivr-serve`` on ``db`` (a fresh SQLite file in ``workdir`` when None),
-    with ``extra`` options."""
+    with ``extra`` options: the code, flows and prompts of the source tree
+    ``root`` (this one by default)."""
     port = free_port()
     sqlite_path = None
+    environment = {**os.environ, "PYTHONPATH": str(root)}
     if db is None:
         sqlite_path = workdir / f"{name.replace(' ', '-')}.db"
         subprocess.run([sys.executable, "-c", "from ivr.sim.cli import main; main()",
                         "demo-orders", "--db", str(sqlite_path)],
-                       check=True, capture_output=True, cwd=ROOT)
+                       check=True, capture_output=True, cwd=root, env=environment)
         db = str(sqlite_path)
     command = [sys.executable, "-c", "from ivr.server.tap import main; main()",
                "--listen", f"tcp:{port}:interface=127.0.0.1", "--db", db,
-               "--flows", str(ROOT / "flows"), "--prompts", str(ROOT / "prompts")]
+               "--flows", str(root / "flows"), "--prompts", str(root / "prompts")]
     if workers is not None:
         command += ["--workers", str(workers)]
     command += extra or []
-    log = workdir / f"{name.replace(' ', '-')}.log"
+    log = workdir / f"{name.replace(' ', '-').replace('/', '_')}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=root, env=environment, stdout=out,
+                                   stderr=subprocess.STDOUT)
     wait_ready(port, process, workers_serving(log, workers or 1))
     return Server(name, process, port, sqlite_path)
 
