@@ -47,11 +47,11 @@ CONNECT_TIMEOUT = 10.0
 #: (psycopg_pool's default, 30 s, is longer than a caller waits).
 BORROW_TIMEOUT = 2.0
 
-#: How long the pool tries again to open a connection that failed (1 s,
-#: then 2 s apart) before it gives up, in seconds: the next statement that
+#: How long the pool tries again to open a connection that failed (about
+#: 1 s apart) before it gives up, in seconds: the next statement that
 #: needs one starts again at once.  (psycopg_pool's default, 5 minutes,
-#: doubles the wait between attempts: after a minute down, a database back
-#: would wait up to a minute more.)
+#: doubles the wait between attempts: a database back after half a minute
+#: could wait up to half a minute more.)
 RECONNECT_WITHIN = 2.0
 
 #: libpq's connection settings unless the DSN gives its own: a new
