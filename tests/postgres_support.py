@@ -90,6 +90,11 @@ class ThrowawayCluster:
             os.chown(self.folder, self.uid, self.gid)
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", self.user,
                   "--no-sync", "-E", "UTF8", "--locale=C")
+        self.start_again()
+
+    def start_again(self) -> None:
+        """Start the cluster (made by :meth:`start`) on its port, and wait
+        until it answers."""
         # fsync off: a test cluster lives for one session, and fsync would
         # make every commit wait on the disk the whole machine shares.
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
@@ -97,6 +102,20 @@ class ThrowawayCluster:
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "log"),
                   "-o", options, "-w", "-t", str(int(START_TIMEOUT)), "start")
+        self._wait_ready()
+
+    def stop_fast(self) -> None:
+        """Stop the cluster as an operator does (``pg_ctl stop -m fast``):
+        the server closes every connection and shuts down cleanly; the
+        folder stays, for :meth:`start_again`."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w",
+                  "-t", str(int(START_TIMEOUT)), "stop")
+
+    def restart(self) -> None:
+        """Restart the cluster as an operator does (``pg_ctl restart -m
+        fast``), and wait until it answers again on the same port."""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "log"), "-m", "fast",
+                  "-w", "-t", str(int(START_TIMEOUT)), "restart")
         self._wait_ready()
 
     def stop(self) -> None:

@@ -11,12 +11,23 @@ thread-safe to share that way: inside :meth:`PostgresDb.bound` (a write
 transaction) every statement of the thread goes to the connection the
 transaction holds; outside one, each statement borrows a connection for
 itself and runs in autocommit.
+
+A database that restarts (``pg_ctl restart``, a managed database's
+failover) closes every connection the pool holds idle.  The pool would
+hand them out all the same, and each would fail one turn, so
+:meth:`PostgresDb.borrowed` polls a connection's socket before handing it
+out (no round trip) and drops one the server closed; and the pool gives up
+a reconnection after :data:`RECONNECT_WITHIN` seconds, so a turn asking
+for a connection starts a new attempt at once instead of waiting out a
+back-off that doubles for as long as the database is down.
 """
 
 from __future__ import annotations
 
 import re
+import select
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -27,7 +38,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-__all__ = ["PostgresDb", "is_postgres_url", "psycopg_sql"]
+__all__ = ["PostgresDb", "closed_by_server", "is_postgres_url", "psycopg_sql"]
 
 #: How long opening the store waits for a first connection, in seconds.
 CONNECT_TIMEOUT = 10.0
@@ -35,6 +46,13 @@ CONNECT_TIMEOUT = 10.0
 #: How long a statement waits for a connection of the pool, in seconds
 #: (psycopg_pool's default, 30 s, is longer than a caller waits).
 BORROW_TIMEOUT = 2.0
+
+#: How long the pool tries again to open a connection that failed (about
+#: 1 s apart) before it gives up, in seconds: the next statement that
+#: needs one starts again at once.  (psycopg_pool's default, 5 minutes,
+#: doubles the wait between attempts: a database back after half a minute
+#: could wait up to half a minute more.)
+RECONNECT_WITHIN = 2.0
 
 #: libpq's connection settings unless the DSN gives its own: a new
 #: connection gives up after 5 s, and one to a host that stopped answering
@@ -80,6 +98,25 @@ def psycopg_sql(sql: str) -> tuple[str, tuple[int, ...] | None]:
     return _PLACEHOLDER.sub(replace, sql), tuple(order) if numbered else None
 
 
+def closed_by_server(conn: psycopg.Connection) -> bool:
+    """Whether the server ended ``conn`` while it sat idle in the pool (a
+    restart, a failover, an administrator's ``pg_terminate_backend``).  An
+    idle connection is sent nothing but its session's end (an error, then
+    the socket closed), so a socket with something to read, or closed, is
+    one: a poll of the socket, no round trip to the server."""
+    if conn.closed:
+        return True
+    try:
+        socket = conn.pgconn.socket
+    except psycopg.OperationalError:  # libpq already knows it is lost
+        return True
+    if not hasattr(select, "poll"):  # Windows
+        return bool(select.select([socket], [], [], 0)[0])
+    poller = select.poll()
+    poller.register(socket, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def _params(order: tuple[int, ...] | None, params: Sequence[Any] | None) -> list:
     params = list(params or ())
     return params if order is None else [params[index] for index in order]
@@ -112,7 +149,8 @@ class PostgresDb:
         settings = {key: value for key, value in CONNECTION_DEFAULTS.items() if key not in given}
         self.pool = ConnectionPool(dsn, min_size=1, max_size=size, open=False,
                                    kwargs={"autocommit": True, **settings},
-                                   timeout=BORROW_TIMEOUT, name="ivr-calls")
+                                   timeout=BORROW_TIMEOUT, reconnect_timeout=RECONNECT_WITHIN,
+                                   name="ivr-calls")
         self.pool.open()
         try:
             self.pool.wait(timeout=CONNECT_TIMEOUT)
@@ -131,6 +169,29 @@ class PostgresDb:
 
     def __repr__(self) -> str:
         return f"<PostgresDb {self.pool.name}>"
+
+    @contextmanager
+    def borrowed(self) -> Iterator[psycopg.Connection]:
+        """A connection of the pool for the block (as
+        :meth:`psycopg_pool.ConnectionPool.connection`), never one the
+        server closed while it sat idle: those are dropped (the pool opens
+        others).  Waits at most :data:`BORROW_TIMEOUT` seconds in all, then
+        raises :class:`psycopg_pool.PoolTimeout`."""
+        conn = self._live_connection()
+        try:
+            with conn:
+                yield conn
+        finally:
+            self.pool.putconn(conn)
+
+    def _live_connection(self) -> psycopg.Connection:
+        deadline = time.monotonic() + BORROW_TIMEOUT
+        while True:
+            conn = self.pool.getconn(timeout=max(deadline - time.monotonic(), 0.0))
+            if not closed_by_server(conn):
+                return conn
+            conn.close()  # returned closed, the pool replaces it
+            self.pool.putconn(conn)
 
     def bound_connection(self) -> psycopg.Connection | None:
         """The connection this thread's transaction holds, if any."""
@@ -153,7 +214,7 @@ class PostgresDb:
         conn = self.bound_connection()
         if conn is not None:
             return conn.execute(text, values)
-        with self.pool.connection() as borrowed:
+        with self.borrowed() as borrowed:
             cursor = borrowed.execute(text, values)
             return _Result(cursor.rowcount, cursor.fetchall() if cursor.description else [])
 
@@ -166,7 +227,7 @@ class PostgresDb:
         if conn is not None:
             conn.cursor().executemany(text, values)
             return
-        with self.pool.connection() as borrowed, borrowed.transaction():
+        with self.borrowed() as borrowed, borrowed.transaction():
             borrowed.cursor().executemany(text, values)
 
     def query(self, sql: str, params: Sequence[Any] | dict | None = None) -> Iterator[dict]:
@@ -178,7 +239,7 @@ class PostgresDb:
         conn = self.bound_connection()
         if conn is not None:
             return iter(conn.cursor(row_factory=dict_row).execute(text, values).fetchall())
-        with self.pool.connection() as borrowed:
+        with self.borrowed() as borrowed:
             return iter(borrowed.cursor(row_factory=dict_row).execute(text, values).fetchall())
 
     def table_names(self) -> list[str]:

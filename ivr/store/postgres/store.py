@@ -35,7 +35,7 @@ POOL_SIZE = 4
 
 
 def _migrate(db: PostgresDb) -> None:
-    with db.pool.connection() as conn:
+    with db.borrowed() as conn:
         apply_migrations(conn)
 
 
@@ -72,7 +72,7 @@ class PostgresCallStore(SQLiteCallStore):
             with held.transaction():
                 yield
             return
-        with db.pool.connection() as conn, db.bound(conn), conn.transaction():
+        with db.borrowed() as conn, db.bound(conn), conn.transaction():
             yield
 
     #: A group commit's transaction: a transaction (its writes keep their savepoints).
