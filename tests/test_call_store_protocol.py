@@ -65,8 +65,9 @@ def save(store, state, turn=1, events=(), response=b"<Response/>", **kwargs):
                     call_summary(state), state["caller"], **kwargs)
 
 
-def with_callback(call_id="CA1", number="0699887766", **changes):
-    request = {"number": number, "requested_at": "2026-11-24T09:00:30+00:00",
+def with_callback(call_id="CA1", number="0699887766", requested_at="2026-11-24T09:00:30+00:00",
+                  **changes):
+    request = {"number": number, "requested_at": requested_at,
                "lang": "fr-FR", "reason": "carrier_delay", "order_number": 1234, "slot": "morning"}
     return make_state(call_id, callback=request, **changes)
 
@@ -231,6 +232,44 @@ def test_pending_callbacks_and_their_updates(store):
         "sent", 1, "2026-11-24T09:02:00+00:00")
     with pytest.raises(ValueError):
         store.update_callback("CA1", "lost", 2)
+
+
+def test_orphaned_callbacks_are_the_pending_ones_not_attempted_since_the_cutoff(store):
+    utc = ZoneInfo("UTC")
+    save(store, with_callback("NEVER"), callback_status="pending")  # asked 09:00:30 UTC
+    save(store, with_callback("PARIS", requested_at="2026-11-24T10:00:40+01:00"),
+         callback_status="pending")  # asked 09:00:40 UTC, after NEVER in time, not as text
+    save(store, with_callback("TRIED"), callback_status="pending")
+    save(store, with_callback("SENT"), callback_status="pending")
+    save(store, with_callback("OFF"), callback_status="not_configured")
+    assert store.claim_callback("TRIED", None, datetime(2026, 11, 24, 9, 10, tzinfo=utc))
+    store.update_callback("SENT", "sent", 1, delivered_at="2026-11-24T09:01:00+00:00")
+    tried = store.callback_request("TRIED")["last_attempt_at"]
+    assert tried == "2026-11-24T09:10:00.000000+00:00"
+    assert store.orphaned_callbacks(datetime(2026, 11, 24, 9, 0, 35, tzinfo=utc)) == [("NEVER", None)]
+    assert store.orphaned_callbacks(datetime(2026, 11, 24, 9, 5, tzinfo=utc)) == [
+        ("NEVER", None), ("PARIS", None)]
+    assert store.orphaned_callbacks(datetime(2026, 11, 24, 9, 10, 1, tzinfo=utc)) == [
+        ("NEVER", None), ("TRIED", tried), ("PARIS", None)]  # oldest request first, as text
+
+
+def test_a_claim_holds_only_over_the_last_attempt_seen(store):
+    utc = ZoneInfo("UTC")
+    first, then = datetime(2026, 11, 24, 9, 1, tzinfo=utc), datetime(2026, 11, 24, 9, 2, tzinfo=utc)
+    save(store, with_callback("CA1"), callback_status="pending")
+    save(store, with_callback("CA2"), callback_status="not_configured")
+    assert store.callback_request("CA1")["last_attempt_at"] is None
+    assert store.claim_callback("CA1", None, first) is True
+    assert store.claim_callback("CA1", None, then) is False  # another process claimed it first
+    seen = store.callback_request("CA1")["last_attempt_at"]
+    assert seen == "2026-11-24T09:01:00.000000+00:00"
+    assert store.claim_callback("CA1", seen, then.astimezone(ZoneInfo("Europe/Paris"))) is True
+    assert store.callback_request("CA1")["last_attempt_at"] == "2026-11-24T09:02:00.000000+00:00"
+    assert store.claim_callback("CA1", seen, then) is False
+    store.update_callback("CA1", "sent", 1)
+    assert store.claim_callback("CA1", "2026-11-24T09:02:00.000000+00:00", then) is False
+    assert store.claim_callback("CA2", None, first) is False  # not pending
+    assert store.claim_callback("NONE", None, first) is False
 
 
 def test_an_unknown_callback_status_is_refused(store):

@@ -80,6 +80,31 @@ def test_a_new_database_is_migrated_once_and_a_second_store_finds_nothing_to_do(
         second.close()
 
 
+def test_requests_kept_before_the_last_attempt_column_get_none(postgres_dsn):
+    names = [name for name, _statements in MIGRATIONS]
+    before = MIGRATIONS[:names.index("0014_callback_last_attempt")]
+    with psycopg.connect(postgres_dsn) as conn:
+        assert len(pending_migrations(conn)) == len(MIGRATIONS)  # makes ivr_migrations
+        for name, statements in before:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO ivr_migrations (name, applied_at) VALUES (%s, 'then')", [name])
+        conn.execute(  # pending (its sender stopped), asked at 09:00:30 UTC
+            "INSERT INTO callback_requests (call_id, flow, version, requested_at, number_sealed, "
+            "number_hash, reason, status) VALUES ('OLD', 'shop', 'v1', "
+            "'2026-11-24T10:00:30+01:00', 'sealed:v1:x', 'h', 'parcel_lost', 'pending')")
+        conn.commit()
+    store = PostgresCallStore.connect(postgres_dsn, caller_key=KEY)
+    try:
+        assert store.db.execute("SELECT last_attempt_at FROM callback_requests").fetchall() == [(None,)]
+        assert store.orphaned_callbacks(datetime(2026, 11, 24, 9, 1, tzinfo=timezone.utc)) == [
+            ("OLD", None)]
+        assert store.claim_callback("OLD", None, NOW) is True
+        assert store.claim_callback("OLD", None, NOW) is False
+    finally:
+        store.close()
+
+
 def test_servers_without_a_caller_key_share_the_one_kept_in_the_database(postgres_dsn):
     first = PostgresCallStore.connect(postgres_dsn)
     second = PostgresCallStore.connect(postgres_dsn)
@@ -273,6 +298,24 @@ def test_a_lease_asked_off_the_reactor_runs_the_work_only_when_taken(store):
     broken = Leases(store, clock, holder="c", in_thread=lambda *_: defer.fail(StoreTimeout("x")))
     assert broken.once("retention", 30, lambda: ran.append("c"))().result is None
     assert ran == ["a"]
+
+
+def test_of_two_servers_claiming_an_orphaned_callback_one_only_gets_it(postgres_dsn):
+    one = PostgresCallStore.connect(postgres_dsn, caller_key=KEY)
+    other = PostgresCallStore.connect(postgres_dsn, caller_key=KEY)
+    try:
+        asked = state(callback={"number": "0699887766", "requested_at": "2026-11-24T09:00:30+00:00",
+                                "reason": "parcel_lost"})
+        one.save_turn("CA1", 1, asked, b"<Response/>", [], call_summary(asked), asked["caller"],
+                      callback_status="pending")
+        later = NOW + timedelta(minutes=10)
+        found = [store.orphaned_callbacks(later) for store in (one, other)]
+        assert found == [[("CA1", None)], [("CA1", None)]]
+        assert [store.claim_callback("CA1", None, later) for store in (other, one)] == [True, False]
+        assert one.orphaned_callbacks(later) == []  # attempted just now, by the other
+    finally:
+        one.close()
+        other.close()
 
 
 def test_a_lease_given_up_off_the_reactor_passes_at_once(store):

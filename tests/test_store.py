@@ -97,7 +97,7 @@ def test_migrations_create_the_schema_and_applying_twice_is_a_no_op():
              "0004_open_calls_index", "0005_callback_requests", "0006_sms_sent",
              "0007_reached_index", "0008_no_state_time_index", "0009_transfer_result",
              "0010_leases", "0011_provider", "0012_report_figures_index",
-             "0013_reached_counts"]
+             "0013_reached_counts", "0014_callback_last_attempt"]
     assert [m.name for m in applied] == names
 
     CallStore(db)

@@ -2,10 +2,19 @@
 ``stop_before`` naming no migration of ours is refused, not taken for
 "apply everything" as sqlite-utils would."""
 
+from datetime import datetime, timezone
+
 import pytest
 import sqlite_utils
 
 from ivr.store.sqlite.migrations import MIGRATIONS, UnknownMigration
+from ivr.store.sqlite.store import CallStore
+
+#: A callback request as a server kept it before its last attempt was:
+#: pending (its sender stopped), asked at 09:00:30 UTC.
+KEPT_BEFORE = ("INSERT INTO callback_requests (call_id, flow, version, requested_at, number_sealed, "
+               "number_hash, reason, status, attempts) VALUES ('OLD', 'shop', 'v1', "
+               "'2026-11-24T10:00:30+01:00', 'sealed:v1:x', 'h', 'parcel_lost', 'pending', 2)")
 
 
 def test_stopping_before_a_migration_applies_only_those_before_it():
@@ -44,3 +53,15 @@ def test_without_stop_before_every_migration_is_applied():
     db = sqlite_utils.Database(memory=True)
     MIGRATIONS.apply(db)
     assert MIGRATIONS.pending(db) == []
+
+
+def test_requests_kept_before_the_last_attempt_column_get_none_and_their_request_time_stands_in():
+    db = sqlite_utils.Database(memory=True)
+    MIGRATIONS.apply(db, stop_before="0014_callback_last_attempt")
+    db.execute(KEPT_BEFORE)
+    store = CallStore(db)  # migrates
+    assert MIGRATIONS.pending(db) == []
+    assert db.execute("SELECT last_attempt_at FROM callback_requests").fetchall() == [(None,)]
+    assert store.orphaned_callbacks(datetime(2026, 11, 24, 9, 0, 30, tzinfo=timezone.utc)) == []
+    assert store.orphaned_callbacks(datetime(2026, 11, 24, 9, 1, tzinfo=timezone.utc)) == [("OLD", None)]
+    assert store.claim_callback("OLD", None, datetime(2026, 11, 24, 9, 2, tzinfo=timezone.utc))

@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 import orjson
 
 from ivr.phone import is_withheld
-from ivr.store.protocol import CallRecord, checked_turn, lease_window
+from ivr.store.protocol import CallRecord, attempt_time, checked_turn, lease_window, orphaned
 from ivr.store.sqlite.migrations import CALLBACK_STATUSES
 from ivr.store.sqlite.sql import _text, _utc_iso, _utc_now
 from ivr.store.sqlite.store import NO_SEQUENCE, normalise_number
@@ -193,7 +193,8 @@ class MemoryCallStore:
             "number_hash": self.hash_caller(request["number"]), "lang": request.get("lang"),
             "reason": request.get("reason") or "not_stated",
             "order_number": _text(request.get("order_number")), "slot": _text(request.get("slot")),
-            "status": status, "attempts": 0, "last_error": None, "delivered_at": None}
+            "status": status, "attempts": 0, "last_error": None, "delivered_at": None,
+            "last_attempt_at": None}
 
     def callback_request(self, call_id: str) -> dict | None:
         """The call's callback request with its number; None when none."""
@@ -214,6 +215,23 @@ class MemoryCallStore:
         if row is not None:
             row.update(status=status, attempts=int(attempts), last_error=last_error,
                        delivered_at=delivered_at)
+
+    def orphaned_callbacks(self, attempted_before: datetime) -> list[tuple[str, str | None]]:
+        """Pending requests last attempted (or requested) before
+        ``attempted_before``, oldest first, with their ``last_attempt_at``."""
+        cutoff = attempt_time(attempted_before)
+        return [(row["call_id"], row["last_attempt_at"]) for row in sorted(
+            self._data["callback_requests"].values(), key=lambda r: (r["requested_at"], r["call_id"]))
+            if row["status"] == "pending"
+            and orphaned(row["last_attempt_at"], row["requested_at"], cutoff)]
+
+    def claim_callback(self, call_id: str, seen: str | None, at: datetime) -> bool:
+        """Mark an attempt as started ``at`` if the last one is still ``seen``."""
+        row = self._data["callback_requests"].get(call_id)
+        if row is None or row["status"] != "pending" or row["last_attempt_at"] != seen:
+            return False
+        row["last_attempt_at"] = attempt_time(at)
+        return True
 
     # -- forgetting -----------------------------------------------------------------
     def drop_ended_states(self, ended_before: str) -> int:

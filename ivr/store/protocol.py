@@ -57,6 +57,27 @@ def lease_window(name: str, holder: str, now: datetime,
     return moment, moment + ttl
 
 
+def attempt_time(moment: datetime) -> str:
+    """``moment`` as the stores keep a callback request's last attempt
+    (``last_attempt_at``): UTC, fixed width, so moments compare as text
+    (a naive ``moment`` is UTC)."""
+    utc = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return utc.isoformat(timespec="microseconds")
+
+
+def orphaned(last_attempt_at: str | None, requested_at: str, cutoff: str) -> bool:
+    """Whether a pending callback request was last attempted before
+    ``cutoff`` (:func:`attempt_time`), or, never attempted, requested
+    before it (``requested_at`` is the flow's local time with its offset;
+    one that cannot be read counts as old: better sent than never)."""
+    if last_attempt_at is not None:
+        return last_attempt_at < cutoff
+    try:
+        return attempt_time(datetime.fromisoformat(requested_at)) < cutoff
+    except (TypeError, ValueError):
+        return True
+
+
 @runtime_checkable
 class CallStore(Protocol):
     """Calls, their per-turn state, node events, status callbacks, callback
@@ -135,6 +156,19 @@ class CallStore(Protocol):
                         last_error: str | None = None, delivered_at: str | None = None) -> None:
         """Record where the delivery of ``call_id``'s request stands; raises
         ``ValueError`` for an unknown status."""
+
+    def orphaned_callbacks(self, attempted_before: datetime) -> list[tuple[str, str | None]]:
+        """The pending requests last attempted before ``attempted_before``
+        (or, never attempted, requested before it), oldest first: each
+        call id with its ``last_attempt_at`` (None when never attempted),
+        what :meth:`claim_callback` is then given as ``seen``."""
+
+    def claim_callback(self, call_id: str, seen: str | None, at: datetime) -> bool:
+        """Record that an attempt to send ``call_id``'s pending request
+        starts ``at``, if its ``last_attempt_at`` is still ``seen`` (None:
+        never attempted): whether it was, so that of several processes
+        claiming the same attempt one only sends it.  False when the
+        request is not pending (or not there)."""
 
     def drop_ended_states(self, ended_before: str) -> int:
         """Forget the state of calls ended (state last saved) before

@@ -164,6 +164,10 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
         "EXECUTE FUNCTION ivr_count_first_visits()",
         "DROP INDEX IF EXISTS idx_node_events_reached",
     )),
+    # When the latest attempt to send a callback request started (see SQLite's).
+    ("0014_callback_last_attempt", (
+        "ALTER TABLE callback_requests ADD COLUMN last_attempt_at TEXT",
+    )),
 ]
 
 #: The counts of :data:`MIGRATIONS` ``0013_reached_counts`` folded into one

@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from datetime import datetime
 
 import sqlite_utils
 from cryptography.fernet import Fernet, InvalidToken
 
+from ivr.store.protocol import attempt_time, orphaned
 from ivr.store.sqlite.migrations import CALLBACK_STATUSES
 from ivr.store.sqlite.sql import _text
 
@@ -120,3 +122,29 @@ class _CallbackRequests:
                 "UPDATE callback_requests SET status = ?, attempts = ?, last_error = ?, "
                 "delivered_at = ? WHERE call_id = ?",
                 [status, int(attempts), last_error, delivered_at, call_id])
+
+    def orphaned_callbacks(self, attempted_before: datetime) -> list[tuple[str, str | None]]:
+        """The pending requests last attempted (or, never attempted,
+        requested) before ``attempted_before``, oldest first, with their
+        ``last_attempt_at`` (see :meth:`ivr.store.protocol.CallStore.orphaned_callbacks`).
+        The request times are local times with their offsets, compared
+        here rather than as text; pending requests are few."""
+        cutoff = attempt_time(attempted_before)
+        rows = self.db.query(
+            "SELECT call_id, requested_at, last_attempt_at FROM callback_requests "
+            "WHERE status = 'pending' AND (last_attempt_at IS NULL OR last_attempt_at < ?) "
+            "ORDER BY requested_at, call_id", [cutoff])
+        return [(row["call_id"], row["last_attempt_at"]) for row in rows
+                if orphaned(row["last_attempt_at"], row["requested_at"], cutoff)]
+
+    def claim_callback(self, call_id: str, seen: str | None, at: datetime) -> bool:
+        """Mark an attempt of ``call_id``'s pending request as started
+        ``at`` if its last attempt is still ``seen`` (see
+        :meth:`ivr.store.protocol.CallStore.claim_callback`): one
+        statement, so of two processes claiming it one only gets it."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "UPDATE callback_requests SET last_attempt_at = ? WHERE call_id = ? "
+                "AND status = 'pending' AND COALESCE(last_attempt_at, '') = ?",
+                [attempt_time(at), call_id, seen or ""])
+            return cursor.rowcount > 0

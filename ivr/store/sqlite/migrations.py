@@ -309,6 +309,17 @@ def _reached_counts(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_node_events_reached")
 
 
+@MIGRATIONS(name="0014_callback_last_attempt")
+def _callback_last_attempt(db: sqlite_utils.Database) -> None:
+    """When the latest attempt to send each callback request started (UTC,
+    fixed width, so times compare as text), written as it starts: a
+    pending request no process has attempted for longer than a sender's
+    whole retry schedule was left by a process that died, and a running
+    server sends it (``ivr.server.helpdesk``).  Requests kept before stay
+    NULL: their request time stands in for it."""
+    db.execute("ALTER TABLE callback_requests ADD COLUMN last_attempt_at TEXT")
+
+
 def mark_first_visits(db: sqlite_utils.Database) -> None:
     """Flag each call's first event at each node (events written without
     the flag: a log from before it, or one built in bulk), and count the

@@ -20,8 +20,9 @@ the reports count (definitions: docs/deflection.md; promises: docs/reliability.m
 ``meta``           the store's own settings (the caller-hash key when none
                    is configured).
 ``callback_requests``  one row per call that asked to be called back: the
-                   number (sealed), reason, order, preferred slot, and
-                   whether the helpdesk was told (``ivr.server.helpdesk``).
+                   number (sealed), reason, order, preferred slot,
+                   whether the helpdesk was told and when it was last
+                   tried (``ivr.server.helpdesk``).
 ``leases``         who runs the work that must run once however many
                    server processes share the file, and until when.
 
