@@ -25,7 +25,14 @@ from ivr.lookups.demo_orders import DEMO_CALLERS, DEMO_ORDERS, create_demo_db
 from ivr.lookups.embedded import EmbeddedOrderLookups
 from ivr.server import tap
 from ivr.server.calls import CallHandler
-from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
+from ivr.server.helpdesk import (
+    RESEND_INTERVAL,
+    Helpdesk,
+    HelpdeskService,
+    NoHelpdesk,
+    orphaned_after,
+)
+from ivr.server.leases import HELPDESK_LEASE, Leases
 from ivr.server.registry import FlowRegistry
 from ivr.sim.scenarios import demo_lookups
 from ivr.store.sqlite.group_commit import GroupCommit
@@ -37,6 +44,9 @@ EVENING = datetime(2026, 11, 24, 20, 0, tzinfo=PARIS)
 URL = "https://helpdesk.test/callbacks"
 TOKEN = "hd-s3cret"
 LOST = DEMO_CALLERS["lost"]
+ORPHANED = orphaned_after()
+#: The last attempt of a request a stopping server gave up.
+GIVEN_UP = "1970-01-01T00:00:00.000000+00:00"
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +90,12 @@ class ScriptedHttp:
         return self.stub.post(url, **kwargs)
 
 
-def requested_store(caller=LOST, status="pending", attempts=0, call_id="CA1"):
-    """A store holding one callback request, as the server writes it: a
-    lost parcel, closed hours, a morning callback on the caller's number."""
+def requested_store(caller=LOST, status="pending", attempts=0, call_id="CA1", store=None):
+    """A store (``store``, else a new one in memory) holding one callback
+    request, as the server writes it: a lost parcel, closed hours, a
+    morning callback on the caller's number."""
     flow = load_flow(ROOT / "flows" / "post_sale.yaml", ROOT / "prompts")
-    store = CallStore(sqlite_utils.Database(memory=True))
+    store = store or CallStore(sqlite_utils.Database(memory=True))
     perform, state, at = demo_lookups(EVENING), None, EVENING
     events = [{"type": "start", "call_id": call_id, "caller": caller}] + [
         {"type": "digits", "digits": "1"}] * 5
@@ -248,9 +259,18 @@ def test_the_log_never_shows_the_number():
 # --- restarts ---------------------------------------------------------------------------
 
 
-def test_on_start_requests_still_pending_are_sent_again():
-    store = requested_store(attempts=2)  # the last run tried twice, then stopped
+def claimed_by_a_process_that_died(store, clock, call_id="CA1"):
+    """``call_id``'s request attempted now by another process, which then
+    dies (nothing more is written)."""
+    seen = store.callback_request(call_id)["last_attempt_at"]
+    assert store.claim_callback(call_id, seen, datetime.fromtimestamp(clock.seconds(), timezone.utc))
+
+
+def test_on_start_requests_left_by_a_process_that_died_are_sent_again():
+    store = requested_store(attempts=2)  # the last run tried twice, then was killed
     sender, clock, stub, fake = helpdesk(store)
+    claimed_by_a_process_that_died(store, clock)
+    clock.advance(ORPHANED + 1)
     service = HelpdeskService(sender)
     service.startService()
     stub.flush()
@@ -260,41 +280,242 @@ def test_on_start_requests_still_pending_are_sent_again():
     assert clock.getDelayedCalls() == []
 
 
-def test_stopping_keeps_what_is_in_flight_or_waiting_pending_for_the_next_start():
+def test_the_bound_follows_the_retry_schedule():
+    # 1 + 5 + 30 + 120 s of waits, five attempts of 10 s: twice that.
+    assert orphaned_after((1, 5, 30, 120), 10.0) == ORPHANED == 412
+    assert orphaned_after((2,), 3.0) == 2 * (2 + 2 * 3)
+    assert Helpdesk(URL, CallStore(sqlite_utils.Database(memory=True)), task.Clock(), http=object(),
+                    delays=(2,), timeout=3.0).orphaned_after == 16
+
+
+def test_stopping_gives_up_what_is_in_flight_or_waiting_and_the_next_start_sends_it():
     store = requested_store()
     sender, clock, stub, fake = helpdesk(store, answers=["hang"])
     service = HelpdeskService(sender)
-    service.startService()
+    service.startService()  # nothing orphaned yet
     sender.requested("CA1")
     stub.flush()
-    service.stopService()  # the request in flight is cancelled
+    assert len(fake.requests) == 1
+    service.stopService()  # the request in flight is cancelled, and given up
     stub.flush()
     assert row(store) == ("pending", 0, None, None)
+    assert store.callback_request("CA1")["last_attempt_at"] == GIVEN_UP
     assert clock.getDelayedCalls() == []
 
     sender, clock, stub, fake = helpdesk(store, answers=[503])
-    HelpdeskService(sender).startService()  # a new run
+    service = HelpdeskService(sender)
+    service.startService()  # a new run, seconds later: sent at once
     stub.flush()
-    assert row(store)[:2] == ("pending", 1)
-    HelpdeskService(sender).stopService()  # the retry waiting is cancelled
+    assert len(fake.requests) == 1 and row(store)[:2] == ("pending", 1)
+    service.stopService()  # the retry waiting is cancelled, and given up
     assert clock.getDelayedCalls() == []
     assert row(store)[:2] == ("pending", 1)
+    assert store.callback_request("CA1")["last_attempt_at"] == GIVEN_UP
 
 
 def test_requests_not_configured_or_failed_are_not_resent():
     store = requested_store(status="not_configured")
     sender, clock, stub, fake = helpdesk(store)
-    assert sender.resend_pending() == 0
+    clock.advance(ORPHANED + 1)
+    assert sender.resend_orphaned().result == 0
     sender.requested("CA1")
     stub.flush()
     assert fake.requests == [] and row(store)[0] == "not_configured"
     assert clock.getDelayedCalls() == []
 
 
+# --- orphans: requests whose sender died -------------------------------------------------
+
+
+class Queued:
+    """An ``in_thread`` whose store calls wait until :meth:`run` (one
+    process's calls reaching the store when the test says)."""
+
+    def __init__(self):
+        self.calls: list = []
+
+    def __call__(self, function, *args):
+        d = defer.Deferred()
+        self.calls.append((function, args, d))
+        return d
+
+    def run(self):
+        """The calls waiting now (not those they lead to)."""
+        calls, self.calls = self.calls, []
+        for function, args, d in calls:
+            defer.maybeDeferred(function, *args).chainDeferred(d)
+
+
+def logged(events, text):
+    return [formatEvent(e) for e in events if text in formatEvent(e)]
+
+
+@pytest.fixture
+def events():
+    seen: list = []
+    globalLogPublisher.addObserver(seen.append)
+    yield seen
+    globalLogPublisher.removeObserver(seen.append)
+
+
+def test_a_request_orphaned_while_the_server_runs_is_sent_by_its_periodic_run(events):
+    store = requested_store(attempts=1)
+    sender, clock, stub, fake = helpdesk(store)
+    claimed_by_a_process_that_died(store, clock)  # its retry will never come
+    service = HelpdeskService(sender)
+    service.startService()
+    stub.flush()
+    runs = 0
+    while not fake.requests:  # attempted recently: not sent until ORPHANED has passed
+        assert runs * RESEND_INTERVAL <= ORPHANED
+        clock.advance(RESEND_INTERVAL)
+        stub.flush()
+        runs += 1
+    assert runs * RESEND_INTERVAL > ORPHANED
+    assert row(store)[:2] == ("sent", 2)
+    assert logged(events, "sending again 1 callback requests left pending")
+    clock.advance(10 * RESEND_INTERVAL)
+    stub.flush()
+    assert len(fake.requests) == 1
+    service.stopService()
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_request_attempted_recently_by_another_process_is_not_sent():
+    store = requested_store(attempts=3)
+    sender, clock, stub, fake = helpdesk(store)
+    clock.advance(ORPHANED + 1)  # requested long ago...
+    claimed_by_a_process_that_died(store, clock)  # ...and attempted now elsewhere
+    clock.advance(ORPHANED - 1)
+    assert sender.resend_orphaned().result == 0
+    stub.flush()
+    assert fake.requests == [] and row(store)[:2] == ("pending", 3)
+    clock.advance(2)
+    assert sender.resend_orphaned().result == 1
+    stub.flush()
+    assert len(fake.requests) == 1 and row(store)[:2] == ("sent", 4)
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_request_this_process_is_sending_is_not_sent_again():
+    store = requested_store()
+    sender, clock, stub, fake = helpdesk(store, answers=["hang"])
+    sender.requested("CA1")
+    stub.flush()
+    # The store says no one has tried it for long (a clock gone back, say):
+    # this process is sending it all the same.
+    seen = store.callback_request("CA1")["last_attempt_at"]
+    assert store.claim_callback("CA1", seen, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    clock.advance(5)
+    assert sender.resend_orphaned().result == 0
+    stub.flush()
+    assert len(fake.requests) == 1
+    sender.stop()
+    assert clock.getDelayedCalls() == []
+
+
+def test_of_two_processes_finding_the_same_orphan_one_only_sends_it():
+    store = requested_store(attempts=1)
+    clock = task.Clock()
+    clock.advance(EVENING.timestamp() + 60)
+    claimed_by_a_process_that_died(store, clock)
+    clock.advance(ORPHANED + 1)
+    fake = FakeHelpdesk()
+    stub = StubTreq(fake)
+    first, second = Queued(), Queued()
+    senders = [Helpdesk(URL, store, clock, http=stub, in_thread=queued) for queued in (first, second)]
+    found = [sender.resend_orphaned() for sender in senders]
+    first.run()
+    second.run()  # both found it orphaned, neither has claimed it yet
+    assert [d.result for d in found] == [1, 1]
+    first.run()
+    second.run()  # both read it
+    second.run()
+    first.run()  # both claim it: the second first
+    stub.flush()
+    first.run()
+    second.run()
+    assert len(fake.requests) == 1 and row(store)[:2] == ("sent", 2)
+    assert clock.getDelayedCalls() == []
+
+
+def test_two_servers_on_one_file_send_an_orphan_once(tmp_path):
+    path = tmp_path / "ivr.db"
+    store = requested_store(attempts=1, store=CallStore.open(path))
+    other_store = CallStore.open(path)
+    clock = task.Clock()
+    clock.advance(EVENING.timestamp() + 60)
+    claimed_by_a_process_that_died(store, clock)
+    fake = FakeHelpdesk()
+    stub = StubTreq(fake)
+    services = []
+    for handle, holder in [(store, "worker-1"), (other_store, "worker-2")]:
+        leases = Leases(handle, clock, holder=holder)
+        services.append(HelpdeskService(
+            Helpdesk(URL, handle, clock, http=stub),
+            may_resend=lambda leases=leases: leases.held("helpdesk-resend", HELPDESK_LEASE),
+            release=lambda leases=leases: leases.release("helpdesk-resend")))
+    for service in services:
+        service.startService()
+    for _run in range(10):
+        clock.advance(RESEND_INTERVAL)
+        stub.flush()
+    assert len(fake.requests) == 1
+    assert other_store.callback_request("CA1")["status"] == "sent"
+    # The holder stops: the other takes the lease over and sends the next orphan.
+    requested_store(call_id="CA2", store=other_store)
+    claimed_by_a_process_that_died(other_store, clock, "CA2")
+    services[0].stopService()
+    for _run in range(5):
+        clock.advance(RESEND_INTERVAL)
+        stub.flush()
+    assert len(fake.requests) == 2 and store.callback_request("CA2")["status"] == "sent"
+    services[1].stopService()
+    assert clock.getDelayedCalls() == []
+    store.close()
+    other_store.close()
+
+
+def test_a_store_failing_in_the_periodic_run_is_logged_and_the_next_run_sends(events, monkeypatch):
+    store = requested_store()
+    sender, clock, stub, fake = helpdesk(store)
+    clock.advance(ORPHANED + 1)
+
+    def broken(_cutoff):
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(store, "orphaned_callbacks", broken)
+    service = HelpdeskService(sender)
+    service.startService()  # raises nothing
+    assert logged(events, "could not be asked for the orphaned requests")
+    assert fake.requests == []
+    monkeypatch.undo()
+    clock.advance(RESEND_INTERVAL)  # the loop goes on
+    stub.flush()
+    assert len(fake.requests) == 1 and row(store)[0] == "sent"
+    service.stopService()
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_store_off_the_reactor_failing_in_the_periodic_run_is_logged(events):
+    store = requested_store()
+    sender, clock, stub, fake = helpdesk(store)
+    clock.advance(ORPHANED + 1)
+    sender.in_thread = lambda function, *args: defer.fail(OSError("no answer"))
+    service = HelpdeskService(sender, may_resend=lambda: defer.fail(OSError("lease")))
+    service.startService()
+    assert logged(events, "orphaned requests not sent again")
+    service.may_resend = lambda: True
+    clock.advance(RESEND_INTERVAL)
+    assert logged(events, "could not be asked for the orphaned requests")
+    service.stopService()
+    assert fake.requests == [] and clock.getDelayedCalls() == []
+
+
 def test_no_helpdesk_sends_nothing():
     nothing = NoHelpdesk()
     assert nothing.initial_status == "not_configured"
-    assert nothing.resend_pending() == 0 and nothing.requested("CA1") is None
+    assert nothing.resend_orphaned() == 0 and nothing.requested("CA1") is None
 
 
 # --- the server ---------------------------------------------------------------------------
@@ -374,10 +595,11 @@ def test_with_a_store_read_off_the_reactor_every_store_call_goes_there():
         return defer.maybeDeferred(function, *args)
 
     sender.in_thread = in_thread
-    assert sender.resend_pending().result == 1
+    clock.advance(ORPHANED + 1)
+    assert sender.resend_orphaned().result == 1
     stub.flush()
     assert len(fake.requests) == 1 and row(store)[:2] == ("sent", 1)
-    assert asked == ["pending_callbacks", "callback_request", "update_callback"]
+    assert asked == ["orphaned_callbacks", "callback_request", "claim_callback", "update_callback"]
     assert clock.getDelayedCalls() == []
 
 
@@ -385,7 +607,7 @@ def test_a_store_that_cannot_be_asked_sends_nothing_and_raises_nothing():
     store = requested_store()
     sender, clock, stub, fake = helpdesk(store)
     sender.in_thread = lambda function, *args: defer.fail(OSError("no answer"))
-    assert sender.resend_pending().result == 0
+    assert sender.resend_orphaned().result == 0
     sender.requested("CA1")
     stub.flush()
     assert fake.requests == [] and clock.getDelayedCalls() == []

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from twisted.internet.task import Clock
 
-from ivr.server.leases import Leases
+from ivr.server.helpdesk import RESEND_INTERVAL
+from ivr.server.leases import HELPDESK_LEASE, Leases
 from ivr.store.memory import MemoryCallStore
 from ivr.store.sqlite.store import CallStore
 
@@ -90,4 +91,21 @@ def test_a_lease_given_up_passes_at_once_and_another_holder_s_is_kept(stores):
     assert theirs.held("helpdesk-resend", 600)  # mine ran out, unknown to it
     mine.release("helpdesk-resend")  # too late: theirs is kept
     assert not Leases(a, clock, holder="worker-c").held("helpdesk-resend", 600)
+    assert clock.getDelayedCalls() == []
+
+
+def test_the_helpdesk_resend_holder_keeps_its_lease_and_a_dead_holder_s_passes_within_minutes(stores):
+    a, b = stores
+    clock = Clock()
+    clock.advance(NOW.timestamp())
+    holder, other = Leases(a, clock, holder="worker-a"), Leases(b, clock, holder="worker-b")
+    for _run in range(10):  # each asks at every periodic run; the holder renews
+        assert holder.held("helpdesk-resend", HELPDESK_LEASE)
+        assert not other.held("helpdesk-resend", HELPDESK_LEASE)
+        clock.advance(RESEND_INTERVAL)
+    runs = 0  # the holder is killed: it asks no more, nor gives the lease up
+    while not other.held("helpdesk-resend", HELPDESK_LEASE):
+        clock.advance(RESEND_INTERVAL)
+        runs += 1
+    assert runs * RESEND_INTERVAL <= HELPDESK_LEASE + RESEND_INTERVAL <= 10 * 60
     assert clock.getDelayedCalls() == []

@@ -82,6 +82,38 @@ def test_a_database_for_a_shops_api_gets_no_demo_orders(tmp_path, monkeypatch):
         top.stopService()
 
 
+def test_a_server_with_a_helpdesk_looks_for_orphaned_requests_under_a_lease_it_renews(tmp_path):
+    from datetime import datetime, timezone
+
+    from ivr.server.helpdesk import RESEND_INTERVAL, HelpdeskService
+    from ivr.server.leases import HELPDESK_LEASE
+
+    reactor = MemoryReactorClock()
+    reactor.advance(datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc).timestamp())
+    options = tap.Options()
+    options.parseOptions(["--db", str(tmp_path / "new.db"), "--flows", str(ROOT / "flows"),
+                          "--prompts", str(ROOT / "prompts"), "--listen", "tcp:0:interface=127.0.0.1",
+                          "--helpdesk-url", "https://helpdesk.test/callbacks"])
+    top = tap.makeService(options, reactor)
+    service = next(s for s in top if isinstance(s, HelpdeskService))
+    assert service.interval == RESEND_INTERVAL < HELPDESK_LEASE
+    store, _orders = tap.open_database(str(tmp_path / "new.db"))
+
+    def lease_ends():
+        row = store.db.execute("SELECT expires_at FROM leases WHERE name = 'helpdesk-resend'").fetchone()
+        return datetime.fromisoformat(row[0]).timestamp() if row else None
+
+    top.startService()
+    try:
+        assert lease_ends() == reactor.seconds() + HELPDESK_LEASE  # taken at start
+        reactor.advance(RESEND_INTERVAL)
+        assert lease_ends() == reactor.seconds() + HELPDESK_LEASE  # renewed at the next run
+    finally:
+        top.stopService()
+    assert lease_ends() < reactor.seconds()  # given up
+    store.close()
+
+
 def _current_version(top):
     reload_service = next(s for s in top if isinstance(s, tap.ReloadOnHangup))
     return reload_service.registry.current("post_sale").version

@@ -20,9 +20,22 @@ injected clock; a 4xx (or another answer) is not: the helpdesk refused
 this request and would refuse it again.  The row keeps the status
 (``pending`` while attempts remain, then ``sent`` or ``failed``), the
 attempts, the last attempt's error (none once sent) and when it was
-delivered.  Requests still
-``pending`` when the server stops (a retry waiting, a request in flight)
-are sent again when it starts.
+delivered.
+
+Each attempt is first *claimed* in the store: the row's
+``last_attempt_at`` is set to the attempt's start, only if it is still
+what the sender read (:meth:`ivr.store.protocol.CallStore.claim_callback`),
+so of two processes about to send the same request one only does.  A
+request still ``pending`` whose last attempt (or, never attempted, whose
+request) is older than :func:`orphaned_after` (twice a sender's whole
+retry schedule, derived from :data:`DELAYS` and :data:`TIMEOUT`) has no
+live sender: the process sending it was killed, crashed or lost its host.
+Every :data:`RESEND_INTERVAL` seconds, and when it starts, one server of
+those sharing the store (the holder of the lease ``helpdesk-resend``, see
+:class:`HelpdeskService`) sends such orphaned requests again, skipping
+those it is sending itself.  A server that stops cleanly gives up the
+requests it was sending (their last attempt is set to the epoch), so they
+count as orphaned at once and the next run sends them.
 
 Without a URL, :class:`NoHelpdesk` stores requests as ``not_configured``
 and sends nothing; ``ivr-report callbacks`` lists them either way.
@@ -34,20 +47,21 @@ for) but never reaches the logs, and error texts quoting it are masked.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Callable
 
 from twisted.application import service
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet import error as net
 from twisted.logger import Logger
 
 from ivr.http_errors import CONNECTION_ERRORS, cancelled, connection_cause
 from ivr.phone import mask_numbers
-from ivr.store.protocol import CallStore
+from ivr.store.protocol import CallStore, attempt_time
 
-__all__ = ["DELAYS", "Helpdesk", "HelpdeskService", "NoHelpdesk", "TIMEOUT"]
+__all__ = ["DELAYS", "Helpdesk", "HelpdeskService", "NoHelpdesk", "RESEND_INTERVAL", "TIMEOUT",
+           "orphaned_after"]
 
 log = Logger()
 
@@ -55,6 +69,27 @@ log = Logger()
 DELAYS = (1, 5, 30, 120)
 #: Seconds the helpdesk has to answer one attempt.
 TIMEOUT = 10.0
+#: Seconds between two looks for orphaned requests.  An orphan waits
+#: :func:`orphaned_after` (about seven minutes) before it counts as one,
+#: so looking more often would hardly send it sooner, while each look asks
+#: the store for the lease; two minutes keeps its wait within ten.
+RESEND_INTERVAL = 120.0
+
+#: What a stopping sender writes as the last attempt of the requests it
+#: gives up: long ago, so that they count as orphaned at once.
+_GIVEN_UP = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: No last attempt given: the one this process claimed, else the one read.
+_UNSEEN = object()
+
+
+def orphaned_after(delays: tuple = DELAYS, timeout: float = TIMEOUT) -> float:
+    """Seconds after which a pending request no process has attempted has
+    no live sender: twice the longest a sender spends on one request
+    (every retry's wait, every attempt's timeout).  The margin covers the
+    store's own delays between attempts (a read, a claim and an update
+    each, up to a few seconds on a slow PostgreSQL) and the clocks of
+    hosts sharing a database that disagree by a minute or so."""
+    return 2 * (sum(delays) + (len(delays) + 1) * timeout)
 
 
 class _Retry(Exception):
@@ -73,7 +108,7 @@ class NoHelpdesk:
     def requested(self, call_id: str) -> None:
         """Nothing to tell."""
 
-    def resend_pending(self) -> int:
+    def resend_orphaned(self) -> int:
         return 0
 
     def stop(self) -> None:
@@ -108,6 +143,10 @@ class Helpdesk:
             self.headers["Authorization"] = f"Bearer {token}"
         #: Calls being sent: the request in flight, or the timer of the next attempt.
         self._active: dict = {}
+        #: Calls being sent -> the start of the attempt this process claimed
+        #: last (given up on stop, compared when it claims the next).
+        self._claims: dict[str, str] = {}
+        self.orphaned_after = orphaned_after(self.delays, self.timeout)
 
     @property
     def max_attempts(self) -> int:
@@ -119,20 +158,24 @@ class Helpdesk:
         if call_id not in self._active:
             self._attempt(call_id)
 
-    def resend_pending(self) -> int | defer.Deferred:
-        """Send every request still ``pending`` (on server start); how many
-        (with ``in_thread``, a Deferred of it: 0 when the store cannot say)."""
-        if self.in_thread is None:
-            return self._resend(self.store.pending_callbacks())
-        return self.in_thread(self.store.pending_callbacks).addCallbacks(
-            self._resend, self._store_failed, errbackArgs=("pending requests", 0))
+    def resend_orphaned(self) -> defer.Deferred:
+        """Send the pending requests no live process is sending (see the
+        module's docstring), except those this process is sending: a
+        Deferred of how many were found (0 when the store cannot say).
+        It never fails: it runs from a timer."""
+        now = datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
+        cutoff = now - timedelta(seconds=self.orphaned_after)
+        return self._stored(self.store.orphaned_callbacks, cutoff).addCallbacks(
+            self._resend, self._store_failed, errbackArgs=("orphaned requests", 0))
 
-    def _resend(self, pending: list) -> int:
-        for call_id in pending:
-            self.requested(call_id)
-        if pending:
-            log.info("helpdesk: sending {count} callback requests left pending", count=len(pending))
-        return len(pending)
+    def _resend(self, orphans: list) -> int:
+        orphans = [(call_id, seen) for call_id, seen in orphans if call_id not in self._active]
+        for call_id, seen in orphans:
+            self._attempt(call_id, seen)
+        if orphans:
+            log.info("helpdesk: sending again {count} callback requests left pending by a "
+                     "process that stopped or died", count=len(orphans))
+        return len(orphans)
 
     def _stored(self, method, *args, **kwargs) -> defer.Deferred:
         """A store call: in ``in_thread`` when given, else at once."""
@@ -146,30 +189,65 @@ class Helpdesk:
         return result
 
     def stop(self) -> defer.Deferred:
-        """Cancel what is in flight and the retries waiting: those requests
-        stay ``pending`` and are sent at the next start."""
+        """Cancel what is in flight and the retries waiting, and give those
+        requests up: they stay ``pending``, orphaned at once, and the next
+        run of any server sends them."""
         active, self._active = self._active, {}
         for pending in active.values():
             pending.cancel()
-        return self.pool.closeCachedConnections() if self.pool else defer.succeed(None)
+        claims, self._claims = self._claims, {}
+        given_up = [self._stored(self.store.claim_callback, call_id, at, _GIVEN_UP).addErrback(
+            self._store_failed, f"release of {call_id}'s request") for call_id, at in claims.items()]
+        closed = self.pool.closeCachedConnections() if self.pool else defer.succeed(None)
+        return defer.DeferredList(given_up).addCallback(lambda _: closed)
 
     # -- one attempt ------------------------------------------------------------------
-    def _attempt(self, call_id: str) -> None:
+    def _attempt(self, call_id: str, seen: object = _UNSEEN) -> None:
+        """Read ``call_id``'s request, claim its next attempt, send it.
+        ``seen``: the last attempt an orphan was found with (else the one
+        this process claimed, else the one read)."""
         reading = self._active[call_id] = self._stored(self.store.callback_request, call_id)
-        reading.addCallbacks(self._send, self._not_read,
-                             callbackArgs=(call_id, reading), errbackArgs=(call_id, reading))
+        reading.addCallbacks(self._claim, self._not_read,
+                             callbackArgs=(call_id, reading, seen), errbackArgs=(call_id, reading))
 
     def _not_read(self, failure, call_id: str, reading) -> None:
         if self._active.get(call_id) is reading:
             del self._active[call_id]  # the next requested() tries again
         self._store_failed(failure, "request")
 
-    def _send(self, request: dict | None, call_id: str, reading) -> None:
+    def _claim(self, request: dict | None, call_id: str, reading, seen) -> None:
         if self._active.get(call_id) is not reading:
             return  # stopped while it was read
         del self._active[call_id]
         if request is None or request["status"] != "pending":
+            self._claims.pop(call_id, None)
             return
+        if seen is _UNSEEN:
+            seen = self._claims.get(call_id, request["last_attempt_at"])
+        at = datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
+        # Known before it is written: a stop meanwhile gives it up.
+        self._claims[call_id] = attempt_time(at)
+        claiming = self._active[call_id] = self._stored(self.store.claim_callback, call_id, seen, at)
+        claiming.addCallbacks(self._claimed, self._not_claimed,
+                              callbackArgs=(request, call_id, claiming), errbackArgs=(call_id, claiming))
+
+    def _not_claimed(self, failure, call_id: str, claiming) -> None:
+        if self._active.get(call_id) is claiming:
+            self._claims.pop(call_id, None)  # written or not: the next claim reads which
+        self._not_read(failure, call_id, claiming)
+
+    def _claimed(self, claimed: bool, request: dict, call_id: str, claiming) -> None:
+        if self._active.get(call_id) is not claiming:
+            return  # stopped while it was claimed
+        del self._active[call_id]
+        if not claimed:
+            self._claims.pop(call_id, None)
+            log.info("helpdesk: callback request {call} is being sent by another process",
+                     call=call_id)
+            return
+        self._send(request, call_id)
+
+    def _send(self, request: dict, call_id: str) -> None:
         attempt = request["attempts"] + 1
         d = defer.Deferred.fromCoroutine(self._post(self._payload(request)))
         d.addTimeout(self.timeout, self.clock)
@@ -219,13 +297,14 @@ class Helpdesk:
     def _delivered(self, _result, call_id: str, attempt: int, d) -> None:
         if self._active.get(call_id) is d:
             del self._active[call_id]
+        self._claims.pop(call_id, None)
         self._update(call_id, "sent", attempt, delivered_at=self._now())
         log.info("helpdesk: callback request {call} sent (attempt {attempt})", call=call_id,
                  attempt=attempt)
 
     def _failed(self, failure, call_id: str, attempt: int, d) -> None:
         if failure.check(defer.CancelledError):
-            return None  # stopped: the request stays pending for the next start
+            return None  # stopped: the request is given up, pending, for the next run
         if self._active.get(call_id) is d:
             del self._active[call_id]
         retry = failure.check(_Retry, defer.TimeoutError) is not None
@@ -243,6 +322,7 @@ class Helpdesk:
             log.warn("helpdesk: callback request {call} attempt {attempt} failed: {cause}; "
                      "next in {delay} s", call=call_id, attempt=attempt, cause=cause, delay=delay)
             return None
+        self._claims.pop(call_id, None)
         self._update(call_id, "failed", attempt, last_error=cause)
         log.error("helpdesk: callback request {call} not sent after {attempt} attempts: {cause}",
                   call=call_id, attempt=attempt, cause=cause)
@@ -257,28 +337,48 @@ class Helpdesk:
 
 
 class HelpdeskService(service.Service):
-    """Sends the requests left pending when the server starts, unless
-    ``may_resend`` refuses (another server process sharing the store does
-    it); cancels what is in flight when it stops (sent again at the next
-    start), and calls ``release`` (the lease ``may_resend`` took is given
-    up, so that the next start sends them however soon it comes)."""
+    """Sends the orphaned requests (see the module's docstring) when the
+    server starts and every ``interval`` seconds on the helpdesk's clock
+    (None: at start only), unless ``may_resend`` refuses (another server
+    process sharing the store does it: the lease ``helpdesk-resend``, asked
+    and renewed at each run); gives up what is in flight when it stops,
+    and calls ``release`` (the lease ``may_resend`` took is given up, so
+    that the next run of another server, or the next start, sends them
+    however soon it comes).  A run never fails: a store that cannot be
+    asked is logged, and the next run asks again."""
 
     def __init__(self, helpdesk, may_resend: Callable[[], object] = lambda: True,
-                 release: Callable[[], object] = lambda: None):
+                 release: Callable[[], object] = lambda: None,
+                 interval: float | None = RESEND_INTERVAL):
         self.helpdesk, self.may_resend, self.release = helpdesk, may_resend, release
+        self.interval = interval
+        self._loop: task.LoopingCall | None = None
 
     def startService(self):
         super().startService()
-        # may_resend may answer later (a lease asked off the reactor).
-        defer.maybeDeferred(self.may_resend).addCallback(
-            lambda may: self.helpdesk.resend_pending() if may else None).addErrback(
-            lambda failure: log.failure("helpdesk: pending requests not sent again", failure))
+        if self.interval is None or isinstance(self.helpdesk, NoHelpdesk):
+            self.run()  # at start only
+            return
+        self._loop = task.LoopingCall(self.run)
+        self._loop.clock = self.helpdesk.clock
+        self._loop.start(self.interval, now=True)
+
+    def run(self) -> defer.Deferred:
+        """One look for orphaned requests, if this process may: a Deferred
+        that never fails (``may_resend`` may answer later, a lease asked
+        off the reactor)."""
+        return defer.maybeDeferred(self.may_resend).addCallback(
+            lambda may: self.helpdesk.resend_orphaned() if may else None).addErrback(
+            lambda failure: log.failure("helpdesk: orphaned requests not sent again", failure))
 
     def stopService(self):
         super().stopService()
-        released = defer.maybeDeferred(self.release)  # never fails
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+        # The requests given up first, then the lease: the next holder finds them.
         stopped = defer.maybeDeferred(self.helpdesk.stop)
-        return released.addCallback(lambda _: stopped)
+        return stopped.addBoth(lambda _: self.release())
 
 
 def _treq_client(reactor):

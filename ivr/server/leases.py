@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ivr.server.helpdesk import RESEND_INTERVAL
 from ivr.store.sqlite.checkpoint import CHECKPOINT_INTERVAL
 
 __all__ = ["Leases", "holder_id"]
@@ -28,10 +29,13 @@ log = Logger()
 #: keeps them, and another process takes over within a few intervals of
 #: its death.  The purge's is shorter than a day: the first process to
 #: come to it each day runs it, and a restart does not wait a day more;
-#: the fold of PostgreSQL's funnel counts' is shorter than its hour.
+#: the fold of PostgreSQL's funnel counts' is shorter than its hour.  The
+#: helpdesk re-sends' lasts 2.5 of their intervals, as the sweep's: its
+#: holder keeps it, and orphaned callback requests wait at most a few
+#: intervals more when the holder itself dies.
 CHECKPOINT_LEASE = 10 * CHECKPOINT_INTERVAL
 SWEEP_LEASE_INTERVALS = 2.5
-HELPDESK_LEASE = 600.0
+HELPDESK_LEASE = 2.5 * RESEND_INTERVAL
 RETENTION_LEASE = 3600.0
 REACHED_FOLD_LEASE = 600.0
 

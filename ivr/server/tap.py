@@ -35,7 +35,7 @@ from ivr.lookups.shops import HttpOrderLookups, OrderLookupsService
 from ivr.providers.registry import providers
 from ivr.server.calls import COME_BACK_MARGIN, CallHandler
 from ivr.server.dashboard import make_dashboard
-from ivr.server.helpdesk import Helpdesk, HelpdeskService, NoHelpdesk
+from ivr.server.helpdesk import RESEND_INTERVAL, Helpdesk, HelpdeskService, NoHelpdesk
 from ivr.server.holding import PollsElsewhere
 from ivr.server.leases import (
     CHECKPOINT_LEASE,
@@ -441,9 +441,11 @@ def makeService(options, reactor=default_reactor) -> service.MultiService:
         fold.setName("reached-fold")
         fold.setServiceParent(top)
     SmsService(texts).setServiceParent(top)
-    # Requests left pending by the last run are sent again.
+    # Requests left pending by a server that stopped or died are sent again,
+    # at start and every few minutes, by the one process holding the lease.
     HelpdeskService(helpdesk, may_resend=lambda: leases.asked("helpdesk-resend", HELPDESK_LEASE),
-                    release=lambda: leases.release("helpdesk-resend")).setServiceParent(top)
+                    release=lambda: leases.release("helpdesk-resend"),
+                    interval=RESEND_INTERVAL).setServiceParent(top)
     if shop:
         OrderLookupsService(lookups).setServiceParent(top)
         log.info("orders from {url} ({preset})", url=shop.base_url, preset=shop.preset or "custom mapping")
