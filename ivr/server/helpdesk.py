@@ -376,9 +376,11 @@ class HelpdeskService(service.Service):
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
-        # The requests given up first, then the lease: the next holder finds them.
+        # Both asked now, while the store's threads still run (they stop
+        # after this service); the requests given up first.
         stopped = defer.maybeDeferred(self.helpdesk.stop)
-        return stopped.addBoth(lambda _: self.release())
+        released = defer.maybeDeferred(self.release)  # never fails
+        return released.addCallback(lambda _: stopped)
 
 
 def _treq_client(reactor):
