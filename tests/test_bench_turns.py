@@ -98,3 +98,17 @@ def test_a_paced_run_waits_between_requests(recorder, tmp_path):
     paced = bench_turns.run_wrk(recorder.server_address[1], paced_script, 1, 2,
                                 ["nonce=00000002", "period=50", *steps])
     assert 30 <= paced["per_second"] <= 45 < flat_out["per_second"]
+
+
+def test_the_medians_say_what_postgresqls_cpu_leaves_out(capsys):
+    def server(name, rate):
+        row = {"per_second": rate, "calls_per_second": rate / 5, "p50_ms": 1.0, "p99_ms": 2.0,
+               "cpu_ms": 1000 / rate}
+        return bench_turns.Server(name, None, 0, rows=[{"sat": row, "50%": dict(row)}])
+
+    bench_turns.print_medians([server("bare", 8000.0), server("ivr 1 worker", 4000.0)], {})
+    assert "PostgreSQL's" not in capsys.readouterr().out
+    bench_turns.print_medians([server("bare", 8000.0), server("ivr postgresql", 800.0)], {})
+    out = capsys.readouterr().out
+    assert "ivr postgresql's CPU ms/req counts ivr-serve's processes only, not PostgreSQL's" in out
+    assert "0.10" in out  # its rate, 800 / 8000 of bare's

@@ -378,6 +378,8 @@ def print_medians(servers: list[Server], missing: dict[str, str]) -> None:
         print(f"{server.name:<17}" + "".join(f"{c:>24}" for c in cells))
     for name, why in missing.items():
         print(f"{name:<17}{why}")
+    if any(server.name == "ivr postgresql" for server in servers):
+        print("ivr postgresql's CPU ms/req counts ivr-serve's processes only, not PostgreSQL's")
 
 
 def print_client_check(servers: list[Server], plain: list[dict]) -> None:
