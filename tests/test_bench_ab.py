@@ -21,7 +21,7 @@ def test_trees_are_named_by_their_folder_and_numbered_when_two_share_a_name(tmp_
 def test_ratios_are_taken_round_by_round():
     baseline = [{"per_second": 100.0}, {"per_second": 200.0}]
     rows = [{"per_second": 110.0}, {"per_second": 180.0}]
-    assert bench_ab.ratios(rows, baseline, "per_second") == [1.1, 0.9]
+    assert bench_ab.round_ratios(rows, baseline, "per_second") == [1.1, 0.9]
 
 
 def test_a_folder_that_is_not_a_source_tree_is_refused(tmp_path, capsys):

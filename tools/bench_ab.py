@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 import bench_turns
-from bench_turns import LUA, Server, call_steps, measure, median_spread, run_wrk, start_ivr, stop
+from bench_turns import LUA, Server, call_steps, measure, median_spread, round_ratios, run_wrk, start_ivr, stop
 
 
 def tree_names(trees: list[Path]) -> list[str]:
@@ -32,11 +32,6 @@ def tree_names(trees: list[Path]) -> list[str]:
     names = [tree.resolve().name or str(tree) for tree in trees]
     return [f"{index + 1}:{name}" if names.count(name) > 1 else name
             for index, name in enumerate(names)]
-
-
-def ratios(rows: list[dict], baseline: list[dict], key: str) -> list[float]:
-    """``key`` of each round over the baseline's in the same round."""
-    return [mine[key] / theirs[key] for mine, theirs in zip(rows, baseline) if theirs[key]]
 
 
 def print_report(servers: list[Server]) -> None:
@@ -53,8 +48,8 @@ def print_report(servers: list[Server]) -> None:
                 f"  CPU ms/req {median_spread([r['cpu_ms'] for r in rows], 3)}"
                 f"  p99 ms {median_spread([r['p99_ms'] for r in rows], 2)}")
         if server is not servers[0]:
-            line += (f"  x req/s {median_spread(ratios(rows, baseline, 'per_second'), 3)}"
-                     f"  x CPU {median_spread(ratios(rows, baseline, 'cpu_ms'), 3)}")
+            line += (f"  x req/s {median_spread(round_ratios(rows, baseline, 'per_second'), 3)}"
+                     f"  x CPU {median_spread(round_ratios(rows, baseline, 'cpu_ms'), 3)}")
         print(line)
 
 

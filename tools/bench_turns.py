@@ -420,9 +420,14 @@ def print_targets(servers: list[Server]) -> None:
         print(f"target {label}: {verdict}, measured {median_spread(values, digits)}")
 
 
+def round_ratios(rows: list[dict], baseline: list[dict], key: str) -> list[float]:
+    """``key`` of each round over the baseline's in the same round."""
+    return [mine[key] / theirs[key] for mine, theirs in zip(rows, baseline) if theirs[key]]
+
+
 def _ratios(server: Server, baseline: Server, key: str) -> list[float]:
-    return [mine["sat"][key] / theirs["sat"][key]
-            for mine, theirs in zip(server.rows, baseline.rows)]
+    return round_ratios([row["sat"] for row in server.rows],
+                        [row["sat"] for row in baseline.rows], key)
 
 
 def main(argv=None) -> None:
